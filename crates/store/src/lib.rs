@@ -1,0 +1,20 @@
+//! musubi's state machine: one keyspace, applied from the Raft log.
+//!
+//! Promises: `apply` is deterministic (no clock, no I/O, no randomness: the same log gives
+//! the same state and the same responses on every member), never panics on any request,
+//! and every successful mutation advances the store index by exactly one. The store index
+//! is the revision counter that v2 reports as `modifiedIndex` and v3 will report as
+//! `revision`.
+
+mod error;
+mod event;
+mod history;
+mod request;
+mod state_machine;
+mod tree;
+
+pub use error::{ErrorCode, V2Error};
+pub use event::{Action, Event, NodeView};
+pub use history::{EventHistory, is_descendant, is_hidden_from, watch_matches};
+pub use request::{Compare, Expiry, Request, V2Op};
+pub use state_machine::{Response, SnapshotError, StateMachine};
