@@ -191,7 +191,10 @@ impl StateMachine {
             (Some(_), false) => Some(value.unwrap_or_default().to_string()),
         };
         let prev = self.tree.view(key, &existing, false);
-        Ok(self.rewrite(Action::Update, key, new_value, expiry, refresh, prev))
+        // etcd reports the new index for a directory update but keeps the directory's
+        // stored modifiedIndex (only its TTL changes).
+        let stored_index = if existing.is_dir() { existing.modified_index } else { self.index + 1 };
+        Ok(self.rewrite(Action::Update, key, new_value, expiry, refresh, prev, stored_index))
     }
 
     fn compare_and_swap(&mut self, key: &str, value: &str, expiry: Expiry, refresh: bool, compare: &Compare) -> Result<Event, V2Error> {
@@ -203,16 +206,18 @@ impl StateMachine {
         check_compare(key, &existing, compare, index)?;
         let new_value = if refresh { existing.value.clone() } else { Some(value.to_string()) };
         let prev = self.tree.view(key, &existing, false);
-        Ok(self.rewrite(Action::CompareAndSwap, key, new_value, expiry, refresh, prev))
+        Ok(self.rewrite(Action::CompareAndSwap, key, new_value, expiry, refresh, prev, self.index + 1))
     }
 
     /// Writes a new value and expiry into an existing node, keeping its created index.
-    fn rewrite(&mut self, action: Action, key: &str, value: Option<String>, expiry: Expiry, refresh: bool, prev: NodeView) -> Event {
+    #[allow(clippy::too_many_arguments)]
+    fn rewrite(&mut self, action: Action, key: &str, value: Option<String>, expiry: Expiry, refresh: bool, prev: NodeView, stored_index: u64) -> Event {
         let next = self.index + 1;
-        self.tree.rewrite(key, value, next, expire_at(expiry));
+        self.tree.rewrite(key, value, stored_index, expire_at(expiry));
         self.index = next;
         let entry = self.tree.lookup(key, next).expect("the node was just written");
-        let node = self.tree.view(key, entry, false);
+        let mut node = self.tree.view(key, entry, false);
+        node.modified_index = next;
         Event { action, node, prev_node: Some(prev), etcd_index: next, refresh }
     }
 
@@ -293,7 +298,9 @@ fn expire_at(expiry: Expiry) -> Option<u64> {
 /// Directories cannot be compared (102).
 fn check_compare(key: &str, node: &Entry, compare: &Compare, index: u64) -> Result<(), V2Error> {
     let Some(value) = &node.value else {
-        return Err(V2Error::new(ErrorCode::NotFile, key, index));
+        // For the root, etcd's cause is its internal namespace, which trims to nothing.
+        let cause = if key == "/" { "" } else { key };
+        return Err(V2Error::new(ErrorCode::NotFile, cause, index));
     };
     let want_value = compare.prev_value.as_deref().filter(|v| !v.is_empty());
     let want_index = compare.prev_index.filter(|i| *i != 0);

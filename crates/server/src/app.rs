@@ -1,0 +1,59 @@
+//! Everything a request handler needs, built once at start-up.
+
+use crate::v2::reply::RaftPosition;
+use crate::v2::watch::WatchHub;
+use musubi_consensus::{Consensus, SharedStateMachine};
+use parking_lot::Mutex;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+/// Who this member is: etcd-style IDs, printed in hex on the wire.
+#[derive(Clone, Debug)]
+pub struct Identity {
+    pub name: String,
+    pub member_id: u64,
+    pub cluster_id: u64,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Largest value a write may carry (`--max-request-bytes` plus etcd's gRPC allowance).
+    pub max_value_bytes: usize,
+    /// Largest form body read from a client.
+    pub max_body_bytes: usize,
+    /// How long a write or a quorum read may wait for Raft before a 300 error.
+    pub request_timeout: Duration,
+}
+
+pub struct App {
+    pub sm: SharedStateMachine,
+    pub hub: Arc<WatchHub>,
+    pub raft: Consensus,
+    pub identity: Identity,
+    pub limits: Limits,
+    pub started_at: SystemTime,
+    /// When this member last saw a leader change (for `/v2/stats/self`).
+    leader_seen: Mutex<(Option<u64>, SystemTime)>,
+}
+
+impl App {
+    pub fn new(sm: SharedStateMachine, hub: Arc<WatchHub>, raft: Consensus, identity: Identity, limits: Limits) -> App {
+        let now = SystemTime::now();
+        App { sm, hub, raft, identity, limits, started_at: now, leader_seen: Mutex::new((None, now)) }
+    }
+
+    pub fn raft_position(&self) -> RaftPosition {
+        let status = self.raft.status();
+        RaftPosition { index: status.commit_index, term: status.term }
+    }
+
+    /// Since when the current leader has led, as far as this member has seen.
+    pub fn leader_since(&self) -> SystemTime {
+        let leader = self.raft.status().leader;
+        let mut seen = self.leader_seen.lock();
+        if seen.0 != leader {
+            *seen = (leader, SystemTime::now());
+        }
+        seen.1
+    }
+}

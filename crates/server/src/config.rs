@@ -1,0 +1,259 @@
+//! `musubi serve` configuration: one struct filled from flags, then `MUSUBI_*` environment
+//! variables, then defaults. etcd 3.4's flag names work with one or two dashes, and so do
+//! the etcd 0.x flags the seed articles use (`-addr -peer-addr -peers`).
+
+use std::path::PathBuf;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    pub name: String,
+    pub data_dir: PathBuf,
+    pub listen_client_urls: Vec<String>,
+    pub advertise_client_urls: Vec<String>,
+    pub listen_peer_urls: Vec<String>,
+    pub initial_advertise_peer_urls: Vec<String>,
+    pub initial_cluster: String,
+    pub initial_cluster_state: String,
+    pub initial_cluster_token: String,
+    pub snapshot_count: u64,
+    pub max_request_bytes: u64,
+    pub heartbeat_interval_ms: u64,
+    pub election_timeout_ms: u64,
+    pub v2_watch_history: usize,
+    pub log_level: String,
+}
+
+/// What the command line asked for.
+#[derive(Debug, PartialEq)]
+pub enum Invocation {
+    Serve(Box<Config>),
+    Version,
+    Help,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    Value,
+    Bool,
+}
+
+/// (canonical name, kind, help). Names are matched after stripping one or two dashes.
+const FLAGS: &[(&str, Kind, &str)] = &[
+    ("name", Kind::Value, "human-readable name of this member (default \"default\")"),
+    ("data-dir", Kind::Value, "directory for the log and snapshots (default \"<name>.musubi\")"),
+    ("listen-client-urls", Kind::Value, "URLs to serve clients on (default http://127.0.0.1:2379,http://127.0.0.1:4001)"),
+    ("advertise-client-urls", Kind::Value, "client URLs to tell the cluster (default: the listen URLs)"),
+    ("listen-peer-urls", Kind::Value, "URLs to serve peers on (default http://127.0.0.1:2380)"),
+    ("initial-advertise-peer-urls", Kind::Value, "peer URLs to tell the cluster (default: the listen peer URLs)"),
+    ("initial-cluster", Kind::Value, "name=peerURL,... of the first members (default: this member alone)"),
+    ("initial-cluster-state", Kind::Value, "new or existing (default new)"),
+    ("initial-cluster-token", Kind::Value, "token that makes cluster IDs unique (default etcd-cluster)"),
+    ("snapshot-count", Kind::Value, "applied entries between snapshots (default 100000)"),
+    ("max-request-bytes", Kind::Value, "largest client request in bytes (default 1572864)"),
+    ("heartbeat-interval", Kind::Value, "leader heartbeat in ms (default 100)"),
+    ("election-timeout", Kind::Value, "election timeout in ms (default 1000)"),
+    ("v2-watch-history", Kind::Value, "v2 events kept for waitIndex watches (default 1000, etcd's window)"),
+    ("log-level", Kind::Value, "debug, info, warn or error (default info)"),
+    ("enable-v2", Kind::Bool, "accepted for etcd compatibility; the v2 API is always on"),
+    // etcd 0.x
+    ("addr", Kind::Value, "0.x: client host:port to listen on and advertise"),
+    ("bind-addr", Kind::Value, "0.x: client host[:port] to listen on"),
+    ("peer-addr", Kind::Value, "0.x: peer host:port to listen on and advertise"),
+    ("peer-bind-addr", Kind::Value, "0.x: peer host[:port] to listen on"),
+    ("peer-heartbeat-interval", Kind::Value, "0.x: heartbeat-interval"),
+    ("peer-election-timeout", Kind::Value, "0.x: election-timeout"),
+    ("cors", Kind::Value, "accepted for compatibility; CORS always allows every origin"),
+    ("snapshot", Kind::Bool, "0.x: accepted; snapshots are always on"),
+];
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum ConfigError {
+    #[error("flag provided but not defined: {0}")]
+    UnknownFlag(String),
+    #[error("flag needs an argument: {0}")]
+    MissingValue(String),
+    #[error("invalid value {value:?} for {flag}: {reason}")]
+    BadValue { flag: String, value: String, reason: String },
+    #[error("unexpected argument {0:?}")]
+    Positional(String),
+}
+
+/// The flags as given, canonical name → value, last one wins.
+#[derive(Default)]
+struct Given(Vec<(&'static str, String)>);
+
+impl Given {
+    fn get(&self, name: &str) -> Option<String> {
+        let flag = self.0.iter().rev().find(|(n, _)| *n == name).map(|(_, v)| v.clone());
+        flag.or_else(|| std::env::var(env_name(name)).ok())
+    }
+}
+
+fn env_name(flag: &str) -> String {
+    format!("MUSUBI_{}", flag.replace('-', "_").to_ascii_uppercase())
+}
+
+pub fn parse(args: &[String]) -> Result<Invocation, ConfigError> {
+    let mut given = Given::default();
+    let mut i = 0;
+    while i < args.len() {
+        let arg = &args[i];
+        i += 1;
+        let Some(stripped) = arg.strip_prefix("--").or_else(|| arg.strip_prefix('-')) else {
+            return Err(ConfigError::Positional(arg.clone()));
+        };
+        let (name, inline) = match stripped.split_once('=') {
+            Some((n, v)) => (n, Some(v.to_string())),
+            None => (stripped, None),
+        };
+        match name {
+            "version" => return Ok(Invocation::Version),
+            "h" | "help" => return Ok(Invocation::Help),
+            _ => {}
+        }
+        let Some(&(canonical, kind, _)) = FLAGS.iter().find(|(n, _, _)| *n == name) else {
+            return Err(ConfigError::UnknownFlag(arg.clone()));
+        };
+        let value = match (kind, inline) {
+            (_, Some(v)) => v,
+            (Kind::Bool, None) => "true".to_string(),
+            (Kind::Value, None) => {
+                let v = args.get(i).ok_or_else(|| ConfigError::MissingValue(arg.clone()))?;
+                i += 1;
+                v.clone()
+            }
+        };
+        given.0.push((canonical, value));
+    }
+    Ok(Invocation::Serve(Box::new(build(&given)?)))
+}
+
+fn number<T: std::str::FromStr>(given: &Given, names: &[&str], default: T) -> Result<T, ConfigError> {
+    for name in names {
+        if let Some(v) = given.get(name) {
+            return v.parse().map_err(|_| ConfigError::BadValue { flag: name.to_string(), value: v.clone(), reason: "not a number".into() });
+        }
+    }
+    Ok(default)
+}
+
+fn url_list(s: &str) -> Vec<String> {
+    s.split(',').map(str::trim).filter(|u| !u.is_empty()).map(str::to_string).collect()
+}
+
+/// A 0.x `host:port` (or a bare host with the 0.x default port) as an http URL.
+fn addr_url(addr: &str, default_port: u16) -> String {
+    let addr = addr.trim_start_matches("http://");
+    if addr.contains(':') { format!("http://{addr}") } else { format!("http://{addr}:{default_port}") }
+}
+
+fn build(given: &Given) -> Result<Config, ConfigError> {
+    let name = given.get("name").unwrap_or_else(|| "default".into());
+    let data_dir = PathBuf::from(given.get("data-dir").unwrap_or_else(|| format!("{name}.musubi")));
+
+    let addr = given.get("addr").map(|a| addr_url(&a, 4001));
+    let listen_client_urls = match (given.get("listen-client-urls"), given.get("bind-addr"), &addr) {
+        (Some(urls), _, _) => url_list(&urls),
+        (None, Some(bind), _) => vec![addr_url(&bind, 4001)],
+        (None, None, Some(addr)) => vec![addr.clone()],
+        (None, None, None) => vec!["http://127.0.0.1:2379".into(), "http://127.0.0.1:4001".into()],
+    };
+    let advertise_client_urls = match (given.get("advertise-client-urls"), &addr) {
+        (Some(urls), _) => url_list(&urls),
+        (None, Some(addr)) => vec![addr.clone()],
+        (None, None) => listen_client_urls.iter().take(1).cloned().collect(),
+    };
+
+    let peer_addr = given.get("peer-addr").map(|a| addr_url(&a, 7001));
+    let listen_peer_urls = match (given.get("listen-peer-urls"), given.get("peer-bind-addr"), &peer_addr) {
+        (Some(urls), _, _) => url_list(&urls),
+        (None, Some(bind), _) => vec![addr_url(&bind, 7001)],
+        (None, None, Some(addr)) => vec![addr.clone()],
+        (None, None, None) => vec!["http://127.0.0.1:2380".into()],
+    };
+    let initial_advertise_peer_urls = match (given.get("initial-advertise-peer-urls"), &peer_addr) {
+        (Some(urls), _) => url_list(&urls),
+        (None, Some(addr)) => vec![addr.clone()],
+        (None, None) => listen_peer_urls.clone(),
+    };
+    let initial_cluster = given.get("initial-cluster").unwrap_or_else(|| {
+        initial_advertise_peer_urls.iter().map(|u| format!("{name}={u}")).collect::<Vec<_>>().join(",")
+    });
+
+    let initial_cluster_state = given.get("initial-cluster-state").unwrap_or_else(|| "new".into());
+    if initial_cluster_state != "new" && initial_cluster_state != "existing" {
+        return Err(ConfigError::BadValue { flag: "initial-cluster-state".into(), value: initial_cluster_state, reason: "must be new or existing".into() });
+    }
+    Ok(Config {
+        name,
+        data_dir,
+        listen_client_urls,
+        advertise_client_urls,
+        listen_peer_urls,
+        initial_advertise_peer_urls,
+        initial_cluster,
+        initial_cluster_state,
+        initial_cluster_token: given.get("initial-cluster-token").unwrap_or_else(|| "etcd-cluster".into()),
+        snapshot_count: number(given, &["snapshot-count"], 100_000)?,
+        max_request_bytes: number(given, &["max-request-bytes"], 1_572_864)?,
+        heartbeat_interval_ms: number(given, &["heartbeat-interval", "peer-heartbeat-interval"], 100)?,
+        election_timeout_ms: number(given, &["election-timeout", "peer-election-timeout"], 1000)?,
+        v2_watch_history: number(given, &["v2-watch-history"], 1000)?,
+        log_level: given.get("log-level").unwrap_or_else(|| "info".into()),
+    })
+}
+
+/// The flag reference printed by `musubi serve --help`.
+pub fn usage() -> String {
+    let mut out = String::from("usage: musubi serve [flags]\n\nFlags take one or two dashes; each also reads MUSUBI_<FLAG> from the environment.\n\n");
+    for (name, kind, help) in FLAGS {
+        let arg = if *kind == Kind::Value { " VALUE" } else { "" };
+        out.push_str(&format!("  --{name}{arg}\n        {help}\n"));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn serve(args: &[&str]) -> Config {
+        match parse(&args.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap() {
+            Invocation::Serve(c) => *c,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn no_flags_make_a_single_default_node() {
+        let c = serve(&[]);
+        assert_eq!(c.listen_client_urls, ["http://127.0.0.1:2379", "http://127.0.0.1:4001"]);
+        assert_eq!(c.initial_cluster, "default=http://127.0.0.1:2380");
+        assert_eq!(c.data_dir, PathBuf::from("default.musubi"));
+    }
+
+    #[test]
+    fn the_seed_0x_command_line_works_as_written() {
+        let c = serve(&["-data-dir", "/tmp/etcd1.data", "-name", "machine1", "-addr", "127.0.0.1:4001", "-peer-addr", "127.0.0.1:7001"]);
+        assert_eq!(c.name, "machine1");
+        assert_eq!(c.listen_client_urls, ["http://127.0.0.1:4001"]);
+        assert_eq!(c.advertise_client_urls, ["http://127.0.0.1:4001"]);
+        assert_eq!(c.initial_cluster, "machine1=http://127.0.0.1:7001");
+    }
+
+    #[test]
+    fn etcd_flags_take_one_or_two_dashes_and_inline_values() {
+        let c = serve(&["--name=n1", "-listen-client-urls", "http://127.0.0.1:6001", "--enable-v2", "--snapshot-count=5"]);
+        assert_eq!((c.name.as_str(), c.snapshot_count), ("n1", 5));
+        assert_eq!(c.advertise_client_urls, ["http://127.0.0.1:6001"]);
+    }
+
+    #[test]
+    fn bad_flags_say_what_is_wrong() {
+        let args = |a: &[&str]| parse(&a.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert_eq!(args(&["--bogus"]).unwrap_err(), ConfigError::UnknownFlag("--bogus".into()));
+        assert_eq!(args(&["--name"]).unwrap_err(), ConfigError::MissingValue("--name".into()));
+        assert!(matches!(args(&["--snapshot-count", "x"]).unwrap_err(), ConfigError::BadValue { .. }));
+        assert_eq!(args(&["--version"]).unwrap(), Invocation::Version);
+    }
+}

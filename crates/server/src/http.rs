@@ -1,0 +1,145 @@
+//! The client port: one entry point that decodes the path, applies Go's path cleaning
+//! redirect and CORS, and dispatches to the v2 handlers.
+
+use crate::app::App;
+use crate::v2::keys::{self, KeysRequest};
+use crate::v2::params::clean_path;
+use crate::v2::{cluster, reply};
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::Router;
+use std::sync::Arc;
+
+pub fn router(app: Arc<App>) -> Router {
+    Router::new().fallback(dispatch).with_state(app)
+}
+
+async fn dispatch(State(app): State<Arc<App>>, req: Request) -> reply::HttpResponse {
+    let mut resp = route(app, req).await;
+    add_cors(resp.headers_mut());
+    resp
+}
+
+async fn route(app: Arc<App>, req: Request) -> reply::HttpResponse {
+    let raw_path = req.uri().path().to_string();
+    let path = percent_encoding::percent_decode_str(&raw_path).decode_utf8_lossy().into_owned();
+    if let Some(target) = redirect_target(&path) {
+        return redirect(&target, req.uri().query(), req.method());
+    }
+    if req.method() == Method::OPTIONS {
+        return reply::HttpResponse::new(Body::empty());
+    }
+    if path == "/v2/keys" || path.starts_with("/v2/keys/") {
+        return keys_entry(app, req, &path["/v2/keys".len()..]).await;
+    }
+    let get_only = |resp: fn(&App) -> reply::HttpResponse, req: &Request, app: &App| {
+        if req.method() == Method::GET || req.method() == Method::HEAD { resp(app) } else { method_not_allowed("GET, HEAD") }
+    };
+    match path.as_str() {
+        "/version" => cluster::version(),
+        "/health" => get_only(cluster::health, &req, &app),
+        "/v2/machines" => get_only(cluster::machines, &req, &app),
+        "/v2/members" => get_only(cluster::members, &req, &app),
+        "/v2/members/leader" => get_only(cluster::leader, &req, &app),
+        "/v2/stats/self" => get_only(cluster::stats_self, &req, &app),
+        "/v2/stats/leader" => get_only(cluster::stats_leader, &req, &app),
+        "/v2/stats/store" => cluster::stats_store(&app),
+        _ => not_found(),
+    }
+}
+
+async fn keys_entry(app: Arc<App>, req: Request, key_path: &str) -> reply::HttpResponse {
+    let method = req.method().clone();
+    if !matches!(method, Method::HEAD | Method::GET | Method::PUT | Method::POST | Method::DELETE) {
+        return method_not_allowed("HEAD,GET,PUT,POST,DELETE");
+    }
+    let query = req.uri().query().map(str::to_string);
+    let has_form = matches!(method, Method::PUT | Method::POST) && is_form(req.headers());
+    let form_body = if has_form {
+        match axum::body::to_bytes(req.into_body(), app.limits.max_body_bytes).await {
+            Ok(bytes) => Some(bytes),
+            Err(_) => return reply::internal("etcdserver: request is too large"),
+        }
+    } else {
+        None
+    };
+    let key = clean_path(key_path);
+    let mut resp = keys::handle(app.clone(), KeysRequest { method: &method, key, query: query.as_deref(), form_body }).await;
+    let cluster_id = HeaderValue::from_str(&format!("{:x}", app.identity.cluster_id)).expect("hex is a valid header");
+    resp.headers_mut().insert("X-Etcd-Cluster-Id", cluster_id);
+    resp
+}
+
+fn is_form(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.trim_start().to_ascii_lowercase().starts_with("application/x-www-form-urlencoded"))
+}
+
+/// Go's ServeMux redirects any path that is not clean (keeping a trailing slash).
+fn redirect_target(path: &str) -> Option<String> {
+    let mut clean = clean_path(path);
+    if path.ends_with('/') && clean != "/" {
+        clean.push('/');
+    }
+    (clean != path).then_some(clean)
+}
+
+fn redirect(target: &str, query: Option<&str>, method: &Method) -> reply::HttpResponse {
+    let encoded = percent_encoding::utf8_percent_encode(target, PATH_ESCAPES).to_string();
+    let location = match query {
+        Some(q) if !q.is_empty() => format!("{encoded}?{q}"),
+        _ => encoded,
+    };
+    let body = if *method == Method::GET || *method == Method::HEAD { format!("<a href=\"{location}\">Moved Permanently</a>.\n\n") } else { String::new() };
+    let mut resp = reply::HttpResponse::new(Body::from(body));
+    *resp.status_mut() = StatusCode::MOVED_PERMANENTLY;
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    if *method == Method::GET || *method == Method::HEAD {
+        resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    }
+    resp
+}
+
+const PATH_ESCAPES: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS.add(b' ').add(b'"').add(b'#').add(b'%').add(b'<').add(b'>').add(b'?').add(b'`').add(b'{').add(b'}');
+
+fn plain(status: StatusCode, text: &'static str) -> reply::HttpResponse {
+    let mut resp = reply::HttpResponse::new(Body::from(text));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    resp.headers_mut().insert("X-Content-Type-Options", HeaderValue::from_static("nosniff"));
+    resp
+}
+
+fn method_not_allowed(allow: &'static str) -> reply::HttpResponse {
+    let mut resp = plain(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed\n");
+    resp.headers_mut().insert(header::ALLOW, HeaderValue::from_static(allow));
+    resp
+}
+
+fn not_found() -> reply::HttpResponse {
+    plain(StatusCode::NOT_FOUND, "404 page not found\n")
+}
+
+/// etcd 3.4 answers every origin (`--cors` defaults to `*`).
+fn add_cors(headers: &mut HeaderMap) {
+    headers.insert("Access-Control-Allow-Origin", HeaderValue::from_static("*"));
+    headers.insert("Access-Control-Allow-Methods", HeaderValue::from_static("POST, GET, OPTIONS, PUT, DELETE"));
+    headers.insert("Access-Control-Allow-Headers", HeaderValue::from_static("accept, content-type, authorization"));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redirect_target;
+
+    #[test]
+    fn unclean_paths_redirect_and_clean_ones_do_not() {
+        assert_eq!(redirect_target("/v2/keys//a/../b/").as_deref(), Some("/v2/keys/b/"));
+        assert_eq!(redirect_target("/v2/keys/a/"), None);
+        assert_eq!(redirect_target("/v2/keys"), None);
+    }
+}

@@ -1,0 +1,152 @@
+//! `musubi serve`: a store member. Alone it is a one-member Raft cluster with an embedded
+//! data dir; it serves etcd's v2 keys API on its client URLs.
+//!
+//! Start-up, in order:
+//! 1. parse the configuration (flags, `MUSUBI_*` environment, defaults);
+//! 2. open the Raft log and snapshot in the data dir, restoring the state machine;
+//! 3. start the TTL expiry loop;
+//! 4. serve clients on every client URL and peers on the peer URLs until SIGINT/SIGTERM.
+
+pub mod app;
+mod clock;
+pub mod config;
+mod expiry;
+mod http;
+mod identity;
+pub mod v2;
+
+use app::{App, Identity, Limits};
+use config::{Config, Invocation};
+use musubi_consensus::{ApplyHook, Consensus, ConsensusConfig};
+use musubi_store::StateMachine;
+use parking_lot::RwLock;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+use v2::watch::WatchHub;
+
+/// etcd lets a gRPC request exceed `--max-request-bytes` by this much.
+const REQUEST_OVERHEAD_BYTES: usize = 512 * 1024;
+
+/// Entry point for `musubi serve ARGS` and for the binary invoked as `etcd ARGS`.
+pub fn cli_main(args: Vec<String>) -> ExitCode {
+    let config = match config::parse(&args) {
+        Ok(Invocation::Serve(config)) => config,
+        Ok(Invocation::Version) => {
+            println!("etcd Version: {}", v2::cluster::ETCD_API_VERSION);
+            println!("musubi Version: {}", env!("CARGO_PKG_VERSION"));
+            return ExitCode::SUCCESS;
+        }
+        Ok(Invocation::Help) => {
+            print!("{}", config::usage());
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("musubi serve: {e}\n\n{}", config::usage());
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(&config.log_level);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime starts");
+    match runtime.block_on(run(*config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("musubi serve: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(level: &str) {
+    let filter = std::env::var("MUSUBI_LOG").or_else(|_| std::env::var("RUST_LOG")).unwrap_or_else(|_| format!("{level},openraft=warn"));
+    let _ = tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::new(filter)).with_writer(std::io::stderr).try_init();
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot create data dir {path}: {source}")]
+    DataDir { path: String, source: std::io::Error },
+    #[error("cannot listen on {url}: {reason}")]
+    Listen { url: String, reason: String },
+    #[error(transparent)]
+    Identity(#[from] identity::IdentityError),
+    #[error("consensus: {0}")]
+    Consensus(#[from] musubi_consensus::ConsensusError),
+}
+
+pub async fn run(config: Config) -> Result<(), ServeError> {
+    std::fs::create_dir_all(&config.data_dir).map_err(|source| ServeError::DataDir { path: config.data_dir.display().to_string(), source })?;
+    let identity = identity::resolve(&config)?;
+    let client_listeners = bind_all(&config.listen_client_urls).await?;
+    let peer_listeners = bind_all(&config.listen_peer_urls).await?;
+
+    let sm = Arc::new(RwLock::new(StateMachine::new()));
+    let hub = Arc::new(WatchHub::new(config.v2_watch_history));
+    let hook_hub = hub.clone();
+    let hook: ApplyHook = Arc::new(move |response| hook_hub.on_apply(response));
+    let raft = Consensus::open(consensus_config(&config, &identity), sm.clone(), hook).await?;
+
+    let limits = Limits {
+        max_value_bytes: config.max_request_bytes as usize + REQUEST_OVERHEAD_BYTES,
+        max_body_bytes: 3 * (config.max_request_bytes as usize + REQUEST_OVERHEAD_BYTES),
+        request_timeout: Duration::from_millis(5000 + 2 * config.election_timeout_ms),
+    };
+    let app = Arc::new(App::new(sm, hub, raft.clone(), identity, limits));
+    tokio::spawn(expiry::run(app.clone()));
+
+    let client_router = http::router(app.clone());
+    for (url, listener) in client_listeners {
+        tracing::info!(%url, "serving clients");
+        tokio::spawn(serve_router(listener, client_router.clone()));
+    }
+    let peer_router = raft.peer_router();
+    for (url, listener) in peer_listeners {
+        tracing::info!(%url, "serving peers");
+        tokio::spawn(serve_router(listener, peer_router.clone()));
+    }
+    tracing::info!(name = %app.identity.name, data_dir = %config.data_dir.display(), "musubi is ready");
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    raft.shutdown().await;
+    Ok(())
+}
+
+fn consensus_config(config: &Config, identity: &Identity) -> ConsensusConfig {
+    ConsensusConfig {
+        node_id: identity.member_id,
+        node_name: identity.name.clone(),
+        data_dir: config.data_dir.clone(),
+        peer_url: config.initial_advertise_peer_urls.first().cloned().unwrap_or_default(),
+        client_urls: config.advertise_client_urls.clone(),
+        snapshot_count: config.snapshot_count,
+        heartbeat_ms: config.heartbeat_interval_ms,
+        election_ms: config.election_timeout_ms,
+    }
+}
+
+async fn serve_router(listener: tokio::net::TcpListener, router: axum::Router) {
+    if let Err(e) = axum::serve(listener, router).await {
+        tracing::error!(error = %e, "listener stopped");
+    }
+}
+
+async fn bind_all(urls: &[String]) -> Result<Vec<(String, tokio::net::TcpListener)>, ServeError> {
+    let mut out = Vec::new();
+    for url in urls {
+        let listen_err = |reason: String| ServeError::Listen { url: url.clone(), reason };
+        let addr = url.strip_prefix("http://").ok_or_else(|| listen_err("only http:// URLs are supported so far (TLS comes with clustering)".into()))?;
+        let addr = addr.trim_end_matches('/');
+        let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| listen_err(e.to_string()))?;
+        out.push((url.clone(), listener));
+    }
+    Ok(out)
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler installs");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

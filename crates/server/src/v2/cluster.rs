@@ -1,0 +1,174 @@
+//! The v2 endpoints around the keyspace: members, machines, stats, version, health.
+
+use super::json;
+use super::reply::{self, HttpResponse};
+use crate::app::App;
+use axum::http::{HeaderValue, StatusCode, header};
+use musubi_consensus::MemberInfo;
+use std::fmt::Write;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// The version this server reports to clients: etcd's API level, not musubi's own.
+pub const ETCD_API_VERSION: &str = "3.4.0";
+
+pub fn version() -> HttpResponse {
+    reply::json_body(StatusCode::OK, format!("{{\"etcdserver\":\"{ETCD_API_VERSION}\",\"etcdcluster\":\"{ETCD_API_VERSION}\"}}\n"))
+}
+
+pub fn health(app: &App) -> HttpResponse {
+    if app.raft.status().leader.is_some() {
+        reply::json_body(StatusCode::OK, "{\"health\":\"true\"}\n".into())
+    } else {
+        reply::json_body(StatusCode::SERVICE_UNAVAILABLE, "{\"health\":\"false\"}\n".into())
+    }
+}
+
+pub fn machines(app: &App) -> HttpResponse {
+    let urls: Vec<String> = app.raft.status().members.iter().flat_map(|m| m.client_urls.clone()).collect();
+    let mut resp = HttpResponse::new(urls.join(", ").into());
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    resp
+}
+
+fn member_json(out: &mut String, m: &MemberInfo) {
+    let _ = write!(out, "{{\"id\":\"{:x}\",\"name\":", m.id);
+    json::string(out, &m.name);
+    out.push_str(",\"peerURLs\":");
+    string_list(out, &m.peer_urls);
+    out.push_str(",\"clientURLs\":");
+    string_list(out, &m.client_urls);
+    out.push('}');
+}
+
+fn string_list(out: &mut String, items: &[String]) {
+    out.push('[');
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        json::string(out, item);
+    }
+    out.push(']');
+}
+
+pub fn members(app: &App) -> HttpResponse {
+    let mut out = String::from("{\"members\":[");
+    for (i, m) in app.raft.status().members.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        member_json(&mut out, m);
+    }
+    out.push_str("]}\n");
+    with_cluster_id(app, reply::json_body(StatusCode::OK, out))
+}
+
+pub fn leader(app: &App) -> HttpResponse {
+    let status = app.raft.status();
+    let Some(leader) = status.leader.and_then(|id| status.members.iter().find(|m| m.id == id)) else {
+        return reply::json_body(StatusCode::SERVICE_UNAVAILABLE, "{\"message\":\"During election\"}\n".into());
+    };
+    let mut out = String::new();
+    member_json(&mut out, leader);
+    out.push('\n');
+    with_cluster_id(app, reply::json_body(StatusCode::OK, out))
+}
+
+fn with_cluster_id(app: &App, mut resp: HttpResponse) -> HttpResponse {
+    let id = HeaderValue::from_str(&format!("{:x}", app.identity.cluster_id)).expect("hex is a valid header");
+    resp.headers_mut().insert("X-Etcd-Cluster-Id", id);
+    resp
+}
+
+fn unix_nanos(t: SystemTime) -> i128 {
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as i128)
+}
+
+pub fn stats_self(app: &App) -> HttpResponse {
+    let status = app.raft.status();
+    let state = if status.is_leader { "StateLeader" } else { "StateFollower" };
+    let mut out = String::from("{\"name\":");
+    json::string(&mut out, &app.identity.name);
+    let _ = write!(out, ",\"id\":\"{:x}\",\"state\":\"{state}\",\"startTime\":\"{}\"", app.identity.member_id, json::rfc3339(unix_nanos(app.started_at)));
+    if let Some(leader) = status.leader {
+        let since = app.leader_since();
+        let uptime = SystemTime::now().duration_since(since).unwrap_or_default();
+        let _ = write!(out, ",\"leaderInfo\":{{\"leader\":\"{leader:x}\",\"uptime\":\"{}\",\"startTime\":\"{}\"}}", go_duration(uptime), json::rfc3339(unix_nanos(since)));
+    }
+    out.push_str(",\"recvAppendRequestCnt\":0,\"sendAppendRequestCnt\":0}\n");
+    reply::json_body(StatusCode::OK, out)
+}
+
+pub fn stats_leader(app: &App) -> HttpResponse {
+    let status = app.raft.status();
+    if !status.is_leader {
+        return reply::json_body(StatusCode::FORBIDDEN, "{\"message\":\"not current leader\"}\n".into());
+    }
+    let mut out = format!("{{\"leader\":\"{:x}\",\"followers\":{{", app.identity.member_id);
+    let followers = status.members.iter().filter(|m| m.id != app.identity.member_id);
+    for (i, m) in followers.enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let _ = write!(
+            out,
+            "\"{:x}\":{{\"latency\":{{\"current\":0,\"average\":0,\"standardDeviation\":0,\"minimum\":0,\"maximum\":0}},\"counts\":{{\"fail\":0,\"success\":0}}}}",
+            m.id
+        );
+    }
+    out.push_str("}}\n");
+    reply::json_body(StatusCode::OK, out)
+}
+
+pub fn stats_store(app: &Arc<App>) -> HttpResponse {
+    let watchers = app.hub.watcher_count();
+    let sm = app.sm.read();
+    let s = sm.stats();
+    let out = format!(
+        "{{\"getsSuccess\":{},\"getsFail\":{},\"setsSuccess\":{},\"setsFail\":{},\"deleteSuccess\":{},\"deleteFail\":{},\"updateSuccess\":{},\"updateFail\":{},\"createSuccess\":{},\"createFail\":{},\"compareAndSwapSuccess\":{},\"compareAndSwapFail\":{},\"compareAndDeleteSuccess\":{},\"compareAndDeleteFail\":{},\"expireCount\":{},\"watchers\":{}}}\n",
+        s.gets_success.load(Ordering::Relaxed),
+        s.gets_fail.load(Ordering::Relaxed),
+        s.sets_success,
+        s.sets_fail,
+        s.delete_success,
+        s.delete_fail,
+        s.update_success,
+        s.update_fail,
+        s.create_success,
+        s.create_fail,
+        s.compare_and_swap_success,
+        s.compare_and_swap_fail,
+        s.compare_and_delete_success,
+        s.compare_and_delete_fail,
+        s.expire_count,
+        watchers
+    );
+    reply::json_body(StatusCode::OK, out)
+}
+
+/// Go's `time.Duration.String()` for durations above one second: `1h2m3.5s`.
+fn go_duration(d: std::time::Duration) -> String {
+    let secs = d.as_secs();
+    let (h, m, s, nanos) = (secs / 3600, (secs / 60) % 60, secs % 60, d.subsec_nanos());
+    let frac = if nanos == 0 { String::new() } else { format!(".{nanos:09}").trim_end_matches('0').to_string() };
+    match (h, m) {
+        (0, 0) => format!("{s}{frac}s"),
+        (0, _) => format!("{m}m{s}{frac}s"),
+        _ => format!("{h}h{m}m{s}{frac}s"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::go_duration;
+    use std::time::Duration;
+
+    #[test]
+    fn durations_print_like_go() {
+        assert_eq!(go_duration(Duration::from_millis(11_348)), "11.348s");
+        assert_eq!(go_duration(Duration::from_secs(3723)), "1h2m3s");
+        assert_eq!(go_duration(Duration::from_secs(60)), "1m0s");
+    }
+}

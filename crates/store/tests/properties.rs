@@ -1,0 +1,89 @@
+//! Property tests of the v2 state machine over random operation sequences.
+
+use musubi_store::{Compare, Expiry, Request, Response, StateMachine, V2Op};
+use proptest::prelude::*;
+
+fn key() -> impl Strategy<Value = String> {
+    prop::collection::vec(prop::sample::select(vec!["a", "b", "_h", "c"]), 1..4).prop_map(|parts| format!("/{}", parts.join("/")))
+}
+
+fn expiry() -> impl Strategy<Value = Expiry> {
+    prop_oneof![Just(Expiry::Permanent), (0u64..20).prop_map(Expiry::At)]
+}
+
+fn op() -> impl Strategy<Value = Request> {
+    let value = prop::option::of(prop::sample::select(vec!["x".to_string(), "y".to_string(), String::new()]));
+    prop_oneof![
+        (key(), value.clone(), expiry(), any::<bool>()).prop_map(|(key, value, expiry, refresh)| V2Op::Set { key, value, expiry, refresh }),
+        (key(), value.clone(), expiry(), any::<bool>()).prop_map(|(key, value, expiry, in_order)| V2Op::Create { key, value, expiry, in_order }),
+        (key(), value, expiry(), any::<bool>()).prop_map(|(key, value, expiry, refresh)| V2Op::Update { key, value, expiry, refresh }),
+        (key(), prop::option::of(0u64..10)).prop_map(|(key, prev_index)| V2Op::CompareAndSwap {
+            key,
+            value: "z".into(),
+            expiry: Expiry::Permanent,
+            refresh: false,
+            compare: Compare { prev_value: Some("x".into()), prev_index }
+        }),
+        (key(), any::<bool>(), any::<bool>()).prop_map(|(key, dir, recursive)| V2Op::Delete { key, dir, recursive }),
+        (key(), prop::option::of(0u64..10)).prop_map(|(key, prev_index)| V2Op::CompareAndDelete { key, compare: Compare { prev_value: None, prev_index } }),
+    ]
+    .prop_map(Request::V2)
+    .boxed()
+    .prop_union((0u64..25).prop_map(|now_ms| Request::Expire { now_ms }).boxed())
+}
+
+fn successes(response: &Response) -> u64 {
+    match response {
+        Response::V2(r) => u64::from(r.is_ok()),
+        Response::Expired(events) => events.len() as u64,
+    }
+}
+
+proptest! {
+    #[test]
+    fn the_index_grows_by_one_per_successful_change_and_failures_change_nothing(ops in prop::collection::vec(op(), 1..60)) {
+        let mut sm = StateMachine::new();
+        for op in &ops {
+            let before_index = sm.index();
+            let before = sm.to_snapshot();
+            let response = sm.apply(op);
+            let ok = successes(&response);
+            prop_assert_eq!(sm.index(), before_index + ok);
+            if ok == 0 {
+                // Failed writes leave the keyspace as it was (stats aside).
+                let restored = StateMachine::from_snapshot(&before).unwrap();
+                prop_assert_eq!(restored.get("/", true).unwrap().node, sm.get("/", true).unwrap().node);
+            }
+        }
+    }
+
+    #[test]
+    fn a_snapshot_restores_the_same_keyspace_and_the_same_future(ops in prop::collection::vec(op(), 1..60), tail in prop::collection::vec(op(), 1..20)) {
+        let mut sm = StateMachine::new();
+        for op in &ops {
+            sm.apply(op);
+        }
+        let mut copy = StateMachine::from_snapshot(&sm.to_snapshot()).unwrap();
+        for op in &tail {
+            prop_assert_eq!(sm.apply(op), copy.apply(op));
+        }
+        prop_assert_eq!(sm.to_snapshot(), copy.to_snapshot());
+    }
+
+    #[test]
+    fn every_key_has_a_directory_for_a_parent(ops in prop::collection::vec(op(), 1..80)) {
+        let mut sm = StateMachine::new();
+        for op in &ops {
+            sm.apply(op);
+        }
+        fn walk(sm: &StateMachine, key: &str) -> Result<(), TestCaseError> {
+            let node = sm.get(key, false).unwrap().node;
+            for child in node.nodes.unwrap_or_default() {
+                prop_assert!(child.key.starts_with(key));
+                if child.dir { walk(sm, &child.key)?; }
+            }
+            Ok(())
+        }
+        walk(&sm, "/")?;
+    }
+}
