@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# The one test command: installs what is missing, builds, runs every test layer.
+#   tests/run-all.sh                 # everything
+#   tests/run-all.sh -k conformance  # extra arguments go to pytest
+# Environment: MUSUBI_TEST_TARGET=etcd runs the process tests against etcd 3.4 itself
+# (proves the harness); MUSUBI_CONFORMANCE_SEED=N replays one conformance seed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+
+log() { printf '\n=== %s\n' "$*"; }
+
+# Every process started below inherits this marker; at exit, whatever still carries it
+# (a server a crashed test left running) is killed by pid.
+export MUSUBI_TEST_RUN_ID="run-$$-$(date +%s%N)"
+cleanup() {
+  local pid
+  for env in /proc/[0-9]*/environ; do
+    pid=${env#/proc/}; pid=${pid%/environ}
+    [ "$pid" = "$$" ] && continue
+    if tr '\0' '\n' < "$env" 2>/dev/null | grep -qx "MUSUBI_TEST_RUN_ID=$MUSUBI_TEST_RUN_ID"; then
+      kill -9 "$pid" 2>/dev/null || true
+    fi
+  done
+}
+trap cleanup EXIT
+
+log "tools"
+need=()
+command -v etcd >/dev/null || need+=(etcd-server)
+command -v etcdctl >/dev/null || need+=(etcd-client)
+command -v wrk >/dev/null || need+=(wrk)
+command -v curl >/dev/null || need+=(curl)
+command -v ip >/dev/null || need+=(iproute2)
+if [ ${#need[@]} -gt 0 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+# Debian's etcd-server package starts a system etcd on 2379; the tests use their own ports.
+PY=${PYTHON:-python3}
+if ! "$PY" -c 'import etcd, pytest, requests' 2>/dev/null \
+   || [ "$("$PY" -c 'import importlib.metadata as m; print(m.version("python-etcd"))')" != "0.4.5" ]; then
+  "$PY" -m pip install -q --disable-pip-version-check python-etcd==0.4.5 pytest requests
+fi
+
+log "build"
+cargo build --release -p musubi
+export MUSUBI_BIN=${MUSUBI_BIN:-$ROOT/target/release/musubi}
+
+status=0
+log "cargo test --workspace"
+cargo test --workspace || status=1
+
+log "process tests (pytest tests/)"
+"$PY" -m pytest tests/ -p no:cacheprovider -ra "$@" || status=1
+
+exit $status
