@@ -43,6 +43,13 @@ if ! "$PY" -c 'import etcd, pytest, requests' 2>/dev/null \
    || [ "$("$PY" -c 'import importlib.metadata as m; print(m.version("python-etcd"))')" != "0.4.5" ]; then
   "$PY" -m pip install -q --disable-pip-version-check python-etcd==0.4.5 pytest requests
 fi
+# python-etcd's own integration tests ship in its sdist (tests/test_python_etcd.py)
+export MUSUBI_TEST_CACHE=${MUSUBI_TEST_CACHE:-$HOME/.cache/musubi-tests}
+if [ ! -f "$MUSUBI_TEST_CACHE/python-etcd-0.4.5.tar.gz" ]; then
+  mkdir -p "$MUSUBI_TEST_CACHE"
+  "$PY" -m pip download -q --disable-pip-version-check --no-deps --no-binary :all: \
+    python-etcd==0.4.5 -d "$MUSUBI_TEST_CACHE"
+fi
 
 log "build"
 cargo build --release -p musubi
