@@ -14,11 +14,13 @@ log() { printf '\n=== %s\n' "$*"; }
 # (a server a crashed test left running) is killed by pid.
 export MUSUBI_TEST_RUN_ID="run-$$-$(date +%s%N)"
 cleanup() {
-  local pid
+  local pid id=$MUSUBI_TEST_RUN_ID
+  unset MUSUBI_TEST_RUN_ID   # so the scanning commands below do not carry it
   for env in /proc/[0-9]*/environ; do
     pid=${env#/proc/}; pid=${pid%/environ}
     [ "$pid" = "$$" ] && continue
-    if tr '\0' '\n' < "$env" 2>/dev/null | grep -qx "MUSUBI_TEST_RUN_ID=$MUSUBI_TEST_RUN_ID"; then
+    if { tr '\0' '\n' < "$env"; } 2>/dev/null | grep -qx "MUSUBI_TEST_RUN_ID=$id"; then
+      echo "run-all.sh: killing leftover process $pid: $(tr '\0' ' ' < /proc/$pid/cmdline 2>/dev/null)" >&2
       kill -9 "$pid" 2>/dev/null || true
     fi
   done
