@@ -358,6 +358,12 @@ class Gen:
                 q.append(("recursive", "true"))
         return Req("GET", path, q)
 
+    def op_bad_form(self):
+        bad = self.rng.choice(["value=%zz", "value=%", "ttl=%4", "value=a%2"])
+        if self.rng.random() < 0.5:
+            return Req(self.rng.choice(["PUT", "POST"]), self.key(), raw_body=bad)
+        return Req(self.rng.choice(["GET", "PUT", "DELETE"]), self.key(), raw_query=bad)
+
     def op_wait_non_get(self):
         m = self.rng.choice(["PUT", "POST", "DELETE"])
         q = [("wait", "true")]
@@ -383,7 +389,7 @@ class Gen:
 
     OPS = [(op_set, 14), (op_dir, 6), (op_create_update, 9), (op_cas, 9), (op_refresh, 5),
            (op_post, 6), (op_delete, 9), (op_get, 12), (op_bad_bool, 4), (op_bad_number, 3),
-           (op_wait, 8), (op_wait_non_get, 2), (op_method, 2), (op_root, 3)]
+           (op_wait, 8), (op_wait_non_get, 2), (op_bad_form, 2), (op_method, 2), (op_root, 3)]
 
     def next(self):
         total = sum(w for _, w in self.OPS)
@@ -434,7 +440,7 @@ def test_generator_covers_the_reference(reference):
                     seen_codes.add(r.body[1]["errorCode"])
                 if "action" in r.body[1]:
                     seen_actions.add(r.body[1]["action"])
-    want_codes = {100, 101, 102, 104, 105, 107, 108, 201, 202, 203, 209, 211, 212}
+    want_codes = {100, 101, 102, 104, 105, 107, 108, 201, 202, 203, 209, 210, 211, 212}
     want_actions = {"get", "set", "create", "update", "compareAndSwap", "delete", "compareAndDelete"}
     assert want_codes <= seen_codes, "codes never produced: %s" % (want_codes - seen_codes)
     assert want_actions <= seen_actions, "actions never produced: %s" % (want_actions - seen_actions)
@@ -675,3 +681,44 @@ def test_headers_and_methods(target):
     assert st == 200 and set(json.loads(data)) == {"etcdserver", "etcdcluster"}, data
     st, h, data = raw_request(target.client_port, "GET", "/health")
     assert st == 200 and json.loads(data)["health"] == "true", data
+
+
+def test_stream_watch_side_by_side(pair):
+    """wait=true&stream=true keeps the connection and sends one JSON line per event;
+    refresh events are not sent to watchers, hidden children are not either."""
+    import http.client
+    ref, tgt = pair
+    check(ref, tgt, Req("PUT", ["/s/k"], [("value", "0"), ("ttl", "100")]))
+    watch = Req("GET", ["/s"], [("wait", "true"), ("stream", "true"), ("recursive", "true")])
+    conns, resps = [], []
+    for side in (ref, tgt):
+        m, p, _ = watch.render(side.base)
+        c = http.client.HTTPConnection("127.0.0.1", side.server.client_port, timeout=10)
+        c.request(m, p)
+        r = c.getresponse()
+        assert r.status == 200, "%s: stream watch answered %d" % (side.label, r.status)
+        conns.append(c)
+        resps.append(r)
+    try:
+        writes = [Req("PUT", ["/s/k"], [("refresh", "true"), ("ttl", "200")]),
+                  Req("PUT", ["/s/_hidden"], [("value", "h")]),
+                  Req("PUT", ["/s/k"], [("value", "1")]),
+                  Req("POST", ["/s/q"], [("value", "2")]),
+                  Req("DELETE", ["/s/k"], [])]
+        for w in writes:
+            check(ref, tgt, w)
+        lines = []
+        for side, r in zip((ref, tgt), resps):
+            got = []
+            for _ in range(3):
+                line = r.readline()
+                assert line, "%s: stream ended early after %r" % (side.label, got)
+                got.append(normalize(200, {}, line, side.base, watch))
+            lines.append(got)
+        for i, (a, b) in enumerate(zip(*lines)):
+            d = diff(a, b)
+            assert not d, "stream event %d differs:\nreference:\n%s\ntarget:\n%s\n%s" % (i, a.show(), b.show(), d)
+        assert [e.body[1]["action"] for e in lines[0]] == ["set", "create", "delete"]
+    finally:
+        for c in conns:
+            c.close()

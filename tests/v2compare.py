@@ -54,7 +54,9 @@ class Req:
     """method, path (list of pieces under /v2/keys, str pieces are sent verbatim,
     KeyIdx pieces are rendered), query and form as lists of (name, value) pairs."""
 
-    def __init__(self, method, path, query=(), form=None, raw_path=False, note=""):
+    def __init__(self, method, path, query=(), form=None, note="", raw_query=None, raw_body=None):
+        self.raw_query = raw_query    # sent verbatim after "?" (malformed encodings)
+        self.raw_body = raw_body      # sent verbatim as a form body
         self.method = method
         self.path = path if isinstance(path, list) else [path]
         self.query = list(query)
@@ -70,7 +72,9 @@ class Req:
             path += "?" + "&".join(
                 quote(k, safe="") + "=" + quote(_render_val(v, base), safe="")
                 for k, v in self.query)
-        body = None
+        if self.raw_query is not None:
+            path += ("&" if "?" in path else "?") + self.raw_query
+        body = self.raw_body
         if self.form is not None:
             body = "&".join(quote(k, safe="") + "=" + quote(_render_val(v, base), safe="")
                             for k, v in self.form)
@@ -81,8 +85,10 @@ class Req:
             parts = "".join(repr(p) if not isinstance(p, str) else p for p in self.path)
             q = "&".join("%s=%r" % (k, v) for k, v in self.query)
             f = "&".join("%s=%r" % (k, v) for k, v in (self.form or []))
-            return "%s /v2/keys%s%s%s" % (self.method, parts, ("?" + q) if q else "",
-                                         (" form: " + f) if self.form is not None else "")
+            extra = (" raw query: %r" % self.raw_query if self.raw_query is not None else "") + \
+                (" raw body: %r" % self.raw_body if self.raw_body is not None else "")
+            return "%s /v2/keys%s%s%s%s" % (self.method, parts, ("?" + q) if q else "",
+                                           (" form: " + f) if self.form is not None else "", extra)
         m, p, b = self.render(base)
         return "%s %s%s" % (m, p, (" body: %s" % b) if b is not None else "")
 
