@@ -34,16 +34,23 @@ command -v etcdctl >/dev/null || need+=(etcd-client)
 command -v wrk >/dev/null || need+=(wrk)
 command -v curl >/dev/null || need+=(curl)
 command -v ip >/dev/null || need+=(iproute2)
+PY=${PYTHON:-python3}
+command -v "$PY" >/dev/null || need+=(python3)
+"$PY" -m pip --version >/dev/null 2>&1 || need+=(python3-pip)
 if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq "${need[@]}" >/dev/null
 fi
-# Debian's etcd-server package starts a system etcd on 2379; the tests use their own ports.
-PY=${PYTHON:-python3}
+# Debian's etcd-server package may start a system etcd on 2379; the tests use their own ports.
+# Debian's own python3 refuses system-wide pip installs (PEP 668): retry with its override.
+pip_q() {
+  "$PY" -m pip "$@" -q --disable-pip-version-check 2>/dev/null \
+    || "$PY" -m pip "$@" -q --disable-pip-version-check --break-system-packages
+}
 if ! "$PY" -c 'import etcd, pytest, requests' 2>/dev/null \
    || [ "$("$PY" -c 'import importlib.metadata as m; print(m.version("python-etcd"))')" != "0.4.5" ]; then
-  "$PY" -m pip install -q --disable-pip-version-check python-etcd==0.4.5 pytest requests
+  pip_q install python-etcd==0.4.5 pytest requests
 fi
 # python-etcd's own integration tests ship in its sdist (tests/test_python_etcd.py)
 export MUSUBI_TEST_CACHE=${MUSUBI_TEST_CACHE:-$HOME/.cache/musubi-tests}
