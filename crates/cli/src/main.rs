@@ -1,0 +1,85 @@
+//! The `musubi` binary.
+//!
+//! 1. Invoked under the name `etcd` (python-etcd's tests put a link named `etcd` on `$PATH`),
+//!    or as `musubi serve ARGS`, it hands the raw arguments to the server, which parses
+//!    etcd's flags itself (old single-dash 0.x ones included).
+//! 2. Otherwise clap parses a client command (`kv`, `bench`) and runs it on its own runtime.
+//!
+//! Usage errors exit 1 and unknown commands 3, as `etcdctl` does (docs/cli-kv.md).
+
+mod bench;
+mod duration;
+mod kv;
+
+use clap::error::ErrorKind;
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "musubi",
+    version,
+    about = "A distributed key-value store compatible with etcd's v2 API."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a store member; takes etcd's flags (`musubi serve --help`).
+    #[command(disable_help_flag = true)]
+    Serve {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// etcdctl v2's key commands (set, get, ls, watch, …) against any v2 endpoint.
+    Kv(kv::KvArgs),
+    /// A load generator for the v2 keys API.
+    Bench(bench::BenchArgs),
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    let invoked_as = args
+        .first()
+        .map(|a| a.rsplit('/').next().unwrap_or(a))
+        .unwrap_or_default();
+    if invoked_as == "etcd" {
+        return serve(args[1..].to_vec());
+    }
+    let cli = match Cli::try_parse_from(&args) {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
+    match cli.command {
+        Command::Serve { args } => serve(args),
+        Command::Kv(args) => kv::run(args),
+        Command::Bench(args) => bench::run(args),
+    }
+}
+
+#[cfg(feature = "server")]
+fn serve(args: Vec<String>) -> ExitCode {
+    musubi_server::cli_main(args)
+}
+
+#[cfg(not(feature = "server"))]
+fn serve(_args: Vec<String>) -> ExitCode {
+    eprintln!("musubi: this build has no server (built without the `server` feature)");
+    ExitCode::from(1)
+}
+
+/// Print clap's message and exit as etcdctl does: 0 for help and version, 3 for an unknown
+/// command, 1 for any other usage error.
+fn usage_error(e: clap::Error) -> ExitCode {
+    let _ = e.print();
+    match e.kind() {
+        ErrorKind::DisplayHelp
+        | ErrorKind::DisplayVersion
+        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => ExitCode::SUCCESS,
+        ErrorKind::InvalidSubcommand => ExitCode::from(3),
+        _ => ExitCode::from(1),
+    }
+}
