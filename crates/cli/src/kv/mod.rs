@@ -179,14 +179,12 @@ async fn connect(global: &GlobalArgs) -> Result<Ctx, Failure> {
                 ctx.client.endpoints().join(",")
             );
         }
-        match ctx.call(ctx.client.sync()).await {
-            // Like etcdctl, only "nobody answered at all" is fatal: a server without
-            // /v2/members is still usable through the endpoints as given.
-            Err(Failure::Server(Error::Cluster(c))) if c.all_unreachable() => {
-                return Err(Failure::Connection(Error::Cluster(c)));
-            }
-            Err(Failure::DeadlineExceeded) => return Err(Failure::DeadlineExceeded),
-            _ => {}
+        // Like etcdctl, only "no endpoint could be connected to" is fatal: a server without
+        // /v2/members, or a slow one, is still tried with the endpoints as given.
+        if let Err(Failure::Server(Error::Cluster(c))) = ctx.call(ctx.client.sync()).await
+            && c.all_unreachable()
+        {
+            return Err(Failure::Connection(Error::Cluster(c)));
         }
         if global.debug {
             eprintln!(
