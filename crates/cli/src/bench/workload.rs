@@ -131,7 +131,7 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.ends_with("Content-Length: 9\r\n\r\nvalue=ahv"),
+            text.ends_with("Content-Length: 9\r\n\r\nvalue=aho"),
             "{text}"
         );
     }
