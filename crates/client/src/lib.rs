@@ -16,6 +16,23 @@
 //! 3. [`Client::get`], [`Client::set`] (create, update, compare-and-swap, directories: see
 //!    [`SetOptions`]), [`Client::create_in_order`], [`Client::delete`];
 //! 4. [`Client::watcher`] for a stream of events, one long poll at a time.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), musubi_client::Error> {
+//! use musubi_client::{Client, GetOptions, SetOptions, WatchOptions};
+//!
+//! let client = Client::new(vec!["http://127.0.0.1:2379".into()])?;
+//! client.set("/config/a", "1", &SetOptions::create(None)).await?;
+//! let got = client.get("/config/a", &GetOptions::default()).await?;
+//! assert_eq!(got.node.value, "1");
+//! // Everything that happens under /config after this read.
+//! let after = WatchOptions { after_index: got.meta.etcd_index, recursive: true };
+//! let mut watcher = client.watcher("/config", after);
+//! let event = watcher.next().await?;
+//! println!("{} {}", event.action, event.node.key);
+//! # Ok(())
+//! # }
+//! ```
 
 mod client;
 mod error;
