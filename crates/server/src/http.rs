@@ -4,6 +4,8 @@
 use crate::app::App;
 use crate::v2::keys::{self, KeysRequest};
 use crate::v2::params::clean_path;
+use crate::v2::auth::{self, AuthRequest};
+use crate::v2::basic_auth::Credentials;
 use crate::v2::{cluster, reply};
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -33,6 +35,9 @@ async fn route(app: Arc<App>, req: Request) -> reply::HttpResponse {
     if path == "/v2/keys" || path.starts_with("/v2/keys/") {
         return keys_entry(app, req, &path["/v2/keys".len()..]).await;
     }
+    if path.starts_with("/v2/auth/") {
+        return auth_entry(&app, req, &path["/v2/auth".len()..]).await;
+    }
     let get_only = |resp: fn(&App) -> reply::HttpResponse, req: &Request, app: &App| {
         if req.method() == Method::GET || req.method() == Method::HEAD { resp(app) } else { method_not_allowed("GET, HEAD") }
     };
@@ -55,6 +60,7 @@ async fn keys_entry(app: Arc<App>, req: Request, key_path: &str) -> reply::HttpR
         return method_not_allowed("HEAD,GET,PUT,POST,DELETE");
     }
     let query = req.uri().query().map(str::to_string);
+    let headers = req.headers().clone();
     let has_form = matches!(method, Method::PUT | Method::POST) && is_form(req.headers());
     let form_body = if has_form {
         match axum::body::to_bytes(req.into_body(), app.limits.max_body_bytes).await {
@@ -65,10 +71,22 @@ async fn keys_entry(app: Arc<App>, req: Request, key_path: &str) -> reply::HttpR
         None
     };
     let key = clean_path(key_path);
-    let mut resp = keys::handle(app.clone(), KeysRequest { method: &method, key, query: query.as_deref(), form_body }).await;
+    let credentials = Credentials::from_headers(&headers);
+    let request = KeysRequest { method: &method, key, query: query.as_deref(), form_body, auth_key: key_path, credentials };
+    let mut resp = keys::handle(app.clone(), request).await;
     let cluster_id = HeaderValue::from_str(&format!("{:x}", app.identity.cluster_id)).expect("hex is a valid header");
     resp.headers_mut().insert("X-Etcd-Cluster-Id", cluster_id);
     resp
+}
+
+async fn auth_entry(app: &App, req: Request, auth_path: &str) -> reply::HttpResponse {
+    let method = req.method().clone();
+    let credentials = Credentials::from_headers(req.headers());
+    let body = match axum::body::to_bytes(req.into_body(), app.limits.max_body_bytes).await {
+        Ok(bytes) => bytes,
+        Err(_) => return reply::internal("etcdserver: request is too large"),
+    };
+    auth::handle(app, AuthRequest { method: &method, path: auth_path, credentials, body }).await.unwrap_or_else(not_found)
 }
 
 fn is_form(headers: &HeaderMap) -> bool {
@@ -115,7 +133,7 @@ fn plain(status: StatusCode, text: &'static str) -> reply::HttpResponse {
     resp
 }
 
-fn method_not_allowed(allow: &'static str) -> reply::HttpResponse {
+pub(crate) fn method_not_allowed(allow: &'static str) -> reply::HttpResponse {
     let mut resp = plain(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed\n");
     resp.headers_mut().insert(header::ALLOW, HeaderValue::from_static(allow));
     resp

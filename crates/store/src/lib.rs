@@ -6,6 +6,7 @@
 //! is the revision counter that v2 reports as `modifiedIndex` and v3 will report as
 //! `revision`.
 
+mod auth;
 mod error;
 mod event;
 mod history;
@@ -13,6 +14,7 @@ mod request;
 mod state_machine;
 mod tree;
 
+pub use auth::{AuthError, AuthOp, AuthOutcome, AuthState, GUEST, PasswordHash, Permissions, ROOT, Role, User, unauthorized};
 pub use error::{ErrorCode, V2Error};
 pub use event::{Action, Event, NodeView};
 pub use history::{EventHistory, is_descendant, is_hidden_from, watch_matches};

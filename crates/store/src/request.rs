@@ -3,6 +3,7 @@
 //! Every field a member needs to apply a request deterministically travels inside it: the
 //! proposer computes absolute expiry times from its clock; nothing reads a clock at apply.
 
+use crate::AuthOp;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -13,6 +14,8 @@ pub enum Request {
     V2(V2Op),
     /// Expire every TTL key whose expiry is at or before `now_ms` (etcd's SYNC entry).
     Expire { now_ms: u64 },
+    /// A v2 auth-API mutation (users, roles, enable/disable).
+    Auth(AuthOp),
 }
 
 /// What a key's expiry becomes after a write.
@@ -54,6 +57,8 @@ impl fmt::Display for Request {
         match self {
             Request::V2(op) => write!(f, "v2 {} {}", op.action_name(), op.key()),
             Request::Expire { now_ms } => write!(f, "expire at {now_ms}"),
+            // Not `{op:?}`: that would log password hashes.
+            Request::Auth(op) => write!(f, "auth {}", op.kind()),
         }
     }
 }

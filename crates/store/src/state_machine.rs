@@ -1,7 +1,7 @@
 //! Applying requests to the keyspace, with etcd v2's semantics for every action.
 
 use crate::tree::{Entry, Tree};
-use crate::{Action, Compare, ErrorCode, Event, Expiry, NodeView, Request, V2Error, V2Op};
+use crate::{Action, AuthError, AuthOutcome, AuthState, Compare, ErrorCode, Event, Expiry, NodeView, Request, V2Error, V2Op};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,6 +12,7 @@ pub enum Response {
     V2(Result<Event, V2Error>),
     /// The expire events of one SYNC, in index order.
     Expired(Vec<Event>),
+    Auth(Result<AuthOutcome, AuthError>),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +46,7 @@ pub struct StateMachine {
     /// The store index: bumped by one on every successful mutation.
     index: u64,
     stats: StoreStats,
+    auth: AuthState,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -52,6 +54,9 @@ struct SnapshotData {
     index: u64,
     stats: StoreStats,
     entries: BTreeMap<String, Entry>,
+    /// Absent in snapshots taken before auth existed.
+    #[serde(default)]
+    auth: AuthState,
 }
 
 impl StateMachine {
@@ -87,14 +92,15 @@ impl StateMachine {
             index: u64,
             stats: &'a StoreStats,
             entries: &'a BTreeMap<String, Entry>,
+            auth: &'a AuthState,
         }
-        let data = SnapshotRef { index: self.index, stats: &self.stats, entries: self.tree.entries() };
+        let data = SnapshotRef { index: self.index, stats: &self.stats, entries: self.tree.entries(), auth: &self.auth };
         serde_json::to_vec(&data).expect("the keyspace always serializes")
     }
 
     pub fn from_snapshot(bytes: &[u8]) -> Result<Self, SnapshotError> {
         let data: SnapshotData = serde_json::from_slice(bytes)?;
-        Ok(StateMachine { tree: Tree::from_entries(data.entries), index: data.index, stats: data.stats })
+        Ok(StateMachine { tree: Tree::from_entries(data.entries), index: data.index, stats: data.stats, auth: data.auth })
     }
 
     /// A v2 GET: the node, and for a directory its visible children.
@@ -119,7 +125,17 @@ impl StateMachine {
                 Response::V2(result)
             }
             Request::Expire { now_ms } => Response::Expired(self.expire(*now_ms)),
+            Request::Auth(op) => Response::Auth(self.auth.apply(op).map(|(outcome, writes)| {
+                // etcd stores auth data in its v2 store: its writes move the index too.
+                self.index += writes;
+                outcome
+            })),
         }
+    }
+
+    /// Users, roles and whether auth is on, for the server's checks and reads.
+    pub fn auth(&self) -> &AuthState {
+        &self.auth
     }
 
     fn apply_v2(&mut self, op: &V2Op) -> Result<Event, V2Error> {

@@ -36,6 +36,8 @@ fn successes(response: &Response) -> u64 {
     match response {
         Response::V2(r) => u64::from(r.is_ok()),
         Response::Expired(events) => events.len() as u64,
+        // op() generates no auth requests.
+        Response::Auth(_) => 0,
     }
 }
 

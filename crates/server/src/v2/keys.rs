@@ -2,6 +2,7 @@
 //! read locally, read after a ReadIndex barrier, start a watch, or propose exactly one
 //! `Request` and wait for it to be applied.
 
+use super::basic_auth::Credentials;
 use super::params::{Form, KeyParams};
 use super::reply::{self, HttpResponse, RaftPosition};
 use super::json;
@@ -20,6 +21,10 @@ pub struct KeysRequest<'a> {
     pub query: Option<&'a str>,
     /// The urlencoded form body, when the request has one.
     pub form_body: Option<Bytes>,
+    /// The decoded path after `/v2/keys`, uncleaned: etcd checks permissions on it
+    /// (so `/v2/keys` is `""`, and a trailing `/` counts).
+    pub auth_key: &'a str,
+    pub credentials: Credentials,
 }
 
 pub async fn handle(app: Arc<App>, req: KeysRequest<'_>) -> HttpResponse {
@@ -32,6 +37,14 @@ pub async fn handle(app: Arc<App>, req: KeysRequest<'_>) -> HttpResponse {
         Ok(p) => p,
         Err(e) => return reply::error(&e),
     };
+    // As in etcd: after the parameters are validated, before anything is read or written.
+    let denied = match req.credentials.as_user() {
+        Ok(user) => app.sm.read().auth().authorize(user, req.auth_key, params.recursive, !is_get).err(),
+        Err(()) => Some(musubi_store::unauthorized()),
+    };
+    if let Some(e) = denied {
+        return reply::error(&e);
+    }
     if params.value.len() > app.limits.max_value_bytes {
         return reply::internal("etcdserver: request is too large");
     }
@@ -55,7 +68,7 @@ async fn write(app: &App, request: Request, no_value_on_success: bool) -> HttpRe
     match &applied.response {
         Response::V2(Ok(event)) => reply::event(event, raft, crate::clock::now_ms(), no_value_on_success),
         Response::V2(Err(e)) => reply::error(e),
-        Response::Expired(_) => reply::internal("unexpected response to a keys request"),
+        Response::Expired(_) | Response::Auth(_) => reply::internal("unexpected response to a keys request"),
     }
 }
 

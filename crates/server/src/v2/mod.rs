@@ -1,5 +1,8 @@
 //! etcd's v2 HTTP API.
 
+pub mod auth;
+pub mod auth_json;
+pub mod basic_auth;
 pub mod cluster;
 pub mod json;
 pub mod keys;

@@ -64,7 +64,7 @@ impl WatchHub {
         let mut inner = self.inner.lock();
         match response {
             Response::V2(Ok(event)) => inner.publish(event),
-            Response::V2(Err(_)) => {}
+            Response::V2(Err(_)) | Response::Auth(_) => {}
             Response::Expired(events) => events.iter().for_each(|e| inner.publish(e)),
         }
     }

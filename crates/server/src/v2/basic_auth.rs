@@ -1,0 +1,137 @@
+//! HTTP Basic credentials, read the way Go's `Request.BasicAuth` reads them. etcd tells
+//! "no Authorization header" (guest) apart from "a header that is not valid Basic" (denied).
+
+use axum::http::{HeaderMap, header};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Credentials {
+    /// No Authorization header at all: the guest role applies.
+    Absent,
+    Basic {
+        user: String,
+        password: String,
+    },
+    /// A header that is not Basic, or not decodable: always denied.
+    Malformed,
+}
+
+impl Credentials {
+    pub fn from_headers(headers: &HeaderMap) -> Credentials {
+        match headers.get(header::AUTHORIZATION) {
+            None => Credentials::Absent,
+            Some(v) if v.is_empty() => Credentials::Absent,
+            Some(v) => v
+                .to_str()
+                .ok()
+                .and_then(parse_basic)
+                .unwrap_or(Credentials::Malformed),
+        }
+    }
+
+    /// As the store's `authorize` / `is_root` take it; `Err` for a malformed header.
+    pub fn as_user(&self) -> Result<Option<(&str, &str)>, ()> {
+        match self {
+            Credentials::Absent => Ok(None),
+            Credentials::Basic { user, password } => Ok(Some((user, password))),
+            Credentials::Malformed => Err(()),
+        }
+    }
+}
+
+fn parse_basic(value: &str) -> Option<Credentials> {
+    const PREFIX: &str = "Basic ";
+    let head = value.get(..PREFIX.len())?;
+    if !head.eq_ignore_ascii_case(PREFIX) {
+        return None;
+    }
+    let decoded = String::from_utf8(base64_decode(&value[PREFIX.len()..])?).ok()?;
+    let (user, password) = decoded.split_once(':')?;
+    Some(Credentials::Basic {
+        user: user.to_string(),
+        password: password.to_string(),
+    })
+}
+
+/// Standard padded base64 (Go's `base64.StdEncoding`), strict like Go's decoder.
+fn base64_decode(s: &str) -> Option<Vec<u8>> {
+    let bytes = s.as_bytes();
+    if bytes.len() % 4 != 0 {
+        return None;
+    }
+    let value = |c: u8| -> Option<u32> {
+        Some(match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        } as u32)
+    };
+    let mut out = Vec::with_capacity(bytes.len() / 4 * 3);
+    for (i, chunk) in bytes.chunks(4).enumerate() {
+        let last = i == bytes.len() / 4 - 1;
+        let pad = chunk.iter().rev().take_while(|&&c| c == b'=').count();
+        if pad > 2 || (pad > 0 && !last) {
+            return None;
+        }
+        let mut n = 0u32;
+        for &c in &chunk[..4 - pad] {
+            n = (n << 6) | value(c)?;
+        }
+        n <<= 6 * pad as u32;
+        out.extend_from_slice(&n.to_be_bytes()[1..4 - pad]);
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn creds(v: Option<&str>) -> Credentials {
+        let mut h = HeaderMap::new();
+        if let Some(v) = v {
+            h.insert(header::AUTHORIZATION, HeaderValue::from_str(v).unwrap());
+        }
+        Credentials::from_headers(&h)
+    }
+
+    #[test]
+    fn parses_like_go() {
+        assert_eq!(creds(None), Credentials::Absent);
+        // "root:pw" and "u:a:b" (the password may hold colons).
+        assert_eq!(
+            creds(Some("Basic cm9vdDpwdw==")),
+            Credentials::Basic {
+                user: "root".into(),
+                password: "pw".into()
+            }
+        );
+        assert_eq!(
+            creds(Some("basic dTphOmI=")),
+            Credentials::Basic {
+                user: "u".into(),
+                password: "a:b".into()
+            }
+        );
+        assert_eq!(creds(Some("Bearer x")), Credentials::Malformed);
+        assert_eq!(creds(Some("Basic !!!!")), Credentials::Malformed);
+        assert_eq!(
+            creds(Some("Basic cm9vdA==")),
+            Credentials::Malformed,
+            "no colon"
+        );
+    }
+
+    #[test]
+    fn base64_round_values() {
+        assert_eq!(base64_decode("").unwrap(), b"");
+        assert_eq!(base64_decode("YQ==").unwrap(), b"a");
+        assert_eq!(base64_decode("YWI=").unwrap(), b"ab");
+        assert_eq!(base64_decode("YWJj").unwrap(), b"abc");
+        assert!(base64_decode("YQ=").is_none());
+        assert!(base64_decode("YQ==YWJj").is_none());
+    }
+}
