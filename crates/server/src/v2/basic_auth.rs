@@ -29,7 +29,7 @@ impl Credentials {
     }
 
     /// As the store's `authorize` / `is_root` take it; `Err` for a malformed header.
-    pub fn as_user(&self) -> Result<Option<(&str, &str)>, ()> {
+    pub(crate) fn as_user(&self) -> Result<Option<(&str, &str)>, ()> {
         match self {
             Credentials::Absent => Ok(None),
             Credentials::Basic { user, password } => Ok(Some((user, password))),
