@@ -86,11 +86,13 @@ impl Tree {
     }
 
     pub fn insert(&mut self, key: &str, entry: Entry) {
-        if let Some(at) = entry.expire_at {
-            self.expiring.insert((at, key.to_string()));
-        }
+        // Forget the old expiry before recording the new one: they may be equal.
+        let new_expiry = entry.expire_at;
         if let Some(old) = self.entries.insert(key.to_string(), entry) {
             self.forget_expiry(key, &old);
+        }
+        if let Some(at) = new_expiry {
+            self.expiring.insert((at, key.to_string()));
         }
     }
 

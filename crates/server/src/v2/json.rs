@@ -111,7 +111,8 @@ pub fn rfc3339(unix_nanos: i128) -> String {
     s
 }
 
-/// A JSON string with Go's escapes: `<`, `>`, `&`, U+2028 and U+2029 as `\uXXXX`.
+/// A JSON string with Go's escapes: `<`, `>`, `&`, U+2028 and U+2029 as `\uXXXX`; U+FFFD
+/// too, because it stands for the invalid UTF-8 Go would have escaped that way.
 pub fn string(out: &mut String, s: &str) {
     out.push('"');
     for c in s.chars() {
@@ -121,7 +122,7 @@ pub fn string(out: &mut String, s: &str) {
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
-            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' | '\u{0}'..='\u{1f}' => {
+            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' | '\u{fffd}' | '\u{0}'..='\u{1f}' => {
                 let _ = write!(out, "\\u{:04x}", c as u32);
             }
             c => out.push(c),
