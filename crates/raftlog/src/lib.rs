@@ -12,7 +12,7 @@
 //! 1. [`Log::open`] recovers the segments in a directory;
 //! 2. entries are encoded into a [`WriteBatch`] and handed to [`Log::append`], which writes
 //!    them and returns; the callback fires once they are durable;
-//! 3. [`Log::read`] streams records back by index; [`Log::truncate_after`] drops a
+//! 3. [`Log::read`] streams records back by index; [`Log::truncate_from`] drops a
 //!    conflicting suffix; [`Log::purge_upto`] drops a prefix once a snapshot covers it;
 //! 4. [`durable::write_atomic`] stores the vote and snapshots (temp file, fsync, rename,
 //!    fsync of the directory).

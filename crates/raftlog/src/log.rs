@@ -146,19 +146,20 @@ impl Log {
             .map_err(|_| io::Error::other("the log flusher thread has stopped"))?
     }
 
-    /// Removes every record after `index`, durably (a Raft conflict: the leader overrules us).
-    pub fn truncate_after(&self, index: u64) -> io::Result<()> {
+    /// Removes every record at or after `index`, durably (a Raft conflict: the leader
+    /// overrules the suffix).
+    pub fn truncate_from(&self, index: u64) -> io::Result<()> {
         let mut st = self.state.lock();
         let mut removed = false;
-        while st.segments.last().is_some_and(|s| s.first > index) {
+        while st.segments.last().is_some_and(|s| s.first >= index) {
             let seg = st.segments.pop().expect("checked above");
             remove(&seg.path)?;
             removed = true;
         }
         if let Some(seg) = st.segments.last_mut()
-            && seg.next() > index + 1
+            && seg.next() > index
         {
-            seg.truncate_from(index + 1)?;
+            seg.truncate_from(index)?;
         }
         if removed {
             sync_dir(&st.dir)?;

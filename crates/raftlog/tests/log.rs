@@ -103,12 +103,12 @@ fn an_append_that_skips_an_index_is_refused() {
 }
 
 #[test]
-fn truncate_after_drops_the_suffix_durably_and_appends_continue() {
+fn truncate_from_drops_the_suffix_durably_and_appends_continue() {
     let dir = tempfile::tempdir().unwrap();
     {
         let log = Log::open(dir.path(), small_segments()).unwrap();
         append(&log, 1..40);
-        log.truncate_after(12).unwrap();
+        log.truncate_from(13).unwrap();
         assert_eq!(log.last_index(), Some(12));
         append(&log, 13..16);
     }
@@ -236,7 +236,7 @@ fn durable_files_round_trip_and_report_damage() {
 #[derive(Clone, Debug)]
 enum Op {
     Append(u8),
-    TruncateAfter(u8),
+    TruncateFrom(u8),
     Purge(u8),
     Reopen,
     TearTail(u8),
@@ -245,7 +245,7 @@ enum Op {
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         4 => (1u8..20).prop_map(Op::Append),
-        1 => any::<u8>().prop_map(Op::TruncateAfter),
+        1 => any::<u8>().prop_map(Op::TruncateFrom),
         1 => any::<u8>().prop_map(Op::Purge),
         1 => Just(Op::Reopen),
         1 => (1u8..40).prop_map(Op::TearTail),
@@ -271,10 +271,10 @@ proptest! {
                     append(l, start..start + n as u64);
                     next = start + n as u64;
                 }
-                Op::TruncateAfter(k) => {
+                Op::TruncateFrom(k) => {
                     let at = first + k as u64 % (next - first + 1);
                     if at > first && at > purged {
-                        l.truncate_after(at - 1).unwrap();
+                        l.truncate_from(at).unwrap();
                         next = next.min(at);
                     }
                 }

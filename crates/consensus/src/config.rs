@@ -1,0 +1,47 @@
+//! What the server tells the consensus layer about this member.
+
+use std::path::PathBuf;
+
+/// Identity, storage location and timing of this member.
+#[derive(Clone, Debug)]
+pub struct ConsensusConfig {
+    pub node_id: u64,
+    pub node_name: String,
+    /// The Raft log and snapshots live under `data_dir/member`.
+    pub data_dir: PathBuf,
+    /// Where peers reach this member (`http://host:port`).
+    pub peer_url: String,
+    /// Where clients reach this member; reported in the member list.
+    pub client_urls: Vec<String>,
+    /// Applied entries between two snapshots (etcd's `--snapshot-count`).
+    pub snapshot_count: u64,
+    pub heartbeat_ms: u64,
+    pub election_ms: u64,
+}
+
+impl ConsensusConfig {
+    pub(crate) fn wal_dir(&self) -> PathBuf {
+        self.data_dir.join("member").join("wal")
+    }
+
+    pub(crate) fn snap_dir(&self) -> PathBuf {
+        self.data_dir.join("member").join("snap")
+    }
+
+    /// openraft's configuration. Election timeouts are randomised in `[election, 2*election)`
+    /// like etcd's; entries already in a snapshot are kept for lagging followers, as etcd's
+    /// `--snapshot-catchup-entries` does.
+    pub(crate) fn raft_config(&self) -> openraft::Config {
+        let election = self.election_ms.max(2 * self.heartbeat_ms.max(1));
+        openraft::Config {
+            cluster_name: "musubi".into(),
+            heartbeat_interval: self.heartbeat_ms.max(1),
+            election_timeout_min: election,
+            election_timeout_max: 2 * election,
+            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(self.snapshot_count.max(1)),
+            max_in_snapshot_log_to_keep: self.snapshot_count.clamp(1, 5000),
+            install_snapshot_timeout: 10 * election,
+            ..Default::default()
+        }
+    }
+}

@@ -1,0 +1,182 @@
+//! The handle the server holds: open, write, read barrier, status, shutdown.
+
+use crate::network::{self, PeerNetwork};
+use crate::{
+    ApplyHook, ConsensusConfig, ConsensusError, LogStore, Member, MemberInfo, Raft,
+    SharedStateMachine, StateMachineStore,
+};
+use openraft::async_runtime::watch::WatchReceiver;
+use openraft::{ReadPolicy, ServerState};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A running Raft member. Cheap to clone; every clone drives the same node.
+#[derive(Clone)]
+pub struct Consensus {
+    raft: Raft,
+    state_machine: StateMachineStore,
+    node_id: u64,
+}
+
+/// A committed, applied write.
+#[derive(Clone, Debug)]
+pub struct Applied {
+    pub response: musubi_store::Response,
+    pub log_index: u64,
+    pub term: u64,
+}
+
+/// A point-in-time view of this member's Raft state.
+#[derive(Clone, Debug)]
+pub struct RaftStatus {
+    pub term: u64,
+    pub commit_index: u64,
+    pub applied_index: u64,
+    pub leader: Option<u64>,
+    pub is_leader: bool,
+    pub members: Vec<MemberInfo>,
+}
+
+impl Consensus {
+    /// Opens (or creates) the log and snapshot under `data_dir`, restores the state machine
+    /// from the latest snapshot and replays the log; on a fresh data dir initializes a
+    /// one-member cluster. When this member is the only voter it returns once it leads and
+    /// has applied everything it had logged.
+    pub async fn open(
+        cfg: ConsensusConfig,
+        sm: SharedStateMachine,
+        hook: ApplyHook,
+    ) -> Result<Consensus, ConsensusError> {
+        let log =
+            LogStore::open(cfg.wal_dir(), cfg.snap_dir()).map_err(ConsensusError::storage(
+                format!("cannot open the raft log in {}", cfg.wal_dir().display()),
+            ))?;
+        let state_machine = StateMachineStore::open(sm, hook, cfg.snap_dir()).map_err(
+            ConsensusError::storage(format!(
+                "cannot restore the snapshot in {}",
+                cfg.snap_dir().display()
+            )),
+        )?;
+        let raft_config = cfg
+            .raft_config()
+            .validate()
+            .map_err(|e| ConsensusError::Config(e.to_string()))?;
+        let raft = Raft::new(
+            cfg.node_id,
+            Arc::new(raft_config),
+            PeerNetwork::default(),
+            log,
+            state_machine.clone(),
+        )
+        .await?;
+        let this = Consensus {
+            raft,
+            state_machine,
+            node_id: cfg.node_id,
+        };
+
+        if !this.raft.is_initialized().await? {
+            let me = Member {
+                name: cfg.node_name.clone(),
+                peer_urls: vec![cfg.peer_url.clone()],
+                client_urls: cfg.client_urls.clone(),
+            };
+            tracing::info!(member = %format!("{:x}", cfg.node_id), "initializing a new one-member cluster");
+            this.raft
+                .initialize(BTreeMap::from([(cfg.node_id, me)]))
+                .await
+                .map_err(|e| {
+                    ConsensusError::Fatal(format!("cannot initialize the cluster: {e}"))
+                })?;
+        }
+        let timeout = Duration::from_millis(10 * cfg.election_ms.max(100) + 5000);
+        if this.is_sole_voter(timeout).await? {
+            this.lead_alone(timeout).await?;
+        }
+        Ok(this)
+    }
+
+    /// Whether this member is the only voter, once Raft has published the membership it
+    /// loaded or was just initialized with (metrics trail the core by a moment).
+    async fn is_sole_voter(&self, timeout: Duration) -> Result<bool, ConsensusError> {
+        let known = |m: &openraft::RaftMetrics<crate::TypeConfig>| {
+            m.membership_config.voter_ids().next().is_some()
+        };
+        let metrics = self
+            .raft
+            .wait(Some(timeout))
+            .metrics(known, "membership is known")
+            .await
+            .map_err(|e| ConsensusError::Fatal(format!("raft did not load its membership: {e}")))?;
+        Ok(metrics.membership_config.voter_ids().eq([self.node_id]))
+    }
+
+    /// A sole voter need not wait out an election timeout after a restart: it campaigns at
+    /// once, then waits until its log is committed and applied.
+    async fn lead_alone(&self, timeout: Duration) -> Result<(), ConsensusError> {
+        if !self.raft.is_leader() {
+            self.raft.trigger().elect(false).await?;
+        }
+        let unavailable = |e: openraft::metrics::WaitError| {
+            ConsensusError::Unavailable(format!("this member did not become leader: {e}"))
+        };
+        self.raft
+            .wait(Some(timeout))
+            .state(ServerState::Leader, "sole voter leads")
+            .await
+            .map_err(unavailable)?;
+        self.raft
+            .wait_for_recovery(Some(timeout))
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    /// Proposes one request; resolves when it is committed (fsynced) and applied.
+    pub async fn write(&self, req: musubi_store::Request) -> Result<Applied, ConsensusError> {
+        let written = self.raft.client_write(req).await?;
+        Ok(Applied {
+            response: written.data,
+            log_index: written.log_id.index,
+            term: written.log_id.leader_id.term,
+        })
+    }
+
+    /// Linearizable read barrier (ReadIndex): resolves when the local state machine has
+    /// applied everything committed before the call.
+    pub async fn linearizable_barrier(&self) -> Result<(), ConsensusError> {
+        self.raft.ensure_linearizable(ReadPolicy::ReadIndex).await?;
+        Ok(())
+    }
+
+    pub fn status(&self) -> RaftStatus {
+        let m = self.raft.metrics().borrow_watched().clone();
+        RaftStatus {
+            term: m.current_term,
+            commit_index: m.local_committed.map_or(0, |id| id.index),
+            applied_index: m.last_applied.map_or(0, |id| id.index),
+            leader: m.current_leader,
+            is_leader: m.current_leader == Some(self.node_id) && m.state == ServerState::Leader,
+            members: m
+                .membership_config
+                .nodes()
+                .map(|(id, node)| MemberInfo::new(*id, node))
+                .collect(),
+        }
+    }
+
+    /// The peer routes (`/raft/...`) to serve on this member's peer URLs.
+    pub fn peer_router(&self) -> axum::Router {
+        network::router(self.raft.clone())
+    }
+
+    /// Stops Raft and waits for a snapshot being written; pending writes fail. Everything
+    /// acknowledged is already durable.
+    pub async fn shutdown(&self) {
+        if let Err(e) = self.raft.shutdown().await {
+            tracing::warn!(error = %e, "raft did not shut down cleanly");
+        }
+        self.state_machine.quiesce().await;
+    }
+}

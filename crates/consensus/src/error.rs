@@ -1,0 +1,73 @@
+//! The one error type of the consensus layer. Each variant says whether state changed.
+
+use openraft::errors::{ClientWriteError, Fatal, LinearizableReadError, RaftError};
+use std::io;
+
+use crate::TypeConfig;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConsensusError {
+    /// This member does not lead; nothing was proposed. Retry on the leader.
+    #[error("etcdserver: not leader{}", leader.map(|l| format!(" (the leader is member {l:x})")).unwrap_or_default())]
+    NotLeader { leader: Option<u64> },
+    /// The leader changed while the write was in flight: it may or may not be applied.
+    #[error(
+        "etcdserver: leader changed while the request was in flight; it may or may not have been applied"
+    )]
+    OutcomeUnknown,
+    /// No quorum could be reached; nothing was done.
+    #[error("etcdserver: no quorum of members is reachable: {0}")]
+    Unavailable(String),
+    /// Raft refused the proposal (a membership change or precondition failed); nothing changed.
+    #[error("raft refused the proposal: {0}")]
+    Rejected(String),
+    /// Reading or writing the data dir failed.
+    #[error("storage: {context}: {source}")]
+    Storage { context: String, source: io::Error },
+    /// The configuration was refused before anything started.
+    #[error("invalid raft configuration: {0}")]
+    Config(String),
+    /// Raft has stopped (shut down, or a storage failure it cannot survive). Restart the member.
+    #[error("raft has stopped: {0}")]
+    Fatal(String),
+}
+
+impl ConsensusError {
+    pub(crate) fn storage(context: impl Into<String>) -> impl FnOnce(io::Error) -> Self {
+        let context = context.into();
+        move |source| Self::Storage { context, source }
+    }
+}
+
+impl From<Fatal<TypeConfig>> for ConsensusError {
+    fn from(e: Fatal<TypeConfig>) -> Self {
+        Self::Fatal(e.to_string())
+    }
+}
+
+impl From<RaftError<TypeConfig, ClientWriteError<TypeConfig>>> for ConsensusError {
+    fn from(e: RaftError<TypeConfig, ClientWriteError<TypeConfig>>) -> Self {
+        match e {
+            RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => Self::NotLeader {
+                leader: f.leader_id,
+            },
+            RaftError::APIError(ClientWriteError::LogEntryDiscarded(_)) => Self::OutcomeUnknown,
+            RaftError::APIError(other) => Self::Rejected(other.to_string()),
+            RaftError::Fatal(f) => f.into(),
+        }
+    }
+}
+
+impl From<RaftError<TypeConfig, LinearizableReadError<TypeConfig>>> for ConsensusError {
+    fn from(e: RaftError<TypeConfig, LinearizableReadError<TypeConfig>>) -> Self {
+        match e {
+            RaftError::APIError(LinearizableReadError::ForwardToLeader(f)) => Self::NotLeader {
+                leader: f.leader_id,
+            },
+            RaftError::APIError(LinearizableReadError::QuorumNotEnough(q)) => {
+                Self::Unavailable(q.to_string())
+            }
+            RaftError::Fatal(f) => f.into(),
+        }
+    }
+}

@@ -1,0 +1,64 @@
+//! musubi's consensus layer: openraft, wired to our log, our state machine and HTTP peers.
+//!
+//! We write none of the protocol. This crate supplies openraft's three adapters and a small
+//! handle the server drives:
+//! - [`LogStore`]: the Raft log over `musubi_raftlog`; an append is reported flushed only
+//!   after its batch is fsynced, so group commit reaches clients;
+//! - [`StateMachineStore`]: applies entries to the shared `musubi_store::StateMachine`,
+//!   calls the [`ApplyHook`] under the write lock, and keeps snapshots on disk;
+//! - [`network`]: peers talk JSON over HTTP (`POST {peer_url}/raft/{append,vote,snapshot}`).
+//!
+//! The driving loop, seen from the server:
+//! 1. [`Consensus::open`] restores the latest snapshot, replays the log, and on a fresh data
+//!    dir makes this node a one-member cluster and waits until it leads;
+//! 2. every mutation is one [`Consensus::write`], resolved once fsynced and applied;
+//! 3. a quorum read first awaits [`Consensus::linearizable_barrier`], then reads the store;
+//! 4. [`Consensus::peer_router`] is served on the peer URLs.
+//!
+//! On disk, under the data dir: `member/wal/*.wal` (log segments) and `member/snap/`
+//! (`vote`, `purged`, and the latest `*.snap`).
+
+mod config;
+mod consensus;
+mod error;
+mod log_store;
+mod member;
+pub mod network;
+mod snapshot;
+mod state_machine;
+#[cfg(test)]
+mod test;
+
+use std::sync::Arc;
+
+pub use config::ConsensusConfig;
+pub use consensus::{Applied, Consensus, RaftStatus};
+pub use error::ConsensusError;
+pub use log_store::LogStore;
+pub use member::{Member, MemberInfo};
+pub use state_machine::StateMachineStore;
+
+openraft::declare_raft_types!(
+    /// musubi's Raft types: one `Request` per entry, members carry their URLs.
+    pub TypeConfig:
+        D = musubi_store::Request,
+        R = musubi_store::Response,
+        NodeId = u64,
+        Node = Member,
+);
+
+/// The openraft node, as configured for musubi.
+pub type Raft = openraft::Raft<TypeConfig, StateMachineStore>;
+pub type LogId = openraft::type_config::alias::LogIdOf<TypeConfig>;
+pub type Vote = openraft::type_config::alias::VoteOf<TypeConfig>;
+pub type Entry = openraft::type_config::alias::EntryOf<TypeConfig>;
+pub type StoredMembership = openraft::type_config::alias::StoredMembershipOf<TypeConfig>;
+pub type SnapshotMeta = openraft::type_config::alias::SnapshotMetaOf<TypeConfig>;
+/// A snapshot's data: the store's own snapshot bytes.
+pub type Snapshot = openraft::type_config::alias::SnapshotOf<TypeConfig, Vec<u8>>;
+
+pub type SharedStateMachine = Arc<parking_lot::RwLock<musubi_store::StateMachine>>;
+
+/// Called with every applied response, while the state machine write lock is still held,
+/// so a watcher that registers under the read lock can never miss an event.
+pub type ApplyHook = Arc<dyn Fn(&musubi_store::Response) + Send + Sync>;

@@ -1,0 +1,171 @@
+//! openraft's log storage over `musubi_raftlog`.
+//!
+//! Entries are JSON-encoded straight into one reusable write batch per append; the batch is
+//! written at once and openraft's `IOFlushed` callback is handed to the log's flusher, so it
+//! fires only after the fsync that covers the batch. The vote and the purge point live in
+//! small atomically replaced files beside the snapshots.
+
+use crate::{Entry, LogId, TypeConfig, Vote};
+use musubi_raftlog::{Log, Options, WriteBatch, durable};
+use openraft::storage::{IOFlushed, LogState, RaftLogReader, RaftLogStorage};
+use openraft::{OptionalSend, entry::RaftEntry};
+use parking_lot::Mutex;
+use serde::{Serialize, de::DeserializeOwned};
+use std::fmt::Debug;
+use std::io;
+use std::ops::{Bound, RangeBounds};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+const VOTE: &str = "vote";
+const PURGED: &str = "purged";
+
+/// The Raft log. Cheap to clone: clones share the same files (one is openraft's reader).
+#[derive(Clone)]
+pub struct LogStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    log: Log,
+    meta_dir: PathBuf,
+    vote: Mutex<Option<Vote>>,
+    purged: Mutex<Option<LogId>>,
+    /// Reused by every append, so encoding a batch allocates nothing once it has grown.
+    batch: Mutex<WriteBatch>,
+}
+
+impl LogStore {
+    /// Opens the log in `wal_dir`; the vote and purge point are kept in `meta_dir`.
+    pub fn open(wal_dir: PathBuf, meta_dir: PathBuf) -> io::Result<Self> {
+        let log = Log::open(wal_dir, Options::default())?;
+        let vote = read_json::<Vote>(&meta_dir, VOTE)?;
+        let purged = read_json::<LogId>(&meta_dir, PURGED)?;
+        if let Some(p) = &purged {
+            log.purge_upto(p.index)?;
+        }
+        let inner = Inner {
+            log,
+            meta_dir,
+            vote: Mutex::new(vote),
+            purged: Mutex::new(purged),
+            batch: Mutex::new(WriteBatch::new()),
+        };
+        Ok(Self {
+            inner: Arc::new(inner),
+        })
+    }
+
+    fn entries(&self, start: u64, end: u64) -> io::Result<Vec<Entry>> {
+        let mut out = Vec::with_capacity(end.saturating_sub(start).min(4096) as usize);
+        self.inner.log.read(start..end, |_, payload| {
+            out.push(serde_json::from_slice(payload).map_err(invalid)?);
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// Writes a small file with an fsync, off the async runtime's worker threads.
+    async fn save_json<T: Serialize>(&self, name: &'static str, value: &T) -> io::Result<()> {
+        let bytes = serde_json::to_vec(value).map_err(invalid)?;
+        let dir = self.inner.meta_dir.clone();
+        tokio::task::spawn_blocking(move || durable::write_atomic(&dir, name, &[&bytes]))
+            .await
+            .map_err(io::Error::other)?
+    }
+}
+
+impl RaftLogReader<TypeConfig> for LogStore {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> io::Result<Vec<Entry>> {
+        let start = match range.start_bound() {
+            Bound::Included(i) => *i,
+            Bound::Excluded(i) => i + 1,
+            Bound::Unbounded => 0,
+        };
+        let end = match range.end_bound() {
+            Bound::Included(i) => i + 1,
+            Bound::Excluded(i) => *i,
+            Bound::Unbounded => u64::MAX,
+        };
+        self.entries(start, end)
+    }
+
+    async fn read_vote(&mut self) -> io::Result<Option<Vote>> {
+        Ok(*self.inner.vote.lock())
+    }
+}
+
+impl RaftLogStorage<TypeConfig> for LogStore {
+    type LogReader = Self;
+
+    async fn get_log_state(&mut self) -> io::Result<LogState<TypeConfig>> {
+        let last_purged_log_id = *self.inner.purged.lock();
+        let last = match self.inner.log.last_index() {
+            Some(i) => self.entries(i, i + 1)?.pop().map(|e| e.log_id),
+            None => None,
+        };
+        Ok(LogState {
+            last_log_id: last.or(last_purged_log_id),
+            last_purged_log_id,
+        })
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        self.clone()
+    }
+
+    async fn save_vote(&mut self, vote: &Vote) -> io::Result<()> {
+        self.save_json(VOTE, vote).await?;
+        *self.inner.vote.lock() = Some(*vote);
+        Ok(())
+    }
+
+    async fn append<I>(&mut self, entries: I, callback: IOFlushed<TypeConfig>) -> io::Result<()>
+    where
+        I: IntoIterator<Item = Entry> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let mut batch = self.inner.batch.lock();
+        batch.clear();
+        for entry in entries {
+            batch
+                .push_with(entry.index(), |buf| serde_json::to_writer(buf, &entry))
+                .map_err(invalid)?;
+        }
+        self.inner.log.append(
+            &batch,
+            Box::new(move |result| callback.io_completed(result)),
+        )
+    }
+
+    async fn truncate_after(&mut self, last_log_id: Option<LogId>) -> io::Result<()> {
+        let from = last_log_id.map_or(0, |id| id.index + 1);
+        self.inner.log.truncate_from(from)
+    }
+
+    async fn purge(&mut self, log_id: LogId) -> io::Result<()> {
+        // Record the purge point first: after a crash the log may hold less, never more.
+        self.save_json(PURGED, &log_id).await?;
+        *self.inner.purged.lock() = Some(log_id);
+        self.inner.log.purge_upto(log_id.index)
+    }
+}
+
+fn read_json<T: DeserializeOwned>(dir: &std::path::Path, name: &str) -> io::Result<Option<T>> {
+    match durable::read(dir, name)? {
+        Some(parts) => {
+            let first = parts
+                .first()
+                .ok_or_else(|| invalid(format!("{name} is empty")))?;
+            serde_json::from_slice(first).map(Some).map_err(invalid)
+        }
+        None => Ok(None),
+    }
+}
+
+fn invalid(e: impl ToString) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, e.to_string())
+}

@@ -1,0 +1,38 @@
+//! What the cluster records about each member.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// The node data openraft keeps in the membership config for each member.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    pub name: String,
+    pub peer_urls: Vec<String>,
+    pub client_urls: Vec<String>,
+}
+
+impl fmt::Display for Member {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.name, self.peer_urls.join(","))
+    }
+}
+
+/// One member as the server reports it (`/v2/members`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MemberInfo {
+    pub id: u64,
+    pub name: String,
+    pub peer_urls: Vec<String>,
+    pub client_urls: Vec<String>,
+}
+
+impl MemberInfo {
+    pub(crate) fn new(id: u64, m: &Member) -> Self {
+        Self {
+            id,
+            name: m.name.clone(),
+            peer_urls: m.peer_urls.clone(),
+            client_urls: m.client_urls.clone(),
+        }
+    }
+}

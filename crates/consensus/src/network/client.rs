@@ -1,0 +1,202 @@
+//! The sending side of the peer transport.
+
+use super::{APPEND, PRE_VOTE, SNAPSHOT, SNAPSHOT_HEAD_LEN, SnapshotHead, VOTE};
+use crate::{Member, Snapshot, TypeConfig, Vote};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use openraft::OptionalSend;
+use openraft::errors::{
+    NetworkError, RPCError, RaftError, ReplicationClosed, StreamingError, Unreachable,
+};
+use openraft::network::{RPCOption, RaftNetworkFactory, RaftNetworkV2};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse,
+};
+use serde::de::DeserializeOwned;
+use std::future::Future;
+use std::time::Duration;
+
+type HttpClient = Client<HttpConnector, Full<Bytes>>;
+
+/// Makes a [`PeerClient`] per target; all share one HTTP connection pool.
+#[derive(Clone)]
+pub struct PeerNetwork {
+    http: HttpClient,
+}
+
+impl Default for PeerNetwork {
+    fn default() -> Self {
+        let mut connector = HttpConnector::new();
+        // Raft messages are small and latency-bound.
+        connector.set_nodelay(true);
+        Self {
+            http: Client::builder(TokioExecutor::new()).build(connector),
+        }
+    }
+}
+
+impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
+    type Network = PeerClient;
+
+    async fn new_client(&mut self, target: u64, node: &Member) -> PeerClient {
+        let base = node
+            .peer_urls
+            .first()
+            .map(|u| u.trim_end_matches('/').to_string())
+            .unwrap_or_default();
+        PeerClient {
+            target,
+            base,
+            http: self.http.clone(),
+        }
+    }
+}
+
+/// Sends Raft RPCs to one peer.
+pub struct PeerClient {
+    target: u64,
+    base: String,
+    http: HttpClient,
+}
+
+/// A failed exchange, before it is shaped into the error type a given RPC returns.
+enum Failure {
+    /// Could not connect: the peer is down or partitioned away.
+    Unreachable(String),
+    /// Anything else on the way: timeouts, resets, bad replies.
+    Network(String),
+}
+
+impl From<Failure> for RPCError<TypeConfig> {
+    fn from(f: Failure) -> Self {
+        match f {
+            Failure::Unreachable(m) => RPCError::Unreachable(Unreachable::from_string(m)),
+            Failure::Network(m) => RPCError::Network(NetworkError::from_string(m)),
+        }
+    }
+}
+
+impl From<Failure> for StreamingError<TypeConfig> {
+    fn from(f: Failure) -> Self {
+        match f {
+            Failure::Unreachable(m) => StreamingError::Unreachable(Unreachable::from_string(m)),
+            Failure::Network(m) => StreamingError::Network(NetworkError::from_string(m)),
+        }
+    }
+}
+
+impl PeerClient {
+    /// POSTs `body` to `path` and decodes the JSON `Result` the peer answers with.
+    async fn call<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: Bytes,
+        ttl: Duration,
+    ) -> Result<T, Failure> {
+        let url = format!("{}{path}", self.base);
+        let request = hyper::Request::post(&url)
+            .header(hyper::header::CONTENT_TYPE, "application/json")
+            .body(Full::new(body))
+            .map_err(|e| {
+                Failure::Unreachable(format!(
+                    "bad peer URL {url:?} for member {:x}: {e}",
+                    self.target
+                ))
+            })?;
+        let exchange = async {
+            let response = self.http.request(request).await.map_err(|e| {
+                let msg = format!("{url}: {e}");
+                if e.is_connect() {
+                    Failure::Unreachable(msg)
+                } else {
+                    Failure::Network(msg)
+                }
+            })?;
+            let status = response.status();
+            let bytes = response
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| Failure::Network(format!("{url}: {e}")))?
+                .to_bytes();
+            if !status.is_success() {
+                return Err(Failure::Network(format!(
+                    "{url}: HTTP {status}: {}",
+                    String::from_utf8_lossy(&bytes)
+                )));
+            }
+            let reply: Result<T, RaftError<TypeConfig>> = serde_json::from_slice(&bytes)
+                .map_err(|e| Failure::Network(format!("{url}: undecodable reply: {e}")))?;
+            // The peer's Raft has stopped: as good as down, so back off.
+            reply.map_err(|e| Failure::Unreachable(format!("member {:x}: {e}", self.target)))
+        };
+        match tokio::time::timeout(ttl, exchange).await {
+            Ok(result) => result,
+            Err(_) => Err(Failure::Network(format!("{url}: no reply within {ttl:?}"))),
+        }
+    }
+
+    async fn call_json<Req: serde::Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        req: &Req,
+        ttl: Duration,
+    ) -> Result<T, Failure> {
+        let body = serde_json::to_vec(req)
+            .map_err(|e| Failure::Network(format!("cannot encode a raft message: {e}")))?;
+        self.call(path, body.into(), ttl).await
+    }
+}
+
+impl RaftNetworkV2<TypeConfig> for PeerClient {
+    type SnapshotData = Vec<u8>;
+
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
+        Ok(self.call_json(APPEND, &rpc, option.hard_ttl()).await?)
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
+        Ok(self.call_json(VOTE, &rpc, option.hard_ttl()).await?)
+    }
+
+    async fn pre_vote(
+        &mut self,
+        rpc: VoteRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
+        Ok(self.call_json(PRE_VOTE, &rpc, option.hard_ttl()).await?)
+    }
+
+    async fn full_snapshot(
+        &mut self,
+        vote: Vote,
+        snapshot: Snapshot,
+        cancel: impl Future<Output = ReplicationClosed> + OptionalSend + 'static,
+        option: RPCOption,
+    ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
+        let head = serde_json::to_vec(&SnapshotHead {
+            vote,
+            meta: snapshot.meta,
+        })
+        .map_err(|e| StreamingError::Network(NetworkError::from_string(e.to_string())))?;
+        let mut body = Vec::with_capacity(SNAPSHOT_HEAD_LEN + head.len() + snapshot.snapshot.len());
+        body.extend_from_slice(&(head.len() as u32).to_be_bytes());
+        body.extend_from_slice(&head);
+        body.extend_from_slice(&snapshot.snapshot);
+        tokio::select! {
+            closed = cancel => Err(StreamingError::Closed(closed)),
+            reply = self.call(SNAPSHOT, body.into(), option.hard_ttl()) => Ok(reply?),
+        }
+    }
+}

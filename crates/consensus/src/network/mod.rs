@@ -1,0 +1,36 @@
+//! The peer transport: Raft RPCs as JSON over HTTP on the peer URL.
+//!
+//! | RPC | route | body |
+//! |---|---|---|
+//! | append entries | `POST /raft/append` | `AppendEntriesRequest` as JSON |
+//! | vote | `POST /raft/vote` | `VoteRequest` as JSON |
+//! | pre-vote | `POST /raft/pre-vote` | `VoteRequest` as JSON |
+//! | full snapshot | `POST /raft/snapshot` | 4-byte big-endian length, JSON `{vote, meta}`, then the raw snapshot bytes |
+//!
+//! Every reply is `200` with a JSON `Result<_, RaftError>`: a Raft-level error travels in the
+//! body, so HTTP errors only ever mean transport trouble. The client ([`PeerNetwork`]) maps
+//! a failed connect to `Unreachable` (openraft backs off) and every other failure to
+//! `Network`; [`router`] is the server side, mounted by the server on its peer listeners.
+
+mod client;
+mod server;
+
+pub use client::{PeerClient, PeerNetwork};
+pub use server::router;
+
+use crate::{SnapshotMeta, Vote};
+use serde::{Deserialize, Serialize};
+
+pub(crate) const APPEND: &str = "/raft/append";
+pub(crate) const VOTE: &str = "/raft/vote";
+pub(crate) const PRE_VOTE: &str = "/raft/pre-vote";
+pub(crate) const SNAPSHOT: &str = "/raft/snapshot";
+/// Bytes of the length prefix in front of the snapshot head.
+pub(crate) const SNAPSHOT_HEAD_LEN: usize = 4;
+
+/// What precedes the snapshot bytes in a `/raft/snapshot` body.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct SnapshotHead {
+    pub(crate) vote: Vote,
+    pub(crate) meta: SnapshotMeta,
+}

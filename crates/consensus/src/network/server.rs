@@ -1,0 +1,90 @@
+//! The receiving side of the peer transport: axum routes that hand RPCs to the local Raft.
+
+use super::{APPEND, PRE_VOTE, SNAPSHOT, SNAPSHOT_HEAD_LEN, SnapshotHead, VOTE};
+use crate::{Raft, Snapshot, TypeConfig};
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use bytes::Bytes;
+use openraft::errors::RaftError;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// The peer routes for `raft`. Serve them on the peer URLs (any path prefix is the caller's).
+pub fn router(raft: Raft) -> Router {
+    Router::new()
+        .route(APPEND, post(append))
+        .route(VOTE, post(vote))
+        .route(PRE_VOTE, post(pre_vote))
+        .route(SNAPSHOT, post(snapshot))
+        .with_state(raft)
+}
+
+async fn append(State(raft): State<Raft>, body: Bytes) -> Response {
+    handle(&body, |req| async move { raft.append_entries(req).await }).await
+}
+
+async fn vote(State(raft): State<Raft>, body: Bytes) -> Response {
+    handle(&body, |req| async move { raft.vote(req).await }).await
+}
+
+async fn pre_vote(State(raft): State<Raft>, body: Bytes) -> Response {
+    handle(&body, |req| async move { raft.pre_vote(req).await }).await
+}
+
+async fn snapshot(State(raft): State<Raft>, body: Bytes) -> Response {
+    let Some(len) = body
+        .get(..SNAPSHOT_HEAD_LEN)
+        .map(|b| u32::from_be_bytes(b.try_into().expect("4 bytes")) as usize)
+    else {
+        return bad_request("snapshot body too short");
+    };
+    let Some(head) = body.get(SNAPSHOT_HEAD_LEN..SNAPSHOT_HEAD_LEN + len) else {
+        return bad_request("snapshot head truncated");
+    };
+    let head: SnapshotHead = match serde_json::from_slice(head) {
+        Ok(h) => h,
+        Err(e) => return bad_request(&format!("snapshot head: {e}")),
+    };
+    let data = body[SNAPSHOT_HEAD_LEN + len..].to_vec();
+    let result = raft
+        .install_full_snapshot(
+            head.vote,
+            Snapshot {
+                meta: head.meta,
+                snapshot: data,
+            },
+        )
+        .await;
+    reply(result.map_err(RaftError::Fatal))
+}
+
+/// Decodes a JSON request, runs it, and encodes the `Result` as the reply body.
+async fn handle<Req, Resp, Fut>(body: &[u8], run: impl FnOnce(Req) -> Fut) -> Response
+where
+    Req: DeserializeOwned,
+    Resp: Serialize,
+    Fut: Future<Output = Result<Resp, RaftError<TypeConfig>>>,
+{
+    match serde_json::from_slice(body) {
+        Ok(req) => reply(run(req).await),
+        Err(e) => bad_request(&format!("undecodable raft message: {e}")),
+    }
+}
+
+fn reply<T: Serialize>(result: Result<T, RaftError<TypeConfig>>) -> Response {
+    match serde_json::to_vec(&result) {
+        Ok(body) => (
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            body,
+        )
+            .into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
+}
+
+fn bad_request(msg: &str) -> Response {
+    (StatusCode::BAD_REQUEST, msg.to_string()).into_response()
+}

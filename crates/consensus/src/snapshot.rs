@@ -1,0 +1,79 @@
+//! The latest snapshot on disk: one file, `current.snap`, replaced atomically.
+//!
+//! It holds two framed parts: openraft's metadata (last applied log id and last membership,
+//! as JSON) and the store's own snapshot bytes. Only the newest snapshot is kept; the log
+//! before it is purged by openraft once the snapshot is durable.
+
+use crate::{Snapshot, SnapshotMeta};
+use musubi_raftlog::durable;
+use parking_lot::Mutex;
+use std::io;
+use std::path::PathBuf;
+
+const FILE: &str = "current.snap";
+
+pub(crate) struct SnapshotStore {
+    dir: PathBuf,
+    /// Serialises writers (a build and an install may race) and remembers what is on disk.
+    current: Mutex<Option<SnapshotMeta>>,
+}
+
+impl SnapshotStore {
+    /// Opens the directory and returns the snapshot found there, if any.
+    pub(crate) fn open(dir: PathBuf) -> io::Result<(Self, Option<Snapshot>)> {
+        let found = load(&dir)?;
+        let current = found.as_ref().map(|s| s.meta.clone());
+        Ok((
+            Self {
+                dir,
+                current: Mutex::new(current),
+            },
+            found,
+        ))
+    }
+
+    /// Makes `meta`/`data` the current snapshot, durably, unless a newer one is already there.
+    /// Blocks on fsync: call it from a blocking thread.
+    pub(crate) fn save(&self, meta: &SnapshotMeta, data: &[u8]) -> io::Result<()> {
+        let mut current = self.current.lock();
+        if current
+            .as_ref()
+            .is_some_and(|c| c.last_log_id > meta.last_log_id)
+        {
+            return Ok(());
+        }
+        let head = serde_json::to_vec(meta).map_err(io::Error::other)?;
+        durable::write_atomic(&self.dir, FILE, &[&head, data])?;
+        *current = Some(meta.clone());
+        Ok(())
+    }
+
+    /// Reads the current snapshot back. Blocks on file I/O.
+    pub(crate) fn load(&self) -> io::Result<Option<Snapshot>> {
+        let _writers = self.current.lock();
+        load(&self.dir)
+    }
+}
+
+fn load(dir: &std::path::Path) -> io::Result<Option<Snapshot>> {
+    let Some(mut parts) = durable::read(dir, FILE)? else {
+        return Ok(None);
+    };
+    if parts.len() != 2 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "{} has {} parts, expected 2",
+                dir.join(FILE).display(),
+                parts.len()
+            ),
+        ));
+    }
+    let data = parts.pop().expect("two parts");
+    let meta = serde_json::from_slice(&parts[0])
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+    Ok(Some(Snapshot {
+        meta,
+        snapshot: data,
+    }))
+}

@@ -1,0 +1,185 @@
+//! openraft's state machine over the shared `musubi_store::StateMachine`.
+//!
+//! Entries are applied in chunks under one write lock; the [`ApplyHook`] sees each response
+//! while that lock is held, and clients get their responses after it is released. The last
+//! applied log id and membership change under the same lock, so a snapshot taken under the
+//! read lock is always consistent with them.
+
+use crate::snapshot::SnapshotStore;
+use crate::{
+    ApplyHook, LogId, SharedStateMachine, Snapshot, SnapshotMeta, StoredMembership, TypeConfig,
+};
+use futures::{Stream, StreamExt};
+use musubi_store::{Response, StateMachine};
+use openraft::storage::{EntryResponder, RaftSnapshotBuilder, RaftStateMachine};
+use openraft::{EntryPayload, OptionalSend};
+use parking_lot::Mutex;
+use std::io;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Entries applied under one acquisition of the write lock, at most.
+const APPLY_CHUNK: usize = 1024;
+
+/// The state machine openraft drives. Cheap to clone; clones share everything.
+#[derive(Clone)]
+pub struct StateMachineStore {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    sm: SharedStateMachine,
+    hook: ApplyHook,
+    /// The last applied log id and membership: changed only under `sm`'s write lock.
+    applied: Mutex<SnapshotMeta>,
+    snapshots: SnapshotStore,
+    /// Held by a snapshot build from start to finish, so shutdown can wait for it.
+    building: Mutex<()>,
+}
+
+impl StateMachineStore {
+    /// Restores `sm` from the snapshot in `snap_dir`, if there is one.
+    pub fn open(sm: SharedStateMachine, hook: ApplyHook, snap_dir: PathBuf) -> io::Result<Self> {
+        let (snapshots, found) = SnapshotStore::open(snap_dir)?;
+        let mut applied = SnapshotMeta::default();
+        if let Some(Snapshot { meta, snapshot }) = found {
+            *sm.write() = StateMachine::from_snapshot(&snapshot)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+            tracing::info!(last_log_id = ?meta.last_log_id, "restored the state machine from a snapshot");
+            applied = meta;
+        }
+        Ok(Self {
+            shared: Arc::new(Shared {
+                sm,
+                hook,
+                applied: Mutex::new(applied),
+                snapshots,
+                building: Mutex::new(()),
+            }),
+        })
+    }
+
+    /// Waits until no snapshot is being written, so that a member that shut down leaves no
+    /// writer behind in its data dir.
+    pub(crate) async fn quiesce(&self) {
+        let shared = self.shared.clone();
+        let _ = tokio::task::spawn_blocking(move || drop(shared.building.lock())).await;
+    }
+
+    /// Applies one chunk under the write lock and returns the replies owed to clients.
+    fn apply_chunk(
+        &self,
+        chunk: Vec<EntryResponder<TypeConfig>>,
+    ) -> Vec<(openraft::storage::ApplyResponder<TypeConfig>, Response)> {
+        let mut replies = Vec::new();
+        let mut sm = self.shared.sm.write();
+        let mut applied = self.shared.applied.lock();
+        for (entry, responder) in chunk {
+            let response = match entry.payload {
+                EntryPayload::Normal(request) => {
+                    let response = sm.apply(&request);
+                    (self.shared.hook)(&response);
+                    Some(response)
+                }
+                EntryPayload::Membership(membership) => {
+                    applied.last_membership = StoredMembership::new(Some(entry.log_id), membership);
+                    None
+                }
+                EntryPayload::Blank => None,
+            };
+            applied.last_log_id = Some(entry.log_id);
+            if let Some(responder) = responder {
+                // Blank and membership entries change no key; an empty expiry says just that.
+                replies.push((responder, response.unwrap_or(Response::Expired(Vec::new()))));
+            }
+        }
+        replies
+    }
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
+    type SnapshotData = Vec<u8>;
+
+    /// Serialises under the read lock and writes the file, all on a blocking thread, so
+    /// neither the apply loop nor the async runtime waits for the disk.
+    async fn build_snapshot(&mut self) -> io::Result<Snapshot> {
+        let shared = self.shared.clone();
+        let (meta, data) = tokio::task::spawn_blocking(move || {
+            let _building = shared.building.lock();
+            let (meta, data) = {
+                let sm = shared.sm.read();
+                let meta = shared.applied.lock().clone();
+                (meta, sm.to_snapshot())
+            };
+            shared.snapshots.save(&meta, &data)?;
+            io::Result::Ok((meta, data))
+        })
+        .await
+        .map_err(io::Error::other)??;
+        tracing::info!(last_log_id = ?meta.last_log_id, bytes = data.len(), "saved a snapshot");
+        Ok(Snapshot {
+            meta,
+            snapshot: data,
+        })
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachineStore {
+    type SnapshotData = Vec<u8>;
+    type SnapshotBuilder = Self;
+
+    async fn applied_state(&mut self) -> io::Result<(Option<LogId>, StoredMembership)> {
+        let applied = self.shared.applied.lock();
+        Ok((applied.last_log_id, applied.last_membership.clone()))
+    }
+
+    async fn apply<Strm>(&mut self, mut entries: Strm) -> io::Result<()>
+    where
+        Strm: Stream<Item = io::Result<EntryResponder<TypeConfig>>> + Unpin + OptionalSend,
+    {
+        let mut done = false;
+        while !done {
+            let mut chunk = Vec::new();
+            while chunk.len() < APPLY_CHUNK {
+                match entries.next().await {
+                    Some(item) => chunk.push(item?),
+                    None => {
+                        done = true;
+                        break;
+                    }
+                }
+            }
+            for (responder, response) in self.apply_chunk(chunk) {
+                responder.send(response);
+            }
+        }
+        Ok(())
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        self.clone()
+    }
+
+    async fn install_snapshot(&mut self, meta: &SnapshotMeta, snapshot: Vec<u8>) -> io::Result<()> {
+        let shared = self.shared.clone();
+        let meta = meta.clone();
+        tokio::task::spawn_blocking(move || {
+            let restored = StateMachine::from_snapshot(&snapshot)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+            shared.snapshots.save(&meta, &snapshot)?;
+            let mut sm = shared.sm.write();
+            *sm = restored;
+            *shared.applied.lock() = meta;
+            io::Result::Ok(())
+        })
+        .await
+        .map_err(io::Error::other)?
+    }
+
+    async fn get_current_snapshot(&mut self) -> io::Result<Option<Snapshot>> {
+        let shared = self.shared.clone();
+        tokio::task::spawn_blocking(move || shared.snapshots.load())
+            .await
+            .map_err(io::Error::other)?
+    }
+}

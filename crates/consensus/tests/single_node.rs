@@ -1,0 +1,223 @@
+//! A one-member cluster on real files: writes, restarts, snapshots, a torn log tail.
+
+use musubi_consensus::{ApplyHook, Consensus, ConsensusConfig, SharedStateMachine};
+use musubi_store::{Expiry, Request, Response, StateMachine, V2Op};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+fn config(dir: &Path, snapshot_count: u64) -> ConsensusConfig {
+    ConsensusConfig {
+        node_id: 0x8e9e05c52164694d,
+        node_name: "default".into(),
+        data_dir: dir.to_path_buf(),
+        peer_url: "http://127.0.0.1:2380".into(),
+        client_urls: vec!["http://127.0.0.1:2379".into()],
+        snapshot_count,
+        heartbeat_ms: 50,
+        election_ms: 300,
+    }
+}
+
+fn set(key: &str, value: &str) -> Request {
+    Request::V2(V2Op::Set {
+        key: key.into(),
+        value: Some(value.into()),
+        expiry: Expiry::Permanent,
+        refresh: false,
+    })
+}
+
+struct Node {
+    consensus: Consensus,
+    sm: SharedStateMachine,
+    applied: Arc<AtomicU64>,
+}
+
+async fn open(dir: &Path, snapshot_count: u64) -> Node {
+    let sm: SharedStateMachine = Arc::new(parking_lot::RwLock::new(StateMachine::new()));
+    let applied = Arc::new(AtomicU64::new(0));
+    let counter = applied.clone();
+    let hook: ApplyHook = Arc::new(move |_| {
+        counter.fetch_add(1, Ordering::Relaxed);
+    });
+    let consensus = Consensus::open(config(dir, snapshot_count), sm.clone(), hook)
+        .await
+        .expect("consensus opens");
+    Node {
+        consensus,
+        sm,
+        applied,
+    }
+}
+
+fn value(node: &Node, key: &str) -> Option<String> {
+    node.sm
+        .read()
+        .get(key, false)
+        .ok()
+        .and_then(|e| e.node.value)
+}
+
+fn newest_segment(dir: &Path) -> PathBuf {
+    let wal = dir.join("member").join("wal");
+    let mut segs: Vec<_> = std::fs::read_dir(wal)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    segs.sort();
+    segs.pop().expect("a log segment")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fresh_member_leads_alone_and_applies_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = open(dir.path(), 1000).await;
+    let status = node.consensus.status();
+    assert!(status.is_leader);
+    assert_eq!(status.leader, Some(0x8e9e05c52164694d));
+    assert_eq!(status.members.len(), 1);
+    assert_eq!(status.members[0].name, "default");
+    assert_eq!(status.members[0].client_urls, ["http://127.0.0.1:2379"]);
+
+    let applied = node.consensus.write(set("/a", "1")).await.unwrap();
+    assert!(matches!(applied.response, Response::V2(Ok(_))));
+    assert!(applied.term >= 1);
+    let second = node.consensus.write(set("/a", "2")).await.unwrap();
+    assert_eq!(second.log_index, applied.log_index + 1);
+    assert_eq!(
+        node.applied.load(Ordering::Relaxed),
+        2,
+        "the hook saw both responses"
+    );
+    node.consensus.linearizable_barrier().await.unwrap();
+    assert_eq!(value(&node, "/a").as_deref(), Some("2"));
+    // Metrics trail the core by a moment.
+    for _ in 0..100 {
+        let status = node.consensus.status();
+        if status.commit_index >= second.log_index && status.applied_index >= second.log_index {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let status = node.consensus.status();
+    assert!(status.commit_index >= second.log_index && status.applied_index >= second.log_index);
+    node.consensus.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_member_replays_its_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = open(dir.path(), 1000).await;
+    for i in 0..20 {
+        node.consensus
+            .write(set(&format!("/k{i}"), &i.to_string()))
+            .await
+            .unwrap();
+    }
+    node.consensus.shutdown().await;
+    drop(node);
+
+    let node = open(dir.path(), 1000).await;
+    assert!(node.consensus.status().is_leader);
+    for i in 0..20 {
+        assert_eq!(value(&node, &format!("/k{i}")), Some(i.to_string()));
+    }
+    node.consensus.write(set("/after", "x")).await.unwrap();
+    node.consensus.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshots_compact_the_log_and_restore_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = open(dir.path(), 10).await;
+    for i in 0..60 {
+        node.consensus
+            .write(set(&format!("/s{}", i % 7), &i.to_string()))
+            .await
+            .unwrap();
+    }
+    let snap = dir.path().join("member").join("snap").join("current.snap");
+    for _ in 0..100 {
+        if snap.exists() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(snap.exists(), "a snapshot was written");
+    let index_before = node.sm.read().index();
+    node.consensus.shutdown().await;
+    drop(node);
+
+    let node = open(dir.path(), 10).await;
+    assert_eq!(node.sm.read().index(), index_before);
+    assert_eq!(value(&node, "/s3").as_deref(), Some("59"));
+    node.consensus.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_torn_log_tail_is_cut_and_the_member_keeps_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = open(dir.path(), 1000).await;
+    for i in 0..30 {
+        node.consensus
+            .write(set(&format!("/t{}", i % 5), &i.to_string()))
+            .await
+            .unwrap();
+    }
+    node.consensus.shutdown().await;
+    drop(node);
+
+    let seg = newest_segment(dir.path());
+    let len = std::fs::metadata(&seg).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&seg)
+        .unwrap()
+        .set_len(len - 7)
+        .unwrap();
+
+    let node = open(dir.path(), 1000).await;
+    assert_eq!(
+        value(&node, "/t0").as_deref(),
+        Some("25"),
+        "only the torn last entry is lost"
+    );
+    node.consensus.write(set("/t0", "new")).await.unwrap();
+    assert_eq!(value(&node, "/t0").as_deref(), Some("new"));
+    node.consensus.shutdown().await;
+}
+
+/// Not an assertion (timings vary): prints how many concurrent writes per second one member
+/// commits, fsync included. Run with `--nocapture` to see it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writes_share_fsyncs() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Arc::new(open(dir.path(), 100_000).await);
+    let (clients, per_client) = (256, 40);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let node = node.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..per_client {
+                node.consensus
+                    .write(set(&format!("/bench/{c}"), &i.to_string()))
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let writes = clients * per_client;
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "{writes} writes from {clients} concurrent clients in {secs:.2}s: {:.0} writes/s",
+        writes as f64 / secs
+    );
+    assert_eq!(node.applied.load(Ordering::Relaxed), writes as u64);
+    node.consensus.shutdown().await;
+}
