@@ -177,6 +177,6 @@ impl Consensus {
         if let Err(e) = self.raft.shutdown().await {
             tracing::warn!(error = %e, "raft did not shut down cleanly");
         }
-        self.state_machine.quiesce().await;
+        self.state_machine.close().await;
     }
 }

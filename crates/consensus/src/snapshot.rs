@@ -15,18 +15,28 @@ const FILE: &str = "current.snap";
 pub(crate) struct SnapshotStore {
     dir: PathBuf,
     /// Serialises writers (a build and an install may race) and remembers what is on disk.
-    current: Mutex<Option<SnapshotMeta>>,
+    current: Mutex<Current>,
+}
+
+struct Current {
+    meta: Option<SnapshotMeta>,
+    /// Set on shutdown: a build still running then must not write into a data dir that the
+    /// next incarnation of this member may already have opened.
+    closed: bool,
 }
 
 impl SnapshotStore {
     /// Opens the directory and returns the snapshot found there, if any.
     pub(crate) fn open(dir: PathBuf) -> io::Result<(Self, Option<Snapshot>)> {
         let found = load(&dir)?;
-        let current = found.as_ref().map(|s| s.meta.clone());
+        let meta = found.as_ref().map(|s| s.meta.clone());
         Ok((
             Self {
                 dir,
-                current: Mutex::new(current),
+                current: Mutex::new(Current {
+                    meta,
+                    closed: false,
+                }),
             },
             found,
         ))
@@ -36,7 +46,13 @@ impl SnapshotStore {
     /// Blocks on fsync: call it from a blocking thread.
     pub(crate) fn save(&self, meta: &SnapshotMeta, data: &[u8]) -> io::Result<()> {
         let mut current = self.current.lock();
+        if current.closed {
+            return Err(io::Error::other(
+                "the member is shutting down; snapshot not saved",
+            ));
+        }
         if current
+            .meta
             .as_ref()
             .is_some_and(|c| c.last_log_id > meta.last_log_id)
         {
@@ -44,8 +60,13 @@ impl SnapshotStore {
         }
         let head = serde_json::to_vec(meta).map_err(io::Error::other)?;
         durable::write_atomic(&self.dir, FILE, &[&head, data])?;
-        *current = Some(meta.clone());
+        current.meta = Some(meta.clone());
         Ok(())
+    }
+
+    /// Waits for a save in progress, then refuses further saves. Blocks.
+    pub(crate) fn close(&self) {
+        self.current.lock().closed = true;
     }
 
     /// Reads the current snapshot back. Blocks on file I/O.

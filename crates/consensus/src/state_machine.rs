@@ -33,8 +33,6 @@ struct Shared {
     /// The last applied log id and membership: changed only under `sm`'s write lock.
     applied: Mutex<SnapshotMeta>,
     snapshots: SnapshotStore,
-    /// Held by a snapshot build from start to finish, so shutdown can wait for it.
-    building: Mutex<()>,
 }
 
 impl StateMachineStore {
@@ -54,16 +52,15 @@ impl StateMachineStore {
                 hook,
                 applied: Mutex::new(applied),
                 snapshots,
-                building: Mutex::new(()),
             }),
         })
     }
 
-    /// Waits until no snapshot is being written, so that a member that shut down leaves no
-    /// writer behind in its data dir.
-    pub(crate) async fn quiesce(&self) {
+    /// Waits for a snapshot being saved and refuses later ones, so that a member that shut
+    /// down leaves no writer behind in its data dir.
+    pub(crate) async fn close(&self) {
         let shared = self.shared.clone();
-        let _ = tokio::task::spawn_blocking(move || drop(shared.building.lock())).await;
+        let _ = tokio::task::spawn_blocking(move || shared.snapshots.close()).await;
     }
 
     /// Applies one chunk under the write lock and returns the replies owed to clients.
@@ -105,7 +102,6 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
     async fn build_snapshot(&mut self) -> io::Result<Snapshot> {
         let shared = self.shared.clone();
         let (meta, data) = tokio::task::spawn_blocking(move || {
-            let _building = shared.building.lock();
             let (meta, data) = {
                 let sm = shared.sm.read();
                 let meta = shared.applied.lock().clone();
