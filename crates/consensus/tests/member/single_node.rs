@@ -1,74 +1,10 @@
 //! A one-member cluster on real files: writes, restarts, snapshots, a torn log tail.
 
-use musubi_consensus::{ApplyHook, Consensus, ConsensusConfig, SharedStateMachine};
-use musubi_store::{Expiry, Request, Response, StateMachine, V2Op};
-use std::path::{Path, PathBuf};
+use crate::util::{NODE_ID, newest_segment, open, set, value};
+use musubi_store::Response;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Instant;
-
-fn config(dir: &Path, snapshot_count: u64) -> ConsensusConfig {
-    ConsensusConfig {
-        node_id: 0x8e9e05c52164694d,
-        node_name: "default".into(),
-        data_dir: dir.to_path_buf(),
-        peer_url: "http://127.0.0.1:2380".into(),
-        client_urls: vec!["http://127.0.0.1:2379".into()],
-        snapshot_count,
-        heartbeat_ms: 50,
-        election_ms: 300,
-    }
-}
-
-fn set(key: &str, value: &str) -> Request {
-    Request::V2(V2Op::Set {
-        key: key.into(),
-        value: Some(value.into()),
-        expiry: Expiry::Permanent,
-        refresh: false,
-    })
-}
-
-struct Node {
-    consensus: Consensus,
-    sm: SharedStateMachine,
-    applied: Arc<AtomicU64>,
-}
-
-async fn open(dir: &Path, snapshot_count: u64) -> Node {
-    let sm: SharedStateMachine = Arc::new(parking_lot::RwLock::new(StateMachine::new()));
-    let applied = Arc::new(AtomicU64::new(0));
-    let counter = applied.clone();
-    let hook: ApplyHook = Arc::new(move |_| {
-        counter.fetch_add(1, Ordering::Relaxed);
-    });
-    let consensus = Consensus::open(config(dir, snapshot_count), sm.clone(), hook)
-        .await
-        .expect("consensus opens");
-    Node {
-        consensus,
-        sm,
-        applied,
-    }
-}
-
-fn value(node: &Node, key: &str) -> Option<String> {
-    node.sm
-        .read()
-        .get(key, false)
-        .ok()
-        .and_then(|e| e.node.value)
-}
-
-fn newest_segment(dir: &Path) -> PathBuf {
-    let wal = dir.join("member").join("wal");
-    let mut segs: Vec<_> = std::fs::read_dir(wal)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    segs.sort();
-    segs.pop().expect("a log segment")
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fresh_member_leads_alone_and_applies_writes() {
@@ -76,7 +12,7 @@ async fn a_fresh_member_leads_alone_and_applies_writes() {
     let node = open(dir.path(), 1000).await;
     let status = node.consensus.status();
     assert!(status.is_leader);
-    assert_eq!(status.leader, Some(0x8e9e05c52164694d));
+    assert_eq!(status.leader, Some(NODE_ID));
     assert_eq!(status.members.len(), 1);
     assert_eq!(status.members[0].name, "default");
     assert_eq!(status.members[0].client_urls, ["http://127.0.0.1:2379"]);

@@ -1,0 +1,5 @@
+//! The consensus crate's integration tests: real files, real sockets, one binary.
+
+mod peer_network;
+mod single_node;
+mod util;
