@@ -39,7 +39,8 @@ pub struct App {
 impl App {
     pub fn new(sm: SharedStateMachine, hub: Arc<WatchHub>, raft: Consensus, identity: Identity, limits: Limits) -> App {
         let now = SystemTime::now();
-        App { sm, hub, raft, identity, limits, started_at: now, leader_seen: Mutex::new((None, now)) }
+        let leader = raft.status().leader;
+        App { sm, hub, raft, identity, limits, started_at: now, leader_seen: Mutex::new((leader, now)) }
     }
 
     pub fn raft_position(&self) -> RaftPosition {

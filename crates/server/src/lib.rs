@@ -60,7 +60,11 @@ pub fn cli_main(args: Vec<String>) -> ExitCode {
 
 fn init_logging(level: &str) {
     let filter = std::env::var("MUSUBI_LOG").or_else(|_| std::env::var("RUST_LOG")).unwrap_or_else(|_| format!("{level},openraft=warn"));
-    let _ = tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::new(filter)).with_writer(std::io::stderr).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 #[derive(Debug, thiserror::Error)]

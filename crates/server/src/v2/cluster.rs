@@ -148,10 +148,22 @@ pub fn stats_store(app: &Arc<App>) -> HttpResponse {
     reply::json_body(StatusCode::OK, out)
 }
 
-/// Go's `time.Duration.String()` for durations above one second: `1h2m3.5s`.
+/// Go's `time.Duration.String()`: `1h2m3.5s`, or `1.5ms`, `2µs`, `892ns` below a second.
 fn go_duration(d: std::time::Duration) -> String {
     let secs = d.as_secs();
     let (h, m, s, nanos) = (secs / 3600, (secs / 60) % 60, secs % 60, d.subsec_nanos());
+    if secs == 0 {
+        let (unit, scale) = match nanos {
+            0 => return "0s".into(),
+            1_000_000.. => ("ms", 1_000_000),
+            1_000.. => ("µs", 1_000),
+            _ => ("ns", 1),
+        };
+        let frac = format!("{:09}", nanos % scale);
+        let frac = frac[9 - scale.ilog10() as usize..].trim_end_matches('0');
+        let dot = if frac.is_empty() { "" } else { "." };
+        return format!("{}{dot}{frac}{unit}", nanos / scale);
+    }
     let frac = if nanos == 0 { String::new() } else { format!(".{nanos:09}").trim_end_matches('0').to_string() };
     match (h, m) {
         (0, 0) => format!("{s}{frac}s"),
@@ -170,5 +182,7 @@ mod tests {
         assert_eq!(go_duration(Duration::from_millis(11_348)), "11.348s");
         assert_eq!(go_duration(Duration::from_secs(3723)), "1h2m3s");
         assert_eq!(go_duration(Duration::from_secs(60)), "1m0s");
+        assert_eq!(go_duration(Duration::from_nanos(892)), "892ns");
+        assert_eq!(go_duration(Duration::from_micros(1_500)), "1.5ms");
     }
 }
