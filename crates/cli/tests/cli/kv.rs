@@ -5,7 +5,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Every verb and option, in an order that exercises success and failure paths. `{p}` is
-/// the key prefix; etcdctl and musubi each get their own so they see the same states.
+/// the key prefix; etcdctl and musubi each get their own so they see the same states. `{i}`
+/// is the store index before the script, so watches replay each prefix's history.
 const SCRIPT: &[&[&str]] = &[
     &["set", "{p}/a", "one"],
     &["set", "{p}/a", "two"],
@@ -56,9 +57,9 @@ const SCRIPT: &[&[&str]] = &[
     &["-o", "json", "get", "{p}/c"],
     &["rm", "--with-index", "1", "{p}/c"],
     &["-o", "extended", "rmdir", "{p}/d3"],
-    &["watch", "--after-index", "1", "{p}/b"],
-    &["watch", "--after-index", "1", "-r", "{p}"],
-    &["-o", "extended", "watch", "--after-index", "1", "{p}/c"],
+    &["watch", "--after-index", "{i}", "{p}/b"],
+    &["watch", "--after-index", "{i}", "-r", "{p}"],
+    &["-o", "extended", "watch", "--after-index", "{i}", "{p}/c"],
     &[
         "--debug",
         "--no-sync",
@@ -78,8 +79,16 @@ const SCRIPT: &[&[&str]] = &[
     &["exec-watch", "{p}"],
 ];
 
-fn with_prefix<'a>(args: &[&str], prefix: &'a str, storage: &'a mut Vec<String>) -> Vec<&'a str> {
-    *storage = args.iter().map(|a| a.replace("{p}", prefix)).collect();
+fn with_prefix<'a>(
+    args: &[&str],
+    prefix: &str,
+    index: u64,
+    storage: &'a mut Vec<String>,
+) -> Vec<&'a str> {
+    *storage = args
+        .iter()
+        .map(|a| a.replace("{p}", prefix).replace("{i}", &index.to_string()))
+        .collect();
     storage.iter().map(String::as_str).collect()
 }
 
@@ -90,13 +99,16 @@ fn every_verb_prints_what_etcdctl_prints() {
         eprintln!("skipped: {} is not installed", crate::util::ETCDCTL);
         return;
     }
+    // `--after-index 0` means "from now on", so the script must start past index 0.
+    server.kv(&["set", "/prime", "x"]);
+    let index = server.index();
     let mut mismatches = Vec::new();
     for args in SCRIPT {
         let (mut e, mut m) = (Vec::new(), Vec::new());
         let want = server
-            .etcdctl(&with_prefix(args, "/ctl", &mut e))
+            .etcdctl(&with_prefix(args, "/ctl", index, &mut e))
             .expect("etcdctl");
-        let got = server.kv(&with_prefix(args, "/kv", &mut m));
+        let got = server.kv(&with_prefix(args, "/kv", index, &mut m));
         let (want, got) = (want.normalized("/ctl"), got.normalized("/kv"));
         if want != got {
             mismatches.push(format!(
@@ -239,6 +251,8 @@ fn watch_forever_prints_each_live_change() {
 #[test]
 fn exec_watch_runs_the_command_with_the_event_environment() {
     let Some(s) = bootstrap() else { return };
+    // `--after-index 0` means "from now on", so replaying needs a base past index 0.
+    s.kv(&["set", "/prime", "x"]);
     let base = s.index();
     s.kv(&["set", "/x/a", "1"]);
     s.kv(&["mkdir", "/x/dir"]);

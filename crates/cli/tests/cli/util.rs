@@ -19,9 +19,8 @@ pub enum Target {
 impl Target {
     fn from_env() -> Target {
         match std::env::var("MUSUBI_TEST_TARGET").as_deref() {
-            // etcd until `musubi serve` answers the v2 API; then musubi becomes the default.
-            Ok("etcd") | Err(_) => Target::Etcd,
-            Ok("musubi") => Target::Musubi,
+            Ok("etcd") => Target::Etcd,
+            Ok("musubi") | Err(_) => Target::Musubi,
             Ok(other) => panic!("MUSUBI_TEST_TARGET must be etcd or musubi, not {other:?}"),
         }
     }
