@@ -37,15 +37,32 @@ pub struct App {
 }
 
 impl App {
-    pub fn new(sm: SharedStateMachine, hub: Arc<WatchHub>, raft: Consensus, identity: Identity, limits: Limits) -> App {
+    pub fn new(
+        sm: SharedStateMachine,
+        hub: Arc<WatchHub>,
+        raft: Consensus,
+        identity: Identity,
+        limits: Limits,
+    ) -> App {
         let now = SystemTime::now();
         let leader = raft.status().leader;
-        App { sm, hub, raft, identity, limits, started_at: now, leader_seen: Mutex::new((leader, now)) }
+        App {
+            sm,
+            hub,
+            raft,
+            identity,
+            limits,
+            started_at: now,
+            leader_seen: Mutex::new((leader, now)),
+        }
     }
 
     pub fn raft_position(&self) -> RaftPosition {
         let status = self.raft.status();
-        RaftPosition { index: status.commit_index, term: status.term }
+        RaftPosition {
+            index: status.commit_index,
+            term: status.term,
+        }
     }
 
     /// Since when the current leader has led, as far as this member has seen.

@@ -39,31 +39,127 @@ enum Kind {
 
 /// (canonical name, kind, help). Names are matched after stripping one or two dashes.
 const FLAGS: &[(&str, Kind, &str)] = &[
-    ("name", Kind::Value, "human-readable name of this member (default \"default\")"),
-    ("data-dir", Kind::Value, "directory for the log and snapshots (default \"<name>.musubi\")"),
-    ("listen-client-urls", Kind::Value, "URLs to serve clients on (default http://127.0.0.1:2379,http://127.0.0.1:4001)"),
-    ("advertise-client-urls", Kind::Value, "client URLs to tell the cluster (default: the listen URLs)"),
-    ("listen-peer-urls", Kind::Value, "URLs to serve peers on (default http://127.0.0.1:2380)"),
-    ("initial-advertise-peer-urls", Kind::Value, "peer URLs to tell the cluster (default: the listen peer URLs)"),
-    ("initial-cluster", Kind::Value, "name=peerURL,... of the first members (default: this member alone)"),
-    ("initial-cluster-state", Kind::Value, "new or existing (default new)"),
-    ("initial-cluster-token", Kind::Value, "token that makes cluster IDs unique (default etcd-cluster)"),
-    ("snapshot-count", Kind::Value, "applied entries between snapshots (default 100000)"),
-    ("max-request-bytes", Kind::Value, "largest client request in bytes (default 1572864)"),
-    ("heartbeat-interval", Kind::Value, "leader heartbeat in ms (default 100)"),
-    ("election-timeout", Kind::Value, "election timeout in ms (default 1000)"),
-    ("v2-watch-history", Kind::Value, "v2 events kept for waitIndex watches (default 1000, etcd's window)"),
-    ("log-level", Kind::Value, "debug, info, warn or error (default info)"),
-    ("enable-v2", Kind::Bool, "accepted for etcd compatibility; the v2 API is always on"),
+    (
+        "name",
+        Kind::Value,
+        "human-readable name of this member (default \"default\")",
+    ),
+    (
+        "data-dir",
+        Kind::Value,
+        "directory for the log and snapshots (default \"<name>.musubi\")",
+    ),
+    (
+        "listen-client-urls",
+        Kind::Value,
+        "URLs to serve clients on (default http://127.0.0.1:2379,http://127.0.0.1:4001)",
+    ),
+    (
+        "advertise-client-urls",
+        Kind::Value,
+        "client URLs to tell the cluster (default: the listen URLs)",
+    ),
+    (
+        "listen-peer-urls",
+        Kind::Value,
+        "URLs to serve peers on (default http://127.0.0.1:2380)",
+    ),
+    (
+        "initial-advertise-peer-urls",
+        Kind::Value,
+        "peer URLs to tell the cluster (default: the listen peer URLs)",
+    ),
+    (
+        "initial-cluster",
+        Kind::Value,
+        "name=peerURL,... of the first members (default: this member alone)",
+    ),
+    (
+        "initial-cluster-state",
+        Kind::Value,
+        "new or existing (default new)",
+    ),
+    (
+        "initial-cluster-token",
+        Kind::Value,
+        "token that makes cluster IDs unique (default etcd-cluster)",
+    ),
+    (
+        "snapshot-count",
+        Kind::Value,
+        "applied entries between snapshots (default 100000)",
+    ),
+    (
+        "max-request-bytes",
+        Kind::Value,
+        "largest client request in bytes (default 1572864)",
+    ),
+    (
+        "heartbeat-interval",
+        Kind::Value,
+        "leader heartbeat in ms (default 100)",
+    ),
+    (
+        "election-timeout",
+        Kind::Value,
+        "election timeout in ms (default 1000)",
+    ),
+    (
+        "v2-watch-history",
+        Kind::Value,
+        "v2 events kept for waitIndex watches (default 1000, etcd's window)",
+    ),
+    (
+        "log-level",
+        Kind::Value,
+        "debug, info, warn or error (default info)",
+    ),
+    (
+        "enable-v2",
+        Kind::Bool,
+        "accepted for etcd compatibility; the v2 API is always on",
+    ),
     // etcd 0.x
-    ("addr", Kind::Value, "0.x: client host:port to listen on and advertise"),
-    ("bind-addr", Kind::Value, "0.x: client host[:port] to listen on"),
-    ("peer-addr", Kind::Value, "0.x: peer host:port to listen on and advertise"),
-    ("peer-bind-addr", Kind::Value, "0.x: peer host[:port] to listen on"),
-    ("peer-heartbeat-interval", Kind::Value, "0.x: heartbeat-interval"),
-    ("peer-election-timeout", Kind::Value, "0.x: election-timeout"),
-    ("cors", Kind::Value, "accepted for compatibility; CORS always allows every origin"),
-    ("snapshot", Kind::Bool, "0.x: accepted; snapshots are always on"),
+    (
+        "addr",
+        Kind::Value,
+        "0.x: client host:port to listen on and advertise",
+    ),
+    (
+        "bind-addr",
+        Kind::Value,
+        "0.x: client host[:port] to listen on",
+    ),
+    (
+        "peer-addr",
+        Kind::Value,
+        "0.x: peer host:port to listen on and advertise",
+    ),
+    (
+        "peer-bind-addr",
+        Kind::Value,
+        "0.x: peer host[:port] to listen on",
+    ),
+    (
+        "peer-heartbeat-interval",
+        Kind::Value,
+        "0.x: heartbeat-interval",
+    ),
+    (
+        "peer-election-timeout",
+        Kind::Value,
+        "0.x: election-timeout",
+    ),
+    (
+        "cors",
+        Kind::Value,
+        "accepted for compatibility; CORS always allows every origin",
+    ),
+    (
+        "snapshot",
+        Kind::Bool,
+        "0.x: accepted; snapshots are always on",
+    ),
 ];
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -73,7 +169,11 @@ pub enum ConfigError {
     #[error("flag needs an argument: {0}")]
     MissingValue(String),
     #[error("invalid value {value:?} for {flag}: {reason}")]
-    BadValue { flag: String, value: String, reason: String },
+    BadValue {
+        flag: String,
+        value: String,
+        reason: String,
+    },
     #[error("unexpected argument {0:?}")]
     Positional(String),
 }
@@ -84,7 +184,12 @@ struct Given(Vec<(&'static str, String)>);
 
 impl Given {
     fn get(&self, name: &str) -> Option<String> {
-        let flag = self.0.iter().rev().find(|(n, _)| *n == name).map(|(_, v)| v.clone());
+        let flag = self
+            .0
+            .iter()
+            .rev()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.clone());
         flag.or_else(|| std::env::var(env_name(name)).ok())
     }
 }
@@ -118,7 +223,9 @@ pub fn parse(args: &[String]) -> Result<Invocation, ConfigError> {
             (_, Some(v)) => v,
             (Kind::Bool, None) => "true".to_string(),
             (Kind::Value, None) => {
-                let v = args.get(i).ok_or_else(|| ConfigError::MissingValue(arg.clone()))?;
+                let v = args
+                    .get(i)
+                    .ok_or_else(|| ConfigError::MissingValue(arg.clone()))?;
                 i += 1;
                 v.clone()
             }
@@ -128,35 +235,62 @@ pub fn parse(args: &[String]) -> Result<Invocation, ConfigError> {
     Ok(Invocation::Serve(Box::new(build(&given)?)))
 }
 
-fn number<T: std::str::FromStr>(given: &Given, names: &[&str], default: T) -> Result<T, ConfigError> {
+fn number<T: std::str::FromStr>(
+    given: &Given,
+    names: &[&str],
+    default: T,
+) -> Result<T, ConfigError> {
     for name in names {
         if let Some(v) = given.get(name) {
-            return v.parse().map_err(|_| ConfigError::BadValue { flag: name.to_string(), value: v.clone(), reason: "not a number".into() });
+            return v.parse().map_err(|_| ConfigError::BadValue {
+                flag: name.to_string(),
+                value: v.clone(),
+                reason: "not a number".into(),
+            });
         }
     }
     Ok(default)
 }
 
 fn url_list(s: &str) -> Vec<String> {
-    s.split(',').map(str::trim).filter(|u| !u.is_empty()).map(str::to_string).collect()
+    s.split(',')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 /// A 0.x `host:port` (or a bare host with the 0.x default port) as an http URL.
 fn addr_url(addr: &str, default_port: u16) -> String {
     let addr = addr.trim_start_matches("http://");
-    if addr.contains(':') { format!("http://{addr}") } else { format!("http://{addr}:{default_port}") }
+    if addr.contains(':') {
+        format!("http://{addr}")
+    } else {
+        format!("http://{addr}:{default_port}")
+    }
 }
 
 fn build(given: &Given) -> Result<Config, ConfigError> {
     let name = given.get("name").unwrap_or_else(|| "default".into());
-    let data_dir = PathBuf::from(given.get("data-dir").unwrap_or_else(|| format!("{name}.musubi")));
+    let data_dir = PathBuf::from(
+        given
+            .get("data-dir")
+            .unwrap_or_else(|| format!("{name}.musubi")),
+    );
 
     let addr = given.get("addr").map(|a| addr_url(&a, 4001));
-    let listen_client_urls = match (given.get("listen-client-urls"), given.get("bind-addr"), &addr) {
+    let listen_client_urls = match (
+        given.get("listen-client-urls"),
+        given.get("bind-addr"),
+        &addr,
+    ) {
         (Some(urls), _, _) => url_list(&urls),
         (None, Some(bind), _) => vec![addr_url(&bind, 4001)],
         (None, None, Some(addr)) => vec![addr.clone()],
-        (None, None, None) => vec!["http://127.0.0.1:2379".into(), "http://127.0.0.1:4001".into()],
+        (None, None, None) => vec![
+            "http://127.0.0.1:2379".into(),
+            "http://127.0.0.1:4001".into(),
+        ],
     };
     let advertise_client_urls = match (given.get("advertise-client-urls"), &addr) {
         (Some(urls), _) => url_list(&urls),
@@ -165,7 +299,11 @@ fn build(given: &Given) -> Result<Config, ConfigError> {
     };
 
     let peer_addr = given.get("peer-addr").map(|a| addr_url(&a, 7001));
-    let listen_peer_urls = match (given.get("listen-peer-urls"), given.get("peer-bind-addr"), &peer_addr) {
+    let listen_peer_urls = match (
+        given.get("listen-peer-urls"),
+        given.get("peer-bind-addr"),
+        &peer_addr,
+    ) {
         (Some(urls), _, _) => url_list(&urls),
         (None, Some(bind), _) => vec![addr_url(&bind, 7001)],
         (None, None, Some(addr)) => vec![addr.clone()],
@@ -177,12 +315,22 @@ fn build(given: &Given) -> Result<Config, ConfigError> {
         (None, None) => listen_peer_urls.clone(),
     };
     let initial_cluster = given.get("initial-cluster").unwrap_or_else(|| {
-        initial_advertise_peer_urls.iter().map(|u| format!("{name}={u}")).collect::<Vec<_>>().join(",")
+        initial_advertise_peer_urls
+            .iter()
+            .map(|u| format!("{name}={u}"))
+            .collect::<Vec<_>>()
+            .join(",")
     });
 
-    let initial_cluster_state = given.get("initial-cluster-state").unwrap_or_else(|| "new".into());
+    let initial_cluster_state = given
+        .get("initial-cluster-state")
+        .unwrap_or_else(|| "new".into());
     if initial_cluster_state != "new" && initial_cluster_state != "existing" {
-        return Err(ConfigError::BadValue { flag: "initial-cluster-state".into(), value: initial_cluster_state, reason: "must be new or existing".into() });
+        return Err(ConfigError::BadValue {
+            flag: "initial-cluster-state".into(),
+            value: initial_cluster_state,
+            reason: "must be new or existing".into(),
+        });
     }
     Ok(Config {
         name,
@@ -193,10 +341,16 @@ fn build(given: &Given) -> Result<Config, ConfigError> {
         initial_advertise_peer_urls,
         initial_cluster,
         initial_cluster_state,
-        initial_cluster_token: given.get("initial-cluster-token").unwrap_or_else(|| "etcd-cluster".into()),
+        initial_cluster_token: given
+            .get("initial-cluster-token")
+            .unwrap_or_else(|| "etcd-cluster".into()),
         snapshot_count: number(given, &["snapshot-count"], 100_000)?,
         max_request_bytes: number(given, &["max-request-bytes"], 1_572_864)?,
-        heartbeat_interval_ms: number(given, &["heartbeat-interval", "peer-heartbeat-interval"], 100)?,
+        heartbeat_interval_ms: number(
+            given,
+            &["heartbeat-interval", "peer-heartbeat-interval"],
+            100,
+        )?,
         election_timeout_ms: number(given, &["election-timeout", "peer-election-timeout"], 1000)?,
         v2_watch_history: number(given, &["v2-watch-history"], 1000)?,
         log_level: given.get("log-level").unwrap_or_else(|| "info".into()),
@@ -205,7 +359,9 @@ fn build(given: &Given) -> Result<Config, ConfigError> {
 
 /// The flag reference printed by `musubi serve --help`.
 pub fn usage() -> String {
-    let mut out = String::from("usage: musubi serve [flags]\n\nFlags take one or two dashes; each also reads MUSUBI_<FLAG> from the environment.\n\n");
+    let mut out = String::from(
+        "usage: musubi serve [flags]\n\nFlags take one or two dashes; each also reads MUSUBI_<FLAG> from the environment.\n\n",
+    );
     for (name, kind, help) in FLAGS {
         let arg = if *kind == Kind::Value { " VALUE" } else { "" };
         out.push_str(&format!("  --{name}{arg}\n        {help}\n"));
@@ -227,14 +383,26 @@ mod tests {
     #[test]
     fn no_flags_make_a_single_default_node() {
         let c = serve(&[]);
-        assert_eq!(c.listen_client_urls, ["http://127.0.0.1:2379", "http://127.0.0.1:4001"]);
+        assert_eq!(
+            c.listen_client_urls,
+            ["http://127.0.0.1:2379", "http://127.0.0.1:4001"]
+        );
         assert_eq!(c.initial_cluster, "default=http://127.0.0.1:2380");
         assert_eq!(c.data_dir, PathBuf::from("default.musubi"));
     }
 
     #[test]
     fn the_seed_0x_command_line_works_as_written() {
-        let c = serve(&["-data-dir", "/tmp/etcd1.data", "-name", "machine1", "-addr", "127.0.0.1:4001", "-peer-addr", "127.0.0.1:7001"]);
+        let c = serve(&[
+            "-data-dir",
+            "/tmp/etcd1.data",
+            "-name",
+            "machine1",
+            "-addr",
+            "127.0.0.1:4001",
+            "-peer-addr",
+            "127.0.0.1:7001",
+        ]);
         assert_eq!(c.name, "machine1");
         assert_eq!(c.listen_client_urls, ["http://127.0.0.1:4001"]);
         assert_eq!(c.advertise_client_urls, ["http://127.0.0.1:4001"]);
@@ -243,7 +411,13 @@ mod tests {
 
     #[test]
     fn etcd_flags_take_one_or_two_dashes_and_inline_values() {
-        let c = serve(&["--name=n1", "-listen-client-urls", "http://127.0.0.1:6001", "--enable-v2", "--snapshot-count=5"]);
+        let c = serve(&[
+            "--name=n1",
+            "-listen-client-urls",
+            "http://127.0.0.1:6001",
+            "--enable-v2",
+            "--snapshot-count=5",
+        ]);
         assert_eq!((c.name.as_str(), c.snapshot_count), ("n1", 5));
         assert_eq!(c.advertise_client_urls, ["http://127.0.0.1:6001"]);
     }
@@ -251,9 +425,18 @@ mod tests {
     #[test]
     fn bad_flags_say_what_is_wrong() {
         let args = |a: &[&str]| parse(&a.iter().map(|s| s.to_string()).collect::<Vec<_>>());
-        assert_eq!(args(&["--bogus"]).unwrap_err(), ConfigError::UnknownFlag("--bogus".into()));
-        assert_eq!(args(&["--name"]).unwrap_err(), ConfigError::MissingValue("--name".into()));
-        assert!(matches!(args(&["--snapshot-count", "x"]).unwrap_err(), ConfigError::BadValue { .. }));
+        assert_eq!(
+            args(&["--bogus"]).unwrap_err(),
+            ConfigError::UnknownFlag("--bogus".into())
+        );
+        assert_eq!(
+            args(&["--name"]).unwrap_err(),
+            ConfigError::MissingValue("--name".into())
+        );
+        assert!(matches!(
+            args(&["--snapshot-count", "x"]).unwrap_err(),
+            ConfigError::BadValue { .. }
+        ));
         assert_eq!(args(&["--version"]).unwrap(), Invocation::Version);
     }
 }

@@ -2,15 +2,15 @@
 //! redirect and CORS, and dispatches to the v2 handlers.
 
 use crate::app::App;
-use crate::v2::keys::{self, KeysRequest};
-use crate::v2::params::clean_path;
 use crate::v2::auth::{self, AuthRequest};
 use crate::v2::basic_auth::Credentials;
+use crate::v2::keys::{self, KeysRequest};
+use crate::v2::params::clean_path;
 use crate::v2::{cluster, reply};
+use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
-use axum::Router;
 use std::sync::Arc;
 
 pub fn router(app: Arc<App>) -> Router {
@@ -25,7 +25,9 @@ async fn dispatch(State(app): State<Arc<App>>, req: Request) -> reply::HttpRespo
 
 async fn route(app: Arc<App>, req: Request) -> reply::HttpResponse {
     let raw_path = req.uri().path().to_string();
-    let path = percent_encoding::percent_decode_str(&raw_path).decode_utf8_lossy().into_owned();
+    let path = percent_encoding::percent_decode_str(&raw_path)
+        .decode_utf8_lossy()
+        .into_owned();
     if let Some(target) = redirect_target(&path) {
         return redirect(&target, req.uri().query(), req.method());
     }
@@ -39,7 +41,11 @@ async fn route(app: Arc<App>, req: Request) -> reply::HttpResponse {
         return auth_entry(&app, req, &path["/v2/auth".len()..]).await;
     }
     let get_only = |resp: fn(&App) -> reply::HttpResponse, req: &Request, app: &App| {
-        if req.method() == Method::GET || req.method() == Method::HEAD { resp(app) } else { method_not_allowed("GET, HEAD") }
+        if req.method() == Method::GET || req.method() == Method::HEAD {
+            resp(app)
+        } else {
+            method_not_allowed("GET, HEAD")
+        }
     };
     match path.as_str() {
         "/version" => cluster::version(),
@@ -56,7 +62,10 @@ async fn route(app: Arc<App>, req: Request) -> reply::HttpResponse {
 
 async fn keys_entry(app: Arc<App>, req: Request, key_path: &str) -> reply::HttpResponse {
     let method = req.method().clone();
-    if !matches!(method, Method::HEAD | Method::GET | Method::PUT | Method::POST | Method::DELETE) {
+    if !matches!(
+        method,
+        Method::HEAD | Method::GET | Method::PUT | Method::POST | Method::DELETE
+    ) {
         return method_not_allowed("HEAD,GET,PUT,POST,DELETE");
     }
     let query = req.uri().query().map(str::to_string);
@@ -72,9 +81,17 @@ async fn keys_entry(app: Arc<App>, req: Request, key_path: &str) -> reply::HttpR
     };
     let key = clean_path(key_path);
     let credentials = Credentials::from_headers(&headers);
-    let request = KeysRequest { method: &method, key, query: query.as_deref(), form_body, auth_key: key_path, credentials };
+    let request = KeysRequest {
+        method: &method,
+        key,
+        query: query.as_deref(),
+        form_body,
+        auth_key: key_path,
+        credentials,
+    };
     let mut resp = keys::handle(app.clone(), request).await;
-    let cluster_id = HeaderValue::from_str(&format!("{:x}", app.identity.cluster_id)).expect("hex is a valid header");
+    let cluster_id = HeaderValue::from_str(&format!("{:x}", app.identity.cluster_id))
+        .expect("hex is a valid header");
     resp.headers_mut().insert("X-Etcd-Cluster-Id", cluster_id);
     resp
 }
@@ -86,14 +103,28 @@ async fn auth_entry(app: &App, req: Request, auth_path: &str) -> reply::HttpResp
         Ok(bytes) => bytes,
         Err(_) => return reply::internal("etcdserver: request is too large"),
     };
-    auth::handle(app, AuthRequest { method: &method, path: auth_path, credentials, body }).await.unwrap_or_else(not_found)
+    auth::handle(
+        app,
+        AuthRequest {
+            method: &method,
+            path: auth_path,
+            credentials,
+            body,
+        },
+    )
+    .await
+    .unwrap_or_else(not_found)
 }
 
 fn is_form(headers: &HeaderMap) -> bool {
     headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.trim_start().to_ascii_lowercase().starts_with("application/x-www-form-urlencoded"))
+        .is_some_and(|ct| {
+            ct.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("application/x-www-form-urlencoded")
+        })
 }
 
 /// Go's ServeMux redirects any path that is not clean (keeping a trailing slash).
@@ -111,31 +142,67 @@ fn redirect(target: &str, query: Option<&str>, method: &Method) -> reply::HttpRe
         Some(q) if !q.is_empty() => format!("{encoded}?{q}"),
         _ => encoded,
     };
-    let body = if *method == Method::GET || *method == Method::HEAD { format!("<a href=\"{location}\">Moved Permanently</a>.\n\n") } else { String::new() };
+    let body = if *method == Method::GET || *method == Method::HEAD {
+        format!(
+            "<a href=\"{}\">Moved Permanently</a>.\n\n",
+            html_escape(&location)
+        )
+    } else {
+        String::new()
+    };
     let mut resp = reply::HttpResponse::new(Body::from(body));
     *resp.status_mut() = StatusCode::MOVED_PERMANENTLY;
     if let Ok(v) = HeaderValue::from_str(&location) {
         resp.headers_mut().insert(header::LOCATION, v);
     }
     if *method == Method::GET || *method == Method::HEAD {
-        resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/html; charset=utf-8"),
+        );
     }
     resp
 }
 
-const PATH_ESCAPES: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS.add(b' ').add(b'"').add(b'#').add(b'%').add(b'<').add(b'>').add(b'?').add(b'`').add(b'{').add(b'}');
+/// Go's `html.EscapeString`, used in the redirect page.
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('\'', "&#39;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&#34;")
+}
+
+const PATH_ESCAPES: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'`')
+    .add(b'{')
+    .add(b'}');
 
 fn plain(status: StatusCode, text: &'static str) -> reply::HttpResponse {
     let mut resp = reply::HttpResponse::new(Body::from(text));
     *resp.status_mut() = status;
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
-    resp.headers_mut().insert("X-Content-Type-Options", HeaderValue::from_static("nosniff"));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp.headers_mut().insert(
+        "X-Content-Type-Options",
+        HeaderValue::from_static("nosniff"),
+    );
     resp
 }
 
 pub(crate) fn method_not_allowed(allow: &'static str) -> reply::HttpResponse {
     let mut resp = plain(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed\n");
-    resp.headers_mut().insert(header::ALLOW, HeaderValue::from_static(allow));
+    resp.headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static(allow));
     resp
 }
 
@@ -146,8 +213,14 @@ fn not_found() -> reply::HttpResponse {
 /// etcd 3.4 answers every origin (`--cors` defaults to `*`).
 fn add_cors(headers: &mut HeaderMap) {
     headers.insert("Access-Control-Allow-Origin", HeaderValue::from_static("*"));
-    headers.insert("Access-Control-Allow-Methods", HeaderValue::from_static("POST, GET, OPTIONS, PUT, DELETE"));
-    headers.insert("Access-Control-Allow-Headers", HeaderValue::from_static("accept, content-type, authorization"));
+    headers.insert(
+        "Access-Control-Allow-Methods",
+        HeaderValue::from_static("POST, GET, OPTIONS, PUT, DELETE"),
+    );
+    headers.insert(
+        "Access-Control-Allow-Headers",
+        HeaderValue::from_static("accept, content-type, authorization"),
+    );
 }
 
 #[cfg(test)]
@@ -156,7 +229,10 @@ mod tests {
 
     #[test]
     fn unclean_paths_redirect_and_clean_ones_do_not() {
-        assert_eq!(redirect_target("/v2/keys//a/../b/").as_deref(), Some("/v2/keys/b/"));
+        assert_eq!(
+            redirect_target("/v2/keys//a/../b/").as_deref(),
+            Some("/v2/keys/b/")
+        );
         assert_eq!(redirect_target("/v2/keys/a/"), None);
         assert_eq!(redirect_target("/v2/keys"), None);
     }

@@ -16,22 +16,39 @@ pub enum IdentityError {
 
 pub fn resolve(config: &Config) -> Result<Identity, IdentityError> {
     let mut members: Vec<(String, Vec<String>)> = Vec::new();
-    for entry in config.initial_cluster.split(',').map(str::trim).filter(|e| !e.is_empty()) {
-        let (name, url) = entry.split_once('=').ok_or_else(|| IdentityError::BadEntry(entry.to_string()))?;
+    for entry in config
+        .initial_cluster
+        .split(',')
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+    {
+        let (name, url) = entry
+            .split_once('=')
+            .ok_or_else(|| IdentityError::BadEntry(entry.to_string()))?;
         match members.iter_mut().find(|(n, _)| n == name) {
             Some((_, urls)) => urls.push(url.to_string()),
             None => members.push((name.to_string(), vec![url.to_string()])),
         }
     }
     let token = &config.initial_cluster_token;
-    let mut ids: Vec<u64> = members.iter().map(|(_, urls)| member_id(urls, token)).collect();
+    let mut ids: Vec<u64> = members
+        .iter()
+        .map(|(_, urls)| member_id(urls, token))
+        .collect();
     let member = members
         .iter()
         .find(|(n, _)| *n == config.name)
-        .ok_or_else(|| IdentityError::NotInInitialCluster { name: config.name.clone(), cluster: config.initial_cluster.clone() })?;
+        .ok_or_else(|| IdentityError::NotInInitialCluster {
+            name: config.name.clone(),
+            cluster: config.initial_cluster.clone(),
+        })?;
     ids.sort_unstable();
     let cluster_bytes: Vec<u8> = ids.iter().flat_map(|id| id.to_be_bytes()).collect();
-    Ok(Identity { name: config.name.clone(), member_id: member_id(&member.1, token), cluster_id: fnv1a(&cluster_bytes) })
+    Ok(Identity {
+        name: config.name.clone(),
+        member_id: member_id(&member.1, token),
+        cluster_id: fnv1a(&cluster_bytes),
+    })
 }
 
 fn member_id(peer_urls: &[String], token: &str) -> u64 {
@@ -44,7 +61,9 @@ fn member_id(peer_urls: &[String], token: &str) -> u64 {
 
 /// FNV-1a, 64 bit: tiny, stable across Rust versions (unlike `DefaultHasher`).
 fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3))
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }
 
 #[cfg(test)]

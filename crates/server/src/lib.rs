@@ -47,7 +47,10 @@ pub fn cli_main(args: Vec<String>) -> ExitCode {
         }
     };
     init_logging(&config.log_level);
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime starts");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime starts");
     match runtime.block_on(run(*config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -59,7 +62,9 @@ pub fn cli_main(args: Vec<String>) -> ExitCode {
 }
 
 fn init_logging(level: &str) {
-    let filter = std::env::var("MUSUBI_LOG").or_else(|_| std::env::var("RUST_LOG")).unwrap_or_else(|_| format!("{level},openraft=warn"));
+    let filter = std::env::var("MUSUBI_LOG")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .unwrap_or_else(|_| format!("{level},openraft=warn"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -70,7 +75,10 @@ fn init_logging(level: &str) {
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     #[error("cannot create data dir {path}: {source}")]
-    DataDir { path: String, source: std::io::Error },
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("cannot listen on {url}: {reason}")]
     Listen { url: String, reason: String },
     #[error(transparent)]
@@ -80,7 +88,10 @@ pub enum ServeError {
 }
 
 pub async fn run(config: Config) -> Result<(), ServeError> {
-    std::fs::create_dir_all(&config.data_dir).map_err(|source| ServeError::DataDir { path: config.data_dir.display().to_string(), source })?;
+    std::fs::create_dir_all(&config.data_dir).map_err(|source| ServeError::DataDir {
+        path: config.data_dir.display().to_string(),
+        source,
+    })?;
     let identity = identity::resolve(&config)?;
     let client_listeners = bind_all(&config.listen_client_urls).await?;
     let peer_listeners = bind_all(&config.listen_peer_urls).await?;
@@ -121,7 +132,11 @@ fn consensus_config(config: &Config, identity: &Identity) -> ConsensusConfig {
         node_id: identity.member_id,
         node_name: identity.name.clone(),
         data_dir: config.data_dir.clone(),
-        peer_url: config.initial_advertise_peer_urls.first().cloned().unwrap_or_default(),
+        peer_url: config
+            .initial_advertise_peer_urls
+            .first()
+            .cloned()
+            .unwrap_or_default(),
         client_urls: config.advertise_client_urls.clone(),
         snapshot_count: config.snapshot_count,
         heartbeat_ms: config.heartbeat_interval_ms,
@@ -138,17 +153,25 @@ async fn serve_router(listener: tokio::net::TcpListener, router: axum::Router) {
 async fn bind_all(urls: &[String]) -> Result<Vec<(String, tokio::net::TcpListener)>, ServeError> {
     let mut out = Vec::new();
     for url in urls {
-        let listen_err = |reason: String| ServeError::Listen { url: url.clone(), reason };
-        let addr = url.strip_prefix("http://").ok_or_else(|| listen_err("only http:// URLs are supported so far (TLS comes with clustering)".into()))?;
+        let listen_err = |reason: String| ServeError::Listen {
+            url: url.clone(),
+            reason,
+        };
+        let addr = url.strip_prefix("http://").ok_or_else(|| {
+            listen_err("only http:// URLs are supported so far (TLS comes with clustering)".into())
+        })?;
         let addr = addr.trim_end_matches('/');
-        let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| listen_err(e.to_string()))?;
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| listen_err(e.to_string()))?;
         out.push((url.clone(), listener));
     }
     Ok(out)
 }
 
 async fn shutdown_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler installs");
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler installs");
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}

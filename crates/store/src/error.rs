@@ -69,13 +69,24 @@ pub struct V2Error {
 
 impl V2Error {
     pub fn new(code: ErrorCode, cause: impl Into<String>, index: u64) -> Self {
-        V2Error { code, cause: cause.into(), index }
+        V2Error {
+            code,
+            cause: cause.into(),
+            index,
+        }
     }
 }
 
 impl fmt::Display for V2Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {} ({}) [{}]", self.code.code(), self.code.message(), self.cause, self.index)
+        write!(
+            f,
+            "{}: {} ({}) [{}]",
+            self.code.code(),
+            self.code.message(),
+            self.cause,
+            self.index
+        )
     }
 }
 

@@ -31,7 +31,10 @@ impl Action {
 
     /// Deletions tell watchers of descendants that their key went away with a directory.
     pub fn removes_node(self) -> bool {
-        matches!(self, Action::Delete | Action::CompareAndDelete | Action::Expire)
+        matches!(
+            self,
+            Action::Delete | Action::CompareAndDelete | Action::Expire
+        )
     }
 }
 
@@ -44,6 +47,8 @@ pub struct NodeView {
     pub value: Option<String>,
     pub dir: bool,
     pub expiration_ms: Option<u64>,
+    /// Seconds left when the view was taken, rounded up as etcd does; 0 is not shown.
+    pub ttl: i64,
     /// Children of a listed directory; `None` when not listed or empty.
     pub nodes: Option<Vec<NodeView>>,
     pub modified_index: u64,
@@ -60,6 +65,26 @@ pub struct Event {
     pub etcd_index: u64,
     /// A TTL refresh: recorded in history but not sent to watchers.
     pub refresh: bool,
+}
+
+/// Seconds from `now_ms` until `expire_ms`, rounded up as etcd does; negative once overdue.
+pub fn remaining_seconds(expire_ms: u64, now_ms: u64) -> i64 {
+    let left = expire_ms as i64 - now_ms as i64;
+    if left > 0 {
+        (left + 999) / 1000
+    } else {
+        left / 1000
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn remaining_ttl_rounds_up() {
+        assert_eq!(super::remaining_seconds(10_001, 0), 11);
+        assert_eq!(super::remaining_seconds(10_000, 0), 10);
+        assert_eq!(super::remaining_seconds(0, 300), 0);
+    }
 }
 
 impl Event {

@@ -16,7 +16,12 @@ pub struct EventHistory {
 
 impl EventHistory {
     pub fn new(capacity: usize) -> Self {
-        EventHistory { events: VecDeque::with_capacity(capacity.min(4096)), capacity: capacity.max(1), start_index: 0, last_index: 0 }
+        EventHistory {
+            events: VecDeque::with_capacity(capacity.min(4096)),
+            capacity: capacity.max(1),
+            start_index: 0,
+            last_index: 0,
+        }
     }
 
     pub fn push(&mut self, event: Event) {
@@ -32,16 +37,33 @@ impl EventHistory {
     ///
     /// `Ok(None)` means the watch must wait for a future event. `current_index` is the
     /// store index reported in the 401 error when `index` fell out of the window.
-    pub fn scan(&self, key: &str, recursive: bool, index: u64, current_index: u64) -> Result<Option<&Event>, V2Error> {
+    pub fn scan(
+        &self,
+        key: &str,
+        recursive: bool,
+        index: u64,
+        current_index: u64,
+    ) -> Result<Option<&Event>, V2Error> {
         if index < self.start_index {
-            let cause = format!("the requested history has been cleared [{}/{}]", self.start_index, index);
-            return Err(V2Error::new(ErrorCode::EventIndexCleared, cause, current_index));
+            let cause = format!(
+                "the requested history has been cleared [{}/{}]",
+                self.start_index, index
+            );
+            return Err(V2Error::new(
+                ErrorCode::EventIndexCleared,
+                cause,
+                current_index,
+            ));
         }
         if index > self.last_index {
             return Ok(None);
         }
         let skip = self.events.partition_point(|e| e.index() < index);
-        Ok(self.events.iter().skip(skip).find(|e| !e.refresh && watch_matches(key, recursive, e)))
+        Ok(self
+            .events
+            .iter()
+            .skip(skip)
+            .find(|e| !e.refresh && watch_matches(key, recursive, e)))
     }
 }
 
@@ -53,7 +75,10 @@ pub fn watch_matches(key: &str, recursive: bool, event: &Event) -> bool {
         return true;
     }
     event.action.removes_node()
-        && event.prev_node.as_ref().is_some_and(|prev| prev.dir && (key == prev.key || is_descendant(key, &prev.key)))
+        && event
+            .prev_node
+            .as_ref()
+            .is_some_and(|prev| prev.dir && (key == prev.key || is_descendant(key, &prev.key)))
 }
 
 /// Live watchers do not hear about hidden keys below the watched path: a watch on `/a`
@@ -77,8 +102,23 @@ mod tests {
     use crate::{Action, NodeView};
 
     fn event(key: &str, index: u64, action: Action) -> Event {
-        let node = NodeView { key: key.into(), value: None, dir: false, expiration_ms: None, nodes: None, modified_index: index, created_index: index };
-        Event { action, node, prev_node: None, etcd_index: index, refresh: false }
+        let node = NodeView {
+            key: key.into(),
+            value: None,
+            dir: false,
+            expiration_ms: None,
+            ttl: 0,
+            nodes: None,
+            modified_index: index,
+            created_index: index,
+        };
+        Event {
+            action,
+            node,
+            prev_node: None,
+            etcd_index: index,
+            refresh: false,
+        }
     }
 
     #[test]
@@ -113,7 +153,10 @@ mod tests {
     #[test]
     fn deleting_a_directory_reaches_watchers_of_keys_inside_it() {
         let mut e = event("/d", 3, Action::Delete);
-        e.prev_node = Some(NodeView { dir: true, ..e.node.clone() });
+        e.prev_node = Some(NodeView {
+            dir: true,
+            ..e.node.clone()
+        });
         assert!(watch_matches("/d/x/y", false, &e));
         assert!(!watch_matches("/dx", false, &e));
     }

@@ -14,9 +14,12 @@ mod request;
 mod state_machine;
 mod tree;
 
-pub use auth::{AuthError, AuthOp, AuthOutcome, AuthState, GUEST, PasswordHash, Permissions, ROOT, Role, User, unauthorized};
+pub use auth::{
+    AuthError, AuthOp, AuthOutcome, AuthState, GUEST, PasswordHash, Permissions, ROOT, Role, User,
+    unauthorized,
+};
 pub use error::{ErrorCode, V2Error};
-pub use event::{Action, Event, NodeView};
+pub use event::{Action, Event, NodeView, remaining_seconds};
 pub use history::{EventHistory, is_descendant, is_hidden_from, watch_matches};
 pub use request::{Compare, Expiry, Request, V2Op};
 pub use state_machine::{Response, SnapshotError, StateMachine};

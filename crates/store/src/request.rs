@@ -10,8 +10,9 @@ use std::fmt;
 /// One replicated command. Later APIs (v3 KV, leases, auth) add variants here.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Request {
-    /// A v2 keys-API mutation.
-    V2(V2Op),
+    /// A v2 keys-API mutation, with the proposer's clock (Unix ms) for the `ttl` that the
+    /// resulting event reports: etcd freezes an event's remaining TTL when it happens.
+    V2 { op: V2Op, now_ms: u64 },
     /// Expire every TTL key whose expiry is at or before `now_ms` (etcd's SYNC entry).
     Expire { now_ms: u64 },
     /// A v2 auth-API mutation (users, roles, enable/disable).
@@ -39,15 +40,40 @@ pub struct Compare {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum V2Op {
     /// PUT without conditions. `value == None` makes a directory.
-    Set { key: String, value: Option<String>, expiry: Expiry, refresh: bool },
+    Set {
+        key: String,
+        value: Option<String>,
+        expiry: Expiry,
+        refresh: bool,
+    },
     /// PUT prevExist=false, or POST (`in_order`: create `<key>/<index padded to 20>`).
-    Create { key: String, value: Option<String>, expiry: Expiry, in_order: bool },
+    Create {
+        key: String,
+        value: Option<String>,
+        expiry: Expiry,
+        in_order: bool,
+    },
     /// PUT prevExist=true. `value == None` updates a directory (only its TTL).
-    Update { key: String, value: Option<String>, expiry: Expiry, refresh: bool },
+    Update {
+        key: String,
+        value: Option<String>,
+        expiry: Expiry,
+        refresh: bool,
+    },
     /// PUT with prevValue and/or prevIndex.
-    CompareAndSwap { key: String, value: String, expiry: Expiry, refresh: bool, compare: Compare },
+    CompareAndSwap {
+        key: String,
+        value: String,
+        expiry: Expiry,
+        refresh: bool,
+        compare: Compare,
+    },
     /// DELETE. `recursive` implies `dir`.
-    Delete { key: String, dir: bool, recursive: bool },
+    Delete {
+        key: String,
+        dir: bool,
+        recursive: bool,
+    },
     /// DELETE with prevValue and/or prevIndex.
     CompareAndDelete { key: String, compare: Compare },
 }
@@ -55,7 +81,7 @@ pub enum V2Op {
 impl fmt::Display for Request {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Request::V2(op) => write!(f, "v2 {} {}", op.action_name(), op.key()),
+            Request::V2 { op, .. } => write!(f, "v2 {} {}", op.action_name(), op.key()),
             Request::Expire { now_ms } => write!(f, "expire at {now_ms}"),
             // Not `{op:?}`: that would log password hashes.
             Request::Auth(op) => write!(f, "auth {}", op.kind()),

@@ -1,7 +1,10 @@
 //! Applying requests to the keyspace, with etcd v2's semantics for every action.
 
 use crate::tree::{Entry, Tree};
-use crate::{Action, AuthError, AuthOutcome, AuthState, Compare, ErrorCode, Event, Expiry, NodeView, Request, V2Error, V2Op};
+use crate::{
+    Action, AuthError, AuthOutcome, AuthState, Compare, ErrorCode, Event, Expiry, NodeView,
+    Request, V2Error, V2Op,
+};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -45,6 +48,9 @@ pub struct StateMachine {
     tree: Tree,
     /// The store index: bumped by one on every successful mutation.
     index: u64,
+    /// The clock of the request being applied (the proposer's), which fixes the `ttl`
+    /// its events report. Not state: every request sets it before it is used.
+    now_ms: u64,
     stats: StoreStats,
     auth: AuthState,
 }
@@ -94,37 +100,62 @@ impl StateMachine {
             entries: &'a BTreeMap<String, Entry>,
             auth: &'a AuthState,
         }
-        let data = SnapshotRef { index: self.index, stats: &self.stats, entries: self.tree.entries(), auth: &self.auth };
+        let data = SnapshotRef {
+            index: self.index,
+            stats: &self.stats,
+            entries: self.tree.entries(),
+            auth: &self.auth,
+        };
         serde_json::to_vec(&data).expect("the keyspace always serializes")
     }
 
     pub fn from_snapshot(bytes: &[u8]) -> Result<Self, SnapshotError> {
         let data: SnapshotData = serde_json::from_slice(bytes)?;
-        Ok(StateMachine { tree: Tree::from_entries(data.entries), index: data.index, stats: data.stats, auth: data.auth })
+        Ok(StateMachine {
+            tree: Tree::from_entries(data.entries),
+            index: data.index,
+            now_ms: 0,
+            stats: data.stats,
+            auth: data.auth,
+        })
     }
 
-    /// A v2 GET: the node, and for a directory its visible children.
-    pub fn get(&self, key: &str, recursive: bool) -> Result<Event, V2Error> {
+    /// A v2 GET at `now_ms`: the node, and for a directory its visible children.
+    pub fn get(&self, key: &str, recursive: bool, now_ms: u64) -> Result<Event, V2Error> {
         let result = self.tree.lookup(key, self.index).map(|entry| {
-            let mut node = self.tree.view(key, entry, false);
+            let mut node = self.tree.view(key, entry, false, now_ms);
             if entry.is_dir() {
-                node.nodes = self.tree.child_views(key, recursive);
+                node.nodes = self.tree.child_views(key, recursive, now_ms);
             }
-            Event { action: Action::Get, node, prev_node: None, etcd_index: self.index, refresh: false }
+            Event {
+                action: Action::Get,
+                node,
+                prev_node: None,
+                etcd_index: self.index,
+                refresh: false,
+            }
         });
-        let counter = if result.is_ok() { &self.stats.gets_success } else { &self.stats.gets_fail };
+        let counter = if result.is_ok() {
+            &self.stats.gets_success
+        } else {
+            &self.stats.gets_fail
+        };
         counter.fetch_add(1, Ordering::Relaxed);
         result
     }
 
     pub fn apply(&mut self, request: &Request) -> Response {
         match request {
-            Request::V2(op) => {
+            Request::V2 { op, now_ms } => {
+                self.now_ms = *now_ms;
                 let result = self.apply_v2(op);
                 self.count(op, result.is_ok());
                 Response::V2(result)
             }
-            Request::Expire { now_ms } => Response::Expired(self.expire(*now_ms)),
+            Request::Expire { now_ms } => {
+                self.now_ms = *now_ms;
+                Response::Expired(self.expire(*now_ms))
+            }
             Request::Auth(op) => Response::Auth(self.auth.apply(op).map(|(outcome, writes)| {
                 // etcd stores auth data in its v2 store: its writes move the index too.
                 self.index += writes;
@@ -140,19 +171,54 @@ impl StateMachine {
 
     fn apply_v2(&mut self, op: &V2Op) -> Result<Event, V2Error> {
         match op {
-            V2Op::Set { key, value, expiry, refresh } => self.set(key, value.as_deref(), *expiry, *refresh),
-            V2Op::Create { key, value, expiry, in_order } => {
-                let key = if *in_order { format!("{}/{:020}", key.trim_end_matches('/'), self.index + 1) } else { key.clone() };
+            V2Op::Set {
+                key,
+                value,
+                expiry,
+                refresh,
+            } => self.set(key, value.as_deref(), *expiry, *refresh),
+            V2Op::Create {
+                key,
+                value,
+                expiry,
+                in_order,
+            } => {
+                let key = if *in_order {
+                    format!("{}/{:020}", key.trim_end_matches('/'), self.index + 1)
+                } else {
+                    key.clone()
+                };
                 self.create(&key, value.as_deref(), *expiry, Action::Create, false, None)
             }
-            V2Op::Update { key, value, expiry, refresh } => self.update(key, value.as_deref(), *expiry, *refresh),
-            V2Op::CompareAndSwap { key, value, expiry, refresh, compare } => self.compare_and_swap(key, value, *expiry, *refresh, compare),
-            V2Op::Delete { key, dir, recursive } => self.delete(key, *dir || *recursive, *recursive),
+            V2Op::Update {
+                key,
+                value,
+                expiry,
+                refresh,
+            } => self.update(key, value.as_deref(), *expiry, *refresh),
+            V2Op::CompareAndSwap {
+                key,
+                value,
+                expiry,
+                refresh,
+                compare,
+            } => self.compare_and_swap(key, value, *expiry, *refresh, compare),
+            V2Op::Delete {
+                key,
+                dir,
+                recursive,
+            } => self.delete(key, *dir || *recursive, *recursive),
             V2Op::CompareAndDelete { key, compare } => self.compare_and_delete(key, compare),
         }
     }
 
-    fn set(&mut self, key: &str, value: Option<&str>, expiry: Expiry, refresh: bool) -> Result<Event, V2Error> {
+    fn set(
+        &mut self,
+        key: &str,
+        value: Option<&str>,
+        expiry: Expiry,
+        refresh: bool,
+    ) -> Result<Event, V2Error> {
         let existing = self.tree.lookup(key, self.index).ok().cloned();
         let value = if refresh {
             // A refresh keeps the value (and the kind) of the node it refreshes.
@@ -161,7 +227,7 @@ impl StateMachine {
         } else {
             value.map(str::to_string)
         };
-        let prev = existing.map(|e| self.tree.view(key, &e, false));
+        let prev = existing.map(|e| self.view(key, &e));
         let mut event = self.create(key, value.as_deref(), expiry, Action::Set, true, prev)?;
         event.refresh = refresh;
         Ok(event)
@@ -169,7 +235,15 @@ impl StateMachine {
 
     /// etcd's internalCreate: makes missing parents, refuses `/`, replaces a file only
     /// when `replace` (set), never a directory.
-    fn create(&mut self, key: &str, value: Option<&str>, expiry: Expiry, action: Action, replace: bool, prev: Option<NodeView>) -> Result<Event, V2Error> {
+    fn create(
+        &mut self,
+        key: &str,
+        value: Option<&str>,
+        expiry: Expiry,
+        action: Action,
+        replace: bool,
+        prev: Option<NodeView>,
+    ) -> Result<Event, V2Error> {
         let index = self.index;
         if key == "/" {
             return Err(V2Error::new(ErrorCode::RootReadOnly, "/", index));
@@ -185,14 +259,31 @@ impl StateMachine {
         }
         let next = index + 1;
         self.tree.create_parents(key, next);
-        let entry = Entry { value: value.map(str::to_string), created_index: next, modified_index: next, expire_at: expire_at(expiry) };
-        let node = self.tree.view(key, &entry, false);
+        let entry = Entry {
+            value: value.map(str::to_string),
+            created_index: next,
+            modified_index: next,
+            expire_at: expire_at(expiry),
+        };
+        let node = self.view(key, &entry);
         self.tree.insert(key, entry);
         self.index = next;
-        Ok(Event { action, node, prev_node: prev, etcd_index: next, refresh: false })
+        Ok(Event {
+            action,
+            node,
+            prev_node: prev,
+            etcd_index: next,
+            refresh: false,
+        })
     }
 
-    fn update(&mut self, key: &str, value: Option<&str>, expiry: Expiry, refresh: bool) -> Result<Event, V2Error> {
+    fn update(
+        &mut self,
+        key: &str,
+        value: Option<&str>,
+        expiry: Expiry,
+        refresh: bool,
+    ) -> Result<Event, V2Error> {
         let index = self.index;
         if key == "/" {
             return Err(V2Error::new(ErrorCode::RootReadOnly, "/", index));
@@ -206,35 +297,85 @@ impl StateMachine {
             (Some(old), true) => Some(old.clone()),
             (Some(_), false) => Some(value.unwrap_or_default().to_string()),
         };
-        let prev = self.tree.view(key, &existing, false);
+        let prev = self.view(key, &existing);
         // etcd reports the new index for a directory update but keeps the directory's
         // stored modifiedIndex (only its TTL changes).
-        let stored_index = if existing.is_dir() { existing.modified_index } else { self.index + 1 };
-        Ok(self.rewrite(Action::Update, key, new_value, expiry, refresh, prev, stored_index))
+        let stored_index = if existing.is_dir() {
+            existing.modified_index
+        } else {
+            self.index + 1
+        };
+        Ok(self.rewrite(
+            Action::Update,
+            key,
+            new_value,
+            expiry,
+            refresh,
+            prev,
+            stored_index,
+        ))
     }
 
-    fn compare_and_swap(&mut self, key: &str, value: &str, expiry: Expiry, refresh: bool, compare: &Compare) -> Result<Event, V2Error> {
+    fn compare_and_swap(
+        &mut self,
+        key: &str,
+        value: &str,
+        expiry: Expiry,
+        refresh: bool,
+        compare: &Compare,
+    ) -> Result<Event, V2Error> {
         let index = self.index;
         if key == "/" {
             return Err(V2Error::new(ErrorCode::RootReadOnly, "/", index));
         }
         let existing = self.tree.lookup(key, index)?.clone();
         check_compare(key, &existing, compare, index)?;
-        let new_value = if refresh { existing.value.clone() } else { Some(value.to_string()) };
-        let prev = self.tree.view(key, &existing, false);
-        Ok(self.rewrite(Action::CompareAndSwap, key, new_value, expiry, refresh, prev, self.index + 1))
+        let new_value = if refresh {
+            existing.value.clone()
+        } else {
+            Some(value.to_string())
+        };
+        let prev = self.view(key, &existing);
+        Ok(self.rewrite(
+            Action::CompareAndSwap,
+            key,
+            new_value,
+            expiry,
+            refresh,
+            prev,
+            self.index + 1,
+        ))
     }
 
     /// Writes a new value and expiry into an existing node, keeping its created index.
     #[allow(clippy::too_many_arguments)]
-    fn rewrite(&mut self, action: Action, key: &str, value: Option<String>, expiry: Expiry, refresh: bool, prev: NodeView, stored_index: u64) -> Event {
+    fn rewrite(
+        &mut self,
+        action: Action,
+        key: &str,
+        value: Option<String>,
+        expiry: Expiry,
+        refresh: bool,
+        prev: NodeView,
+        stored_index: u64,
+    ) -> Event {
         let next = self.index + 1;
-        self.tree.rewrite(key, value, stored_index, expire_at(expiry));
+        self.tree
+            .rewrite(key, value, stored_index, expire_at(expiry));
         self.index = next;
-        let entry = self.tree.lookup(key, next).expect("the node was just written");
-        let mut node = self.tree.view(key, entry, false);
+        let entry = self
+            .tree
+            .lookup(key, next)
+            .expect("the node was just written");
+        let mut node = self.view(key, entry);
         node.modified_index = next;
-        Event { action, node, prev_node: Some(prev), etcd_index: next, refresh }
+        Event {
+            action,
+            node,
+            prev_node: Some(prev),
+            etcd_index: next,
+            refresh,
+        }
     }
 
     fn delete(&mut self, key: &str, dir: bool, recursive: bool) -> Result<Event, V2Error> {
@@ -264,7 +405,7 @@ impl StateMachine {
     /// Removes a node (and its subtree); the event's node carries only key, dir and indexes.
     fn remove(&mut self, action: Action, key: &str, existing: &Entry) -> Event {
         let next = self.index + 1;
-        let prev = self.tree.view(key, existing, false);
+        let prev = self.view(key, existing);
         self.tree.remove_subtree(key);
         self.index = next;
         let node = NodeView {
@@ -272,17 +413,33 @@ impl StateMachine {
             value: None,
             dir: existing.is_dir(),
             expiration_ms: None,
+            ttl: 0,
             nodes: None,
             modified_index: next,
             created_index: existing.created_index,
         };
-        Event { action, node, prev_node: Some(prev), etcd_index: next, refresh: false }
+        Event {
+            action,
+            node,
+            prev_node: Some(prev),
+            etcd_index: next,
+            refresh: false,
+        }
+    }
+
+    /// A node as an event shows it, with the `ttl` left at the applying request's clock.
+    fn view(&self, key: &str, entry: &Entry) -> NodeView {
+        self.tree.view(key, entry, false, self.now_ms)
     }
 
     fn expire(&mut self, now_ms: u64) -> Vec<Event> {
         let mut events = Vec::new();
         while let Some(key) = self.tree.first_expired(now_ms) {
-            let existing = self.tree.lookup(&key, self.index).expect("expiry queue only holds live keys").clone();
+            let existing = self
+                .tree
+                .lookup(&key, self.index)
+                .expect("expiry queue only holds live keys")
+                .clone();
             events.push(self.remove(Action::Expire, &key, &existing));
             self.stats.expire_count += 1;
         }
@@ -295,9 +452,15 @@ impl StateMachine {
             V2Op::Set { .. } => (&mut s.sets_success, &mut s.sets_fail),
             V2Op::Create { .. } => (&mut s.create_success, &mut s.create_fail),
             V2Op::Update { .. } => (&mut s.update_success, &mut s.update_fail),
-            V2Op::CompareAndSwap { .. } => (&mut s.compare_and_swap_success, &mut s.compare_and_swap_fail),
+            V2Op::CompareAndSwap { .. } => (
+                &mut s.compare_and_swap_success,
+                &mut s.compare_and_swap_fail,
+            ),
             V2Op::Delete { .. } => (&mut s.delete_success, &mut s.delete_fail),
-            V2Op::CompareAndDelete { .. } => (&mut s.compare_and_delete_success, &mut s.compare_and_delete_fail),
+            V2Op::CompareAndDelete { .. } => (
+                &mut s.compare_and_delete_success,
+                &mut s.compare_and_delete_fail,
+            ),
         };
         *(if ok { success } else { fail }) += 1;
     }
@@ -325,8 +488,18 @@ fn check_compare(key: &str, node: &Entry, compare: &Compare, index: u64) -> Resu
     let cause = match (value_ok, index_ok) {
         (true, true) => return Ok(()),
         (false, true) => format!("[{} != {}]", want_value.unwrap_or_default(), value),
-        (true, false) => format!("[{} != {}]", want_index.unwrap_or_default(), node.modified_index),
-        (false, false) => format!("[{} != {}] [{} != {}]", want_value.unwrap_or_default(), value, want_index.unwrap_or_default(), node.modified_index),
+        (true, false) => format!(
+            "[{} != {}]",
+            want_index.unwrap_or_default(),
+            node.modified_index
+        ),
+        (false, false) => format!(
+            "[{} != {}] [{} != {}]",
+            want_value.unwrap_or_default(),
+            value,
+            want_index.unwrap_or_default(),
+            node.modified_index
+        ),
     };
     Err(V2Error::new(ErrorCode::TestFailed, cause, index))
 }

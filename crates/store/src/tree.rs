@@ -4,7 +4,7 @@
 //! `/a/b` is key `/a/b`. Byte order of keys is Go's string order, so every listing comes
 //! out sorted, which also satisfies `sorted=true`.
 
-use crate::{ErrorCode, NodeView, V2Error};
+use crate::{ErrorCode, NodeView, V2Error, remaining_seconds};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
@@ -25,7 +25,12 @@ impl Entry {
 }
 
 /// The root directory: it always exists, is never written, and has index 0.
-static ROOT: Entry = Entry { value: None, created_index: 0, modified_index: 0, expire_at: None };
+static ROOT: Entry = Entry {
+    value: None,
+    created_index: 0,
+    modified_index: 0,
+    expire_at: None,
+};
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Tree {
@@ -36,7 +41,10 @@ pub(crate) struct Tree {
 
 impl Tree {
     pub fn from_entries(entries: BTreeMap<String, Entry>) -> Tree {
-        let expiring = entries.iter().filter_map(|(k, e)| e.expire_at.map(|at| (at, k.clone()))).collect();
+        let expiring = entries
+            .iter()
+            .filter_map(|(k, e)| e.expire_at.map(|at| (at, k.clone())))
+            .collect();
         Tree { entries, expiring }
     }
 
@@ -60,7 +68,10 @@ impl Tree {
             if !found.is_dir() {
                 return Err(V2Error::new(ErrorCode::NotDir, found_key, index));
             }
-            found = self.entries.get(prefix).ok_or_else(|| V2Error::new(ErrorCode::KeyNotFound, prefix, index))?;
+            found = self
+                .entries
+                .get(prefix)
+                .ok_or_else(|| V2Error::new(ErrorCode::KeyNotFound, prefix, index))?;
             found_key = prefix;
         }
         Ok(found)
@@ -79,7 +90,12 @@ impl Tree {
     pub fn create_parents(&mut self, key: &str, index: u64) {
         for parent in ancestors(key) {
             if !self.entries.contains_key(parent) {
-                let dir = Entry { value: None, created_index: index, modified_index: index, expire_at: None };
+                let dir = Entry {
+                    value: None,
+                    created_index: index,
+                    modified_index: index,
+                    expire_at: None,
+                };
                 self.entries.insert(parent.to_string(), dir);
             }
         }
@@ -97,10 +113,26 @@ impl Tree {
     }
 
     /// Changes value, modified index and expiry of an existing entry in place.
-    pub fn rewrite(&mut self, key: &str, value: Option<String>, index: u64, expire_at: Option<u64>) {
-        let Some(entry) = self.entries.get(key) else { return };
+    pub fn rewrite(
+        &mut self,
+        key: &str,
+        value: Option<String>,
+        index: u64,
+        expire_at: Option<u64>,
+    ) {
+        let Some(entry) = self.entries.get(key) else {
+            return;
+        };
         let created_index = entry.created_index;
-        self.insert(key, Entry { value, created_index, modified_index: index, expire_at });
+        self.insert(
+            key,
+            Entry {
+                value,
+                created_index,
+                modified_index: index,
+                expire_at,
+            },
+        );
     }
 
     /// Removes `key` and everything below it.
@@ -122,7 +154,10 @@ impl Tree {
 
     /// The earliest expiry at or before `now_ms`, if any.
     pub fn first_expired(&self, now_ms: u64) -> Option<String> {
-        self.expiring.first().filter(|(at, _)| *at <= now_ms).map(|(_, key)| key.clone())
+        self.expiring
+            .first()
+            .filter(|(at, _)| *at <= now_ms)
+            .map(|(_, key)| key.clone())
     }
 
     pub fn next_expiry(&self) -> Option<u64> {
@@ -131,13 +166,21 @@ impl Tree {
 
     /// The node as a `prevNode` or a listing child shows it: no children unless
     /// `recursive`, hidden children left out.
-    pub fn view(&self, key: &str, entry: &Entry, recursive: bool) -> NodeView {
-        let nodes = if entry.is_dir() && recursive { self.child_views(key, true) } else { None };
+    /// `now_ms` fixes the remaining `ttl` shown.
+    pub fn view(&self, key: &str, entry: &Entry, recursive: bool, now_ms: u64) -> NodeView {
+        let nodes = if entry.is_dir() && recursive {
+            self.child_views(key, true, now_ms)
+        } else {
+            None
+        };
         NodeView {
             key: key.to_string(),
             value: entry.value.clone(),
             dir: entry.is_dir(),
             expiration_ms: entry.expire_at,
+            ttl: entry
+                .expire_at
+                .map_or(0, |at| remaining_seconds(at, now_ms)),
             nodes,
             modified_index: entry.modified_index,
             created_index: entry.created_index,
@@ -145,11 +188,11 @@ impl Tree {
     }
 
     /// The visible (non-hidden) direct children of `dir`, each shown with `recursive`.
-    pub fn child_views(&self, dir: &str, recursive: bool) -> Option<Vec<NodeView>> {
+    pub fn child_views(&self, dir: &str, recursive: bool, now_ms: u64) -> Option<Vec<NodeView>> {
         let views: Vec<NodeView> = self
             .children(dir)
             .filter(|(key, _)| !is_hidden_name(key))
-            .map(|(key, entry)| self.view(key, entry, recursive))
+            .map(|(key, entry)| self.view(key, entry, recursive, now_ms))
             .collect();
         (!views.is_empty()).then_some(views)
     }
@@ -162,7 +205,10 @@ impl Tree {
         let mut cursor: Bound<String> = Bound::Included(prefix.clone());
         std::iter::from_fn(move || {
             loop {
-                let (key, entry) = self.entries.range::<String, _>((cursor.clone(), Bound::Unbounded)).next()?;
+                let (key, entry) = self
+                    .entries
+                    .range::<String, _>((cursor.clone(), Bound::Unbounded))
+                    .next()?;
                 if !key.starts_with(&prefix) {
                     return None;
                 }
@@ -173,7 +219,9 @@ impl Tree {
                     }
                     // A descendant of a child: '0' is the byte after '/', so this skips
                     // exactly the child's subtree and no sibling.
-                    Some(slash) => cursor = Bound::Included(format!("{}0", &key[..prefix.len() + slash])),
+                    Some(slash) => {
+                        cursor = Bound::Included(format!("{}0", &key[..prefix.len() + slash]))
+                    }
                 }
             }
         })
@@ -205,12 +253,18 @@ fn prefixes(key: &str) -> impl Iterator<Item = &str> {
 }
 
 fn child_prefix(dir: &str) -> String {
-    if dir == "/" { "/".to_string() } else { format!("{dir}/") }
+    if dir == "/" {
+        "/".to_string()
+    } else {
+        format!("{dir}/")
+    }
 }
 
 /// A key whose last component starts with `_` is hidden from listings.
 fn is_hidden_name(key: &str) -> bool {
-    key.rsplit('/').next().is_some_and(|name| name.starts_with('_'))
+    key.rsplit('/')
+        .next()
+        .is_some_and(|name| name.starts_with('_'))
 }
 
 #[cfg(test)]
@@ -218,7 +272,12 @@ mod tests {
     use super::*;
 
     fn file(index: u64) -> Entry {
-        Entry { value: Some("v".into()), created_index: index, modified_index: index, expire_at: None }
+        Entry {
+            value: Some("v".into()),
+            created_index: index,
+            modified_index: index,
+            expire_at: None,
+        }
     }
 
     fn tree_with(keys: &[&str]) -> Tree {
@@ -232,7 +291,10 @@ mod tests {
 
     #[test]
     fn prefixes_walk_from_the_top() {
-        assert_eq!(prefixes("/a/b/c").collect::<Vec<_>>(), ["/a", "/a/b", "/a/b/c"]);
+        assert_eq!(
+            prefixes("/a/b/c").collect::<Vec<_>>(),
+            ["/a", "/a/b", "/a/b/c"]
+        );
         assert_eq!(prefixes("/a").collect::<Vec<_>>(), ["/a"]);
     }
 
@@ -265,7 +327,10 @@ mod tests {
     #[test]
     fn hidden_children_are_left_out_of_listings() {
         let t = tree_with(&["/a/_h", "/a/v"]);
-        let views = t.child_views("/a", false).unwrap();
-        assert_eq!(views.iter().map(|v| v.key.as_str()).collect::<Vec<_>>(), ["/a/v"]);
+        let views = t.child_views("/a", false, 0).unwrap();
+        assert_eq!(
+            views.iter().map(|v| v.key.as_str()).collect::<Vec<_>>(),
+            ["/a/v"]
+        );
     }
 }

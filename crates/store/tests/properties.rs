@@ -4,7 +4,8 @@ use musubi_store::{Compare, Expiry, Request, Response, StateMachine, V2Op};
 use proptest::prelude::*;
 
 fn key() -> impl Strategy<Value = String> {
-    prop::collection::vec(prop::sample::select(vec!["a", "b", "_h", "c"]), 1..4).prop_map(|parts| format!("/{}", parts.join("/")))
+    prop::collection::vec(prop::sample::select(vec!["a", "b", "_h", "c"]), 1..4)
+        .prop_map(|parts| format!("/{}", parts.join("/")))
 }
 
 fn expiry() -> impl Strategy<Value = Expiry> {
@@ -12,24 +13,66 @@ fn expiry() -> impl Strategy<Value = Expiry> {
 }
 
 fn op() -> impl Strategy<Value = Request> {
-    let value = prop::option::of(prop::sample::select(vec!["x".to_string(), "y".to_string(), String::new()]));
+    let value = prop::option::of(prop::sample::select(vec![
+        "x".to_string(),
+        "y".to_string(),
+        String::new(),
+    ]));
     prop_oneof![
-        (key(), value.clone(), expiry(), any::<bool>()).prop_map(|(key, value, expiry, refresh)| V2Op::Set { key, value, expiry, refresh }),
-        (key(), value.clone(), expiry(), any::<bool>()).prop_map(|(key, value, expiry, in_order)| V2Op::Create { key, value, expiry, in_order }),
-        (key(), value, expiry(), any::<bool>()).prop_map(|(key, value, expiry, refresh)| V2Op::Update { key, value, expiry, refresh }),
+        (key(), value.clone(), expiry(), any::<bool>()).prop_map(
+            |(key, value, expiry, refresh)| V2Op::Set {
+                key,
+                value,
+                expiry,
+                refresh
+            }
+        ),
+        (key(), value.clone(), expiry(), any::<bool>()).prop_map(
+            |(key, value, expiry, in_order)| V2Op::Create {
+                key,
+                value,
+                expiry,
+                in_order
+            }
+        ),
+        (key(), value, expiry(), any::<bool>()).prop_map(|(key, value, expiry, refresh)| {
+            V2Op::Update {
+                key,
+                value,
+                expiry,
+                refresh,
+            }
+        }),
         (key(), prop::option::of(0u64..10)).prop_map(|(key, prev_index)| V2Op::CompareAndSwap {
             key,
             value: "z".into(),
             expiry: Expiry::Permanent,
             refresh: false,
-            compare: Compare { prev_value: Some("x".into()), prev_index }
+            compare: Compare {
+                prev_value: Some("x".into()),
+                prev_index
+            }
         }),
-        (key(), any::<bool>(), any::<bool>()).prop_map(|(key, dir, recursive)| V2Op::Delete { key, dir, recursive }),
-        (key(), prop::option::of(0u64..10)).prop_map(|(key, prev_index)| V2Op::CompareAndDelete { key, compare: Compare { prev_value: None, prev_index } }),
+        (key(), any::<bool>(), any::<bool>()).prop_map(|(key, dir, recursive)| V2Op::Delete {
+            key,
+            dir,
+            recursive
+        }),
+        (key(), prop::option::of(0u64..10)).prop_map(|(key, prev_index)| V2Op::CompareAndDelete {
+            key,
+            compare: Compare {
+                prev_value: None,
+                prev_index
+            }
+        }),
     ]
-    .prop_map(Request::V2)
+    .prop_map(|op| Request::V2 { op, now_ms: 0 })
     .boxed()
-    .prop_union((0u64..25).prop_map(|now_ms| Request::Expire { now_ms }).boxed())
+    .prop_union(
+        (0u64..25)
+            .prop_map(|now_ms| Request::Expire { now_ms })
+            .boxed(),
+    )
 }
 
 fn successes(response: &Response) -> u64 {
@@ -54,7 +97,7 @@ proptest! {
             if ok == 0 {
                 // Failed writes leave the keyspace as it was (stats aside).
                 let restored = StateMachine::from_snapshot(&before).unwrap();
-                prop_assert_eq!(restored.get("/", true).unwrap().node, sm.get("/", true).unwrap().node);
+                prop_assert_eq!(restored.get("/", true, 0).unwrap().node, sm.get("/", true, 0).unwrap().node);
             }
         }
     }
@@ -79,7 +122,7 @@ proptest! {
             sm.apply(op);
         }
         fn walk(sm: &StateMachine, key: &str) -> Result<(), TestCaseError> {
-            let node = sm.get(key, false).unwrap().node;
+            let node = sm.get(key, false, 0).unwrap().node;
             for child in node.nodes.unwrap_or_default() {
                 prop_assert!(child.key.starts_with(key));
                 if child.dir { walk(sm, &child.key)?; }

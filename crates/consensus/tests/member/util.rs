@@ -22,12 +22,15 @@ pub fn config(dir: &Path, snapshot_count: u64) -> ConsensusConfig {
 }
 
 pub fn set(key: &str, value: &str) -> Request {
-    Request::V2(V2Op::Set {
-        key: key.into(),
-        value: Some(value.into()),
-        expiry: Expiry::Permanent,
-        refresh: false,
-    })
+    Request::V2 {
+        now_ms: 0,
+        op: V2Op::Set {
+            key: key.into(),
+            value: Some(value.into()),
+            expiry: Expiry::Permanent,
+            refresh: false,
+        },
+    }
 }
 
 pub struct Node {

@@ -14,21 +14,38 @@ use std::time::{SystemTime, UNIX_EPOCH};
 pub const ETCD_API_VERSION: &str = "3.4.0";
 
 pub fn version() -> HttpResponse {
-    reply::json_body(StatusCode::OK, format!("{{\"etcdserver\":\"{ETCD_API_VERSION}\",\"etcdcluster\":\"{ETCD_API_VERSION}\"}}\n"))
+    reply::json_body(
+        StatusCode::OK,
+        format!(
+            "{{\"etcdserver\":\"{ETCD_API_VERSION}\",\"etcdcluster\":\"{ETCD_API_VERSION}\"}}\n"
+        ),
+    )
 }
 
 pub fn health(app: &App) -> HttpResponse {
     if app.raft.status().leader.is_some() {
         reply::json_body(StatusCode::OK, "{\"health\":\"true\"}\n".into())
     } else {
-        reply::json_body(StatusCode::SERVICE_UNAVAILABLE, "{\"health\":\"false\"}\n".into())
+        reply::json_body(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{\"health\":\"false\"}\n".into(),
+        )
     }
 }
 
 pub fn machines(app: &App) -> HttpResponse {
-    let urls: Vec<String> = app.raft.status().members.iter().flat_map(|m| m.client_urls.clone()).collect();
+    let urls: Vec<String> = app
+        .raft
+        .status()
+        .members
+        .iter()
+        .flat_map(|m| m.client_urls.clone())
+        .collect();
     let mut resp = HttpResponse::new(urls.join(", ").into());
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     resp
 }
 
@@ -67,8 +84,14 @@ pub fn members(app: &App) -> HttpResponse {
 
 pub fn leader(app: &App) -> HttpResponse {
     let status = app.raft.status();
-    let Some(leader) = status.leader.and_then(|id| status.members.iter().find(|m| m.id == id)) else {
-        return reply::json_body(StatusCode::SERVICE_UNAVAILABLE, "{\"message\":\"During election\"}\n".into());
+    let Some(leader) = status
+        .leader
+        .and_then(|id| status.members.iter().find(|m| m.id == id))
+    else {
+        return reply::json_body(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{\"message\":\"During election\"}\n".into(),
+        );
     };
     let mut out = String::new();
     member_json(&mut out, leader);
@@ -77,25 +100,41 @@ pub fn leader(app: &App) -> HttpResponse {
 }
 
 fn with_cluster_id(app: &App, mut resp: HttpResponse) -> HttpResponse {
-    let id = HeaderValue::from_str(&format!("{:x}", app.identity.cluster_id)).expect("hex is a valid header");
+    let id = HeaderValue::from_str(&format!("{:x}", app.identity.cluster_id))
+        .expect("hex is a valid header");
     resp.headers_mut().insert("X-Etcd-Cluster-Id", id);
     resp
 }
 
 fn unix_nanos(t: SystemTime) -> i128 {
-    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as i128)
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i128)
 }
 
 pub fn stats_self(app: &App) -> HttpResponse {
     let status = app.raft.status();
-    let state = if status.is_leader { "StateLeader" } else { "StateFollower" };
+    let state = if status.is_leader {
+        "StateLeader"
+    } else {
+        "StateFollower"
+    };
     let mut out = String::from("{\"name\":");
     json::string(&mut out, &app.identity.name);
-    let _ = write!(out, ",\"id\":\"{:x}\",\"state\":\"{state}\",\"startTime\":\"{}\"", app.identity.member_id, json::rfc3339(unix_nanos(app.started_at)));
+    let _ = write!(
+        out,
+        ",\"id\":\"{:x}\",\"state\":\"{state}\",\"startTime\":\"{}\"",
+        app.identity.member_id,
+        json::rfc3339(unix_nanos(app.started_at))
+    );
     if let Some(leader) = status.leader {
         let since = app.leader_since();
         let uptime = SystemTime::now().duration_since(since).unwrap_or_default();
-        let _ = write!(out, ",\"leaderInfo\":{{\"leader\":\"{leader:x}\",\"uptime\":\"{}\",\"startTime\":\"{}\"}}", go_duration(uptime), json::rfc3339(unix_nanos(since)));
+        let _ = write!(
+            out,
+            ",\"leaderInfo\":{{\"leader\":\"{leader:x}\",\"uptime\":\"{}\",\"startTime\":\"{}\"}}",
+            go_duration(uptime),
+            json::rfc3339(unix_nanos(since))
+        );
     }
     out.push_str(",\"recvAppendRequestCnt\":0,\"sendAppendRequestCnt\":0}\n");
     reply::json_body(StatusCode::OK, out)
@@ -104,10 +143,19 @@ pub fn stats_self(app: &App) -> HttpResponse {
 pub fn stats_leader(app: &App) -> HttpResponse {
     let status = app.raft.status();
     if !status.is_leader {
-        return reply::json_body(StatusCode::FORBIDDEN, "{\"message\":\"not current leader\"}\n".into());
+        return reply::json_body(
+            StatusCode::FORBIDDEN,
+            "{\"message\":\"not current leader\"}\n".into(),
+        );
     }
-    let mut out = format!("{{\"leader\":\"{:x}\",\"followers\":{{", app.identity.member_id);
-    let followers = status.members.iter().filter(|m| m.id != app.identity.member_id);
+    let mut out = format!(
+        "{{\"leader\":\"{:x}\",\"followers\":{{",
+        app.identity.member_id
+    );
+    let followers = status
+        .members
+        .iter()
+        .filter(|m| m.id != app.identity.member_id);
     for (i, m) in followers.enumerate() {
         if i > 0 {
             out.push(',');
@@ -164,7 +212,11 @@ fn go_duration(d: std::time::Duration) -> String {
         let dot = if frac.is_empty() { "" } else { "." };
         return format!("{}{dot}{frac}{unit}", nanos / scale);
     }
-    let frac = if nanos == 0 { String::new() } else { format!(".{nanos:09}").trim_end_matches('0').to_string() };
+    let frac = if nanos == 0 {
+        String::new()
+    } else {
+        format!(".{nanos:09}").trim_end_matches('0').to_string()
+    };
     match (h, m) {
         (0, 0) => format!("{s}{frac}s"),
         (0, _) => format!("{m}m{s}{frac}s"),

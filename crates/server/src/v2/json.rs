@@ -5,17 +5,17 @@ use musubi_store::{Event, NodeView, V2Error};
 use std::fmt::Write;
 use time::OffsetDateTime;
 
-/// An event as etcd sends it; `now_ms` turns expirations into remaining `ttl` seconds.
-pub fn event(ev: &Event, now_ms: u64, no_value: bool) -> String {
+/// An event as etcd sends it.
+pub fn event(ev: &Event, no_value: bool) -> String {
     let mut out = String::with_capacity(160);
     out.push_str("{\"action\":");
     string(&mut out, ev.action.as_str());
     if !no_value {
         out.push_str(",\"node\":");
-        node(&mut out, &ev.node, now_ms);
+        node(&mut out, &ev.node);
         if let Some(prev) = &ev.prev_node {
             out.push_str(",\"prevNode\":");
-            node(&mut out, prev, now_ms);
+            node(&mut out, prev);
         }
     }
     out.push_str("}\n");
@@ -34,7 +34,7 @@ pub fn error(err: &V2Error) -> String {
     out
 }
 
-fn node(out: &mut String, n: &NodeView, now_ms: u64) {
+fn node(out: &mut String, n: &NodeView) {
     out.push('{');
     let mut first = true;
     let mut field = |out: &mut String, name: &str| {
@@ -62,10 +62,9 @@ fn node(out: &mut String, n: &NodeView, now_ms: u64) {
     if let Some(at) = n.expiration_ms {
         field(out, "expiration");
         string(out, &rfc3339(at as i128 * 1_000_000));
-        let ttl = remaining_seconds(at, now_ms);
-        if ttl != 0 {
+        if n.ttl != 0 {
             field(out, "ttl");
-            let _ = write!(out, "{ttl}");
+            let _ = write!(out, "{}", n.ttl);
         }
     }
     if let Some(children) = &n.nodes {
@@ -75,7 +74,7 @@ fn node(out: &mut String, n: &NodeView, now_ms: u64) {
             if i > 0 {
                 out.push(',');
             }
-            node(out, child, now_ms);
+            node(out, child);
         }
         out.push(']');
     }
@@ -90,17 +89,20 @@ fn node(out: &mut String, n: &NodeView, now_ms: u64) {
     out.push('}');
 }
 
-/// Seconds left, rounded up as etcd does; negative once overdue.
-pub fn remaining_seconds(expire_ms: u64, now_ms: u64) -> i64 {
-    let left = expire_ms as i64 - now_ms as i64;
-    if left > 0 { (left + 999) / 1000 } else { left / 1000 }
-}
-
 /// Go's `time.Time` JSON form in UTC (RFC 3339, nanoseconds with trailing zeros dropped)
 /// for a Unix time in nanoseconds.
 pub fn rfc3339(unix_nanos: i128) -> String {
-    let t = OffsetDateTime::from_unix_timestamp_nanos(unix_nanos).unwrap_or(OffsetDateTime::UNIX_EPOCH);
-    let mut s = format!("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}", t.year(), t.month() as u8, t.day(), t.hour(), t.minute(), t.second());
+    let t =
+        OffsetDateTime::from_unix_timestamp_nanos(unix_nanos).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    let mut s = format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+        t.year(),
+        t.month() as u8,
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    );
     let nanos = t.nanosecond();
     if nanos != 0 {
         let frac = format!("{nanos:09}");
@@ -137,14 +139,29 @@ mod tests {
     use musubi_store::{Action, ErrorCode};
 
     fn file(key: &str, value: &str, index: u64) -> NodeView {
-        NodeView { key: key.into(), value: Some(value.into()), dir: false, expiration_ms: None, nodes: None, modified_index: index, created_index: index }
+        NodeView {
+            key: key.into(),
+            value: Some(value.into()),
+            dir: false,
+            expiration_ms: None,
+            ttl: 0,
+            nodes: None,
+            modified_index: index,
+            created_index: index,
+        }
     }
 
     #[test]
     fn a_set_over_an_old_value_matches_etcd_byte_for_byte() {
-        let ev = Event { action: Action::Set, node: file("/a/b", "2", 9), prev_node: Some(file("/a/b", "1", 8)), etcd_index: 9, refresh: false };
+        let ev = Event {
+            action: Action::Set,
+            node: file("/a/b", "2", 9),
+            prev_node: Some(file("/a/b", "1", 8)),
+            etcd_index: 9,
+            refresh: false,
+        };
         assert_eq!(
-            event(&ev, 0, false),
+            event(&ev, false),
             "{\"action\":\"set\",\"node\":{\"key\":\"/a/b\",\"value\":\"2\",\"modifiedIndex\":9,\"createdIndex\":9},\"prevNode\":{\"key\":\"/a/b\",\"value\":\"1\",\"modifiedIndex\":8,\"createdIndex\":8}}\n"
         );
     }
@@ -152,7 +169,10 @@ mod tests {
     #[test]
     fn errors_omit_an_empty_cause() {
         let err = V2Error::new(ErrorCode::NotFile, "", 6);
-        assert_eq!(error(&err), "{\"errorCode\":102,\"message\":\"Not a file\",\"index\":6}\n");
+        assert_eq!(
+            error(&err),
+            "{\"errorCode\":102,\"message\":\"Not a file\",\"index\":6}\n"
+        );
     }
 
     #[test]
@@ -163,9 +183,7 @@ mod tests {
     }
 
     #[test]
-    fn ttl_rounds_up_and_expiration_drops_trailing_zeros() {
-        assert_eq!(remaining_seconds(10_001, 0), 11);
-        assert_eq!(remaining_seconds(10_000, 0), 10);
+    fn expiration_drops_trailing_zeros() {
         assert_eq!(rfc3339(1_500_000_000), "1970-01-01T00:00:01.5Z");
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
     }

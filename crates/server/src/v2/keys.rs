@@ -3,9 +3,9 @@
 //! `Request` and wait for it to be applied.
 
 use super::basic_auth::Credentials;
+use super::json;
 use super::params::{Form, KeyParams};
 use super::reply::{self, HttpResponse, RaftPosition};
-use super::json;
 use crate::app::App;
 use axum::body::Body;
 use axum::http::{Method, StatusCode};
@@ -39,7 +39,12 @@ pub async fn handle(app: Arc<App>, req: KeysRequest<'_>) -> HttpResponse {
     };
     // As in etcd: after the parameters are validated, before anything is read or written.
     let denied = match req.credentials.as_user() {
-        Ok(user) => app.sm.read().auth().authorize(user, req.auth_key, params.recursive, !is_get).err(),
+        Ok(user) => app
+            .sm
+            .read()
+            .auth()
+            .authorize(user, req.auth_key, params.recursive, !is_get)
+            .err(),
         Err(()) => Some(musubi_store::unauthorized()),
     };
     if let Some(e) = denied {
@@ -50,25 +55,38 @@ pub async fn handle(app: Arc<App>, req: KeysRequest<'_>) -> HttpResponse {
     }
     let now = crate::clock::now_ms();
     let op = match *req.method {
-        Method::GET | Method::HEAD => return read(&app, req.key, &params, *req.method == Method::HEAD).await,
+        Method::GET | Method::HEAD => {
+            return read(&app, req.key, &params, *req.method == Method::HEAD).await;
+        }
         Method::PUT => params.put_op(req.key, now),
         Method::POST => params.post_op(req.key, now),
         _ => params.delete_op(req.key),
     };
-    write(&app, Request::V2(op), params.no_value_on_success).await
+    write(
+        &app,
+        Request::V2 { op, now_ms: now },
+        params.no_value_on_success,
+    )
+    .await
 }
 
 async fn write(app: &App, request: Request, no_value_on_success: bool) -> HttpResponse {
-    let applied = match tokio::time::timeout(app.limits.request_timeout, app.raft.write(request)).await {
-        Ok(Ok(applied)) => applied,
-        Ok(Err(e)) => return reply::internal(e.to_string()),
-        Err(_) => return reply::internal("etcdserver: request timed out"),
+    let applied =
+        match tokio::time::timeout(app.limits.request_timeout, app.raft.write(request)).await {
+            Ok(Ok(applied)) => applied,
+            Ok(Err(e)) => return reply::internal(e.to_string()),
+            Err(_) => return reply::internal("etcdserver: request timed out"),
+        };
+    let raft = RaftPosition {
+        index: applied.log_index,
+        term: applied.term,
     };
-    let raft = RaftPosition { index: applied.log_index, term: applied.term };
     match &applied.response {
-        Response::V2(Ok(event)) => reply::event(event, raft, crate::clock::now_ms(), no_value_on_success),
+        Response::V2(Ok(event)) => reply::event(event, raft, no_value_on_success),
         Response::V2(Err(e)) => reply::error(e),
-        Response::Expired(_) | Response::Auth(_) => reply::internal("unexpected response to a keys request"),
+        Response::Expired(_) | Response::Auth(_) => {
+            reply::internal("unexpected response to a keys request")
+        }
     }
 }
 
@@ -77,17 +95,19 @@ async fn read(app: &App, key: String, params: &KeyParams, head: bool) -> HttpRes
         return watch(app, &key, params);
     }
     if params.quorum {
-        let barrier = tokio::time::timeout(app.limits.request_timeout, app.raft.linearizable_barrier()).await;
+        let barrier =
+            tokio::time::timeout(app.limits.request_timeout, app.raft.linearizable_barrier()).await;
         match barrier {
             Ok(Ok(())) => {}
             Ok(Err(e)) => return reply::internal(e.to_string()),
             Err(_) => return reply::internal("etcdserver: request timed out"),
         }
     }
-    let result = app.sm.read().get(&key, params.recursive);
+    let now_ms = crate::clock::now_ms();
+    let result = app.sm.read().get(&key, params.recursive, now_ms);
     let raft = app.raft_position();
     let mut resp = match result {
-        Ok(event) => reply::event(&event, raft, crate::clock::now_ms(), false),
+        Ok(event) => reply::event(&event, raft, false),
         Err(e) => reply::error(&e),
     };
     if head {
@@ -102,21 +122,32 @@ fn watch(app: &App, key: &str, params: &KeyParams) -> HttpResponse {
     let started: Result<_, V2Error> = {
         let sm = app.sm.read();
         let index = sm.index();
-        app.hub.watch(key, params.recursive, params.stream, params.wait_index, index).map(|w| (w, index))
+        app.hub
+            .watch(
+                key,
+                params.recursive,
+                params.stream,
+                params.wait_index,
+                index,
+            )
+            .map(|w| (w, index))
     };
     let (watch, start_index) = match started {
         Ok(started) => started,
         Err(e) => return reply::error(&e),
     };
     let stream = params.stream;
-    let body = futures::stream::unfold((watch.events, false), move |(mut events, done)| async move {
-        if done {
-            return None;
-        }
-        let event = events.recv().await?;
-        let line = Bytes::from(json::event(&event, crate::clock::now_ms(), false));
-        Some((Ok::<_, std::convert::Infallible>(line), (events, !stream)))
-    });
+    let body = futures::stream::unfold(
+        (watch.events, false),
+        move |(mut events, done)| async move {
+            if done {
+                return None;
+            }
+            let event = events.recv().await?;
+            let line = Bytes::from(json::event(&event, false));
+            Some((Ok::<_, std::convert::Infallible>(line), (events, !stream)))
+        },
+    );
     let mut resp = reply::json_body(StatusCode::OK, String::new());
     *resp.body_mut() = Body::from_stream(body);
     reply::set_raft_headers(&mut resp, start_index, app.raft_position());

@@ -39,7 +39,10 @@ impl Form {
     }
 
     fn get(&self, name: &str) -> Option<&str> {
-        self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -51,7 +54,10 @@ fn invalid(code: ErrorCode, cause: &str) -> V2Error {
 fn decode_pairs(raw: &str, out: &mut Vec<(String, String)>) -> Result<(), V2Error> {
     for piece in raw.split('&').filter(|p| !p.is_empty()) {
         if piece.contains(';') {
-            return Err(invalid(ErrorCode::InvalidForm, "invalid semicolon separator in query"));
+            return Err(invalid(
+                ErrorCode::InvalidForm,
+                "invalid semicolon separator in query",
+            ));
         }
         let (k, v) = piece.split_once('=').unwrap_or((piece, ""));
         out.push((unescape(k)?, unescape(v)?));
@@ -66,10 +72,16 @@ fn unescape(s: &str) -> Result<String, V2Error> {
     while i < bytes.len() {
         match bytes[i] {
             b'%' => {
-                let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok()).and_then(|h| u8::from_str_radix(h, 16).ok());
+                let hex = bytes
+                    .get(i + 1..i + 3)
+                    .and_then(|h| std::str::from_utf8(h).ok())
+                    .and_then(|h| u8::from_str_radix(h, 16).ok());
                 let Some(byte) = hex else {
                     let bad = &s[i..(i + 3).min(s.len())];
-                    return Err(invalid(ErrorCode::InvalidForm, &format!("invalid URL escape \"{bad}\"")));
+                    return Err(invalid(
+                        ErrorCode::InvalidForm,
+                        &format!("invalid URL escape \"{bad}\""),
+                    ));
                 };
                 out.push(byte);
                 i += 3;
@@ -84,7 +96,8 @@ fn unescape(s: &str) -> Result<String, V2Error> {
             }
         }
     }
-    Ok(String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
+    Ok(String::from_utf8(out)
+        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
 }
 
 /// Go's `strconv.ParseBool`.
@@ -99,14 +112,21 @@ fn parse_bool(s: &str) -> Option<bool> {
 fn flag(form: &Form, name: &str) -> Result<bool, V2Error> {
     match form.get(name) {
         None => Ok(false),
-        Some(v) => parse_bool(v).ok_or_else(|| invalid(ErrorCode::InvalidField, &format!("invalid value for \"{name}\""))),
+        Some(v) => parse_bool(v).ok_or_else(|| {
+            invalid(
+                ErrorCode::InvalidField,
+                &format!("invalid value for \"{name}\""),
+            )
+        }),
     }
 }
 
 fn number(form: &Form, name: &str, code: ErrorCode) -> Result<u64, V2Error> {
     match form.get(name) {
         None => Ok(0),
-        Some(v) => v.parse().map_err(|_| invalid(code, &format!("invalid value for \"{name}\""))),
+        Some(v) => v
+            .parse()
+            .map_err(|_| invalid(code, &format!("invalid value for \"{name}\""))),
     }
 }
 
@@ -122,29 +142,45 @@ impl KeyParams {
         let quorum = flag(form, "quorum")?;
         let stream = flag(form, "stream")?;
         if wait && !method_is_get {
-            return Err(invalid(ErrorCode::InvalidField, "\"wait\" can only be used with GET requests"));
+            return Err(invalid(
+                ErrorCode::InvalidField,
+                "\"wait\" can only be used with GET requests",
+            ));
         }
         let prev_value = form.get("prevValue");
         if prev_value == Some("") {
-            return Err(invalid(ErrorCode::PrevValueRequired, "\"prevValue\" cannot be empty"));
+            return Err(invalid(
+                ErrorCode::PrevValueRequired,
+                "\"prevValue\" cannot be empty",
+            ));
         }
         let no_value_on_success = flag(form, "noValueOnSuccess")?;
         let ttl = match form.get("ttl") {
             None | Some("") => None,
-            Some(t) => Some(t.parse().map_err(|_| invalid(ErrorCode::TtlNan, "invalid value for \"ttl\""))?),
+            Some(t) => Some(
+                t.parse()
+                    .map_err(|_| invalid(ErrorCode::TtlNan, "invalid value for \"ttl\""))?,
+            ),
         };
-        let prev_exist = match form.get("prevExist") {
-            None => None,
-            Some(v) => Some(parse_bool(v).ok_or_else(|| invalid(ErrorCode::InvalidField, "invalid value for prevExist"))?),
-        };
+        let prev_exist =
+            match form.get("prevExist") {
+                None => None,
+                Some(v) => Some(parse_bool(v).ok_or_else(|| {
+                    invalid(ErrorCode::InvalidField, "invalid value for prevExist")
+                })?),
+            };
         let refresh = match form.get("refresh") {
             None => false,
-            Some(v) => parse_bool(v).ok_or_else(|| invalid(ErrorCode::InvalidField, "invalid value for refresh"))?,
+            Some(v) => parse_bool(v)
+                .ok_or_else(|| invalid(ErrorCode::InvalidField, "invalid value for refresh"))?,
         };
         let value = form.get("value").unwrap_or_default();
         if refresh {
             if !value.is_empty() {
-                return Err(invalid(ErrorCode::RefreshValue, "A value was provided on a refresh"));
+                return Err(invalid(
+                    ErrorCode::RefreshValue,
+                    "A value was provided on a refresh",
+                ));
             }
             if ttl.is_none() {
                 return Err(invalid(ErrorCode::RefreshTtlRequired, "No TTL value set"));
@@ -176,7 +212,10 @@ impl KeyParams {
     }
 
     fn compare(&self) -> Compare {
-        Compare { prev_value: Some(self.prev_value.clone()).filter(|v| !v.is_empty()), prev_index: Some(self.prev_index).filter(|i| *i != 0) }
+        Compare {
+            prev_value: Some(self.prev_value.clone()).filter(|v| !v.is_empty()),
+            prev_index: Some(self.prev_index).filter(|i| *i != 0),
+        }
     }
 
     fn has_compare(&self) -> bool {
@@ -188,25 +227,56 @@ impl KeyParams {
         let expiry = self.expiry(now_ms);
         let file_value = (!self.dir).then(|| self.value.clone());
         match self.prev_exist {
-            Some(true) if !self.has_compare() => V2Op::Update { key, value: Some(self.value.clone()), expiry, refresh: self.refresh },
-            Some(false) => V2Op::Create { key, value: file_value, expiry, in_order: false },
-            _ if self.has_compare() => {
-                V2Op::CompareAndSwap { key, value: self.value.clone(), expiry, refresh: self.refresh, compare: self.compare() }
-            }
-            _ => V2Op::Set { key, value: file_value, expiry, refresh: self.refresh },
+            Some(true) if !self.has_compare() => V2Op::Update {
+                key,
+                value: Some(self.value.clone()),
+                expiry,
+                refresh: self.refresh,
+            },
+            Some(false) => V2Op::Create {
+                key,
+                value: file_value,
+                expiry,
+                in_order: false,
+            },
+            _ if self.has_compare() => V2Op::CompareAndSwap {
+                key,
+                value: self.value.clone(),
+                expiry,
+                refresh: self.refresh,
+                compare: self.compare(),
+            },
+            _ => V2Op::Set {
+                key,
+                value: file_value,
+                expiry,
+                refresh: self.refresh,
+            },
         }
     }
 
     /// A POST creates an in-order child of `key`.
     pub fn post_op(&self, key: String, now_ms: u64) -> V2Op {
-        V2Op::Create { key, value: (!self.dir).then(|| self.value.clone()), expiry: self.expiry(now_ms), in_order: true }
+        V2Op::Create {
+            key,
+            value: (!self.dir).then(|| self.value.clone()),
+            expiry: self.expiry(now_ms),
+            in_order: true,
+        }
     }
 
     pub fn delete_op(&self, key: String) -> V2Op {
         if self.has_compare() {
-            V2Op::CompareAndDelete { key, compare: self.compare() }
+            V2Op::CompareAndDelete {
+                key,
+                compare: self.compare(),
+            }
         } else {
-            V2Op::Delete { key, dir: self.dir, recursive: self.recursive }
+            V2Op::Delete {
+                key,
+                dir: self.dir,
+                recursive: self.recursive,
+            }
         }
     }
 }
@@ -257,15 +327,26 @@ mod tests {
             ("prevExist=maybe", 209, "invalid value for prevExist"),
             ("wait=yes", 209, "invalid value for \"wait\""),
             ("prevValue=", 201, "\"prevValue\" cannot be empty"),
-            ("refresh=true&value=1&ttl=1", 211, "A value was provided on a refresh"),
+            (
+                "refresh=true&value=1&ttl=1",
+                211,
+                "A value was provided on a refresh",
+            ),
             ("refresh=true", 212, "No TTL value set"),
             ("value=%zz", 210, "invalid URL escape \"%zz\""),
         ];
         for (query, code, cause) in cases {
             let err = params(query, true).unwrap_err();
-            assert_eq!((err.code.code(), err.cause.as_str()), (code, cause), "{query}");
+            assert_eq!(
+                (err.code.code(), err.cause.as_str()),
+                (code, cause),
+                "{query}"
+            );
         }
-        assert_eq!(params("wait=true", false).unwrap_err().cause, "\"wait\" can only be used with GET requests");
+        assert_eq!(
+            params("wait=true", false).unwrap_err().cause,
+            "\"wait\" can only be used with GET requests"
+        );
     }
 
     #[test]
@@ -275,7 +356,12 @@ mod tests {
 
     #[test]
     fn puts_map_to_etcds_actions() {
-        let op = |q: &str| params(q, false).unwrap().put_op("/k".into(), 0).action_name();
+        let op = |q: &str| {
+            params(q, false)
+                .unwrap()
+                .put_op("/k".into(), 0)
+                .action_name()
+        };
         assert_eq!(op("value=1"), "set");
         assert_eq!(op("prevExist=true"), "update");
         assert_eq!(op("prevExist=true&prevValue=a"), "compareAndSwap");

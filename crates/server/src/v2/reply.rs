@@ -34,13 +34,17 @@ fn header_value(n: u64) -> HeaderValue {
 pub fn json_body(status: StatusCode, body: String) -> HttpResponse {
     let mut resp = Response::new(Body::from(body));
     *resp.status_mut() = status;
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     resp
 }
 
 pub fn error(err: &V2Error) -> HttpResponse {
     let mut resp = json_body(status_for(err.code), json::error(err));
-    resp.headers_mut().insert("X-Etcd-Index", header_value(err.index));
+    resp.headers_mut()
+        .insert("X-Etcd-Index", header_value(err.index));
     resp
 }
 
@@ -58,11 +62,20 @@ pub fn set_raft_headers(resp: &mut HttpResponse, etcd_index: u64, raft: RaftPosi
 }
 
 /// A completed operation: 201 for a create or a set of a new key, else 200.
-pub fn event(ev: &Event, raft: RaftPosition, now_ms: u64, no_value_on_success: bool) -> HttpResponse {
-    let created = ev.action == Action::Create || (ev.action == Action::Set && ev.prev_node.is_none());
-    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
-    let hide = no_value_on_success && matches!(ev.action, Action::Set | Action::Create | Action::Update | Action::CompareAndSwap);
-    let mut resp = json_body(status, json::event(ev, now_ms, hide));
+pub fn event(ev: &Event, raft: RaftPosition, no_value_on_success: bool) -> HttpResponse {
+    let created =
+        ev.action == Action::Create || (ev.action == Action::Set && ev.prev_node.is_none());
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    let hide = no_value_on_success
+        && matches!(
+            ev.action,
+            Action::Set | Action::Create | Action::Update | Action::CompareAndSwap
+        );
+    let mut resp = json_body(status, json::event(ev, hide));
     set_raft_headers(&mut resp, ev.etcd_index, raft);
     resp
 }
@@ -74,10 +87,19 @@ mod tests {
     #[test]
     fn error_statuses_follow_etcd() {
         assert_eq!(status_for(ErrorCode::KeyNotFound), StatusCode::NOT_FOUND);
-        assert_eq!(status_for(ErrorCode::NodeExist), StatusCode::PRECONDITION_FAILED);
+        assert_eq!(
+            status_for(ErrorCode::NodeExist),
+            StatusCode::PRECONDITION_FAILED
+        );
         assert_eq!(status_for(ErrorCode::DirNotEmpty), StatusCode::FORBIDDEN);
         assert_eq!(status_for(ErrorCode::RootReadOnly), StatusCode::BAD_REQUEST);
-        assert_eq!(status_for(ErrorCode::EventIndexCleared), StatusCode::BAD_REQUEST);
-        assert_eq!(status_for(ErrorCode::RaftInternal), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(
+            status_for(ErrorCode::EventIndexCleared),
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            status_for(ErrorCode::RaftInternal),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
     }
 }

@@ -36,17 +36,36 @@ pub struct Watch {
 
 impl WatchHub {
     pub fn new(history_len: usize) -> WatchHub {
-        WatchHub { inner: Mutex::new(HubInner { history: EventHistory::new(history_len), watchers: Vec::new() }) }
+        WatchHub {
+            inner: Mutex::new(HubInner {
+                history: EventHistory::new(history_len),
+                watchers: Vec::new(),
+            }),
+        }
     }
 
     /// Starts a watch at `since_index` (0: the next event). Call under the state
     /// machine's read lock with its `current_index`.
-    pub fn watch(&self, key: &str, recursive: bool, stream: bool, since_index: u64, current_index: u64) -> Result<Watch, V2Error> {
-        let since_index = if since_index == 0 { current_index + 1 } else { since_index };
+    pub fn watch(
+        &self,
+        key: &str,
+        recursive: bool,
+        stream: bool,
+        since_index: u64,
+        current_index: u64,
+    ) -> Result<Watch, V2Error> {
+        let since_index = if since_index == 0 {
+            current_index + 1
+        } else {
+            since_index
+        };
         let (tx, events) = mpsc::channel(WATCHER_BUFFER);
         let mut inner = self.inner.lock();
         let mut since = since_index;
-        if let Some(past) = inner.history.scan(key, recursive, since_index, current_index)? {
+        if let Some(past) = inner
+            .history
+            .scan(key, recursive, since_index, current_index)?
+        {
             let mut past = past.clone();
             past.etcd_index = current_index;
             since = past.index() + 1;
@@ -55,7 +74,13 @@ impl WatchHub {
                 return Ok(Watch { events });
             }
         }
-        inner.watchers.push(Watcher { key: key.to_string(), recursive, stream, since_index: since, tx });
+        inner.watchers.push(Watcher {
+            key: key.to_string(),
+            recursive,
+            stream,
+            since_index: since,
+            tx,
+        });
         Ok(Watch { events })
     }
 
@@ -85,7 +110,9 @@ impl HubInner {
         }
         let shared = Arc::new(event.clone());
         self.watchers.retain(|w| {
-            let wanted = event.index() >= w.since_index && watch_matches(&w.key, w.recursive, event) && !is_hidden_from(&w.key, &event.node.key);
+            let wanted = event.index() >= w.since_index
+                && watch_matches(&w.key, w.recursive, event)
+                && !is_hidden_from(&w.key, &event.node.key);
             if !wanted {
                 return !w.tx.is_closed();
             }
@@ -101,8 +128,13 @@ mod tests {
     use musubi_store::{Request, StateMachine, V2Op};
 
     fn set(sm: &mut StateMachine, hub: &WatchHub, key: &str) {
-        let op = V2Op::Set { key: key.into(), value: Some("v".into()), expiry: musubi_store::Expiry::Permanent, refresh: false };
-        hub.on_apply(&sm.apply(&Request::V2(op)));
+        let op = V2Op::Set {
+            key: key.into(),
+            value: Some("v".into()),
+            expiry: musubi_store::Expiry::Permanent,
+            refresh: false,
+        };
+        hub.on_apply(&sm.apply(&Request::V2 { op, now_ms: 0 }));
     }
 
     #[test]
