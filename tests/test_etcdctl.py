@@ -112,9 +112,10 @@ def test_watch(ctl):
             p.wait()
     assert p.returncode == 0 and out == "first\n", (p.returncode, out, err)
 
-    # --after-index reaches into the history, -r sees children
+    # --after-index reaches into the history, -r sees children. The "/w" write above took
+    # index base+1; etcdctl treats --after-index 0 as "no index", so name base+1 explicitly.
     ctl("set", "/wr/a", "one")
-    out, _ = ctl("watch", "-r", "--after-index", str(ctl.base), "/wr")
+    out, _ = ctl("watch", "-r", "--after-index", str(ctl.base + 1), "/wr")
     assert out == "[set] /wr/a\none\n", out
 
 

@@ -5,6 +5,12 @@
 
 use crate::app::Identity;
 use crate::config::Config;
+use musubi_raftlog::durable;
+use std::path::Path;
+
+/// Where a data dir records whose it is.
+const IDENTITY_DIR: &str = "member";
+const IDENTITY_FILE: &str = "identity";
 
 #[derive(Debug, thiserror::Error)]
 pub enum IdentityError {
@@ -12,6 +18,62 @@ pub enum IdentityError {
     NotInInitialCluster { name: String, cluster: String },
     #[error("--initial-cluster entry {0:?} is not name=peerURL")]
     BadEntry(String),
+    #[error(
+        "data dir {dir} belongs to member {recorded:?} (id {recorded_id:x}), not {requested:?}: start it with -name {recorded}, or give {requested} its own --data-dir"
+    )]
+    NameMismatch {
+        dir: String,
+        recorded: String,
+        recorded_id: u64,
+        requested: String,
+    },
+    #[error(
+        "data dir {dir} belongs to cluster {recorded:x}, but the flags describe cluster {requested:x} (--initial-cluster / --initial-cluster-token differ): use the data dir's original cluster flags, or another --data-dir"
+    )]
+    ClusterMismatch {
+        dir: String,
+        recorded: u64,
+        requested: u64,
+    },
+    #[error("cannot read or record the identity in data dir {dir}: {reason}")]
+    Unreadable { dir: String, reason: String },
+}
+
+/// Records `identity` in a fresh data dir, or checks it against the one recorded there,
+/// so a data dir never silently serves under another name or in another cluster (the
+/// seeds/002 pitfall).
+pub fn check_or_record(data_dir: &Path, identity: &Identity) -> Result<(), IdentityError> {
+    let dir = data_dir.join(IDENTITY_DIR);
+    let unreadable = |reason: String| IdentityError::Unreadable {
+        dir: data_dir.display().to_string(),
+        reason,
+    };
+    let recorded = durable::read(&dir, IDENTITY_FILE).map_err(|e| unreadable(e.to_string()))?;
+    let Some(parts) = recorded else {
+        let bytes = serde_json::to_vec(identity).expect("an identity serializes");
+        return durable::write_atomic(&dir, IDENTITY_FILE, &[&bytes])
+            .map_err(|e| unreadable(e.to_string()));
+    };
+    let recorded: Identity = parts
+        .first()
+        .and_then(|p| serde_json::from_slice(p).ok())
+        .ok_or_else(|| unreadable("identity file is damaged".into()))?;
+    if recorded.name != identity.name {
+        return Err(IdentityError::NameMismatch {
+            dir: data_dir.display().to_string(),
+            recorded: recorded.name,
+            recorded_id: recorded.member_id,
+            requested: identity.name.clone(),
+        });
+    }
+    if recorded.cluster_id != identity.cluster_id {
+        return Err(IdentityError::ClusterMismatch {
+            dir: data_dir.display().to_string(),
+            recorded: recorded.cluster_id,
+            requested: identity.cluster_id,
+        });
+    }
+    Ok(())
 }
 
 pub fn resolve(config: &Config) -> Result<Identity, IdentityError> {
@@ -69,6 +131,32 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn identity(name: &str, cluster_id: u64) -> Identity {
+        Identity {
+            name: name.into(),
+            member_id: 7,
+            cluster_id,
+        }
+    }
+
+    #[test]
+    fn a_data_dir_refuses_another_name_and_another_cluster() {
+        let dir = tempfile::tempdir().unwrap();
+        check_or_record(dir.path(), &identity("machine1", 1)).unwrap();
+        check_or_record(dir.path(), &identity("machine1", 1)).unwrap();
+        let err = check_or_record(dir.path(), &identity("machine2", 1))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("\"machine1\"") && err.contains("\"machine2\""),
+            "{err}"
+        );
+        assert!(matches!(
+            check_or_record(dir.path(), &identity("machine1", 2)),
+            Err(IdentityError::ClusterMismatch { .. })
+        ));
+    }
 
     #[test]
     fn ids_are_stable_and_depend_on_the_token() {

@@ -93,6 +93,7 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
         source,
     })?;
     let identity = identity::resolve(&config)?;
+    identity::check_or_record(&config.data_dir, &identity)?;
     let client_listeners = bind_all(&config.listen_client_urls).await?;
     let peer_listeners = bind_all(&config.listen_peer_urls).await?;
 
