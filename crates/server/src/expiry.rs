@@ -16,10 +16,11 @@ pub async fn run(app: Arc<App>) {
         ticker.tick().await;
         let now_ms = crate::clock::now_ms();
         let due = app.sm.read().next_expiry().is_some_and(|at| at <= now_ms);
-        if due && app.raft.status().is_leader {
-            if let Err(e) = app.raft.write(Request::Expire { now_ms }).await {
-                tracing::warn!(error = %e, "could not propose TTL expiry; will retry");
-            }
+        if due
+            && app.raft.status().is_leader
+            && let Err(e) = app.raft.write(Request::Expire { now_ms }).await
+        {
+            tracing::warn!(error = %e, "could not propose TTL expiry; will retry");
         }
     }
 }

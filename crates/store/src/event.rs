@@ -77,6 +77,13 @@ pub fn remaining_seconds(expire_ms: u64, now_ms: u64) -> i64 {
     }
 }
 
+impl Event {
+    /// The index that orders this event in the history: the node's modifiedIndex.
+    pub fn index(&self) -> u64 {
+        self.node.modified_index
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -84,12 +91,5 @@ mod tests {
         assert_eq!(super::remaining_seconds(10_001, 0), 11);
         assert_eq!(super::remaining_seconds(10_000, 0), 10);
         assert_eq!(super::remaining_seconds(0, 300), 0);
-    }
-}
-
-impl Event {
-    /// The index that orders this event in the history: the node's modifiedIndex.
-    pub fn index(&self) -> u64 {
-        self.node.modified_index
     }
 }

@@ -60,7 +60,7 @@ pub async fn open(dir: &Path, snapshot_count: u64) -> Node {
 pub fn value(node: &Node, key: &str) -> Option<String> {
     node.sm
         .read()
-        .get(key, false)
+        .get(key, false, 0)
         .ok()
         .and_then(|e| e.node.value)
 }

@@ -29,11 +29,16 @@ enum Target<'a> {
     Role(&'a str),
 }
 
+/// A path deeper than `/users/<name>` or `/roles/<name>`.
+struct InvalidPath;
+
 pub async fn handle(app: &App, req: AuthRequest<'_>) -> Option<HttpResponse> {
     let target = match route(req.path) {
         Ok(Some(t)) => t,
         Ok(None) => return None,
-        Err(resp) => return Some(resp),
+        Err(InvalidPath) => {
+            return Some(json(StatusCode::BAD_REQUEST, aj::message("Invalid path")));
+        }
     };
     let allowed: &'static [Method] = match target {
         Target::Users | Target::Roles => &[Method::GET],
@@ -72,7 +77,7 @@ pub async fn handle(app: &App, req: AuthRequest<'_>) -> Option<HttpResponse> {
 
 /// Go's mux patterns: `/users`, `/users/`, `/roles`, `/roles/`, `/enable`; anything deeper
 /// than one name is 400 `Invalid path`. `None` for paths etcd does not serve (404).
-fn route(path: &str) -> Result<Option<Target<'_>>, HttpResponse> {
+fn route(path: &str) -> Result<Option<Target<'_>>, InvalidPath> {
     let pieces: Vec<&str> = path.trim_end_matches('/').split('/').collect();
     let target = match pieces.as_slice() {
         ["", "enable"] if !path.ends_with('/') => Target::Enable,
@@ -80,9 +85,7 @@ fn route(path: &str) -> Result<Option<Target<'_>>, HttpResponse> {
         ["", "roles"] => Target::Roles,
         ["", "users", name] => Target::User(name),
         ["", "roles", name] => Target::Role(name),
-        ["", "users" | "roles", ..] => {
-            return Err(json(StatusCode::BAD_REQUEST, aj::message("Invalid path")));
-        }
+        ["", "users" | "roles", ..] => return Err(InvalidPath),
         _ => return Ok(None),
     };
     Ok(Some(target))

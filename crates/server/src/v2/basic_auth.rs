@@ -55,7 +55,7 @@ fn parse_basic(value: &str) -> Option<Credentials> {
 /// Standard padded base64 (Go's `base64.StdEncoding`), strict like Go's decoder.
 fn base64_decode(s: &str) -> Option<Vec<u8>> {
     let bytes = s.as_bytes();
-    if bytes.len() % 4 != 0 {
+    if !bytes.len().is_multiple_of(4) {
         return None;
     }
     let value = |c: u8| -> Option<u32> {
