@@ -67,9 +67,12 @@ for side in etcd musubi; do
   preload "$port"
   R[$side,put]=$(run_wrk "$port" put.lua)
   R[$side,get]=$(run_wrk "$port" get.lua)
-  if [ "$side" = musubi ] && "$MUSUBI_BIN" bench --help >/dev/null 2>&1; then
-    "$MUSUBI_BIN" bench --endpoints "http://127.0.0.1:$port" > "$WORK/musubi-bench.txt" 2>&1 || true
-  fi
+  # The same load generator against both servers: musubi bench drives any v2 endpoint.
+  for op in put get; do
+    echo "### musubi bench $op against $side" >> "$WORK/musubi-bench.txt"
+    "$MUSUBI_BIN" bench "$op" --endpoints "http://127.0.0.1:$port" --conns "$CONNS" \
+      --duration "$DURATION" --key-space 1000 >> "$WORK/musubi-bench.txt" 2>&1 || true
+  done
   kill "${PIDS[-1]}"; wait "${PIDS[-1]}" 2>/dev/null || true
 done
 
@@ -91,6 +94,6 @@ mkdir -p "$(dirname "$OUT")"
   row put
   row get
   if [ -s "$WORK/musubi-bench.txt" ]; then
-    echo; echo '`musubi bench` on the same musubi:'; echo; echo '```'; cat "$WORK/musubi-bench.txt"; echo '```'
+    echo; echo "\`musubi bench put|get --conns $CONNS --duration $DURATION --key-space 1000\` against each:"; echo; echo '```'; cat "$WORK/musubi-bench.txt"; echo '```'
   fi
 } | tee -a "$OUT"

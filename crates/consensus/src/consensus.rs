@@ -150,6 +150,21 @@ impl Consensus {
         Ok(())
     }
 
+    /// The committed index and the current term: what every reply reports in
+    /// `X-Raft-Index` / `X-Raft-Term`. Cheap (no copy of the metrics), for hot paths.
+    pub fn position(&self) -> (u64, u64) {
+        let metrics = self.raft.metrics();
+        let m = metrics.borrow_watched();
+        (m.local_committed.map_or(0, |id| id.index), m.current_term)
+    }
+
+    /// Whether this member leads right now. Cheap, like [`Consensus::position`].
+    pub fn is_leader(&self) -> bool {
+        let metrics = self.raft.metrics();
+        let m = metrics.borrow_watched();
+        m.current_leader == Some(self.node_id) && m.state == ServerState::Leader
+    }
+
     pub fn status(&self) -> RaftStatus {
         let m = self.raft.metrics().borrow_watched().clone();
         RaftStatus {

@@ -58,11 +58,8 @@ impl App {
     }
 
     pub fn raft_position(&self) -> RaftPosition {
-        let status = self.raft.status();
-        RaftPosition {
-            index: status.commit_index,
-            term: status.term,
-        }
+        let (index, term) = self.raft.position();
+        RaftPosition { index, term }
     }
 
     /// Since when the current leader has led, as far as this member has seen.

@@ -17,7 +17,7 @@ pub async fn run(app: Arc<App>) {
         let now_ms = crate::clock::now_ms();
         let due = app.sm.read().next_expiry().is_some_and(|at| at <= now_ms);
         if due
-            && app.raft.status().is_leader
+            && app.raft.is_leader()
             && let Err(e) = app.raft.write(Request::Expire { now_ms }).await
         {
             tracing::warn!(error = %e, "could not propose TTL expiry; will retry");
