@@ -142,6 +142,36 @@ fn after_purging_everything_the_log_restarts_at_any_later_index() {
     assert_eq!(read_all(&log), expected(101..105));
 }
 
+/// A segment's records without the zero-filled space preallocated after them (the test
+/// payloads never end in a zero byte).
+fn records_only(mut bytes: Vec<u8>) -> Vec<u8> {
+    while bytes.last() == Some(&0) {
+        bytes.pop();
+    }
+    bytes
+}
+
+#[test]
+fn preallocated_space_is_not_mistaken_for_a_torn_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let log = Log::open(dir.path(), Options::default()).unwrap();
+        append(&log, 1..11);
+    }
+    let seg = segments(dir.path()).pop().unwrap();
+    let allocated = std::fs::metadata(&seg).unwrap().len();
+    assert!(allocated > records_only(std::fs::read(&seg).unwrap()).len() as u64);
+    let log = Log::open(dir.path(), Options::default()).unwrap();
+    assert_eq!(read_all(&log), expected(1..11));
+    assert_eq!(
+        std::fs::metadata(&seg).unwrap().len(),
+        allocated,
+        "nothing was cut"
+    );
+    append(&log, 11..12);
+    assert_eq!(read_all(&log), expected(1..12));
+}
+
 #[test]
 fn a_log_with_a_torn_tail_keeps_every_whole_record() {
     // Cut the last segment at every byte position inside its last two records.
@@ -151,7 +181,7 @@ fn a_log_with_a_torn_tail_keeps_every_whole_record() {
         append(&log, 1..11);
     }
     let seg = segments(dir.path()).pop().unwrap();
-    let full = std::fs::read(&seg).unwrap();
+    let full = records_only(std::fs::read(&seg).unwrap());
     let record = |i: u64| 16 + payload(i).len();
     let end_of_8 = full.len() - record(10) - record(9);
     for cut in end_of_8..full.len() {
@@ -183,9 +213,9 @@ fn a_corrupt_byte_in_the_tail_cuts_the_log_before_that_record() {
         append(&log, 1..11);
     }
     let seg = segments(dir.path()).pop().unwrap();
-    let len = std::fs::metadata(&seg).unwrap().len();
-    let mut bytes = std::fs::read(&seg).unwrap();
-    bytes[len as usize - 3] ^= 0xff;
+    let mut bytes = records_only(std::fs::read(&seg).unwrap());
+    let len = bytes.len();
+    bytes[len - 3] ^= 0xff;
     std::fs::write(&seg, &bytes).unwrap();
     let log = Log::open(dir.path(), Options::default()).unwrap();
     assert_eq!(read_all(&log), expected(1..10));
@@ -202,8 +232,8 @@ fn a_damaged_segment_drops_the_segments_after_it() {
     }
     let segs = segments(dir.path());
     assert!(segs.len() >= 3);
+    let len = records_only(std::fs::read(&segs[1]).unwrap()).len() as u64;
     let f = OpenOptions::new().write(true).open(&segs[1]).unwrap();
-    let len = f.metadata().unwrap().len();
     f.set_len(len - 1).unwrap();
     let log = Log::open(dir.path(), small_segments()).unwrap();
     let last = log.last_index().unwrap();
