@@ -2,9 +2,10 @@
 //!
 //! Promises: `apply` is deterministic (no clock, no I/O, no randomness: the same log gives
 //! the same state and the same responses on every member), never panics on any request,
-//! and every successful mutation advances the store index by exactly one. The store index
-//! is the revision counter that v2 reports as `modifiedIndex` and v3 will report as
-//! `revision`.
+//! and every successful key mutation (each event) advances the store index by exactly one;
+//! auth changes advance it as etcd's do, since etcd keeps auth data in its v2 store. The
+//! store index is the revision counter that v2 reports as `modifiedIndex` and v3 will
+//! report as `revision`.
 
 mod auth;
 mod error;

@@ -245,9 +245,7 @@ impl StateMachine {
         prev: Option<NodeView>,
     ) -> Result<Event, V2Error> {
         let index = self.index;
-        if key == "/" {
-            return Err(V2Error::new(ErrorCode::RootReadOnly, "/", index));
-        }
+        refuse_root(key, index)?;
         self.tree.check_parents(key, index)?;
         if let Ok(existing) = self.tree.lookup(key, index) {
             if !replace {
@@ -285,9 +283,7 @@ impl StateMachine {
         refresh: bool,
     ) -> Result<Event, V2Error> {
         let index = self.index;
-        if key == "/" {
-            return Err(V2Error::new(ErrorCode::RootReadOnly, "/", index));
-        }
+        refuse_root(key, index)?;
         let existing = self.tree.lookup(key, index)?.clone();
         if existing.is_dir() && value.is_some_and(|v| !v.is_empty()) {
             return Err(V2Error::new(ErrorCode::NotFile, key, index));
@@ -325,9 +321,7 @@ impl StateMachine {
         compare: &Compare,
     ) -> Result<Event, V2Error> {
         let index = self.index;
-        if key == "/" {
-            return Err(V2Error::new(ErrorCode::RootReadOnly, "/", index));
-        }
+        refuse_root(key, index)?;
         let existing = self.tree.lookup(key, index)?.clone();
         check_compare(key, &existing, compare, index)?;
         let new_value = if refresh {
@@ -380,9 +374,7 @@ impl StateMachine {
 
     fn delete(&mut self, key: &str, dir: bool, recursive: bool) -> Result<Event, V2Error> {
         let index = self.index;
-        if key == "/" {
-            return Err(V2Error::new(ErrorCode::RootReadOnly, "/", index));
-        }
+        refuse_root(key, index)?;
         let existing = self.tree.lookup(key, index)?.clone();
         if existing.is_dir() {
             if !dir {
@@ -464,6 +456,14 @@ impl StateMachine {
         };
         *(if ok { success } else { fail }) += 1;
     }
+}
+
+/// `/` itself is read-only (107); everything below it is writable.
+fn refuse_root(key: &str, index: u64) -> Result<(), V2Error> {
+    if key == "/" {
+        return Err(V2Error::new(ErrorCode::RootReadOnly, "/", index));
+    }
+    Ok(())
 }
 
 fn expire_at(expiry: Expiry) -> Option<u64> {
