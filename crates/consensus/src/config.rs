@@ -1,5 +1,7 @@
 //! What the server tells the consensus layer about this member.
 
+use crate::Member;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 /// Identity, storage location and timing of this member.
@@ -17,9 +19,41 @@ pub struct ConsensusConfig {
     pub snapshot_count: u64,
     pub heartbeat_ms: u64,
     pub election_ms: u64,
+    /// The members of `--initial-cluster`, this one included. Empty means this member
+    /// alone (as `node_name`, `peer_url`, `client_urls`).
+    pub initial_members: BTreeMap<u64, Member>,
 }
 
 impl ConsensusConfig {
+    /// This member as the cluster records it.
+    pub(crate) fn me(&self) -> Member {
+        Member {
+            name: self.node_name.clone(),
+            peer_urls: vec![self.peer_url.clone()],
+            client_urls: self.client_urls.clone(),
+        }
+    }
+
+    /// The membership a fresh data dir is initialized with. Every member of a new cluster
+    /// must compute the identical map (openraft accepts identical `initialize` calls on all
+    /// members, and only those), so nobody's client URLs are in it: each member publishes
+    /// its own once a leader exists (see `publish`). A lone member knows them all already.
+    pub(crate) fn initial_membership(&self) -> BTreeMap<u64, Member> {
+        if self.initial_members.len() <= 1 {
+            return BTreeMap::from([(self.node_id, self.me())]);
+        }
+        self.initial_members
+            .iter()
+            .map(|(id, m)| {
+                let m = Member {
+                    client_urls: Vec::new(),
+                    ..m.clone()
+                };
+                (*id, m)
+            })
+            .collect()
+    }
+
     pub(crate) fn wal_dir(&self) -> PathBuf {
         self.data_dir.join("member").join("wal")
     }

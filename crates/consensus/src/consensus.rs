@@ -1,26 +1,31 @@
 //! The handle the server holds: open, write, read barrier, status, shutdown.
 
+use crate::forward::{self, Forwarder};
 use crate::network::{self, PeerNetwork};
 use crate::{
-    ApplyHook, ConsensusConfig, ConsensusError, LogStore, Member, MemberInfo, Raft,
-    SharedStateMachine, StateMachineStore,
+    ApplyHook, ConsensusConfig, ConsensusError, LogStore, MemberInfo, Raft, SharedStateMachine,
+    StateMachineStore,
 };
+use openraft::ServerState;
 use openraft::async_runtime::watch::WatchReceiver;
-use openraft::{ReadPolicy, ServerState};
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 /// A running Raft member. Cheap to clone; every clone drives the same node.
 #[derive(Clone)]
 pub struct Consensus {
-    raft: Raft,
+    pub(crate) raft: Raft,
     state_machine: StateMachineStore,
-    node_id: u64,
+    pub(crate) node_id: u64,
+    pub(crate) forwarder: Forwarder,
+    /// The election timeout: a leader unacknowledged for longer may have lost its quorum.
+    pub(crate) election: Duration,
+    /// How long a request waits for a leader to appear before it fails.
+    pub(crate) leader_wait: Duration,
 }
 
 /// A committed, applied write.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Applied {
     pub response: musubi_store::Response,
     pub log_index: u64,
@@ -40,9 +45,10 @@ pub struct RaftStatus {
 
 impl Consensus {
     /// Opens (or creates) the log and snapshot under `data_dir`, restores the state machine
-    /// from the latest snapshot and replays the log; on a fresh data dir initializes a
-    /// one-member cluster. When this member is the only voter it returns once it leads and
-    /// has applied everything it had logged.
+    /// from the latest snapshot and replays the log; on a fresh data dir initializes the
+    /// initial membership. When this member is the only voter it returns once it leads and
+    /// has applied everything it had logged; with other voters it returns at once (reads are
+    /// served locally, writes wait briefly for a leader and then fail naming who is missing).
     pub async fn open(
         cfg: ConsensusConfig,
         sm: SharedStateMachine,
@@ -70,29 +76,33 @@ impl Consensus {
             state_machine.clone(),
         )
         .await?;
+        let election = Duration::from_millis(cfg.election_ms.max(2 * cfg.heartbeat_ms.max(1)));
         let this = Consensus {
             raft,
             state_machine,
             node_id: cfg.node_id,
+            forwarder: Forwarder::default(),
+            election,
+            // Randomised timeouts reach 2x election; allow one failed round on top.
+            leader_wait: 3 * election,
         };
 
         if !this.raft.is_initialized().await? {
-            let me = Member {
-                name: cfg.node_name.clone(),
-                peer_urls: vec![cfg.peer_url.clone()],
-                client_urls: cfg.client_urls.clone(),
-            };
-            tracing::info!(member = %format!("{:x}", cfg.node_id), "initializing a new one-member cluster");
-            this.raft
-                .initialize(BTreeMap::from([(cfg.node_id, me)]))
-                .await
-                .map_err(|e| {
-                    ConsensusError::Fatal(format!("cannot initialize the cluster: {e}"))
-                })?;
+            let members = cfg.initial_membership();
+            tracing::info!(member = %format!("{:x}", cfg.node_id), size = members.len(), "initializing a new cluster");
+            // Peers are not served yet, so no leader can have written to this log first.
+            this.raft.initialize(members).await.map_err(|e| {
+                ConsensusError::Fatal(format!("cannot initialize the cluster: {e}"))
+            })?;
         }
         let timeout = Duration::from_millis(10 * cfg.election_ms.max(100) + 5000);
         if this.is_sole_voter(timeout).await? {
             this.lead_alone(timeout).await?;
+        } else {
+            tokio::spawn(
+                this.clone()
+                    .publish(cfg.node_name.clone(), cfg.client_urls.clone()),
+            );
         }
         Ok(this)
     }
@@ -133,23 +143,6 @@ impl Consensus {
         Ok(())
     }
 
-    /// Proposes one request; resolves when it is committed (fsynced) and applied.
-    pub async fn write(&self, req: musubi_store::Request) -> Result<Applied, ConsensusError> {
-        let written = self.raft.client_write(req).await?;
-        Ok(Applied {
-            response: written.data,
-            log_index: written.log_id.index,
-            term: written.log_id.leader_id.term,
-        })
-    }
-
-    /// Linearizable read barrier (ReadIndex): resolves when the local state machine has
-    /// applied everything committed before the call.
-    pub async fn linearizable_barrier(&self) -> Result<(), ConsensusError> {
-        self.raft.ensure_linearizable(ReadPolicy::ReadIndex).await?;
-        Ok(())
-    }
-
     /// The committed index and the current term: what every reply reports in
     /// `X-Raft-Index` / `X-Raft-Term`. Cheap (no copy of the metrics), for hot paths.
     pub fn position(&self) -> (u64, u64) {
@@ -183,7 +176,7 @@ impl Consensus {
 
     /// The peer routes (`/raft/...`) to serve on this member's peer URLs.
     pub fn peer_router(&self) -> axum::Router {
-        network::router(self.raft.clone())
+        network::router(self.raft.clone()).merge(forward::router(self.clone()))
     }
 
     /// Stops Raft and waits for a snapshot being written; pending writes fail. Everything

@@ -15,6 +15,9 @@ pub enum ConsensusError {
         "etcdserver: leader changed while the request was in flight; it may or may not have been applied"
     )]
     OutcomeUnknown,
+    /// No leader is known or reachable; nothing was proposed. Names who cannot be reached.
+    #[error("etcdserver: no leader: {0}")]
+    NoLeader(String),
     /// No quorum could be reached; nothing was done.
     #[error("etcdserver: no quorum of members is reachable: {0}")]
     Unavailable(String),

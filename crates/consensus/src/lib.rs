@@ -10,17 +10,23 @@
 //!
 //! The driving loop, seen from the server:
 //! 1. [`Consensus::open`] restores the latest snapshot, replays the log, and on a fresh data
-//!    dir makes this node a one-member cluster and waits until it leads;
-//! 2. every mutation is one [`Consensus::write`], resolved once fsynced and applied;
-//! 3. a quorum read first awaits [`Consensus::linearizable_barrier`], then reads the store;
+//!    dir initializes the `--initial-cluster` membership (every member of a new cluster
+//!    initializes the identical one); a lone voter then waits until it leads, a member of a
+//!    larger cluster returns at once and elects a leader with its peers in the background;
+//! 2. every mutation is one [`Consensus::write`], resolved once fsynced and applied; a
+//!    follower forwards it to the leader (`POST /raft/propose`, see `forward`);
+//! 3. a quorum read first awaits [`Consensus::linearizable_barrier`] (a follower fetches the
+//!    leader's ReadIndex and waits to apply that far), then reads the store;
 //! 4. [`Consensus::peer_router`] is served on the peer URLs.
 //!
 //! On disk, under the data dir: `member/wal/*.wal` (log segments) and `member/snap/`
 //! (`vote`, `purged`, and the latest `*.snap`).
 
+mod cluster;
 mod config;
 mod consensus;
 mod error;
+mod forward;
 mod log_store;
 mod member;
 pub mod network;

@@ -76,7 +76,15 @@ pub fn check_or_record(data_dir: &Path, identity: &Identity) -> Result<(), Ident
     Ok(())
 }
 
-pub fn resolve(config: &Config) -> Result<Identity, IdentityError> {
+/// `--initial-cluster` as (member ID, name, peer URLs), in the order given.
+pub fn initial_members(config: &Config) -> Result<Vec<(u64, String, Vec<String>)>, IdentityError> {
+    Ok(parse_initial_cluster(config)?
+        .into_iter()
+        .map(|(name, urls)| (member_id(&urls, &config.initial_cluster_token), name, urls))
+        .collect())
+}
+
+fn parse_initial_cluster(config: &Config) -> Result<Vec<(String, Vec<String>)>, IdentityError> {
     let mut members: Vec<(String, Vec<String>)> = Vec::new();
     for entry in config
         .initial_cluster
@@ -92,6 +100,11 @@ pub fn resolve(config: &Config) -> Result<Identity, IdentityError> {
             None => members.push((name.to_string(), vec![url.to_string()])),
         }
     }
+    Ok(members)
+}
+
+pub fn resolve(config: &Config) -> Result<Identity, IdentityError> {
+    let members = parse_initial_cluster(config)?;
     let token = &config.initial_cluster_token;
     let mut ids: Vec<u64> = members
         .iter()

@@ -1,5 +1,7 @@
 //! `musubi serve`: a store member. Alone it is a one-member Raft cluster with an embedded
-//! data dir; it serves etcd's v2 keys API on its client URLs.
+//! data dir; with `--initial-cluster` naming several members, all of them started with the
+//! same flags form one static cluster. It serves etcd's v2 keys API on its client URLs;
+//! any member accepts writes (a follower forwards them to the leader).
 //!
 //! Start-up, in order:
 //! 1. parse the configuration (flags, `MUSUBI_*` environment, defaults);
@@ -17,7 +19,7 @@ pub mod v2;
 
 use app::{App, Identity, Limits};
 use config::{Config, Invocation};
-use musubi_consensus::{ApplyHook, Consensus, ConsensusConfig};
+use musubi_consensus::{ApplyHook, Consensus, ConsensusConfig, Member};
 use musubi_store::StateMachine;
 use parking_lot::RwLock;
 use std::process::ExitCode;
@@ -101,7 +103,8 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
     let hub = Arc::new(WatchHub::new(config.v2_watch_history));
     let hook_hub = hub.clone();
     let hook: ApplyHook = Arc::new(move |response| hook_hub.on_apply(response));
-    let raft = Consensus::open(consensus_config(&config, &identity), sm.clone(), hook).await?;
+    let consensus_config = consensus_config(&config, &identity)?;
+    let raft = Consensus::open(consensus_config, sm.clone(), hook).await?;
 
     let limits = Limits {
         max_value_bytes: config.max_request_bytes as usize + REQUEST_OVERHEAD_BYTES,
@@ -128,8 +131,20 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
     Ok(())
 }
 
-fn consensus_config(config: &Config, identity: &Identity) -> ConsensusConfig {
-    ConsensusConfig {
+fn consensus_config(config: &Config, identity: &Identity) -> Result<ConsensusConfig, ServeError> {
+    // Other members' client URLs are not in --initial-cluster: each publishes its own.
+    let initial_members = identity::initial_members(config)?
+        .into_iter()
+        .map(|(id, name, peer_urls)| {
+            let member = Member {
+                name,
+                peer_urls,
+                client_urls: Vec::new(),
+            };
+            (id, member)
+        })
+        .collect();
+    Ok(ConsensusConfig {
         node_id: identity.member_id,
         node_name: identity.name.clone(),
         data_dir: config.data_dir.clone(),
@@ -142,7 +157,8 @@ fn consensus_config(config: &Config, identity: &Identity) -> ConsensusConfig {
         snapshot_count: config.snapshot_count,
         heartbeat_ms: config.heartbeat_interval_ms,
         election_ms: config.election_timeout_ms,
-    }
+        initial_members,
+    })
 }
 
 async fn serve_router(listener: tokio::net::TcpListener, router: axum::Router) {

@@ -18,6 +18,7 @@ pub fn config(dir: &Path, snapshot_count: u64) -> ConsensusConfig {
         snapshot_count,
         heartbeat_ms: 50,
         election_ms: 300,
+        initial_members: Default::default(),
     }
 }
 

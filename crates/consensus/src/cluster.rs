@@ -1,0 +1,298 @@
+//! Writes and quorum reads from any member: the leader runs them, a follower forwards them
+//! to the leader (`forward`), and with no leader in reach the caller learns at once which
+//! members cannot be reached instead of waiting out its timeout.
+
+use crate::forward::{self, SendError};
+use crate::{Applied, Consensus, ConsensusError, Member};
+use openraft::async_runtime::watch::WatchReceiver;
+use openraft::{ChangeMembers, Instant, ReadPolicy};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// How long a probe waits for a peer to answer before it counts as unreachable.
+const PING_TTL: Duration = Duration::from_millis(500);
+/// How often a request waiting for a leader looks again.
+const RETRY: Duration = Duration::from_millis(50);
+/// A forwarded request waits this long for the leader; the server's own timeout is shorter.
+const FORWARD_TTL: Duration = Duration::from_secs(60);
+
+/// Where a request must run.
+enum Route {
+    Here,
+    Leader(Member),
+}
+
+impl Consensus {
+    /// Proposes one request on the leader, wherever it is; resolves when it is committed
+    /// (fsynced on a quorum) and applied on the leader.
+    pub async fn write(&self, req: musubi_store::Request) -> Result<Applied, ConsensusError> {
+        let body = serde_json::to_vec(&req)
+            .map_err(|e| ConsensusError::Rejected(format!("cannot encode the request: {e}")))?;
+        let deadline = tokio::time::Instant::now() + self.leader_wait;
+        loop {
+            let result = match self.route(deadline).await? {
+                Route::Here => self.write_here(req.clone()).await,
+                Route::Leader(leader) => {
+                    match self
+                        .forwarder
+                        .call::<Applied>(&leader, forward::PROPOSE, body.clone(), FORWARD_TTL)
+                        .await
+                    {
+                        Ok(reply) => reply.map_err(ConsensusError::from),
+                        // Not sent: as if the leader were gone; look again.
+                        Err(SendError::Unreachable(m)) => {
+                            tracing::debug!(error = %m, "the leader is unreachable");
+                            Err(ConsensusError::NotLeader { leader: None })
+                        }
+                        Err(SendError::Lost(m)) => {
+                            tracing::warn!(error = %m, "forwarded write lost its reply");
+                            Err(ConsensusError::OutcomeUnknown)
+                        }
+                    }
+                }
+            };
+            match result {
+                // Nothing was proposed: safe to try the next leader.
+                Err(ConsensusError::NotLeader { .. }) if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(RETRY).await
+                }
+                Err(ConsensusError::NotLeader { .. }) => return Err(self.no_leader().await),
+                other => return other,
+            }
+        }
+    }
+
+    /// Linearizable read barrier (ReadIndex): resolves when the local state machine has
+    /// applied everything committed before the call. A follower asks the leader for its
+    /// read index, then waits until it has applied that far itself.
+    pub async fn linearizable_barrier(&self) -> Result<(), ConsensusError> {
+        let deadline = tokio::time::Instant::now() + self.leader_wait;
+        loop {
+            let index = match self.route(deadline).await? {
+                Route::Here => self.read_index_here().await,
+                Route::Leader(leader) => {
+                    let reply = self
+                        .forwarder
+                        .call::<u64>(&leader, forward::READ_INDEX, Vec::new(), FORWARD_TTL)
+                        .await;
+                    match reply {
+                        Ok(reply) => reply.map_err(ConsensusError::from),
+                        // A read changes nothing, so a lost reply is just "try again".
+                        Err(_) => Err(ConsensusError::NotLeader { leader: None }),
+                    }
+                }
+            };
+            match index {
+                Ok(index) => {
+                    self.raft
+                        .wait(None)
+                        .applied_index_at_least(Some(index), "read index applied")
+                        .await
+                        .map_err(|e| ConsensusError::Fatal(e.to_string()))?;
+                    return Ok(());
+                }
+                Err(ConsensusError::NotLeader { .. }) if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(RETRY).await
+                }
+                Err(ConsensusError::NotLeader { .. }) => return Err(self.no_leader().await),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Runs a proposal on this member, which must lead. A leader that has lost its quorum
+    /// would accept the entry and never commit it; refuse instead, naming who is missing.
+    pub(crate) async fn write_here(
+        &self,
+        req: musubi_store::Request,
+    ) -> Result<Applied, ConsensusError> {
+        self.check_quorum().await?;
+        let write = self.raft.client_write(req);
+        tokio::pin!(write);
+        // The quorum may go away after the check: look again every few election timeouts
+        // rather than hang until the client gives up.
+        let written = loop {
+            match tokio::time::timeout(self.leader_wait, &mut write).await {
+                Ok(written) => break written?,
+                Err(_) => {
+                    if let Err(ConsensusError::Unavailable(m)) = self.check_quorum().await {
+                        return Err(ConsensusError::Unavailable(format!(
+                            "{m}; the write is not committed, and may still be if they return"
+                        )));
+                    }
+                }
+            }
+        };
+        Ok(Applied {
+            response: written.data,
+            log_index: written.log_id.index,
+            term: written.log_id.leader_id.term,
+        })
+    }
+
+    /// The leader's ReadIndex: the index a reader must have applied to be linearizable.
+    pub(crate) async fn read_index_here(&self) -> Result<u64, ConsensusError> {
+        self.check_quorum().await?;
+        let read = self.raft.ensure_linearizable(ReadPolicy::ReadIndex).await?;
+        Ok(read.index())
+    }
+
+    /// Records `member`'s URLs in the membership: a replicated, persisted membership entry
+    /// that changes no voter, so every member reports the same URLs.
+    pub(crate) async fn publish_here(&self, id: u64, member: Member) -> Result<(), ConsensusError> {
+        self.raft
+            .change_membership(
+                ChangeMembers::SetNodes(BTreeMap::from([(id, member)])),
+                true,
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Publishes this member's name and client URLs until the membership shows them.
+    /// `initialize` could not carry them (every member must initialize identically), and a
+    /// replicated record is what a restarted or lagging member reads back.
+    pub(crate) async fn publish(self, name: String, client_urls: Vec<String>) {
+        loop {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            if self.raft.metrics().borrow_watched().running_state.is_err() {
+                return;
+            }
+            let Some(recorded) = self.member(self.node_id) else {
+                return;
+            };
+            if recorded.name == name && recorded.client_urls == client_urls {
+                tracing::info!(?client_urls, "published this member's client URLs");
+                return;
+            }
+            let me = Member {
+                name: name.clone(),
+                client_urls: client_urls.clone(),
+                ..recorded
+            };
+            let deadline = tokio::time::Instant::now();
+            let result = match self.route(deadline).await {
+                Ok(Route::Here) => self.publish_here(self.node_id, me).await,
+                Ok(Route::Leader(leader)) => {
+                    let body = serde_json::to_vec(&(self.node_id, me)).unwrap_or_default();
+                    match self
+                        .forwarder
+                        .call::<()>(&leader, forward::PUBLISH, body, Duration::from_secs(5))
+                        .await
+                    {
+                        Ok(reply) => reply.map_err(ConsensusError::from),
+                        Err(_) => Ok(()),
+                    }
+                }
+                Err(_) => Ok(()),
+            };
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "publishing client URLs; will retry");
+            }
+        }
+    }
+
+    /// Where to run a request: here if this member leads, else at the leader. Waits until
+    /// `deadline` for a leader to be known.
+    async fn route(&self, deadline: tokio::time::Instant) -> Result<Route, ConsensusError> {
+        loop {
+            let leader = self.raft.metrics().borrow_watched().current_leader;
+            match leader {
+                Some(id) if id == self.node_id => return Ok(Route::Here),
+                Some(id) => {
+                    if let Some(m) = self.member(id) {
+                        return Ok(Route::Leader(m));
+                    }
+                }
+                None => {}
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(self.no_leader().await);
+            }
+            tokio::time::sleep(RETRY).await;
+        }
+    }
+
+    pub(crate) fn member(&self, id: u64) -> Option<Member> {
+        let metrics = self.raft.metrics();
+        let m = metrics.borrow_watched();
+        m.membership_config
+            .nodes()
+            .find(|(i, _)| **i == id)
+            .map(|(_, n)| n.clone())
+    }
+
+    /// The other voters, probed in parallel; those that do not answer.
+    async fn unreachable(&self) -> Vec<(u64, Member)> {
+        let others: Vec<(u64, Member)> = {
+            let metrics = self.raft.metrics();
+            let m = metrics.borrow_watched();
+            let voters: Vec<u64> = m.membership_config.voter_ids().collect();
+            m.membership_config
+                .nodes()
+                .filter(|(id, _)| **id != self.node_id && voters.contains(id))
+                .map(|(id, n)| (*id, n.clone()))
+                .collect()
+        };
+        let probes = others.iter().map(|(_, m)| self.forwarder.ping(m, PING_TTL));
+        let answers = futures::future::join_all(probes).await;
+        others
+            .into_iter()
+            .zip(answers)
+            .filter(|(_, up)| !up)
+            .map(|(m, _)| m)
+            .collect()
+    }
+
+    /// A leader whose quorum has not acknowledged it within an election timeout probes
+    /// its peers; if too few answer, the request fails now rather than hanging.
+    async fn check_quorum(&self) -> Result<(), ConsensusError> {
+        let (voters, fresh) = {
+            let metrics = self.raft.metrics();
+            let m = metrics.borrow_watched();
+            let voters = m.membership_config.voter_ids().count();
+            let fresh = m
+                .last_quorum_acked
+                .as_ref()
+                .is_some_and(|t| t.elapsed() < self.election);
+            (voters, fresh)
+        };
+        if voters <= 1 || fresh {
+            return Ok(());
+        }
+        let down = self.unreachable().await;
+        if voters - down.len() > voters / 2 {
+            return Ok(());
+        }
+        Err(ConsensusError::Unavailable(format!(
+            "cannot reach members {}",
+            describe(&down)
+        )))
+    }
+
+    /// The error for "no leader in reach", naming the members that do not answer.
+    async fn no_leader(&self) -> ConsensusError {
+        let down = self.unreachable().await;
+        if down.is_empty() {
+            ConsensusError::NoLeader("an election is under way; try again".into())
+        } else {
+            ConsensusError::NoLeader(format!("cannot reach members {}", describe(&down)))
+        }
+    }
+}
+
+/// `n2 (http://127.0.0.1:2380), n3 (...)`
+fn describe(members: &[(u64, Member)]) -> String {
+    members
+        .iter()
+        .map(|(id, m)| {
+            let name = if m.name.is_empty() {
+                format!("{id:x}")
+            } else {
+                m.name.clone()
+            };
+            format!("{name} ({})", m.peer_urls.join(","))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}

@@ -1,0 +1,191 @@
+//! Follower-to-leader requests on the peer channel: a follower cannot propose or confirm
+//! leadership itself, so it asks the leader over HTTP.
+//!
+//! | route | body | reply |
+//! |---|---|---|
+//! | `POST /raft/propose` | `Request` | `Result<Applied, WireError>`, once applied on the leader |
+//! | `POST /raft/read-index` | (none) | `Result<u64, WireError>`: the leader's ReadIndex |
+//! | `POST /raft/publish` | `(id, Member)` | `Result<(), WireError>`: records a member's URLs |
+//! | `GET /raft/ping` | (none) | `200`: used to name the members that cannot be reached |
+//!
+//! Only the leader serves the first three; a member that no longer leads answers
+//! `NotLeader` and the caller looks for the new leader. Nothing is forwarded twice.
+
+use crate::{Applied, Consensus, ConsensusError, Member};
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+pub(crate) const PROPOSE: &str = "/raft/propose";
+pub(crate) const READ_INDEX: &str = "/raft/read-index";
+pub(crate) const PUBLISH: &str = "/raft/publish";
+pub(crate) const PING: &str = "/raft/ping";
+
+/// A leader-side failure as it travels back to the follower.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum WireError {
+    NotLeader(Option<u64>),
+    OutcomeUnknown,
+    Unavailable(String),
+    Other(String),
+}
+
+impl From<ConsensusError> for WireError {
+    fn from(e: ConsensusError) -> Self {
+        match e {
+            ConsensusError::NotLeader { leader } => Self::NotLeader(leader),
+            ConsensusError::OutcomeUnknown => Self::OutcomeUnknown,
+            ConsensusError::Unavailable(m) => Self::Unavailable(m),
+            other => Self::Other(other.to_string()),
+        }
+    }
+}
+
+impl From<WireError> for ConsensusError {
+    fn from(e: WireError) -> Self {
+        match e {
+            WireError::NotLeader(leader) => Self::NotLeader { leader },
+            WireError::OutcomeUnknown => Self::OutcomeUnknown,
+            WireError::Unavailable(m) => Self::Unavailable(m),
+            WireError::Other(m) => Self::Rejected(format!("on the leader: {m}")),
+        }
+    }
+}
+
+/// Why a forwarded request got no answer from the leader.
+#[derive(Debug)]
+pub(crate) enum SendError {
+    /// Never reached the leader: nothing was proposed.
+    Unreachable(String),
+    /// Sent, but the reply was lost: the request may or may not have been applied.
+    Lost(String),
+}
+
+/// The sending side; one connection pool for all peers.
+#[derive(Clone)]
+pub(crate) struct Forwarder {
+    http: Client<HttpConnector, Full<Bytes>>,
+}
+
+impl Default for Forwarder {
+    fn default() -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        // A blackholed peer must not hold a write for the whole request timeout.
+        connector.set_connect_timeout(Some(Duration::from_secs(1)));
+        Self {
+            http: Client::builder(TokioExecutor::new()).build(connector),
+        }
+    }
+}
+
+impl Forwarder {
+    pub(crate) async fn call<T: DeserializeOwned>(
+        &self,
+        member: &Member,
+        path: &str,
+        body: Vec<u8>,
+        ttl: Duration,
+    ) -> Result<Result<T, WireError>, SendError> {
+        let base = member
+            .peer_urls
+            .first()
+            .map_or("", |u| u.trim_end_matches('/'));
+        let url = format!("{base}{path}");
+        let request = hyper::Request::post(&url)
+            .header(hyper::header::CONTENT_TYPE, "application/json")
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| SendError::Unreachable(format!("bad peer URL {url:?}: {e}")))?;
+        let exchange = async {
+            let response = self.http.request(request).await.map_err(|e| {
+                if e.is_connect() {
+                    SendError::Unreachable(format!("{url}: {e}"))
+                } else {
+                    SendError::Lost(format!("{url}: {e}"))
+                }
+            })?;
+            let status = response.status();
+            let bytes = response
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| SendError::Lost(format!("{url}: {e}")))?
+                .to_bytes();
+            if !status.is_success() {
+                return Err(SendError::Lost(format!(
+                    "{url}: HTTP {status}: {}",
+                    String::from_utf8_lossy(&bytes)
+                )));
+            }
+            serde_json::from_slice(&bytes)
+                .map_err(|e| SendError::Lost(format!("{url}: undecodable reply: {e}")))
+        };
+        tokio::time::timeout(ttl, exchange)
+            .await
+            .unwrap_or_else(|_| Err(SendError::Lost(format!("{url}: no reply within {ttl:?}"))))
+    }
+
+    /// Whether `member` answers on its peer URL within `ttl`.
+    pub(crate) async fn ping(&self, member: &Member, ttl: Duration) -> bool {
+        let base = member
+            .peer_urls
+            .first()
+            .map_or("", |u| u.trim_end_matches('/'));
+        let Ok(request) = hyper::Request::get(format!("{base}{PING}")).body(Full::default()) else {
+            return false;
+        };
+        matches!(
+            tokio::time::timeout(ttl, self.http.request(request)).await,
+            Ok(Ok(r)) if r.status().is_success()
+        )
+    }
+}
+
+/// The leader-side routes, merged into the peer router.
+pub(crate) fn router(consensus: Consensus) -> Router {
+    Router::new()
+        .route(PROPOSE, post(propose))
+        .route(READ_INDEX, post(read_index))
+        .route(PUBLISH, post(publish))
+        .route(PING, get(|| async { "ok" }))
+        .with_state(consensus)
+}
+
+async fn propose(State(c): State<Consensus>, body: Bytes) -> Response {
+    match serde_json::from_slice::<musubi_store::Request>(&body) {
+        Ok(req) => reply::<Applied>(c.write_here(req).await),
+        Err(e) => (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+    }
+}
+
+async fn read_index(State(c): State<Consensus>) -> Response {
+    reply(c.read_index_here().await)
+}
+
+async fn publish(State(c): State<Consensus>, body: Bytes) -> Response {
+    match serde_json::from_slice::<(u64, Member)>(&body) {
+        Ok((id, member)) => reply(c.publish_here(id, member).await),
+        Err(e) => (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+    }
+}
+
+fn reply<T: Serialize>(result: Result<T, ConsensusError>) -> Response {
+    match serde_json::to_vec(&result.map_err(WireError::from)) {
+        Ok(body) => (
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            body,
+        )
+            .into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
+}
