@@ -139,7 +139,7 @@ impl Segment {
 
     /// Extends the file with zeros up to `len` and makes the new length durable.
     fn preallocate(&mut self, len: u64) -> io::Result<()> {
-        const ZEROS: [u8; 64 << 10] = [0; 64 << 10];
+        static ZEROS: [u8; 64 << 10] = [0; 64 << 10];
         let mut at = self.allocated;
         while at < len {
             let n = (len - at).min(ZEROS.len() as u64);
