@@ -34,13 +34,15 @@ pub fn health(app: &App) -> HttpResponse {
 }
 
 pub fn machines(app: &App) -> HttpResponse {
-    let urls: Vec<String> = app
+    // etcd sorts the URLs; python-etcd takes the first as its preferred machine.
+    let mut urls: Vec<String> = app
         .raft
         .status()
         .members
         .iter()
         .flat_map(|m| m.client_urls.clone())
         .collect();
+    urls.sort();
     let mut resp = HttpResponse::new(urls.join(", ").into());
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
