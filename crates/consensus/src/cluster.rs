@@ -24,7 +24,8 @@ enum Route {
 
 impl Consensus {
     /// Proposes one request on the leader, wherever it is; resolves when it is committed
-    /// (fsynced on a quorum) and applied on the leader.
+    /// (fsynced on a quorum) and applied on the leader and on this member, so a client that
+    /// reads from the member it wrote to sees its write, as with etcd.
     pub async fn write(&self, req: musubi_store::Request) -> Result<Applied, ConsensusError> {
         let body = serde_json::to_vec(&req)
             .map_err(|e| ConsensusError::Rejected(format!("cannot encode the request: {e}")))?;
@@ -38,7 +39,11 @@ impl Consensus {
                         .call::<Applied>(&leader, forward::PROPOSE, body.clone(), FORWARD_TTL)
                         .await
                     {
-                        Ok(reply) => reply.map_err(ConsensusError::from),
+                        Ok(Ok(applied)) => {
+                            self.applied_locally(applied.log_index).await?;
+                            Ok(applied)
+                        }
+                        Ok(Err(e)) => Err(ConsensusError::from(e)),
                         // Not sent: as if the leader were gone; look again.
                         Err(SendError::Unreachable(m)) => {
                             tracing::debug!(error = %m, "the leader is unreachable");
@@ -62,6 +67,16 @@ impl Consensus {
         }
     }
 
+    /// Resolves once this member's state machine has applied `index`.
+    async fn applied_locally(&self, index: u64) -> Result<(), ConsensusError> {
+        self.raft
+            .wait(None)
+            .applied_index_at_least(Some(index), "entry applied locally")
+            .await
+            .map_err(|e| ConsensusError::Fatal(e.to_string()))?;
+        Ok(())
+    }
+
     /// Linearizable read barrier (ReadIndex): resolves when the local state machine has
     /// applied everything committed before the call. A follower asks the leader for its
     /// read index, then waits until it has applied that far itself.
@@ -83,14 +98,7 @@ impl Consensus {
                 }
             };
             match index {
-                Ok(index) => {
-                    self.raft
-                        .wait(None)
-                        .applied_index_at_least(Some(index), "read index applied")
-                        .await
-                        .map_err(|e| ConsensusError::Fatal(e.to_string()))?;
-                    return Ok(());
-                }
+                Ok(index) => return self.applied_locally(index).await,
                 Err(ConsensusError::NotLeader { .. }) if tokio::time::Instant::now() < deadline => {
                     tokio::time::sleep(RETRY).await
                 }
