@@ -11,6 +11,7 @@
 //! Only the leader serves the first three; a member that no longer leads answers
 //! `NotLeader` and the caller looks for the new leader. Nothing is forwarded twice.
 
+use crate::network::post::{HttpClient, PostFailure, http_client, peer_base, post_json};
 use crate::{Applied, Consensus, ConsensusError, Member};
 use axum::Router;
 use axum::extract::State;
@@ -18,10 +19,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use http_body_util::Full;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -74,17 +72,14 @@ pub(crate) enum SendError {
 /// The sending side; one connection pool for all peers.
 #[derive(Clone)]
 pub(crate) struct Forwarder {
-    http: Client<HttpConnector, Full<Bytes>>,
+    http: HttpClient,
 }
 
 impl Default for Forwarder {
     fn default() -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
         // A blackholed peer must not hold a write for the whole request timeout.
-        connector.set_connect_timeout(Some(Duration::from_secs(1)));
         Self {
-            http: Client::builder(TokioExecutor::new()).build(connector),
+            http: http_client(Some(Duration::from_secs(1))),
         }
     }
 }
@@ -97,51 +92,19 @@ impl Forwarder {
         body: Vec<u8>,
         ttl: Duration,
     ) -> Result<Result<T, WireError>, SendError> {
-        let base = member
-            .peer_urls
-            .first()
-            .map_or("", |u| u.trim_end_matches('/'));
-        let url = format!("{base}{path}");
-        let request = hyper::Request::post(&url)
-            .header(hyper::header::CONTENT_TYPE, "application/json")
-            .body(Full::new(Bytes::from(body)))
-            .map_err(|e| SendError::Unreachable(format!("bad peer URL {url:?}: {e}")))?;
-        let exchange = async {
-            let response = self.http.request(request).await.map_err(|e| {
-                if e.is_connect() {
-                    SendError::Unreachable(format!("{url}: {e}"))
-                } else {
-                    SendError::Lost(format!("{url}: {e}"))
-                }
-            })?;
-            let status = response.status();
-            let bytes = response
-                .into_body()
-                .collect()
-                .await
-                .map_err(|e| SendError::Lost(format!("{url}: {e}")))?
-                .to_bytes();
-            if !status.is_success() {
-                return Err(SendError::Lost(format!(
-                    "{url}: HTTP {status}: {}",
-                    String::from_utf8_lossy(&bytes)
-                )));
-            }
-            serde_json::from_slice(&bytes)
-                .map_err(|e| SendError::Lost(format!("{url}: undecodable reply: {e}")))
-        };
-        tokio::time::timeout(ttl, exchange)
+        let url = format!("{}{path}", peer_base(member));
+        post_json(&self.http, &url, Bytes::from(body), ttl)
             .await
-            .unwrap_or_else(|_| Err(SendError::Lost(format!("{url}: no reply within {ttl:?}"))))
+            .map_err(|f| match f {
+                PostFailure::Unreachable(m) => SendError::Unreachable(m),
+                PostFailure::Failed(m) => SendError::Lost(m),
+            })
     }
 
     /// Whether `member` answers on its peer URL within `ttl`.
     pub(crate) async fn ping(&self, member: &Member, ttl: Duration) -> bool {
-        let base = member
-            .peer_urls
-            .first()
-            .map_or("", |u| u.trim_end_matches('/'));
-        let Ok(request) = hyper::Request::get(format!("{base}{PING}")).body(Full::default()) else {
+        let url = format!("{}{PING}", peer_base(member));
+        let Ok(request) = hyper::Request::get(url).body(Full::default()) else {
             return false;
         };
         matches!(

@@ -1,12 +1,9 @@
 //! The sending side of the peer transport.
 
+use super::post::{HttpClient, PostFailure, http_client, peer_base, post_json};
 use super::{APPEND, PRE_VOTE, SNAPSHOT, SNAPSHOT_HEAD_LEN, SnapshotHead, VOTE};
 use crate::{Member, Snapshot, TypeConfig, Vote};
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use openraft::OptionalSend;
 use openraft::errors::{
     NetworkError, RPCError, RaftError, ReplicationClosed, StreamingError, Unreachable,
@@ -19,8 +16,6 @@ use serde::de::DeserializeOwned;
 use std::future::Future;
 use std::time::Duration;
 
-type HttpClient = Client<HttpConnector, Full<Bytes>>;
-
 /// Makes a [`PeerClient`] per target; all share one HTTP connection pool.
 #[derive(Clone)]
 pub struct PeerNetwork {
@@ -29,11 +24,8 @@ pub struct PeerNetwork {
 
 impl Default for PeerNetwork {
     fn default() -> Self {
-        let mut connector = HttpConnector::new();
-        // Raft messages are small and latency-bound.
-        connector.set_nodelay(true);
         Self {
-            http: Client::builder(TokioExecutor::new()).build(connector),
+            http: http_client(None),
         }
     }
 }
@@ -42,14 +34,9 @@ impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
     type Network = PeerClient;
 
     async fn new_client(&mut self, target: u64, node: &Member) -> PeerClient {
-        let base = node
-            .peer_urls
-            .first()
-            .map(|u| u.trim_end_matches('/').to_string())
-            .unwrap_or_default();
         PeerClient {
             target,
-            base,
+            base: peer_base(node).to_string(),
             http: self.http.clone(),
         }
     }
@@ -97,46 +84,14 @@ impl PeerClient {
         ttl: Duration,
     ) -> Result<T, Failure> {
         let url = format!("{}{path}", self.base);
-        let request = hyper::Request::post(&url)
-            .header(hyper::header::CONTENT_TYPE, "application/json")
-            .body(Full::new(body))
-            .map_err(|e| {
-                Failure::Unreachable(format!(
-                    "bad peer URL {url:?} for member {:x}: {e}",
-                    self.target
-                ))
+        let reply: Result<T, RaftError<TypeConfig>> = post_json(&self.http, &url, body, ttl)
+            .await
+            .map_err(|f| match f {
+                PostFailure::Unreachable(m) => Failure::Unreachable(m),
+                PostFailure::Failed(m) => Failure::Network(m),
             })?;
-        let exchange = async {
-            let response = self.http.request(request).await.map_err(|e| {
-                let msg = format!("{url}: {e}");
-                if e.is_connect() {
-                    Failure::Unreachable(msg)
-                } else {
-                    Failure::Network(msg)
-                }
-            })?;
-            let status = response.status();
-            let bytes = response
-                .into_body()
-                .collect()
-                .await
-                .map_err(|e| Failure::Network(format!("{url}: {e}")))?
-                .to_bytes();
-            if !status.is_success() {
-                return Err(Failure::Network(format!(
-                    "{url}: HTTP {status}: {}",
-                    String::from_utf8_lossy(&bytes)
-                )));
-            }
-            let reply: Result<T, RaftError<TypeConfig>> = serde_json::from_slice(&bytes)
-                .map_err(|e| Failure::Network(format!("{url}: undecodable reply: {e}")))?;
-            // The peer's Raft has stopped: as good as down, so back off.
-            reply.map_err(|e| Failure::Unreachable(format!("member {:x}: {e}", self.target)))
-        };
-        match tokio::time::timeout(ttl, exchange).await {
-            Ok(result) => result,
-            Err(_) => Err(Failure::Network(format!("{url}: no reply within {ttl:?}"))),
-        }
+        // The peer's Raft has stopped: as good as down, so back off.
+        reply.map_err(|e| Failure::Unreachable(format!("member {:x}: {e}", self.target)))
     }
 
     async fn call_json<Req: serde::Serialize, T: DeserializeOwned>(

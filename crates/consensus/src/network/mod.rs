@@ -13,6 +13,7 @@
 //! `Network`; [`router`] is the server side, mounted by the server on its peer listeners.
 
 mod client;
+pub(crate) mod post;
 mod server;
 
 pub use client::{PeerClient, PeerNetwork};
