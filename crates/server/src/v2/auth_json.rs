@@ -1,7 +1,7 @@
 //! The v2 auth API's JSON: request bodies as etcd's Go structs decode them (unknown fields
 //! ignored, missing ones empty), and replies written by hand in Go's field order.
 
-use super::json::string;
+use super::json::{array, string, string_array};
 use musubi_store::{AuthError, Permissions, Role};
 use serde::Deserialize;
 use std::fmt::Write;
@@ -60,18 +60,10 @@ pub fn error(e: &AuthError) -> String {
 }
 
 fn names(out: &mut String, list: Option<&[String]>) {
-    let Some(list) = list else {
-        out.push_str("null");
-        return;
-    };
-    out.push('[');
-    for (i, item) in list.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        string(out, item);
+    match list {
+        Some(list) => string_array(out, list),
+        None => out.push_str("null"),
     }
-    out.push(']');
 }
 
 pub fn role(out: &mut String, r: &Role) {
@@ -112,20 +104,13 @@ pub fn user_with_roles(out: &mut String, name: &str, roles: &[Role]) {
 }
 
 /// `{"<key>":[items]}` or `{"<key>":null}` for an empty list, as Go encodes a nil slice.
-pub fn collection<T>(key: &str, items: &[T], mut item: impl FnMut(&mut String, &T)) -> String {
+pub fn collection<T>(key: &str, items: &[T], item: impl FnMut(&mut String, &T)) -> String {
     let mut out = String::new();
     let _ = write!(out, "{{\"{key}\":");
     if items.is_empty() {
         out.push_str("null");
     } else {
-        out.push('[');
-        for (i, it) in items.iter().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            item(&mut out, it);
-        }
-        out.push(']');
+        array(&mut out, items, item);
     }
     out.push_str("}\n");
     out

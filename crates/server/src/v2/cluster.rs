@@ -55,21 +55,10 @@ fn member_json(out: &mut String, m: &MemberInfo) {
     let _ = write!(out, "{{\"id\":\"{:x}\",\"name\":", m.id);
     json::string(out, &m.name);
     out.push_str(",\"peerURLs\":");
-    string_list(out, &m.peer_urls);
+    json::string_array(out, &m.peer_urls);
     out.push_str(",\"clientURLs\":");
-    string_list(out, &m.client_urls);
+    json::string_array(out, &m.client_urls);
     out.push('}');
-}
-
-fn string_list(out: &mut String, items: &[String]) {
-    out.push('[');
-    for (i, item) in items.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        json::string(out, item);
-    }
-    out.push(']');
 }
 
 pub fn members(app: &App) -> HttpResponse {

@@ -69,14 +69,7 @@ fn node(out: &mut String, n: &NodeView) {
     }
     if let Some(children) = &n.nodes {
         field(out, "nodes");
-        out.push('[');
-        for (i, child) in children.iter().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            node(out, child);
-        }
-        out.push(']');
+        array(out, children, node);
     }
     if n.modified_index != 0 {
         field(out, "modifiedIndex");
@@ -111,6 +104,23 @@ pub fn rfc3339(unix_nanos: i128) -> String {
     }
     s.push('Z');
     s
+}
+
+/// A JSON array, each item written by `item`.
+pub fn array<T>(out: &mut String, items: &[T], mut item: impl FnMut(&mut String, &T)) {
+    out.push('[');
+    for (i, it) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        item(out, it);
+    }
+    out.push(']');
+}
+
+/// A JSON array of strings.
+pub fn string_array(out: &mut String, items: &[String]) {
+    array(out, items, |out, s| string(out, s));
 }
 
 /// A JSON string with Go's escapes: `<`, `>`, `&`, U+2028 and U+2029 as `\uXXXX`; U+FFFD
