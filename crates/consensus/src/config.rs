@@ -75,6 +75,9 @@ impl ConsensusConfig {
             snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(self.snapshot_count.max(1)),
             max_in_snapshot_log_to_keep: self.snapshot_count.clamp(1, 5000),
             install_snapshot_timeout: 10 * election,
+            // A member back from a partition asks before it campaigns, so a healthy leader
+            // is not deposed by the term it ran up while cut off (etcd's --pre-vote).
+            enable_pre_vote: Some(true),
             ..Default::default()
         }
     }
