@@ -6,7 +6,9 @@ use crate::forward::{self, SendError};
 use crate::{Applied, Consensus, ConsensusError, Member};
 use openraft::async_runtime::watch::WatchReceiver;
 use openraft::{ChangeMembers, Instant, ReadPolicy};
+use serde::de::DeserializeOwned;
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::time::Duration;
 
 /// How long a probe waits for a peer to answer before it counts as unreachable.
@@ -15,6 +17,14 @@ const PING_TTL: Duration = Duration::from_millis(500);
 const RETRY: Duration = Duration::from_millis(50);
 /// A forwarded request waits this long for the leader; the server's own timeout is shorter.
 const FORWARD_TTL: Duration = Duration::from_secs(60);
+
+/// What a forwarded request whose reply was lost means.
+pub(crate) enum IfLost {
+    /// Nothing changed (a read): ask again.
+    Retry,
+    /// It may have been applied: tell the caller.
+    Unknown,
+}
 
 /// Where a request must run.
 enum Route {
@@ -29,32 +39,65 @@ impl Consensus {
     pub async fn write(&self, req: musubi_store::Request) -> Result<Applied, ConsensusError> {
         let body = serde_json::to_vec(&req)
             .map_err(|e| ConsensusError::Rejected(format!("cannot encode the request: {e}")))?;
+        let applied = self
+            .on_leader(forward::PROPOSE, body, IfLost::Unknown, || {
+                self.write_here(req.clone())
+            })
+            .await?;
+        self.applied_locally(applied.log_index).await?;
+        Ok(applied)
+    }
+
+    /// Linearizable read barrier (ReadIndex): resolves when the local state machine has
+    /// applied everything committed before the call. A follower asks the leader for its
+    /// read index, then waits until it has applied that far itself.
+    pub async fn linearizable_barrier(&self) -> Result<(), ConsensusError> {
+        // A read changes nothing, so a lost reply is just "try again".
+        let index = self
+            .on_leader(forward::READ_INDEX, Vec::new(), IfLost::Retry, || {
+                self.read_index_here()
+            })
+            .await?;
+        self.applied_locally(index).await
+    }
+
+    /// Runs `here` if this member leads, else sends `body` to `path` on the leader, looking
+    /// for a new leader for as long as nothing can have been proposed.
+    pub(crate) async fn on_leader<T, F, Fut>(
+        &self,
+        path: &str,
+        body: Vec<u8>,
+        if_lost: IfLost,
+        here: F,
+    ) -> Result<T, ConsensusError>
+    where
+        T: DeserializeOwned,
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<T, ConsensusError>>,
+    {
         let deadline = tokio::time::Instant::now() + self.leader_wait;
         loop {
             let result = match self.route(deadline).await? {
-                Route::Here => self.write_here(req.clone()).await,
-                Route::Leader(leader) => {
-                    match self
-                        .forwarder
-                        .call::<Applied>(&leader, forward::PROPOSE, body.clone(), FORWARD_TTL)
-                        .await
-                    {
-                        Ok(Ok(applied)) => {
-                            self.applied_locally(applied.log_index).await?;
-                            Ok(applied)
-                        }
-                        Ok(Err(e)) => Err(ConsensusError::from(e)),
-                        // Not sent: as if the leader were gone; look again.
-                        Err(SendError::Unreachable(m)) => {
-                            tracing::debug!(error = %m, "the leader is unreachable");
-                            Err(ConsensusError::NotLeader { leader: None })
-                        }
-                        Err(SendError::Lost(m)) => {
-                            tracing::warn!(error = %m, "forwarded write lost its reply");
+                Route::Here => here().await,
+                Route::Leader(leader) => match self
+                    .forwarder
+                    .call::<T>(&leader, path, body.clone(), FORWARD_TTL)
+                    .await
+                {
+                    Ok(reply) => reply.map_err(ConsensusError::from),
+                    // Not sent: as if the leader were gone; look again.
+                    Err(SendError::Unreachable(m)) => {
+                        tracing::debug!(error = %m, "the leader is unreachable");
+                        Err(ConsensusError::NotLeader { leader: None })
+                    }
+                    Err(SendError::Lost(m)) => match if_lost {
+                        IfLost::Retry => Err(ConsensusError::NotLeader { leader: None }),
+                        IfLost::Unknown => {
+                            tracing::warn!(error = %m, "a request forwarded to the leader lost its reply");
                             Err(ConsensusError::OutcomeUnknown)
                         }
-                    }
-                }
+                    },
+                },
             };
             match result {
                 // Nothing was proposed: safe to try the next leader.
@@ -75,37 +118,6 @@ impl Consensus {
             .await
             .map_err(|e| ConsensusError::Fatal(e.to_string()))?;
         Ok(())
-    }
-
-    /// Linearizable read barrier (ReadIndex): resolves when the local state machine has
-    /// applied everything committed before the call. A follower asks the leader for its
-    /// read index, then waits until it has applied that far itself.
-    pub async fn linearizable_barrier(&self) -> Result<(), ConsensusError> {
-        let deadline = tokio::time::Instant::now() + self.leader_wait;
-        loop {
-            let index = match self.route(deadline).await? {
-                Route::Here => self.read_index_here().await,
-                Route::Leader(leader) => {
-                    let reply = self
-                        .forwarder
-                        .call::<u64>(&leader, forward::READ_INDEX, Vec::new(), FORWARD_TTL)
-                        .await;
-                    match reply {
-                        Ok(reply) => reply.map_err(ConsensusError::from),
-                        // A read changes nothing, so a lost reply is just "try again".
-                        Err(_) => Err(ConsensusError::NotLeader { leader: None }),
-                    }
-                }
-            };
-            match index {
-                Ok(index) => return self.applied_locally(index).await,
-                Err(ConsensusError::NotLeader { .. }) if tokio::time::Instant::now() < deadline => {
-                    tokio::time::sleep(RETRY).await
-                }
-                Err(ConsensusError::NotLeader { .. }) => return Err(self.no_leader().await),
-                Err(e) => return Err(e),
-            }
-        }
     }
 
     /// Runs a proposal on this member, which must lead. A leader that has lost its quorum
@@ -166,8 +178,9 @@ impl Consensus {
             if self.raft.metrics().borrow_watched().running_state.is_err() {
                 return;
             }
+            // A member that joined learns its own record with the leader's first entries.
             let Some(recorded) = self.member(self.node_id) else {
-                return;
+                continue;
             };
             if recorded.name == name && recorded.client_urls == client_urls {
                 tracing::info!(?client_urls, "published this member's client URLs");
@@ -178,22 +191,12 @@ impl Consensus {
                 client_urls: client_urls.clone(),
                 ..recorded
             };
-            let deadline = tokio::time::Instant::now();
-            let result = match self.route(deadline).await {
-                Ok(Route::Here) => self.publish_here(self.node_id, me).await,
-                Ok(Route::Leader(leader)) => {
-                    let body = serde_json::to_vec(&(self.node_id, me)).unwrap_or_default();
-                    match self
-                        .forwarder
-                        .call::<()>(&leader, forward::PUBLISH, body, Duration::from_secs(5))
-                        .await
-                    {
-                        Ok(reply) => reply.map_err(ConsensusError::from),
-                        Err(_) => Ok(()),
-                    }
-                }
-                Err(_) => Ok(()),
-            };
+            let body = serde_json::to_vec(&(self.node_id, &me)).unwrap_or_default();
+            let result = self
+                .on_leader(forward::PUBLISH, body, IfLost::Retry, || {
+                    self.publish_here(self.node_id, me.clone())
+                })
+                .await;
             if let Err(e) = result {
                 tracing::debug!(error = %e, "publishing client URLs; will retry");
             }

@@ -9,6 +9,13 @@ use std::path::PathBuf;
 pub struct ConsensusConfig {
     pub node_id: u64,
     pub node_name: String,
+    /// The cluster this member serves in; told to members that join.
+    pub cluster_id: u64,
+    /// This member was added to a running cluster (`--initial-cluster-state existing`, or
+    /// 0.x `-peers`): a fresh data dir waits for the leader instead of initializing.
+    pub join_existing: bool,
+    /// `--force-new-cluster`: make this member the only voter, keeping its log and data.
+    pub force_new_cluster: bool,
     /// The Raft log and snapshots live under `data_dir/member`.
     pub data_dir: PathBuf,
     /// Where peers reach this member (`http://host:port`).
@@ -31,6 +38,7 @@ impl ConsensusConfig {
             name: self.node_name.clone(),
             peer_urls: vec![self.peer_url.clone()],
             client_urls: self.client_urls.clone(),
+            is_learner: false,
         }
     }
 

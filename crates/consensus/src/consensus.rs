@@ -17,6 +17,7 @@ pub struct Consensus {
     pub(crate) raft: Raft,
     state_machine: StateMachineStore,
     pub(crate) node_id: u64,
+    pub(crate) cluster_id: u64,
     pub(crate) forwarder: Forwarder,
     /// The election timeout: a leader unacknowledged for longer may have lost its quorum.
     pub(crate) election: Duration,
@@ -81,13 +82,25 @@ impl Consensus {
             raft,
             state_machine,
             node_id: cfg.node_id,
+            cluster_id: cfg.cluster_id,
             forwarder: Forwarder::default(),
             election,
             // Randomised timeouts reach 2x election; allow one failed round on top.
             leader_wait: 3 * election,
         };
 
-        if !this.raft.is_initialized().await? {
+        let initialized = this.raft.is_initialized().await?;
+        tokio::spawn(this.clone().promote_caught_up());
+        if !initialized && cfg.join_existing {
+            // Added by the cluster already: the leader sends the log, membership included.
+            tracing::info!(member = %format!("{:x}", cfg.node_id), "waiting for the leader to send the cluster's log");
+            tokio::spawn(
+                this.clone()
+                    .publish(cfg.node_name.clone(), cfg.client_urls.clone()),
+            );
+            return Ok(this);
+        }
+        if !initialized {
             let members = cfg.initial_membership();
             tracing::info!(member = %format!("{:x}", cfg.node_id), size = members.len(), "initializing a new cluster");
             // Peers are not served yet, so no leader can have written to this log first.
@@ -166,11 +179,13 @@ impl Consensus {
             applied_index: m.last_applied.map_or(0, |id| id.index),
             leader: m.current_leader,
             is_leader: m.current_leader == Some(self.node_id) && m.state == ServerState::Leader,
-            members: m
-                .membership_config
-                .nodes()
-                .map(|(id, node)| MemberInfo::new(*id, node))
-                .collect(),
+            members: {
+                let voters: Vec<u64> = m.membership_config.voter_ids().collect();
+                m.membership_config
+                    .nodes()
+                    .map(|(id, node)| MemberInfo::new(*id, node, voters.contains(id)))
+                    .collect()
+            },
         }
     }
 

@@ -24,6 +24,9 @@ pub enum ConsensusError {
     /// Raft refused the proposal (a membership change or precondition failed); nothing changed.
     #[error("raft refused the proposal: {0}")]
     Rejected(String),
+    /// A membership change was refused; nothing changed.
+    #[error(transparent)]
+    Membership(#[from] crate::MembershipError),
     /// Reading or writing the data dir failed.
     #[error("storage: {context}: {source}")]
     Storage { context: String, source: io::Error },

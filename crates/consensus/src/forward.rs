@@ -6,13 +6,19 @@
 //! | `POST /raft/propose` | `Request` | `Result<Applied, WireError>`, once applied on the leader |
 //! | `POST /raft/read-index` | (none) | `Result<u64, WireError>`: the leader's ReadIndex |
 //! | `POST /raft/publish` | `(id, Member)` | `Result<(), WireError>`: records a member's URLs |
+//! | `POST /raft/membership` | `MembershipChange` | `Result<MemberInfo, WireError>`, once committed |
 //! | `GET /raft/ping` | (none) | `200`: used to name the members that cannot be reached |
+//! | `POST /raft/join` | `Member` | `Result<ClusterView, WireError>`: any member adds the caller (0.x `-peers`) |
+//! | `POST /raft/members` | (none) | `ClusterView`: who is in the cluster (`--initial-cluster-state existing`) |
 //!
-//! Only the leader serves the first three; a member that no longer leads answers
+//! Only the leader serves the first four; a member that no longer leads answers
 //! `NotLeader` and the caller looks for the new leader. Nothing is forwarded twice.
 
 use crate::network::post::{HttpClient, PostFailure, http_client, peer_base, post_json};
-use crate::{Applied, Consensus, ConsensusError, Member};
+use crate::{
+    Applied, ClusterView, Consensus, ConsensusError, Member, MemberInfo, MembershipChange,
+    MembershipError,
+};
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -28,6 +34,9 @@ pub(crate) const PROPOSE: &str = "/raft/propose";
 pub(crate) const READ_INDEX: &str = "/raft/read-index";
 pub(crate) const PUBLISH: &str = "/raft/publish";
 pub(crate) const PING: &str = "/raft/ping";
+pub(crate) const MEMBERSHIP: &str = "/raft/membership";
+pub(crate) const JOIN: &str = "/raft/join";
+pub(crate) const MEMBERS: &str = "/raft/members";
 
 /// A leader-side failure as it travels back to the follower.
 #[derive(Debug, Serialize, Deserialize)]
@@ -35,6 +44,7 @@ pub(crate) enum WireError {
     NotLeader(Option<u64>),
     OutcomeUnknown,
     Unavailable(String),
+    Membership(MembershipError),
     Other(String),
 }
 
@@ -44,6 +54,7 @@ impl From<ConsensusError> for WireError {
             ConsensusError::NotLeader { leader } => Self::NotLeader(leader),
             ConsensusError::OutcomeUnknown => Self::OutcomeUnknown,
             ConsensusError::Unavailable(m) => Self::Unavailable(m),
+            ConsensusError::Membership(e) => Self::Membership(e),
             other => Self::Other(other.to_string()),
         }
     }
@@ -55,6 +66,7 @@ impl From<WireError> for ConsensusError {
             WireError::NotLeader(leader) => Self::NotLeader { leader },
             WireError::OutcomeUnknown => Self::OutcomeUnknown,
             WireError::Unavailable(m) => Self::Unavailable(m),
+            WireError::Membership(e) => Self::Membership(e),
             WireError::Other(m) => Self::Rejected(format!("on the leader: {m}")),
         }
     }
@@ -120,7 +132,10 @@ pub(crate) fn router(consensus: Consensus) -> Router {
         .route(PROPOSE, post(propose))
         .route(READ_INDEX, post(read_index))
         .route(PUBLISH, post(publish))
+        .route(MEMBERSHIP, post(membership))
         .route(PING, get(|| async { "ok" }))
+        .route(JOIN, post(join))
+        .route(MEMBERS, post(members))
         .with_state(consensus)
 }
 
@@ -139,6 +154,51 @@ async fn publish(State(c): State<Consensus>, body: Bytes) -> Response {
     match serde_json::from_slice::<(u64, Member)>(&body) {
         Ok((id, member)) => reply(c.publish_here(id, member).await),
         Err(e) => (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+    }
+}
+
+async fn membership(State(c): State<Consensus>, body: Bytes) -> Response {
+    match serde_json::from_slice::<MembershipChange>(&body) {
+        Ok(change) => reply(c.change_here(change).await),
+        Err(e) => (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+    }
+}
+
+/// A new member asks to be added, as a voter once it has caught up.
+async fn join(State(c): State<Consensus>, body: Bytes) -> Response {
+    let me = match serde_json::from_slice::<Member>(&body) {
+        Ok(me) => me,
+        Err(e) => return (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+    };
+    // A retry after a lost reply finds itself added: hand back the same member. Only a
+    // learner may be found again; a voter's ID with an empty log would be unsafe.
+    let added = c
+        .status()
+        .members
+        .into_iter()
+        .find(|m| m.is_learner && m.name == me.name && m.peer_urls == me.peer_urls);
+    if let Some(member) = added {
+        return reply(Ok(cluster_view(&c, Some(member))));
+    }
+    let change = MembershipChange::Add {
+        name: me.name,
+        peer_urls: me.peer_urls,
+        client_urls: me.client_urls,
+        is_learner: me.is_learner,
+    };
+    let joined = c.change_membership(change).await;
+    reply(joined.map(|member| cluster_view(&c, Some(member))))
+}
+
+async fn members(State(c): State<Consensus>) -> Response {
+    reply(Ok(cluster_view(&c, None)))
+}
+
+fn cluster_view(c: &Consensus, member: Option<MemberInfo>) -> ClusterView {
+    ClusterView {
+        cluster_id: c.cluster_id(),
+        member,
+        members: c.status().members,
     }
 }
 

@@ -27,8 +27,11 @@ mod config;
 mod consensus;
 mod error;
 mod forward;
+mod ids;
+mod join;
 mod log_store;
 mod member;
+mod membership;
 pub mod network;
 mod snapshot;
 mod state_machine;
@@ -40,8 +43,11 @@ use std::sync::Arc;
 pub use config::ConsensusConfig;
 pub use consensus::{Applied, Consensus, RaftStatus};
 pub use error::ConsensusError;
+pub use ids::{cluster_id, member_id};
+pub use join::{ClusterView, fetch_cluster, join};
 pub use log_store::LogStore;
 pub use member::{Member, MemberInfo};
+pub use membership::{MembershipChange, MembershipError};
 pub use state_machine::StateMachineStore;
 
 openraft::declare_raft_types!(

@@ -9,6 +9,12 @@ pub struct Member {
     pub name: String,
     pub peer_urls: Vec<String>,
     pub client_urls: Vec<String>,
+    /// Asked to stay a non-voting learner until promoted. A learner without this flag is
+    /// on its way to voting: the leader promotes it once it has caught up (see
+    /// `membership::promote_caught_up`), so a new member never weakens the quorum while
+    /// it is still copying the log.
+    #[serde(default)]
+    pub is_learner: bool,
 }
 
 impl fmt::Display for Member {
@@ -18,21 +24,24 @@ impl fmt::Display for Member {
 }
 
 /// One member as the server reports it (`/v2/members`).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MemberInfo {
     pub id: u64,
     pub name: String,
     pub peer_urls: Vec<String>,
     pub client_urls: Vec<String>,
+    /// Not (yet) a voter.
+    pub is_learner: bool,
 }
 
 impl MemberInfo {
-    pub(crate) fn new(id: u64, m: &Member) -> Self {
+    pub(crate) fn new(id: u64, m: &Member, is_voter: bool) -> Self {
         Self {
             id,
             name: m.name.clone(),
             peer_urls: m.peer_urls.clone(),
             client_urls: m.client_urls.clone(),
+            is_learner: !is_voter,
         }
     }
 }

@@ -1,7 +1,8 @@
 //! Everything a request handler needs, built once at start-up.
 
-use crate::v2::reply::RaftPosition;
+use crate::v2::reply::{HttpResponse, RaftPosition};
 use crate::v2::watch::WatchHub;
+use axum::http::HeaderValue;
 use musubi_consensus::{Consensus, SharedStateMachine};
 use parking_lot::Mutex;
 use std::sync::Arc;
@@ -13,6 +14,10 @@ pub struct Identity {
     pub name: String,
     pub member_id: u64,
     pub cluster_id: u64,
+    /// Added to a running cluster rather than founding it: a fresh log waits for the
+    /// leader instead of initializing a membership.
+    #[serde(default)]
+    pub joined: bool,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -60,6 +65,14 @@ impl App {
     pub fn raft_position(&self) -> RaftPosition {
         let (index, term) = self.raft.position();
         RaftPosition { index, term }
+    }
+
+    /// Adds `X-Etcd-Cluster-Id`, which etcd sends on keys, members and auth replies.
+    pub fn with_cluster_id(&self, mut resp: HttpResponse) -> HttpResponse {
+        let id = HeaderValue::from_str(&format!("{:x}", self.identity.cluster_id))
+            .expect("hex is a valid header");
+        resp.headers_mut().insert("X-Etcd-Cluster-Id", id);
+        resp
     }
 
     /// Since when the current leader has led, as far as this member has seen.

@@ -13,8 +13,16 @@ pub struct Config {
     pub listen_peer_urls: Vec<String>,
     pub initial_advertise_peer_urls: Vec<String>,
     pub initial_cluster: String,
+    /// `--initial-cluster` was given (rather than derived from this member alone).
+    pub initial_cluster_given: bool,
     pub initial_cluster_state: String,
     pub initial_cluster_token: String,
+    /// 0.x `-peers`: peer URLs of a running cluster to join.
+    pub peers: Vec<String>,
+    /// `--discovery`: a v2 keys directory URL holding `_config/size`.
+    pub discovery: Option<String>,
+    /// `--force-new-cluster`: restart as the sole voter, keeping the data.
+    pub force_new_cluster: bool,
     pub snapshot_count: u64,
     pub max_request_bytes: u64,
     pub heartbeat_interval_ms: u64,
@@ -85,6 +93,16 @@ const FLAGS: &[(&str, Kind, &str)] = &[
         "token that makes cluster IDs unique (default etcd-cluster)",
     ),
     (
+        "discovery",
+        Kind::Value,
+        "URL of a v2 keys directory on a running etcd or musubi, holding _config/size: bootstraps a new cluster of that size",
+    ),
+    (
+        "force-new-cluster",
+        Kind::Bool,
+        "restart this member as the only voter of its cluster, keeping its data (recovery from a lost majority)",
+    ),
+    (
         "snapshot-count",
         Kind::Value,
         "applied entries between snapshots (default 100000)",
@@ -139,6 +157,21 @@ const FLAGS: &[(&str, Kind, &str)] = &[
         "peer-bind-addr",
         Kind::Value,
         "0.x: peer host[:port] to listen on",
+    ),
+    (
+        "peers",
+        Kind::Value,
+        "0.x: host:port,... peer addresses of a running cluster; a fresh member asks them to add it",
+    ),
+    (
+        "peers-file",
+        Kind::Value,
+        "0.x: file holding the -peers list",
+    ),
+    (
+        "force",
+        Kind::Bool,
+        "0.x: accepted; a restarted member always takes its URLs from its flags",
     ),
     (
         "peer-heartbeat-interval",
@@ -260,14 +293,35 @@ fn url_list(s: &str) -> Vec<String> {
         .collect()
 }
 
-/// A 0.x `host:port` (or a bare host with the 0.x default port) as an http URL.
+/// A 0.x `host:port` (or a bare host with the 0.x default port) as an http URL; a full URL
+/// is taken as it is.
 fn addr_url(addr: &str, default_port: u16) -> String {
-    let addr = addr.trim_start_matches("http://");
-    if addr.contains(':') {
+    if addr.contains("://") {
+        addr.to_string()
+    } else if addr.contains(':') {
         format!("http://{addr}")
     } else {
         format!("http://{addr}:{default_port}")
     }
+}
+
+/// `-peers a:7001,b:7001` or the same list in `-peers-file`, as peer URLs.
+fn peers(given: &Given) -> Result<Vec<String>, ConfigError> {
+    let list = match (given.get("peers"), given.get("peers-file")) {
+        (Some(list), _) => list,
+        (None, Some(file)) => {
+            std::fs::read_to_string(&file).map_err(|e| ConfigError::BadValue {
+                flag: "peers-file".into(),
+                value: file.clone(),
+                reason: e.to_string(),
+            })?
+        }
+        (None, None) => return Ok(Vec::new()),
+    };
+    Ok(url_list(&list.replace('\n', ","))
+        .iter()
+        .map(|p| addr_url(p, 7001))
+        .collect())
 }
 
 fn build(given: &Given) -> Result<Config, ConfigError> {
@@ -314,6 +368,7 @@ fn build(given: &Given) -> Result<Config, ConfigError> {
         (None, Some(addr)) => vec![addr.clone()],
         (None, None) => listen_peer_urls.clone(),
     };
+    let initial_cluster_given = given.get("initial-cluster").is_some();
     let initial_cluster = given.get("initial-cluster").unwrap_or_else(|| {
         initial_advertise_peer_urls
             .iter()
@@ -340,10 +395,14 @@ fn build(given: &Given) -> Result<Config, ConfigError> {
         listen_peer_urls,
         initial_advertise_peer_urls,
         initial_cluster,
+        initial_cluster_given,
         initial_cluster_state,
         initial_cluster_token: given
             .get("initial-cluster-token")
             .unwrap_or_else(|| "etcd-cluster".into()),
+        peers: peers(given)?,
+        discovery: given.get("discovery").filter(|d| !d.is_empty()),
+        force_new_cluster: given.get("force-new-cluster").is_some_and(|v| v != "false"),
         snapshot_count: number(given, &["snapshot-count"], 100_000)?,
         max_request_bytes: number(given, &["max-request-bytes"], 1_572_864)?,
         heartbeat_interval_ms: number(

@@ -5,6 +5,7 @@ use crate::app::App;
 use crate::v2::auth::{self, AuthRequest};
 use crate::v2::basic_auth::Credentials;
 use crate::v2::keys::{self, KeysRequest};
+use crate::v2::members::{self, MembersRequest};
 use crate::v2::params::clean_path;
 use crate::v2::{cluster, reply};
 use axum::Router;
@@ -37,6 +38,9 @@ async fn route(app: Arc<App>, req: Request) -> reply::HttpResponse {
     if path == "/v2/keys" || path.starts_with("/v2/keys/") {
         return keys_entry(app, req, &path["/v2/keys".len()..]).await;
     }
+    if path == "/v2/members" || path.starts_with("/v2/members/") {
+        return members_entry(&app, req, &path["/v2/members".len()..]).await;
+    }
     if path.starts_with("/v2/auth/") {
         return auth_entry(&app, req, &path["/v2/auth".len()..]).await;
     }
@@ -51,8 +55,6 @@ async fn route(app: Arc<App>, req: Request) -> reply::HttpResponse {
         "/version" => cluster::version(),
         "/health" => get_only(cluster::health, &req, &app),
         "/v2/machines" => get_only(cluster::machines, &req, &app),
-        "/v2/members" => get_only(cluster::members, &req, &app),
-        "/v2/members/leader" => get_only(cluster::leader, &req, &app),
         "/v2/stats/self" => get_only(cluster::stats_self, &req, &app),
         "/v2/stats/leader" => get_only(cluster::stats_leader, &req, &app),
         "/v2/stats/store" => cluster::stats_store(&app),
@@ -89,11 +91,8 @@ async fn keys_entry(app: Arc<App>, req: Request, key_path: &str) -> reply::HttpR
         auth_key: key_path,
         credentials,
     };
-    let mut resp = keys::handle(app.clone(), request).await;
-    let cluster_id = HeaderValue::from_str(&format!("{:x}", app.identity.cluster_id))
-        .expect("hex is a valid header");
-    resp.headers_mut().insert("X-Etcd-Cluster-Id", cluster_id);
-    resp
+    let resp = keys::handle(app.clone(), request).await;
+    app.with_cluster_id(resp)
 }
 
 async fn auth_entry(app: &App, req: Request, auth_path: &str) -> reply::HttpResponse {
@@ -114,6 +113,25 @@ async fn auth_entry(app: &App, req: Request, auth_path: &str) -> reply::HttpResp
     )
     .await
     .unwrap_or_else(not_found)
+}
+
+async fn members_entry(app: &App, req: Request, rest: &str) -> reply::HttpResponse {
+    let method = req.method().clone();
+    let headers = req.headers().clone();
+    let body = match axum::body::to_bytes(req.into_body(), app.limits.max_body_bytes).await {
+        Ok(bytes) => bytes,
+        Err(_) => return reply::internal("etcdserver: request is too large"),
+    };
+    members::handle(
+        app,
+        MembersRequest {
+            method: &method,
+            rest,
+            headers: &headers,
+            body,
+        },
+    )
+    .await
 }
 
 fn is_form(headers: &HeaderMap) -> bool {

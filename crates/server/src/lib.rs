@@ -10,14 +10,16 @@
 //! 4. serve clients on every client URL and peers on the peer URLs until SIGINT/SIGTERM.
 
 pub mod app;
+mod bootstrap;
 mod clock;
 pub mod config;
+mod discovery;
 mod expiry;
 mod http;
 mod identity;
 pub mod v2;
 
-use app::{App, Identity, Limits};
+use app::{App, Limits};
 use config::{Config, Invocation};
 use musubi_consensus::{ApplyHook, Consensus, ConsensusConfig, Member};
 use musubi_store::StateMachine;
@@ -84,7 +86,7 @@ pub enum ServeError {
     #[error("cannot listen on {url}: {reason}")]
     Listen { url: String, reason: String },
     #[error(transparent)]
-    Identity(#[from] identity::IdentityError),
+    Bootstrap(#[from] bootstrap::BootstrapError),
     #[error("consensus: {0}")]
     Consensus(#[from] musubi_consensus::ConsensusError),
 }
@@ -94,16 +96,16 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
         path: config.data_dir.display().to_string(),
         source,
     })?;
-    let identity = identity::resolve(&config)?;
-    identity::check_or_record(&config.data_dir, &identity)?;
     let client_listeners = bind_all(&config.listen_client_urls).await?;
     let peer_listeners = bind_all(&config.listen_peer_urls).await?;
+    let bootstrap = bootstrap::resolve(&config).await?;
 
     let sm = Arc::new(RwLock::new(StateMachine::new()));
     let hub = Arc::new(WatchHub::new(config.v2_watch_history));
     let hook_hub = hub.clone();
     let hook: ApplyHook = Arc::new(move |response| hook_hub.on_apply(response));
-    let consensus_config = consensus_config(&config, &identity)?;
+    let consensus_config = consensus_config(&config, &bootstrap);
+    let identity = bootstrap.identity;
     let raft = Consensus::open(consensus_config, sm.clone(), hook).await?;
 
     let limits = Limits {
@@ -131,22 +133,27 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
     Ok(())
 }
 
-fn consensus_config(config: &Config, identity: &Identity) -> Result<ConsensusConfig, ServeError> {
+fn consensus_config(config: &Config, bootstrap: &bootstrap::Bootstrap) -> ConsensusConfig {
     // Other members' client URLs are not in --initial-cluster: each publishes its own.
-    let initial_members = identity::initial_members(config)?
-        .into_iter()
+    let initial_members = bootstrap
+        .founding_members
+        .iter()
         .map(|(id, name, peer_urls)| {
             let member = Member {
-                name,
-                peer_urls,
+                name: name.clone(),
+                peer_urls: peer_urls.clone(),
                 client_urls: Vec::new(),
+                is_learner: false,
             };
-            (id, member)
+            (*id, member)
         })
         .collect();
-    Ok(ConsensusConfig {
-        node_id: identity.member_id,
-        node_name: identity.name.clone(),
+    ConsensusConfig {
+        node_id: bootstrap.identity.member_id,
+        node_name: bootstrap.identity.name.clone(),
+        cluster_id: bootstrap.identity.cluster_id,
+        join_existing: bootstrap.identity.joined,
+        force_new_cluster: config.force_new_cluster,
         data_dir: config.data_dir.clone(),
         peer_url: config
             .initial_advertise_peer_urls
@@ -158,7 +165,7 @@ fn consensus_config(config: &Config, identity: &Identity) -> Result<ConsensusCon
         heartbeat_ms: config.heartbeat_interval_ms,
         election_ms: config.election_timeout_ms,
         initial_members,
-    })
+    }
 }
 
 async fn serve_router(listener: tokio::net::TcpListener, router: axum::Router) {

@@ -14,6 +14,7 @@ fn peer(url: String) -> Member {
         name: "peer".into(),
         peer_urls: vec![url],
         client_urls: vec![],
+        is_learner: false,
     }
 }
 

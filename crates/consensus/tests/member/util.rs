@@ -12,6 +12,9 @@ pub fn config(dir: &Path, snapshot_count: u64) -> ConsensusConfig {
     ConsensusConfig {
         node_id: NODE_ID,
         node_name: "default".into(),
+        cluster_id: 1,
+        join_existing: false,
+        force_new_cluster: false,
         data_dir: dir.to_path_buf(),
         peer_url: "http://127.0.0.1:2380".into(),
         client_urls: vec!["http://127.0.0.1:2379".into()],

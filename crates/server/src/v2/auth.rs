@@ -62,17 +62,14 @@ pub async fn handle(app: &App, req: AuthRequest<'_>) -> Option<HttpResponse> {
             aj::message("Insufficient credentials"),
         ));
     }
-    let mut resp = match target {
+    let resp = match target {
         Target::Enable => enable(app, req.method).await,
         Target::Users => list_users(app),
         Target::Roles => list_roles(app),
         Target::User(name) => user(app, req.method, name, &req.body).await,
         Target::Role(name) => role(app, req.method, name, &req.body).await,
     };
-    let cluster_id = HeaderValue::from_str(&format!("{:x}", app.identity.cluster_id))
-        .expect("hex is a valid header");
-    resp.headers_mut().insert("X-Etcd-Cluster-Id", cluster_id);
-    Some(resp)
+    Some(app.with_cluster_id(resp))
 }
 
 /// Go's mux patterns: `/users`, `/users/`, `/roles`, `/roles/`, `/enable`; anything deeper

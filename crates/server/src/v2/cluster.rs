@@ -1,10 +1,9 @@
-//! The v2 endpoints around the keyspace: members, machines, stats, version, health.
+//! The v2 endpoints around the keyspace: machines, stats, version, health.
 
 use super::json;
 use super::reply::{self, HttpResponse};
 use crate::app::App;
 use axum::http::{HeaderValue, StatusCode, header};
-use musubi_consensus::MemberInfo;
 use std::fmt::Write;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -48,52 +47,6 @@ pub fn machines(app: &App) -> HttpResponse {
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
-    resp
-}
-
-fn member_json(out: &mut String, m: &MemberInfo) {
-    let _ = write!(out, "{{\"id\":\"{:x}\",\"name\":", m.id);
-    json::string(out, &m.name);
-    out.push_str(",\"peerURLs\":");
-    json::string_array(out, &m.peer_urls);
-    out.push_str(",\"clientURLs\":");
-    json::string_array(out, &m.client_urls);
-    out.push('}');
-}
-
-pub fn members(app: &App) -> HttpResponse {
-    let mut out = String::from("{\"members\":[");
-    for (i, m) in app.raft.status().members.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        member_json(&mut out, m);
-    }
-    out.push_str("]}\n");
-    with_cluster_id(app, reply::json_body(StatusCode::OK, out))
-}
-
-pub fn leader(app: &App) -> HttpResponse {
-    let status = app.raft.status();
-    let Some(leader) = status
-        .leader
-        .and_then(|id| status.members.iter().find(|m| m.id == id))
-    else {
-        return reply::json_body(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "{\"message\":\"During election\"}\n".into(),
-        );
-    };
-    let mut out = String::new();
-    member_json(&mut out, leader);
-    out.push('\n');
-    with_cluster_id(app, reply::json_body(StatusCode::OK, out))
-}
-
-fn with_cluster_id(app: &App, mut resp: HttpResponse) -> HttpResponse {
-    let id = HeaderValue::from_str(&format!("{:x}", app.identity.cluster_id))
-        .expect("hex is a valid header");
-    resp.headers_mut().insert("X-Etcd-Cluster-Id", id);
     resp
 }
 

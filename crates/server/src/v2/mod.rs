@@ -6,6 +6,7 @@ pub mod basic_auth;
 pub mod cluster;
 pub mod json;
 pub mod keys;
+pub mod members;
 pub mod params;
 pub mod reply;
 pub mod watch;

@@ -1,0 +1,76 @@
+//! Reaching a running cluster from outside it, before this member's Raft starts: a fresh
+//! member asks any peer to add it (0.x `-peers`), or looks itself up in the member list
+//! (`--initial-cluster-state existing`, after `member add`).
+
+use crate::forward::{self, Forwarder, SendError, WireError};
+use crate::{ConsensusError, Member, MemberInfo};
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// How long one peer has to answer; adding a member waits for a commit.
+const ATTEMPT_TTL: Duration = Duration::from_secs(10);
+/// Rounds over all peers before giving up, and the pause between rounds: enough to ride
+/// out an election, short enough that a wrong address is reported within a minute.
+const ROUNDS: usize = 5;
+const PAUSE: Duration = Duration::from_secs(2);
+
+/// Who is in a cluster, as one of its members sees it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ClusterView {
+    pub cluster_id: u64,
+    /// The member a join added (or found already added).
+    pub member: Option<MemberInfo>,
+    pub members: Vec<MemberInfo>,
+}
+
+/// Asks the members at `peer_urls`, one after another, to add `me`; the cluster answers
+/// with the ID it gave this member. `me` becomes a voter once it has caught up.
+pub async fn join(peer_urls: &[String], me: &Member) -> Result<ClusterView, ConsensusError> {
+    let body = serde_json::to_vec(me)
+        .map_err(|e| ConsensusError::Rejected(format!("cannot encode the join request: {e}")))?;
+    ask_peers(peer_urls, forward::JOIN, body).await
+}
+
+/// The member list of the cluster the members at `peer_urls` belong to.
+pub async fn fetch_cluster(peer_urls: &[String]) -> Result<ClusterView, ConsensusError> {
+    ask_peers(peer_urls, forward::MEMBERS, Vec::new()).await
+}
+
+async fn ask_peers(
+    peer_urls: &[String],
+    path: &str,
+    body: Vec<u8>,
+) -> Result<ClusterView, ConsensusError> {
+    let forwarder = Forwarder::default();
+    let mut failures = Vec::new();
+    for round in 1..=ROUNDS {
+        failures.clear();
+        for url in peer_urls {
+            let peer = Member {
+                peer_urls: vec![url.clone()],
+                ..Member::default()
+            };
+            match forwarder
+                .call::<ClusterView>(&peer, path, body.clone(), ATTEMPT_TTL)
+                .await
+            {
+                Ok(Ok(view)) => return Ok(view),
+                // A refusal is the cluster's answer; another peer would give the same.
+                Ok(Err(WireError::Membership(e))) => return Err(e.into()),
+                Ok(Err(e)) => failures.push(format!("{url}: {}", ConsensusError::from(e))),
+                Err(SendError::Unreachable(m) | SendError::Lost(m)) => failures.push(m),
+            }
+        }
+        if round < ROUNDS {
+            tracing::warn!(
+                "cannot reach the cluster through {}; retrying in {PAUSE:?} ({round}/{ROUNDS})",
+                failures.join("; ")
+            );
+            tokio::time::sleep(PAUSE).await;
+        }
+    }
+    Err(ConsensusError::NoLeader(format!(
+        "no peer could be reached after {ROUNDS} rounds: {}",
+        failures.join("; ")
+    )))
+}

@@ -1,0 +1,281 @@
+//! Membership at runtime: add, remove, update and promote members, as etcd's `/v2/members`
+//! and `member add --learner` / `member promote` do, run on the leader.
+//!
+//! Every new member starts as a non-voting learner, whatever was asked: a member that is
+//! still copying the log must not count toward the quorum (etcd's "quorum grows before the
+//! new member starts" pitfall). A member added as a voter is promoted by the leader once
+//! it has caught up ([`Consensus::promote_caught_up`]); one added with `is_learner` waits
+//! for an explicit promote.
+
+use crate::cluster::IfLost;
+use crate::{Consensus, ConsensusError, Member, MemberInfo, TypeConfig, forward, ids};
+use openraft::ChangeMembers;
+use openraft::RaftMetrics;
+use openraft::async_runtime::watch::WatchReceiver;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// A learner this close to the leader's last log entry counts as caught up.
+const CATCH_UP_SLACK: u64 = 100;
+/// How often the leader looks for learners to promote.
+const PROMOTE_EVERY: Duration = Duration::from_millis(300);
+
+/// One change to who is in the cluster.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum MembershipChange {
+    /// A new member, known by its peer URLs; `name` and `client_urls` are empty until it
+    /// starts and publishes them, unless it asked to join itself.
+    Add {
+        name: String,
+        peer_urls: Vec<String>,
+        client_urls: Vec<String>,
+        is_learner: bool,
+    },
+    Remove {
+        id: u64,
+    },
+    UpdatePeerUrls {
+        id: u64,
+        peer_urls: Vec<String>,
+    },
+    Promote {
+        id: u64,
+    },
+}
+
+/// Why a membership change was refused; nothing changed. The messages are etcd's.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+pub enum MembershipError {
+    #[error("etcdserver: member not found")]
+    NotFound(u64),
+    #[error("etcdserver: peerURL exists")]
+    PeerUrlExists(String),
+    #[error("etcdserver: {0}")]
+    BadPeerUrl(String),
+    #[error("etcdserver: can only promote a learner member")]
+    NotLearner(u64),
+    #[error("etcdserver: can only promote a learner member which is in sync with leader")]
+    LearnerNotReady(u64),
+    #[error("etcdserver: cannot remove the last voting member")]
+    LastVoter(u64),
+}
+
+impl Consensus {
+    /// Runs `change` on the leader, wherever it is; resolves once the new membership is
+    /// committed. Returns the member as it now stands (or as it stood, when removed).
+    pub async fn change_membership(
+        &self,
+        change: MembershipChange,
+    ) -> Result<MemberInfo, ConsensusError> {
+        let body = serde_json::to_vec(&change)
+            .map_err(|e| ConsensusError::Rejected(format!("cannot encode the change: {e}")))?;
+        self.on_leader(forward::MEMBERSHIP, body, IfLost::Unknown, || {
+            self.change_here(change.clone())
+        })
+        .await
+    }
+
+    /// The cluster ID this member serves in.
+    pub fn cluster_id(&self) -> u64 {
+        self.cluster_id
+    }
+
+    pub(crate) async fn change_here(
+        &self,
+        change: MembershipChange,
+    ) -> Result<MemberInfo, ConsensusError> {
+        let metrics = self.raft.metrics().borrow_watched().clone();
+        let view = View(&metrics);
+        match change {
+            MembershipChange::Add {
+                name,
+                peer_urls,
+                client_urls,
+                is_learner,
+            } => {
+                check_peer_urls(&peer_urls)?;
+                view.check_unused(&peer_urls, None)?;
+                let salt = format!("{:x}/{}", self.cluster_id, unix_nanos());
+                let id = ids::member_id(&peer_urls, &salt);
+                let member = Member {
+                    name,
+                    peer_urls,
+                    client_urls,
+                    is_learner,
+                };
+                tracing::info!(id = %format!("{id:x}"), %member, "adding a member as a learner");
+                self.raft.add_learner(id, member.clone(), false).await?;
+                Ok(MemberInfo::new(id, &member, false))
+            }
+            MembershipChange::Remove { id } => {
+                let (member, is_voter) = view.find(id)?;
+                let ids = BTreeSet::from([id]);
+                let change = if is_voter {
+                    if view.voters().len() == 1 {
+                        return Err(MembershipError::LastVoter(id).into());
+                    }
+                    ChangeMembers::RemoveVoters(ids)
+                } else {
+                    ChangeMembers::RemoveNodes(ids)
+                };
+                tracing::info!(id = %format!("{id:x}"), %member, "removing a member");
+                self.raft.change_membership(change, false).await?;
+                Ok(MemberInfo::new(id, &member, is_voter))
+            }
+            MembershipChange::UpdatePeerUrls { id, peer_urls } => {
+                check_peer_urls(&peer_urls)?;
+                let (member, is_voter) = view.find(id)?;
+                view.check_unused(&peer_urls, Some(id))?;
+                let member = Member {
+                    peer_urls,
+                    ..member
+                };
+                self.set_member(id, member.clone()).await?;
+                Ok(MemberInfo::new(id, &member, is_voter))
+            }
+            MembershipChange::Promote { id } => {
+                let (member, is_voter) = view.find(id)?;
+                if is_voter {
+                    return Err(MembershipError::NotLearner(id).into());
+                }
+                if !view.caught_up(id) {
+                    return Err(MembershipError::LearnerNotReady(id).into());
+                }
+                let member = Member {
+                    is_learner: false,
+                    ..member
+                };
+                self.set_member(id, member.clone()).await?;
+                self.promote(id).await?;
+                Ok(MemberInfo::new(id, &member, true))
+            }
+        }
+    }
+
+    async fn set_member(&self, id: u64, member: Member) -> Result<(), ConsensusError> {
+        let change = ChangeMembers::SetNodes(BTreeMap::from([(id, member)]));
+        self.raft.change_membership(change, true).await?;
+        Ok(())
+    }
+
+    async fn promote(&self, id: u64) -> Result<(), ConsensusError> {
+        tracing::info!(id = %format!("{id:x}"), "promoting a caught-up learner to voter");
+        let change = ChangeMembers::AddVoterIds(BTreeSet::from([id]));
+        self.raft.change_membership(change, false).await?;
+        Ok(())
+    }
+
+    /// While this member leads, promotes every learner that was added to vote once it has
+    /// caught up. Runs on every member for as long as Raft runs; only a leader acts.
+    pub(crate) async fn promote_caught_up(self) {
+        loop {
+            tokio::time::sleep(PROMOTE_EVERY).await;
+            let metrics = self.raft.metrics().borrow_watched().clone();
+            if metrics.running_state.is_err() {
+                return;
+            }
+            if metrics.current_leader != Some(self.node_id) {
+                continue;
+            }
+            let view = View(&metrics);
+            let ready: Vec<u64> = view
+                .learners()
+                .filter(|(id, m)| !m.is_learner && view.caught_up(*id))
+                .map(|(id, _)| id)
+                .collect();
+            for id in ready {
+                if let Err(e) = self.promote(id).await {
+                    tracing::warn!(id = %format!("{id:x}"), error = %e, "cannot promote yet");
+                }
+            }
+        }
+    }
+}
+
+/// The membership as this member's metrics show it.
+struct View<'a>(&'a RaftMetrics<TypeConfig>);
+
+impl View<'_> {
+    fn voters(&self) -> BTreeSet<u64> {
+        self.0.membership_config.voter_ids().collect()
+    }
+
+    fn find(&self, id: u64) -> Result<(Member, bool), MembershipError> {
+        let member = self
+            .0
+            .membership_config
+            .nodes()
+            .find(|(i, _)| **i == id)
+            .map(|(_, m)| m.clone())
+            .ok_or(MembershipError::NotFound(id))?;
+        Ok((member, self.voters().contains(&id)))
+    }
+
+    fn learners(&self) -> impl Iterator<Item = (u64, &Member)> {
+        let voters = self.voters();
+        self.0
+            .membership_config
+            .nodes()
+            .filter(move |(id, _)| !voters.contains(id))
+            .map(|(id, m)| (*id, m))
+    }
+
+    /// No member but `except` may already use one of `urls`.
+    fn check_unused(&self, urls: &[String], except: Option<u64>) -> Result<(), MembershipError> {
+        let taken = self
+            .0
+            .membership_config
+            .nodes()
+            .filter(|(id, _)| Some(**id) != except)
+            .flat_map(|(_, m)| m.peer_urls.iter())
+            .find(|u| urls.contains(u));
+        match taken {
+            Some(url) => Err(MembershipError::PeerUrlExists(url.clone())),
+            None => Ok(()),
+        }
+    }
+
+    /// Whether the leader has replicated to `id` up to close to its last entry.
+    fn caught_up(&self, id: u64) -> bool {
+        let Some(replication) = &self.0.replication else {
+            return false;
+        };
+        let matched = replication
+            .get(&id)
+            .and_then(|m| m.as_ref())
+            .map_or(0, |log_id| log_id.index);
+        matched + CATCH_UP_SLACK >= self.0.last_log_index.unwrap_or(0)
+    }
+}
+
+/// etcd accepts http, https, unix and unixs URLs with a host.
+fn check_peer_urls(urls: &[String]) -> Result<(), MembershipError> {
+    if urls.is_empty() {
+        return Err(MembershipError::BadPeerUrl(
+            "peerURLs must not be empty".into(),
+        ));
+    }
+    for url in urls {
+        let rest = ["http://", "https://", "unix://", "unixs://"]
+            .iter()
+            .find_map(|scheme| url.strip_prefix(scheme))
+            .ok_or_else(|| {
+                MembershipError::BadPeerUrl(format!(
+                    "URL scheme must be http, https, unix, or unixs: {url}"
+                ))
+            })?;
+        if rest.trim_end_matches('/').is_empty() {
+            return Err(MembershipError::BadPeerUrl(format!(
+                "URL has no host: {url}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn unix_nanos() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos())
+}
