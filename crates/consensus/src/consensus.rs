@@ -1,5 +1,6 @@
 //! The handle the server holds: open, write, read barrier, status, shutdown.
 
+use crate::force;
 use crate::forward::{self, Forwarder};
 use crate::network::{self, PeerNetwork};
 use crate::{
@@ -55,10 +56,15 @@ impl Consensus {
         sm: SharedStateMachine,
         hook: ApplyHook,
     ) -> Result<Consensus, ConsensusError> {
-        let log =
+        let mut log =
             LogStore::open(cfg.wal_dir(), cfg.snap_dir()).map_err(ConsensusError::storage(
                 format!("cannot open the raft log in {}", cfg.wal_dir().display()),
             ))?;
+        if cfg.force_new_cluster {
+            force::make_sole_voter(&mut log, cfg.node_id, cfg.me())
+                .await
+                .map_err(ConsensusError::storage("cannot force a new cluster"))?;
+        }
         let state_machine = StateMachineStore::open(sm, hook, cfg.snap_dir()).map_err(
             ConsensusError::storage(format!(
                 "cannot restore the snapshot in {}",

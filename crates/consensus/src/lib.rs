@@ -26,6 +26,7 @@ mod cluster;
 mod config;
 mod consensus;
 mod error;
+mod force;
 mod forward;
 mod ids;
 mod join;

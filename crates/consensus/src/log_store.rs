@@ -65,6 +65,24 @@ impl LogStore {
         Ok(out)
     }
 
+    /// Appends one entry outside Raft and waits for its fsync (`--force-new-cluster`).
+    pub(crate) fn append_durably(&self, entry: Entry) -> io::Result<()> {
+        let mut batch = WriteBatch::new();
+        batch
+            .push_with(entry.index(), |buf| serde_json::to_writer(buf, &entry))
+            .map_err(invalid)?;
+        let (done, flushed) = std::sync::mpsc::channel();
+        self.inner.log.append(
+            &batch,
+            Box::new(move |result| {
+                let _ = done.send(result);
+            }),
+        )?;
+        flushed
+            .recv()
+            .map_err(|_| io::Error::other("the log flusher stopped"))?
+    }
+
     /// Writes a small file with an fsync, off the async runtime's worker threads.
     async fn save_json<T: Serialize>(&self, name: &'static str, value: &T) -> io::Result<()> {
         let bytes = serde_json::to_vec(value).map_err(invalid)?;
