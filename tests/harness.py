@@ -245,6 +245,22 @@ class Fleet:
     def etcd(self, **kw):
         return self.spawn("etcd", **kw)
 
+    def cluster(self, size, kind=None, names=None, extra_args=()):
+        """`size` members of one static cluster (`--initial-cluster` naming all), started
+        together and ready. `kind` defaults to the target (musubi, or etcd)."""
+        kind = kind or target_kind()
+        names = names or ["n%d" % (i + 1) for i in range(size)]
+        peers = [free_port() for _ in names]
+        initial = ",".join("%s=http://127.0.0.1:%d" % (n, p) for n, p in zip(names, peers))
+        members = [self.spawn(kind, name=n, peer_port=p,
+                              extra_args=["--initial-cluster", initial] + list(extra_args))
+                   for n, p in zip(names, peers)]
+        for m in members:
+            m.start(wait=False)
+        for m in members:
+            m.wait_ready()
+        return members
+
     def close(self, keep_logs_on_failure=False):
         for s in self.servers:
             try:

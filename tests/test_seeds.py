@@ -10,6 +10,7 @@ no 0.x flags)."""
 import json
 import os
 import subprocess
+import time
 
 import pytest
 
@@ -172,3 +173,93 @@ def test_seed000_dashboard(seed000_server):
     pytest.skip("the /mod/dashboard/ page is built by a later issue (PRODUCT.md: dashboard)")
     st, h, body = raw_request(seed000_server.client_port, "GET", "/mod/dashboard/")
     assert st == 200 and h.get("content-type", "").startswith("text/html"), (st, h, body[:200])
+
+
+def legacy_member(fleet, n, peers=(), extra=()):
+    """Seed 002's machine<n>: `-data-dir /tmp/etcd<n>.data -name machine<n> -addr
+    127.0.0.1:400<n> -peer-addr 127.0.0.1:700<n> [-peers ...]`, on the seed's own ports."""
+    s = fleet.target(name="machine%d" % n, client_port=4000 + n, peer_port=7000 + n,
+                     style="legacy", data_dir=os.path.join(fleet.workdir, "etcd%d.data" % n))
+    s.extra_args = (["-peers", ",".join(peers)] if peers else []) + list(extra)
+    return s
+
+
+def get_key(port, key):
+    st, _, body = raw_request(port, "GET", "/v2/keys/" + key)
+    return st, json.loads(body)
+
+
+def voters(port):
+    members = json.loads(raw_request(port, "GET", "/v2/members")[2])["members"]
+    return [m for m in members if not m.get("isLearner")]
+
+
+def wait_for(what, check, timeout=20.0):
+    deadline = time.time() + timeout
+    while not check():
+        assert time.time() < deadline, "timed out waiting for " + what
+        time.sleep(0.1)
+
+
+def test_seed002_cluster_transcript(fleet):
+    """Seed 002's three-machine session, with its own command lines and ports: the cluster
+    forms through -peers, every write is visible on every member, reads survive two
+    members down, and machine1 rejoins with `-peers 127.0.0.1:7003 -force` (which failed
+    for the author) and again with no -peers at all."""
+    if target_kind() == "etcd":
+        pytest.skip("etcd 3.4 has no 0.x -peers join; the transcript is for musubi")
+    m1 = legacy_member(fleet, 1).start()
+    m2 = legacy_member(fleet, 2, peers=["127.0.0.1:7001"]).start()
+    m3 = legacy_member(fleet, 3, peers=["127.0.0.1:7001", "127.0.0.1:7002"]).start()
+    members = curl_json("http://127.0.0.1:4001/v2/members")["members"]
+    assert sorted(m["name"] for m in members) == ["machine1", "machine2", "machine3"], members
+    wait_for("every member to be promoted to voter", lambda: len(voters(4001)) == 3)
+
+    # data goes in on machine1 and is read everywhere
+    r = curl_json("http://127.0.0.1:4001/v2/keys/key1", "-X", "PUT", "-d", "value=value1")
+    i = r["node"]["modifiedIndex"]
+    for port in (4001, 4002, 4003):
+        st, got = get_key(port, "key1")
+        assert st == 200 and got["node"]["value"] == "value1", (port, got)
+    # updated from machine2, deleted from machine3
+    curl_json("http://127.0.0.1:4002/v2/keys/key1", "-X", "PUT", "-d", "value=value2")
+    for port in (4001, 4002, 4003):
+        assert get_key(port, "key1")[1]["node"]["value"] == "value2"
+    curl_json("http://127.0.0.1:4003/v2/keys/key1", "-X", "DELETE")
+    for port in (4003, 4002, 4001):
+        st, got = get_key(port, "key1")
+        assert st == 404 and got["errorCode"] == 100 and got["index"] == i + 2, (port, got)
+
+    # xyz written, then machine1 and machine2 go down: machine3 still answers reads
+    curl_json("http://127.0.0.1:4001/v2/keys/xyz", "-X", "PUT", "-d", "value=ABC")
+    m1.stop()
+    with pytest.raises(OSError):
+        raw_request(4001, "GET", "/v2/keys/xyz", timeout=2)
+    for port in (4002, 4003):
+        assert get_key(port, "xyz")[1]["node"]["value"] == "ABC"
+    m2.stop()
+    assert get_key(4003, "xyz")[1]["node"]["value"] == "ABC"
+
+    # machine1 rejoins through machine3, as the author tried; the two form a quorum again
+    m1.extra_args = ["-peers", "127.0.0.1:7003", "-force"]
+    m1.start()
+    assert get_key(4001, "xyz")[1]["node"]["value"] == "ABC"
+    r = curl_json("http://127.0.0.1:4003/v2/keys/after", "-X", "PUT", "-d", "value=rejoined")
+    assert r["action"] == "set", r
+    wait_for("machine1 to see the write made on machine3",
+             lambda: get_key(4001, "after")[0] == 200)
+
+    # machine2 comes back with no -peers at all and catches up
+    m2.extra_args = []
+    m2.start()
+    wait_for("machine2 to catch up", lambda: get_key(4002, "after")[0] == 200)
+    assert get_key(4002, "after")[1]["node"]["value"] == "rejoined"
+
+    # and machine1 restarted with no -peers works too
+    m1.extra_args = []
+    m1.restart()
+    assert get_key(4001, "after")[1]["node"]["value"] == "rejoined"
+    r = curl_json("http://127.0.0.1:4001/v2/keys/last", "-X", "PUT", "-d", "value=1")
+    assert r["action"] == "set", r
+    members = curl_json("http://127.0.0.1:4003/v2/members")["members"]
+    assert len(members) == 3, members

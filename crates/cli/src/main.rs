@@ -8,6 +8,7 @@
 //! Usage errors exit 1 and unknown commands 3, as `etcdctl` does (docs/cli-kv.md).
 
 mod bench;
+mod cluster;
 mod duration;
 mod kv;
 
@@ -36,6 +37,8 @@ enum Command {
     },
     /// etcdctl v2's key commands (set, get, ls, watch, …) against any v2 endpoint.
     Kv(kv::KvArgs),
+    /// Membership: list, add, remove, update and promote members; check health.
+    Cluster(cluster::ClusterArgs),
     /// A load generator for the v2 keys API.
     Bench(bench::BenchArgs),
 }
@@ -56,6 +59,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Serve { args } => serve(args),
         Command::Kv(args) => kv::run(args),
+        Command::Cluster(args) => cluster::run(args),
         Command::Bench(args) => bench::run(args),
     }
 }

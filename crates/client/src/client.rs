@@ -12,7 +12,6 @@ use hyper::{Request, StatusCode};
 use hyper_util::client::legacy::Client as HttpClient;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use serde::Deserialize;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -31,9 +30,9 @@ pub struct Client {
 
 /// A raw reply, before it is decoded.
 pub(crate) struct Reply {
-    status: StatusCode,
+    pub(crate) status: StatusCode,
     headers: HeaderMap,
-    body: Bytes,
+    pub(crate) body: Bytes,
 }
 
 impl Client {
@@ -77,23 +76,13 @@ impl Client {
     /// Replace the endpoints with the client URLs the cluster advertises in `/v2/members`.
     /// An empty member list keeps the current endpoints.
     pub async fn sync(&self) -> Result<(), Error> {
-        #[derive(Deserialize)]
-        struct Members {
-            members: Vec<Member>,
-        }
-        #[derive(Deserialize)]
-        struct Member {
-            #[serde(rename = "clientURLs", default)]
-            client_urls: Vec<String>,
-        }
-        let reply = self.send(&KeysRequest::members()).await?;
-        if !reply.status.is_success() {
-            return Err(decode_error(&reply));
-        }
-        let members: Members = serde_json::from_slice(&reply.body)
-            .map_err(|e| Error::Decode(format!("/v2/members: {e}")))?;
         let mut urls: Vec<String> = Vec::new();
-        for url in members.members.into_iter().flat_map(|m| m.client_urls) {
+        for url in self
+            .members()
+            .await?
+            .into_iter()
+            .flat_map(|m| m.client_urls)
+        {
             let url = normalize_endpoint(&url)?;
             if !urls.contains(&url) {
                 urls.push(url);
@@ -188,7 +177,7 @@ impl Client {
     ) -> Result<Reply, EndpointError> {
         let mut builder = Request::builder().method(req.method.clone()).uri(url);
         if req.body.is_some() {
-            builder = builder.header(CONTENT_TYPE, "application/x-www-form-urlencoded");
+            builder = builder.header(CONTENT_TYPE, req.body_type);
         }
         let body = Full::new(Bytes::from(req.body.clone().unwrap_or_default()));
         let request = builder.body(body).map_err(|e| EndpointError {
@@ -349,6 +338,7 @@ mod tests {
             method: Method::GET,
             path_and_query: String::new(),
             body: None,
+            body_type: "",
         };
         assert_eq!(
             curl_command(&get, "http://h:1/x"),

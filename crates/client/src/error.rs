@@ -15,6 +15,9 @@ pub enum Error {
     /// A write may or may not have been applied.
     #[error("{0}")]
     Cluster(ClusterError),
+    /// A members request was refused (`{"message": …}`); nothing changed.
+    #[error("{message}")]
+    Refused { status: u16, message: String },
     /// An endpoint answered something that is not etcd's JSON. The store may have changed.
     #[error("{0}")]
     Decode(String),

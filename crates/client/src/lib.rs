@@ -37,12 +37,14 @@
 mod client;
 mod error;
 mod escape;
+mod members;
 mod request;
 mod types;
 mod watch;
 
 pub use client::Client;
 pub use error::{ClusterError, EndpointError, Error, EtcdError};
+pub use members::Member;
 pub use request::{DeleteOptions, GetOptions, PrevExist, SetOptions, WatchOptions};
 pub use types::{Meta, Node, Response};
 pub use watch::Watcher;

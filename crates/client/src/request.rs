@@ -100,9 +100,14 @@ pub(crate) struct KeysRequest {
     pub method: Method,
     /// Escaped path and query, e.g. `/v2/keys/a?prevExist=false`.
     pub path_and_query: String,
-    /// Form body (PUT and POST only).
+    /// Form body for the keys API, JSON for the members API (PUT and POST only).
     pub body: Option<String>,
+    /// The body's `Content-Type`.
+    pub body_type: &'static str,
 }
+
+const FORM: &str = "application/x-www-form-urlencoded";
+const JSON: &str = "application/json";
 
 impl KeysRequest {
     fn new(method: Method, key: &str, query: &[(&str, String)], body: Option<String>) -> Self {
@@ -120,6 +125,7 @@ impl KeysRequest {
             method,
             path_and_query,
             body,
+            body_type: FORM,
         }
     }
 
@@ -197,11 +203,23 @@ impl KeysRequest {
         Self::new(Method::DELETE, key, &query, None)
     }
 
-    pub fn members() -> Self {
+    /// A members API request: `rest` follows `/v2/members`, the body is JSON.
+    pub fn members(method: Method, rest: &str, json: Option<String>) -> Self {
+        KeysRequest {
+            method,
+            path_and_query: format!("/v2/members{rest}"),
+            body: json,
+            body_type: JSON,
+        }
+    }
+
+    /// `GET /health`.
+    pub fn health() -> Self {
         KeysRequest {
             method: Method::GET,
-            path_and_query: "/v2/members".to_string(),
+            path_and_query: "/health".to_string(),
             body: None,
+            body_type: JSON,
         }
     }
 }

@@ -8,10 +8,10 @@
 //! the entry with its first election.
 
 use crate::{Entry, LogId, LogStore, Member, TypeConfig, Vote};
+use openraft::Membership;
 use openraft::entry::RaftEntry;
 use openraft::storage::{RaftLogReader, RaftLogStorage};
 use openraft::type_config::alias::LeaderIdOf;
-use openraft::Membership;
 use openraft::vote::{RaftLeaderId, RaftLeaderIdExt};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;

@@ -153,6 +153,31 @@ impl Consensus {
         }
     }
 
+    /// Resolves once this member has seen itself removed from the committed membership
+    /// (or Raft has stopped): a removed member no longer belongs to any cluster and should
+    /// stop serving, as etcd's does. A joining member replays memberships from before it
+    /// was added, so only leaving a membership it was in counts.
+    pub async fn removed(&self) {
+        let mut metrics = self.raft.metrics();
+        let mut was_member = false;
+        loop {
+            {
+                let m = metrics.borrow_watched();
+                let is_member = m
+                    .committed_membership_config
+                    .nodes()
+                    .any(|(id, _)| *id == self.node_id);
+                if was_member && !is_member {
+                    return;
+                }
+                was_member |= is_member;
+            }
+            if metrics.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+
     async fn set_member(&self, id: u64, member: Member) -> Result<(), ConsensusError> {
         let change = ChangeMembers::SetNodes(BTreeMap::from([(id, member)]));
         self.raft.change_membership(change, true).await?;

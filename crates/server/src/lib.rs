@@ -87,6 +87,10 @@ pub enum ServeError {
     Listen { url: String, reason: String },
     #[error(transparent)]
     Bootstrap(#[from] bootstrap::BootstrapError),
+    #[error(
+        "the member has been permanently removed from the cluster; to serve again, add it back (musubi cluster add) and start it with a fresh data dir"
+    )]
+    Removed,
     #[error("consensus: {0}")]
     Consensus(#[from] musubi_consensus::ConsensusError),
 }
@@ -127,9 +131,15 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
         tokio::spawn(serve_router(listener, peer_router.clone()));
     }
     tracing::info!(name = %app.identity.name, data_dir = %config.data_dir.display(), "musubi is ready");
-    shutdown_signal().await;
+    let removed = tokio::select! {
+        _ = shutdown_signal() => false,
+        _ = raft.removed() => true,
+    };
     tracing::info!("shutting down");
     raft.shutdown().await;
+    if removed {
+        return Err(ServeError::Removed);
+    }
     Ok(())
 }
 

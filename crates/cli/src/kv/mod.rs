@@ -29,8 +29,9 @@ pub struct KvArgs {
     verb: Verb,
 }
 
+/// The connection options every client command shares (etcdctl's global flags).
 #[derive(Args)]
-struct GlobalArgs {
+pub struct GlobalArgs {
     /// Comma-separated list of machine addresses in the cluster.
     #[arg(
         long,
@@ -104,7 +105,7 @@ enum Verb {
 
 /// What every verb gets: the client and how to print.
 pub struct Ctx {
-    client: Client,
+    pub client: Client,
     format: Format,
     total_timeout: Duration,
 }
@@ -162,7 +163,7 @@ async fn until_interrupted(
 }
 
 /// Build the client and sync the endpoint list, printing what etcdctl prints with `--debug`.
-async fn connect(global: &GlobalArgs) -> Result<Ctx, Failure> {
+pub async fn connect(global: &GlobalArgs) -> Result<Ctx, Failure> {
     let client = Client::new(global.endpoints.clone())
         .map_err(|e| Failure::BadArgs(e.to_string()))?
         .with_debug(global.debug)

@@ -1,7 +1,7 @@
 //! The sending side of the peer transport.
 
 use super::post::{HttpClient, PostFailure, http_client, peer_base, post_json};
-use super::{APPEND, PRE_VOTE, SNAPSHOT, SNAPSHOT_HEAD_LEN, SnapshotHead, VOTE};
+use super::{APPEND, PRE_VOTE, SNAPSHOT, SNAPSHOT_HEAD_LEN, SnapshotHead, TRANSFER_LEADER, VOTE};
 use crate::{Member, Snapshot, TypeConfig, Vote};
 use bytes::Bytes;
 use openraft::OptionalSend;
@@ -10,7 +10,8 @@ use openraft::errors::{
 };
 use openraft::network::{RPCOption, RaftNetworkFactory, RaftNetworkV2};
 use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest,
+    TransferLeaderResponse, VoteRequest, VoteResponse,
 };
 use serde::de::DeserializeOwned;
 use std::future::Future;
@@ -131,6 +132,14 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         option: RPCOption,
     ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
         Ok(self.call_json(PRE_VOTE, &rpc, option.hard_ttl()).await?)
+    }
+
+    async fn transfer_leader(
+        &mut self,
+        req: TransferLeaderRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<TransferLeaderResponse<TypeConfig>, RPCError<TypeConfig>> {
+        Ok(self.call_json(TRANSFER_LEADER, &req, option.hard_ttl()).await?)
     }
 
     async fn full_snapshot(

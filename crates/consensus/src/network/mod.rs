@@ -5,6 +5,7 @@
 //! | append entries | `POST /raft/append` | `AppendEntriesRequest` as JSON |
 //! | vote | `POST /raft/vote` | `VoteRequest` as JSON |
 //! | pre-vote | `POST /raft/pre-vote` | `VoteRequest` as JSON |
+//! | leadership hand-over (a removed leader picks its successor) | `POST /raft/transfer-leader` | `TransferLeaderRequest` as JSON |
 //! | full snapshot | `POST /raft/snapshot` | 4-byte big-endian length, JSON `{vote, meta}`, then the raw snapshot bytes |
 //!
 //! Every reply is `200` with a JSON `Result<_, RaftError>`: a Raft-level error travels in the
@@ -26,6 +27,7 @@ pub(crate) const APPEND: &str = "/raft/append";
 pub(crate) const VOTE: &str = "/raft/vote";
 pub(crate) const PRE_VOTE: &str = "/raft/pre-vote";
 pub(crate) const SNAPSHOT: &str = "/raft/snapshot";
+pub(crate) const TRANSFER_LEADER: &str = "/raft/transfer-leader";
 /// Bytes of the length prefix in front of the snapshot head.
 pub(crate) const SNAPSHOT_HEAD_LEN: usize = 4;
 

@@ -1,6 +1,6 @@
 //! The receiving side of the peer transport: axum routes that hand RPCs to the local Raft.
 
-use super::{APPEND, PRE_VOTE, SNAPSHOT, SNAPSHOT_HEAD_LEN, SnapshotHead, VOTE};
+use super::{APPEND, PRE_VOTE, SNAPSHOT, SNAPSHOT_HEAD_LEN, SnapshotHead, TRANSFER_LEADER, VOTE};
 use crate::{Raft, Snapshot, TypeConfig};
 use axum::Router;
 use axum::extract::State;
@@ -19,6 +19,7 @@ pub fn router(raft: Raft) -> Router {
         .route(VOTE, post(vote))
         .route(PRE_VOTE, post(pre_vote))
         .route(SNAPSHOT, post(snapshot))
+        .route(TRANSFER_LEADER, post(transfer_leader))
         .with_state(raft)
 }
 
@@ -32,6 +33,15 @@ async fn vote(State(raft): State<Raft>, body: Bytes) -> Response {
 
 async fn pre_vote(State(raft): State<Raft>, body: Bytes) -> Response {
     handle(&body, |req| async move { raft.pre_vote(req).await }).await
+}
+
+async fn transfer_leader(State(raft): State<Raft>, body: Bytes) -> Response {
+    handle(&body, |req| async move {
+        raft.handle_transfer_leader(req)
+            .await
+            .map_err(RaftError::Fatal)
+    })
+    .await
 }
 
 async fn snapshot(State(raft): State<Raft>, body: Bytes) -> Response {
