@@ -5,10 +5,13 @@
 //! every restart goes through the real recovery path (snapshot restore, log replay, vote).
 
 use crate::network::Router;
+use crate::schedule::Pick;
 use musubi_consensus::{
     ApplyHook, ConsensusConfig, LogStore, Member, Raft, SharedStateMachine, StateMachineStore,
 };
 use musubi_store::StateMachine;
+use openraft::ServerState;
+use openraft::async_runtime::watch::WatchReceiver;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use tempfile::TempDir;
@@ -30,6 +33,8 @@ pub struct Cluster {
     router: Arc<Router>,
     configs: BTreeMap<u64, ConsensusConfig>,
     running: BTreeMap<u64, Running>,
+    /// The members that are down, in the order they crashed.
+    down: Vec<u64>,
     /// Kept for the data dirs' lifetime; removed when the cluster is dropped.
     _dirs: Vec<TempDir>,
 }
@@ -71,6 +76,7 @@ impl Cluster {
             router,
             configs,
             running: BTreeMap::new(),
+            down: Vec::new(),
             _dirs: dirs,
         };
         for id in 1..=size {
@@ -85,6 +91,20 @@ impl Cluster {
 
     pub fn is_running(&self, id: u64) -> bool {
         self.running.contains_key(&id)
+    }
+
+    /// The running member `pick` names now, if any runs.
+    pub fn pick(&self, pick: Pick) -> Option<u64> {
+        let leader = || {
+            self.running
+                .iter()
+                .find(|(_, node)| node.raft.metrics().borrow_watched().state == ServerState::Leader)
+                .map(|(id, _)| *id)
+        };
+        match pick {
+            Pick::Leader => leader().or_else(|| self.running.keys().next().copied()),
+            Pick::Nth(n) => self.running.keys().cycle().nth(n).copied(),
+        }
     }
 
     /// Opens member `id` from its data dir (a fresh one initializes the membership, as
@@ -114,6 +134,7 @@ impl Cluster {
         }
         self.router.attach(id, raft.clone());
         self.running.insert(id, Running { raft, sm, store });
+        self.down.retain(|d| *d != id);
     }
 
     /// Cuts member `id` off the network and stops it. What it had fsynced stays on disk.
@@ -123,16 +144,23 @@ impl Cluster {
             .running
             .remove(&id)
             .expect("only a running member crashes");
+        self.down.push(id);
         node.raft.shutdown().await.expect("raft stops");
         // A snapshot still being written must not land after the next incarnation opened.
         node.store.close().await;
     }
 
+    /// Restarts the member that has been down longest, if one is down.
+    pub async fn restart_longest_down(&mut self) {
+        if let Some(&id) = self.down.first() {
+            self.restart(id).await;
+        }
+    }
+
     /// Restarts every member that is down.
     pub async fn restart_all(&mut self) {
-        let down: Vec<u64> = self.ids().filter(|id| !self.is_running(*id)).collect();
-        for id in down {
-            self.restart(id).await;
+        while !self.down.is_empty() {
+            self.restart_longest_down().await;
         }
     }
 
@@ -142,6 +170,32 @@ impl Cluster {
             .iter()
             .map(|(id, node)| (*id, node.sm.clone()))
             .collect()
+    }
+
+    /// Each member's Raft state, one line each: what a failure report needs to show.
+    pub fn describe(&self) -> String {
+        let mut lines = Vec::new();
+        for id in self.ids() {
+            let line = match self.running.get(&id) {
+                None => format!("member {id}: down"),
+                Some(node) => {
+                    let m = node.raft.metrics().borrow_watched().clone();
+                    format!(
+                        "member {id}: {:?} vote {} leader {:?} last log {:?} committed {:?} applied {:?} snapshot {:?} purged {:?}",
+                        m.state,
+                        m.vote,
+                        m.current_leader,
+                        m.last_log_index,
+                        m.local_committed.map(|c| c.index),
+                        m.last_applied.map(|a| a.index),
+                        m.snapshot.map(|s| s.index),
+                        m.purged.map(|p| p.index),
+                    )
+                }
+            };
+            lines.push(line);
+        }
+        lines.join("\n")
     }
 
     /// Stops every member, so nothing outlives the seed's runtime.

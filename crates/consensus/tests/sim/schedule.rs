@@ -7,6 +7,16 @@ use rand::{Rng, SeedableRng};
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+/// The member a step aims at, resolved when the step is played, so that faults can hit
+/// whoever leads by then. Given the same history, it resolves to the same member.
+#[derive(Clone, Copy, Debug)]
+pub enum Pick {
+    /// The member that leads now (if none does, the first running member).
+    Leader,
+    /// The n-th running member, counting round the running members.
+    Nth(usize),
+}
+
 /// One thing the schedule does to the cluster; clients keep writing throughout.
 #[derive(Clone, Debug)]
 pub enum Step {
@@ -22,10 +32,13 @@ pub enum Step {
     Partition {
         side: BTreeSet<u64>,
     },
+    /// Cut every link of one member.
+    Isolate(Pick),
     /// Reconnect every link.
     Heal,
-    Crash(u64),
-    Restart(u64),
+    Crash(Pick),
+    /// Restart the member that has been down longest.
+    Restart,
 }
 
 #[derive(Debug)]
@@ -35,7 +48,7 @@ pub struct Schedule {
 }
 
 /// Steps per run: with `Run` steps of up to 400 ms, the faulty phase lasts a few seconds.
-const STEPS: usize = 24;
+const STEPS: usize = 36;
 
 impl Schedule {
     /// A cluster of 3 or 5 members and a sequence of faults. At most a minority is down at
@@ -43,38 +56,41 @@ impl Schedule {
     pub fn generate(seed: u64) -> Schedule {
         let mut rng = StdRng::seed_from_u64(seed);
         let size = if rng.random_bool(0.5) { 3 } else { 5 };
-        let ids = 1..=size;
-        let mut down = BTreeSet::new();
+        let pick = |rng: &mut StdRng| {
+            if rng.random_bool(0.5) {
+                Pick::Leader
+            } else {
+                Pick::Nth(rng.random_range(0..size as usize))
+            }
+        };
+        let mut down = 0;
         let mut steps = Vec::with_capacity(STEPS);
         while steps.len() < STEPS {
-            let step = match rng.random_range(0..10) {
-                0..=2 => Step::Run(Duration::from_millis(rng.random_range(50..400))),
-                3..=4 => Step::Weather {
+            let step = match rng.random_range(0..13) {
+                0..=3 => Step::Run(Duration::from_millis(rng.random_range(50..400))),
+                4..=5 => Step::Weather {
                     loss_permille: rng.random_range(0..250),
                     duplicate_permille: rng.random_range(0..100),
                     max_delay: Duration::from_millis(rng.random_range(0..60)),
                 },
-                5 => {
+                6 => {
                     let count = rng.random_range(1..=size / 2);
-                    let side = ids.clone().choose_multiple(&mut rng, count as usize);
+                    let side = (1..=size).choose_multiple(&mut rng, count as usize);
                     Step::Partition {
                         side: side.into_iter().collect(),
                     }
                 }
-                6 => Step::Heal,
-                7..=8 if (down.len() as u64) < size / 2 => {
-                    let id = ids.clone().filter(|id| !down.contains(id)).choose(&mut rng);
-                    let id = id.expect("a majority runs");
-                    down.insert(id);
-                    Step::Crash(id)
+                7 => Step::Isolate(pick(&mut rng)),
+                8..=9 => Step::Heal,
+                10..=11 if down < size / 2 => {
+                    down += 1;
+                    Step::Crash(pick(&mut rng))
                 }
-                _ => match down.iter().copied().choose(&mut rng) {
-                    Some(id) => {
-                        down.remove(&id);
-                        Step::Restart(id)
-                    }
-                    None => continue,
-                },
+                _ if down > 0 => {
+                    down -= 1;
+                    Step::Restart
+                }
+                _ => continue,
             };
             steps.push(step);
         }
