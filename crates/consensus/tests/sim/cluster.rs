@@ -180,8 +180,9 @@ impl Cluster {
                 None => format!("member {id}: down"),
                 Some(node) => {
                     let m = node.raft.metrics().borrow_watched().clone();
+                    let stopped = m.running_state.err().map(|e| format!(" stopped: {e}"));
                     format!(
-                        "member {id}: {:?} vote {} leader {:?} last log {:?} committed {:?} applied {:?} snapshot {:?} purged {:?}",
+                        "member {id}: {:?} vote {} leader {:?} last log {:?} committed {:?} applied {:?} snapshot {:?} purged {:?}{}",
                         m.state,
                         m.vote,
                         m.current_leader,
@@ -190,6 +191,7 @@ impl Cluster {
                         m.last_applied.map(|a| a.index),
                         m.snapshot.map(|s| s.index),
                         m.purged.map(|p| p.index),
+                        stopped.unwrap_or_default(),
                     )
                 }
             };

@@ -28,7 +28,7 @@ pub enum Step {
         duplicate_permille: u32,
         max_delay: Duration,
     },
-    /// Cut every link between `side` and the other members.
+    /// Cut every link between `side` and the other members (and no other link).
     Partition {
         side: BTreeSet<u64>,
     },
