@@ -46,7 +46,7 @@ impl ConsensusConfig {
     /// must compute the identical map (openraft accepts identical `initialize` calls on all
     /// members, and only those), so nobody's client URLs are in it: each member publishes
     /// its own once a leader exists (see `publish`). A lone member knows them all already.
-    pub(crate) fn initial_membership(&self) -> BTreeMap<u64, Member> {
+    pub fn initial_membership(&self) -> BTreeMap<u64, Member> {
         if self.initial_members.len() <= 1 {
             return BTreeMap::from([(self.node_id, self.me())]);
         }
@@ -62,18 +62,20 @@ impl ConsensusConfig {
             .collect()
     }
 
-    pub(crate) fn wal_dir(&self) -> PathBuf {
+    /// Where the Raft log segments live: `data_dir/member/wal`.
+    pub fn wal_dir(&self) -> PathBuf {
         self.data_dir.join("member").join("wal")
     }
 
-    pub(crate) fn snap_dir(&self) -> PathBuf {
+    /// Where the vote, the purge point and the snapshot live: `data_dir/member/snap`.
+    pub fn snap_dir(&self) -> PathBuf {
         self.data_dir.join("member").join("snap")
     }
 
     /// openraft's configuration. Election timeouts are randomised in `[election, 2*election)`
     /// like etcd's; entries already in a snapshot are kept for lagging followers, as etcd's
     /// `--snapshot-catchup-entries` does.
-    pub(crate) fn raft_config(&self) -> openraft::Config {
+    pub fn raft_config(&self) -> openraft::Config {
         let election = self.election_ms.max(2 * self.heartbeat_ms.max(1));
         openraft::Config {
             cluster_name: "musubi".into(),

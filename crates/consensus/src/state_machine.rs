@@ -57,8 +57,8 @@ impl StateMachineStore {
     }
 
     /// Waits for a snapshot being saved and refuses later ones, so that a member that shut
-    /// down leaves no writer behind in its data dir.
-    pub(crate) async fn close(&self) {
+    /// down leaves no writer behind in its data dir. Call it after `Raft::shutdown`.
+    pub async fn close(&self) {
         let shared = self.shared.clone();
         let _ = tokio::task::spawn_blocking(move || shared.snapshots.close()).await;
     }

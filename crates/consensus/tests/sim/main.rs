@@ -1,0 +1,215 @@
+//! A seeded simulation of a musubi Raft cluster, in the spirit of TigerBeetle's VOPR.
+//!
+//! Each seed fixes a cluster size (3 or 5) and a schedule of faults: lossy, slow and
+//! duplicating network weather, partitions, crashes and restarts. Members run the real log
+//! and state machine stores on temporary dirs and openraft with musubi's configuration;
+//! only the network is simulated (`network`). A run has two phases:
+//! 1. safety: clients write unique keys while the schedule plays out;
+//! 2. liveness: faults heal, every member restarts, and one more write must commit and
+//!    reach every member within a deadline.
+//!
+//! Then the checkers (`checks`) require that every acknowledged write is on every member,
+//! that all state machines are identical, and that no member's vote ever went backwards
+//! (votes must survive crashes). Terms in which several members led are reported, not
+//! failed: openraft's default leader ids allow them (see `at_most_one_member_leads_each_term`).
+//!
+//! Timing is real (tokio), so a seed fixes the schedule but not every interleaving; a
+//! failing seed usually fails again. Environment:
+//! - `MUSUBI_SIM_SEEDS=N` runs seeds `1..=N` (default 8);
+//! - `MUSUBI_SIM_SEED=S` runs seed `S` alone, to replay a failure.
+
+mod checks;
+mod cluster;
+mod network;
+mod schedule;
+mod workload;
+
+use checks::ElectionWatch;
+use cluster::Cluster;
+use network::{Faults, Router};
+use openraft::async_runtime::watch::WatchReceiver;
+use schedule::{Schedule, Step};
+use std::panic::AssertUnwindSafe;
+use std::time::{Duration, Instant};
+use workload::Workload;
+
+const DEFAULT_SEEDS: u64 = 8;
+/// Concurrent clients during the safety phase.
+const CLIENTS: usize = 3;
+/// After healing: a write must commit, and every member apply it, within this long.
+const LIVENESS_DEADLINE: Duration = Duration::from_secs(15);
+
+#[test]
+fn acknowledged_writes_survive_lossy_networks_partitions_and_crashes() {
+    for seed in seeds() {
+        run_seed(seed, ExtraChecks::default());
+    }
+}
+
+/// etcd's Raft elects at most one leader per term; musubi's openraft does not promise that
+/// (see `checks::Elections::shared_terms`): in seed 1 two members lead term 1 in turn (which
+/// two depends on timing).
+/// Passes once `TypeConfig` declares `LeaderId = openraft::impls::leader_id_std::LeaderId`.
+#[test]
+#[ignore = "openraft's default leader ids let several members lead one term"]
+fn at_most_one_member_leads_each_term() {
+    run_seed(
+        1,
+        ExtraChecks {
+            one_leader_per_term: true,
+        },
+    );
+}
+
+/// Checks beyond those every run makes.
+#[derive(Clone, Copy, Debug, Default)]
+struct ExtraChecks {
+    /// Fail if two members lead in the same term.
+    one_leader_per_term: bool,
+}
+
+/// The seeds to run, from the environment (see the module docs).
+fn seeds() -> Vec<u64> {
+    let var = |name| {
+        std::env::var(name).ok().map(|v| {
+            v.parse::<u64>()
+                .unwrap_or_else(|_| panic!("{name}={v}: not a number"))
+        })
+    };
+    match var("MUSUBI_SIM_SEED") {
+        Some(seed) => vec![seed],
+        None => (1..=var("MUSUBI_SIM_SEEDS").unwrap_or(DEFAULT_SEEDS)).collect(),
+    }
+}
+
+/// Runs one seed on its own runtime; on any failure, names the seed and how to replay it.
+fn run_seed(seed: u64, extra: ExtraChecks) {
+    let schedule = Schedule::generate(seed);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    let started = Instant::now();
+    let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        runtime.block_on(simulate(seed, &schedule, extra))
+    }));
+    let replay = format!(
+        "replay: MUSUBI_SIM_SEED={seed} cargo test -p musubi-consensus --test sim -- --nocapture"
+    );
+    match outcome {
+        Ok(Ok(summary)) => println!("seed {seed}: {summary} in {:.1?}", started.elapsed()),
+        Ok(Err(violation)) => {
+            panic!("seed {seed} failed: {violation}\nschedule: {schedule:#?}\n{replay}")
+        }
+        Err(panic) => {
+            eprintln!("seed {seed} panicked\nschedule: {schedule:#?}\n{replay}");
+            std::panic::resume_unwind(panic)
+        }
+    }
+}
+
+/// One run: the safety phase under the schedule, the liveness phase, then the checks.
+async fn simulate(seed: u64, schedule: &Schedule, extra: ExtraChecks) -> Result<String, String> {
+    // The network draws its own faults, so the schedule stays the same if they change.
+    let router = Router::new(seed.rotate_left(32) ^ 0x5eed);
+    let mut cluster = Cluster::start(schedule.size, router.clone()).await;
+    let elections = ElectionWatch::start(router.clone());
+    let workload = Workload::start(router.clone(), CLIENTS);
+
+    for step in &schedule.steps {
+        play(step, &mut cluster, &router).await;
+    }
+
+    router.set_faults(Faults::default());
+    cluster.restart_all().await;
+    let history = workload.stop().await;
+    let last = workload::write(
+        &router,
+        workload::set("/sim/after-healing", "done"),
+        LIVENESS_DEADLINE,
+    )
+    .await
+    .map_err(|e| {
+        format!(
+            "no write commits after healing: {e}\n{}",
+            cluster.describe()
+        )
+    })?;
+    all_apply(&router, last)
+        .await
+        .map_err(|e| format!("{e}\n{}", cluster.describe()))?;
+
+    let elections = elections.finish().await?;
+    if extra.one_leader_per_term {
+        elections.one_leader_per_term()?;
+    }
+    let state_machines = cluster.state_machines();
+    checks::acknowledged_writes_survive(&history, &state_machines)?;
+    checks::state_machines_agree(&state_machines)?;
+    cluster.shutdown().await;
+
+    let acknowledged = history.iter().filter(|w| w.acknowledged.is_some()).count();
+    Ok(format!(
+        "{} members, {acknowledged} of {} writes acknowledged, {} terms led, shared {:?}",
+        schedule.size,
+        history.len(),
+        elections.leaders.len(),
+        elections.shared_terms(),
+    ))
+}
+
+/// Does what `step` says to the cluster or its network.
+async fn play(step: &Step, cluster: &mut Cluster, router: &Router) {
+    match step {
+        Step::Run(duration) => tokio::time::sleep(*duration).await,
+        Step::Weather {
+            loss_permille,
+            duplicate_permille,
+            max_delay,
+        } => router.update_faults(|f| {
+            f.loss_permille = *loss_permille;
+            f.duplicate_permille = *duplicate_permille;
+            f.max_delay = *max_delay;
+        }),
+        Step::Partition { side } => {
+            let others: Vec<u64> = cluster.ids().filter(|id| !side.contains(id)).collect();
+            router.update_faults(|f| {
+                f.cut = side
+                    .iter()
+                    .flat_map(|a| others.iter().map(move |b| (*a.min(b), *a.max(b))))
+                    .collect();
+            });
+        }
+        Step::Isolate(pick) => {
+            if let Some(alone) = cluster.pick(*pick) {
+                let others: Vec<u64> = cluster.ids().filter(|id| *id != alone).collect();
+                router.update_faults(|f| {
+                    f.cut
+                        .extend(others.iter().map(|b| (alone.min(*b), alone.max(*b))))
+                });
+            }
+        }
+        Step::Heal => router.update_faults(|f| f.cut.clear()),
+        Step::Crash(pick) => {
+            if let Some(id) = cluster.pick(*pick) {
+                cluster.crash(id).await;
+            }
+        }
+        Step::Restart => cluster.restart_longest_down().await,
+    }
+}
+
+/// Waits until every running member has applied the log up to `index`.
+async fn all_apply(router: &Router, index: u64) -> Result<(), String> {
+    for (id, raft) in router.running() {
+        raft.wait(Some(LIVENESS_DEADLINE))
+            .applied_index_at_least(Some(index), "the final write is applied")
+            .await
+            .map_err(|e| {
+                let applied = raft.metrics().borrow_watched().last_applied;
+                format!("member {id} did not apply index {index} (it applied {applied:?}): {e}")
+            })?;
+    }
+    Ok(())
+}
