@@ -48,6 +48,7 @@ impl Cluster {
                     name: format!("m{id}"),
                     peer_urls: vec![format!("sim://m{id}")],
                     client_urls: Vec::new(),
+                    is_learner: false,
                 };
                 (id, member)
             })
@@ -61,6 +62,9 @@ impl Cluster {
                 ConsensusConfig {
                     node_id: *id,
                     node_name: member.name.clone(),
+                    cluster_id: 1,
+                    join_existing: false,
+                    force_new_cluster: false,
                     data_dir: dir.path().to_path_buf(),
                     peer_url: member.peer_urls[0].clone(),
                     client_urls: Vec::new(),
