@@ -23,7 +23,7 @@ pub(crate) async fn make_sole_voter(log: &mut LogStore, id: u64, me: Member) -> 
         return Ok(());
     };
     let voted_term = log.read_vote().await?.map_or(0, |v| v.leader_id().term());
-    let term = voted_term.max(last.leader_id.term()) + 1;
+    let term = voted_term.max(last.leader_id.term) + 1;
     let membership = Membership::new(vec![BTreeSet::from([id])], BTreeMap::from([(id, me)]))
         .map_err(io::Error::other)?;
     let leader = <LeaderIdOf<TypeConfig> as RaftLeaderIdExt>::new_committed(term, id);

@@ -52,12 +52,15 @@ pub use membership::{MembershipChange, MembershipError};
 pub use state_machine::StateMachineStore;
 
 openraft::declare_raft_types!(
-    /// musubi's Raft types: one `Request` per entry, members carry their URLs.
+    /// musubi's Raft types: one `Request` per entry, members carry their URLs. Leader IDs
+    /// are standard Raft's, one leader per term (openraft's default lets several members
+    /// lead one term in turn), so `X-Raft-Term` names one leader, as in etcd.
     pub TypeConfig:
         D = musubi_store::Request,
         R = musubi_store::Response,
         NodeId = u64,
         Node = Member,
+        LeaderId = openraft::impls::leader_id_std::LeaderId<u64, u64>,
 );
 
 /// The openraft node, as configured for musubi.

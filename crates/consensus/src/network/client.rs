@@ -139,7 +139,9 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         req: TransferLeaderRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<TransferLeaderResponse<TypeConfig>, RPCError<TypeConfig>> {
-        Ok(self.call_json(TRANSFER_LEADER, &req, option.hard_ttl()).await?)
+        Ok(self
+            .call_json(TRANSFER_LEADER, &req, option.hard_ttl())
+            .await?)
     }
 
     async fn full_snapshot(

@@ -30,10 +30,10 @@ pub struct Elections {
 }
 
 impl Elections {
-    /// Terms in which more than one member led. openraft's default leader ids (musubi's
-    /// `TypeConfig` keeps the default, `leader_id_adv`) are `(term, node id)`, so several
-    /// members may each win a term in turn; etcd's Raft (and `leader_id_std`) allows one.
-    pub fn shared_terms(&self) -> Vec<(u64, &BTreeSet<u64>)> {
+    /// Terms in which more than one member led. openraft's default leader ids are
+    /// `(term, node id)`, so several members may each win a term in turn; musubi declares
+    /// standard Raft's (`leader_id_std`), which allow one, as etcd's Raft does.
+    fn shared_terms(&self) -> Vec<(u64, &BTreeSet<u64>)> {
         self.leaders
             .iter()
             .filter(|(_, ids)| ids.len() > 1)

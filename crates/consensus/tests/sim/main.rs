@@ -9,9 +9,9 @@
 //!    reach every member within a deadline.
 //!
 //! Then the checkers (`checks`) require that every acknowledged write is on every member,
-//! that all state machines are identical, and that no member's vote ever went backwards
-//! (votes must survive crashes). Terms in which several members led are reported, not
-//! failed: openraft's default leader ids allow them (see `at_most_one_member_leads_each_term`).
+//! that all state machines are identical, that no member's vote ever went backwards
+//! (votes must survive crashes), and that no term had two leaders (etcd's Raft promise,
+//! which musubi keeps by declaring standard Raft leader ids).
 //!
 //! Timing is real (tokio), so a seed fixes the schedule but not every interleaving; a
 //! failing seed usually fails again. Environment:
@@ -42,30 +42,8 @@ const LIVENESS_DEADLINE: Duration = Duration::from_secs(15);
 #[test]
 fn acknowledged_writes_survive_lossy_networks_partitions_and_crashes() {
     for seed in seeds() {
-        run_seed(seed, ExtraChecks::default());
+        run_seed(seed);
     }
-}
-
-/// etcd's Raft elects at most one leader per term; musubi's openraft does not promise that
-/// (see `checks::Elections::shared_terms`): in seed 1 two members lead term 1 in turn (which
-/// two depends on timing).
-/// Passes once `TypeConfig` declares `LeaderId = openraft::impls::leader_id_std::LeaderId`.
-#[test]
-#[ignore = "openraft's default leader ids let several members lead one term"]
-fn at_most_one_member_leads_each_term() {
-    run_seed(
-        1,
-        ExtraChecks {
-            one_leader_per_term: true,
-        },
-    );
-}
-
-/// Checks beyond those every run makes.
-#[derive(Clone, Copy, Debug, Default)]
-struct ExtraChecks {
-    /// Fail if two members lead in the same term.
-    one_leader_per_term: bool,
 }
 
 /// The seeds to run, from the environment (see the module docs).
@@ -83,7 +61,7 @@ fn seeds() -> Vec<u64> {
 }
 
 /// Runs one seed on its own runtime; on any failure, names the seed and how to replay it.
-fn run_seed(seed: u64, extra: ExtraChecks) {
+fn run_seed(seed: u64) {
     let schedule = Schedule::generate(seed);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -92,7 +70,7 @@ fn run_seed(seed: u64, extra: ExtraChecks) {
         .expect("a tokio runtime");
     let started = Instant::now();
     let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
-        runtime.block_on(simulate(seed, &schedule, extra))
+        runtime.block_on(simulate(seed, &schedule))
     }));
     let replay = format!(
         "replay: MUSUBI_SIM_SEED={seed} cargo test -p musubi-consensus --test sim -- --nocapture"
@@ -110,7 +88,7 @@ fn run_seed(seed: u64, extra: ExtraChecks) {
 }
 
 /// One run: the safety phase under the schedule, the liveness phase, then the checks.
-async fn simulate(seed: u64, schedule: &Schedule, extra: ExtraChecks) -> Result<String, String> {
+async fn simulate(seed: u64, schedule: &Schedule) -> Result<String, String> {
     // The network draws its own faults, so the schedule stays the same if they change.
     let router = Router::new(seed.rotate_left(32) ^ 0x5eed);
     let mut cluster = Cluster::start(schedule.size, router.clone()).await;
@@ -141,9 +119,7 @@ async fn simulate(seed: u64, schedule: &Schedule, extra: ExtraChecks) -> Result<
         .map_err(|e| format!("{e}\n{}", cluster.describe()))?;
 
     let elections = elections.finish().await?;
-    if extra.one_leader_per_term {
-        elections.one_leader_per_term()?;
-    }
+    elections.one_leader_per_term()?;
     let state_machines = cluster.state_machines();
     checks::acknowledged_writes_survive(&history, &state_machines)?;
     checks::state_machines_agree(&state_machines)?;
@@ -151,11 +127,10 @@ async fn simulate(seed: u64, schedule: &Schedule, extra: ExtraChecks) -> Result<
 
     let acknowledged = history.iter().filter(|w| w.acknowledged.is_some()).count();
     Ok(format!(
-        "{} members, {acknowledged} of {} writes acknowledged, {} terms led, shared {:?}",
+        "{} members, {acknowledged} of {} writes acknowledged, {} terms led",
         schedule.size,
         history.len(),
         elections.leaders.len(),
-        elections.shared_terms(),
     ))
 }
 
