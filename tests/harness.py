@@ -186,6 +186,22 @@ class Server:
         raise RuntimeError("%s: store index never settled (last %r); log:\n%s"
                            % (self.kind, prev, self.log_tail()))
 
+    def wait_published(self, size, timeout=30.0):
+        """Wait until /v2/members lists `size` members, each with its client URLs (a
+        member publishes them once the cluster has a leader)."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            try:
+                st, _, body = raw_request(self.client_port, "GET", "/v2/members", timeout=2.0)
+                listed = json.loads(body)["members"] if st == 200 else []
+                if len(listed) == size and all(m["clientURLs"] for m in listed):
+                    return listed
+            except Exception:  # noqa: BLE001 - not yet
+                pass
+            time.sleep(0.1)
+        raise RuntimeError("%s: members never all published their client URLs; log:\n%s"
+                           % (self.kind, self.log_tail()))
+
     def index(self):
         _, h, _ = raw_request(self.client_port, "GET", "/v2/keys/")
         return int(h["x-etcd-index"])
@@ -259,7 +275,9 @@ class Fleet:
             m.start(wait=False)
         for m in members:
             m.wait_ready()
+        members[0].wait_published(len(members))
         return members
+
 
     def close(self, keep_logs_on_failure=False):
         for s in self.servers:

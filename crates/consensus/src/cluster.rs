@@ -15,8 +15,6 @@ use std::time::Duration;
 const PING_TTL: Duration = Duration::from_millis(500);
 /// How often a request waiting for a leader looks again.
 const RETRY: Duration = Duration::from_millis(50);
-/// A forwarded request waits this long for the leader; the server's own timeout is shorter.
-const FORWARD_TTL: Duration = Duration::from_secs(60);
 
 /// What a forwarded request whose reply was lost means.
 pub(crate) enum IfLost {
@@ -79,9 +77,11 @@ impl Consensus {
         loop {
             let result = match self.route(deadline).await? {
                 Route::Here => here().await,
+                // A healthy leader answers in milliseconds; one cut off without a reset
+                // (dropped packets) would hold the request until the client gives up.
                 Route::Leader(leader) => match self
                     .forwarder
-                    .call::<T>(&leader, path, body.clone(), FORWARD_TTL)
+                    .call::<T>(&leader, path, body.clone(), self.leader_wait)
                     .await
                 {
                     Ok(reply) => reply.map_err(ConsensusError::from),
@@ -94,7 +94,7 @@ impl Consensus {
                         IfLost::Retry => Err(ConsensusError::NotLeader { leader: None }),
                         IfLost::Unknown => {
                             tracing::warn!(error = %m, "a request forwarded to the leader lost its reply");
-                            Err(ConsensusError::OutcomeUnknown)
+                            Err(self.lost_at(&leader).await)
                         }
                     },
                 },
@@ -279,6 +279,18 @@ impl Consensus {
             "cannot reach members {}",
             describe(&down)
         )))
+    }
+
+    /// The error for a request the leader took but never answered: if the leader no longer
+    /// answers at all, say so and name everyone out of reach.
+    async fn lost_at(&self, leader: &Member) -> ConsensusError {
+        if self.forwarder.ping(leader, PING_TTL).await {
+            return ConsensusError::OutcomeUnknown;
+        }
+        ConsensusError::Unavailable(format!(
+            "the leader stopped answering: cannot reach members {}; the request may still be applied if they return",
+            describe(&self.unreachable().await)
+        ))
     }
 
     /// The error for "no leader in reach", naming the members that do not answer.

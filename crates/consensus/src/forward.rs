@@ -197,6 +197,8 @@ async fn members(State(c): State<Consensus>) -> Response {
 fn cluster_view(c: &Consensus, member: Option<MemberInfo>) -> ClusterView {
     ClusterView {
         cluster_id: c.cluster_id(),
+        from: c.node_id,
+        from_leader: c.is_leader(),
         member,
         members: c.status().members,
     }

@@ -18,6 +18,9 @@ const PAUSE: Duration = Duration::from_secs(2);
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ClusterView {
     pub cluster_id: u64,
+    /// The member that answered, and whether it leads: only a leader's list is the latest.
+    pub from: u64,
+    pub from_leader: bool,
     /// The member a join added (or found already added).
     pub member: Option<MemberInfo>,
     pub members: Vec<MemberInfo>,
@@ -28,22 +31,35 @@ pub struct ClusterView {
 pub async fn join(peer_urls: &[String], me: &Member) -> Result<ClusterView, ConsensusError> {
     let body = serde_json::to_vec(me)
         .map_err(|e| ConsensusError::Rejected(format!("cannot encode the join request: {e}")))?;
-    ask_peers(peer_urls, forward::JOIN, body).await
+    ask_peers(peer_urls, forward::JOIN, body, ROUNDS).await
 }
 
 /// The member list of the cluster the members at `peer_urls` belong to.
 pub async fn fetch_cluster(peer_urls: &[String]) -> Result<ClusterView, ConsensusError> {
-    ask_peers(peer_urls, forward::MEMBERS, Vec::new()).await
+    ask_peers(peer_urls, forward::MEMBERS, Vec::new(), ROUNDS).await
+}
+
+/// The member list as the leader among `peer_urls` sees it, asking each once; `None` if
+/// the leader is not among those that answered.
+pub(crate) async fn ask_leader(peer_urls: &[String]) -> Option<ClusterView> {
+    for url in peer_urls {
+        let asked = ask_peers(std::slice::from_ref(url), forward::MEMBERS, Vec::new(), 1).await;
+        if let Some(view) = asked.ok().filter(|v| v.from_leader) {
+            return Some(view);
+        }
+    }
+    None
 }
 
 async fn ask_peers(
     peer_urls: &[String],
     path: &str,
     body: Vec<u8>,
+    rounds: usize,
 ) -> Result<ClusterView, ConsensusError> {
     let forwarder = Forwarder::default();
     let mut failures = Vec::new();
-    for round in 1..=ROUNDS {
+    for round in 1..=rounds {
         failures.clear();
         for url in peer_urls {
             let peer = Member {
@@ -61,16 +77,16 @@ async fn ask_peers(
                 Err(SendError::Unreachable(m) | SendError::Lost(m)) => failures.push(m),
             }
         }
-        if round < ROUNDS {
+        if round < rounds {
             tracing::warn!(
-                "cannot reach the cluster through {}; retrying in {PAUSE:?} ({round}/{ROUNDS})",
+                "cannot reach the cluster through {}; retrying in {PAUSE:?} ({round}/{rounds})",
                 failures.join("; ")
             );
             tokio::time::sleep(PAUSE).await;
         }
     }
     Err(ConsensusError::NoLeader(format!(
-        "no peer could be reached after {ROUNDS} rounds: {}",
+        "no peer could be reached after {rounds} rounds: {}",
         failures.join("; ")
     )))
 }

@@ -8,18 +8,26 @@
 //! for an explicit promote.
 
 use crate::cluster::IfLost;
-use crate::{Consensus, ConsensusError, Member, MemberInfo, TypeConfig, forward, ids};
-use openraft::ChangeMembers;
-use openraft::RaftMetrics;
+use crate::{Consensus, ConsensusError, Member, MemberInfo, TypeConfig, forward, ids, join};
 use openraft::async_runtime::watch::WatchReceiver;
+use openraft::errors::{ChangeMembershipError, ClientWriteError, RaftError};
+use openraft::raft::ClientWriteResponse;
+use openraft::{ChangeMembers, RaftMetrics};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// A learner this close to the leader's last log entry counts as caught up.
 const CATCH_UP_SLACK: u64 = 100;
+/// How often a membership change waits for the one before it to commit.
+const RETRY_CHANGE: Duration = Duration::from_millis(50);
+/// How often a follower asks whether it is still a member.
+const REMOVAL_POLL: Duration = Duration::from_secs(3);
 /// How often the leader looks for learners to promote.
 const PROMOTE_EVERY: Duration = Duration::from_millis(300);
+
+type WriteError = RaftError<TypeConfig, ClientWriteError<TypeConfig>>;
 
 /// One change to who is in the cluster.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -105,7 +113,8 @@ impl Consensus {
                     is_learner,
                 };
                 tracing::info!(id = %format!("{id:x}"), %member, "adding a member as a learner");
-                self.raft.add_learner(id, member.clone(), false).await?;
+                self.one_at_a_time(|| self.raft.add_learner(id, member.clone(), false))
+                    .await?;
                 Ok(MemberInfo::new(id, &member, false))
             }
             MembershipChange::Remove { id } => {
@@ -120,7 +129,8 @@ impl Consensus {
                     ChangeMembers::RemoveNodes(ids)
                 };
                 tracing::info!(id = %format!("{id:x}"), %member, "removing a member");
-                self.raft.change_membership(change, false).await?;
+                self.one_at_a_time(|| self.raft.change_membership(change.clone(), false))
+                    .await?;
                 Ok(MemberInfo::new(id, &member, is_voter))
             }
             MembershipChange::UpdatePeerUrls { id, peer_urls } => {
@@ -153,11 +163,19 @@ impl Consensus {
         }
     }
 
-    /// Resolves once this member has seen itself removed from the committed membership
-    /// (or Raft has stopped): a removed member no longer belongs to any cluster and should
-    /// stop serving, as etcd's does. A joining member replays memberships from before it
-    /// was added, so only leaving a membership it was in counts.
+    /// Resolves once this member learns it was removed from the cluster (or Raft has
+    /// stopped): a removed member belongs to no cluster and should stop serving, as
+    /// etcd's does.
     pub async fn removed(&self) {
+        tokio::select! {
+            _ = self.sees_own_removal() => {}
+            _ = self.told_of_removal() => {}
+        }
+    }
+
+    /// The committed membership drops this member. A joining member replays memberships
+    /// from before it was added, so only leaving a membership it was in counts.
+    async fn sees_own_removal(&self) {
         let mut metrics = self.raft.metrics();
         let mut was_member = false;
         loop {
@@ -178,17 +196,63 @@ impl Consensus {
         }
     }
 
+    /// A removed follower may never see the entry that drops it (the leader stops
+    /// replicating to it first), so a follower asks its peers now and then; only the
+    /// leader's answer counts, its list being the latest.
+    async fn told_of_removal(&self) {
+        loop {
+            tokio::time::sleep(REMOVAL_POLL).await;
+            if self.is_leader() {
+                continue;
+            }
+            let peers: Vec<String> = self
+                .status()
+                .members
+                .iter()
+                .filter(|m| m.id != self.node_id)
+                .flat_map(|m| m.peer_urls.first().cloned())
+                .collect();
+            let Some(view) = join::ask_leader(&peers).await else {
+                continue;
+            };
+            if !view.members.iter().any(|m| m.id == self.node_id) {
+                return;
+            }
+        }
+    }
+
     async fn set_member(&self, id: u64, member: Member) -> Result<(), ConsensusError> {
         let change = ChangeMembers::SetNodes(BTreeMap::from([(id, member)]));
-        self.raft.change_membership(change, true).await?;
-        Ok(())
+        self.one_at_a_time(|| self.raft.change_membership(change.clone(), true))
+            .await
     }
 
     async fn promote(&self, id: u64) -> Result<(), ConsensusError> {
         tracing::info!(id = %format!("{id:x}"), "promoting a caught-up learner to voter");
         let change = ChangeMembers::AddVoterIds(BTreeSet::from([id]));
-        self.raft.change_membership(change, false).await?;
-        Ok(())
+        self.one_at_a_time(|| self.raft.change_membership(change.clone(), false))
+            .await
+    }
+
+    /// openraft takes one membership change at a time, and none before a new leader has
+    /// committed its first entry: wait those out rather than fail the request.
+    async fn one_at_a_time<F, Fut>(&self, change: F) -> Result<(), ConsensusError>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<ClientWriteResponse<TypeConfig>, WriteError>>,
+    {
+        let deadline = tokio::time::Instant::now() + self.leader_wait;
+        loop {
+            match change().await {
+                Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(
+                    ChangeMembershipError::InProgress(_)
+                    | ChangeMembershipError::UncommittedLeaderLog(_),
+                ))) if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(RETRY_CHANGE).await
+                }
+                other => return other.map(drop).map_err(ConsensusError::from),
+            }
+        }
     }
 
     /// While this member leads, promotes every learner that was added to vote once it has
@@ -266,11 +330,11 @@ impl View<'_> {
         let Some(replication) = &self.0.replication else {
             return false;
         };
-        let matched = replication
-            .get(&id)
-            .and_then(|m| m.as_ref())
-            .map_or(0, |log_id| log_id.index);
-        matched + CATCH_UP_SLACK >= self.0.last_log_index.unwrap_or(0)
+        // A learner never heard from has matched nothing, not index 0.
+        let Some(matched) = replication.get(&id).and_then(|m| m.as_ref()) else {
+            return false;
+        };
+        matched.index + CATCH_UP_SLACK >= self.0.last_log_index.unwrap_or(0)
     }
 }
 
