@@ -28,6 +28,8 @@ HOST_OCTET = 254
 # Short Raft timers so elections, partitions and catch-up take a second, not ten.
 TIMING = ["--heartbeat-interval", "50", "--election-timeout", "500"]
 OWN_NAME = re.compile(r"^mu([0-9a-z]+)_\d+")
+# Log lines repeated every heartbeat or election while a member is cut off.
+NOISE = re.compile(r"failed to send a heartbeat|while requesting (pre-)?vote")
 
 _created = 0
 
@@ -223,7 +225,8 @@ def acked(status):
 class Member:
     """One `musubi serve` running inside namespace i of `net`."""
 
-    def __init__(self, net, i, workdir, initial_cluster):
+    def __init__(self, net, i, workdir, initial_cluster, binary):
+        self.binary = binary
         self.net = net
         self.index = i
         self.name = "n%d" % i
@@ -239,7 +242,7 @@ class Member:
     def argv(self):
         client = "http://%s:%d" % (self.ip, CLIENT_PORT)
         peer = "http://%s:%d" % (self.ip, PEER_PORT)
-        return ["ip", "netns", "exec", self.net.ns(self.index), musubi_bin(), "serve",
+        return ["ip", "netns", "exec", self.net.ns(self.index), self.binary, "serve",
                 "--name", self.name, "--data-dir", self.data_dir,
                 "--listen-client-urls", client, "--advertise-client-urls", client,
                 "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
@@ -262,6 +265,12 @@ class Member:
             return self.request("GET", "/version", timeout=1.0)[0] == 200
         wait_until("%s serves /version" % self, serving, timeout)
 
+    def process_state(self):
+        if self.proc is None:
+            return "never started"
+        rc = self.proc.poll()
+        return "running" if rc is None else "exited with %d" % rc
+
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
 
@@ -272,12 +281,16 @@ class Member:
         if self.proc is not None:
             self.proc.wait(10)
 
-    def log_tail(self, n=3000):
+    def log_tail(self, lines=40):
+        """The last lines of the log, without the per-heartbeat warnings a partition
+        floods it with (they would push everything else out of the tail)."""
         try:
             with open(self.log_path, "rb") as f:
-                return f.read()[-n:].decode("utf-8", "replace")
+                text = f.read().decode("utf-8", "replace")
         except OSError:
             return ""
+        kept = [l for l in text.splitlines() if not NOISE.search(l)]
+        return "\n".join(kept[-lines:])
 
     def request(self, method, path, body=None, timeout=3.0):
         return raw_request(CLIENT_PORT, method, path, body, timeout=timeout, host=self.ip)
@@ -318,15 +331,24 @@ class Cluster:
 
     def __init__(self, size):
         self.net = Network(size)
-        self.workdir = tempfile.mkdtemp(prefix="musubi-netns-")
+        self.workdir = tempfile.mkdtemp(prefix="netns-cluster-")
+        self.binary = self._private_binary_name()
         self.members = []
+
+    def _private_binary_name(self):
+        """A symlink to musubi under a name of its own: other people on this machine stop
+        their own servers with `pkill musubi` and the like, which took down whole clusters
+        mid-test (every member logged "shutting down" at the same instant)."""
+        link = os.path.join(self.workdir, "netns-member")
+        os.symlink(os.path.abspath(musubi_bin()), link)
+        return link
 
     def start(self):
         sweep_leftovers()
         self.net.build()
         spec = ",".join("n%d=http://%s:%d" % (i, self.net.ip(i), PEER_PORT)
                         for i in range(1, self.net.size + 1))
-        self.members = [Member(self.net, i, self.workdir, spec)
+        self.members = [Member(self.net, i, self.workdir, spec, self.binary)
                         for i in range(1, self.net.size + 1)]
         for m in self.members:
             m.start()
@@ -334,17 +356,19 @@ class Cluster:
             m.wait_serving()
         return self
 
-    def close(self):
+    def close(self, keep_logs=False):
         for m in self.members:
             try:
                 m.kill()
             except Exception:  # noqa: BLE001 - tear down the rest regardless
                 pass
         self.net.destroy()
-        shutil.rmtree(self.workdir, ignore_errors=True)
+        if not keep_logs:
+            shutil.rmtree(self.workdir, ignore_errors=True)
 
     def logs(self):
-        return "".join("\n--- log of %s (tail) ---\n%s\n" % (m, m.log_tail()) for m in self.members)
+        return "".join("\n--- log of %s, %s (tail; whole log in %s) ---\n%s\n"
+                       % (m, m.process_state(), m.log_path, m.log_tail()) for m in self.members)
 
     def others(self, *excluded):
         return [m for m in self.members if m not in excluded]

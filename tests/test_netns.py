@@ -36,7 +36,7 @@ def cluster_of(request):
     for c in made:
         if failed:
             print(c.logs())
-        c.close()
+        c.close(keep_logs=failed)
 
 
 def write_keys(cluster, through, prefix, count):
