@@ -6,6 +6,7 @@ after healing, and Pre-Vote keeping a returning member from deposing a healthy l
 Needs root (ip netns, veth, bridge, nft); see netns.py for the topology."""
 
 import json
+import re
 import threading
 import time
 
@@ -121,19 +122,22 @@ class NoQuorumAnswerTooSlow(AssertionError):
 
 
 SLOW_BLACKHOLE = (
-    "musubi bug: when the leader is silently cut off (packets dropped, no RST), a write on a "
+    "musubi bug: when the leader is silently cut off (packets dropped or link down: no RST), a write on a "
     "remaining follower is forwarded to the old leader over a pooled connection (forward "
     "TTL 60s) and hangs for the whole request timeout (5s + 2 x election timeout = 6.0s), "
     "then answers 500 {\"errorCode\":300,\"cause\":\"etcdserver: request timed out\"} "
     "without naming the unreachable members; when the leader is killed instead, the same "
     "write fails in 2.0s with \"etcdserver: no leader: cannot reach members n2 (...), ...\". "
-    "With Pre-Vote the followers keep the old leader as current_leader, so this lasts "
-    "for the whole partition, not just the first election timeout.")
+    "It lasts for the whole partition, not just one election timeout: 4s after the cut the "
+    "followers still name the cut-off member in /v2/stats/self leaderInfo.leader (Pre-Vote "
+    "campaigns that fail do not clear it), and a write then still took 6.00s.")
 
 
 @pytest.mark.parametrize("third_loss", [
     "kill",
     pytest.param("packet-drop", marks=pytest.mark.xfail(
+        strict=True, raises=NoQuorumAnswerTooSlow, reason=SLOW_BLACKHOLE)),
+    pytest.param("link-down", marks=pytest.mark.xfail(
         strict=True, raises=NoQuorumAnswerTooSlow, reason=SLOW_BLACKHOLE)),
 ])
 def test_five_members_survive_two_losses_and_fail_fast_without_quorum(cluster_of, third_loss):
@@ -145,12 +149,15 @@ def test_five_members_survive_two_losses_and_fail_fast_without_quorum(cluster_of
     c.net.link_down(cut_off.index)
     remaining = c.others(first_leader, cut_off)
     written = write_keys(c, remaining, "five/two-lost", 5)
-    # The third loss, the new leader, leaves two of five: no quorum.
+    # The third loss, the new leader, leaves two of five: no quorum. Each member first
+    # takes a write, so the followers have just forwarded to that leader, as under load.
     third = c.leader(among=remaining)
+    for m in remaining:
+        written.update(write_keys(c, [m], "five/via-" + m.name, 1))
     if third_loss == "kill":
         third.kill()
     else:
-        c.net.drop_packets(third.index)
+        c.net.cut(third.index, third_loss)
     lost = [first_leader, cut_off, third]
     answers = [refused_write(m) for m in c.others(*lost)]
     # Heal: restart the dead, reconnect the cut off; all five converge.
@@ -269,6 +276,16 @@ def test_leader_kill9_under_write_load_loses_no_acknowledged_write(cluster_of):
     assert digest
 
 
+CAMPAIGNS = 6
+# openraft logs one warning per peer that a (pre-)vote request cannot reach.
+CAMPAIGN_LOG_LINE = re.compile(r"while requesting (pre-)?vote")
+
+
+def campaigns_logged(member, peers):
+    with open(member.log_path, errors="replace") as f:
+        return sum(1 for line in f if CAMPAIGN_LOG_LINE.search(line)) // peers
+
+
 def test_pre_vote_member_back_from_partition_does_not_depose_leader(cluster_of):
     c = cluster_of(3)
     leader = c.leader()
@@ -276,10 +293,13 @@ def test_pre_vote_member_back_from_partition_does_not_depose_leader(cluster_of):
     follower = c.others(leader)[0]
     c.net.drop_packets(follower.index)
     written = write_keys(c, c.others(follower), "prevote", 5)
-    # Cut off long enough to time out many elections (each 0.5-1s); this is the
-    # situation Pre-Vote is for, so the wait is the test, not a guess at a delay.
-    time.sleep(10 * ELECTION_TIMEOUT)
+    # Cut off until it has timed out many elections: the situation Pre-Vote is for.
+    wait_until("%s has campaigned %d times while cut off" % (follower, CAMPAIGNS),
+               lambda: campaigns_logged(follower, peers=2) >= CAMPAIGNS, timeout=30 * CAMPAIGNS * ELECTION_TIMEOUT)
+    # With Pre-Vote a campaign that cannot win does not raise the member's term.
     term_while_cut_off = follower.term()
+    assert term_while_cut_off == term, "%s ran its term up from %d to %d while cut off" % (
+        follower, term, term_while_cut_off)
     c.net.heal(follower.index)
     wait_serves(follower, written)
     c.converged()
