@@ -2,8 +2,8 @@
 
 Every member gets a namespace, a veth pair into a shared bridge and a real (non-loopback)
 address 10.77.X.<i>/24, so a partition is a real one: the member's link goes down, or its
-namespace drops every packet. The test process itself stays in the root namespace and
-reaches the members through the bridge, which holds the address 10.77.X.254.
+namespace drops every packet but the test's own. The test process itself stays in the
+root namespace and reaches the members through the bridge, which holds 10.77.X.254.
 
 Names: every bridge, veth and namespace made here starts with `mu<pid in base 36>_<k>`,
 unique per test, so a leftover from a crashed run cannot collide with a new one, and

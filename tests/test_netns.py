@@ -122,9 +122,11 @@ class NoQuorumAnswerTooSlow(AssertionError):
 
 
 SLOW_BLACKHOLE = (
-    "musubi bug: when the leader is silently cut off (packets dropped or link down: no RST), a write on a "
-    "remaining follower is forwarded to the old leader over a pooled connection (forward "
-    "TTL 60s) and hangs for the whole request timeout (5s + 2 x election timeout = 6.0s), "
+    "musubi bug: when the leader is silently cut off (packets dropped or link down: no RST), a "
+    "write on a remaining follower is forwarded to the old leader (FORWARD_TTL 60s in "
+    "crates/consensus/src/cluster.rs; the forwarder's 1s connect timeout cannot help when its "
+    "kept-alive connection to the leader is still open) and hangs for the whole request "
+    "timeout (5s + 2 x election timeout = 6.0s), "
     "then answers 500 {\"errorCode\":300,\"cause\":\"etcdserver: request timed out\"} "
     "without naming the unreachable members; when the leader is killed instead, the same "
     "write fails in 2.0s with \"etcdserver: no leader: cannot reach members n2 (...), ...\". "
@@ -267,13 +269,12 @@ def test_leader_kill9_under_write_load_loses_no_acknowledged_write(cluster_of):
                    lambda: load.acked_since(killed_at + ELECTION_TIMEOUT) >= 30)
     leader.start()
     leader.wait_serving()
-    digest = c.converged(timeout=30.0)
+    c.converged(timeout=30.0)   # identical keyspace digest and indexes on all three
     for m in c.members:
         served = listing(m)
         lost = {k: v for k, (v, _) in load.acked.items() if served.get(k) != v}
         assert not lost, "%s lost %d of %d acknowledged writes, e.g. %s" % (
             m, len(lost), len(load.acked), sorted(lost.items())[:5])
-    assert digest
 
 
 CAMPAIGNS = 6
@@ -295,7 +296,7 @@ def test_pre_vote_member_back_from_partition_does_not_depose_leader(cluster_of):
     written = write_keys(c, c.others(follower), "prevote", 5)
     # Cut off until it has timed out many elections: the situation Pre-Vote is for.
     wait_until("%s has campaigned %d times while cut off" % (follower, CAMPAIGNS),
-               lambda: campaigns_logged(follower, peers=2) >= CAMPAIGNS, timeout=30 * CAMPAIGNS * ELECTION_TIMEOUT)
+               lambda: campaigns_logged(follower, peers=2) >= CAMPAIGNS, timeout=20.0)
     # With Pre-Vote a campaign that cannot win does not raise the member's term.
     term_while_cut_off = follower.term()
     assert term_while_cut_off == term, "%s ran its term up from %d to %d while cut off" % (
@@ -308,6 +309,5 @@ def test_pre_vote_member_back_from_partition_does_not_depose_leader(cluster_of):
     while time.time() < settle_until:
         assert c.leader() is leader, "the returning member deposed the leader"
         terms = {m.name: m.term() for m in c.members}
-        assert set(terms.values()) == {term}, (
-            "term moved from %d: %s (the cut-off member had reached %d)" % (term, terms, term_while_cut_off))
+        assert set(terms.values()) == {term}, "the term moved from %d: %s" % (term, terms)
         time.sleep(0.1)
