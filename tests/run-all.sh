@@ -34,6 +34,7 @@ command -v etcdctl >/dev/null || need+=(etcd-client)
 command -v wrk >/dev/null || need+=(wrk)
 command -v curl >/dev/null || need+=(curl)
 command -v ip >/dev/null || need+=(iproute2)
+command -v nft >/dev/null || need+=(nftables)   # tests/test_netns.py: packet-drop partitions
 PY=${PYTHON:-python3}
 command -v "$PY" >/dev/null || need+=(python3)
 "$PY" -m pip --version >/dev/null 2>&1 || need+=(python3-pip)
