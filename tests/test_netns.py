@@ -121,27 +121,9 @@ class NoQuorumAnswerTooSlow(AssertionError):
     """A write without quorum was refused, but not fast, or without naming who is gone."""
 
 
-SLOW_BLACKHOLE = (
-    "musubi bug: when the leader is silently cut off (packets dropped or link down: no RST), a "
-    "write on a remaining follower is forwarded to the old leader (FORWARD_TTL 60s in "
-    "crates/consensus/src/cluster.rs; the forwarder's 1s connect timeout cannot help when its "
-    "kept-alive connection to the leader is still open) and hangs for the whole request "
-    "timeout (5s + 2 x election timeout = 6.0s), "
-    "then answers 500 {\"errorCode\":300,\"cause\":\"etcdserver: request timed out\"} "
-    "without naming the unreachable members; when the leader is killed instead, the same "
-    "write fails in 2.0s with \"etcdserver: no leader: cannot reach members n2 (...), ...\". "
-    "It lasts for the whole partition, not just one election timeout: 4s after the cut the "
-    "followers still name the cut-off member in /v2/stats/self leaderInfo.leader (Pre-Vote "
-    "campaigns that fail do not clear it), and a write then still took 6.00s.")
-
-
-@pytest.mark.parametrize("third_loss", [
-    "kill",
-    pytest.param("packet-drop", marks=pytest.mark.xfail(
-        strict=True, raises=NoQuorumAnswerTooSlow, reason=SLOW_BLACKHOLE)),
-    pytest.param("link-down", marks=pytest.mark.xfail(
-        strict=True, raises=NoQuorumAnswerTooSlow, reason=SLOW_BLACKHOLE)),
-])
+# A leader cut off without a reset (dropped packets, link down) once held forwarded writes
+# until the client's timeout; now they fail as fast as when it is killed.
+@pytest.mark.parametrize("third_loss", ["kill", "packet-drop", "link-down"])
 def test_five_members_survive_two_losses_and_fail_fast_without_quorum(cluster_of, third_loss):
     c = cluster_of(5)
     first_leader = c.leader()
