@@ -195,6 +195,18 @@ fn three_members_form_one_cluster_fail_over_and_refuse_without_quorum() {
         }
     }
 
+    // The leader counts the appends each follower acknowledged, with their latency.
+    let (_, stats) = members[li].get("/v2/stats/leader");
+    assert!(!stats.contains("\"success\":0"), "{stats}");
+    assert!(!stats.contains("\"maximum\":0,"), "{stats}");
+    let (_, sent) = members[li].get("/v2/stats/self");
+    assert!(!sent.contains("\"sendAppendRequestCnt\":0"), "{sent}");
+    let (_, received) = members[(li + 1) % 3].get("/v2/stats/self");
+    assert!(
+        !received.contains("\"recvAppendRequestCnt\":0"),
+        "{received}"
+    );
+
     // Kill the leader: the other two elect a new one and keep taking writes.
     members[li].kill();
     let survivor = (li + 1) % 3;

@@ -2,7 +2,7 @@
 
 use crate::force;
 use crate::forward::{self, Forwarder};
-use crate::network::{self, PeerNetwork};
+use crate::network::{self, PeerNetwork, PeerStats};
 use crate::{
     ApplyHook, ConsensusConfig, ConsensusError, LogStore, MemberInfo, Raft, SharedStateMachine,
     StateMachineStore,
@@ -18,6 +18,7 @@ pub struct Consensus {
     pub(crate) raft: Raft,
     state_machine: StateMachineStore,
     pub(crate) node_id: u64,
+    peer_stats: Arc<PeerStats>,
     pub(crate) cluster_id: u64,
     pub(crate) forwarder: Forwarder,
     /// The election timeout: a leader unacknowledged for longer may have lost its quorum.
@@ -75,10 +76,11 @@ impl Consensus {
             .raft_config()
             .validate()
             .map_err(|e| ConsensusError::Config(e.to_string()))?;
+        let network = PeerNetwork::default();
         let raft = Raft::new(
             cfg.node_id,
             Arc::new(raft_config),
-            PeerNetwork::default(),
+            network.clone(),
             log,
             state_machine.clone(),
         )
@@ -88,6 +90,7 @@ impl Consensus {
             raft,
             state_machine,
             node_id: cfg.node_id,
+            peer_stats: network.stats(),
             cluster_id: cfg.cluster_id,
             forwarder: Forwarder::default(),
             election,
@@ -195,9 +198,15 @@ impl Consensus {
         }
     }
 
+    /// Appends sent and received, and each follower's latency as this member has seen it.
+    pub fn peer_stats(&self) -> network::Totals {
+        self.peer_stats.totals()
+    }
+
     /// The peer routes (`/raft/...`) to serve on this member's peer URLs.
     pub fn peer_router(&self) -> axum::Router {
-        network::router(self.raft.clone()).merge(forward::router(self.clone()))
+        network::router(self.raft.clone(), self.peer_stats.clone())
+            .merge(forward::router(self.clone()))
     }
 
     /// Stops Raft and waits for a snapshot being written; pending writes fail. Everything

@@ -1,5 +1,6 @@
 //! The sending side of the peer transport.
 
+use super::PeerStats;
 use super::post::{HttpClient, PostFailure, http_client, peer_base, post_json};
 use super::{APPEND, PRE_VOTE, SNAPSHOT, SNAPSHOT_HEAD_LEN, SnapshotHead, TRANSFER_LEADER, VOTE};
 use crate::{Member, Snapshot, TypeConfig, Vote};
@@ -15,19 +16,29 @@ use openraft::raft::{
 };
 use serde::de::DeserializeOwned;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Makes a [`PeerClient`] per target; all share one HTTP connection pool.
 #[derive(Clone)]
 pub struct PeerNetwork {
     http: HttpClient,
+    stats: Arc<PeerStats>,
 }
 
 impl Default for PeerNetwork {
     fn default() -> Self {
         Self {
             http: http_client(None),
+            stats: Arc::default(),
         }
+    }
+}
+
+impl PeerNetwork {
+    /// What this member has sent, for `/v2/stats`.
+    pub fn stats(&self) -> Arc<PeerStats> {
+        self.stats.clone()
     }
 }
 
@@ -39,6 +50,7 @@ impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
             target,
             base: peer_base(node).to_string(),
             http: self.http.clone(),
+            stats: self.stats.clone(),
         }
     }
 }
@@ -48,6 +60,7 @@ pub struct PeerClient {
     target: u64,
     base: String,
     http: HttpClient,
+    stats: Arc<PeerStats>,
 }
 
 /// A failed exchange, before it is shaped into the error type a given RPC returns.
@@ -115,7 +128,11 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
-        Ok(self.call_json(APPEND, &rpc, option.hard_ttl()).await?)
+        let started = std::time::Instant::now();
+        let reply = self.call_json(APPEND, &rpc, option.hard_ttl()).await;
+        let outcome = reply.as_ref().map(|_| started.elapsed()).map_err(drop);
+        self.stats.append_sent(self.target, outcome);
+        Ok(reply?)
     }
 
     async fn vote(

@@ -16,9 +16,11 @@
 mod client;
 pub(crate) mod post;
 mod server;
+mod stats;
 
 pub use client::{PeerClient, PeerNetwork};
 pub use server::router;
+pub use stats::{FollowerStats, PeerStats, Totals};
 
 use crate::{SnapshotMeta, Vote};
 use serde::{Deserialize, Serialize};

@@ -1,5 +1,6 @@
 //! The receiving side of the peer transport: axum routes that hand RPCs to the local Raft.
 
+use super::PeerStats;
 use super::{APPEND, PRE_VOTE, SNAPSHOT, SNAPSHOT_HEAD_LEN, SnapshotHead, TRANSFER_LEADER, VOTE};
 use crate::{Raft, Snapshot, TypeConfig};
 use axum::Router;
@@ -11,11 +12,18 @@ use bytes::Bytes;
 use openraft::errors::RaftError;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use std::sync::Arc;
 
 /// The peer routes for `raft`. Serve them on the peer URLs (any path prefix is the caller's).
-pub fn router(raft: Raft) -> Router {
+pub fn router(raft: Raft, stats: Arc<PeerStats>) -> Router {
     Router::new()
-        .route(APPEND, post(append))
+        .route(
+            APPEND,
+            post(move |state, body| {
+                stats.append_received();
+                append(state, body)
+            }),
+        )
         .route(VOTE, post(vote))
         .route(PRE_VOTE, post(pre_vote))
         .route(SNAPSHOT, post(snapshot))

@@ -80,7 +80,12 @@ pub fn stats_self(app: &App) -> HttpResponse {
             json::rfc3339(unix_nanos(since))
         );
     }
-    out.push_str(",\"recvAppendRequestCnt\":0,\"sendAppendRequestCnt\":0}\n");
+    let peers = app.raft.peer_stats();
+    let _ = writeln!(
+        out,
+        ",\"recvAppendRequestCnt\":{},\"sendAppendRequestCnt\":{}}}",
+        peers.received_appends, peers.sent_appends
+    );
     reply::json_body(StatusCode::OK, out)
 }
 
@@ -96,6 +101,7 @@ pub fn stats_leader(app: &App) -> HttpResponse {
         "{{\"leader\":\"{:x}\",\"followers\":{{",
         app.identity.member_id
     );
+    let sent = app.raft.peer_stats().followers;
     let followers = status
         .members
         .iter()
@@ -104,10 +110,18 @@ pub fn stats_leader(app: &App) -> HttpResponse {
         if i > 0 {
             out.push(',');
         }
+        let f = sent.get(&m.id).cloned().unwrap_or_default();
         let _ = write!(
             out,
-            "\"{:x}\":{{\"latency\":{{\"current\":0,\"average\":0,\"standardDeviation\":0,\"minimum\":0,\"maximum\":0}},\"counts\":{{\"fail\":0,\"success\":0}}}}",
-            m.id
+            "\"{:x}\":{{\"latency\":{{\"current\":{},\"average\":{},\"standardDeviation\":{},\"minimum\":{},\"maximum\":{}}},\"counts\":{{\"fail\":{},\"success\":{}}}}}",
+            m.id,
+            f.current_ms,
+            f.average_ms(),
+            f.standard_deviation_ms(),
+            f.minimum_ms,
+            f.maximum_ms,
+            f.fail,
+            f.success
         );
     }
     out.push_str("}}\n");
