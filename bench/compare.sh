@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Side-by-side v2 benchmark: etcd 3.4 (--enable-v2) and musubi (release) on loopback,
-# one node each, wrk -t2 -c64 -d10s PUT (64-byte values) and GET; plus `musubi bench`
-# if the binary has it. Appends a dated markdown section to docs/benchmarks.md.
-#   bench/compare.sh                 # DURATION=10s CONNS=64 THREADS=2 by default
+# MEMBERS members each (one by default), wrk -t2 -c64 -d10s PUT (64-byte values) and GET
+# against the leader; plus `musubi bench`. Appends a dated markdown section to
+# docs/benchmarks.md.
+#   bench/compare.sh                 # DURATION=10s CONNS=64 THREADS=2 MEMBERS=1 by default
+#   MEMBERS=3 bench/compare.sh       # three-member clusters side by side
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -11,6 +13,7 @@ ETCD_BIN=${ETCD_BIN:-/usr/bin/etcd}
 DURATION=${DURATION:-10s}
 CONNS=${CONNS:-64}
 THREADS=${THREADS:-2}
+MEMBERS=${MEMBERS:-1}
 OUT=${OUT:-$ROOT/docs/benchmarks.md}
 
 [ -x "$MUSUBI_BIN" ] || cargo build --release -p musubi
@@ -18,27 +21,36 @@ command -v wrk >/dev/null || { echo "wrk is missing (apt-get install wrk)" >&2; 
 
 WORK=$(mktemp -d /tmp/musubi-bench.XXXXXX)
 PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
+cleanup() { stop; rm -rf "$WORK"; }
 trap cleanup EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-start() { # name binary-prefix...   (sets PORT; runs in this shell so PIDS is kept)
-  local name=$1; shift
-  local cp pp
-  cp=$(free_port); pp=$(free_port)
-  "$@" --name "$name" --data-dir "$WORK/$name.data" \
-    --listen-client-urls "http://127.0.0.1:$cp" --advertise-client-urls "http://127.0.0.1:$cp" \
-    --listen-peer-urls "http://127.0.0.1:$pp" --initial-advertise-peer-urls "http://127.0.0.1:$pp" \
-    --initial-cluster "$name=http://127.0.0.1:$pp" --initial-cluster-state new --enable-v2 \
-    >"$WORK/$name.log" 2>&1 &
-  PIDS+=($!)
-  for _ in $(seq 200); do
-    curl -sf "http://127.0.0.1:$cp/version" >/dev/null && { PORT=$cp; return; }
+start() { # side binary-prefix...   (sets PORT to the leader's client port; PIDS kept)
+  local side=$1; shift
+  local cps=() pps=() initial="" i
+  for i in $(seq "$MEMBERS"); do cps+=("$(free_port)"); pps+=("$(free_port)"); done
+  for i in $(seq 0 $((MEMBERS - 1))); do
+    initial+="${initial:+,}$side$i=http://127.0.0.1:${pps[$i]}"
+  done
+  for i in $(seq 0 $((MEMBERS - 1))); do
+    "$@" --name "$side$i" --data-dir "$WORK/$side$i.data" \
+      --listen-client-urls "http://127.0.0.1:${cps[$i]}" --advertise-client-urls "http://127.0.0.1:${cps[$i]}" \
+      --listen-peer-urls "http://127.0.0.1:${pps[$i]}" --initial-advertise-peer-urls "http://127.0.0.1:${pps[$i]}" \
+      --initial-cluster "$initial" --initial-cluster-state new --enable-v2 \
+      >"$WORK/$side$i.log" 2>&1 &
+    PIDS+=($!)
+  done
+  for _ in $(seq 400); do
+    PORT=$(curl -sf "http://127.0.0.1:${cps[0]}/v2/members/leader" \
+      | python3 -c 'import json,sys; print(json.load(sys.stdin)["clientURLs"][0].rsplit(":",1)[1])' 2>/dev/null) \
+      && [ -n "$PORT" ] && curl -sf -XPUT "http://127.0.0.1:$PORT/v2/keys/ready" -d value=1 >/dev/null && return
     sleep 0.05
   done
-  echo "$name did not start:" >&2; cat "$WORK/$name.log" >&2; exit 1
+  echo "$side did not start:" >&2; cat "$WORK/$side"*.log >&2; exit 1
 }
+
+stop() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; PIDS=(); }
 
 preload() { for i in $(seq 0 999); do echo "url = \"http://127.0.0.1:$1/v2/keys/bench/k$i\""; echo "-X PUT"; echo "-d value=$(printf 'x%.0s' $(seq 64))"; echo "-o /dev/null"; done | curl -s -K - ; }
 
@@ -73,7 +85,7 @@ for side in etcd musubi; do
     "$MUSUBI_BIN" bench "$op" --endpoints "http://127.0.0.1:$port" --conns "$CONNS" \
       --duration "$DURATION" --key-space 1000 >> "$WORK/musubi-bench.txt" 2>&1 || true
   done
-  kill "${PIDS[-1]}"; wait "${PIDS[-1]}" 2>/dev/null || true
+  stop
 done
 
 ratio() { python3 -c "import sys; a,b=float(sys.argv[1]),float(sys.argv[2]); print('%.2f' % (a/b) if b else 'n/a')" "$1" "$2"; }
@@ -85,9 +97,9 @@ row() { # op
 mkdir -p "$(dirname "$OUT")"
 {
   echo
-  echo "## $(date -u +%Y-%m-%dT%H:%MZ) — one node each, loopback, $(nproc) cores"
+  echo "## $(date -u +%Y-%m-%dT%H:%MZ) — $MEMBERS member(s) each, loopback, $(nproc) cores"
   echo
-  echo "Command: \`bench/compare.sh\` (wrk -t$THREADS -c$CONNS -d$DURATION, 64-byte values, 1000 keys; etcd $("$ETCD_BIN" --version | head -1 | awk '{print $3}') --enable-v2; musubi $(git rev-parse --short HEAD 2>/dev/null || echo '?'))."
+  echo "Command: \`MEMBERS=$MEMBERS bench/compare.sh\` (requests to the leader; wrk -t$THREADS -c$CONNS -d$DURATION, 64-byte values, 1000 keys; etcd $("$ETCD_BIN" --version | head -1 | awk '{print $3}') --enable-v2; musubi $(git rev-parse --short HEAD 2>/dev/null || echo '?'))."
   echo
   echo "| op | etcd req/s | etcd p50 ms | etcd p99 ms | musubi req/s | musubi p50 ms | musubi p99 ms | musubi/etcd throughput | musubi/etcd p99 | non-2xx etcd / musubi |"
   echo "|---|---|---|---|---|---|---|---|---|---|"
