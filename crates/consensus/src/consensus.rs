@@ -71,7 +71,7 @@ impl Consensus {
         let raft = Raft::new(
             cfg.node_id,
             Arc::new(raft_config),
-            PeerNetwork::default(),
+            PeerNetwork::new(cfg.peer_tls.clone()),
             log,
             state_machine.clone(),
         )
@@ -81,7 +81,7 @@ impl Consensus {
             raft,
             state_machine,
             node_id: cfg.node_id,
-            forwarder: Forwarder::default(),
+            forwarder: Forwarder::new(cfg.peer_tls.clone()),
             election,
             // Randomised timeouts reach 2x election; allow one failed round on top.
             leader_wait: 3 * election,

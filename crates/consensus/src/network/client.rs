@@ -12,8 +12,10 @@ use openraft::network::{RPCOption, RaftNetworkFactory, RaftNetworkV2};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse,
 };
+use rustls::ClientConfig;
 use serde::de::DeserializeOwned;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Makes a [`PeerClient`] per target; all share one HTTP connection pool.
@@ -22,10 +24,11 @@ pub struct PeerNetwork {
     http: HttpClient,
 }
 
-impl Default for PeerNetwork {
-    fn default() -> Self {
+impl PeerNetwork {
+    /// `tls` dials `https://` peers (see [`http_client`]).
+    pub fn new(tls: Option<Arc<ClientConfig>>) -> Self {
         Self {
-            http: http_client(None),
+            http: http_client(None, tls),
         }
     }
 }
