@@ -13,6 +13,10 @@
 //! A certificate or key that cannot be loaded stops the server with the flag and the file
 //! named. Certificates are checked by webpki, which, like Go since 1.18, refuses SHA-1
 //! signatures.
+//!
+//! TLS listeners run their own accept loop ([`serve`]) rather than axum-server: plain
+//! listeners keep `axum::serve`, and each handshake runs in the connection's own task
+//! (with a timeout), so a slow or silent client never holds up the next accept.
 
 use crate::config::TlsInfo;
 use axum::Router;
@@ -68,7 +72,7 @@ const PEER: Flags = Flags {
 };
 
 /// A certificate chain and its private key.
-struct Identity {
+struct CertAndKey {
     chain: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
 }
@@ -167,9 +171,9 @@ fn identity(
     flags: &Flags,
     info: &TlsInfo,
     listen_urls: &[String],
-) -> Result<Option<Identity>, TlsError> {
+) -> Result<Option<CertAndKey>, TlsError> {
     match (&info.cert_file, &info.key_file) {
-        (Some(cert), Some(key)) => Ok(Some(Identity {
+        (Some(cert), Some(key)) => Ok(Some(CertAndKey {
             chain: load_certs(flags.cert, cert)?,
             key: load_key(flags.key, key)?,
         })),
@@ -189,7 +193,7 @@ fn identity(
 fn server_config(
     flags: &Flags,
     info: &TlsInfo,
-    identity: Identity,
+    identity: CertAndKey,
 ) -> Result<Arc<ServerConfig>, TlsError> {
     let builder = ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
@@ -224,7 +228,7 @@ fn server_config(
 
 fn peer_client_config(
     info: &TlsInfo,
-    identity: Option<&Identity>,
+    identity: Option<&CertAndKey>,
 ) -> Result<Arc<ClientConfig>, TlsError> {
     let builder = ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
@@ -293,13 +297,14 @@ fn pem_reason(e: rustls::pki_types::pem::Error) -> String {
 }
 
 /// A self-signed certificate for the hosts of `listen_urls` (IP addresses become IP SANs).
-fn self_signed(listen_urls: &[String]) -> Result<Identity, TlsError> {
+fn self_signed(listen_urls: &[String]) -> Result<CertAndKey, TlsError> {
     let mut hosts: Vec<String> = listen_urls.iter().filter_map(|u| url_host(u)).collect();
     hosts.push("localhost".into());
+    hosts.sort();
     hosts.dedup();
     let generated = rcgen::generate_simple_self_signed(hosts)
         .map_err(|e| TlsError::Setup(format!("cannot generate a self-signed certificate: {e}")))?;
-    Ok(Identity {
+    Ok(CertAndKey {
         chain: vec![generated.cert.der().clone()],
         key: PrivateKeyDer::Pkcs8(generated.signing_key.serialize_der().into()),
     })
