@@ -49,9 +49,9 @@ pip_q() {
   "$PY" -m pip "$@" -q --disable-pip-version-check 2>/dev/null \
     || "$PY" -m pip "$@" -q --disable-pip-version-check --break-system-packages
 }
-if ! "$PY" -c 'import etcd, pytest, requests' 2>/dev/null \
+if ! "$PY" -c 'import etcd, pytest, requests, cryptography' 2>/dev/null \
    || [ "$("$PY" -c 'import importlib.metadata as m; print(m.version("python-etcd"))')" != "0.4.5" ]; then
-  pip_q install python-etcd==0.4.5 pytest requests
+  pip_q install python-etcd==0.4.5 pytest requests cryptography
 fi
 # python-etcd's own integration tests ship in its sdist (tests/test_python_etcd.py)
 export MUSUBI_TEST_CACHE=${MUSUBI_TEST_CACHE:-$HOME/.cache/musubi-tests}
@@ -59,6 +59,12 @@ if [ ! -f "$MUSUBI_TEST_CACHE/python-etcd-0.4.5.tar.gz" ]; then
   mkdir -p "$MUSUBI_TEST_CACHE"
   "$PY" -m pip download -q --disable-pip-version-check --no-deps --no-binary :all: \
     python-etcd==0.4.5 -d "$MUSUBI_TEST_CACHE"
+fi
+# its test_ssl.py needs pyOpenSSL < 26 (X509.add_extensions); kept apart from the system's
+# packages and put on PYTHONPATH for that one file only (tests/test_python_etcd.py)
+if [ ! -f "$MUSUBI_TEST_CACHE/pyopenssl-25.3.0/OpenSSL/crypto.py" ]; then
+  "$PY" -m pip install -q --disable-pip-version-check --target "$MUSUBI_TEST_CACHE/pyopenssl-25.3.0" \
+    pyOpenSSL==25.3.0 cryptography==46.0.7
 fi
 
 log "build"

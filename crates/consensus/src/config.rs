@@ -3,6 +3,7 @@
 use crate::Member;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// Identity, storage location and timing of this member.
 #[derive(Clone, Debug)]
@@ -29,6 +30,9 @@ pub struct ConsensusConfig {
     /// The members of `--initial-cluster`, this one included. Empty means this member
     /// alone (as `node_name`, `peer_url`, `client_urls`).
     pub initial_members: BTreeMap<u64, Member>,
+    /// How to dial `https://` peer URLs: the CA to trust and the certificate to present
+    /// (etcd's `--peer-*` TLS flags). `None` dials only `http://` peers.
+    pub peer_tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl ConsensusConfig {

@@ -76,7 +76,7 @@ impl Consensus {
             .raft_config()
             .validate()
             .map_err(|e| ConsensusError::Config(e.to_string()))?;
-        let network = PeerNetwork::default();
+        let network = PeerNetwork::new(cfg.peer_tls.clone());
         let raft = Raft::new(
             cfg.node_id,
             Arc::new(raft_config),
@@ -92,7 +92,7 @@ impl Consensus {
             node_id: cfg.node_id,
             peer_stats: network.stats(),
             cluster_id: cfg.cluster_id,
-            forwarder: Forwarder::default(),
+            forwarder: Forwarder::new(cfg.peer_tls.clone()),
             election,
             // Randomised timeouts reach 2x election; allow one failed round on top.
             leader_wait: 3 * election,

@@ -26,8 +26,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use bytes::Bytes;
 use http_body_util::Full;
+use rustls::ClientConfig;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 use std::time::Duration;
 
 pub(crate) const PROPOSE: &str = "/raft/propose";
@@ -87,16 +89,15 @@ pub(crate) struct Forwarder {
     http: HttpClient,
 }
 
-impl Default for Forwarder {
-    fn default() -> Self {
+impl Forwarder {
+    /// `tls` dials `https://` peers, as the Raft RPCs do.
+    pub(crate) fn new(tls: Option<Arc<ClientConfig>>) -> Self {
         // A blackholed peer must not hold a write for the whole request timeout.
         Self {
-            http: http_client(Some(Duration::from_secs(1))),
+            http: http_client(Some(Duration::from_secs(1)), tls),
         }
     }
-}
 
-impl Forwarder {
     pub(crate) async fn call<T: DeserializeOwned>(
         &self,
         member: &Member,

@@ -4,7 +4,9 @@
 
 use crate::forward::{self, Forwarder, SendError, WireError};
 use crate::{ConsensusError, Member, MemberInfo};
+use rustls::ClientConfig;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// How long one peer has to answer; adding a member waits for a commit.
@@ -28,22 +30,32 @@ pub struct ClusterView {
 
 /// Asks the members at `peer_urls`, one after another, to add `me`; the cluster answers
 /// with the ID it gave this member. `me` becomes a voter once it has caught up.
-pub async fn join(peer_urls: &[String], me: &Member) -> Result<ClusterView, ConsensusError> {
+/// `tls` dials `https://` peers.
+pub async fn join(
+    peer_urls: &[String],
+    me: &Member,
+    tls: Option<Arc<ClientConfig>>,
+) -> Result<ClusterView, ConsensusError> {
     let body = serde_json::to_vec(me)
         .map_err(|e| ConsensusError::Rejected(format!("cannot encode the join request: {e}")))?;
-    ask_peers(peer_urls, forward::JOIN, body, ROUNDS).await
+    ask_peers(&Forwarder::new(tls), peer_urls, forward::JOIN, body, ROUNDS).await
 }
 
 /// The member list of the cluster the members at `peer_urls` belong to.
-pub async fn fetch_cluster(peer_urls: &[String]) -> Result<ClusterView, ConsensusError> {
-    ask_peers(peer_urls, forward::MEMBERS, Vec::new(), ROUNDS).await
+pub async fn fetch_cluster(
+    peer_urls: &[String],
+    tls: Option<Arc<ClientConfig>>,
+) -> Result<ClusterView, ConsensusError> {
+    let forwarder = Forwarder::new(tls);
+    ask_peers(&forwarder, peer_urls, forward::MEMBERS, Vec::new(), ROUNDS).await
 }
 
 /// The member list as the leader among `peer_urls` sees it, asking each once; `None` if
 /// the leader is not among those that answered.
-pub(crate) async fn ask_leader(peer_urls: &[String]) -> Option<ClusterView> {
+pub(crate) async fn ask_leader(forwarder: &Forwarder, peer_urls: &[String]) -> Option<ClusterView> {
     for url in peer_urls {
-        let asked = ask_peers(std::slice::from_ref(url), forward::MEMBERS, Vec::new(), 1).await;
+        let one = std::slice::from_ref(url);
+        let asked = ask_peers(forwarder, one, forward::MEMBERS, Vec::new(), 1).await;
         if let Some(view) = asked.ok().filter(|v| v.from_leader) {
             return Some(view);
         }
@@ -52,12 +64,12 @@ pub(crate) async fn ask_leader(peer_urls: &[String]) -> Option<ClusterView> {
 }
 
 async fn ask_peers(
+    forwarder: &Forwarder,
     peer_urls: &[String],
     path: &str,
     body: Vec<u8>,
     rounds: usize,
 ) -> Result<ClusterView, ConsensusError> {
-    let forwarder = Forwarder::default();
     let mut failures = Vec::new();
     for round in 1..=rounds {
         failures.clear();

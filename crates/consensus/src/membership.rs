@@ -212,7 +212,7 @@ impl Consensus {
                 .filter(|m| m.id != self.node_id)
                 .flat_map(|m| m.peer_urls.first().cloned())
                 .collect();
-            let Some(view) = join::ask_leader(&peers).await else {
+            let Some(view) = join::ask_leader(&self.forwarder, &peers).await else {
                 continue;
             };
             if !view.members.iter().any(|m| m.id == self.node_id) {

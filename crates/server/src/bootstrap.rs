@@ -12,6 +12,8 @@ use crate::config::Config;
 use crate::discovery;
 use crate::identity::{self, Founding, IdentityError};
 use musubi_consensus::{ConsensusError, Member};
+use rustls::ClientConfig;
+use std::sync::Arc;
 
 /// Who this member is, and whom a fresh log is initialized with.
 pub struct Bootstrap {
@@ -42,12 +44,16 @@ pub enum BootstrapError {
     Discovery { url: String, reason: String },
 }
 
-pub async fn resolve(config: &Config) -> Result<Bootstrap, BootstrapError> {
+/// `peer_tls` dials `https://` peers when joining.
+pub async fn resolve(
+    config: &Config,
+    peer_tls: Option<Arc<ClientConfig>>,
+) -> Result<Bootstrap, BootstrapError> {
     if let Some(recorded) = identity::recorded(&config.data_dir)? {
         return resume(config, recorded);
     }
     let bootstrap = if !config.peers.is_empty() {
-        join(config).await?
+        join(config, peer_tls).await?
     } else if let Some(url) = &config.discovery {
         let founding =
             discovery::founding(url, config)
@@ -58,7 +64,7 @@ pub async fn resolve(config: &Config) -> Result<Bootstrap, BootstrapError> {
                 })?;
         found(config, founding)?
     } else if config.initial_cluster_state == "existing" {
-        existing(config).await?
+        existing(config, peer_tls).await?
     } else {
         found(config, Founding::from_flags(config))?
     };
@@ -100,7 +106,10 @@ fn found(config: &Config, founding: Founding) -> Result<Bootstrap, BootstrapErro
 }
 
 /// 0.x `-peers`: any reachable peer adds this member (a learner until it has caught up).
-async fn join(config: &Config) -> Result<Bootstrap, BootstrapError> {
+async fn join(
+    config: &Config,
+    peer_tls: Option<Arc<ClientConfig>>,
+) -> Result<Bootstrap, BootstrapError> {
     let me = Member {
         name: config.name.clone(),
         peer_urls: config.initial_advertise_peer_urls.clone(),
@@ -111,7 +120,7 @@ async fn join(config: &Config) -> Result<Bootstrap, BootstrapError> {
         peers: config.peers.join(","),
         source,
     };
-    let view = musubi_consensus::join(&config.peers, &me)
+    let view = musubi_consensus::join(&config.peers, &me, peer_tls)
         .await
         .map_err(join_error)?;
     let member = view.member.ok_or_else(|| {
@@ -125,7 +134,10 @@ async fn join(config: &Config) -> Result<Bootstrap, BootstrapError> {
 
 /// `--initial-cluster-state existing`: this member was added already (`member add`); find
 /// its ID in the cluster's member list by its peer URLs.
-async fn existing(config: &Config) -> Result<Bootstrap, BootstrapError> {
+async fn existing(
+    config: &Config,
+    peer_tls: Option<Arc<ClientConfig>>,
+) -> Result<Bootstrap, BootstrapError> {
     let others: Vec<String> = Founding::from_flags(config)
         .members()?
         .into_iter()
@@ -133,7 +145,7 @@ async fn existing(config: &Config) -> Result<Bootstrap, BootstrapError> {
         .flat_map(|(_, _, urls)| urls)
         .collect();
     let mine = &config.initial_advertise_peer_urls;
-    let view = musubi_consensus::fetch_cluster(&others)
+    let view = musubi_consensus::fetch_cluster(&others, peer_tls)
         .await
         .map_err(|source| BootstrapError::Join {
             peers: others.join(","),

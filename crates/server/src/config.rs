@@ -29,6 +29,23 @@ pub struct Config {
     pub election_timeout_ms: u64,
     pub v2_watch_history: usize,
     pub log_level: String,
+    /// TLS on the client URLs (`--cert-file`, `--key-file`, ...).
+    pub client_tls: TlsInfo,
+    /// TLS on the peer URLs and for dialing peers (`--peer-cert-file`, ...).
+    pub peer_tls: TlsInfo,
+}
+
+/// One side's TLS flags, as etcd's `transport.TLSInfo`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct TlsInfo {
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+    pub trusted_ca_file: Option<PathBuf>,
+    /// Require a certificate signed by `trusted_ca_file` from whoever connects. etcd also
+    /// requires one whenever `trusted_ca_file` is set, and so does musubi.
+    pub client_cert_auth: bool,
+    /// Serve a self-signed certificate generated at start-up when no cert/key is given.
+    pub auto_tls: bool,
 }
 
 /// What the command line asked for.
@@ -131,6 +148,62 @@ const FLAGS: &[(&str, Kind, &str)] = &[
         "log-level",
         Kind::Value,
         "debug, info, warn or error (default info)",
+    ),
+    (
+        "cert-file",
+        Kind::Value,
+        "TLS certificate (PEM) served on https:// client URLs",
+    ),
+    ("key-file", Kind::Value, "private key (PEM) of --cert-file"),
+    (
+        "client-cert-auth",
+        Kind::Bool,
+        "refuse clients without a certificate signed by --trusted-ca-file",
+    ),
+    (
+        "trusted-ca-file",
+        Kind::Value,
+        "CA (PEM) that signs client certificates; setting it requires them, as in etcd",
+    ),
+    (
+        "auto-tls",
+        Kind::Bool,
+        "serve https:// client URLs with a generated self-signed certificate",
+    ),
+    (
+        "peer-cert-file",
+        Kind::Value,
+        "TLS certificate (PEM) served on https:// peer URLs and shown to peers",
+    ),
+    (
+        "peer-key-file",
+        Kind::Value,
+        "private key (PEM) of --peer-cert-file",
+    ),
+    (
+        "peer-client-cert-auth",
+        Kind::Bool,
+        "refuse peers without a certificate signed by --peer-trusted-ca-file",
+    ),
+    (
+        "peer-trusted-ca-file",
+        Kind::Value,
+        "CA (PEM) that signs peer certificates, for both directions",
+    ),
+    (
+        "peer-auto-tls",
+        Kind::Bool,
+        "https:// peer URLs with a generated self-signed certificate; peers are not verified",
+    ),
+    (
+        "ca-file",
+        Kind::Value,
+        "etcd 2.x: --trusted-ca-file plus --client-cert-auth",
+    ),
+    (
+        "peer-ca-file",
+        Kind::Value,
+        "etcd 2.x: --peer-trusted-ca-file plus --peer-client-cert-auth",
     ),
     (
         "enable-v2",
@@ -285,6 +358,33 @@ fn number<T: std::str::FromStr>(
     Ok(default)
 }
 
+fn boolean(given: &Given, name: &str) -> Result<bool, ConfigError> {
+    match given.get(name).as_deref() {
+        None | Some("false" | "0") => Ok(false),
+        Some("true" | "1" | "") => Ok(true),
+        Some(other) => Err(ConfigError::BadValue {
+            flag: name.to_string(),
+            value: other.to_string(),
+            reason: "not true or false".into(),
+        }),
+    }
+}
+
+/// The TLS flags of one side: `prefix` is "" for clients and "peer-" for peers. The etcd
+/// 2.x `--ca-file` means a trusted CA and client certificate authentication together.
+fn tls_info(given: &Given, prefix: &str) -> Result<TlsInfo, ConfigError> {
+    let path = |name: &str| given.get(&format!("{prefix}{name}")).map(PathBuf::from);
+    let legacy_ca = path("ca-file");
+    Ok(TlsInfo {
+        cert_file: path("cert-file"),
+        key_file: path("key-file"),
+        client_cert_auth: boolean(given, &format!("{prefix}client-cert-auth"))?
+            || legacy_ca.is_some(),
+        trusted_ca_file: path("trusted-ca-file").or(legacy_ca),
+        auto_tls: boolean(given, &format!("{prefix}auto-tls"))?,
+    })
+}
+
 fn url_list(s: &str) -> Vec<String> {
     s.split(',')
         .map(str::trim)
@@ -413,6 +513,8 @@ fn build(given: &Given) -> Result<Config, ConfigError> {
         election_timeout_ms: number(given, &["election-timeout", "peer-election-timeout"], 1000)?,
         v2_watch_history: number(given, &["v2-watch-history"], 1000)?,
         log_level: given.get("log-level").unwrap_or_else(|| "info".into()),
+        client_tls: tls_info(given, "")?,
+        peer_tls: tls_info(given, "peer-")?,
     })
 }
 
@@ -497,5 +599,43 @@ mod tests {
             ConfigError::BadValue { .. }
         ));
         assert_eq!(args(&["--version"]).unwrap(), Invocation::Version);
+        assert!(matches!(
+            args(&["--client-cert-auth=maybe"]).unwrap_err(),
+            ConfigError::BadValue { .. }
+        ));
+    }
+
+    #[test]
+    fn tls_flags_fill_each_side() {
+        let c = serve(&[
+            "--cert-file=s.crt",
+            "--key-file",
+            "s.key",
+            "--client-cert-auth",
+            "--trusted-ca-file=ca.crt",
+            "--peer-auto-tls",
+            "--peer-client-cert-auth=false",
+        ]);
+        assert_eq!(
+            c.client_tls,
+            TlsInfo {
+                cert_file: Some("s.crt".into()),
+                key_file: Some("s.key".into()),
+                trusted_ca_file: Some("ca.crt".into()),
+                client_cert_auth: true,
+                auto_tls: false,
+            }
+        );
+        assert!(c.peer_tls.auto_tls && !c.peer_tls.client_cert_auth);
+    }
+
+    #[test]
+    fn the_etcd2_ca_file_flag_means_trusted_ca_and_client_cert_auth() {
+        // python-etcd's TLS tests start etcd with -cert-file -key-file -ca-file.
+        let c = serve(&["-ca-file=ca.crt", "-peer-ca-file", "pca.crt"]);
+        assert_eq!(c.client_tls.trusted_ca_file, Some("ca.crt".into()));
+        assert!(c.client_tls.client_cert_auth);
+        assert_eq!(c.peer_tls.trusted_ca_file, Some("pca.crt".into()));
+        assert!(c.peer_tls.client_cert_auth);
     }
 }

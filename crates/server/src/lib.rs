@@ -7,7 +7,8 @@
 //! 1. parse the configuration (flags, `MUSUBI_*` environment, defaults);
 //! 2. open the Raft log and snapshot in the data dir, restoring the state machine;
 //! 3. start the TTL expiry loop;
-//! 4. serve clients on every client URL and peers on the peer URLs until SIGINT/SIGTERM.
+//! 4. serve clients on every client URL and peers on the peer URLs until SIGINT/SIGTERM;
+//!    `https://` URLs serve TLS (see [`tls`]).
 
 pub mod app;
 mod bootstrap;
@@ -17,6 +18,7 @@ mod discovery;
 mod expiry;
 mod http;
 mod identity;
+mod tls;
 pub mod v2;
 
 use app::{App, Limits};
@@ -87,6 +89,8 @@ pub enum ServeError {
     Listen { url: String, reason: String },
     #[error(transparent)]
     Bootstrap(#[from] bootstrap::BootstrapError),
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
     #[error(
         "the member has been permanently removed from the cluster; to serve again, add it back (musubi cluster add) and start it with a fresh data dir"
     )]
@@ -96,19 +100,27 @@ pub enum ServeError {
 }
 
 pub async fn run(config: Config) -> Result<(), ServeError> {
+    // Bad certificate flags stop the server before it touches the data dir.
+    let client_tls = tls::client_server_config(&config.client_tls, &config.listen_client_urls)?;
+    let peer_tls = tls::peer_configs(&config.peer_tls, &config.listen_peer_urls)?;
     std::fs::create_dir_all(&config.data_dir).map_err(|source| ServeError::DataDir {
         path: config.data_dir.display().to_string(),
         source,
     })?;
-    let client_listeners = bind_all(&config.listen_client_urls).await?;
-    let peer_listeners = bind_all(&config.listen_peer_urls).await?;
-    let bootstrap = bootstrap::resolve(&config).await?;
+    let client_listeners = bind_all(&config.listen_client_urls, client_tls, "--cert-file").await?;
+    let peer_listeners = bind_all(
+        &config.listen_peer_urls,
+        peer_tls.server,
+        "--peer-cert-file",
+    )
+    .await?;
+    let bootstrap = bootstrap::resolve(&config, peer_tls.dialer.clone()).await?;
 
     let sm = Arc::new(RwLock::new(StateMachine::new()));
     let hub = Arc::new(WatchHub::new(config.v2_watch_history));
     let hook_hub = hub.clone();
     let hook: ApplyHook = Arc::new(move |response| hook_hub.on_apply(response));
-    let consensus_config = consensus_config(&config, &bootstrap);
+    let consensus_config = consensus_config(&config, &bootstrap, peer_tls.dialer);
     let identity = bootstrap.identity;
     let raft = Consensus::open(consensus_config, sm.clone(), hook).await?;
 
@@ -121,14 +133,14 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
     tokio::spawn(expiry::run(app.clone()));
 
     let client_router = http::router(app.clone());
-    for (url, listener) in client_listeners {
-        tracing::info!(%url, "serving clients");
-        tokio::spawn(serve_router(listener, client_router.clone()));
+    for bound in client_listeners {
+        tracing::info!(url = %bound.url, "serving clients");
+        tokio::spawn(bound.serve(client_router.clone()));
     }
     let peer_router = raft.peer_router();
-    for (url, listener) in peer_listeners {
-        tracing::info!(%url, "serving peers");
-        tokio::spawn(serve_router(listener, peer_router.clone()));
+    for bound in peer_listeners {
+        tracing::info!(url = %bound.url, "serving peers");
+        tokio::spawn(bound.serve(peer_router.clone()));
     }
     tracing::info!(name = %app.identity.name, data_dir = %config.data_dir.display(), "musubi is ready");
     let removed = tokio::select! {
@@ -143,7 +155,11 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
     Ok(())
 }
 
-fn consensus_config(config: &Config, bootstrap: &bootstrap::Bootstrap) -> ConsensusConfig {
+fn consensus_config(
+    config: &Config,
+    bootstrap: &bootstrap::Bootstrap,
+    peer_tls: Option<Arc<rustls::ClientConfig>>,
+) -> ConsensusConfig {
     // Other members' client URLs are not in --initial-cluster: each publishes its own.
     let initial_members = bootstrap
         .founding_members
@@ -175,30 +191,65 @@ fn consensus_config(config: &Config, bootstrap: &bootstrap::Bootstrap) -> Consen
         heartbeat_ms: config.heartbeat_interval_ms,
         election_ms: config.election_timeout_ms,
         initial_members,
+        peer_tls,
     }
 }
 
-async fn serve_router(listener: tokio::net::TcpListener, router: axum::Router) {
-    if let Err(e) = axum::serve(listener, router).await {
-        tracing::error!(error = %e, "listener stopped");
+/// A bound listen URL; `tls` is set for `https://` URLs.
+struct Bound {
+    url: String,
+    listener: tokio::net::TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+}
+
+impl Bound {
+    async fn serve(self, router: axum::Router) {
+        match self.tls {
+            Some(config) => tls::serve(self.listener, config, router).await,
+            None => {
+                if let Err(e) = axum::serve(self.listener, router).await {
+                    tracing::error!(url = %self.url, error = %e, "listener stopped");
+                }
+            }
+        }
     }
 }
 
-async fn bind_all(urls: &[String]) -> Result<Vec<(String, tokio::net::TcpListener)>, ServeError> {
+/// Binds every URL; `https://` ones need `tls` (`cert_flag` names what provides it).
+async fn bind_all(
+    urls: &[String],
+    tls: Option<Arc<rustls::ServerConfig>>,
+    cert_flag: &str,
+) -> Result<Vec<Bound>, ServeError> {
     let mut out = Vec::new();
     for url in urls {
         let listen_err = |reason: String| ServeError::Listen {
             url: url.clone(),
             reason,
         };
-        let addr = url.strip_prefix("http://").ok_or_else(|| {
-            listen_err("only http:// URLs are supported so far (TLS comes with clustering)".into())
-        })?;
+        let (addr, tls) = if let Some(addr) = url.strip_prefix("http://") {
+            (addr, None)
+        } else if let Some(addr) = url.strip_prefix("https://") {
+            let config = tls.clone().ok_or_else(|| {
+                listen_err(format!(
+                    "https:// needs {cert_flag} and its key file (or auto TLS)"
+                ))
+            })?;
+            (addr, Some(config))
+        } else {
+            return Err(listen_err(
+                "only http:// and https:// URLs are supported".into(),
+            ));
+        };
         let addr = addr.trim_end_matches('/');
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|e| listen_err(e.to_string()))?;
-        out.push((url.clone(), listener));
+        out.push(Bound {
+            url: url.clone(),
+            listener,
+            tls,
+        });
     }
     Ok(out)
 }

@@ -14,6 +14,7 @@ use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest,
     TransferLeaderResponse, VoteRequest, VoteResponse,
 };
+use rustls::ClientConfig;
 use serde::de::DeserializeOwned;
 use std::future::Future;
 use std::sync::Arc;
@@ -26,16 +27,15 @@ pub struct PeerNetwork {
     stats: Arc<PeerStats>,
 }
 
-impl Default for PeerNetwork {
-    fn default() -> Self {
+impl PeerNetwork {
+    /// `tls` dials `https://` peers (see [`http_client`]).
+    pub fn new(tls: Option<Arc<ClientConfig>>) -> Self {
         Self {
-            http: http_client(None),
+            http: http_client(None, tls),
             stats: Arc::default(),
         }
     }
-}
 
-impl PeerNetwork {
     /// What this member has sent, for `/v2/stats`.
     pub fn stats(&self) -> Arc<PeerStats> {
         self.stats.clone()

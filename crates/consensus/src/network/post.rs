@@ -5,13 +5,16 @@
 use crate::Member;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use rustls::ClientConfig;
 use serde::de::DeserializeOwned;
+use std::sync::Arc;
 use std::time::Duration;
 
-pub(crate) type HttpClient = Client<HttpConnector, Full<Bytes>>;
+pub(crate) type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 /// A POST that got no decodable 2xx reply.
 pub(crate) enum PostFailure {
@@ -22,11 +25,35 @@ pub(crate) enum PostFailure {
 }
 
 /// A pooled client; peer messages are small and latency-bound, hence `TCP_NODELAY`.
-pub(crate) fn http_client(connect_timeout: Option<Duration>) -> HttpClient {
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    connector.set_connect_timeout(connect_timeout);
+/// `http://` peer URLs are dialed in the clear and `https://` ones with `tls` (the
+/// server's `--peer-*` TLS flags); without `tls` an https peer cannot be verified, so
+/// dialing it fails with the certificate error.
+pub(crate) fn http_client(
+    connect_timeout: Option<Duration>,
+    tls: Option<Arc<ClientConfig>>,
+) -> HttpClient {
+    let mut tcp = HttpConnector::new();
+    tcp.set_nodelay(true);
+    tcp.set_connect_timeout(connect_timeout);
+    // The TLS layer wraps the TCP connector, which must then let https URLs through.
+    tcp.enforce_http(false);
+    let tls = tls.map_or_else(untrusting_config, |c| (*c).clone());
+    let connector = HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(tcp);
     Client::builder(TokioExecutor::new()).build(connector)
+}
+
+/// A client config that trusts no CA, for a member given no peer TLS flags.
+fn untrusting_config() -> ClientConfig {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default TLS versions")
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth()
 }
 
 /// The member's first peer URL without a trailing `/`, or "" when it has none.

@@ -30,7 +30,7 @@ async fn a_stale_vote_request_is_answered_and_refused_over_http() {
     let url = format!("http://{}", listener.local_addr().unwrap());
     let server = tokio::spawn(axum::serve(listener, node.consensus.peer_router()).into_future());
 
-    let mut client = PeerNetwork::default().new_client(NODE_ID, &peer(url)).await;
+    let mut client = PeerNetwork::new(None).new_client(NODE_ID, &peer(url)).await;
     let stale = VoteRequest::new(Vote::new(0, 2), None);
     let reply = client
         .vote(stale.clone(), option())
@@ -59,7 +59,7 @@ async fn a_snapshot_from_a_stale_leader_travels_and_is_refused() {
     let url = format!("http://{}", listener.local_addr().unwrap());
     let server = tokio::spawn(axum::serve(listener, node.consensus.peer_router()).into_future());
 
-    let mut client = PeerNetwork::default().new_client(NODE_ID, &peer(url)).await;
+    let mut client = PeerNetwork::new(None).new_client(NODE_ID, &peer(url)).await;
     let snapshot = Snapshot {
         meta: Default::default(),
         snapshot: musubi_store::StateMachine::new().to_snapshot(),
@@ -83,7 +83,7 @@ async fn a_peer_that_refuses_connections_is_unreachable() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     drop(listener);
-    let mut client = PeerNetwork::default().new_client(2, &peer(url)).await;
+    let mut client = PeerNetwork::new(None).new_client(2, &peer(url)).await;
     let err = client
         .vote(VoteRequest::new(Vote::new(1, 1), None), option())
         .await
@@ -97,7 +97,7 @@ async fn a_peer_that_is_not_a_raft_member_is_a_network_error() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let server = tokio::spawn(axum::serve(listener, axum::Router::new()).into_future());
-    let mut client = PeerNetwork::default().new_client(2, &peer(url)).await;
+    let mut client = PeerNetwork::new(None).new_client(2, &peer(url)).await;
     let err = client
         .vote(VoteRequest::new(Vote::new(1, 1), None), option())
         .await

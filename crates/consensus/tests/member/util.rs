@@ -22,6 +22,7 @@ pub fn config(dir: &Path, snapshot_count: u64) -> ConsensusConfig {
         heartbeat_ms: 50,
         election_ms: 300,
         initial_members: Default::default(),
+        peer_tls: None,
     }
 }
 

@@ -65,6 +65,7 @@ impl Cluster {
                     cluster_id: 1,
                     join_existing: false,
                     force_new_cluster: false,
+                    peer_tls: None,
                     data_dir: dir.path().to_path_buf(),
                     peer_url: member.peer_urls[0].clone(),
                     client_urls: Vec::new(),
