@@ -287,9 +287,14 @@ impl Consensus {
         if self.forwarder.ping(leader, PING_TTL).await {
             return ConsensusError::OutcomeUnknown;
         }
+        let down = self.unreachable().await;
+        let others = if down.is_empty() {
+            String::new()
+        } else {
+            format!("; cannot reach members {}", describe(&down))
+        };
         ConsensusError::Unavailable(format!(
-            "the leader stopped answering: cannot reach members {}; the request may still be applied if they return",
-            describe(&self.unreachable().await)
+            "the leader ({leader}) stopped answering{others}; the request may still be applied"
         ))
     }
 

@@ -31,6 +31,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use v2::watch::WatchHub;
 
+/// How long a member that was removed keeps answering before it stops.
+const REMOVED_GRACE: Duration = Duration::from_secs(1);
+
 /// etcd lets a gRPC request exceed `--max-request-bytes` by this much.
 const REQUEST_OVERHEAD_BYTES: usize = 512 * 1024;
 
@@ -145,7 +148,11 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
     tracing::info!(name = %app.identity.name, data_dir = %config.data_dir.display(), "musubi is ready");
     let removed = tokio::select! {
         _ = shutdown_signal() => false,
-        _ = raft.removed() => true,
+        _ = raft.removed() => {
+            // The request that removed this member may still be waiting for its reply.
+            tokio::time::sleep(REMOVED_GRACE).await;
+            true
+        }
     };
     tracing::info!("shutting down");
     raft.shutdown().await;
