@@ -63,11 +63,14 @@ pub struct PeerClient {
     stats: Arc<PeerStats>,
 }
 
-/// A failed exchange, before it is shaped into the error type a given RPC returns.
-enum Failure {
-    /// Could not connect: the peer is down or partitioned away.
+/// A failed exchange, before it is shaped into the error type a given RPC returns. Public
+/// so that other transports (the simulation's) report failures the same way.
+pub enum Failure {
+    /// Nothing was delivered: the peer is down, partitioned away, or its Raft has stopped.
+    /// openraft backs off.
     Unreachable(String),
-    /// Anything else on the way: timeouts, resets, bad replies.
+    /// Anything later on the way (timeouts, resets, lost or bad replies): it may have been
+    /// delivered.
     Network(String),
 }
 

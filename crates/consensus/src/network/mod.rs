@@ -18,7 +18,7 @@ pub(crate) mod post;
 mod server;
 mod stats;
 
-pub use client::{PeerClient, PeerNetwork};
+pub use client::{Failure, PeerClient, PeerNetwork};
 pub use server::router;
 pub use stats::{FollowerStats, PeerStats, Totals};
 

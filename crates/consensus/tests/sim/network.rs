@@ -8,11 +8,10 @@
 //! overtake each other, and a duplicate arrives late, after newer ones: the reordering a
 //! real network produces.
 
+use musubi_consensus::network::Failure;
 use musubi_consensus::{Raft, Snapshot, TypeConfig, Vote};
 use openraft::OptionalSend;
-use openraft::errors::{
-    NetworkError, RPCError, RaftError, ReplicationClosed, StreamingError, Unreachable,
-};
+use openraft::errors::{RPCError, RaftError, ReplicationClosed, StreamingError};
 use openraft::network::{RPCOption, RaftNetworkFactory, RaftNetworkV2};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse,
@@ -66,32 +65,6 @@ enum Reply {
     Append(AppendEntriesResponse<TypeConfig>),
     Vote(VoteResponse<TypeConfig>),
     Snapshot(SnapshotResponse<TypeConfig>),
-}
-
-/// Why a message got no reply, before it is shaped into the error type an RPC returns.
-enum Failure {
-    /// Nothing was delivered: the target is down, cut off, or its Raft has stopped.
-    Unreachable(String),
-    /// The request or its reply was lost, or came too late: it may have been applied.
-    Lost(String),
-}
-
-impl From<Failure> for RPCError<TypeConfig> {
-    fn from(f: Failure) -> Self {
-        match f {
-            Failure::Unreachable(m) => RPCError::Unreachable(Unreachable::from_string(m)),
-            Failure::Lost(m) => RPCError::Network(NetworkError::from_string(m)),
-        }
-    }
-}
-
-impl From<Failure> for StreamingError<TypeConfig> {
-    fn from(f: Failure) -> Self {
-        match f {
-            Failure::Unreachable(m) => StreamingError::Unreachable(Unreachable::from_string(m)),
-            Failure::Lost(m) => StreamingError::Network(NetworkError::from_string(m)),
-        }
-    }
 }
 
 impl Router {
@@ -184,7 +157,7 @@ impl Router {
         let request_lost = self.chance(loss);
         tokio::time::sleep(self.delay()).await;
         if request_lost {
-            return Err(Failure::Lost(format!("request {from}->{to} lost")));
+            return Err(Failure::Network(format!("request {from}->{to} lost")));
         }
         // Look again: the target may have crashed or been cut off while this was in flight.
         let raft = self.reachable(from, to)?;
@@ -192,7 +165,7 @@ impl Router {
         let reply_lost = self.chance(loss);
         tokio::time::sleep(self.delay()).await;
         if reply_lost || self.faults.lock().is_cut(from, to) {
-            return Err(Failure::Lost(format!("reply {to}->{from} lost")));
+            return Err(Failure::Network(format!("reply {to}->{from} lost")));
         }
         Ok(reply)
     }
@@ -227,7 +200,7 @@ impl Endpoint {
         let exchange = self.router.clone().exchange(self.from, to, message);
         tokio::time::timeout(option.hard_ttl(), exchange)
             .await
-            .unwrap_or_else(|_| Err(Failure::Lost(format!("no reply from {to} in time"))))
+            .unwrap_or_else(|_| Err(Failure::Network(format!("no reply from {to} in time"))))
     }
 }
 
@@ -251,6 +224,23 @@ pub struct PeerLink {
 /// `deliver` answers each message with a reply of its own kind.
 const MISMATCH: &str = "the simulated network paired a request with a reply of another kind";
 
+impl PeerLink {
+    async fn exchange(&self, message: Message, option: &RPCOption) -> Result<Reply, Failure> {
+        self.endpoint.send(self.target, message, option).await
+    }
+
+    async fn exchange_vote(
+        &self,
+        message: Message,
+        option: &RPCOption,
+    ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
+        match self.exchange(message, option).await? {
+            Reply::Vote(reply) => Ok(reply),
+            _ => unreachable!("{MISMATCH}"),
+        }
+    }
+}
+
 impl RaftNetworkV2<TypeConfig> for PeerLink {
     type SnapshotData = Vec<u8>;
 
@@ -259,11 +249,8 @@ impl RaftNetworkV2<TypeConfig> for PeerLink {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
-        match self
-            .endpoint
-            .send(self.target, Message::Append(rpc), &option)
-            .await?
-        {
+        let reply = self.exchange(Message::Append(rpc), &option).await?;
+        match reply {
             Reply::Append(reply) => Ok(reply),
             _ => unreachable!("{MISMATCH}"),
         }
@@ -274,14 +261,7 @@ impl RaftNetworkV2<TypeConfig> for PeerLink {
         rpc: VoteRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
-        match self
-            .endpoint
-            .send(self.target, Message::Vote(rpc), &option)
-            .await?
-        {
-            Reply::Vote(reply) => Ok(reply),
-            _ => unreachable!("{MISMATCH}"),
-        }
+        self.exchange_vote(Message::Vote(rpc), &option).await
     }
 
     async fn pre_vote(
@@ -289,14 +269,7 @@ impl RaftNetworkV2<TypeConfig> for PeerLink {
         rpc: VoteRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
-        match self
-            .endpoint
-            .send(self.target, Message::PreVote(rpc), &option)
-            .await?
-        {
-            Reply::Vote(reply) => Ok(reply),
-            _ => unreachable!("{MISMATCH}"),
-        }
+        self.exchange_vote(Message::PreVote(rpc), &option).await
     }
 
     async fn full_snapshot(
