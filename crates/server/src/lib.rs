@@ -22,6 +22,7 @@ mod tls;
 pub mod v2;
 
 use app::{App, Limits};
+use axum::serve::ListenerExt;
 use config::{Config, Invocation};
 use musubi_consensus::{ApplyHook, Consensus, ConsensusConfig, Member};
 use musubi_store::StateMachine;
@@ -214,7 +215,11 @@ impl Bound {
         match self.tls {
             Some(config) => tls::serve(self.listener, config, router).await,
             None => {
-                if let Err(e) = axum::serve(self.listener, router).await {
+                // Replies are small and latency-bound: send them without Nagle's delay.
+                let listener = self.listener.tap_io(|tcp| {
+                    let _ = tcp.set_nodelay(true);
+                });
+                if let Err(e) = axum::serve(listener, router).await {
                     tracing::error!(url = %self.url, error = %e, "listener stopped");
                 }
             }
