@@ -259,3 +259,23 @@ def test_member_commands(fleet, tool):
     c.kill()
     out = run(a, *health, rc=5)
     assert "cluster is degraded" in out and "is unreachable" in out, out
+
+
+def test_a_whole_cluster_outage_is_survived(fleet):
+    """Every member killed at once (a power cut): all restart from their data dirs with the
+    same flags, elect a leader and keep every acknowledged write."""
+    nodes = fleet.cluster(3)
+    for i in range(30):
+        put(nodes[i % 3], "outage/k%d" % i, str(i))
+    for n in nodes:
+        n.kill()
+    for n in nodes:
+        n.start(wait=False)
+    for n in nodes:
+        n.wait_ready()
+    wait_for("a leader after the outage", lambda: leader_of(nodes[0]))
+    put(nodes[1], "outage/after", "yes")
+    for n in nodes:
+        wait_for("%s to serve every write" % n.name,
+                 lambda n=n: value(n, "outage/after") == "yes")
+        assert all(value(n, "outage/k%d" % i) == str(i) for i in range(30))

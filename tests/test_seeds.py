@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from harness import ETCDCTL_BIN, free_port, raw_request, target_kind
+from harness import ETCDCTL_BIN, free_port, musubi_bin, raw_request, target_kind
 
 
 def curl(*args):
@@ -263,3 +263,26 @@ def test_seed002_cluster_transcript(fleet):
     assert r["action"] == "set", r
     members = curl_json("http://127.0.0.1:4003/v2/members")["members"]
     assert len(members) == 3, members
+
+
+def test_seed002_wildcard_addresses_are_advertised_reachably(fleet):
+    """Seed 002's first pitfall: machine1 listened on 0.0.0.0 but told the cluster an
+    address others could not use, so machine2 "cannot join to cluster via given peers".
+    musubi advertises this machine's routable address for a wildcard listen address."""
+    if target_kind() == "etcd":
+        pytest.skip("etcd 3.4 has no 0.x flags")
+    client, peer = free_port(), free_port()
+    m1 = fleet.target(name="machine1", client_port=client, peer_port=peer, style="legacy")
+    m1.argv = lambda: [musubi_bin(), "serve", "-data-dir", m1.data_dir, "-name", "machine1",
+                       "-addr", "0.0.0.0:%d" % client, "-peer-addr", "0.0.0.0:%d" % peer]
+    m1.start()
+    me = json.loads(raw_request(client, "GET", "/v2/members")[2])["members"][0]
+    advertised = me["peerURLs"][0]
+    assert "0.0.0.0" not in advertised and advertised.endswith(":%d" % peer), me
+    assert "0.0.0.0" not in me["clientURLs"][0], me
+    host = advertised.split("://")[1]
+    m2 = fleet.target(name="machine2", style="legacy", extra_args=["-peers", host])
+    m2.start()
+    wait_for("machine2 to vote", lambda: len(voters(client)) == 2)
+    raw_request(client, "PUT", "/v2/keys/k", body="value=v")
+    wait_for("machine2 to see the write", lambda: get_key(m2.client_port, "k")[0] == 200)

@@ -2,6 +2,7 @@
 //! variables, then defaults. etcd 3.4's flag names work with one or two dashes, and so do
 //! the etcd 0.x flags the seed articles use (`-addr -peer-addr -peers`).
 
+use crate::advertise;
 use std::path::PathBuf;
 
 #[derive(Clone, Debug, PartialEq)]
@@ -424,6 +425,34 @@ fn peers(given: &Given) -> Result<Vec<String>, ConfigError> {
         .collect())
 }
 
+/// Advertised URLs given as such must be reachable addresses (see `advertise`).
+fn explicitly_advertised(urls: Vec<String>, flag: &str) -> Result<Vec<String>, ConfigError> {
+    match urls.iter().find(|u| advertise::wildcard_host(u).is_some()) {
+        Some(url) => Err(ConfigError::BadValue {
+            flag: flag.into(),
+            value: url.clone(),
+            reason:
+                "other machines cannot connect to a wildcard address: advertise one they can reach"
+                    .into(),
+        }),
+        None => Ok(urls),
+    }
+}
+
+/// URLs advertised because they are listened on: a wildcard host becomes this machine's
+/// routable address, as other machines must reach it.
+fn derived_advertised(urls: Vec<String>, flag: &str) -> Result<Vec<String>, ConfigError> {
+    if !urls.iter().any(|u| advertise::wildcard_host(u).is_some()) {
+        return Ok(urls);
+    }
+    let ip = advertise::routable_ip().ok_or_else(|| ConfigError::BadValue {
+        flag: flag.into(),
+        value: urls.join(","),
+        reason: "listens on a wildcard address, and this machine has no route to advertise instead: give an address other machines can reach".into(),
+    })?;
+    Ok(urls.iter().map(|u| advertise::with_host(u, ip)).collect())
+}
+
 fn build(given: &Given) -> Result<Config, ConfigError> {
     let name = given.get("name").unwrap_or_else(|| "default".into());
     let data_dir = PathBuf::from(
@@ -447,9 +476,12 @@ fn build(given: &Given) -> Result<Config, ConfigError> {
         ],
     };
     let advertise_client_urls = match (given.get("advertise-client-urls"), &addr) {
-        (Some(urls), _) => url_list(&urls),
-        (None, Some(addr)) => vec![addr.clone()],
-        (None, None) => listen_client_urls.iter().take(1).cloned().collect(),
+        (Some(urls), _) => explicitly_advertised(url_list(&urls), "advertise-client-urls")?,
+        (None, Some(addr)) => derived_advertised(vec![addr.clone()], "addr")?,
+        (None, None) => derived_advertised(
+            listen_client_urls.iter().take(1).cloned().collect(),
+            "listen-client-urls",
+        )?,
     };
 
     let peer_addr = given.get("peer-addr").map(|a| addr_url(&a, 7001));
@@ -464,9 +496,9 @@ fn build(given: &Given) -> Result<Config, ConfigError> {
         (None, None, None) => vec!["http://127.0.0.1:2380".into()],
     };
     let initial_advertise_peer_urls = match (given.get("initial-advertise-peer-urls"), &peer_addr) {
-        (Some(urls), _) => url_list(&urls),
-        (None, Some(addr)) => vec![addr.clone()],
-        (None, None) => listen_peer_urls.clone(),
+        (Some(urls), _) => explicitly_advertised(url_list(&urls), "initial-advertise-peer-urls")?,
+        (None, Some(addr)) => derived_advertised(vec![addr.clone()], "peer-addr")?,
+        (None, None) => derived_advertised(listen_peer_urls.clone(), "listen-peer-urls")?,
     };
     let initial_cluster_given = given.get("initial-cluster").is_some();
     let initial_cluster = given.get("initial-cluster").unwrap_or_else(|| {
@@ -581,6 +613,31 @@ mod tests {
         ]);
         assert_eq!((c.name.as_str(), c.snapshot_count), ("n1", 5));
         assert_eq!(c.advertise_client_urls, ["http://127.0.0.1:6001"]);
+    }
+
+    #[test]
+    fn a_wildcard_listen_address_is_advertised_as_a_reachable_one() {
+        if advertise::routable_ip().is_none() {
+            return; // no route on this machine: nothing to advertise instead
+        }
+        let c = serve(&["-addr", "0.0.0.0:4001", "-peer-addr", "0.0.0.0:7001"]);
+        assert_eq!(c.listen_peer_urls, ["http://0.0.0.0:7001"]);
+        let peer = &c.initial_advertise_peer_urls[0];
+        assert!(
+            advertise::wildcard_host(peer).is_none() && peer.ends_with(":7001"),
+            "{peer}"
+        );
+        assert!(advertise::wildcard_host(&c.advertise_client_urls[0]).is_none());
+        assert_eq!(c.initial_cluster, format!("default={peer}"));
+    }
+
+    #[test]
+    fn an_advertised_wildcard_is_refused() {
+        let args = ["--initial-advertise-peer-urls", "http://0.0.0.0:2380"].map(String::from);
+        assert!(matches!(
+            parse(&args),
+            Err(ConfigError::BadValue { flag, .. }) if flag == "initial-advertise-peer-urls"
+        ));
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! 4. serve clients on every client URL and peers on the peer URLs until SIGINT/SIGTERM;
 //!    `https://` URLs serve TLS (see [`tls`]).
 
+mod advertise;
 pub mod app;
 mod bootstrap;
 mod clock;
