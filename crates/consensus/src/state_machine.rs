@@ -165,6 +165,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             shared.snapshots.save(&meta, &snapshot)?;
             let mut sm = shared.sm.write();
             *sm = restored;
+            tracing::info!(last_log_id = ?meta.last_log_id, bytes = snapshot.len(), "installed a snapshot from the leader");
             *shared.applied.lock() = meta;
             io::Result::Ok(())
         })
