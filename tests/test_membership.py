@@ -6,6 +6,7 @@ once caught up, removing the leader, a new member fed by a snapshot, `--force-ne
 
 import json
 import os
+import shutil
 import subprocess
 import time
 
@@ -302,3 +303,25 @@ def test_a_member_far_behind_catches_up_from_a_snapshot(fleet):
     assert value(c, "behind/k000") == "0" and value(c, "behind/k149") == "149"
     assert value(c, "before") == "1"
     assert "installed a snapshot from the leader" in c.log_tail(200000)
+
+
+def test_a_member_that_lost_its_data_is_refused_then_replaced(fleet):
+    """A founding member restarted with an empty data dir would vote with an empty log;
+    it is refused, as etcd refuses it, and the remedy the message gives works."""
+    a, b, c = fleet.cluster(3)
+    put(a, "k", "v")
+    old_id = next(m["id"] for m in members(a) if m["name"] == "n3")
+    c.stop()
+    shutil.rmtree(c.data_dir)
+    with pytest.raises(RuntimeError):
+        c.start(timeout=20)
+    log = c.log_tail()
+    assert "member n3 (%s) has already been bootstrapped" % old_id in log, log
+    assert "musubi cluster remove %s" % old_id in log, log
+    st, _, body = a.request("DELETE", "/v2/members/" + old_id)
+    assert st == 204, body
+    fresh = joining(fleet, "n3", [a, b])
+    st, _ = post_member(a, json.dumps({"peerURLs": ["http://127.0.0.1:%d" % fresh.peer_port]}))
+    assert st == 201
+    fresh.start()
+    wait_for("the replacement to catch up", lambda: value(fresh, "k") == "v")

@@ -50,6 +50,18 @@ pub async fn fetch_cluster(
     ask_peers(&forwarder, peer_urls, forward::MEMBERS, Vec::new(), ROUNDS).await
 }
 
+/// The member list as the first of `peer_urls` to answer sees it, asking each once; `None`
+/// when none answers (a cluster still forming).
+pub async fn probe_cluster(
+    peer_urls: &[String],
+    tls: Option<Arc<ClientConfig>>,
+) -> Option<ClusterView> {
+    let forwarder = Forwarder::new(tls);
+    ask_peers(&forwarder, peer_urls, forward::MEMBERS, Vec::new(), 1)
+        .await
+        .ok()
+}
+
 /// The member list as the leader among `peer_urls` sees it, asking each once; `None` if
 /// the leader is not among those that answered.
 pub(crate) async fn ask_leader(forwarder: &Forwarder, peer_urls: &[String]) -> Option<ClusterView> {

@@ -45,7 +45,7 @@ pub use config::ConsensusConfig;
 pub use consensus::{Applied, Consensus, RaftStatus};
 pub use error::ConsensusError;
 pub use ids::{cluster_id, member_id};
-pub use join::{ClusterView, fetch_cluster, join};
+pub use join::{ClusterView, fetch_cluster, join, probe_cluster};
 pub use log_store::LogStore;
 pub use member::{Member, MemberInfo};
 pub use membership::{MembershipChange, MembershipError};

@@ -40,6 +40,10 @@ pub enum BootstrapError {
         name: String,
         members: String,
     },
+    #[error(
+        "member {name} ({id:x}) has already been bootstrapped: its cluster knows it as started, but data dir {dir} is empty. It has lost its data; remove it (musubi cluster remove {id:x}), add it back (musubi cluster add {name} <peer URL>) and start it with --initial-cluster-state existing, or restore its data dir"
+    )]
+    AlreadyBootstrapped { dir: String, name: String, id: u64 },
     #[error("{reason} (discovery URL {url})")]
     Discovery { url: String, reason: String },
 }
@@ -66,7 +70,9 @@ pub async fn resolve(
     } else if config.initial_cluster_state == "existing" {
         existing(config, peer_tls).await?
     } else {
-        found(config, Founding::from_flags(config))?
+        let founding = found(config, Founding::from_flags(config))?;
+        refuse_if_bootstrapped(config, &founding, peer_tls).await?;
+        founding
     };
     identity::record(&config.data_dir, &bootstrap.identity)?;
     Ok(bootstrap)
@@ -103,6 +109,41 @@ fn found(config: &Config, founding: Founding) -> Result<Bootstrap, BootstrapErro
         identity: founding.identity(&config.name)?,
         founding_members: founding.members()?,
     })
+}
+
+/// A founding member with an empty data dir that its cluster knows as started (it published
+/// its client URLs) has lost its data: initializing again would let it vote with an empty
+/// log and undo commits it had acknowledged. etcd refuses this too.
+async fn refuse_if_bootstrapped(
+    config: &Config,
+    founding: &Bootstrap,
+    peer_tls: Option<Arc<ClientConfig>>,
+) -> Result<(), BootstrapError> {
+    let me = founding.identity.member_id;
+    let others: Vec<String> = founding
+        .founding_members
+        .iter()
+        .filter(|(id, _, _)| *id != me)
+        .flat_map(|(_, _, urls)| urls.iter().cloned())
+        .collect();
+    if others.is_empty() {
+        return Ok(());
+    }
+    let Some(view) = musubi_consensus::probe_cluster(&others, peer_tls).await else {
+        return Ok(());
+    };
+    match view
+        .members
+        .iter()
+        .find(|m| m.id == me && !m.client_urls.is_empty())
+    {
+        Some(_) => Err(BootstrapError::AlreadyBootstrapped {
+            dir: config.data_dir.display().to_string(),
+            name: config.name.clone(),
+            id: me,
+        }),
+        None => Ok(()),
+    }
 }
 
 /// 0.x `-peers`: any reachable peer adds this member (a learner until it has caught up).
