@@ -35,6 +35,7 @@ command -v wrk >/dev/null || need+=(wrk)
 command -v curl >/dev/null || need+=(curl)
 command -v ip >/dev/null || need+=(iproute2)
 command -v nft >/dev/null || need+=(nftables)   # tests/test_netns.py: packet-drop partitions
+command -v serf >/dev/null || need+=(serf)        # tests/test_agent.py: the real serf CLI (and agent)
 PY=${PYTHON:-python3}
 command -v "$PY" >/dev/null || need+=(python3)
 "$PY" -m pip --version >/dev/null 2>&1 || need+=(python3-pip)
@@ -43,7 +44,8 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq "${need[@]}" >/dev/null
 fi
-# Debian's etcd-server package may start a system etcd on 2379; the tests use their own ports.
+# Debian's etcd-server and serf packages may start system daemons (2379; 7946, 7373); the
+# tests use their own ports.
 # Debian's own python3 refuses system-wide pip installs (PEP 668): retry with its override.
 pip_q() {
   "$PY" -m pip "$@" -q --disable-pip-version-check 2>/dev/null \

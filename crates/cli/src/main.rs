@@ -3,7 +3,9 @@
 //! 1. Invoked under the name `etcd` (python-etcd's tests put a link named `etcd` on `$PATH`),
 //!    or as `musubi serve ARGS`, it hands the raw arguments to the server, which parses
 //!    etcd's flags itself (old single-dash 0.x ones included).
-//! 2. Otherwise clap parses a client command (`kv`, `bench`) and runs it on its own runtime.
+//! 2. `musubi agent ARGS` hands the raw arguments to the gossip agent, which parses Serf's
+//!    single-dash flags itself (`-node`, `-bind`, `-join`, ...).
+//! 3. Otherwise clap parses a client command (`kv`, `bench`) and runs it on its own runtime.
 //!
 //! Usage errors exit 1 and unknown commands 3, as `etcdctl` does (docs/cli-kv.md).
 
@@ -35,6 +37,12 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Run a gossip agent; takes Serf's agent flags (`musubi agent -help`).
+    #[command(disable_help_flag = true)]
+    Agent {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// etcdctl v2's key commands (set, get, ls, watch, …) against any v2 endpoint.
     Kv(kv::KvArgs),
     /// Membership: list, add, remove, update and promote members; check health.
@@ -58,6 +66,7 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::Serve { args } => serve(args),
+        Command::Agent { args } => musubi_agent::cli_main(args),
         Command::Kv(args) => kv::run(args),
         Command::Cluster(args) => cluster::run(args),
         Command::Bench(args) => bench::run(args),

@@ -1,0 +1,114 @@
+//! `musubi agent`: wire the node, the RPC listener and the signals together, and run until
+//! the agent leaves (on SIGINT, SIGTERM or an RPC `leave`).
+
+use crate::config::AgentConfig;
+use crate::identity::NodeId;
+use crate::join;
+use crate::node::{self, NodeHandle};
+use crate::rpc;
+use clap::error::ErrorKind;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+use tokio::net::TcpListener;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::Notify;
+use tracing::info;
+
+/// Entry point for `musubi agent ARGS`: 0 after a graceful leave, 1 on a usage or start
+/// error (as `serf agent`).
+pub fn cli_main(args: Vec<String>) -> ExitCode {
+    let config = match AgentConfig::parse_serf_args(args) {
+        Ok(config) => config,
+        Err(e) => {
+            let _ = e.print();
+            return match e.kind() {
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => ExitCode::SUCCESS,
+                _ => ExitCode::from(1),
+            };
+        }
+    };
+    init_logging(&config.log_level);
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => return fail(&format!("cannot start the runtime: {e}")),
+    };
+    match runtime.block_on(run(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => fail(&message),
+    }
+}
+
+fn fail(message: &str) -> ExitCode {
+    eprintln!("==> {message}");
+    ExitCode::from(1)
+}
+
+fn init_logging(level: &str) {
+    let level: tracing::Level = level.parse().unwrap_or(tracing::Level::INFO);
+    tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .init();
+}
+
+async fn run(config: AgentConfig) -> Result<(), String> {
+    let identity = NodeId {
+        name: config.node_name(),
+        addr: config.advertise_addr()?,
+        tags: config.tag_map(),
+        started_ms: unix_millis(),
+    };
+    println!("==> Starting musubi agent...");
+    let node = node::start(identity.clone(), config.bind)
+        .await
+        .map_err(|e| format!("cannot bind the gossip listener to {}: {e}", config.bind))?;
+    let listener = TcpListener::bind(config.rpc_addr)
+        .await
+        .map_err(|e| format!("cannot bind the RPC listener to {}: {e}", config.rpc_addr))?;
+    let leave_done = Arc::new(Notify::new());
+    tokio::spawn(rpc::serve(listener, node.clone(), leave_done.clone()));
+    println!("==> musubi agent running!");
+    println!("     Node name: '{}'", identity.name);
+    println!("     Bind addr: '{}'", config.bind);
+    println!("     Advertise: '{}'", identity.addr);
+    println!("      RPC addr: '{}'", config.rpc_addr);
+    if !config.join.is_empty() {
+        join_at_start(&node, &config.join).await?;
+    }
+
+    let mut interrupt = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
+    let mut terminate = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
+    tokio::select! {
+        _ = leave_done.notified() => info!("left the cluster on request"),
+        _ = interrupt.recv() => leave(&node, "interrupt").await,
+        _ = terminate.recv() => leave(&node, "terminate").await,
+    }
+    Ok(())
+}
+
+/// Serf's agent exits when its `-join` reaches nobody.
+async fn join_at_start(node: &NodeHandle, peers: &[String]) -> Result<(), String> {
+    let outcome = join::join(node, peers).await.map_err(|e| e.to_string())?;
+    if let Some(error) = outcome.error() {
+        return Err(format!("Failed to join: {error}"));
+    }
+    info!("joined: {} nodes", outcome.reached);
+    Ok(())
+}
+
+async fn leave(node: &NodeHandle, signal: &str) {
+    info!("caught signal {signal}: leaving gracefully");
+    // Already stopping means there is nothing left to leave.
+    let _ = node.leave().await;
+}
+
+fn unix_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_millis() as u64)
+}

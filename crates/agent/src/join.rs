@@ -1,0 +1,85 @@
+//! Joining the members at addresses users typed, for `-join` and the RPC `join` alike.
+
+use crate::address;
+use crate::node::{NodeHandle, NodeStopped};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// How long a join waits for a member to answer at each address.
+pub const JOIN_PATIENCE: Duration = Duration::from_secs(5);
+
+#[derive(Debug, PartialEq, Eq)]
+pub struct JoinOutcome {
+    pub reached: usize,
+    /// One line per address that could not be resolved or reached.
+    pub failures: Vec<String>,
+}
+
+impl JoinOutcome {
+    /// Like memberlist, a join that reached anyone succeeded; otherwise the failures in
+    /// hashicorp/go-multierror's format, which Serf's join errors come in.
+    pub fn error(&self) -> Option<String> {
+        if self.reached > 0 || self.failures.is_empty() {
+            return None;
+        }
+        let count = match self.failures.len() {
+            1 => "1 error occurred".to_string(),
+            n => format!("{n} errors occurred"),
+        };
+        let items: String = self.failures.iter().map(|e| format!("\n\t* {e}")).collect();
+        Some(format!("{count}:{items}\n\n"))
+    }
+}
+
+pub async fn join(node: &NodeHandle, peers: &[String]) -> Result<JoinOutcome, NodeStopped> {
+    let mut resolved: Vec<(&String, SocketAddr)> = Vec::new();
+    let mut failures = Vec::new();
+    for text in peers {
+        match address::resolve_peer(text).await {
+            Ok(addr) => resolved.push((text, addr)),
+            Err(e) => failures.push(format!("Failed to resolve {text}: {e}")),
+        }
+    }
+    let addrs: Vec<SocketAddr> = resolved.iter().map(|&(_, addr)| addr).collect();
+    let reached_addrs = node.join(&addrs, JOIN_PATIENCE).await?;
+    failures.extend(
+        resolved
+            .iter()
+            .filter(|(_, addr)| !reached_addrs.contains(addr))
+            .map(|(text, addr)| format!("Failed to join {text}: no member answered at {addr}")),
+    );
+    Ok(JoinOutcome {
+        reached: reached_addrs.len(),
+        failures,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outcome(reached: usize, failures: &[&str]) -> JoinOutcome {
+        JoinOutcome {
+            reached,
+            failures: failures.iter().map(|f| f.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn join_errors_read_like_go_multierror() {
+        assert_eq!(
+            outcome(0, &["x"]).error().unwrap(),
+            "1 error occurred:\n\t* x\n\n"
+        );
+        assert_eq!(
+            outcome(0, &["x", "y"]).error().unwrap(),
+            "2 errors occurred:\n\t* x\n\t* y\n\n"
+        );
+    }
+
+    #[test]
+    fn reaching_anyone_is_success() {
+        assert_eq!(outcome(1, &["x"]).error(), None);
+        assert_eq!(outcome(0, &[]).error(), None);
+    }
+}

@@ -1,0 +1,27 @@
+//! musubi's gossip agent: cluster membership that HashiCorp Serf's tools can drive.
+//!
+//! Promises: the membership protocol is foca's SWIM (sans-IO, no runtime crashes on bad
+//! input); a member is alive, leaving, left or failed exactly when Serf would say so; the
+//! RPC port speaks Serf's protocol byte for byte, so the real `serf` CLI works against it.
+//!
+//! How it runs:
+//! 1. [`config`] parses Serf's flags; [`agent`] builds this node's [`identity::NodeId`].
+//! 2. [`node`] owns foca and the UDP socket in one task; each datagram, timer or command is
+//!    handed to foca, then its output is drained: sends, timers ([`timers`]), notifications
+//!    into the [`membership`] table.
+//! 3. [`rpc`] serves Serf's RPC clients and asks the node through a `NodeHandle`.
+//! 4. SIGINT, SIGTERM or RPC `leave`: tell every member we leave ([`wire`]), leave the SWIM
+//!    cluster, exit 0.
+
+pub mod address;
+mod agent;
+pub mod config;
+pub mod identity;
+pub mod join;
+pub mod membership;
+pub mod node;
+pub mod rpc;
+mod timers;
+pub mod wire;
+
+pub use agent::cli_main;

@@ -1,0 +1,295 @@
+//! The node task: the one owner of foca, the gossip socket and the member table.
+//!
+//! Each input (a datagram, a timer, a command from the RPC side) is handed to foca, then
+//! foca's accumulated output is drained in order: datagrams out, timers to the scheduler,
+//! notifications into the member table. Other tasks talk to it through a [`NodeHandle`].
+
+use crate::identity::NodeId;
+use crate::membership::{MemberRecord, MemberStatus, MemberTable};
+use crate::timers;
+use crate::wire::{self, Datagram};
+use foca::{
+    AccumulatingRuntime, Config, Foca, NoCustomBroadcast, OwnedNotification, PostcardCodec, Timer,
+};
+use rand_foca::rngs::StdRng;
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, info, warn};
+
+/// The largest datagram we accept; foca sends at most its `max_packet_size` (1400).
+const MAX_DATAGRAM: usize = 65_536;
+/// How often a join re-announces to a peer that has not shown up yet (UDP may drop it).
+const REANNOUNCE_EVERY: Duration = Duration::from_millis(500);
+
+type SwimCore = Foca<NodeId, PostcardCodec, StdRng, NoCustomBroadcast>;
+
+enum Command {
+    Members(oneshot::Sender<Vec<MemberRecord>>),
+    Announce(Vec<SocketAddr>),
+    ForceLeave(String, oneshot::Sender<()>),
+    Leave(oneshot::Sender<()>),
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("the agent is shutting down")]
+pub struct NodeStopped;
+
+/// A cheap, cloneable way to ask the node task for something.
+#[derive(Clone)]
+pub struct NodeHandle {
+    commands: mpsc::UnboundedSender<Command>,
+}
+
+impl NodeHandle {
+    pub async fn members(&self) -> Result<Vec<MemberRecord>, NodeStopped> {
+        self.ask(Command::Members).await
+    }
+
+    /// Announce to each address and wait up to `patience` for the members there to be
+    /// alive. Returns the addresses reached.
+    pub async fn join(
+        &self,
+        peers: &[SocketAddr],
+        patience: Duration,
+    ) -> Result<Vec<SocketAddr>, NodeStopped> {
+        let deadline = tokio::time::Instant::now() + patience;
+        loop {
+            let members = self.members().await?;
+            let (reached, missing): (Vec<SocketAddr>, Vec<SocketAddr>) =
+                peers.iter().partition(|peer| {
+                    members
+                        .iter()
+                        .any(|m| m.id.addr == **peer && m.status == MemberStatus::Alive)
+                });
+            let now = tokio::time::Instant::now();
+            if missing.is_empty() || now >= deadline {
+                return Ok(reached);
+            }
+            self.commands
+                .send(Command::Announce(missing))
+                .map_err(|_| NodeStopped)?;
+            tokio::time::sleep(REANNOUNCE_EVERY.min(deadline - now)).await;
+        }
+    }
+
+    /// Mark a failed member as left everywhere; members that are not failed are untouched
+    /// (force-leaving a live member would leave it stuck in `leaving`, serf#359).
+    pub async fn force_leave(&self, node: String) -> Result<(), NodeStopped> {
+        self.ask(|done| Command::ForceLeave(node, done)).await
+    }
+
+    /// Tell every member we are leaving, then leave the SWIM cluster. Returns once the
+    /// datagrams are sent; the caller then exits.
+    pub async fn leave(&self) -> Result<(), NodeStopped> {
+        self.ask(Command::Leave).await
+    }
+
+    async fn ask<T>(
+        &self,
+        command: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, NodeStopped> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(command(reply))
+            .map_err(|_| NodeStopped)?;
+        answer.await.map_err(|_| NodeStopped)
+    }
+}
+
+/// Bind the gossip socket and start the node task.
+pub async fn start(identity: NodeId, bind: SocketAddr) -> std::io::Result<NodeHandle> {
+    let socket = Arc::new(UdpSocket::bind(bind).await?);
+    let (commands, command_inbox) = mpsc::unbounded_channel();
+    let (timer_deliver, timer_inbox) = mpsc::unbounded_channel();
+    let (datagram_deliver, datagram_inbox) = mpsc::unbounded_channel();
+    tokio::spawn(receive_datagrams(socket.clone(), datagram_deliver));
+    let node = Node {
+        foca: Foca::new(
+            identity.clone(),
+            swim_config(1),
+            rand_foca::make_rng(),
+            PostcardCodec,
+        ),
+        runtime: AccumulatingRuntime::new(),
+        table: MemberTable::new(identity),
+        socket,
+        timers: timers::spawn_scheduler(timer_deliver),
+    };
+    tokio::spawn(node.run(datagram_inbox, timer_inbox, command_inbox));
+    Ok(NodeHandle { commands })
+}
+
+/// memberlist's LAN profile, which foca's `new_lan` follows; its suspicion timeout and
+/// retransmissions grow with the cluster, so the config is resized as members come and go.
+fn swim_config(alive_members: usize) -> Config {
+    let size = u32::try_from(alive_members).unwrap_or(u32::MAX);
+    Config::new_lan(NonZeroU32::new(size).unwrap_or(NonZeroU32::MIN))
+}
+
+async fn receive_datagrams(
+    socket: Arc<UdpSocket>,
+    deliver: mpsc::UnboundedSender<(Vec<u8>, SocketAddr)>,
+) {
+    let mut buf = vec![0u8; MAX_DATAGRAM];
+    loop {
+        match socket.recv_from(&mut buf).await {
+            Ok((len, from)) => {
+                if deliver.send((buf[..len].to_vec(), from)).is_err() {
+                    return;
+                }
+            }
+            // ICMP port-unreachable from a dead peer surfaces here on some systems
+            Err(e) => debug!("gossip receive: {e}"),
+        }
+    }
+}
+
+struct Node {
+    foca: SwimCore,
+    runtime: AccumulatingRuntime<NodeId>,
+    table: MemberTable,
+    socket: Arc<UdpSocket>,
+    timers: mpsc::UnboundedSender<(Duration, Timer<NodeId>)>,
+}
+
+impl Node {
+    async fn run(
+        mut self,
+        mut datagrams: mpsc::UnboundedReceiver<(Vec<u8>, SocketAddr)>,
+        mut timers: mpsc::UnboundedReceiver<Timer<NodeId>>,
+        mut commands: mpsc::UnboundedReceiver<Command>,
+    ) {
+        loop {
+            tokio::select! {
+                Some((data, from)) = datagrams.recv() => self.on_datagram(&data, from),
+                Some(timer) = timers.recv() => {
+                    if let Err(e) = self.foca.handle_timer(timer, &mut self.runtime) {
+                        warn!("swim timer: {e}");
+                    }
+                }
+                command = commands.recv() => match command {
+                    Some(command) => self.on_command(command).await,
+                    None => return,
+                },
+            }
+            self.drain().await;
+        }
+    }
+
+    fn on_datagram(&mut self, data: &[u8], from: SocketAddr) {
+        match wire::decode(data) {
+            Ok(Datagram::Foca(packet)) => {
+                if let Err(e) = self.foca.handle_data(packet, &mut self.runtime) {
+                    debug!("dropped gossip packet from {from}: {e}");
+                }
+            }
+            Ok(Datagram::LeaveIntent(name)) => {
+                info!("member {name} is leaving (told by {from})");
+                self.table.leave_intent(name);
+            }
+            Err(e) => debug!("dropped datagram from {from}: {e}"),
+        }
+    }
+
+    async fn on_command(&mut self, command: Command) {
+        match command {
+            Command::Members(reply) => {
+                let _ = reply.send(self.table.records().cloned().collect());
+            }
+            Command::Announce(peers) => {
+                for peer in peers {
+                    if let Err(e) = self
+                        .foca
+                        .announce(NodeId::unknown_at(peer), &mut self.runtime)
+                    {
+                        warn!("announce to {peer}: {e}");
+                    }
+                }
+            }
+            Command::ForceLeave(name, done) => {
+                if self
+                    .table
+                    .get(&name)
+                    .is_some_and(|m| m.status == MemberStatus::Failed)
+                {
+                    info!("force-leave: {name} is now left");
+                    self.table.leave_intent(&name);
+                    self.tell_active_members(&wire::leave_intent_datagram(&name))
+                        .await;
+                }
+                let _ = done.send(());
+            }
+            Command::Leave(done) => {
+                let name = self.foca.identity().name.clone();
+                info!("leaving the cluster");
+                self.table.leave_intent(&name);
+                self.tell_active_members(&wire::leave_intent_datagram(&name))
+                    .await;
+                if let Err(e) = self.foca.leave_cluster(&mut self.runtime) {
+                    warn!("leave: {e}");
+                }
+                self.drain().await;
+                let _ = done.send(());
+            }
+        }
+    }
+
+    /// Leave intents go straight to every member foca knows as active, so each of them
+    /// can tell a leave from a failure before foca's own down notice reaches it.
+    async fn tell_active_members(&self, datagram: &[u8]) {
+        let peers: Vec<SocketAddr> = self.foca.iter_members().map(|m| m.id().addr).collect();
+        for peer in peers {
+            self.send(datagram, peer).await;
+        }
+    }
+
+    async fn drain(&mut self) {
+        while let Some((to, packet)) = self.runtime.to_send() {
+            self.send(&wire::foca_datagram(&packet), to.addr).await;
+        }
+        while let Some((delay, timer)) = self.runtime.to_schedule() {
+            // The scheduler only stops when the node task does.
+            let _ = self.timers.send((delay, timer));
+        }
+        while let Some(notification) = self.runtime.to_notify() {
+            self.apply(notification);
+        }
+    }
+
+    async fn send(&self, datagram: &[u8], to: SocketAddr) {
+        if let Err(e) = self.socket.send_to(datagram, to).await {
+            debug!("gossip send to {to}: {e}");
+        }
+    }
+
+    fn apply(&mut self, notification: OwnedNotification<NodeId>) {
+        match notification {
+            OwnedNotification::MemberUp(id) => {
+                info!("member {} is alive at {}", id.name, id.addr);
+                self.table.member_up(id);
+            }
+            OwnedNotification::MemberDown(id) => {
+                self.table.member_down(&id);
+                if let Some(record) = self.table.get(&id.name) {
+                    info!("member {} is {}", id.name, record.status.as_str());
+                }
+            }
+            OwnedNotification::Rename(old, new) => self.table.member_renamed(&old, new),
+            OwnedNotification::Rejoin(renewed) => {
+                warn!("we were declared down; rejoined as a newer identity");
+                self.table.member_up(renewed);
+            }
+            OwnedNotification::Active => info!("joined the cluster"),
+            OwnedNotification::Idle => info!("no other member is active"),
+            // Also the expected end of our own leave.
+            OwnedNotification::Defunct => info!("this member is down in the cluster's view"),
+        }
+        if let Err(e) = self.foca.set_config(swim_config(self.table.alive_count())) {
+            warn!("resizing the swim config: {e}");
+        }
+    }
+}

@@ -1,0 +1,312 @@
+//! Serf's RPC wire format: back-to-back msgpack objects on a TCP stream, no framing.
+//! Requests are a header `{Command, Seq}` and an optional body; responses a header
+//! `{Error, Seq}` and an optional body. Structs are maps keyed by Go field names, written
+//! in the alphabetical order Serf's own agent uses (checked byte for byte in the tests).
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::io::Cursor;
+use tokio::io::{AsyncRead, AsyncReadExt};
+
+/// A request (header plus body) larger than this is not a Serf client talking.
+const MAX_PENDING_BYTES: usize = 1 << 20;
+
+#[derive(Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase")]
+pub struct RequestHeader {
+    pub command: String,
+    pub seq: u64,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ResponseHeader<'a> {
+    pub error: &'a str,
+    pub seq: u64,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct HandshakeRequest {
+    pub version: i32,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct JoinRequest {
+    pub existing: Vec<String>,
+    /// Replays past user events to the joiner; there are no user events yet.
+    pub replay: bool,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct JoinResponse {
+    pub num: i32,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct MembersFilter {
+    pub tags: BTreeMap<String, String>,
+    pub status: String,
+    pub name: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ForceLeaveRequest {
+    pub node: String,
+    /// Serf 0.8.4's `-prune` drops the member at once; members are never reaped yet.
+    pub prune: bool,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct StopRequest {
+    pub stop: u64,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct MembersResponse {
+    pub members: Vec<MemberWire>,
+}
+
+/// One member as Serf's `members` reply carries it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct MemberWire {
+    /// 4 bytes for IPv4, 16 for IPv6, as Serf 0.9's agent sends them.
+    #[serde(with = "serde_bytes")]
+    pub addr: Vec<u8>,
+    pub delegate_cur: u8,
+    pub delegate_max: u8,
+    pub delegate_min: u8,
+    pub name: String,
+    pub port: u16,
+    pub protocol_cur: u8,
+    pub protocol_max: u8,
+    pub protocol_min: u8,
+    pub status: String,
+    pub tags: BTreeMap<String, String>,
+}
+
+/// Encode a response: header, then the body if the command has one.
+pub fn encode_response<B: Serialize>(seq: u64, error: &str, body: Option<&B>) -> Vec<u8> {
+    let mut out = to_map_bytes(&ResponseHeader { error, seq });
+    if let Some(body) = body {
+        out.extend(to_map_bytes(body));
+    }
+    out
+}
+
+fn to_map_bytes<T: Serialize>(value: &T) -> Vec<u8> {
+    rmp_serde::to_vec_named(value).expect("our response types always encode")
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error("malformed request: {0}")]
+    Malformed(rmp_serde::decode::Error),
+    #[error("request larger than {MAX_PENDING_BYTES} bytes")]
+    TooLarge,
+    #[error("connection closed in the middle of a request")]
+    Truncated,
+    #[error("reading the connection: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Reads one msgpack object at a time from an unframed stream.
+pub struct RequestReader<R> {
+    reader: R,
+    pending: Vec<u8>,
+}
+
+impl<R: AsyncRead + Unpin> RequestReader<R> {
+    pub fn new(reader: R) -> Self {
+        RequestReader {
+            reader,
+            pending: Vec::new(),
+        }
+    }
+
+    /// The next object, or `None` when the peer closed between objects.
+    pub async fn next<T: DeserializeOwned>(&mut self) -> Result<Option<T>, DecodeError> {
+        loop {
+            if !self.pending.is_empty() {
+                if let Some((value, used)) = decode_prefix(&self.pending)? {
+                    self.pending.drain(..used);
+                    return Ok(Some(value));
+                }
+                if self.pending.len() > MAX_PENDING_BYTES {
+                    return Err(DecodeError::TooLarge);
+                }
+            }
+            let mut chunk = [0u8; 4096];
+            let read = self.reader.read(&mut chunk).await?;
+            if read == 0 {
+                return if self.pending.is_empty() {
+                    Ok(None)
+                } else {
+                    Err(DecodeError::Truncated)
+                };
+            }
+            self.pending.extend_from_slice(&chunk[..read]);
+        }
+    }
+}
+
+/// Decode one object from the front of `bytes`: `Ok(None)` if it is not all there yet.
+fn decode_prefix<T: DeserializeOwned>(bytes: &[u8]) -> Result<Option<(T, usize)>, DecodeError> {
+    use rmp_serde::decode::Error;
+    let mut decoder = rmp_serde::Deserializer::new(Cursor::new(bytes));
+    match T::deserialize(&mut decoder) {
+        Ok(value) => Ok(Some((value, decoder.position() as usize))),
+        Err(Error::InvalidMarkerRead(e) | Error::InvalidDataRead(e))
+            if e.kind() == std::io::ErrorKind::UnexpectedEof =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(DecodeError::Malformed(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    fn unhex(text: &str) -> Vec<u8> {
+        (0..text.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    // The expected bytes below are replies captured from Debian's serf 0.9.4 agent.
+
+    #[test]
+    fn a_successful_header_matches_serf() {
+        let bytes = encode_response::<()>(0, "", None);
+        assert_eq!(hex(&bytes), "82a54572726f72a0a353657100");
+    }
+
+    #[test]
+    fn an_error_header_matches_serf() {
+        let bytes = encode_response::<()>(3, "Unsupported command", None);
+        assert_eq!(
+            hex(&bytes),
+            "82a54572726f72b3556e737570706f7274656420636f6d6d616e64a353657103"
+        );
+    }
+
+    #[test]
+    fn a_members_reply_matches_serf() {
+        let member = MemberWire {
+            addr: vec![127, 0, 0, 1],
+            delegate_cur: 5,
+            delegate_max: 5,
+            delegate_min: 2,
+            name: "ref1".into(),
+            port: 17946,
+            protocol_cur: 2,
+            protocol_max: 5,
+            protocol_min: 1,
+            status: "alive".into(),
+            tags: BTreeMap::from([("role".to_string(), "web".to_string())]),
+        };
+        let bytes = encode_response(
+            1,
+            "",
+            Some(&MembersResponse {
+                members: vec![member],
+            }),
+        );
+        assert_eq!(
+            hex(&bytes),
+            concat!(
+                "82a54572726f72a0a35365710181a74d656d62657273918ba441646472c4047f000001",
+                "ab44656c656761746543757205ab44656c65676174654d617805ab44656c65676174654d696e02",
+                "a44e616d65a472656631a4506f7274cd461aab50726f746f636f6c43757202",
+                "ab50726f746f636f6c4d617805ab50726f746f636f6c4d696e01",
+                "a6537461747573a5616c697665a45461677381a4726f6c65a3776562"
+            )
+        );
+    }
+
+    #[test]
+    fn a_failed_join_reply_matches_serf() {
+        let error = "1 error occurred:\n\t* Failed to join 127.0.0.1: dial tcp 127.0.0.1:1: \
+                     connect: connection refused\n\n";
+        let bytes = encode_response(2, error, Some(&JoinResponse { num: 0 }));
+        assert_eq!(
+            hex(&bytes),
+            concat!(
+                "82a54572726f72d96231206572726f72206f636375727265643a0a092a204661696c656420746f",
+                "206a6f696e203132372e302e302e313a206469616c20746370203132372e302e302e313a313a20",
+                "636f6e6e6563743a20636f6e6e656374696f6e20726566757365640a0a",
+                "a35365710281a34e756d00"
+            )
+        );
+    }
+
+    #[tokio::test]
+    async fn back_to_back_objects_split_anywhere_are_read_one_by_one() {
+        // handshake header + body, then a members header, as the Go client writes them
+        let stream = unhex(concat!(
+            "82a7436f6d6d616e64a968616e647368616b65a3536571",
+            "01",
+            "81a756657273696f6e01",
+            "82a7436f6d6d616e64a76d656d62657273a353657102"
+        ));
+        for split in 0..stream.len() {
+            let (first, second) = stream.split_at(split);
+            let reader = tokio_test_reader(first, second);
+            let mut requests = RequestReader::new(reader);
+            let header: RequestHeader = requests.next().await.unwrap().unwrap();
+            assert_eq!(header.command, "handshake");
+            let body: HandshakeRequest = requests.next().await.unwrap().unwrap();
+            assert_eq!(body.version, 1);
+            let header: RequestHeader = requests.next().await.unwrap().unwrap();
+            assert_eq!((header.command.as_str(), header.seq), ("members", 2));
+            assert!(requests.next::<RequestHeader>().await.unwrap().is_none());
+        }
+    }
+
+    #[tokio::test]
+    async fn garbage_is_malformed_not_a_hang() {
+        let mut requests = RequestReader::new(&b"\xc1GET / HTTP/1.1\r\n\r\n"[..]);
+        let result = requests.next::<RequestHeader>().await;
+        assert!(
+            matches!(result, Err(DecodeError::Malformed(_))),
+            "{result:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_request_cut_short_is_truncated() {
+        let cut_short = unhex("82a7436f6d6d");
+        let mut requests = RequestReader::new(&cut_short[..]);
+        let result = requests.next::<RequestHeader>().await;
+        assert!(matches!(result, Err(DecodeError::Truncated)), "{result:?}");
+    }
+
+    #[test]
+    fn loose_clients_may_leave_out_body_keys() {
+        // serfclient-py sends partial maps: {"Name": "web.*"} alone
+        let filter: MembersFilter =
+            rmp_serde::from_slice(&unhex("81a44e616d65a57765622e2a")).unwrap();
+        assert_eq!(filter.name, "web.*");
+        assert!(filter.tags.is_empty() && filter.status.is_empty());
+    }
+
+    /// A reader that hands out its bytes in two reads, to exercise partial objects.
+    fn tokio_test_reader<'a>(first: &'a [u8], second: &'a [u8]) -> impl AsyncRead + Unpin + 'a {
+        first.chain(second)
+    }
+}

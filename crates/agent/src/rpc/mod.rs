@@ -1,0 +1,9 @@
+//! Serf's RPC protocol (the `serf` CLI and its client libraries talk it to port 7373).
+//! `codec` is the wire format, `commands` the per-command behaviour, `members` the member records and filters, `server` the sockets.
+
+pub mod codec;
+mod commands;
+mod members;
+mod server;
+
+pub use server::serve;

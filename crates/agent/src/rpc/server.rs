@@ -1,0 +1,64 @@
+//! Accepts RPC clients and runs each connection: decode a header, let the session handle
+//! it, write the reply. Anything a Serf client would not send closes that connection only.
+
+use super::commands::{After, Session};
+use crate::node::NodeHandle;
+use std::sync::Arc;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Notify;
+use tracing::{debug, warn};
+
+/// Serve until the process ends; `leave_done` is notified when a client's `leave` has
+/// completed and the agent should exit.
+pub async fn serve(listener: TcpListener, node: NodeHandle, leave_done: Arc<Notify>) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                let node = node.clone();
+                let leave_done = leave_done.clone();
+                tokio::spawn(async move {
+                    serve_connection(stream, &node, &leave_done).await;
+                    debug!("rpc client {peer} disconnected");
+                });
+            }
+            Err(e) => warn!("rpc accept: {e}"),
+        }
+    }
+}
+
+async fn serve_connection(stream: TcpStream, node: &NodeHandle, leave_done: &Notify) {
+    let (reader, mut writer) = stream.into_split();
+    let mut session = Session::new(node, reader);
+    loop {
+        let header = match session.next_header().await {
+            Ok(Some(header)) => header,
+            Ok(None) => return,
+            Err(e) => {
+                warn!("rpc: closing connection: {e}");
+                return;
+            }
+        };
+        let reply = match session.handle(header).await {
+            Ok(reply) => reply,
+            Err(e) => {
+                warn!("rpc: closing connection: {e}");
+                return;
+            }
+        };
+        if let Some(bytes) = reply.bytes
+            && let Err(e) = writer.write_all(&bytes).await
+        {
+            debug!("rpc write: {e}");
+            return;
+        }
+        match reply.after {
+            After::Continue => {}
+            After::Close => return,
+            After::Shutdown => {
+                leave_done.notify_one();
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,328 @@
+"""`musubi agent` driven by Debian's real `serf` CLI: joining, tags, leave, failure
+detection, force-leave, and the RPC port's handling of bad clients.
+
+Environment (besides harness.py's):
+  MUSUBI_AGENT_TARGET  "musubi" (default) or "serf": with "serf" every agent is Debian's
+                       `serf agent`, which proves these tests against Serf itself.
+  SERF_BIN             the serf binary (default: /usr/bin/serf)
+"""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+
+import harness
+
+SERF_BIN = os.environ.get("SERF_BIN", "/usr/bin/serf")
+AGENT_TARGET = os.environ.get("MUSUBI_AGENT_TARGET", "musubi")
+# SWIM on loopback with Serf's LAN timings notices a dead member in about 6 s; the bound
+# leaves room for a loaded machine without asserting a timing.
+FAILURE_DETECTION_BOUND = 30.0
+
+pytestmark = pytest.mark.skipif(not os.path.exists(SERF_BIN),
+                                reason="Debian's serf is not installed (tests/run-all.sh installs it)")
+
+
+class Agent:
+    """One agent process on loopback with its own gossip and RPC ports."""
+
+    def __init__(self, workdir, name, tags=(), join=()):
+        self.name = name
+        self.gossip_port = harness.free_port()
+        self.rpc_port = harness.free_port()
+        self.log_path = os.path.join(workdir, "agent.%s.log" % name)
+        prog = [SERF_BIN, "agent"] if AGENT_TARGET == "serf" else [harness.musubi_bin(), "agent"]
+        self.argv = prog + ["-node", name, "-bind", self.gossip_addr, "-rpc-addr", self.rpc_addr]
+        for tag in tags:
+            self.argv += ["-tag", tag]
+        for peer in join:
+            self.argv += ["-join", peer]
+        self.proc = None
+
+    @property
+    def gossip_addr(self):
+        return "127.0.0.1:%d" % self.gossip_port
+
+    @property
+    def rpc_addr(self):
+        return "127.0.0.1:%d" % self.rpc_port
+
+    def start(self, wait=True):
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT,
+                                         stdin=subprocess.DEVNULL, start_new_session=True)
+        if wait:
+            self.wait_rpc()
+        return self
+
+    def wait_rpc(self, timeout=15.0):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("agent %s exited with %s; log:\n%s"
+                                   % (self.name, self.proc.returncode, self.log()))
+            if serf("members", self).returncode == 0:
+                return
+            time.sleep(0.1)
+        raise RuntimeError("agent %s never answered on %s; log:\n%s"
+                           % (self.name, self.rpc_addr, self.log()))
+
+    def members(self):
+        """{name: member} as `serf members -format json` prints them."""
+        out = serf("members", self, "-format", "json")
+        assert out.returncode == 0, out.stderr + out.stdout
+        return {m["name"]: m for m in json.loads(out.stdout)["members"]}
+
+    def wait_exit(self, timeout=15.0):
+        return self.proc.wait(timeout=timeout)
+
+    def log(self):
+        with open(self.log_path, "rb") as f:
+            return f.read()[-4000:].decode("utf-8", "replace")
+
+    def kill(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def serf(command, agent, *args):
+    """Run the real serf CLI against an agent's RPC address."""
+    return subprocess.run([SERF_BIN, command, "-rpc-addr=" + agent.rpc_addr, *args],
+                          capture_output=True, text=True, timeout=30)
+
+
+def wait_for(predicate, timeout, what):
+    deadline = time.time() + timeout
+    while True:
+        last = predicate()
+        if last:
+            return last
+        if time.time() > deadline:
+            raise AssertionError("timed out after %.0fs waiting for %s" % (timeout, what))
+        time.sleep(0.2)
+
+
+def statuses(agent):
+    return {name: m["status"] for name, m in agent.members().items()}
+
+
+@pytest.fixture
+def agents(tmp_path, request):
+    started = []
+
+    def start(name, **kw):
+        agent = Agent(str(tmp_path), name, **kw).start()
+        started.append(agent)
+        return agent
+
+    yield start
+    failed = any(getattr(getattr(request.node, "rep_" + w, None), "failed", False)
+                 for w in ("setup", "call"))
+    for agent in started:
+        agent.kill()
+        if failed:
+            print("\n--- log of agent %s ---\n%s" % (agent.name, agent.log()))
+
+
+@pytest.fixture
+def trio(agents):
+    """Three agents: a2 joins a1 by flag, a3 joins a2 through `serf join`."""
+    a1 = agents("a1", tags=["role=web", "dc=east"])
+    a2 = agents("a2", tags=["role=db"], join=[a1.gossip_addr])
+    a3 = agents("a3")
+    out = serf("join", a3, a2.gossip_addr)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "Successfully joined cluster by contacting 1 nodes." in out.stdout
+    everyone = {"a1": "alive", "a2": "alive", "a3": "alive"}
+    for agent in (a1, a2, a3):
+        wait_for(lambda: statuses(agent) == everyone, 15, "%s to see all three alive" % agent.name)
+    return a1, a2, a3
+
+
+def test_three_agents_see_each_other_alive_with_their_tags(trio):
+    a1, a2, a3 = trio
+    for agent in trio:
+        members = agent.members()
+        assert sorted(members) == ["a1", "a2", "a3"]
+        assert members["a1"]["tags"] == {"role": "web", "dc": "east"}
+        assert members["a2"]["tags"] == {"role": "db"}
+        assert members["a3"]["tags"] == {}
+        for other in trio:
+            m = members[other.name]
+            assert m["addr"] == other.gossip_addr
+            assert m["port"] == other.gossip_port
+            assert m["status"] == "alive"
+    text = serf("members", a3)
+    assert text.returncode == 0
+    # name, addr, status, then the tags joined by commas in no particular order (a Go map)
+    rows = sorted(line.split() for line in text.stdout.splitlines())
+    rows = [row[:3] + [sorted(row[3].split(","))] if len(row) > 3 else row for row in rows]
+    assert rows == [["a1", a1.gossip_addr, "alive", ["dc=east", "role=web"]],
+                    ["a2", a2.gossip_addr, "alive", ["role=db"]],
+                    ["a3", a3.gossip_addr, "alive"]]
+
+
+def test_members_filters_by_tag_name_and_status(trio):
+    a1, a2, a3 = trio
+    web = serf("members", a3, "-tag", "role=w.*", "-format", "json")
+    assert [m["name"] for m in json.loads(web.stdout)["members"]] == ["a1"]
+    by_name = serf("members", a1, "-name", "a[23]", "-status", "alive")
+    assert sorted(line.split()[0] for line in by_name.stdout.splitlines()) == ["a2", "a3"]
+    # anchored: "a" alone matches no name
+    none = serf("members", a1, "-name", "a", "-format", "json")
+    assert json.loads(none.stdout)["members"] is None  # the serf CLI prints an empty list as null
+
+
+def test_serf_leave_makes_the_member_left_on_the_others(trio):
+    a1, a2, a3 = trio
+    out = serf("leave", a2)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "Graceful leave complete" in out.stdout
+    assert a2.wait_exit() == 0
+    for agent in (a1, a3):
+        wait_for(lambda: statuses(agent).get("a2") == "left", 15, "%s to see a2 left" % agent.name)
+
+
+def test_sigint_leaves_gracefully_and_exits_0(trio):
+    a1, a2, a3 = trio
+    a3.proc.send_signal(signal.SIGINT)
+    assert a3.wait_exit() == 0
+    wait_for(lambda: statuses(a1).get("a3") == "left", 15, "a1 to see a3 left")
+
+
+@pytest.mark.skipif(AGENT_TARGET == "serf", reason="serf leaves on SIGTERM only with leave_on_terminate")
+def test_sigterm_leaves_gracefully_and_exits_0(trio):
+    a1, a2, a3 = trio
+    a1.proc.send_signal(signal.SIGTERM)
+    assert a1.wait_exit() == 0
+    wait_for(lambda: statuses(a2).get("a1") == "left", 15, "a2 to see a1 left")
+
+
+def test_a_killed_member_is_failed_then_force_left(trio):
+    a1, a2, a3 = trio
+    a3.proc.kill()
+    a3.proc.wait()
+    for agent in (a1, a2):
+        wait_for(lambda: statuses(agent).get("a3") == "failed", FAILURE_DETECTION_BOUND,
+                 "%s to see a3 failed" % agent.name)
+    out = serf("force-leave", a1, "a3")
+    assert out.returncode == 0, out.stdout + out.stderr
+    for agent in (a1, a2):
+        wait_for(lambda: statuses(agent).get("a3") == "left", 15, "%s to see a3 left" % agent.name)
+    assert statuses(a1)["a2"] == "alive"
+
+
+def test_joining_nobody_is_an_error(agents):
+    a1 = agents("a1")
+    dead = "127.0.0.1:%d" % harness.free_port()
+    out = serf("join", a1, dead)
+    assert out.returncode == 1
+    assert "Error joining the cluster" in out.stdout + out.stderr
+
+
+def test_an_agent_whose_start_join_fails_exits_1(tmp_path):
+    agent = Agent(str(tmp_path), "lonely", join=["127.0.0.1:%d" % harness.free_port()])
+    agent.start(wait=False)
+    try:
+        assert agent.wait_exit(timeout=30) == 1
+    finally:
+        agent.kill()
+
+
+# --- the RPC port against clients that are not the serf CLI -------------------------------
+# Requests are hand-encoded msgpack; expected replies are the bytes Serf's own agent sends.
+
+def mp_str(text):
+    data = text.encode()
+    assert len(data) < 32
+    return bytes([0xA0 | len(data)]) + data
+
+
+def mp_map(entries):
+    out = bytes([0x80 | len(entries)])
+    for key, value in entries:
+        out += mp_str(key) + value
+    return out
+
+
+def request(command, seq, body=None):
+    data = mp_map([("Command", mp_str(command)), ("Seq", bytes([seq]))])
+    return data + (body or b"")
+
+
+def reply_header(seq, error=""):
+    return mp_map([("Error", mp_str(error)), ("Seq", bytes([seq]))])
+
+
+HANDSHAKE = request("handshake", 0, mp_map([("Version", b"\x01")]))
+
+
+def rpc_exchange(agent, data, timeout=5.0):
+    """Send data, read until the agent closes or goes quiet; (bytes, closed)."""
+    with socket.create_connection(("127.0.0.1", agent.rpc_port), timeout=timeout) as conn:
+        conn.sendall(data)
+        received = b""
+        while True:
+            try:
+                chunk = conn.recv(65536)
+            except socket.timeout:
+                return received, False
+            except ConnectionResetError:
+                return received, True
+            if not chunk:
+                return received, True
+            received += chunk
+            conn.settimeout(1.0)
+
+
+def test_garbage_on_the_rpc_port_closes_that_connection_only(agents):
+    a1 = agents("a1")
+    for garbage in [b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", b"\xc1\xc1\xc1", bytes(range(256)),
+                    mp_map([("Command", b"\x07"), ("Seq", b"\x01")])]:
+        received, closed = rpc_exchange(a1, garbage)
+        assert closed, "connection left open after %r" % garbage[:16]
+        assert received == b""
+    assert a1.proc.poll() is None
+    assert serf("members", a1).returncode == 0
+
+
+def test_commands_before_the_handshake_are_refused(agents):
+    a1 = agents("a1")
+    received, closed = rpc_exchange(a1, request("members", 5))
+    assert received == reply_header(5, "Handshake required")
+    assert closed
+
+
+def test_an_unknown_command_gets_serfs_error(agents):
+    a1 = agents("a1")
+    received, closed = rpc_exchange(a1, HANDSHAKE + request("bogus", 3))
+    assert received == reply_header(0) + reply_header(3, "Unsupported command")
+    assert closed
+
+
+def test_handshake_versions_and_repeats(agents):
+    a1 = agents("a1")
+    received, _ = rpc_exchange(a1, request("handshake", 0, mp_map([("Version", b"\x02")])))
+    assert received == reply_header(0, "Unsupported IPC version")
+    twice = HANDSHAKE + request("handshake", 1, mp_map([("Version", b"\x01")]))
+    received, closed = rpc_exchange(a1, twice)
+    assert received == reply_header(0) + reply_header(1, "Handshake already performed")
+    assert not closed
+    stop = request("stop", 2, mp_map([("Stop", b"\x09")]))
+    received, _ = rpc_exchange(a1, HANDSHAKE + stop)
+    assert received == reply_header(0) + reply_header(2)
+
+
+def test_a_bad_filter_regexp_closes_the_connection_without_a_reply(agents):
+    a1 = agents("a1")
+    body = mp_map([("Tags", mp_map([])), ("Status", mp_str("(")), ("Name", mp_str(""))])
+    received, closed = rpc_exchange(a1, HANDSHAKE + request("members-filtered", 1, body))
+    assert received == reply_header(0)
+    assert closed
+    assert serf("members", a1).returncode == 0
