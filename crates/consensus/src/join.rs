@@ -11,6 +11,8 @@ use std::time::Duration;
 
 /// How long one peer has to answer; adding a member waits for a commit.
 const ATTEMPT_TTL: Duration = Duration::from_secs(10);
+/// How long a probe waits for each peer.
+const PROBE_TTL: Duration = Duration::from_secs(1);
 /// Rounds over all peers before giving up, and the pause between rounds: enough to ride
 /// out an election, short enough that a wrong address is reported within a minute.
 const ROUNDS: usize = 5;
@@ -50,16 +52,30 @@ pub async fn fetch_cluster(
     ask_peers(&forwarder, peer_urls, forward::MEMBERS, Vec::new(), ROUNDS).await
 }
 
-/// The member list as the first of `peer_urls` to answer sees it, asking each once; `None`
-/// when none answers (a cluster still forming).
+/// The member list as one of `peer_urls` sees it, asking all at once and briefly; `None`
+/// when none answers in time. Members of a cluster that is still forming bind their ports
+/// before they serve them, so a slow answer means "nothing to see" and must not hold up
+/// this member's start.
 pub async fn probe_cluster(
     peer_urls: &[String],
     tls: Option<Arc<ClientConfig>>,
 ) -> Option<ClusterView> {
     let forwarder = Forwarder::new(tls);
-    ask_peers(&forwarder, peer_urls, forward::MEMBERS, Vec::new(), 1)
+    let probes = peer_urls.iter().map(|url| {
+        let peer = peer_at(url);
+        let forwarder = &forwarder;
+        async move {
+            let reply = forwarder
+                .call::<ClusterView>(&peer, forward::MEMBERS, Vec::new(), PROBE_TTL)
+                .await;
+            reply.ok()?.ok()
+        }
+    });
+    futures::future::join_all(probes)
         .await
-        .ok()
+        .into_iter()
+        .flatten()
+        .next()
 }
 
 /// The member list as the leader among `peer_urls` sees it, asking each once; `None` if
@@ -86,10 +102,7 @@ async fn ask_peers(
     for round in 1..=rounds {
         failures.clear();
         for url in peer_urls {
-            let peer = Member {
-                peer_urls: vec![url.clone()],
-                ..Member::default()
-            };
+            let peer = peer_at(url);
             match forwarder
                 .call::<ClusterView>(&peer, path, body.clone(), ATTEMPT_TTL)
                 .await
@@ -113,4 +126,12 @@ async fn ask_peers(
         "no peer could be reached after {rounds} rounds: {}",
         failures.join("; ")
     )))
+}
+
+/// A peer known only by its URL.
+fn peer_at(url: &str) -> Member {
+    Member {
+        peer_urls: vec![url.to_string()],
+        ..Member::default()
+    }
 }
