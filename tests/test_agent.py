@@ -31,7 +31,7 @@ pytestmark = pytest.mark.skipif(not os.path.exists(SERF_BIN),
 class Agent:
     """One agent process on loopback with its own gossip and RPC ports."""
 
-    def __init__(self, workdir, name, tags=(), join=()):
+    def __init__(self, workdir, name, tags=(), join=(), args=()):
         self.name = name
         self.gossip_port = harness.free_port()
         self.rpc_port = harness.free_port()
@@ -42,6 +42,7 @@ class Agent:
             self.argv += ["-tag", tag]
         for peer in join:
             self.argv += ["-join", peer]
+        self.argv += list(args)
         self.proc = None
 
     @property
@@ -216,6 +217,54 @@ def test_a_killed_member_is_failed_then_force_left(trio):
     for agent in (a1, a2):
         wait_for(lambda: statuses(agent).get("a3") == "left", 15, "%s to see a3 left" % agent.name)
     assert statuses(a1)["a2"] == "alive"
+
+
+def test_serf_tags_changes_reach_every_member(trio):
+    a1, a2, a3 = trio
+    out = serf("tags", a1, "-set", "role=cache", "-set", "zone=z1", "-delete", "dc")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "Successfully updated agent tags" in out.stdout
+    for agent in trio:
+        wait_for(lambda: agent.members()["a1"]["tags"] == {"role": "cache", "zone": "z1"}, 15,
+                 "%s to see a1's new tags" % agent.name)
+    out = serf("tags", a2, "-delete", "role")
+    assert out.returncode == 0, out.stdout + out.stderr
+    wait_for(lambda: a3.members()["a2"]["tags"] == {}, 15, "a3 to see a2's tags deleted")
+    assert statuses(a3) == {"a1": "alive", "a2": "alive", "a3": "alive"}
+
+
+def test_the_tags_file_is_read_at_start_and_rewritten_on_change(agents, tmp_path):
+    tags_file = tmp_path / "tags.json"
+    tags_file.write_text('{"role": "web"}')
+    a1 = agents("a1", args=["-tags-file", str(tags_file)])
+    a2 = agents("a2", join=[a1.gossip_addr])
+    wait_for(lambda: a2.members().get("a1", {}).get("tags") == {"role": "web"}, 15,
+             "a2 to see a1's tags from its file")
+    out = serf("tags", a1, "-set", "dc-zone=x")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert tags_file.read_text() == '{\n  "dc-zone": "x",\n  "role": "web"\n}'
+    wait_for(lambda: a2.members()["a1"]["tags"] == {"role": "web", "dc-zone": "x"}, 15,
+             "a2 to see a1's new tag")
+
+
+def test_a_missing_tags_file_is_written_on_the_first_change(agents, tmp_path):
+    tags_file = tmp_path / "absent.json"
+    a1 = agents("a1", args=["-tags-file", str(tags_file)])
+    assert a1.members()["a1"]["tags"] == {}
+    assert serf("tags", a1, "-set", "k=v").returncode == 0
+    assert json.loads(tags_file.read_text()) == {"k": "v"}
+    assert tags_file.stat().st_mode & 0o777 == 0o600  # tags may be secrets
+
+
+def test_tags_and_a_tags_file_together_are_refused(tmp_path):
+    agent = Agent(str(tmp_path), "a1", tags=["role=web"],
+                  args=["-tags-file", str(tmp_path / "tags.json")])
+    agent.start(wait=False)
+    try:
+        assert agent.wait_exit() == 1
+        assert "Tags config not allowed while using tag files" in agent.log()
+    finally:
+        agent.kill()
 
 
 def test_joining_nobody_is_an_error(agents):

@@ -6,6 +6,7 @@ use crate::identity::NodeId;
 use crate::join;
 use crate::node::{self, NodeHandle};
 use crate::rpc;
+use crate::tags_file::TagsFile;
 use clap::error::ErrorKind;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -57,14 +58,22 @@ fn init_logging(level: &str) {
 }
 
 async fn run(config: AgentConfig) -> Result<(), String> {
+    let tags_file = config.tags_file.clone().map(TagsFile::new);
+    let tags = match &tags_file {
+        Some(_) if !config.tags.is_empty() => {
+            return Err("Tags config not allowed while using tag files".to_string());
+        }
+        Some(file) => file.load()?,
+        None => config.tag_map(),
+    };
     let identity = NodeId {
         name: config.node_name(),
         addr: config.advertise_addr()?,
-        tags: config.tag_map(),
+        tags,
         started_ms: unix_millis(),
     };
     println!("==> Starting musubi agent...");
-    let node = node::start(identity.clone(), config.bind)
+    let node = node::start(identity.clone(), config.bind, tags_file)
         .await
         .map_err(|e| format!("cannot bind the gossip listener to {}: {e}", config.bind))?;
     let listener = TcpListener::bind(config.rpc_addr)

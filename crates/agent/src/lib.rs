@@ -21,6 +21,7 @@ pub mod join;
 pub mod membership;
 pub mod node;
 pub mod rpc;
+pub mod tags_file;
 mod timers;
 pub mod wire;
 

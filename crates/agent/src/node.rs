@@ -6,6 +6,7 @@
 
 use crate::identity::NodeId;
 use crate::membership::{MemberRecord, MemberStatus, MemberTable};
+use crate::tags_file::{self, Tags, TagsFile};
 use crate::timers;
 use crate::wire::{self, Datagram};
 use foca::{
@@ -32,6 +33,13 @@ enum Command {
     Announce(Vec<SocketAddr>),
     ForceLeave(String, oneshot::Sender<()>),
     Leave(oneshot::Sender<()>),
+    UpdateTags(TagUpdate, oneshot::Sender<Result<(), String>>),
+}
+
+/// `serf tags`: keys to drop, then keys to set.
+pub struct TagUpdate {
+    pub set: Tags,
+    pub delete: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -88,6 +96,12 @@ impl NodeHandle {
         self.ask(Command::Leave).await
     }
 
+    /// Change this node's tags, persist them to the tags file if there is one, and gossip
+    /// them. The error is the tags file's, in Serf's words; the tags are then unchanged.
+    pub async fn update_tags(&self, update: TagUpdate) -> Result<Result<(), String>, NodeStopped> {
+        self.ask(|done| Command::UpdateTags(update, done)).await
+    }
+
     async fn ask<T>(
         &self,
         command: impl FnOnce(oneshot::Sender<T>) -> Command,
@@ -101,7 +115,11 @@ impl NodeHandle {
 }
 
 /// Bind the gossip socket and start the node task.
-pub async fn start(identity: NodeId, bind: SocketAddr) -> std::io::Result<NodeHandle> {
+pub async fn start(
+    identity: NodeId,
+    bind: SocketAddr,
+    tags_file: Option<TagsFile>,
+) -> std::io::Result<NodeHandle> {
     let socket = Arc::new(UdpSocket::bind(bind).await?);
     let (commands, command_inbox) = mpsc::unbounded_channel();
     let (timer_deliver, timer_inbox) = mpsc::unbounded_channel();
@@ -118,6 +136,7 @@ pub async fn start(identity: NodeId, bind: SocketAddr) -> std::io::Result<NodeHa
         table: MemberTable::new(identity),
         socket,
         timers: timers::spawn_scheduler(timer_deliver),
+        tags_file,
     };
     tokio::spawn(node.run(datagram_inbox, timer_inbox, command_inbox));
     Ok(NodeHandle { commands })
@@ -154,6 +173,7 @@ struct Node {
     table: MemberTable,
     socket: Arc<UdpSocket>,
     timers: mpsc::UnboundedSender<(Duration, Timer<NodeId>)>,
+    tags_file: Option<TagsFile>,
 }
 
 impl Node {
@@ -235,7 +255,34 @@ impl Node {
                 self.drain().await;
                 let _ = done.send(());
             }
+            Command::UpdateTags(update, done) => {
+                let _ = done.send(self.update_tags(update));
+            }
         }
+    }
+
+    /// Tags travel in the identity, so new tags are a new identity: foca gossips it and
+    /// declares the old one down. Each member applies the sender's identity before the
+    /// updates it carries, so the newer identity (a later `started_ms`) has already
+    /// replaced the old one there and that down notice is ignored: the member stays alive
+    /// and only its tags change.
+    fn update_tags(&mut self, update: TagUpdate) -> Result<(), String> {
+        let current = self.foca.identity().clone();
+        let tags = tags_file::updated(&current.tags, &update.set, &update.delete);
+        if let Some(file) = &self.tags_file {
+            file.write(&tags)?;
+        }
+        let renewed = NodeId {
+            tags,
+            started_ms: current.started_ms + 1,
+            ..current.clone()
+        };
+        self.foca
+            .change_identity(renewed.clone(), &mut self.runtime)
+            .map_err(|e| format!("Failed to update tags: {e}"))?;
+        info!("tags are now {:?}", renewed.tags);
+        self.table.member_renamed(&current, renewed);
+        Ok(())
     }
 
     /// Leave intents go straight to every member foca knows as active, so each of them

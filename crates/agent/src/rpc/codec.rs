@@ -64,6 +64,24 @@ pub struct ForceLeaveRequest {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
+pub struct TagsRequest {
+    #[serde(deserialize_with = "nil_as_empty")]
+    pub tags: BTreeMap<String, String>,
+    #[serde(deserialize_with = "nil_as_empty")]
+    pub delete_tags: Vec<String>,
+}
+
+/// Go's client sends an empty map or slice as msgpack nil (`serf tags -delete k` alone).
+fn nil_as_empty<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
 pub struct StopRequest {
     pub stop: u64,
 }

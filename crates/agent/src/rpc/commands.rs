@@ -3,11 +3,11 @@
 
 use super::codec::{
     DecodeError, ForceLeaveRequest, HandshakeRequest, JoinRequest, JoinResponse, MembersFilter,
-    MembersResponse, RequestHeader, RequestReader, StopRequest, encode_response,
+    MembersResponse, RequestHeader, RequestReader, StopRequest, TagsRequest, encode_response,
 };
 use super::members::{MemberMatcher, member_wire};
 use crate::join;
-use crate::node::{NodeHandle, NodeStopped};
+use crate::node::{NodeHandle, NodeStopped, TagUpdate};
 use tokio::io::AsyncRead;
 
 /// The only IPC version Serf has ever spoken.
@@ -116,6 +116,19 @@ impl<'a, R: AsyncRead + Unpin> Session<'a, R> {
                 let request: ForceLeaveRequest = self.body().await?;
                 self.node.force_leave(request.node).await?;
                 Ok(Reply::ok(seq))
+            }
+            "tags" => {
+                let request: TagsRequest = self.body().await?;
+                let update = TagUpdate {
+                    set: request.tags,
+                    delete: request.delete_tags,
+                };
+                let error = self.node.update_tags(update).await?.err();
+                Ok(Reply::error(
+                    seq,
+                    &error.unwrap_or_default(),
+                    After::Continue,
+                ))
             }
             "stop" => {
                 // No command opens a stream yet, so there is never one to stop.
