@@ -267,6 +267,40 @@ def test_tags_and_a_tags_file_together_are_refused(tmp_path):
         agent.kill()
 
 
+def received_user_events(agent, name):
+    """How often the agent logged Serf's line for receiving user event `name`."""
+    return agent.log().count("Received event: user-event: %s\n" % name)
+
+
+def test_a_user_event_reaches_every_member_once(trio):
+    a1, a2, a3 = trio
+    out = serf("event", a2, "deploy", "v1")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "Event 'deploy' dispatched! Coalescing enabled: true" in out.stdout
+    out = serf("event", a3, "-coalesce=false", "ping")
+    assert out.returncode == 0, out.stdout + out.stderr
+    for agent in trio:
+        for name in ("deploy", "ping"):
+            wait_for(lambda: received_user_events(agent, name) > 0, 15,
+                     "%s to receive %s" % (agent.name, name))
+    time.sleep(2)  # long enough for repeats still circulating to arrive
+    for agent in trio:
+        assert [received_user_events(agent, name) for name in ("deploy", "ping")] == [1, 1]
+
+
+def test_a_user_event_over_512_bytes_is_refused(agents):
+    a1 = agents("a1")
+    out = serf("event", a1, "big", "x" * 510)
+    assert out.returncode == 1
+    assert ("Error sending event: user event exceeds configured limit of 512 bytes "
+            "before encoding") in out.stdout + out.stderr
+    out = serf("event", a1, "ok", "x" * 481)
+    assert out.returncode == 1
+    assert ("Error sending event: encoded user event exceeds configured limit of 512 bytes "
+            "after encoding") in out.stdout + out.stderr
+    assert serf("event", a1, "ok", "x" * 480).returncode == 0
+
+
 def test_joining_nobody_is_an_error(agents):
     a1 = agents("a1")
     dead = "127.0.0.1:%d" % harness.free_port()

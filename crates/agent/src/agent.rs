@@ -7,13 +7,14 @@ use crate::join;
 use crate::node::{self, NodeHandle};
 use crate::rpc;
 use crate::tags_file::TagsFile;
+use crate::user_events::UserEvent;
 use clap::error::ErrorKind;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, mpsc};
 use tracing::info;
 
 /// Entry point for `musubi agent ARGS`: 0 after a graceful leave, 1 on a usage or start
@@ -73,7 +74,9 @@ async fn run(config: AgentConfig) -> Result<(), String> {
         started_ms: unix_millis(),
     };
     println!("==> Starting musubi agent...");
-    let node = node::start(identity.clone(), config.bind, tags_file)
+    let (user_events, delivered_user_events) = mpsc::unbounded_channel();
+    tokio::spawn(log_user_events(delivered_user_events));
+    let node = node::start(identity.clone(), config.bind, tags_file, user_events)
         .await
         .map_err(|e| format!("cannot bind the gossip listener to {}: {e}", config.bind))?;
     let listener = TcpListener::bind(config.rpc_addr)
@@ -114,6 +117,13 @@ async fn leave(node: &NodeHandle, signal: &str) {
     info!("caught signal {signal}: leaving gracefully");
     // Already stopping means there is nothing left to leave.
     let _ = node.leave().await;
+}
+
+/// Serf's agent logs every event it receives in these words.
+async fn log_user_events(mut events: mpsc::UnboundedReceiver<UserEvent>) {
+    while let Some(event) = events.recv().await {
+        info!("Received event: user-event: {}", event.name);
+    }
 }
 
 fn unix_millis() -> u64 {

@@ -18,11 +18,13 @@ mod agent;
 pub mod config;
 pub mod identity;
 pub mod join;
+pub mod lamport;
 pub mod membership;
 pub mod node;
 pub mod rpc;
 pub mod tags_file;
 mod timers;
+pub mod user_events;
 pub mod wire;
 
 pub use agent::cli_main;

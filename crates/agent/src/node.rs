@@ -5,13 +5,13 @@
 //! notifications into the member table. Other tasks talk to it through a [`NodeHandle`].
 
 use crate::identity::NodeId;
+use crate::lamport::LamportClock;
 use crate::membership::{MemberRecord, MemberStatus, MemberTable};
 use crate::tags_file::{self, Tags, TagsFile};
 use crate::timers;
+use crate::user_events::{UserEvent, UserEventGossip};
 use crate::wire::{self, Datagram};
-use foca::{
-    AccumulatingRuntime, Config, Foca, NoCustomBroadcast, OwnedNotification, PostcardCodec, Timer,
-};
+use foca::{AccumulatingRuntime, Config, Foca, OwnedNotification, PostcardCodec, Timer};
 use rand_foca::rngs::StdRng;
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
@@ -26,7 +26,7 @@ const MAX_DATAGRAM: usize = 65_536;
 /// How often a join re-announces to a peer that has not shown up yet (UDP may drop it).
 const REANNOUNCE_EVERY: Duration = Duration::from_millis(500);
 
-type SwimCore = Foca<NodeId, PostcardCodec, StdRng, NoCustomBroadcast>;
+type SwimCore = Foca<NodeId, PostcardCodec, StdRng, UserEventGossip>;
 
 enum Command {
     Members(oneshot::Sender<Vec<MemberRecord>>),
@@ -34,6 +34,14 @@ enum Command {
     ForceLeave(String, oneshot::Sender<()>),
     Leave(oneshot::Sender<()>),
     UpdateTags(TagUpdate, oneshot::Sender<Result<(), String>>),
+    SendUserEvent(UserEventRequest, oneshot::Sender<Result<(), String>>),
+}
+
+/// `serf event NAME PAYLOAD`, before the node stamps it with a Lamport time.
+pub struct UserEventRequest {
+    pub name: String,
+    pub payload: Vec<u8>,
+    pub coalesce: bool,
 }
 
 /// `serf tags`: keys to drop, then keys to set.
@@ -102,6 +110,15 @@ impl NodeHandle {
         self.ask(|done| Command::UpdateTags(update, done)).await
     }
 
+    /// Send a user event to every member, this one included. The error is Serf's (the
+    /// size limit); the event is then not sent.
+    pub async fn send_user_event(
+        &self,
+        request: UserEventRequest,
+    ) -> Result<Result<(), String>, NodeStopped> {
+        self.ask(|done| Command::SendUserEvent(request, done)).await
+    }
+
     async fn ask<T>(
         &self,
         command: impl FnOnce(oneshot::Sender<T>) -> Command,
@@ -114,24 +131,29 @@ impl NodeHandle {
     }
 }
 
-/// Bind the gossip socket and start the node task.
+/// Bind the gossip socket and start the node task. Every user event, sent from here or
+/// received, goes once to `user_events`.
 pub async fn start(
     identity: NodeId,
     bind: SocketAddr,
     tags_file: Option<TagsFile>,
+    user_events: mpsc::UnboundedSender<UserEvent>,
 ) -> std::io::Result<NodeHandle> {
     let socket = Arc::new(UdpSocket::bind(bind).await?);
     let (commands, command_inbox) = mpsc::unbounded_channel();
     let (timer_deliver, timer_inbox) = mpsc::unbounded_channel();
     let (datagram_deliver, datagram_inbox) = mpsc::unbounded_channel();
     tokio::spawn(receive_datagrams(socket.clone(), datagram_deliver));
+    let event_clock = Arc::new(LamportClock::default());
     let node = Node {
-        foca: Foca::new(
+        foca: Foca::with_custom_broadcast(
             identity.clone(),
             swim_config(1),
             rand_foca::make_rng(),
             PostcardCodec,
+            UserEventGossip::new(event_clock.clone(), user_events),
         ),
+        event_clock,
         runtime: AccumulatingRuntime::new(),
         table: MemberTable::new(identity),
         socket,
@@ -169,6 +191,8 @@ async fn receive_datagrams(
 
 struct Node {
     foca: SwimCore,
+    /// Shared with foca's broadcast handler, which witnesses the times it receives.
+    event_clock: Arc<LamportClock>,
     runtime: AccumulatingRuntime<NodeId>,
     table: MemberTable,
     socket: Arc<UdpSocket>,
@@ -258,6 +282,9 @@ impl Node {
             Command::UpdateTags(update, done) => {
                 let _ = done.send(self.update_tags(update));
             }
+            Command::SendUserEvent(request, done) => {
+                let _ = done.send(self.send_user_event(request));
+            }
         }
     }
 
@@ -282,6 +309,26 @@ impl Node {
             .map_err(|e| format!("Failed to update tags: {e}"))?;
         info!("tags are now {:?}", renewed.tags);
         self.table.member_renamed(&current, renewed);
+        Ok(())
+    }
+
+    /// Handing the event to foca delivers it here (foca passes it to our broadcast
+    /// handler) and queues it to ride on the next packets to other members.
+    fn send_user_event(&mut self, request: UserEventRequest) -> Result<(), String> {
+        UserEvent::check_size(&request.name, &request.payload)?;
+        let event = UserEvent {
+            ltime: self.event_clock.time(),
+            name: request.name,
+            payload: request.payload,
+            coalesce: request.coalesce,
+        };
+        let encoded = event.encode();
+        UserEvent::check_encoded_size(&encoded)?;
+        // As Serf: a refused event does not move the clock.
+        self.event_clock.increment();
+        self.foca
+            .add_broadcast(&encoded)
+            .map_err(|e| format!("Failed to send user event: {e}"))?;
         Ok(())
     }
 

@@ -36,7 +36,7 @@ pub struct HandshakeRequest {
 #[serde(rename_all = "PascalCase", default)]
 pub struct JoinRequest {
     pub existing: Vec<String>,
-    /// Replays past user events to the joiner; there are no user events yet.
+    /// Replays past user events to the joiner; not done yet (events are never replayed).
     pub replay: bool,
 }
 
@@ -78,6 +78,16 @@ where
     T: Deserialize<'de> + Default,
 {
     Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct EventRequest {
+    pub name: String,
+    /// nil when `serf event` is given no payload.
+    #[serde(deserialize_with = "nil_as_empty")]
+    pub payload: serde_bytes::ByteBuf,
+    pub coalesce: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
