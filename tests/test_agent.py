@@ -301,6 +301,93 @@ def test_a_user_event_over_512_bytes_is_refused(agents):
     assert serf("event", a1, "ok", "x" * 480).returncode == 0
 
 
+# --- event handlers -----------------------------------------------------------------------
+
+RECORDING_HANDLER = """#!/bin/sh
+# appends one record per event to $1: the SERF_ environment, then stdin
+{ env | grep '^SERF_' | sort; echo '-- stdin'; cat; echo '-- end'; } >> "$1"
+"""
+
+
+def recording_handler(tmp_path, name):
+    """A handler script command that records into tmp_path/name; (command, reader)."""
+    script = tmp_path / "record.sh"
+    script.write_text(RECORDING_HANDLER)
+    script.chmod(0o755)
+    out = tmp_path / name
+
+    def records():
+        """[(env dict, stdin lines)], oldest first."""
+        text = out.read_text() if out.exists() else ""
+        result = []
+        for chunk in text.split("-- end\n")[:-1]:
+            env_text, stdin = chunk.split("-- stdin\n")
+            env = dict(line.split("=", 1) for line in env_text.splitlines())
+            result.append((env, stdin.splitlines()))
+        return result
+
+    return "%s %s" % (script, out), records
+
+
+def member_lines(records, event):
+    """The stdin lines of every `event` record, tags sorted (Serf's are in map order)."""
+    lines = []
+    for env, stdin in records():
+        if env["SERF_EVENT"] == event:
+            for line in stdin:
+                name, addr, role, tags = line.split("\t")
+                lines.append((name, addr, role, ",".join(sorted(tags.split(",")))))
+    return lines
+
+
+def test_event_handlers_see_member_and_user_events_with_serfs_env_and_stdin(agents, tmp_path):
+    every_event, records = recording_handler(tmp_path, "all.log")
+    filtered, filtered_records = recording_handler(tmp_path, "filtered.log")
+    a1 = agents("a1", tags=["role=web", "dc-zone=z"],
+                args=["-event-handler", every_event,
+                      "-event-handler", "member-leave,user:deploy=" + filtered])
+    a2 = agents("a2", tags=["role=db"], join=[a1.gossip_addr])
+    a2_line = ("a2", "127.0.0.1", "db", "role=db")
+    wait_for(lambda: a2_line in member_lines(records, "member-join"), 15, "a2's member-join")
+    assert ("a1", "127.0.0.1", "web", "dc-zone=z,role=web") in member_lines(records, "member-join")
+
+    for name, payload in [("deploy", "v1"), ("other", "")]:
+        out = serf("event", a2, name, payload)
+        assert out.returncode == 0, out.stdout + out.stderr
+    wait_for(lambda: any(env.get("SERF_USER_EVENT") == "deploy" for env, _ in records()), 15,
+             "the deploy user event")
+    env, stdin = next((env, stdin) for env, stdin in records()
+                      if env.get("SERF_USER_EVENT") == "deploy")
+    assert stdin == ["v1"]
+    assert env["SERF_EVENT"] == "user"
+    assert env["SERF_SELF_NAME"] == "a1" and env["SERF_SELF_ROLE"] == "web"
+    assert env["SERF_TAG_DC_ZONE"] == "z" and env["SERF_TAG_ROLE"] == "web"
+    assert int(env["SERF_USER_LTIME"]) >= 0
+
+    assert serf("tags", a2, "-set", "x=1").returncode == 0
+    wait_for(lambda: ("a2", "127.0.0.1", "db", "role=db,x=1") in member_lines(records, "member-update"),
+             15, "a2's member-update")
+    assert serf("leave", a2).returncode == 0
+    wait_for(lambda: [line[0] for line in member_lines(records, "member-leave")] == ["a2"], 15,
+             "a2's member-leave")
+
+    wait_for(lambda: len(filtered_records()) == 2, 15, "the filtered handler's two events")
+    time.sleep(1)
+    assert [env["SERF_EVENT"] for env, _ in filtered_records()] == ["user", "member-leave"]
+    assert filtered_records()[0][0]["SERF_USER_EVENT"] == "deploy"
+    assert any(env.get("SERF_USER_EVENT") == "other" for env, _ in records())
+
+
+def test_an_event_handler_with_an_unknown_event_type_is_refused(tmp_path):
+    agent = Agent(str(tmp_path), "a1", args=["-event-handler", "member-join,bogus=true"])
+    agent.start(wait=False)
+    try:
+        assert agent.wait_exit() == 1
+        assert "Invalid event script: Event 'bogus' invoking 'true'" in agent.log()
+    finally:
+        agent.kill()
+
+
 def test_joining_nobody_is_an_error(agents):
     a1 = agents("a1")
     dead = "127.0.0.1:%d" % harness.free_port()

@@ -2,12 +2,13 @@
 //! the agent leaves (on SIGINT, SIGTERM or an RPC `leave`).
 
 use crate::config::AgentConfig;
+use crate::event_handlers::EventHandler;
 use crate::identity::NodeId;
+use crate::invoke;
 use crate::join;
 use crate::node::{self, NodeHandle};
 use crate::rpc;
 use crate::tags_file::TagsFile;
-use crate::user_events::UserEvent;
 use clap::error::ErrorKind;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -59,6 +60,11 @@ fn init_logging(level: &str) {
 }
 
 async fn run(config: AgentConfig) -> Result<(), String> {
+    let handlers = config
+        .event_handlers
+        .iter()
+        .map(|spec| EventHandler::parse(spec))
+        .collect::<Result<Vec<_>, _>>()?;
     let tags_file = config.tags_file.clone().map(TagsFile::new);
     let tags = match &tags_file {
         Some(_) if !config.tags.is_empty() => {
@@ -74,9 +80,8 @@ async fn run(config: AgentConfig) -> Result<(), String> {
         started_ms: unix_millis(),
     };
     println!("==> Starting musubi agent...");
-    let (user_events, delivered_user_events) = mpsc::unbounded_channel();
-    tokio::spawn(log_user_events(delivered_user_events));
-    let node = node::start(identity.clone(), config.bind, tags_file, user_events)
+    let (events, delivered_events) = mpsc::unbounded_channel();
+    let node = node::start(identity.clone(), config.bind, tags_file, events)
         .await
         .map_err(|e| format!("cannot bind the gossip listener to {}: {e}", config.bind))?;
     let listener = TcpListener::bind(config.rpc_addr)
@@ -84,6 +89,11 @@ async fn run(config: AgentConfig) -> Result<(), String> {
         .map_err(|e| format!("cannot bind the RPC listener to {}: {e}", config.rpc_addr))?;
     let leave_done = Arc::new(Notify::new());
     tokio::spawn(rpc::serve(listener, node.clone(), leave_done.clone()));
+    tokio::spawn(invoke::run_event_loop(
+        delivered_events,
+        handlers,
+        node.local_identity(),
+    ));
     println!("==> musubi agent running!");
     println!("     Node name: '{}'", identity.name);
     println!("     Bind addr: '{}'", config.bind);
@@ -117,13 +127,6 @@ async fn leave(node: &NodeHandle, signal: &str) {
     info!("caught signal {signal}: leaving gracefully");
     // Already stopping means there is nothing left to leave.
     let _ = node.leave().await;
-}
-
-/// Serf's agent logs every event it receives in these words.
-async fn log_user_events(mut events: mpsc::UnboundedReceiver<UserEvent>) {
-    while let Some(event) = events.recv().await {
-        info!("Received event: user-event: {}", event.name);
-    }
 }
 
 fn unix_millis() -> u64 {

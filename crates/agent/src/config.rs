@@ -35,6 +35,10 @@ pub struct AgentConfig {
     /// A JSON file holding this node's tags: read at start, rewritten when they change.
     #[arg(long = "tags-file")]
     pub tags_file: Option<PathBuf>,
+    /// `[filter=]script` run on events, e.g. `member-join,user:deploy=./on-event.sh`
+    /// (repeatable).
+    #[arg(long = "event-handler")]
+    pub event_handlers: Vec<String>,
     /// trace, debug, info, warn or err.
     #[arg(long = "log-level", default_value = "info", value_parser = log_level)]
     pub log_level: String,

@@ -4,6 +4,7 @@
 //! foca's accumulated output is drained in order: datagrams out, timers to the scheduler,
 //! notifications into the member table. Other tasks talk to it through a [`NodeHandle`].
 
+use crate::events::{AgentEvent, MemberEventKind};
 use crate::identity::NodeId;
 use crate::lamport::LamportClock;
 use crate::membership::{MemberRecord, MemberStatus, MemberTable};
@@ -18,7 +19,7 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::UdpSocket;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
 
 /// The largest datagram we accept; foca sends at most its `max_packet_size` (1400).
@@ -58,9 +59,15 @@ pub struct NodeStopped;
 #[derive(Clone)]
 pub struct NodeHandle {
     commands: mpsc::UnboundedSender<Command>,
+    local: watch::Receiver<NodeId>,
 }
 
 impl NodeHandle {
+    /// This node's identity, kept current as its tags change.
+    pub fn local_identity(&self) -> watch::Receiver<NodeId> {
+        self.local.clone()
+    }
+
     pub async fn members(&self) -> Result<Vec<MemberRecord>, NodeStopped> {
         self.ask(Command::Members).await
     }
@@ -131,13 +138,14 @@ impl NodeHandle {
     }
 }
 
-/// Bind the gossip socket and start the node task. Every user event, sent from here or
-/// received, goes once to `user_events`.
+/// Bind the gossip socket and start the node task. Every event Serf would report goes to
+/// `events` once: member changes as the table sees them (starting with our own join),
+/// user events sent from here or received.
 pub async fn start(
     identity: NodeId,
     bind: SocketAddr,
     tags_file: Option<TagsFile>,
-    user_events: mpsc::UnboundedSender<UserEvent>,
+    events: mpsc::UnboundedSender<AgentEvent>,
 ) -> std::io::Result<NodeHandle> {
     let socket = Arc::new(UdpSocket::bind(bind).await?);
     let (commands, command_inbox) = mpsc::unbounded_channel();
@@ -145,15 +153,23 @@ pub async fn start(
     let (datagram_deliver, datagram_inbox) = mpsc::unbounded_channel();
     tokio::spawn(receive_datagrams(socket.clone(), datagram_deliver));
     let event_clock = Arc::new(LamportClock::default());
+    let (local, local_view) = watch::channel(identity.clone());
+    // The event loop only stops with the process, so this send always lands.
+    let _ = events.send(AgentEvent::Member {
+        kind: MemberEventKind::Join,
+        members: vec![identity.clone()],
+    });
     let node = Node {
         foca: Foca::with_custom_broadcast(
             identity.clone(),
             swim_config(1),
             rand_foca::make_rng(),
             PostcardCodec,
-            UserEventGossip::new(event_clock.clone(), user_events),
+            UserEventGossip::new(event_clock.clone(), events.clone()),
         ),
         event_clock,
+        events,
+        local,
         runtime: AccumulatingRuntime::new(),
         table: MemberTable::new(identity),
         socket,
@@ -161,7 +177,10 @@ pub async fn start(
         tags_file,
     };
     tokio::spawn(node.run(datagram_inbox, timer_inbox, command_inbox));
-    Ok(NodeHandle { commands })
+    Ok(NodeHandle {
+        commands,
+        local: local_view,
+    })
 }
 
 /// memberlist's LAN profile, which foca's `new_lan` follows; its suspicion timeout and
@@ -193,6 +212,8 @@ struct Node {
     foca: SwimCore,
     /// Shared with foca's broadcast handler, which witnesses the times it receives.
     event_clock: Arc<LamportClock>,
+    events: mpsc::UnboundedSender<AgentEvent>,
+    local: watch::Sender<NodeId>,
     runtime: AccumulatingRuntime<NodeId>,
     table: MemberTable,
     socket: Arc<UdpSocket>,
@@ -233,7 +254,7 @@ impl Node {
             }
             Ok(Datagram::LeaveIntent(name)) => {
                 info!("member {name} is leaving (told by {from})");
-                self.table.leave_intent(name);
+                self.change_member(name, |table| table.leave_intent(name));
             }
             Err(e) => debug!("dropped datagram from {from}: {e}"),
         }
@@ -261,7 +282,7 @@ impl Node {
                     .is_some_and(|m| m.status == MemberStatus::Failed)
                 {
                     info!("force-leave: {name} is now left");
-                    self.table.leave_intent(&name);
+                    self.change_member(&name, |table| table.leave_intent(&name));
                     self.tell_active_members(&wire::leave_intent_datagram(&name))
                         .await;
                 }
@@ -270,7 +291,7 @@ impl Node {
             Command::Leave(done) => {
                 let name = self.foca.identity().name.clone();
                 info!("leaving the cluster");
-                self.table.leave_intent(&name);
+                self.change_member(&name, |table| table.leave_intent(&name));
                 self.tell_active_members(&wire::leave_intent_datagram(&name))
                     .await;
                 if let Err(e) = self.foca.leave_cluster(&mut self.runtime) {
@@ -308,8 +329,26 @@ impl Node {
             .change_identity(renewed.clone(), &mut self.runtime)
             .map_err(|e| format!("Failed to update tags: {e}"))?;
         info!("tags are now {:?}", renewed.tags);
-        self.table.member_renamed(&current, renewed);
+        self.local.send_replace(renewed.clone());
+        self.change_member(&current.name, |table| {
+            table.member_renamed(&current, renewed)
+        });
         Ok(())
+    }
+
+    /// Apply a change to the member table and report what it means, if anything.
+    fn change_member(&mut self, name: &str, change: impl FnOnce(&mut MemberTable)) {
+        let before = self.table.get(name).cloned();
+        change(&mut self.table);
+        if let Some(after) = self.table.get(name)
+            && let Some(kind) = MemberEventKind::of_change(before.as_ref(), after)
+        {
+            // The event loop only stops with the process.
+            let _ = self.events.send(AgentEvent::Member {
+                kind,
+                members: vec![after.id.clone()],
+            });
+        }
     }
 
     /// Handing the event to foca delivers it here (foca passes it to our broadcast
@@ -364,18 +403,21 @@ impl Node {
         match notification {
             OwnedNotification::MemberUp(id) => {
                 info!("member {} is alive at {}", id.name, id.addr);
-                self.table.member_up(id);
+                self.change_member(&id.name.clone(), |table| table.member_up(id));
             }
             OwnedNotification::MemberDown(id) => {
-                self.table.member_down(&id);
+                self.change_member(&id.name, |table| table.member_down(&id));
                 if let Some(record) = self.table.get(&id.name) {
                     info!("member {} is {}", id.name, record.status.as_str());
                 }
             }
-            OwnedNotification::Rename(old, new) => self.table.member_renamed(&old, new),
+            OwnedNotification::Rename(old, new) => {
+                self.change_member(&new.name.clone(), |table| table.member_renamed(&old, new));
+            }
             OwnedNotification::Rejoin(renewed) => {
                 warn!("we were declared down; rejoined as a newer identity");
-                self.table.member_up(renewed);
+                self.local.send_replace(renewed.clone());
+                self.change_member(&renewed.name.clone(), |table| table.member_up(renewed));
             }
             OwnedNotification::Active => info!("joined the cluster"),
             OwnedNotification::Idle => info!("no other member is active"),

@@ -7,6 +7,7 @@
 //! dropped. Like Serf, a member remembers the events of the last 512 Lamport times, and
 //! ignores events older than that.
 
+use crate::events::AgentEvent;
 use crate::identity::NodeId;
 use crate::lamport::LamportClock;
 use foca::{BroadcastHandler, Invalidates};
@@ -82,11 +83,11 @@ pub struct UserEventGossip {
     clock: Arc<LamportClock>,
     /// (name, payload) pairs seen, by Lamport time; times older than the window are gone.
     seen: BTreeMap<u64, Vec<(String, Vec<u8>)>>,
-    deliver: mpsc::UnboundedSender<UserEvent>,
+    deliver: mpsc::UnboundedSender<AgentEvent>,
 }
 
 impl UserEventGossip {
-    pub fn new(clock: Arc<LamportClock>, deliver: mpsc::UnboundedSender<UserEvent>) -> Self {
+    pub fn new(clock: Arc<LamportClock>, deliver: mpsc::UnboundedSender<AgentEvent>) -> Self {
         UserEventGossip {
             clock,
             seen: BTreeMap::new(),
@@ -134,7 +135,7 @@ impl BroadcastHandler<NodeId> for UserEventGossip {
             return Ok(None);
         }
         // The agent stopping is the only way the receiver goes; nothing is left to tell.
-        let _ = self.deliver.send(event.clone());
+        let _ = self.deliver.send(AgentEvent::User(event.clone()));
         Ok(Some(UserEventKey(event)))
     }
 }
@@ -152,7 +153,7 @@ mod tests {
         }
     }
 
-    fn gossip() -> (UserEventGossip, mpsc::UnboundedReceiver<UserEvent>) {
+    fn gossip() -> (UserEventGossip, mpsc::UnboundedReceiver<AgentEvent>) {
         let (deliver, delivered) = mpsc::unbounded_channel();
         (
             UserEventGossip::new(Arc::new(LamportClock::default()), deliver),
@@ -176,7 +177,7 @@ mod tests {
                 .unwrap()
                 .is_none()
         );
-        assert_eq!(delivered.try_recv().unwrap(), deploy);
+        assert_eq!(delivered.try_recv().unwrap(), AgentEvent::User(deploy));
         assert!(delivered.try_recv().is_err());
         assert_eq!(gossip.clock.time(), 6);
     }
@@ -188,8 +189,12 @@ mod tests {
             let item = event(1, "deploy", payload).encode();
             assert!(gossip.receive_item(&item, None).unwrap().is_some());
         }
-        assert_eq!(delivered.try_recv().unwrap().payload, b"a");
-        assert_eq!(delivered.try_recv().unwrap().payload, b"b");
+        for payload in [&b"a"[..], b"b"] {
+            assert_eq!(
+                delivered.try_recv().unwrap(),
+                AgentEvent::User(event(1, "deploy", payload))
+            );
+        }
     }
 
     #[test]
