@@ -378,6 +378,17 @@ def test_event_handlers_see_member_and_user_events_with_serfs_env_and_stdin(agen
     assert any(env.get("SERF_USER_EVENT") == "other" for env, _ in records())
 
 
+def test_a_killed_member_runs_member_failed_handlers(agents, tmp_path):
+    failed_only, records = recording_handler(tmp_path, "failed.log")
+    a1 = agents("a1", args=["-event-handler", "member-failed=" + failed_only])
+    a2 = agents("a2", tags=["role=db"], join=[a1.gossip_addr])
+    wait_for(lambda: statuses(a1).get("a2") == "alive", 15, "a1 to see a2 alive")
+    a2.kill()
+    wait_for(lambda: member_lines(records, "member-failed") == [("a2", "127.0.0.1", "db", "role=db")],
+             FAILURE_DETECTION_BOUND, "a2's member-failed")
+    assert [env["SERF_EVENT"] for env, _ in records()] == ["member-failed"]
+
+
 def test_an_event_handler_with_an_unknown_event_type_is_refused(tmp_path):
     agent = Agent(str(tmp_path), "a1", args=["-event-handler", "member-join,bogus=true"])
     agent.start(wait=False)
