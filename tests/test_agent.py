@@ -31,7 +31,7 @@ pytestmark = pytest.mark.skipif(not os.path.exists(SERF_BIN),
 class Agent:
     """One agent process on loopback with its own gossip and RPC ports."""
 
-    def __init__(self, workdir, name, tags=(), join=()):
+    def __init__(self, workdir, name, tags=(), join=(), args=()):
         self.name = name
         self.gossip_port = harness.free_port()
         self.rpc_port = harness.free_port()
@@ -42,6 +42,7 @@ class Agent:
             self.argv += ["-tag", tag]
         for peer in join:
             self.argv += ["-join", peer]
+        self.argv += list(args)
         self.proc = None
 
     @property
@@ -216,6 +217,186 @@ def test_a_killed_member_is_failed_then_force_left(trio):
     for agent in (a1, a2):
         wait_for(lambda: statuses(agent).get("a3") == "left", 15, "%s to see a3 left" % agent.name)
     assert statuses(a1)["a2"] == "alive"
+
+
+def test_serf_tags_changes_reach_every_member(trio):
+    a1, a2, a3 = trio
+    out = serf("tags", a1, "-set", "role=cache", "-set", "zone=z1", "-delete", "dc")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "Successfully updated agent tags" in out.stdout
+    for agent in trio:
+        wait_for(lambda: agent.members()["a1"]["tags"] == {"role": "cache", "zone": "z1"}, 15,
+                 "%s to see a1's new tags" % agent.name)
+    out = serf("tags", a2, "-delete", "role")
+    assert out.returncode == 0, out.stdout + out.stderr
+    wait_for(lambda: a3.members()["a2"]["tags"] == {}, 15, "a3 to see a2's tags deleted")
+    assert statuses(a3) == {"a1": "alive", "a2": "alive", "a3": "alive"}
+
+
+def test_the_tags_file_is_read_at_start_and_rewritten_on_change(agents, tmp_path):
+    tags_file = tmp_path / "tags.json"
+    tags_file.write_text('{"role": "web"}')
+    a1 = agents("a1", args=["-tags-file", str(tags_file)])
+    a2 = agents("a2", join=[a1.gossip_addr])
+    wait_for(lambda: a2.members().get("a1", {}).get("tags") == {"role": "web"}, 15,
+             "a2 to see a1's tags from its file")
+    out = serf("tags", a1, "-set", "dc-zone=x")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert tags_file.read_text() == '{\n  "dc-zone": "x",\n  "role": "web"\n}'
+    wait_for(lambda: a2.members()["a1"]["tags"] == {"role": "web", "dc-zone": "x"}, 15,
+             "a2 to see a1's new tag")
+
+
+def test_a_missing_tags_file_is_written_on_the_first_change(agents, tmp_path):
+    tags_file = tmp_path / "absent.json"
+    a1 = agents("a1", args=["-tags-file", str(tags_file)])
+    assert a1.members()["a1"]["tags"] == {}
+    assert serf("tags", a1, "-set", "k=v").returncode == 0
+    assert json.loads(tags_file.read_text()) == {"k": "v"}
+    assert tags_file.stat().st_mode & 0o777 == 0o600  # tags may be secrets
+
+
+def test_tags_and_a_tags_file_together_are_refused(tmp_path):
+    agent = Agent(str(tmp_path), "a1", tags=["role=web"],
+                  args=["-tags-file", str(tmp_path / "tags.json")])
+    agent.start(wait=False)
+    try:
+        assert agent.wait_exit() == 1
+        assert "Tags config not allowed while using tag files" in agent.log()
+    finally:
+        agent.kill()
+
+
+def received_user_events(agent, name):
+    """How often the agent logged Serf's line for receiving user event `name`."""
+    return agent.log().count("Received event: user-event: %s\n" % name)
+
+
+def test_a_user_event_reaches_every_member_once(trio):
+    a1, a2, a3 = trio
+    out = serf("event", a2, "deploy", "v1")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "Event 'deploy' dispatched! Coalescing enabled: true" in out.stdout
+    out = serf("event", a3, "-coalesce=false", "ping")
+    assert out.returncode == 0, out.stdout + out.stderr
+    for agent in trio:
+        for name in ("deploy", "ping"):
+            wait_for(lambda: received_user_events(agent, name) > 0, 15,
+                     "%s to receive %s" % (agent.name, name))
+    time.sleep(2)  # long enough for repeats still circulating to arrive
+    for agent in trio:
+        assert [received_user_events(agent, name) for name in ("deploy", "ping")] == [1, 1]
+
+
+def test_a_user_event_over_512_bytes_is_refused(agents):
+    a1 = agents("a1")
+    out = serf("event", a1, "big", "x" * 510)
+    assert out.returncode == 1
+    assert ("Error sending event: user event exceeds configured limit of 512 bytes "
+            "before encoding") in out.stdout + out.stderr
+    out = serf("event", a1, "ok", "x" * 481)
+    assert out.returncode == 1
+    assert ("Error sending event: encoded user event exceeds configured limit of 512 bytes "
+            "after encoding") in out.stdout + out.stderr
+    assert serf("event", a1, "ok", "x" * 480).returncode == 0
+
+
+# --- event handlers -----------------------------------------------------------------------
+
+RECORDING_HANDLER = """#!/bin/sh
+# appends one record per event to $1: the SERF_ environment, then stdin
+{ env | grep '^SERF_' | sort; echo '-- stdin'; cat; echo '-- end'; } >> "$1"
+"""
+
+
+def recording_handler(tmp_path, name):
+    """A handler script command that records into tmp_path/name; (command, reader)."""
+    script = tmp_path / "record.sh"
+    script.write_text(RECORDING_HANDLER)
+    script.chmod(0o755)
+    out = tmp_path / name
+
+    def records():
+        """[(env dict, stdin lines)], oldest first."""
+        text = out.read_text() if out.exists() else ""
+        result = []
+        for chunk in text.split("-- end\n")[:-1]:
+            env_text, stdin = chunk.split("-- stdin\n")
+            env = dict(line.split("=", 1) for line in env_text.splitlines())
+            result.append((env, stdin.splitlines()))
+        return result
+
+    return "%s %s" % (script, out), records
+
+
+def member_lines(records, event):
+    """The stdin lines of every `event` record, tags sorted (Serf's are in map order)."""
+    lines = []
+    for env, stdin in records():
+        if env["SERF_EVENT"] == event:
+            for line in stdin:
+                name, addr, role, tags = line.split("\t")
+                lines.append((name, addr, role, ",".join(sorted(tags.split(",")))))
+    return lines
+
+
+def test_event_handlers_see_member_and_user_events_with_serfs_env_and_stdin(agents, tmp_path):
+    every_event, records = recording_handler(tmp_path, "all.log")
+    filtered, filtered_records = recording_handler(tmp_path, "filtered.log")
+    a1 = agents("a1", tags=["role=web", "dc-zone=z"],
+                args=["-event-handler", every_event,
+                      "-event-handler", "member-leave,user:deploy=" + filtered])
+    a2 = agents("a2", tags=["role=db"], join=[a1.gossip_addr])
+    a2_line = ("a2", "127.0.0.1", "db", "role=db")
+    wait_for(lambda: a2_line in member_lines(records, "member-join"), 15, "a2's member-join")
+    assert ("a1", "127.0.0.1", "web", "dc-zone=z,role=web") in member_lines(records, "member-join")
+
+    for name, payload in [("deploy", "v1"), ("other", "")]:
+        out = serf("event", a2, name, payload)
+        assert out.returncode == 0, out.stdout + out.stderr
+    wait_for(lambda: any(env.get("SERF_USER_EVENT") == "deploy" for env, _ in records()), 15,
+             "the deploy user event")
+    env, stdin = next((env, stdin) for env, stdin in records()
+                      if env.get("SERF_USER_EVENT") == "deploy")
+    assert stdin == ["v1"]
+    assert env["SERF_EVENT"] == "user"
+    assert env["SERF_SELF_NAME"] == "a1" and env["SERF_SELF_ROLE"] == "web"
+    assert env["SERF_TAG_DC_ZONE"] == "z" and env["SERF_TAG_ROLE"] == "web"
+    assert int(env["SERF_USER_LTIME"]) >= 0
+
+    assert serf("tags", a2, "-set", "x=1").returncode == 0
+    wait_for(lambda: ("a2", "127.0.0.1", "db", "role=db,x=1") in member_lines(records, "member-update"),
+             15, "a2's member-update")
+    assert serf("leave", a2).returncode == 0
+    wait_for(lambda: [line[0] for line in member_lines(records, "member-leave")] == ["a2"], 15,
+             "a2's member-leave")
+
+    wait_for(lambda: len(filtered_records()) == 2, 15, "the filtered handler's two events")
+    time.sleep(1)
+    assert [env["SERF_EVENT"] for env, _ in filtered_records()] == ["user", "member-leave"]
+    assert filtered_records()[0][0]["SERF_USER_EVENT"] == "deploy"
+    assert any(env.get("SERF_USER_EVENT") == "other" for env, _ in records())
+
+
+def test_a_killed_member_runs_member_failed_handlers(agents, tmp_path):
+    failed_only, records = recording_handler(tmp_path, "failed.log")
+    a1 = agents("a1", args=["-event-handler", "member-failed=" + failed_only])
+    a2 = agents("a2", tags=["role=db"], join=[a1.gossip_addr])
+    wait_for(lambda: statuses(a1).get("a2") == "alive", 15, "a1 to see a2 alive")
+    a2.kill()
+    wait_for(lambda: member_lines(records, "member-failed") == [("a2", "127.0.0.1", "db", "role=db")],
+             FAILURE_DETECTION_BOUND, "a2's member-failed")
+    assert [env["SERF_EVENT"] for env, _ in records()] == ["member-failed"]
+
+
+def test_an_event_handler_with_an_unknown_event_type_is_refused(tmp_path):
+    agent = Agent(str(tmp_path), "a1", args=["-event-handler", "member-join,bogus=true"])
+    agent.start(wait=False)
+    try:
+        assert agent.wait_exit() == 1
+        assert "Invalid event script: Event 'bogus' invoking 'true'" in agent.log()
+    finally:
+        agent.kill()
 
 
 def test_joining_nobody_is_an_error(agents):

@@ -2,17 +2,20 @@
 //! the agent leaves (on SIGINT, SIGTERM or an RPC `leave`).
 
 use crate::config::AgentConfig;
+use crate::event_handlers::EventHandler;
 use crate::identity::NodeId;
+use crate::invoke;
 use crate::join;
 use crate::node::{self, NodeHandle};
 use crate::rpc;
+use crate::tags_file::TagsFile;
 use clap::error::ErrorKind;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, mpsc};
 use tracing::info;
 
 /// Entry point for `musubi agent ARGS`: 0 after a graceful leave, 1 on a usage or start
@@ -57,14 +60,28 @@ fn init_logging(level: &str) {
 }
 
 async fn run(config: AgentConfig) -> Result<(), String> {
+    let handlers = config
+        .event_handlers
+        .iter()
+        .map(|spec| EventHandler::parse(spec))
+        .collect::<Result<Vec<_>, _>>()?;
+    let tags_file = config.tags_file.clone().map(TagsFile::new);
+    let tags = match &tags_file {
+        Some(_) if !config.tags.is_empty() => {
+            return Err("Tags config not allowed while using tag files".to_string());
+        }
+        Some(file) => file.load()?,
+        None => config.tag_map(),
+    };
     let identity = NodeId {
         name: config.node_name(),
         addr: config.advertise_addr()?,
-        tags: config.tag_map(),
+        tags,
         started_ms: unix_millis(),
     };
     println!("==> Starting musubi agent...");
-    let node = node::start(identity.clone(), config.bind)
+    let (events, delivered_events) = mpsc::unbounded_channel();
+    let node = node::start(identity.clone(), config.bind, tags_file, events)
         .await
         .map_err(|e| format!("cannot bind the gossip listener to {}: {e}", config.bind))?;
     let listener = TcpListener::bind(config.rpc_addr)
@@ -72,6 +89,11 @@ async fn run(config: AgentConfig) -> Result<(), String> {
         .map_err(|e| format!("cannot bind the RPC listener to {}: {e}", config.rpc_addr))?;
     let leave_done = Arc::new(Notify::new());
     tokio::spawn(rpc::serve(listener, node.clone(), leave_done.clone()));
+    tokio::spawn(invoke::run_event_loop(
+        delivered_events,
+        handlers,
+        node.local_identity(),
+    ));
     println!("==> musubi agent running!");
     println!("     Node name: '{}'", identity.name);
     println!("     Bind addr: '{}'", config.bind);

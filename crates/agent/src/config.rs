@@ -5,6 +5,7 @@ use crate::address::{self, DEFAULT_GOSSIP_PORT};
 use clap::Parser;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -31,6 +32,13 @@ pub struct AgentConfig {
     /// A tag `key=value` for this node (repeatable).
     #[arg(long = "tag", value_parser = tag)]
     pub tags: Vec<(String, String)>,
+    /// A JSON file holding this node's tags: read at start, rewritten when they change.
+    #[arg(long = "tags-file")]
+    pub tags_file: Option<PathBuf>,
+    /// `[filter=]script` run on events, e.g. `member-join,user:deploy=./on-event.sh`
+    /// (repeatable).
+    #[arg(long = "event-handler")]
+    pub event_handlers: Vec<String>,
     /// trace, debug, info, warn or err.
     #[arg(long = "log-level", default_value = "info", value_parser = log_level)]
     pub log_level: String,

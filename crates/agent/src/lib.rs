@@ -5,23 +5,33 @@
 //! RPC port speaks Serf's protocol byte for byte, so the real `serf` CLI works against it.
 //!
 //! How it runs:
-//! 1. [`config`] parses Serf's flags; [`agent`] builds this node's [`identity::NodeId`].
+//! 1. [`config`] parses Serf's flags; [`agent`] builds this node's [`identity::NodeId`]
+//!    (tags from `-tag` or the [`tags_file`]).
 //! 2. [`node`] owns foca and the UDP socket in one task; each datagram, timer or command is
 //!    handed to foca, then its output is drained: sends, timers ([`timers`]), notifications
-//!    into the [`membership`] table.
-//! 3. [`rpc`] serves Serf's RPC clients and asks the node through a `NodeHandle`.
-//! 4. SIGINT, SIGTERM or RPC `leave`: tell every member we leave ([`wire`]), leave the SWIM
+//!    into the [`membership`] table. User events ride on foca's packets ([`user_events`],
+//!    stamped by a [`lamport`] clock).
+//! 3. Member changes and user events become Serf's [`events`]; one task logs them and runs
+//!    the matching [`event_handlers`] one at a time (`invoke`).
+//! 4. [`rpc`] serves Serf's RPC clients and asks the node through a `NodeHandle`.
+//! 5. SIGINT, SIGTERM or RPC `leave`: tell every member we leave ([`wire`]), leave the SWIM
 //!    cluster, exit 0.
 
 pub mod address;
 mod agent;
 pub mod config;
+pub mod event_handlers;
+pub mod events;
 pub mod identity;
+mod invoke;
 pub mod join;
+pub mod lamport;
 pub mod membership;
 pub mod node;
 pub mod rpc;
+pub mod tags_file;
 mod timers;
+pub mod user_events;
 pub mod wire;
 
 pub use agent::cli_main;

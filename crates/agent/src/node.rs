@@ -4,20 +4,22 @@
 //! foca's accumulated output is drained in order: datagrams out, timers to the scheduler,
 //! notifications into the member table. Other tasks talk to it through a [`NodeHandle`].
 
+use crate::events::{AgentEvent, MemberEventKind};
 use crate::identity::NodeId;
+use crate::lamport::LamportClock;
 use crate::membership::{MemberRecord, MemberStatus, MemberTable};
+use crate::tags_file::{self, Tags, TagsFile};
 use crate::timers;
+use crate::user_events::{UserEvent, UserEventGossip};
 use crate::wire::{self, Datagram};
-use foca::{
-    AccumulatingRuntime, Config, Foca, NoCustomBroadcast, OwnedNotification, PostcardCodec, Timer,
-};
+use foca::{AccumulatingRuntime, Config, Foca, OwnedNotification, PostcardCodec, Timer};
 use rand_foca::rngs::StdRng;
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::UdpSocket;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
 
 /// The largest datagram we accept; foca sends at most its `max_packet_size` (1400).
@@ -25,13 +27,28 @@ const MAX_DATAGRAM: usize = 65_536;
 /// How often a join re-announces to a peer that has not shown up yet (UDP may drop it).
 const REANNOUNCE_EVERY: Duration = Duration::from_millis(500);
 
-type SwimCore = Foca<NodeId, PostcardCodec, StdRng, NoCustomBroadcast>;
+type SwimCore = Foca<NodeId, PostcardCodec, StdRng, UserEventGossip>;
 
 enum Command {
     Members(oneshot::Sender<Vec<MemberRecord>>),
     Announce(Vec<SocketAddr>),
     ForceLeave(String, oneshot::Sender<()>),
     Leave(oneshot::Sender<()>),
+    UpdateTags(TagUpdate, oneshot::Sender<Result<(), String>>),
+    SendUserEvent(UserEventRequest, oneshot::Sender<Result<(), String>>),
+}
+
+/// `serf event NAME PAYLOAD`, before the node stamps it with a Lamport time.
+pub struct UserEventRequest {
+    pub name: String,
+    pub payload: Vec<u8>,
+    pub coalesce: bool,
+}
+
+/// `serf tags`: keys to drop, then keys to set.
+pub struct TagUpdate {
+    pub set: Tags,
+    pub delete: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -42,9 +59,15 @@ pub struct NodeStopped;
 #[derive(Clone)]
 pub struct NodeHandle {
     commands: mpsc::UnboundedSender<Command>,
+    local: watch::Receiver<NodeId>,
 }
 
 impl NodeHandle {
+    /// This node's identity, kept current as its tags change.
+    pub fn local_identity(&self) -> watch::Receiver<NodeId> {
+        self.local.clone()
+    }
+
     pub async fn members(&self) -> Result<Vec<MemberRecord>, NodeStopped> {
         self.ask(Command::Members).await
     }
@@ -88,6 +111,21 @@ impl NodeHandle {
         self.ask(Command::Leave).await
     }
 
+    /// Change this node's tags, persist them to the tags file if there is one, and gossip
+    /// them. The error is the tags file's, in Serf's words; the tags are then unchanged.
+    pub async fn update_tags(&self, update: TagUpdate) -> Result<Result<(), String>, NodeStopped> {
+        self.ask(|done| Command::UpdateTags(update, done)).await
+    }
+
+    /// Send a user event to every member, this one included. The error is Serf's (the
+    /// size limit); the event is then not sent.
+    pub async fn send_user_event(
+        &self,
+        request: UserEventRequest,
+    ) -> Result<Result<(), String>, NodeStopped> {
+        self.ask(|done| Command::SendUserEvent(request, done)).await
+    }
+
     async fn ask<T>(
         &self,
         command: impl FnOnce(oneshot::Sender<T>) -> Command,
@@ -100,27 +138,49 @@ impl NodeHandle {
     }
 }
 
-/// Bind the gossip socket and start the node task.
-pub async fn start(identity: NodeId, bind: SocketAddr) -> std::io::Result<NodeHandle> {
+/// Bind the gossip socket and start the node task. Every event Serf would report goes to
+/// `events` once: member changes as the table sees them (starting with our own join),
+/// user events sent from here or received.
+pub async fn start(
+    identity: NodeId,
+    bind: SocketAddr,
+    tags_file: Option<TagsFile>,
+    events: mpsc::UnboundedSender<AgentEvent>,
+) -> std::io::Result<NodeHandle> {
     let socket = Arc::new(UdpSocket::bind(bind).await?);
     let (commands, command_inbox) = mpsc::unbounded_channel();
     let (timer_deliver, timer_inbox) = mpsc::unbounded_channel();
     let (datagram_deliver, datagram_inbox) = mpsc::unbounded_channel();
     tokio::spawn(receive_datagrams(socket.clone(), datagram_deliver));
+    let event_clock = Arc::new(LamportClock::default());
+    let (local, local_view) = watch::channel(identity.clone());
+    // The event loop only stops with the process, so this send always lands.
+    let _ = events.send(AgentEvent::Member {
+        kind: MemberEventKind::Join,
+        members: vec![identity.clone()],
+    });
     let node = Node {
-        foca: Foca::new(
+        foca: Foca::with_custom_broadcast(
             identity.clone(),
             swim_config(1),
             rand_foca::make_rng(),
             PostcardCodec,
+            UserEventGossip::new(event_clock.clone(), events.clone()),
         ),
+        event_clock,
+        events,
+        local,
         runtime: AccumulatingRuntime::new(),
         table: MemberTable::new(identity),
         socket,
         timers: timers::spawn_scheduler(timer_deliver),
+        tags_file,
     };
     tokio::spawn(node.run(datagram_inbox, timer_inbox, command_inbox));
-    Ok(NodeHandle { commands })
+    Ok(NodeHandle {
+        commands,
+        local: local_view,
+    })
 }
 
 /// memberlist's LAN profile, which foca's `new_lan` follows; its suspicion timeout and
@@ -150,10 +210,15 @@ async fn receive_datagrams(
 
 struct Node {
     foca: SwimCore,
+    /// Shared with foca's broadcast handler, which witnesses the times it receives.
+    event_clock: Arc<LamportClock>,
+    events: mpsc::UnboundedSender<AgentEvent>,
+    local: watch::Sender<NodeId>,
     runtime: AccumulatingRuntime<NodeId>,
     table: MemberTable,
     socket: Arc<UdpSocket>,
     timers: mpsc::UnboundedSender<(Duration, Timer<NodeId>)>,
+    tags_file: Option<TagsFile>,
 }
 
 impl Node {
@@ -189,7 +254,7 @@ impl Node {
             }
             Ok(Datagram::LeaveIntent(name)) => {
                 info!("member {name} is leaving (told by {from})");
-                self.table.leave_intent(name);
+                self.change_member(name, |table| table.leave_intent(name));
             }
             Err(e) => debug!("dropped datagram from {from}: {e}"),
         }
@@ -217,7 +282,7 @@ impl Node {
                     .is_some_and(|m| m.status == MemberStatus::Failed)
                 {
                     info!("force-leave: {name} is now left");
-                    self.table.leave_intent(&name);
+                    self.change_member(&name, |table| table.leave_intent(&name));
                     self.tell_active_members(&wire::leave_intent_datagram(&name))
                         .await;
                 }
@@ -226,7 +291,7 @@ impl Node {
             Command::Leave(done) => {
                 let name = self.foca.identity().name.clone();
                 info!("leaving the cluster");
-                self.table.leave_intent(&name);
+                self.change_member(&name, |table| table.leave_intent(&name));
                 self.tell_active_members(&wire::leave_intent_datagram(&name))
                     .await;
                 if let Err(e) = self.foca.leave_cluster(&mut self.runtime) {
@@ -235,7 +300,75 @@ impl Node {
                 self.drain().await;
                 let _ = done.send(());
             }
+            Command::UpdateTags(update, done) => {
+                let _ = done.send(self.update_tags(update));
+            }
+            Command::SendUserEvent(request, done) => {
+                let _ = done.send(self.send_user_event(request));
+            }
         }
+    }
+
+    /// Tags travel in the identity, so new tags are a new identity: foca gossips it and
+    /// declares the old one down. Each member applies the sender's identity before the
+    /// updates it carries, so the newer identity (a later `started_ms`) has already
+    /// replaced the old one there and that down notice is ignored: the member stays alive
+    /// and only its tags change.
+    fn update_tags(&mut self, update: TagUpdate) -> Result<(), String> {
+        let current = self.foca.identity().clone();
+        let tags = tags_file::updated(&current.tags, &update.set, &update.delete);
+        if let Some(file) = &self.tags_file {
+            file.write(&tags)?;
+        }
+        let renewed = NodeId {
+            tags,
+            started_ms: current.started_ms + 1,
+            ..current.clone()
+        };
+        self.foca
+            .change_identity(renewed.clone(), &mut self.runtime)
+            .map_err(|e| format!("Failed to update tags: {e}"))?;
+        info!("tags are now {:?}", renewed.tags);
+        self.local.send_replace(renewed.clone());
+        self.change_member(&current.name, |table| {
+            table.member_renamed(&current, renewed)
+        });
+        Ok(())
+    }
+
+    /// Apply a change to the member table and report what it means, if anything.
+    fn change_member(&mut self, name: &str, change: impl FnOnce(&mut MemberTable)) {
+        let before = self.table.get(name).cloned();
+        change(&mut self.table);
+        if let Some(after) = self.table.get(name)
+            && let Some(kind) = MemberEventKind::of_change(before.as_ref(), after)
+        {
+            // The event loop only stops with the process.
+            let _ = self.events.send(AgentEvent::Member {
+                kind,
+                members: vec![after.id.clone()],
+            });
+        }
+    }
+
+    /// Handing the event to foca delivers it here (foca passes it to our broadcast
+    /// handler) and queues it to ride on the next packets to other members.
+    fn send_user_event(&mut self, request: UserEventRequest) -> Result<(), String> {
+        UserEvent::check_size(&request.name, &request.payload)?;
+        let event = UserEvent {
+            ltime: self.event_clock.time(),
+            name: request.name,
+            payload: request.payload,
+            coalesce: request.coalesce,
+        };
+        let encoded = event.encode();
+        UserEvent::check_encoded_size(&encoded)?;
+        // As Serf: a refused event does not move the clock.
+        self.event_clock.increment();
+        self.foca
+            .add_broadcast(&encoded)
+            .map_err(|e| format!("Failed to send user event: {e}"))?;
+        Ok(())
     }
 
     /// Leave intents go straight to every member foca knows as active, so each of them
@@ -270,18 +403,21 @@ impl Node {
         match notification {
             OwnedNotification::MemberUp(id) => {
                 info!("member {} is alive at {}", id.name, id.addr);
-                self.table.member_up(id);
+                self.change_member(&id.name.clone(), |table| table.member_up(id));
             }
             OwnedNotification::MemberDown(id) => {
-                self.table.member_down(&id);
+                self.change_member(&id.name, |table| table.member_down(&id));
                 if let Some(record) = self.table.get(&id.name) {
                     info!("member {} is {}", id.name, record.status.as_str());
                 }
             }
-            OwnedNotification::Rename(old, new) => self.table.member_renamed(&old, new),
+            OwnedNotification::Rename(old, new) => {
+                self.change_member(&new.name.clone(), |table| table.member_renamed(&old, new));
+            }
             OwnedNotification::Rejoin(renewed) => {
                 warn!("we were declared down; rejoined as a newer identity");
-                self.table.member_up(renewed);
+                self.local.send_replace(renewed.clone());
+                self.change_member(&renewed.name.clone(), |table| table.member_up(renewed));
             }
             OwnedNotification::Active => info!("joined the cluster"),
             OwnedNotification::Idle => info!("no other member is active"),

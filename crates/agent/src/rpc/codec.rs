@@ -36,7 +36,7 @@ pub struct HandshakeRequest {
 #[serde(rename_all = "PascalCase", default)]
 pub struct JoinRequest {
     pub existing: Vec<String>,
-    /// Replays past user events to the joiner; there are no user events yet.
+    /// Replays past user events to the joiner; not done yet (events are never replayed).
     pub replay: bool,
 }
 
@@ -60,6 +60,34 @@ pub struct ForceLeaveRequest {
     pub node: String,
     /// Serf 0.8.4's `-prune` drops the member at once; members are never reaped yet.
     pub prune: bool,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct TagsRequest {
+    #[serde(deserialize_with = "nil_as_empty")]
+    pub tags: BTreeMap<String, String>,
+    #[serde(deserialize_with = "nil_as_empty")]
+    pub delete_tags: Vec<String>,
+}
+
+/// Go's client sends an empty map or slice as msgpack nil (`serf tags -delete k` alone).
+fn nil_as_empty<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct EventRequest {
+    pub name: String,
+    /// nil when `serf event` is given no payload.
+    #[serde(deserialize_with = "nil_as_empty")]
+    pub payload: serde_bytes::ByteBuf,
+    pub coalesce: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -2,12 +2,13 @@
 //! answer with the reply shape Serf's Go client decodes.
 
 use super::codec::{
-    DecodeError, ForceLeaveRequest, HandshakeRequest, JoinRequest, JoinResponse, MembersFilter,
-    MembersResponse, RequestHeader, RequestReader, StopRequest, encode_response,
+    DecodeError, EventRequest, ForceLeaveRequest, HandshakeRequest, JoinRequest, JoinResponse,
+    MembersFilter, MembersResponse, RequestHeader, RequestReader, StopRequest, TagsRequest,
+    encode_response,
 };
 use super::members::{MemberMatcher, member_wire};
 use crate::join;
-use crate::node::{NodeHandle, NodeStopped};
+use crate::node::{NodeHandle, NodeStopped, TagUpdate, UserEventRequest};
 use tokio::io::AsyncRead;
 
 /// The only IPC version Serf has ever spoken.
@@ -116,6 +117,33 @@ impl<'a, R: AsyncRead + Unpin> Session<'a, R> {
                 let request: ForceLeaveRequest = self.body().await?;
                 self.node.force_leave(request.node).await?;
                 Ok(Reply::ok(seq))
+            }
+            "tags" => {
+                let request: TagsRequest = self.body().await?;
+                let update = TagUpdate {
+                    set: request.tags,
+                    delete: request.delete_tags,
+                };
+                let error = self.node.update_tags(update).await?.err();
+                Ok(Reply::error(
+                    seq,
+                    &error.unwrap_or_default(),
+                    After::Continue,
+                ))
+            }
+            "event" => {
+                let request: EventRequest = self.body().await?;
+                let event = UserEventRequest {
+                    name: request.name,
+                    payload: request.payload.into_vec(),
+                    coalesce: request.coalesce,
+                };
+                let error = self.node.send_user_event(event).await?.err();
+                Ok(Reply::error(
+                    seq,
+                    &error.unwrap_or_default(),
+                    After::Continue,
+                ))
             }
             "stop" => {
                 // No command opens a stream yet, so there is never one to stop.

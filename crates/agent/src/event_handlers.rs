@@ -1,0 +1,137 @@
+//! `-event-handler [filter=]script`: which events a handler script wants, parsed as Serf
+//! parses it (agent/event_handler.go). The filter is a comma-separated list of event
+//! types: `member-join`, `member-leave`, `member-failed`, `member-update`, `member-reap`,
+//! `user`, `user:NAME`, `query`, `query:NAME` or `*`; no filter means every event. Serf
+//! splits at the first `=`, so a script containing `=` needs a filter in front of it.
+
+use crate::events::AgentEvent;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EventHandler {
+    filters: Vec<EventFilter>,
+    pub script: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct EventFilter {
+    event: String,
+    /// For `user:NAME` (and `query:NAME`): only events of that name.
+    name: Option<String>,
+}
+
+/// Serf accepts these; `member-reap` and queries never happen here yet, so handlers for
+/// them are accepted and never run.
+const EVENT_TYPES: [&str; 8] = [
+    "member-join",
+    "member-leave",
+    "member-failed",
+    "member-update",
+    "member-reap",
+    "user",
+    "query",
+    "*",
+];
+
+impl EventHandler {
+    pub fn parse(spec: &str) -> Result<Self, String> {
+        let (filter, script) = spec.split_once('=').unwrap_or(("*", spec));
+        let filters = filter
+            .split(',')
+            .map(|text| {
+                EventFilter::parse(text).ok_or_else(|| {
+                    format!("Invalid event script: Event '{text}' invoking '{script}'")
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(EventHandler {
+            filters,
+            script: script.to_string(),
+        })
+    }
+
+    pub fn wants(&self, event: &AgentEvent) -> bool {
+        self.filters.iter().any(|filter| filter.matches(event))
+    }
+}
+
+impl EventFilter {
+    fn parse(text: &str) -> Option<Self> {
+        let (event, name) = match text.split_once(':') {
+            Some((kind @ ("user" | "query"), name)) => (kind, Some(name.to_string())),
+            _ => (text, None),
+        };
+        EVENT_TYPES.contains(&event).then(|| EventFilter {
+            event: event.to_string(),
+            name,
+        })
+    }
+
+    fn matches(&self, event: &AgentEvent) -> bool {
+        if self.event == "*" {
+            return true;
+        }
+        if self.event != event.type_name() {
+            return false;
+        }
+        match (event, &self.name) {
+            (AgentEvent::User(user), Some(name)) => user.name == *name,
+            _ => true,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::MemberEventKind;
+    use crate::user_events::UserEvent;
+
+    fn user(name: &str) -> AgentEvent {
+        AgentEvent::User(UserEvent {
+            ltime: 1,
+            name: name.into(),
+            payload: vec![],
+            coalesce: false,
+        })
+    }
+
+    fn member(kind: MemberEventKind) -> AgentEvent {
+        AgentEvent::Member {
+            kind,
+            members: vec![],
+        }
+    }
+
+    #[test]
+    fn no_filter_means_every_event() {
+        let handler = EventHandler::parse("./handle.sh").unwrap();
+        assert_eq!(handler.script, "./handle.sh");
+        assert!(handler.wants(&user("x")) && handler.wants(&member(MemberEventKind::Failed)));
+    }
+
+    #[test]
+    fn filters_pick_types_and_user_event_names() {
+        let handler = EventHandler::parse("member-join,member-leave,user:deploy=echo a=b").unwrap();
+        assert_eq!(handler.script, "echo a=b");
+        assert!(handler.wants(&member(MemberEventKind::Join)));
+        assert!(handler.wants(&member(MemberEventKind::Leave)));
+        assert!(!handler.wants(&member(MemberEventKind::Update)));
+        assert!(handler.wants(&user("deploy")));
+        assert!(!handler.wants(&user("deploy2")));
+        assert!(EventHandler::parse("user=x").unwrap().wants(&user("any")));
+    }
+
+    #[test]
+    fn unknown_types_are_refused_in_serfs_words() {
+        for (spec, error) in [
+            ("FOO=bar ./x", "Event 'FOO' invoking 'bar ./x'"),
+            ("member-join,bogus=x", "Event 'bogus' invoking 'x'"),
+            ("user,=x", "Event '' invoking 'x'"),
+        ] {
+            assert_eq!(
+                EventHandler::parse(spec),
+                Err(format!("Invalid event script: {error}"))
+            );
+        }
+    }
+}
