@@ -27,6 +27,9 @@ pub async fn serve(listener: TcpListener, node: NodeHandle, leave_done: Arc<Noti
     }
 }
 
+/// How long a connection that asked the agent to leave may stay open for its reply.
+const LINGER: std::time::Duration = std::time::Duration::from_secs(1);
+
 async fn serve_connection(stream: TcpStream, node: &NodeHandle, leave_done: &Notify) {
     let (reader, mut writer) = stream.into_split();
     let mut session = Session::new(node, reader);
@@ -56,6 +59,12 @@ async fn serve_connection(stream: TcpStream, node: &NodeHandle, leave_done: &Not
             After::Continue => {}
             After::Close => return,
             After::Shutdown => {
+                // Exiting with unread bytes on the connection would reset it, and the client
+                // would lose the reply: hang up our side, let the client read and close.
+                let _ = writer.shutdown().await;
+                let client_closed =
+                    async { while let Ok(Some(_)) = session.next_header().await {} };
+                let _ = tokio::time::timeout(LINGER, client_closed).await;
                 leave_done.notify_one();
                 return;
             }
