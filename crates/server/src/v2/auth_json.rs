@@ -1,6 +1,7 @@
 //! The v2 auth API's JSON: request bodies as etcd's Go structs decode them (unknown fields
 //! ignored, missing ones empty), and replies written by hand in Go's field order.
 
+pub use super::json::message;
 use super::json::{array, string, string_array};
 use musubi_store::{AuthError, Permissions, Role};
 use serde::Deserialize;
@@ -45,14 +46,6 @@ impl PermsBody {
             write: self.kv.write,
         }
     }
-}
-
-/// `{"message":"..."}` without a newline: etcd writes errors with `json.Marshal`.
-pub fn message(text: &str) -> String {
-    let mut out = String::from("{\"message\":");
-    string(&mut out, text);
-    out.push('}');
-    out
 }
 
 pub fn error(e: &AuthError) -> String {

@@ -118,6 +118,15 @@ pub fn array<T>(out: &mut String, items: &[T], mut item: impl FnMut(&mut String,
     out.push(']');
 }
 
+/// `{"message":"..."}` without a newline: etcd writes the errors of its auth and members
+/// APIs with `json.Marshal`.
+pub fn message(text: &str) -> String {
+    let mut out = String::from("{\"message\":");
+    string(&mut out, text);
+    out.push('}');
+    out
+}
+
 /// A JSON array of strings.
 pub fn string_array(out: &mut String, items: &[String]) {
     array(out, items, |out, s| string(out, s));

@@ -162,10 +162,7 @@ fn member_id(rest: &str) -> Result<u64, Refusal> {
 }
 
 fn message(status: StatusCode, text: &str) -> HttpResponse {
-    let mut out = String::from("{\"message\":");
-    json::string(&mut out, text);
-    out.push_str("}\n");
-    reply::json_body(status, out)
+    reply::json_body(status, json::message(text))
 }
 
 /// One member as etcd writes it; `isLearner` only for learners, which v2 clients never saw.
