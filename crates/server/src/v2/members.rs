@@ -81,14 +81,9 @@ async fn route(app: &App, req: &MembersRequest<'_>) -> Result<HttpResponse, Refu
 }
 
 fn list(app: &App) -> HttpResponse {
-    let mut out = String::from("{\"members\":[");
-    for (i, m) in app.raft.status().members.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        member_json(&mut out, m);
-    }
-    out.push_str("]}\n");
+    let mut out = String::from("{\"members\":");
+    json::array(&mut out, &app.raft.status().members, member_json);
+    out.push_str("}\n");
     reply::json_body(StatusCode::OK, out)
 }
 
