@@ -60,35 +60,34 @@ pub async fn probe_cluster(
     peer_urls: &[String],
     tls: Option<Arc<ClientConfig>>,
 ) -> Option<ClusterView> {
-    let forwarder = Forwarder::new(tls);
-    let probes = peer_urls.iter().map(|url| {
-        let peer = peer_at(url);
-        let forwarder = &forwarder;
-        async move {
-            let reply = forwarder
-                .call::<ClusterView>(&peer, forward::MEMBERS, Vec::new(), PROBE_TTL)
-                .await;
-            reply.ok()?.ok()
-        }
+    ask_each_briefly(&Forwarder::new(tls), peer_urls)
+        .await
+        .into_iter()
+        .next()
+}
+
+/// The member list as the leader among `peer_urls` sees it; `None` if the leader is not
+/// among those that answered in time.
+pub(crate) async fn ask_leader(forwarder: &Forwarder, peer_urls: &[String]) -> Option<ClusterView> {
+    ask_each_briefly(forwarder, peer_urls)
+        .await
+        .into_iter()
+        .find(|view| view.from_leader)
+}
+
+/// Every answer to one `members` request sent to each of `peer_urls` at once.
+async fn ask_each_briefly(forwarder: &Forwarder, peer_urls: &[String]) -> Vec<ClusterView> {
+    let probes = peer_urls.iter().map(|url| async move {
+        let reply = forwarder
+            .call::<ClusterView>(&peer_at(url), forward::MEMBERS, Vec::new(), PROBE_TTL)
+            .await;
+        reply.ok()?.ok()
     });
     futures::future::join_all(probes)
         .await
         .into_iter()
         .flatten()
-        .next()
-}
-
-/// The member list as the leader among `peer_urls` sees it, asking each once; `None` if
-/// the leader is not among those that answered.
-pub(crate) async fn ask_leader(forwarder: &Forwarder, peer_urls: &[String]) -> Option<ClusterView> {
-    for url in peer_urls {
-        let one = std::slice::from_ref(url);
-        let asked = ask_peers(forwarder, one, forward::MEMBERS, Vec::new(), 1).await;
-        if let Some(view) = asked.ok().filter(|v| v.from_leader) {
-            return Some(view);
-        }
-    }
-    None
+        .collect()
 }
 
 async fn ask_peers(
