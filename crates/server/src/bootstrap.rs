@@ -120,12 +120,7 @@ async fn refuse_if_bootstrapped(
     peer_tls: Option<Arc<ClientConfig>>,
 ) -> Result<(), BootstrapError> {
     let me = founding.identity.member_id;
-    let others: Vec<String> = founding
-        .founding_members
-        .iter()
-        .filter(|(id, _, _)| *id != me)
-        .flat_map(|(_, _, urls)| urls.iter().cloned())
-        .collect();
+    let others = other_peer_urls(&founding.founding_members, &config.name);
     if others.is_empty() {
         return Ok(());
     }
@@ -179,12 +174,7 @@ async fn existing(
     config: &Config,
     peer_tls: Option<Arc<ClientConfig>>,
 ) -> Result<Bootstrap, BootstrapError> {
-    let others: Vec<String> = Founding::from_flags(config)
-        .members()?
-        .into_iter()
-        .filter(|(_, name, _)| *name != config.name)
-        .flat_map(|(_, _, urls)| urls)
-        .collect();
+    let others = other_peer_urls(&Founding::from_flags(config).members()?, &config.name);
     let mine = &config.initial_advertise_peer_urls;
     let view = musubi_consensus::fetch_cluster(&others, peer_tls)
         .await
@@ -210,6 +200,15 @@ async fn existing(
                 .join("; "),
         }),
     }
+}
+
+/// The peer URLs of the founding members other than `name`: whom to ask about the cluster.
+fn other_peer_urls(founders: &[(u64, String, Vec<String>)], name: &str) -> Vec<String> {
+    founders
+        .iter()
+        .filter(|(_, founder, _)| founder != name)
+        .flat_map(|(_, _, urls)| urls.iter().cloned())
+        .collect()
 }
 
 fn joined(config: &Config, member_id: u64, cluster_id: u64) -> Bootstrap {
