@@ -6,7 +6,8 @@ use crate::event_handlers::EventHandler;
 use crate::identity::NodeId;
 use crate::invoke;
 use crate::join;
-use crate::node::{self, NodeHandle};
+use crate::node::{self, NodeHandle, QuerySettings};
+use crate::query::InternalQueries;
 use crate::rpc;
 use crate::tags_file::TagsFile;
 use clap::error::ErrorKind;
@@ -81,7 +82,11 @@ async fn run(config: AgentConfig) -> Result<(), String> {
     };
     println!("==> Starting musubi agent...");
     let (events, delivered_events) = mpsc::unbounded_channel();
-    let node = node::start(identity.clone(), config.bind, tags_file, events)
+    let queries = QuerySettings {
+        limits: config.query_limits(),
+        internal: InternalQueries::default(),
+    };
+    let node = node::start(identity.clone(), config.bind, tags_file, events, queries)
         .await
         .map_err(|e| format!("cannot bind the gossip listener to {}: {e}", config.bind))?;
     let listener = TcpListener::bind(config.rpc_addr)
@@ -92,7 +97,7 @@ async fn run(config: AgentConfig) -> Result<(), String> {
     tokio::spawn(invoke::run_event_loop(
         delivered_events,
         handlers,
-        node.local_identity(),
+        node.clone(),
     ));
     println!("==> musubi agent running!");
     println!("     Node name: '{}'", identity.name);
