@@ -206,6 +206,9 @@ pub async fn start(
     let (query_deadlines, expired_queries) = mpsc::unbounded_channel();
     let event_clock = Arc::new(LamportClock::default());
     let query_clock = Arc::new(LamportClock::default());
+    // As Serf's: time 0 is never stamped, the first event and query are at 1.
+    event_clock.increment();
+    query_clock.increment();
     let (local, local_view) = watch::channel(identity.clone());
     // The event loop only stops with the process, so this send always lands.
     let _ = events.send(AgentEvent::Member {
