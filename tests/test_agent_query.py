@@ -181,6 +181,21 @@ def test_size_limits_and_internal_names_are_refused_in_serfs_words(agents):
         assert "Queries cannot contain the '_serf_' prefix" in out.stderr + out.stdout
 
 
+def test_size_limits_fall_on_the_same_byte_as_serfs(agents, tmp_path):
+    # the handler answers with as many bytes as the payload asks for
+    a1 = agents("a1", args=["-event-handler", "query=head -c $(cat) /dev/zero | tr '\\0' x"])
+
+    def sent(payload):
+        return serf("query", a1, "-no-ack", "-timeout", "300ms", "q", payload).returncode == 0
+
+    def answered(size):
+        return "a1" in query_json(a1, "-no-ack", "-timeout", "500ms", "q", str(size))["Responses"]
+
+    # a 1024-byte encoded query from node a1 named q with default settings
+    assert sent("x" * 915) and not sent("x" * 916)
+    assert answered(981) and not answered(982)
+
+
 def test_reachability_pings_every_live_member(answering):
     a1, a2, a3 = answering
     out = serf("reachability", a2)

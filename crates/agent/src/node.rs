@@ -488,9 +488,9 @@ impl Node {
             name: params.name,
             payload: params.payload,
         };
-        let broadcast = broadcasts::query(&query.encode());
+        let encoded = query.encode();
         let limit = self.query_settings.limits.query_size;
-        if broadcast.len() > limit {
+        if query.serf_encoded_len(encoded.len()) > limit {
             return Err(format!("query exceeds limit of {limit} bytes"));
         }
         let (records, receiver) = mpsc::unbounded_channel();
@@ -504,7 +504,7 @@ impl Node {
             let _ = expired.send(ltime);
         });
         self.foca
-            .add_broadcast(&broadcast)
+            .add_broadcast(&broadcasts::query(&encoded))
             .map_err(|e| format!("Failed to send query: {e}"))?;
         Ok(receiver)
     }
