@@ -155,6 +155,23 @@ def test_relayed_answers_are_counted_once(answering):
     assert serf("query", a1, "-relay-factor", "256", "whoami").returncode == 1
 
 
+def test_relays_forward_answers_to_the_asker(agents):
+    debug = ["-log-level", "debug", "-event-handler", "query=echo answer"]
+    a1 = agents("a1", args=debug)
+    others = [agents(name, join=[a1.gossip_addr], args=debug) for name in ("a2", "a3")]
+    wait_for(lambda: statuses(a1) == {"a1": "alive", "a2": "alive", "a3": "alive"}, 15,
+             "a1 to see all three alive")
+    result = query_json(a1, "-relay-factor", "1", "-timeout", "2s", "q")
+    assert sorted(result["Acks"]) == ["a1", "a2", "a3"]
+    assert result["Responses"] == {"a1": "answer\n", "a2": "answer\n", "a3": "answer\n"}
+    # each member relayed its ack and response through one other member
+    logs = []
+    for agent in [a1] + others:
+        with open(agent.log_path, encoding="utf-8", errors="replace") as log:
+            logs.append(log.read().lower())
+    assert sum(log.count("relaying response to addr: %s" % a1.gossip_addr) for log in logs) >= 4
+
+
 def test_handlers_see_serfs_query_environment_and_payload(agents, tmp_path):
     command, records = recording_handler(tmp_path, "queries")
     a1 = agents("a1", args=["-event-handler", "query:deploy=" + command])
