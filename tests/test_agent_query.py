@@ -13,8 +13,8 @@ import time
 
 import pytest
 
-from agents import (SERF_BIN, agents, recording_handler, serf, statuses,  # noqa: F401
-                    wait_for)
+from agents import (AGENT_TARGET, SERF_BIN, agents, recording_handler, serf,  # noqa: F401
+                    statuses, wait_for)
 
 msgpack = pytest.importorskip("msgpack")
 
@@ -351,3 +351,22 @@ def test_rpc_query_records_end_with_done(answering):
     # the connection still serves requests
     members = client.send("members")
     client.wait(lambda m: m[0] == members and m[2] is not None, what="members reply")
+
+
+@pytest.mark.skipif(AGENT_TARGET == "serf", reason="musubi's own gossip datagrams")
+def test_forged_query_replies_are_dropped_and_the_agent_keeps_answering(answering):
+    a1, a2, a3 = answering
+    to_self = msgpack.packb({"DestAddr": a1.gossip_addr, "DestName": "a1"})
+    # a relay whose cargo is another relay back to the same agent would bounce forever
+    bouncing = b"\x09" + to_self + b"\x09" + to_self + b"\x05"
+    forged = [b"\x02", b"\x02\x05\xc1", b"\x02\x07abc", b"\x02\x09\x93",
+              b"\x02" + bouncing,
+              b"\x02\x05" + msgpack.packb({"LTime": 99, "ID": 1, "From": "x", "Flags": 1,
+                                           "Payload": b""}, use_bin_type=True)]
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        for datagram in forged * 10:
+            sock.sendto(datagram, ("127.0.0.1", a1.gossip_port))
+    result = query_json(a1, "-timeout", "1s", "whoami", "still")
+    assert sorted(result["Acks"]) == ["a1", "a2", "a3"]
+    assert result["Responses"]["a1"] == "a1:still\n"
+    assert "reply for non-running query (LTime: 99, ID: 1) From: x" in a1.log()
