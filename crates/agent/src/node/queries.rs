@@ -16,9 +16,9 @@ use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
 impl Node {
-    /// As Serf: stamp the query with the query clock and a random ID, open it here, then
-    /// hand it to foca, which delivers it here too (so this member acks and answers like
-    /// any other) and gossips it.
+    /// As Serf: stamp the query with the query clock and a random ID, hand it to foca,
+    /// which delivers it here too (so this member acks and answers like any other) and
+    /// gossips it, then open it here to collect the answers.
     pub(super) fn send_query(&mut self, params: QueryParams) -> QueryStart {
         let local = self.foca.identity().clone();
         let timeout = params
@@ -42,6 +42,13 @@ impl Node {
         if query.serf_encoded_len(encoded.len()) > limit {
             return Err(format!("query exceeds limit of {limit} bytes"));
         }
+        // Every query gets a time of its own, even one foca refuses: open queries are
+        // keyed by it.
+        self.query_clock.increment();
+        self.foca
+            .add_broadcast(&broadcasts::query(&encoded))
+            .map_err(|e| format!("Failed to send query: {e}"))?;
+        // The answers come back in datagrams, which the node task reads after this.
         let (records, receiver) = mpsc::unbounded_channel();
         self.open_queries
             .open(query.ltime, query.id, params.request_ack, records);
@@ -52,9 +59,6 @@ impl Node {
             // The node task only stops with the process.
             let _ = expired.send(ltime);
         });
-        self.foca
-            .add_broadcast(&broadcasts::query(&encoded))
-            .map_err(|e| format!("Failed to send query: {e}"))?;
         Ok(receiver)
     }
 
