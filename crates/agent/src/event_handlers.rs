@@ -19,8 +19,8 @@ struct EventFilter {
     name: Option<String>,
 }
 
-/// Serf accepts these; `member-reap` and queries never happen here yet, so handlers for
-/// them are accepted and never run.
+/// Serf accepts these; queries never happen here yet, so handlers for them are accepted
+/// and never run.
 const EVENT_TYPES: [&str; 8] = [
     "member-join",
     "member-leave",

@@ -2,7 +2,17 @@
 //! synchronized wall clocks. Shared between the node, which stamps the events it sends,
 //! and foca's broadcast handler, which witnesses the times of the events it receives.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Serf's three clocks: member changes, user events and queries. The snapshot records
+/// them and restores them after a restart.
+#[derive(Clone, Debug, Default)]
+pub struct Clocks {
+    pub member: Arc<LamportClock>,
+    pub event: Arc<LamportClock>,
+    pub query: Arc<LamportClock>,
+}
 
 #[derive(Debug, Default)]
 pub struct LamportClock {

@@ -19,16 +19,21 @@
 
 pub mod address;
 mod agent;
+pub mod coalesce;
 pub mod config;
+pub mod conflict;
 pub mod event_handlers;
 pub mod events;
+pub mod go_duration;
 pub mod identity;
 mod invoke;
 pub mod join;
 pub mod lamport;
 pub mod membership;
 pub mod node;
+pub mod reaper;
 pub mod rpc;
+pub mod snapshot;
 pub mod tags_file;
 mod timers;
 pub mod user_events;

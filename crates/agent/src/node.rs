@@ -4,23 +4,27 @@
 //! foca's accumulated output is drained in order: datagrams out, timers to the scheduler,
 //! notifications into the member table. Other tasks talk to it through a [`NodeHandle`].
 
+use crate::conflict::{self, ConflictVote, Verdict};
 use crate::events::{AgentEvent, MemberEventKind};
 use crate::identity::NodeId;
-use crate::lamport::LamportClock;
+use crate::lamport::{Clocks, LamportClock};
 use crate::membership::{MemberRecord, MemberStatus, MemberTable};
+use crate::reaper::{ReapTimeouts, Reaper};
 use crate::tags_file::{self, Tags, TagsFile};
 use crate::timers;
 use crate::user_events::{UserEvent, UserEventGossip};
-use crate::wire::{self, Datagram};
+use crate::wire::{self, Datagram, LifecycleMessage};
 use foca::{AccumulatingRuntime, Config, Foca, OwnedNotification, PostcardCodec, Timer};
+use rand_foca::RngExt;
 use rand_foca::rngs::StdRng;
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::UdpSocket;
-use tokio::sync::{mpsc, oneshot, watch};
-use tracing::{debug, info, warn};
+use tokio::sync::{Notify, mpsc, oneshot, watch};
+use tokio::time::{Instant, MissedTickBehavior};
+use tracing::{debug, error, info, warn};
 
 /// The largest datagram we accept; foca sends at most its `max_packet_size` (1400).
 const MAX_DATAGRAM: usize = 65_536;
@@ -32,7 +36,11 @@ type SwimCore = Foca<NodeId, PostcardCodec, StdRng, UserEventGossip>;
 enum Command {
     Members(oneshot::Sender<Vec<MemberRecord>>),
     Announce(Vec<SocketAddr>),
-    ForceLeave(String, oneshot::Sender<()>),
+    ForceLeave {
+        node: String,
+        prune: bool,
+        done: oneshot::Sender<()>,
+    },
     Leave(oneshot::Sender<()>),
     UpdateTags(TagUpdate, oneshot::Sender<Result<(), String>>),
     SendUserEvent(UserEventRequest, oneshot::Sender<Result<(), String>>),
@@ -51,6 +59,16 @@ pub struct TagUpdate {
     pub delete: Vec<String>,
 }
 
+/// What the member lifecycle hands the node at start: clocks restored from the snapshot
+/// and the reaping timeouts.
+#[derive(Debug, Default)]
+pub struct Lifecycle {
+    pub clocks: Clocks,
+    /// User events below this Lamport time were handled before a restart.
+    pub event_min_time: u64,
+    pub timeouts: ReapTimeouts,
+}
+
 #[derive(Debug, thiserror::Error)]
 #[error("the agent is shutting down")]
 pub struct NodeStopped;
@@ -60,6 +78,8 @@ pub struct NodeStopped;
 pub struct NodeHandle {
     commands: mpsc::UnboundedSender<Command>,
     local: watch::Receiver<NodeId>,
+    /// Told when the node stops on its own (it lost its name in a conflict).
+    shut_down: Arc<Notify>,
 }
 
 impl NodeHandle {
@@ -100,9 +120,17 @@ impl NodeHandle {
     }
 
     /// Mark a failed member as left everywhere; members that are not failed are untouched
-    /// (force-leaving a live member would leave it stuck in `leaving`, serf#359).
-    pub async fn force_leave(&self, node: String) -> Result<(), NodeStopped> {
-        self.ask(|done| Command::ForceLeave(node, done)).await
+    /// (force-leaving a live member would leave it stuck in `leaving`, serf#359). With
+    /// `prune`, a failed or left member is also dropped from every member list at once.
+    pub async fn force_leave(&self, node: String, prune: bool) -> Result<(), NodeStopped> {
+        self.ask(|done| Command::ForceLeave { node, prune, done })
+            .await
+    }
+
+    /// Resolves when the node has stopped on its own, without a leave: it lost its name
+    /// to another member (Serf's agent then exits).
+    pub async fn shut_down(&self) {
+        self.shut_down.notified().await
     }
 
     /// Tell every member we are leaving, then leave the SWIM cluster. Returns once the
@@ -146,14 +174,18 @@ pub async fn start(
     bind: SocketAddr,
     tags_file: Option<TagsFile>,
     events: mpsc::UnboundedSender<AgentEvent>,
+    lifecycle: Lifecycle,
 ) -> std::io::Result<NodeHandle> {
     let socket = Arc::new(UdpSocket::bind(bind).await?);
     let (commands, command_inbox) = mpsc::unbounded_channel();
     let (timer_deliver, timer_inbox) = mpsc::unbounded_channel();
     let (datagram_deliver, datagram_inbox) = mpsc::unbounded_channel();
     tokio::spawn(receive_datagrams(socket.clone(), datagram_deliver));
-    let event_clock = Arc::new(LamportClock::default());
+    let event_clock = lifecycle.clocks.event.clone();
+    // Our own join, as Serf stamps its join intent.
+    lifecycle.clocks.member.increment();
     let (local, local_view) = watch::channel(identity.clone());
+    let shut_down = Arc::new(Notify::new());
     // The event loop only stops with the process, so this send always lands.
     let _ = events.send(AgentEvent::Member {
         kind: MemberEventKind::Join,
@@ -165,9 +197,14 @@ pub async fn start(
             swim_config(1),
             rand_foca::make_rng(),
             PostcardCodec,
-            UserEventGossip::new(event_clock.clone(), events.clone()),
+            UserEventGossip::new(event_clock.clone(), events.clone())
+                .with_min_time(lifecycle.event_min_time),
         ),
         event_clock,
+        member_clock: lifecycle.clocks.member,
+        reaper: Reaper::new(lifecycle.timeouts),
+        conflict: None,
+        shut_down: shut_down.clone(),
         events,
         local,
         runtime: AccumulatingRuntime::new(),
@@ -180,6 +217,7 @@ pub async fn start(
     Ok(NodeHandle {
         commands,
         local: local_view,
+        shut_down,
     })
 }
 
@@ -212,6 +250,12 @@ struct Node {
     foca: SwimCore,
     /// Shared with foca's broadcast handler, which witnesses the times it receives.
     event_clock: Arc<LamportClock>,
+    /// Stamps our own joins and leaves; the snapshot records it.
+    member_clock: Arc<LamportClock>,
+    reaper: Reaper,
+    /// The round of asking who holds our name, while one runs.
+    conflict: Option<ConflictVote>,
+    shut_down: Arc<Notify>,
     events: mpsc::UnboundedSender<AgentEvent>,
     local: watch::Sender<NodeId>,
     runtime: AccumulatingRuntime<NodeId>,
@@ -228,9 +272,24 @@ impl Node {
         mut timers: mpsc::UnboundedReceiver<Timer<NodeId>>,
         mut commands: mpsc::UnboundedReceiver<Command>,
     ) {
+        let timeouts = self.reaper.timeouts();
+        let mut reap_tick = tokio::time::interval(timeouts.reap_interval);
+        let mut reconnect_tick = tokio::time::interval(timeouts.reconnect_interval);
+        reap_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        reconnect_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
+            let vote_ends = self.conflict.as_ref().map(|vote| vote.deadline);
             tokio::select! {
-                Some((data, from)) = datagrams.recv() => self.on_datagram(&data, from),
+                Some((data, from)) = datagrams.recv() => self.on_datagram(&data, from).await,
+                _ = reap_tick.tick() => self.reap(),
+                _ = reconnect_tick.tick() => self.reconnect(),
+                _ = tokio::time::sleep_until(vote_ends.unwrap_or_else(Instant::now)),
+                    if vote_ends.is_some() =>
+                {
+                    if !self.count_conflict_votes() {
+                        return;
+                    }
+                }
                 Some(timer) = timers.recv() => {
                     if let Err(e) = self.foca.handle_timer(timer, &mut self.runtime) {
                         warn!("swim timer: {e}");
@@ -245,7 +304,7 @@ impl Node {
         }
     }
 
-    fn on_datagram(&mut self, data: &[u8], from: SocketAddr) {
+    async fn on_datagram(&mut self, data: &[u8], from: SocketAddr) {
         match wire::decode(data) {
             Ok(Datagram::Foca(packet)) => {
                 if let Err(e) = self.foca.handle_data(packet, &mut self.runtime) {
@@ -256,6 +315,7 @@ impl Node {
                 info!("member {name} is leaving (told by {from})");
                 self.change_member(name, |table| table.leave_intent(name));
             }
+            Ok(Datagram::Lifecycle(message)) => self.on_lifecycle(message, from).await,
             Err(e) => debug!("dropped datagram from {from}: {e}"),
         }
     }
@@ -275,22 +335,29 @@ impl Node {
                     }
                 }
             }
-            Command::ForceLeave(name, done) => {
+            Command::ForceLeave { node, prune, done } => {
                 if self
                     .table
-                    .get(&name)
+                    .get(&node)
                     .is_some_and(|m| m.status == MemberStatus::Failed)
                 {
-                    info!("force-leave: {name} is now left");
-                    self.change_member(&name, |table| table.leave_intent(&name));
-                    self.tell_active_members(&wire::leave_intent_datagram(&name))
+                    info!("force-leave: {node} is now left");
+                    self.change_member(&node, |table| table.leave_intent(&node));
+                    self.tell_active_members(&wire::leave_intent_datagram(&node))
                         .await;
+                }
+                if prune {
+                    let message = LifecycleMessage::Prune { node: node.clone() };
+                    self.tell_active_members(&wire::lifecycle_datagram(&message))
+                        .await;
+                    self.prune(&node);
                 }
                 let _ = done.send(());
             }
             Command::Leave(done) => {
                 let name = self.foca.identity().name.clone();
                 info!("leaving the cluster");
+                self.member_clock.increment();
                 self.change_member(&name, |table| table.leave_intent(&name));
                 self.tell_active_members(&wire::leave_intent_datagram(&name))
                     .await;
@@ -340,6 +407,8 @@ impl Node {
     fn change_member(&mut self, name: &str, change: impl FnOnce(&mut MemberTable)) {
         let before = self.table.get(name).cloned();
         change(&mut self.table);
+        self.reaper
+            .observe(name, self.table.get(name), Instant::now());
         if let Some(after) = self.table.get(name)
             && let Some(kind) = MemberEventKind::of_change(before.as_ref(), after)
         {
@@ -348,6 +417,142 @@ impl Node {
                 kind,
                 members: vec![after.id.clone()],
             });
+        }
+    }
+
+    /// Drop a member from the list and report it (Serf's `member-reap`).
+    fn remove_member(&mut self, name: &str) {
+        let Some(record) = self.table.remove(name) else {
+            return;
+        };
+        self.reaper.observe(name, None, Instant::now());
+        info!("EventMemberReap: {name} {}", record.id.addr);
+        // The event loop only stops with the process.
+        let _ = self.events.send(AgentEvent::Member {
+            kind: MemberEventKind::Reap,
+            members: vec![record.id],
+        });
+    }
+
+    /// `force-leave -prune`: a failed or left member goes at once; a live one stays
+    /// (it would only come back).
+    fn prune(&mut self, name: &str) {
+        if let Some(record) = self.table.get(name) {
+            if matches!(record.status, MemberStatus::Failed | MemberStatus::Left) {
+                info!("EventMemberReap (forced): {name}");
+                self.remove_member(name);
+            }
+        }
+    }
+
+    /// The reap tick: drop members failed or left for longer than their timeout.
+    fn reap(&mut self) {
+        for name in self.reaper.due(Instant::now()) {
+            self.remove_member(&name);
+        }
+    }
+
+    /// The reconnect tick: announce ourselves to a failed member, in case it is back
+    /// (a partition healed); a member that answers becomes alive again.
+    fn reconnect(&mut self) {
+        let Some((name, addr)) = self.reaper.reconnect_candidate(self.table.alive_count())
+        else {
+            return;
+        };
+        info!("attempting reconnect to {name} {addr}");
+        if let Err(e) = self
+            .foca
+            .announce(NodeId::unknown_at(addr), &mut self.runtime)
+        {
+            debug!("reconnect to {addr}: {e}");
+        }
+    }
+
+    async fn on_lifecycle(&mut self, message: LifecycleMessage, from: SocketAddr) {
+        match message {
+            LifecycleMessage::Prune { node } => self.prune(&node),
+            LifecycleMessage::WhoHolds { id, name } => {
+                // As Serf: the claimants do not vote on their own name.
+                if name == self.foca.identity().name {
+                    return;
+                }
+                let addr = self.table.get(&name).map(|record| record.id.addr);
+                let answer = LifecycleMessage::Holder { id, name, addr };
+                self.send(&wire::lifecycle_datagram(&answer), from).await;
+            }
+            LifecycleMessage::Holder { id, addr, .. } => {
+                if let Some(vote) = &mut self.conflict {
+                    vote.answer(id, addr);
+                }
+            }
+        }
+    }
+
+    /// `claimant` says it is a member we already list alive under its name, at another
+    /// address. The first holder keeps the name in our list; when the name is ours, we
+    /// ask everyone who they list. True when `claimant` was refused.
+    async fn refuse_name_conflict(&mut self, claimant: &NodeId) -> bool {
+        let Some(holder) = self.table.get(&claimant.name) else {
+            return false;
+        };
+        let live = matches!(holder.status, MemberStatus::Alive | MemberStatus::Leaving);
+        if !live || holder.id.addr == claimant.addr {
+            return false;
+        }
+        let local = self.foca.identity().clone();
+        if claimant.name != local.name {
+            warn!(
+                "Name conflict for '{}' both {} and {} are claiming",
+                claimant.name, holder.id.addr, claimant.addr
+            );
+            return true;
+        }
+        error!(
+            "Node name conflicts with another node at {}. Names must be unique! (Resolution enabled: true)",
+            claimant.addr
+        );
+        if self.conflict.is_none() {
+            let members: Vec<SocketAddr> =
+                self.foca.iter_members().map(|m| m.id().addr).collect();
+            let id = rand_foca::make_rng::<StdRng>().random();
+            let deadline = Instant::now() + conflict::answer_window(members.len() + 1);
+            self.conflict = Some(ConflictVote::new(id, local.addr, deadline));
+            let question = wire::lifecycle_datagram(&LifecycleMessage::WhoHolds {
+                id,
+                name: local.name,
+            });
+            for member in members {
+                self.send(&question, member).await;
+            }
+        }
+        true
+    }
+
+    /// The answers are in. False when we lost our name and the node stops: as Serf, it
+    /// shuts down without a leave and the agent exits.
+    fn count_conflict_votes(&mut self) -> bool {
+        let Some(vote) = self.conflict.take() else {
+            return true;
+        };
+        match vote.verdict() {
+            Verdict::Majority {
+                matching,
+                responses,
+            } => {
+                info!("majority in name conflict resolution [{matching} / {responses}]");
+                true
+            }
+            Verdict::Minority {
+                matching,
+                responses,
+            } => {
+                warn!(
+                    "minority in name conflict resolution, quitting [{matching} / {responses}]"
+                );
+                warn!("Shutdown without a Leave");
+                self.shut_down.notify_one();
+                false
+            }
         }
     }
 
@@ -389,6 +594,11 @@ impl Node {
             let _ = self.timers.send((delay, timer));
         }
         while let Some(notification) = self.runtime.to_notify() {
+            if let OwnedNotification::MemberUp(id) = &notification
+                && self.refuse_name_conflict(id).await
+            {
+                continue;
+            }
             self.apply(notification);
         }
     }

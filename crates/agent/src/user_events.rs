@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use tokio::sync::mpsc;
-use tracing::warn;
+use tracing::{debug, warn};
 
 /// Serf's `user_event_size_limit` default: name plus payload, in bytes.
 pub const USER_EVENT_SIZE_LIMIT: usize = 512;
@@ -83,6 +83,8 @@ pub struct UserEventGossip {
     clock: Arc<LamportClock>,
     /// (name, payload) pairs seen, by Lamport time; times older than the window are gone.
     seen: BTreeMap<u64, Vec<(String, Vec<u8>)>>,
+    /// Events below this time were handled before a restart (the snapshot's event clock).
+    min_time: u64,
     deliver: mpsc::UnboundedSender<AgentEvent>,
 }
 
@@ -91,13 +93,26 @@ impl UserEventGossip {
         UserEventGossip {
             clock,
             seen: BTreeMap::new(),
+            min_time: 0,
             deliver,
         }
+    }
+
+    /// Ignore events below `min_time`: this member handled them before it restarted.
+    pub fn with_min_time(self, min_time: u64) -> Self {
+        UserEventGossip { min_time, ..self }
     }
 
     /// Record the event; false if it is a repeat or too old to tell.
     fn first_sighting(&mut self, event: &UserEvent) -> bool {
         self.clock.witness(event.ltime);
+        if event.ltime < self.min_time {
+            debug!(
+                "ignoring event {} from time {}: handled before the restart",
+                event.name, event.ltime
+            );
+            return false;
+        }
         let oldest_remembered = self.clock.time().saturating_sub(REMEMBERED_TIMES);
         if event.ltime < oldest_remembered {
             warn!(

@@ -1,15 +1,36 @@
 //! What travels in one gossip datagram: a kind byte, then either a foca packet or one of
 //! the agent's own messages. foca owns the membership protocol; the agent adds only what
-//! foca has no word for (a member saying it leaves, as opposed to failing).
+//! foca has no word for (a member saying it leaves, as opposed to failing; the member
+//! lifecycle's [`LifecycleMessage`]s).
+
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
 
 const KIND_FOCA: u8 = 0;
 const KIND_LEAVE_INTENT: u8 = 1;
+const KIND_LIFECYCLE: u8 = 6;
+
+/// The member lifecycle's messages (kind 6), msgpack-encoded.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LifecycleMessage {
+    /// `force-leave -prune`: drop this member from the list now.
+    Prune { node: String },
+    /// Name conflict: which address do you know `name` at? `id` pairs the answers.
+    WhoHolds { id: u64, name: String },
+    /// The answer: the address the sender lists `name` at, if it lists it.
+    Holder {
+        id: u64,
+        name: String,
+        addr: Option<SocketAddr>,
+    },
+}
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Datagram<'a> {
     Foca(&'a [u8]),
     /// The named member is leaving (it said so itself) or was force-left.
     LeaveIntent(&'a str),
+    Lifecycle(LifecycleMessage),
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -20,6 +41,8 @@ pub enum WireError {
     UnknownKind(u8),
     #[error("leave intent names no valid node")]
     BadNodeName,
+    #[error("malformed lifecycle message")]
+    BadLifecycleMessage,
 }
 
 pub fn decode(datagram: &[u8]) -> Result<Datagram<'_>, WireError> {
@@ -31,6 +54,9 @@ pub fn decode(datagram: &[u8]) -> Result<Datagram<'_>, WireError> {
             .filter(|name| !name.is_empty())
             .map(Datagram::LeaveIntent)
             .ok_or(WireError::BadNodeName),
+        KIND_LIFECYCLE => rmp_serde::from_slice(body)
+            .map(Datagram::Lifecycle)
+            .map_err(|_| WireError::BadLifecycleMessage),
         other => Err(WireError::UnknownKind(other)),
     }
 }
@@ -41,6 +67,11 @@ pub fn foca_datagram(packet: &[u8]) -> Vec<u8> {
 
 pub fn leave_intent_datagram(node: &str) -> Vec<u8> {
     framed(KIND_LEAVE_INTENT, node.as_bytes())
+}
+
+pub fn lifecycle_datagram(message: &LifecycleMessage) -> Vec<u8> {
+    let body = rmp_serde::to_vec(message).expect("a lifecycle message always encodes");
+    framed(KIND_LIFECYCLE, &body)
 }
 
 fn framed(kind: u8, body: &[u8]) -> Vec<u8> {
@@ -64,6 +95,15 @@ mod tests {
             decode(&leave_intent_datagram("node-1")),
             Ok(Datagram::LeaveIntent("node-1"))
         );
+        let answer = LifecycleMessage::Holder {
+            id: 7,
+            name: "a".into(),
+            addr: Some("127.0.0.1:7946".parse().unwrap()),
+        };
+        assert_eq!(
+            decode(&lifecycle_datagram(&answer)),
+            Ok(Datagram::Lifecycle(answer))
+        );
     }
 
     #[test]
@@ -72,5 +112,6 @@ mod tests {
         assert_eq!(decode(b"\x07abc"), Err(WireError::UnknownKind(7)));
         assert_eq!(decode(b"\x01"), Err(WireError::BadNodeName));
         assert_eq!(decode(b"\x01\xff\xfe"), Err(WireError::BadNodeName));
+        assert_eq!(decode(b"\x06\xc1"), Err(WireError::BadLifecycleMessage));
     }
 }

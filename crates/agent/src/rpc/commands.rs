@@ -115,7 +115,7 @@ impl<'a, R: AsyncRead + Unpin> Session<'a, R> {
             }
             "force-leave" => {
                 let request: ForceLeaveRequest = self.body().await?;
-                self.node.force_leave(request.node).await?;
+                self.node.force_leave(request.node, request.prune).await?;
                 Ok(Reply::ok(seq))
             }
             "tags" => {
