@@ -128,7 +128,7 @@ async fn run(config: AgentConfig) -> Result<(), String> {
         tokio::spawn(rejoin(node.clone(), identity.name.clone(), restored.alive.clone()));
     }
     if !config.join.is_empty() {
-        join_at_start(&node, &config.join).await?;
+        join_at_start(&node, &config.join, config.replay_on_join).await?;
     }
 
     let mut interrupt = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
@@ -169,7 +169,9 @@ async fn rejoin(node: NodeHandle, local_name: String, previous: Vec<(String, Str
     }
     for (name, addr) in others {
         info!("Attempting re-join to previously known node: {name}: {addr}");
-        match join::join(&node, std::slice::from_ref(&addr)).await {
+        // As Serf's rejoin: the events missed while down are delivered; the ones
+        // handled before are below the restored minimum time.
+        match join::join(&node, std::slice::from_ref(&addr), true).await {
             Ok(outcome) if outcome.reached > 0 => {
                 info!("Re-joined to previously known node: {name}: {addr}");
                 return;
@@ -182,8 +184,8 @@ async fn rejoin(node: NodeHandle, local_name: String, previous: Vec<(String, Str
 }
 
 /// Serf's agent exits when its `-join` reaches nobody.
-async fn join_at_start(node: &NodeHandle, peers: &[String]) -> Result<(), String> {
-    let outcome = join::join(node, peers).await.map_err(|e| e.to_string())?;
+async fn join_at_start(node: &NodeHandle, peers: &[String], replay: bool) -> Result<(), String> {
+    let outcome = join::join(node, peers, replay).await.map_err(|e| e.to_string())?;
     if let Some(error) = outcome.error() {
         return Err(format!("Failed to join: {error}"));
     }

@@ -23,6 +23,7 @@ pub mod coalesce;
 pub mod config;
 pub mod conflict;
 pub mod event_handlers;
+pub mod event_history;
 pub mod events;
 pub mod go_duration;
 pub mod identity;

@@ -5,6 +5,7 @@
 //! notifications into the member table. Other tasks talk to it through a [`NodeHandle`].
 
 use crate::conflict::{self, ConflictVote, Verdict};
+use crate::event_history::EventHistory;
 use crate::events::{AgentEvent, MemberEventKind};
 use crate::identity::NodeId;
 use crate::lamport::{Clocks, LamportClock};
@@ -36,6 +37,11 @@ type SwimCore = Foca<NodeId, PostcardCodec, StdRng, UserEventGossip>;
 enum Command {
     Members(oneshot::Sender<Vec<MemberRecord>>),
     Announce(Vec<SocketAddr>),
+    CatchUp {
+        peers: Vec<SocketAddr>,
+        replay: bool,
+        answered: oneshot::Sender<()>,
+    },
     ForceLeave {
         node: String,
         prune: bool,
@@ -119,6 +125,26 @@ impl NodeHandle {
         }
     }
 
+    /// Before joining through `peers`: learn the event clock of the first to answer,
+    /// so that the events the cluster had before are ignored, or with `replay`, have
+    /// them delivered (Serf's `join -replay`). Waits up to `patience` for an answer.
+    pub async fn catch_up(
+        &self,
+        peers: Vec<SocketAddr>,
+        replay: bool,
+        patience: Duration,
+    ) -> Result<(), NodeStopped> {
+        let answered = self.ask(|answered| Command::CatchUp {
+            peers,
+            replay,
+            answered,
+        });
+        match tokio::time::timeout(patience, answered).await {
+            Ok(result) => result,
+            Err(_) => Ok(()),
+        }
+    }
+
     /// Mark a failed member as left everywhere; members that are not failed are untouched
     /// (force-leaving a live member would leave it stuck in `leaving`, serf#359). With
     /// `prune`, a failed or left member is also dropped from every member list at once.
@@ -182,6 +208,7 @@ pub async fn start(
     let (datagram_deliver, datagram_inbox) = mpsc::unbounded_channel();
     tokio::spawn(receive_datagrams(socket.clone(), datagram_deliver));
     let event_clock = lifecycle.clocks.event.clone();
+    let history = EventHistory::new(lifecycle.event_min_time);
     // Our own join, as Serf stamps its join intent.
     lifecycle.clocks.member.increment();
     let (local, local_view) = watch::channel(identity.clone());
@@ -198,9 +225,11 @@ pub async fn start(
             rand_foca::make_rng(),
             PostcardCodec,
             UserEventGossip::new(event_clock.clone(), events.clone())
-                .with_min_time(lifecycle.event_min_time),
+                .with_history(history.clone()),
         ),
         event_clock,
+        history,
+        catching_up: Vec::new(),
         member_clock: lifecycle.clocks.member,
         reaper: Reaper::new(lifecycle.timeouts),
         conflict: None,
@@ -219,6 +248,33 @@ pub async fn start(
         local: local_view,
         shut_down,
     })
+}
+
+/// The events for a replay, packed into replies that each fit one datagram.
+fn event_replies(
+    replay: bool,
+    event_clock: u64,
+    events: Vec<UserEvent>,
+) -> Vec<LifecycleMessage> {
+    const BUDGET: usize = 1200;
+    let reply = |events| LifecycleMessage::EventsReply {
+        replay,
+        event_clock,
+        events,
+    };
+    let mut replies = Vec::new();
+    let (mut batch, mut size) = (Vec::new(), 0);
+    for event in events {
+        let event_size = event.encode().len();
+        if !batch.is_empty() && size + event_size > BUDGET {
+            replies.push(reply(std::mem::take(&mut batch)));
+            size = 0;
+        }
+        size += event_size;
+        batch.push(event);
+    }
+    replies.push(reply(batch));
+    replies
 }
 
 /// memberlist's LAN profile, which foca's `new_lan` follows; its suspicion timeout and
@@ -250,6 +306,10 @@ struct Node {
     foca: SwimCore,
     /// Shared with foca's broadcast handler, which witnesses the times it receives.
     event_clock: Arc<LamportClock>,
+    /// The user events seen lately, shared with foca's broadcast handler.
+    history: EventHistory,
+    /// Joins waiting for a member's event clock before they announce themselves.
+    catching_up: Vec<oneshot::Sender<()>>,
     /// Stamps our own joins and leaves; the snapshot records it.
     member_clock: Arc<LamportClock>,
     reaper: Reaper,
@@ -334,6 +394,17 @@ impl Node {
                         warn!("announce to {peer}: {e}");
                     }
                 }
+            }
+            Command::CatchUp {
+                peers,
+                replay,
+                answered,
+            } => {
+                let request = wire::lifecycle_datagram(&LifecycleMessage::EventsRequest { replay });
+                for peer in peers {
+                    self.send(&request, peer).await;
+                }
+                self.catching_up.push(answered);
             }
             Command::ForceLeave { node, prune, done } => {
                 if self
@@ -484,6 +555,43 @@ impl Node {
                 if let Some(vote) = &mut self.conflict {
                     vote.answer(id, addr);
                 }
+            }
+            LifecycleMessage::EventsRequest { replay } => {
+                let events = if replay {
+                    self.history.recent()
+                } else {
+                    Vec::new()
+                };
+                for reply in event_replies(replay, self.event_clock.time(), events) {
+                    self.send(&wire::lifecycle_datagram(&reply), from).await;
+                }
+            }
+            LifecycleMessage::EventsReply {
+                replay,
+                event_clock,
+                events,
+            } => {
+                self.catch_up_events(replay, event_clock, events);
+                for answered in self.catching_up.drain(..) {
+                    let _ = answered.send(());
+                }
+            }
+        }
+    }
+
+    /// The member we join through told us its event clock and, for a replay, its
+    /// recent events. Without replay, everything before its clock is the past we ignore.
+    fn catch_up_events(&mut self, replay: bool, event_clock: u64, events: Vec<UserEvent>) {
+        self.event_clock.witness(event_clock.saturating_sub(1));
+        if !replay {
+            debug!("joined without replay: ignoring user events before time {event_clock}");
+            self.history.raise_min_time(event_clock);
+            return;
+        }
+        for event in events {
+            if self.history.record(&event, &self.event_clock) {
+                // The event loop only stops with the process.
+                let _ = self.events.send(AgentEvent::User(event));
             }
         }
     }

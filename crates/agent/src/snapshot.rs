@@ -65,7 +65,8 @@ struct SnapshotFile {
     state: State,
     /// Written to since the last fsync.
     unsynced: bool,
-    /// After our leave nothing more is recorded: the leave must stay the last word.
+    /// After our leave no member change is recorded: the leave must stay the last word
+    /// on who is alive (the clocks still are, as Serf does).
     left: bool,
 }
 
@@ -113,6 +114,9 @@ impl Snapshot {
             return;
         };
         let mut file = self.lock();
+        if file.left {
+            return;
+        }
         for member in members {
             match kind {
                 MemberEventKind::Join => {
@@ -252,9 +256,6 @@ fn open_append(path: &Path) -> std::io::Result<File> {
 
 impl SnapshotFile {
     fn append(&mut self, line: &str) {
-        if self.left {
-            return;
-        }
         if let Err(e) = self.file.write_all(line.as_bytes()) {
             error!("Failed to write to snapshot: {e}");
             return;
@@ -366,13 +367,16 @@ mod tests {
     }
 
     #[test]
-    fn nothing_follows_our_leave() {
+    fn no_member_change_follows_our_leave() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("snap");
         let (snapshot, _) = Snapshot::open(&path, false).unwrap();
         snapshot.leave();
         snapshot.record(&member(MemberEventKind::Join, "a", 1));
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), "leave\n");
+        let clocks = Clocks::default();
+        clocks.member.witness(2);
+        snapshot.record_clocks(&clocks);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "leave\nclock: 2\n");
     }
 
     #[test]

@@ -7,20 +7,17 @@
 //! dropped. Like Serf, a member remembers the events of the last 512 Lamport times, and
 //! ignores events older than that.
 
+use crate::event_history::EventHistory;
 use crate::events::AgentEvent;
 use crate::identity::NodeId;
 use crate::lamport::LamportClock;
 use foca::{BroadcastHandler, Invalidates};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use tokio::sync::mpsc;
-use tracing::{debug, warn};
 
 /// Serf's `user_event_size_limit` default: name plus payload, in bytes.
 pub const USER_EVENT_SIZE_LIMIT: usize = 512;
-/// How many Lamport times of past events are remembered (Serf's event buffer).
-const REMEMBERED_TIMES: u64 = 512;
 
 /// One user event, as Serf's `messageUserEvent` carries it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -81,10 +78,7 @@ pub struct MalformedUserEvent(#[from] rmp_serde::decode::Error);
 /// foca's custom broadcast handler for user events.
 pub struct UserEventGossip {
     clock: Arc<LamportClock>,
-    /// (name, payload) pairs seen, by Lamport time; times older than the window are gone.
-    seen: BTreeMap<u64, Vec<(String, Vec<u8>)>>,
-    /// Events below this time were handled before a restart (the snapshot's event clock).
-    min_time: u64,
+    history: EventHistory,
     deliver: mpsc::UnboundedSender<AgentEvent>,
 }
 
@@ -92,47 +86,14 @@ impl UserEventGossip {
     pub fn new(clock: Arc<LamportClock>, deliver: mpsc::UnboundedSender<AgentEvent>) -> Self {
         UserEventGossip {
             clock,
-            seen: BTreeMap::new(),
-            min_time: 0,
+            history: EventHistory::default(),
             deliver,
         }
     }
 
-    /// Ignore events below `min_time`: this member handled them before it restarted.
-    pub fn with_min_time(self, min_time: u64) -> Self {
-        UserEventGossip { min_time, ..self }
-    }
-
-    /// Record the event; false if it is a repeat or too old to tell.
-    fn first_sighting(&mut self, event: &UserEvent) -> bool {
-        self.clock.witness(event.ltime);
-        if event.ltime < self.min_time {
-            debug!(
-                "ignoring event {} from time {}: handled before the restart",
-                event.name, event.ltime
-            );
-            return false;
-        }
-        let oldest_remembered = self.clock.time().saturating_sub(REMEMBERED_TIMES);
-        if event.ltime < oldest_remembered {
-            warn!(
-                "received old event {} from time {} (current: {})",
-                event.name,
-                event.ltime,
-                self.clock.time()
-            );
-            return false;
-        }
-        self.seen = self.seen.split_off(&oldest_remembered);
-        let at_time = self.seen.entry(event.ltime).or_default();
-        if at_time
-            .iter()
-            .any(|(name, payload)| *name == event.name && *payload == event.payload)
-        {
-            return false;
-        }
-        at_time.push((event.name.clone(), event.payload.clone()));
-        true
+    /// Record into `history`, which the node shares (joins read and raise it).
+    pub fn with_history(self, history: EventHistory) -> Self {
+        UserEventGossip { history, ..self }
     }
 }
 
@@ -146,7 +107,7 @@ impl BroadcastHandler<NodeId> for UserEventGossip {
         _sender: Option<&NodeId>,
     ) -> Result<Option<UserEventKey>, MalformedUserEvent> {
         let event: UserEvent = rmp_serde::from_slice(data)?;
-        if !self.first_sighting(&event) {
+        if !self.history.record(&event, &self.clock) {
             return Ok(None);
         }
         // The agent stopping is the only way the receiver goes; nothing is left to tell.
@@ -158,6 +119,7 @@ impl BroadcastHandler<NodeId> for UserEventGossip {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::event_history::REMEMBERED_TIMES;
 
     fn event(ltime: u64, name: &str, payload: &[u8]) -> UserEvent {
         UserEvent {

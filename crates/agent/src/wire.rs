@@ -3,6 +3,7 @@
 //! foca has no word for (a member saying it leaves, as opposed to failing; the member
 //! lifecycle's [`LifecycleMessage`]s).
 
+use crate::user_events::UserEvent;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 
@@ -22,6 +23,15 @@ pub enum LifecycleMessage {
         id: u64,
         name: String,
         addr: Option<SocketAddr>,
+    },
+    /// A member that just joined through us asks for our event clock and, to replay
+    /// them, our recent user events.
+    EventsRequest { replay: bool },
+    /// The answer, in as many datagrams as the events need (each carries the clock).
+    EventsReply {
+        replay: bool,
+        event_clock: u64,
+        events: Vec<UserEvent>,
     },
 }
 

@@ -36,7 +36,7 @@ pub struct HandshakeRequest {
 #[serde(rename_all = "PascalCase", default)]
 pub struct JoinRequest {
     pub existing: Vec<String>,
-    /// Replays past user events to the joiner; not done yet (events are never replayed).
+    /// Replays past user events to the joiner (otherwise they are ignored).
     pub replay: bool,
 }
 

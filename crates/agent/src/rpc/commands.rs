@@ -192,7 +192,7 @@ impl<'a, R: AsyncRead + Unpin> Session<'a, R> {
 
     async fn join(&mut self, seq: u64) -> Result<Reply, CommandError> {
         let request: JoinRequest = self.body().await?;
-        let outcome = join::join(self.node, &request.existing).await?;
+        let outcome = join::join(self.node, &request.existing, request.replay).await?;
         let error = outcome.error().unwrap_or_default();
         let num = i32::try_from(outcome.reached).unwrap_or(i32::MAX);
         Ok(Reply::with_body(seq, &error, Some(&JoinResponse { num })))
