@@ -125,7 +125,11 @@ async fn run(config: AgentConfig) -> Result<(), String> {
     println!("     Advertise: '{}'", identity.addr);
     println!("      RPC addr: '{}'", config.rpc_addr);
     if let Some((_, restored)) = &snapshot {
-        tokio::spawn(rejoin(node.clone(), identity.name.clone(), restored.alive.clone()));
+        tokio::spawn(rejoin(
+            node.clone(),
+            identity.name.clone(),
+            restored.alive.clone(),
+        ));
     }
     if !config.join.is_empty() {
         join_at_start(&node, &config.join, config.replay_on_join).await?;
@@ -185,7 +189,9 @@ async fn rejoin(node: NodeHandle, local_name: String, previous: Vec<(String, Str
 
 /// Serf's agent exits when its `-join` reaches nobody.
 async fn join_at_start(node: &NodeHandle, peers: &[String], replay: bool) -> Result<(), String> {
-    let outcome = join::join(node, peers, replay).await.map_err(|e| e.to_string())?;
+    let outcome = join::join(node, peers, replay)
+        .await
+        .map_err(|e| e.to_string())?;
     if let Some(error) = outcome.error() {
         return Err(format!("Failed to join: {error}"));
     }

@@ -83,7 +83,9 @@ impl EventHistory {
     fn lock(&self) -> MutexGuard<'_, History> {
         // The history is only ever mutated through whole statements; a panic elsewhere
         // cannot leave it half-updated.
-        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 

@@ -224,8 +224,7 @@ pub async fn start(
             swim_config(1),
             rand_foca::make_rng(),
             PostcardCodec,
-            UserEventGossip::new(event_clock.clone(), events.clone())
-                .with_history(history.clone()),
+            UserEventGossip::new(event_clock.clone(), events.clone()).with_history(history.clone()),
         ),
         event_clock,
         history,
@@ -251,11 +250,7 @@ pub async fn start(
 }
 
 /// The events for a replay, packed into replies that each fit one datagram.
-fn event_replies(
-    replay: bool,
-    event_clock: u64,
-    events: Vec<UserEvent>,
-) -> Vec<LifecycleMessage> {
+fn event_replies(replay: bool, event_clock: u64, events: Vec<UserEvent>) -> Vec<LifecycleMessage> {
     const BUDGET: usize = 1200;
     let reply = |events| LifecycleMessage::EventsReply {
         replay,
@@ -508,11 +503,11 @@ impl Node {
     /// `force-leave -prune`: a failed or left member goes at once; a live one stays
     /// (it would only come back).
     fn prune(&mut self, name: &str) {
-        if let Some(record) = self.table.get(name) {
-            if matches!(record.status, MemberStatus::Failed | MemberStatus::Left) {
-                info!("EventMemberReap (forced): {name}");
-                self.remove_member(name);
-            }
+        if let Some(record) = self.table.get(name)
+            && matches!(record.status, MemberStatus::Failed | MemberStatus::Left)
+        {
+            info!("EventMemberReap (forced): {name}");
+            self.remove_member(name);
         }
     }
 
@@ -526,8 +521,7 @@ impl Node {
     /// The reconnect tick: announce ourselves to a failed member, in case it is back
     /// (a partition healed); a member that answers becomes alive again.
     fn reconnect(&mut self) {
-        let Some((name, addr)) = self.reaper.reconnect_candidate(self.table.alive_count())
-        else {
+        let Some((name, addr)) = self.reaper.reconnect_candidate(self.table.alive_count()) else {
             return;
         };
         info!("attempting reconnect to {name} {addr}");
@@ -620,8 +614,7 @@ impl Node {
             claimant.addr
         );
         if self.conflict.is_none() {
-            let members: Vec<SocketAddr> =
-                self.foca.iter_members().map(|m| m.id().addr).collect();
+            let members: Vec<SocketAddr> = self.foca.iter_members().map(|m| m.id().addr).collect();
             let id = rand_foca::make_rng::<StdRng>().random();
             let deadline = Instant::now() + conflict::answer_window(members.len() + 1);
             self.conflict = Some(ConflictVote::new(id, local.addr, deadline));
@@ -654,9 +647,7 @@ impl Node {
                 matching,
                 responses,
             } => {
-                warn!(
-                    "minority in name conflict resolution, quitting [{matching} / {responses}]"
-                );
+                warn!("minority in name conflict resolution, quitting [{matching} / {responses}]");
                 warn!("Shutdown without a Leave");
                 self.shut_down.notify_one();
                 false

@@ -163,7 +163,9 @@ impl Snapshot {
     fn lock(&self) -> MutexGuard<'_, SnapshotFile> {
         // A panic while holding the lock leaves only a half-written line behind, which
         // the replay skips.
-        self.file.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.file
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -263,10 +265,10 @@ impl SnapshotFile {
         self.size += line.len() as u64;
         self.unsynced = true;
         let limit = MIN_COMPACT_SIZE.max(BYTES_PER_MEMBER * self.state.alive.len() as u64);
-        if self.size > limit {
-            if let Err(e) = self.compact() {
-                error!("Failed to compact snapshot: {e}");
-            }
+        if self.size > limit
+            && let Err(e) = self.compact()
+        {
+            error!("Failed to compact snapshot: {e}");
         }
     }
 
