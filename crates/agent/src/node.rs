@@ -249,29 +249,6 @@ pub async fn start(
     })
 }
 
-/// The events for a replay, packed into replies that each fit one datagram.
-fn event_replies(replay: bool, event_clock: u64, events: Vec<UserEvent>) -> Vec<LifecycleMessage> {
-    const BUDGET: usize = 1200;
-    let reply = |events| LifecycleMessage::EventsReply {
-        replay,
-        event_clock,
-        events,
-    };
-    let mut replies = Vec::new();
-    let (mut batch, mut size) = (Vec::new(), 0);
-    for event in events {
-        let event_size = event.encode().len();
-        if !batch.is_empty() && size + event_size > BUDGET {
-            replies.push(reply(std::mem::take(&mut batch)));
-            size = 0;
-        }
-        size += event_size;
-        batch.push(event);
-    }
-    replies.push(reply(batch));
-    replies
-}
-
 /// memberlist's LAN profile, which foca's `new_lan` follows; its suspicion timeout and
 /// retransmissions grow with the cluster, so the config is resized as members come and go.
 fn swim_config(alive_members: usize) -> Config {
@@ -556,7 +533,9 @@ impl Node {
                 } else {
                     Vec::new()
                 };
-                for reply in event_replies(replay, self.event_clock.time(), events) {
+                for reply in
+                    LifecycleMessage::event_replies(replay, self.event_clock.time(), events)
+                {
                     self.send(&wire::lifecycle_datagram(&reply), from).await;
                 }
             }

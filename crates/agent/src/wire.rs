@@ -35,6 +35,33 @@ pub enum LifecycleMessage {
     },
 }
 
+impl LifecycleMessage {
+    /// The answer to an `EventsRequest`: the events packed into replies that each fit
+    /// one datagram (at least one reply, which carries the clock).
+    pub fn event_replies(replay: bool, event_clock: u64, events: Vec<UserEvent>) -> Vec<Self> {
+        // Room for the reply's own fields under foca's 1400-byte packets.
+        const BUDGET: usize = 1200;
+        let reply = |events| LifecycleMessage::EventsReply {
+            replay,
+            event_clock,
+            events,
+        };
+        let mut replies = Vec::new();
+        let (mut batch, mut size) = (Vec::new(), 0);
+        for event in events {
+            let event_size = event.encode().len();
+            if !batch.is_empty() && size + event_size > BUDGET {
+                replies.push(reply(std::mem::take(&mut batch)));
+                size = 0;
+            }
+            size += event_size;
+            batch.push(event);
+        }
+        replies.push(reply(batch));
+        replies
+    }
+}
+
 #[derive(Debug, PartialEq, Eq)]
 pub enum Datagram<'a> {
     Foca(&'a [u8]),
@@ -113,6 +140,37 @@ mod tests {
         assert_eq!(
             decode(&lifecycle_datagram(&answer)),
             Ok(Datagram::Lifecycle(answer))
+        );
+    }
+
+    #[test]
+    fn replayed_events_are_packed_into_datagrams() {
+        let events: Vec<UserEvent> = (0..10)
+            .map(|ltime| UserEvent {
+                ltime,
+                name: "deploy".into(),
+                payload: vec![b'x'; 400],
+                coalesce: false,
+            })
+            .collect();
+        let replies = LifecycleMessage::event_replies(true, 11, events.clone());
+        assert!(replies.len() > 1);
+        let mut carried = Vec::new();
+        for reply in &replies {
+            assert!(lifecycle_datagram(reply).len() <= 1400);
+            if let LifecycleMessage::EventsReply { events, .. } = reply {
+                carried.extend(events.iter().cloned());
+            }
+        }
+        assert_eq!(carried, events);
+        // nothing to replay still tells the clock
+        assert_eq!(
+            LifecycleMessage::event_replies(false, 11, Vec::new()),
+            vec![LifecycleMessage::EventsReply {
+                replay: false,
+                event_clock: 11,
+                events: Vec::new()
+            }]
         );
     }
 
