@@ -8,6 +8,8 @@ Debian's `serf agent`).
 
 import json
 import os
+import shutil
+import subprocess
 import time
 
 import pytest
@@ -129,6 +131,44 @@ def test_failed_and_left_members_are_reaped_after_their_timeouts(agents, tmp_pat
     wait_for(lambda: statuses(a1) == {"a1": "alive"}, REAP_INTERVAL + 10, "both reaped")
     wait_for(lambda: sorted(sum(member_lines(records, "member-reap"), [])) == ["a2", "a3"], 10,
              "member-reap handler runs for a2 and a3")
+
+
+class LoopbackPartition:
+    """Drops the gossip traffic between two agents on loopback with an nftables table of
+    its own (needs root): their UDP both ways and TCP to their gossip ports."""
+
+    def __init__(self, a, b):
+        self.table = "musubi_life_%d" % os.getpid()
+        pa, pb = a.gossip_port, b.gossip_port
+        self.rules = [
+            "udp sport %d udp dport %d drop" % (pa, pb),
+            "udp sport %d udp dport %d drop" % (pb, pa),
+            "tcp dport { %d, %d } drop" % (pa, pb),
+        ]
+
+    def __enter__(self):
+        script = "table inet %s {\n chain filter {\n  type filter hook input priority 0;\n" % self.table
+        script += "".join("  %s\n" % rule for rule in self.rules) + " }\n}\n"
+        subprocess.run(["nft", "-f", "-"], input=script, text=True, check=True)
+        return self
+
+    def __exit__(self, *exc):
+        subprocess.run(["nft", "delete", "table", "inet", self.table], check=False)
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("nft"), reason="needs root and nft")
+def test_a_healed_partition_is_reconnected(agents, tmp_path):
+    settings = lifecycle_settings(tmp_path, reconnect_interval="1s")
+    a1 = agents("a1", args=settings)
+    a2 = agents("a2", args=settings)
+    assert serf("join", a2, a1.gossip_addr).returncode == 0
+    wait_for(lambda: statuses(a1).get("a2") == "alive", 15, "a1 to see a2")
+    with LoopbackPartition(a1, a2):
+        wait_for(lambda: statuses(a1).get("a2") == "failed" and statuses(a2).get("a1") == "failed",
+                 FAILURE_DETECTION_BOUND, "each to see the other failed")
+    # neither probes a member it holds failed: only the reconnect attempts bring them back
+    wait_for(lambda: statuses(a1).get("a2") == "alive" and statuses(a2).get("a1") == "alive",
+             30, "both alive again")
 
 
 def test_force_leave_prune_drops_a_failed_member_everywhere_at_once(agents, tmp_path):
