@@ -11,8 +11,10 @@
 //!    handed to foca, then its output is drained: sends, timers ([`timers`]), notifications
 //!    into the [`membership`] table. User events ride on foca's packets ([`user_events`],
 //!    stamped by a [`lamport`] clock).
-//! 3. Member changes and user events become Serf's [`events`]; one task logs them and runs
-//!    the matching [`event_handlers`] one at a time (`invoke`).
+//! 3. Member changes and user events become Serf's [`events`]; the [`snapshot`] records
+//!    them, the [`coalesce`]r merges bursts as Serf does, then one task logs them and runs
+//!    the matching [`event_handlers`] one at a time (`invoke`). The [`reaper`] drops members
+//!    gone too long; [`conflict`] settles two members claiming one name.
 //! 4. [`rpc`] serves Serf's RPC clients and asks the node through a `NodeHandle`.
 //! 5. SIGINT, SIGTERM or RPC `leave`: tell every member we leave ([`wire`]), leave the SWIM
 //!    cluster, exit 0.
