@@ -1,14 +1,18 @@
 //! `musubi agent`: wire the node, the RPC listener and the signals together, and run until
 //! the agent leaves (on SIGINT, SIGTERM or an RPC `leave`).
 
+use crate::coalesce;
 use crate::config::AgentConfig;
 use crate::event_handlers::EventHandler;
 use crate::identity::NodeId;
 use crate::invoke;
 use crate::join;
-use crate::node::{self, NodeHandle, QuerySettings};
+use crate::lamport::Clocks;
+use crate::node::{self, Lifecycle, NodeHandle, QuerySettings};
 use crate::query::InternalQueries;
+use crate::reaper::ReapTimeouts;
 use crate::rpc;
+use crate::snapshot::{Restored, Snapshot};
 use crate::tags_file::TagsFile;
 use clap::error::ErrorKind;
 use std::process::ExitCode;
@@ -17,7 +21,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{Notify, mpsc};
-use tracing::info;
+use tracing::{info, warn};
 
 /// Entry point for `musubi agent ARGS`: 0 after a graceful leave, 1 on a usage or start
 /// error (as `serf agent`).
@@ -81,14 +85,42 @@ async fn run(config: AgentConfig) -> Result<(), String> {
         started_ms: unix_millis(),
     };
     println!("==> Starting musubi agent...");
-    let (events, delivered_events) = mpsc::unbounded_channel();
+    let snapshot = match &config.snapshot_path {
+        Some(path) => Some(Snapshot::open(path, config.rejoin_after_leave)?),
+        None => None,
+    };
+    let nothing_restored = Restored::default();
+    let restored = snapshot
+        .as_ref()
+        .map_or(&nothing_restored, |(_, restored)| restored);
+    let clocks = restored_clocks(restored);
+    let lifecycle = Lifecycle {
+        clocks: clocks.clone(),
+        // As Serf: events up to the restored event time were handled before.
+        event_min_time: restored.event_clock + 1,
+        timeouts: ReapTimeouts::from_config(&config),
+    };
     let queries = QuerySettings {
         limits: config.query_limits(),
         internal: InternalQueries::default(),
     };
-    let node = node::start(identity.clone(), config.bind, tags_file, events, queries)
-        .await
-        .map_err(|e| format!("cannot bind the gossip listener to {}: {e}", config.bind))?;
+    let (events, node_events) = mpsc::unbounded_channel();
+    let node = node::start(
+        identity.clone(),
+        config.bind,
+        tags_file,
+        events,
+        lifecycle,
+        queries,
+    )
+    .await
+    .map_err(|e| format!("cannot bind the gossip listener to {}: {e}", config.bind))?;
+    // Serf's order: the snapshot sees every event, handlers see them coalesced.
+    let node_events = match &snapshot {
+        Some((snapshot, _)) => crate::snapshot::spawn_tee(snapshot.clone(), clocks, node_events),
+        None => node_events,
+    };
+    let delivered_events = coalesce::spawn(node_events, coalesce::Periods::SERF);
     let listener = TcpListener::bind(config.rpc_addr)
         .await
         .map_err(|e| format!("cannot bind the RPC listener to {}: {e}", config.rpc_addr))?;
@@ -104,8 +136,15 @@ async fn run(config: AgentConfig) -> Result<(), String> {
     println!("     Bind addr: '{}'", config.bind);
     println!("     Advertise: '{}'", identity.addr);
     println!("      RPC addr: '{}'", config.rpc_addr);
+    if let Some((_, restored)) = &snapshot {
+        tokio::spawn(rejoin(
+            node.clone(),
+            identity.name.clone(),
+            restored.alive.clone(),
+        ));
+    }
     if !config.join.is_empty() {
-        join_at_start(&node, &config.join).await?;
+        join_at_start(&node, &config.join, config.replay_on_join).await?;
     }
 
     let mut interrupt = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
@@ -114,13 +153,57 @@ async fn run(config: AgentConfig) -> Result<(), String> {
         _ = leave_done.notified() => info!("left the cluster on request"),
         _ = interrupt.recv() => leave(&node, "interrupt").await,
         _ = terminate.recv() => leave(&node, "terminate").await,
+        _ = node.shut_down() => {
+            warn!("Serf shutdown detected, quitting");
+            return Ok(());
+        }
+    }
+    if let Some((snapshot, _)) = &snapshot {
+        snapshot.leave();
     }
     Ok(())
 }
 
+/// Serf's clocks start at 1, or past the times a snapshot recorded.
+fn restored_clocks(restored: &Restored) -> Clocks {
+    let clocks = Clocks::default();
+    clocks.member.witness(restored.clock);
+    clocks.event.witness(restored.event_clock);
+    clocks.query.witness(restored.query_clock);
+    clocks
+}
+
+/// With a snapshot, join the members that were alive when the agent stopped, one at a
+/// time until one answers (in the background, as Serf).
+async fn rejoin(node: NodeHandle, local_name: String, previous: Vec<(String, String)>) {
+    let others: Vec<_> = previous
+        .into_iter()
+        .filter(|(name, _)| *name != local_name)
+        .collect();
+    if others.is_empty() {
+        return;
+    }
+    for (name, addr) in others {
+        info!("Attempting re-join to previously known node: {name}: {addr}");
+        // As Serf's rejoin: the events missed while down are delivered; the ones
+        // handled before are below the restored minimum time.
+        match join::join(&node, std::slice::from_ref(&addr), true).await {
+            Ok(outcome) if outcome.reached > 0 => {
+                info!("Re-joined to previously known node: {name}: {addr}");
+                return;
+            }
+            Ok(_) => {}
+            Err(_) => return,
+        }
+    }
+    warn!("Failed to re-join any previously known node");
+}
+
 /// Serf's agent exits when its `-join` reaches nobody.
-async fn join_at_start(node: &NodeHandle, peers: &[String]) -> Result<(), String> {
-    let outcome = join::join(node, peers).await.map_err(|e| e.to_string())?;
+async fn join_at_start(node: &NodeHandle, peers: &[String], replay: bool) -> Result<(), String> {
+    let outcome = join::join(node, peers, replay)
+        .await
+        .map_err(|e| e.to_string())?;
     if let Some(error) = outcome.error() {
         return Err(format!("Failed to join: {error}"));
     }

@@ -7,6 +7,7 @@ use clap::Parser;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::time::Duration;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -49,6 +50,27 @@ pub struct AgentConfig {
     /// Serf's `query_response_size_limit` (config file only): the largest encoded answer.
     #[arg(skip = QueryLimits::default().response_size)]
     pub query_response_size_limit: usize,
+    /// `-snapshot` / `snapshot_path`: where membership and clocks are recorded, to
+    /// rejoin and restore the clocks after a restart.
+    #[arg(long = "snapshot")]
+    pub snapshot_path: Option<PathBuf>,
+    /// `-rejoin` / `rejoin_after_leave`: rejoin from the snapshot even after a leave.
+    #[arg(long = "rejoin")]
+    pub rejoin_after_leave: bool,
+    /// `-replay` / `replay_on_join`: `-join` replays past user events.
+    #[arg(long = "replay")]
+    pub replay_on_join: bool,
+    // Serf sets these three only in config files; until musubi reads config files they
+    // are hidden flags taking Go durations (docs/agent-lifecycle.md).
+    /// `reconnect_interval`: how often a failed member is tried again (30s).
+    #[arg(long = "reconnect-interval", hide = true, value_parser = crate::go_duration::parse)]
+    pub reconnect_interval: Option<Duration>,
+    /// `reconnect_timeout`: a failed member is reaped after this long (24h).
+    #[arg(long = "reconnect-timeout", hide = true, value_parser = crate::go_duration::parse)]
+    pub reconnect_timeout: Option<Duration>,
+    /// `tombstone_timeout`: a left member is reaped after this long (24h).
+    #[arg(long = "tombstone-timeout", hide = true, value_parser = crate::go_duration::parse)]
+    pub tombstone_timeout: Option<Duration>,
 }
 
 impl AgentConfig {

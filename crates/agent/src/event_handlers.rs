@@ -23,8 +23,7 @@ struct EventFilter {
     name: Option<String>,
 }
 
-/// Serf accepts these; `member-reap` never happens here yet, so handlers for it are
-/// accepted and never run.
+/// The event types Serf's handler filters name.
 const EVENT_TYPES: [&str; 8] = [
     "member-join",
     "member-leave",

@@ -5,20 +5,23 @@
 //! notifications into the member table. Other tasks talk to it through a [`NodeHandle`].
 
 use crate::broadcasts::{self, ClusterGossip};
+use crate::conflict::ConflictVote;
+use crate::event_history::EventHistory;
 use crate::event_streams::EventStreams;
 use crate::events::{AgentEvent, MemberEventKind};
 use crate::identity::NodeId;
-use crate::lamport::LamportClock;
+use crate::lamport::{Clocks, LamportClock};
 use crate::membership::{MemberRecord, MemberStatus, MemberTable};
 use crate::query::answers::Answerable;
 use crate::query::gossip::QueryGossip;
 use crate::query::message::QueryMessage;
 use crate::query::origin::OpenQueries;
 use crate::query::{InternalQueries, QueryEvent, QueryLimits, QueryParams, QueryRecord};
+use crate::reaper::{ReapTimeouts, Reaper};
 use crate::tags_file::{self, Tags, TagsFile};
 use crate::timers;
 use crate::user_events::{UserEvent, UserEventGossip};
-use crate::wire::{self, Datagram};
+use crate::wire::{self, Datagram, LifecycleMessage};
 use foca::{AccumulatingRuntime, Config, Foca, OwnedNotification, PostcardCodec, Timer};
 use rand_foca::rngs::StdRng;
 use std::net::SocketAddr;
@@ -26,7 +29,8 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::UdpSocket;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{Notify, mpsc, oneshot, watch};
+use tokio::time::{Instant, MissedTickBehavior};
 use tracing::{debug, info, warn};
 
 /// The largest datagram we accept; foca sends at most its `max_packet_size` (1400).
@@ -34,6 +38,7 @@ const MAX_DATAGRAM: usize = 65_536;
 /// How often a join re-announces to a peer that has not shown up yet (UDP may drop it).
 const REANNOUNCE_EVERY: Duration = Duration::from_millis(500);
 
+mod lifecycle;
 mod queries;
 
 type SwimCore = Foca<NodeId, PostcardCodec, StdRng, ClusterGossip>;
@@ -41,7 +46,16 @@ type SwimCore = Foca<NodeId, PostcardCodec, StdRng, ClusterGossip>;
 enum Command {
     Members(oneshot::Sender<Vec<MemberRecord>>),
     Announce(Vec<SocketAddr>),
-    ForceLeave(String, oneshot::Sender<()>),
+    CatchUp {
+        peers: Vec<SocketAddr>,
+        replay: bool,
+        answered: oneshot::Sender<()>,
+    },
+    ForceLeave {
+        node: String,
+        prune: bool,
+        done: oneshot::Sender<()>,
+    },
     Leave(oneshot::Sender<()>),
     UpdateTags(TagUpdate, oneshot::Sender<Result<(), String>>),
     SendUserEvent(UserEventRequest, oneshot::Sender<Result<(), String>>),
@@ -65,6 +79,16 @@ pub struct TagUpdate {
     pub delete: Vec<String>,
 }
 
+/// What the member lifecycle hands the node at start: clocks restored from the snapshot
+/// and the reaping timeouts.
+#[derive(Debug, Default)]
+pub struct Lifecycle {
+    pub clocks: Clocks,
+    /// User events below this Lamport time were handled before a restart.
+    pub event_min_time: u64,
+    pub timeouts: ReapTimeouts,
+}
+
 #[derive(Debug, thiserror::Error)]
 #[error("the agent is shutting down")]
 pub struct NodeStopped;
@@ -75,6 +99,8 @@ pub struct NodeHandle {
     commands: mpsc::UnboundedSender<Command>,
     local: watch::Receiver<NodeId>,
     event_streams: EventStreams,
+    /// Told when the node stops on its own (it lost its name in a conflict).
+    shut_down: Arc<Notify>,
 }
 
 impl NodeHandle {
@@ -119,10 +145,38 @@ impl NodeHandle {
         }
     }
 
+    /// Before joining through `peers`: learn the event clock of the first to answer,
+    /// so that the events the cluster had before are ignored, or with `replay`, have
+    /// them delivered (Serf's `join -replay`). Waits up to `patience` for an answer.
+    pub async fn catch_up(
+        &self,
+        peers: Vec<SocketAddr>,
+        replay: bool,
+        patience: Duration,
+    ) -> Result<(), NodeStopped> {
+        let answered = self.ask(|answered| Command::CatchUp {
+            peers,
+            replay,
+            answered,
+        });
+        match tokio::time::timeout(patience, answered).await {
+            Ok(result) => result,
+            Err(_) => Ok(()),
+        }
+    }
+
     /// Mark a failed member as left everywhere; members that are not failed are untouched
-    /// (force-leaving a live member would leave it stuck in `leaving`, serf#359).
-    pub async fn force_leave(&self, node: String) -> Result<(), NodeStopped> {
-        self.ask(|done| Command::ForceLeave(node, done)).await
+    /// (force-leaving a live member would leave it stuck in `leaving`, serf#359). With
+    /// `prune`, a failed or left member is also dropped from every member list at once.
+    pub async fn force_leave(&self, node: String, prune: bool) -> Result<(), NodeStopped> {
+        self.ask(|done| Command::ForceLeave { node, prune, done })
+            .await
+    }
+
+    /// Resolves when the node has stopped on its own, without a leave: it lost its name
+    /// to another member (Serf's agent then exits).
+    pub async fn shut_down(&self) {
+        self.shut_down.notified().await
     }
 
     /// Tell every member we are leaving, then leave the SWIM cluster. Returns once the
@@ -192,6 +246,7 @@ pub async fn start(
     bind: SocketAddr,
     tags_file: Option<TagsFile>,
     events: mpsc::UnboundedSender<AgentEvent>,
+    lifecycle: Lifecycle,
     queries: QuerySettings,
 ) -> std::io::Result<NodeHandle> {
     let socket = Arc::new(UdpSocket::bind(bind).await?);
@@ -201,12 +256,13 @@ pub async fn start(
     tokio::spawn(receive_datagrams(socket.clone(), datagram_deliver));
     let (received_queries, query_inbox) = mpsc::unbounded_channel();
     let (query_deadlines, expired_queries) = mpsc::unbounded_channel();
-    let event_clock = Arc::new(LamportClock::default());
-    let query_clock = Arc::new(LamportClock::default());
-    // As Serf's: time 0 is never stamped, the first event and query are at 1.
-    event_clock.increment();
-    query_clock.increment();
+    let event_clock = lifecycle.clocks.event.clone();
+    let query_clock = lifecycle.clocks.query.clone();
+    let history = EventHistory::new(lifecycle.event_min_time);
+    // Our own join, as Serf stamps its join intent.
+    lifecycle.clocks.member.increment();
     let (local, local_view) = watch::channel(identity.clone());
+    let shut_down = Arc::new(Notify::new());
     // The event loop only stops with the process, so this send always lands.
     let _ = events.send(AgentEvent::Member {
         kind: MemberEventKind::Join,
@@ -219,7 +275,8 @@ pub async fn start(
             rand_foca::make_rng(),
             PostcardCodec,
             ClusterGossip {
-                user_events: UserEventGossip::new(event_clock.clone(), events.clone()),
+                user_events: UserEventGossip::new(event_clock.clone(), events.clone())
+                    .with_history(history.clone()),
                 queries: QueryGossip::new(query_clock.clone(), received_queries),
             },
         ),
@@ -230,6 +287,12 @@ pub async fn start(
         query_settings: queries,
         query_deadlines,
         rng: rand_foca::make_rng(),
+        history,
+        catching_up: Vec::new(),
+        member_clock: lifecycle.clocks.member,
+        reaper: Reaper::new(lifecycle.timeouts),
+        conflict: None,
+        shut_down: shut_down.clone(),
         events,
         local,
         runtime: AccumulatingRuntime::new(),
@@ -249,6 +312,7 @@ pub async fn start(
         commands,
         local: local_view,
         event_streams: EventStreams::default(),
+        shut_down,
     })
 }
 
@@ -301,6 +365,16 @@ struct Node {
     query_settings: QuerySettings,
     query_deadlines: mpsc::UnboundedSender<u64>,
     rng: StdRng,
+    /// The user events seen lately, shared with foca's broadcast handler.
+    history: EventHistory,
+    /// Joins waiting for a member's event clock before they announce themselves.
+    catching_up: Vec<oneshot::Sender<()>>,
+    /// Stamps our own joins and leaves; the snapshot records it.
+    member_clock: Arc<LamportClock>,
+    reaper: Reaper,
+    /// The round of asking who holds our name, while one runs.
+    conflict: Option<ConflictVote>,
+    shut_down: Arc<Notify>,
     events: mpsc::UnboundedSender<AgentEvent>,
     local: watch::Sender<NodeId>,
     runtime: AccumulatingRuntime<NodeId>,
@@ -312,9 +386,24 @@ struct Node {
 
 impl Node {
     async fn run(mut self, mut inputs: NodeInputs) {
+        let timeouts = self.reaper.timeouts();
+        let mut reap_tick = tokio::time::interval(timeouts.reap_interval);
+        let mut reconnect_tick = tokio::time::interval(timeouts.reconnect_interval);
+        reap_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        reconnect_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
+            let vote_ends = self.conflict.as_ref().map(|vote| vote.deadline);
             tokio::select! {
                 Some((data, from)) = inputs.datagrams.recv() => self.on_datagram(&data, from).await,
+                _ = reap_tick.tick() => self.reap(),
+                _ = reconnect_tick.tick() => self.reconnect(),
+                _ = tokio::time::sleep_until(vote_ends.unwrap_or_else(Instant::now)),
+                    if vote_ends.is_some() =>
+                {
+                    if !self.count_conflict_votes() {
+                        return;
+                    }
+                }
                 Some(timer) = inputs.timers.recv() => {
                     if let Err(e) = self.foca.handle_timer(timer, &mut self.runtime) {
                         warn!("swim timer: {e}");
@@ -343,6 +432,7 @@ impl Node {
                 self.change_member(name, |table| table.leave_intent(name));
             }
             Ok(Datagram::QueryReply(body)) => self.on_query_reply(body, from).await,
+            Ok(Datagram::Lifecycle(message)) => self.on_lifecycle(message, from).await,
             Err(e) => debug!("dropped datagram from {from}: {e}"),
         }
     }
@@ -362,22 +452,40 @@ impl Node {
                     }
                 }
             }
-            Command::ForceLeave(name, done) => {
+            Command::CatchUp {
+                peers,
+                replay,
+                answered,
+            } => {
+                let request = wire::lifecycle_datagram(&LifecycleMessage::EventsRequest { replay });
+                for peer in peers {
+                    self.send(&request, peer).await;
+                }
+                self.catching_up.push(answered);
+            }
+            Command::ForceLeave { node, prune, done } => {
                 if self
                     .table
-                    .get(&name)
+                    .get(&node)
                     .is_some_and(|m| m.status == MemberStatus::Failed)
                 {
-                    info!("force-leave: {name} is now left");
-                    self.change_member(&name, |table| table.leave_intent(&name));
-                    self.tell_active_members(&wire::leave_intent_datagram(&name))
+                    info!("force-leave: {node} is now left");
+                    self.change_member(&node, |table| table.leave_intent(&node));
+                    self.tell_active_members(&wire::leave_intent_datagram(&node))
                         .await;
+                }
+                if prune {
+                    let message = LifecycleMessage::Prune { node: node.clone() };
+                    self.tell_active_members(&wire::lifecycle_datagram(&message))
+                        .await;
+                    self.prune(&node);
                 }
                 let _ = done.send(());
             }
             Command::Leave(done) => {
                 let name = self.foca.identity().name.clone();
                 info!("leaving the cluster");
+                self.member_clock.increment();
                 self.change_member(&name, |table| table.leave_intent(&name));
                 self.tell_active_members(&wire::leave_intent_datagram(&name))
                     .await;
@@ -433,6 +541,8 @@ impl Node {
     fn change_member(&mut self, name: &str, change: impl FnOnce(&mut MemberTable)) {
         let before = self.table.get(name).cloned();
         change(&mut self.table);
+        self.reaper
+            .observe(name, self.table.get(name), Instant::now());
         if let Some(after) = self.table.get(name)
             && let Some(kind) = MemberEventKind::of_change(before.as_ref(), after)
         {
@@ -482,6 +592,11 @@ impl Node {
             let _ = self.timers.send((delay, timer));
         }
         while let Some(notification) = self.runtime.to_notify() {
+            if let OwnedNotification::MemberUp(id) = &notification
+                && self.refuse_name_conflict(id).await
+            {
+                continue;
+            }
             self.apply(notification);
         }
     }

@@ -7,17 +7,15 @@
 //! dropped. Like Serf, a member remembers the events of the last 512 Lamport times, and
 //! ignores events older than that.
 
+use crate::event_history::EventHistory;
 use crate::events::AgentEvent;
-use crate::lamport::{LamportClock, SeenWindow, Sighting};
+use crate::lamport::LamportClock;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use tokio::sync::mpsc;
-use tracing::warn;
 
 /// Serf's `user_event_size_limit` default: name plus payload, in bytes.
 pub const USER_EVENT_SIZE_LIMIT: usize = 512;
-/// How many Lamport times of past events are remembered (Serf's event buffer).
-const REMEMBERED_TIMES: u64 = 512;
 
 /// One user event, as Serf's `messageUserEvent` carries it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -72,8 +70,7 @@ pub struct MalformedUserEvent(#[from] rmp_serde::decode::Error);
 /// The user-event half of foca's custom broadcasts (see [`crate::broadcasts`]).
 pub struct UserEventGossip {
     clock: Arc<LamportClock>,
-    /// (name, payload) pairs seen, by Lamport time.
-    seen: SeenWindow<(String, Vec<u8>)>,
+    history: EventHistory,
     deliver: mpsc::UnboundedSender<AgentEvent>,
 }
 
@@ -81,27 +78,14 @@ impl UserEventGossip {
     pub fn new(clock: Arc<LamportClock>, deliver: mpsc::UnboundedSender<AgentEvent>) -> Self {
         UserEventGossip {
             clock,
-            seen: SeenWindow::new(REMEMBERED_TIMES),
+            history: EventHistory::default(),
             deliver,
         }
     }
 
-    /// Record the event; false if it is a repeat or too old to tell.
-    fn first_sighting(&mut self, event: &UserEvent) -> bool {
-        let key = (event.name.clone(), event.payload.clone());
-        match self.seen.sight(&self.clock, event.ltime, key) {
-            Sighting::First => true,
-            Sighting::Repeat => false,
-            Sighting::TooOld => {
-                warn!(
-                    "received old event {} from time {} (current: {})",
-                    event.name,
-                    event.ltime,
-                    self.clock.time()
-                );
-                false
-            }
-        }
+    /// Record into `history`, which the node shares (joins read and raise it).
+    pub fn with_history(self, history: EventHistory) -> Self {
+        UserEventGossip { history, ..self }
     }
 
     /// A user event foca handed us (sent from here or received): deliver it and pass it
@@ -111,7 +95,7 @@ impl UserEventGossip {
         data: &[u8],
     ) -> Result<Option<UserEventKey>, MalformedUserEvent> {
         let event: UserEvent = rmp_serde::from_slice(data)?;
-        if !self.first_sighting(&event) {
+        if !self.history.record(&event, &self.clock) {
             return Ok(None);
         }
         // The agent stopping is the only way the receiver goes; nothing is left to tell.
@@ -123,6 +107,7 @@ impl UserEventGossip {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lamport::REMEMBERED_TIMES;
 
     fn event(ltime: u64, name: &str, payload: &[u8]) -> UserEvent {
         UserEvent {

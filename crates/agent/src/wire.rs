@@ -1,10 +1,67 @@
 //! What travels in one gossip datagram: a kind byte, then either a foca packet or one of
-//! the agent's own messages (a leave intent, a query's ack or response). foca owns the membership protocol; the agent adds only what
-//! foca has no word for (a member saying it leaves, as opposed to failing).
+//! the agent's own messages. foca owns the membership protocol; the agent adds only what
+//! foca has no word for (a member saying it leaves, as opposed to failing; a query's ack
+//! or response; the member lifecycle's [`LifecycleMessage`]s).
+
+use crate::user_events::UserEvent;
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
 
 const KIND_FOCA: u8 = 0;
 const KIND_LEAVE_INTENT: u8 = 1;
 const KIND_QUERY_REPLY: u8 = 2;
+const KIND_LIFECYCLE: u8 = 6;
+
+/// The member lifecycle's messages (kind 6), msgpack-encoded.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LifecycleMessage {
+    /// `force-leave -prune`: drop this member from the list now.
+    Prune { node: String },
+    /// Name conflict: which address do you know `name` at? `id` pairs the answers.
+    WhoHolds { id: u64, name: String },
+    /// The answer: the address the sender lists `name` at, if it lists it.
+    Holder {
+        id: u64,
+        name: String,
+        addr: Option<SocketAddr>,
+    },
+    /// A member that just joined through us asks for our event clock and, to replay
+    /// them, our recent user events.
+    EventsRequest { replay: bool },
+    /// The answer, in as many datagrams as the events need (each carries the clock).
+    EventsReply {
+        replay: bool,
+        event_clock: u64,
+        events: Vec<UserEvent>,
+    },
+}
+
+impl LifecycleMessage {
+    /// The answer to an `EventsRequest`: the events packed into replies that each fit
+    /// one datagram (at least one reply, which carries the clock).
+    pub fn event_replies(replay: bool, event_clock: u64, events: Vec<UserEvent>) -> Vec<Self> {
+        // Room for the reply's own fields under foca's 1400-byte packets.
+        const BUDGET: usize = 1200;
+        let reply = |events| LifecycleMessage::EventsReply {
+            replay,
+            event_clock,
+            events,
+        };
+        let mut replies = Vec::new();
+        let (mut batch, mut size) = (Vec::new(), 0);
+        for event in events {
+            let event_size = event.encode().len();
+            if !batch.is_empty() && size + event_size > BUDGET {
+                replies.push(reply(std::mem::take(&mut batch)));
+                size = 0;
+            }
+            size += event_size;
+            batch.push(event);
+        }
+        replies.push(reply(batch));
+        replies
+    }
+}
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Datagram<'a> {
@@ -13,6 +70,7 @@ pub enum Datagram<'a> {
     LeaveIntent(&'a str),
     /// A query's ack or response, or a request to relay one ([`crate::query::message`]).
     QueryReply(&'a [u8]),
+    Lifecycle(LifecycleMessage),
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -23,6 +81,8 @@ pub enum WireError {
     UnknownKind(u8),
     #[error("leave intent names no valid node")]
     BadNodeName,
+    #[error("malformed lifecycle message")]
+    BadLifecycleMessage,
 }
 
 pub fn decode(datagram: &[u8]) -> Result<Datagram<'_>, WireError> {
@@ -35,6 +95,9 @@ pub fn decode(datagram: &[u8]) -> Result<Datagram<'_>, WireError> {
             .map(Datagram::LeaveIntent)
             .ok_or(WireError::BadNodeName),
         KIND_QUERY_REPLY => Ok(Datagram::QueryReply(body)),
+        KIND_LIFECYCLE => rmp_serde::from_slice(body)
+            .map(Datagram::Lifecycle)
+            .map_err(|_| WireError::BadLifecycleMessage),
         other => Err(WireError::UnknownKind(other)),
     }
 }
@@ -49,6 +112,11 @@ pub fn leave_intent_datagram(node: &str) -> Vec<u8> {
 
 pub fn query_reply_datagram(body: &[u8]) -> Vec<u8> {
     framed(KIND_QUERY_REPLY, body)
+}
+
+pub fn lifecycle_datagram(message: &LifecycleMessage) -> Vec<u8> {
+    let body = rmp_serde::to_vec(message).expect("a lifecycle message always encodes");
+    framed(KIND_LIFECYCLE, &body)
 }
 
 /// A kind (or type) byte, then the body.
@@ -77,6 +145,46 @@ mod tests {
             decode(&query_reply_datagram(b"\x05x")),
             Ok(Datagram::QueryReply(b"\x05x"))
         );
+        let answer = LifecycleMessage::Holder {
+            id: 7,
+            name: "a".into(),
+            addr: Some("127.0.0.1:7946".parse().unwrap()),
+        };
+        assert_eq!(
+            decode(&lifecycle_datagram(&answer)),
+            Ok(Datagram::Lifecycle(answer))
+        );
+    }
+
+    #[test]
+    fn replayed_events_are_packed_into_datagrams() {
+        let events: Vec<UserEvent> = (0..10)
+            .map(|ltime| UserEvent {
+                ltime,
+                name: "deploy".into(),
+                payload: vec![b'x'; 400],
+                coalesce: false,
+            })
+            .collect();
+        let replies = LifecycleMessage::event_replies(true, 11, events.clone());
+        assert!(replies.len() > 1);
+        let mut carried = Vec::new();
+        for reply in &replies {
+            assert!(lifecycle_datagram(reply).len() <= 1400);
+            if let LifecycleMessage::EventsReply { events, .. } = reply {
+                carried.extend(events.iter().cloned());
+            }
+        }
+        assert_eq!(carried, events);
+        // nothing to replay still tells the clock
+        assert_eq!(
+            LifecycleMessage::event_replies(false, 11, Vec::new()),
+            vec![LifecycleMessage::EventsReply {
+                replay: false,
+                event_clock: 11,
+                events: Vec::new()
+            }]
+        );
     }
 
     #[test]
@@ -85,5 +193,6 @@ mod tests {
         assert_eq!(decode(b"\x07abc"), Err(WireError::UnknownKind(7)));
         assert_eq!(decode(b"\x01"), Err(WireError::BadNodeName));
         assert_eq!(decode(b"\x01\xff\xfe"), Err(WireError::BadNodeName));
+        assert_eq!(decode(b"\x06\xc1"), Err(WireError::BadLifecycleMessage));
     }
 }

@@ -36,7 +36,7 @@ pub struct HandshakeRequest {
 #[serde(rename_all = "PascalCase", default)]
 pub struct JoinRequest {
     pub existing: Vec<String>,
-    /// Replays past user events to the joiner; not done yet (events are never replayed).
+    /// Replays past user events to the joiner (otherwise they are ignored).
     pub replay: bool,
 }
 
@@ -58,7 +58,7 @@ pub struct MembersFilter {
 #[serde(rename_all = "PascalCase", default)]
 pub struct ForceLeaveRequest {
     pub node: String,
-    /// Serf 0.8.4's `-prune` drops the member at once; members are never reaped yet.
+    /// Serf 0.8.4's `-prune`: the member is dropped from every member list at once.
     pub prune: bool,
 }
 

@@ -148,7 +148,7 @@ impl<'a, R: AsyncRead + Unpin> Session<'a, R> {
             }
             "force-leave" => {
                 let request: ForceLeaveRequest = self.body().await?;
-                self.node.force_leave(request.node).await?;
+                self.node.force_leave(request.node, request.prune).await?;
                 Ok(Reply::ok(seq))
             }
             "tags" => {
@@ -276,7 +276,7 @@ impl<'a, R: AsyncRead + Unpin> Session<'a, R> {
 
     async fn join(&mut self, seq: u64) -> Result<Reply, CommandError> {
         let request: JoinRequest = self.body().await?;
-        let outcome = join::join(self.node, &request.existing).await?;
+        let outcome = join::join(self.node, &request.existing, request.replay).await?;
         let error = outcome.error().unwrap_or_default();
         let num = i32::try_from(outcome.reached).unwrap_or(i32::MAX);
         Ok(Reply::with_body(seq, &error, Some(&JoinResponse { num })))

@@ -54,9 +54,9 @@ async fn serve_connection(stream: TcpStream, node: &NodeHandle, leave_done: &Not
             }
             Ok(After::Shutdown) => {
                 // Exiting with unread bytes on the connection would reset it, and the client
-                // would lose the reply: hang up our side, let the client read and close.
-                let _ = outgoing.send(Outgoing::Close);
-                let _ = tokio::time::timeout(LINGER, &mut writing).await;
+                // would lose the reply: let the client read and close first. Our side stays
+                // open meanwhile: the Go client, seeing our end of stream with the reply,
+                // picks one of the two at random and may report `client closed`.
                 let client_closed =
                     async { while let Ok(Some(_)) = session.next_header().await {} };
                 let _ = tokio::time::timeout(LINGER, client_closed).await;
