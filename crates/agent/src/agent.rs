@@ -6,7 +6,7 @@ use crate::event_handlers::EventHandler;
 use crate::identity::NodeId;
 use crate::invoke;
 use crate::join;
-use crate::node::{self, NodeHandle};
+use crate::node::{self, NodeHandle, NodeOptions};
 use crate::rpc;
 use crate::tags_file::TagsFile;
 use clap::error::ErrorKind;
@@ -81,17 +81,27 @@ async fn run(config: AgentConfig) -> Result<(), String> {
     };
     println!("==> Starting musubi agent...");
     let (events, delivered_events) = mpsc::unbounded_channel();
-    let node = node::start(identity.clone(), config.bind, tags_file, events)
+    let options = NodeOptions {
+        user_event_size_limit: config.user_event_size_limit,
+        disable_coordinates: config.disable_coordinates,
+    };
+    let node = node::start(identity.clone(), config.bind, tags_file, events, options)
         .await
         .map_err(|e| format!("cannot bind the gossip listener to {}: {e}", config.bind))?;
     let listener = TcpListener::bind(config.rpc_addr)
         .await
         .map_err(|e| format!("cannot bind the RPC listener to {}: {e}", config.rpc_addr))?;
     let leave_done = Arc::new(Notify::new());
-    tokio::spawn(rpc::serve(listener, node.clone(), leave_done.clone()));
+    let handlers: Arc<[EventHandler]> = handlers.into();
+    tokio::spawn(rpc::serve(
+        listener,
+        node.clone(),
+        handlers.clone(),
+        leave_done.clone(),
+    ));
     tokio::spawn(invoke::run_event_loop(
         delivered_events,
-        handlers,
+        handlers.to_vec(),
         node.local_identity(),
     ));
     println!("==> musubi agent running!");

@@ -2,6 +2,7 @@
 //! package takes `-flag value`, `-flag=value` and the `--` forms alike; so do we.
 
 use crate::address::{self, DEFAULT_GOSSIP_PORT};
+use crate::user_events::DEFAULT_USER_EVENT_SIZE_LIMIT;
 use clap::Parser;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -42,7 +43,20 @@ pub struct AgentConfig {
     /// trace, debug, info, warn or err.
     #[arg(long = "log-level", default_value = "info", value_parser = log_level)]
     pub log_level: String,
+    /// Largest user event (name plus payload) `serf event` may send, in bytes. Serf's
+    /// `user_event_size_limit`: 512 by default; musubi allows up to 512 KiB (Serf: 9 KiB),
+    /// sending events too big for gossip over the stream transport.
+    #[arg(long = "user-event-size-limit", default_value_t = DEFAULT_USER_EVENT_SIZE_LIMIT,
+          value_parser = user_event_size_limit)]
+    pub user_event_size_limit: usize,
+    /// Serf's `disable_coordinates`: compute no network coordinate and share none.
+    #[arg(long = "disable-coordinates")]
+    pub disable_coordinates: bool,
 }
+
+/// The largest `user_event_size_limit`: the encoded event must fit one stream frame
+/// (`transport::MAX_FRAME`, 1 MiB) and one RPC request (1 MiB) with room to spare.
+pub const MAX_USER_EVENT_SIZE_LIMIT: usize = 512 * 1024;
 
 impl AgentConfig {
     /// Parse Serf-style arguments (without the program or subcommand name).
@@ -117,6 +131,15 @@ fn log_level(text: &str) -> Result<String, String> {
     Ok(level.to_string())
 }
 
+fn user_event_size_limit(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(limit) if limit <= MAX_USER_EVENT_SIZE_LIMIT => Ok(limit),
+        _ => Err(format!(
+            "user event size limit must be a number of bytes up to {MAX_USER_EVENT_SIZE_LIMIT}: {text}"
+        )),
+    }
+}
+
 fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|name| name.trim().to_string())
@@ -147,6 +170,17 @@ mod tests {
         assert_eq!(config.bind, "0.0.0.0:7946".parse().unwrap());
         assert_eq!(config.rpc_addr, "127.0.0.1:7373".parse().unwrap());
         assert_eq!(config.log_level, "info");
+        assert_eq!(config.user_event_size_limit, 512);
+        assert!(!config.disable_coordinates);
+    }
+
+    #[test]
+    fn the_user_event_limit_can_be_raised_to_512_kib() {
+        let config = parse(&["-user-event-size-limit=65600", "-disable-coordinates"]);
+        assert_eq!(config.user_event_size_limit, 65_600);
+        assert!(config.disable_coordinates);
+        let too_big = vec!["-user-event-size-limit".to_string(), "524289".to_string()];
+        assert!(AgentConfig::parse_serf_args(too_big).is_err());
     }
 
     #[test]

@@ -20,6 +20,7 @@
 pub mod address;
 mod agent;
 pub mod config;
+pub mod coordinate;
 pub mod event_handlers;
 pub mod events;
 pub mod identity;
@@ -31,6 +32,7 @@ pub mod node;
 pub mod rpc;
 pub mod tags_file;
 mod timers;
+pub mod transport;
 pub mod user_events;
 pub mod wire;
 

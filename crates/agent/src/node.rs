@@ -3,22 +3,29 @@
 //! Each input (a datagram, a timer, a command from the RPC side) is handed to foca, then
 //! foca's accumulated output is drained in order: datagrams out, timers to the scheduler,
 //! notifications into the member table. Other tasks talk to it through a [`NodeHandle`].
+//!
+//! Beside foca's work it measures network coordinates (a ping to one random member per
+//! probe interval, see [`crate::coordinate`]) and receives whole datagrams over the
+//! [`transport`] stream listener on the same address.
 
+use crate::coordinate::{Coordinate, CoordinateMessage, Coordinates};
 use crate::events::{AgentEvent, MemberEventKind};
 use crate::identity::NodeId;
 use crate::lamport::LamportClock;
 use crate::membership::{MemberRecord, MemberStatus, MemberTable};
 use crate::tags_file::{self, Tags, TagsFile};
 use crate::timers;
-use crate::user_events::{UserEvent, UserEventGossip};
+use crate::transport;
+use crate::user_events::{GOSSIP_EVENT_MAX, UserEvent, UserEventGossip, UserEventInbox};
 use crate::wire::{self, Datagram};
 use foca::{AccumulatingRuntime, Config, Foca, OwnedNotification, PostcardCodec, Timer};
+use rand_foca::RngExt;
 use rand_foca::rngs::StdRng;
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::net::UdpSocket;
+use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
 
@@ -36,6 +43,33 @@ enum Command {
     Leave(oneshot::Sender<()>),
     UpdateTags(TagUpdate, oneshot::Sender<Result<(), String>>),
     SendUserEvent(UserEventRequest, oneshot::Sender<Result<(), String>>),
+    Stats(oneshot::Sender<NodeStats>),
+    GetCoordinate(String, oneshot::Sender<Option<Coordinate>>),
+}
+
+/// Settings of the node beyond its identity (Serf config keys of the same names).
+pub struct NodeOptions {
+    pub user_event_size_limit: usize,
+    pub disable_coordinates: bool,
+}
+
+/// The node's side of `serf info`: counts and clocks as they are now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeStats {
+    pub members: usize,
+    pub failed: usize,
+    pub left: usize,
+    pub health_score: u32,
+    pub member_time: u64,
+    pub event_time: u64,
+    pub query_time: u64,
+    /// Membership updates foca still has to gossip (Serf's join/leave intent queue).
+    pub intent_queue: usize,
+    /// User events foca still has to gossip.
+    pub event_queue: usize,
+    pub query_queue: usize,
+    pub encrypted: bool,
+    pub coordinate_resets: u64,
 }
 
 /// `serf event NAME PAYLOAD`, before the node stamps it with a Lamport time.
@@ -126,6 +160,16 @@ impl NodeHandle {
         self.ask(|done| Command::SendUserEvent(request, done)).await
     }
 
+    pub async fn stats(&self) -> Result<NodeStats, NodeStopped> {
+        self.ask(Command::Stats).await
+    }
+
+    /// The last known network coordinate of `node` (this one included); None if there is
+    /// none (an unknown node, one never measured, or coordinates disabled).
+    pub async fn coordinate(&self, node: String) -> Result<Option<Coordinate>, NodeStopped> {
+        self.ask(|reply| Command::GetCoordinate(node, reply)).await
+    }
+
     async fn ask<T>(
         &self,
         command: impl FnOnce(oneshot::Sender<T>) -> Command,
@@ -146,13 +190,22 @@ pub async fn start(
     bind: SocketAddr,
     tags_file: Option<TagsFile>,
     events: mpsc::UnboundedSender<AgentEvent>,
+    options: NodeOptions,
 ) -> std::io::Result<NodeHandle> {
     let socket = Arc::new(UdpSocket::bind(bind).await?);
+    // The stream listener takes the same port, also when the bind asked for any port.
+    let stream_listener = TcpListener::bind(socket.local_addr()?).await?;
     let (commands, command_inbox) = mpsc::unbounded_channel();
     let (timer_deliver, timer_inbox) = mpsc::unbounded_channel();
     let (datagram_deliver, datagram_inbox) = mpsc::unbounded_channel();
+    tokio::spawn(transport::serve(stream_listener, datagram_deliver.clone()));
     tokio::spawn(receive_datagrams(socket.clone(), datagram_deliver));
+    // Serf starts its clocks at 1, so that 0 can mean "never" (`serf info` shows 1).
     let event_clock = Arc::new(LamportClock::default());
+    event_clock.increment();
+    let member_clock = LamportClock::default();
+    member_clock.increment();
+    let user_events = UserEventInbox::shared(event_clock.clone(), events.clone());
     let (local, local_view) = watch::channel(identity.clone());
     // The event loop only stops with the process, so this send always lands.
     let _ = events.send(AgentEvent::Member {
@@ -165,9 +218,14 @@ pub async fn start(
             swim_config(1),
             rand_foca::make_rng(),
             PostcardCodec,
-            UserEventGossip::new(event_clock.clone(), events.clone()),
+            UserEventGossip::new(user_events.clone()),
         ),
+        coordinates: Coordinates::new(identity.name.clone(), !options.disable_coordinates),
         event_clock,
+        member_clock,
+        user_events,
+        options,
+        rng: rand_foca::make_rng(),
         events,
         local,
         runtime: AccumulatingRuntime::new(),
@@ -210,8 +268,17 @@ async fn receive_datagrams(
 
 struct Node {
     foca: SwimCore,
+    coordinates: Coordinates,
     /// Shared with foca's broadcast handler, which witnesses the times it receives.
     event_clock: Arc<LamportClock>,
+    /// Ticks on every member event this node reports (`serf info`'s member_time). foca
+    /// orders membership by incarnation, not by a cluster-wide clock, so it is local.
+    member_clock: LamportClock,
+    /// De-duplicates user events, gossiped or sent directly.
+    user_events: Arc<Mutex<UserEventInbox>>,
+    options: NodeOptions,
+    /// Picks the member each coordinate ping goes to.
+    rng: StdRng,
     events: mpsc::UnboundedSender<AgentEvent>,
     local: watch::Sender<NodeId>,
     runtime: AccumulatingRuntime<NodeId>,
@@ -228,9 +295,11 @@ impl Node {
         mut timers: mpsc::UnboundedReceiver<Timer<NodeId>>,
         mut commands: mpsc::UnboundedReceiver<Command>,
     ) {
+        let mut coordinate_probes = tokio::time::interval(swim_config(1).probe_period);
         loop {
             tokio::select! {
-                Some((data, from)) = datagrams.recv() => self.on_datagram(&data, from),
+                Some((data, from)) = datagrams.recv() => self.on_datagram(&data, from).await,
+                _ = coordinate_probes.tick() => self.ping_random_member().await,
                 Some(timer) = timers.recv() => {
                     if let Err(e) = self.foca.handle_timer(timer, &mut self.runtime) {
                         warn!("swim timer: {e}");
@@ -245,7 +314,7 @@ impl Node {
         }
     }
 
-    fn on_datagram(&mut self, data: &[u8], from: SocketAddr) {
+    async fn on_datagram(&mut self, data: &[u8], from: SocketAddr) {
         match wire::decode(data) {
             Ok(Datagram::Foca(packet)) => {
                 if let Err(e) = self.foca.handle_data(packet, &mut self.runtime) {
@@ -256,6 +325,24 @@ impl Node {
                 info!("member {name} is leaving (told by {from})");
                 self.change_member(name, |table| table.leave_intent(name));
             }
+            Ok(Datagram::CoordinatePing(body)) => match CoordinateMessage::decode(body) {
+                Ok(ping) => {
+                    let pong = self.coordinates.answer(ping);
+                    self.send(&wire::coordinate_pong_datagram(&pong.encode()), from)
+                        .await;
+                }
+                Err(e) => debug!("dropped coordinate ping from {from}: {e}"),
+            },
+            Ok(Datagram::CoordinatePong(body)) => match CoordinateMessage::decode(body) {
+                Ok(pong) => self.coordinates.on_pong(pong, tokio::time::Instant::now()),
+                Err(e) => debug!("dropped coordinate pong from {from}: {e}"),
+            },
+            Ok(Datagram::DirectUserEvent(body)) => match rmp_serde::from_slice(body) {
+                Ok(event) => {
+                    self.lock_user_events().accept(&event);
+                }
+                Err(e) => warn!("dropped user event from {from}: {e}"),
+            },
             Err(e) => debug!("dropped datagram from {from}: {e}"),
         }
     }
@@ -306,7 +393,61 @@ impl Node {
             Command::SendUserEvent(request, done) => {
                 let _ = done.send(self.send_user_event(request));
             }
+            Command::Stats(reply) => {
+                let _ = reply.send(self.stats());
+            }
+            Command::GetCoordinate(node, reply) => {
+                let _ = reply.send(self.coordinates.get(&node).cloned());
+            }
         }
+    }
+
+    fn stats(&self) -> NodeStats {
+        let count = |status| self.table.records().filter(|m| m.status == status).count();
+        NodeStats {
+            members: self.table.records().count(),
+            failed: count(MemberStatus::Failed),
+            left: count(MemberStatus::Left),
+            health_score: self.coordinates.health_score(),
+            member_time: self.member_clock.time(),
+            event_time: self.event_clock.time(),
+            // No queries yet: the query clock stays at its start, as Serf's does.
+            query_time: 1,
+            intent_queue: self.foca.updates_backlog(),
+            event_queue: self.foca.custom_broadcast_backlog(),
+            query_queue: 0,
+            // No key ring yet: gossip is not encrypted.
+            encrypted: false,
+            coordinate_resets: self.coordinates.resets(),
+        }
+    }
+
+    /// One coordinate sample per probe interval, from a random alive member.
+    async fn ping_random_member(&mut self) {
+        let local = &self.foca.identity().name;
+        let alive: Vec<&NodeId> = self
+            .table
+            .records()
+            .filter(|m| m.status == MemberStatus::Alive && m.id.name != *local)
+            .map(|m| &m.id)
+            .collect();
+        if alive.is_empty() {
+            return;
+        }
+        let target = alive[self.rng.random_range(0..alive.len())].clone();
+        if let Some(ping) = self
+            .coordinates
+            .ping(&target.name, tokio::time::Instant::now())
+        {
+            self.send(&wire::coordinate_ping_datagram(&ping.encode()), target.addr)
+                .await;
+        }
+    }
+
+    fn lock_user_events(&self) -> std::sync::MutexGuard<'_, UserEventInbox> {
+        self.user_events
+            .lock()
+            .expect("the inbox is never held across a panic")
     }
 
     /// Tags travel in the identity, so new tags are a new identity: foca gossips it and
@@ -344,6 +485,7 @@ impl Node {
             && let Some(kind) = MemberEventKind::of_change(before.as_ref(), after)
         {
             // The event loop only stops with the process.
+            self.member_clock.increment();
             let _ = self.events.send(AgentEvent::Member {
                 kind,
                 members: vec![after.id.clone()],
@@ -352,9 +494,12 @@ impl Node {
     }
 
     /// Handing the event to foca delivers it here (foca passes it to our broadcast
-    /// handler) and queues it to ride on the next packets to other members.
+    /// handler) and queues it to ride on the next packets to other members. An event too
+    /// big for that is delivered here and sent to every alive member over the stream
+    /// transport; they do not pass it on (see `send_directly`).
     fn send_user_event(&mut self, request: UserEventRequest) -> Result<(), String> {
-        UserEvent::check_size(&request.name, &request.payload)?;
+        let limit = self.options.user_event_size_limit;
+        UserEvent::check_size(&request.name, &request.payload, limit)?;
         let event = UserEvent {
             ltime: self.event_clock.time(),
             name: request.name,
@@ -362,13 +507,38 @@ impl Node {
             coalesce: request.coalesce,
         };
         let encoded = event.encode();
-        UserEvent::check_encoded_size(&encoded)?;
+        UserEvent::check_encoded_size(&encoded, limit)?;
         // As Serf: a refused event does not move the clock.
         self.event_clock.increment();
-        self.foca
-            .add_broadcast(&encoded)
-            .map_err(|e| format!("Failed to send user event: {e}"))?;
+        if encoded.len() <= GOSSIP_EVENT_MAX {
+            self.foca
+                .add_broadcast(&encoded)
+                .map_err(|e| format!("Failed to send user event: {e}"))?;
+        } else {
+            self.lock_user_events().accept(&event);
+            self.send_directly(wire::direct_user_event_datagram(&encoded));
+        }
         Ok(())
+    }
+
+    /// Send a datagram to every other alive member over the stream transport, each in a
+    /// task of its own so a slow peer holds up neither the node nor the others. Receivers
+    /// do not pass such messages on: the origin already reached every member it knows,
+    /// and re-gossiping a large payload would multiply its bytes by the fan-out.
+    fn send_directly(&self, datagram: Vec<u8>) {
+        let datagram: Arc<[u8]> = datagram.into();
+        let local = &self.foca.identity().name;
+        for member in self.table.records() {
+            if member.status != MemberStatus::Alive || member.id.name == *local {
+                continue;
+            }
+            let (to, datagram) = (member.id.addr, datagram.clone());
+            tokio::spawn(async move {
+                if let Err(e) = transport::send_reliable(to, &datagram).await {
+                    warn!("stream send to {to}: {e}");
+                }
+            });
+        }
     }
 
     /// Leave intents go straight to every member foca knows as active, so each of them

@@ -6,6 +6,10 @@
 //! for the first time is delivered to the agent and disseminated further, a repeat is
 //! dropped. Like Serf, a member remembers the events of the last 512 Lamport times, and
 //! ignores events older than that.
+//!
+//! Events too big for gossip (past [`GOSSIP_EVENT_MAX`], possible when
+//! `user_event_size_limit` is raised) go from their origin straight to every member over
+//! the stream transport; the [`UserEventInbox`] de-duplicates both paths alike.
 
 use crate::events::AgentEvent;
 use crate::identity::NodeId;
@@ -13,12 +17,16 @@ use crate::lamport::LamportClock;
 use foca::{BroadcastHandler, Invalidates};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 use tracing::warn;
 
 /// Serf's `user_event_size_limit` default: name plus payload, in bytes.
-pub const USER_EVENT_SIZE_LIMIT: usize = 512;
+pub const DEFAULT_USER_EVENT_SIZE_LIMIT: usize = 512;
+/// Encoded events up to this size ride on foca's packets: it is what Serf's own gossip is
+/// built for, and it leaves room in a 1400-byte packet for foca's header (two identities
+/// with their tags) and membership updates. Larger ones go over the stream transport.
+pub const GOSSIP_EVENT_MAX: usize = 512;
 /// How many Lamport times of past events are remembered (Serf's event buffer).
 const REMEMBERED_TIMES: u64 = 512;
 
@@ -38,10 +46,10 @@ pub struct UserEvent {
 
 impl UserEvent {
     /// Serf refuses an event whose name and payload together exceed the limit.
-    pub fn check_size(name: &str, payload: &[u8]) -> Result<(), String> {
-        if name.len() + payload.len() > USER_EVENT_SIZE_LIMIT {
+    pub fn check_size(name: &str, payload: &[u8], limit: usize) -> Result<(), String> {
+        if name.len() + payload.len() > limit {
             return Err(format!(
-                "user event exceeds configured limit of {USER_EVENT_SIZE_LIMIT} bytes before encoding"
+                "user event exceeds configured limit of {limit} bytes before encoding"
             ));
         }
         Ok(())
@@ -54,10 +62,10 @@ impl UserEvent {
     /// Serf checks the limit again on the encoded message, its type byte included; ours
     /// is the same msgpack map, so the same events pass (name and payload lengths that
     /// Go's older msgpack encodes one byte longer are far below the limit).
-    pub fn check_encoded_size(encoded: &[u8]) -> Result<(), String> {
-        if 1 + encoded.len() > USER_EVENT_SIZE_LIMIT {
+    pub fn check_encoded_size(encoded: &[u8], limit: usize) -> Result<(), String> {
+        if 1 + encoded.len() > limit {
             return Err(format!(
-                "encoded user event exceeds configured limit of {USER_EVENT_SIZE_LIMIT} bytes after encoding"
+                "encoded user event exceeds configured limit of {limit} bytes after encoding"
             ));
         }
         Ok(())
@@ -78,24 +86,39 @@ impl Invalidates for UserEventKey {
 #[error("malformed user event: {0}")]
 pub struct MalformedUserEvent(#[from] rmp_serde::decode::Error);
 
-/// foca's custom broadcast handler for user events.
-pub struct UserEventGossip {
+/// Which user events this member has seen: the first sighting of each is delivered to
+/// the agent, whichever way it came.
+pub struct UserEventInbox {
     clock: Arc<LamportClock>,
     /// (name, payload) pairs seen, by Lamport time; times older than the window are gone.
     seen: BTreeMap<u64, Vec<(String, Vec<u8>)>>,
     deliver: mpsc::UnboundedSender<AgentEvent>,
 }
 
-impl UserEventGossip {
-    pub fn new(clock: Arc<LamportClock>, deliver: mpsc::UnboundedSender<AgentEvent>) -> Self {
-        UserEventGossip {
+impl UserEventInbox {
+    /// Shared by foca's broadcast handler and the node (for events sent directly).
+    pub fn shared(
+        clock: Arc<LamportClock>,
+        deliver: mpsc::UnboundedSender<AgentEvent>,
+    ) -> Arc<Mutex<Self>> {
+        Arc::new(Mutex::new(UserEventInbox {
             clock,
             seen: BTreeMap::new(),
             deliver,
-        }
+        }))
     }
 
-    /// Record the event; false if it is a repeat or too old to tell.
+    /// Deliver the event if this is its first sighting; false for a repeat or an event
+    /// too old to tell.
+    pub fn accept(&mut self, event: &UserEvent) -> bool {
+        if !self.first_sighting(event) {
+            return false;
+        }
+        // The agent stopping is the only way the receiver goes; nothing is left to tell.
+        let _ = self.deliver.send(AgentEvent::User(event.clone()));
+        true
+    }
+
     fn first_sighting(&mut self, event: &UserEvent) -> bool {
         self.clock.witness(event.ltime);
         let oldest_remembered = self.clock.time().saturating_sub(REMEMBERED_TIMES);
@@ -121,6 +144,17 @@ impl UserEventGossip {
     }
 }
 
+/// foca's custom broadcast handler for user events.
+pub struct UserEventGossip {
+    inbox: Arc<Mutex<UserEventInbox>>,
+}
+
+impl UserEventGossip {
+    pub fn new(inbox: Arc<Mutex<UserEventInbox>>) -> Self {
+        UserEventGossip { inbox }
+    }
+}
+
 impl BroadcastHandler<NodeId> for UserEventGossip {
     type Key = UserEventKey;
     type Error = MalformedUserEvent;
@@ -131,12 +165,12 @@ impl BroadcastHandler<NodeId> for UserEventGossip {
         _sender: Option<&NodeId>,
     ) -> Result<Option<UserEventKey>, MalformedUserEvent> {
         let event: UserEvent = rmp_serde::from_slice(data)?;
-        if !self.first_sighting(&event) {
-            return Ok(None);
-        }
-        // The agent stopping is the only way the receiver goes; nothing is left to tell.
-        let _ = self.deliver.send(AgentEvent::User(event.clone()));
-        Ok(Some(UserEventKey(event)))
+        let first = self
+            .inbox
+            .lock()
+            .expect("the inbox is never held across a panic")
+            .accept(&event);
+        Ok(first.then_some(UserEventKey(event)))
     }
 }
 
@@ -153,17 +187,20 @@ mod tests {
         }
     }
 
-    fn gossip() -> (UserEventGossip, mpsc::UnboundedReceiver<AgentEvent>) {
+    fn gossip() -> (
+        UserEventGossip,
+        Arc<LamportClock>,
+        mpsc::UnboundedReceiver<AgentEvent>,
+    ) {
         let (deliver, delivered) = mpsc::unbounded_channel();
-        (
-            UserEventGossip::new(Arc::new(LamportClock::default()), deliver),
-            delivered,
-        )
+        let clock = Arc::new(LamportClock::default());
+        let inbox = UserEventInbox::shared(clock.clone(), deliver);
+        (UserEventGossip::new(inbox), clock, delivered)
     }
 
     #[test]
     fn an_event_is_delivered_once_and_moves_the_clock() {
-        let (mut gossip, mut delivered) = gossip();
+        let (mut gossip, clock, mut delivered) = gossip();
         let deploy = event(5, "deploy", b"v1");
         assert!(
             gossip
@@ -179,12 +216,12 @@ mod tests {
         );
         assert_eq!(delivered.try_recv().unwrap(), AgentEvent::User(deploy));
         assert!(delivered.try_recv().is_err());
-        assert_eq!(gossip.clock.time(), 6);
+        assert_eq!(clock.time(), 6);
     }
 
     #[test]
     fn same_time_different_payload_is_another_event() {
-        let (mut gossip, mut delivered) = gossip();
+        let (mut gossip, _clock, mut delivered) = gossip();
         for payload in [&b"a"[..], b"b"] {
             let item = event(1, "deploy", payload).encode();
             assert!(gossip.receive_item(&item, None).unwrap().is_some());
@@ -199,8 +236,8 @@ mod tests {
 
     #[test]
     fn events_older_than_the_window_are_dropped() {
-        let (mut gossip, mut delivered) = gossip();
-        gossip.clock.witness(1000);
+        let (mut gossip, clock, mut delivered) = gossip();
+        clock.witness(1000);
         let stale = event(1001 - REMEMBERED_TIMES - 1, "old", b"").encode();
         assert!(gossip.receive_item(&stale, None).unwrap().is_none());
         assert!(delivered.try_recv().is_err());
@@ -208,14 +245,14 @@ mod tests {
 
     #[test]
     fn garbage_is_an_error_not_a_panic() {
-        let (mut gossip, _delivered) = gossip();
+        let (mut gossip, _clock, _delivered) = gossip();
         assert!(gossip.receive_item(b"\xc1\x00", None).is_err());
     }
 
     #[test]
     fn the_size_limit_counts_name_and_payload() {
-        assert!(UserEvent::check_size("n", &[0; 511]).is_ok());
-        let error = UserEvent::check_size("nn", &[0; 511]).unwrap_err();
+        assert!(UserEvent::check_size("n", &[0; 511], 512).is_ok());
+        let error = UserEvent::check_size("nn", &[0; 511], 512).unwrap_err();
         assert_eq!(
             error,
             "user event exceeds configured limit of 512 bytes before encoding"
@@ -227,7 +264,17 @@ mod tests {
         // serf 0.9.4 accepts `serf event ok` with 480 payload bytes and refuses 481
         for (len, fits) in [(480, true), (481, false)] {
             let encoded = event(3, "ok", &vec![b'x'; len]).encode();
-            assert_eq!(UserEvent::check_encoded_size(&encoded).is_ok(), fits);
+            assert_eq!(UserEvent::check_encoded_size(&encoded, 512).is_ok(), fits);
         }
+    }
+
+    #[test]
+    fn a_raised_limit_admits_large_events() {
+        let payload = vec![7u8; 65_536];
+        let limit = 70_000;
+        assert!(UserEvent::check_size("big", &payload, limit).is_ok());
+        let encoded = event(1, "big", &payload).encode();
+        assert!(UserEvent::check_encoded_size(&encoded, limit).is_ok());
+        assert!(encoded.len() > GOSSIP_EVENT_MAX);
     }
 }

@@ -1,15 +1,27 @@
 //! What travels in one gossip datagram: a kind byte, then either a foca packet or one of
 //! the agent's own messages. foca owns the membership protocol; the agent adds only what
-//! foca has no word for (a member saying it leaves, as opposed to failing).
+//! foca has no word for (a member saying it leaves, as opposed to failing; coordinate
+//! pings, since foca does not expose its probe timings; user events too big to ride on
+//! foca's packets). The same datagrams also arrive whole over the stream transport.
 
 const KIND_FOCA: u8 = 0;
 const KIND_LEAVE_INTENT: u8 = 1;
+const KIND_COORDINATE_PING: u8 = 3;
+const KIND_COORDINATE_PONG: u8 = 4;
+const KIND_DIRECT_USER_EVENT: u8 = 8;
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Datagram<'a> {
     Foca(&'a [u8]),
     /// The named member is leaving (it said so itself) or was force-left.
     LeaveIntent(&'a str),
+    /// A `coordinate::CoordinateMessage`: answer it with a pong.
+    CoordinatePing(&'a [u8]),
+    /// A `coordinate::CoordinateMessage` answering one of our pings.
+    CoordinatePong(&'a [u8]),
+    /// An encoded `user_events::UserEvent` sent straight from its origin (over the stream
+    /// transport: too big for gossip); delivered here, not passed on.
+    DirectUserEvent(&'a [u8]),
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -31,6 +43,9 @@ pub fn decode(datagram: &[u8]) -> Result<Datagram<'_>, WireError> {
             .filter(|name| !name.is_empty())
             .map(Datagram::LeaveIntent)
             .ok_or(WireError::BadNodeName),
+        KIND_COORDINATE_PING => Ok(Datagram::CoordinatePing(body)),
+        KIND_COORDINATE_PONG => Ok(Datagram::CoordinatePong(body)),
+        KIND_DIRECT_USER_EVENT => Ok(Datagram::DirectUserEvent(body)),
         other => Err(WireError::UnknownKind(other)),
     }
 }
@@ -41,6 +56,18 @@ pub fn foca_datagram(packet: &[u8]) -> Vec<u8> {
 
 pub fn leave_intent_datagram(node: &str) -> Vec<u8> {
     framed(KIND_LEAVE_INTENT, node.as_bytes())
+}
+
+pub fn coordinate_ping_datagram(body: &[u8]) -> Vec<u8> {
+    framed(KIND_COORDINATE_PING, body)
+}
+
+pub fn coordinate_pong_datagram(body: &[u8]) -> Vec<u8> {
+    framed(KIND_COORDINATE_PONG, body)
+}
+
+pub fn direct_user_event_datagram(encoded_event: &[u8]) -> Vec<u8> {
+    framed(KIND_DIRECT_USER_EVENT, encoded_event)
 }
 
 fn framed(kind: u8, body: &[u8]) -> Vec<u8> {
@@ -63,6 +90,18 @@ mod tests {
         assert_eq!(
             decode(&leave_intent_datagram("node-1")),
             Ok(Datagram::LeaveIntent("node-1"))
+        );
+        assert_eq!(
+            decode(&coordinate_ping_datagram(b"p")),
+            Ok(Datagram::CoordinatePing(b"p"))
+        );
+        assert_eq!(
+            decode(&coordinate_pong_datagram(b"q")),
+            Ok(Datagram::CoordinatePong(b"q"))
+        );
+        assert_eq!(
+            decode(&direct_user_event_datagram(b"e")),
+            Ok(Datagram::DirectUserEvent(b"e"))
         );
     }
 

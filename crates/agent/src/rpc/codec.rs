@@ -96,6 +96,30 @@ pub struct StopRequest {
     pub stop: u64,
 }
 
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct CoordinateRequest {
+    pub node: String,
+}
+
+/// `get-coordinate`'s reply: for a node without a coordinate, zeros, a nil `Vec` and
+/// `Ok: false`, as Serf sends them.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CoordinateResponse {
+    pub coord: CoordinateWire,
+    pub ok: bool,
+}
+
+#[derive(Debug, Default, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CoordinateWire {
+    pub adjustment: f64,
+    pub error: f64,
+    pub height: f64,
+    pub vec: Option<Vec<f64>>,
+}
+
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct MembersResponse {
@@ -279,6 +303,22 @@ mod tests {
                 "206a6f696e203132372e302e302e313a206469616c20746370203132372e302e302e313a313a20",
                 "636f6e6e6563743a20636f6e6e656374696f6e20726566757365640a0a",
                 "a35365710281a34e756d00"
+            )
+        );
+    }
+
+    #[test]
+    fn a_missing_coordinate_matches_serf() {
+        let reply = CoordinateResponse {
+            coord: CoordinateWire::default(),
+            ok: false,
+        };
+        let bytes = encode_response(1, "", Some(&reply));
+        assert_eq!(
+            hex(&bytes),
+            concat!(
+                "82a54572726f72a0a35365710182a5436f6f726484aa41646a7573746d656e74cb0000000000000000",
+                "a54572726f72cb0000000000000000a6486569676874cb0000000000000000a3566563c0a24f6bc2"
             )
         );
     }

@@ -2,11 +2,13 @@
 //! answer with the reply shape Serf's Go client decodes.
 
 use super::codec::{
-    DecodeError, EventRequest, ForceLeaveRequest, HandshakeRequest, JoinRequest, JoinResponse,
-    MembersFilter, MembersResponse, RequestHeader, RequestReader, StopRequest, TagsRequest,
-    encode_response,
+    CoordinateRequest, CoordinateResponse, CoordinateWire, DecodeError, EventRequest,
+    ForceLeaveRequest, HandshakeRequest, JoinRequest, JoinResponse, MembersFilter, MembersResponse,
+    RequestHeader, RequestReader, StopRequest, TagsRequest, encode_response,
 };
 use super::members::{MemberMatcher, member_wire};
+use super::stats::stats_reply;
+use crate::event_handlers::EventHandler;
 use crate::join;
 use crate::node::{NodeHandle, NodeStopped, TagUpdate, UserEventRequest};
 use tokio::io::AsyncRead;
@@ -75,14 +77,17 @@ pub enum CommandError {
 /// One client connection: its requests and whether it has shaken hands yet.
 pub struct Session<'a, R> {
     node: &'a NodeHandle,
+    /// The agent's event handlers, for `stats`.
+    handlers: &'a [EventHandler],
     requests: RequestReader<R>,
     handshake_done: bool,
 }
 
 impl<'a, R: AsyncRead + Unpin> Session<'a, R> {
-    pub fn new(node: &'a NodeHandle, reader: R) -> Self {
+    pub fn new(node: &'a NodeHandle, handlers: &'a [EventHandler], reader: R) -> Self {
         Session {
             node,
+            handlers,
             requests: RequestReader::new(reader),
             handshake_done: false,
         }
@@ -144,6 +149,32 @@ impl<'a, R: AsyncRead + Unpin> Session<'a, R> {
                     &error.unwrap_or_default(),
                     After::Continue,
                 ))
+            }
+            "stats" => {
+                let local = self.node.local_identity().borrow().clone();
+                let stats = self.node.stats().await?;
+                let reply = stats_reply(&local, self.handlers, &stats);
+                Ok(Reply::with_body(seq, "", Some(&reply)))
+            }
+            "get-coordinate" => {
+                let request: CoordinateRequest = self.body().await?;
+                let coordinate = self.node.coordinate(request.node).await?;
+                let reply = match coordinate {
+                    Some(c) => CoordinateResponse {
+                        coord: CoordinateWire {
+                            adjustment: c.adjustment,
+                            error: c.error,
+                            height: c.height,
+                            vec: Some(c.vec),
+                        },
+                        ok: true,
+                    },
+                    None => CoordinateResponse {
+                        coord: CoordinateWire::default(),
+                        ok: false,
+                    },
+                };
+                Ok(Reply::with_body(seq, "", Some(&reply)))
             }
             "stop" => {
                 // No command opens a stream yet, so there is never one to stop.

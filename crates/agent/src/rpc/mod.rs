@@ -1,9 +1,10 @@
 //! Serf's RPC protocol (the `serf` CLI and its client libraries talk it to port 7373).
-//! `codec` is the wire format, `commands` the per-command behaviour, `members` the member records and filters, `server` the sockets.
+//! `codec` is the wire format, `commands` the per-command behaviour, `members` the member records and filters, `stats` what `serf info` shows, `server` the sockets.
 
 pub mod codec;
 mod commands;
 mod members;
 mod server;
+mod stats;
 
 pub use server::serve;

@@ -2,6 +2,7 @@
 //! it, write the reply. Anything a Serf client would not send closes that connection only.
 
 use super::commands::{After, Session};
+use crate::event_handlers::EventHandler;
 use crate::node::NodeHandle;
 use std::sync::Arc;
 use tokio::io::AsyncWriteExt;
@@ -10,15 +11,22 @@ use tokio::sync::Notify;
 use tracing::{debug, warn};
 
 /// Serve until the process ends; `leave_done` is notified when a client's `leave` has
-/// completed and the agent should exit.
-pub async fn serve(listener: TcpListener, node: NodeHandle, leave_done: Arc<Notify>) {
+/// completed and the agent should exit. `handlers` are the agent's event handlers, which
+/// `stats` lists.
+pub async fn serve(
+    listener: TcpListener,
+    node: NodeHandle,
+    handlers: Arc<[EventHandler]>,
+    leave_done: Arc<Notify>,
+) {
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
                 let node = node.clone();
+                let handlers = handlers.clone();
                 let leave_done = leave_done.clone();
                 tokio::spawn(async move {
-                    serve_connection(stream, &node, &leave_done).await;
+                    serve_connection(stream, &node, &handlers, &leave_done).await;
                     debug!("rpc client {peer} disconnected");
                 });
             }
@@ -30,9 +38,14 @@ pub async fn serve(listener: TcpListener, node: NodeHandle, leave_done: Arc<Noti
 /// How long a connection that asked the agent to leave may stay open for its reply.
 const LINGER: std::time::Duration = std::time::Duration::from_secs(1);
 
-async fn serve_connection(stream: TcpStream, node: &NodeHandle, leave_done: &Notify) {
+async fn serve_connection(
+    stream: TcpStream,
+    node: &NodeHandle,
+    handlers: &[EventHandler],
+    leave_done: &Notify,
+) {
     let (reader, mut writer) = stream.into_split();
-    let mut session = Session::new(node, reader);
+    let mut session = Session::new(node, handlers, reader);
     loop {
         let header = match session.next_header().await {
             Ok(Some(header)) => header,
