@@ -8,6 +8,7 @@ use super::codec::{
 };
 use super::members::{MemberMatcher, member_wire};
 use super::stats::stats_reply;
+use super::streams::{ConnectionWriter, OpenStream, Outgoing, Streams};
 use crate::event_handlers::EventHandler;
 use crate::join;
 use crate::node::{NodeHandle, NodeStopped, TagUpdate, UserEventRequest};
@@ -34,6 +35,8 @@ pub enum After {
 pub struct Reply {
     pub bytes: Option<Vec<u8>>,
     pub after: After,
+    /// A stream the command opens once its reply is queued.
+    pub stream: Option<OpenStream>,
 }
 
 impl Reply {
@@ -45,6 +48,7 @@ impl Reply {
         Reply {
             bytes: Some(encode_response::<()>(seq, error, None)),
             after,
+            stream: None,
         }
     }
 
@@ -52,6 +56,7 @@ impl Reply {
         Reply {
             bytes: Some(encode_response(seq, error, body)),
             after: After::Continue,
+            stream: None,
         }
     }
 
@@ -60,6 +65,7 @@ impl Reply {
         Reply {
             bytes: None,
             after: After::Close,
+            stream: None,
         }
     }
 }
@@ -74,23 +80,47 @@ pub enum CommandError {
     Stopped(#[from] NodeStopped),
 }
 
-/// One client connection: its requests and whether it has shaken hands yet.
+/// One client connection: its requests, its writer, its open streams and whether it has
+/// shaken hands yet.
 pub struct Session<'a, R> {
     node: &'a NodeHandle,
     /// The agent's event handlers, for `stats`.
     handlers: &'a [EventHandler],
     requests: RequestReader<R>,
+    writer: ConnectionWriter,
+    streams: Streams,
     handshake_done: bool,
 }
 
 impl<'a, R: AsyncRead + Unpin> Session<'a, R> {
-    pub fn new(node: &'a NodeHandle, handlers: &'a [EventHandler], reader: R) -> Self {
+    pub fn new(
+        node: &'a NodeHandle,
+        handlers: &'a [EventHandler],
+        reader: R,
+        writer: ConnectionWriter,
+    ) -> Self {
         Session {
             node,
             handlers,
             requests: RequestReader::new(reader),
+            streams: Streams::new(writer.clone()),
+            writer,
             handshake_done: false,
         }
+    }
+
+    /// Handle one request: queue its reply, then start the stream it opens, if any.
+    pub async fn serve(&mut self, header: RequestHeader) -> Result<After, CommandError> {
+        let seq = header.seq;
+        let reply = self.handle(header).await?;
+        if let Some(bytes) = reply.bytes {
+            // The writer only goes away with the connection; then nothing is left to do.
+            let _ = self.writer.send(Outgoing::Bytes(bytes));
+        }
+        if let Some(stream) = reply.stream {
+            self.streams.open(seq, stream);
+        }
+        Ok(reply.after)
     }
 
     /// The next request's header, or `None` when the client closed the connection.
@@ -98,7 +128,7 @@ impl<'a, R: AsyncRead + Unpin> Session<'a, R> {
         self.requests.next().await
     }
 
-    pub async fn handle(&mut self, header: RequestHeader) -> Result<Reply, CommandError> {
+    async fn handle(&mut self, header: RequestHeader) -> Result<Reply, CommandError> {
         let seq = header.seq;
         if !self.handshake_done && header.command != "handshake" {
             return Ok(Reply::error(seq, HANDSHAKE_REQUIRED, After::Close));
@@ -177,8 +207,8 @@ impl<'a, R: AsyncRead + Unpin> Session<'a, R> {
                 Ok(Reply::with_body(seq, "", Some(&reply)))
             }
             "stop" => {
-                // No command opens a stream yet, so there is never one to stop.
-                let _: StopRequest = self.body().await?;
+                let request: StopRequest = self.body().await?;
+                self.streams.stop(request.stop);
                 Ok(Reply::ok(seq))
             }
             _ => Ok(Reply::error(seq, UNSUPPORTED_COMMAND, After::Close)),
