@@ -6,6 +6,7 @@ use crate::event_handlers::EventHandler;
 use crate::identity::NodeId;
 use crate::invoke;
 use crate::join;
+use crate::log_ring::LogRing;
 use crate::node::{self, NodeHandle, NodeOptions};
 use crate::rpc;
 use crate::tags_file::TagsFile;
@@ -17,6 +18,8 @@ use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{Notify, mpsc};
 use tracing::info;
+use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::prelude::*;
 
 /// Entry point for `musubi agent ARGS`: 0 after a graceful leave, 1 on a usage or start
 /// error (as `serf agent`).
@@ -31,7 +34,7 @@ pub fn cli_main(args: Vec<String>) -> ExitCode {
             };
         }
     };
-    init_logging(&config.log_level);
+    let logs = init_logging(&config.log_level);
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -39,7 +42,7 @@ pub fn cli_main(args: Vec<String>) -> ExitCode {
         Ok(runtime) => runtime,
         Err(e) => return fail(&format!("cannot start the runtime: {e}")),
     };
-    match runtime.block_on(run(config)) {
+    match runtime.block_on(run(config, logs)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => fail(&message),
     }
@@ -50,16 +53,23 @@ fn fail(message: &str) -> ExitCode {
     ExitCode::from(1)
 }
 
-fn init_logging(level: &str) {
+/// stderr gets the lines at `-log-level` and above; the ring behind `serf monitor` gets
+/// every line, as Serf's does.
+fn init_logging(level: &str) -> Arc<LogRing> {
     let level: tracing::Level = level.parse().unwrap_or(tracing::Level::INFO);
-    tracing_subscriber::fmt()
-        .with_max_level(level)
+    let logs = LogRing::new();
+    let stderr = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(false)
+        .with_filter(LevelFilter::from_level(level));
+    tracing_subscriber::registry()
+        .with(stderr)
+        .with(logs.layer())
         .init();
+    logs
 }
 
-async fn run(config: AgentConfig) -> Result<(), String> {
+async fn run(config: AgentConfig, logs: Arc<LogRing>) -> Result<(), String> {
     let handlers = config
         .event_handlers
         .iter()
@@ -92,16 +102,19 @@ async fn run(config: AgentConfig) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot bind the RPC listener to {}: {e}", config.rpc_addr))?;
     let leave_done = Arc::new(Notify::new());
-    let handlers: Arc<[EventHandler]> = handlers.into();
+    let agent = Arc::new(rpc::AgentState {
+        event_handlers: handlers.clone(),
+        logs,
+    });
     tokio::spawn(rpc::serve(
         listener,
         node.clone(),
-        handlers.clone(),
+        agent,
         leave_done.clone(),
     ));
     tokio::spawn(invoke::run_event_loop(
         delivered_events,
-        handlers.to_vec(),
+        handlers,
         node.local_identity(),
     ));
     println!("==> musubi agent running!");

@@ -27,6 +27,7 @@ pub mod identity;
 mod invoke;
 pub mod join;
 pub mod lamport;
+pub mod log_ring;
 pub mod membership;
 pub mod node;
 pub mod rpc;

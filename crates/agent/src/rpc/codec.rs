@@ -98,6 +98,19 @@ pub struct StopRequest {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
+pub struct MonitorRequest {
+    pub log_level: String,
+}
+
+/// One line of a `monitor` stream.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct LogRecord<'a> {
+    pub log: &'a str,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
 pub struct CoordinateRequest {
     pub node: String,
 }

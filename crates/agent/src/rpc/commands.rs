@@ -1,15 +1,16 @@
 //! One handler per Serf RPC command: read the body the command takes, ask the node, and
 //! answer with the reply shape Serf's Go client decodes.
 
+use super::AgentState;
 use super::codec::{
     CoordinateRequest, CoordinateResponse, CoordinateWire, DecodeError, EventRequest,
     ForceLeaveRequest, HandshakeRequest, JoinRequest, JoinResponse, MembersFilter, MembersResponse,
-    RequestHeader, RequestReader, StopRequest, TagsRequest, encode_response,
+    MonitorRequest, RequestHeader, RequestReader, StopRequest, TagsRequest, encode_response,
 };
 use super::members::{MemberMatcher, member_wire};
+use super::monitor;
 use super::stats::stats_reply;
 use super::streams::{ConnectionWriter, OpenStream, Outgoing, Streams};
-use crate::event_handlers::EventHandler;
 use crate::join;
 use crate::node::{NodeHandle, NodeStopped, TagUpdate, UserEventRequest};
 use tokio::io::AsyncRead;
@@ -22,6 +23,7 @@ const HANDSHAKE_REQUIRED: &str = "Handshake required";
 const UNSUPPORTED_VERSION: &str = "Unsupported IPC version";
 const DUPLICATE_HANDSHAKE: &str = "Handshake already performed";
 const UNSUPPORTED_COMMAND: &str = "Unsupported command";
+const MONITOR_EXISTS: &str = "Monitor already exists";
 
 /// What the connection does once the reply (if any) is written.
 #[derive(Debug, PartialEq, Eq)]
@@ -84,8 +86,9 @@ pub enum CommandError {
 /// shaken hands yet.
 pub struct Session<'a, R> {
     node: &'a NodeHandle,
-    /// The agent's event handlers, for `stats`.
-    handlers: &'a [EventHandler],
+    agent: &'a AgentState,
+    /// The Seq of this connection's `monitor`, if it opened one (Serf allows one).
+    monitor: Option<u64>,
     requests: RequestReader<R>,
     writer: ConnectionWriter,
     streams: Streams,
@@ -95,13 +98,14 @@ pub struct Session<'a, R> {
 impl<'a, R: AsyncRead + Unpin> Session<'a, R> {
     pub fn new(
         node: &'a NodeHandle,
-        handlers: &'a [EventHandler],
+        agent: &'a AgentState,
         reader: R,
         writer: ConnectionWriter,
     ) -> Self {
         Session {
             node,
-            handlers,
+            agent,
+            monitor: None,
             requests: RequestReader::new(reader),
             streams: Streams::new(writer.clone()),
             writer,
@@ -183,7 +187,7 @@ impl<'a, R: AsyncRead + Unpin> Session<'a, R> {
             "stats" => {
                 let local = self.node.local_identity().borrow().clone();
                 let stats = self.node.stats().await?;
-                let reply = stats_reply(&local, self.handlers, &stats);
+                let reply = stats_reply(&local, &self.agent.event_handlers, &stats);
                 Ok(Reply::with_body(seq, "", Some(&reply)))
             }
             "get-coordinate" => {
@@ -205,6 +209,22 @@ impl<'a, R: AsyncRead + Unpin> Session<'a, R> {
                     },
                 };
                 Ok(Reply::with_body(seq, "", Some(&reply)))
+            }
+            "monitor" => {
+                let request: MonitorRequest = self.body().await?;
+                if self.monitor.is_some_and(|open| self.streams.is_open(open)) {
+                    return Ok(Reply::error(seq, MONITOR_EXISTS, After::Continue));
+                }
+                match monitor::open(&self.agent.logs, &request.log_level) {
+                    Ok(stream) => {
+                        self.monitor = Some(seq);
+                        Ok(Reply {
+                            stream: Some(stream),
+                            ..Reply::ok(seq)
+                        })
+                    }
+                    Err(error) => Ok(Reply::error(seq, &error, After::Continue)),
+                }
             }
             "stop" => {
                 let request: StopRequest = self.body().await?;
