@@ -7,7 +7,8 @@ use crate::identity::NodeId;
 use crate::invoke;
 use crate::join;
 use crate::log_ring::LogRing;
-use crate::node::{self, NodeHandle, NodeOptions};
+use crate::node::{self, NodeHandle, NodeOptions, QuerySettings};
+use crate::query::InternalQueries;
 use crate::rpc;
 use crate::tags_file::TagsFile;
 use clap::error::ErrorKind;
@@ -95,9 +96,20 @@ async fn run(config: AgentConfig, logs: Arc<LogRing>) -> Result<(), String> {
         user_event_size_limit: config.user_event_size_limit,
         disable_coordinates: config.disable_coordinates,
     };
-    let node = node::start(identity.clone(), config.bind, tags_file, events, options)
-        .await
-        .map_err(|e| format!("cannot bind the gossip listener to {}: {e}", config.bind))?;
+    let queries = QuerySettings {
+        limits: config.query_limits(),
+        internal: InternalQueries::default(),
+    };
+    let node = node::start(
+        identity.clone(),
+        config.bind,
+        tags_file,
+        events,
+        queries,
+        options,
+    )
+    .await
+    .map_err(|e| format!("cannot bind the gossip listener to {}: {e}", config.bind))?;
     let listener = TcpListener::bind(config.rpc_addr)
         .await
         .map_err(|e| format!("cannot bind the RPC listener to {}: {e}", config.rpc_addr))?;
@@ -115,7 +127,7 @@ async fn run(config: AgentConfig, logs: Arc<LogRing>) -> Result<(), String> {
     tokio::spawn(invoke::run_event_loop(
         delivered_events,
         handlers,
-        node.local_identity(),
+        node.clone(),
     ));
     println!("==> musubi agent running!");
     println!("     Node name: '{}'", identity.name);

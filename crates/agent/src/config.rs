@@ -2,6 +2,7 @@
 //! package takes `-flag value`, `-flag=value` and the `--` forms alike; so do we.
 
 use crate::address::{self, DEFAULT_GOSSIP_PORT};
+use crate::query::QueryLimits;
 use crate::user_events::DEFAULT_USER_EVENT_SIZE_LIMIT;
 use clap::Parser;
 use std::collections::BTreeMap;
@@ -52,6 +53,12 @@ pub struct AgentConfig {
     /// Serf's `disable_coordinates`: compute no network coordinate and share none.
     #[arg(long = "disable-coordinates")]
     pub disable_coordinates: bool,
+    /// Serf's `query_size_limit` (config file only): the largest encoded query.
+    #[arg(skip = QueryLimits::default().query_size)]
+    pub query_size_limit: usize,
+    /// Serf's `query_response_size_limit` (config file only): the largest encoded answer.
+    #[arg(skip = QueryLimits::default().response_size)]
+    pub query_response_size_limit: usize,
 }
 
 /// The largest `user_event_size_limit`: the encoded event must fit one stream frame
@@ -67,6 +74,13 @@ impl AgentConfig {
 
     pub fn node_name(&self) -> String {
         self.node.clone().unwrap_or_else(hostname)
+    }
+
+    pub fn query_limits(&self) -> QueryLimits {
+        QueryLimits {
+            query_size: self.query_size_limit,
+            response_size: self.query_response_size_limit,
+        }
     }
 
     pub fn tag_map(&self) -> BTreeMap<String, String> {

@@ -12,11 +12,9 @@
 //! the stream transport; the [`UserEventInbox`] de-duplicates both paths alike.
 
 use crate::events::AgentEvent;
-use crate::identity::NodeId;
-use crate::lamport::LamportClock;
-use foca::{BroadcastHandler, Invalidates};
+use crate::lamport::{LamportClock, SeenWindow, Sighting};
+use foca::Invalidates;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 use tracing::warn;
@@ -87,11 +85,11 @@ impl Invalidates for UserEventKey {
 pub struct MalformedUserEvent(#[from] rmp_serde::decode::Error);
 
 /// Which user events this member has seen: the first sighting of each is delivered to
-/// the agent, whichever way it came.
+/// the agent, whichever way it came (gossip or a direct send).
 pub struct UserEventInbox {
     clock: Arc<LamportClock>,
-    /// (name, payload) pairs seen, by Lamport time; times older than the window are gone.
-    seen: BTreeMap<u64, Vec<(String, Vec<u8>)>>,
+    /// (name, payload) pairs seen, by Lamport time.
+    seen: SeenWindow<(String, Vec<u8>)>,
     deliver: mpsc::UnboundedSender<AgentEvent>,
 }
 
@@ -103,7 +101,7 @@ impl UserEventInbox {
     ) -> Arc<Mutex<Self>> {
         Arc::new(Mutex::new(UserEventInbox {
             clock,
-            seen: BTreeMap::new(),
+            seen: SeenWindow::new(REMEMBERED_TIMES),
             deliver,
         }))
     }
@@ -119,32 +117,26 @@ impl UserEventInbox {
         true
     }
 
+    /// Record the event; false if it is a repeat or too old to tell.
     fn first_sighting(&mut self, event: &UserEvent) -> bool {
-        self.clock.witness(event.ltime);
-        let oldest_remembered = self.clock.time().saturating_sub(REMEMBERED_TIMES);
-        if event.ltime < oldest_remembered {
-            warn!(
-                "received old event {} from time {} (current: {})",
-                event.name,
-                event.ltime,
-                self.clock.time()
-            );
-            return false;
+        let key = (event.name.clone(), event.payload.clone());
+        match self.seen.sight(&self.clock, event.ltime, key) {
+            Sighting::First => true,
+            Sighting::Repeat => false,
+            Sighting::TooOld => {
+                warn!(
+                    "received old event {} from time {} (current: {})",
+                    event.name,
+                    event.ltime,
+                    self.clock.time()
+                );
+                false
+            }
         }
-        self.seen = self.seen.split_off(&oldest_remembered);
-        let at_time = self.seen.entry(event.ltime).or_default();
-        if at_time
-            .iter()
-            .any(|(name, payload)| *name == event.name && *payload == event.payload)
-        {
-            return false;
-        }
-        at_time.push((event.name.clone(), event.payload.clone()));
-        true
     }
 }
 
-/// foca's custom broadcast handler for user events.
+/// The user-event half of foca's custom broadcasts (see [`crate::broadcasts`]).
 pub struct UserEventGossip {
     inbox: Arc<Mutex<UserEventInbox>>,
 }
@@ -153,16 +145,12 @@ impl UserEventGossip {
     pub fn new(inbox: Arc<Mutex<UserEventInbox>>) -> Self {
         UserEventGossip { inbox }
     }
-}
 
-impl BroadcastHandler<NodeId> for UserEventGossip {
-    type Key = UserEventKey;
-    type Error = MalformedUserEvent;
-
-    fn receive_item(
+    /// A user event foca handed us (sent from here or received): deliver it and pass it
+    /// on the first time; `None` for a repeat.
+    pub fn receive_item(
         &mut self,
         data: &[u8],
-        _sender: Option<&NodeId>,
     ) -> Result<Option<UserEventKey>, MalformedUserEvent> {
         let event: UserEvent = rmp_serde::from_slice(data)?;
         let first = self
@@ -202,18 +190,8 @@ mod tests {
     fn an_event_is_delivered_once_and_moves_the_clock() {
         let (mut gossip, clock, mut delivered) = gossip();
         let deploy = event(5, "deploy", b"v1");
-        assert!(
-            gossip
-                .receive_item(&deploy.encode(), None)
-                .unwrap()
-                .is_some()
-        );
-        assert!(
-            gossip
-                .receive_item(&deploy.encode(), None)
-                .unwrap()
-                .is_none()
-        );
+        assert!(gossip.receive_item(&deploy.encode()).unwrap().is_some());
+        assert!(gossip.receive_item(&deploy.encode()).unwrap().is_none());
         assert_eq!(delivered.try_recv().unwrap(), AgentEvent::User(deploy));
         assert!(delivered.try_recv().is_err());
         assert_eq!(clock.time(), 6);
@@ -224,7 +202,7 @@ mod tests {
         let (mut gossip, _clock, mut delivered) = gossip();
         for payload in [&b"a"[..], b"b"] {
             let item = event(1, "deploy", payload).encode();
-            assert!(gossip.receive_item(&item, None).unwrap().is_some());
+            assert!(gossip.receive_item(&item).unwrap().is_some());
         }
         for payload in [&b"a"[..], b"b"] {
             assert_eq!(
@@ -239,14 +217,14 @@ mod tests {
         let (mut gossip, clock, mut delivered) = gossip();
         clock.witness(1000);
         let stale = event(1001 - REMEMBERED_TIMES - 1, "old", b"").encode();
-        assert!(gossip.receive_item(&stale, None).unwrap().is_none());
+        assert!(gossip.receive_item(&stale).unwrap().is_none());
         assert!(delivered.try_recv().is_err());
     }
 
     #[test]
     fn garbage_is_an_error_not_a_panic() {
         let (mut gossip, _clock, _delivered) = gossip();
-        assert!(gossip.receive_item(b"\xc1\x00", None).is_err());
+        assert!(gossip.receive_item(b"\xc1\x00").is_err());
     }
 
     #[test]

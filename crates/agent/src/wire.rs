@@ -1,11 +1,13 @@
 //! What travels in one gossip datagram: a kind byte, then either a foca packet or one of
 //! the agent's own messages. foca owns the membership protocol; the agent adds only what
-//! foca has no word for (a member saying it leaves, as opposed to failing; coordinate
-//! pings, since foca does not expose its probe timings; user events too big to ride on
-//! foca's packets). The same datagrams also arrive whole over the stream transport.
+//! foca has no word for (a member saying it leaves, as opposed to failing; a query's ack
+//! or response; coordinate pings, since foca does not expose its probe timings; user
+//! events too big to ride on foca's packets). The same datagrams also arrive whole over
+//! the stream transport.
 
 const KIND_FOCA: u8 = 0;
 const KIND_LEAVE_INTENT: u8 = 1;
+const KIND_QUERY_REPLY: u8 = 2;
 const KIND_COORDINATE_PING: u8 = 3;
 const KIND_COORDINATE_PONG: u8 = 4;
 const KIND_DIRECT_USER_EVENT: u8 = 8;
@@ -15,6 +17,8 @@ pub enum Datagram<'a> {
     Foca(&'a [u8]),
     /// The named member is leaving (it said so itself) or was force-left.
     LeaveIntent(&'a str),
+    /// A query's ack or response, or a request to relay one ([`crate::query::message`]).
+    QueryReply(&'a [u8]),
     /// A `coordinate::CoordinateMessage`: answer it with a pong.
     CoordinatePing(&'a [u8]),
     /// A `coordinate::CoordinateMessage` answering one of our pings.
@@ -43,6 +47,7 @@ pub fn decode(datagram: &[u8]) -> Result<Datagram<'_>, WireError> {
             .filter(|name| !name.is_empty())
             .map(Datagram::LeaveIntent)
             .ok_or(WireError::BadNodeName),
+        KIND_QUERY_REPLY => Ok(Datagram::QueryReply(body)),
         KIND_COORDINATE_PING => Ok(Datagram::CoordinatePing(body)),
         KIND_COORDINATE_PONG => Ok(Datagram::CoordinatePong(body)),
         KIND_DIRECT_USER_EVENT => Ok(Datagram::DirectUserEvent(body)),
@@ -58,6 +63,10 @@ pub fn leave_intent_datagram(node: &str) -> Vec<u8> {
     framed(KIND_LEAVE_INTENT, node.as_bytes())
 }
 
+pub fn query_reply_datagram(body: &[u8]) -> Vec<u8> {
+    framed(KIND_QUERY_REPLY, body)
+}
+
 pub fn coordinate_ping_datagram(body: &[u8]) -> Vec<u8> {
     framed(KIND_COORDINATE_PING, body)
 }
@@ -70,7 +79,8 @@ pub fn direct_user_event_datagram(encoded_event: &[u8]) -> Vec<u8> {
     framed(KIND_DIRECT_USER_EVENT, encoded_event)
 }
 
-fn framed(kind: u8, body: &[u8]) -> Vec<u8> {
+/// A kind (or type) byte, then the body.
+pub fn framed(kind: u8, body: &[u8]) -> Vec<u8> {
     let mut datagram = Vec::with_capacity(1 + body.len());
     datagram.push(kind);
     datagram.extend_from_slice(body);
@@ -90,6 +100,10 @@ mod tests {
         assert_eq!(
             decode(&leave_intent_datagram("node-1")),
             Ok(Datagram::LeaveIntent("node-1"))
+        );
+        assert_eq!(
+            decode(&query_reply_datagram(b"\x05x")),
+            Ok(Datagram::QueryReply(b"\x05x"))
         );
         assert_eq!(
             decode(&coordinate_ping_datagram(b"p")),

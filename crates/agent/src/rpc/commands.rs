@@ -5,12 +5,15 @@ use super::AgentState;
 use super::codec::{
     CoordinateRequest, CoordinateResponse, CoordinateWire, DecodeError, EventRequest,
     ForceLeaveRequest, HandshakeRequest, JoinRequest, JoinResponse, MembersFilter, MembersResponse,
-    MonitorRequest, RequestHeader, RequestReader, StopRequest, TagsRequest, encode_response,
+    MonitorRequest, QueryRequest, RequestHeader, RequestReader, RespondRequest, StopRequest,
+    StreamRequest, TagsRequest, encode_response,
 };
 use super::members::{MemberMatcher, member_wire};
 use super::monitor;
+use super::queries::{PendingQueries, event_stream, query_params, query_stream};
 use super::stats::stats_reply;
 use super::streams::{ConnectionWriter, OpenStream, Outgoing, Streams};
+use crate::event_handlers::EventFilters;
 use crate::join;
 use crate::node::{NodeHandle, NodeStopped, TagUpdate, UserEventRequest};
 use tokio::io::AsyncRead;
@@ -23,6 +26,9 @@ const HANDSHAKE_REQUIRED: &str = "Handshake required";
 const UNSUPPORTED_VERSION: &str = "Unsupported IPC version";
 const DUPLICATE_HANDSHAKE: &str = "Handshake already performed";
 const UNSUPPORTED_COMMAND: &str = "Unsupported command";
+const INVALID_FILTER: &str = "Invalid event filter";
+const STREAM_EXISTS: &str = "Stream with given sequence exists";
+const INVALID_QUERY_ID: &str = "No pending queries matching ID";
 const MONITOR_EXISTS: &str = "Monitor already exists";
 
 /// What the connection does once the reply (if any) is written.
@@ -92,6 +98,8 @@ pub struct Session<'a, R> {
     requests: RequestReader<R>,
     writer: ConnectionWriter,
     streams: Streams,
+    /// Queries this connection's event streams showed, by the ID they were shown with.
+    pending_queries: PendingQueries,
     handshake_done: bool,
 }
 
@@ -109,6 +117,7 @@ impl<'a, R: AsyncRead + Unpin> Session<'a, R> {
             requests: RequestReader::new(reader),
             streams: Streams::new(writer.clone()),
             writer,
+            pending_queries: PendingQueries::default(),
             handshake_done: false,
         }
     }
@@ -184,6 +193,9 @@ impl<'a, R: AsyncRead + Unpin> Session<'a, R> {
                     After::Continue,
                 ))
             }
+            "query" => self.query(seq).await,
+            "stream" => self.stream(seq).await,
+            "respond" => self.respond(seq).await,
             "stats" => {
                 let local = self.node.local_identity().borrow().clone();
                 let stats = self.node.stats().await?;
@@ -237,6 +249,54 @@ impl<'a, R: AsyncRead + Unpin> Session<'a, R> {
 
     async fn body<B: serde::de::DeserializeOwned>(&mut self) -> Result<B, CommandError> {
         self.requests.next().await?.ok_or(CommandError::MissingBody)
+    }
+
+    async fn query(&mut self, seq: u64) -> Result<Reply, CommandError> {
+        let request: QueryRequest = self.body().await?;
+        let started = match query_params(request) {
+            Ok(params) => self.node.query(params).await,
+            Err(refused) => Err(refused),
+        };
+        Ok(match started {
+            Ok(records) => Reply {
+                stream: Some(query_stream(records)),
+                ..Reply::ok(seq)
+            },
+            Err(error) => Reply::error(seq, &error, After::Continue),
+        })
+    }
+
+    async fn stream(&mut self, seq: u64) -> Result<Reply, CommandError> {
+        let request: StreamRequest = self.body().await?;
+        let Ok(filters) = EventFilters::parse(&request.filter) else {
+            return Ok(Reply::error(seq, INVALID_FILTER, After::Continue));
+        };
+        if self.streams.is_open(seq) {
+            return Ok(Reply::error(seq, STREAM_EXISTS, After::Continue));
+        }
+        // Subscribed now, so no event after the reply is missed.
+        let events = self.node.event_streams().subscribe();
+        Ok(Reply {
+            stream: Some(event_stream(filters, events, self.pending_queries.clone())),
+            ..Reply::ok(seq)
+        })
+    }
+
+    async fn respond(&mut self, seq: u64) -> Result<Reply, CommandError> {
+        let request: RespondRequest = self.body().await?;
+        let error = match self.pending_queries.get(request.id) {
+            Some(query) => self
+                .node
+                .respond_query(query, request.payload.into_vec())
+                .await?
+                .err(),
+            None => Some(INVALID_QUERY_ID.to_string()),
+        };
+        Ok(Reply::error(
+            seq,
+            &error.unwrap_or_default(),
+            After::Continue,
+        ))
     }
 
     async fn handshake(&mut self, seq: u64) -> Result<Reply, CommandError> {
