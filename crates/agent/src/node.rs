@@ -42,6 +42,9 @@ use tracing::{debug, info, warn};
 
 /// The largest datagram we accept; foca sends at most its `max_packet_size` (1400).
 const MAX_DATAGRAM: usize = 65_536;
+/// Datagrams up to this size go over UDP (memberlist's UDP buffer, foca's packet size);
+/// larger ones over the stream transport.
+const UDP_DATAGRAM_MAX: usize = 1400;
 /// How often a join re-announces to a peer that has not shown up yet (UDP may drop it).
 const REANNOUNCE_EVERY: Duration = Duration::from_millis(500);
 
@@ -613,24 +616,27 @@ impl Node {
         Ok(())
     }
 
-    /// Send a datagram to every other alive member over the stream transport, each in a
-    /// task of its own so a slow peer holds up neither the node nor the others. Receivers
+    /// Send a datagram to every other alive member over the stream transport. Receivers
     /// do not pass such messages on: the origin already reached every member it knows,
     /// and re-gossiping a large payload would multiply its bytes by the fan-out.
     fn send_directly(&self, datagram: Vec<u8>) {
         let datagram: Arc<[u8]> = datagram.into();
         let local = &self.foca.identity().name;
         for member in self.table.records() {
-            if member.status != MemberStatus::Alive || member.id.name == *local {
-                continue;
+            if member.status == MemberStatus::Alive && member.id.name != *local {
+                self.send_reliably(datagram.clone(), member.id.addr);
             }
-            let (to, datagram) = (member.id.addr, datagram.clone());
-            tokio::spawn(async move {
-                if let Err(e) = transport::send_reliable(to, &datagram).await {
-                    warn!("stream send to {to}: {e}");
-                }
-            });
         }
+    }
+
+    /// Send one datagram over the stream transport, in a task of its own so a slow peer
+    /// holds up neither the node nor other sends.
+    fn send_reliably(&self, datagram: Arc<[u8]>, to: SocketAddr) {
+        tokio::spawn(async move {
+            if let Err(e) = transport::send_reliable(to, &datagram).await {
+                warn!("stream send to {to}: {e}");
+            }
+        });
     }
 
     /// As Serf: stamp the query with the query clock and a random ID, open it here, then
@@ -801,9 +807,15 @@ impl Node {
         }
     }
 
-    /// Every query ack, response and relay leaves through here.
+    /// Every query ack, response and relay leaves through here: over UDP when it fits a
+    /// datagram, else (a raised `query_response_size_limit`) over the stream transport.
     async fn send_query_reply(&self, body: &[u8], to: SocketAddr) {
-        self.send(&wire::query_reply_datagram(body), to).await;
+        let datagram = wire::query_reply_datagram(body);
+        if datagram.len() > UDP_DATAGRAM_MAX {
+            self.send_reliably(datagram.into(), to);
+        } else {
+            self.send(&datagram, to).await;
+        }
     }
 
     /// Leave intents go straight to every member foca knows as active, so each of them
