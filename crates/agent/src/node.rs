@@ -8,7 +8,7 @@
 //! probe interval, see [`crate::coordinate`]) and receives whole datagrams over the
 //! [`transport`] stream listener on the same address.
 
-use crate::broadcasts::{self, ClusterGossip};
+use crate::broadcasts::{self, ClusterGossip, GOSSIP_QUERY_MAX, SharedGossip};
 use crate::coordinate::{Coordinate, CoordinateMessage, Coordinates};
 use crate::event_streams::EventStreams;
 use crate::events::{AgentEvent, MemberEventKind};
@@ -26,7 +26,7 @@ use crate::query::{
 use crate::tags_file::{self, Tags, TagsFile};
 use crate::timers;
 use crate::transport;
-use crate::user_events::{GOSSIP_EVENT_MAX, UserEvent, UserEventGossip, UserEventInbox};
+use crate::user_events::{GOSSIP_EVENT_MAX, UserEvent, UserEventGossip};
 use crate::wire::{self, Datagram};
 use foca::{AccumulatingRuntime, Config, Foca, OwnedNotification, PostcardCodec, Timer};
 use rand_foca::RngExt;
@@ -34,7 +34,7 @@ use rand_foca::rngs::StdRng;
 use rand_foca::seq::IndexedRandom;
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -48,7 +48,7 @@ const UDP_DATAGRAM_MAX: usize = 1400;
 /// How often a join re-announces to a peer that has not shown up yet (UDP may drop it).
 const REANNOUNCE_EVERY: Duration = Duration::from_millis(500);
 
-type SwimCore = Foca<NodeId, PostcardCodec, StdRng, ClusterGossip>;
+type SwimCore = Foca<NodeId, PostcardCodec, StdRng, SharedGossip>;
 
 enum Command {
     Members(oneshot::Sender<Vec<MemberRecord>>),
@@ -261,7 +261,10 @@ pub async fn start(
     query_clock.increment();
     let member_clock = LamportClock::default();
     member_clock.increment();
-    let user_events = UserEventInbox::shared(event_clock.clone(), events.clone());
+    let gossip = SharedGossip::new(ClusterGossip {
+        user_events: UserEventGossip::new(event_clock.clone(), events.clone()),
+        queries: QueryGossip::new(query_clock.clone(), received_queries),
+    });
     let (local, local_view) = watch::channel(identity.clone());
     // The event loop only stops with the process, so this send always lands.
     let _ = events.send(AgentEvent::Member {
@@ -274,15 +277,12 @@ pub async fn start(
             swim_config(1),
             rand_foca::make_rng(),
             PostcardCodec,
-            ClusterGossip {
-                user_events: UserEventGossip::new(user_events.clone()),
-                queries: QueryGossip::new(query_clock.clone(), received_queries),
-            },
+            gossip.clone(),
         ),
         coordinates: Coordinates::new(identity.name.clone(), !options.disable_coordinates),
         event_clock,
         member_clock,
-        user_events,
+        gossip,
         options,
         query_clock,
         open_queries: OpenQueries::default(),
@@ -356,10 +356,9 @@ struct Node {
     /// Ticks on every member event this node reports (`serf info`'s member_time). foca
     /// orders membership by incarnation, not by a cluster-wide clock, so it is local.
     member_clock: LamportClock,
-    /// De-duplicates user events, gossiped or sent directly.
-    user_events: Arc<Mutex<UserEventInbox>>,
+    /// foca's broadcast handler, for broadcasts sent or received directly.
+    gossip: SharedGossip,
     options: NodeOptions,
-    /// Picks the member each coordinate ping goes to.
     /// Likewise, for queries.
     query_clock: Arc<LamportClock>,
     /// Queries sent from here, collecting answers.
@@ -368,6 +367,7 @@ struct Node {
     answerable: Answerable,
     query_settings: QuerySettings,
     query_deadlines: mpsc::UnboundedSender<u64>,
+    /// Picks query IDs, relays and the member each coordinate ping goes to.
     rng: StdRng,
     events: mpsc::UnboundedSender<AgentEvent>,
     local: watch::Sender<NodeId>,
@@ -425,12 +425,11 @@ impl Node {
                 Ok(pong) => self.coordinates.on_pong(pong, tokio::time::Instant::now()),
                 Err(e) => debug!("dropped coordinate pong from {from}: {e}"),
             },
-            Ok(Datagram::DirectUserEvent(body)) => match rmp_serde::from_slice(body) {
-                Ok(event) => {
-                    self.lock_user_events().accept(&event);
+            Ok(Datagram::DirectBroadcast(body)) => {
+                if let Err(e) = self.gossip.receive_direct(body) {
+                    warn!("dropped a direct broadcast from {from}: {e}");
                 }
-                Err(e) => warn!("dropped user event from {from}: {e}"),
-            },
+            }
             Err(e) => debug!("dropped datagram from {from}: {e}"),
         }
     }
@@ -539,12 +538,6 @@ impl Node {
         }
     }
 
-    fn lock_user_events(&self) -> std::sync::MutexGuard<'_, UserEventInbox> {
-        self.user_events
-            .lock()
-            .expect("the inbox is never held across a panic")
-    }
-
     /// Tags travel in the identity, so new tags are a new identity: foca gossips it and
     /// declares the old one down. Each member applies the sender's identity before the
     /// updates it carries, so the newer identity (a later `started_ms`) has already
@@ -591,7 +584,7 @@ impl Node {
     /// Handing the event to foca delivers it here (foca passes it to our broadcast
     /// handler) and queues it to ride on the next packets to other members. An event too
     /// big for that is delivered here and sent to every alive member over the stream
-    /// transport; they do not pass it on (see `send_directly`).
+    /// transport; they do not pass it on (see `broadcasts`).
     fn send_user_event(&mut self, request: UserEventRequest) -> Result<(), String> {
         let limit = self.options.user_event_size_limit;
         UserEvent::check_size(&request.name, &request.payload, limit)?;
@@ -605,14 +598,23 @@ impl Node {
         UserEvent::check_encoded_size(&encoded, limit)?;
         // As Serf: a refused event does not move the clock.
         self.event_clock.increment();
+        let broadcast = broadcasts::user_event(&encoded);
         if encoded.len() <= GOSSIP_EVENT_MAX {
             self.foca
-                .add_broadcast(&broadcasts::user_event(&encoded))
+                .add_broadcast(&broadcast)
                 .map_err(|e| format!("Failed to send user event: {e}"))?;
         } else {
-            self.lock_user_events().accept(&event);
-            self.send_directly(wire::direct_user_event_datagram(&encoded));
+            self.broadcast_directly(&broadcast)
+                .map_err(|e| format!("Failed to send user event: {e}"))?;
         }
+        Ok(())
+    }
+
+    /// A broadcast too big for foca's packets: delivered here as foca would deliver it,
+    /// then sent straight to every other alive member.
+    fn broadcast_directly(&self, broadcast: &[u8]) -> Result<(), broadcasts::MalformedBroadcast> {
+        self.gossip.receive_direct(broadcast)?;
+        self.send_directly(wire::direct_broadcast_datagram(broadcast));
         Ok(())
     }
 
@@ -675,9 +677,14 @@ impl Node {
             // The node task only stops with the process.
             let _ = expired.send(ltime);
         });
-        self.foca
-            .add_broadcast(&broadcast)
-            .map_err(|e| format!("Failed to send query: {e}"))?;
+        if broadcast.len() <= GOSSIP_QUERY_MAX {
+            self.foca
+                .add_broadcast(&broadcast)
+                .map_err(|e| format!("Failed to send query: {e}"))?;
+        } else {
+            self.broadcast_directly(&broadcast)
+                .map_err(|e| format!("Failed to send query: {e}"))?;
+        }
         Ok(receiver)
     }
 

@@ -9,13 +9,13 @@
 //!
 //! Events too big for gossip (past [`GOSSIP_EVENT_MAX`], possible when
 //! `user_event_size_limit` is raised) go from their origin straight to every member over
-//! the stream transport; the [`UserEventInbox`] de-duplicates both paths alike.
+//! the stream transport, and meet the same de-duplication here (see `broadcasts`).
 
 use crate::events::AgentEvent;
 use crate::lamport::{LamportClock, SeenWindow, Sighting};
 use foca::Invalidates;
 use serde::{Deserialize, Serialize};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use tokio::sync::mpsc;
 use tracing::warn;
 
@@ -84,37 +84,21 @@ impl Invalidates for UserEventKey {
 #[error("malformed user event: {0}")]
 pub struct MalformedUserEvent(#[from] rmp_serde::decode::Error);
 
-/// Which user events this member has seen: the first sighting of each is delivered to
-/// the agent, whichever way it came (gossip or a direct send).
-pub struct UserEventInbox {
+/// The user-event half of foca's custom broadcasts (see [`crate::broadcasts`]).
+pub struct UserEventGossip {
     clock: Arc<LamportClock>,
     /// (name, payload) pairs seen, by Lamport time.
     seen: SeenWindow<(String, Vec<u8>)>,
     deliver: mpsc::UnboundedSender<AgentEvent>,
 }
 
-impl UserEventInbox {
-    /// Shared by foca's broadcast handler and the node (for events sent directly).
-    pub fn shared(
-        clock: Arc<LamportClock>,
-        deliver: mpsc::UnboundedSender<AgentEvent>,
-    ) -> Arc<Mutex<Self>> {
-        Arc::new(Mutex::new(UserEventInbox {
+impl UserEventGossip {
+    pub fn new(clock: Arc<LamportClock>, deliver: mpsc::UnboundedSender<AgentEvent>) -> Self {
+        UserEventGossip {
             clock,
             seen: SeenWindow::new(REMEMBERED_TIMES),
             deliver,
-        }))
-    }
-
-    /// Deliver the event if this is its first sighting; false for a repeat or an event
-    /// too old to tell.
-    pub fn accept(&mut self, event: &UserEvent) -> bool {
-        if !self.first_sighting(event) {
-            return false;
         }
-        // The agent stopping is the only way the receiver goes; nothing is left to tell.
-        let _ = self.deliver.send(AgentEvent::User(event.clone()));
-        true
     }
 
     /// Record the event; false if it is a repeat or too old to tell.
@@ -134,17 +118,6 @@ impl UserEventInbox {
             }
         }
     }
-}
-
-/// The user-event half of foca's custom broadcasts (see [`crate::broadcasts`]).
-pub struct UserEventGossip {
-    inbox: Arc<Mutex<UserEventInbox>>,
-}
-
-impl UserEventGossip {
-    pub fn new(inbox: Arc<Mutex<UserEventInbox>>) -> Self {
-        UserEventGossip { inbox }
-    }
 
     /// A user event foca handed us (sent from here or received): deliver it and pass it
     /// on the first time; `None` for a repeat.
@@ -153,12 +126,12 @@ impl UserEventGossip {
         data: &[u8],
     ) -> Result<Option<UserEventKey>, MalformedUserEvent> {
         let event: UserEvent = rmp_serde::from_slice(data)?;
-        let first = self
-            .inbox
-            .lock()
-            .expect("the inbox is never held across a panic")
-            .accept(&event);
-        Ok(first.then_some(UserEventKey(event)))
+        if !self.first_sighting(&event) {
+            return Ok(None);
+        }
+        // The agent stopping is the only way the receiver goes; nothing is left to tell.
+        let _ = self.deliver.send(AgentEvent::User(event.clone()));
+        Ok(Some(UserEventKey(event)))
     }
 }
 
@@ -175,31 +148,28 @@ mod tests {
         }
     }
 
-    fn gossip() -> (
-        UserEventGossip,
-        Arc<LamportClock>,
-        mpsc::UnboundedReceiver<AgentEvent>,
-    ) {
+    fn gossip() -> (UserEventGossip, mpsc::UnboundedReceiver<AgentEvent>) {
         let (deliver, delivered) = mpsc::unbounded_channel();
-        let clock = Arc::new(LamportClock::default());
-        let inbox = UserEventInbox::shared(clock.clone(), deliver);
-        (UserEventGossip::new(inbox), clock, delivered)
+        (
+            UserEventGossip::new(Arc::new(LamportClock::default()), deliver),
+            delivered,
+        )
     }
 
     #[test]
     fn an_event_is_delivered_once_and_moves_the_clock() {
-        let (mut gossip, clock, mut delivered) = gossip();
+        let (mut gossip, mut delivered) = gossip();
         let deploy = event(5, "deploy", b"v1");
         assert!(gossip.receive_item(&deploy.encode()).unwrap().is_some());
         assert!(gossip.receive_item(&deploy.encode()).unwrap().is_none());
         assert_eq!(delivered.try_recv().unwrap(), AgentEvent::User(deploy));
         assert!(delivered.try_recv().is_err());
-        assert_eq!(clock.time(), 6);
+        assert_eq!(gossip.clock.time(), 6);
     }
 
     #[test]
     fn same_time_different_payload_is_another_event() {
-        let (mut gossip, _clock, mut delivered) = gossip();
+        let (mut gossip, mut delivered) = gossip();
         for payload in [&b"a"[..], b"b"] {
             let item = event(1, "deploy", payload).encode();
             assert!(gossip.receive_item(&item).unwrap().is_some());
@@ -214,8 +184,8 @@ mod tests {
 
     #[test]
     fn events_older_than_the_window_are_dropped() {
-        let (mut gossip, clock, mut delivered) = gossip();
-        clock.witness(1000);
+        let (mut gossip, mut delivered) = gossip();
+        gossip.clock.witness(1000);
         let stale = event(1001 - REMEMBERED_TIMES - 1, "old", b"").encode();
         assert!(gossip.receive_item(&stale).unwrap().is_none());
         assert!(delivered.try_recv().is_err());
@@ -223,7 +193,7 @@ mod tests {
 
     #[test]
     fn garbage_is_an_error_not_a_panic() {
-        let (mut gossip, _clock, _delivered) = gossip();
+        let (mut gossip, _delivered) = gossip();
         assert!(gossip.receive_item(b"\xc1\x00").is_err());
     }
 

@@ -2,7 +2,7 @@
 //! the agent's own messages. foca owns the membership protocol; the agent adds only what
 //! foca has no word for (a member saying it leaves, as opposed to failing; a query's ack
 //! or response; coordinate pings, since foca does not expose its probe timings; user
-//! events too big to ride on foca's packets). The same datagrams also arrive whole over
+//! events and queries too big to ride on foca's packets). The same datagrams also arrive whole over
 //! the stream transport.
 
 const KIND_FOCA: u8 = 0;
@@ -10,7 +10,7 @@ const KIND_LEAVE_INTENT: u8 = 1;
 const KIND_QUERY_REPLY: u8 = 2;
 const KIND_COORDINATE_PING: u8 = 3;
 const KIND_COORDINATE_PONG: u8 = 4;
-const KIND_DIRECT_USER_EVENT: u8 = 8;
+const KIND_DIRECT_BROADCAST: u8 = 8;
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Datagram<'a> {
@@ -23,9 +23,10 @@ pub enum Datagram<'a> {
     CoordinatePing(&'a [u8]),
     /// A `coordinate::CoordinateMessage` answering one of our pings.
     CoordinatePong(&'a [u8]),
-    /// An encoded `user_events::UserEvent` sent straight from its origin (over the stream
-    /// transport: too big for gossip); delivered here, not passed on.
-    DirectUserEvent(&'a [u8]),
+    /// A custom broadcast (`broadcasts`: a user event or a query) sent straight from its
+    /// origin, over the stream transport since it is too big for gossip; delivered here,
+    /// not passed on.
+    DirectBroadcast(&'a [u8]),
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -50,7 +51,7 @@ pub fn decode(datagram: &[u8]) -> Result<Datagram<'_>, WireError> {
         KIND_QUERY_REPLY => Ok(Datagram::QueryReply(body)),
         KIND_COORDINATE_PING => Ok(Datagram::CoordinatePing(body)),
         KIND_COORDINATE_PONG => Ok(Datagram::CoordinatePong(body)),
-        KIND_DIRECT_USER_EVENT => Ok(Datagram::DirectUserEvent(body)),
+        KIND_DIRECT_BROADCAST => Ok(Datagram::DirectBroadcast(body)),
         other => Err(WireError::UnknownKind(other)),
     }
 }
@@ -75,8 +76,8 @@ pub fn coordinate_pong_datagram(body: &[u8]) -> Vec<u8> {
     framed(KIND_COORDINATE_PONG, body)
 }
 
-pub fn direct_user_event_datagram(encoded_event: &[u8]) -> Vec<u8> {
-    framed(KIND_DIRECT_USER_EVENT, encoded_event)
+pub fn direct_broadcast_datagram(broadcast: &[u8]) -> Vec<u8> {
+    framed(KIND_DIRECT_BROADCAST, broadcast)
 }
 
 /// A kind (or type) byte, then the body.
@@ -114,8 +115,8 @@ mod tests {
             Ok(Datagram::CoordinatePong(b"q"))
         );
         assert_eq!(
-            decode(&direct_user_event_datagram(b"e")),
-            Ok(Datagram::DirectUserEvent(b"e"))
+            decode(&direct_broadcast_datagram(b"\x03e")),
+            Ok(Datagram::DirectBroadcast(b"\x03e"))
         );
     }
 
