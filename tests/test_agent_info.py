@@ -170,12 +170,24 @@ def test_a_64_kib_user_event_reaches_every_member_intact(agents, tmp_path):
         assert full_log(agent).count("Received event: user-event: big") == 1, agent.name
 
 
-def test_an_oversized_user_event_is_refused_with_serfs_text(agents):
+def refused_event(agent, payload_size):
+    """`serf event big <payload>` that must fail; its output."""
+    out = serf("event", agent, "big", "x" * payload_size)
+    assert out.returncode == 1, out.stdout
+    return out.stdout + out.stderr
+
+
+def test_a_64_kib_user_event_without_a_raised_limit_is_refused_with_serfs_text(agents):
     a1 = agents("a1")
-    out = serf("event", a1, "big", "x" * 65536)
-    assert out.returncode == 1
     assert ("Error sending event: user event exceeds configured limit of 512 bytes "
-            "before encoding") in out.stdout + out.stderr
+            "before encoding") in refused_event(a1, 65536)
+
+
+@musubi_only
+def test_a_raised_limit_is_still_a_limit(agents):
+    a1 = agents("a1", args=["-user-event-size-limit", "70000"])
+    assert "user event exceeds configured limit of 70000 bytes before encoding" in \
+        refused_event(a1, 70000)
 
 
 LOG_LINE = re.compile(r"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d \[(TRACE|DEBUG|INFO|WARN|ERR)\] ")
