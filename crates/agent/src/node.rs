@@ -662,9 +662,9 @@ impl Node {
             name: params.name,
             payload: params.payload,
         };
-        let broadcast = broadcasts::query(&query.encode());
+        let encoded = query.encode();
         let limit = self.query_settings.limits.query_size;
-        if broadcast.len() > limit {
+        if query.serf_encoded_len(encoded.len()) > limit {
             return Err(format!("query exceeds limit of {limit} bytes"));
         }
         let (records, receiver) = mpsc::unbounded_channel();
@@ -677,6 +677,7 @@ impl Node {
             // The node task only stops with the process.
             let _ = expired.send(ltime);
         });
+        let broadcast = broadcasts::query(&encoded);
         if broadcast.len() <= GOSSIP_QUERY_MAX {
             self.foca
                 .add_broadcast(&broadcast)
