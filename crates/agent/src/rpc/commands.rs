@@ -3,10 +3,10 @@
 
 use super::AgentState;
 use super::codec::{
-    CoordinateRequest, CoordinateResponse, CoordinateWire, DecodeError, EventRequest,
-    ForceLeaveRequest, HandshakeRequest, JoinRequest, JoinResponse, MembersFilter, MembersResponse,
-    MonitorRequest, QueryRequest, RequestHeader, RequestReader, RespondRequest, StopRequest,
-    StreamRequest, TagsRequest, encode_response,
+    CoordinateRequest, CoordinateResponse, DecodeError, EventRequest, ForceLeaveRequest,
+    HandshakeRequest, JoinRequest, JoinResponse, MembersFilter, MembersResponse, MonitorRequest,
+    QueryRequest, RequestHeader, RequestReader, RespondRequest, StopRequest, StreamRequest,
+    TagsRequest, encode_response,
 };
 use super::members::{MemberMatcher, member_wire};
 use super::monitor;
@@ -205,21 +205,7 @@ impl<'a, R: AsyncRead + Unpin> Session<'a, R> {
             "get-coordinate" => {
                 let request: CoordinateRequest = self.body().await?;
                 let coordinate = self.node.coordinate(request.node).await?;
-                let reply = match coordinate {
-                    Some(c) => CoordinateResponse {
-                        coord: CoordinateWire {
-                            adjustment: c.adjustment,
-                            error: c.error,
-                            height: c.height,
-                            vec: Some(c.vec),
-                        },
-                        ok: true,
-                    },
-                    None => CoordinateResponse {
-                        coord: CoordinateWire::default(),
-                        ok: false,
-                    },
-                };
+                let reply = CoordinateResponse::from(coordinate);
                 Ok(Reply::with_body(seq, "", Some(&reply)))
             }
             "monitor" => {
