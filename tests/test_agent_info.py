@@ -190,6 +190,38 @@ def test_a_raised_limit_is_still_a_limit(agents):
         refused_event(a1, 70000)
 
 
+@musubi_only
+def test_a_64_kib_query_and_a_64_kib_answer_travel_whole(agents):
+    from test_agent_query import Rpc  # a Serf RPC client that reads streams
+
+    limits = ["-query-size-limit", "70000", "-query-response-size-limit", "70000"]
+    a1 = agents("a1", args=limits)
+    a2 = agents("a2", join=[a1.gossip_addr], args=limits)
+    a3 = agents("a3", join=[a1.gossip_addr], args=limits)
+    for agent in (a1, a2, a3):
+        wait_for(lambda: len(statuses(agent)) == 3, 15, "%s to see three members" % agent.name)
+    question = hashlib.sha256(b"q" + os.urandom(8)).hexdigest().encode() * 1024
+    answer = hashlib.sha256(b"a" + os.urandom(8)).hexdigest().encode() * 1024
+    assert len(question) == len(answer) == 65536
+    client = Rpc(a3)
+    stream = client.send("stream", {"Type": "query:ask"})
+    assert client.reply(stream) == ""
+    asking = subprocess.Popen([SERF_BIN, "query", "-rpc-addr=" + a1.rpc_addr, "-format", "json",
+                               "-node", "a3", "-timeout", "5s", "ask", question.decode()],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _, _, record = client.wait(lambda m: m[0] == stream and m[2] is not None, what="the query")
+    assert hashlib.sha256(record["Payload"]).digest() == hashlib.sha256(question).digest()
+    respond = client.send("respond", {"ID": record["ID"], "Payload": answer})
+    assert client.reply(respond) == ""
+    out, err = asking.communicate(timeout=20)
+    assert asking.returncode == 0, out + err
+    result = json.loads(out)
+    assert result["Acks"] == ["a3"]
+    assert list(result["Responses"]) == ["a3"]
+    assert hashlib.sha256(result["Responses"]["a3"].encode()).digest() == \
+        hashlib.sha256(answer).digest()
+
+
 LOG_LINE = re.compile(r"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d \[(TRACE|DEBUG|INFO|WARN|ERR)\] ")
 
 

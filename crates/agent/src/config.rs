@@ -48,22 +48,30 @@ pub struct AgentConfig {
     /// `user_event_size_limit`: 512 by default; musubi allows up to 512 KiB (Serf: 9 KiB),
     /// sending events too big for gossip over the stream transport.
     #[arg(long = "user-event-size-limit", default_value_t = DEFAULT_USER_EVENT_SIZE_LIMIT,
-          value_parser = user_event_size_limit)]
+          value_parser = payload_size_limit)]
     pub user_event_size_limit: usize,
     /// Serf's `disable_coordinates`: compute no network coordinate and share none.
     #[arg(long = "disable-coordinates")]
     pub disable_coordinates: bool,
-    /// Serf's `query_size_limit` (config file only): the largest encoded query.
-    #[arg(skip = QueryLimits::default().query_size)]
+    /// Serf's `query_size_limit`: the largest encoded query, in bytes. 1024 by default;
+    /// musubi allows up to 512 KiB, sending queries too big for gossip over the stream
+    /// transport.
+    #[arg(long = "query-size-limit", default_value_t = QueryLimits::default().query_size,
+          value_parser = payload_size_limit)]
     pub query_size_limit: usize,
-    /// Serf's `query_response_size_limit` (config file only): the largest encoded answer.
-    #[arg(skip = QueryLimits::default().response_size)]
+    /// Serf's `query_response_size_limit`: the largest encoded answer, in bytes. 1024 by
+    /// default; musubi allows up to 512 KiB, sending answers past one datagram over the
+    /// stream transport.
+    #[arg(long = "query-response-size-limit",
+          default_value_t = QueryLimits::default().response_size,
+          value_parser = payload_size_limit)]
     pub query_response_size_limit: usize,
 }
 
-/// The largest `user_event_size_limit`: the encoded event must fit one stream frame
-/// (`transport::MAX_FRAME`, 1 MiB) and one RPC request (1 MiB) with room to spare.
-pub const MAX_USER_EVENT_SIZE_LIMIT: usize = 512 * 1024;
+/// The largest user event, query and query answer size limit: the encoded message must
+/// fit one stream frame (`transport::MAX_FRAME`, 1 MiB) and one RPC request (1 MiB) with
+/// room to spare.
+pub const MAX_PAYLOAD_SIZE_LIMIT: usize = 512 * 1024;
 
 impl AgentConfig {
     /// Parse Serf-style arguments (without the program or subcommand name).
@@ -145,11 +153,11 @@ fn log_level(text: &str) -> Result<String, String> {
     Ok(level.to_string())
 }
 
-fn user_event_size_limit(text: &str) -> Result<usize, String> {
+fn payload_size_limit(text: &str) -> Result<usize, String> {
     match text.parse::<usize>() {
-        Ok(limit) if limit <= MAX_USER_EVENT_SIZE_LIMIT => Ok(limit),
+        Ok(limit) if limit <= MAX_PAYLOAD_SIZE_LIMIT => Ok(limit),
         _ => Err(format!(
-            "user event size limit must be a number of bytes up to {MAX_USER_EVENT_SIZE_LIMIT}: {text}"
+            "a size limit is a number of bytes up to {MAX_PAYLOAD_SIZE_LIMIT}: {text}"
         )),
     }
 }
@@ -189,12 +197,22 @@ mod tests {
     }
 
     #[test]
-    fn the_user_event_limit_can_be_raised_to_512_kib() {
-        let config = parse(&["-user-event-size-limit=65600", "-disable-coordinates"]);
+    fn payload_limits_can_be_raised_to_512_kib() {
+        let config = parse(&[
+            "-user-event-size-limit=65600",
+            "-query-size-limit=70000",
+            "-query-response-size-limit",
+            "524288",
+            "-disable-coordinates",
+        ]);
         assert_eq!(config.user_event_size_limit, 65_600);
+        assert_eq!(config.query_limits().query_size, 70_000);
+        assert_eq!(config.query_limits().response_size, 524_288);
         assert!(config.disable_coordinates);
-        let too_big = vec!["-user-event-size-limit".to_string(), "524289".to_string()];
-        assert!(AgentConfig::parse_serf_args(too_big).is_err());
+        for flag in ["-user-event-size-limit", "-query-size-limit"] {
+            let too_big = vec![flag.to_string(), "524289".to_string()];
+            assert!(AgentConfig::parse_serf_args(too_big).is_err());
+        }
     }
 
     #[test]
