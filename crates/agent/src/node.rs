@@ -598,20 +598,25 @@ impl Node {
         UserEvent::check_encoded_size(&encoded, limit)?;
         // As Serf: a refused event does not move the clock.
         self.event_clock.increment();
-        let broadcast = broadcasts::user_event(&encoded);
-        if encoded.len() <= GOSSIP_EVENT_MAX {
-            self.foca
-                .add_broadcast(&broadcast)
-                .map_err(|e| format!("Failed to send user event: {e}"))?;
-        } else {
-            self.broadcast_directly(&broadcast)
-                .map_err(|e| format!("Failed to send user event: {e}"))?;
-        }
-        Ok(())
+        self.disseminate(&broadcasts::user_event(&encoded), GOSSIP_EVENT_MAX)
+            .map_err(|e| format!("Failed to send user event: {e}"))
     }
 
-    /// A broadcast too big for foca's packets: delivered here as foca would deliver it,
-    /// then sent straight to every other alive member.
+    /// Hand a broadcast to foca, which delivers it here and gossips it; one larger than
+    /// `gossip_max` is delivered here the same way, then sent straight to every other
+    /// alive member (see `broadcasts`).
+    fn disseminate(&mut self, broadcast: &[u8], gossip_max: usize) -> Result<(), String> {
+        if broadcast.len() <= gossip_max {
+            self.foca
+                .add_broadcast(broadcast)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        } else {
+            self.broadcast_directly(broadcast)
+                .map_err(|e| e.to_string())
+        }
+    }
+
     fn broadcast_directly(&self, broadcast: &[u8]) -> Result<(), broadcasts::MalformedBroadcast> {
         self.gossip.receive_direct(broadcast)?;
         self.send_directly(wire::direct_broadcast_datagram(broadcast));
@@ -677,15 +682,8 @@ impl Node {
             // The node task only stops with the process.
             let _ = expired.send(ltime);
         });
-        let broadcast = broadcasts::query(&encoded);
-        if broadcast.len() <= GOSSIP_QUERY_MAX {
-            self.foca
-                .add_broadcast(&broadcast)
-                .map_err(|e| format!("Failed to send query: {e}"))?;
-        } else {
-            self.broadcast_directly(&broadcast)
-                .map_err(|e| format!("Failed to send query: {e}"))?;
-        }
+        self.disseminate(&broadcasts::query(&encoded), GOSSIP_QUERY_MAX)
+            .map_err(|e| format!("Failed to send query: {e}"))?;
         Ok(receiver)
     }
 

@@ -20,9 +20,10 @@ use tracing::warn;
 
 /// Serf's `user_event_size_limit` default: name plus payload, in bytes.
 pub const DEFAULT_USER_EVENT_SIZE_LIMIT: usize = 512;
-/// Encoded events up to this size ride on foca's packets: it is what Serf's own gossip is
-/// built for, and it leaves room in a 1400-byte packet for foca's header (two identities
-/// with their tags) and membership updates. Larger ones go over the stream transport.
+/// Events up to this size (type byte and encoding included, as Serf's limit counts them)
+/// ride on foca's packets: it is what Serf's own gossip is built for, and it leaves room
+/// in a 1400-byte packet for foca's header (two identities with their tags) and
+/// membership updates. Larger ones go over the stream transport.
 pub const GOSSIP_EVENT_MAX: usize = 512;
 /// How many Lamport times of past events are remembered (Serf's event buffer).
 const REMEMBERED_TIMES: u64 = 512;
