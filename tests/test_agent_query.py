@@ -13,8 +13,8 @@ import time
 
 import pytest
 
-from agents import (SERF_BIN, agents, recording_handler, serf, statuses,  # noqa: F401
-                    wait_for)
+from agents import (AGENT_TARGET, SERF_BIN, agents, recording_handler, serf,  # noqa: F401
+                    statuses, wait_for)
 
 msgpack = pytest.importorskip("msgpack")
 
@@ -153,6 +153,23 @@ def test_relayed_answers_are_counted_once(answering):
     assert out.returncode == 0, out.stdout + out.stderr
     assert out.stdout.splitlines()[-2:] == ["Total Acks: 3", "Total Responses: 3"]
     assert serf("query", a1, "-relay-factor", "256", "whoami").returncode == 1
+
+
+def test_relays_forward_answers_to_the_asker(agents):
+    debug = ["-log-level", "debug", "-event-handler", "query=echo answer"]
+    a1 = agents("a1", args=debug)
+    others = [agents(name, join=[a1.gossip_addr], args=debug) for name in ("a2", "a3")]
+    wait_for(lambda: statuses(a1) == {"a1": "alive", "a2": "alive", "a3": "alive"}, 15,
+             "a1 to see all three alive")
+    result = query_json(a1, "-relay-factor", "1", "-timeout", "2s", "q")
+    assert sorted(result["Acks"]) == ["a1", "a2", "a3"]
+    assert result["Responses"] == {"a1": "answer\n", "a2": "answer\n", "a3": "answer\n"}
+    # each member relayed its ack and response through one other member
+    logs = []
+    for agent in [a1] + others:
+        with open(agent.log_path, encoding="utf-8", errors="replace") as log:
+            logs.append(log.read().lower())
+    assert sum(log.count("relaying response to addr: %s" % a1.gossip_addr) for log in logs) >= 4
 
 
 def test_handlers_see_serfs_query_environment_and_payload(agents, tmp_path):
@@ -334,3 +351,25 @@ def test_rpc_query_records_end_with_done(answering):
     # the connection still serves requests
     members = client.send("members")
     client.wait(lambda m: m[0] == members and m[2] is not None, what="members reply")
+
+
+@pytest.mark.skipif(AGENT_TARGET == "serf", reason="musubi's own gossip datagrams")
+def test_forged_query_replies_are_dropped_and_the_agent_keeps_answering(agents):
+    a1 = agents("a1", args=["-log-level", "debug", "-event-handler", "query=echo up"])
+    to_self = msgpack.packb({"DestAddr": a1.gossip_addr, "DestName": "a1"})
+    # a relay whose cargo is another relay back to the same agent would bounce forever
+    bouncing = b"\x09" + to_self + b"\x09" + to_self + b"\x05"
+    forged = [b"\x02", b"\x02\x05\xc1", b"\x02\x07abc", b"\x02\x09\x93",
+              b"\x02" + bouncing,
+              b"\x02\x05" + msgpack.packb({"LTime": 99, "ID": 1, "From": "x", "Flags": 1,
+                                           "Payload": b""}, use_bin_type=True)]
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        for datagram in forged * 10:
+            sock.sendto(datagram, ("127.0.0.1", a1.gossip_port))
+    result = query_json(a1, "-timeout", "1s", "q")
+    assert (result["Acks"], result["Responses"]) == (["a1"], {"a1": "up\n"})
+    with open(a1.log_path, encoding="utf-8", errors="replace") as log:
+        text = log.read()
+    assert "reply for non-running query (LTime: 99, ID: 1) From: x" in text
+    assert "dropped a relay from" in text
+    assert "relaying response" not in text
