@@ -29,6 +29,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 const IO_TIMEOUT: Duration = Duration::from_secs(5);
 /// An open connection with no frame starting within this is closed.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+/// The pause after a failed accept.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// Connections served at once; more are closed at accept (each may hold a frame buffer).
 const MAX_CONNECTIONS: usize = 64;
 
@@ -64,7 +66,9 @@ pub async fn serve(listener: TcpListener, deliver: mpsc::UnboundedSender<(Vec<u8
         let (stream, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
             Err(e) => {
+                // Out of file descriptors, typically: retrying at once would spin.
                 warn!("gossip stream accept: {e}");
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
                 continue;
             }
         };
