@@ -8,7 +8,8 @@ use crate::identity::NodeId;
 use crate::invoke;
 use crate::join;
 use crate::lamport::Clocks;
-use crate::node::{self, Lifecycle, NodeHandle, QuerySettings};
+use crate::log_ring::LogRing;
+use crate::node::{self, Lifecycle, NodeHandle, NodeOptions, QuerySettings};
 use crate::query::InternalQueries;
 use crate::reaper::ReapTimeouts;
 use crate::rpc;
@@ -22,6 +23,8 @@ use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{Notify, mpsc};
 use tracing::{info, warn};
+use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::prelude::*;
 
 /// Entry point for `musubi agent ARGS`: 0 after a graceful leave, 1 on a usage or start
 /// error (as `serf agent`).
@@ -36,7 +39,7 @@ pub fn cli_main(args: Vec<String>) -> ExitCode {
             };
         }
     };
-    init_logging(&config.log_level);
+    let logs = init_logging(&config.log_level);
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -44,7 +47,7 @@ pub fn cli_main(args: Vec<String>) -> ExitCode {
         Ok(runtime) => runtime,
         Err(e) => return fail(&format!("cannot start the runtime: {e}")),
     };
-    match runtime.block_on(run(config)) {
+    match runtime.block_on(run(config, logs)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => fail(&message),
     }
@@ -55,16 +58,23 @@ fn fail(message: &str) -> ExitCode {
     ExitCode::from(1)
 }
 
-fn init_logging(level: &str) {
+/// stderr gets the lines at `-log-level` and above; the ring behind `serf monitor` gets
+/// every line, as Serf's does.
+fn init_logging(level: &str) -> Arc<LogRing> {
     let level: tracing::Level = level.parse().unwrap_or(tracing::Level::INFO);
-    tracing_subscriber::fmt()
-        .with_max_level(level)
+    let logs = LogRing::new();
+    let stderr = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(false)
+        .with_filter(LevelFilter::from_level(level));
+    tracing_subscriber::registry()
+        .with(stderr)
+        .with(logs.layer())
         .init();
+    logs
 }
 
-async fn run(config: AgentConfig) -> Result<(), String> {
+async fn run(config: AgentConfig, logs: Arc<LogRing>) -> Result<(), String> {
     let handlers = config
         .event_handlers
         .iter()
@@ -100,6 +110,10 @@ async fn run(config: AgentConfig) -> Result<(), String> {
         event_min_time: restored.event_clock + 1,
         timeouts: ReapTimeouts::from_config(&config),
     };
+    let options = NodeOptions {
+        user_event_size_limit: config.user_event_size_limit,
+        disable_coordinates: config.disable_coordinates,
+    };
     let queries = QuerySettings {
         limits: config.query_limits(),
         internal: InternalQueries::default(),
@@ -112,6 +126,7 @@ async fn run(config: AgentConfig) -> Result<(), String> {
         events,
         lifecycle,
         queries,
+        options,
     )
     .await
     .map_err(|e| format!("cannot bind the gossip listener to {}: {e}", config.bind))?;
@@ -125,7 +140,16 @@ async fn run(config: AgentConfig) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot bind the RPC listener to {}: {e}", config.rpc_addr))?;
     let leave_done = Arc::new(Notify::new());
-    tokio::spawn(rpc::serve(listener, node.clone(), leave_done.clone()));
+    let agent = Arc::new(rpc::AgentState {
+        event_handlers: handlers.clone(),
+        logs,
+    });
+    tokio::spawn(rpc::serve(
+        listener,
+        node.clone(),
+        agent,
+        leave_done.clone(),
+    ));
     tokio::spawn(invoke::run_event_loop(
         delivered_events,
         handlers,

@@ -3,9 +3,14 @@
 //! Each input (a datagram, a timer, a command from the RPC side) is handed to foca, then
 //! foca's accumulated output is drained in order: datagrams out, timers to the scheduler,
 //! notifications into the member table. Other tasks talk to it through a [`NodeHandle`].
+//!
+//! Beside foca's work it measures network coordinates (a ping to one random member per
+//! probe interval, see [`crate::coordinate`]) and receives whole datagrams over the
+//! [`transport`] stream listener on the same address.
 
-use crate::broadcasts::{self, ClusterGossip};
+use crate::broadcasts::{self, ClusterGossip, SharedGossip};
 use crate::conflict::ConflictVote;
+use crate::coordinate::{Coordinate, CoordinateMessage, Coordinates};
 use crate::event_history::EventHistory;
 use crate::event_streams::EventStreams;
 use crate::events::{AgentEvent, MemberEventKind};
@@ -20,28 +25,33 @@ use crate::query::{InternalQueries, QueryEvent, QueryLimits, QueryParams, QueryR
 use crate::reaper::{ReapTimeouts, Reaper};
 use crate::tags_file::{self, Tags, TagsFile};
 use crate::timers;
-use crate::user_events::{UserEvent, UserEventGossip};
+use crate::transport;
+use crate::user_events::{GOSSIP_EVENT_MAX, UserEvent, UserEventGossip};
 use crate::wire::{self, Datagram, LifecycleMessage};
 use foca::{AccumulatingRuntime, Config, Foca, OwnedNotification, PostcardCodec, Timer};
 use rand_foca::rngs::StdRng;
+use rand_foca::seq::IndexedRandom;
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::UdpSocket;
+use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 use tokio::time::{Instant, MissedTickBehavior};
 use tracing::{debug, info, warn};
 
 /// The largest datagram we accept; foca sends at most its `max_packet_size` (1400).
 const MAX_DATAGRAM: usize = 65_536;
+/// Datagrams up to this size go over UDP (memberlist's UDP buffer, foca's packet size);
+/// larger ones over the stream transport.
+const UDP_DATAGRAM_MAX: usize = 1400;
 /// How often a join re-announces to a peer that has not shown up yet (UDP may drop it).
 const REANNOUNCE_EVERY: Duration = Duration::from_millis(500);
 
 mod lifecycle;
 mod queries;
 
-type SwimCore = Foca<NodeId, PostcardCodec, StdRng, ClusterGossip>;
+type SwimCore = Foca<NodeId, PostcardCodec, StdRng, SharedGossip>;
 
 enum Command {
     Members(oneshot::Sender<Vec<MemberRecord>>),
@@ -61,6 +71,33 @@ enum Command {
     SendUserEvent(UserEventRequest, oneshot::Sender<Result<(), String>>),
     Query(QueryParams, oneshot::Sender<QueryStart>),
     RespondQuery(QueryEvent, Vec<u8>, oneshot::Sender<Result<(), String>>),
+    Stats(oneshot::Sender<NodeStats>),
+    GetCoordinate(String, oneshot::Sender<Option<Coordinate>>),
+}
+
+/// Settings of the node beyond its identity (Serf config keys of the same names).
+pub struct NodeOptions {
+    pub user_event_size_limit: usize,
+    pub disable_coordinates: bool,
+}
+
+/// The node's side of `serf info`: counts and clocks as they are now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeStats {
+    pub members: usize,
+    pub failed: usize,
+    pub left: usize,
+    pub health_score: u32,
+    pub member_time: u64,
+    pub event_time: u64,
+    pub query_time: u64,
+    /// Membership updates foca still has to gossip (Serf's join/leave intent queue).
+    pub intent_queue: usize,
+    /// User events (and queries) foca still has to gossip.
+    pub event_queue: usize,
+    pub query_queue: usize,
+    pub encrypted: bool,
+    pub coordinate_resets: u64,
 }
 
 /// The records of a query just sent, or Serf's reason for not sending it.
@@ -219,6 +256,16 @@ impl NodeHandle {
             .await
     }
 
+    pub async fn stats(&self) -> Result<NodeStats, NodeStopped> {
+        self.ask(Command::Stats).await
+    }
+
+    /// The last known network coordinate of `node` (this one included); None if there is
+    /// none (an unknown node, one never measured, or coordinates disabled).
+    pub async fn coordinate(&self, node: String) -> Result<Option<Coordinate>, NodeStopped> {
+        self.ask(|reply| Command::GetCoordinate(node, reply)).await
+    }
+
     async fn ask<T>(
         &self,
         command: impl FnOnce(oneshot::Sender<T>) -> Command,
@@ -248,11 +295,15 @@ pub async fn start(
     events: mpsc::UnboundedSender<AgentEvent>,
     lifecycle: Lifecycle,
     queries: QuerySettings,
+    options: NodeOptions,
 ) -> std::io::Result<NodeHandle> {
     let socket = Arc::new(UdpSocket::bind(bind).await?);
+    // The stream listener takes the same port, also when the bind asked for any port.
+    let stream_listener = TcpListener::bind(socket.local_addr()?).await?;
     let (commands, command_inbox) = mpsc::unbounded_channel();
     let (timer_deliver, timer_inbox) = mpsc::unbounded_channel();
     let (datagram_deliver, datagram_inbox) = mpsc::unbounded_channel();
+    tokio::spawn(transport::serve(stream_listener, datagram_deliver.clone()));
     tokio::spawn(receive_datagrams(socket.clone(), datagram_deliver));
     let (received_queries, query_inbox) = mpsc::unbounded_channel();
     let (query_deadlines, expired_queries) = mpsc::unbounded_channel();
@@ -261,6 +312,11 @@ pub async fn start(
     let history = EventHistory::new(lifecycle.event_min_time);
     // Our own join, as Serf stamps its join intent.
     lifecycle.clocks.member.increment();
+    let gossip = SharedGossip::new(ClusterGossip {
+        user_events: UserEventGossip::new(event_clock.clone(), events.clone())
+            .with_history(history.clone()),
+        queries: QueryGossip::new(query_clock.clone(), received_queries),
+    });
     let (local, local_view) = watch::channel(identity.clone());
     let shut_down = Arc::new(Notify::new());
     // The event loop only stops with the process, so this send always lands.
@@ -274,13 +330,12 @@ pub async fn start(
             swim_config(1),
             rand_foca::make_rng(),
             PostcardCodec,
-            ClusterGossip {
-                user_events: UserEventGossip::new(event_clock.clone(), events.clone())
-                    .with_history(history.clone()),
-                queries: QueryGossip::new(query_clock.clone(), received_queries),
-            },
+            gossip.clone(),
         ),
+        coordinates: Coordinates::new(identity.name.clone(), !options.disable_coordinates),
         event_clock,
+        gossip,
+        options,
         query_clock,
         open_queries: OpenQueries::default(),
         answerable: Answerable::default(),
@@ -354,8 +409,12 @@ struct NodeInputs {
 
 struct Node {
     foca: SwimCore,
+    coordinates: Coordinates,
     /// Shared with foca's broadcast handler, which witnesses the times it receives.
     event_clock: Arc<LamportClock>,
+    /// foca's broadcast handler, for broadcasts sent or received directly.
+    gossip: SharedGossip,
+    options: NodeOptions,
     /// Likewise, for queries.
     query_clock: Arc<LamportClock>,
     /// Queries sent from here, collecting answers.
@@ -364,12 +423,15 @@ struct Node {
     answerable: Answerable,
     query_settings: QuerySettings,
     query_deadlines: mpsc::UnboundedSender<u64>,
+    /// Picks query IDs, relays and the member each coordinate ping goes to.
     rng: StdRng,
     /// The user events seen lately, shared with foca's broadcast handler.
     history: EventHistory,
     /// Joins waiting for a member's event clock before they announce themselves.
     catching_up: Vec<oneshot::Sender<()>>,
-    /// Stamps our own joins and leaves; the snapshot records it.
+    /// Ticks on our own join and leave and on every member event this node reports
+    /// (`serf info`'s member_time); the snapshot records it. foca orders membership by
+    /// incarnation, not by a cluster-wide clock, so it is local.
     member_clock: Arc<LamportClock>,
     reaper: Reaper,
     /// The round of asking who holds our name, while one runs.
@@ -391,6 +453,7 @@ impl Node {
         let mut reconnect_tick = tokio::time::interval(timeouts.reconnect_interval);
         reap_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         reconnect_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut coordinate_probes = tokio::time::interval(swim_config(1).probe_period);
         loop {
             let vote_ends = self.conflict.as_ref().map(|vote| vote.deadline);
             tokio::select! {
@@ -404,6 +467,7 @@ impl Node {
                         return;
                     }
                 }
+                _ = coordinate_probes.tick() => self.ping_random_member().await,
                 Some(timer) = inputs.timers.recv() => {
                     if let Err(e) = self.foca.handle_timer(timer, &mut self.runtime) {
                         warn!("swim timer: {e}");
@@ -433,6 +497,23 @@ impl Node {
             }
             Ok(Datagram::QueryReply(body)) => self.on_query_reply(body, from).await,
             Ok(Datagram::Lifecycle(message)) => self.on_lifecycle(message, from).await,
+            Ok(Datagram::CoordinatePing(body)) => match CoordinateMessage::decode(body) {
+                Ok(ping) => {
+                    let pong = self.coordinates.answer(ping);
+                    self.send(&wire::coordinate_pong_datagram(&pong.encode()), from)
+                        .await;
+                }
+                Err(e) => debug!("dropped coordinate ping from {from}: {e}"),
+            },
+            Ok(Datagram::CoordinatePong(body)) => match CoordinateMessage::decode(body) {
+                Ok(pong) => self.coordinates.on_pong(pong, tokio::time::Instant::now()),
+                Err(e) => debug!("dropped coordinate pong from {from}: {e}"),
+            },
+            Ok(Datagram::DirectBroadcast(body)) => {
+                if let Err(e) = self.gossip.receive_direct(body) {
+                    warn!("dropped a direct broadcast from {from}: {e}");
+                }
+            }
             Err(e) => debug!("dropped datagram from {from}: {e}"),
         }
     }
@@ -507,6 +588,54 @@ impl Node {
             Command::RespondQuery(event, payload, done) => {
                 let _ = done.send(self.respond(&event, payload).await);
             }
+            Command::Stats(reply) => {
+                let _ = reply.send(self.stats());
+            }
+            Command::GetCoordinate(node, reply) => {
+                let _ = reply.send(self.coordinates.get(&node).cloned());
+            }
+        }
+    }
+
+    fn stats(&self) -> NodeStats {
+        let count = |status| self.table.records().filter(|m| m.status == status).count();
+        NodeStats {
+            members: self.table.records().count(),
+            failed: count(MemberStatus::Failed),
+            left: count(MemberStatus::Left),
+            health_score: self.coordinates.health_score(),
+            member_time: self.member_clock.time(),
+            event_time: self.event_clock.time(),
+            query_time: self.query_clock.time(),
+            intent_queue: self.foca.updates_backlog(),
+            // User events and queries share foca's one custom broadcast queue, which does
+            // not say what it holds: its length is reported as the event queue.
+            event_queue: self.foca.custom_broadcast_backlog(),
+            query_queue: 0,
+            // No key ring yet: gossip is not encrypted.
+            encrypted: false,
+            coordinate_resets: self.coordinates.resets(),
+        }
+    }
+
+    /// One coordinate sample per probe interval, from a random alive member.
+    async fn ping_random_member(&mut self) {
+        let local = &self.foca.identity().name;
+        let alive: Vec<&NodeId> = self
+            .table
+            .records()
+            .filter(|m| m.status == MemberStatus::Alive && m.id.name != *local)
+            .map(|m| &m.id)
+            .collect();
+        let Some(target) = alive.choose(&mut self.rng).map(|&id| id.clone()) else {
+            return;
+        };
+        if let Some(ping) = self
+            .coordinates
+            .ping(&target.name, tokio::time::Instant::now())
+        {
+            self.send(&wire::coordinate_ping_datagram(&ping.encode()), target.addr)
+                .await;
         }
     }
 
@@ -547,6 +676,7 @@ impl Node {
             && let Some(kind) = MemberEventKind::of_change(before.as_ref(), after)
         {
             // The event loop only stops with the process.
+            self.member_clock.increment();
             let _ = self.events.send(AgentEvent::Member {
                 kind,
                 members: vec![after.id.clone()],
@@ -555,9 +685,12 @@ impl Node {
     }
 
     /// Handing the event to foca delivers it here (foca passes it to our broadcast
-    /// handler) and queues it to ride on the next packets to other members.
+    /// handler) and queues it to ride on the next packets to other members. An event too
+    /// big for that is delivered here and sent to every alive member over the stream
+    /// transport; they do not pass it on (see `broadcasts`).
     fn send_user_event(&mut self, request: UserEventRequest) -> Result<(), String> {
-        UserEvent::check_size(&request.name, &request.payload)?;
+        let limit = self.options.user_event_size_limit;
+        UserEvent::check_size(&request.name, &request.payload, limit)?;
         let event = UserEvent {
             ltime: self.event_clock.time(),
             name: request.name,
@@ -565,13 +698,55 @@ impl Node {
             coalesce: request.coalesce,
         };
         let encoded = event.encode();
-        UserEvent::check_encoded_size(&encoded)?;
+        UserEvent::check_encoded_size(&encoded, limit)?;
         // As Serf: a refused event does not move the clock.
         self.event_clock.increment();
-        self.foca
-            .add_broadcast(&broadcasts::user_event(&encoded))
-            .map_err(|e| format!("Failed to send user event: {e}"))?;
+        self.disseminate(&broadcasts::user_event(&encoded), GOSSIP_EVENT_MAX)
+            .map_err(|e| format!("Failed to send user event: {e}"))
+    }
+
+    /// Hand a broadcast to foca, which delivers it here and gossips it; one larger than
+    /// `gossip_max` is delivered here the same way, then sent straight to every other
+    /// alive member (see `broadcasts`).
+    fn disseminate(&mut self, broadcast: &[u8], gossip_max: usize) -> Result<(), String> {
+        if broadcast.len() <= gossip_max {
+            self.foca
+                .add_broadcast(broadcast)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        } else {
+            self.broadcast_directly(broadcast)
+                .map_err(|e| e.to_string())
+        }
+    }
+
+    fn broadcast_directly(&self, broadcast: &[u8]) -> Result<(), broadcasts::MalformedBroadcast> {
+        self.gossip.receive_direct(broadcast)?;
+        self.send_directly(wire::direct_broadcast_datagram(broadcast));
         Ok(())
+    }
+
+    /// Send a datagram to every other alive member over the stream transport. Receivers
+    /// do not pass such messages on: the origin already reached every member it knows,
+    /// and re-gossiping a large payload would multiply its bytes by the fan-out.
+    fn send_directly(&self, datagram: Vec<u8>) {
+        let datagram: Arc<[u8]> = datagram.into();
+        let local = &self.foca.identity().name;
+        for member in self.table.records() {
+            if member.status == MemberStatus::Alive && member.id.name != *local {
+                self.send_reliably(datagram.clone(), member.id.addr);
+            }
+        }
+    }
+
+    /// Send one datagram over the stream transport, in a task of its own so a slow peer
+    /// holds up neither the node nor other sends.
+    fn send_reliably(&self, datagram: Arc<[u8]>, to: SocketAddr) {
+        tokio::spawn(async move {
+            if let Err(e) = transport::send_reliable(to, &datagram).await {
+                warn!("stream send to {to}: {e}");
+            }
+        });
     }
 
     /// Leave intents go straight to every member foca knows as active, so each of them

@@ -1,7 +1,9 @@
 //! What travels in one gossip datagram: a kind byte, then either a foca packet or one of
 //! the agent's own messages. foca owns the membership protocol; the agent adds only what
 //! foca has no word for (a member saying it leaves, as opposed to failing; a query's ack
-//! or response; the member lifecycle's [`LifecycleMessage`]s).
+//! or response; coordinate pings, since foca does not expose its probe timings; user
+//! events and queries too big to ride on foca's packets; the member lifecycle's
+//! [`LifecycleMessage`]s). The same datagrams also arrive whole over the stream transport.
 
 use crate::user_events::UserEvent;
 use serde::{Deserialize, Serialize};
@@ -10,6 +12,9 @@ use std::net::SocketAddr;
 const KIND_FOCA: u8 = 0;
 const KIND_LEAVE_INTENT: u8 = 1;
 const KIND_QUERY_REPLY: u8 = 2;
+const KIND_COORDINATE_PING: u8 = 3;
+const KIND_COORDINATE_PONG: u8 = 4;
+const KIND_DIRECT_BROADCAST: u8 = 8;
 const KIND_LIFECYCLE: u8 = 6;
 
 /// The member lifecycle's messages (kind 6), msgpack-encoded.
@@ -71,6 +76,14 @@ pub enum Datagram<'a> {
     /// A query's ack or response, or a request to relay one ([`crate::query::message`]).
     QueryReply(&'a [u8]),
     Lifecycle(LifecycleMessage),
+    /// A `coordinate::CoordinateMessage`: answer it with a pong.
+    CoordinatePing(&'a [u8]),
+    /// A `coordinate::CoordinateMessage` answering one of our pings.
+    CoordinatePong(&'a [u8]),
+    /// A custom broadcast (`broadcasts`: a user event or a query) sent straight from its
+    /// origin, over the stream transport since it is too big for gossip; delivered here,
+    /// not passed on.
+    DirectBroadcast(&'a [u8]),
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -98,6 +111,9 @@ pub fn decode(datagram: &[u8]) -> Result<Datagram<'_>, WireError> {
         KIND_LIFECYCLE => rmp_serde::from_slice(body)
             .map(Datagram::Lifecycle)
             .map_err(|_| WireError::BadLifecycleMessage),
+        KIND_COORDINATE_PING => Ok(Datagram::CoordinatePing(body)),
+        KIND_COORDINATE_PONG => Ok(Datagram::CoordinatePong(body)),
+        KIND_DIRECT_BROADCAST => Ok(Datagram::DirectBroadcast(body)),
         other => Err(WireError::UnknownKind(other)),
     }
 }
@@ -112,6 +128,18 @@ pub fn leave_intent_datagram(node: &str) -> Vec<u8> {
 
 pub fn query_reply_datagram(body: &[u8]) -> Vec<u8> {
     framed(KIND_QUERY_REPLY, body)
+}
+
+pub fn coordinate_ping_datagram(body: &[u8]) -> Vec<u8> {
+    framed(KIND_COORDINATE_PING, body)
+}
+
+pub fn coordinate_pong_datagram(body: &[u8]) -> Vec<u8> {
+    framed(KIND_COORDINATE_PONG, body)
+}
+
+pub fn direct_broadcast_datagram(broadcast: &[u8]) -> Vec<u8> {
+    framed(KIND_DIRECT_BROADCAST, broadcast)
 }
 
 pub fn lifecycle_datagram(message: &LifecycleMessage) -> Vec<u8> {
@@ -144,6 +172,18 @@ mod tests {
         assert_eq!(
             decode(&query_reply_datagram(b"\x05x")),
             Ok(Datagram::QueryReply(b"\x05x"))
+        );
+        assert_eq!(
+            decode(&coordinate_ping_datagram(b"p")),
+            Ok(Datagram::CoordinatePing(b"p"))
+        );
+        assert_eq!(
+            decode(&coordinate_pong_datagram(b"q")),
+            Ok(Datagram::CoordinatePong(b"q"))
+        );
+        assert_eq!(
+            decode(&direct_broadcast_datagram(b"\x03e")),
+            Ok(Datagram::DirectBroadcast(b"\x03e"))
         );
         let answer = LifecycleMessage::Holder {
             id: 7,
