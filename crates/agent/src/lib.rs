@@ -29,6 +29,7 @@ pub mod lamport;
 pub mod membership;
 pub mod node;
 pub mod rpc;
+pub mod rpc_client;
 pub mod tags_file;
 mod timers;
 pub mod user_events;

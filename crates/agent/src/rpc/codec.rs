@@ -2,6 +2,7 @@
 //! Requests are a header `{Command, Seq}` and an optional body; responses a header
 //! `{Error, Seq}` and an optional body. Structs are maps keyed by Go field names, written
 //! in the alphabetical order Serf's own agent uses (checked byte for byte in the tests).
+//! The types serve both ends: the agent's server and `musubi`'s own client (`rpc_client`).
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -12,7 +13,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 /// A request (header plus body) larger than this is not a Serf client talking.
 const MAX_PENDING_BYTES: usize = 1 << 20;
 
-#[derive(Debug, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "PascalCase")]
 pub struct RequestHeader {
     pub command: String,
@@ -26,13 +27,13 @@ pub struct ResponseHeader<'a> {
     pub seq: u64,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct HandshakeRequest {
     pub version: i32,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct JoinRequest {
     pub existing: Vec<String>,
@@ -40,13 +41,13 @@ pub struct JoinRequest {
     pub replay: bool,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct JoinResponse {
     pub num: i32,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct MembersFilter {
     pub tags: BTreeMap<String, String>,
@@ -54,7 +55,7 @@ pub struct MembersFilter {
     pub name: String,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct ForceLeaveRequest {
     pub node: String,
@@ -62,7 +63,7 @@ pub struct ForceLeaveRequest {
     pub prune: bool,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct TagsRequest {
     #[serde(deserialize_with = "nil_as_empty")]
@@ -80,7 +81,7 @@ where
     Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct EventRequest {
     pub name: String,
@@ -90,20 +91,22 @@ pub struct EventRequest {
     pub coalesce: bool,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct StopRequest {
     pub stop: u64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct MembersResponse {
+    /// Serf sends nil when no member matches.
+    #[serde(deserialize_with = "nil_as_empty")]
     pub members: Vec<MemberWire>,
 }
 
 /// One member as Serf's `members` reply carries it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct MemberWire {
     /// 4 bytes for IPv4, 16 for IPv6, as Serf 0.9's agent sends them.
@@ -118,6 +121,7 @@ pub struct MemberWire {
     pub protocol_max: u8,
     pub protocol_min: u8,
     pub status: String,
+    #[serde(deserialize_with = "nil_as_empty")]
     pub tags: BTreeMap<String, String>,
 }
 
