@@ -48,13 +48,18 @@ pub const VERB: Verb = Verb {
     uses_rpc: true,
 };
 
-/// Run a query to its end, calling `on_record` for each ack and response.
-pub async fn run_query(
+/// Send a query; returns the Seq its records will carry once the agent accepted it.
+pub async fn start_query(client: &mut RpcClient, request: &QueryRequest) -> Result<u64, ClientError> {
+    client.open_stream("query", Some(request)).await
+}
+
+/// Read a started query's records to its `done`, calling `on_record` for each ack and
+/// response.
+pub async fn collect_records(
     client: &mut RpcClient,
-    request: &QueryRequest,
+    seq: u64,
     mut on_record: impl FnMut(&QueryRecord),
 ) -> Result<(), ClientError> {
-    let seq = client.open_stream("query", Some(request)).await?;
     loop {
         let header = client.next_header().await?;
         if header.seq != seq {
@@ -105,12 +110,16 @@ pub async fn run(invocation: Invocation) -> u8 {
         Format::Json => true,
         Format::Unknown(other) => return fail(&format!("Invalid format: {other}")),
     };
+    let seq = match start_query(&mut client, &request).await {
+        Ok(seq) => seq,
+        Err(e) => return fail(&format!("Error sending query: {e}")),
+    };
     if !json {
         say(&format!("Query '{name}' dispatched"));
     }
     let mut acks: Vec<String> = Vec::new();
     let mut responses: BTreeMap<String, String> = BTreeMap::new();
-    let outcome = run_query(&mut client, &request, |record| {
+    let outcome = collect_records(&mut client, seq, |record| {
         let payload = String::from_utf8_lossy(&record.payload).into_owned();
         if record.kind == "ack" {
             if !json {
@@ -128,7 +137,7 @@ pub async fn run(invocation: Invocation) -> u8 {
     })
     .await;
     if let Err(e) = outcome {
-        return fail(&format!("Error sending query: {e}"));
+        return fail(&format!("Error reading the query's responses: {e}"));
     }
     if json {
         let acks = if acks.is_empty() {

@@ -3,7 +3,7 @@
 //! Exit 1 when the acks do not match the live members.
 
 use super::flags::{Flag, Kind};
-use super::query::run_query;
+use super::query::{collect_records, start_query};
 use super::text::{go_json, say};
 use super::{Format, Invocation, Verb, fail};
 use musubi_agent::rpc::codec::MembersResponse;
@@ -72,7 +72,11 @@ pub async fn run(invocation: Invocation) -> u8 {
     let start = Instant::now();
     let mut last_ack = start;
     let mut acks: Vec<String> = Vec::new();
-    let outcome = run_query(&mut client, &request, |record| {
+    let seq = match start_query(&mut client, &request).await {
+        Ok(seq) => seq,
+        Err(e) => return fail(&format!("Error sending query: {e}")),
+    };
+    let outcome = collect_records(&mut client, seq, |record| {
         if record.kind == "ack" {
             if verbose && !json {
                 say(&format!("\tAck from '{}'", record.from));
