@@ -58,6 +58,7 @@ pub async fn run(invocation: Invocation) -> u8 {
         };
     }
     if let Some(role) = flags.text("role") {
+        say("Deprecation warning: 'Role' has been replaced with 'Tags'");
         tags.insert("role".to_string(), role.to_string());
     }
     let filter = MembersFilter {
