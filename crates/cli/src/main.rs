@@ -16,6 +16,7 @@ mod agent_cli;
 mod bench;
 mod cluster;
 mod duration;
+mod go_json;
 mod kv;
 
 use clap::error::ErrorKind;

@@ -73,9 +73,7 @@ impl RpcClient {
         };
         client.call("handshake", Some(&handshake)).await?;
         if !auth_key.is_empty() {
-            client
-                .call("auth", Some(&AuthRequest { auth_key }))
-                .await?;
+            client.call("auth", Some(&AuthRequest { auth_key })).await?;
         }
         Ok(client)
     }
@@ -203,9 +201,7 @@ fn encode<T: Serialize>(value: &T) -> Vec<u8> {
 /// lower-cased at its first letter as Go's errno strings are.
 fn dial_error(addr: &str, e: &std::io::Error) -> ClientError {
     if e.raw_os_error().is_none() && !has_port(addr) {
-        return ClientError::Dial(format!(
-            "dial tcp: address {addr}: missing port in address"
-        ));
+        return ClientError::Dial(format!("dial tcp: address {addr}: missing port in address"));
     }
     let os_text = e.to_string();
     let text = os_text.split(" (os error").next().unwrap_or(&os_text);
@@ -223,6 +219,7 @@ fn dial_error(addr: &str, e: &std::io::Error) -> ClientError {
 }
 
 fn has_port(addr: &str) -> bool {
-    addr.rsplit_once(':')
-        .is_some_and(|(host, port)| !port.is_empty() && (!host.contains(':') || host.ends_with(']')))
+    addr.rsplit_once(':').is_some_and(|(host, port)| {
+        !port.is_empty() && (!host.contains(':') || host.ends_with(']'))
+    })
 }

@@ -47,7 +47,9 @@ pub async fn run(invocation: Invocation) -> u8 {
         return fail(&format!("Error sending event: {e}"));
     }
     if invocation.format == Format::Json {
-        say(&go_json(&json!({ "name": request.name, "coalesce": coalesce })));
+        say(&go_json(
+            &json!({ "name": request.name, "coalesce": coalesce }),
+        ));
     } else {
         say(&format!(
             "Event '{}' dispatched! Coalescing enabled: {coalesce}",

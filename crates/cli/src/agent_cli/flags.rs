@@ -183,7 +183,15 @@ mod tests {
         let flags = [&COALESCE, &TAG, &TIMEOUT];
         let parsed = parse(
             &flags,
-            &args(&["--coalesce=false", "-tag", "a=b", "-tag=c=d", "name", "-tag", "x"]),
+            &args(&[
+                "--coalesce=false",
+                "-tag",
+                "a=b",
+                "-tag=c=d",
+                "name",
+                "-tag",
+                "x",
+            ]),
         )
         .unwrap();
         assert!(!parsed.bool("coalesce", true));
@@ -216,7 +224,10 @@ mod tests {
 
     #[test]
     fn help_is_asked_for_anywhere_before_a_double_dash() {
-        assert_eq!(parse(&[], &args(&["x", "-h"])).unwrap_err(), FlagError::Help);
+        assert_eq!(
+            parse(&[], &args(&["x", "-h"])).unwrap_err(),
+            FlagError::Help
+        );
         assert!(!is_help_request(&args(&["--", "-help"])));
     }
 }

@@ -3,10 +3,10 @@
 
 use super::Verb;
 use super::text::{go_json, say};
-use serde_json::json;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use rand::RngCore;
+use serde_json::json;
 
 pub const VERB: Verb = Verb {
     name: "keygen",
@@ -20,7 +20,9 @@ const KEY_BYTES: usize = 32;
 
 /// Serf's keygen reads no flags; we read `-format json` and, like it, ignore the rest.
 pub fn run(args: &[String]) -> u8 {
-    let json = args.windows(2).any(|w| is_format_flag(&w[0]) && w[1] == "json")
+    let json = args
+        .windows(2)
+        .any(|w| is_format_flag(&w[0]) && w[1] == "json")
         || args
             .iter()
             .any(|a| matches!(a.as_str(), "-format=json" | "--format=json"));

@@ -93,7 +93,11 @@ pub async fn run(invocation: Invocation) -> u8 {
 }
 
 fn text_row(member: &MemberWire, detailed: bool) -> Vec<String> {
-    let tags: Vec<String> = member.tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let tags: Vec<String> = member
+        .tags
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
     let mut row = vec![
         member.name.clone(),
         address(member),

@@ -56,7 +56,10 @@ pub async fn join(invocation: Invocation) -> u8 {
         Ok(client) => client,
         Err(code) => return code,
     };
-    match client.call_for::<_, JoinResponse>("join", Some(&request)).await {
+    match client
+        .call_for::<_, JoinResponse>("join", Some(&request))
+        .await
+    {
         Ok(reply) if invocation.format == Format::Json => {
             say(&go_json(&json!({ "num_joined": reply.num })));
             0
@@ -112,7 +115,9 @@ pub async fn force_leave(invocation: Invocation) -> u8 {
         // Serf prints nothing on success.
         Ok(()) => {
             if invocation.format == Format::Json {
-                say(&go_json(&json!({ "node": request.node, "prune": request.prune })));
+                say(&go_json(
+                    &json!({ "node": request.node, "prune": request.prune }),
+                ));
             }
             0
         }

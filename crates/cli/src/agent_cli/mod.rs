@@ -120,7 +120,6 @@ fn fail(message: &str) -> u8 {
     1
 }
 
-
 pub fn find(name: &str) -> Option<&'static Verb> {
     VERBS.iter().find(|verb| verb.name == name)
 }
@@ -207,7 +206,11 @@ pub fn usage(verb: &Verb) -> String {
     } else {
         &[]
     };
-    let listed = verb.flags.iter().chain(rpc.iter().copied()).chain([&FORMAT]);
+    let listed = verb
+        .flags
+        .iter()
+        .chain(rpc.iter().copied())
+        .chain([&FORMAT]);
     for flag in listed {
         let spelled = match (flag.kind, flag.value_hint) {
             (Kind::Bool, _) | (_, "") => format!("-{}", flag.name),

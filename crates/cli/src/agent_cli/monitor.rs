@@ -86,7 +86,10 @@ async fn print_records(
         } else if header.seq == events {
             let record: EventRecord = client.body().await?;
             if json {
-                say(&serde_json::to_string(&json!({ "event": event_json(&record) })).expect("encodes"));
+                say(
+                    &serde_json::to_string(&json!({ "event": event_json(&record) }))
+                        .expect("encodes"),
+                );
             } else {
                 say(&event_text(&record));
             }
@@ -148,7 +151,9 @@ fn event_json(record: &EventRecord) -> serde_json::Value {
     if let Some(members) = &record.members {
         let list: Vec<serde_json::Value> = members
             .iter()
-            .map(|m| json!({"name": m.name, "addr": address(m), "status": m.status, "tags": m.tags}))
+            .map(
+                |m| json!({"name": m.name, "addr": address(m), "status": m.status, "tags": m.tags}),
+            )
             .collect();
         value["Members"] = json!(list);
     }

@@ -49,7 +49,10 @@ pub const VERB: Verb = Verb {
 };
 
 /// Send a query; returns the Seq its records will carry once the agent accepted it.
-pub async fn start_query(client: &mut RpcClient, request: &QueryRequest) -> Result<u64, ClientError> {
+pub async fn start_query(
+    client: &mut RpcClient,
+    request: &QueryRequest,
+) -> Result<u64, ClientError> {
     client.open_stream("query", Some(request)).await
 }
 

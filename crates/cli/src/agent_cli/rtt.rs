@@ -56,7 +56,9 @@ pub async fn run(invocation: Invocation) -> u8 {
             &json!({ "node1": first, "node2": second, "rtt_ms": millis }),
         ));
     } else {
-        say(&format!("Estimated {first} <-> {second} rtt: {millis:.3} ms"));
+        say(&format!(
+            "Estimated {first} <-> {second} rtt: {millis:.3} ms"
+        ));
     }
     0
 }

@@ -42,23 +42,11 @@ pub fn columns(rows: &[Vec<String>]) -> String {
     lines.join("\n").trim().to_string()
 }
 
-/// JSON as Go's `json.MarshalIndent(v, "", "  ")` writes it: two-space indent and `<`, `>`,
-/// `&`, U+2028 and U+2029 escaped (these occur only inside strings, so a textual pass over
-/// the encoded document is exact).
+/// JSON as Go's `json.MarshalIndent(v, "", "  ")` writes it: two-space indent, HTML
+/// characters escaped (`crate::go_json`).
 pub fn go_json<T: Serialize>(value: &T) -> String {
     let text = serde_json::to_string_pretty(value).expect("JSON values always encode");
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '<' => out.push_str("\\u003c"),
-            '>' => out.push_str("\\u003e"),
-            '&' => out.push_str("\\u0026"),
-            '\u{2028}' => out.push_str("\\u2028"),
-            '\u{2029}' => out.push_str("\\u2029"),
-            c => out.push(c),
-        }
-    }
-    out
+    crate::go_json::html_escaped(&text)
 }
 
 #[cfg(test)]
