@@ -393,19 +393,40 @@ def test_reachability_prints_what_serf_prints(serf_pair):
     assert "Received less acks than live nodes! Missing acks from:\n\ts2\n" in out.stdout
 
 
-def test_monitor_streams_logs_and_events_until_interrupted(serf_pair):
-    s1, _ = serf_pair
-    proc = subprocess.Popen([harness.musubi_bin(), "monitor", "-rpc-addr", s1.rpc_addr],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def event_blocks(text):
+    """Each `Event Info:` block's field lines, sorted (serf prints a Go map's order)."""
+    return [sorted(m.group(1).splitlines())
+            for m in re.finditer(r"Event Info:\n((?:\t.*\n)+)", text)]
+
+
+def test_monitor_prints_what_serf_prints_until_interrupted(serf_pair):
+    s1, s2 = serf_pair
+    procs = [subprocess.Popen([prog, "monitor", "-rpc-addr", s1.rpc_addr],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for prog in (SERF_BIN, harness.musubi_bin())]
     time.sleep(1.0)
     run(SERF_BIN, "event", s1, "hello", "world")
-    time.sleep(1.5)
-    proc.send_signal(signal.SIGINT)
-    out, _ = proc.communicate(timeout=10)
-    assert proc.returncode == 0
-    assert re.search(r"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d \[INFO\] agent: Serf agent starting$", out, re.M)
-    assert 'Event Info:\n\tCoalesce: true\n\tEvent: "user"\n' in out
-    assert "\tPayload: []byte{0x77, 0x6f, 0x72, 0x6c, 0x64}" in out
+    run(SERF_BIN, "event", s1, "-coalesce=false", "bare")
+    run(SERF_BIN, "tags", s2, "-set", "zone=a", "-set", "rack=1")
+    run(SERF_BIN, "query", s1, "-timeout", "1s", "greet", "payload")
+    time.sleep(2.0)
+    for proc in procs:
+        proc.send_signal(signal.SIGINT)
+    (theirs, _), (ours, _) = [p.communicate(timeout=10) for p in procs]
+    assert procs[1].returncode == 0
+    assert re.search(r"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d \[INFO\] agent: Serf agent starting$",
+                     ours, re.M)
+    # the same events, each block field for field (Go's %#v of the decoded record)
+    assert len(event_blocks(ours)) >= 4
+    assert event_blocks(ours) == event_blocks(theirs)
+    assert 'Event Info:\n\tCoalesce: true\n\tEvent: "user"\n' in ours
+    assert "\tPayload: []byte{0x77, 0x6f, 0x72, 0x6c, 0x64}" in ours
+    assert '"Tags":map[interface {}]interface {}{"rack":"1", "zone":"a"}' in ours
+    # the same log lines, but for the RPC connections' client ports
+    def logs(text):
+        return [line for line in text.splitlines()
+                if re.match(r"\d{4}/", line) and "agent.ipc" not in line]
+    assert logs(ours) == logs(theirs)
     # -log-level is the agent's to check
     out = same("monitor", s1, "-log-level", "bogus")
     assert out.stdout == "Error starting monitor: Unknown log level: BOGUS\n"

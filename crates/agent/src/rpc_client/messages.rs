@@ -40,7 +40,8 @@ pub struct StreamRequest {
 }
 
 /// One `stream` record: a member event (`Members`), a user event (`LTime`, `Name`,
-/// `Payload`, `Coalesce`) or a query (`ID` too). Absent keys stay `None`.
+/// `Payload`, `Coalesce`) or a query (`ID` too). Absent keys stay `None`; a payload sent as
+/// nil is `Some(None)`, which Serf's monitor shows apart from an empty one.
 #[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct EventRecord {
@@ -51,8 +52,8 @@ pub struct EventRecord {
     pub ltime: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub payload: Option<ByteBuf>,
+    #[serde(skip_serializing_if = "Option::is_none", deserialize_with = "present")]
+    pub payload: Option<Option<ByteBuf>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub coalesce: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -148,6 +149,15 @@ where
     T: Deserialize<'de> + Default,
 {
     Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
+}
+
+/// A key that is there, even with a nil value; `default` covers the absent key.
+fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(deserializer).map(Some)
 }
 
 /// Payloads come as bin, as str from loose clients, or as nil.

@@ -8,6 +8,7 @@
 
 mod event;
 mod flags;
+mod go_syntax;
 mod info;
 mod keygen;
 mod keys;

@@ -2,6 +2,7 @@
 //! until interrupted (exit 0) or until the agent ends the stream (exit 1).
 
 use super::flags::{Flag, Kind};
+use super::go_syntax::event_info;
 use super::members::address;
 use super::text::say;
 use super::{Format, Invocation, Verb, fail};
@@ -91,42 +92,10 @@ async fn print_records(
                         .expect("encodes"),
                 );
             } else {
-                say(&event_text(&record));
+                say(&event_info(&record));
             }
         }
     }
-}
-
-/// An event as `Event Info:` then one `\tKey: value` line per field, values in Go syntax
-/// (strings quoted, payloads as byte lists), as Serf's monitor prints them.
-fn event_text(record: &EventRecord) -> String {
-    let mut text = String::from("Event Info:");
-    let mut field = |key: &str, value: String| text.push_str(&format!("\n\t{key}: {value}"));
-    if let Some(coalesce) = record.coalesce {
-        field("Coalesce", coalesce.to_string());
-    }
-    field("Event", format!("{:?}", record.event));
-    if let Some(id) = record.id {
-        field("ID", id.to_string());
-    }
-    if let Some(ltime) = record.ltime {
-        field("LTime", ltime.to_string());
-    }
-    if let Some(members) = &record.members {
-        let shown: Vec<String> = members
-            .iter()
-            .map(|m| format!("{:?} {} {:?}", m.name, address(m), m.status))
-            .collect();
-        field("Members", format!("[{}]", shown.join(", ")));
-    }
-    if let Some(name) = &record.name {
-        field("Name", format!("{name:?}"));
-    }
-    if let Some(payload) = &record.payload {
-        let bytes: Vec<String> = payload.iter().map(|b| format!("0x{b:x}")).collect();
-        field("Payload", format!("[]byte{{{}}}", bytes.join(", ")));
-    }
-    text
 }
 
 /// The record's fields under their RPC names; payloads as text, members as `members -format
@@ -143,7 +112,7 @@ fn event_json(record: &EventRecord) -> serde_json::Value {
         value["Name"] = json!(name);
     }
     if let Some(payload) = &record.payload {
-        value["Payload"] = json!(String::from_utf8_lossy(payload));
+        value["Payload"] = json!(payload.as_ref().map(|p| String::from_utf8_lossy(p)));
     }
     if let Some(coalesce) = record.coalesce {
         value["Coalesce"] = json!(coalesce);
