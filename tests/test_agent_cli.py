@@ -323,6 +323,27 @@ def test_query_errors_are_serfs(serf_pair):
     assert (out.stdout, out.returncode) == ("Invalid format: xml\n", 1)
 
 
+def interrupted(prog, agent, *args, after=1.5):
+    proc = subprocess.Popen([prog, *args[:1], "-rpc-addr", agent.rpc_addr, *args[1:]],
+                            stdout=subprocess.PIPE, text=True)
+    time.sleep(after)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=10)
+    return out, proc.returncode
+
+
+def test_an_interrupted_query_or_reachability_test_exits_1(serf_pair):
+    s1, _ = serf_pair
+    for args in (["query", "-timeout", "20s", "nohandler"],
+                 ["query", "-format", "json", "-timeout", "20s", "nohandler"],
+                 ["reachability"]):
+        theirs = interrupted(SERF_BIN, s1, *args)
+        ours = interrupted(harness.musubi_bin(), s1, *args)
+        assert ours[1] == theirs[1] == 1, args
+        assert sorted_lines(ours[0]) == sorted_lines(theirs[0]), args
+    assert ours[0].endswith("Test interrupted\n")
+
+
 def test_keys_print_what_serf_prints(serf_agents):
     key = musubi("keygen", None).stdout.strip()
     e1 = serf_agents("e1", args=["-encrypt", key])

@@ -56,23 +56,38 @@ pub async fn start_query(
     client.open_stream("query", Some(request)).await
 }
 
-/// Read a started query's records to its `done`, calling `on_record` for each ack and
-/// response.
+/// How reading a query's records ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum QueryEnd {
+    /// The agent sent `done`: the timeout passed.
+    Done,
+    /// Ctrl-C: Serf's commands stop and exit 1.
+    Interrupted,
+}
+
+/// Read a started query's records to its `done` (or to Ctrl-C), calling `on_record` for
+/// each ack and response.
 pub async fn collect_records(
     client: &mut RpcClient,
     seq: u64,
     mut on_record: impl FnMut(&QueryRecord),
-) -> Result<(), ClientError> {
-    loop {
-        let header = client.next_header().await?;
-        if header.seq != seq {
-            continue;
+) -> Result<QueryEnd, ClientError> {
+    let records = async {
+        loop {
+            let header = client.next_header().await?;
+            if header.seq != seq {
+                continue;
+            }
+            let record: QueryRecord = client.body().await?;
+            if record.kind == "done" {
+                return Ok(QueryEnd::Done);
+            }
+            on_record(&record);
         }
-        let record: QueryRecord = client.body().await?;
-        if record.kind == "done" {
-            return Ok(());
-        }
-        on_record(&record);
+    };
+    tokio::select! {
+        end = records => end,
+        _ = tokio::signal::ctrl_c() => Ok(QueryEnd::Interrupted),
     }
 }
 
@@ -139,8 +154,10 @@ pub async fn run(invocation: Invocation) -> u8 {
         }
     })
     .await;
-    if let Err(e) = outcome {
-        return fail(&format!("Error reading the query's responses: {e}"));
+    match outcome {
+        Ok(QueryEnd::Done) => {}
+        Ok(QueryEnd::Interrupted) => return 1,
+        Err(e) => return fail(&format!("Error reading the query's responses: {e}")),
     }
     if json {
         let acks = if acks.is_empty() {

@@ -3,7 +3,7 @@
 //! Exit 1 when the acks do not match the live members.
 
 use super::flags::{Flag, Kind};
-use super::query::{collect_records, start_query};
+use super::query::{QueryEnd, collect_records, start_query};
 use super::text::{go_json, say};
 use super::{Format, Invocation, Verb, fail};
 use musubi_agent::rpc::codec::MembersResponse;
@@ -86,8 +86,10 @@ pub async fn run(invocation: Invocation) -> u8 {
         }
     })
     .await;
-    if let Err(e) = outcome {
-        return fail(&format!("Error sending query: {e}"));
+    match outcome {
+        Ok(QueryEnd::Done) => {}
+        Ok(QueryEnd::Interrupted) => return fail("Test interrupted"),
+        Err(e) => return fail(&format!("Error reading the acks: {e}")),
     }
     let query_time = start.elapsed().as_secs_f64();
     let last_response = (last_ack - start).as_secs_f64();
