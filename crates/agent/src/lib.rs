@@ -13,7 +13,8 @@
 //!    stamped by a [`lamport`] clock).
 //! 3. Member changes and user events become Serf's [`events`]; one task logs them and runs
 //!    the matching [`event_handlers`] one at a time (`invoke`).
-//! 4. [`rpc`] serves Serf's RPC clients and asks the node through a `NodeHandle`.
+//! 4. [`rpc`] serves Serf's RPC clients and asks the node through a `NodeHandle`;
+//!    [`rpc_client`] is the other end, for `musubi members`, `musubi query`, ...
 //! 5. SIGINT, SIGTERM or RPC `leave`: tell every member we leave ([`wire`]), leave the SWIM
 //!    cluster, exit 0.
 
