@@ -93,10 +93,13 @@ def sorted_lines(text):
 
 
 def tag_order_free(text):
-    """Member rows with their comma-joined tags sorted (serf prints a Go map's order)."""
+    """Member rows with their comma-joined tags sorted (serf prints a Go map's order), in
+    name order (a Serf agent lists members in a Go map's order too, and only the last row
+    loses the padding of an empty tags column)."""
     def sort_tags(match):
         return ",".join(sorted(match.group(0).split(",")))
-    return sorted_lines(re.sub(r"\b[\w.-]+=[^\s,]*(,[\w.-]+=[^\s,]*)+", sort_tags, text))
+    text = re.sub(r"\b[\w.-]+=[^\s,]*(,[\w.-]+=[^\s,]*)+", sort_tags, text)
+    return sorted(line.rstrip() for line in text.splitlines())
 
 
 def members_json(text):
