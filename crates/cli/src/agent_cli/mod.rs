@@ -21,7 +21,7 @@ mod rtt;
 mod tags;
 mod text;
 
-use flags::{Flag, FlagError, Kind, Parsed};
+use flags::{Flag, Kind, Parsed};
 use musubi_agent::rpc_client::RpcClient;
 use std::process::ExitCode;
 use text::say;
@@ -127,6 +127,10 @@ pub fn find(name: &str) -> Option<&'static Verb> {
 
 /// Run `musubi VERB ARGS` and return its exit code.
 pub fn run(verb: &'static Verb, args: Vec<String>) -> ExitCode {
+    if flags::is_help_request(&args) {
+        eprintln!("{}", usage(verb));
+        return ExitCode::SUCCESS;
+    }
     if verb.name == keygen::VERB.name {
         // Serf's keygen reads no flags and ignores its arguments; only -format matters here.
         return ExitCode::from(keygen::run(&args));
@@ -138,11 +142,7 @@ pub fn run(verb: &'static Verb, args: Vec<String>) -> ExitCode {
     all_flags.push(&FORMAT);
     let flags = match flags::parse(&all_flags, &args) {
         Ok(flags) => flags,
-        Err(FlagError::Help) => {
-            eprintln!("{}", usage(verb));
-            return ExitCode::SUCCESS;
-        }
-        Err(FlagError::Bad(message)) => {
+        Err(message) => {
             eprintln!("{message}");
             say(&usage(verb));
             return ExitCode::from(1);
