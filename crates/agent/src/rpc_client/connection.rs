@@ -13,9 +13,8 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 const IPC_VERSION: i32 = 1;
 
 /// A response or stream record header, as the agent writes it.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
-#[derive(Default)]
 pub struct ReplyHeader {
     pub error: String,
     pub seq: u64,
@@ -65,7 +64,7 @@ impl RpcClient {
         let mut client = RpcClient {
             replies: RequestReader::new(reader),
             writer,
-            // Serf's Go client starts at 1; some agents log Seq 0 as suspicious.
+            // Serf's Go client numbers its requests from 1; so do we, so agent logs read alike.
             next_seq: 1,
         };
         let handshake = HandshakeRequest {

@@ -198,9 +198,11 @@ async fn dispatch(invocation: Invocation) -> u8 {
 
 /// `Usage: musubi NAME SYNOPSIS`, what the command does, then its flags.
 pub fn usage(verb: &Verb) -> String {
+    let command = format!("musubi {} {}", verb.name, verb.synopsis);
     let mut text = format!(
-        "Usage: musubi {} {}\n\n  {}\n\nOptions:\n",
-        verb.name, verb.synopsis, verb.about
+        "Usage: {}\n\n  {}\n\nOptions:\n",
+        command.trim_end(),
+        verb.about
     );
     let rpc: &[&Flag] = if verb.uses_rpc {
         &[&RPC_ADDR, &RPC_AUTH]
