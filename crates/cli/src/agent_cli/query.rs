@@ -82,7 +82,12 @@ pub async fn collect_records(
             if record.kind == "done" {
                 return Ok(QueryEnd::Done);
             }
-            on_record(&record);
+            // Serf's agent can stream a zero-valued ack or response (no sender) when the
+            // query's channels close at its deadline just before its own `done`: no node sent
+            // it, so it is neither shown nor counted.
+            if !record.from.is_empty() {
+                on_record(&record);
+            }
         }
     };
     tokio::select! {
