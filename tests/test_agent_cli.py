@@ -80,9 +80,18 @@ def both(command, agent, *args, **kw):
     return run(SERF_BIN, command, agent, *args, **kw), musubi(command, agent, *args, **kw)
 
 
+def senderless(out):
+    """Serf's agent sometimes streams an ack or response with no sender as a query hits its
+    deadline; serf shows it, musubi skips it (docs/agent-cli.md). Such a run is redone."""
+    return "from ''" in out.stdout or re.search(r'^\s*""(,|:|$)', out.stdout, re.M) is not None
+
+
 def same(command, agent, *args, normalize=lambda text: text, **kw):
     """Run serf and musubi alike; assert equal (normalized) stdout and exit code."""
-    theirs, ours = both(command, agent, *args, **kw)
+    for _ in range(3):
+        theirs, ours = both(command, agent, *args, **kw)
+        if not senderless(theirs):
+            break
     assert (normalize(ours.stdout), ours.returncode) == (normalize(theirs.stdout), theirs.returncode), \
         "serf:\n%s%s\nmusubi:\n%s%s" % (theirs.stdout, theirs.stderr, ours.stdout, ours.stderr)
     return ours
