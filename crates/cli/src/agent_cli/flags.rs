@@ -147,24 +147,17 @@ fn parse_bool(value: &str) -> Option<bool> {
 mod tests {
     use super::*;
 
-    const COALESCE: Flag = Flag {
-        name: "coalesce",
-        kind: Kind::Bool,
-        value_hint: "",
-        help: "",
-    };
-    const TAG: Flag = Flag {
-        name: "tag",
-        kind: Kind::List,
-        value_hint: "",
-        help: "",
-    };
-    const TIMEOUT: Flag = Flag {
-        name: "timeout",
-        kind: Kind::Duration,
-        value_hint: "",
-        help: "",
-    };
+    const fn flag(name: &'static str, kind: Kind) -> Flag {
+        Flag {
+            name,
+            kind,
+            value_hint: "",
+            help: "",
+        }
+    }
+    const COALESCE: Flag = flag("coalesce", Kind::Bool);
+    const TAG: Flag = flag("tag", Kind::List);
+    const TIMEOUT: Flag = flag("timeout", Kind::Duration);
 
     fn args(list: &[&str]) -> Vec<String> {
         list.iter().map(|s| s.to_string()).collect()

@@ -40,60 +40,66 @@ pub const VERB: Verb = Verb {
     uses_rpc: true,
 };
 
-/// What each operation is called on the wire and in its messages.
+/// One of the four operations: the flag that asks for it, its RPC command and its messages.
 struct Operation {
+    flag: &'static str,
     command: &'static str,
-    key: Option<String>,
     started: &'static str,
     done: &'static str,
     failed: &'static str,
 }
 
+const OPERATIONS: [Operation; 4] = [
+    Operation {
+        flag: "install",
+        command: "install-key",
+        started: "==> Installing key on all members...",
+        done: "==> Successfully installed key!",
+        failed: "Error installing key",
+    },
+    Operation {
+        flag: "use",
+        command: "use-key",
+        started: "==> Changing primary key on all members...",
+        done: "==> Successfully changed primary key!",
+        failed: "Error changing primary key",
+    },
+    Operation {
+        flag: "remove",
+        command: "remove-key",
+        started: "==> Removing key on all members...",
+        done: "==> Successfully removed key!",
+        failed: "Error removing key",
+    },
+    Operation {
+        flag: "list",
+        command: "list-keys",
+        started: "==> Asking all members for installed keys...",
+        done: "==> Keys gathered, listing cluster keys...",
+        failed: "Failed to gather member keys",
+    },
+];
+
+const LIST: &str = "list";
+
 pub async fn run(invocation: Invocation) -> u8 {
     let flags = &invocation.flags;
-    let mut chosen = Vec::new();
-    if let Some(key) = flags.text("install") {
-        chosen.push(Operation {
-            command: "install-key",
-            key: Some(key.to_string()),
-            started: "==> Installing key on all members...",
-            done: "==> Successfully installed key!",
-            failed: "Error installing key",
-        });
-    }
-    if let Some(key) = flags.text("use") {
-        chosen.push(Operation {
-            command: "use-key",
-            key: Some(key.to_string()),
-            started: "==> Changing primary key on all members...",
-            done: "==> Successfully changed primary key!",
-            failed: "Error changing primary key",
-        });
-    }
-    if let Some(key) = flags.text("remove") {
-        chosen.push(Operation {
-            command: "remove-key",
-            key: Some(key.to_string()),
-            started: "==> Removing key on all members...",
-            done: "==> Successfully removed key!",
-            failed: "Error removing key",
-        });
-    }
-    if flags.bool("list", false) {
-        chosen.push(Operation {
-            command: "list-keys",
-            key: None,
-            started: "==> Asking all members for installed keys...",
-            done: "==> Keys gathered, listing cluster keys...",
-            failed: "Failed to gather member keys",
-        });
-    }
-    let operation = match chosen.len() {
-        0 => {
+    let chosen: Vec<&Operation> = OPERATIONS
+        .iter()
+        .filter(|op| {
+            if op.flag == LIST {
+                flags.bool(LIST, false)
+            } else {
+                flags.text(op.flag).is_some()
+            }
+        })
+        .collect();
+    let operation = match chosen.as_slice() {
+        [] => {
             say(&super::usage(invocation.verb));
             return 1;
         }
-        1 => chosen.remove(0),
+        [one] => *one,
         _ => return fail("Only one of -install, -use, -remove, or -list allowed"),
     };
     if let Err(code) = invocation.check_format() {
@@ -107,7 +113,12 @@ pub async fn run(invocation: Invocation) -> u8 {
     if !json {
         say(operation.started);
     }
-    let body = operation.key.clone().map(|key| KeyRequest { key });
+    let body = flags
+        .text(operation.flag)
+        .filter(|_| operation.flag != LIST)
+        .map(|key| KeyRequest {
+            key: key.to_string(),
+        });
     let (error, reply) = match client
         .call_with_outcome::<_, KeyResponse>(operation.command, body.as_ref())
         .await
@@ -116,7 +127,7 @@ pub async fn run(invocation: Invocation) -> u8 {
         Err(e) => (e.to_string(), KeyResponse::default()),
     };
     if json {
-        say(&go_json(&json_document(&operation, &error, &reply)));
+        say(&go_json(&json_document(operation, &error, &reply)));
         return u8::from(!error.is_empty());
     }
     if !error.is_empty() {
@@ -132,7 +143,7 @@ pub async fn run(invocation: Invocation) -> u8 {
         return fail(&format!("{}: {error}", operation.failed));
     }
     say(operation.done);
-    if operation.command == "list-keys" {
+    if operation.flag == LIST {
         let rows: Vec<Vec<String>> = reply
             .keys
             .iter()
@@ -154,7 +165,7 @@ fn json_document(operation: &Operation, error: &str, reply: &KeyResponse) -> ser
         "num_errors": reply.num_err,
         "messages": reply.messages,
     });
-    if operation.command == "list-keys" {
+    if operation.flag == LIST {
         document["keys"] = json!(reply.keys);
     }
     document
