@@ -17,7 +17,8 @@
 //!    passes them to RPC event streams and runs the matching [`event_handlers`] one at a
 //!    time (`invoke`); a handler's output answers a query. The [`reaper`] drops members
 //!    gone too long; [`conflict`] settles two members claiming one name.
-//! 4. [`rpc`] serves Serf's RPC clients and asks the node through a `NodeHandle`.
+//! 4. [`rpc`] serves Serf's RPC clients and asks the node through a `NodeHandle`;
+//!    [`rpc_client`] is the other end, for `musubi members`, `musubi query`, ...
 //! 5. SIGINT, SIGTERM or RPC `leave`: tell every member we leave ([`wire`]), leave the SWIM
 //!    cluster, exit 0.
 
@@ -43,6 +44,7 @@ pub mod node;
 pub mod query;
 pub mod reaper;
 pub mod rpc;
+pub mod rpc_client;
 pub mod snapshot;
 pub mod tags_file;
 mod timers;

@@ -5,19 +5,24 @@
 //!    etcd's flags itself (old single-dash 0.x ones included).
 //! 2. `musubi agent ARGS` hands the raw arguments to the gossip agent, which parses Serf's
 //!    single-dash flags itself (`-node`, `-bind`, `-join`, ...).
-//! 3. Otherwise clap parses a client command (`kv`, `bench`) and runs it on its own runtime.
+//! 3. `musubi members`, `musubi query`, ... (Serf's client commands, listed in
+//!    `agent_cli::VERBS`) hand their raw arguments to `agent_cli`, which parses them with
+//!    Go's flag rules as `serf` does (docs/agent-cli.md).
+//! 4. Otherwise clap parses a client command (`kv`, `bench`) and runs it on its own runtime.
 //!
 //! Usage errors exit 1 and unknown commands 3, as `etcdctl` does (docs/cli-kv.md).
 
+mod agent_cli;
 mod bench;
 mod cluster;
+mod go_json;
 mod kv;
 
 // Go-style durations live in the agent crate, which parses Serf's duration keys too.
 use musubi_agent::go_duration as duration;
 
 use clap::error::ErrorKind;
-use clap::{Parser, Subcommand};
+use clap::{Arg, CommandFactory, FromArgMatches, Parser, Subcommand};
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -62,7 +67,20 @@ fn main() -> ExitCode {
     if invoked_as == "etcd" {
         return serve(args[1..].to_vec());
     }
-    let cli = match Cli::try_parse_from(&args) {
+    let matches = match with_agent_verbs(Cli::command()).try_get_matches_from(&args) {
+        Ok(matches) => matches,
+        Err(e) => return usage_error(e),
+    };
+    if let Some((name, verb_matches)) = matches.subcommand()
+        && let Some(verb) = agent_cli::find(name)
+    {
+        let verb_args = verb_matches
+            .get_many::<String>("args")
+            .map(|args| args.cloned().collect())
+            .unwrap_or_default();
+        return agent_cli::run(verb, verb_args);
+    }
+    let cli = match Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,
         Err(e) => return usage_error(e),
     };
@@ -73,6 +91,22 @@ fn main() -> ExitCode {
         Command::Cluster(args) => cluster::run(args),
         Command::Bench(args) => bench::run(args),
     }
+}
+
+/// Serf's client verbs as subcommands that take their arguments raw, so `musubi --help`
+/// lists them and `agent_cli` parses their single-dash flags itself.
+fn with_agent_verbs(command: clap::Command) -> clap::Command {
+    command.subcommands(agent_cli::VERBS.iter().map(|verb| {
+        clap::Command::new(verb.name)
+            .about(verb.about)
+            .disable_help_flag(true)
+            .arg(
+                Arg::new("args")
+                    .num_args(0..)
+                    .trailing_var_arg(true)
+                    .allow_hyphen_values(true),
+            )
+    }))
 }
 
 #[cfg(feature = "server")]

@@ -2,6 +2,7 @@
 //! Requests are a header `{Command, Seq}` and an optional body; responses a header
 //! `{Error, Seq}` and an optional body. Structs are maps keyed by Go field names, written
 //! in the alphabetical order Serf's own agent uses (checked byte for byte in the tests).
+//! The types serve both ends: the agent's server and `musubi`'s own client (`rpc_client`).
 
 use crate::coordinate::Coordinate;
 use serde::de::DeserializeOwned;
@@ -13,7 +14,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 /// A request (header plus body) larger than this is not a Serf client talking.
 const MAX_PENDING_BYTES: usize = 1 << 20;
 
-#[derive(Debug, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "PascalCase")]
 pub struct RequestHeader {
     pub command: String,
@@ -27,13 +28,13 @@ pub struct ResponseHeader<'a> {
     pub seq: u64,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct HandshakeRequest {
     pub version: i32,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct JoinRequest {
     pub existing: Vec<String>,
@@ -41,13 +42,13 @@ pub struct JoinRequest {
     pub replay: bool,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct JoinResponse {
     pub num: i32,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct MembersFilter {
     pub tags: BTreeMap<String, String>,
@@ -55,7 +56,7 @@ pub struct MembersFilter {
     pub name: String,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct ForceLeaveRequest {
     pub node: String,
@@ -63,7 +64,7 @@ pub struct ForceLeaveRequest {
     pub prune: bool,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct TagsRequest {
     #[serde(deserialize_with = "nil_as_empty")]
@@ -81,7 +82,7 @@ where
     Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct EventRequest {
     pub name: String,
@@ -91,7 +92,7 @@ pub struct EventRequest {
     pub coalesce: bool,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct StopRequest {
     pub stop: u64,
@@ -229,14 +230,16 @@ pub struct QueryEventRecord {
     pub payload: serde_bytes::ByteBuf,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct MembersResponse {
+    /// Serf sends nil when no member matches.
+    #[serde(deserialize_with = "nil_as_empty")]
     pub members: Vec<MemberWire>,
 }
 
 /// One member as Serf's `members` reply carries it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct MemberWire {
     /// 4 bytes for IPv4, 16 for IPv6, as Serf 0.9's agent sends them.
@@ -251,6 +254,7 @@ pub struct MemberWire {
     pub protocol_max: u8,
     pub protocol_min: u8,
     pub status: String,
+    #[serde(deserialize_with = "nil_as_empty")]
     pub tags: BTreeMap<String, String>,
 }
 

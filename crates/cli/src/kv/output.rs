@@ -43,23 +43,10 @@ fn prev_value(resp: &Response) -> &str {
     resp.prev_node.as_ref().map_or("", |p| p.value.as_str())
 }
 
-/// JSON as Go's `json.Marshal` writes it: HTML-significant characters and the JavaScript
-/// line separators are escaped. They can only occur inside strings, so replacing them in the
-/// serialised text is safe.
+/// JSON as Go's `json.Marshal` writes it (`crate::go_json`).
 fn go_json(resp: &Response) -> String {
     let json = serde_json::to_string(resp).expect("a response always serialises");
-    let mut out = String::with_capacity(json.len());
-    for c in json.chars() {
-        match c {
-            '<' => out.push_str("\\u003c"),
-            '>' => out.push_str("\\u003e"),
-            '&' => out.push_str("\\u0026"),
-            '\u{2028}' => out.push_str("\\u2028"),
-            '\u{2029}' => out.push_str("\\u2029"),
-            c => out.push(c),
-        }
-    }
-    out
+    crate::go_json::html_escaped(&json)
 }
 
 #[cfg(test)]
