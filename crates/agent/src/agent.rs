@@ -1,37 +1,56 @@
-//! `musubi agent`: wire the node, the RPC listener and the signals together, and run until
-//! the agent leaves (on SIGINT, SIGTERM or an RPC `leave`).
+//! `musubi agent`: wire the node, the RPC listener, discovery and the joins together, then
+//! wait for what ends the agent: an RPC `leave`, a signal, or retry-join giving up.
+//! SIGHUP reloads the config instead ([`reload`](crate::reload)).
 
-use crate::config::AgentConfig;
-use crate::event_handlers::EventHandler;
+use crate::config::{AgentConfig, ConfigError};
+use crate::discover::{self, Discovery};
 use crate::identity::NodeId;
 use crate::invoke;
 use crate::join;
+use crate::logging::{self, LogLevelControl};
 use crate::node::{self, NodeHandle};
+use crate::reload::{self, Reloader};
+use crate::retry_join::{self, RetryJoin};
 use crate::rpc;
+use crate::syslog::Syslog;
 use crate::tags_file::TagsFile;
 use clap::error::ErrorKind;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::net::TcpListener;
-use tokio::signal::unix::{SignalKind, signal};
-use tokio::sync::{Notify, mpsc};
-use tracing::info;
+use tokio::signal::unix::{Signal, SignalKind, signal};
+use tokio::sync::{Notify, mpsc, watch};
+use tracing::{error, info};
 
-/// Entry point for `musubi agent ARGS`: 0 after a graceful leave, 1 on a usage or start
-/// error (as `serf agent`).
+/// How long a graceful leave may take before the agent exits anyway (Serf's 3 s).
+const GRACEFUL_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Entry point for `musubi agent ARGS`: 0 after a graceful leave; 1 on a usage or start
+/// error, an exit without leaving, or retry-join giving up (as `serf agent`).
 pub fn cli_main(args: Vec<String>) -> ExitCode {
-    let config = match AgentConfig::parse_serf_args(args) {
+    let config = match AgentConfig::load(&args) {
         Ok(config) => config,
-        Err(e) => {
+        Err(ConfigError::Usage(e)) => {
             let _ = e.print();
             return match e.kind() {
                 ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => ExitCode::SUCCESS,
                 _ => ExitCode::from(1),
             };
         }
+        Err(ConfigError::Invalid(message)) => return fail(&message),
     };
-    init_logging(&config.log_level);
+    for notice in &config.notices {
+        println!("==> {notice}");
+    }
+    let syslog = match config.enable_syslog {
+        true => match Syslog::connect(&config.syslog_facility) {
+            Ok(syslog) => Some(syslog),
+            Err(e) => return fail(&format!("Syslog setup failed: {e}")),
+        },
+        false => None,
+    };
+    let log_level = logging::init(&config.log_level, syslog);
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -39,8 +58,8 @@ pub fn cli_main(args: Vec<String>) -> ExitCode {
         Ok(runtime) => runtime,
         Err(e) => return fail(&format!("cannot start the runtime: {e}")),
     };
-    match runtime.block_on(run(config)) {
-        Ok(()) => ExitCode::SUCCESS,
+    match runtime.block_on(run(args, config, log_level)) {
+        Ok(code) => code,
         Err(message) => fail(&message),
     }
 }
@@ -50,21 +69,12 @@ fn fail(message: &str) -> ExitCode {
     ExitCode::from(1)
 }
 
-fn init_logging(level: &str) {
-    let level: tracing::Level = level.parse().unwrap_or(tracing::Level::INFO);
-    tracing_subscriber::fmt()
-        .with_max_level(level)
-        .with_writer(std::io::stderr)
-        .with_ansi(false)
-        .init();
-}
-
-async fn run(config: AgentConfig) -> Result<(), String> {
-    let handlers = config
-        .event_handlers
-        .iter()
-        .map(|spec| EventHandler::parse(spec))
-        .collect::<Result<Vec<_>, _>>()?;
+async fn run(
+    args: Vec<String>,
+    config: AgentConfig,
+    log_level: LogLevelControl,
+) -> Result<ExitCode, String> {
+    let handlers = reload::parse_handlers(&config.event_handlers)?;
     let tags_file = config.tags_file.clone().map(TagsFile::new);
     let tags = match &tags_file {
         Some(_) if !config.tags.is_empty() => {
@@ -81,52 +91,164 @@ async fn run(config: AgentConfig) -> Result<(), String> {
     };
     println!("==> Starting musubi agent...");
     let (events, delivered_events) = mpsc::unbounded_channel();
-    let node = node::start(identity.clone(), config.bind, tags_file, events)
-        .await
-        .map_err(|e| format!("cannot bind the gossip listener to {}: {e}", config.bind))?;
+    let node = node::start(
+        identity.clone(),
+        config.bind,
+        config.profile,
+        tags_file,
+        events,
+    )
+    .await
+    .map_err(|e| format!("cannot bind the gossip listener to {}: {e}", config.bind))?;
     let listener = TcpListener::bind(config.rpc_addr)
         .await
-        .map_err(|e| format!("cannot bind the RPC listener to {}: {e}", config.rpc_addr))?;
+        .map_err(|e| format!("Error starting RPC listener: {e}"))?;
     let leave_done = Arc::new(Notify::new());
-    tokio::spawn(rpc::serve(listener, node.clone(), leave_done.clone()));
+    tokio::spawn(rpc::serve(
+        listener,
+        node.clone(),
+        leave_done.clone(),
+        config.rpc_auth.clone(),
+    ));
+    let (handlers_now, handlers_view) = watch::channel(handlers);
     tokio::spawn(invoke::run_event_loop(
         delivered_events,
-        handlers,
+        handlers_view,
         node.local_identity(),
     ));
+    // Kept for the agent's lifetime: dropping the daemon would stop the announcement.
+    let _mdns = match &config.discover {
+        Some(cluster) => Some(
+            discover::start(
+                node.clone(),
+                Discovery {
+                    cluster: cluster.clone(),
+                    node_name: identity.name.clone(),
+                    advertise: identity.addr,
+                    replay: config.replay_on_join,
+                },
+            )
+            .map_err(|e| format!("Error starting mDNS listener: {e}"))?,
+        ),
+        None => None,
+    };
+    print_banner(&config, &identity);
+    if !config.join.is_empty() {
+        join_at_start(&node, &config).await?;
+    }
+    let retry_exhausted = Arc::new(Notify::new());
+    if !config.retry_join.is_empty() {
+        let plan = RetryJoin {
+            peers: config.retry_join.clone(),
+            replay: config.replay_on_join,
+            interval: config.retry_interval,
+            max_attempts: config.retry_max_attempts,
+        };
+        let exhausted = retry_exhausted.clone();
+        let node = node.clone();
+        tokio::spawn(async move {
+            if retry_join::run(node, plan).await.is_err() {
+                exhausted.notify_one();
+            }
+        });
+    }
+    let reloader = Reloader {
+        args,
+        current: config,
+        log_level,
+        handlers: handlers_now,
+        node: node.clone(),
+    };
+    wait_for_the_end(reloader, &node, &leave_done, &retry_exhausted).await
+}
+
+fn print_banner(config: &AgentConfig, identity: &NodeId) {
     println!("==> musubi agent running!");
     println!("     Node name: '{}'", identity.name);
     println!("     Bind addr: '{}'", config.bind);
     println!("     Advertise: '{}'", identity.addr);
     println!("      RPC addr: '{}'", config.rpc_addr);
-    if !config.join.is_empty() {
-        join_at_start(&node, &config.join).await?;
+    println!("       Profile: {}", config.profile.name());
+    if let Some(cluster) = &config.discover {
+        println!("  mDNS cluster: {cluster}");
     }
-
-    let mut interrupt = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
-    let mut terminate = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
-    tokio::select! {
-        _ = leave_done.notified() => info!("left the cluster on request"),
-        _ = interrupt.recv() => leave(&node, "interrupt").await,
-        _ = terminate.recv() => leave(&node, "terminate").await,
-    }
-    Ok(())
 }
 
 /// Serf's agent exits when its `-join` reaches nobody.
-async fn join_at_start(node: &NodeHandle, peers: &[String]) -> Result<(), String> {
-    let outcome = join::join(node, peers).await.map_err(|e| e.to_string())?;
+async fn join_at_start(node: &NodeHandle, config: &AgentConfig) -> Result<(), String> {
+    println!("==> Joining cluster...(replay: {})", config.replay_on_join);
+    let outcome = join::join(node, &config.join, config.replay_on_join)
+        .await
+        .map_err(|e| e.to_string())?;
     if let Some(error) = outcome.error() {
         return Err(format!("Failed to join: {error}"));
     }
-    info!("joined: {} nodes", outcome.reached);
+    println!(
+        "    Join completed. Synced with {} initial agents",
+        outcome.reached
+    );
     Ok(())
 }
 
-async fn leave(node: &NodeHandle, signal: &str) {
-    info!("caught signal {signal}: leaving gracefully");
-    // Already stopping means there is nothing left to leave.
-    let _ = node.leave().await;
+/// Serf's signal semantics: SIGINT leaves gracefully unless `skip_leave_on_interrupt`;
+/// SIGTERM leaves only with `leave_on_terminate`; exiting without a leave is exit 1, and
+/// the others then see this member fail. SIGHUP reloads and waits on.
+async fn wait_for_the_end(
+    mut reloader: Reloader,
+    node: &NodeHandle,
+    leave_done: &Notify,
+    retry_exhausted: &Notify,
+) -> Result<ExitCode, String> {
+    let mut interrupt = listen(SignalKind::interrupt())?;
+    let mut terminate = listen(SignalKind::terminate())?;
+    let mut hangup = listen(SignalKind::hangup())?;
+    loop {
+        let graceful = tokio::select! {
+            _ = leave_done.notified() => {
+                info!("left the cluster on request");
+                return Ok(ExitCode::SUCCESS);
+            }
+            _ = retry_exhausted.notified() => return Ok(ExitCode::from(1)),
+            _ = hangup.recv() => {
+                println!("==> Caught signal: hangup");
+                if reloader.reload().await.is_err() {
+                    return Ok(ExitCode::from(1));
+                }
+                continue;
+            }
+            _ = interrupt.recv() => {
+                println!("==> Caught signal: interrupt");
+                !reloader.current.skip_leave_on_interrupt
+            }
+            _ = terminate.recv() => {
+                println!("==> Caught signal: terminated");
+                reloader.current.leave_on_terminate
+            }
+        };
+        if !graceful {
+            info!("exiting without leaving the cluster");
+            return Ok(ExitCode::from(1));
+        }
+        println!("==> Gracefully shutting down agent...");
+        let left = tokio::select! {
+            left = tokio::time::timeout(GRACEFUL_TIMEOUT, node.leave()) => matches!(left, Ok(Ok(()))),
+            // A second signal while leaving: give up on the leave, as Serf does.
+            _ = interrupt.recv() => false,
+            _ = terminate.recv() => false,
+        };
+        if !left {
+            error!("graceful leave did not complete");
+        }
+        return Ok(if left {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        });
+    }
+}
+
+fn listen(kind: SignalKind) -> Result<Signal, String> {
+    signal(kind).map_err(|e| format!("cannot listen for signals: {e}"))
 }
 
 fn unix_millis() -> u64 {

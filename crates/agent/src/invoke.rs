@@ -12,15 +12,17 @@ use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
 
 /// Log every event and run the handlers that want it, until the node stops. `local` is
-/// this node as it is now: its tags may change while the agent runs.
+/// this node as it is now: its tags may change while the agent runs; so may `handlers`
+/// (SIGHUP), each event going to the handlers of the moment it is taken up.
 pub async fn run_event_loop(
     mut events: mpsc::UnboundedReceiver<AgentEvent>,
-    handlers: Vec<EventHandler>,
+    handlers: watch::Receiver<Vec<EventHandler>>,
     local: watch::Receiver<NodeId>,
 ) {
     while let Some(event) = events.recv().await {
         info!("Received event: {event}");
-        for handler in handlers.iter().filter(|handler| handler.wants(&event)) {
+        let current = handlers.borrow().clone();
+        for handler in current.iter().filter(|handler| handler.wants(&event)) {
             let local = local.borrow().clone();
             if let Err(e) = invoke(&handler.script, &event, &local).await {
                 warn!("event handler {:?} for {event}: {e}", handler.script);

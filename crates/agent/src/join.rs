@@ -4,6 +4,7 @@ use crate::address;
 use crate::node::{NodeHandle, NodeStopped};
 use std::net::SocketAddr;
 use std::time::Duration;
+use tracing::info;
 
 /// How long a join waits for a member to answer at each address.
 pub const JOIN_PATIENCE: Duration = Duration::from_secs(5);
@@ -31,7 +32,14 @@ impl JoinOutcome {
     }
 }
 
-pub async fn join(node: &NodeHandle, peers: &[String]) -> Result<JoinOutcome, NodeStopped> {
+/// Join the members at `peers`. `replay` is Serf's request to replay past user events to
+/// this node (`-replay`, `serf join -replay`).
+pub async fn join(
+    node: &NodeHandle,
+    peers: &[String],
+    replay: bool,
+) -> Result<JoinOutcome, NodeStopped> {
+    info!("joining: {peers:?} replay: {replay}");
     let mut resolved: Vec<(&String, SocketAddr)> = Vec::new();
     let mut failures = Vec::new();
     for text in peers {

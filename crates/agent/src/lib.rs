@@ -5,8 +5,9 @@
 //! RPC port speaks Serf's protocol byte for byte, so the real `serf` CLI works against it.
 //!
 //! How it runs:
-//! 1. [`config`] parses Serf's flags; [`agent`] builds this node's [`identity::NodeId`]
-//!    (tags from `-tag` or the [`tags_file`]).
+//! 1. [`config`] resolves Serf's flags over its JSON config files ([`config_file`], each
+//!    file and the flags one [`config_layer`]); [`agent`] builds this node's
+//!    [`identity::NodeId`] (tags from `-tag`/`tags` or the [`tags_file`]).
 //! 2. [`node`] owns foca and the UDP socket in one task; each datagram, timer or command is
 //!    handed to foca, then its output is drained: sends, timers ([`timers`]), notifications
 //!    into the [`membership`] table. User events ride on foca's packets ([`user_events`],
@@ -14,21 +15,34 @@
 //! 3. Member changes and user events become Serf's [`events`]; one task logs them and runs
 //!    the matching [`event_handlers`] one at a time (`invoke`).
 //! 4. [`rpc`] serves Serf's RPC clients and asks the node through a `NodeHandle`.
-//! 5. SIGINT, SIGTERM or RPC `leave`: tell every member we leave ([`wire`]), leave the SWIM
-//!    cluster, exit 0.
+//! 5. Joins: `-join` at start, `-retry-join` in the background (`retry_join`), `-discover`
+//!    over mDNS (`discover`).
+//! 6. RPC `leave`, SIGINT (unless `skip_leave_on_interrupt`) or SIGTERM (with
+//!    `leave_on_terminate`): tell every member we leave ([`wire`]), leave the SWIM cluster,
+//!    exit 0; other signals that end the agent exit 1 without leaving. SIGHUP reloads the
+//!    log level, handlers and tags (`reload`).
 
 pub mod address;
 mod agent;
 pub mod config;
+pub mod config_file;
+pub mod config_layer;
+mod discover;
 pub mod event_handlers;
 pub mod events;
+pub mod go_duration;
 pub mod identity;
 mod invoke;
 pub mod join;
 pub mod lamport;
+mod logging;
 pub mod membership;
 pub mod node;
+pub mod profile;
+mod reload;
+mod retry_join;
 pub mod rpc;
+mod syslog;
 pub mod tags_file;
 mod timers;
 pub mod user_events;

@@ -8,14 +8,14 @@ use crate::events::{AgentEvent, MemberEventKind};
 use crate::identity::NodeId;
 use crate::lamport::LamportClock;
 use crate::membership::{MemberRecord, MemberStatus, MemberTable};
+use crate::profile::Profile;
 use crate::tags_file::{self, Tags, TagsFile};
 use crate::timers;
 use crate::user_events::{UserEvent, UserEventGossip};
 use crate::wire::{self, Datagram};
-use foca::{AccumulatingRuntime, Config, Foca, OwnedNotification, PostcardCodec, Timer};
+use foca::{AccumulatingRuntime, Foca, OwnedNotification, PostcardCodec, Timer};
 use rand_foca::rngs::StdRng;
 use std::net::SocketAddr;
-use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::UdpSocket;
@@ -144,6 +144,7 @@ impl NodeHandle {
 pub async fn start(
     identity: NodeId,
     bind: SocketAddr,
+    profile: Profile,
     tags_file: Option<TagsFile>,
     events: mpsc::UnboundedSender<AgentEvent>,
 ) -> std::io::Result<NodeHandle> {
@@ -162,7 +163,7 @@ pub async fn start(
     let node = Node {
         foca: Foca::with_custom_broadcast(
             identity.clone(),
-            swim_config(1),
+            profile.swim_config(1),
             rand_foca::make_rng(),
             PostcardCodec,
             UserEventGossip::new(event_clock.clone(), events.clone()),
@@ -175,19 +176,13 @@ pub async fn start(
         socket,
         timers: timers::spawn_scheduler(timer_deliver),
         tags_file,
+        profile,
     };
     tokio::spawn(node.run(datagram_inbox, timer_inbox, command_inbox));
     Ok(NodeHandle {
         commands,
         local: local_view,
     })
-}
-
-/// memberlist's LAN profile, which foca's `new_lan` follows; its suspicion timeout and
-/// retransmissions grow with the cluster, so the config is resized as members come and go.
-fn swim_config(alive_members: usize) -> Config {
-    let size = u32::try_from(alive_members).unwrap_or(u32::MAX);
-    Config::new_lan(NonZeroU32::new(size).unwrap_or(NonZeroU32::MIN))
 }
 
 async fn receive_datagrams(
@@ -219,6 +214,9 @@ struct Node {
     socket: Arc<UdpSocket>,
     timers: mpsc::UnboundedSender<(Duration, Timer<NodeId>)>,
     tags_file: Option<TagsFile>,
+    /// The timings; the suspicion timeout and retransmissions grow with the cluster, so
+    /// foca's config is rebuilt from it as members come and go.
+    profile: Profile,
 }
 
 impl Node {
@@ -424,7 +422,10 @@ impl Node {
             // Also the expected end of our own leave.
             OwnedNotification::Defunct => info!("this member is down in the cluster's view"),
         }
-        if let Err(e) = self.foca.set_config(swim_config(self.table.alive_count())) {
+        if let Err(e) = self
+            .foca
+            .set_config(self.profile.swim_config(self.table.alive_count()))
+        {
             warn!("resizing the swim config: {e}");
         }
     }

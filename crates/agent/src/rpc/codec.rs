@@ -12,11 +12,30 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 /// A request (header plus body) larger than this is not a Serf client talking.
 const MAX_PENDING_BYTES: usize = 1 << 20;
 
-#[derive(Debug, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "PascalCase")]
 pub struct RequestHeader {
     pub command: String,
     pub seq: u64,
+}
+
+/// A header as Serf's agent reads it: decoded over the previous one, so a key left out
+/// keeps its previous value. This is what a body the agent left unread (after
+/// `Authentication required`) turns into: the previous command again, as in Serf.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct HeaderFields {
+    pub command: Option<String>,
+    pub seq: Option<u64>,
+}
+
+impl HeaderFields {
+    pub fn over(self, previous: &RequestHeader) -> RequestHeader {
+        RequestHeader {
+            command: self.command.unwrap_or_else(|| previous.command.clone()),
+            seq: self.seq.unwrap_or(previous.seq),
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -34,9 +53,15 @@ pub struct HandshakeRequest {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
+pub struct AuthRequest {
+    pub auth_key: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
 pub struct JoinRequest {
     pub existing: Vec<String>,
-    /// Replays past user events to the joiner; not done yet (events are never replayed).
+    /// Replay past user events to the joiner (`serf join -replay`).
     pub replay: bool,
 }
 

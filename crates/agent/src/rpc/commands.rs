@@ -2,14 +2,15 @@
 //! answer with the reply shape Serf's Go client decodes.
 
 use super::codec::{
-    DecodeError, EventRequest, ForceLeaveRequest, HandshakeRequest, JoinRequest, JoinResponse,
-    MembersFilter, MembersResponse, RequestHeader, RequestReader, StopRequest, TagsRequest,
-    encode_response,
+    AuthRequest, DecodeError, EventRequest, ForceLeaveRequest, HandshakeRequest, HeaderFields,
+    JoinRequest, JoinResponse, MembersFilter, MembersResponse, RequestHeader, RequestReader,
+    StopRequest, TagsRequest, encode_response,
 };
 use super::members::{MemberMatcher, member_wire};
 use crate::join;
 use crate::node::{NodeHandle, NodeStopped, TagUpdate, UserEventRequest};
 use tokio::io::AsyncRead;
+use tracing::warn;
 
 /// The only IPC version Serf has ever spoken.
 const IPC_VERSION: i32 = 1;
@@ -19,6 +20,8 @@ const HANDSHAKE_REQUIRED: &str = "Handshake required";
 const UNSUPPORTED_VERSION: &str = "Unsupported IPC version";
 const DUPLICATE_HANDSHAKE: &str = "Handshake already performed";
 const UNSUPPORTED_COMMAND: &str = "Unsupported command";
+const AUTH_REQUIRED: &str = "Authentication required";
+const INVALID_AUTH_TOKEN: &str = "Invalid authentication token";
 
 /// What the connection does once the reply (if any) is written.
 #[derive(Debug, PartialEq, Eq)]
@@ -72,25 +75,36 @@ pub enum CommandError {
     Stopped(#[from] NodeStopped),
 }
 
-/// One client connection: its requests and whether it has shaken hands yet.
+/// One client connection: its requests, whether it has shaken hands yet and, when the
+/// agent has an `rpc_auth` key, whether it has given it.
 pub struct Session<'a, R> {
     node: &'a NodeHandle,
     requests: RequestReader<R>,
     handshake_done: bool,
+    auth_key: Option<&'a str>,
+    authenticated: bool,
+    previous_header: RequestHeader,
 }
 
 impl<'a, R: AsyncRead + Unpin> Session<'a, R> {
-    pub fn new(node: &'a NodeHandle, reader: R) -> Self {
+    pub fn new(node: &'a NodeHandle, reader: R, auth_key: Option<&'a str>) -> Self {
         Session {
             node,
             requests: RequestReader::new(reader),
             handshake_done: false,
+            auth_key,
+            authenticated: false,
+            previous_header: RequestHeader::default(),
         }
     }
 
     /// The next request's header, or `None` when the client closed the connection.
     pub async fn next_header(&mut self) -> Result<Option<RequestHeader>, DecodeError> {
-        self.requests.next().await
+        let Some(fields) = self.requests.next::<HeaderFields>().await? else {
+            return Ok(None);
+        };
+        self.previous_header = fields.over(&self.previous_header);
+        Ok(Some(self.previous_header.clone()))
     }
 
     pub async fn handle(&mut self, header: RequestHeader) -> Result<Reply, CommandError> {
@@ -98,8 +112,27 @@ impl<'a, R: AsyncRead + Unpin> Session<'a, R> {
         if !self.handshake_done && header.command != "handshake" {
             return Ok(Reply::error(seq, HANDSHAKE_REQUIRED, After::Close));
         }
+        // As Serf, the refused command's body is left unread: the client's next read is
+        // out of step, and the body is then taken for a header repeating the command.
+        if self.auth_key.is_some()
+            && !self.authenticated
+            && !matches!(header.command.as_str(), "handshake" | "auth")
+        {
+            warn!("rpc: client sent {:?} before auth", header.command);
+            return Ok(Reply::error(seq, AUTH_REQUIRED, After::Continue));
+        }
         match header.command.as_str() {
             "handshake" => self.handshake(seq).await,
+            "auth" => {
+                let request: AuthRequest = self.body().await?;
+                // With no key set, only an empty token matches, as in Serf.
+                if request.auth_key == self.auth_key.unwrap_or_default() {
+                    self.authenticated = true;
+                    Ok(Reply::ok(seq))
+                } else {
+                    Ok(Reply::error(seq, INVALID_AUTH_TOKEN, After::Continue))
+                }
+            }
             "members" => self.members(seq, MembersFilter::default()).await,
             "members-filtered" => {
                 let filter = self.body().await?;
@@ -192,7 +225,7 @@ impl<'a, R: AsyncRead + Unpin> Session<'a, R> {
 
     async fn join(&mut self, seq: u64) -> Result<Reply, CommandError> {
         let request: JoinRequest = self.body().await?;
-        let outcome = join::join(self.node, &request.existing).await?;
+        let outcome = join::join(self.node, &request.existing, request.replay).await?;
         let error = outcome.error().unwrap_or_default();
         let num = i32::try_from(outcome.reached).unwrap_or(i32::MAX);
         Ok(Reply::with_body(seq, &error, Some(&JoinResponse { num })))

@@ -11,14 +11,22 @@ use tracing::{debug, warn};
 
 /// Serve until the process ends; `leave_done` is notified when a client's `leave` has
 /// completed and the agent should exit.
-pub async fn serve(listener: TcpListener, node: NodeHandle, leave_done: Arc<Notify>) {
+/// With `auth_key` (config `rpc_auth`), clients must `auth` with it before any command.
+pub async fn serve(
+    listener: TcpListener,
+    node: NodeHandle,
+    leave_done: Arc<Notify>,
+    auth_key: Option<String>,
+) {
+    let auth_key: Option<Arc<str>> = auth_key.filter(|k| !k.is_empty()).map(Arc::from);
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
                 let node = node.clone();
                 let leave_done = leave_done.clone();
+                let auth_key = auth_key.clone();
                 tokio::spawn(async move {
-                    serve_connection(stream, &node, &leave_done).await;
+                    serve_connection(stream, &node, &leave_done, auth_key.as_deref()).await;
                     debug!("rpc client {peer} disconnected");
                 });
             }
@@ -30,9 +38,14 @@ pub async fn serve(listener: TcpListener, node: NodeHandle, leave_done: Arc<Noti
 /// How long a connection that asked the agent to leave may stay open for its reply.
 const LINGER: std::time::Duration = std::time::Duration::from_secs(1);
 
-async fn serve_connection(stream: TcpStream, node: &NodeHandle, leave_done: &Notify) {
+async fn serve_connection(
+    stream: TcpStream,
+    node: &NodeHandle,
+    leave_done: &Notify,
+    auth_key: Option<&str>,
+) {
     let (reader, mut writer) = stream.into_split();
-    let mut session = Session::new(node, reader);
+    let mut session = Session::new(node, reader, auth_key);
     loop {
         let header = match session.next_header().await {
             Ok(Some(header)) => header,
