@@ -74,6 +74,9 @@ async fn run(
     config: AgentConfig,
     log_level: LogLevelControl,
 ) -> Result<ExitCode, String> {
+    // Listening before anything serves: a signal sent as soon as the RPC port answers
+    // must already get Serf's handling, not the default of dying.
+    let signals = Signals::listen()?;
     let handlers = reload::parse_handlers(&config.event_handlers)?;
     let tags_file = config.tags_file.clone().map(TagsFile::new);
     let tags = match &tags_file {
@@ -159,7 +162,7 @@ async fn run(
         handlers: handlers_now,
         node: node.clone(),
     };
-    wait_for_the_end(reloader, &node, &leave_done, &retry_exhausted).await
+    wait_for_the_end(signals, reloader, &node, &leave_done, &retry_exhausted).await
 }
 
 fn print_banner(config: &AgentConfig, identity: &NodeId) {
@@ -194,14 +197,17 @@ async fn join_at_start(node: &NodeHandle, config: &AgentConfig) -> Result<(), St
 /// SIGTERM leaves only with `leave_on_terminate`; exiting without a leave is exit 1, and
 /// the others then see this member fail. SIGHUP reloads and waits on.
 async fn wait_for_the_end(
+    signals: Signals,
     mut reloader: Reloader,
     node: &NodeHandle,
     leave_done: &Notify,
     retry_exhausted: &Notify,
 ) -> Result<ExitCode, String> {
-    let mut interrupt = listen(SignalKind::interrupt())?;
-    let mut terminate = listen(SignalKind::terminate())?;
-    let mut hangup = listen(SignalKind::hangup())?;
+    let Signals {
+        mut interrupt,
+        mut terminate,
+        mut hangup,
+    } = signals;
     loop {
         let graceful = tokio::select! {
             _ = leave_done.notified() => {
@@ -247,8 +253,22 @@ async fn wait_for_the_end(
     }
 }
 
-fn listen(kind: SignalKind) -> Result<Signal, String> {
-    signal(kind).map_err(|e| format!("cannot listen for signals: {e}"))
+struct Signals {
+    interrupt: Signal,
+    terminate: Signal,
+    hangup: Signal,
+}
+
+impl Signals {
+    fn listen() -> Result<Signals, String> {
+        let listen =
+            |kind| signal(kind).map_err(|e| format!("cannot listen for signals: {e}"));
+        Ok(Signals {
+            interrupt: listen(SignalKind::interrupt())?,
+            terminate: listen(SignalKind::terminate())?,
+            hangup: listen(SignalKind::hangup())?,
+        })
+    }
 }
 
 fn unix_millis() -> u64 {

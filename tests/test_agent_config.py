@@ -1,0 +1,417 @@
+"""`musubi agent`'s configuration and lifecycle, driven by Debian's real `serf` CLI: JSON
+config files and directories, rpc_auth, Serf's signal semantics and SIGHUP reload, timing
+profiles, retry-join, syslog and mDNS discovery.
+
+Environment: see tests/agents.py (MUSUBI_AGENT_TARGET=serf proves these tests against
+Debian's `serf agent`).
+"""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+import uuid
+
+import pytest
+
+import harness
+from agents import (AGENT_TARGET, FAILURE_DETECTION_BOUND, SERF_BIN, Agent, agents,  # noqa: F401
+                    recording_handler, serf, statuses, wait_for)
+
+pytestmark = pytest.mark.skipif(not os.path.exists(SERF_BIN),
+                                reason="Debian's serf is not installed (tests/run-all.sh installs it)")
+
+musubi_only = pytest.mark.skipif(AGENT_TARGET == "serf", reason="a musubi-only setting")
+
+
+def write_json(path, value):
+    path.write_text(json.dumps(value))
+    return str(path)
+
+
+def agent_argv(tmp_path, *args):
+    """argv of an agent that is expected to exit at start (nothing to clean up)."""
+    agent = Agent(str(tmp_path), "x", args=args)
+    return agent.argv
+
+
+def run_to_exit(argv, timeout=30, env=None):
+    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
+                          env=dict(os.environ, **(env or {})))
+
+
+# --- config files -------------------------------------------------------------------
+
+def test_config_files_and_dirs_merge_in_order_and_flags_win(agents, tmp_path):
+    a1 = agents("a1")
+    confd = tmp_path / "conf.d"
+    confd.mkdir()
+    first = write_json(tmp_path / "first.json", {
+        "node_name": "from-file", "tags": {"a": "file", "b": "file"},
+        "start_join": [a1.gossip_addr]})
+    write_json(confd / "10-tags.json", {"tags": {"b": "dir", "c": "dir"}})
+    write_json(confd / "20-name.json", {"node_name": "from-dir"})
+    (confd / "30-ignored.txt").write_text("{not json, not read")
+    # No -node flag: the name comes from the files, the last one read winning.
+    named_by_files = agents("from-dir", name_flag=False, tags=["c=flag"],
+                            args=["-config-file", first, "-config-dir", str(confd)])
+    members = named_by_files.members()
+    assert "from-dir" in members, members
+    assert members["from-dir"]["tags"] == {"a": "file", "b": "dir", "c": "flag"}
+    # start_join from the file joined a1.
+    wait_for(lambda: statuses(a1).get("from-dir") == "alive", 15, "a1 to see from-dir")
+    # A -node flag wins over every file.
+    flagged = agents("by-flag", args=["-config-dir", str(confd), "-config-file", first])
+    # Here the file comes after the dir, so its tags win where both say something.
+    assert flagged.members()["by-flag"]["tags"] == {"a": "file", "b": "file", "c": "dir"}
+
+
+def test_an_unknown_config_key_is_refused_with_serfs_message(tmp_path):
+    bad = write_json(tmp_path / "bad.json", {"node_name": "x", "zeta": 1, "alpha": True})
+    out = run_to_exit(agent_argv(tmp_path, "-config-file", bad))
+    assert out.returncode == 1
+    assert ("==> Error decoding '%s': 1 error(s) decoding:\n\n* '' has invalid keys: alpha, zeta"
+            % bad) in out.stdout + out.stderr
+
+
+def test_a_config_file_that_is_not_json_or_missing_is_refused(tmp_path):
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"node_name": "x"')
+    out = run_to_exit(agent_argv(tmp_path, "-config-file", str(broken)))
+    assert out.returncode == 1
+    assert "==> Error decoding '%s': " % broken in out.stdout + out.stderr
+    missing = str(tmp_path / "missing.json")
+    out = run_to_exit(agent_argv(tmp_path, "-config-file", missing))
+    assert out.returncode == 1
+    assert "==> Error reading '%s': " % missing in out.stdout + out.stderr
+
+
+def test_every_serf_config_key_is_accepted(agents, tmp_path):
+    keyring = tmp_path / "keyring.json"
+    keyring.write_text(json.dumps(["cg8StVXbQJ0gPvMd9o7yrg=="]))
+    config = write_json(tmp_path / "all.json", {
+        "node_name": "all", "role": "", "tags": {"k": "v"}, "bind": "127.0.0.1",
+        "advertise": "", "log_level": "info", "rpc_addr": "", "rpc_auth": "",
+        "protocol": 4, "replay_on_join": False, "query_size_limit": 1024,
+        "query_response_size_limit": 1024, "user_event_size_limit": 512,
+        "start_join": [], "retry_join": [], "retry_max_attempts": 0, "retry_interval": "30s",
+        "rejoin_after_leave": False, "event_handlers": [], "profile": "lan",
+        "leave_on_terminate": False, "skip_leave_on_interrupt": False, "discover": "",
+        "interface": "", "reconnect_interval": "30s", "reconnect_timeout": "24h",
+        "tombstone_timeout": "24h", "disable_name_resolution": False,
+        "disable_coordinates": False, "enable_syslog": False, "syslog_facility": "LOCAL0",
+        "enable_compression": True, "statsite_addr": "", "statsd_addr": "",
+        "broadcast_timeout": "5s", "encrypt_key": "", "keyring_file": str(keyring),
+        "snapshot_path": str(tmp_path / "snapshot"), "tags_file": ""})
+    agent = agents("all", args=["-config-file", config])
+    assert agent.members()["all"]["tags"] == {"k": "v"}
+
+
+# --- rpc_auth -----------------------------------------------------------------------
+
+def test_rpc_auth_is_required_and_checked(agents, tmp_path):
+    config = write_json(tmp_path / "auth.json", {"rpc_auth": "sekret"})
+    agent = agents("a1", auth="sekret", args=["-config-file", config])
+    out = serf("members", agent)
+    assert out.returncode == 0 and "a1" in out.stdout, out.stdout + out.stderr
+    agent.auth = None
+    out = serf("members", agent)
+    assert out.returncode == 1
+    assert "Authentication required" in out.stdout + out.stderr
+    out = serf("members", agent, "-rpc-auth=wrong")
+    assert out.returncode == 1
+    assert "Invalid authentication token" in out.stdout + out.stderr
+    env_auth = subprocess.run([SERF_BIN, "members", "-rpc-addr=" + agent.rpc_addr],
+                              capture_output=True, text=True, timeout=30,
+                              env=dict(os.environ, SERF_RPC_AUTH="sekret"))
+    assert env_auth.returncode == 0 and "a1" in env_auth.stdout
+
+
+def rpc_exchange(agent, objects):
+    """Send msgpack objects on one RPC connection; return every object the agent sent back
+    within a second, and whether it hung up."""
+    import msgpack
+    with socket.create_connection(("127.0.0.1", agent.rpc_port), timeout=5) as conn:
+        conn.sendall(b"".join(msgpack.packb(o, use_bin_type=True) for o in objects))
+        conn.settimeout(1.0)
+        data, closed = b"", False
+        try:
+            while True:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    closed = True
+                    break
+                data += chunk
+        except socket.timeout:
+            pass
+    unpacker = msgpack.Unpacker(raw=False)
+    unpacker.feed(data)
+    return list(unpacker), closed
+
+
+def test_a_command_before_auth_leaves_its_body_unread_as_serf_does(agents, tmp_path):
+    pytest.importorskip("msgpack")
+    config = write_json(tmp_path / "auth.json", {"rpc_auth": "sekret"})
+    agent = agents("a1", auth="sekret", args=["-config-file", config])
+    replies, closed = rpc_exchange(agent, [
+        {"Command": "handshake", "Seq": 1}, {"Version": 1},
+        {"Command": "join", "Seq": 2}, {"Existing": ["127.0.0.1:1"], "Replay": False},
+        {"Command": "auth", "Seq": 3}, {"AuthKey": "wrong"},
+        {"Command": "auth", "Seq": 4}, {"AuthKey": "sekret"},
+        {"Command": "members", "Seq": 5},
+    ])
+    required = "Authentication required"
+    # The unread join body is taken for a header: the join again, refused again.
+    assert replies[:5] == [{"Error": "", "Seq": 1}, {"Error": required, "Seq": 2},
+                           {"Error": required, "Seq": 2},
+                           {"Error": "Invalid authentication token", "Seq": 3},
+                           {"Error": "", "Seq": 4}]
+    assert replies[5] == {"Error": "", "Seq": 5}
+    assert [m["Name"] for m in replies[6]["Members"]] == ["a1"]
+    assert not closed
+
+
+# --- signals ------------------------------------------------------------------------
+
+def pair(agents, tmp_path, config):
+    """a1, and a2 joined to it running with the given JSON config."""
+    a1 = agents("a1")
+    a2 = agents("a2", join=[a1.gossip_addr],
+                args=["-config-file", write_json(tmp_path / "a2.json", config)])
+    wait_for(lambda: statuses(a1).get("a2") == "alive", 15, "a1 to see a2 alive")
+    return a1, a2
+
+
+def test_sigterm_with_leave_on_terminate_leaves_and_exits_0(agents, tmp_path):
+    a1, a2 = pair(agents, tmp_path, {"leave_on_terminate": True})
+    a2.proc.send_signal(signal.SIGTERM)
+    assert a2.wait_exit() == 0
+    wait_for(lambda: statuses(a1).get("a2") == "left", 15, "a1 to see a2 left")
+
+
+def test_sigterm_without_leave_on_terminate_exits_1_and_is_seen_failed(agents, tmp_path):
+    a1, a2 = pair(agents, tmp_path, {})
+    a2.proc.send_signal(signal.SIGTERM)
+    assert a2.wait_exit() == 1
+    wait_for(lambda: statuses(a1).get("a2") == "failed", FAILURE_DETECTION_BOUND,
+             "a1 to see a2 failed")
+
+
+def test_sigint_with_skip_leave_on_interrupt_exits_1_and_is_seen_failed(agents, tmp_path):
+    a1, a2 = pair(agents, tmp_path, {"skip_leave_on_interrupt": True})
+    a2.proc.send_signal(signal.SIGINT)
+    assert a2.wait_exit() == 1
+    wait_for(lambda: statuses(a1).get("a2") == "failed", FAILURE_DETECTION_BOUND,
+             "a1 to see a2 failed")
+
+
+def test_sigint_leaves_gracefully_by_default(agents, tmp_path):
+    a1, a2 = pair(agents, tmp_path, {"leave_on_terminate": False})
+    a2.proc.send_signal(signal.SIGINT)
+    assert a2.wait_exit() == 0
+    wait_for(lambda: statuses(a1).get("a2") == "left", 15, "a1 to see a2 left")
+
+
+def test_sighup_reloads_tags_log_level_and_handlers(agents, tmp_path):
+    handler, records = recording_handler(tmp_path, "events")
+    config_path = tmp_path / "a2.json"
+    a1, a2 = pair(agents, tmp_path, {"tags": {"role": "web", "gone": "soon"},
+                                     "log_level": "info"})
+    assert a1.members()["a2"]["tags"] == {"role": "web", "gone": "soon"}
+    assert "DEBUG" not in a2.log()
+    write_json(config_path, {"tags": {"role": "db", "new": "x"}, "log_level": "debug",
+                             "event_handlers": ["user:deploy=" + handler]})
+    a2.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: a1.members()["a2"]["tags"] == {"role": "db", "new": "x"}, 15,
+             "a1 to see a2's reloaded tags")
+    assert statuses(a1)["a2"] == "alive"
+    out = serf("event", a1, "deploy", "v2")
+    assert out.returncode == 0, out.stdout + out.stderr
+    wait_for(lambda: records(), 15, "the reloaded handler to run on a2")
+    env, stdin = records()[0]
+    assert env["SERF_EVENT"] == "user" and env["SERF_USER_EVENT"] == "deploy"
+    assert env["SERF_TAG_ROLE"] == "db"
+    assert stdin == ["v2"]
+    wait_for(lambda: "DEBUG" in a2.log(), 15, "a debug line after the reload")
+    assert a2.proc.poll() is None
+
+
+def test_a_sighup_with_a_broken_config_changes_nothing(agents, tmp_path):
+    config_path = tmp_path / "a2.json"
+    a1, a2 = pair(agents, tmp_path, {"tags": {"role": "web"}})
+    config_path.write_text('{"tags": {"role": "db"}, "no_such_key": 1}')
+    a2.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: "Failed to reload configs" in a2.log(), 15, "the reload to be refused")
+    assert a2.proc.poll() is None
+    assert a1.members()["a2"]["tags"] == {"role": "web"}
+
+
+# --- profiles -----------------------------------------------------------------------
+
+def test_profiles_are_accepted_and_unknown_ones_refused(agents, tmp_path):
+    for profile in ("lan", "wan", "local"):
+        agent = agents("p-" + profile, args=["-profile", profile])
+        assert agent.members()["p-" + profile]["status"] == "alive"
+    out = run_to_exit(agent_argv(tmp_path, "-profile", "fast"))
+    assert out.returncode == 1
+    assert "==> Unknown profile: fast" in out.stdout + out.stderr
+
+
+def test_the_local_profile_detects_a_kill_faster_than_wan(agents):
+    """Two pairs, one per profile, lose a member at the same moment. The times are printed
+    (pytest -s); only their order is asserted."""
+    pairs = {}
+    for profile in ("local", "wan"):
+        watcher = agents(profile + "-1", args=["-profile", profile])
+        victim = agents(profile + "-2", join=[watcher.gossip_addr], args=["-profile", profile])
+        wait_for(lambda: statuses(watcher).get(victim.name) == "alive", 15, "the pair to form")
+        pairs[profile] = (watcher, victim)
+    started = time.time()
+    for _, victim in pairs.values():
+        victim.kill()
+    detected = {}
+    while len(detected) < 2 and time.time() - started < 120:
+        for profile, (watcher, victim) in pairs.items():
+            if profile not in detected and statuses(watcher).get(victim.name) == "failed":
+                detected[profile] = time.time() - started
+        time.sleep(0.2)
+    print("\nfailure detection: %s" % ", ".join("%s %.1fs" % kv for kv in sorted(detected.items())))
+    assert set(detected) == {"local", "wan"}, detected
+    assert detected["local"] < detected["wan"]
+
+
+# --- joining ------------------------------------------------------------------------
+
+def test_retry_join_gets_past_a_dead_address_to_a_live_one(agents):
+    a1 = agents("a1")
+    dead = "127.0.0.1:%d" % harness.free_port()
+    a2 = agents("a2", args=["-retry-join", dead, "-retry-join", a1.gossip_addr,
+                            "-retry-interval", "1s"])
+    for agent in (a1, a2):
+        wait_for(lambda: statuses(agent) == {"a1": "alive", "a2": "alive"}, 30,
+                 "%s to see both alive" % agent.name)
+
+
+def test_retry_join_keeps_trying_until_a_member_appears(agents, tmp_path):
+    gossip_port = harness.free_port()
+    config = write_json(tmp_path / "retry.json", {
+        "retry_join": ["127.0.0.1:%d" % gossip_port], "retry_interval": "1s"})
+    a2 = agents("a2", args=["-config-file", config])
+    time.sleep(2)
+    a1 = Agent(str(tmp_path), "a1")
+    a1.gossip_port = gossip_port
+    a1.argv[a1.argv.index("-bind") + 1] = a1.gossip_addr
+    try:
+        a1.start()
+        wait_for(lambda: statuses(a2).get("a1") == "alive", 45, "a2 to join a1 on a retry")
+    finally:
+        a1.kill()
+
+
+def test_retry_max_exhausted_exits_1_with_serfs_message(agents):
+    dead = "127.0.0.1:%d" % harness.free_port()
+    agent = agents("a1", args=["-retry-join", dead, "-retry-max", "1",
+                               "-retry-interval", "1s"])
+    assert agent.wait_exit(timeout=60) == 1
+    log = agent.log()
+    assert "maximum retry join attempts made, exiting" in log
+    assert log.count("Join failed:") == 1, log
+    assert "retrying in 1s" in log
+
+
+def test_a_too_short_retry_interval_is_raised_to_1s_with_serfs_warning(agents):
+    agent = agents("a1", args=["-retry-join", "127.0.0.1:%d" % harness.free_port(),
+                               "-retry-interval", "10ms"])
+    assert "Warning: 'RetryInterval' is too low. Setting to 1s" in agent.log()
+
+
+# --- other flags --------------------------------------------------------------------
+
+def test_iface_role_protocol_compression_and_broadcast_timeout_flags(agents, tmp_path):
+    agent = Agent(str(tmp_path), "a1", args=[
+        "-iface", "lo", "-role", "web", "-protocol", "4", "-disable-compression",
+        "-broadcast-timeout", "2s", "-replay"])
+    agent.argv[agent.argv.index("-bind") + 1] = "0.0.0.0:%d" % agent.gossip_port
+    agent.start()
+    try:
+        member = agent.members()["a1"]
+        assert member["addr"] == "127.0.0.1:%d" % agent.gossip_port
+        assert member["tags"] == {"role": "web"}
+        assert "Deprecation warning: 'Role' has been replaced with 'Tags'" in agent.log()
+    finally:
+        agent.kill()
+
+
+def test_an_unknown_interface_is_refused(tmp_path):
+    out = run_to_exit(agent_argv(tmp_path, "-iface", "nosuchif0"))
+    assert out.returncode == 1
+    assert "==> Invalid network interface: " in out.stdout + out.stderr
+
+
+# --- syslog -------------------------------------------------------------------------
+
+def syslog_socket(tmp_path):
+    """A unix datagram socket standing in for the syslog daemon, and the env pointing the
+    agent at it. Serf cannot be pointed elsewhere, so with the serf target it must be
+    /dev/log itself (only when no daemon has it)."""
+    if AGENT_TARGET == "serf":
+        path = "/dev/log"
+        if os.path.exists(path) or not os.access("/dev", os.W_OK):
+            pytest.skip("serf writes only to /dev/log, which a daemon owns here")
+    else:
+        path = str(tmp_path / "log.sock")
+    daemon = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    daemon.bind(path)
+    daemon.settimeout(0.5)
+    return daemon, path, {"MUSUBI_SYSLOG_SOCKET": path}
+
+
+def received(daemon):
+    lines = []
+    while True:
+        try:
+            lines.append(daemon.recv(65536).decode("utf-8", "replace"))
+        except socket.timeout:
+            return lines
+
+
+def test_syslog_gets_the_log_lines_with_the_configured_facility(agents, tmp_path):
+    daemon, path, env = syslog_socket(tmp_path)
+    try:
+        config = write_json(tmp_path / "syslog.json", {"syslog_facility": "LOCAL3"})
+        agent = agents("a1", env=env, args=["-syslog", "-config-file", config])
+        lines = []
+        wait_for(lambda: lines.extend(received(daemon)) or any("member-join" in l for l in lines),
+                 15, "a member-join line in syslog")
+        # LOCAL3 is facility 19; INFO lines are NOTICE (5): <19*8+5>.
+        notice = [l for l in lines if l.startswith("<157>")]
+        assert notice, lines
+        program = "serf" if AGENT_TARGET == "serf" else "musubi"
+        assert "%s[%d]: " % (program, agent.proc.pid) in notice[0]
+    finally:
+        daemon.close()
+        if path == "/dev/log":
+            os.unlink(path)
+
+
+@musubi_only
+def test_syslog_without_a_daemon_is_refused_at_start(tmp_path):
+    env = {"MUSUBI_SYSLOG_SOCKET": str(tmp_path / "nobody-listens")}
+    out = run_to_exit(agent_argv(tmp_path, "-syslog"), env=env)
+    assert out.returncode == 1
+    assert "==> Syslog setup failed: " in out.stdout + out.stderr
+
+
+# --- mDNS discovery -----------------------------------------------------------------
+
+def test_agents_with_the_same_discover_name_find_each_other(agents):
+    cluster = "t" + uuid.uuid4().hex[:8]
+    a1 = agents("a1", args=["-discover", cluster])
+    a2 = agents("a2", args=["-discover", cluster])
+    other = agents("other", args=["-discover", "t" + uuid.uuid4().hex[:8]])
+    for agent in (a1, a2):
+        wait_for(lambda: statuses(agent) == {"a1": "alive", "a2": "alive"}, 30,
+                 "%s to discover the other" % agent.name)
+    assert statuses(other) == {"other": "alive"}
