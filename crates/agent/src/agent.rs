@@ -261,8 +261,7 @@ struct Signals {
 
 impl Signals {
     fn listen() -> Result<Signals, String> {
-        let listen =
-            |kind| signal(kind).map_err(|e| format!("cannot listen for signals: {e}"));
+        let listen = |kind| signal(kind).map_err(|e| format!("cannot listen for signals: {e}"));
         Ok(Signals {
             interrupt: listen(SignalKind::interrupt())?,
             terminate: listen(SignalKind::terminate())?,
