@@ -19,6 +19,7 @@ import pytest
 import harness
 from agents import (AGENT_TARGET, FAILURE_DETECTION_BOUND, SERF_BIN, Agent, agents,  # noqa: F401
                     recording_handler, serf, statuses, wait_for)
+from test_agent import HANDSHAKE, mp_map, mp_str, reply_header, request, rpc_exchange
 
 pytestmark = pytest.mark.skipif(not os.path.exists(SERF_BIN),
                                 reason="Debian's serf is not installed (tests/run-all.sh installs it)")
@@ -129,48 +130,25 @@ def test_rpc_auth_is_required_and_checked(agents, tmp_path):
     assert env_auth.returncode == 0 and "a1" in env_auth.stdout
 
 
-def rpc_exchange(agent, objects):
-    """Send msgpack objects on one RPC connection; return every object the agent sent back
-    within a second, and whether it hung up."""
-    import msgpack
-    with socket.create_connection(("127.0.0.1", agent.rpc_port), timeout=5) as conn:
-        conn.sendall(b"".join(msgpack.packb(o, use_bin_type=True) for o in objects))
-        conn.settimeout(1.0)
-        data, closed = b"", False
-        try:
-            while True:
-                chunk = conn.recv(65536)
-                if not chunk:
-                    closed = True
-                    break
-                data += chunk
-        except socket.timeout:
-            pass
-    unpacker = msgpack.Unpacker(raw=False)
-    unpacker.feed(data)
-    return list(unpacker), closed
-
-
 def test_a_command_before_auth_leaves_its_body_unread_as_serf_does(agents, tmp_path):
-    pytest.importorskip("msgpack")
     config = write_json(tmp_path / "auth.json", {"rpc_auth": "sekret"})
     agent = agents("a1", auth="sekret", args=["-config-file", config])
-    replies, closed = rpc_exchange(agent, [
-        {"Command": "handshake", "Seq": 1}, {"Version": 1},
-        {"Command": "join", "Seq": 2}, {"Existing": ["127.0.0.1:1"], "Replay": False},
-        {"Command": "auth", "Seq": 3}, {"AuthKey": "wrong"},
-        {"Command": "auth", "Seq": 4}, {"AuthKey": "sekret"},
-        {"Command": "members", "Seq": 5},
-    ])
+    join_body = mp_map([("Existing", b"\x91" + mp_str("127.0.0.1:1")), ("Replay", b"\xc2")])
+    sent = (HANDSHAKE + request("join", 2, join_body)
+            + request("auth", 3, mp_map([("AuthKey", mp_str("wrong"))]))
+            + request("auth", 4, mp_map([("AuthKey", mp_str("sekret"))]))
+            + request("stop", 5, mp_map([("Stop", b"\x01")])))
+    received, closed = rpc_exchange(agent, sent)
     required = "Authentication required"
-    # The unread join body is taken for a header: the join again, refused again.
-    assert replies[:5] == [{"Error": "", "Seq": 1}, {"Error": required, "Seq": 2},
-                           {"Error": required, "Seq": 2},
-                           {"Error": "Invalid authentication token", "Seq": 3},
-                           {"Error": "", "Seq": 4}]
-    assert replies[5] == {"Error": "", "Seq": 5}
-    assert [m["Name"] for m in replies[6]["Members"]] == ["a1"]
+    # The unread join body is taken for a header: the join again, refused again, Seq 2.
+    assert received == (reply_header(0) + reply_header(2, required) + reply_header(2, required)
+                        + reply_header(3, "Invalid authentication token") + reply_header(4)
+                        + reply_header(5))
     assert not closed
+    # A body that is not a map cannot be a header: the connection is closed.
+    received, closed = rpc_exchange(agent, HANDSHAKE + request("event", 1, mp_str("x")))
+    assert received == reply_header(0) + reply_header(1, required)
+    assert closed
 
 
 # --- signals ------------------------------------------------------------------------
