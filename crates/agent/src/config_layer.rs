@@ -10,48 +10,62 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// Every JSON key Serf's agent accepts (Serf 0.8's `agent.Config`); any other key is an
-/// error. `ConfigLayer`'s serde field names are exactly these (a test holds them together).
-pub const CONFIG_KEYS: &[&str] = &[
-    "node_name",
-    "role",
-    "tags",
-    "tags_file",
-    "bind",
-    "advertise",
-    "encrypt_key",
-    "keyring_file",
-    "log_level",
-    "rpc_addr",
-    "rpc_auth",
-    "protocol",
-    "replay_on_join",
-    "query_size_limit",
-    "query_response_size_limit",
-    "user_event_size_limit",
-    "start_join",
-    "retry_join",
-    "retry_max_attempts",
-    "retry_interval",
-    "rejoin_after_leave",
-    "event_handlers",
-    "profile",
-    "snapshot_path",
-    "leave_on_terminate",
-    "skip_leave_on_interrupt",
-    "discover",
-    "interface",
-    "reconnect_interval",
-    "reconnect_timeout",
-    "tombstone_timeout",
-    "disable_name_resolution",
-    "disable_coordinates",
-    "enable_syslog",
-    "syslog_facility",
-    "enable_compression",
-    "statsite_addr",
-    "statsd_addr",
-    "broadcast_timeout",
+/// The Go type of a config key's value in Serf's `agent.Config`, which decides what a file
+/// may put there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyType {
+    Text,
+    Bool,
+    Int,
+    TextList,
+    TextMap,
+    /// A Go duration string (`"30s"`).
+    Duration,
+}
+
+/// Every JSON key Serf's agent accepts (Serf 0.8's `agent.Config`) and its type; any other
+/// key is an error. `ConfigLayer`'s serde field names are exactly these (a test holds them
+/// together).
+pub const CONFIG_KEYS: &[(&str, KeyType)] = &[
+    ("node_name", KeyType::Text),
+    ("role", KeyType::Text),
+    ("tags", KeyType::TextMap),
+    ("tags_file", KeyType::Text),
+    ("bind", KeyType::Text),
+    ("advertise", KeyType::Text),
+    ("encrypt_key", KeyType::Text),
+    ("keyring_file", KeyType::Text),
+    ("log_level", KeyType::Text),
+    ("rpc_addr", KeyType::Text),
+    ("rpc_auth", KeyType::Text),
+    ("protocol", KeyType::Int),
+    ("replay_on_join", KeyType::Bool),
+    ("query_size_limit", KeyType::Int),
+    ("query_response_size_limit", KeyType::Int),
+    ("user_event_size_limit", KeyType::Int),
+    ("start_join", KeyType::TextList),
+    ("retry_join", KeyType::TextList),
+    ("retry_max_attempts", KeyType::Int),
+    ("retry_interval", KeyType::Duration),
+    ("rejoin_after_leave", KeyType::Bool),
+    ("event_handlers", KeyType::TextList),
+    ("profile", KeyType::Text),
+    ("snapshot_path", KeyType::Text),
+    ("leave_on_terminate", KeyType::Bool),
+    ("skip_leave_on_interrupt", KeyType::Bool),
+    ("discover", KeyType::Text),
+    ("interface", KeyType::Text),
+    ("reconnect_interval", KeyType::Duration),
+    ("reconnect_timeout", KeyType::Duration),
+    ("tombstone_timeout", KeyType::Duration),
+    ("disable_name_resolution", KeyType::Bool),
+    ("disable_coordinates", KeyType::Bool),
+    ("enable_syslog", KeyType::Bool),
+    ("syslog_facility", KeyType::Text),
+    ("enable_compression", KeyType::Bool),
+    ("statsite_addr", KeyType::Text),
+    ("statsd_addr", KeyType::Text),
+    ("broadcast_timeout", KeyType::Duration),
 ];
 
 /// Settings from one source. `None`, `false`, `0` and empty lists mean "not said here", as
@@ -337,28 +351,14 @@ mod tests {
 
     #[test]
     fn every_serf_key_is_a_field_and_nothing_else_is() {
-        for key in CONFIG_KEYS {
-            let value = match *key {
-                "tags" => serde_json::json!({}),
-                "start_join" | "retry_join" | "event_handlers" => serde_json::json!([]),
-                "protocol"
-                | "query_size_limit"
-                | "query_response_size_limit"
-                | "user_event_size_limit"
-                | "retry_max_attempts" => serde_json::json!(1),
-                "replay_on_join"
-                | "rejoin_after_leave"
-                | "leave_on_terminate"
-                | "skip_leave_on_interrupt"
-                | "disable_name_resolution"
-                | "disable_coordinates"
-                | "enable_syslog"
-                | "enable_compression" => {
-                    serde_json::json!(true)
-                }
-                "reconnect_interval" | "reconnect_timeout" | "tombstone_timeout"
-                | "retry_interval" | "broadcast_timeout" => serde_json::json!("1s"),
-                _ => serde_json::json!("x"),
+        for (key, kind) in CONFIG_KEYS {
+            let value = match kind {
+                KeyType::Text => serde_json::json!("x"),
+                KeyType::Bool => serde_json::json!(true),
+                KeyType::Int => serde_json::json!(1),
+                KeyType::TextList => serde_json::json!(["x"]),
+                KeyType::TextMap => serde_json::json!({"k": "v"}),
+                KeyType::Duration => serde_json::json!("1s"),
             };
             let file = serde_json::json!({ *key: value });
             let decoded: Result<ConfigLayer, _> = serde_json::from_value(file);
