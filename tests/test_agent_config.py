@@ -77,6 +77,18 @@ def test_an_unknown_config_key_is_refused_with_serfs_message(tmp_path):
             % bad) in out.stdout + out.stderr
 
 
+def test_values_of_the_wrong_type_are_refused_with_serfs_messages(tmp_path):
+    bad = write_json(tmp_path / "types.json", {"protocol": "x", "node_name": 5,
+                                               "start_join": [1]})
+    out = run_to_exit(agent_argv(tmp_path, "-config-file", bad))
+    assert out.returncode == 1
+    assert ("==> Error decoding '%s': 3 error(s) decoding:\n\n"
+            "* 'node_name' expected type 'string', got unconvertible type 'float64', value: '5'\n"
+            "* 'protocol' expected type 'int', got unconvertible type 'string', value: 'x'\n"
+            "* 'start_join[0]' expected type 'string', got unconvertible type 'float64', value: '1'"
+            % bad) in out.stdout + out.stderr
+
+
 def test_a_config_file_that_is_not_json_or_missing_is_refused(tmp_path):
     broken = tmp_path / "broken.json"
     broken.write_text('{"node_name": "x"')
@@ -384,6 +396,27 @@ def test_syslog_without_a_daemon_is_refused_at_start(tmp_path):
 
 # --- mDNS discovery -----------------------------------------------------------------
 
+def multicast_loops_back():
+    """Whether a multicast datagram sent here comes back here, as mDNS between two local
+    agents needs."""
+    group = "224.0.0.251"
+    listener = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        listener.bind(("", 0))
+        membership = socket.inet_aton(group) + socket.inet_aton("0.0.0.0")
+        listener.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, membership)
+        listener.settimeout(1.0)
+        sender.sendto(b"probe", (group, listener.getsockname()[1]))
+        return listener.recv(16) == b"probe"
+    except OSError:
+        return False
+    finally:
+        listener.close()
+        sender.close()
+
+
+@pytest.mark.skipif(not multicast_loops_back(), reason="multicast does not loop back here")
 def test_agents_with_the_same_discover_name_find_each_other(agents):
     cluster = "t" + uuid.uuid4().hex[:8]
     a1 = agents("a1", args=["-discover", cluster])
