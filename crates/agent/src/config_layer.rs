@@ -87,7 +87,7 @@ pub struct ConfigLayer {
     #[serde(default)]
     pub role: Option<String>,
     /// A tag `key=value` for this node (repeatable).
-    #[arg(long = "tag", value_parser = tag)]
+    #[arg(long = "tag", value_name = "KEY=VALUE", value_parser = tag)]
     #[serde(default, deserialize_with = "tag_map")]
     pub tags: Vec<(String, String)>,
     /// A JSON file holding this node's tags: read at start, rewritten when they change.
@@ -155,7 +155,7 @@ pub struct ConfigLayer {
     #[serde(default)]
     pub retry_max_attempts: Option<i64>,
     /// Time between retry-join rounds (default 30s, at least 1s).
-    #[arg(long = "retry-interval", value_parser = go_duration::parse)]
+    #[arg(long = "retry-interval", value_name = "DURATION", value_parser = go_duration::parse)]
     #[serde(default, deserialize_with = "duration")]
     pub retry_interval: Option<Duration>,
     /// Ignore a previous leave recorded in the snapshot and rejoin.
@@ -222,7 +222,7 @@ pub struct ConfigLayer {
     #[serde(default)]
     pub statsd_addr: Option<String>,
     /// Longest wait for a leave or force-leave broadcast (default 5s, at least 100ms).
-    #[arg(long = "broadcast-timeout", value_parser = go_duration::parse)]
+    #[arg(long = "broadcast-timeout", value_name = "DURATION", value_parser = go_duration::parse)]
     #[serde(default, deserialize_with = "duration")]
     pub broadcast_timeout: Option<Duration>,
     /// A JSON config file to read (repeatable).
