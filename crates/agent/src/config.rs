@@ -15,6 +15,8 @@ use std::time::Duration;
 
 /// Serf's floor for `-retry-interval`: shorter is raised to it, with a warning.
 const MIN_RETRY_INTERVAL: Duration = Duration::from_secs(1);
+/// The Serf protocol versions Serf 0.8 speaks; `-protocol` must be one of them.
+const PROTOCOL_RANGE: std::ops::RangeInclusive<i64> = 2..=5;
 /// Serf's floor for `-broadcast-timeout`.
 const MIN_BROADCAST_TIMEOUT: Duration = Duration::from_millis(100);
 
@@ -146,6 +148,23 @@ impl AgentConfig {
         if let Some(name) = &layer.interface {
             bind = bind_on_interface(name, bind)?;
         }
+        let protocol = layer
+            .protocol
+            .filter(|&p| p > 0)
+            .unwrap_or(*PROTOCOL_RANGE.end());
+        if !PROTOCOL_RANGE.contains(&protocol) {
+            let side = if protocol > *PROTOCOL_RANGE.end() {
+                "high"
+            } else {
+                "low"
+            };
+            return Err(format!(
+                "Failed to start the Serf agent: Error creating Serf: Protocol version '{protocol}' \
+                 too {side}. Must be in range: [{}, {}]",
+                PROTOCOL_RANGE.start(),
+                PROTOCOL_RANGE.end()
+            ));
+        }
         let rpc_text = layer
             .rpc_addr
             .unwrap_or_else(|| "127.0.0.1:7373".to_string());
@@ -176,7 +195,7 @@ impl AgentConfig {
                 .unwrap_or_else(|| "LOCAL0".to_string()),
             discover: layer.discover,
             interface: layer.interface,
-            protocol: layer.protocol.filter(|&p| p > 0).unwrap_or(5),
+            protocol,
             // As in Serf, only the flag decides (its merge lets the flag layer's value win).
             enable_compression: !layer.disable_compression.unwrap_or(false),
             broadcast_timeout,
@@ -432,6 +451,16 @@ mod tests {
                 "Invalid log level: LOUD. Valid log levels are: [TRACE DEBUG INFO WARN ERR]",
             ),
             (&["-profile", "fast"], "Unknown profile: fast"),
+            (
+                &["-protocol", "9"],
+                "Failed to start the Serf agent: Error creating Serf: Protocol version '9' too \
+                 high. Must be in range: [2, 5]",
+            ),
+            (
+                &["-protocol", "1"],
+                "Failed to start the Serf agent: Error creating Serf: Protocol version '1' too \
+                 low. Must be in range: [2, 5]",
+            ),
         ] {
             match refused(args) {
                 ConfigError::Invalid(got) => assert_eq!(got, message),
