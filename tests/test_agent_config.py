@@ -426,3 +426,64 @@ def test_agents_with_the_same_discover_name_find_each_other(agents):
         wait_for(lambda: statuses(agent) == {"a1": "alive", "a2": "alive"}, 30,
                  "%s to discover the other" % agent.name)
     assert statuses(other) == {"other": "alive"}
+
+
+class NamespacedAgent(Agent):
+    """An agent inside network namespace i of a netns.Network, on its bridge address."""
+
+    def __init__(self, workdir, net, i, args=()):
+        self.ip = net.ip(i)
+        super().__init__(workdir, "n%d" % i, args=args)
+        self.gossip_port, self.rpc_port = 7946, 7373
+        prog = self.argv[:2]
+        self.argv = (["ip", "netns", "exec", net.ns(i)] + prog
+                     + ["-node", self.name, "-bind", self.gossip_addr,
+                        "-rpc-addr", self.rpc_addr] + list(args))
+
+    @property
+    def gossip_addr(self):
+        return "%s:%d" % (self.ip, self.gossip_port)
+
+    @property
+    def rpc_addr(self):
+        return "%s:%d" % (self.ip, self.rpc_port)
+
+
+def ipv6_link_local_ready(namespace):
+    out = subprocess.run(["ip", "-n", namespace, "-6", "addr", "show", "dev", "eth0"],
+                         capture_output=True, text=True).stdout
+    return "scope link" in out and "tentative" not in out
+
+
+def test_discovery_across_a_bridge_between_namespaces(tmp_path):
+    """Each agent in its own namespace, joined only by a bridge: mDNS crosses a real link,
+    not loopback."""
+    import netns
+    reason = netns.why_unavailable()
+    if reason:
+        pytest.skip(reason)
+    net = netns.Network(2).build()
+    started = []
+    try:
+        cluster = "t" + uuid.uuid4().hex[:8]
+        for i in (1, 2):
+            # Like a LAN host: a route for multicast (usually its default route) and an
+            # IPv6 link-local address. Serf's mDNS client sends by the routing table, and
+            # a poll fails outright if its IPv6 query cannot be sent.
+            netns.sh("ip", "-n", net.ns(i), "route", "add", "224.0.0.0/4", "dev", "eth0")
+            wait_for(lambda: ipv6_link_local_ready(net.ns(i)), 15, "IPv6 link-local on eth0")
+            started.append(NamespacedAgent(str(tmp_path), net, i,
+                                           args=["-discover", cluster]).start())
+        everyone = {"n1": "alive", "n2": "alive"}
+        for agent in started:
+            wait_for(lambda: statuses(agent) == everyone, 30,
+                     "%s to discover the other across the bridge" % agent.name)
+        assert started[0].members()["n2"]["addr"] == started[1].gossip_addr
+    except Exception:
+        for agent in started:
+            print("\n--- log of agent %s ---\n%s" % (agent.name, agent.log()))
+        raise
+    finally:
+        for agent in started:
+            agent.kill()
+        net.destroy()
