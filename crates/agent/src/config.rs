@@ -94,11 +94,6 @@ impl AgentConfig {
         Ok(AgentConfig::resolve(files.merge(flags.layer))?)
     }
 
-    /// Flags only, for tests and callers without files.
-    pub fn parse_serf_args(args: Vec<String>) -> Result<Self, ConfigError> {
-        AgentConfig::load(&args)
-    }
-
     pub fn node_name(&self) -> String {
         self.node.clone()
     }
