@@ -228,6 +228,20 @@ def test_sighup_reloads_tags_log_level_and_handlers(agents, tmp_path):
     assert a2.proc.poll() is None
 
 
+@musubi_only
+def test_a_sighup_leaves_tags_from_a_tags_file_alone(agents, tmp_path):
+    # Serf would set the config's (necessarily empty) tags and empty the file.
+    tags_file = tmp_path / "tags.json"
+    tags_file.write_text(json.dumps({"role": "web"}))
+    agent = agents("a1", args=["-tags-file", str(tags_file)])
+    out = serf("tags", agent, "-set", "zone=z1")
+    assert out.returncode == 0, out.stdout + out.stderr
+    agent.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: "reload: done" in agent.log(), 15, "the reload")
+    assert agent.members()["a1"]["tags"] == {"role": "web", "zone": "z1"}
+    assert json.loads(tags_file.read_text()) == {"role": "web", "zone": "z1"}
+
+
 def test_a_sighup_with_a_broken_config_changes_nothing(agents, tmp_path):
     config_path = tmp_path / "a2.json"
     a1, a2 = pair(agents, tmp_path, {"tags": {"role": "web"}})

@@ -46,6 +46,7 @@ impl Reloader {
         }
         self.reload_tags(&new).await?;
         self.current = new;
+        info!("reload: done");
         Ok(())
     }
 
