@@ -344,6 +344,7 @@ def test_iface_role_protocol_compression_and_broadcast_timeout_flags(agents, tmp
         assert member["addr"] == "127.0.0.1:%d" % agent.gossip_port
         assert member["tags"] == {"role": "web"}
         assert "Deprecation warning: 'Role' has been replaced with 'Tags'" in agent.log()
+        assert "==> Using interface 'lo' address '127.0.0.1'" in agent.log()
     finally:
         agent.kill()
 
@@ -440,6 +441,18 @@ def test_agents_with_the_same_discover_name_find_each_other(agents):
         wait_for(lambda: statuses(agent) == {"a1": "alive", "a2": "alive"}, 30,
                  "%s to discover the other" % agent.name)
     assert statuses(other) == {"other": "alive"}
+
+
+@musubi_only
+@pytest.mark.skipif(not multicast_loops_back(), reason="multicast does not loop back here")
+def test_discover_with_iface_uses_that_interface_only(agents):
+    # Serf's mDNS client fails on lo (its IPv6 query is unroutable there); musubi's does not.
+    cluster = "t" + uuid.uuid4().hex[:8]
+    a1 = agents("a1", args=["-discover", cluster, "-iface", "lo"])
+    a2 = agents("a2", args=["-discover", cluster, "-iface", "lo"])
+    for agent in (a1, a2):
+        wait_for(lambda: statuses(agent) == {"a1": "alive", "a2": "alive"}, 30,
+                 "%s to discover the other on lo" % agent.name)
 
 
 class NamespacedAgent(Agent):

@@ -129,6 +129,7 @@ async fn run(
                     node_name: identity.name.clone(),
                     advertise: identity.addr,
                     replay: config.replay_on_join,
+                    interface: config.interface.clone(),
                 },
             )
             .map_err(|e| format!("Error starting mDNS listener: {e}"))?,

@@ -141,7 +141,14 @@ impl AgentConfig {
         let mut bind = address::parse_ip_port(&bind_text, DEFAULT_GOSSIP_PORT)
             .ok_or_else(|| format!("Invalid bind address: {bind_text}"))?;
         if let Some(name) = &layer.interface {
-            bind = bind_on_interface(name, bind)?;
+            let chosen = bind_on_interface(name, bind)?;
+            if chosen != bind {
+                notices.push(format!(
+                    "Using interface '{name}' address '{}'",
+                    chosen.ip()
+                ));
+            }
+            bind = chosen;
         }
         let protocol = layer
             .protocol

@@ -6,7 +6,7 @@
 use crate::join;
 use crate::membership::MemberStatus;
 use crate::node::NodeHandle;
-use mdns_sd::{ServiceDaemon, ServiceEvent, ServiceInfo};
+use mdns_sd::{IfKind, ServiceDaemon, ServiceEvent, ServiceInfo};
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -24,6 +24,8 @@ pub struct Discovery {
     pub node_name: String,
     pub advertise: SocketAddr,
     pub replay: bool,
+    /// `-iface`: as in Serf, mDNS then uses only that interface (else every one).
+    pub interface: Option<String>,
 }
 
 /// Start announcing this agent and polling for the others. The returned daemon keeps the
@@ -34,6 +36,12 @@ pub fn start(node: NodeHandle, discovery: Discovery) -> Result<ServiceDaemon, St
     daemon
         .set_service_name_len_max(SERVICE_NAME_MAX)
         .map_err(|e| e.to_string())?;
+    if let Some(interface) = &discovery.interface {
+        daemon
+            .disable_interface(IfKind::All)
+            .and_then(|()| daemon.enable_interface(IfKind::Name(interface.clone())))
+            .map_err(|e| e.to_string())?;
+    }
     let host = format!("{}.local.", dns_label(&discovery.node_name));
     let announcement = ServiceInfo::new(
         &service,
