@@ -358,6 +358,26 @@ mod tests {
         assert!(filter.tags.is_empty() && filter.status.is_empty());
     }
 
+    #[test]
+    fn a_body_read_as_a_header_repeats_the_previous_one() {
+        let previous = RequestHeader {
+            command: "join".to_string(),
+            seq: 2,
+        };
+        // {"Existing": [], "Replay": false}: a join body, no header keys.
+        let body: HeaderFields =
+            rmp_serde::from_slice(&unhex("82a84578697374696e6790a65265706c6179c2")).unwrap();
+        assert_eq!(body.over(&previous), previous);
+        let next: HeaderFields = rmp_serde::from_slice(&unhex("81a353657103")).unwrap();
+        assert_eq!(
+            next.over(&previous),
+            RequestHeader {
+                command: "join".to_string(),
+                seq: 3
+            }
+        );
+    }
+
     /// A reader that hands out its bytes in two reads, to exercise partial objects.
     fn tokio_test_reader<'a>(first: &'a [u8], second: &'a [u8]) -> impl AsyncRead + Unpin + 'a {
         first.chain(second)
