@@ -163,6 +163,36 @@ def test_a_command_before_auth_leaves_its_body_unread_as_serf_does(agents, tmp_p
     assert closed
 
 
+def test_rpc_auth_guards_streams_monitor_and_queries(agents, tmp_path):
+    from test_agent_query import Rpc  # a Serf RPC client that reads streams
+
+    config = write_json(tmp_path / "auth.json", {"rpc_auth": "sekret"})
+    agent = agents("a1", auth="sekret", args=["-config-file", config])
+    client = Rpc(agent)
+    required = "Authentication required"
+    for command, body in (("stream", {"Type": "user"}), ("monitor", {"LogLevel": "INFO"}),
+                          ("query", {"Name": "q", "Timeout": 10**9})):
+        seq = client.send(command, body)
+        # refused; its unread body, taken for a header, repeats the refusal
+        client.wait(lambda m: [x[:2] for x in client.messages()].count([seq, required]) == 2,
+                    what="two refusals of %s" % command)
+    assert client.reply(client.send("auth", {"AuthKey": "sekret"})) == ""
+    stream = client.send("stream", {"Type": "user"})
+    monitor = client.send("monitor", {"LogLevel": "INFO"})
+    assert client.reply(stream) == "" and client.reply(monitor) == ""
+    out = serf("event", agent, "deploy", "v1")
+    assert out.returncode == 0, out.stdout + out.stderr
+    client.wait(lambda m: m[0] == stream and m[2] and m[2].get("Name") == "deploy",
+                what="the event on the stream")
+    client.wait(lambda m: m[0] == monitor and m[2]
+                and "Received event: user-event: deploy" in m[2].get("Log", ""),
+                what="the event's log line on the monitor")
+    # the serf CLI's own streams with the key: a query and its (empty) end
+    out = serf("query", agent, "-timeout", "1s", "ping")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "Total Acks: 1" in out.stdout
+
+
 # --- signals ------------------------------------------------------------------------
 
 def pair(agents, tmp_path, config):
@@ -229,6 +259,24 @@ def test_sighup_reloads_tags_log_level_and_handlers(agents, tmp_path):
 
 
 @musubi_only
+@musubi_only
+def test_a_sighup_refreshes_the_handlers_serf_info_lists(agents, tmp_path):
+    # Serf's info keeps listing the handlers it started with; musubi lists those that run.
+    def listed():
+        out = serf("info", agent, "-format", "json")
+        assert out.returncode == 0, out.stdout + out.stderr
+        return json.loads(out.stdout)["event_handlers"]
+
+    config_path = tmp_path / "a1.json"
+    write_json(config_path, {"event_handlers": ["user:a=true"]})
+    agent = agents("a1", args=["-config-file", str(config_path)])
+    assert listed() == {"user:a": "true"}
+    write_json(config_path, {"event_handlers": ["member-join,user:b=false"]})
+    agent.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: "reload: done" in agent.log(), 15, "the reload")
+    assert listed() == {"member-join:": "false", "user:b": "false"}
+
+
 def test_a_sighup_leaves_tags_from_a_tags_file_alone(agents, tmp_path):
     # Serf would set the config's (necessarily empty) tags and empty the file.
     tags_file = tmp_path / "tags.json"

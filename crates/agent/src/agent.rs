@@ -2,16 +2,21 @@
 //! wait for what ends the agent: an RPC `leave`, a signal, or retry-join giving up.
 //! SIGHUP reloads the config instead ([`reload`](crate::reload)).
 
+use crate::coalesce;
 use crate::config::{AgentConfig, ConfigError};
 use crate::discover::{self, Discovery};
 use crate::identity::NodeId;
 use crate::invoke;
 use crate::join;
-use crate::logging::{self, LogLevelControl};
-use crate::node::{self, NodeHandle};
+use crate::lamport::Clocks;
+use crate::logging::{self, Logging};
+use crate::node::{self, Lifecycle, NodeHandle, NodeOptions, QuerySettings};
+use crate::query::InternalQueries;
+use crate::reaper::ReapTimeouts;
 use crate::reload::{self, Reloader};
 use crate::retry_join::{self, RetryJoin};
 use crate::rpc;
+use crate::snapshot::{Restored, Snapshot};
 use crate::syslog::Syslog;
 use crate::tags_file::TagsFile;
 use clap::error::ErrorKind;
@@ -21,7 +26,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::net::TcpListener;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::{Notify, mpsc, watch};
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 /// How long a graceful leave may take before the agent exits anyway (Serf's 3 s).
 const GRACEFUL_TIMEOUT: Duration = Duration::from_secs(3);
@@ -50,7 +55,7 @@ pub fn cli_main(args: Vec<String>) -> ExitCode {
         },
         false => None,
     };
-    let log_level = logging::init(&config.log_level, syslog);
+    let logging = logging::init(&config.log_level, syslog);
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -58,7 +63,7 @@ pub fn cli_main(args: Vec<String>) -> ExitCode {
         Ok(runtime) => runtime,
         Err(e) => return fail(&format!("cannot start the runtime: {e}")),
     };
-    match runtime.block_on(run(args, config, log_level)) {
+    match runtime.block_on(run(args, config, logging)) {
         Ok(code) => code,
         Err(message) => fail(&message),
     }
@@ -69,11 +74,7 @@ fn fail(message: &str) -> ExitCode {
     ExitCode::from(1)
 }
 
-async fn run(
-    args: Vec<String>,
-    config: AgentConfig,
-    log_level: LogLevelControl,
-) -> Result<ExitCode, String> {
+async fn run(args: Vec<String>, config: AgentConfig, logging: Logging) -> Result<ExitCode, String> {
     // Listening before anything serves: a signal sent as soon as the RPC port answers
     // must already get Serf's handling, not the default of dying.
     let signals = Signals::listen()?;
@@ -93,31 +94,69 @@ async fn run(
         started_ms: unix_millis(),
     };
     println!("==> Starting musubi agent...");
-    let (events, delivered_events) = mpsc::unbounded_channel();
+    let snapshot = match &config.snapshot_path {
+        Some(path) => Some(Snapshot::open(path, config.rejoin_after_leave)?),
+        None => None,
+    };
+    let nothing_restored = Restored::default();
+    let restored = snapshot
+        .as_ref()
+        .map_or(&nothing_restored, |(_, restored)| restored);
+    let clocks = restored_clocks(restored);
+    let lifecycle = Lifecycle {
+        clocks: clocks.clone(),
+        // As Serf: events up to the restored event time were handled before.
+        event_min_time: restored.event_clock + 1,
+        timeouts: ReapTimeouts::from_config(&config),
+    };
+    let options = NodeOptions {
+        profile: config.profile,
+        user_event_size_limit: config.user_event_size_limit,
+        disable_coordinates: config.disable_coordinates,
+        disable_name_resolution: config.disable_name_resolution,
+    };
+    let queries = QuerySettings {
+        limits: config.query_limits(),
+        internal: InternalQueries::default(),
+    };
+    let (events, node_events) = mpsc::unbounded_channel();
     let node = node::start(
         identity.clone(),
         config.bind,
-        config.profile,
         tags_file,
         events,
+        lifecycle,
+        queries,
+        options,
     )
     .await
     .map_err(|e| format!("cannot bind the gossip listener to {}: {e}", config.bind))?;
+    // Serf's order: the snapshot sees every event, handlers see them coalesced.
+    let node_events = match &snapshot {
+        Some((snapshot, _)) => crate::snapshot::spawn_tee(snapshot.clone(), clocks, node_events),
+        None => node_events,
+    };
+    let delivered_events = coalesce::spawn(node_events, coalesce::Periods::SERF);
     let listener = TcpListener::bind(config.rpc_addr)
         .await
         .map_err(|e| format!("Error starting RPC listener: {e}"))?;
     let leave_done = Arc::new(Notify::new());
+    let (handlers_now, handlers_view) = watch::channel(handlers);
+    let agent = Arc::new(rpc::AgentState {
+        event_handlers: handlers_view.clone(),
+        logs: logging.ring,
+        rpc_auth: config.rpc_auth.clone().filter(|key| !key.is_empty()),
+    });
     tokio::spawn(rpc::serve(
         listener,
         node.clone(),
+        agent,
         leave_done.clone(),
-        config.rpc_auth.clone(),
     ));
-    let (handlers_now, handlers_view) = watch::channel(handlers);
     tokio::spawn(invoke::run_event_loop(
         delivered_events,
         handlers_view,
-        node.local_identity(),
+        node.clone(),
     ));
     // Kept for the agent's lifetime: dropping the daemon would stop the announcement.
     let _mdns = match &config.discover {
@@ -137,6 +176,13 @@ async fn run(
         None => None,
     };
     print_banner(&config, &identity);
+    if let Some((_, restored)) = &snapshot {
+        tokio::spawn(rejoin(
+            node.clone(),
+            identity.name.clone(),
+            restored.alive.clone(),
+        ));
+    }
     if !config.join.is_empty() {
         join_at_start(&node, &config).await?;
     }
@@ -159,11 +205,16 @@ async fn run(
     let reloader = Reloader {
         args,
         current: config,
-        log_level,
+        log_level: logging.level,
         handlers: handlers_now,
         node: node.clone(),
     };
-    wait_for_the_end(signals, reloader, &node, &leave_done, &retry_exhausted).await
+    let ends = Endings {
+        leave_done: &leave_done,
+        retry_exhausted: &retry_exhausted,
+        snapshot: snapshot.map(|(snapshot, _)| snapshot),
+    };
+    wait_for_the_end(signals, reloader, &node, ends).await
 }
 
 fn print_banner(config: &AgentConfig, identity: &NodeId) {
@@ -176,6 +227,41 @@ fn print_banner(config: &AgentConfig, identity: &NodeId) {
     if let Some(cluster) = &config.discover {
         println!("  mDNS cluster: {cluster}");
     }
+}
+
+/// Serf's clocks start at 1, or past the times a snapshot recorded.
+fn restored_clocks(restored: &Restored) -> Clocks {
+    let clocks = Clocks::default();
+    clocks.member.witness(restored.clock);
+    clocks.event.witness(restored.event_clock);
+    clocks.query.witness(restored.query_clock);
+    clocks
+}
+
+/// With a snapshot, join the members that were alive when the agent stopped, one at a
+/// time until one answers (in the background, as Serf).
+async fn rejoin(node: NodeHandle, local_name: String, previous: Vec<(String, String)>) {
+    let others: Vec<_> = previous
+        .into_iter()
+        .filter(|(name, _)| *name != local_name)
+        .collect();
+    if others.is_empty() {
+        return;
+    }
+    for (name, addr) in others {
+        info!("Attempting re-join to previously known node: {name}: {addr}");
+        // As Serf's rejoin: the events missed while down are delivered; the ones
+        // handled before are below the restored minimum time.
+        match join::join(&node, std::slice::from_ref(&addr), true).await {
+            Ok(outcome) if outcome.reached > 0 => {
+                info!("Re-joined to previously known node: {name}: {addr}");
+                return;
+            }
+            Ok(_) => {}
+            Err(_) => return,
+        }
+    }
+    warn!("Failed to re-join any previously known node");
 }
 
 /// Serf's agent exits when its `-join` reaches nobody.
@@ -194,28 +280,47 @@ async fn join_at_start(node: &NodeHandle, config: &AgentConfig) -> Result<(), St
     Ok(())
 }
 
+/// What ends the agent besides a signal, and the snapshot a graceful leave is recorded in.
+struct Endings<'a> {
+    /// An RPC `leave` completed.
+    leave_done: &'a Notify,
+    /// `-retry-max` failed rounds.
+    retry_exhausted: &'a Notify,
+    snapshot: Option<Snapshot>,
+}
+
 /// Serf's signal semantics: SIGINT leaves gracefully unless `skip_leave_on_interrupt`;
 /// SIGTERM leaves only with `leave_on_terminate`; exiting without a leave is exit 1, and
-/// the others then see this member fail. SIGHUP reloads and waits on.
+/// the others then see this member fail. SIGHUP reloads and waits on. A node stopped on
+/// its own (it lost its name) exits 0, as Serf's agent does.
 async fn wait_for_the_end(
     signals: Signals,
     mut reloader: Reloader,
     node: &NodeHandle,
-    leave_done: &Notify,
-    retry_exhausted: &Notify,
+    ends: Endings<'_>,
 ) -> Result<ExitCode, String> {
     let Signals {
         mut interrupt,
         mut terminate,
         mut hangup,
     } = signals;
+    let record_leave = || {
+        if let Some(snapshot) = &ends.snapshot {
+            snapshot.leave();
+        }
+    };
     loop {
         let graceful = tokio::select! {
-            _ = leave_done.notified() => {
+            _ = ends.leave_done.notified() => {
                 info!("left the cluster on request");
+                record_leave();
                 return Ok(ExitCode::SUCCESS);
             }
-            _ = retry_exhausted.notified() => return Ok(ExitCode::from(1)),
+            _ = ends.retry_exhausted.notified() => return Ok(ExitCode::from(1)),
+            _ = node.shut_down() => {
+                warn!("Serf shutdown detected, quitting");
+                return Ok(ExitCode::SUCCESS);
+            }
             _ = hangup.recv() => {
                 println!("==> Caught signal: hangup");
                 if reloader.reload().await.is_err() {
@@ -237,6 +342,9 @@ async fn wait_for_the_end(
             return Ok(ExitCode::from(1));
         }
         println!("==> Gracefully shutting down agent...");
+        // As Serf's leave, recorded first: a restart does not rejoin (without `-rejoin`)
+        // even if the leave itself does not complete.
+        record_leave();
         let left = tokio::select! {
             left = tokio::time::timeout(GRACEFUL_TIMEOUT, node.leave()) => matches!(left, Ok(Ok(()))),
             // A second signal while leaving: give up on the leave, as Serf does.

@@ -7,6 +7,8 @@ use crate::address::{self, DEFAULT_GOSSIP_PORT};
 use crate::config_file;
 use crate::config_layer::ConfigLayer;
 use crate::profile::Profile;
+use crate::query::QueryLimits;
+use crate::user_events::DEFAULT_USER_EVENT_SIZE_LIMIT;
 use clap::{CommandFactory, FromArgMatches};
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -19,6 +21,10 @@ const MIN_RETRY_INTERVAL: Duration = Duration::from_secs(1);
 const PROTOCOL_RANGE: std::ops::RangeInclusive<i64> = 2..=5;
 /// Serf's floor for `-broadcast-timeout`.
 const MIN_BROADCAST_TIMEOUT: Duration = Duration::from_millis(100);
+/// The largest user event, query and query answer size limit: the encoded message must
+/// fit one stream frame (`transport::MAX_FRAME`, 1 MiB) and one RPC request (1 MiB) with
+/// room to spare. (Serf caps user events at 9 KiB and queries not at all.)
+pub const MAX_PAYLOAD_SIZE_LIMIT: usize = 512 * 1024;
 
 #[derive(Debug)]
 pub enum ConfigError {
@@ -102,6 +108,13 @@ impl AgentConfig {
         self.tags.clone()
     }
 
+    pub fn query_limits(&self) -> QueryLimits {
+        QueryLimits {
+            query_size: self.query_size_limit,
+            response_size: self.query_response_size_limit,
+        }
+    }
+
     /// The gossip address others use for us. Serf refuses to advertise "all interfaces".
     pub fn advertise_addr(&self) -> Result<SocketAddr, String> {
         if let Some(text) = &self.advertise {
@@ -173,6 +186,19 @@ impl AgentConfig {
         let rpc_addr = rpc_text
             .parse()
             .map_err(|e| format!("Error starting RPC listener: {rpc_text}: {e}"))?;
+        let query_defaults = QueryLimits::default();
+        let user_event_size_limit = size_limit(
+            "user event",
+            layer.user_event_size_limit,
+            DEFAULT_USER_EVENT_SIZE_LIMIT,
+        )?;
+        let query_size_limit =
+            size_limit("query", layer.query_size_limit, query_defaults.query_size)?;
+        let query_response_size_limit = size_limit(
+            "query response",
+            layer.query_response_size_limit,
+            query_defaults.response_size,
+        )?;
         Ok(AgentConfig {
             node: layer.node_name.unwrap_or_else(hostname),
             bind,
@@ -210,9 +236,9 @@ impl AgentConfig {
             tombstone_timeout: layer.tombstone_timeout,
             disable_name_resolution: layer.disable_name_resolution.unwrap_or(false),
             disable_coordinates: layer.disable_coordinates.unwrap_or(false),
-            query_size_limit: size_limit(layer.query_size_limit, 1024),
-            query_response_size_limit: size_limit(layer.query_response_size_limit, 1024),
-            user_event_size_limit: size_limit(layer.user_event_size_limit, 512),
+            query_size_limit,
+            query_response_size_limit,
+            user_event_size_limit,
             statsite_addr: layer.statsite_addr,
             statsd_addr: layer.statsd_addr,
             notices,
@@ -278,11 +304,23 @@ pub fn log_level(text: &str) -> Result<String, String> {
     Ok(level.to_string())
 }
 
-fn size_limit(value: Option<i64>, default: usize) -> usize {
-    value
+/// A size limit key: unset or not positive is the default (Serf would refuse every
+/// message then); over [`MAX_PAYLOAD_SIZE_LIMIT`] is refused in the words Serf uses for its
+/// own user event cap.
+fn size_limit(what: &str, value: Option<i64>, default: usize) -> Result<usize, String> {
+    let Some(limit) = value
         .and_then(|v| usize::try_from(v).ok())
         .filter(|&v| v > 0)
-        .unwrap_or(default)
+    else {
+        return Ok(default);
+    };
+    if limit > MAX_PAYLOAD_SIZE_LIMIT {
+        return Err(format!(
+            "Failed to start the Serf agent: Error creating Serf: {what} size limit exceeds \
+             limit of {MAX_PAYLOAD_SIZE_LIMIT} bytes"
+        ));
+    }
+    Ok(limit)
 }
 
 /// `-iface`: with a wildcard bind, bind to the interface's first address that is not
@@ -365,6 +403,61 @@ mod tests {
         assert!(config.enable_compression);
         assert_eq!(config.user_event_size_limit, 512);
         assert_eq!(config.query_size_limit, 1024);
+        assert_eq!(config.query_response_size_limit, 1024);
+        assert!(!config.disable_coordinates);
+        assert_eq!(config.reconnect_timeout, None);
+    }
+
+    #[test]
+    fn payload_limits_can_be_raised_to_512_kib() {
+        let config = parse(&[
+            "-user-event-size-limit=65600",
+            "-query-size-limit=70000",
+            "-query-response-size-limit",
+            "524288",
+            "-disable-coordinates",
+        ]);
+        assert_eq!(config.user_event_size_limit, 65_600);
+        assert_eq!(config.query_limits().query_size, 70_000);
+        assert_eq!(config.query_limits().response_size, 524_288);
+        assert!(config.disable_coordinates);
+        for (flag, what) in [
+            ("-user-event-size-limit", "user event"),
+            ("-query-size-limit", "query"),
+        ] {
+            match refused(&[flag, "524289"]) {
+                ConfigError::Invalid(message) => assert_eq!(
+                    message,
+                    format!(
+                        "Failed to start the Serf agent: Error creating Serf: {what} size limit \
+                         exceeds limit of 524288 bytes"
+                    )
+                ),
+                other => panic!("{flag}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn lifecycle_settings_come_from_config_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("lifecycle.json");
+        std::fs::write(
+            &file,
+            r#"{"reconnect_interval":"1s","reconnect_timeout":"2s","tombstone_timeout":"1m",
+                "snapshot_path":"/tmp/s","rejoin_after_leave":true,"disable_coordinates":true,
+                "query_size_limit":70000,"user_event_size_limit":9000}"#,
+        )
+        .unwrap();
+        let config = parse(&["-config-file", file.to_str().unwrap()]);
+        assert_eq!(config.reconnect_interval, Some(Duration::from_secs(1)));
+        assert_eq!(config.reconnect_timeout, Some(Duration::from_secs(2)));
+        assert_eq!(config.tombstone_timeout, Some(Duration::from_secs(60)));
+        assert_eq!(config.snapshot_path, Some(PathBuf::from("/tmp/s")));
+        assert!(config.rejoin_after_leave && config.disable_coordinates);
+        assert_eq!(config.query_size_limit, 70_000);
+        assert_eq!(config.user_event_size_limit, 9000);
+        assert!(config.notices.is_empty(), "{:?}", config.notices);
     }
 
     #[test]

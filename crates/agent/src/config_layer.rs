@@ -133,13 +133,19 @@ pub struct ConfigLayer {
     #[arg(long = "replay", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     #[serde(default)]
     pub replay_on_join: Option<bool>,
-    #[arg(skip)]
+    /// musubi's flag for `query_size_limit`: the largest encoded query, in bytes (default
+    /// 1024, up to 512 KiB; past one datagram it goes over the stream transport).
+    #[arg(long = "query-size-limit", value_name = "BYTES")]
     #[serde(default)]
     pub query_size_limit: Option<i64>,
-    #[arg(skip)]
+    /// musubi's flag for `query_response_size_limit`: the largest encoded answer, in bytes
+    /// (default 1024, up to 512 KiB).
+    #[arg(long = "query-response-size-limit", value_name = "BYTES")]
     #[serde(default)]
     pub query_response_size_limit: Option<i64>,
-    #[arg(skip)]
+    /// musubi's flag for `user_event_size_limit`: the largest user event (name plus
+    /// payload), in bytes (default 512, up to 512 KiB; Serf stops at 9 KiB).
+    #[arg(long = "user-event-size-limit", value_name = "BYTES")]
     #[serde(default)]
     pub user_event_size_limit: Option<i64>,
     /// An agent to join at start (repeatable); the agent exits if none can be reached.
@@ -197,7 +203,8 @@ pub struct ConfigLayer {
     #[arg(skip)]
     #[serde(default)]
     pub disable_name_resolution: Option<bool>,
-    #[arg(skip)]
+    /// musubi's flag for `disable_coordinates`: compute no network coordinate, share none.
+    #[arg(long = "disable-coordinates", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     #[serde(default)]
     pub disable_coordinates: Option<bool>,
     /// Also send logs to the local syslog.

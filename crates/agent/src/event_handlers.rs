@@ -8,9 +8,13 @@ use crate::events::AgentEvent;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EventHandler {
-    filters: Vec<EventFilter>,
+    filters: EventFilters,
     pub script: String,
 }
+
+/// A comma-separated list of event types, as handlers and RPC `stream` take it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EventFilters(Vec<EventFilter>);
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct EventFilter {
@@ -19,8 +23,7 @@ struct EventFilter {
     name: Option<String>,
 }
 
-/// Serf accepts these; `member-reap` and queries never happen here yet, so handlers for
-/// them are accepted and never run.
+/// The event types Serf's handler filters name.
 const EVENT_TYPES: [&str; 8] = [
     "member-join",
     "member-leave",
@@ -35,22 +38,39 @@ const EVENT_TYPES: [&str; 8] = [
 impl EventHandler {
     pub fn parse(spec: &str) -> Result<Self, String> {
         let (filter, script) = spec.split_once('=').unwrap_or(("*", spec));
-        let filters = filter
-            .split(',')
-            .map(|text| {
-                EventFilter::parse(text).ok_or_else(|| {
-                    format!("Invalid event script: Event '{text}' invoking '{script}'")
-                })
-            })
-            .collect::<Result<_, _>>()?;
+        let filters = EventFilters::parse(filter)
+            .map_err(|text| format!("Invalid event script: Event '{text}' invoking '{script}'"))?;
         Ok(EventHandler {
             filters,
             script: script.to_string(),
         })
     }
 
+    /// `serf info`'s `event_handlers` entries: one `event:name` key per filter (`user:` for
+    /// all user events, `*:` for a handler without a filter), the script as the value.
+    pub fn info_entries(&self) -> impl Iterator<Item = (String, &str)> {
+        self.filters.0.iter().map(|filter| {
+            let name = filter.name.as_deref().unwrap_or_default();
+            (format!("{}:{name}", filter.event), self.script.as_str())
+        })
+    }
+
     pub fn wants(&self, event: &AgentEvent) -> bool {
-        self.filters.iter().any(|filter| filter.matches(event))
+        self.filters.wants(event)
+    }
+}
+
+impl EventFilters {
+    /// The filters, or the first event type that is not one.
+    pub fn parse(text: &str) -> Result<Self, &str> {
+        text.split(',')
+            .map(|part| EventFilter::parse(part).ok_or(part))
+            .collect::<Result<_, _>>()
+            .map(EventFilters)
+    }
+
+    pub fn wants(&self, event: &AgentEvent) -> bool {
+        self.0.iter().any(|filter| filter.matches(event))
     }
 }
 
@@ -75,6 +95,7 @@ impl EventFilter {
         }
         match (event, &self.name) {
             (AgentEvent::User(user), Some(name)) => user.name == *name,
+            (AgentEvent::Query(query), Some(name)) => query.name == *name,
             _ => true,
         }
     }
@@ -93,6 +114,10 @@ mod tests {
             payload: vec![],
             coalesce: false,
         })
+    }
+
+    fn query(name: &str) -> AgentEvent {
+        AgentEvent::Query(crate::query::tests::event(name))
     }
 
     fn member(kind: MemberEventKind) -> AgentEvent {
@@ -122,6 +147,17 @@ mod tests {
     }
 
     #[test]
+    fn query_filters_pick_queries_and_their_names() {
+        let named = EventHandler::parse("query:uptime=x").unwrap();
+        assert!(named.wants(&query("uptime")));
+        assert!(!named.wants(&query("load")));
+        assert!(!named.wants(&user("uptime")));
+        let any = EventHandler::parse("query=x").unwrap();
+        assert!(any.wants(&query("load")) && !any.wants(&user("load")));
+        assert!(!EventHandler::parse("user=x").unwrap().wants(&query("q")));
+    }
+
+    #[test]
     fn unknown_types_are_refused_in_serfs_words() {
         for (spec, error) in [
             ("FOO=bar ./x", "Event 'FOO' invoking 'bar ./x'"),
@@ -133,5 +169,24 @@ mod tests {
                 Err(format!("Invalid event script: {error}"))
             );
         }
+    }
+
+    #[test]
+    fn info_entries_are_keyed_as_serf_info_shows_them() {
+        let entries = |spec: &str| -> Vec<(String, String)> {
+            EventHandler::parse(spec)
+                .unwrap()
+                .info_entries()
+                .map(|(key, script)| (key, script.to_string()))
+                .collect()
+        };
+        assert_eq!(entries("true"), vec![("*:".into(), "true".into())]);
+        assert_eq!(
+            entries("member-join,user:deploy=x"),
+            vec![
+                ("member-join:".into(), "x".into()),
+                ("user:deploy".into(), "x".into())
+            ]
+        );
     }
 }

@@ -1,6 +1,7 @@
 //! Go's `time.ParseDuration`, which Serf uses for `-retry-interval`, `reconnect_timeout`
 //! and the other duration keys: `1h30m`, `1.5s`, `300ms`, `0`. Errors are worded as Go
-//! words them, since Serf prints them as they are.
+//! words them, since Serf prints them as they are. The `musubi kv`/`bench` flags use it too,
+//! with bare numbers read as seconds ([`parse_or_seconds`]).
 
 use std::time::Duration;
 
@@ -48,6 +49,15 @@ pub fn parse(text: &str) -> Result<Duration, String> {
         rest = next;
     }
     Ok(Duration::from_nanos(total.round() as u64))
+}
+
+/// A Go duration, or a bare number of seconds (`3`, `0.5`), as `musubi kv --timeout` and
+/// `musubi bench --duration` have always taken.
+pub fn parse_or_seconds(text: &str) -> Result<Duration, String> {
+    match text.parse::<f64>() {
+        Ok(secs) => Duration::try_from_secs_f64(secs).map_err(|e| format!("{text}: {e}")),
+        Err(_) => parse(text),
+    }
 }
 
 /// Go's `Duration.String()`, used in Serf's log lines: `30s`, `1m0s`, `1.5s`, `500ms`.
@@ -98,6 +108,15 @@ mod tests {
         assert_eq!(parse("300ms").unwrap(), Duration::from_millis(300));
         assert_eq!(parse("0").unwrap(), Duration::ZERO);
         assert_eq!(parse("+2m").unwrap(), Duration::from_secs(120));
+    }
+
+    #[test]
+    fn bare_numbers_are_seconds_where_allowed() {
+        assert_eq!(parse_or_seconds("3").unwrap(), Duration::from_secs(3));
+        assert_eq!(parse_or_seconds("0.5").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_or_seconds("1m30s").unwrap(), Duration::from_secs(90));
+        assert!(parse_or_seconds("2x").is_err());
+        assert!(parse_or_seconds("-1").is_err());
     }
 
     #[test]

@@ -8,6 +8,8 @@ use tracing::info;
 
 /// How long a join waits for a member to answer at each address.
 pub const JOIN_PATIENCE: Duration = Duration::from_secs(5);
+/// How long a join waits for the members' event clock before it announces itself.
+const CATCH_UP_PATIENCE: Duration = Duration::from_secs(1);
 
 #[derive(Debug, PartialEq, Eq)]
 pub struct JoinOutcome {
@@ -32,8 +34,11 @@ impl JoinOutcome {
     }
 }
 
-/// Join the members at `peers`. `replay` is Serf's request to replay past user events to
-/// this node (`-replay`, `serf join -replay`).
+/// Join the members at `peers`. First they are asked for their event clock, so that the
+/// user events from before the join are ignored (the first to answer sets the time; it
+/// must arrive before the events still gossiped do), or, with `replay`, for their recent
+/// events, which are then delivered (Serf's `join -replay`; the agent's `-replay` for its
+/// own joins: `-join`, retry-join, discovery).
 pub async fn join(
     node: &NodeHandle,
     peers: &[String],
@@ -49,6 +54,10 @@ pub async fn join(
         }
     }
     let addrs: Vec<SocketAddr> = resolved.iter().map(|&(_, addr)| addr).collect();
+    if !addrs.is_empty() {
+        node.catch_up(addrs.clone(), replay, CATCH_UP_PATIENCE)
+            .await?;
+    }
     let reached_addrs = node.join(&addrs, JOIN_PATIENCE).await?;
     failures.extend(
         resolved

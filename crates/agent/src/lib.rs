@@ -10,41 +10,59 @@
 //!    [`identity::NodeId`] (tags from `-tag`/`tags` or the [`tags_file`]).
 //! 2. [`node`] owns foca and the UDP socket in one task; each datagram, timer or command is
 //!    handed to foca, then its output is drained: sends, timers ([`timers`]), notifications
-//!    into the [`membership`] table. User events ride on foca's packets ([`user_events`],
-//!    stamped by a [`lamport`] clock).
-//! 3. Member changes and user events become Serf's [`events`]; one task logs them and runs
-//!    the matching [`event_handlers`] one at a time (`invoke`).
-//! 4. [`rpc`] serves Serf's RPC clients and asks the node through a `NodeHandle`.
+//!    into the [`membership`] table. User events and queries ride on foca's packets
+//!    ([`broadcasts`]: [`user_events`], [`query`]), each stamped by a [`lamport`] clock;
+//!    query acks and responses go straight back to the asker.
+//! 3. Member changes, user events and queries become Serf's [`events`]; the [`snapshot`]
+//!    records them, the [`coalesce`]r merges bursts as Serf does, then one task logs them,
+//!    passes them to RPC event streams and runs the matching [`event_handlers`] one at a
+//!    time (`invoke`); a handler's output answers a query. The [`reaper`] drops members
+//!    gone too long; [`conflict`] settles two members claiming one name.
+//! 4. [`rpc`] serves Serf's RPC clients and asks the node through a `NodeHandle`; its
+//!    `monitor` reads the [`log_ring`], which `logging` fills beside stderr and syslog.
 //! 5. Joins: `-join` at start, `-retry-join` in the background (`retry_join`), `-discover`
 //!    over mDNS (`discover`).
 //! 6. RPC `leave`, SIGINT (unless `skip_leave_on_interrupt`) or SIGTERM (with
 //!    `leave_on_terminate`): tell every member we leave ([`wire`]), leave the SWIM cluster,
-//!    exit 0; other signals that end the agent exit 1 without leaving. SIGHUP reloads the
-//!    log level, handlers and tags (`reload`).
+//!    exit 0 (the [`snapshot`] records the leave); other signals that end the agent exit
+//!    1 without leaving. Losing its name to another member ([`conflict`]) stops the node
+//!    and the agent exits 0, as Serf's. SIGHUP reloads the log level, handlers and tags
+//!    (`reload`).
 
 pub mod address;
 mod agent;
+pub mod broadcasts;
+pub mod coalesce;
 pub mod config;
 pub mod config_file;
 pub mod config_layer;
+pub mod conflict;
+pub mod coordinate;
 mod discover;
 pub mod event_handlers;
+pub mod event_history;
+pub mod event_streams;
 pub mod events;
 pub mod go_duration;
 pub mod identity;
 mod invoke;
 pub mod join;
 pub mod lamport;
+pub mod log_ring;
 mod logging;
 pub mod membership;
 pub mod node;
 pub mod profile;
+pub mod query;
+pub mod reaper;
 mod reload;
 mod retry_join;
 pub mod rpc;
+pub mod snapshot;
 mod syslog;
 pub mod tags_file;
 mod timers;
+pub mod transport;
 pub mod user_events;
 pub mod wire;
 

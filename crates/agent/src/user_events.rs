@@ -6,21 +6,25 @@
 //! for the first time is delivered to the agent and disseminated further, a repeat is
 //! dropped. Like Serf, a member remembers the events of the last 512 Lamport times, and
 //! ignores events older than that.
+//!
+//! Events too big for gossip (past [`GOSSIP_EVENT_MAX`], possible when
+//! `user_event_size_limit` is raised) go from their origin straight to every member over
+//! the stream transport, and meet the same de-duplication here (see `broadcasts`).
 
+use crate::event_history::EventHistory;
 use crate::events::AgentEvent;
-use crate::identity::NodeId;
 use crate::lamport::LamportClock;
-use foca::{BroadcastHandler, Invalidates};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use tokio::sync::mpsc;
-use tracing::warn;
 
 /// Serf's `user_event_size_limit` default: name plus payload, in bytes.
-pub const USER_EVENT_SIZE_LIMIT: usize = 512;
-/// How many Lamport times of past events are remembered (Serf's event buffer).
-const REMEMBERED_TIMES: u64 = 512;
+pub const DEFAULT_USER_EVENT_SIZE_LIMIT: usize = 512;
+/// Events up to this size (type byte and encoding included, as Serf's limit counts them)
+/// ride on foca's packets: it is what Serf's own gossip is built for, and it leaves room
+/// in a 1400-byte packet for foca's header (two identities with their tags) and
+/// membership updates. Larger ones go over the stream transport.
+pub const GOSSIP_EVENT_MAX: usize = 512;
 
 /// One user event, as Serf's `messageUserEvent` carries it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -38,10 +42,10 @@ pub struct UserEvent {
 
 impl UserEvent {
     /// Serf refuses an event whose name and payload together exceed the limit.
-    pub fn check_size(name: &str, payload: &[u8]) -> Result<(), String> {
-        if name.len() + payload.len() > USER_EVENT_SIZE_LIMIT {
+    pub fn check_size(name: &str, payload: &[u8], limit: usize) -> Result<(), String> {
+        if name.len() + payload.len() > limit {
             return Err(format!(
-                "user event exceeds configured limit of {USER_EVENT_SIZE_LIMIT} bytes before encoding"
+                "user event exceeds configured limit of {limit} bytes before encoding"
             ));
         }
         Ok(())
@@ -54,35 +58,28 @@ impl UserEvent {
     /// Serf checks the limit again on the encoded message, its type byte included; ours
     /// is the same msgpack map, so the same events pass (name and payload lengths that
     /// Go's older msgpack encodes one byte longer are far below the limit).
-    pub fn check_encoded_size(encoded: &[u8]) -> Result<(), String> {
-        if 1 + encoded.len() > USER_EVENT_SIZE_LIMIT {
+    pub fn check_encoded_size(encoded: &[u8], limit: usize) -> Result<(), String> {
+        if 1 + encoded.len() > limit {
             return Err(format!(
-                "encoded user event exceeds configured limit of {USER_EVENT_SIZE_LIMIT} bytes after encoding"
+                "encoded user event exceeds configured limit of {limit} bytes after encoding"
             ));
         }
         Ok(())
     }
 }
 
-/// foca's dissemination key: an event only ever replaces an identical copy of itself.
+/// foca's dissemination key for a user event.
 #[derive(Debug, PartialEq, Eq)]
 pub struct UserEventKey(UserEvent);
-
-impl Invalidates for UserEventKey {
-    fn invalidates(&self, other: &Self) -> bool {
-        self == other
-    }
-}
 
 #[derive(Debug, thiserror::Error)]
 #[error("malformed user event: {0}")]
 pub struct MalformedUserEvent(#[from] rmp_serde::decode::Error);
 
-/// foca's custom broadcast handler for user events.
+/// The user-event half of foca's custom broadcasts (see [`crate::broadcasts`]).
 pub struct UserEventGossip {
     clock: Arc<LamportClock>,
-    /// (name, payload) pairs seen, by Lamport time; times older than the window are gone.
-    seen: BTreeMap<u64, Vec<(String, Vec<u8>)>>,
+    history: EventHistory,
     deliver: mpsc::UnboundedSender<AgentEvent>,
 }
 
@@ -90,48 +87,24 @@ impl UserEventGossip {
     pub fn new(clock: Arc<LamportClock>, deliver: mpsc::UnboundedSender<AgentEvent>) -> Self {
         UserEventGossip {
             clock,
-            seen: BTreeMap::new(),
+            history: EventHistory::default(),
             deliver,
         }
     }
 
-    /// Record the event; false if it is a repeat or too old to tell.
-    fn first_sighting(&mut self, event: &UserEvent) -> bool {
-        self.clock.witness(event.ltime);
-        let oldest_remembered = self.clock.time().saturating_sub(REMEMBERED_TIMES);
-        if event.ltime < oldest_remembered {
-            warn!(
-                "received old event {} from time {} (current: {})",
-                event.name,
-                event.ltime,
-                self.clock.time()
-            );
-            return false;
-        }
-        self.seen = self.seen.split_off(&oldest_remembered);
-        let at_time = self.seen.entry(event.ltime).or_default();
-        if at_time
-            .iter()
-            .any(|(name, payload)| *name == event.name && *payload == event.payload)
-        {
-            return false;
-        }
-        at_time.push((event.name.clone(), event.payload.clone()));
-        true
+    /// Record into `history`, which the node shares (joins read and raise it).
+    pub fn with_history(self, history: EventHistory) -> Self {
+        UserEventGossip { history, ..self }
     }
-}
 
-impl BroadcastHandler<NodeId> for UserEventGossip {
-    type Key = UserEventKey;
-    type Error = MalformedUserEvent;
-
-    fn receive_item(
+    /// A user event foca handed us (sent from here or received): deliver it and pass it
+    /// on the first time; `None` for a repeat.
+    pub fn receive_item(
         &mut self,
         data: &[u8],
-        _sender: Option<&NodeId>,
     ) -> Result<Option<UserEventKey>, MalformedUserEvent> {
         let event: UserEvent = rmp_serde::from_slice(data)?;
-        if !self.first_sighting(&event) {
+        if !self.history.record(&event, &self.clock) {
             return Ok(None);
         }
         // The agent stopping is the only way the receiver goes; nothing is left to tell.
@@ -143,6 +116,7 @@ impl BroadcastHandler<NodeId> for UserEventGossip {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lamport::REMEMBERED_TIMES;
 
     fn event(ltime: u64, name: &str, payload: &[u8]) -> UserEvent {
         UserEvent {
@@ -165,18 +139,8 @@ mod tests {
     fn an_event_is_delivered_once_and_moves_the_clock() {
         let (mut gossip, mut delivered) = gossip();
         let deploy = event(5, "deploy", b"v1");
-        assert!(
-            gossip
-                .receive_item(&deploy.encode(), None)
-                .unwrap()
-                .is_some()
-        );
-        assert!(
-            gossip
-                .receive_item(&deploy.encode(), None)
-                .unwrap()
-                .is_none()
-        );
+        assert!(gossip.receive_item(&deploy.encode()).unwrap().is_some());
+        assert!(gossip.receive_item(&deploy.encode()).unwrap().is_none());
         assert_eq!(delivered.try_recv().unwrap(), AgentEvent::User(deploy));
         assert!(delivered.try_recv().is_err());
         assert_eq!(gossip.clock.time(), 6);
@@ -187,7 +151,7 @@ mod tests {
         let (mut gossip, mut delivered) = gossip();
         for payload in [&b"a"[..], b"b"] {
             let item = event(1, "deploy", payload).encode();
-            assert!(gossip.receive_item(&item, None).unwrap().is_some());
+            assert!(gossip.receive_item(&item).unwrap().is_some());
         }
         for payload in [&b"a"[..], b"b"] {
             assert_eq!(
@@ -202,20 +166,20 @@ mod tests {
         let (mut gossip, mut delivered) = gossip();
         gossip.clock.witness(1000);
         let stale = event(1001 - REMEMBERED_TIMES - 1, "old", b"").encode();
-        assert!(gossip.receive_item(&stale, None).unwrap().is_none());
+        assert!(gossip.receive_item(&stale).unwrap().is_none());
         assert!(delivered.try_recv().is_err());
     }
 
     #[test]
     fn garbage_is_an_error_not_a_panic() {
         let (mut gossip, _delivered) = gossip();
-        assert!(gossip.receive_item(b"\xc1\x00", None).is_err());
+        assert!(gossip.receive_item(b"\xc1\x00").is_err());
     }
 
     #[test]
     fn the_size_limit_counts_name_and_payload() {
-        assert!(UserEvent::check_size("n", &[0; 511]).is_ok());
-        let error = UserEvent::check_size("nn", &[0; 511]).unwrap_err();
+        assert!(UserEvent::check_size("n", &[0; 511], 512).is_ok());
+        let error = UserEvent::check_size("nn", &[0; 511], 512).unwrap_err();
         assert_eq!(
             error,
             "user event exceeds configured limit of 512 bytes before encoding"
@@ -227,7 +191,17 @@ mod tests {
         // serf 0.9.4 accepts `serf event ok` with 480 payload bytes and refuses 481
         for (len, fits) in [(480, true), (481, false)] {
             let encoded = event(3, "ok", &vec![b'x'; len]).encode();
-            assert_eq!(UserEvent::check_encoded_size(&encoded).is_ok(), fits);
+            assert_eq!(UserEvent::check_encoded_size(&encoded, 512).is_ok(), fits);
         }
+    }
+
+    #[test]
+    fn a_raised_limit_admits_large_events() {
+        let payload = vec![7u8; 65_536];
+        let limit = 70_000;
+        assert!(UserEvent::check_size("big", &payload, limit).is_ok());
+        let encoded = event(1, "big", &payload).encode();
+        assert!(UserEvent::check_encoded_size(&encoded, limit).is_ok());
+        assert!(encoded.len() > GOSSIP_EVENT_MAX);
     }
 }

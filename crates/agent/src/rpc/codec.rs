@@ -3,6 +3,7 @@
 //! `{Error, Seq}` and an optional body. Structs are maps keyed by Go field names, written
 //! in the alphabetical order Serf's own agent uses (checked byte for byte in the tests).
 
+use crate::coordinate::Coordinate;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -61,7 +62,8 @@ pub struct AuthRequest {
 #[serde(rename_all = "PascalCase", default)]
 pub struct JoinRequest {
     pub existing: Vec<String>,
-    /// Replay past user events to the joiner (`serf join -replay`).
+    /// Replay past user events to the joiner (`serf join -replay`); otherwise they are
+    /// ignored.
     pub replay: bool,
 }
 
@@ -83,7 +85,7 @@ pub struct MembersFilter {
 #[serde(rename_all = "PascalCase", default)]
 pub struct ForceLeaveRequest {
     pub node: String,
-    /// Serf 0.8.4's `-prune` drops the member at once; members are never reaped yet.
+    /// Serf 0.8.4's `-prune`: the member is dropped from every member list at once.
     pub prune: bool,
 }
 
@@ -119,6 +121,138 @@ pub struct EventRequest {
 #[serde(rename_all = "PascalCase", default)]
 pub struct StopRequest {
     pub stop: u64,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct MonitorRequest {
+    pub log_level: String,
+}
+
+/// One line of a `monitor` stream.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct LogRecord<'a> {
+    pub log: &'a str,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct QueryRequest {
+    #[serde(deserialize_with = "nil_as_empty")]
+    pub filter_nodes: Vec<String>,
+    #[serde(deserialize_with = "nil_as_empty")]
+    pub filter_tags: BTreeMap<String, String>,
+    pub request_ack: bool,
+    pub relay_factor: u8,
+    /// Go's `time.Duration` in nanoseconds; 0 asks for the default.
+    pub timeout: i64,
+    pub name: String,
+    /// nil and empty differ: only a nil payload may go with `_serf_ping`.
+    pub payload: Option<serde_bytes::ByteBuf>,
+}
+
+/// One record of a query's stream: `ack`, `response` or `done`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct QueryRecordWire {
+    pub from: String,
+    /// nil for acks and `done`.
+    pub payload: Option<serde_bytes::ByteBuf>,
+    #[serde(rename = "Type")]
+    pub kind: &'static str,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct CoordinateRequest {
+    pub node: String,
+}
+
+/// `get-coordinate`'s reply: for a node without a coordinate, zeros, a nil `Vec` and
+/// `Ok: false`, as Serf sends them.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CoordinateResponse {
+    pub coord: CoordinateWire,
+    pub ok: bool,
+}
+
+#[derive(Debug, Default, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CoordinateWire {
+    pub adjustment: f64,
+    pub error: f64,
+    pub height: f64,
+    pub vec: Option<Vec<f64>>,
+}
+
+impl From<Option<Coordinate>> for CoordinateResponse {
+    fn from(coordinate: Option<Coordinate>) -> Self {
+        match coordinate {
+            Some(c) => CoordinateResponse {
+                coord: CoordinateWire {
+                    adjustment: c.adjustment,
+                    error: c.error,
+                    height: c.height,
+                    vec: Some(c.vec),
+                },
+                ok: true,
+            },
+            None => CoordinateResponse {
+                coord: CoordinateWire::default(),
+                ok: false,
+            },
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct StreamRequest {
+    /// Event filters, as `-event-handler` takes them: `member-join,user:deploy`, `*`.
+    #[serde(rename = "Type")]
+    pub filter: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct RespondRequest {
+    #[serde(rename = "ID")]
+    pub id: u64,
+    #[serde(deserialize_with = "nil_as_empty")]
+    pub payload: serde_bytes::ByteBuf,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct MemberEventRecord {
+    pub event: &'static str,
+    pub members: Vec<MemberWire>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct UserEventRecord {
+    pub coalesce: bool,
+    pub event: &'static str,
+    #[serde(rename = "LTime")]
+    pub ltime: u64,
+    pub name: String,
+    pub payload: serde_bytes::ByteBuf,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct QueryEventRecord {
+    pub event: &'static str,
+    /// This connection's handle for `respond`.
+    #[serde(rename = "ID")]
+    pub id: u64,
+    #[serde(rename = "LTime")]
+    pub ltime: u64,
+    pub name: String,
+    pub payload: serde_bytes::ByteBuf,
 }
 
 #[derive(Debug, Serialize)]
@@ -308,6 +442,52 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_missing_coordinate_matches_serf() {
+        let bytes = encode_response(1, "", Some(&CoordinateResponse::from(None)));
+        assert_eq!(
+            hex(&bytes),
+            concat!(
+                "82a54572726f72a0a35365710182a5436f6f726484aa41646a7573746d656e74cb0000000000000000",
+                "a54572726f72cb0000000000000000a6486569676874cb0000000000000000a3566563c0a24f6bc2"
+            )
+        );
+    }
+
+    #[test]
+    fn a_known_coordinate_matches_serf() {
+        // the floats of a coordinate captured from serf 0.9.4, by their bits
+        let f = f64::from_bits;
+        let coordinate = Coordinate {
+            adjustment: f(0x3ef6af7a97e7b01d),
+            error: f(0x3fec4095fb1a8279),
+            height: f(0x3ee4f8b588e368f1),
+            vec: [
+                0x3e843ed69fad2934,
+                0xbea30652624381e4,
+                0xbe909cc5b6ea20f3,
+                0xbe984593c04cc1be,
+                0x3e92a81adb6d7a7c,
+                0xbe72ed6364a08f23,
+                0xbe9a1a7b5f78fa96,
+                0x3e8e4b918bdf9b83,
+            ]
+            .map(f)
+            .to_vec(),
+        };
+        let bytes = encode_response(1, "", Some(&CoordinateResponse::from(Some(coordinate))));
+        assert_eq!(
+            hex(&bytes),
+            concat!(
+                "82a54572726f72a0a35365710182a5436f6f726484aa41646a7573746d656e74cb3ef6af7a97e7b01d",
+                "a54572726f72cb3fec4095fb1a8279a6486569676874cb3ee4f8b588e368f1a356656398",
+                "cb3e843ed69fad2934cbbea30652624381e4cbbe909cc5b6ea20f3cbbe984593c04cc1be",
+                "cb3e92a81adb6d7a7ccbbe72ed6364a08f23cbbe9a1a7b5f78fa96cb3e8e4b918bdf9b83",
+                "a24f6bc3"
+            )
+        );
+    }
+
     #[tokio::test]
     async fn back_to_back_objects_split_anywhere_are_read_one_by_one() {
         // handshake header + body, then a members header, as the Go client writes them
@@ -347,6 +527,38 @@ mod tests {
         let mut requests = RequestReader::new(&cut_short[..]);
         let result = requests.next::<RequestHeader>().await;
         assert!(matches!(result, Err(DecodeError::Truncated)), "{result:?}");
+    }
+
+    #[test]
+    fn query_requests_tell_a_nil_payload_from_an_empty_one() {
+        // {"Name": "_serf_ping", "Payload": nil, "Timeout": 1000000000 as uint32}
+        let nil: QueryRequest = rmp_serde::from_slice(&unhex(
+            "83a44e616d65aa5f736572665f70696e67a75061796c6f6164c0a754696d656f7574ce3b9aca00",
+        ))
+        .unwrap();
+        assert_eq!(
+            (nil.name.as_str(), nil.payload, nil.timeout),
+            ("_serf_ping", None, 1_000_000_000)
+        );
+        // {"Payload": bin ""}, and serfclient-py's str payloads
+        let empty: QueryRequest = rmp_serde::from_slice(&unhex("81a75061796c6f6164c400")).unwrap();
+        assert_eq!(empty.payload.map(|p| p.into_vec()), Some(vec![]));
+        let text: QueryRequest = rmp_serde::from_slice(&unhex("81a75061796c6f6164a178")).unwrap();
+        assert_eq!(text.payload.map(|p| p.into_vec()), Some(b"x".to_vec()));
+    }
+
+    #[test]
+    fn query_records_carry_nil_payloads_for_acks() {
+        let ack = QueryRecordWire {
+            from: "a".into(),
+            payload: None,
+            kind: "ack",
+        };
+        // {"From": "a", "Payload": nil, "Type": "ack"}
+        assert_eq!(
+            hex(&rmp_serde::to_vec_named(&ack).unwrap()),
+            "83a446726f6da161a75061796c6f6164c0a454797065a361636b"
+        );
     }
 
     #[test]

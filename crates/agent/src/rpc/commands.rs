@@ -1,12 +1,19 @@
 //! One handler per Serf RPC command: read the body the command takes, ask the node, and
 //! answer with the reply shape Serf's Go client decodes.
 
+use super::AgentState;
 use super::codec::{
-    AuthRequest, DecodeError, EventRequest, ForceLeaveRequest, HandshakeRequest, HeaderFields,
-    JoinRequest, JoinResponse, MembersFilter, MembersResponse, RequestHeader, RequestReader,
-    StopRequest, TagsRequest, encode_response,
+    AuthRequest, CoordinateRequest, CoordinateResponse, DecodeError, EventRequest,
+    ForceLeaveRequest, HandshakeRequest, HeaderFields, JoinRequest, JoinResponse, MembersFilter,
+    MembersResponse, MonitorRequest, QueryRequest, RequestHeader, RequestReader, RespondRequest,
+    StopRequest, StreamRequest, TagsRequest, encode_response,
 };
 use super::members::{MemberMatcher, member_wire};
+use super::monitor;
+use super::queries::{PendingQueries, event_stream, query_params, query_stream};
+use super::stats::stats_reply;
+use super::streams::{ConnectionWriter, OpenStream, Outgoing, Streams};
+use crate::event_handlers::EventFilters;
 use crate::join;
 use crate::node::{NodeHandle, NodeStopped, TagUpdate, UserEventRequest};
 use tokio::io::AsyncRead;
@@ -22,6 +29,10 @@ const DUPLICATE_HANDSHAKE: &str = "Handshake already performed";
 const UNSUPPORTED_COMMAND: &str = "Unsupported command";
 const AUTH_REQUIRED: &str = "Authentication required";
 const INVALID_AUTH_TOKEN: &str = "Invalid authentication token";
+const INVALID_FILTER: &str = "Invalid event filter";
+const STREAM_EXISTS: &str = "Stream with given sequence exists";
+const INVALID_QUERY_ID: &str = "No pending queries matching ID";
+const MONITOR_EXISTS: &str = "Monitor already exists";
 
 /// What the connection does once the reply (if any) is written.
 #[derive(Debug, PartialEq, Eq)]
@@ -35,6 +46,8 @@ pub enum After {
 pub struct Reply {
     pub bytes: Option<Vec<u8>>,
     pub after: After,
+    /// A stream the command opens once its reply is queued.
+    pub stream: Option<OpenStream>,
 }
 
 impl Reply {
@@ -46,6 +59,7 @@ impl Reply {
         Reply {
             bytes: Some(encode_response::<()>(seq, error, None)),
             after,
+            stream: None,
         }
     }
 
@@ -53,6 +67,7 @@ impl Reply {
         Reply {
             bytes: Some(encode_response(seq, error, body)),
             after: After::Continue,
+            stream: None,
         }
     }
 
@@ -61,6 +76,7 @@ impl Reply {
         Reply {
             bytes: None,
             after: After::Close,
+            stream: None,
         }
     }
 }
@@ -75,27 +91,56 @@ pub enum CommandError {
     Stopped(#[from] NodeStopped),
 }
 
-/// One client connection: its requests, whether it has shaken hands yet and, when the
-/// agent has an `rpc_auth` key, whether it has given it.
+/// One client connection: its requests, its writer, its open streams, whether it has
+/// shaken hands yet and, when the agent has an `rpc_auth` key, whether it has given it.
 pub struct Session<'a, R> {
     node: &'a NodeHandle,
+    agent: &'a AgentState,
+    /// The Seq of this connection's `monitor`, if it opened one (Serf allows one).
+    monitor: Option<u64>,
     requests: RequestReader<R>,
+    writer: ConnectionWriter,
+    streams: Streams,
+    /// Queries this connection's event streams showed, by the ID they were shown with.
+    pending_queries: PendingQueries,
     handshake_done: bool,
-    auth_key: Option<&'a str>,
     authenticated: bool,
     previous_header: RequestHeader,
 }
 
 impl<'a, R: AsyncRead + Unpin> Session<'a, R> {
-    pub fn new(node: &'a NodeHandle, reader: R, auth_key: Option<&'a str>) -> Self {
+    pub fn new(
+        node: &'a NodeHandle,
+        agent: &'a AgentState,
+        reader: R,
+        writer: ConnectionWriter,
+    ) -> Self {
         Session {
             node,
+            agent,
+            monitor: None,
             requests: RequestReader::new(reader),
+            streams: Streams::new(writer.clone()),
+            writer,
+            pending_queries: PendingQueries::default(),
             handshake_done: false,
-            auth_key,
             authenticated: false,
             previous_header: RequestHeader::default(),
         }
+    }
+
+    /// Handle one request: queue its reply, then start the stream it opens, if any.
+    pub async fn serve(&mut self, header: RequestHeader) -> Result<After, CommandError> {
+        let seq = header.seq;
+        let reply = self.handle(header).await?;
+        if let Some(bytes) = reply.bytes {
+            // The writer only goes away with the connection; then nothing is left to do.
+            let _ = self.writer.send(Outgoing::Bytes(bytes));
+        }
+        if let Some(stream) = reply.stream {
+            self.streams.open(seq, stream);
+        }
+        Ok(reply.after)
     }
 
     /// The next request's header, or `None` when the client closed the connection.
@@ -107,14 +152,16 @@ impl<'a, R: AsyncRead + Unpin> Session<'a, R> {
         Ok(Some(self.previous_header.clone()))
     }
 
-    pub async fn handle(&mut self, header: RequestHeader) -> Result<Reply, CommandError> {
+    async fn handle(&mut self, header: RequestHeader) -> Result<Reply, CommandError> {
         let seq = header.seq;
         if !self.handshake_done && header.command != "handshake" {
             return Ok(Reply::error(seq, HANDSHAKE_REQUIRED, After::Close));
         }
         // As Serf, the refused command's body is left unread: the client's next read is
         // out of step, and the body is then taken for a header repeating the command.
-        if self.auth_key.is_some()
+        // Every command but these two needs it: `stream`, `monitor`, `query` and `stop`
+        // included, so no stream opens before the key is given.
+        if self.agent.rpc_auth.is_some()
             && !self.authenticated
             && !matches!(header.command.as_str(), "handshake" | "auth")
         {
@@ -126,7 +173,7 @@ impl<'a, R: AsyncRead + Unpin> Session<'a, R> {
             "auth" => {
                 let request: AuthRequest = self.body().await?;
                 // With no key set, only an empty token matches, as in Serf.
-                if request.auth_key == self.auth_key.unwrap_or_default() {
+                if request.auth_key == self.agent.rpc_auth.as_deref().unwrap_or_default() {
                     self.authenticated = true;
                     Ok(Reply::ok(seq))
                 } else {
@@ -148,7 +195,7 @@ impl<'a, R: AsyncRead + Unpin> Session<'a, R> {
             }
             "force-leave" => {
                 let request: ForceLeaveRequest = self.body().await?;
-                self.node.force_leave(request.node).await?;
+                self.node.force_leave(request.node, request.prune).await?;
                 Ok(Reply::ok(seq))
             }
             "tags" => {
@@ -178,9 +225,40 @@ impl<'a, R: AsyncRead + Unpin> Session<'a, R> {
                     After::Continue,
                 ))
             }
+            "query" => self.query(seq).await,
+            "stream" => self.stream(seq).await,
+            "respond" => self.respond(seq).await,
+            "stats" => {
+                let local = self.node.local_identity().borrow().clone();
+                let stats = self.node.stats().await?;
+                let reply = stats_reply(&local, &self.agent.event_handlers.borrow(), &stats);
+                Ok(Reply::with_body(seq, "", Some(&reply)))
+            }
+            "get-coordinate" => {
+                let request: CoordinateRequest = self.body().await?;
+                let coordinate = self.node.coordinate(request.node).await?;
+                let reply = CoordinateResponse::from(coordinate);
+                Ok(Reply::with_body(seq, "", Some(&reply)))
+            }
+            "monitor" => {
+                let request: MonitorRequest = self.body().await?;
+                if self.monitor.is_some_and(|open| self.streams.is_open(open)) {
+                    return Ok(Reply::error(seq, MONITOR_EXISTS, After::Continue));
+                }
+                match monitor::open(&self.agent.logs, &request.log_level) {
+                    Ok(stream) => {
+                        self.monitor = Some(seq);
+                        Ok(Reply {
+                            stream: Some(stream),
+                            ..Reply::ok(seq)
+                        })
+                    }
+                    Err(error) => Ok(Reply::error(seq, &error, After::Continue)),
+                }
+            }
             "stop" => {
-                // No command opens a stream yet, so there is never one to stop.
-                let _: StopRequest = self.body().await?;
+                let request: StopRequest = self.body().await?;
+                self.streams.stop(request.stop);
                 Ok(Reply::ok(seq))
             }
             _ => Ok(Reply::error(seq, UNSUPPORTED_COMMAND, After::Close)),
@@ -189,6 +267,54 @@ impl<'a, R: AsyncRead + Unpin> Session<'a, R> {
 
     async fn body<B: serde::de::DeserializeOwned>(&mut self) -> Result<B, CommandError> {
         self.requests.next().await?.ok_or(CommandError::MissingBody)
+    }
+
+    async fn query(&mut self, seq: u64) -> Result<Reply, CommandError> {
+        let request: QueryRequest = self.body().await?;
+        let started = match query_params(request) {
+            Ok(params) => self.node.query(params).await,
+            Err(refused) => Err(refused),
+        };
+        Ok(match started {
+            Ok(records) => Reply {
+                stream: Some(query_stream(records)),
+                ..Reply::ok(seq)
+            },
+            Err(error) => Reply::error(seq, &error, After::Continue),
+        })
+    }
+
+    async fn stream(&mut self, seq: u64) -> Result<Reply, CommandError> {
+        let request: StreamRequest = self.body().await?;
+        let Ok(filters) = EventFilters::parse(&request.filter) else {
+            return Ok(Reply::error(seq, INVALID_FILTER, After::Continue));
+        };
+        if self.streams.is_open(seq) {
+            return Ok(Reply::error(seq, STREAM_EXISTS, After::Continue));
+        }
+        // Subscribed now, so no event after the reply is missed.
+        let events = self.node.event_streams().subscribe();
+        Ok(Reply {
+            stream: Some(event_stream(filters, events, self.pending_queries.clone())),
+            ..Reply::ok(seq)
+        })
+    }
+
+    async fn respond(&mut self, seq: u64) -> Result<Reply, CommandError> {
+        let request: RespondRequest = self.body().await?;
+        let error = match self.pending_queries.get(request.id) {
+            Some(query) => self
+                .node
+                .respond_query(query, request.payload.into_vec())
+                .await?
+                .err(),
+            None => Some(INVALID_QUERY_ID.to_string()),
+        };
+        Ok(Reply::error(
+            seq,
+            &error.unwrap_or_default(),
+            After::Continue,
+        ))
     }
 
     async fn handshake(&mut self, seq: u64) -> Result<Reply, CommandError> {

@@ -1,32 +1,32 @@
 //! Accepts RPC clients and runs each connection: decode a header, let the session handle
 //! it, write the reply. Anything a Serf client would not send closes that connection only.
 
+use super::AgentState;
 use super::commands::{After, Session};
+use super::streams::{Outgoing, write_queued};
 use crate::node::NodeHandle;
 use std::sync::Arc;
-use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, mpsc};
 use tracing::{debug, warn};
 
 /// Serve until the process ends; `leave_done` is notified when a client's `leave` has
-/// completed and the agent should exit.
-/// With `auth_key` (config `rpc_auth`), clients must `auth` with it before any command.
+/// completed and the agent should exit. `agent` is what the RPC side knows of the agent
+/// beyond the node (its handlers, its log, its `rpc_auth` key).
 pub async fn serve(
     listener: TcpListener,
     node: NodeHandle,
+    agent: Arc<AgentState>,
     leave_done: Arc<Notify>,
-    auth_key: Option<String>,
 ) {
-    let auth_key: Option<Arc<str>> = auth_key.filter(|k| !k.is_empty()).map(Arc::from);
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
                 let node = node.clone();
+                let agent = agent.clone();
                 let leave_done = leave_done.clone();
-                let auth_key = auth_key.clone();
                 tokio::spawn(async move {
-                    serve_connection(stream, &node, &leave_done, auth_key.as_deref()).await;
+                    serve_connection(stream, &node, &agent, &leave_done).await;
                     debug!("rpc client {peer} disconnected");
                 });
             }
@@ -41,11 +41,13 @@ const LINGER: std::time::Duration = std::time::Duration::from_secs(1);
 async fn serve_connection(
     stream: TcpStream,
     node: &NodeHandle,
+    agent: &AgentState,
     leave_done: &Notify,
-    auth_key: Option<&str>,
 ) {
-    let (reader, mut writer) = stream.into_split();
-    let mut session = Session::new(node, reader, auth_key);
+    let (reader, writer) = stream.into_split();
+    let (outgoing, queue) = mpsc::unbounded_channel();
+    let mut writing = tokio::spawn(write_queued(writer, queue));
+    let mut session = Session::new(node, agent, reader, outgoing.clone());
     loop {
         let header = match session.next_header().await {
             Ok(Some(header)) => header,
@@ -55,30 +57,27 @@ async fn serve_connection(
                 return;
             }
         };
-        let reply = match session.handle(header).await {
-            Ok(reply) => reply,
-            Err(e) => {
-                warn!("rpc: closing connection: {e}");
+        match session.serve(header).await {
+            Ok(After::Continue) => {}
+            Ok(After::Close) => {
+                // Let the writer send what is queued (Serf's last error reply) first.
+                let _ = outgoing.send(Outgoing::Close);
+                let _ = tokio::time::timeout(LINGER, &mut writing).await;
                 return;
             }
-        };
-        if let Some(bytes) = reply.bytes
-            && let Err(e) = writer.write_all(&bytes).await
-        {
-            debug!("rpc write: {e}");
-            return;
-        }
-        match reply.after {
-            After::Continue => {}
-            After::Close => return,
-            After::Shutdown => {
+            Ok(After::Shutdown) => {
                 // Exiting with unread bytes on the connection would reset it, and the client
-                // would lose the reply: hang up our side, let the client read and close.
-                let _ = writer.shutdown().await;
+                // would lose the reply: let the client read and close first. Our side stays
+                // open meanwhile: the Go client, seeing our end of stream with the reply,
+                // picks one of the two at random and may report `client closed`.
                 let client_closed =
                     async { while let Ok(Some(_)) = session.next_header().await {} };
                 let _ = tokio::time::timeout(LINGER, client_closed).await;
                 leave_done.notify_one();
+                return;
+            }
+            Err(e) => {
+                warn!("rpc: closing connection: {e}");
                 return;
             }
         }
