@@ -26,13 +26,19 @@ FAILURE_DETECTION_BOUND = 30.0
 class Agent:
     """One agent process on loopback with its own gossip and RPC ports."""
 
-    def __init__(self, workdir, name, tags=(), join=(), args=()):
+    def __init__(self, workdir, name, tags=(), join=(), args=(), env=None, auth=None,
+                 name_flag=True):
+        """env: extra environment for the agent; auth: the rpc_auth key the serf CLI must
+        give; name_flag=False leaves -node out (for a name from a config file)."""
         self.name = name
+        self.env = dict(os.environ, **(env or {}))
+        self.auth = auth
         self.gossip_port = harness.free_port()
         self.rpc_port = harness.free_port()
         self.log_path = os.path.join(workdir, "agent.%s.log" % name)
         prog = [SERF_BIN, "agent"] if AGENT_TARGET == "serf" else [harness.musubi_bin(), "agent"]
-        self.argv = prog + ["-node", name, "-bind", self.gossip_addr, "-rpc-addr", self.rpc_addr]
+        self.argv = prog + (["-node", name] if name_flag else [])
+        self.argv += ["-bind", self.gossip_addr, "-rpc-addr", self.rpc_addr]
         for tag in tags:
             self.argv += ["-tag", tag]
         for peer in join:
@@ -51,7 +57,8 @@ class Agent:
     def start(self, wait=True):
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL, start_new_session=True)
+                                         stdin=subprocess.DEVNULL, start_new_session=True,
+                                         env=self.env)
         if wait:
             self.wait_rpc()
         return self
@@ -88,8 +95,9 @@ class Agent:
 
 
 def serf(command, agent, *args):
-    """Run the real serf CLI against an agent's RPC address."""
-    return subprocess.run([SERF_BIN, command, "-rpc-addr=" + agent.rpc_addr, *args],
+    """Run the real serf CLI against an agent's RPC address (with its rpc_auth key, if any)."""
+    auth = ["-rpc-auth=" + agent.auth] if getattr(agent, "auth", None) else []
+    return subprocess.run([SERF_BIN, command, "-rpc-addr=" + agent.rpc_addr, *auth, *args],
                           capture_output=True, text=True, timeout=30)
 
 

@@ -73,12 +73,13 @@ def test_sigint_leaves_gracefully_and_exits_0(trio):
     wait_for(lambda: statuses(a1).get("a3") == "left", 15, "a1 to see a3 left")
 
 
-@pytest.mark.skipif(AGENT_TARGET == "serf", reason="serf leaves on SIGTERM only with leave_on_terminate")
-def test_sigterm_leaves_gracefully_and_exits_0(trio):
+def test_sigterm_exits_1_without_leaving_so_the_others_see_it_failed(trio):
+    # As Serf: SIGTERM leaves only with leave_on_terminate (tests/test_agent_config.py).
     a1, a2, a3 = trio
     a1.proc.send_signal(signal.SIGTERM)
-    assert a1.wait_exit() == 0
-    wait_for(lambda: statuses(a2).get("a1") == "left", 15, "a2 to see a1 left")
+    assert a1.wait_exit() == 1
+    wait_for(lambda: statuses(a2).get("a1") == "failed", FAILURE_DETECTION_BOUND,
+             "a2 to see a1 failed")
 
 
 def test_a_killed_member_is_failed_then_force_left(trio):

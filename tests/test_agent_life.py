@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from agents import (AGENT_TARGET, FAILURE_DETECTION_BOUND, SERF_BIN, Agent, agents,  # noqa: F401
+from agents import (FAILURE_DETECTION_BOUND, SERF_BIN, Agent, agents,  # noqa: F401
                     recording_handler, serf, statuses, wait_for)
 
 pytestmark = pytest.mark.skipif(not os.path.exists(SERF_BIN),
@@ -25,14 +25,11 @@ REAP_INTERVAL = 15.0
 
 
 def lifecycle_settings(tmp_path, **settings):
-    """Agent arguments for Serf's reconnect_interval/reconnect_timeout/tombstone_timeout.
-    Serf reads them only from a config file; musubi, until it reads config files, takes
-    them as hidden flags of the same names."""
-    if AGENT_TARGET == "serf":
-        path = tmp_path / "lifecycle.json"
-        path.write_text(json.dumps(settings))
-        return ["-config-file", str(path)]
-    return ["-%s=%s" % (key.replace("_", "-"), value) for key, value in settings.items()]
+    """Agent arguments for Serf's reconnect_interval/reconnect_timeout/tombstone_timeout,
+    which Serf (and musubi) read only from a config file."""
+    path = tmp_path / "lifecycle.json"
+    path.write_text(json.dumps(settings))
+    return ["-config-file", str(path)]
 
 
 def member_lines(records, event):
@@ -209,6 +206,28 @@ def test_a_second_agent_with_a_taken_name_shuts_down(agents, tmp_path):
     assert first.proc.poll() is None
 
 
+def test_without_name_resolution_a_conflict_is_only_logged(agents, tmp_path):
+    first = agents("dup")
+    witness = agents("w", join=[first.gossip_addr])
+    other_dir = tmp_path / "second"
+    other_dir.mkdir()
+    config = other_dir / "no-resolution.json"
+    config.write_text(json.dumps({"disable_name_resolution": True}))
+    second = Agent(str(other_dir), "dup", join=[witness.gossip_addr],
+                   args=["-config-file", str(config)]).start(wait=False)
+    try:
+        wait_for(lambda: "Resolution enabled: false" in second.log(), 15,
+                 "the newcomer to notice the conflict")
+        time.sleep(5)  # past the 3.2 s a vote would take
+        assert second.proc.poll() is None, second.log()
+        assert "name conflict resolution" not in second.log()
+    finally:
+        second.kill()
+    members = witness.members()
+    assert members["dup"]["addr"] == first.gossip_addr
+    assert first.proc.poll() is None
+
+
 def test_three_quick_joins_make_one_member_join_run(agents, tmp_path):
     handler, records = recording_handler(tmp_path, "a1.joins")
     a1 = agents("a1", args=["-event-handler", "member-join=" + handler])
@@ -256,9 +275,8 @@ def test_join_replays_past_user_events_only_when_asked(agents, tmp_path):
     assert [name for name, _, _ in user_events(plain_records)] == ["later"]
 
 
-@pytest.mark.skipif(AGENT_TARGET == "serf", reason="hidden musubi flags")
 def test_reap_settings_are_go_durations(tmp_path):
-    bad = Agent(str(tmp_path), "x", args=["-reconnect-timeout=soon"])
+    bad = Agent(str(tmp_path), "x", args=lifecycle_settings(tmp_path, reconnect_timeout="soon"))
     bad.start(wait=False)
     assert bad.wait_exit() == 1
     assert "invalid duration" in bad.log()

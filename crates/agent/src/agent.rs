@@ -1,45 +1,61 @@
-//! `musubi agent`: wire the node, the RPC listener and the signals together, and run until
-//! the agent leaves (on SIGINT, SIGTERM or an RPC `leave`).
+//! `musubi agent`: wire the node, the RPC listener, discovery and the joins together, then
+//! wait for what ends the agent: an RPC `leave`, a signal, or retry-join giving up.
+//! SIGHUP reloads the config instead ([`reload`](crate::reload)).
 
 use crate::coalesce;
-use crate::config::AgentConfig;
-use crate::event_handlers::EventHandler;
+use crate::config::{AgentConfig, ConfigError};
+use crate::discover::{self, Discovery};
 use crate::identity::NodeId;
 use crate::invoke;
 use crate::join;
 use crate::lamport::Clocks;
-use crate::log_ring::LogRing;
+use crate::logging::{self, Logging};
 use crate::node::{self, Lifecycle, NodeHandle, NodeOptions, QuerySettings};
 use crate::query::InternalQueries;
 use crate::reaper::ReapTimeouts;
+use crate::reload::{self, Reloader};
+use crate::retry_join::{self, RetryJoin};
 use crate::rpc;
 use crate::snapshot::{Restored, Snapshot};
+use crate::syslog::Syslog;
 use crate::tags_file::TagsFile;
 use clap::error::ErrorKind;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::net::TcpListener;
-use tokio::signal::unix::{SignalKind, signal};
-use tokio::sync::{Notify, mpsc};
-use tracing::{info, warn};
-use tracing_subscriber::filter::LevelFilter;
-use tracing_subscriber::prelude::*;
+use tokio::signal::unix::{Signal, SignalKind, signal};
+use tokio::sync::{Notify, mpsc, watch};
+use tracing::{error, info, warn};
 
-/// Entry point for `musubi agent ARGS`: 0 after a graceful leave, 1 on a usage or start
-/// error (as `serf agent`).
+/// How long a graceful leave may take before the agent exits anyway (Serf's 3 s).
+const GRACEFUL_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Entry point for `musubi agent ARGS`: 0 after a graceful leave; 1 on a usage or start
+/// error, an exit without leaving, or retry-join giving up (as `serf agent`).
 pub fn cli_main(args: Vec<String>) -> ExitCode {
-    let config = match AgentConfig::parse_serf_args(args) {
+    let config = match AgentConfig::load(&args) {
         Ok(config) => config,
-        Err(e) => {
+        Err(ConfigError::Usage(e)) => {
             let _ = e.print();
             return match e.kind() {
                 ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => ExitCode::SUCCESS,
                 _ => ExitCode::from(1),
             };
         }
+        Err(ConfigError::Invalid(message)) => return fail(&message),
     };
-    let logs = init_logging(&config.log_level);
+    for notice in &config.notices {
+        println!("==> {notice}");
+    }
+    let syslog = match config.enable_syslog {
+        true => match Syslog::connect(&config.syslog_facility) {
+            Ok(syslog) => Some(syslog),
+            Err(e) => return fail(&format!("Syslog setup failed: {e}")),
+        },
+        false => None,
+    };
+    let logging = logging::init(&config.log_level, syslog);
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -47,8 +63,8 @@ pub fn cli_main(args: Vec<String>) -> ExitCode {
         Ok(runtime) => runtime,
         Err(e) => return fail(&format!("cannot start the runtime: {e}")),
     };
-    match runtime.block_on(run(config, logs)) {
-        Ok(()) => ExitCode::SUCCESS,
+    match runtime.block_on(run(args, config, logging)) {
+        Ok(code) => code,
         Err(message) => fail(&message),
     }
 }
@@ -58,28 +74,11 @@ fn fail(message: &str) -> ExitCode {
     ExitCode::from(1)
 }
 
-/// stderr gets the lines at `-log-level` and above; the ring behind `serf monitor` gets
-/// every line, as Serf's does.
-fn init_logging(level: &str) -> Arc<LogRing> {
-    let level: tracing::Level = level.parse().unwrap_or(tracing::Level::INFO);
-    let logs = LogRing::new();
-    let stderr = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
-        .with_ansi(false)
-        .with_filter(LevelFilter::from_level(level));
-    tracing_subscriber::registry()
-        .with(stderr)
-        .with(logs.layer())
-        .init();
-    logs
-}
-
-async fn run(config: AgentConfig, logs: Arc<LogRing>) -> Result<(), String> {
-    let handlers = config
-        .event_handlers
-        .iter()
-        .map(|spec| EventHandler::parse(spec))
-        .collect::<Result<Vec<_>, _>>()?;
+async fn run(args: Vec<String>, config: AgentConfig, logging: Logging) -> Result<ExitCode, String> {
+    // Listening before anything serves: a signal sent as soon as the RPC port answers
+    // must already get Serf's handling, not the default of dying.
+    let signals = Signals::listen()?;
+    let handlers = reload::parse_handlers(&config.event_handlers)?;
     let tags_file = config.tags_file.clone().map(TagsFile::new);
     let tags = match &tags_file {
         Some(_) if !config.tags.is_empty() => {
@@ -111,8 +110,10 @@ async fn run(config: AgentConfig, logs: Arc<LogRing>) -> Result<(), String> {
         timeouts: ReapTimeouts::from_config(&config),
     };
     let options = NodeOptions {
+        profile: config.profile,
         user_event_size_limit: config.user_event_size_limit,
         disable_coordinates: config.disable_coordinates,
+        disable_name_resolution: config.disable_name_resolution,
     };
     let queries = QuerySettings {
         limits: config.query_limits(),
@@ -138,11 +139,13 @@ async fn run(config: AgentConfig, logs: Arc<LogRing>) -> Result<(), String> {
     let delivered_events = coalesce::spawn(node_events, coalesce::Periods::SERF);
     let listener = TcpListener::bind(config.rpc_addr)
         .await
-        .map_err(|e| format!("cannot bind the RPC listener to {}: {e}", config.rpc_addr))?;
+        .map_err(|e| format!("Error starting RPC listener: {e}"))?;
     let leave_done = Arc::new(Notify::new());
+    let (handlers_now, handlers_view) = watch::channel(handlers);
     let agent = Arc::new(rpc::AgentState {
-        event_handlers: handlers.clone(),
-        logs,
+        event_handlers: handlers_view.clone(),
+        logs: logging.ring,
+        rpc_auth: config.rpc_auth.clone().filter(|key| !key.is_empty()),
     });
     tokio::spawn(rpc::serve(
         listener,
@@ -152,14 +155,27 @@ async fn run(config: AgentConfig, logs: Arc<LogRing>) -> Result<(), String> {
     ));
     tokio::spawn(invoke::run_event_loop(
         delivered_events,
-        handlers,
+        handlers_view,
         node.clone(),
     ));
-    println!("==> musubi agent running!");
-    println!("     Node name: '{}'", identity.name);
-    println!("     Bind addr: '{}'", config.bind);
-    println!("     Advertise: '{}'", identity.addr);
-    println!("      RPC addr: '{}'", config.rpc_addr);
+    // Kept for the agent's lifetime: dropping the daemon would stop the announcement.
+    let _mdns = match &config.discover {
+        Some(cluster) => Some(
+            discover::start(
+                node.clone(),
+                Discovery {
+                    cluster: cluster.clone(),
+                    node_name: identity.name.clone(),
+                    advertise: identity.addr,
+                    replay: config.replay_on_join,
+                    interface: config.interface.clone(),
+                },
+            )
+            .map_err(|e| format!("Error starting mDNS listener: {e}"))?,
+        ),
+        None => None,
+    };
+    print_banner(&config, &identity);
     if let Some((_, restored)) = &snapshot {
         tokio::spawn(rejoin(
             node.clone(),
@@ -168,24 +184,49 @@ async fn run(config: AgentConfig, logs: Arc<LogRing>) -> Result<(), String> {
         ));
     }
     if !config.join.is_empty() {
-        join_at_start(&node, &config.join, config.replay_on_join).await?;
+        join_at_start(&node, &config).await?;
     }
+    let retry_exhausted = Arc::new(Notify::new());
+    if !config.retry_join.is_empty() {
+        let plan = RetryJoin {
+            peers: config.retry_join.clone(),
+            replay: config.replay_on_join,
+            interval: config.retry_interval,
+            max_attempts: config.retry_max_attempts,
+        };
+        let exhausted = retry_exhausted.clone();
+        let node = node.clone();
+        tokio::spawn(async move {
+            if retry_join::run(node, plan).await.is_err() {
+                exhausted.notify_one();
+            }
+        });
+    }
+    let reloader = Reloader {
+        args,
+        current: config,
+        log_level: logging.level,
+        handlers: handlers_now,
+        node: node.clone(),
+    };
+    let ends = Endings {
+        leave_done: &leave_done,
+        retry_exhausted: &retry_exhausted,
+        snapshot: snapshot.map(|(snapshot, _)| snapshot),
+    };
+    wait_for_the_end(signals, reloader, &node, ends).await
+}
 
-    let mut interrupt = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
-    let mut terminate = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
-    tokio::select! {
-        _ = leave_done.notified() => info!("left the cluster on request"),
-        _ = interrupt.recv() => leave(&node, "interrupt").await,
-        _ = terminate.recv() => leave(&node, "terminate").await,
-        _ = node.shut_down() => {
-            warn!("Serf shutdown detected, quitting");
-            return Ok(());
-        }
+fn print_banner(config: &AgentConfig, identity: &NodeId) {
+    println!("==> musubi agent running!");
+    println!("     Node name: '{}'", identity.name);
+    println!("     Bind addr: '{}'", config.bind);
+    println!("     Advertise: '{}'", identity.addr);
+    println!("      RPC addr: '{}'", config.rpc_addr);
+    println!("       Profile: {}", config.profile.name());
+    if let Some(cluster) = &config.discover {
+        println!("  mDNS cluster: {cluster}");
     }
-    if let Some((snapshot, _)) = &snapshot {
-        snapshot.leave();
-    }
-    Ok(())
 }
 
 /// Serf's clocks start at 1, or past the times a snapshot recorded.
@@ -224,21 +265,118 @@ async fn rejoin(node: NodeHandle, local_name: String, previous: Vec<(String, Str
 }
 
 /// Serf's agent exits when its `-join` reaches nobody.
-async fn join_at_start(node: &NodeHandle, peers: &[String], replay: bool) -> Result<(), String> {
-    let outcome = join::join(node, peers, replay)
+async fn join_at_start(node: &NodeHandle, config: &AgentConfig) -> Result<(), String> {
+    println!("==> Joining cluster...(replay: {})", config.replay_on_join);
+    let outcome = join::join(node, &config.join, config.replay_on_join)
         .await
         .map_err(|e| e.to_string())?;
     if let Some(error) = outcome.error() {
         return Err(format!("Failed to join: {error}"));
     }
-    info!("joined: {} nodes", outcome.reached);
+    println!(
+        "    Join completed. Synced with {} initial agents",
+        outcome.reached
+    );
     Ok(())
 }
 
-async fn leave(node: &NodeHandle, signal: &str) {
-    info!("caught signal {signal}: leaving gracefully");
-    // Already stopping means there is nothing left to leave.
-    let _ = node.leave().await;
+/// What ends the agent besides a signal, and the snapshot a graceful leave is recorded in.
+struct Endings<'a> {
+    /// An RPC `leave` completed.
+    leave_done: &'a Notify,
+    /// `-retry-max` failed rounds.
+    retry_exhausted: &'a Notify,
+    snapshot: Option<Snapshot>,
+}
+
+/// Serf's signal semantics: SIGINT leaves gracefully unless `skip_leave_on_interrupt`;
+/// SIGTERM leaves only with `leave_on_terminate`; exiting without a leave is exit 1, and
+/// the others then see this member fail. SIGHUP reloads and waits on. A node stopped on
+/// its own (it lost its name) exits 0, as Serf's agent does.
+async fn wait_for_the_end(
+    signals: Signals,
+    mut reloader: Reloader,
+    node: &NodeHandle,
+    ends: Endings<'_>,
+) -> Result<ExitCode, String> {
+    let Signals {
+        mut interrupt,
+        mut terminate,
+        mut hangup,
+    } = signals;
+    let record_leave = || {
+        if let Some(snapshot) = &ends.snapshot {
+            snapshot.leave();
+        }
+    };
+    loop {
+        let graceful = tokio::select! {
+            _ = ends.leave_done.notified() => {
+                info!("left the cluster on request");
+                record_leave();
+                return Ok(ExitCode::SUCCESS);
+            }
+            _ = ends.retry_exhausted.notified() => return Ok(ExitCode::from(1)),
+            _ = node.shut_down() => {
+                warn!("Serf shutdown detected, quitting");
+                return Ok(ExitCode::SUCCESS);
+            }
+            _ = hangup.recv() => {
+                println!("==> Caught signal: hangup");
+                if reloader.reload().await.is_err() {
+                    return Ok(ExitCode::from(1));
+                }
+                continue;
+            }
+            _ = interrupt.recv() => {
+                println!("==> Caught signal: interrupt");
+                !reloader.current.skip_leave_on_interrupt
+            }
+            _ = terminate.recv() => {
+                println!("==> Caught signal: terminated");
+                reloader.current.leave_on_terminate
+            }
+        };
+        if !graceful {
+            info!("exiting without leaving the cluster");
+            return Ok(ExitCode::from(1));
+        }
+        println!("==> Gracefully shutting down agent...");
+        // As Serf's leave, recorded first: a restart does not rejoin (without `-rejoin`)
+        // even if the leave itself does not complete.
+        record_leave();
+        let left = tokio::select! {
+            left = tokio::time::timeout(GRACEFUL_TIMEOUT, node.leave()) => matches!(left, Ok(Ok(()))),
+            // A second signal while leaving: give up on the leave, as Serf does.
+            _ = interrupt.recv() => false,
+            _ = terminate.recv() => false,
+        };
+        if !left {
+            error!("graceful leave did not complete");
+        }
+        return Ok(if left {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        });
+    }
+}
+
+struct Signals {
+    interrupt: Signal,
+    terminate: Signal,
+    hangup: Signal,
+}
+
+impl Signals {
+    fn listen() -> Result<Signals, String> {
+        let listen = |kind| signal(kind).map_err(|e| format!("cannot listen for signals: {e}"));
+        Ok(Signals {
+            interrupt: listen(SignalKind::interrupt())?,
+            terminate: listen(SignalKind::terminate())?,
+            hangup: listen(SignalKind::hangup())?,
+        })
+    }
 }
 
 fn unix_millis() -> u64 {

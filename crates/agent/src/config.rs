@@ -1,109 +1,111 @@
-//! `musubi agent`'s flags, spelled as Serf spells them (`-node`, `-bind`, ...). Go's flag
-//! package takes `-flag value`, `-flag=value` and the `--` forms alike; so do we.
+//! `musubi agent`'s settings, resolved: Serf's defaults, then the config files
+//! (`-config-file`, `-config-dir`, in the order given), then the flags, merged as Serf merges
+//! them ([`ConfigLayer::merge`]), then checked. Go's flag syntax is accepted: `-flag value`,
+//! `-flag=value` and the `--` forms alike.
 
 use crate::address::{self, DEFAULT_GOSSIP_PORT};
+use crate::config_file;
+use crate::config_layer::ConfigLayer;
+use crate::profile::Profile;
 use crate::query::QueryLimits;
 use crate::user_events::DEFAULT_USER_EVENT_SIZE_LIMIT;
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-#[derive(Debug, Parser)]
-#[command(
-    name = "musubi agent",
-    about = "A gossip agent that Serf's CLI and RPC clients can drive."
-)]
-pub struct AgentConfig {
-    /// Name of this node; must be unique in the cluster (default: the hostname).
-    #[arg(long)]
-    pub node: Option<String>,
-    /// Address to bind the gossip listener to, `ip[:port]`.
-    #[arg(long, default_value = "0.0.0.0:7946", value_parser = gossip_addr)]
-    pub bind: SocketAddr,
-    /// Address other members reach this one at, `ip[:port]` (default: the bind address,
-    /// or this host's outbound address when binding to all interfaces).
-    #[arg(long)]
-    pub advertise: Option<String>,
-    /// An agent to join at start (repeatable); the agent exits if none can be reached.
-    #[arg(long = "join")]
-    pub join: Vec<String>,
-    /// Address of the RPC listener the `serf` CLI talks to.
-    #[arg(long = "rpc-addr", default_value = "127.0.0.1:7373")]
-    pub rpc_addr: SocketAddr,
-    /// A tag `key=value` for this node (repeatable).
-    #[arg(long = "tag", value_parser = tag)]
-    pub tags: Vec<(String, String)>,
-    /// A JSON file holding this node's tags: read at start, rewritten when they change.
-    #[arg(long = "tags-file")]
-    pub tags_file: Option<PathBuf>,
-    /// `[filter=]script` run on events, e.g. `member-join,user:deploy=./on-event.sh`
-    /// (repeatable).
-    #[arg(long = "event-handler")]
-    pub event_handlers: Vec<String>,
-    /// trace, debug, info, warn or err.
-    #[arg(long = "log-level", default_value = "info", value_parser = log_level)]
-    pub log_level: String,
-    /// Largest user event (name plus payload) `serf event` may send, in bytes. Serf's
-    /// `user_event_size_limit`: 512 by default; musubi allows up to 512 KiB (Serf: 9 KiB),
-    /// sending events too big for gossip over the stream transport.
-    #[arg(long = "user-event-size-limit", default_value_t = DEFAULT_USER_EVENT_SIZE_LIMIT,
-          value_parser = payload_size_limit)]
-    pub user_event_size_limit: usize,
-    /// Serf's `disable_coordinates`: compute no network coordinate and share none.
-    #[arg(long = "disable-coordinates")]
-    pub disable_coordinates: bool,
-    /// Serf's `query_size_limit`: the largest encoded query, in bytes. 1024 by default;
-    /// musubi allows up to 512 KiB, sending queries too big for gossip over the stream
-    /// transport.
-    #[arg(long = "query-size-limit", default_value_t = QueryLimits::default().query_size,
-          value_parser = payload_size_limit)]
-    pub query_size_limit: usize,
-    /// Serf's `query_response_size_limit`: the largest encoded answer, in bytes. 1024 by
-    /// default; musubi allows up to 512 KiB, sending answers past one datagram over the
-    /// stream transport.
-    #[arg(long = "query-response-size-limit",
-          default_value_t = QueryLimits::default().response_size,
-          value_parser = payload_size_limit)]
-    pub query_response_size_limit: usize,
-    /// `-snapshot` / `snapshot_path`: where membership and clocks are recorded, to
-    /// rejoin and restore the clocks after a restart.
-    #[arg(long = "snapshot")]
-    pub snapshot_path: Option<PathBuf>,
-    /// `-rejoin` / `rejoin_after_leave`: rejoin from the snapshot even after a leave.
-    #[arg(long = "rejoin")]
-    pub rejoin_after_leave: bool,
-    /// `-replay` / `replay_on_join`: `-join` replays past user events.
-    #[arg(long = "replay")]
-    pub replay_on_join: bool,
-    // Serf sets these three only in config files; until musubi reads config files they
-    // are hidden flags taking Go durations (docs/agent-lifecycle.md).
-    /// `reconnect_interval`: how often a failed member is tried again (30s).
-    #[arg(long = "reconnect-interval", hide = true, value_parser = crate::go_duration::parse)]
-    pub reconnect_interval: Option<Duration>,
-    /// `reconnect_timeout`: a failed member is reaped after this long (24h).
-    #[arg(long = "reconnect-timeout", hide = true, value_parser = crate::go_duration::parse)]
-    pub reconnect_timeout: Option<Duration>,
-    /// `tombstone_timeout`: a left member is reaped after this long (24h).
-    #[arg(long = "tombstone-timeout", hide = true, value_parser = crate::go_duration::parse)]
-    pub tombstone_timeout: Option<Duration>,
-}
-
+/// Serf's floor for `-retry-interval`: shorter is raised to it, with a warning.
+const MIN_RETRY_INTERVAL: Duration = Duration::from_secs(1);
+/// The Serf protocol versions Serf 0.8 speaks; `-protocol` must be one of them.
+const PROTOCOL_RANGE: std::ops::RangeInclusive<i64> = 2..=5;
+/// Serf's floor for `-broadcast-timeout`.
+const MIN_BROADCAST_TIMEOUT: Duration = Duration::from_millis(100);
 /// The largest user event, query and query answer size limit: the encoded message must
 /// fit one stream frame (`transport::MAX_FRAME`, 1 MiB) and one RPC request (1 MiB) with
-/// room to spare.
+/// room to spare. (Serf caps user events at 9 KiB and queries not at all.)
 pub const MAX_PAYLOAD_SIZE_LIMIT: usize = 512 * 1024;
 
+#[derive(Debug)]
+pub enum ConfigError {
+    /// A flag clap refused (or `-help`): print it as clap formats it.
+    Usage(clap::Error),
+    /// A file or value Serf would refuse; the message is Serf's.
+    Invalid(String),
+}
+
+impl From<String> for ConfigError {
+    fn from(message: String) -> Self {
+        ConfigError::Invalid(message)
+    }
+}
+
+/// Everything the agent runs with. Settings whose features live elsewhere (encryption,
+/// snapshots, reconnecting, limits) are carried here so that their keys and flags are
+/// known; each is documented in docs/agent-config.md.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    pub node: String,
+    pub bind: SocketAddr,
+    pub advertise: Option<String>,
+    /// `-join` / `start_join`: joined at start; the agent exits if none answers.
+    pub join: Vec<String>,
+    pub retry_join: Vec<String>,
+    pub retry_interval: Duration,
+    /// Failed retry-join rounds retried after; 0 (or less) retries forever.
+    pub retry_max_attempts: i64,
+    pub replay_on_join: bool,
+    pub rpc_addr: SocketAddr,
+    pub rpc_auth: Option<String>,
+    /// The node's tags, the deprecated `role` included.
+    pub tags: BTreeMap<String, String>,
+    pub tags_file: Option<PathBuf>,
+    pub event_handlers: Vec<String>,
+    /// tracing's name for the level (`error` for Serf's `ERR`).
+    pub log_level: String,
+    pub profile: Profile,
+    pub leave_on_terminate: bool,
+    pub skip_leave_on_interrupt: bool,
+    pub enable_syslog: bool,
+    pub syslog_facility: String,
+    pub discover: Option<String>,
+    pub interface: Option<String>,
+    pub protocol: i64,
+    pub enable_compression: bool,
+    pub broadcast_timeout: Duration,
+    pub encrypt_key: Option<String>,
+    pub keyring_file: Option<PathBuf>,
+    pub snapshot_path: Option<PathBuf>,
+    pub rejoin_after_leave: bool,
+    pub reconnect_interval: Option<Duration>,
+    pub reconnect_timeout: Option<Duration>,
+    pub tombstone_timeout: Option<Duration>,
+    pub disable_name_resolution: bool,
+    pub disable_coordinates: bool,
+    pub query_size_limit: usize,
+    pub query_response_size_limit: usize,
+    pub user_event_size_limit: usize,
+    pub statsite_addr: Option<String>,
+    pub statsd_addr: Option<String>,
+    /// Warnings Serf prints at start (`Warning: 'RetryInterval' is too low...`).
+    pub notices: Vec<String>,
+}
+
 impl AgentConfig {
-    /// Parse Serf-style arguments (without the program or subcommand name).
-    pub fn parse_serf_args(args: Vec<String>) -> Result<Self, clap::Error> {
-        let normalized = args.into_iter().map(|arg| double_dash(&arg));
-        AgentConfig::try_parse_from(std::iter::once("musubi agent".to_string()).chain(normalized))
+    /// Read the flags (without the program or subcommand name) and the config files they
+    /// name, and resolve them. Called again on SIGHUP with the same arguments.
+    pub fn load(args: &[String]) -> Result<AgentConfig, ConfigError> {
+        let flags = parse_flags(args).map_err(ConfigError::Usage)?;
+        let files = config_file::read_paths(&flags.config_paths)?;
+        Ok(AgentConfig::resolve(files.merge(flags.layer))?)
     }
 
     pub fn node_name(&self) -> String {
-        self.node.clone().unwrap_or_else(hostname)
+        self.node.clone()
+    }
+
+    pub fn tag_map(&self) -> BTreeMap<String, String> {
+        self.tags.clone()
     }
 
     pub fn query_limits(&self) -> QueryLimits {
@@ -113,15 +115,11 @@ impl AgentConfig {
         }
     }
 
-    pub fn tag_map(&self) -> BTreeMap<String, String> {
-        self.tags.iter().cloned().collect()
-    }
-
     /// The gossip address others use for us. Serf refuses to advertise "all interfaces".
     pub fn advertise_addr(&self) -> Result<SocketAddr, String> {
         if let Some(text) = &self.advertise {
             return address::parse_ip_port(text, self.bind.port())
-                .ok_or_else(|| format!("invalid -advertise address {text:?}"));
+                .ok_or_else(|| format!("Invalid advertise address: {text}"));
         }
         if !self.bind.ip().is_unspecified() {
             return Ok(self.bind);
@@ -130,6 +128,149 @@ impl AgentConfig {
             .map(|ip| SocketAddr::new(ip, self.bind.port()))
             .ok_or_else(|| "no address to advertise; set -advertise".to_string())
     }
+
+    fn resolve(layer: ConfigLayer) -> Result<AgentConfig, String> {
+        let mut notices = Vec::new();
+        let mut tags: BTreeMap<String, String> = layer.tags.into_iter().collect();
+        if let Some(role) = layer.role.filter(|r| !r.is_empty()) {
+            notices.push("Deprecation warning: 'Role' has been replaced with 'Tags'".to_string());
+            tags.insert("role".to_string(), role);
+        }
+        let mut retry_interval = layer.retry_interval.unwrap_or(Duration::from_secs(30));
+        if retry_interval < MIN_RETRY_INTERVAL {
+            retry_interval = MIN_RETRY_INTERVAL;
+            notices.push("Warning: 'RetryInterval' is too low. Setting to 1s".to_string());
+        }
+        let mut broadcast_timeout = layer.broadcast_timeout.unwrap_or(Duration::from_secs(5));
+        if broadcast_timeout < MIN_BROADCAST_TIMEOUT {
+            broadcast_timeout = MIN_BROADCAST_TIMEOUT;
+            notices.push("Warning: 'BroadcastTimeout' is too low. Setting to 100ms".to_string());
+        }
+        let rejoin_after_leave = layer.rejoin_after_leave.unwrap_or(false);
+        if rejoin_after_leave && layer.snapshot_path.is_none() {
+            notices.push("Warning: 'RejoinAfterLeave' enabled without snapshot file".to_string());
+        }
+        let bind_text = layer.bind.unwrap_or_else(|| "0.0.0.0".to_string());
+        let mut bind = address::parse_ip_port(&bind_text, DEFAULT_GOSSIP_PORT)
+            .ok_or_else(|| format!("Invalid bind address: {bind_text}"))?;
+        if let Some(name) = &layer.interface {
+            let chosen = bind_on_interface(name, bind)?;
+            if chosen != bind {
+                notices.push(format!(
+                    "Using interface '{name}' address '{}'",
+                    chosen.ip()
+                ));
+            }
+            bind = chosen;
+        }
+        let protocol = layer
+            .protocol
+            .filter(|&p| p > 0)
+            .unwrap_or(*PROTOCOL_RANGE.end());
+        if !PROTOCOL_RANGE.contains(&protocol) {
+            let side = if protocol > *PROTOCOL_RANGE.end() {
+                "high"
+            } else {
+                "low"
+            };
+            return Err(format!(
+                "Failed to start the Serf agent: Error creating Serf: Protocol version '{protocol}' \
+                 too {side}. Must be in range: [{}, {}]",
+                PROTOCOL_RANGE.start(),
+                PROTOCOL_RANGE.end()
+            ));
+        }
+        let rpc_text = layer
+            .rpc_addr
+            .unwrap_or_else(|| "127.0.0.1:7373".to_string());
+        let rpc_addr = rpc_text
+            .parse()
+            .map_err(|e| format!("Error starting RPC listener: {rpc_text}: {e}"))?;
+        let query_defaults = QueryLimits::default();
+        let user_event_size_limit = size_limit(
+            "user event",
+            layer.user_event_size_limit,
+            DEFAULT_USER_EVENT_SIZE_LIMIT,
+        )?;
+        let query_size_limit =
+            size_limit("query", layer.query_size_limit, query_defaults.query_size)?;
+        let query_response_size_limit = size_limit(
+            "query response",
+            layer.query_response_size_limit,
+            query_defaults.response_size,
+        )?;
+        Ok(AgentConfig {
+            node: layer.node_name.unwrap_or_else(hostname),
+            bind,
+            advertise: layer.advertise,
+            join: layer.start_join,
+            retry_join: layer.retry_join,
+            retry_interval,
+            retry_max_attempts: layer.retry_max_attempts.unwrap_or(0),
+            replay_on_join: layer.replay_on_join.unwrap_or(false),
+            rpc_addr,
+            rpc_auth: layer.rpc_auth,
+            tags,
+            tags_file: layer.tags_file,
+            event_handlers: layer.event_handlers,
+            log_level: log_level(layer.log_level.as_deref().unwrap_or("INFO"))?,
+            profile: Profile::parse(layer.profile.as_deref().unwrap_or("lan"))?,
+            leave_on_terminate: layer.leave_on_terminate.unwrap_or(false),
+            skip_leave_on_interrupt: layer.skip_leave_on_interrupt.unwrap_or(false),
+            enable_syslog: layer.enable_syslog.unwrap_or(false),
+            syslog_facility: layer
+                .syslog_facility
+                .unwrap_or_else(|| "LOCAL0".to_string()),
+            discover: layer.discover,
+            interface: layer.interface,
+            protocol,
+            // As in Serf, only the flag decides (its merge lets the flag layer's value win).
+            enable_compression: !layer.disable_compression.unwrap_or(false),
+            broadcast_timeout,
+            encrypt_key: layer.encrypt_key,
+            keyring_file: layer.keyring_file,
+            snapshot_path: layer.snapshot_path,
+            rejoin_after_leave,
+            reconnect_interval: layer.reconnect_interval,
+            reconnect_timeout: layer.reconnect_timeout,
+            tombstone_timeout: layer.tombstone_timeout,
+            disable_name_resolution: layer.disable_name_resolution.unwrap_or(false),
+            disable_coordinates: layer.disable_coordinates.unwrap_or(false),
+            query_size_limit,
+            query_response_size_limit,
+            user_event_size_limit,
+            statsite_addr: layer.statsite_addr,
+            statsd_addr: layer.statsd_addr,
+            notices,
+        })
+    }
+}
+
+/// The flag layer and the config paths in command-line order (`-config-file` and
+/// `-config-dir` fill one list in Serf, so their interleaving matters).
+struct Flags {
+    layer: ConfigLayer,
+    config_paths: Vec<PathBuf>,
+}
+
+fn parse_flags(args: &[String]) -> Result<Flags, clap::Error> {
+    let argv =
+        std::iter::once("musubi agent".to_string()).chain(args.iter().map(|a| double_dash(a)));
+    let matches = ConfigLayer::command().try_get_matches_from(argv)?;
+    let mut layer = ConfigLayer::from_arg_matches(&matches)?;
+    let mut ordered: Vec<(usize, PathBuf)> = Vec::new();
+    for (id, paths) in [
+        ("config_file", std::mem::take(&mut layer.config_file)),
+        ("config_dir", std::mem::take(&mut layer.config_dir)),
+    ] {
+        let indices = matches.indices_of(id).into_iter().flatten();
+        ordered.extend(indices.zip(paths));
+    }
+    ordered.sort_by_key(|(index, _)| *index);
+    Ok(Flags {
+        layer,
+        config_paths: ordered.into_iter().map(|(_, path)| path).collect(),
+    })
 }
 
 /// `-flag` becomes `--flag`; `--flag`, `-` and values are left alone.
@@ -146,41 +287,75 @@ fn double_dash(arg: &str) -> String {
     }
 }
 
-fn gossip_addr(text: &str) -> Result<SocketAddr, String> {
-    address::parse_ip_port(text, DEFAULT_GOSSIP_PORT)
-        .ok_or_else(|| format!("not an ip[:port]: {text}"))
-}
-
-fn tag(text: &str) -> Result<(String, String), String> {
-    match text.split_once('=') {
-        Some((key, value)) if !key.is_empty() => Ok((key.to_string(), value.to_string())),
-        _ => Err(format!("tag must be key=value: {text}")),
-    }
-}
-
 /// Serf's level names mapped onto tracing's.
-fn log_level(text: &str) -> Result<String, String> {
-    let level = match text.to_ascii_lowercase().as_str() {
-        "trace" => "trace",
-        "debug" => "debug",
-        "info" => "info",
-        "warn" => "warn",
-        "err" | "error" => "error",
-        _ => {
+pub fn log_level(text: &str) -> Result<String, String> {
+    let level = match text.to_ascii_uppercase().as_str() {
+        "TRACE" => "trace",
+        "DEBUG" => "debug",
+        "INFO" => "info",
+        "WARN" => "warn",
+        "ERR" | "ERROR" => "error",
+        other => {
             return Err(format!(
-                "log level must be trace, debug, info, warn or err: {text}"
+                "Invalid log level: {other}. Valid log levels are: [TRACE DEBUG INFO WARN ERR]"
             ));
         }
     };
     Ok(level.to_string())
 }
 
-fn payload_size_limit(text: &str) -> Result<usize, String> {
-    match text.parse::<usize>() {
-        Ok(limit) if limit <= MAX_PAYLOAD_SIZE_LIMIT => Ok(limit),
-        _ => Err(format!(
-            "a size limit is a number of bytes up to {MAX_PAYLOAD_SIZE_LIMIT}: {text}"
-        )),
+/// A size limit key: unset or not positive is the default (Serf would refuse every
+/// message then); over [`MAX_PAYLOAD_SIZE_LIMIT`] is refused in the words Serf uses for its
+/// own user event cap.
+fn size_limit(what: &str, value: Option<i64>, default: usize) -> Result<usize, String> {
+    let Some(limit) = value
+        .and_then(|v| usize::try_from(v).ok())
+        .filter(|&v| v > 0)
+    else {
+        return Ok(default);
+    };
+    if limit > MAX_PAYLOAD_SIZE_LIMIT {
+        return Err(format!(
+            "Failed to start the Serf agent: Error creating Serf: {what} size limit exceeds \
+             limit of {MAX_PAYLOAD_SIZE_LIMIT} bytes"
+        ));
+    }
+    Ok(limit)
+}
+
+/// `-iface`: with a wildcard bind, bind to the interface's first address that is not
+/// link-local; otherwise the bind address must be one of the interface's (as Serf checks).
+fn bind_on_interface(name: &str, bind: SocketAddr) -> Result<SocketAddr, String> {
+    let interfaces =
+        if_addrs::get_if_addrs().map_err(|e| format!("Invalid network interface: {e}"))?;
+    let addrs: Vec<IpAddr> = interfaces
+        .iter()
+        .filter(|i| i.name == name)
+        .map(|i| i.ip())
+        .collect();
+    if addrs.is_empty() {
+        return Err(format!(
+            "Invalid network interface: route ip+net: no such network interface {name}"
+        ));
+    }
+    if !bind.ip().is_unspecified() {
+        return if addrs.contains(&bind.ip()) {
+            Ok(bind)
+        } else {
+            Err(format!("Interface '{name}' has no '{}' address", bind.ip()))
+        };
+    }
+    addrs
+        .into_iter()
+        .find(|ip| !is_link_local(ip))
+        .map(|ip| SocketAddr::new(ip, bind.port()))
+        .ok_or_else(|| format!("Failed to find usable address for interface '{name}'"))
+}
+
+fn is_link_local(ip: &IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_link_local(),
+        IpAddr::V6(v6) => v6.segments()[0] & 0xffc0 == 0xfe80,
     }
 }
 
@@ -205,7 +380,13 @@ mod tests {
     use super::*;
 
     fn parse(args: &[&str]) -> AgentConfig {
-        AgentConfig::parse_serf_args(args.iter().map(|s| s.to_string()).collect()).unwrap()
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        AgentConfig::load(&args).unwrap()
+    }
+
+    fn refused(args: &[&str]) -> ConfigError {
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        AgentConfig::load(&args).unwrap_err()
     }
 
     #[test]
@@ -214,8 +395,17 @@ mod tests {
         assert_eq!(config.bind, "0.0.0.0:7946".parse().unwrap());
         assert_eq!(config.rpc_addr, "127.0.0.1:7373".parse().unwrap());
         assert_eq!(config.log_level, "info");
+        assert_eq!(config.profile, Profile::Lan);
+        assert_eq!(config.retry_interval, Duration::from_secs(30));
+        assert_eq!(config.retry_max_attempts, 0);
+        assert_eq!(config.broadcast_timeout, Duration::from_secs(5));
+        assert_eq!(config.syslog_facility, "LOCAL0");
+        assert!(config.enable_compression);
         assert_eq!(config.user_event_size_limit, 512);
+        assert_eq!(config.query_size_limit, 1024);
+        assert_eq!(config.query_response_size_limit, 1024);
         assert!(!config.disable_coordinates);
+        assert_eq!(config.reconnect_timeout, None);
     }
 
     #[test]
@@ -231,10 +421,43 @@ mod tests {
         assert_eq!(config.query_limits().query_size, 70_000);
         assert_eq!(config.query_limits().response_size, 524_288);
         assert!(config.disable_coordinates);
-        for flag in ["-user-event-size-limit", "-query-size-limit"] {
-            let too_big = vec![flag.to_string(), "524289".to_string()];
-            assert!(AgentConfig::parse_serf_args(too_big).is_err());
+        for (flag, what) in [
+            ("-user-event-size-limit", "user event"),
+            ("-query-size-limit", "query"),
+        ] {
+            match refused(&[flag, "524289"]) {
+                ConfigError::Invalid(message) => assert_eq!(
+                    message,
+                    format!(
+                        "Failed to start the Serf agent: Error creating Serf: {what} size limit \
+                         exceeds limit of 524288 bytes"
+                    )
+                ),
+                other => panic!("{flag}: {other:?}"),
+            }
         }
+    }
+
+    #[test]
+    fn lifecycle_settings_come_from_config_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("lifecycle.json");
+        std::fs::write(
+            &file,
+            r#"{"reconnect_interval":"1s","reconnect_timeout":"2s","tombstone_timeout":"1m",
+                "snapshot_path":"/tmp/s","rejoin_after_leave":true,"disable_coordinates":true,
+                "query_size_limit":70000,"user_event_size_limit":9000}"#,
+        )
+        .unwrap();
+        let config = parse(&["-config-file", file.to_str().unwrap()]);
+        assert_eq!(config.reconnect_interval, Some(Duration::from_secs(1)));
+        assert_eq!(config.reconnect_timeout, Some(Duration::from_secs(2)));
+        assert_eq!(config.tombstone_timeout, Some(Duration::from_secs(60)));
+        assert_eq!(config.snapshot_path, Some(PathBuf::from("/tmp/s")));
+        assert!(config.rejoin_after_leave && config.disable_coordinates);
+        assert_eq!(config.query_size_limit, 70_000);
+        assert_eq!(config.user_event_size_limit, 9000);
+        assert!(config.notices.is_empty(), "{:?}", config.notices);
     }
 
     #[test]
@@ -250,14 +473,50 @@ mod tests {
             "role=web",
             "-tag=dc=east=1",
             "-log-level=ERR",
+            "-replay",
+            "-syslog=false",
+            "-retry-join",
+            "d",
+            "-retry-max",
+            "3",
+            "-retry-interval=500ms",
+            "-profile=local",
+            "-protocol",
+            "4",
+            "-disable-compression",
+            "-broadcast-timeout",
+            "2s",
         ]);
         assert_eq!(config.node_name(), "a");
         assert_eq!(config.join, vec!["b:1", "c"]);
         assert_eq!(config.tag_map()["dc"], "east=1");
         assert_eq!(config.log_level, "error");
+        assert!(config.replay_on_join);
+        assert!(!config.enable_syslog);
+        assert_eq!(config.retry_join, vec!["d"]);
+        assert_eq!(config.retry_max_attempts, 3);
+        assert_eq!(config.retry_interval, MIN_RETRY_INTERVAL);
+        assert_eq!(
+            config.notices,
+            vec!["Warning: 'RetryInterval' is too low. Setting to 1s"]
+        );
+        assert_eq!(config.profile, Profile::Local);
+        assert_eq!(config.protocol, 4);
+        assert!(!config.enable_compression);
+        assert_eq!(config.broadcast_timeout, Duration::from_secs(2));
         assert_eq!(
             config.advertise_addr().unwrap(),
             "127.0.0.1:8000".parse().unwrap()
+        );
+    }
+
+    #[test]
+    fn role_becomes_the_role_tag_with_serfs_warning() {
+        let config = parse(&["-role", "web", "-tag", "role=db"]);
+        assert_eq!(config.tags["role"], "web");
+        assert_eq!(
+            config.notices,
+            vec!["Deprecation warning: 'Role' has been replaced with 'Tags'"]
         );
     }
 
@@ -272,13 +531,75 @@ mod tests {
 
     #[test]
     fn malformed_flags_are_usage_errors() {
-        for args in [
-            &["-tag", "novalue"][..],
-            &["-bind", "nowhere"],
-            &["-log-level", "loud"],
+        assert!(matches!(
+            refused(&["-tag", "novalue"]),
+            ConfigError::Usage(_)
+        ));
+        assert!(matches!(
+            refused(&["-retry-interval", "5"]),
+            ConfigError::Usage(_)
+        ));
+        for (args, message) in [
+            (&["-bind", "nowhere"][..], "Invalid bind address: nowhere"),
+            (
+                &["-log-level", "loud"],
+                "Invalid log level: LOUD. Valid log levels are: [TRACE DEBUG INFO WARN ERR]",
+            ),
+            (&["-profile", "fast"], "Unknown profile: fast"),
+            (
+                &["-protocol", "9"],
+                "Failed to start the Serf agent: Error creating Serf: Protocol version '9' too \
+                 high. Must be in range: [2, 5]",
+            ),
+            (
+                &["-protocol", "1"],
+                "Failed to start the Serf agent: Error creating Serf: Protocol version '1' too \
+                 low. Must be in range: [2, 5]",
+            ),
         ] {
-            let args = args.iter().map(|s| s.to_string()).collect();
-            assert!(AgentConfig::parse_serf_args(args).is_err());
+            match refused(args) {
+                ConfigError::Invalid(got) => assert_eq!(got, message),
+                other => panic!("{args:?}: {other:?}"),
+            }
         }
+    }
+
+    #[test]
+    fn flags_win_over_files_and_paths_keep_their_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = dir.path().join("first.json");
+        let confd = dir.path().join("conf.d");
+        let last = dir.path().join("last.json");
+        std::fs::create_dir(&confd).unwrap();
+        std::fs::write(
+            &first,
+            r#"{"node_name":"first","log_level":"debug","tags":{"a":"1"}}"#,
+        )
+        .unwrap();
+        std::fs::write(
+            confd.join("x.json"),
+            r#"{"node_name":"dir","rpc_auth":"k"}"#,
+        )
+        .unwrap();
+        std::fs::write(&last, r#"{"node_name":"last","start_join":["f"]}"#).unwrap();
+        let config = parse(&[
+            "-config-file",
+            first.to_str().unwrap(),
+            "-config-dir",
+            confd.to_str().unwrap(),
+            "-config-file",
+            last.to_str().unwrap(),
+            "-tag",
+            "b=2",
+            "-join",
+            "g",
+        ]);
+        assert_eq!(config.node, "last");
+        assert_eq!(config.log_level, "debug");
+        assert_eq!(config.rpc_auth.as_deref(), Some("k"));
+        assert_eq!(config.join, vec!["f", "g"]);
+        assert_eq!(config.tags.len(), 2);
+        let config = parse(&["-config-file", first.to_str().unwrap(), "-node", "flag"]);
+        assert_eq!(config.node, "flag");
     }
 }

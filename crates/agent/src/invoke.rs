@@ -13,7 +13,7 @@ use std::io::Read;
 use std::process::Stdio;
 use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
 
 /// Serf keeps the last 8 KiB of a script's output (stdout and stderr together).
@@ -21,16 +21,19 @@ const OUTPUT_BUFFER: usize = 8 * 1024;
 
 /// Log every event, pass it to the RPC event streams, and run the handlers that want it,
 /// until the node stops. A query handler that exits 0 with output answers the query.
+/// `handlers` may change while the agent runs (SIGHUP): each event goes to the handlers
+/// of the moment it is taken up.
 pub async fn run_event_loop(
     mut events: mpsc::UnboundedReceiver<AgentEvent>,
-    handlers: Vec<EventHandler>,
+    handlers: watch::Receiver<Vec<EventHandler>>,
     node: NodeHandle,
 ) {
     let local = node.local_identity();
     while let Some(event) = events.recv().await {
         info!("Received event: {event}");
         node.event_streams().publish(&event);
-        for handler in handlers.iter().filter(|handler| handler.wants(&event)) {
+        let current = handlers.borrow().clone();
+        for handler in current.iter().filter(|handler| handler.wants(&event)) {
             // This node as it is now: its tags may change while the agent runs.
             let local = local.borrow().clone();
             match invoke(&handler.script, &event, &local).await {

@@ -4,6 +4,7 @@ use crate::address;
 use crate::node::{NodeHandle, NodeStopped};
 use std::net::SocketAddr;
 use std::time::Duration;
+use tracing::info;
 
 /// How long a join waits for a member to answer at each address.
 pub const JOIN_PATIENCE: Duration = Duration::from_secs(5);
@@ -36,12 +37,14 @@ impl JoinOutcome {
 /// Join the members at `peers`. First they are asked for their event clock, so that the
 /// user events from before the join are ignored (the first to answer sets the time; it
 /// must arrive before the events still gossiped do), or, with `replay`, for their recent
-/// events, which are then delivered (Serf's `join -replay`).
+/// events, which are then delivered (Serf's `join -replay`; the agent's `-replay` for its
+/// own joins: `-join`, retry-join, discovery).
 pub async fn join(
     node: &NodeHandle,
     peers: &[String],
     replay: bool,
 ) -> Result<JoinOutcome, NodeStopped> {
+    info!("joining: {peers:?} replay: {replay}");
     let mut resolved: Vec<(&String, SocketAddr)> = Vec::new();
     let mut failures = Vec::new();
     for text in peers {

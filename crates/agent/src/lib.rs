@@ -5,8 +5,9 @@
 //! RPC port speaks Serf's protocol byte for byte, so the real `serf` CLI works against it.
 //!
 //! How it runs:
-//! 1. [`config`] parses Serf's flags; [`agent`] builds this node's [`identity::NodeId`]
-//!    (tags from `-tag` or the [`tags_file`]).
+//! 1. [`config`] resolves Serf's flags over its JSON config files ([`config_file`], each
+//!    file and the flags one [`config_layer`]); [`agent`] builds this node's
+//!    [`identity::NodeId`] (tags from `-tag`/`tags` or the [`tags_file`]).
 //! 2. [`node`] owns foca and the UDP socket in one task; each datagram, timer or command is
 //!    handed to foca, then its output is drained: sends, timers ([`timers`]), notifications
 //!    into the [`membership`] table. User events and queries ride on foca's packets
@@ -17,18 +18,28 @@
 //!    passes them to RPC event streams and runs the matching [`event_handlers`] one at a
 //!    time (`invoke`); a handler's output answers a query. The [`reaper`] drops members
 //!    gone too long; [`conflict`] settles two members claiming one name.
-//! 4. [`rpc`] serves Serf's RPC clients and asks the node through a `NodeHandle`;
+//! 4. [`rpc`] serves Serf's RPC clients and asks the node through a `NodeHandle`; its
+//!    `monitor` reads the [`log_ring`], which `logging` fills beside stderr and syslog.
 //!    [`rpc_client`] is the other end, for `musubi members`, `musubi query`, ...
-//! 5. SIGINT, SIGTERM or RPC `leave`: tell every member we leave ([`wire`]), leave the SWIM
-//!    cluster, exit 0.
+//! 5. Joins: `-join` at start, `-retry-join` in the background (`retry_join`), `-discover`
+//!    over mDNS (`discover`).
+//! 6. RPC `leave`, SIGINT (unless `skip_leave_on_interrupt`) or SIGTERM (with
+//!    `leave_on_terminate`): tell every member we leave ([`wire`]), leave the SWIM cluster,
+//!    exit 0 (the [`snapshot`] records the leave); other signals that end the agent exit
+//!    1 without leaving. Losing its name to another member ([`conflict`]) stops the node
+//!    and the agent exits 0, as Serf's. SIGHUP reloads the log level, handlers and tags
+//!    (`reload`).
 
 pub mod address;
 mod agent;
 pub mod broadcasts;
 pub mod coalesce;
 pub mod config;
+pub mod config_file;
+pub mod config_layer;
 pub mod conflict;
 pub mod coordinate;
+mod discover;
 pub mod event_handlers;
 pub mod event_history;
 pub mod event_streams;
@@ -39,13 +50,18 @@ mod invoke;
 pub mod join;
 pub mod lamport;
 pub mod log_ring;
+mod logging;
 pub mod membership;
 pub mod node;
+pub mod profile;
 pub mod query;
 pub mod reaper;
+mod reload;
+mod retry_join;
 pub mod rpc;
 pub mod rpc_client;
 pub mod snapshot;
+mod syslog;
 pub mod tags_file;
 mod timers;
 pub mod transport;

@@ -17,6 +17,7 @@ use crate::events::{AgentEvent, MemberEventKind};
 use crate::identity::NodeId;
 use crate::lamport::{Clocks, LamportClock};
 use crate::membership::{MemberRecord, MemberStatus, MemberTable};
+use crate::profile::Profile;
 use crate::query::answers::Answerable;
 use crate::query::gossip::QueryGossip;
 use crate::query::message::QueryMessage;
@@ -28,11 +29,10 @@ use crate::timers;
 use crate::transport;
 use crate::user_events::{GOSSIP_EVENT_MAX, UserEvent, UserEventGossip};
 use crate::wire::{self, Datagram, LifecycleMessage};
-use foca::{AccumulatingRuntime, Config, Foca, OwnedNotification, PostcardCodec, Timer};
+use foca::{AccumulatingRuntime, Foca, OwnedNotification, PostcardCodec, Timer};
 use rand_foca::rngs::StdRng;
 use rand_foca::seq::IndexedRandom;
 use std::net::SocketAddr;
-use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::{TcpListener, UdpSocket};
@@ -77,8 +77,13 @@ enum Command {
 
 /// Settings of the node beyond its identity (Serf config keys of the same names).
 pub struct NodeOptions {
+    /// The SWIM timings (`-profile`); the suspicion timeout and retransmissions grow with
+    /// the cluster, so foca's config is rebuilt from it as members come and go.
+    pub profile: Profile,
     pub user_event_size_limit: usize,
     pub disable_coordinates: bool,
+    /// A name conflict is only logged: no vote, and neither claimant shuts down.
+    pub disable_name_resolution: bool,
 }
 
 /// The node's side of `serf info`: counts and clocks as they are now.
@@ -327,7 +332,7 @@ pub async fn start(
     let node = Node {
         foca: Foca::with_custom_broadcast(
             identity.clone(),
-            swim_config(1),
+            options.profile.swim_config(1),
             rand_foca::make_rng(),
             PostcardCodec,
             gossip.clone(),
@@ -369,13 +374,6 @@ pub async fn start(
         event_streams: EventStreams::default(),
         shut_down,
     })
-}
-
-/// memberlist's LAN profile, which foca's `new_lan` follows; its suspicion timeout and
-/// retransmissions grow with the cluster, so the config is resized as members come and go.
-fn swim_config(alive_members: usize) -> Config {
-    let size = u32::try_from(alive_members).unwrap_or(u32::MAX);
-    Config::new_lan(NonZeroU32::new(size).unwrap_or(NonZeroU32::MIN))
 }
 
 async fn receive_datagrams(
@@ -453,7 +451,8 @@ impl Node {
         let mut reconnect_tick = tokio::time::interval(timeouts.reconnect_interval);
         reap_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         reconnect_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        let mut coordinate_probes = tokio::time::interval(swim_config(1).probe_period);
+        let mut coordinate_probes =
+            tokio::time::interval(self.options.profile.swim_config(1).probe_period);
         loop {
             let vote_ends = self.conflict.as_ref().map(|vote| vote.deadline);
             tokio::select! {
@@ -807,7 +806,10 @@ impl Node {
             // Also the expected end of our own leave.
             OwnedNotification::Defunct => info!("this member is down in the cluster's view"),
         }
-        if let Err(e) = self.foca.set_config(swim_config(self.table.alive_count())) {
+        if let Err(e) = self
+            .foca
+            .set_config(self.options.profile.swim_config(self.table.alive_count()))
+        {
             warn!("resizing the swim config: {e}");
         }
     }

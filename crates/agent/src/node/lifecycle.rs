@@ -142,11 +142,12 @@ impl Node {
             );
             return true;
         }
+        let resolve = !self.options.disable_name_resolution;
         error!(
-            "Node name conflicts with another node at {}. Names must be unique! (Resolution enabled: true)",
+            "Node name conflicts with another node at {}. Names must be unique! (Resolution enabled: {resolve})",
             claimant.addr
         );
-        if self.conflict.is_none() {
+        if resolve && self.conflict.is_none() {
             let members: Vec<SocketAddr> = self.foca.iter_members().map(|m| m.id().addr).collect();
             let id = rand_foca::make_rng::<StdRng>().random();
             let deadline = Instant::now() + conflict::answer_window(members.len() + 1);

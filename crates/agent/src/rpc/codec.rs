@@ -14,11 +14,30 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 /// A request (header plus body) larger than this is not a Serf client talking.
 const MAX_PENDING_BYTES: usize = 1 << 20;
 
-#[derive(Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "PascalCase")]
 pub struct RequestHeader {
     pub command: String,
     pub seq: u64,
+}
+
+/// A header as Serf's agent reads it: decoded over the previous one, so a key left out
+/// keeps its previous value. This is what a body the agent left unread (after
+/// `Authentication required`) turns into: the previous command again, as in Serf.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct HeaderFields {
+    pub command: Option<String>,
+    pub seq: Option<u64>,
+}
+
+impl HeaderFields {
+    pub fn over(self, previous: &RequestHeader) -> RequestHeader {
+        RequestHeader {
+            command: self.command.unwrap_or_else(|| previous.command.clone()),
+            seq: self.seq.unwrap_or(previous.seq),
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -36,9 +55,16 @@ pub struct HandshakeRequest {
 
 #[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(rename_all = "PascalCase", default)]
+pub struct AuthRequest {
+    pub auth_key: String,
+}
+
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(rename_all = "PascalCase", default)]
 pub struct JoinRequest {
     pub existing: Vec<String>,
-    /// Replays past user events to the joiner (otherwise they are ignored).
+    /// Replay past user events to the joiner (`serf join -replay`); otherwise they are
+    /// ignored.
     pub replay: bool,
 }
 
@@ -546,6 +572,26 @@ mod tests {
             rmp_serde::from_slice(&unhex("81a44e616d65a57765622e2a")).unwrap();
         assert_eq!(filter.name, "web.*");
         assert!(filter.tags.is_empty() && filter.status.is_empty());
+    }
+
+    #[test]
+    fn a_body_read_as_a_header_repeats_the_previous_one() {
+        let previous = RequestHeader {
+            command: "join".to_string(),
+            seq: 2,
+        };
+        // {"Existing": [], "Replay": false}: a join body, no header keys.
+        let body: HeaderFields =
+            rmp_serde::from_slice(&unhex("82a84578697374696e6790a65265706c6179c2")).unwrap();
+        assert_eq!(body.over(&previous), previous);
+        let next: HeaderFields = rmp_serde::from_slice(&unhex("81a353657103")).unwrap();
+        assert_eq!(
+            next.over(&previous),
+            RequestHeader {
+                command: "join".to_string(),
+                seq: 3
+            }
+        );
     }
 
     /// A reader that hands out its bytes in two reads, to exercise partial objects.

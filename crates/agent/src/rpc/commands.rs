@@ -3,10 +3,10 @@
 
 use super::AgentState;
 use super::codec::{
-    CoordinateRequest, CoordinateResponse, DecodeError, EventRequest, ForceLeaveRequest,
-    HandshakeRequest, JoinRequest, JoinResponse, MembersFilter, MembersResponse, MonitorRequest,
-    QueryRequest, RequestHeader, RequestReader, RespondRequest, StopRequest, StreamRequest,
-    TagsRequest, encode_response,
+    AuthRequest, CoordinateRequest, CoordinateResponse, DecodeError, EventRequest,
+    ForceLeaveRequest, HandshakeRequest, HeaderFields, JoinRequest, JoinResponse, MembersFilter,
+    MembersResponse, MonitorRequest, QueryRequest, RequestHeader, RequestReader, RespondRequest,
+    StopRequest, StreamRequest, TagsRequest, encode_response,
 };
 use super::members::{MemberMatcher, member_wire};
 use super::monitor;
@@ -17,6 +17,7 @@ use crate::event_handlers::EventFilters;
 use crate::join;
 use crate::node::{NodeHandle, NodeStopped, TagUpdate, UserEventRequest};
 use tokio::io::AsyncRead;
+use tracing::warn;
 
 /// The only IPC version Serf has ever spoken.
 const IPC_VERSION: i32 = 1;
@@ -26,6 +27,8 @@ const HANDSHAKE_REQUIRED: &str = "Handshake required";
 const UNSUPPORTED_VERSION: &str = "Unsupported IPC version";
 const DUPLICATE_HANDSHAKE: &str = "Handshake already performed";
 const UNSUPPORTED_COMMAND: &str = "Unsupported command";
+const AUTH_REQUIRED: &str = "Authentication required";
+const INVALID_AUTH_TOKEN: &str = "Invalid authentication token";
 const INVALID_FILTER: &str = "Invalid event filter";
 const STREAM_EXISTS: &str = "Stream with given sequence exists";
 const INVALID_QUERY_ID: &str = "No pending queries matching ID";
@@ -88,8 +91,8 @@ pub enum CommandError {
     Stopped(#[from] NodeStopped),
 }
 
-/// One client connection: its requests, its writer, its open streams and whether it has
-/// shaken hands yet.
+/// One client connection: its requests, its writer, its open streams, whether it has
+/// shaken hands yet and, when the agent has an `rpc_auth` key, whether it has given it.
 pub struct Session<'a, R> {
     node: &'a NodeHandle,
     agent: &'a AgentState,
@@ -101,6 +104,8 @@ pub struct Session<'a, R> {
     /// Queries this connection's event streams showed, by the ID they were shown with.
     pending_queries: PendingQueries,
     handshake_done: bool,
+    authenticated: bool,
+    previous_header: RequestHeader,
 }
 
 impl<'a, R: AsyncRead + Unpin> Session<'a, R> {
@@ -119,6 +124,8 @@ impl<'a, R: AsyncRead + Unpin> Session<'a, R> {
             writer,
             pending_queries: PendingQueries::default(),
             handshake_done: false,
+            authenticated: false,
+            previous_header: RequestHeader::default(),
         }
     }
 
@@ -138,7 +145,11 @@ impl<'a, R: AsyncRead + Unpin> Session<'a, R> {
 
     /// The next request's header, or `None` when the client closed the connection.
     pub async fn next_header(&mut self) -> Result<Option<RequestHeader>, DecodeError> {
-        self.requests.next().await
+        let Some(fields) = self.requests.next::<HeaderFields>().await? else {
+            return Ok(None);
+        };
+        self.previous_header = fields.over(&self.previous_header);
+        Ok(Some(self.previous_header.clone()))
     }
 
     async fn handle(&mut self, header: RequestHeader) -> Result<Reply, CommandError> {
@@ -146,8 +157,29 @@ impl<'a, R: AsyncRead + Unpin> Session<'a, R> {
         if !self.handshake_done && header.command != "handshake" {
             return Ok(Reply::error(seq, HANDSHAKE_REQUIRED, After::Close));
         }
+        // As Serf, the refused command's body is left unread: the client's next read is
+        // out of step, and the body is then taken for a header repeating the command.
+        // Every command but these two needs it: `stream`, `monitor`, `query` and `stop`
+        // included, so no stream opens before the key is given.
+        if self.agent.rpc_auth.is_some()
+            && !self.authenticated
+            && !matches!(header.command.as_str(), "handshake" | "auth")
+        {
+            warn!("rpc: client sent {:?} before auth", header.command);
+            return Ok(Reply::error(seq, AUTH_REQUIRED, After::Continue));
+        }
         match header.command.as_str() {
             "handshake" => self.handshake(seq).await,
+            "auth" => {
+                let request: AuthRequest = self.body().await?;
+                // With no key set, only an empty token matches, as in Serf.
+                if request.auth_key == self.agent.rpc_auth.as_deref().unwrap_or_default() {
+                    self.authenticated = true;
+                    Ok(Reply::ok(seq))
+                } else {
+                    Ok(Reply::error(seq, INVALID_AUTH_TOKEN, After::Continue))
+                }
+            }
             "members" => self.members(seq, MembersFilter::default()).await,
             "members-filtered" => {
                 let filter = self.body().await?;
@@ -199,7 +231,7 @@ impl<'a, R: AsyncRead + Unpin> Session<'a, R> {
             "stats" => {
                 let local = self.node.local_identity().borrow().clone();
                 let stats = self.node.stats().await?;
-                let reply = stats_reply(&local, &self.agent.event_handlers, &stats);
+                let reply = stats_reply(&local, &self.agent.event_handlers.borrow(), &stats);
                 Ok(Reply::with_body(seq, "", Some(&reply)))
             }
             "get-coordinate" => {

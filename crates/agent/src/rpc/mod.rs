@@ -16,11 +16,16 @@ pub use server::serve;
 use crate::event_handlers::EventHandler;
 use crate::log_ring::LogRing;
 use std::sync::Arc;
+use tokio::sync::watch;
 
 /// What RPC commands need from the agent besides the node.
 pub struct AgentState {
-    /// For `stats` (`serf info`'s `event_handlers`).
-    pub event_handlers: Vec<EventHandler>,
+    /// For `stats` (`serf info`'s `event_handlers`): the handlers of the moment, which a
+    /// SIGHUP reload may change.
+    pub event_handlers: watch::Receiver<Vec<EventHandler>>,
     /// For `monitor`.
     pub logs: Arc<LogRing>,
+    /// Config `rpc_auth`: when set (not empty), clients must `auth` with it before any
+    /// other command.
+    pub rpc_auth: Option<String>,
 }

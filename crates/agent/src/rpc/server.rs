@@ -12,7 +12,7 @@ use tracing::{debug, warn};
 
 /// Serve until the process ends; `leave_done` is notified when a client's `leave` has
 /// completed and the agent should exit. `agent` is what the RPC side knows of the agent
-/// beyond the node (its handlers, its log).
+/// beyond the node (its handlers, its log, its `rpc_auth` key).
 pub async fn serve(
     listener: TcpListener,
     node: NodeHandle,

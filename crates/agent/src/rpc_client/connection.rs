@@ -1,7 +1,9 @@
 //! One RPC connection: shake hands, authenticate, then send requests and read what the
 //! agent answers. Request and record bodies are the shapes of `rpc::codec` and `messages`.
 
-use crate::rpc::codec::{DecodeError, HandshakeRequest, RequestHeader, RequestReader, StopRequest};
+use crate::rpc::codec::{
+    AuthRequest, DecodeError, HandshakeRequest, RequestHeader, RequestReader, StopRequest,
+};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -18,12 +20,6 @@ const IPC_VERSION: i32 = 1;
 pub struct ReplyHeader {
     pub error: String,
     pub seq: u64,
-}
-
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "PascalCase")]
-struct AuthRequest<'a> {
-    auth_key: &'a str,
 }
 
 /// Why a call failed. The texts are the ones Serf's CLI prints after its own prefix
@@ -72,7 +68,14 @@ impl RpcClient {
         };
         client.call("handshake", Some(&handshake)).await?;
         if !auth_key.is_empty() {
-            client.call("auth", Some(&AuthRequest { auth_key })).await?;
+            client
+                .call(
+                    "auth",
+                    Some(&AuthRequest {
+                        auth_key: auth_key.to_string(),
+                    }),
+                )
+                .await?;
         }
         Ok(client)
     }

@@ -43,7 +43,7 @@ pub struct BenchArgs {
     #[arg(long)]
     total: Option<u64>,
     /// Run for this long instead (seconds or a Go duration such as 30s).
-    #[arg(long, value_parser = crate::duration::parse, conflicts_with = "total")]
+    #[arg(long, value_parser = crate::duration::parse_or_seconds, conflicts_with = "total")]
     duration: Option<Duration>,
     /// Key length in bytes (keys are zero-padded numbers).
     #[arg(long, default_value_t = 8)]

@@ -61,10 +61,10 @@ pub struct GlobalArgs {
     #[arg(long, global = true)]
     no_sync: bool,
     /// Connection and response-header timeout per request (Go duration).
-    #[arg(long, global = true, default_value = "2s", value_parser = crate::duration::parse)]
+    #[arg(long, global = true, default_value = "2s", value_parser = crate::duration::parse_or_seconds)]
     timeout: Duration,
     /// Timeout of the whole command, watches excepted (Go duration).
-    #[arg(long, global = true, default_value = "5s", value_parser = crate::duration::parse)]
+    #[arg(long, global = true, default_value = "5s", value_parser = crate::duration::parse_or_seconds)]
     total_timeout: Duration,
 }
 

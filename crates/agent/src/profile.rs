@@ -1,0 +1,166 @@
+//! `-profile lan|wan|local`: memberlist's three timing profiles, as foca settings. The
+//! suspicion timeout and the retransmissions grow with the cluster, so the node asks for a
+//! fresh [`foca::Config`] whenever the number of alive members changes.
+
+use foca::{Config, PeriodicParams};
+use std::num::{NonZeroU8, NonZeroU32, NonZeroUsize};
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Profile {
+    #[default]
+    Lan,
+    Wan,
+    Local,
+}
+
+/// memberlist's numbers for one profile (DefaultLANConfig, DefaultWANConfig,
+/// DefaultLocalConfig).
+struct Timings {
+    probe_interval: Duration,
+    probe_timeout: Duration,
+    indirect_checks: usize,
+    suspicion_mult: f64,
+    retransmit_mult: u32,
+    gossip_interval: Duration,
+    gossip_nodes: usize,
+    /// memberlist's full state exchange; foca's periodic announce plays that part (the
+    /// announced member answers with its member list).
+    push_pull_interval: Duration,
+}
+
+impl Profile {
+    pub fn parse(name: &str) -> Result<Profile, String> {
+        match name {
+            "lan" => Ok(Profile::Lan),
+            "wan" => Ok(Profile::Wan),
+            "local" => Ok(Profile::Local),
+            other => Err(format!("Unknown profile: {other}")),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Profile::Lan => "lan",
+            Profile::Wan => "wan",
+            Profile::Local => "local",
+        }
+    }
+
+    fn timings(self) -> Timings {
+        match self {
+            Profile::Lan => Timings {
+                probe_interval: Duration::from_secs(1),
+                probe_timeout: Duration::from_millis(500),
+                indirect_checks: 3,
+                suspicion_mult: 4.0,
+                retransmit_mult: 4,
+                gossip_interval: Duration::from_millis(200),
+                gossip_nodes: 3,
+                push_pull_interval: Duration::from_secs(30),
+            },
+            Profile::Wan => Timings {
+                probe_interval: Duration::from_secs(5),
+                probe_timeout: Duration::from_secs(3),
+                indirect_checks: 3,
+                suspicion_mult: 6.0,
+                retransmit_mult: 4,
+                gossip_interval: Duration::from_millis(500),
+                gossip_nodes: 4,
+                push_pull_interval: Duration::from_secs(60),
+            },
+            Profile::Local => Timings {
+                probe_interval: Duration::from_secs(1),
+                probe_timeout: Duration::from_millis(200),
+                indirect_checks: 1,
+                suspicion_mult: 3.0,
+                retransmit_mult: 2,
+                gossip_interval: Duration::from_millis(100),
+                gossip_nodes: 3,
+                push_pull_interval: Duration::from_secs(15),
+            },
+        }
+    }
+
+    /// foca's settings for this profile in a cluster of `alive_members`.
+    pub fn swim_config(self, alive_members: usize) -> Config {
+        let t = self.timings();
+        let size = u32::try_from(alive_members)
+            .ok()
+            .and_then(NonZeroU32::new)
+            .unwrap_or(NonZeroU32::MIN);
+        // Start from foca's LAN settings (memberlist's LAN profile) for what memberlist has
+        // no knob for, e.g. how long down members are remembered.
+        let mut config = Config::new_lan(size);
+        config.probe_period = t.probe_interval;
+        config.probe_rtt = t.probe_timeout;
+        config.num_indirect_probes =
+            NonZeroUsize::new(t.indirect_checks).unwrap_or(NonZeroUsize::MIN);
+        config.max_transmissions = retransmit_limit(t.retransmit_mult, size);
+        config.suspect_to_down_after = suspicion_timeout(t.suspicion_mult, size, t.probe_interval);
+        config.periodic_gossip = Some(PeriodicParams {
+            frequency: t.gossip_interval,
+            num_members: NonZeroUsize::new(t.gossip_nodes).unwrap_or(NonZeroUsize::MIN),
+        });
+        config.periodic_announce = Some(PeriodicParams {
+            frequency: t.push_pull_interval,
+            num_members: NonZeroUsize::MIN,
+        });
+        config
+    }
+}
+
+/// memberlist: mult × ceil(log10(n + 1)).
+fn retransmit_limit(mult: u32, size: NonZeroU32) -> NonZeroU8 {
+    let scale = f64::from(size.get().saturating_add(1)).log10().ceil() as u32;
+    let limit = mult.saturating_mul(scale).clamp(1, u32::from(u8::MAX));
+    NonZeroU8::new(limit as u8).unwrap_or(NonZeroU8::MIN)
+}
+
+/// memberlist: mult × max(1, log10 n) × probe interval.
+fn suspicion_timeout(mult: f64, size: NonZeroU32, probe_interval: Duration) -> Duration {
+    let scale = f64::from(size.get()).log10().max(1.0);
+    probe_interval.mul_f64(mult * scale)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_others_are_refused_as_serf() {
+        for profile in [Profile::Lan, Profile::Wan, Profile::Local] {
+            assert_eq!(Profile::parse(profile.name()), Ok(profile));
+        }
+        assert_eq!(Profile::parse("fast").unwrap_err(), "Unknown profile: fast");
+    }
+
+    #[test]
+    fn lan_matches_memberlist() {
+        let config = Profile::Lan.swim_config(1);
+        assert_eq!(config.probe_period, Duration::from_secs(1));
+        assert_eq!(config.probe_rtt, Duration::from_millis(500));
+        assert_eq!(config.num_indirect_probes.get(), 3);
+        assert_eq!(config.suspect_to_down_after, Duration::from_secs(4));
+        assert_eq!(config.max_transmissions.get(), 4);
+    }
+
+    #[test]
+    fn local_detects_faster_and_wan_slower() {
+        let local = Profile::Local.swim_config(5);
+        let wan = Profile::Wan.swim_config(5);
+        assert_eq!(local.probe_rtt, Duration::from_millis(200));
+        assert_eq!(local.suspect_to_down_after, Duration::from_secs(3));
+        assert_eq!(local.num_indirect_probes.get(), 1);
+        assert_eq!(wan.probe_period, Duration::from_secs(5));
+        assert_eq!(wan.suspect_to_down_after, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn suspicion_and_retransmissions_grow_with_the_cluster() {
+        let big = Profile::Lan.swim_config(1000);
+        assert_eq!(big.suspect_to_down_after, Duration::from_secs(12));
+        assert_eq!(big.max_transmissions.get(), 16);
+        assert_eq!(Profile::Local.swim_config(0).max_transmissions.get(), 2);
+    }
+}
