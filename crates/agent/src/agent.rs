@@ -6,6 +6,7 @@ use crate::event_handlers::EventHandler;
 use crate::identity::NodeId;
 use crate::invoke;
 use crate::join;
+use crate::keys::GossipKeys;
 use crate::node::{self, NodeHandle};
 use crate::rpc;
 use crate::tags_file::TagsFile;
@@ -79,11 +80,21 @@ async fn run(config: AgentConfig) -> Result<(), String> {
         tags,
         started_ms: unix_millis(),
     };
+    let keys = Arc::new(GossipKeys::from_config(
+        config.encrypt_key.as_deref(),
+        config.keyring_file.clone(),
+    )?);
     println!("==> Starting musubi agent...");
     let (events, delivered_events) = mpsc::unbounded_channel();
-    let node = node::start(identity.clone(), config.bind, tags_file, events)
-        .await
-        .map_err(|e| format!("cannot bind the gossip listener to {}: {e}", config.bind))?;
+    let node = node::start(
+        identity.clone(),
+        config.bind,
+        tags_file,
+        keys.clone(),
+        events,
+    )
+    .await
+    .map_err(|e| format!("cannot bind the gossip listener to {}: {e}", config.bind))?;
     let listener = TcpListener::bind(config.rpc_addr)
         .await
         .map_err(|e| format!("cannot bind the RPC listener to {}: {e}", config.rpc_addr))?;
@@ -99,6 +110,7 @@ async fn run(config: AgentConfig) -> Result<(), String> {
     println!("     Bind addr: '{}'", config.bind);
     println!("     Advertise: '{}'", identity.addr);
     println!("      RPC addr: '{}'", config.rpc_addr);
+    println!("     Encrypted: {}", keys.is_enabled());
     if !config.join.is_empty() {
         join_at_start(&node, &config.join).await?;
     }

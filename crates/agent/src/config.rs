@@ -39,6 +39,13 @@ pub struct AgentConfig {
     /// (repeatable).
     #[arg(long = "event-handler")]
     pub event_handlers: Vec<String>,
+    /// Base64 key (16, 24 or 32 bytes: AES-128, -192 or -256) that encrypts all gossip.
+    #[arg(long = "encrypt")]
+    pub encrypt_key: Option<String>,
+    /// A JSON array of base64 keys, the primary first: read at start (it must exist),
+    /// rewritten when `serf keys` changes the ring. Not together with -encrypt.
+    #[arg(long = "keyring-file")]
+    pub keyring_file: Option<PathBuf>,
     /// trace, debug, info, warn or err.
     #[arg(long = "log-level", default_value = "info", value_parser = log_level)]
     pub log_level: String,
@@ -162,7 +169,15 @@ mod tests {
             "role=web",
             "-tag=dc=east=1",
             "-log-level=ERR",
+            "-encrypt=kdBhiHF8f0PdghUnk62pFz1Nw3ph0l3O9n+TPkiHgsA=",
+            "-keyring-file",
+            "/k.json",
         ]);
+        assert_eq!(
+            config.encrypt_key.as_deref(),
+            Some("kdBhiHF8f0PdghUnk62pFz1Nw3ph0l3O9n+TPkiHgsA=")
+        );
+        assert_eq!(config.keyring_file, Some(PathBuf::from("/k.json")));
         assert_eq!(config.node_name(), "a");
         assert_eq!(config.join, vec!["b:1", "c"]);
         assert_eq!(config.tag_map()["dc"], "east=1");

@@ -20,11 +20,16 @@
 pub mod address;
 mod agent;
 pub mod config;
+pub mod crypto;
 pub mod event_handlers;
 pub mod events;
+mod go_base64;
 pub mod identity;
 mod invoke;
 pub mod join;
+pub mod keyring;
+pub mod keyring_file;
+pub mod keys;
 pub mod lamport;
 pub mod membership;
 pub mod node;

@@ -6,6 +6,7 @@
 
 use crate::events::{AgentEvent, MemberEventKind};
 use crate::identity::NodeId;
+use crate::keys::GossipKeys;
 use crate::lamport::LamportClock;
 use crate::membership::{MemberRecord, MemberStatus, MemberTable};
 use crate::tags_file::{self, Tags, TagsFile};
@@ -17,7 +18,7 @@ use rand_foca::rngs::StdRng;
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
@@ -140,11 +141,13 @@ impl NodeHandle {
 
 /// Bind the gossip socket and start the node task. Every event Serf would report goes to
 /// `events` once: member changes as the table sees them (starting with our own join),
-/// user events sent from here or received.
+/// user events sent from here or received. Every datagram is sealed and opened with
+/// `keys` (as it is, when the agent runs without encryption).
 pub async fn start(
     identity: NodeId,
     bind: SocketAddr,
     tags_file: Option<TagsFile>,
+    keys: Arc<GossipKeys>,
     events: mpsc::UnboundedSender<AgentEvent>,
 ) -> std::io::Result<NodeHandle> {
     let socket = Arc::new(UdpSocket::bind(bind).await?);
@@ -175,6 +178,7 @@ pub async fn start(
         socket,
         timers: timers::spawn_scheduler(timer_deliver),
         tags_file,
+        keys,
     };
     tokio::spawn(node.run(datagram_inbox, timer_inbox, command_inbox));
     Ok(NodeHandle {
@@ -219,6 +223,7 @@ struct Node {
     socket: Arc<UdpSocket>,
     timers: mpsc::UnboundedSender<(Duration, Timer<NodeId>)>,
     tags_file: Option<TagsFile>,
+    keys: Arc<GossipKeys>,
 }
 
 impl Node {
@@ -230,7 +235,7 @@ impl Node {
     ) {
         loop {
             tokio::select! {
-                Some((data, from)) = datagrams.recv() => self.on_datagram(&data, from),
+                Some((data, from)) = datagrams.recv() => self.on_datagram(&data, from).await,
                 Some(timer) = timers.recv() => {
                     if let Err(e) = self.foca.handle_timer(timer, &mut self.runtime) {
                         warn!("swim timer: {e}");
@@ -245,8 +250,25 @@ impl Node {
         }
     }
 
-    fn on_datagram(&mut self, data: &[u8], from: SocketAddr) {
-        match wire::decode(data) {
+    /// The whole datagram is sealed (kind byte included): open it first, answer a sender
+    /// behind a key rotation with our key ring, then handle what it carries.
+    async fn on_datagram(&mut self, sealed: &[u8], from: SocketAddr) {
+        let now = Instant::now();
+        let opened = match self.keys.open(sealed, from, now) {
+            Ok(opened) => opened,
+            Err(e) => {
+                warn!("dropped datagram from {from}: cannot decrypt it: {e}");
+                return;
+            }
+        };
+        if let Some(answer) = opened.catch_up {
+            info!("{from} seals with an old key: sent it our key ring (key catch-up)");
+            self.send_sealed(&answer, from).await;
+        }
+        let Some(data) = opened.plain else {
+            return;
+        };
+        match wire::decode(&data) {
             Ok(Datagram::Foca(packet)) => {
                 if let Err(e) = self.foca.handle_data(packet, &mut self.runtime) {
                     debug!("dropped gossip packet from {from}: {e}");
@@ -256,7 +278,12 @@ impl Node {
                 info!("member {name} is leaving (told by {from})");
                 self.change_member(name, |table| table.leave_intent(name));
             }
-            Err(e) => debug!("dropped datagram from {from}: {e}"),
+            Ok(Datagram::KeyCatchUp(ring)) => match self.keys.catch_up(ring, now) {
+                Ok(true) => warn!("took the key ring of {from}: we missed a key rotation"),
+                Ok(false) => debug!("key catch-up from {from}: our ring reads it already"),
+                Err(e) => warn!("dropped key catch-up from {from}: {e}"),
+            },
+            Err(e) => warn!("dropped datagram from {from}: {e}"),
         }
     }
 
@@ -393,7 +420,12 @@ impl Node {
         }
     }
 
+    /// The one way datagrams leave: sealed with the primary key when encryption is on.
     async fn send(&self, datagram: &[u8], to: SocketAddr) {
+        self.send_sealed(&self.keys.seal(datagram), to).await;
+    }
+
+    async fn send_sealed(&self, datagram: &[u8], to: SocketAddr) {
         if let Err(e) = self.socket.send_to(datagram, to).await {
             debug!("gossip send to {to}: {e}");
         }

@@ -4,12 +4,15 @@
 
 const KIND_FOCA: u8 = 0;
 const KIND_LEAVE_INTENT: u8 = 1;
+const KIND_KEY_CATCH_UP: u8 = 5;
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Datagram<'a> {
     Foca(&'a [u8]),
     /// The named member is leaving (it said so itself) or was force-left.
     LeaveIntent(&'a str),
+    /// Another member's key ring, sent because we sealed with a key it retired (keys.rs).
+    KeyCatchUp(&'a [u8]),
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -31,6 +34,7 @@ pub fn decode(datagram: &[u8]) -> Result<Datagram<'_>, WireError> {
             .filter(|name| !name.is_empty())
             .map(Datagram::LeaveIntent)
             .ok_or(WireError::BadNodeName),
+        KIND_KEY_CATCH_UP => Ok(Datagram::KeyCatchUp(body)),
         other => Err(WireError::UnknownKind(other)),
     }
 }
@@ -41,6 +45,10 @@ pub fn foca_datagram(packet: &[u8]) -> Vec<u8> {
 
 pub fn leave_intent_datagram(node: &str) -> Vec<u8> {
     framed(KIND_LEAVE_INTENT, node.as_bytes())
+}
+
+pub fn key_catch_up_datagram(ring: &[u8]) -> Vec<u8> {
+    framed(KIND_KEY_CATCH_UP, ring)
 }
 
 fn framed(kind: u8, body: &[u8]) -> Vec<u8> {
@@ -63,6 +71,10 @@ mod tests {
         assert_eq!(
             decode(&leave_intent_datagram("node-1")),
             Ok(Datagram::LeaveIntent("node-1"))
+        );
+        assert_eq!(
+            decode(&key_catch_up_datagram(b"\x10k")),
+            Ok(Datagram::KeyCatchUp(b"\x10k"))
         );
     }
 
