@@ -61,35 +61,33 @@ impl Keyring {
         &self.keys
     }
 
-    /// Add a key for opening (not the primary yet). Returns whether the ring changed.
-    pub fn install(&mut self, key: SecretKey) -> bool {
-        if self.keys.contains(&key) {
-            return false;
+    /// Add a key for opening (not the primary yet); installing it again changes nothing.
+    pub fn install(&mut self, key: SecretKey) {
+        if !self.keys.contains(&key) {
+            self.retired.retain(|(old, _)| *old != key);
+            self.keys.push(key);
         }
-        self.retired.retain(|(old, _)| *old != key);
-        self.keys.push(key);
-        true
     }
 
-    /// Make an installed key the primary. Returns whether the ring changed.
-    pub fn use_key(&mut self, key: &[u8]) -> Result<bool, &'static str> {
+    /// Make an installed key the primary.
+    pub fn use_key(&mut self, key: &[u8]) -> Result<(), &'static str> {
         let at = self.position(key).ok_or(NOT_INSTALLED)?;
         let chosen = self.keys.remove(at);
         self.keys.insert(0, chosen);
-        Ok(at != 0)
+        Ok(())
     }
 
     /// Drop a key (not the primary); a key that is not installed is already gone, as
-    /// Serf answers. Returns whether the ring changed.
-    pub fn remove(&mut self, key: &[u8], now: Instant) -> Result<bool, &'static str> {
+    /// Serf answers.
+    pub fn remove(&mut self, key: &[u8], now: Instant) -> Result<(), &'static str> {
         match self.position(key) {
             Some(0) => Err(REMOVING_PRIMARY),
             Some(at) => {
                 let removed = self.keys.remove(at);
                 self.retire(removed, now);
-                Ok(true)
+                Ok(())
             }
-            None => Ok(false),
+            None => Ok(()),
         }
     }
 
@@ -174,19 +172,20 @@ mod tests {
     fn install_use_remove_follow_serf() {
         let now = Instant::now();
         let mut ring = ring(&[1]);
-        assert!(ring.install(key(2)));
-        assert!(!ring.install(key(2)), "installing twice is a no-op");
+        ring.install(key(2));
+        ring.install(key(2));
         assert_eq!(order(&ring), [1, 2]);
         assert_eq!(ring.use_key(&[3; 16]), Err(NOT_INSTALLED));
-        assert_eq!(ring.use_key(&[2; 16]), Ok(true));
+        assert_eq!(ring.use_key(&[2; 16]), Ok(()));
         assert_eq!(order(&ring), [2, 1]);
         assert_eq!(ring.remove(&[2; 16], now), Err(REMOVING_PRIMARY));
         assert_eq!(
             ring.remove(&[9; 16], now),
-            Ok(false),
+            Ok(()),
             "absent keys are gone already"
         );
-        assert_eq!(ring.remove(&[1; 16], now), Ok(true));
+        assert_eq!(order(&ring), [2, 1]);
+        assert_eq!(ring.remove(&[1; 16], now), Ok(()));
         assert_eq!(order(&ring), [2]);
         assert!(Keyring::new(Vec::new()).is_none());
         assert_eq!(order(&self::ring(&[1, 2, 1])), [1, 2]);

@@ -139,30 +139,34 @@ impl GossipKeys {
     /// read that member's datagrams). Returns whether our ring changed.
     pub fn catch_up(&self, body: &[u8], now: Instant) -> Result<bool, String> {
         let newer = decode_ring(body)?;
-        self.change(|ring| {
-            if ring.keys().contains(newer.primary()) {
-                return Ok(false);
-            }
-            Ok(ring.replace(newer, now))
-        })
+        let mut state = self.lock();
+        let Some(ring) = state.ring.as_mut() else {
+            return Err("a key catch-up reached an agent without encryption".to_string());
+        };
+        if ring.keys().contains(newer.primary()) || !ring.replace(newer, now) {
+            return Ok(false);
+        }
+        self.persist(ring)?;
+        Ok(true)
     }
 
     /// `serf keys -install`: add a key for opening datagrams.
     pub fn install(&self, key: &[u8]) -> Result<(), String> {
         let key = SecretKey::new(key)?;
-        self.change(|ring| Ok(ring.install(key))).map(drop)
+        self.operate(|ring| {
+            ring.install(key);
+            Ok(())
+        })
     }
 
     /// `serf keys -use`: seal with an installed key from now on.
     pub fn use_key(&self, key: &[u8]) -> Result<(), String> {
-        self.change(|ring| ring.use_key(key).map_err(str::to_string))
-            .map(drop)
+        self.operate(|ring| ring.use_key(key).map_err(str::to_string))
     }
 
     /// `serf keys -remove`: stop opening datagrams with a key (not the primary).
     pub fn remove(&self, key: &[u8]) -> Result<(), String> {
-        self.change(|ring| ring.remove(key, Instant::now()).map_err(str::to_string))
-            .map(drop)
+        self.operate(|ring| ring.remove(key, Instant::now()).map_err(str::to_string))
     }
 
     /// `serf keys -list`: this member's keys, base64, primary first.
@@ -173,21 +177,26 @@ impl GossipKeys {
         }
     }
 
-    /// Apply a change to the ring; if it changed, rewrite the keyring file.
-    fn change(
+    /// Apply an operation to the ring, then rewrite the keyring file: after every
+    /// operation that succeeds, as Serf does, even one that changed nothing.
+    fn operate(
         &self,
-        apply: impl FnOnce(&mut Keyring) -> Result<bool, String>,
-    ) -> Result<bool, String> {
+        apply: impl FnOnce(&mut Keyring) -> Result<(), String>,
+    ) -> Result<(), String> {
         let mut state = self.lock();
         let ring = state
             .ring
             .as_mut()
             .ok_or_else(|| NO_KEYRING_TO_MODIFY.to_string())?;
-        let changed = apply(ring)?;
-        if changed && let Some(file) = &self.file {
-            file.write(ring)?;
+        apply(ring)?;
+        self.persist(ring)
+    }
+
+    fn persist(&self, ring: &Keyring) -> Result<(), String> {
+        match &self.file {
+            Some(file) => file.write(ring),
+            None => Ok(()),
         }
-        Ok(changed)
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
