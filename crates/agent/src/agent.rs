@@ -6,8 +6,10 @@ use crate::event_handlers::EventHandler;
 use crate::identity::NodeId;
 use crate::invoke;
 use crate::join;
+use crate::key_queries;
 use crate::keys::GossipKeys;
-use crate::node::{self, NodeHandle};
+use crate::node::{self, NodeHandle, QuerySettings};
+use crate::query::InternalQueries;
 use crate::rpc;
 use crate::tags_file::TagsFile;
 use clap::error::ErrorKind;
@@ -86,12 +88,19 @@ async fn run(config: AgentConfig) -> Result<(), String> {
     )?);
     println!("==> Starting musubi agent...");
     let (events, delivered_events) = mpsc::unbounded_channel();
+    let mut internal = InternalQueries::default();
+    key_queries::register(&mut internal, keys.clone());
+    let queries = QuerySettings {
+        limits: config.query_limits(),
+        internal,
+    };
     let node = node::start(
         identity.clone(),
         config.bind,
         tags_file,
         keys.clone(),
         events,
+        queries,
     )
     .await
     .map_err(|e| format!("cannot bind the gossip listener to {}: {e}", config.bind))?;
@@ -103,7 +112,7 @@ async fn run(config: AgentConfig) -> Result<(), String> {
     tokio::spawn(invoke::run_event_loop(
         delivered_events,
         handlers,
-        node.local_identity(),
+        node.clone(),
     ));
     println!("==> musubi agent running!");
     println!("     Node name: '{}'", identity.name);

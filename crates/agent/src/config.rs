@@ -2,6 +2,7 @@
 //! package takes `-flag value`, `-flag=value` and the `--` forms alike; so do we.
 
 use crate::address::{self, DEFAULT_GOSSIP_PORT};
+use crate::query::QueryLimits;
 use clap::Parser;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -49,6 +50,12 @@ pub struct AgentConfig {
     /// trace, debug, info, warn or err.
     #[arg(long = "log-level", default_value = "info", value_parser = log_level)]
     pub log_level: String,
+    /// Serf's `query_size_limit` (config file only): the largest encoded query.
+    #[arg(skip = QueryLimits::default().query_size)]
+    pub query_size_limit: usize,
+    /// Serf's `query_response_size_limit` (config file only): the largest encoded answer.
+    #[arg(skip = QueryLimits::default().response_size)]
+    pub query_response_size_limit: usize,
 }
 
 impl AgentConfig {
@@ -60,6 +67,13 @@ impl AgentConfig {
 
     pub fn node_name(&self) -> String {
         self.node.clone().unwrap_or_else(hostname)
+    }
+
+    pub fn query_limits(&self) -> QueryLimits {
+        QueryLimits {
+            query_size: self.query_size_limit,
+            response_size: self.query_response_size_limit,
+        }
     }
 
     pub fn tag_map(&self) -> BTreeMap<String, String> {

@@ -8,9 +8,13 @@ use crate::events::AgentEvent;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EventHandler {
-    filters: Vec<EventFilter>,
+    filters: EventFilters,
     pub script: String,
 }
+
+/// A comma-separated list of event types, as handlers and RPC `stream` take it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EventFilters(Vec<EventFilter>);
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct EventFilter {
@@ -19,8 +23,8 @@ struct EventFilter {
     name: Option<String>,
 }
 
-/// Serf accepts these; `member-reap` and queries never happen here yet, so handlers for
-/// them are accepted and never run.
+/// Serf accepts these; `member-reap` never happens here yet, so handlers for it are
+/// accepted and never run.
 const EVENT_TYPES: [&str; 8] = [
     "member-join",
     "member-leave",
@@ -35,14 +39,8 @@ const EVENT_TYPES: [&str; 8] = [
 impl EventHandler {
     pub fn parse(spec: &str) -> Result<Self, String> {
         let (filter, script) = spec.split_once('=').unwrap_or(("*", spec));
-        let filters = filter
-            .split(',')
-            .map(|text| {
-                EventFilter::parse(text).ok_or_else(|| {
-                    format!("Invalid event script: Event '{text}' invoking '{script}'")
-                })
-            })
-            .collect::<Result<_, _>>()?;
+        let filters = EventFilters::parse(filter)
+            .map_err(|text| format!("Invalid event script: Event '{text}' invoking '{script}'"))?;
         Ok(EventHandler {
             filters,
             script: script.to_string(),
@@ -50,7 +48,21 @@ impl EventHandler {
     }
 
     pub fn wants(&self, event: &AgentEvent) -> bool {
-        self.filters.iter().any(|filter| filter.matches(event))
+        self.filters.wants(event)
+    }
+}
+
+impl EventFilters {
+    /// The filters, or the first event type that is not one.
+    pub fn parse(text: &str) -> Result<Self, &str> {
+        text.split(',')
+            .map(|part| EventFilter::parse(part).ok_or(part))
+            .collect::<Result<_, _>>()
+            .map(EventFilters)
+    }
+
+    pub fn wants(&self, event: &AgentEvent) -> bool {
+        self.0.iter().any(|filter| filter.matches(event))
     }
 }
 
@@ -75,6 +87,7 @@ impl EventFilter {
         }
         match (event, &self.name) {
             (AgentEvent::User(user), Some(name)) => user.name == *name,
+            (AgentEvent::Query(query), Some(name)) => query.name == *name,
             _ => true,
         }
     }
@@ -93,6 +106,10 @@ mod tests {
             payload: vec![],
             coalesce: false,
         })
+    }
+
+    fn query(name: &str) -> AgentEvent {
+        AgentEvent::Query(crate::query::tests::event(name))
     }
 
     fn member(kind: MemberEventKind) -> AgentEvent {
@@ -119,6 +136,17 @@ mod tests {
         assert!(handler.wants(&user("deploy")));
         assert!(!handler.wants(&user("deploy2")));
         assert!(EventHandler::parse("user=x").unwrap().wants(&user("any")));
+    }
+
+    #[test]
+    fn query_filters_pick_queries_and_their_names() {
+        let named = EventHandler::parse("query:uptime=x").unwrap();
+        assert!(named.wants(&query("uptime")));
+        assert!(!named.wants(&query("load")));
+        assert!(!named.wants(&user("uptime")));
+        let any = EventHandler::parse("query=x").unwrap();
+        assert!(any.wants(&query("load")) && !any.wants(&user("load")));
+        assert!(!EventHandler::parse("user=x").unwrap().wants(&query("q")));
     }
 
     #[test]

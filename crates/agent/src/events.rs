@@ -1,9 +1,10 @@
 //! The events the agent reports, in Serf's terms: a member joined, left, failed or changed
-//! its tags, or a user event arrived. Member events are derived from the member table:
+//! its tags, a user event arrived, or a query asks for an answer. Member events are derived from the member table:
 //! what a member's record was before a change and what it is after.
 
 use crate::identity::NodeId;
 use crate::membership::{MemberRecord, MemberStatus};
+use crate::query::QueryEvent;
 use crate::user_events::UserEvent;
 use std::fmt;
 
@@ -50,6 +51,7 @@ pub enum AgentEvent {
         members: Vec<NodeId>,
     },
     User(UserEvent),
+    Query(QueryEvent),
 }
 
 impl AgentEvent {
@@ -58,16 +60,18 @@ impl AgentEvent {
         match self {
             AgentEvent::Member { kind, .. } => kind.as_str(),
             AgentEvent::User(_) => "user",
+            AgentEvent::Query(_) => "query",
         }
     }
 }
 
-/// As Serf's agent logs it: `member-join`, `user-event: deploy`.
+/// As Serf's agent logs it: `member-join`, `user-event: deploy`, `query: uptime`.
 impl fmt::Display for AgentEvent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             AgentEvent::Member { kind, .. } => f.write_str(kind.as_str()),
             AgentEvent::User(event) => write!(f, "user-event: {}", event.name),
+            AgentEvent::Query(query) => write!(f, "query: {}", query.name),
         }
     }
 }

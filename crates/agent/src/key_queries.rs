@@ -200,7 +200,7 @@ pub async fn run(
         payload,
         ..QueryParams::default()
     };
-    let mut records = match node.query(params).await? {
+    let mut records = match node.query(params).await {
         Ok(records) => records,
         Err(e) => return Ok((e, tally)),
     };

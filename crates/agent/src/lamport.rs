@@ -1,7 +1,9 @@
-//! Serf's Lamport clock (serf/lamport.go): orders user events across the cluster without
-//! synchronized wall clocks. Shared between the node, which stamps the events it sends,
-//! and foca's broadcast handler, which witnesses the times of the events it receives.
+//! Serf's Lamport clocks (serf/lamport.go): order user events, and queries, across the
+//! cluster without synchronized wall clocks. Each is shared between the node, which stamps
+//! what it sends, and foca's broadcast handler, which witnesses the times it receives.
+//! [`SeenWindow`] remembers what was delivered at recent times, to deliver each once.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 #[derive(Debug, Default)]
@@ -26,9 +28,64 @@ impl LamportClock {
     }
 }
 
+/// What a message stamped with a Lamport time is to a member that has seen others.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Sighting {
+    First,
+    Repeat,
+    /// Older than the remembered window: it cannot be told from a repeat, so it is dropped.
+    TooOld,
+}
+
+/// The keys of the messages delivered at each of the last `window` Lamport times (Serf
+/// keeps 512 for user events and for queries).
+#[derive(Debug)]
+pub struct SeenWindow<K> {
+    window: u64,
+    seen: BTreeMap<u64, Vec<K>>,
+}
+
+impl<K: PartialEq> SeenWindow<K> {
+    pub fn new(window: u64) -> Self {
+        SeenWindow {
+            window,
+            seen: BTreeMap::new(),
+        }
+    }
+
+    /// Witness `ltime` on `clock`, then record `key` at that time unless it was seen.
+    pub fn sight(&mut self, clock: &LamportClock, ltime: u64, key: K) -> Sighting {
+        clock.witness(ltime);
+        let oldest_remembered = clock.time().saturating_sub(self.window);
+        if ltime < oldest_remembered {
+            return Sighting::TooOld;
+        }
+        self.seen = self.seen.split_off(&oldest_remembered);
+        let at_time = self.seen.entry(ltime).or_default();
+        if at_time.contains(&key) {
+            return Sighting::Repeat;
+        }
+        at_time.push(key);
+        Sighting::First
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_key_is_first_once_per_time_and_old_times_are_too_old() {
+        let clock = LamportClock::default();
+        let mut window = SeenWindow::new(4);
+        assert_eq!(window.sight(&clock, 5, "a"), Sighting::First);
+        assert_eq!(window.sight(&clock, 5, "a"), Sighting::Repeat);
+        assert_eq!(window.sight(&clock, 5, "b"), Sighting::First);
+        assert_eq!(window.sight(&clock, 6, "a"), Sighting::First);
+        assert_eq!(clock.time(), 7);
+        assert_eq!(window.sight(&clock, 2, "a"), Sighting::TooOld);
+        assert_eq!(window.sight(&clock, 3, "a"), Sighting::First);
+    }
 
     #[test]
     fn ticks_and_witnesses_move_the_clock_forward_only() {

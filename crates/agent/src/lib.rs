@@ -9,30 +9,36 @@
 //!    (tags from `-tag` or the [`tags_file`]).
 //! 2. [`node`] owns foca and the UDP socket in one task; each datagram, timer or command is
 //!    handed to foca, then its output is drained: sends, timers ([`timers`]), notifications
-//!    into the [`membership`] table. User events ride on foca's packets ([`user_events`],
-//!    stamped by a [`lamport`] clock).
-//! 3. Member changes and user events become Serf's [`events`]; one task logs them and runs
-//!    the matching [`event_handlers`] one at a time (`invoke`).
+//!    into the [`membership`] table. User events and queries ride on foca's packets
+//!    ([`broadcasts`]: [`user_events`], [`query`]), each stamped by a [`lamport`] clock;
+//!    query acks and responses go straight back to the asker.
+//! 3. Member changes, user events and queries become Serf's [`events`]; one task logs
+//!    them, passes them to RPC event streams and runs the matching [`event_handlers`] one
+//!    at a time (`invoke`); a handler's output answers a query.
 //! 4. [`rpc`] serves Serf's RPC clients and asks the node through a `NodeHandle`.
 //! 5. SIGINT, SIGTERM or RPC `leave`: tell every member we leave ([`wire`]), leave the SWIM
 //!    cluster, exit 0.
 
 pub mod address;
 mod agent;
+pub mod broadcasts;
 pub mod config;
 pub mod crypto;
 pub mod event_handlers;
+pub mod event_streams;
 pub mod events;
 mod go_base64;
 pub mod identity;
 mod invoke;
 pub mod join;
+pub mod key_queries;
 pub mod keyring;
 pub mod keyring_file;
 pub mod keys;
 pub mod lamport;
 pub mod membership;
 pub mod node;
+pub mod query;
 pub mod rpc;
 pub mod tags_file;
 mod timers;

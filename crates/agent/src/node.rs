@@ -4,17 +4,29 @@
 //! foca's accumulated output is drained in order: datagrams out, timers to the scheduler,
 //! notifications into the member table. Other tasks talk to it through a [`NodeHandle`].
 
+use crate::broadcasts::{self, ClusterGossip};
+use crate::event_streams::EventStreams;
 use crate::events::{AgentEvent, MemberEventKind};
 use crate::identity::NodeId;
 use crate::keys::GossipKeys;
 use crate::lamport::LamportClock;
 use crate::membership::{MemberRecord, MemberStatus, MemberTable};
+use crate::query::answers::Answerable;
+use crate::query::gossip::QueryGossip;
+use crate::query::message::{self, FLAG_ACK, QueryMessage, QueryResponseMessage, Reply};
+use crate::query::origin::OpenQueries;
+use crate::query::{
+    self, INTERNAL_PREFIX, InternalQueries, QueryEvent, QueryLimits, QueryParams, QueryRecord,
+    filters,
+};
 use crate::tags_file::{self, Tags, TagsFile};
 use crate::timers;
 use crate::user_events::{UserEvent, UserEventGossip};
 use crate::wire::{self, Datagram};
 use foca::{AccumulatingRuntime, Config, Foca, OwnedNotification, PostcardCodec, Timer};
+use rand_foca::RngExt;
 use rand_foca::rngs::StdRng;
+use rand_foca::seq::IndexedRandom;
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -28,7 +40,7 @@ const MAX_DATAGRAM: usize = 65_536;
 /// How often a join re-announces to a peer that has not shown up yet (UDP may drop it).
 const REANNOUNCE_EVERY: Duration = Duration::from_millis(500);
 
-type SwimCore = Foca<NodeId, PostcardCodec, StdRng, UserEventGossip>;
+type SwimCore = Foca<NodeId, PostcardCodec, StdRng, ClusterGossip>;
 
 enum Command {
     Members(oneshot::Sender<Vec<MemberRecord>>),
@@ -37,7 +49,12 @@ enum Command {
     Leave(oneshot::Sender<()>),
     UpdateTags(TagUpdate, oneshot::Sender<Result<(), String>>),
     SendUserEvent(UserEventRequest, oneshot::Sender<Result<(), String>>),
+    Query(QueryParams, oneshot::Sender<QueryStart>),
+    RespondQuery(QueryEvent, Vec<u8>, oneshot::Sender<Result<(), String>>),
 }
+
+/// The records of a query just sent, or Serf's reason for not sending it.
+type QueryStart = Result<mpsc::UnboundedReceiver<QueryRecord>, String>;
 
 /// `serf event NAME PAYLOAD`, before the node stamps it with a Lamport time.
 pub struct UserEventRequest {
@@ -61,9 +78,15 @@ pub struct NodeStopped;
 pub struct NodeHandle {
     commands: mpsc::UnboundedSender<Command>,
     local: watch::Receiver<NodeId>,
+    event_streams: EventStreams,
 }
 
 impl NodeHandle {
+    /// The RPC `stream` subscribers, which the event loop feeds.
+    pub fn event_streams(&self) -> &EventStreams {
+        &self.event_streams
+    }
+
     /// This node's identity, kept current as its tags change.
     pub fn local_identity(&self) -> watch::Receiver<NodeId> {
         self.local.clone()
@@ -127,6 +150,25 @@ impl NodeHandle {
         self.ask(|done| Command::SendUserEvent(request, done)).await
     }
 
+    /// Send a query to every member (this one included). The records end with `Done` at
+    /// the timeout. The error is Serf's (the size limit); the query is then not sent.
+    pub async fn query(&self, params: QueryParams) -> QueryStart {
+        self.ask(|started| Command::Query(params, started))
+            .await
+            .map_err(|stopped| stopped.to_string())?
+    }
+
+    /// Answer a query delivered here; Serf's error if it was answered already, is past its
+    /// deadline, or the answer is over `query_response_size_limit`.
+    pub async fn respond_query(
+        &self,
+        event: QueryEvent,
+        payload: Vec<u8>,
+    ) -> Result<Result<(), String>, NodeStopped> {
+        self.ask(|done| Command::RespondQuery(event, payload, done))
+            .await
+    }
+
     async fn ask<T>(
         &self,
         command: impl FnOnce(oneshot::Sender<T>) -> Command,
@@ -139,23 +181,34 @@ impl NodeHandle {
     }
 }
 
+/// How the node answers and sizes queries.
+#[derive(Default)]
+pub struct QuerySettings {
+    pub limits: QueryLimits,
+    pub internal: InternalQueries,
+}
+
 /// Bind the gossip socket and start the node task. Every event Serf would report goes to
 /// `events` once: member changes as the table sees them (starting with our own join),
-/// user events sent from here or received. Every datagram is sealed and opened with
-/// `keys` (as it is, when the agent runs without encryption).
+/// user events sent from here or received, queries for this member (not `_serf_*` ones).
+/// Every datagram is sealed and opened with `keys` (as it is, without encryption).
 pub async fn start(
     identity: NodeId,
     bind: SocketAddr,
     tags_file: Option<TagsFile>,
     keys: Arc<GossipKeys>,
     events: mpsc::UnboundedSender<AgentEvent>,
+    queries: QuerySettings,
 ) -> std::io::Result<NodeHandle> {
     let socket = Arc::new(UdpSocket::bind(bind).await?);
     let (commands, command_inbox) = mpsc::unbounded_channel();
     let (timer_deliver, timer_inbox) = mpsc::unbounded_channel();
     let (datagram_deliver, datagram_inbox) = mpsc::unbounded_channel();
     tokio::spawn(receive_datagrams(socket.clone(), datagram_deliver));
+    let (received_queries, query_inbox) = mpsc::unbounded_channel();
+    let (query_deadlines, expired_queries) = mpsc::unbounded_channel();
     let event_clock = Arc::new(LamportClock::default());
+    let query_clock = Arc::new(LamportClock::default());
     let (local, local_view) = watch::channel(identity.clone());
     // The event loop only stops with the process, so this send always lands.
     let _ = events.send(AgentEvent::Member {
@@ -168,9 +221,18 @@ pub async fn start(
             swim_config(1),
             rand_foca::make_rng(),
             PostcardCodec,
-            UserEventGossip::new(event_clock.clone(), events.clone()),
+            ClusterGossip {
+                user_events: UserEventGossip::new(event_clock.clone(), events.clone()),
+                queries: QueryGossip::new(query_clock.clone(), received_queries),
+            },
         ),
         event_clock,
+        query_clock,
+        open_queries: OpenQueries::default(),
+        answerable: Answerable::default(),
+        query_settings: queries,
+        query_deadlines,
+        rng: rand_foca::make_rng(),
         events,
         local,
         runtime: AccumulatingRuntime::new(),
@@ -180,10 +242,17 @@ pub async fn start(
         tags_file,
         keys,
     };
-    tokio::spawn(node.run(datagram_inbox, timer_inbox, command_inbox));
+    tokio::spawn(node.run(NodeInputs {
+        datagrams: datagram_inbox,
+        timers: timer_inbox,
+        commands: command_inbox,
+        queries: query_inbox,
+        expired_queries,
+    }));
     Ok(NodeHandle {
         commands,
         local: local_view,
+        event_streams: EventStreams::default(),
     })
 }
 
@@ -212,10 +281,30 @@ async fn receive_datagrams(
     }
 }
 
+/// Everything the node task waits on.
+struct NodeInputs {
+    datagrams: mpsc::UnboundedReceiver<(Vec<u8>, SocketAddr)>,
+    timers: mpsc::UnboundedReceiver<Timer<NodeId>>,
+    commands: mpsc::UnboundedReceiver<Command>,
+    /// Queries foca's broadcast handler saw for the first time.
+    queries: mpsc::UnboundedReceiver<QueryMessage>,
+    /// The Lamport times of our own queries whose timeout has passed.
+    expired_queries: mpsc::UnboundedReceiver<u64>,
+}
+
 struct Node {
     foca: SwimCore,
     /// Shared with foca's broadcast handler, which witnesses the times it receives.
     event_clock: Arc<LamportClock>,
+    /// Likewise, for queries.
+    query_clock: Arc<LamportClock>,
+    /// Queries sent from here, collecting answers.
+    open_queries: OpenQueries,
+    /// Queries delivered here, not answered yet.
+    answerable: Answerable,
+    query_settings: QuerySettings,
+    query_deadlines: mpsc::UnboundedSender<u64>,
+    rng: StdRng,
     events: mpsc::UnboundedSender<AgentEvent>,
     local: watch::Sender<NodeId>,
     runtime: AccumulatingRuntime<NodeId>,
@@ -227,24 +316,21 @@ struct Node {
 }
 
 impl Node {
-    async fn run(
-        mut self,
-        mut datagrams: mpsc::UnboundedReceiver<(Vec<u8>, SocketAddr)>,
-        mut timers: mpsc::UnboundedReceiver<Timer<NodeId>>,
-        mut commands: mpsc::UnboundedReceiver<Command>,
-    ) {
+    async fn run(mut self, mut inputs: NodeInputs) {
         loop {
             tokio::select! {
-                Some((data, from)) = datagrams.recv() => self.on_datagram(&data, from).await,
-                Some(timer) = timers.recv() => {
+                Some((data, from)) = inputs.datagrams.recv() => self.on_datagram(&data, from).await,
+                Some(timer) = inputs.timers.recv() => {
                     if let Err(e) = self.foca.handle_timer(timer, &mut self.runtime) {
                         warn!("swim timer: {e}");
                     }
                 }
-                command = commands.recv() => match command {
+                command = inputs.commands.recv() => match command {
                     Some(command) => self.on_command(command).await,
                     None => return,
                 },
+                Some(query) = inputs.queries.recv() => self.on_query(query).await,
+                Some(ltime) = inputs.expired_queries.recv() => self.open_queries.close(ltime),
             }
             self.drain().await;
         }
@@ -278,6 +364,7 @@ impl Node {
                 info!("member {name} is leaving (told by {from})");
                 self.change_member(name, |table| table.leave_intent(name));
             }
+            Ok(Datagram::QueryReply(body)) => self.on_query_reply(body, from).await,
             Ok(Datagram::KeyCatchUp(ring)) => match self.keys.catch_up(ring, now) {
                 Ok(true) => warn!("took the key ring of {from}: we missed a key rotation"),
                 Ok(false) => debug!("key catch-up from {from}: our ring reads it already"),
@@ -332,6 +419,12 @@ impl Node {
             }
             Command::SendUserEvent(request, done) => {
                 let _ = done.send(self.send_user_event(request));
+            }
+            Command::Query(params, started) => {
+                let _ = started.send(self.send_query(params));
+            }
+            Command::RespondQuery(event, payload, done) => {
+                let _ = done.send(self.respond(&event, payload).await);
             }
         }
     }
@@ -393,9 +486,182 @@ impl Node {
         // As Serf: a refused event does not move the clock.
         self.event_clock.increment();
         self.foca
-            .add_broadcast(&encoded)
+            .add_broadcast(&broadcasts::user_event(&encoded))
             .map_err(|e| format!("Failed to send user event: {e}"))?;
         Ok(())
+    }
+
+    /// As Serf: stamp the query with the query clock and a random ID, open it here, then
+    /// hand it to foca, which delivers it here too (so this member acks and answers like
+    /// any other) and gossips it.
+    fn send_query(&mut self, params: QueryParams) -> QueryStart {
+        let local = self.foca.identity().clone();
+        let timeout = params
+            .timeout
+            .unwrap_or_else(|| query::default_timeout(self.table.alive_count()));
+        let query = QueryMessage {
+            ltime: self.query_clock.time(),
+            id: self.rng.random(),
+            addr: message::address_bytes(local.addr),
+            port: local.addr.port(),
+            source_node: local.name,
+            filters: filters::encode(&params.filter_nodes, &params.filter_tags),
+            flags: if params.request_ack { FLAG_ACK } else { 0 },
+            relay_factor: params.relay_factor,
+            timeout: i64::try_from(timeout.as_nanos()).unwrap_or(i64::MAX),
+            name: params.name,
+            payload: params.payload,
+        };
+        let broadcast = broadcasts::query(&query.encode());
+        let limit = self.query_settings.limits.query_size;
+        if broadcast.len() > limit {
+            return Err(format!("query exceeds limit of {limit} bytes"));
+        }
+        let (records, receiver) = mpsc::unbounded_channel();
+        self.open_queries
+            .open(query.ltime, query.id, params.request_ack, records);
+        let expired = self.query_deadlines.clone();
+        let ltime = query.ltime;
+        tokio::spawn(async move {
+            tokio::time::sleep(timeout).await;
+            // The node task only stops with the process.
+            let _ = expired.send(ltime);
+        });
+        self.foca
+            .add_broadcast(&broadcast)
+            .map_err(|e| format!("Failed to send query: {e}"))?;
+        Ok(receiver)
+    }
+
+    /// A query seen for the first time: if it is for this member, ack it when asked,
+    /// then answer it ourselves (`_serf_*`) or deliver it to handlers and RPC streams.
+    async fn on_query(&mut self, query: QueryMessage) {
+        let local = self.foca.identity().clone();
+        if !filters::accepts(&query.filters, &local) {
+            return;
+        }
+        let Some(origin) = query.origin() else {
+            warn!(
+                "query {} from {} has no usable address",
+                query.name, query.source_node
+            );
+            return;
+        };
+        if query.wants_ack() {
+            let ack = QueryResponseMessage {
+                ltime: query.ltime,
+                id: query.id,
+                from: local.name.clone(),
+                flags: FLAG_ACK,
+                payload: Vec::new(),
+            };
+            self.reply_to_origin(
+                &ack.encode(),
+                origin,
+                &query.source_node,
+                query.relay_factor,
+            )
+            .await;
+        }
+        let event = QueryEvent {
+            ltime: query.ltime,
+            id: query.id,
+            deadline: tokio::time::Instant::now() + query.timeout(),
+            name: query.name,
+            payload: query.payload,
+            origin,
+            source_node: query.source_node,
+            relay_factor: query.relay_factor,
+        };
+        self.answerable.delivered(&event);
+        if event.name.starts_with(INTERNAL_PREFIX) {
+            let internal = &self.query_settings.internal;
+            match internal.answer(&event.name, &event.payload) {
+                None => warn!("Unhandled internal query '{}'", event.name),
+                Some(None) => {}
+                Some(Some(response)) => {
+                    if let Err(e) = self.respond(&event, response).await {
+                        warn!("internal query '{}': {e}", event.name);
+                    }
+                }
+            }
+            return;
+        }
+        // The event loop only stops with the process.
+        let _ = self.events.send(AgentEvent::Query(event));
+    }
+
+    /// Answer a query delivered here, once, before its deadline.
+    async fn respond(&mut self, event: &QueryEvent, payload: Vec<u8>) -> Result<(), String> {
+        let name = self.foca.identity().name.clone();
+        let limit = self.query_settings.limits.response_size;
+        let response = self.answerable.answer(event, &name, payload, limit)?;
+        self.reply_to_origin(
+            &response,
+            event.origin,
+            &event.source_node,
+            event.relay_factor,
+        )
+        .await;
+        Ok(())
+    }
+
+    /// Send an ack or response to the query's origin, and the same through `relay_factor`
+    /// other live members (Serf's relays, for when the direct path loses it).
+    async fn reply_to_origin(
+        &mut self,
+        reply: &[u8],
+        origin: SocketAddr,
+        origin_name: &str,
+        relay_factor: u8,
+    ) {
+        self.send_query_reply(reply, origin).await;
+        let relay_factor = usize::from(relay_factor);
+        // Serf relays only when the cluster has that many members besides this one.
+        if relay_factor == 0 || self.table.records().count() < relay_factor + 1 {
+            return;
+        }
+        let relay = message::encode_relay(origin, origin_name, reply);
+        let limit = self.query_settings.limits.response_size;
+        if relay.len() > limit {
+            warn!("failed to relay response: relayed response exceeds limit of {limit} bytes");
+            return;
+        }
+        let local = self.foca.identity().name.clone();
+        let others: Vec<SocketAddr> = self
+            .table
+            .records()
+            .filter(|m| m.status == MemberStatus::Alive && m.id.name != local)
+            .map(|m| m.id.addr)
+            .collect();
+        let relays: Vec<SocketAddr> = others
+            .sample(&mut self.rng, relay_factor)
+            .copied()
+            .collect();
+        for relay_member in relays {
+            self.send_query_reply(&relay, relay_member).await;
+        }
+    }
+
+    /// An ack or response for one of our queries, or one to relay to its origin.
+    async fn on_query_reply(&mut self, body: &[u8], from: SocketAddr) {
+        match message::decode_reply(body) {
+            Ok(Reply::Response(reply)) => self.open_queries.receive(reply),
+            // Only a response is forwarded: a relay of a relay could bounce forever.
+            Ok(Reply::Relay { dest, inner }) => match message::decode_reply(inner) {
+                Ok(Reply::Response(_)) => {
+                    debug!("relaying response to addr: {dest}");
+                    self.send_query_reply(inner, dest).await;
+                }
+                _ => debug!("dropped a relay from {from} that carries no response"),
+            },
+            Err(e) => debug!("dropped query reply from {from}: {e}"),
+        }
+    }
+
+    /// Every query ack, response and relay leaves through here.
+    async fn send_query_reply(&self, body: &[u8], to: SocketAddr) {
+        self.send(&wire::query_reply_datagram(body), to).await;
     }
 
     /// Leave intents go straight to every member foca knows as active, so each of them

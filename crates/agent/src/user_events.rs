@@ -8,11 +8,9 @@
 //! ignores events older than that.
 
 use crate::events::AgentEvent;
-use crate::identity::NodeId;
-use crate::lamport::LamportClock;
-use foca::{BroadcastHandler, Invalidates};
+use crate::lamport::{LamportClock, SeenWindow, Sighting};
+use foca::Invalidates;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use tokio::sync::mpsc;
 use tracing::warn;
@@ -78,11 +76,11 @@ impl Invalidates for UserEventKey {
 #[error("malformed user event: {0}")]
 pub struct MalformedUserEvent(#[from] rmp_serde::decode::Error);
 
-/// foca's custom broadcast handler for user events.
+/// The user-event half of foca's custom broadcasts (see [`crate::broadcasts`]).
 pub struct UserEventGossip {
     clock: Arc<LamportClock>,
-    /// (name, payload) pairs seen, by Lamport time; times older than the window are gone.
-    seen: BTreeMap<u64, Vec<(String, Vec<u8>)>>,
+    /// (name, payload) pairs seen, by Lamport time.
+    seen: SeenWindow<(String, Vec<u8>)>,
     deliver: mpsc::UnboundedSender<AgentEvent>,
 }
 
@@ -90,45 +88,34 @@ impl UserEventGossip {
     pub fn new(clock: Arc<LamportClock>, deliver: mpsc::UnboundedSender<AgentEvent>) -> Self {
         UserEventGossip {
             clock,
-            seen: BTreeMap::new(),
+            seen: SeenWindow::new(REMEMBERED_TIMES),
             deliver,
         }
     }
 
     /// Record the event; false if it is a repeat or too old to tell.
     fn first_sighting(&mut self, event: &UserEvent) -> bool {
-        self.clock.witness(event.ltime);
-        let oldest_remembered = self.clock.time().saturating_sub(REMEMBERED_TIMES);
-        if event.ltime < oldest_remembered {
-            warn!(
-                "received old event {} from time {} (current: {})",
-                event.name,
-                event.ltime,
-                self.clock.time()
-            );
-            return false;
+        let key = (event.name.clone(), event.payload.clone());
+        match self.seen.sight(&self.clock, event.ltime, key) {
+            Sighting::First => true,
+            Sighting::Repeat => false,
+            Sighting::TooOld => {
+                warn!(
+                    "received old event {} from time {} (current: {})",
+                    event.name,
+                    event.ltime,
+                    self.clock.time()
+                );
+                false
+            }
         }
-        self.seen = self.seen.split_off(&oldest_remembered);
-        let at_time = self.seen.entry(event.ltime).or_default();
-        if at_time
-            .iter()
-            .any(|(name, payload)| *name == event.name && *payload == event.payload)
-        {
-            return false;
-        }
-        at_time.push((event.name.clone(), event.payload.clone()));
-        true
     }
-}
 
-impl BroadcastHandler<NodeId> for UserEventGossip {
-    type Key = UserEventKey;
-    type Error = MalformedUserEvent;
-
-    fn receive_item(
+    /// A user event foca handed us (sent from here or received): deliver it and pass it
+    /// on the first time; `None` for a repeat.
+    pub fn receive_item(
         &mut self,
         data: &[u8],
-        _sender: Option<&NodeId>,
     ) -> Result<Option<UserEventKey>, MalformedUserEvent> {
         let event: UserEvent = rmp_serde::from_slice(data)?;
         if !self.first_sighting(&event) {
@@ -165,18 +152,8 @@ mod tests {
     fn an_event_is_delivered_once_and_moves_the_clock() {
         let (mut gossip, mut delivered) = gossip();
         let deploy = event(5, "deploy", b"v1");
-        assert!(
-            gossip
-                .receive_item(&deploy.encode(), None)
-                .unwrap()
-                .is_some()
-        );
-        assert!(
-            gossip
-                .receive_item(&deploy.encode(), None)
-                .unwrap()
-                .is_none()
-        );
+        assert!(gossip.receive_item(&deploy.encode()).unwrap().is_some());
+        assert!(gossip.receive_item(&deploy.encode()).unwrap().is_none());
         assert_eq!(delivered.try_recv().unwrap(), AgentEvent::User(deploy));
         assert!(delivered.try_recv().is_err());
         assert_eq!(gossip.clock.time(), 6);
@@ -187,7 +164,7 @@ mod tests {
         let (mut gossip, mut delivered) = gossip();
         for payload in [&b"a"[..], b"b"] {
             let item = event(1, "deploy", payload).encode();
-            assert!(gossip.receive_item(&item, None).unwrap().is_some());
+            assert!(gossip.receive_item(&item).unwrap().is_some());
         }
         for payload in [&b"a"[..], b"b"] {
             assert_eq!(
@@ -202,14 +179,14 @@ mod tests {
         let (mut gossip, mut delivered) = gossip();
         gossip.clock.witness(1000);
         let stale = event(1001 - REMEMBERED_TIMES - 1, "old", b"").encode();
-        assert!(gossip.receive_item(&stale, None).unwrap().is_none());
+        assert!(gossip.receive_item(&stale).unwrap().is_none());
         assert!(delivered.try_recv().is_err());
     }
 
     #[test]
     fn garbage_is_an_error_not_a_panic() {
         let (mut gossip, _delivered) = gossip();
-        assert!(gossip.receive_item(b"\xc1\x00", None).is_err());
+        assert!(gossip.receive_item(b"\xc1\x00").is_err());
     }
 
     #[test]

@@ -1,9 +1,10 @@
 //! What travels in one gossip datagram: a kind byte, then either a foca packet or one of
-//! the agent's own messages. foca owns the membership protocol; the agent adds only what
+//! the agent's own messages (a leave intent, a query's ack or response, a key catch-up). foca owns the membership protocol; the agent adds only what
 //! foca has no word for (a member saying it leaves, as opposed to failing).
 
 const KIND_FOCA: u8 = 0;
 const KIND_LEAVE_INTENT: u8 = 1;
+const KIND_QUERY_REPLY: u8 = 2;
 const KIND_KEY_CATCH_UP: u8 = 5;
 
 #[derive(Debug, PartialEq, Eq)]
@@ -11,6 +12,8 @@ pub enum Datagram<'a> {
     Foca(&'a [u8]),
     /// The named member is leaving (it said so itself) or was force-left.
     LeaveIntent(&'a str),
+    /// A query's ack or response, or a request to relay one ([`crate::query::message`]).
+    QueryReply(&'a [u8]),
     /// Another member's key ring, sent because we sealed with a key it retired (keys.rs).
     KeyCatchUp(&'a [u8]),
 }
@@ -35,6 +38,7 @@ pub fn decode(datagram: &[u8]) -> Result<Datagram<'_>, WireError> {
             .map(Datagram::LeaveIntent)
             .ok_or(WireError::BadNodeName),
         KIND_KEY_CATCH_UP => Ok(Datagram::KeyCatchUp(body)),
+        KIND_QUERY_REPLY => Ok(Datagram::QueryReply(body)),
         other => Err(WireError::UnknownKind(other)),
     }
 }
@@ -51,7 +55,12 @@ pub fn key_catch_up_datagram(ring: &[u8]) -> Vec<u8> {
     framed(KIND_KEY_CATCH_UP, ring)
 }
 
-fn framed(kind: u8, body: &[u8]) -> Vec<u8> {
+pub fn query_reply_datagram(body: &[u8]) -> Vec<u8> {
+    framed(KIND_QUERY_REPLY, body)
+}
+
+/// A kind (or type) byte, then the body.
+pub fn framed(kind: u8, body: &[u8]) -> Vec<u8> {
     let mut datagram = Vec::with_capacity(1 + body.len());
     datagram.push(kind);
     datagram.extend_from_slice(body);
@@ -71,6 +80,10 @@ mod tests {
         assert_eq!(
             decode(&leave_intent_datagram("node-1")),
             Ok(Datagram::LeaveIntent("node-1"))
+        );
+        assert_eq!(
+            decode(&query_reply_datagram(b"\x05x")),
+            Ok(Datagram::QueryReply(b"\x05x"))
         );
         assert_eq!(
             decode(&key_catch_up_datagram(b"\x10k")),

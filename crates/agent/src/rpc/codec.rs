@@ -90,10 +90,92 @@ pub struct EventRequest {
     pub coalesce: bool,
 }
 
+/// `install-key`, `use-key` and `remove-key`: the key in base64, as the CLI was given it.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct KeyringRequest {
+    pub key: String,
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct StopRequest {
     pub stop: u64,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct QueryRequest {
+    #[serde(deserialize_with = "nil_as_empty")]
+    pub filter_nodes: Vec<String>,
+    #[serde(deserialize_with = "nil_as_empty")]
+    pub filter_tags: BTreeMap<String, String>,
+    pub request_ack: bool,
+    pub relay_factor: u8,
+    /// Go's `time.Duration` in nanoseconds; 0 asks for the default.
+    pub timeout: i64,
+    pub name: String,
+    /// nil and empty differ: only a nil payload may go with `_serf_ping`.
+    pub payload: Option<serde_bytes::ByteBuf>,
+}
+
+/// One record of a query's stream: `ack`, `response` or `done`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct QueryRecordWire {
+    pub from: String,
+    /// nil for acks and `done`.
+    pub payload: Option<serde_bytes::ByteBuf>,
+    #[serde(rename = "Type")]
+    pub kind: &'static str,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct StreamRequest {
+    /// Event filters, as `-event-handler` takes them: `member-join,user:deploy`, `*`.
+    #[serde(rename = "Type")]
+    pub filter: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct RespondRequest {
+    #[serde(rename = "ID")]
+    pub id: u64,
+    #[serde(deserialize_with = "nil_as_empty")]
+    pub payload: serde_bytes::ByteBuf,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct MemberEventRecord {
+    pub event: &'static str,
+    pub members: Vec<MemberWire>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct UserEventRecord {
+    pub coalesce: bool,
+    pub event: &'static str,
+    #[serde(rename = "LTime")]
+    pub ltime: u64,
+    pub name: String,
+    pub payload: serde_bytes::ByteBuf,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct QueryEventRecord {
+    pub event: &'static str,
+    /// This connection's handle for `respond`.
+    #[serde(rename = "ID")]
+    pub id: u64,
+    #[serde(rename = "LTime")]
+    pub ltime: u64,
+    pub name: String,
+    pub payload: serde_bytes::ByteBuf,
 }
 
 #[derive(Debug, Serialize)]
@@ -322,6 +404,38 @@ mod tests {
         let mut requests = RequestReader::new(&cut_short[..]);
         let result = requests.next::<RequestHeader>().await;
         assert!(matches!(result, Err(DecodeError::Truncated)), "{result:?}");
+    }
+
+    #[test]
+    fn query_requests_tell_a_nil_payload_from_an_empty_one() {
+        // {"Name": "_serf_ping", "Payload": nil, "Timeout": 1000000000 as uint32}
+        let nil: QueryRequest = rmp_serde::from_slice(&unhex(
+            "83a44e616d65aa5f736572665f70696e67a75061796c6f6164c0a754696d656f7574ce3b9aca00",
+        ))
+        .unwrap();
+        assert_eq!(
+            (nil.name.as_str(), nil.payload, nil.timeout),
+            ("_serf_ping", None, 1_000_000_000)
+        );
+        // {"Payload": bin ""}, and serfclient-py's str payloads
+        let empty: QueryRequest = rmp_serde::from_slice(&unhex("81a75061796c6f6164c400")).unwrap();
+        assert_eq!(empty.payload.map(|p| p.into_vec()), Some(vec![]));
+        let text: QueryRequest = rmp_serde::from_slice(&unhex("81a75061796c6f6164a178")).unwrap();
+        assert_eq!(text.payload.map(|p| p.into_vec()), Some(b"x".to_vec()));
+    }
+
+    #[test]
+    fn query_records_carry_nil_payloads_for_acks() {
+        let ack = QueryRecordWire {
+            from: "a".into(),
+            payload: None,
+            kind: "ack",
+        };
+        // {"From": "a", "Payload": nil, "Type": "ack"}
+        assert_eq!(
+            hex(&rmp_serde::to_vec_named(&ack).unwrap()),
+            "83a446726f6da161a75061796c6f6164c0a454797065a361636b"
+        );
     }
 
     #[test]

@@ -3,11 +3,15 @@
 
 use super::codec::{
     DecodeError, EventRequest, ForceLeaveRequest, HandshakeRequest, JoinRequest, JoinResponse,
-    MembersFilter, MembersResponse, RequestHeader, RequestReader, StopRequest, TagsRequest,
-    encode_response,
+    KeyringRequest, MembersFilter, MembersResponse, QueryRequest, RequestHeader, RequestReader, RespondRequest,
+    StopRequest, StreamRequest, TagsRequest, encode_response,
 };
 use super::members::{MemberMatcher, member_wire};
+use super::queries::{PendingQueries, event_stream, query_params, query_stream};
+use super::streams::{ConnectionWriter, OpenStream, Outgoing, Streams};
+use crate::event_handlers::EventFilters;
 use crate::join;
+use crate::key_queries::{self, KeyOperation};
 use crate::node::{NodeHandle, NodeStopped, TagUpdate, UserEventRequest};
 use tokio::io::AsyncRead;
 
@@ -19,6 +23,9 @@ const HANDSHAKE_REQUIRED: &str = "Handshake required";
 const UNSUPPORTED_VERSION: &str = "Unsupported IPC version";
 const DUPLICATE_HANDSHAKE: &str = "Handshake already performed";
 const UNSUPPORTED_COMMAND: &str = "Unsupported command";
+const INVALID_FILTER: &str = "Invalid event filter";
+const STREAM_EXISTS: &str = "Stream with given sequence exists";
+const INVALID_QUERY_ID: &str = "No pending queries matching ID";
 
 /// What the connection does once the reply (if any) is written.
 #[derive(Debug, PartialEq, Eq)]
@@ -32,6 +39,8 @@ pub enum After {
 pub struct Reply {
     pub bytes: Option<Vec<u8>>,
     pub after: After,
+    /// A stream the command opens once its reply is queued.
+    pub stream: Option<OpenStream>,
 }
 
 impl Reply {
@@ -43,6 +52,7 @@ impl Reply {
         Reply {
             bytes: Some(encode_response::<()>(seq, error, None)),
             after,
+            stream: None,
         }
     }
 
@@ -50,6 +60,7 @@ impl Reply {
         Reply {
             bytes: Some(encode_response(seq, error, body)),
             after: After::Continue,
+            stream: None,
         }
     }
 
@@ -58,6 +69,7 @@ impl Reply {
         Reply {
             bytes: None,
             after: After::Close,
+            stream: None,
         }
     }
 }
@@ -72,20 +84,42 @@ pub enum CommandError {
     Stopped(#[from] NodeStopped),
 }
 
-/// One client connection: its requests and whether it has shaken hands yet.
+/// One client connection: its requests, its writer, its open streams and whether it has
+/// shaken hands yet.
 pub struct Session<'a, R> {
     node: &'a NodeHandle,
     requests: RequestReader<R>,
+    writer: ConnectionWriter,
+    streams: Streams,
+    /// Queries this connection's event streams showed, by the ID they were shown with.
+    pending_queries: PendingQueries,
     handshake_done: bool,
 }
 
 impl<'a, R: AsyncRead + Unpin> Session<'a, R> {
-    pub fn new(node: &'a NodeHandle, reader: R) -> Self {
+    pub fn new(node: &'a NodeHandle, reader: R, writer: ConnectionWriter) -> Self {
         Session {
             node,
             requests: RequestReader::new(reader),
+            streams: Streams::new(writer.clone()),
+            writer,
+            pending_queries: PendingQueries::default(),
             handshake_done: false,
         }
+    }
+
+    /// Handle one request: queue its reply, then start the stream it opens, if any.
+    pub async fn serve(&mut self, header: RequestHeader) -> Result<After, CommandError> {
+        let seq = header.seq;
+        let reply = self.handle(header).await?;
+        if let Some(bytes) = reply.bytes {
+            // The writer only goes away with the connection; then nothing is left to do.
+            let _ = self.writer.send(Outgoing::Bytes(bytes));
+        }
+        if let Some(stream) = reply.stream {
+            self.streams.open(seq, stream);
+        }
+        Ok(reply.after)
     }
 
     /// The next request's header, or `None` when the client closed the connection.
@@ -93,7 +127,7 @@ impl<'a, R: AsyncRead + Unpin> Session<'a, R> {
         self.requests.next().await
     }
 
-    pub async fn handle(&mut self, header: RequestHeader) -> Result<Reply, CommandError> {
+    async fn handle(&mut self, header: RequestHeader) -> Result<Reply, CommandError> {
         let seq = header.seq;
         if !self.handshake_done && header.command != "handshake" {
             return Ok(Reply::error(seq, HANDSHAKE_REQUIRED, After::Close));
@@ -145,17 +179,81 @@ impl<'a, R: AsyncRead + Unpin> Session<'a, R> {
                     After::Continue,
                 ))
             }
+            "query" => self.query(seq).await,
+            "stream" => self.stream(seq).await,
+            "respond" => self.respond(seq).await,
             "stop" => {
-                // No command opens a stream yet, so there is never one to stop.
-                let _: StopRequest = self.body().await?;
+                let request: StopRequest = self.body().await?;
+                self.streams.stop(request.stop);
                 Ok(Reply::ok(seq))
             }
-            _ => Ok(Reply::error(seq, UNSUPPORTED_COMMAND, After::Close)),
+            other => match KeyOperation::of_command(other) {
+                Some(op) => self.keys(seq, op).await,
+                None => Ok(Reply::error(seq, UNSUPPORTED_COMMAND, After::Close)),
+            },
         }
+    }
+
+    /// `serf keys`: the operation runs on every alive member; the reply tallies them.
+    async fn keys(&mut self, seq: u64, op: KeyOperation) -> Result<Reply, CommandError> {
+        let key = match op {
+            KeyOperation::List => String::new(),
+            _ => self.body::<KeyringRequest>().await?.key,
+        };
+        let (error, tally) = key_queries::run(self.node, op, &key).await?;
+        Ok(Reply::with_body(seq, &error, Some(&tally)))
     }
 
     async fn body<B: serde::de::DeserializeOwned>(&mut self) -> Result<B, CommandError> {
         self.requests.next().await?.ok_or(CommandError::MissingBody)
+    }
+
+    async fn query(&mut self, seq: u64) -> Result<Reply, CommandError> {
+        let request: QueryRequest = self.body().await?;
+        let started = match query_params(request) {
+            Ok(params) => self.node.query(params).await,
+            Err(refused) => Err(refused),
+        };
+        Ok(match started {
+            Ok(records) => Reply {
+                stream: Some(query_stream(records)),
+                ..Reply::ok(seq)
+            },
+            Err(error) => Reply::error(seq, &error, After::Continue),
+        })
+    }
+
+    async fn stream(&mut self, seq: u64) -> Result<Reply, CommandError> {
+        let request: StreamRequest = self.body().await?;
+        let Ok(filters) = EventFilters::parse(&request.filter) else {
+            return Ok(Reply::error(seq, INVALID_FILTER, After::Continue));
+        };
+        if self.streams.is_open(seq) {
+            return Ok(Reply::error(seq, STREAM_EXISTS, After::Continue));
+        }
+        // Subscribed now, so no event after the reply is missed.
+        let events = self.node.event_streams().subscribe();
+        Ok(Reply {
+            stream: Some(event_stream(filters, events, self.pending_queries.clone())),
+            ..Reply::ok(seq)
+        })
+    }
+
+    async fn respond(&mut self, seq: u64) -> Result<Reply, CommandError> {
+        let request: RespondRequest = self.body().await?;
+        let error = match self.pending_queries.get(request.id) {
+            Some(query) => self
+                .node
+                .respond_query(query, request.payload.into_vec())
+                .await?
+                .err(),
+            None => Some(INVALID_QUERY_ID.to_string()),
+        };
+        Ok(Reply::error(
+            seq,
+            &error.unwrap_or_default(),
+            After::Continue,
+        ))
     }
 
     async fn handshake(&mut self, seq: u64) -> Result<Reply, CommandError> {

@@ -2,11 +2,11 @@
 //! it, write the reply. Anything a Serf client would not send closes that connection only.
 
 use super::commands::{After, Session};
+use super::streams::{Outgoing, write_queued};
 use crate::node::NodeHandle;
 use std::sync::Arc;
-use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, mpsc};
 use tracing::{debug, warn};
 
 /// Serve until the process ends; `leave_done` is notified when a client's `leave` has
@@ -31,8 +31,10 @@ pub async fn serve(listener: TcpListener, node: NodeHandle, leave_done: Arc<Noti
 const LINGER: std::time::Duration = std::time::Duration::from_secs(1);
 
 async fn serve_connection(stream: TcpStream, node: &NodeHandle, leave_done: &Notify) {
-    let (reader, mut writer) = stream.into_split();
-    let mut session = Session::new(node, reader);
+    let (reader, writer) = stream.into_split();
+    let (outgoing, queue) = mpsc::unbounded_channel();
+    let mut writing = tokio::spawn(write_queued(writer, queue));
+    let mut session = Session::new(node, reader, outgoing.clone());
     loop {
         let header = match session.next_header().await {
             Ok(Some(header)) => header,
@@ -42,30 +44,27 @@ async fn serve_connection(stream: TcpStream, node: &NodeHandle, leave_done: &Not
                 return;
             }
         };
-        let reply = match session.handle(header).await {
-            Ok(reply) => reply,
-            Err(e) => {
-                warn!("rpc: closing connection: {e}");
+        match session.serve(header).await {
+            Ok(After::Continue) => {}
+            Ok(After::Close) => {
+                // Let the writer send what is queued (Serf's last error reply) first.
+                let _ = outgoing.send(Outgoing::Close);
+                let _ = tokio::time::timeout(LINGER, &mut writing).await;
                 return;
             }
-        };
-        if let Some(bytes) = reply.bytes
-            && let Err(e) = writer.write_all(&bytes).await
-        {
-            debug!("rpc write: {e}");
-            return;
-        }
-        match reply.after {
-            After::Continue => {}
-            After::Close => return,
-            After::Shutdown => {
+            Ok(After::Shutdown) => {
                 // Exiting with unread bytes on the connection would reset it, and the client
                 // would lose the reply: hang up our side, let the client read and close.
-                let _ = writer.shutdown().await;
+                let _ = outgoing.send(Outgoing::Close);
+                let _ = tokio::time::timeout(LINGER, &mut writing).await;
                 let client_closed =
                     async { while let Ok(Some(_)) = session.next_header().await {} };
                 let _ = tokio::time::timeout(LINGER, client_closed).await;
                 leave_done.notify_one();
+                return;
+            }
+            Err(e) => {
+                warn!("rpc: closing connection: {e}");
                 return;
             }
         }
