@@ -166,7 +166,10 @@ impl KeyTally {
         if self.num_err != 0 {
             format!("{}/{} nodes reported failure", self.num_err, self.num_nodes)
         } else if self.num_resp != self.num_nodes {
-            format!("{}/{} nodes reported success", self.num_resp, self.num_nodes)
+            format!(
+                "{}/{} nodes reported success",
+                self.num_resp, self.num_nodes
+            )
         } else {
             String::new()
         }
@@ -233,7 +236,13 @@ mod tests {
     fn members_answer_with_serfs_results() {
         let keys = GossipKeys::from_config(Some(K1), None).unwrap();
         let ok = answer(&keys, KeyOperation::Install, &request(K2));
-        assert_eq!(ok, MemberAnswer { result: true, ..MemberAnswer::default() });
+        assert_eq!(
+            ok,
+            MemberAnswer {
+                result: true,
+                ..MemberAnswer::default()
+            }
+        );
         let refused = answer(&keys, KeyOperation::Remove, &request(K1));
         assert_eq!(refused.message, "Removing the primary key is not allowed");
         assert!(!refused.result);
@@ -263,12 +272,17 @@ mod tests {
         }
         let mut expected = b"\x85\xa4Keys\x81\xd9\x2c".to_vec();
         expected.extend_from_slice(K1.as_bytes());
-        expected.extend_from_slice(b"\x03\xa8Messages\x80\xa6NumErr\x00\xa8NumNodes\x03\xa7NumResp\x03");
+        expected.extend_from_slice(
+            b"\x03\xa8Messages\x80\xa6NumErr\x00\xa8NumNodes\x03\xa7NumResp\x03",
+        );
         assert_eq!(all.error(), "");
         assert_eq!(encode(&all), expected);
         // and for a refused `-use`: Keys nil, a message per member
         let mut refused = KeyTally::new(KeyOperation::Use, 1);
-        refused.add("n1".into(), &encode(&answer(&keys, KeyOperation::Use, &request(K3))));
+        refused.add(
+            "n1".into(),
+            &encode(&answer(&keys, KeyOperation::Use, &request(K3))),
+        );
         let mut expected = b"\x85\xa4Keys\xc0\xa8Messages\x81\xa2n1\xd9\x23".to_vec();
         expected.extend_from_slice(b"Requested key is not in the keyring");
         expected.extend_from_slice(b"\xa6NumErr\x01\xa8NumNodes\x01\xa7NumResp\x01");

@@ -33,7 +33,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot, watch};
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 /// The largest datagram we accept; foca sends at most its `max_packet_size` (1400).
 const MAX_DATAGRAM: usize = 65_536;
@@ -343,7 +343,8 @@ impl Node {
         let opened = match self.keys.open(sealed, from, now) {
             Ok(opened) => opened,
             Err(e) => {
-                warn!("dropped datagram from {from}: cannot decrypt it: {e}");
+                // memberlist's line, at its level
+                error!("Decrypt packet failed: {e} from={from}");
                 return;
             }
         };

@@ -3,8 +3,8 @@
 
 use super::codec::{
     DecodeError, EventRequest, ForceLeaveRequest, HandshakeRequest, JoinRequest, JoinResponse,
-    KeyringRequest, MembersFilter, MembersResponse, QueryRequest, RequestHeader, RequestReader, RespondRequest,
-    StopRequest, StreamRequest, TagsRequest, encode_response,
+    KeyringRequest, MembersFilter, MembersResponse, QueryRequest, RequestHeader, RequestReader,
+    RespondRequest, StopRequest, StreamRequest, TagsRequest, encode_response,
 };
 use super::members::{MemberMatcher, member_wire};
 use super::queries::{PendingQueries, event_stream, query_params, query_stream};
