@@ -243,7 +243,8 @@ def test_keys_on_an_agent_without_encryption(agents):
 
 @pytest.mark.skipif(AGENT_TARGET == "serf",
                     reason="Serf cannot: a member down during a rotation never rejoins (serf#579)")
-def test_a_member_down_during_the_whole_rotation_rejoins(agents, tmp_path):
+@pytest.mark.parametrize("remove_old", [True, False], ids=["whole-rotation", "install-and-use"])
+def test_a_member_down_during_a_rotation_rejoins(agents, tmp_path, remove_old):
     old, new = keygen(), keygen()
     files = {name: keyring_file(tmp_path, name, [old]) for name in ("a1", "a2", "a3")}
     a1 = agents("a1", args=["-keyring-file", str(files["a1"])])
@@ -255,14 +256,17 @@ def test_a_member_down_during_the_whole_rotation_rejoins(agents, tmp_path):
     for agent in (a1, a2):
         wait_for(lambda: statuses(agent).get("a3") == "failed", FAILURE_DETECTION_BOUND,
                  "%s to see a3 failed" % agent.name)
-    for step in (["-install", new], ["-use", new], ["-remove", old]):
+    steps = [["-install", new], ["-use", new]] + ([["-remove", old]] if remove_old else [])
+    for step in steps:
         out = serf("keys", a1, *step)
         assert out.returncode == 0, step + [out.stdout, out.stderr]
-    assert listed_keys(a2) == {new: "[2/2]"}
-    assert json.loads(files["a3"].read_text()) == [old], "a3 slept through it all"
+    ring = [new, old][:1 if remove_old else 2]
+    assert listed_keys(a2) == {key: "[2/2]" for key in ring}
+    assert json.loads(files["a3"].read_text()) == [old], "a3 slept through it"
 
     a3.start()  # same name, ports and keyring file, -join a1
     alive_everywhere([a1, a2, a3])
-    assert json.loads(files["a3"].read_text()) == [new]
-    assert listed_keys(a3) == {new: "[3/3]"}
+    assert json.loads(files["a3"].read_text()) == ring
+    assert listed_keys(a3) == {key: "[3/3]" for key in ring}
     assert "key catch-up" in a1.log()
+    assert "took the key ring" in a3.log()

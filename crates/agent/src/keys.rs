@@ -313,6 +313,26 @@ mod tests {
     }
 
     #[test]
+    fn a_member_that_missed_install_and_use_is_caught_up_too() {
+        let now = Instant::now();
+        let cluster = keys(K1);
+        let sleeper = keys(K1);
+        cluster.install(&raw(K2)).unwrap();
+        cluster.use_key(&raw(K2)).unwrap();
+        // K1 still opens at the cluster, so the datagram is handled, and answered
+        let late = sleeper.seal(b"\x00ping").into_owned();
+        let opened = cluster.open(&late, peer(), now).unwrap();
+        assert_eq!(opened.plain.unwrap().as_ref(), b"\x00ping");
+        let answer = opened.catch_up.unwrap();
+        let plain = sleeper.open(&answer, peer(), now).unwrap().plain.unwrap();
+        let wire::Datagram::KeyCatchUp(body) = wire::decode(&plain).unwrap() else {
+            panic!("not a catch-up");
+        };
+        assert_eq!(sleeper.catch_up(body, now), Ok(true));
+        assert_eq!(sleeper.list().unwrap(), [K2, K1]);
+    }
+
+    #[test]
     fn members_holding_each_others_primary_keep_their_own() {
         let a = keys(K1);
         a.install(&raw(K2)).unwrap();
