@@ -27,13 +27,11 @@ pub enum BroadcastKey {
     Query(QueryKey),
 }
 
+/// A message only ever replaces an identical copy of itself: every user event and query
+/// is disseminated in full.
 impl Invalidates for BroadcastKey {
     fn invalidates(&self, other: &Self) -> bool {
-        match (self, other) {
-            (BroadcastKey::UserEvent(a), BroadcastKey::UserEvent(b)) => a.invalidates(b),
-            (BroadcastKey::Query(a), BroadcastKey::Query(b)) => a.invalidates(b),
-            _ => false,
-        }
+        self == other
     }
 }
 

@@ -9,7 +9,6 @@
 
 use crate::events::AgentEvent;
 use crate::lamport::{LamportClock, SeenWindow, Sighting};
-use foca::Invalidates;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -62,15 +61,9 @@ impl UserEvent {
     }
 }
 
-/// foca's dissemination key: an event only ever replaces an identical copy of itself.
+/// foca's dissemination key for a user event.
 #[derive(Debug, PartialEq, Eq)]
 pub struct UserEventKey(UserEvent);
-
-impl Invalidates for UserEventKey {
-    fn invalidates(&self, other: &Self) -> bool {
-        self == other
-    }
-}
 
 #[derive(Debug, thiserror::Error)]
 #[error("malformed user event: {0}")]

@@ -88,17 +88,16 @@ fn accepts_one(filter: &[u8], local: &NodeId) -> bool {
 mod tests {
     use super::*;
 
-    fn node(name: &str, tags: &[(&str, &str)]) -> NodeId {
-        NodeId {
-            name: name.into(),
-            addr: "127.0.0.1:7946".parse().unwrap(),
-            tags: tags.iter().map(|&(k, v)| (k.into(), v.into())).collect(),
-            started_ms: 1,
-        }
-    }
-
     fn tags(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs.iter().map(|&(k, v)| (k.into(), v.into())).collect()
+    }
+
+    fn node(name: &str, pairs: &[(&str, &str)]) -> NodeId {
+        NodeId {
+            name: name.into(),
+            tags: tags(pairs),
+            ..NodeId::unknown_at("127.0.0.1:7946".parse().unwrap())
+        }
     }
 
     #[test]

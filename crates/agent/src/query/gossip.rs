@@ -5,7 +5,6 @@
 
 use super::message::QueryMessage;
 use crate::lamport::{LamportClock, SeenWindow, Sighting};
-use foca::Invalidates;
 use std::sync::Arc;
 use tokio::sync::mpsc;
 use tracing::warn;
@@ -18,12 +17,6 @@ const REMEMBERED_TIMES: u64 = 512;
 pub struct QueryKey {
     ltime: u64,
     id: u32,
-}
-
-impl Invalidates for QueryKey {
-    fn invalidates(&self, other: &Self) -> bool {
-        self == other
-    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -44,6 +44,26 @@ impl QueryMessage {
         rmp_serde::to_vec_named(self).expect("a query always encodes")
     }
 
+    /// How long Serf's encoding of this query is, type byte included, given ours
+    /// (`encoded_len`): Go's codec writes byte slices and strings in msgpack's old raw
+    /// format, whose headers differ from the bin and str8 headers ours uses. Checking
+    /// `query_size_limit` against this refuses exactly the queries Serf refuses.
+    pub fn serf_encoded_len(&self, encoded_len: usize) -> usize {
+        let bytes = [self.addr.len(), self.payload.len()]
+            .into_iter()
+            .chain(self.filters.iter().map(|filter| filter.len()));
+        let ours: usize = bytes.clone().map(bin_header_len).sum::<usize>()
+            + [self.name.len(), self.source_node.len()]
+                .into_iter()
+                .map(str_header_len)
+                .sum::<usize>();
+        let serfs: usize = bytes
+            .chain([self.name.len(), self.source_node.len()])
+            .map(raw_header_len)
+            .sum();
+        1 + encoded_len + serfs - ours
+    }
+
     pub fn wants_ack(&self) -> bool {
         self.flags & FLAG_ACK != 0
     }
@@ -64,6 +84,32 @@ impl QueryMessage {
 
     pub fn timeout(&self) -> Duration {
         Duration::from_nanos(u64::try_from(self.timeout).unwrap_or(0))
+    }
+}
+
+/// msgpack's old raw header (fixraw, raw16, raw32), which Go's codec writes.
+fn raw_header_len(len: usize) -> usize {
+    match len {
+        0..32 => 1,
+        32..65536 => 3,
+        _ => 5,
+    }
+}
+
+fn bin_header_len(len: usize) -> usize {
+    match len {
+        0..256 => 2,
+        256..65536 => 3,
+        _ => 5,
+    }
+}
+
+fn str_header_len(len: usize) -> usize {
+    match len {
+        0..32 => 1,
+        32..256 => 2,
+        256..65536 => 3,
+        _ => 5,
     }
 }
 
@@ -210,6 +256,26 @@ mod tests {
         assert_eq!(decoded.origin(), Some("10.0.0.1:7946".parse().unwrap()));
         assert_eq!(decoded.timeout(), Duration::from_millis(1500));
         assert!(decoded.wants_ack() && !decoded.no_broadcast());
+    }
+
+    #[test]
+    fn sizes_are_counted_as_serf_encodes_them() {
+        // serf 0.8.2 refuses `serf query q PAYLOAD` from a node named `bnd` past 914 bytes
+        let at_limit = |len: usize| {
+            let query = QueryMessage {
+                source_node: "bnd".into(),
+                name: "q".into(),
+                payload: vec![b'x'; len],
+                flags: FLAG_ACK,
+                timeout: 3_200_000_000,
+                ltime: 1,
+                id: u32::MAX,
+                ..query()
+            };
+            query.serf_encoded_len(query.encode().len())
+        };
+        assert_eq!(at_limit(914), 1024);
+        assert_eq!(at_limit(915), 1025);
     }
 
     #[test]
