@@ -59,6 +59,9 @@ impl GossipKeys {
         encrypt: Option<&str>,
         keyring_file: Option<PathBuf>,
     ) -> Result<Self, String> {
+        // Serf reads an empty value as "not set" (a config file may carry `"encrypt_key": ""`).
+        let encrypt = encrypt.filter(|text| !text.is_empty());
+        let keyring_file = keyring_file.filter(|path| !path.as_os_str().is_empty());
         let (ring, file) = match (encrypt, keyring_file) {
             (Some(_), Some(_)) => {
                 return Err("Encryption key not allowed while using a keyring".to_string());
@@ -273,6 +276,8 @@ mod tests {
             bad.err().unwrap(),
             "Invalid encryption key: illegal base64 data at input byte 3"
         );
+        let unset = GossipKeys::from_config(Some(""), Some("".into())).unwrap();
+        assert!(!unset.is_enabled());
         let plain = GossipKeys::from_config(None, None).unwrap();
         assert!(!plain.is_enabled());
         assert_eq!(plain.seal(b"\x00abc").as_ref(), b"\x00abc");
