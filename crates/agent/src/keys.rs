@@ -36,7 +36,7 @@ const CATCH_UP_EVERY: Duration = Duration::from_secs(1);
 
 /// A datagram that opened: its plaintext, if it is to be handled, and the catch-up
 /// datagram (already sealed) to send back to its sender, if it sealed with an old key.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Opened<'a> {
     pub plain: Option<Cow<'a, [u8]>>,
     pub catch_up: Option<Vec<u8>>,
