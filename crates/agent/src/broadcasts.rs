@@ -1,15 +1,25 @@
 //! foca's custom broadcasts: the messages that ride on its packets to every member. Each
 //! starts with Serf's message type byte: 3 a user event ([`crate::user_events`]), 4 a
 //! query ([`crate::query::gossip`]); foca calls one handler, which hands each to its owner.
+//!
+//! A broadcast too big for foca's packets is sent by its origin straight to every member
+//! over the stream transport ([`SharedGossip::receive_direct`]): the same handler, shared
+//! with the node, delivers it once, and it is not passed on (the origin already reached
+//! every member it knows; re-gossiping a large payload would multiply it by the fan-out).
 
 use crate::identity::NodeId;
 use crate::query::gossip::{MalformedQuery, QueryGossip, QueryKey};
 use crate::user_events::{MalformedUserEvent, UserEventGossip, UserEventKey};
 use crate::wire::framed;
 use foca::{BroadcastHandler, Invalidates};
+use std::sync::{Arc, Mutex};
 
 const USER_EVENT: u8 = 3;
 const QUERY: u8 = 4;
+
+/// Queries up to this size (Serf's default `query_size_limit`) ride on foca's packets;
+/// larger ones, possible with a raised limit, go over the stream transport.
+pub const GOSSIP_QUERY_MAX: usize = 1024;
 
 /// A user event, framed for `Foca::add_broadcast`.
 pub fn user_event(encoded: &[u8]) -> Vec<u8> {
@@ -70,5 +80,73 @@ impl BroadcastHandler<NodeId> for ClusterGossip {
             QUERY => Ok(self.queries.receive_item(body)?.map(BroadcastKey::Query)),
             other => Err(MalformedBroadcast::UnknownType(other)),
         }
+    }
+}
+
+/// foca's broadcast handler, shared with the node for broadcasts that came directly.
+#[derive(Clone)]
+pub struct SharedGossip(Arc<Mutex<ClusterGossip>>);
+
+impl SharedGossip {
+    pub fn new(gossip: ClusterGossip) -> Self {
+        SharedGossip(Arc::new(Mutex::new(gossip)))
+    }
+
+    /// A broadcast sent straight to us (or from here): delivered on its first sighting,
+    /// as if gossiped, but never passed on.
+    pub fn receive_direct(&self, data: &[u8]) -> Result<(), MalformedBroadcast> {
+        self.lock().receive_item(data, None).map(|_| ())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, ClusterGossip> {
+        // Only a panic inside a handler poisons it; its de-duplication state is still sound.
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl BroadcastHandler<NodeId> for SharedGossip {
+    type Key = BroadcastKey;
+    type Error = MalformedBroadcast;
+
+    fn receive_item(
+        &mut self,
+        data: &[u8],
+        sender: Option<&NodeId>,
+    ) -> Result<Option<BroadcastKey>, MalformedBroadcast> {
+        self.lock().receive_item(data, sender)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::AgentEvent;
+    use crate::lamport::LamportClock;
+    use crate::user_events::UserEvent;
+    use tokio::sync::mpsc;
+
+    #[test]
+    fn a_direct_broadcast_is_delivered_once_and_never_passed_on() {
+        let (deliver, mut delivered) = mpsc::unbounded_channel();
+        let (queries, _received_queries) = mpsc::unbounded_channel();
+        let clock = Arc::new(LamportClock::default());
+        let mut gossip = SharedGossip::new(ClusterGossip {
+            user_events: UserEventGossip::new(clock.clone(), deliver),
+            queries: QueryGossip::new(clock, queries),
+        });
+        let event = UserEvent {
+            ltime: 1,
+            name: "big".into(),
+            payload: vec![1; 70_000],
+            coalesce: false,
+        };
+        let broadcast = user_event(&event.encode());
+        gossip.receive_direct(&broadcast).unwrap();
+        gossip.receive_direct(&broadcast).unwrap();
+        // the same event arriving by gossip later is a repeat: foca is not told to pass it on
+        assert!(gossip.receive_item(&broadcast, None).unwrap().is_none());
+        assert_eq!(delivered.try_recv().unwrap(), AgentEvent::User(event));
+        assert!(delivered.try_recv().is_err());
+        assert!(gossip.receive_direct(b"\x09junk").is_err());
     }
 }

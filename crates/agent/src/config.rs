@@ -3,10 +3,12 @@
 
 use crate::address::{self, DEFAULT_GOSSIP_PORT};
 use crate::query::QueryLimits;
+use crate::user_events::DEFAULT_USER_EVENT_SIZE_LIMIT;
 use clap::Parser;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::time::Duration;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -50,13 +52,55 @@ pub struct AgentConfig {
     /// trace, debug, info, warn or err.
     #[arg(long = "log-level", default_value = "info", value_parser = log_level)]
     pub log_level: String,
-    /// Serf's `query_size_limit` (config file only): the largest encoded query.
-    #[arg(skip = QueryLimits::default().query_size)]
+    /// Largest user event (name plus payload) `serf event` may send, in bytes. Serf's
+    /// `user_event_size_limit`: 512 by default; musubi allows up to 512 KiB (Serf: 9 KiB),
+    /// sending events too big for gossip over the stream transport.
+    #[arg(long = "user-event-size-limit", default_value_t = DEFAULT_USER_EVENT_SIZE_LIMIT,
+          value_parser = payload_size_limit)]
+    pub user_event_size_limit: usize,
+    /// Serf's `disable_coordinates`: compute no network coordinate and share none.
+    #[arg(long = "disable-coordinates")]
+    pub disable_coordinates: bool,
+    /// Serf's `query_size_limit`: the largest encoded query, in bytes. 1024 by default;
+    /// musubi allows up to 512 KiB, sending queries too big for gossip over the stream
+    /// transport.
+    #[arg(long = "query-size-limit", default_value_t = QueryLimits::default().query_size,
+          value_parser = payload_size_limit)]
     pub query_size_limit: usize,
-    /// Serf's `query_response_size_limit` (config file only): the largest encoded answer.
-    #[arg(skip = QueryLimits::default().response_size)]
+    /// Serf's `query_response_size_limit`: the largest encoded answer, in bytes. 1024 by
+    /// default; musubi allows up to 512 KiB, sending answers past one datagram over the
+    /// stream transport.
+    #[arg(long = "query-response-size-limit",
+          default_value_t = QueryLimits::default().response_size,
+          value_parser = payload_size_limit)]
     pub query_response_size_limit: usize,
+    /// `-snapshot` / `snapshot_path`: where membership and clocks are recorded, to
+    /// rejoin and restore the clocks after a restart.
+    #[arg(long = "snapshot")]
+    pub snapshot_path: Option<PathBuf>,
+    /// `-rejoin` / `rejoin_after_leave`: rejoin from the snapshot even after a leave.
+    #[arg(long = "rejoin")]
+    pub rejoin_after_leave: bool,
+    /// `-replay` / `replay_on_join`: `-join` replays past user events.
+    #[arg(long = "replay")]
+    pub replay_on_join: bool,
+    // Serf sets these three only in config files; until musubi reads config files they
+    // are hidden flags taking Go durations (docs/agent-lifecycle.md).
+    /// `reconnect_interval`: how often a failed member is tried again (30s).
+    #[arg(long = "reconnect-interval", hide = true, value_parser = crate::go_duration::parse)]
+    pub reconnect_interval: Option<Duration>,
+    /// `reconnect_timeout`: a failed member is reaped after this long (24h).
+    #[arg(long = "reconnect-timeout", hide = true, value_parser = crate::go_duration::parse)]
+    pub reconnect_timeout: Option<Duration>,
+    /// `tombstone_timeout`: a left member is reaped after this long (24h).
+    #[arg(long = "tombstone-timeout", hide = true, value_parser = crate::go_duration::parse)]
+    pub tombstone_timeout: Option<Duration>,
 }
+
+/// The largest user event, query and query answer size limit: the encoded message must
+/// fit one stream frame (`transport::MAX_FRAME`, 1 MiB) and one RPC request (1 MiB) with
+/// room to spare.
+pub const MAX_PAYLOAD_SIZE_LIMIT: usize = 512 * 1024;
 
 impl AgentConfig {
     /// Parse Serf-style arguments (without the program or subcommand name).
@@ -138,6 +182,15 @@ fn log_level(text: &str) -> Result<String, String> {
     Ok(level.to_string())
 }
 
+fn payload_size_limit(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(limit) if limit <= MAX_PAYLOAD_SIZE_LIMIT => Ok(limit),
+        _ => Err(format!(
+            "a size limit is a number of bytes up to {MAX_PAYLOAD_SIZE_LIMIT}: {text}"
+        )),
+    }
+}
+
 fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|name| name.trim().to_string())
@@ -168,6 +221,27 @@ mod tests {
         assert_eq!(config.bind, "0.0.0.0:7946".parse().unwrap());
         assert_eq!(config.rpc_addr, "127.0.0.1:7373".parse().unwrap());
         assert_eq!(config.log_level, "info");
+        assert_eq!(config.user_event_size_limit, 512);
+        assert!(!config.disable_coordinates);
+    }
+
+    #[test]
+    fn payload_limits_can_be_raised_to_512_kib() {
+        let config = parse(&[
+            "-user-event-size-limit=65600",
+            "-query-size-limit=70000",
+            "-query-response-size-limit",
+            "524288",
+            "-disable-coordinates",
+        ]);
+        assert_eq!(config.user_event_size_limit, 65_600);
+        assert_eq!(config.query_limits().query_size, 70_000);
+        assert_eq!(config.query_limits().response_size, 524_288);
+        assert!(config.disable_coordinates);
+        for flag in ["-user-event-size-limit", "-query-size-limit"] {
+            let too_big = vec![flag.to_string(), "524289".to_string()];
+            assert!(AgentConfig::parse_serf_args(too_big).is_err());
+        }
     }
 
     #[test]

@@ -23,8 +23,7 @@ struct EventFilter {
     name: Option<String>,
 }
 
-/// Serf accepts these; `member-reap` never happens here yet, so handlers for it are
-/// accepted and never run.
+/// The event types Serf's handler filters name.
 const EVENT_TYPES: [&str; 8] = [
     "member-join",
     "member-leave",
@@ -44,6 +43,15 @@ impl EventHandler {
         Ok(EventHandler {
             filters,
             script: script.to_string(),
+        })
+    }
+
+    /// `serf info`'s `event_handlers` entries: one `event:name` key per filter (`user:` for
+    /// all user events, `*:` for a handler without a filter), the script as the value.
+    pub fn info_entries(&self) -> impl Iterator<Item = (String, &str)> {
+        self.filters.0.iter().map(|filter| {
+            let name = filter.name.as_deref().unwrap_or_default();
+            (format!("{}:{name}", filter.event), self.script.as_str())
         })
     }
 
@@ -161,5 +169,24 @@ mod tests {
                 Err(format!("Invalid event script: {error}"))
             );
         }
+    }
+
+    #[test]
+    fn info_entries_are_keyed_as_serf_info_shows_them() {
+        let entries = |spec: &str| -> Vec<(String, String)> {
+            EventHandler::parse(spec)
+                .unwrap()
+                .info_entries()
+                .map(|(key, script)| (key, script.to_string()))
+                .collect()
+        };
+        assert_eq!(entries("true"), vec![("*:".into(), "true".into())]);
+        assert_eq!(
+            entries("member-join,user:deploy=x"),
+            vec![
+                ("member-join:".into(), "x".into()),
+                ("user:deploy".into(), "x".into())
+            ]
+        );
     }
 }

@@ -14,6 +14,9 @@ pub enum MemberEventKind {
     Leave,
     Failed,
     Update,
+    /// The member was removed from the list: failed or left long enough ago (reaping),
+    /// or pruned by `force-leave -prune`.
+    Reap,
 }
 
 impl MemberEventKind {
@@ -24,6 +27,7 @@ impl MemberEventKind {
             MemberEventKind::Leave => "member-leave",
             MemberEventKind::Failed => "member-failed",
             MemberEventKind::Update => "member-update",
+            MemberEventKind::Reap => "member-reap",
         }
     }
 

@@ -7,6 +7,8 @@ use std::time::Duration;
 
 /// How long a join waits for a member to answer at each address.
 pub const JOIN_PATIENCE: Duration = Duration::from_secs(5);
+/// How long a join waits for the members' event clock before it announces itself.
+const CATCH_UP_PATIENCE: Duration = Duration::from_secs(1);
 
 #[derive(Debug, PartialEq, Eq)]
 pub struct JoinOutcome {
@@ -31,7 +33,15 @@ impl JoinOutcome {
     }
 }
 
-pub async fn join(node: &NodeHandle, peers: &[String]) -> Result<JoinOutcome, NodeStopped> {
+/// Join the members at `peers`. First they are asked for their event clock, so that the
+/// user events from before the join are ignored (the first to answer sets the time; it
+/// must arrive before the events still gossiped do), or, with `replay`, for their recent
+/// events, which are then delivered (Serf's `join -replay`).
+pub async fn join(
+    node: &NodeHandle,
+    peers: &[String],
+    replay: bool,
+) -> Result<JoinOutcome, NodeStopped> {
     let mut resolved: Vec<(&String, SocketAddr)> = Vec::new();
     let mut failures = Vec::new();
     for text in peers {
@@ -41,6 +51,10 @@ pub async fn join(node: &NodeHandle, peers: &[String]) -> Result<JoinOutcome, No
         }
     }
     let addrs: Vec<SocketAddr> = resolved.iter().map(|&(_, addr)| addr).collect();
+    if !addrs.is_empty() {
+        node.catch_up(addrs.clone(), replay, CATCH_UP_PATIENCE)
+            .await?;
+    }
     let reached_addrs = node.join(&addrs, JOIN_PATIENCE).await?;
     failures.extend(
         resolved

@@ -4,7 +4,17 @@
 //! [`SeenWindow`] remembers what was delivered at recent times, to deliver each once.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Serf's three clocks: member changes, user events and queries. The snapshot records
+/// them and restores them after a restart.
+#[derive(Clone, Debug, Default)]
+pub struct Clocks {
+    pub member: Arc<LamportClock>,
+    pub event: Arc<LamportClock>,
+    pub query: Arc<LamportClock>,
+}
 
 #[derive(Debug, Default)]
 pub struct LamportClock {
@@ -37,8 +47,11 @@ pub enum Sighting {
     TooOld,
 }
 
-/// The keys of the messages delivered at each of the last `window` Lamport times (Serf
-/// keeps 512 for user events and for queries).
+/// How many Lamport times of past user events, and of queries, are remembered (Serf's
+/// buffers).
+pub const REMEMBERED_TIMES: u64 = 512;
+
+/// The keys of the messages delivered at each of the last `window` Lamport times.
 #[derive(Debug)]
 pub struct SeenWindow<K> {
     window: u64,
@@ -67,6 +80,11 @@ impl<K: PartialEq> SeenWindow<K> {
         }
         at_time.push(key);
         Sighting::First
+    }
+
+    /// The remembered keys, oldest time first.
+    pub fn keys(&self) -> impl Iterator<Item = &K> {
+        self.seen.values().flatten()
     }
 }
 

@@ -11,10 +11,14 @@
 //!    handed to foca, then its output is drained: sends, timers ([`timers`]), notifications
 //!    into the [`membership`] table. User events and queries ride on foca's packets
 //!    ([`broadcasts`]: [`user_events`], [`query`]), each stamped by a [`lamport`] clock;
-//!    query acks and responses go straight back to the asker.
-//! 3. Member changes, user events and queries become Serf's [`events`]; one task logs
-//!    them, passes them to RPC event streams and runs the matching [`event_handlers`] one
-//!    at a time (`invoke`); a handler's output answers a query.
+//!    query acks and responses go straight back to the asker. With `-encrypt` or
+//!    `-keyring-file` every datagram, over UDP or the stream [`transport`], is sealed and
+//!    opened with the [`keys`] ring.
+//! 3. Member changes, user events and queries become Serf's [`events`]; the [`snapshot`]
+//!    records them, the [`coalesce`]r merges bursts as Serf does, then one task logs them,
+//!    passes them to RPC event streams and runs the matching [`event_handlers`] one at a
+//!    time (`invoke`); a handler's output answers a query. The [`reaper`] drops members
+//!    gone too long; [`conflict`] settles two members claiming one name.
 //! 4. [`rpc`] serves Serf's RPC clients and asks the node through a `NodeHandle`.
 //! 5. SIGINT, SIGTERM or RPC `leave`: tell every member we leave ([`wire`]), leave the SWIM
 //!    cluster, exit 0.
@@ -22,12 +26,17 @@
 pub mod address;
 mod agent;
 pub mod broadcasts;
+pub mod coalesce;
 pub mod config;
+pub mod conflict;
+pub mod coordinate;
 pub mod crypto;
 pub mod event_handlers;
+pub mod event_history;
 pub mod event_streams;
 pub mod events;
 mod go_base64;
+pub mod go_duration;
 pub mod identity;
 mod invoke;
 pub mod join;
@@ -36,12 +45,16 @@ pub mod keyring;
 pub mod keyring_file;
 pub mod keys;
 pub mod lamport;
+pub mod log_ring;
 pub mod membership;
 pub mod node;
 pub mod query;
+pub mod reaper;
 pub mod rpc;
+pub mod snapshot;
 pub mod tags_file;
 mod timers;
+pub mod transport;
 pub mod user_events;
 pub mod wire;
 

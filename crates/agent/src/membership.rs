@@ -96,6 +96,11 @@ impl MemberTable {
         }
     }
 
+    /// Drop a member from the list (reaped or pruned).
+    pub fn remove(&mut self, name: &str) -> Option<MemberRecord> {
+        self.members.remove(name)
+    }
+
     pub fn get(&self, name: &str) -> Option<&MemberRecord> {
         self.members.get(name)
     }

@@ -3,51 +3,105 @@
 //! Each input (a datagram, a timer, a command from the RPC side) is handed to foca, then
 //! foca's accumulated output is drained in order: datagrams out, timers to the scheduler,
 //! notifications into the member table. Other tasks talk to it through a [`NodeHandle`].
+//!
+//! Beside foca's work it measures network coordinates (a ping to one random member per
+//! probe interval, see [`crate::coordinate`]) and receives whole datagrams over the
+//! [`transport`] stream listener on the same address.
 
-use crate::broadcasts::{self, ClusterGossip};
+use crate::broadcasts::{self, ClusterGossip, SharedGossip};
+use crate::conflict::ConflictVote;
+use crate::coordinate::{Coordinate, CoordinateMessage, Coordinates};
+use crate::event_history::EventHistory;
 use crate::event_streams::EventStreams;
 use crate::events::{AgentEvent, MemberEventKind};
 use crate::identity::NodeId;
 use crate::keys::GossipKeys;
-use crate::lamport::LamportClock;
+use crate::lamport::{Clocks, LamportClock};
 use crate::membership::{MemberRecord, MemberStatus, MemberTable};
 use crate::query::answers::Answerable;
 use crate::query::gossip::QueryGossip;
 use crate::query::message::QueryMessage;
 use crate::query::origin::OpenQueries;
 use crate::query::{InternalQueries, QueryEvent, QueryLimits, QueryParams, QueryRecord};
+use crate::reaper::{ReapTimeouts, Reaper};
 use crate::tags_file::{self, Tags, TagsFile};
 use crate::timers;
-use crate::user_events::{UserEvent, UserEventGossip};
-use crate::wire::{self, Datagram};
+use crate::transport;
+use crate::user_events::{GOSSIP_EVENT_MAX, UserEvent, UserEventGossip};
+use crate::wire::{self, Datagram, LifecycleMessage};
 use foca::{AccumulatingRuntime, Config, Foca, OwnedNotification, PostcardCodec, Timer};
 use rand_foca::rngs::StdRng;
+use rand_foca::seq::IndexedRandom;
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
-use tokio::net::UdpSocket;
-use tokio::sync::{mpsc, oneshot, watch};
+use std::time::Duration;
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::{Notify, mpsc, oneshot, watch};
+use tokio::time::{Instant, MissedTickBehavior};
 use tracing::{debug, error, info, warn};
 
 /// The largest datagram we accept; foca sends at most its `max_packet_size` (1400).
 const MAX_DATAGRAM: usize = 65_536;
+/// Datagrams up to this size go over UDP (memberlist's UDP buffer, foca's packet size);
+/// larger ones over the stream transport.
+const UDP_DATAGRAM_MAX: usize = 1400;
 /// How often a join re-announces to a peer that has not shown up yet (UDP may drop it).
 const REANNOUNCE_EVERY: Duration = Duration::from_millis(500);
 
+mod lifecycle;
 mod queries;
 
-type SwimCore = Foca<NodeId, PostcardCodec, StdRng, ClusterGossip>;
+type SwimCore = Foca<NodeId, PostcardCodec, StdRng, SharedGossip>;
 
 enum Command {
     Members(oneshot::Sender<Vec<MemberRecord>>),
     Announce(Vec<SocketAddr>),
-    ForceLeave(String, oneshot::Sender<()>),
+    CatchUp {
+        peers: Vec<SocketAddr>,
+        replay: bool,
+        answered: oneshot::Sender<()>,
+    },
+    ForceLeave {
+        node: String,
+        prune: bool,
+        done: oneshot::Sender<()>,
+    },
     Leave(oneshot::Sender<()>),
     UpdateTags(TagUpdate, oneshot::Sender<Result<(), String>>),
     SendUserEvent(UserEventRequest, oneshot::Sender<Result<(), String>>),
     Query(QueryParams, oneshot::Sender<QueryStart>),
     RespondQuery(QueryEvent, Vec<u8>, oneshot::Sender<Result<(), String>>),
+    Stats(oneshot::Sender<NodeStats>),
+    GetCoordinate(String, oneshot::Sender<Option<Coordinate>>),
+}
+
+/// Settings of the node beyond its identity (Serf config keys of the same names).
+pub struct NodeOptions {
+    pub user_event_size_limit: usize,
+    pub disable_coordinates: bool,
+    /// The key ring from `encrypt_key` or `keyring_file` (none: gossip in the clear),
+    /// shared with the `_serf_*-key` queries that change it.
+    pub keys: Arc<GossipKeys>,
+}
+
+/// The node's side of `serf info`: counts and clocks as they are now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeStats {
+    pub members: usize,
+    pub failed: usize,
+    pub left: usize,
+    pub health_score: u32,
+    pub member_time: u64,
+    pub event_time: u64,
+    pub query_time: u64,
+    /// Membership updates foca still has to gossip (Serf's join/leave intent queue).
+    pub intent_queue: usize,
+    /// User events (and queries) foca still has to gossip.
+    pub event_queue: usize,
+    pub query_queue: usize,
+    pub encrypted: bool,
+    pub coordinate_resets: u64,
 }
 
 /// The records of a query just sent, or Serf's reason for not sending it.
@@ -66,6 +120,16 @@ pub struct TagUpdate {
     pub delete: Vec<String>,
 }
 
+/// What the member lifecycle hands the node at start: clocks restored from the snapshot
+/// and the reaping timeouts.
+#[derive(Debug, Default)]
+pub struct Lifecycle {
+    pub clocks: Clocks,
+    /// User events below this Lamport time were handled before a restart.
+    pub event_min_time: u64,
+    pub timeouts: ReapTimeouts,
+}
+
 #[derive(Debug, thiserror::Error)]
 #[error("the agent is shutting down")]
 pub struct NodeStopped;
@@ -76,6 +140,8 @@ pub struct NodeHandle {
     commands: mpsc::UnboundedSender<Command>,
     local: watch::Receiver<NodeId>,
     event_streams: EventStreams,
+    /// Told when the node stops on its own (it lost its name in a conflict).
+    shut_down: Arc<Notify>,
 }
 
 impl NodeHandle {
@@ -120,10 +186,38 @@ impl NodeHandle {
         }
     }
 
+    /// Before joining through `peers`: learn the event clock of the first to answer,
+    /// so that the events the cluster had before are ignored, or with `replay`, have
+    /// them delivered (Serf's `join -replay`). Waits up to `patience` for an answer.
+    pub async fn catch_up(
+        &self,
+        peers: Vec<SocketAddr>,
+        replay: bool,
+        patience: Duration,
+    ) -> Result<(), NodeStopped> {
+        let answered = self.ask(|answered| Command::CatchUp {
+            peers,
+            replay,
+            answered,
+        });
+        match tokio::time::timeout(patience, answered).await {
+            Ok(result) => result,
+            Err(_) => Ok(()),
+        }
+    }
+
     /// Mark a failed member as left everywhere; members that are not failed are untouched
-    /// (force-leaving a live member would leave it stuck in `leaving`, serf#359).
-    pub async fn force_leave(&self, node: String) -> Result<(), NodeStopped> {
-        self.ask(|done| Command::ForceLeave(node, done)).await
+    /// (force-leaving a live member would leave it stuck in `leaving`, serf#359). With
+    /// `prune`, a failed or left member is also dropped from every member list at once.
+    pub async fn force_leave(&self, node: String, prune: bool) -> Result<(), NodeStopped> {
+        self.ask(|done| Command::ForceLeave { node, prune, done })
+            .await
+    }
+
+    /// Resolves when the node has stopped on its own, without a leave: it lost its name
+    /// to another member (Serf's agent then exits).
+    pub async fn shut_down(&self) {
+        self.shut_down.notified().await
     }
 
     /// Tell every member we are leaving, then leave the SWIM cluster. Returns once the
@@ -166,6 +260,16 @@ impl NodeHandle {
             .await
     }
 
+    pub async fn stats(&self) -> Result<NodeStats, NodeStopped> {
+        self.ask(Command::Stats).await
+    }
+
+    /// The last known network coordinate of `node` (this one included); None if there is
+    /// none (an unknown node, one never measured, or coordinates disabled).
+    pub async fn coordinate(&self, node: String) -> Result<Option<Coordinate>, NodeStopped> {
+        self.ask(|reply| Command::GetCoordinate(node, reply)).await
+    }
+
     async fn ask<T>(
         &self,
         command: impl FnOnce(oneshot::Sender<T>) -> Command,
@@ -188,28 +292,39 @@ pub struct QuerySettings {
 /// Bind the gossip socket and start the node task. Every event Serf would report goes to
 /// `events` once: member changes as the table sees them (starting with our own join),
 /// user events sent from here or received, queries for this member (not `_serf_*` ones).
-/// Every datagram is sealed and opened with `keys` (as it is, without encryption).
+/// Every datagram, over UDP or the stream transport, is sealed and opened with
+/// `options.keys` (and goes as it is without encryption).
 pub async fn start(
     identity: NodeId,
     bind: SocketAddr,
     tags_file: Option<TagsFile>,
-    keys: Arc<GossipKeys>,
     events: mpsc::UnboundedSender<AgentEvent>,
+    lifecycle: Lifecycle,
     queries: QuerySettings,
+    options: NodeOptions,
 ) -> std::io::Result<NodeHandle> {
     let socket = Arc::new(UdpSocket::bind(bind).await?);
+    // The stream listener takes the same port, also when the bind asked for any port.
+    let stream_listener = TcpListener::bind(socket.local_addr()?).await?;
     let (commands, command_inbox) = mpsc::unbounded_channel();
     let (timer_deliver, timer_inbox) = mpsc::unbounded_channel();
     let (datagram_deliver, datagram_inbox) = mpsc::unbounded_channel();
+    tokio::spawn(transport::serve(stream_listener, datagram_deliver.clone()));
     tokio::spawn(receive_datagrams(socket.clone(), datagram_deliver));
     let (received_queries, query_inbox) = mpsc::unbounded_channel();
     let (query_deadlines, expired_queries) = mpsc::unbounded_channel();
-    let event_clock = Arc::new(LamportClock::default());
-    let query_clock = Arc::new(LamportClock::default());
-    // As Serf's: time 0 is never stamped, the first event and query are at 1.
-    event_clock.increment();
-    query_clock.increment();
+    let event_clock = lifecycle.clocks.event.clone();
+    let query_clock = lifecycle.clocks.query.clone();
+    let history = EventHistory::new(lifecycle.event_min_time);
+    // Our own join, as Serf stamps its join intent.
+    lifecycle.clocks.member.increment();
+    let gossip = SharedGossip::new(ClusterGossip {
+        user_events: UserEventGossip::new(event_clock.clone(), events.clone())
+            .with_history(history.clone()),
+        queries: QueryGossip::new(query_clock.clone(), received_queries),
+    });
     let (local, local_view) = watch::channel(identity.clone());
+    let shut_down = Arc::new(Notify::new());
     // The event loop only stops with the process, so this send always lands.
     let _ = events.send(AgentEvent::Member {
         kind: MemberEventKind::Join,
@@ -221,18 +336,24 @@ pub async fn start(
             swim_config(1),
             rand_foca::make_rng(),
             PostcardCodec,
-            ClusterGossip {
-                user_events: UserEventGossip::new(event_clock.clone(), events.clone()),
-                queries: QueryGossip::new(query_clock.clone(), received_queries),
-            },
+            gossip.clone(),
         ),
+        coordinates: Coordinates::new(identity.name.clone(), !options.disable_coordinates),
         event_clock,
+        gossip,
+        options,
         query_clock,
         open_queries: OpenQueries::default(),
         answerable: Answerable::default(),
         query_settings: queries,
         query_deadlines,
         rng: rand_foca::make_rng(),
+        history,
+        catching_up: Vec::new(),
+        member_clock: lifecycle.clocks.member,
+        reaper: Reaper::new(lifecycle.timeouts),
+        conflict: None,
+        shut_down: shut_down.clone(),
         events,
         local,
         runtime: AccumulatingRuntime::new(),
@@ -240,7 +361,6 @@ pub async fn start(
         socket,
         timers: timers::spawn_scheduler(timer_deliver),
         tags_file,
-        keys,
     };
     tokio::spawn(node.run(NodeInputs {
         datagrams: datagram_inbox,
@@ -253,6 +373,7 @@ pub async fn start(
         commands,
         local: local_view,
         event_streams: EventStreams::default(),
+        shut_down,
     })
 }
 
@@ -294,8 +415,12 @@ struct NodeInputs {
 
 struct Node {
     foca: SwimCore,
+    coordinates: Coordinates,
     /// Shared with foca's broadcast handler, which witnesses the times it receives.
     event_clock: Arc<LamportClock>,
+    /// foca's broadcast handler, for broadcasts sent or received directly.
+    gossip: SharedGossip,
+    options: NodeOptions,
     /// Likewise, for queries.
     query_clock: Arc<LamportClock>,
     /// Queries sent from here, collecting answers.
@@ -304,7 +429,20 @@ struct Node {
     answerable: Answerable,
     query_settings: QuerySettings,
     query_deadlines: mpsc::UnboundedSender<u64>,
+    /// Picks query IDs, relays and the member each coordinate ping goes to.
     rng: StdRng,
+    /// The user events seen lately, shared with foca's broadcast handler.
+    history: EventHistory,
+    /// Joins waiting for a member's event clock before they announce themselves.
+    catching_up: Vec<oneshot::Sender<()>>,
+    /// Ticks on our own join and leave and on every member event this node reports
+    /// (`serf info`'s member_time); the snapshot records it. foca orders membership by
+    /// incarnation, not by a cluster-wide clock, so it is local.
+    member_clock: Arc<LamportClock>,
+    reaper: Reaper,
+    /// The round of asking who holds our name, while one runs.
+    conflict: Option<ConflictVote>,
+    shut_down: Arc<Notify>,
     events: mpsc::UnboundedSender<AgentEvent>,
     local: watch::Sender<NodeId>,
     runtime: AccumulatingRuntime<NodeId>,
@@ -312,14 +450,30 @@ struct Node {
     socket: Arc<UdpSocket>,
     timers: mpsc::UnboundedSender<(Duration, Timer<NodeId>)>,
     tags_file: Option<TagsFile>,
-    keys: Arc<GossipKeys>,
 }
 
 impl Node {
     async fn run(mut self, mut inputs: NodeInputs) {
+        let timeouts = self.reaper.timeouts();
+        let mut reap_tick = tokio::time::interval(timeouts.reap_interval);
+        let mut reconnect_tick = tokio::time::interval(timeouts.reconnect_interval);
+        reap_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        reconnect_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut coordinate_probes = tokio::time::interval(swim_config(1).probe_period);
         loop {
+            let vote_ends = self.conflict.as_ref().map(|vote| vote.deadline);
             tokio::select! {
                 Some((data, from)) = inputs.datagrams.recv() => self.on_datagram(&data, from).await,
+                _ = reap_tick.tick() => self.reap(),
+                _ = reconnect_tick.tick() => self.reconnect(),
+                _ = tokio::time::sleep_until(vote_ends.unwrap_or_else(Instant::now)),
+                    if vote_ends.is_some() =>
+                {
+                    if !self.count_conflict_votes() {
+                        return;
+                    }
+                }
+                _ = coordinate_probes.tick() => self.ping_random_member().await,
                 Some(timer) = inputs.timers.recv() => {
                     if let Err(e) = self.foca.handle_timer(timer, &mut self.runtime) {
                         warn!("swim timer: {e}");
@@ -336,11 +490,14 @@ impl Node {
         }
     }
 
-    /// The whole datagram is sealed (kind byte included): open it first, answer a sender
-    /// behind a key rotation with our key ring, then handle what it carries.
+    /// The whole datagram is sealed (kind byte included), whether it came over UDP or as
+    /// one stream transport frame: open it first, answer a sender behind a key rotation
+    /// with our key ring, then handle what it carries. (A catch-up answering a stream
+    /// frame goes to the connection's ephemeral port and is lost; the sender's next UDP
+    /// datagram, foca probes every second, gets one that arrives.)
     async fn on_datagram(&mut self, sealed: &[u8], from: SocketAddr) {
-        let now = Instant::now();
-        let opened = match self.keys.open(sealed, from, now) {
+        let now = std::time::Instant::now();
+        let opened = match self.options.keys.open(sealed, from, now) {
             Ok(opened) => opened,
             Err(e) => {
                 // memberlist's line, at its level
@@ -366,7 +523,25 @@ impl Node {
                 self.change_member(name, |table| table.leave_intent(name));
             }
             Ok(Datagram::QueryReply(body)) => self.on_query_reply(body, from).await,
-            Ok(Datagram::KeyCatchUp(ring)) => match self.keys.catch_up(ring, now) {
+            Ok(Datagram::Lifecycle(message)) => self.on_lifecycle(message, from).await,
+            Ok(Datagram::CoordinatePing(body)) => match CoordinateMessage::decode(body) {
+                Ok(ping) => {
+                    let pong = self.coordinates.answer(ping);
+                    self.send(&wire::coordinate_pong_datagram(&pong.encode()), from)
+                        .await;
+                }
+                Err(e) => debug!("dropped coordinate ping from {from}: {e}"),
+            },
+            Ok(Datagram::CoordinatePong(body)) => match CoordinateMessage::decode(body) {
+                Ok(pong) => self.coordinates.on_pong(pong, tokio::time::Instant::now()),
+                Err(e) => debug!("dropped coordinate pong from {from}: {e}"),
+            },
+            Ok(Datagram::DirectBroadcast(body)) => {
+                if let Err(e) = self.gossip.receive_direct(body) {
+                    warn!("dropped a direct broadcast from {from}: {e}");
+                }
+            }
+            Ok(Datagram::KeyCatchUp(ring)) => match self.options.keys.catch_up(ring, now) {
                 Ok(true) => warn!("took the key ring of {from}: we missed a key rotation"),
                 Ok(false) => debug!("key catch-up from {from}: our ring reads it already"),
                 Err(e) => warn!("dropped key catch-up from {from}: {e}"),
@@ -390,22 +565,40 @@ impl Node {
                     }
                 }
             }
-            Command::ForceLeave(name, done) => {
+            Command::CatchUp {
+                peers,
+                replay,
+                answered,
+            } => {
+                let request = wire::lifecycle_datagram(&LifecycleMessage::EventsRequest { replay });
+                for peer in peers {
+                    self.send(&request, peer).await;
+                }
+                self.catching_up.push(answered);
+            }
+            Command::ForceLeave { node, prune, done } => {
                 if self
                     .table
-                    .get(&name)
+                    .get(&node)
                     .is_some_and(|m| m.status == MemberStatus::Failed)
                 {
-                    info!("force-leave: {name} is now left");
-                    self.change_member(&name, |table| table.leave_intent(&name));
-                    self.tell_active_members(&wire::leave_intent_datagram(&name))
+                    info!("force-leave: {node} is now left");
+                    self.change_member(&node, |table| table.leave_intent(&node));
+                    self.tell_active_members(&wire::leave_intent_datagram(&node))
                         .await;
+                }
+                if prune {
+                    let message = LifecycleMessage::Prune { node: node.clone() };
+                    self.tell_active_members(&wire::lifecycle_datagram(&message))
+                        .await;
+                    self.prune(&node);
                 }
                 let _ = done.send(());
             }
             Command::Leave(done) => {
                 let name = self.foca.identity().name.clone();
                 info!("leaving the cluster");
+                self.member_clock.increment();
                 self.change_member(&name, |table| table.leave_intent(&name));
                 self.tell_active_members(&wire::leave_intent_datagram(&name))
                     .await;
@@ -427,6 +620,53 @@ impl Node {
             Command::RespondQuery(event, payload, done) => {
                 let _ = done.send(self.respond(&event, payload).await);
             }
+            Command::Stats(reply) => {
+                let _ = reply.send(self.stats());
+            }
+            Command::GetCoordinate(node, reply) => {
+                let _ = reply.send(self.coordinates.get(&node).cloned());
+            }
+        }
+    }
+
+    fn stats(&self) -> NodeStats {
+        let count = |status| self.table.records().filter(|m| m.status == status).count();
+        NodeStats {
+            members: self.table.records().count(),
+            failed: count(MemberStatus::Failed),
+            left: count(MemberStatus::Left),
+            health_score: self.coordinates.health_score(),
+            member_time: self.member_clock.time(),
+            event_time: self.event_clock.time(),
+            query_time: self.query_clock.time(),
+            intent_queue: self.foca.updates_backlog(),
+            // User events and queries share foca's one custom broadcast queue, which does
+            // not say what it holds: its length is reported as the event queue.
+            event_queue: self.foca.custom_broadcast_backlog(),
+            query_queue: 0,
+            encrypted: self.options.keys.is_enabled(),
+            coordinate_resets: self.coordinates.resets(),
+        }
+    }
+
+    /// One coordinate sample per probe interval, from a random alive member.
+    async fn ping_random_member(&mut self) {
+        let local = &self.foca.identity().name;
+        let alive: Vec<&NodeId> = self
+            .table
+            .records()
+            .filter(|m| m.status == MemberStatus::Alive && m.id.name != *local)
+            .map(|m| &m.id)
+            .collect();
+        let Some(target) = alive.choose(&mut self.rng).map(|&id| id.clone()) else {
+            return;
+        };
+        if let Some(ping) = self
+            .coordinates
+            .ping(&target.name, tokio::time::Instant::now())
+        {
+            self.send(&wire::coordinate_ping_datagram(&ping.encode()), target.addr)
+                .await;
         }
     }
 
@@ -461,10 +701,13 @@ impl Node {
     fn change_member(&mut self, name: &str, change: impl FnOnce(&mut MemberTable)) {
         let before = self.table.get(name).cloned();
         change(&mut self.table);
+        self.reaper
+            .observe(name, self.table.get(name), Instant::now());
         if let Some(after) = self.table.get(name)
             && let Some(kind) = MemberEventKind::of_change(before.as_ref(), after)
         {
             // The event loop only stops with the process.
+            self.member_clock.increment();
             let _ = self.events.send(AgentEvent::Member {
                 kind,
                 members: vec![after.id.clone()],
@@ -473,9 +716,12 @@ impl Node {
     }
 
     /// Handing the event to foca delivers it here (foca passes it to our broadcast
-    /// handler) and queues it to ride on the next packets to other members.
+    /// handler) and queues it to ride on the next packets to other members. An event too
+    /// big for that is delivered here and sent to every alive member over the stream
+    /// transport; they do not pass it on (see `broadcasts`).
     fn send_user_event(&mut self, request: UserEventRequest) -> Result<(), String> {
-        UserEvent::check_size(&request.name, &request.payload)?;
+        let limit = self.options.user_event_size_limit;
+        UserEvent::check_size(&request.name, &request.payload, limit)?;
         let event = UserEvent {
             ltime: self.event_clock.time(),
             name: request.name,
@@ -483,13 +729,62 @@ impl Node {
             coalesce: request.coalesce,
         };
         let encoded = event.encode();
-        UserEvent::check_encoded_size(&encoded)?;
+        UserEvent::check_encoded_size(&encoded, limit)?;
         // As Serf: a refused event does not move the clock.
         self.event_clock.increment();
-        self.foca
-            .add_broadcast(&broadcasts::user_event(&encoded))
-            .map_err(|e| format!("Failed to send user event: {e}"))?;
+        self.disseminate(&broadcasts::user_event(&encoded), GOSSIP_EVENT_MAX)
+            .map_err(|e| format!("Failed to send user event: {e}"))
+    }
+
+    /// Hand a broadcast to foca, which delivers it here and gossips it; one larger than
+    /// `gossip_max` is delivered here the same way, then sent straight to every other
+    /// alive member (see `broadcasts`).
+    fn disseminate(&mut self, broadcast: &[u8], gossip_max: usize) -> Result<(), String> {
+        if broadcast.len() <= gossip_max {
+            self.foca
+                .add_broadcast(broadcast)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        } else {
+            self.broadcast_directly(broadcast)
+                .map_err(|e| e.to_string())
+        }
+    }
+
+    fn broadcast_directly(&self, broadcast: &[u8]) -> Result<(), broadcasts::MalformedBroadcast> {
+        self.gossip.receive_direct(broadcast)?;
+        self.send_directly(&wire::direct_broadcast_datagram(broadcast));
         Ok(())
+    }
+
+    /// Send a datagram to every other alive member over the stream transport. Receivers
+    /// do not pass such messages on: the origin already reached every member it knows,
+    /// and re-gossiping a large payload would multiply its bytes by the fan-out.
+    fn send_directly(&self, datagram: &[u8]) {
+        // Sealed once: every member gets the same frame.
+        let sealed: Arc<[u8]> = self.options.keys.seal(datagram).into();
+        let local = &self.foca.identity().name;
+        for member in self.table.records() {
+            if member.status == MemberStatus::Alive && member.id.name != *local {
+                self.stream_sealed(sealed.clone(), member.id.addr);
+            }
+        }
+    }
+
+    /// Send one datagram over the stream transport, sealed as over UDP: the transport
+    /// frames the whole sealed datagram, and the receiver opens it like any other.
+    fn send_reliably(&self, datagram: &[u8], to: SocketAddr) {
+        self.stream_sealed(self.options.keys.seal(datagram).into(), to);
+    }
+
+    /// A sealed datagram onto the stream transport, in a task of its own so a slow peer
+    /// holds up neither the node nor other sends.
+    fn stream_sealed(&self, sealed: Arc<[u8]>, to: SocketAddr) {
+        tokio::spawn(async move {
+            if let Err(e) = transport::send_reliable(to, &sealed).await {
+                warn!("stream send to {to}: {e}");
+            }
+        });
     }
 
     /// Leave intents go straight to every member foca knows as active, so each of them
@@ -510,13 +805,20 @@ impl Node {
             let _ = self.timers.send((delay, timer));
         }
         while let Some(notification) = self.runtime.to_notify() {
+            if let OwnedNotification::MemberUp(id) = &notification
+                && self.refuse_name_conflict(id).await
+            {
+                continue;
+            }
             self.apply(notification);
         }
     }
 
-    /// The one way datagrams leave: sealed with the primary key when encryption is on.
+    /// The way datagrams leave over UDP: sealed with the primary key when encryption is
+    /// on (the stream transport's `send_reliably` and `send_directly` seal the same way).
     async fn send(&self, datagram: &[u8], to: SocketAddr) {
-        self.send_sealed(&self.keys.seal(datagram), to).await;
+        self.send_sealed(&self.options.keys.seal(datagram), to)
+            .await;
     }
 
     async fn send_sealed(&self, datagram: &[u8], to: SocketAddr) {

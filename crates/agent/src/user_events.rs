@@ -6,18 +6,25 @@
 //! for the first time is delivered to the agent and disseminated further, a repeat is
 //! dropped. Like Serf, a member remembers the events of the last 512 Lamport times, and
 //! ignores events older than that.
+//!
+//! Events too big for gossip (past [`GOSSIP_EVENT_MAX`], possible when
+//! `user_event_size_limit` is raised) go from their origin straight to every member over
+//! the stream transport, and meet the same de-duplication here (see `broadcasts`).
 
+use crate::event_history::EventHistory;
 use crate::events::AgentEvent;
-use crate::lamport::{LamportClock, SeenWindow, Sighting};
+use crate::lamport::LamportClock;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use tokio::sync::mpsc;
-use tracing::warn;
 
 /// Serf's `user_event_size_limit` default: name plus payload, in bytes.
-pub const USER_EVENT_SIZE_LIMIT: usize = 512;
-/// How many Lamport times of past events are remembered (Serf's event buffer).
-const REMEMBERED_TIMES: u64 = 512;
+pub const DEFAULT_USER_EVENT_SIZE_LIMIT: usize = 512;
+/// Events up to this size (type byte and encoding included, as Serf's limit counts them)
+/// ride on foca's packets: it is what Serf's own gossip is built for, and it leaves room
+/// in a 1400-byte packet for foca's header (two identities with their tags) and
+/// membership updates. Larger ones go over the stream transport.
+pub const GOSSIP_EVENT_MAX: usize = 512;
 
 /// One user event, as Serf's `messageUserEvent` carries it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,10 +42,10 @@ pub struct UserEvent {
 
 impl UserEvent {
     /// Serf refuses an event whose name and payload together exceed the limit.
-    pub fn check_size(name: &str, payload: &[u8]) -> Result<(), String> {
-        if name.len() + payload.len() > USER_EVENT_SIZE_LIMIT {
+    pub fn check_size(name: &str, payload: &[u8], limit: usize) -> Result<(), String> {
+        if name.len() + payload.len() > limit {
             return Err(format!(
-                "user event exceeds configured limit of {USER_EVENT_SIZE_LIMIT} bytes before encoding"
+                "user event exceeds configured limit of {limit} bytes before encoding"
             ));
         }
         Ok(())
@@ -51,10 +58,10 @@ impl UserEvent {
     /// Serf checks the limit again on the encoded message, its type byte included; ours
     /// is the same msgpack map, so the same events pass (name and payload lengths that
     /// Go's older msgpack encodes one byte longer are far below the limit).
-    pub fn check_encoded_size(encoded: &[u8]) -> Result<(), String> {
-        if 1 + encoded.len() > USER_EVENT_SIZE_LIMIT {
+    pub fn check_encoded_size(encoded: &[u8], limit: usize) -> Result<(), String> {
+        if 1 + encoded.len() > limit {
             return Err(format!(
-                "encoded user event exceeds configured limit of {USER_EVENT_SIZE_LIMIT} bytes after encoding"
+                "encoded user event exceeds configured limit of {limit} bytes after encoding"
             ));
         }
         Ok(())
@@ -72,8 +79,7 @@ pub struct MalformedUserEvent(#[from] rmp_serde::decode::Error);
 /// The user-event half of foca's custom broadcasts (see [`crate::broadcasts`]).
 pub struct UserEventGossip {
     clock: Arc<LamportClock>,
-    /// (name, payload) pairs seen, by Lamport time.
-    seen: SeenWindow<(String, Vec<u8>)>,
+    history: EventHistory,
     deliver: mpsc::UnboundedSender<AgentEvent>,
 }
 
@@ -81,27 +87,14 @@ impl UserEventGossip {
     pub fn new(clock: Arc<LamportClock>, deliver: mpsc::UnboundedSender<AgentEvent>) -> Self {
         UserEventGossip {
             clock,
-            seen: SeenWindow::new(REMEMBERED_TIMES),
+            history: EventHistory::default(),
             deliver,
         }
     }
 
-    /// Record the event; false if it is a repeat or too old to tell.
-    fn first_sighting(&mut self, event: &UserEvent) -> bool {
-        let key = (event.name.clone(), event.payload.clone());
-        match self.seen.sight(&self.clock, event.ltime, key) {
-            Sighting::First => true,
-            Sighting::Repeat => false,
-            Sighting::TooOld => {
-                warn!(
-                    "received old event {} from time {} (current: {})",
-                    event.name,
-                    event.ltime,
-                    self.clock.time()
-                );
-                false
-            }
-        }
+    /// Record into `history`, which the node shares (joins read and raise it).
+    pub fn with_history(self, history: EventHistory) -> Self {
+        UserEventGossip { history, ..self }
     }
 
     /// A user event foca handed us (sent from here or received): deliver it and pass it
@@ -111,7 +104,7 @@ impl UserEventGossip {
         data: &[u8],
     ) -> Result<Option<UserEventKey>, MalformedUserEvent> {
         let event: UserEvent = rmp_serde::from_slice(data)?;
-        if !self.first_sighting(&event) {
+        if !self.history.record(&event, &self.clock) {
             return Ok(None);
         }
         // The agent stopping is the only way the receiver goes; nothing is left to tell.
@@ -123,6 +116,7 @@ impl UserEventGossip {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lamport::REMEMBERED_TIMES;
 
     fn event(ltime: u64, name: &str, payload: &[u8]) -> UserEvent {
         UserEvent {
@@ -184,8 +178,8 @@ mod tests {
 
     #[test]
     fn the_size_limit_counts_name_and_payload() {
-        assert!(UserEvent::check_size("n", &[0; 511]).is_ok());
-        let error = UserEvent::check_size("nn", &[0; 511]).unwrap_err();
+        assert!(UserEvent::check_size("n", &[0; 511], 512).is_ok());
+        let error = UserEvent::check_size("nn", &[0; 511], 512).unwrap_err();
         assert_eq!(
             error,
             "user event exceeds configured limit of 512 bytes before encoding"
@@ -197,7 +191,17 @@ mod tests {
         // serf 0.9.4 accepts `serf event ok` with 480 payload bytes and refuses 481
         for (len, fits) in [(480, true), (481, false)] {
             let encoded = event(3, "ok", &vec![b'x'; len]).encode();
-            assert_eq!(UserEvent::check_encoded_size(&encoded).is_ok(), fits);
+            assert_eq!(UserEvent::check_encoded_size(&encoded, 512).is_ok(), fits);
         }
+    }
+
+    #[test]
+    fn a_raised_limit_admits_large_events() {
+        let payload = vec![7u8; 65_536];
+        let limit = 70_000;
+        assert!(UserEvent::check_size("big", &payload, limit).is_ok());
+        let encoded = event(1, "big", &payload).encode();
+        assert!(UserEvent::check_encoded_size(&encoded, limit).is_ok());
+        assert!(encoded.len() > GOSSIP_EVENT_MAX);
     }
 }

@@ -1,11 +1,74 @@
 //! What travels in one gossip datagram: a kind byte, then either a foca packet or one of
-//! the agent's own messages (a leave intent, a query's ack or response, a key catch-up). foca owns the membership protocol; the agent adds only what
-//! foca has no word for (a member saying it leaves, as opposed to failing).
+//! the agent's own messages. foca owns the membership protocol; the agent adds only what
+//! foca has no word for (a member saying it leaves, as opposed to failing; a query's ack
+//! or response; coordinate pings, since foca does not expose its probe timings; user
+//! events and queries too big to ride on foca's packets; the member lifecycle's
+//! [`LifecycleMessage`]s; a key catch-up). The same datagrams also arrive whole over the
+//! stream transport. With encryption, each whole datagram is sealed (`keys`).
+
+use crate::user_events::UserEvent;
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
 
 const KIND_FOCA: u8 = 0;
 const KIND_LEAVE_INTENT: u8 = 1;
 const KIND_QUERY_REPLY: u8 = 2;
+const KIND_COORDINATE_PING: u8 = 3;
+const KIND_COORDINATE_PONG: u8 = 4;
 const KIND_KEY_CATCH_UP: u8 = 5;
+const KIND_LIFECYCLE: u8 = 6;
+const KIND_DIRECT_BROADCAST: u8 = 8;
+
+/// The member lifecycle's messages (kind 6), msgpack-encoded.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LifecycleMessage {
+    /// `force-leave -prune`: drop this member from the list now.
+    Prune { node: String },
+    /// Name conflict: which address do you know `name` at? `id` pairs the answers.
+    WhoHolds { id: u64, name: String },
+    /// The answer: the address the sender lists `name` at, if it lists it.
+    Holder {
+        id: u64,
+        name: String,
+        addr: Option<SocketAddr>,
+    },
+    /// A member that just joined through us asks for our event clock and, to replay
+    /// them, our recent user events.
+    EventsRequest { replay: bool },
+    /// The answer, in as many datagrams as the events need (each carries the clock).
+    EventsReply {
+        replay: bool,
+        event_clock: u64,
+        events: Vec<UserEvent>,
+    },
+}
+
+impl LifecycleMessage {
+    /// The answer to an `EventsRequest`: the events packed into replies that each fit
+    /// one datagram (at least one reply, which carries the clock).
+    pub fn event_replies(replay: bool, event_clock: u64, events: Vec<UserEvent>) -> Vec<Self> {
+        // Room for the reply's own fields under foca's 1400-byte packets.
+        const BUDGET: usize = 1200;
+        let reply = |events| LifecycleMessage::EventsReply {
+            replay,
+            event_clock,
+            events,
+        };
+        let mut replies = Vec::new();
+        let (mut batch, mut size) = (Vec::new(), 0);
+        for event in events {
+            let event_size = event.encode().len();
+            if !batch.is_empty() && size + event_size > BUDGET {
+                replies.push(reply(std::mem::take(&mut batch)));
+                size = 0;
+            }
+            size += event_size;
+            batch.push(event);
+        }
+        replies.push(reply(batch));
+        replies
+    }
+}
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Datagram<'a> {
@@ -14,6 +77,15 @@ pub enum Datagram<'a> {
     LeaveIntent(&'a str),
     /// A query's ack or response, or a request to relay one ([`crate::query::message`]).
     QueryReply(&'a [u8]),
+    Lifecycle(LifecycleMessage),
+    /// A `coordinate::CoordinateMessage`: answer it with a pong.
+    CoordinatePing(&'a [u8]),
+    /// A `coordinate::CoordinateMessage` answering one of our pings.
+    CoordinatePong(&'a [u8]),
+    /// A custom broadcast (`broadcasts`: a user event or a query) sent straight from its
+    /// origin, over the stream transport since it is too big for gossip; delivered here,
+    /// not passed on.
+    DirectBroadcast(&'a [u8]),
     /// Another member's key ring, sent because we sealed with a key it retired (keys.rs).
     KeyCatchUp(&'a [u8]),
 }
@@ -26,6 +98,8 @@ pub enum WireError {
     UnknownKind(u8),
     #[error("leave intent names no valid node")]
     BadNodeName,
+    #[error("malformed lifecycle message")]
+    BadLifecycleMessage,
 }
 
 pub fn decode(datagram: &[u8]) -> Result<Datagram<'_>, WireError> {
@@ -39,6 +113,12 @@ pub fn decode(datagram: &[u8]) -> Result<Datagram<'_>, WireError> {
             .ok_or(WireError::BadNodeName),
         KIND_KEY_CATCH_UP => Ok(Datagram::KeyCatchUp(body)),
         KIND_QUERY_REPLY => Ok(Datagram::QueryReply(body)),
+        KIND_LIFECYCLE => rmp_serde::from_slice(body)
+            .map(Datagram::Lifecycle)
+            .map_err(|_| WireError::BadLifecycleMessage),
+        KIND_COORDINATE_PING => Ok(Datagram::CoordinatePing(body)),
+        KIND_COORDINATE_PONG => Ok(Datagram::CoordinatePong(body)),
+        KIND_DIRECT_BROADCAST => Ok(Datagram::DirectBroadcast(body)),
         other => Err(WireError::UnknownKind(other)),
     }
 }
@@ -57,6 +137,23 @@ pub fn key_catch_up_datagram(ring: &[u8]) -> Vec<u8> {
 
 pub fn query_reply_datagram(body: &[u8]) -> Vec<u8> {
     framed(KIND_QUERY_REPLY, body)
+}
+
+pub fn coordinate_ping_datagram(body: &[u8]) -> Vec<u8> {
+    framed(KIND_COORDINATE_PING, body)
+}
+
+pub fn coordinate_pong_datagram(body: &[u8]) -> Vec<u8> {
+    framed(KIND_COORDINATE_PONG, body)
+}
+
+pub fn direct_broadcast_datagram(broadcast: &[u8]) -> Vec<u8> {
+    framed(KIND_DIRECT_BROADCAST, broadcast)
+}
+
+pub fn lifecycle_datagram(message: &LifecycleMessage) -> Vec<u8> {
+    let body = rmp_serde::to_vec(message).expect("a lifecycle message always encodes");
+    framed(KIND_LIFECYCLE, &body)
 }
 
 /// A kind (or type) byte, then the body.
@@ -89,6 +186,58 @@ mod tests {
             decode(&key_catch_up_datagram(b"\x10k")),
             Ok(Datagram::KeyCatchUp(b"\x10k"))
         );
+        assert_eq!(
+            decode(&coordinate_ping_datagram(b"p")),
+            Ok(Datagram::CoordinatePing(b"p"))
+        );
+        assert_eq!(
+            decode(&coordinate_pong_datagram(b"q")),
+            Ok(Datagram::CoordinatePong(b"q"))
+        );
+        assert_eq!(
+            decode(&direct_broadcast_datagram(b"\x03e")),
+            Ok(Datagram::DirectBroadcast(b"\x03e"))
+        );
+        let answer = LifecycleMessage::Holder {
+            id: 7,
+            name: "a".into(),
+            addr: Some("127.0.0.1:7946".parse().unwrap()),
+        };
+        assert_eq!(
+            decode(&lifecycle_datagram(&answer)),
+            Ok(Datagram::Lifecycle(answer))
+        );
+    }
+
+    #[test]
+    fn replayed_events_are_packed_into_datagrams() {
+        let events: Vec<UserEvent> = (0..10)
+            .map(|ltime| UserEvent {
+                ltime,
+                name: "deploy".into(),
+                payload: vec![b'x'; 400],
+                coalesce: false,
+            })
+            .collect();
+        let replies = LifecycleMessage::event_replies(true, 11, events.clone());
+        assert!(replies.len() > 1);
+        let mut carried = Vec::new();
+        for reply in &replies {
+            assert!(lifecycle_datagram(reply).len() <= 1400);
+            if let LifecycleMessage::EventsReply { events, .. } = reply {
+                carried.extend(events.iter().cloned());
+            }
+        }
+        assert_eq!(carried, events);
+        // nothing to replay still tells the clock
+        assert_eq!(
+            LifecycleMessage::event_replies(false, 11, Vec::new()),
+            vec![LifecycleMessage::EventsReply {
+                replay: false,
+                event_clock: 11,
+                events: Vec::new()
+            }]
+        );
     }
 
     #[test]
@@ -97,5 +246,6 @@ mod tests {
         assert_eq!(decode(b"\x07abc"), Err(WireError::UnknownKind(7)));
         assert_eq!(decode(b"\x01"), Err(WireError::BadNodeName));
         assert_eq!(decode(b"\x01\xff\xfe"), Err(WireError::BadNodeName));
+        assert_eq!(decode(b"\x06\xc1"), Err(WireError::BadLifecycleMessage));
     }
 }

@@ -11,8 +11,10 @@
 
 mod bench;
 mod cluster;
-mod duration;
 mod kv;
+
+// Go-style durations live in the agent crate, which parses Serf's duration keys too.
+use musubi_agent::go_duration as duration;
 
 use clap::error::ErrorKind;
 use clap::{Parser, Subcommand};

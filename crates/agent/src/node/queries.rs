@@ -2,8 +2,8 @@
 //! ack, deliver or answer internally), answering, relaying, and collecting the answers to
 //! our own. Every ack, response and relay leaves through [`Node::send_query_reply`].
 
-use super::{Node, QueryStart};
-use crate::broadcasts;
+use super::{Node, QueryStart, UDP_DATAGRAM_MAX};
+use crate::broadcasts::{self, GOSSIP_QUERY_MAX};
 use crate::events::AgentEvent;
 use crate::membership::MemberStatus;
 use crate::query::message::{self, FLAG_ACK, QueryMessage, QueryResponseMessage, Reply};
@@ -18,7 +18,8 @@ use tracing::{debug, warn};
 impl Node {
     /// As Serf: stamp the query with the query clock and a random ID, hand it to foca,
     /// which delivers it here too (so this member acks and answers like any other) and
-    /// gossips it, then open it here to collect the answers.
+    /// gossips it, then open it here to collect the answers. A query too big for foca's
+    /// packets is delivered here the same way and sent directly to every member.
     pub(super) fn send_query(&mut self, params: QueryParams) -> QueryStart {
         let local = self.foca.identity().clone();
         let timeout = params
@@ -45,8 +46,7 @@ impl Node {
         // Every query gets a time of its own, even one foca refuses: open queries are
         // keyed by it.
         self.query_clock.increment();
-        self.foca
-            .add_broadcast(&broadcasts::query(&encoded))
+        self.disseminate(&broadcasts::query(&encoded), GOSSIP_QUERY_MAX)
             .map_err(|e| format!("Failed to send query: {e}"))?;
         // The answers come back in datagrams, which the node task reads after this.
         let (records, receiver) = mpsc::unbounded_channel();
@@ -192,8 +192,14 @@ impl Node {
         }
     }
 
-    /// Every query ack, response and relay leaves through here.
+    /// Every query ack, response and relay leaves through here: over UDP when it fits a
+    /// datagram, else (a raised `query_response_size_limit`) over the stream transport.
     async fn send_query_reply(&self, body: &[u8], to: SocketAddr) {
-        self.send(&wire::query_reply_datagram(body), to).await;
+        let datagram = wire::query_reply_datagram(body);
+        if datagram.len() > UDP_DATAGRAM_MAX {
+            self.send_reliably(&datagram, to);
+        } else {
+            self.send(&datagram, to).await;
+        }
     }
 }

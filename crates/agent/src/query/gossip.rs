@@ -4,13 +4,10 @@
 //! unless it says not to; repeats and queries older than the remembered window are dropped.
 
 use super::message::QueryMessage;
-use crate::lamport::{LamportClock, SeenWindow, Sighting};
+use crate::lamport::{LamportClock, REMEMBERED_TIMES, SeenWindow, Sighting};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 use tracing::warn;
-
-/// Serf's `QueryBuffer`: how many Lamport times of queries are remembered.
-const REMEMBERED_TIMES: u64 = 512;
 
 /// foca's dissemination key for a query.
 #[derive(Debug, PartialEq, Eq)]

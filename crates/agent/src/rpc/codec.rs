@@ -3,6 +3,7 @@
 //! `{Error, Seq}` and an optional body. Structs are maps keyed by Go field names, written
 //! in the alphabetical order Serf's own agent uses (checked byte for byte in the tests).
 
+use crate::coordinate::Coordinate;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -36,7 +37,7 @@ pub struct HandshakeRequest {
 #[serde(rename_all = "PascalCase", default)]
 pub struct JoinRequest {
     pub existing: Vec<String>,
-    /// Replays past user events to the joiner; not done yet (events are never replayed).
+    /// Replays past user events to the joiner (otherwise they are ignored).
     pub replay: bool,
 }
 
@@ -58,7 +59,7 @@ pub struct MembersFilter {
 #[serde(rename_all = "PascalCase", default)]
 pub struct ForceLeaveRequest {
     pub node: String,
-    /// Serf 0.8.4's `-prune` drops the member at once; members are never reaped yet.
+    /// Serf 0.8.4's `-prune`: the member is dropped from every member list at once.
     pub prune: bool,
 }
 
@@ -105,6 +106,19 @@ pub struct StopRequest {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
+pub struct MonitorRequest {
+    pub log_level: String,
+}
+
+/// One line of a `monitor` stream.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct LogRecord<'a> {
+    pub log: &'a str,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
 pub struct QueryRequest {
     #[serde(deserialize_with = "nil_as_empty")]
     pub filter_nodes: Vec<String>,
@@ -128,6 +142,50 @@ pub struct QueryRecordWire {
     pub payload: Option<serde_bytes::ByteBuf>,
     #[serde(rename = "Type")]
     pub kind: &'static str,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct CoordinateRequest {
+    pub node: String,
+}
+
+/// `get-coordinate`'s reply: for a node without a coordinate, zeros, a nil `Vec` and
+/// `Ok: false`, as Serf sends them.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CoordinateResponse {
+    pub coord: CoordinateWire,
+    pub ok: bool,
+}
+
+#[derive(Debug, Default, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CoordinateWire {
+    pub adjustment: f64,
+    pub error: f64,
+    pub height: f64,
+    pub vec: Option<Vec<f64>>,
+}
+
+impl From<Option<Coordinate>> for CoordinateResponse {
+    fn from(coordinate: Option<Coordinate>) -> Self {
+        match coordinate {
+            Some(c) => CoordinateResponse {
+                coord: CoordinateWire {
+                    adjustment: c.adjustment,
+                    error: c.error,
+                    height: c.height,
+                    vec: Some(c.vec),
+                },
+                ok: true,
+            },
+            None => CoordinateResponse {
+                coord: CoordinateWire::default(),
+                ok: false,
+            },
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -361,6 +419,52 @@ mod tests {
                 "206a6f696e203132372e302e302e313a206469616c20746370203132372e302e302e313a313a20",
                 "636f6e6e6563743a20636f6e6e656374696f6e20726566757365640a0a",
                 "a35365710281a34e756d00"
+            )
+        );
+    }
+
+    #[test]
+    fn a_missing_coordinate_matches_serf() {
+        let bytes = encode_response(1, "", Some(&CoordinateResponse::from(None)));
+        assert_eq!(
+            hex(&bytes),
+            concat!(
+                "82a54572726f72a0a35365710182a5436f6f726484aa41646a7573746d656e74cb0000000000000000",
+                "a54572726f72cb0000000000000000a6486569676874cb0000000000000000a3566563c0a24f6bc2"
+            )
+        );
+    }
+
+    #[test]
+    fn a_known_coordinate_matches_serf() {
+        // the floats of a coordinate captured from serf 0.9.4, by their bits
+        let f = f64::from_bits;
+        let coordinate = Coordinate {
+            adjustment: f(0x3ef6af7a97e7b01d),
+            error: f(0x3fec4095fb1a8279),
+            height: f(0x3ee4f8b588e368f1),
+            vec: [
+                0x3e843ed69fad2934,
+                0xbea30652624381e4,
+                0xbe909cc5b6ea20f3,
+                0xbe984593c04cc1be,
+                0x3e92a81adb6d7a7c,
+                0xbe72ed6364a08f23,
+                0xbe9a1a7b5f78fa96,
+                0x3e8e4b918bdf9b83,
+            ]
+            .map(f)
+            .to_vec(),
+        };
+        let bytes = encode_response(1, "", Some(&CoordinateResponse::from(Some(coordinate))));
+        assert_eq!(
+            hex(&bytes),
+            concat!(
+                "82a54572726f72a0a35365710182a5436f6f726484aa41646a7573746d656e74cb3ef6af7a97e7b01d",
+                "a54572726f72cb3fec4095fb1a8279a6486569676874cb3ee4f8b588e368f1a356656398",
+                "cb3e843ed69fad2934cbbea30652624381e4cbbe909cc5b6ea20f3cbbe984593c04cc1be",
+                "cb3e92a81adb6d7a7ccbbe72ed6364a08f23cbbe9a1a7b5f78fa96cb3e8e4b918bdf9b83",
+                "a24f6bc3"
             )
         );
     }

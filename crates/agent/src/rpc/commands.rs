@@ -1,13 +1,17 @@
 //! One handler per Serf RPC command: read the body the command takes, ask the node, and
 //! answer with the reply shape Serf's Go client decodes.
 
+use super::AgentState;
 use super::codec::{
-    DecodeError, EventRequest, ForceLeaveRequest, HandshakeRequest, JoinRequest, JoinResponse,
-    KeyringRequest, MembersFilter, MembersResponse, QueryRequest, RequestHeader, RequestReader,
-    RespondRequest, StopRequest, StreamRequest, TagsRequest, encode_response,
+    CoordinateRequest, CoordinateResponse, DecodeError, EventRequest, ForceLeaveRequest,
+    HandshakeRequest, JoinRequest, JoinResponse, KeyringRequest, MembersFilter, MembersResponse,
+    MonitorRequest, QueryRequest, RequestHeader, RequestReader, RespondRequest, StopRequest,
+    StreamRequest, TagsRequest, encode_response,
 };
 use super::members::{MemberMatcher, member_wire};
+use super::monitor;
 use super::queries::{PendingQueries, event_stream, query_params, query_stream};
+use super::stats::stats_reply;
 use super::streams::{ConnectionWriter, OpenStream, Outgoing, Streams};
 use crate::event_handlers::EventFilters;
 use crate::join;
@@ -26,6 +30,7 @@ const UNSUPPORTED_COMMAND: &str = "Unsupported command";
 const INVALID_FILTER: &str = "Invalid event filter";
 const STREAM_EXISTS: &str = "Stream with given sequence exists";
 const INVALID_QUERY_ID: &str = "No pending queries matching ID";
+const MONITOR_EXISTS: &str = "Monitor already exists";
 
 /// What the connection does once the reply (if any) is written.
 #[derive(Debug, PartialEq, Eq)]
@@ -88,6 +93,9 @@ pub enum CommandError {
 /// shaken hands yet.
 pub struct Session<'a, R> {
     node: &'a NodeHandle,
+    agent: &'a AgentState,
+    /// The Seq of this connection's `monitor`, if it opened one (Serf allows one).
+    monitor: Option<u64>,
     requests: RequestReader<R>,
     writer: ConnectionWriter,
     streams: Streams,
@@ -97,9 +105,16 @@ pub struct Session<'a, R> {
 }
 
 impl<'a, R: AsyncRead + Unpin> Session<'a, R> {
-    pub fn new(node: &'a NodeHandle, reader: R, writer: ConnectionWriter) -> Self {
+    pub fn new(
+        node: &'a NodeHandle,
+        agent: &'a AgentState,
+        reader: R,
+        writer: ConnectionWriter,
+    ) -> Self {
         Session {
             node,
+            agent,
+            monitor: None,
             requests: RequestReader::new(reader),
             streams: Streams::new(writer.clone()),
             writer,
@@ -149,7 +164,7 @@ impl<'a, R: AsyncRead + Unpin> Session<'a, R> {
             }
             "force-leave" => {
                 let request: ForceLeaveRequest = self.body().await?;
-                self.node.force_leave(request.node).await?;
+                self.node.force_leave(request.node, request.prune).await?;
                 Ok(Reply::ok(seq))
             }
             "tags" => {
@@ -182,6 +197,34 @@ impl<'a, R: AsyncRead + Unpin> Session<'a, R> {
             "query" => self.query(seq).await,
             "stream" => self.stream(seq).await,
             "respond" => self.respond(seq).await,
+            "stats" => {
+                let local = self.node.local_identity().borrow().clone();
+                let stats = self.node.stats().await?;
+                let reply = stats_reply(&local, &self.agent.event_handlers, &stats);
+                Ok(Reply::with_body(seq, "", Some(&reply)))
+            }
+            "get-coordinate" => {
+                let request: CoordinateRequest = self.body().await?;
+                let coordinate = self.node.coordinate(request.node).await?;
+                let reply = CoordinateResponse::from(coordinate);
+                Ok(Reply::with_body(seq, "", Some(&reply)))
+            }
+            "monitor" => {
+                let request: MonitorRequest = self.body().await?;
+                if self.monitor.is_some_and(|open| self.streams.is_open(open)) {
+                    return Ok(Reply::error(seq, MONITOR_EXISTS, After::Continue));
+                }
+                match monitor::open(&self.agent.logs, &request.log_level) {
+                    Ok(stream) => {
+                        self.monitor = Some(seq);
+                        Ok(Reply {
+                            stream: Some(stream),
+                            ..Reply::ok(seq)
+                        })
+                    }
+                    Err(error) => Ok(Reply::error(seq, &error, After::Continue)),
+                }
+            }
             "stop" => {
                 let request: StopRequest = self.body().await?;
                 self.streams.stop(request.stop);
@@ -290,7 +333,7 @@ impl<'a, R: AsyncRead + Unpin> Session<'a, R> {
 
     async fn join(&mut self, seq: u64) -> Result<Reply, CommandError> {
         let request: JoinRequest = self.body().await?;
-        let outcome = join::join(self.node, &request.existing).await?;
+        let outcome = join::join(self.node, &request.existing, request.replay).await?;
         let error = outcome.error().unwrap_or_default();
         let num = i32::try_from(outcome.reached).unwrap_or(i32::MAX);
         Ok(Reply::with_body(seq, &error, Some(&JoinResponse { num })))

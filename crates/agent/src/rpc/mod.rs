@@ -1,12 +1,26 @@
 //! Serf's RPC protocol (the `serf` CLI and its client libraries talk it to port 7373).
-//! `codec` is the wire format, `commands` the per-command behaviour, `members` the member records and filters, `queries` query and event streams, `server` the sockets,
+//! `codec` is the wire format, `commands` the per-command behaviour, `members` the member records and filters, `queries` query and event streams, `stats` what `serf info` shows, `monitor` the log stream, `server` the sockets,
 //! `streams` the records a command keeps sending after its reply.
 
 pub mod codec;
 mod commands;
 mod members;
+mod monitor;
 mod queries;
 mod server;
+mod stats;
 pub mod streams;
 
 pub use server::serve;
+
+use crate::event_handlers::EventHandler;
+use crate::log_ring::LogRing;
+use std::sync::Arc;
+
+/// What RPC commands need from the agent besides the node.
+pub struct AgentState {
+    /// For `stats` (`serf info`'s `event_handlers`).
+    pub event_handlers: Vec<EventHandler>,
+    /// For `monitor`.
+    pub logs: Arc<LogRing>,
+}

@@ -146,7 +146,9 @@ fn send_event(sink: &RecordSink, event: AgentEvent, pending: &PendingQueries) ->
         AgentEvent::Member { kind, members } => {
             let status = match kind {
                 MemberEventKind::Join | MemberEventKind::Update => MemberStatus::Alive,
-                MemberEventKind::Leave => MemberStatus::Left,
+                // A reaped member was left or failed; the event does not say which, and a
+                // reaped member is gone for good, as a left one is.
+                MemberEventKind::Leave | MemberEventKind::Reap => MemberStatus::Left,
                 MemberEventKind::Failed => MemberStatus::Failed,
             };
             let members = members

@@ -1,5 +1,5 @@
-//! Go-style durations (`2s`, `500ms`, `1m30s`) for flags that etcdctl takes as Go durations;
-//! a bare number means seconds.
+//! Go-style durations (`2s`, `500ms`, `1m30s`) for flags that etcdctl takes as Go durations
+//! and for Serf's duration settings (`reconnect_timeout`, ...); a bare number means seconds.
 
 use std::time::Duration;
 
