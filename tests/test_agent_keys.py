@@ -101,6 +101,31 @@ def test_a_64_kib_event_crosses_the_stream_transport_sealed(agents, tmp_path):
         assert "Decrypt packet failed" not in full_log(agent), agent.name
 
 
+def test_key_listings_and_events_in_a_burst_reach_every_member(agents):
+    # Each `serf keys -list` is a query and each event a broadcast, both riding on the
+    # next few packets. musubi once allowed foca's two sends per item for three members,
+    # often both spent on one member: then a listing waited out its timeout for the
+    # third member's answer, and the third member never got the event that followed.
+    key = keygen()
+    cluster = [agents(name, args=["-encrypt", key]) for name in ("a1", "a2", "a3")]
+    join_all(cluster)
+    rounds = 20
+    for i in range(rounds):
+        for agent in cluster[1:] + cluster[:1]:
+            assert listed_keys(agent) == {key: "[3/3]"}, "round %d from %s" % (i, agent.name)
+        out = serf("event", cluster[0], "burst%d" % i)
+        assert out.returncode == 0, out.stdout + out.stderr
+
+    def missing():
+        return [(agent.name, i) for agent in cluster for i in range(rounds)
+                if "Received event: user-event: burst%d\n" % i not in full_log(agent)]
+    # handlers see events after Serf's coalescing quiescence, a second after the last
+    try:
+        wait_for(lambda: not missing(), 10, "every event at every member")
+    except AssertionError:
+        raise AssertionError("events that never arrived: %s" % missing())
+
+
 def test_agents_without_the_key_cannot_join_and_the_cluster_stays_up(agents):
     key = keygen()
     a1 = agents("a1", args=["-encrypt", key])

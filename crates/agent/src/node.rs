@@ -29,13 +29,13 @@ use crate::timers;
 use crate::transport;
 use crate::user_events::{GOSSIP_EVENT_MAX, UserEvent, UserEventGossip};
 use crate::wire::{self, Datagram, LifecycleMessage};
-use foca::{AccumulatingRuntime, Config, Foca, OwnedNotification, PostcardCodec, Timer};
+use foca::{AccumulatingRuntime, Foca, OwnedNotification, PostcardCodec, Timer};
 use rand_foca::rngs::StdRng;
 use rand_foca::seq::IndexedRandom;
 use std::net::SocketAddr;
-use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
+use swim::swim_config;
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 use tokio::time::{Instant, MissedTickBehavior};
@@ -51,6 +51,7 @@ const REANNOUNCE_EVERY: Duration = Duration::from_millis(500);
 
 mod lifecycle;
 mod queries;
+mod swim;
 
 type SwimCore = Foca<NodeId, PostcardCodec, StdRng, SharedGossip>;
 
@@ -375,13 +376,6 @@ pub async fn start(
         event_streams: EventStreams::default(),
         shut_down,
     })
-}
-
-/// memberlist's LAN profile, which foca's `new_lan` follows; its suspicion timeout and
-/// retransmissions grow with the cluster, so the config is resized as members come and go.
-fn swim_config(alive_members: usize) -> Config {
-    let size = u32::try_from(alive_members).unwrap_or(u32::MAX);
-    Config::new_lan(NonZeroU32::new(size).unwrap_or(NonZeroU32::MIN))
 }
 
 async fn receive_datagrams(
