@@ -94,6 +94,16 @@ class Agent:
             self.proc.wait()
 
 
+def refused_at_start(workdir, name, args=(), tags=()):
+    """Start an agent that must refuse to start: (its exit code, its log)."""
+    agent = Agent(str(workdir), name, tags=tags, args=args)
+    agent.start(wait=False)
+    try:
+        return agent.wait_exit(), agent.log()
+    finally:
+        agent.kill()
+
+
 def serf(command, agent, *args):
     """Run the real serf CLI against an agent's RPC address (with its rpc_auth key, if any)."""
     auth = ["-rpc-auth=" + agent.auth] if getattr(agent, "auth", None) else []

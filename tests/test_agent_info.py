@@ -144,10 +144,12 @@ def checksum_handler(tmp_path):
     return "user:big=%s" % script, directory
 
 
-@musubi_only
-def test_a_64_kib_user_event_reaches_every_member_intact(agents, tmp_path):
+def big_event_reaches_every_member_once(agents, tmp_path, args=()):
+    """Three agents started with `args`; a 64 KiB user event sent from the middle one
+    (too big for gossip: it crosses the stream transport) must reach every member's
+    handler intact and exactly once. Returns the agents."""
     spec, received = checksum_handler(tmp_path)
-    limit = ["-user-event-size-limit", "70000", "-event-handler", spec]
+    limit = ["-user-event-size-limit", "70000", "-event-handler", spec, *args]
     a1 = agents("a1", args=limit)
     a2 = agents("a2", join=[a1.gossip_addr], args=limit)
     a3 = agents("a3", join=[a2.gossip_addr], args=limit)
@@ -168,6 +170,12 @@ def test_a_64_kib_user_event_reaches_every_member_intact(agents, tmp_path):
     time.sleep(1)  # delivered once: a repeat would rewrite the file unchanged, so count logs
     for agent in (a1, a2, a3):
         assert full_log(agent).count("Received event: user-event: big") == 1, agent.name
+    return a1, a2, a3
+
+
+@musubi_only
+def test_a_64_kib_user_event_reaches_every_member_intact(agents, tmp_path):
+    big_event_reaches_every_member_once(agents, tmp_path)
 
 
 def refused_event(agent, payload_size):

@@ -8,6 +8,8 @@ use crate::discover::{self, Discovery};
 use crate::identity::NodeId;
 use crate::invoke;
 use crate::join;
+use crate::key_queries;
+use crate::keys::GossipKeys;
 use crate::lamport::Clocks;
 use crate::logging::{self, Logging};
 use crate::node::{self, Lifecycle, NodeHandle, NodeOptions, QuerySettings};
@@ -93,6 +95,10 @@ async fn run(args: Vec<String>, config: AgentConfig, logging: Logging) -> Result
         tags,
         started_ms: unix_millis(),
     };
+    let keys = Arc::new(GossipKeys::from_config(
+        config.encrypt_key.as_deref(),
+        config.keyring_file.clone(),
+    )?);
     println!("==> Starting musubi agent...");
     let snapshot = match &config.snapshot_path {
         Some(path) => Some(Snapshot::open(path, config.rejoin_after_leave)?),
@@ -114,10 +120,13 @@ async fn run(args: Vec<String>, config: AgentConfig, logging: Logging) -> Result
         user_event_size_limit: config.user_event_size_limit,
         disable_coordinates: config.disable_coordinates,
         disable_name_resolution: config.disable_name_resolution,
+        keys: keys.clone(),
     };
+    let mut internal = InternalQueries::default();
+    key_queries::register(&mut internal, keys.clone());
     let queries = QuerySettings {
         limits: config.query_limits(),
-        internal: InternalQueries::default(),
+        internal,
     };
     let (events, node_events) = mpsc::unbounded_channel();
     let node = node::start(
@@ -175,7 +184,7 @@ async fn run(args: Vec<String>, config: AgentConfig, logging: Logging) -> Result
         ),
         None => None,
     };
-    print_banner(&config, &identity);
+    print_banner(&config, &identity, keys.is_enabled());
     if let Some((_, restored)) = &snapshot {
         tokio::spawn(rejoin(
             node.clone(),
@@ -217,12 +226,13 @@ async fn run(args: Vec<String>, config: AgentConfig, logging: Logging) -> Result
     wait_for_the_end(signals, reloader, &node, ends).await
 }
 
-fn print_banner(config: &AgentConfig, identity: &NodeId) {
+fn print_banner(config: &AgentConfig, identity: &NodeId, encrypted: bool) {
     println!("==> musubi agent running!");
     println!("     Node name: '{}'", identity.name);
     println!("     Bind addr: '{}'", config.bind);
     println!("     Advertise: '{}'", identity.addr);
     println!("      RPC addr: '{}'", config.rpc_addr);
+    println!("     Encrypted: {encrypted}");
     println!("       Profile: {}", config.profile.name());
     if let Some(cluster) = &config.discover {
         println!("  mDNS cluster: {cluster}");

@@ -12,7 +12,9 @@
 //!    handed to foca, then its output is drained: sends, timers ([`timers`]), notifications
 //!    into the [`membership`] table. User events and queries ride on foca's packets
 //!    ([`broadcasts`]: [`user_events`], [`query`]), each stamped by a [`lamport`] clock;
-//!    query acks and responses go straight back to the asker.
+//!    query acks and responses go straight back to the asker. With `-encrypt` or
+//!    `-keyring-file` every datagram, over UDP or the stream [`transport`], is sealed and
+//!    opened with the [`keys`] ring.
 //! 3. Member changes, user events and queries become Serf's [`events`]; the [`snapshot`]
 //!    records them, the [`coalesce`]r merges bursts as Serf does, then one task logs them,
 //!    passes them to RPC event streams and runs the matching [`event_handlers`] one at a
@@ -39,15 +41,21 @@ pub mod config_file;
 pub mod config_layer;
 pub mod conflict;
 pub mod coordinate;
+pub mod crypto;
 mod discover;
 pub mod event_handlers;
 pub mod event_history;
 pub mod event_streams;
 pub mod events;
+mod go_base64;
 pub mod go_duration;
 pub mod identity;
 mod invoke;
 pub mod join;
+pub mod key_queries;
+pub mod keyring;
+pub mod keyring_file;
+pub mod keys;
 pub mod lamport;
 pub mod log_ring;
 mod logging;

@@ -15,6 +15,7 @@ use crate::event_history::EventHistory;
 use crate::event_streams::EventStreams;
 use crate::events::{AgentEvent, MemberEventKind};
 use crate::identity::NodeId;
+use crate::keys::GossipKeys;
 use crate::lamport::{Clocks, LamportClock};
 use crate::membership::{MemberRecord, MemberStatus, MemberTable};
 use crate::profile::Profile;
@@ -38,7 +39,7 @@ use std::time::Duration;
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 use tokio::time::{Instant, MissedTickBehavior};
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 /// The largest datagram we accept; foca sends at most its `max_packet_size` (1400).
 const MAX_DATAGRAM: usize = 65_536;
@@ -84,6 +85,9 @@ pub struct NodeOptions {
     pub disable_coordinates: bool,
     /// A name conflict is only logged: no vote, and neither claimant shuts down.
     pub disable_name_resolution: bool,
+    /// The key ring from `encrypt_key` or `keyring_file` (none: gossip in the clear),
+    /// shared with the `_serf_*-key` queries that change it.
+    pub keys: Arc<GossipKeys>,
 }
 
 /// The node's side of `serf info`: counts and clocks as they are now.
@@ -293,6 +297,8 @@ pub struct QuerySettings {
 /// Bind the gossip socket and start the node task. Every event Serf would report goes to
 /// `events` once: member changes as the table sees them (starting with our own join),
 /// user events sent from here or received, queries for this member (not `_serf_*` ones).
+/// Every datagram, over UDP or the stream transport, is sealed and opened with
+/// `options.keys` (and goes as it is without encryption).
 pub async fn start(
     identity: NodeId,
     bind: SocketAddr,
@@ -483,8 +489,29 @@ impl Node {
         }
     }
 
-    async fn on_datagram(&mut self, data: &[u8], from: SocketAddr) {
-        match wire::decode(data) {
+    /// The whole datagram is sealed (kind byte included), whether it came over UDP or as
+    /// one stream transport frame: open it first, answer a sender behind a key rotation
+    /// with our key ring, then handle what it carries. (A catch-up answering a stream
+    /// frame goes to the connection's ephemeral port and is lost; the sender's next UDP
+    /// datagram, foca probes every second, gets one that arrives.)
+    async fn on_datagram(&mut self, sealed: &[u8], from: SocketAddr) {
+        let now = std::time::Instant::now();
+        let opened = match self.options.keys.open(sealed, from, now) {
+            Ok(opened) => opened,
+            Err(e) => {
+                // memberlist's line, at its level
+                error!("Decrypt packet failed: {e} from={from}");
+                return;
+            }
+        };
+        if let Some(answer) = opened.catch_up {
+            info!("{from} seals with an old key: sent it our key ring (key catch-up)");
+            self.send_sealed(&answer, from).await;
+        }
+        let Some(data) = opened.plain else {
+            return;
+        };
+        match wire::decode(&data) {
             Ok(Datagram::Foca(packet)) => {
                 if let Err(e) = self.foca.handle_data(packet, &mut self.runtime) {
                     debug!("dropped gossip packet from {from}: {e}");
@@ -513,7 +540,12 @@ impl Node {
                     warn!("dropped a direct broadcast from {from}: {e}");
                 }
             }
-            Err(e) => debug!("dropped datagram from {from}: {e}"),
+            Ok(Datagram::KeyCatchUp(ring)) => match self.options.keys.catch_up(ring, now) {
+                Ok(true) => warn!("took the key ring of {from}: we missed a key rotation"),
+                Ok(false) => debug!("key catch-up from {from}: our ring reads it already"),
+                Err(e) => warn!("dropped key catch-up from {from}: {e}"),
+            },
+            Err(e) => warn!("dropped datagram from {from}: {e}"),
         }
     }
 
@@ -611,8 +643,7 @@ impl Node {
             // not say what it holds: its length is reported as the event queue.
             event_queue: self.foca.custom_broadcast_backlog(),
             query_queue: 0,
-            // No key ring yet: gossip is not encrypted.
-            encrypted: false,
+            encrypted: self.options.keys.is_enabled(),
             coordinate_resets: self.coordinates.resets(),
         }
     }
@@ -721,28 +752,35 @@ impl Node {
 
     fn broadcast_directly(&self, broadcast: &[u8]) -> Result<(), broadcasts::MalformedBroadcast> {
         self.gossip.receive_direct(broadcast)?;
-        self.send_directly(wire::direct_broadcast_datagram(broadcast));
+        self.send_directly(&wire::direct_broadcast_datagram(broadcast));
         Ok(())
     }
 
     /// Send a datagram to every other alive member over the stream transport. Receivers
     /// do not pass such messages on: the origin already reached every member it knows,
     /// and re-gossiping a large payload would multiply its bytes by the fan-out.
-    fn send_directly(&self, datagram: Vec<u8>) {
-        let datagram: Arc<[u8]> = datagram.into();
+    fn send_directly(&self, datagram: &[u8]) {
+        // Sealed once: every member gets the same frame.
+        let sealed: Arc<[u8]> = self.options.keys.seal(datagram).into();
         let local = &self.foca.identity().name;
         for member in self.table.records() {
             if member.status == MemberStatus::Alive && member.id.name != *local {
-                self.send_reliably(datagram.clone(), member.id.addr);
+                self.stream_sealed(sealed.clone(), member.id.addr);
             }
         }
     }
 
-    /// Send one datagram over the stream transport, in a task of its own so a slow peer
+    /// Send one datagram over the stream transport, sealed as over UDP: the transport
+    /// frames the whole sealed datagram, and the receiver opens it like any other.
+    fn send_reliably(&self, datagram: &[u8], to: SocketAddr) {
+        self.stream_sealed(self.options.keys.seal(datagram).into(), to);
+    }
+
+    /// A sealed datagram onto the stream transport, in a task of its own so a slow peer
     /// holds up neither the node nor other sends.
-    fn send_reliably(&self, datagram: Arc<[u8]>, to: SocketAddr) {
+    fn stream_sealed(&self, sealed: Arc<[u8]>, to: SocketAddr) {
         tokio::spawn(async move {
-            if let Err(e) = transport::send_reliable(to, &datagram).await {
+            if let Err(e) = transport::send_reliable(to, &sealed).await {
                 warn!("stream send to {to}: {e}");
             }
         });
@@ -775,7 +813,14 @@ impl Node {
         }
     }
 
+    /// The way datagrams leave over UDP: sealed with the primary key when encryption is
+    /// on (the stream transport's `send_reliably` and `send_directly` seal the same way).
     async fn send(&self, datagram: &[u8], to: SocketAddr) {
+        self.send_sealed(&self.options.keys.seal(datagram), to)
+            .await;
+    }
+
+    async fn send_sealed(&self, datagram: &[u8], to: SocketAddr) {
         if let Err(e) = self.socket.send_to(datagram, to).await {
             debug!("gossip send to {to}: {e}");
         }

@@ -110,7 +110,12 @@ impl Profile {
     }
 }
 
-/// memberlist: mult × ceil(log10(n + 1)).
+/// memberlist: mult × ceil(log10(n + 1)). An item foca disseminates (a membership update,
+/// a user event, a query) rides on the next packets that leave, whatever their
+/// destination, until it has been sent this many times. foca's `new_lan` rounds
+/// `4 × log10(n + 1)` down instead: 2 for three members, which a probe ping and its ack to
+/// one member can spend within one gossip interval; the third member then never saw it
+/// (user events and query answers were lost that way).
 fn retransmit_limit(mult: u32, size: NonZeroU32) -> NonZeroU8 {
     let scale = f64::from(size.get().saturating_add(1)).log10().ceil() as u32;
     let limit = mult.saturating_mul(scale).clamp(1, u32::from(u8::MAX));

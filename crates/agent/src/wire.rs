@@ -3,7 +3,8 @@
 //! foca has no word for (a member saying it leaves, as opposed to failing; a query's ack
 //! or response; coordinate pings, since foca does not expose its probe timings; user
 //! events and queries too big to ride on foca's packets; the member lifecycle's
-//! [`LifecycleMessage`]s). The same datagrams also arrive whole over the stream transport.
+//! [`LifecycleMessage`]s; a key catch-up). The same datagrams also arrive whole over the
+//! stream transport. With encryption, each whole datagram is sealed (`keys`).
 
 use crate::user_events::UserEvent;
 use serde::{Deserialize, Serialize};
@@ -14,8 +15,9 @@ const KIND_LEAVE_INTENT: u8 = 1;
 const KIND_QUERY_REPLY: u8 = 2;
 const KIND_COORDINATE_PING: u8 = 3;
 const KIND_COORDINATE_PONG: u8 = 4;
-const KIND_DIRECT_BROADCAST: u8 = 8;
+const KIND_KEY_CATCH_UP: u8 = 5;
 const KIND_LIFECYCLE: u8 = 6;
+const KIND_DIRECT_BROADCAST: u8 = 8;
 
 /// The member lifecycle's messages (kind 6), msgpack-encoded.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -84,6 +86,8 @@ pub enum Datagram<'a> {
     /// origin, over the stream transport since it is too big for gossip; delivered here,
     /// not passed on.
     DirectBroadcast(&'a [u8]),
+    /// Another member's key ring, sent because we sealed with a key it retired (keys.rs).
+    KeyCatchUp(&'a [u8]),
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -107,6 +111,7 @@ pub fn decode(datagram: &[u8]) -> Result<Datagram<'_>, WireError> {
             .filter(|name| !name.is_empty())
             .map(Datagram::LeaveIntent)
             .ok_or(WireError::BadNodeName),
+        KIND_KEY_CATCH_UP => Ok(Datagram::KeyCatchUp(body)),
         KIND_QUERY_REPLY => Ok(Datagram::QueryReply(body)),
         KIND_LIFECYCLE => rmp_serde::from_slice(body)
             .map(Datagram::Lifecycle)
@@ -124,6 +129,10 @@ pub fn foca_datagram(packet: &[u8]) -> Vec<u8> {
 
 pub fn leave_intent_datagram(node: &str) -> Vec<u8> {
     framed(KIND_LEAVE_INTENT, node.as_bytes())
+}
+
+pub fn key_catch_up_datagram(ring: &[u8]) -> Vec<u8> {
+    framed(KIND_KEY_CATCH_UP, ring)
 }
 
 pub fn query_reply_datagram(body: &[u8]) -> Vec<u8> {
@@ -172,6 +181,10 @@ mod tests {
         assert_eq!(
             decode(&query_reply_datagram(b"\x05x")),
             Ok(Datagram::QueryReply(b"\x05x"))
+        );
+        assert_eq!(
+            decode(&key_catch_up_datagram(b"\x10k")),
+            Ok(Datagram::KeyCatchUp(b"\x10k"))
         );
         assert_eq!(
             decode(&coordinate_ping_datagram(b"p")),

@@ -197,7 +197,7 @@ impl Node {
     async fn send_query_reply(&self, body: &[u8], to: SocketAddr) {
         let datagram = wire::query_reply_datagram(body);
         if datagram.len() > UDP_DATAGRAM_MAX {
-            self.send_reliably(datagram.into(), to);
+            self.send_reliably(&datagram, to);
         } else {
             self.send(&datagram, to).await;
         }

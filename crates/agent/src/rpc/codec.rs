@@ -118,6 +118,13 @@ pub struct EventRequest {
     pub coalesce: bool,
 }
 
+/// `install-key`, `use-key` and `remove-key`: the key in base64, as the CLI was given it.
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct KeyringRequest {
+    pub key: String,
+}
+
 #[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct StopRequest {

@@ -4,9 +4,9 @@
 use super::AgentState;
 use super::codec::{
     AuthRequest, CoordinateRequest, CoordinateResponse, DecodeError, EventRequest,
-    ForceLeaveRequest, HandshakeRequest, HeaderFields, JoinRequest, JoinResponse, MembersFilter,
-    MembersResponse, MonitorRequest, QueryRequest, RequestHeader, RequestReader, RespondRequest,
-    StopRequest, StreamRequest, TagsRequest, encode_response,
+    ForceLeaveRequest, HandshakeRequest, HeaderFields, JoinRequest, JoinResponse, KeyringRequest,
+    MembersFilter, MembersResponse, MonitorRequest, QueryRequest, RequestHeader, RequestReader,
+    RespondRequest, StopRequest, StreamRequest, TagsRequest, encode_response,
 };
 use super::members::{MemberMatcher, member_wire};
 use super::monitor;
@@ -15,6 +15,7 @@ use super::stats::stats_reply;
 use super::streams::{ConnectionWriter, OpenStream, Outgoing, Streams};
 use crate::event_handlers::EventFilters;
 use crate::join;
+use crate::key_queries::{self, KeyOperation};
 use crate::node::{NodeHandle, NodeStopped, TagUpdate, UserEventRequest};
 use tokio::io::AsyncRead;
 use tracing::warn;
@@ -261,8 +262,21 @@ impl<'a, R: AsyncRead + Unpin> Session<'a, R> {
                 self.streams.stop(request.stop);
                 Ok(Reply::ok(seq))
             }
-            _ => Ok(Reply::error(seq, UNSUPPORTED_COMMAND, After::Close)),
+            other => match KeyOperation::of_command(other) {
+                Some(op) => self.keys(seq, op).await,
+                None => Ok(Reply::error(seq, UNSUPPORTED_COMMAND, After::Close)),
+            },
         }
+    }
+
+    /// `serf keys`: the operation runs on every alive member; the reply tallies them.
+    async fn keys(&mut self, seq: u64, op: KeyOperation) -> Result<Reply, CommandError> {
+        let key = match op {
+            KeyOperation::List => String::new(),
+            _ => self.body::<KeyringRequest>().await?.key,
+        };
+        let (error, tally) = key_queries::run(self.node, op, &key).await?;
+        Ok(Reply::with_body(seq, &error, Some(&tally)))
     }
 
     async fn body<B: serde::de::DeserializeOwned>(&mut self) -> Result<B, CommandError> {
