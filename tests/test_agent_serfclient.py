@@ -9,11 +9,10 @@ MUSUBI_AGENT_TARGET=serf runs the same tests against Debian's `serf agent`.
 import socket
 
 import pytest
+import serfclient  # tests/run-all.sh installs it
 
 from agents import (FAILURE_DETECTION_BOUND, agents, recording_handler,  # noqa: F401 (fixture)
                     statuses, wait_for)
-
-serfclient = pytest.importorskip("serfclient")
 
 
 def client(agent):
