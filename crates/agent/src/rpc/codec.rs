@@ -341,7 +341,10 @@ mod tests {
         let with_bin = "83a44e616d65a66465706c6f79a75061796c6f6164c403763132a8436f616c65736365c2";
         for body in [with_str, with_bin] {
             let event: EventRequest = rmp_serde::from_slice(&unhex(body)).unwrap();
-            assert_eq!((event.name.as_str(), &event.payload[..]), ("deploy", &b"v12"[..]));
+            assert_eq!(
+                (event.name.as_str(), &event.payload[..]),
+                ("deploy", &b"v12"[..])
+            );
             assert!(!event.coalesce);
         }
         let with_nil = "83a44e616d65a66465706c6f79a75061796c6f6164c0a8436f616c65736365c3";
@@ -351,9 +354,10 @@ mod tests {
 
     #[test]
     fn a_join_may_leave_out_replay() {
-        let join: JoinRequest =
-            rmp_serde::from_slice(&unhex("81a84578697374696e6791ae3132372e302e302e313a37393436"))
-                .unwrap();
+        let join: JoinRequest = rmp_serde::from_slice(&unhex(
+            "81a84578697374696e6791ae3132372e302e302e313a37393436",
+        ))
+        .unwrap();
         assert_eq!(join.existing, ["127.0.0.1:7946"]);
         assert!(!join.replay);
     }

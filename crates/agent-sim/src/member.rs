@@ -2,7 +2,9 @@
 //! (`Config::new_lan`, resized with the alive count as node.rs does) and member table
 //! ([`MemberTable`]), fed foca's notifications the way the node task feeds them.
 
-use foca::{AccumulatingRuntime, Config, Foca, NoCustomBroadcast, OwnedNotification, PostcardCodec};
+use foca::{
+    AccumulatingRuntime, Config, Foca, NoCustomBroadcast, OwnedNotification, PostcardCodec,
+};
 use musubi_agent::identity::NodeId;
 use musubi_agent::membership::{MemberStatus, MemberTable};
 use rand_foca::rngs::StdRng;
@@ -109,7 +111,11 @@ impl Running {
             distinct.dedup();
             distinct
                 .iter()
-                .filter(|name| table.get(name).is_some_and(|r| r.status == MemberStatus::Alive))
+                .filter(|name| {
+                    table
+                        .get(name)
+                        .is_some_and(|r| r.status == MemberStatus::Alive)
+                })
                 .count()
         };
         let before = alive_among(&self.table, names);

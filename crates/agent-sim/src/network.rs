@@ -34,8 +34,15 @@ impl Weather {
 }
 
 pub enum Happening {
-    Datagram { to: usize, data: Vec<u8> },
-    Timer { member: usize, life: u32, timer: Timer<NodeId> },
+    Datagram {
+        to: usize,
+        data: Vec<u8>,
+    },
+    Timer {
+        member: usize,
+        life: u32,
+        timer: Timer<NodeId>,
+    },
 }
 
 /// Ordered by time, then by the order of scheduling (so equal times replay identically).
