@@ -76,25 +76,33 @@ impl Simulation {
         crashed
     }
 
-    /// Runs until `behind` (how many running members are not done yet, looked at every
-    /// `CHECK_EVERY`) is zero; panics with `what` when `bound` of cluster time passes first.
+    /// Runs until no member `is_behind` (looked at every `CHECK_EVERY`); panics with
+    /// `what` when `bound` of cluster time passes first. Only the members still behind at
+    /// the last look are looked at again (a full look at 1,000 tables every second would
+    /// cost more than the gossip), and a full look confirms the end.
     pub fn run_until(
         &mut self,
         bound: Duration,
         what: &str,
-        behind: impl Fn(&Self) -> usize,
+        is_behind: impl Fn(&Self, usize) -> bool,
     ) -> PhaseTime {
         let start = self.world.now;
         let mut most = None;
+        let mut behind: Vec<usize> = (0..self.members.len()).collect();
         loop {
             let until = self.world.now + CHECK_EVERY;
             self.run_to(until);
-            let late = behind(self);
+            behind.retain(|&i| is_behind(self, i));
+            if behind.is_empty() {
+                behind = (0..self.members.len())
+                    .filter(|&i| is_behind(self, i))
+                    .collect();
+            }
             let elapsed = self.world.now - start;
-            if late * 100 <= self.running().count() {
+            if behind.len() * 100 <= self.members.len() {
                 most.get_or_insert(elapsed);
             }
-            if late == 0 {
+            if behind.is_empty() {
                 return PhaseTime {
                     all: elapsed,
                     most: most.unwrap_or(elapsed),
@@ -102,48 +110,44 @@ impl Simulation {
             }
             assert!(
                 elapsed < bound,
-                "{what}: not after {bound:?} of cluster time; {late} members are not there yet"
+                "{what}: not after {bound:?} of cluster time; {} members are not there yet, e.g. {}",
+                behind.len(),
+                self.members[behind[0]].name
             );
         }
     }
 
-    /// Running members whose table does not list every member alive. Reads the alive
-    /// count each member keeps (a full look at 1,000 tables every second would cost more
-    /// than the gossip); `recount` checks those counts against the tables.
-    pub fn behind_on_alive(&self) -> usize {
-        let everyone = self.members.len();
-        if self.running().count() < everyone {
-            return everyone;
-        }
-        self.running().filter(|r| r.alive != everyone).count()
+    /// Member `i` is not running yet, or its table does not list every member alive.
+    /// Reads the alive count each member keeps; `recount` checks those against the tables.
+    pub fn behind_on_alive(&self, i: usize) -> bool {
+        self.members[i]
+            .running
+            .as_ref()
+            .is_none_or(|r| r.alive != self.members.len())
     }
 
     /// Every running member's kept alive count is the number of alive records in its
     /// table (panics otherwise: the simulation's own bookkeeping would be wrong).
     pub fn recount(&self) {
-        for (member, running) in self
-            .members
-            .iter()
-            .filter_map(|m| Some((m, m.running.as_ref()?)))
-        {
-            assert_eq!(
-                running.alive,
-                running.table.alive_count(),
-                "{}'s alive count drifted from its table",
-                member.name
-            );
+        for member in &self.members {
+            if let Some(running) = &member.running {
+                assert_eq!(
+                    running.alive,
+                    running.table.alive_count(),
+                    "{}'s alive count drifted from its table",
+                    member.name
+                );
+            }
         }
     }
 
-    /// Running members whose table does not list each of `crashed` as failed.
-    pub fn behind_on_failed(&self, crashed: &[usize]) -> usize {
-        self.running()
-            .filter(|r| {
-                !crashed
-                    .iter()
-                    .all(|&i| r.status_of(&self.members[i].name) == Some(MemberStatus::Failed))
-            })
-            .count()
+    /// Member `i` is running and its table does not list each of `crashed` as failed.
+    pub fn behind_on_failed(&self, i: usize, crashed: &[usize]) -> bool {
+        self.members[i].running.as_ref().is_some_and(|r| {
+            !crashed
+                .iter()
+                .all(|&c| r.status_of(&self.members[c].name) == Some(MemberStatus::Failed))
+        })
     }
 
     fn running(&self) -> impl Iterator<Item = &Running> {

@@ -69,8 +69,8 @@ fn run_seed(seed: u64) {
         sim.start_at(i, JOIN_SPREAD.mul_f64(i as f64 / size as f64));
     }
     let join_bound = JOIN_SPREAD + two_probe_rounds(size) + SLACK;
-    let joined = sim.run_until(join_bound, "every member sees every other alive", |s| {
-        s.behind_on_alive()
+    let joined = sim.run_until(join_bound, "every member sees every other alive", |s, i| {
+        s.behind_on_alive(i)
     });
     sim.recount();
     eprintln!("seed {seed}: joined; all see all alive after {joined:?}");
@@ -80,7 +80,7 @@ fn run_seed(seed: u64) {
     let detected = sim.run_until(
         detection_bound,
         "every live member sees the crashed failed",
-        |s| s.behind_on_failed(&crashed),
+        |s, i| s.behind_on_failed(i, &crashed),
     );
     eprintln!(
         "seed {seed}: {} crashed; all marked failed after {detected:?}",
@@ -93,7 +93,7 @@ fn run_seed(seed: u64) {
     let back = sim.run_until(
         two_probe_rounds(size) + SLACK,
         "every member sees the restarted alive",
-        |s| s.behind_on_alive(),
+        |s, i| s.behind_on_alive(i),
     );
     sim.recount();
     eprintln!(
