@@ -2,7 +2,7 @@
 //! as the agent's join does), crash and restart, and checks of what every running member's
 //! table says.
 
-use crate::member::{Member, Running};
+use crate::member::Member;
 use crate::network::{Happening, World};
 use foca::Timer;
 use musubi_agent::identity::NodeId;
@@ -148,10 +148,6 @@ impl Simulation {
                 .iter()
                 .all(|&c| r.status_of(&self.members[c].name) == Some(MemberStatus::Failed))
         })
-    }
-
-    fn running(&self) -> impl Iterator<Item = &Running> {
-        self.members.iter().filter_map(|m| m.running.as_ref())
     }
 
     /// Plays every happening up to `until`; starts and announces are looked at every
