@@ -5,9 +5,11 @@ address 10.77.X.<i>/24, so a partition is a real one: the member's link goes dow
 namespace drops every packet but the test's own. The test process itself stays in the
 root namespace and reaches the members through the bridge, which holds 10.77.X.254.
 
-Names: every bridge, veth and namespace made here starts with `mu<pid in base 36>_<k>`,
-unique per test, so a leftover from a crashed run cannot collide with a new one, and
-`sweep_leftovers` can tell by the pid whether its owner is gone.
+Names: every bridge, veth and namespace made here starts with `mu<pid in base 36>_<k>`
+(`ma...` for the agent tests' networks, which also take their subnets from 10.78 rather
+than 10.77, so the store's and the agent's tests can run side by side), unique per test,
+so a leftover from a crashed run cannot collide with a new one, and `sweep_leftovers` can
+tell by the pid whether its owner is gone.
 """
 
 import hashlib
@@ -27,7 +29,7 @@ PEER_PORT = 2380
 HOST_OCTET = 254
 # Short Raft timers so elections, partitions and catch-up take a second, not ten.
 TIMING = ["--heartbeat-interval", "50", "--election-timeout", "500"]
-OWN_NAME = re.compile(r"^mu([0-9a-z]+)_\d+")
+OWN_NAME = re.compile(r"^m[ua]([0-9a-z]+)_\d+")
 # Log lines repeated every heartbeat or election while a member is cut off.
 NOISE = re.compile(r"failed to send a heartbeat|while requesting (pre-)?vote")
 
@@ -104,24 +106,25 @@ def sweep_leftovers():
             sh("ip", "link", "del", name, check=False)
 
 
-def _free_subnet():
-    """The first 10.77.X (X from 0) that no interface of this machine uses."""
+def _free_subnet(base="10.77"):
+    """The first <base>.X (X from 0) that no interface of this machine uses."""
     used = sh("ip", "-4", "-o", "addr", "show")
     for x in range(256):
-        if " 10.77.%d." % x not in used:
-            return "10.77.%d" % x
-    raise RuntimeError("every 10.77.X.0/24 is in use")
+        if " %s.%d." % (base, x) not in used:
+            return "%s.%d" % (base, x)
+    raise RuntimeError("every %s.X.0/24 is in use" % base)
 
 
 class Network:
     """A bridge and `size` namespaces, each joined to it by a veth pair."""
 
-    def __init__(self, size):
+    def __init__(self, size, prefix="mu", subnet_base="10.77"):
         global _created
         _created += 1
         self.size = size
-        self.tag = "mu%s_%d" % (base36(os.getpid()), _created)
+        self.tag = "%s%s_%d" % (prefix, base36(os.getpid()), _created)
         self.bridge = self.tag
+        self.subnet_base = subnet_base
         self.subnet = None
 
     def ns(self, i):
@@ -139,7 +142,7 @@ class Network:
         return self.ip(HOST_OCTET)
 
     def build(self):
-        self.subnet = _free_subnet()
+        self.subnet = _free_subnet(self.subnet_base)
         sh("ip", "link", "add", self.bridge, "type", "bridge")
         sh("ip", "addr", "add", "%s/24" % self.host_ip, "dev", self.bridge)
         sh("ip", "link", "set", self.bridge, "up")

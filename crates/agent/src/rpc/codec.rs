@@ -601,6 +601,35 @@ mod tests {
         );
     }
 
+    #[test]
+    fn an_event_payload_may_be_a_string_bytes_or_nil() {
+        // serfclient-py packs a Python str payload as msgpack str; Go's client sends bin,
+        // or nil when there is no payload. Bytes here are serfclient's own requests.
+        let with_str = "83a44e616d65a66465706c6f79a75061796c6f6164a3763132a8436f616c65736365c2";
+        let with_bin = "83a44e616d65a66465706c6f79a75061796c6f6164c403763132a8436f616c65736365c2";
+        for body in [with_str, with_bin] {
+            let event: EventRequest = rmp_serde::from_slice(&unhex(body)).unwrap();
+            assert_eq!(
+                (event.name.as_str(), &event.payload[..]),
+                ("deploy", &b"v12"[..])
+            );
+            assert!(!event.coalesce);
+        }
+        let with_nil = "83a44e616d65a66465706c6f79a75061796c6f6164c0a8436f616c65736365c3";
+        let event: EventRequest = rmp_serde::from_slice(&unhex(with_nil)).unwrap();
+        assert!(event.payload.is_empty() && event.coalesce);
+    }
+
+    #[test]
+    fn a_join_may_leave_out_replay() {
+        let join: JoinRequest = rmp_serde::from_slice(&unhex(
+            "81a84578697374696e6791ae3132372e302e302e313a37393436",
+        ))
+        .unwrap();
+        assert_eq!(join.existing, ["127.0.0.1:7946"]);
+        assert!(!join.replay);
+    }
+
     /// A reader that hands out its bytes in two reads, to exercise partial objects.
     fn tokio_test_reader<'a>(first: &'a [u8], second: &'a [u8]) -> impl AsyncRead + Unpin + 'a {
         first.chain(second)

@@ -1,0 +1,284 @@
+//! A simulated cluster: members that start (joining through a few seeds, re-announcing
+//! as the agent's join does), crash and restart, and checks of what every running member's
+//! table says.
+
+use crate::member::Member;
+use crate::network::{Happening, World};
+use foca::Timer;
+use musubi_agent::identity::NodeId;
+use musubi_agent::membership::MemberStatus;
+use musubi_agent::wire::{self, Datagram};
+use rand_foca::rngs::StdRng;
+use rand_foca::seq::index;
+use rand_foca::{RngExt, SeedableRng};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+/// Members everyone else joins through, as `-join`/`-retry-join` name a few.
+const JOIN_SEEDS: usize = 3;
+/// A joining agent re-announces this often until someone answers (node.rs's join).
+const REANNOUNCE_EVERY: Duration = Duration::from_millis(500);
+/// How often starts and announces that are due happen.
+const JOIN_TICK: Duration = Duration::from_millis(50);
+/// How often `run_until` looks at every member's table.
+const CHECK_EVERY: Duration = Duration::from_secs(1);
+
+pub struct Simulation {
+    pub world: World,
+    members: Vec<Member>,
+    /// Members started but not yet answered by anyone, and when they next announce.
+    joining: Vec<Option<Duration>>,
+    next_join_tick: Duration,
+}
+
+/// How long a phase took in cluster time: until every member was done, and until all but
+/// 1% were (the tail and the bulk of the cluster behave differently).
+#[derive(Debug)]
+pub struct PhaseTime {
+    pub all: Duration,
+    pub most: Duration,
+}
+
+impl Simulation {
+    pub fn new(seed: u64, size: usize) -> Self {
+        assert!(size > JOIN_SEEDS && size <= 65_536);
+        let members = (0..size)
+            .map(|i| Member::new(format!("m{i:05}"), address_of(i)))
+            .collect();
+        Simulation {
+            world: World::new(seed),
+            members,
+            joining: vec![None; size],
+            next_join_tick: Duration::ZERO,
+        }
+    }
+
+    pub fn size(&self) -> usize {
+        self.members.len()
+    }
+
+    /// Member `i` starts `after` from now, with a start time later than any earlier
+    /// life's; it joins through one of the seeds (the very first member starts alone, as
+    /// the first agent of a cluster does).
+    pub fn start_at(&mut self, i: usize, after: Duration) {
+        self.joining[i] = Some(self.world.now + after);
+    }
+
+    /// kill -9 of a random `fraction` of the members; returns which.
+    pub fn crash_some(&mut self, fraction: f64) -> Vec<usize> {
+        let count = (self.members.len() as f64 * fraction) as usize;
+        let mut crashed = index::sample(&mut self.world.rng, self.members.len(), count).into_vec();
+        crashed.sort_unstable();
+        for &i in &crashed {
+            self.members[i].crash();
+            self.joining[i] = None;
+        }
+        crashed
+    }
+
+    /// Runs until no member `is_behind` (looked at every `CHECK_EVERY`); panics with
+    /// `what` when `bound` of cluster time passes first. Only the members still behind at
+    /// the last look are looked at again (a full look at 1,000 tables every second would
+    /// cost more than the gossip), and a full look confirms the end.
+    pub fn run_until(
+        &mut self,
+        bound: Duration,
+        what: &str,
+        is_behind: impl Fn(&Self, usize) -> bool,
+    ) -> PhaseTime {
+        let start = self.world.now;
+        let mut most = None;
+        let mut behind: Vec<usize> = (0..self.members.len()).collect();
+        loop {
+            let until = self.world.now + CHECK_EVERY;
+            self.run_to(until);
+            behind.retain(|&i| is_behind(self, i));
+            if behind.is_empty() {
+                behind = (0..self.members.len())
+                    .filter(|&i| is_behind(self, i))
+                    .collect();
+            }
+            let elapsed = self.world.now - start;
+            if behind.len() * 100 <= self.members.len() {
+                most.get_or_insert(elapsed);
+            }
+            if behind.is_empty() {
+                return PhaseTime {
+                    all: elapsed,
+                    most: most.unwrap_or(elapsed),
+                };
+            }
+            assert!(
+                elapsed < bound,
+                "{what}: not after {bound:?} of cluster time; {} members are not there yet, e.g. {}",
+                behind.len(),
+                self.members[behind[0]].name
+            );
+        }
+    }
+
+    /// Member `i` is not running yet, or its table does not list every member alive.
+    /// Reads the alive count each member keeps; `recount` checks those against the tables.
+    pub fn behind_on_alive(&self, i: usize) -> bool {
+        self.members[i]
+            .running
+            .as_ref()
+            .is_none_or(|r| r.alive != self.members.len())
+    }
+
+    /// Every running member's kept alive count is the number of alive records in its
+    /// table (panics otherwise: the simulation's own bookkeeping would be wrong).
+    pub fn recount(&self) {
+        for member in &self.members {
+            if let Some(running) = &member.running {
+                assert_eq!(
+                    running.alive,
+                    running.table.alive_count(),
+                    "{}'s alive count drifted from its table",
+                    member.name
+                );
+            }
+        }
+    }
+
+    /// Member `i` is running and its table does not list each of `crashed` as failed.
+    pub fn behind_on_failed(&self, i: usize, crashed: &[usize]) -> bool {
+        self.members[i].running.as_ref().is_some_and(|r| {
+            !crashed
+                .iter()
+                .all(|&c| r.status_of(&self.members[c].name) == Some(MemberStatus::Failed))
+        })
+    }
+
+    /// Plays every happening up to `until`; starts and announces are looked at every
+    /// `JOIN_TICK` (looking at every member after every happening would cost O(n) each).
+    fn run_to(&mut self, until: Duration) {
+        loop {
+            if self.world.now >= self.next_join_tick {
+                self.start_and_announce();
+                self.next_join_tick = self.world.now + JOIN_TICK;
+            }
+            match self.world.next_until(until.min(self.next_join_tick)) {
+                Some(Happening::Datagram { to, data }) => self.deliver(to, &data),
+                Some(Happening::Timer {
+                    member,
+                    life,
+                    timer,
+                }) => self.fire(member, life, timer),
+                None if self.world.now >= until => return,
+                None => {}
+            }
+        }
+    }
+
+    /// Starts the members whose time has come and has those not yet answered announce
+    /// (again) to their seed.
+    fn start_and_announce(&mut self) {
+        let now = self.world.now;
+        for i in 0..self.members.len() {
+            let Some(due) = self.joining[i] else { continue };
+            if due > now {
+                continue;
+            }
+            if !self.members[i].is_up() {
+                let rng = StdRng::seed_from_u64(self.world.rng.random());
+                // ms granularity, and later than any renewal (+1 each) of an earlier life
+                let started_ms = 1 + now.as_millis() as u64 * 1_000;
+                self.members[i].start(started_ms, rng);
+            }
+            let alone = self.members.iter().filter(|m| m.is_up()).count() == 1;
+            let running = self.members[i].running.as_mut().expect("just started");
+            if alone || running.alive > 1 {
+                self.joining[i] = None;
+                continue;
+            }
+            let seed = match i % JOIN_SEEDS {
+                own if own == i => (i + 1) % JOIN_SEEDS,
+                other => other,
+            };
+            running
+                .foca
+                .announce(NodeId::unknown_at(address_of(seed)), &mut running.runtime)
+                .expect("announcing to an address is always possible");
+            self.joining[i] = Some(now + REANNOUNCE_EVERY);
+            self.drain(i);
+        }
+    }
+
+    fn deliver(&mut self, to: usize, data: &[u8]) {
+        let Some(running) = self.members[to].running.as_mut() else {
+            return;
+        };
+        match wire::decode(data) {
+            Ok(Datagram::Foca(packet)) => {
+                // foca refuses what it cannot use (e.g. a packet for an earlier life), as
+                // the node task does with a log line
+                let _ = running.foca.handle_data(packet, &mut running.runtime);
+            }
+            other => panic!("the simulation only sends foca datagrams, got {other:?}"),
+        }
+        self.drain(to);
+    }
+
+    fn fire(&mut self, member: usize, life: u32, timer: Timer<NodeId>) {
+        if self.members[member].life != life {
+            return;
+        }
+        let Some(running) = self.members[member].running.as_mut() else {
+            return;
+        };
+        running
+            .foca
+            .handle_timer(timer, &mut running.runtime)
+            .expect("foca handles its own timers");
+        self.drain(member);
+    }
+
+    /// foca's output, as the node task drains it: datagrams, timers, notifications.
+    fn drain(&mut self, i: usize) {
+        let life = self.members[i].life;
+        let running = self.members[i]
+            .running
+            .as_mut()
+            .expect("draining a running member");
+        let mut outgoing = Vec::new();
+        while let Some((to, packet)) = running.runtime.to_send() {
+            outgoing.push((index_of(to.addr), wire::foca_datagram(&packet)));
+        }
+        let mut timers = Vec::new();
+        while let Some(timer) = running.runtime.to_schedule() {
+            timers.push(timer);
+        }
+        while let Some(notification) = running.runtime.to_notify() {
+            running.apply(notification);
+        }
+        for (to, datagram) in outgoing {
+            self.world.send(to, datagram);
+        }
+        for (after, timer) in timers {
+            self.world.schedule(
+                after,
+                Happening::Timer {
+                    member: i,
+                    life,
+                    timer,
+                },
+            );
+        }
+    }
+}
+
+/// Member i gossips at 10.0.(i / 256).(i % 256):7946; foca knows members by address.
+fn address_of(i: usize) -> SocketAddr {
+    SocketAddr::from((Ipv4Addr::new(10, 0, (i / 256) as u8, (i % 256) as u8), 7946))
+}
+
+fn index_of(addr: SocketAddr) -> usize {
+    match addr {
+        SocketAddr::V4(v4) => {
+            let [_, _, high, low] = v4.ip().octets();
+            usize::from(high) * 256 + usize::from(low)
+        }
+        SocketAddr::V6(_) => unreachable!("the simulation only uses IPv4 addresses"),
+    }
+}

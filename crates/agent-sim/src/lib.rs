@@ -1,0 +1,14 @@
+//! A seeded in-process simulation of a musubi agent cluster of any size (1,000 members
+//! in the tests), to show what the agent's membership does at a scale no machine runs
+//! as processes.
+//!
+//! Every member is foca with the agent's own identity ([`musubi_agent::identity`]), LAN
+//! config and member table ([`musubi_agent::membership`]), fed foca's notifications as the
+//! node task feeds them ([`member`]), exchanging the agent's real datagrams
+//! ([`musubi_agent::wire`]) over a simulated network with loss and latency and a virtual
+//! clock ([`network`]). [`cluster`] starts, crashes and restarts members and tells how far
+//! their views are from the truth. A run replays exactly from its seed.
+
+pub mod cluster;
+pub mod member;
+pub mod network;

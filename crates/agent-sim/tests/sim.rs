@@ -1,0 +1,106 @@
+//! 1,000 simulated agents (see the crate docs): they join through a few seeds and
+//! converge; 10% crash and every live member marks them failed; they restart and every
+//! member sees them alive again. Each phase must end within a bound that follows from
+//! SWIM as foca runs it, and prints how long it took, for all members and for 99%.
+//!
+//! The bounds: a member that missed every piece of gossip about another still meets it
+//! directly, because foca probes its members in rounds, each round probing every member
+//! once in a fresh random order (one probe per period, one second in the LAN profile).
+//! Two probes of the same member are thus at most two rounds apart: a member learns of a
+//! joiner within two rounds (2N periods), and of a crash within two rounds plus the
+//! suspicion timeout (4 × log10(N) periods).
+//!
+//! Environment (as crates/consensus/tests/sim):
+//! - `MUSUBI_SIM_SEEDS=N` runs seeds `1..=N` (default 1; one 1,000-member seed takes about
+//!   6 minutes in a debug build, see docs/agent-proof.md);
+//! - `MUSUBI_SIM_SEED=S` runs seed `S` alone, to replay a failure;
+//! - `MUSUBI_SIM_MEMBERS=N` changes the cluster size (default 1000).
+
+use musubi_agent_sim::cluster::Simulation;
+use std::time::{Duration, Instant};
+
+const DEFAULT_SEEDS: u64 = 1;
+const DEFAULT_MEMBERS: usize = 1000;
+/// Agents of a fleet start within this long of each other.
+const JOIN_SPREAD: Duration = Duration::from_secs(5);
+const CRASHED_FRACTION: f64 = 0.10;
+/// The LAN profile's probe period.
+const PROBE_PERIOD: Duration = Duration::from_secs(1);
+/// For what the bounds leave out: announces lost and retried, probes that themselves
+/// time out and go indirect.
+const SLACK: Duration = Duration::from_secs(60);
+
+#[test]
+fn a_thousand_members_converge_after_joins_failures_and_restarts() {
+    for seed in seeds() {
+        run_seed(seed);
+    }
+}
+
+fn env_number(name: &str) -> Option<u64> {
+    std::env::var(name).ok().map(|v| {
+        v.parse()
+            .unwrap_or_else(|_| panic!("{name}={v}: not a number"))
+    })
+}
+
+fn seeds() -> Vec<u64> {
+    match env_number("MUSUBI_SIM_SEED") {
+        Some(seed) => vec![seed],
+        None => (1..=env_number("MUSUBI_SIM_SEEDS").unwrap_or(DEFAULT_SEEDS)).collect(),
+    }
+}
+
+/// The longest two probes of the same member can be apart: two rounds.
+fn two_probe_rounds(size: usize) -> Duration {
+    PROBE_PERIOD * 2 * u32::try_from(size).expect("a simulation of fewer than 2^31 members")
+}
+
+fn suspicion(size: usize) -> Duration {
+    PROBE_PERIOD.mul_f64(4.0 * (size as f64).log10().max(1.0))
+}
+
+fn run_seed(seed: u64) {
+    let size = env_number("MUSUBI_SIM_MEMBERS").map_or(DEFAULT_MEMBERS, |n| n as usize);
+    let wall = Instant::now();
+    let mut sim = Simulation::new(seed, size);
+    eprintln!("seed {seed}: {size} members, {:?}", sim.world.weather());
+
+    for i in 0..size {
+        sim.start_at(i, JOIN_SPREAD.mul_f64(i as f64 / size as f64));
+    }
+    let join_bound = JOIN_SPREAD + two_probe_rounds(size) + SLACK;
+    let joined = sim.run_until(join_bound, "every member sees every other alive", |s, i| {
+        s.behind_on_alive(i)
+    });
+    sim.recount();
+    eprintln!("seed {seed}: joined; all see all alive after {joined:?}");
+
+    let crashed = sim.crash_some(CRASHED_FRACTION);
+    let detection_bound = two_probe_rounds(size) + suspicion(size) + SLACK;
+    let detected = sim.run_until(
+        detection_bound,
+        "every live member sees the crashed failed",
+        |s, i| s.behind_on_failed(i, &crashed),
+    );
+    eprintln!(
+        "seed {seed}: {} crashed; all marked failed after {detected:?}",
+        crashed.len()
+    );
+
+    for &i in &crashed {
+        sim.start_at(i, Duration::ZERO);
+    }
+    let back = sim.run_until(
+        two_probe_rounds(size) + SLACK,
+        "every member sees the restarted alive",
+        |s, i| s.behind_on_alive(i),
+    );
+    sim.recount();
+    eprintln!(
+        "seed {seed}: restarted; all alive again after {back:?}; {} datagrams ({} lost); {:.1?} of wall time",
+        sim.world.sent,
+        sim.world.lost,
+        wall.elapsed()
+    );
+}
