@@ -55,8 +55,9 @@ if ! "$PY" -c 'import etcd, pytest, requests, cryptography' 2>/dev/null \
    || [ "$("$PY" -c 'import importlib.metadata as m; print(m.version("python-etcd"))')" != "0.4.5" ]; then
   pip_q install python-etcd==0.4.5 pytest requests cryptography
 fi
-# PyPI's Serf RPC client, driven against the agent (tests/test_agent_serfclient.py)
-"$PY" -c 'import serfclient' 2>/dev/null || pip_q install serfclient==1.2.0
+# PyPI's Serf RPC client, driven against the agent (tests/test_agent_serfclient.py); it
+# brings msgpack, which the agent tests' own RPC client uses (tests/test_agent_query.py)
+"$PY" -c 'import serfclient, msgpack' 2>/dev/null || pip_q install serfclient==1.2.0 msgpack
 # python-etcd's own integration tests ship in its sdist (tests/test_python_etcd.py)
 export MUSUBI_TEST_CACHE=${MUSUBI_TEST_CACHE:-$HOME/.cache/musubi-tests}
 if [ ! -f "$MUSUBI_TEST_CACHE/python-etcd-0.4.5.tar.gz" ]; then
