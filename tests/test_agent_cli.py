@@ -307,6 +307,8 @@ def query_text(text):
 
 def test_query_prints_what_serf_prints(serf_pair):
     s1, s2 = serf_pair
+    # Timeouts leave room for a loaded machine: an answer that misses one tool's deadline
+    # and not the other's would make the outputs differ for no fault of either.
     out = same("query", s1, "greet", normalize=query_text)
     # one trailing newline of a response is dropped; a second one shows
     assert "Response from 's1': hello from s1\n" in out.stdout
@@ -314,13 +316,13 @@ def test_query_prints_what_serf_prints(serf_pair):
     assert out.stdout.endswith("Total Acks: 2\nTotal Responses: 2\n")
     same("query", s1, "-format", "json", "greet", normalize=lambda t: json.loads(t) | {
         "Acks": sorted(json.loads(t)["Acks"])})
-    out = same("query", s1, "-no-ack", "-timeout", "1s", "greet", "payload", normalize=query_text)
+    out = same("query", s1, "-no-ack", "-timeout", "3s", "greet", "payload", normalize=query_text)
     assert "Ack from" not in out.stdout and "Total Acks" not in out.stdout
-    out = same("query", s1, "-node", "s2", "-timeout=1s", "-format=json", "greet")
+    out = same("query", s1, "-node", "s2", "-timeout=3s", "-format=json", "greet")
     assert json.loads(out.stdout) == {"Acks": ["s2"], "Responses": {"s2": "two\n\n"}}
-    out = same("query", s1, "-tag", "role=db", "-timeout", "1s", "-format", "json", "greet")
+    out = same("query", s1, "-tag", "role=db", "-timeout", "3s", "-format", "json", "greet")
     assert json.loads(out.stdout) == {"Acks": None, "Responses": {}}
-    same("query", s1, "-tag", "role=web", "-relay-factor", "2", "-timeout", "1s", "greet")
+    same("query", s1, "-tag", "role=web", "-relay-factor", "2", "-timeout", "3s", "greet")
 
 
 def test_query_errors_are_serfs(serf_pair):
