@@ -6,7 +6,8 @@
 //!
 //! Beside foca's work it measures network coordinates (a ping to one random member per
 //! probe interval, see [`crate::coordinate`]) and receives whole datagrams over the
-//! [`transport`] stream listener on the same address.
+//! [`transport`] stream listener on the same address, and syncs its whole state with one
+//! random member per push-pull interval ([`crate::push_pull`]).
 
 use crate::broadcasts::{self, ClusterGossip, SharedGossip};
 use crate::conflict::ConflictVote;
@@ -50,6 +51,7 @@ const UDP_DATAGRAM_MAX: usize = 1400;
 const REANNOUNCE_EVERY: Duration = Duration::from_millis(500);
 
 mod lifecycle;
+mod push_pull;
 mod queries;
 
 type SwimCore = Foca<NodeId, PostcardCodec, StdRng, SharedGossip>;
@@ -459,6 +461,7 @@ impl Node {
         reconnect_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut coordinate_probes =
             tokio::time::interval(self.options.profile.swim_config(1).probe_period);
+        let mut next_push_pull = Instant::now() + self.push_pull_delay(true);
         loop {
             let vote_ends = self.conflict.as_ref().map(|vote| vote.deadline);
             tokio::select! {
@@ -473,6 +476,10 @@ impl Node {
                     }
                 }
                 _ = coordinate_probes.tick() => self.ping_random_member().await,
+                _ = tokio::time::sleep_until(next_push_pull) => {
+                    self.push_pull();
+                    next_push_pull = Instant::now() + self.push_pull_delay(false);
+                }
                 Some(timer) = inputs.timers.recv() => {
                     if let Err(e) = self.foca.handle_timer(timer, &mut self.runtime) {
                         warn!("swim timer: {e}");
@@ -545,6 +552,7 @@ impl Node {
                 Ok(false) => debug!("key catch-up from {from}: our ring reads it already"),
                 Err(e) => warn!("dropped key catch-up from {from}: {e}"),
             },
+            Ok(Datagram::PushPull(body)) => self.on_push_pull(body, from),
             Err(e) => warn!("dropped datagram from {from}: {e}"),
         }
     }
