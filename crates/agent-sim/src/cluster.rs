@@ -1,12 +1,14 @@
 //! A simulated cluster: members that start (joining through a few seeds, re-announcing
-//! as the agent's join does), crash and restart, and checks of what every running member's
-//! table says.
+//! as the agent's join does), sync by push-pull as the node does, crash and restart, and
+//! checks of what every running member's table says.
 
 use crate::member::Member;
 use crate::network::{Happening, World};
 use foca::Timer;
 use musubi_agent::identity::NodeId;
 use musubi_agent::membership::MemberStatus;
+use musubi_agent::profile::Profile;
+use musubi_agent::push_pull::{self, StateMessage};
 use musubi_agent::wire::{self, Datagram};
 use rand_foca::rngs::StdRng;
 use rand_foca::seq::index;
@@ -165,6 +167,7 @@ impl Simulation {
                     life,
                     timer,
                 }) => self.fire(member, life, timer),
+                Some(Happening::PushPull { member, life }) => self.push_pull(member, life),
                 None if self.world.now >= until => return,
                 None => {}
             }
@@ -185,6 +188,7 @@ impl Simulation {
                 // ms granularity, and later than any renewal (+1 each) of an earlier life
                 let started_ms = 1 + now.as_millis() as u64 * 1_000;
                 self.members[i].start(started_ms, rng);
+                self.schedule_push_pull(i, true);
             }
             let alone = self.members.iter().filter(|m| m.is_up()).count() == 1;
             let running = self.members[i].running.as_mut().expect("just started");
@@ -215,9 +219,67 @@ impl Simulation {
                 // the node task does with a log line
                 let _ = running.foca.handle_data(packet, &mut running.runtime);
             }
-            other => panic!("the simulation only sends foca datagrams, got {other:?}"),
+            Ok(Datagram::PushPull(body)) => {
+                let mut state = StateMessage::decode(body).expect("the simulation's own state");
+                // as the node: what foca refuses is logged and dropped
+                let _ = state.merge_members(&mut running.foca, &mut running.runtime);
+                if !state.reply {
+                    self.send_state(to, index_of(state.sender), true);
+                }
+            }
+            other => {
+                panic!("the simulation only sends foca and push-pull datagrams, got {other:?}")
+            }
         }
         self.drain(to);
+    }
+
+    /// The node's push-pull tick: a sync with a random alive member, then the next tick
+    /// after the profile's interval for the current size (the first at a random point of
+    /// one interval, as the node staggers it).
+    fn push_pull(&mut self, i: usize, life: u32) {
+        if self.members[i].life != life || !self.members[i].is_up() {
+            return;
+        }
+        let running = self.members[i].running.as_ref().expect("up");
+        if let Some(partner) =
+            push_pull::partner(&running.table, &self.members[i].name, &mut self.world.rng)
+        {
+            self.send_state(i, index_of(partner), false);
+        }
+        self.schedule_push_pull(i, false);
+    }
+
+    fn schedule_push_pull(&mut self, i: usize, first: bool) {
+        let member = &self.members[i];
+        let running = member
+            .running
+            .as_ref()
+            .expect("scheduling for a running member");
+        let interval = Profile::Lan.push_pull_interval(running.alive);
+        let after = if first {
+            interval.mul_f64(self.world.rng.random::<f64>())
+        } else {
+            interval
+        };
+        let life = member.life;
+        self.world
+            .schedule(after, Happening::PushPull { member: i, life });
+    }
+
+    /// Member `from`'s state to `to`, over the stream transport (the simulation's members
+    /// send no user events).
+    fn send_state(&mut self, from: usize, to: usize, reply: bool) {
+        let member = &self.members[from];
+        let running = member.running.as_ref().expect("a running member sends");
+        let (state, _) = StateMessage::build(
+            member.addr,
+            reply,
+            running.foca.iter_membership_state(),
+            0,
+            Vec::new(),
+        );
+        self.world.send_reliably(to, state.encode());
     }
 
     fn fire(&mut self, member: usize, life: u32, timer: Timer<NodeId>) {
