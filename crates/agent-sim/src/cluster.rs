@@ -191,15 +191,20 @@ impl Simulation {
                 self.schedule_push_pull(i, true);
             }
             let alone = self.members.iter().filter(|m| m.is_up()).count() == 1;
+            // The other seeds join the first member (which joins the second when it comes
+            // back from a crash): seeds joining each other in a ring could each be answered
+            // by their own joiners first and stay apart, two clusters for good.
+            let seed = match i % JOIN_SEEDS {
+                _ if i == 0 => 1,
+                own if own == i => 0,
+                other => other,
+            };
             let running = self.members[i].running.as_mut().expect("just started");
-            if alone || running.alive > 1 {
+            // As `NodeHandle::join`: done once the member joined through is seen alive.
+            if alone || running.table.is_alive_at(address_of(seed)) {
                 self.joining[i] = None;
                 continue;
             }
-            let seed = match i % JOIN_SEEDS {
-                own if own == i => (i + 1) % JOIN_SEEDS,
-                other => other,
-            };
             running
                 .foca
                 .announce(NodeId::unknown_at(address_of(seed)), &mut running.runtime)
