@@ -4,7 +4,7 @@ arrives by the next sync. Driven by the real `serf` CLI; needs root and nft to c
 agent off.
 
 Environment: see tests/agents.py (MUSUBI_AGENT_TARGET=serf runs it against Debian's
-`serf agent`, whose reconnect is itself a push-pull).
+`serf agent`, where it passes too; Serf's reconnect is itself a push-pull).
 """
 
 import json
@@ -14,7 +14,8 @@ import time
 
 import pytest
 
-from agents import FAILURE_DETECTION_BOUND, agents, recording_handler, serf, statuses, wait_for  # noqa: F401
+from agents import (FAILURE_DETECTION_BOUND, agents, recording_handler,  # noqa: F401
+                    serf, statuses, wait_for)
 from test_agent_life import LoopbackPartition, user_events
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("nft"),
