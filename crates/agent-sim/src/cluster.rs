@@ -4,7 +4,7 @@
 
 use crate::member::Member;
 use crate::network::{Happening, World};
-use foca::Timer;
+use foca::{OwnedNotification, Timer};
 use musubi_agent::identity::NodeId;
 use musubi_agent::membership::MemberStatus;
 use musubi_agent::profile::Profile;
@@ -188,7 +188,7 @@ impl Simulation {
                 // ms granularity, and later than any renewal (+1 each) of an earlier life
                 let started_ms = 1 + now.as_millis() as u64 * 1_000;
                 self.members[i].start(started_ms, rng);
-                self.schedule_push_pull(i, true);
+                self.first_push_pull(i);
             }
             let alone = self.members.iter().filter(|m| m.is_up()).count() == 1;
             // The other seeds join the first member (which joins the second when it comes
@@ -240,36 +240,42 @@ impl Simulation {
     }
 
     /// The node's push-pull tick: a sync with a random alive member, then the next tick
-    /// after the profile's interval for the current size (the first at a random point of
-    /// one interval, as the node staggers it).
+    /// after the profile's interval for the current size.
     fn push_pull(&mut self, i: usize, life: u32) {
         if self.members[i].life != life || !self.members[i].is_up() {
             return;
         }
-        let running = self.members[i].running.as_ref().expect("up");
-        if let Some(partner) =
-            push_pull::partner(&running.table, &self.members[i].name, &mut self.world.rng)
+        self.sync_with_random_member(i);
+        let interval = self.push_pull_interval(i);
+        self.schedule_push_pull(i, interval);
+    }
+
+    /// As the node: the first sync at a random point of the first interval.
+    fn first_push_pull(&mut self, i: usize) {
+        let stagger = self
+            .push_pull_interval(i)
+            .mul_f64(self.world.rng.random::<f64>());
+        self.schedule_push_pull(i, stagger);
+    }
+
+    fn push_pull_interval(&self, i: usize) -> Duration {
+        let running = self.members[i].running.as_ref().expect("a running member");
+        Profile::Lan.push_pull_interval(running.alive)
+    }
+
+    fn schedule_push_pull(&mut self, i: usize, after: Duration) {
+        let life = self.members[i].life;
+        self.world
+            .schedule(after, Happening::PushPull { member: i, life });
+    }
+
+    fn sync_with_random_member(&mut self, i: usize) {
+        let member = &self.members[i];
+        let running = member.running.as_ref().expect("a running member syncs");
+        if let Some(partner) = push_pull::partner(&running.table, &member.name, &mut self.world.rng)
         {
             self.send_state(i, index_of(partner), false);
         }
-        self.schedule_push_pull(i, false);
-    }
-
-    fn schedule_push_pull(&mut self, i: usize, first: bool) {
-        let member = &self.members[i];
-        let running = member
-            .running
-            .as_ref()
-            .expect("scheduling for a running member");
-        let interval = Profile::Lan.push_pull_interval(running.alive);
-        let after = if first {
-            interval.mul_f64(self.world.rng.random::<f64>())
-        } else {
-            interval
-        };
-        let life = member.life;
-        self.world
-            .schedule(after, Happening::PushPull { member: i, life });
     }
 
     /// Member `from`'s state to `to`, over the stream transport (the simulation's members
@@ -316,11 +322,17 @@ impl Simulation {
         while let Some(timer) = running.runtime.to_schedule() {
             timers.push(timer);
         }
+        let mut joined = false;
         while let Some(notification) = running.runtime.to_notify() {
+            // as the node: one extra sync at once, with the member just joined through
+            joined |= matches!(notification, OwnedNotification::Active);
             running.apply(notification);
         }
         for (to, datagram) in outgoing {
             self.world.send(to, datagram);
+        }
+        if joined {
+            self.sync_with_random_member(i);
         }
         for (after, timer) in timers {
             self.world.schedule(

@@ -359,6 +359,9 @@ pub async fn start(
         catching_up: Vec::new(),
         member_clock: lifecycle.clocks.member,
         reaper: Reaper::new(lifecycle.timeouts),
+        // set to a random point of the first interval as the node starts
+        next_push_pull: Instant::now(),
+        joined: false,
         conflict: None,
         shut_down: shut_down.clone(),
         events,
@@ -440,6 +443,10 @@ struct Node {
     /// incarnation, not by a cluster-wide clock, so it is local.
     member_clock: Arc<LamportClock>,
     reaper: Reaper,
+    /// When the next push-pull sync is due.
+    next_push_pull: Instant,
+    /// foca just became active (we joined): one extra sync, once the notifications are in.
+    joined: bool,
     /// The round of asking who holds our name, while one runs.
     conflict: Option<ConflictVote>,
     shut_down: Arc<Notify>,
@@ -454,6 +461,7 @@ struct Node {
 
 impl Node {
     async fn run(mut self, mut inputs: NodeInputs) {
+        self.first_push_pull();
         let timeouts = self.reaper.timeouts();
         let mut reap_tick = tokio::time::interval(timeouts.reap_interval);
         let mut reconnect_tick = tokio::time::interval(timeouts.reconnect_interval);
@@ -461,7 +469,6 @@ impl Node {
         reconnect_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut coordinate_probes =
             tokio::time::interval(self.options.profile.swim_config(1).probe_period);
-        let mut next_push_pull = Instant::now() + self.push_pull_delay(true);
         loop {
             let vote_ends = self.conflict.as_ref().map(|vote| vote.deadline);
             tokio::select! {
@@ -476,10 +483,7 @@ impl Node {
                     }
                 }
                 _ = coordinate_probes.tick() => self.ping_random_member().await,
-                _ = tokio::time::sleep_until(next_push_pull) => {
-                    self.push_pull();
-                    next_push_pull = Instant::now() + self.push_pull_delay(false);
-                }
+                _ = tokio::time::sleep_until(self.next_push_pull) => self.push_pull(),
                 Some(timer) = inputs.timers.recv() => {
                     if let Err(e) = self.foca.handle_timer(timer, &mut self.runtime) {
                         warn!("swim timer: {e}");
@@ -493,6 +497,7 @@ impl Node {
                 Some(ltime) = inputs.expired_queries.recv() => self.open_queries.close(ltime),
             }
             self.drain().await;
+            self.sync_if_just_joined();
         }
     }
 
@@ -854,7 +859,10 @@ impl Node {
                 self.local.send_replace(renewed.clone());
                 self.change_member(&renewed.name.clone(), |table| table.member_up(renewed));
             }
-            OwnedNotification::Active => info!("joined the cluster"),
+            OwnedNotification::Active => {
+                info!("joined the cluster");
+                self.joined = true;
+            }
             OwnedNotification::Idle => info!("no other member is active"),
             // Also the expected end of our own leave.
             OwnedNotification::Defunct => info!("this member is down in the cluster's view"),

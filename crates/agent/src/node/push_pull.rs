@@ -7,26 +7,40 @@ use crate::push_pull::{self, StateMessage};
 use rand_foca::RngExt;
 use std::net::SocketAddr;
 use std::time::Duration;
+use tokio::time::Instant;
 use tracing::{debug, warn};
 
 impl Node {
-    /// How long until the next sync: the profile's interval for the current cluster size.
-    /// The first one comes at a random point of an interval, so that members started
-    /// together do not all sync at once.
-    pub(super) fn push_pull_delay(&mut self, first: bool) -> Duration {
-        let interval = self
-            .options
-            .profile
-            .push_pull_interval(self.table.alive_count());
-        if first {
-            interval.mul_f64(self.rng.random::<f64>())
-        } else {
-            interval
+    /// Due at a random point of the first interval, so that members started together do
+    /// not all sync at once.
+    pub(super) fn first_push_pull(&mut self) {
+        let stagger = self.push_pull_interval().mul_f64(self.rng.random::<f64>());
+        self.next_push_pull = Instant::now() + stagger;
+    }
+
+    /// Just joined (or back after every member was lost): a sync at once, beside the
+    /// periodic ones, with the member joined through, as memberlist's join is a push-pull.
+    pub(super) fn sync_if_just_joined(&mut self) {
+        if std::mem::take(&mut self.joined) {
+            self.sync_with_random_member();
         }
     }
 
-    /// Send our state to a random alive member; it answers with its own.
+    /// The profile's interval for the current cluster size.
+    fn push_pull_interval(&self) -> Duration {
+        self.options
+            .profile
+            .push_pull_interval(self.table.alive_count())
+    }
+
+    /// The periodic sync; the next is one interval later.
     pub(super) fn push_pull(&mut self) {
+        self.next_push_pull = Instant::now() + self.push_pull_interval();
+        self.sync_with_random_member();
+    }
+
+    /// Send our state to a random alive member; it answers with its own.
+    fn sync_with_random_member(&mut self) {
         let local = self.foca.identity().name.clone();
         let Some(partner) = push_pull::partner(&self.table, &local, &mut self.rng) else {
             return;
