@@ -15,7 +15,7 @@
 //!
 //! Environment (as crates/consensus/tests/sim):
 //! - `MUSUBI_SIM_SEEDS=N` runs seeds `1..=N` (default 1; one 1,000-member seed takes about
-//!   2 minutes in a debug build, see docs/agent-proof.md);
+//!   1 minute in a debug build, see docs/agent-proof.md);
 //! - `MUSUBI_SIM_SEED=S` runs seed `S` alone, to replay a failure;
 //! - `MUSUBI_SIM_MEMBERS=N` changes the cluster size (default 1000).
 
