@@ -1,12 +1,14 @@
 //! A simulated cluster: members that start (joining through a few seeds, re-announcing
-//! as the agent's join does), crash and restart, and checks of what every running member's
-//! table says.
+//! as the agent's join does), sync by push-pull as the node does, crash and restart, and
+//! checks of what every running member's table says.
 
 use crate::member::Member;
 use crate::network::{Happening, World};
-use foca::Timer;
+use foca::{OwnedNotification, Timer};
 use musubi_agent::identity::NodeId;
 use musubi_agent::membership::MemberStatus;
+use musubi_agent::profile::Profile;
+use musubi_agent::push_pull::{self, StateMessage};
 use musubi_agent::wire::{self, Datagram};
 use rand_foca::rngs::StdRng;
 use rand_foca::seq::index;
@@ -165,6 +167,7 @@ impl Simulation {
                     life,
                     timer,
                 }) => self.fire(member, life, timer),
+                Some(Happening::PushPull { member, life }) => self.push_pull(member, life),
                 None if self.world.now >= until => return,
                 None => {}
             }
@@ -185,17 +188,23 @@ impl Simulation {
                 // ms granularity, and later than any renewal (+1 each) of an earlier life
                 let started_ms = 1 + now.as_millis() as u64 * 1_000;
                 self.members[i].start(started_ms, rng);
+                self.first_push_pull(i);
             }
             let alone = self.members.iter().filter(|m| m.is_up()).count() == 1;
+            // The other seeds join the first member (which joins the second when it comes
+            // back from a crash): seeds joining each other in a ring could each be answered
+            // by their own joiners first and stay apart, two clusters for good.
+            let seed = match i % JOIN_SEEDS {
+                _ if i == 0 => 1,
+                own if own == i => 0,
+                other => other,
+            };
             let running = self.members[i].running.as_mut().expect("just started");
-            if alone || running.alive > 1 {
+            // As `NodeHandle::join`: done once the member joined through is seen alive.
+            if alone || running.table.is_alive_at(address_of(seed)) {
                 self.joining[i] = None;
                 continue;
             }
-            let seed = match i % JOIN_SEEDS {
-                own if own == i => (i + 1) % JOIN_SEEDS,
-                other => other,
-            };
             running
                 .foca
                 .announce(NodeId::unknown_at(address_of(seed)), &mut running.runtime)
@@ -215,9 +224,73 @@ impl Simulation {
                 // the node task does with a log line
                 let _ = running.foca.handle_data(packet, &mut running.runtime);
             }
-            other => panic!("the simulation only sends foca datagrams, got {other:?}"),
+            Ok(Datagram::PushPull(body)) => {
+                let mut state = StateMessage::decode(body).expect("the simulation's own state");
+                // as the node: what foca refuses is logged and dropped
+                let _ = state.merge_members(&mut running.foca, &mut running.runtime);
+                if !state.reply {
+                    self.send_state(to, index_of(state.sender), true);
+                }
+            }
+            other => {
+                panic!("the simulation only sends foca and push-pull datagrams, got {other:?}")
+            }
         }
         self.drain(to);
+    }
+
+    /// The node's push-pull tick: a sync with a random alive member, then the next tick
+    /// after the profile's interval for the current size.
+    fn push_pull(&mut self, i: usize, life: u32) {
+        if self.members[i].life != life || !self.members[i].is_up() {
+            return;
+        }
+        self.sync_with_random_member(i);
+        let interval = self.push_pull_interval(i);
+        self.schedule_push_pull(i, interval);
+    }
+
+    /// As the node: the first sync at a random point of the first interval.
+    fn first_push_pull(&mut self, i: usize) {
+        let stagger = self
+            .push_pull_interval(i)
+            .mul_f64(self.world.rng.random::<f64>());
+        self.schedule_push_pull(i, stagger);
+    }
+
+    fn push_pull_interval(&self, i: usize) -> Duration {
+        let running = self.members[i].running.as_ref().expect("a running member");
+        Profile::Lan.push_pull_interval(running.alive)
+    }
+
+    fn schedule_push_pull(&mut self, i: usize, after: Duration) {
+        let life = self.members[i].life;
+        self.world
+            .schedule(after, Happening::PushPull { member: i, life });
+    }
+
+    fn sync_with_random_member(&mut self, i: usize) {
+        let member = &self.members[i];
+        let running = member.running.as_ref().expect("a running member syncs");
+        if let Some(partner) = push_pull::partner(&running.table, &member.name, &mut self.world.rng)
+        {
+            self.send_state(i, index_of(partner), false);
+        }
+    }
+
+    /// Member `from`'s state to `to`, over the stream transport (the simulation's members
+    /// send no user events).
+    fn send_state(&mut self, from: usize, to: usize, reply: bool) {
+        let member = &self.members[from];
+        let running = member.running.as_ref().expect("a running member sends");
+        let (state, _) = StateMessage::build(
+            member.addr,
+            reply,
+            running.foca.iter_membership_state(),
+            0,
+            Vec::new(),
+        );
+        self.world.send_reliably(to, state.encode());
     }
 
     fn fire(&mut self, member: usize, life: u32, timer: Timer<NodeId>) {
@@ -249,11 +322,17 @@ impl Simulation {
         while let Some(timer) = running.runtime.to_schedule() {
             timers.push(timer);
         }
+        let mut joined = false;
         while let Some(notification) = running.runtime.to_notify() {
+            // as the node: one extra sync at once, with the member just joined through
+            joined |= matches!(notification, OwnedNotification::Active);
             running.apply(notification);
         }
         for (to, datagram) in outgoing {
             self.world.send(to, datagram);
+        }
+        if joined {
+            self.sync_with_random_member(i);
         }
         for (after, timer) in timers {
             self.world.schedule(

@@ -1,7 +1,7 @@
 //! The simulated world's time and wire: one queue of everything that will happen (a
-//! datagram arriving, a foca timer firing), ordered by virtual time. Datagrams are lost
-//! with the seed's probability and arrive after a random latency, so reordering happens
-//! too; a member that is down receives nothing, and timers it set before going down never
+//! datagram arriving, a foca timer firing, a push-pull interval ending), ordered by
+//! virtual time. Datagrams are lost with the seed's probability and arrive after a random
+//! latency, so reordering happens too (stream transport messages are never lost); a member that is down receives nothing, and timers it set before going down never
 //! fire in its next life (each life has its own number).
 
 use foca::Timer;
@@ -42,6 +42,11 @@ pub enum Happening {
         member: usize,
         life: u32,
         timer: Timer<NodeId>,
+    },
+    /// The member's push-pull interval has passed (in that life).
+    PushPull {
+        member: usize,
+        life: u32,
     },
 }
 
@@ -104,6 +109,15 @@ impl World {
             self.lost += 1;
             return;
         }
+        let latency = self
+            .rng
+            .random_range(self.weather.min_latency..=self.weather.max_latency);
+        self.schedule(latency, Happening::Datagram { to, data });
+    }
+
+    /// A message over the stream transport (TCP): it arrives, after the same latency.
+    pub fn send_reliably(&mut self, to: usize, data: Vec<u8>) {
+        self.sent += 1;
         let latency = self
             .rng
             .random_range(self.weather.min_latency..=self.weather.max_latency);

@@ -3,19 +3,23 @@
 //! member sees them alive again. Each phase must end within a bound that follows from
 //! SWIM as foca runs it, and prints how long it took, for all members and for 99%.
 //!
-//! The bounds: a member that missed every piece of gossip about another still meets it
-//! directly, because foca probes its members in rounds, each round probing every member
-//! once in a fresh random order (one probe per period, one second in the LAN profile).
-//! Two probes of the same member are thus at most two rounds apart: a member learns of a
-//! joiner within two rounds (2N periods), and of a crash within two rounds plus the
-//! suspicion timeout (4 × log10(N) periods).
+//! The bounds: gossip reaches almost every member within seconds; a member that missed
+//! an item learns it by push-pull. Every member syncs its whole state with a random alive
+//! member once per push-pull interval (the LAN profile's 30 s, grown as memberlist does by
+//! one interval per doubling past 32 members: 180 s at 1,000), and that member knows the
+//! item with high probability. So a member learns of a joiner, a restart or (after the
+//! suspicion timeout, 4 × log10(N) periods) a crash within two push-pull intervals plus
+//! slack: N enters only through log factors. Without push-pull the bound was foca's probe
+//! rounds, two of them (2N periods): a member that missed the gossip waited to probe the
+//! member concerned itself.
 //!
 //! Environment (as crates/consensus/tests/sim):
 //! - `MUSUBI_SIM_SEEDS=N` runs seeds `1..=N` (default 1; one 1,000-member seed takes about
-//!   6 minutes in a debug build, see docs/agent-proof.md);
+//!   1 minute in a debug build, see docs/agent-proof.md);
 //! - `MUSUBI_SIM_SEED=S` runs seed `S` alone, to replay a failure;
 //! - `MUSUBI_SIM_MEMBERS=N` changes the cluster size (default 1000).
 
+use musubi_agent::profile::Profile;
 use musubi_agent_sim::cluster::Simulation;
 use std::time::{Duration, Instant};
 
@@ -26,8 +30,8 @@ const JOIN_SPREAD: Duration = Duration::from_secs(5);
 const CRASHED_FRACTION: f64 = 0.10;
 /// The LAN profile's probe period.
 const PROBE_PERIOD: Duration = Duration::from_secs(1);
-/// For what the bounds leave out: announces lost and retried, probes that themselves
-/// time out and go indirect.
+/// For what the bounds leave out: gossip's own spread to most members, announces lost
+/// and retried, the partner of a sync that had not heard either.
 const SLACK: Duration = Duration::from_secs(60);
 
 #[test]
@@ -51,9 +55,10 @@ fn seeds() -> Vec<u64> {
     }
 }
 
-/// The longest two probes of the same member can be apart: two rounds.
-fn two_probe_rounds(size: usize) -> Duration {
-    PROBE_PERIOD * 2 * u32::try_from(size).expect("a simulation of fewer than 2^31 members")
+/// Two push-pull intervals of the LAN profile at this size: by then a member has synced
+/// twice with random members, nearly all of which knew what it missed.
+fn two_syncs(size: usize) -> Duration {
+    Profile::Lan.push_pull_interval(size) * 2
 }
 
 fn suspicion(size: usize) -> Duration {
@@ -69,7 +74,7 @@ fn run_seed(seed: u64) {
     for i in 0..size {
         sim.start_at(i, JOIN_SPREAD.mul_f64(i as f64 / size as f64));
     }
-    let join_bound = JOIN_SPREAD + two_probe_rounds(size) + SLACK;
+    let join_bound = JOIN_SPREAD + two_syncs(size) + SLACK;
     let joined = sim.run_until(join_bound, "every member sees every other alive", |s, i| {
         s.behind_on_alive(i)
     });
@@ -77,7 +82,7 @@ fn run_seed(seed: u64) {
     eprintln!("seed {seed}: joined; all see all alive after {joined:?}");
 
     let crashed = sim.crash_some(CRASHED_FRACTION);
-    let detection_bound = two_probe_rounds(size) + suspicion(size) + SLACK;
+    let detection_bound = two_syncs(size) + suspicion(size) + SLACK;
     let detected = sim.run_until(
         detection_bound,
         "every live member sees the crashed failed",
@@ -92,7 +97,7 @@ fn run_seed(seed: u64) {
         sim.start_at(i, Duration::ZERO);
     }
     let back = sim.run_until(
-        two_probe_rounds(size) + SLACK,
+        two_syncs(size) + SLACK,
         "every member sees the restarted alive",
         |s, i| s.behind_on_alive(i),
     );

@@ -69,6 +69,23 @@ impl EventHistory {
         }
     }
 
+    /// Events another member sent us whole (a replay on join, a push-pull sync), with its
+    /// event clock: our clock moves up to it, and the events not seen before are recorded
+    /// and returned, to be delivered here.
+    pub fn record_remote(
+        &self,
+        event_clock: u64,
+        events: Vec<UserEvent>,
+        clock: &LamportClock,
+    ) -> Vec<UserEvent> {
+        // As Serf: no event with the sender's current time has been sent yet.
+        clock.witness(event_clock.saturating_sub(1));
+        events
+            .into_iter()
+            .filter(|event| self.record(event, clock))
+            .collect()
+    }
+
     /// Events below `time` are ignored from now on.
     pub fn raise_min_time(&self, time: u64) {
         let mut history = self.lock();
@@ -113,6 +130,17 @@ mod tests {
         history.raise_min_time(9);
         assert!(!history.record(&event(8, "x"), &clock));
         assert_eq!(history.recent(), vec![event(5, "new")]);
+    }
+
+    #[test]
+    fn remote_events_are_delivered_once_and_move_the_clock() {
+        let clock = LamportClock::default();
+        let history = EventHistory::new(2);
+        let sent = vec![event(1, "below"), event(2, "a"), event(3, "b")];
+        let fresh = history.record_remote(10, sent.clone(), &clock);
+        assert_eq!(fresh, vec![event(2, "a"), event(3, "b")]);
+        assert!(clock.time() >= 9);
+        assert!(history.record_remote(10, sent, &clock).is_empty());
     }
 
     #[test]

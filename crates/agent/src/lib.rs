@@ -62,6 +62,7 @@ mod logging;
 pub mod membership;
 pub mod node;
 pub mod profile;
+pub mod push_pull;
 pub mod query;
 pub mod reaper;
 mod reload;

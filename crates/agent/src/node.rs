@@ -6,7 +6,8 @@
 //!
 //! Beside foca's work it measures network coordinates (a ping to one random member per
 //! probe interval, see [`crate::coordinate`]) and receives whole datagrams over the
-//! [`transport`] stream listener on the same address.
+//! [`transport`] stream listener on the same address, and syncs its whole state with one
+//! random member per push-pull interval ([`crate::push_pull`]).
 
 use crate::broadcasts::{self, ClusterGossip, SharedGossip};
 use crate::conflict::ConflictVote;
@@ -50,6 +51,7 @@ const UDP_DATAGRAM_MAX: usize = 1400;
 const REANNOUNCE_EVERY: Duration = Duration::from_millis(500);
 
 mod lifecycle;
+mod push_pull;
 mod queries;
 
 type SwimCore = Foca<NodeId, PostcardCodec, StdRng, SharedGossip>;
@@ -357,6 +359,9 @@ pub async fn start(
         catching_up: Vec::new(),
         member_clock: lifecycle.clocks.member,
         reaper: Reaper::new(lifecycle.timeouts),
+        // set to a random point of the first interval as the node starts
+        next_push_pull: Instant::now(),
+        joined: false,
         conflict: None,
         shut_down: shut_down.clone(),
         events,
@@ -438,6 +443,10 @@ struct Node {
     /// incarnation, not by a cluster-wide clock, so it is local.
     member_clock: Arc<LamportClock>,
     reaper: Reaper,
+    /// When the next push-pull sync is due.
+    next_push_pull: Instant,
+    /// foca just became active (we joined): one extra sync, once the notifications are in.
+    joined: bool,
     /// The round of asking who holds our name, while one runs.
     conflict: Option<ConflictVote>,
     shut_down: Arc<Notify>,
@@ -452,6 +461,7 @@ struct Node {
 
 impl Node {
     async fn run(mut self, mut inputs: NodeInputs) {
+        self.first_push_pull();
         let timeouts = self.reaper.timeouts();
         let mut reap_tick = tokio::time::interval(timeouts.reap_interval);
         let mut reconnect_tick = tokio::time::interval(timeouts.reconnect_interval);
@@ -473,6 +483,7 @@ impl Node {
                     }
                 }
                 _ = coordinate_probes.tick() => self.ping_random_member().await,
+                _ = tokio::time::sleep_until(self.next_push_pull) => self.push_pull(),
                 Some(timer) = inputs.timers.recv() => {
                     if let Err(e) = self.foca.handle_timer(timer, &mut self.runtime) {
                         warn!("swim timer: {e}");
@@ -486,6 +497,7 @@ impl Node {
                 Some(ltime) = inputs.expired_queries.recv() => self.open_queries.close(ltime),
             }
             self.drain().await;
+            self.sync_if_just_joined();
         }
     }
 
@@ -545,6 +557,7 @@ impl Node {
                 Ok(false) => debug!("key catch-up from {from}: our ring reads it already"),
                 Err(e) => warn!("dropped key catch-up from {from}: {e}"),
             },
+            Ok(Datagram::PushPull(body)) => self.on_push_pull(body, from),
             Err(e) => warn!("dropped datagram from {from}: {e}"),
         }
     }
@@ -846,7 +859,10 @@ impl Node {
                 self.local.send_replace(renewed.clone());
                 self.change_member(&renewed.name.clone(), |table| table.member_up(renewed));
             }
-            OwnedNotification::Active => info!("joined the cluster"),
+            OwnedNotification::Active => {
+                info!("joined the cluster");
+                self.joined = true;
+            }
             OwnedNotification::Idle => info!("no other member is active"),
             // Also the expected end of our own leave.
             OwnedNotification::Defunct => info!("this member is down in the cluster's view"),

@@ -24,8 +24,7 @@ struct Timings {
     retransmit_mult: u32,
     gossip_interval: Duration,
     gossip_nodes: usize,
-    /// memberlist's full state exchange; foca's periodic announce plays that part (the
-    /// announced member answers with its member list).
+    /// memberlist's full state exchange (`push_pull`), at this interval up to 32 members.
     push_pull_interval: Duration,
 }
 
@@ -102,11 +101,25 @@ impl Profile {
             frequency: t.gossip_interval,
             num_members: NonZeroUsize::new(t.gossip_nodes).unwrap_or(NonZeroUsize::MIN),
         });
-        config.periodic_announce = Some(PeriodicParams {
-            frequency: t.push_pull_interval,
-            num_members: NonZeroUsize::MIN,
-        });
+        // The node's push-pull sync does what foca's periodic announce would (a random
+        // member's view, there only as much of it as fits one packet).
+        config.periodic_announce = None;
         config
+    }
+
+    /// How often a member syncs its whole state with another (`push_pull`) in a cluster of
+    /// `alive_members`. As memberlist: one sync carries every member, so past 32 members
+    /// the interval grows by one more interval each time the cluster doubles, keeping each
+    /// member's share of the bytes at O(log n) per interval.
+    pub fn push_pull_interval(self, alive_members: usize) -> Duration {
+        const SCALE_FROM: f64 = 32.0;
+        let interval = self.timings().push_pull_interval;
+        let n = alive_members as f64;
+        if n <= SCALE_FROM {
+            return interval;
+        }
+        let multiplier = (n.log2() - SCALE_FROM.log2()).ceil() + 1.0;
+        interval.mul_f64(multiplier)
     }
 }
 
@@ -167,5 +180,23 @@ mod tests {
         assert_eq!(big.suspect_to_down_after, Duration::from_secs(12));
         assert_eq!(big.max_transmissions.get(), 16);
         assert_eq!(Profile::Local.swim_config(0).max_transmissions.get(), 2);
+    }
+
+    #[test]
+    fn push_pull_slows_down_past_32_members_as_memberlist() {
+        assert_eq!(Profile::Lan.push_pull_interval(3), Duration::from_secs(30));
+        assert_eq!(Profile::Lan.push_pull_interval(32), Duration::from_secs(30));
+        assert_eq!(Profile::Lan.push_pull_interval(33), Duration::from_secs(60));
+        assert_eq!(Profile::Lan.push_pull_interval(64), Duration::from_secs(60));
+        assert_eq!(
+            Profile::Lan.push_pull_interval(1000),
+            Duration::from_secs(180)
+        );
+        assert_eq!(
+            Profile::Local.push_pull_interval(3),
+            Duration::from_secs(15)
+        );
+        assert_eq!(Profile::Wan.push_pull_interval(3), Duration::from_secs(60));
+        assert!(Profile::Lan.swim_config(3).periodic_announce.is_none());
     }
 }

@@ -3,8 +3,8 @@
 //! foca has no word for (a member saying it leaves, as opposed to failing; a query's ack
 //! or response; coordinate pings, since foca does not expose its probe timings; user
 //! events and queries too big to ride on foca's packets; the member lifecycle's
-//! [`LifecycleMessage`]s; a key catch-up). The same datagrams also arrive whole over the
-//! stream transport. With encryption, each whole datagram is sealed (`keys`).
+//! [`LifecycleMessage`]s; a key catch-up; a push-pull sync's state). The same datagrams
+//! also arrive whole over the stream transport. With encryption, each whole datagram is sealed (`keys`).
 
 use crate::user_events::UserEvent;
 use serde::{Deserialize, Serialize};
@@ -18,6 +18,7 @@ const KIND_COORDINATE_PONG: u8 = 4;
 const KIND_KEY_CATCH_UP: u8 = 5;
 const KIND_LIFECYCLE: u8 = 6;
 const KIND_DIRECT_BROADCAST: u8 = 8;
+const KIND_PUSH_PULL: u8 = 9;
 
 /// The member lifecycle's messages (kind 6), msgpack-encoded.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -88,6 +89,9 @@ pub enum Datagram<'a> {
     DirectBroadcast(&'a [u8]),
     /// Another member's key ring, sent because we sealed with a key it retired (keys.rs).
     KeyCatchUp(&'a [u8]),
+    /// A member's whole state for a periodic sync (`push_pull::StateMessage`), over the
+    /// stream transport.
+    PushPull(&'a [u8]),
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -119,6 +123,7 @@ pub fn decode(datagram: &[u8]) -> Result<Datagram<'_>, WireError> {
         KIND_COORDINATE_PING => Ok(Datagram::CoordinatePing(body)),
         KIND_COORDINATE_PONG => Ok(Datagram::CoordinatePong(body)),
         KIND_DIRECT_BROADCAST => Ok(Datagram::DirectBroadcast(body)),
+        KIND_PUSH_PULL => Ok(Datagram::PushPull(body)),
         other => Err(WireError::UnknownKind(other)),
     }
 }
@@ -149,6 +154,10 @@ pub fn coordinate_pong_datagram(body: &[u8]) -> Vec<u8> {
 
 pub fn direct_broadcast_datagram(broadcast: &[u8]) -> Vec<u8> {
     framed(KIND_DIRECT_BROADCAST, broadcast)
+}
+
+pub fn push_pull_datagram(state: &[u8]) -> Vec<u8> {
+    framed(KIND_PUSH_PULL, state)
 }
 
 pub fn lifecycle_datagram(message: &LifecycleMessage) -> Vec<u8> {
@@ -197,6 +206,10 @@ mod tests {
         assert_eq!(
             decode(&direct_broadcast_datagram(b"\x03e")),
             Ok(Datagram::DirectBroadcast(b"\x03e"))
+        );
+        assert_eq!(
+            decode(&push_pull_datagram(b"\x95s")),
+            Ok(Datagram::PushPull(b"\x95s"))
         );
         let answer = LifecycleMessage::Holder {
             id: 7,

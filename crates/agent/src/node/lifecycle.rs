@@ -109,17 +109,24 @@ impl Node {
     /// The member we join through told us its event clock and, for a replay, its
     /// recent events. Without replay, everything before its clock is the past we ignore.
     fn catch_up_events(&mut self, replay: bool, event_clock: u64, events: Vec<UserEvent>) {
-        self.event_clock.witness(event_clock.saturating_sub(1));
         if !replay {
+            self.event_clock.witness(event_clock.saturating_sub(1));
             debug!("joined without replay: ignoring user events before time {event_clock}");
             self.history.raise_min_time(event_clock);
             return;
         }
-        for event in events {
-            if self.history.record(&event, &self.event_clock) {
-                // The event loop only stops with the process.
-                let _ = self.events.send(AgentEvent::User(event));
-            }
+        self.deliver_remote_events(event_clock, events);
+    }
+
+    /// Events another member sent whole (a replay, a push-pull sync): the ones not seen
+    /// before, and not below our minimum time, are delivered here.
+    pub(super) fn deliver_remote_events(&mut self, event_clock: u64, events: Vec<UserEvent>) {
+        for event in self
+            .history
+            .record_remote(event_clock, events, &self.event_clock)
+        {
+            // The event loop only stops with the process.
+            let _ = self.events.send(AgentEvent::User(event));
         }
     }
 
