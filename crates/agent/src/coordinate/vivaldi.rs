@@ -70,8 +70,9 @@ impl Coordinate {
     }
 
     /// [`Coordinate::distance_to`] in seconds, kept as a float so that the arithmetic of a
-    /// coordinate that is blowing up stays representable until it is reset.
-    fn seconds_to(&self, other: &Coordinate) -> f64 {
+    /// coordinate that is blowing up stays representable until it is reset. The two must
+    /// have the same number of dimensions.
+    pub fn seconds_to(&self, other: &Coordinate) -> f64 {
         let raw = self.raw_distance_to(other);
         let adjusted = raw + self.adjustment + other.adjustment;
         if adjusted > 0.0 { adjusted } else { raw }

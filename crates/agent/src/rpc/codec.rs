@@ -99,8 +99,9 @@ pub struct TagsRequest {
     pub delete_tags: Vec<String>,
 }
 
-/// Go's client sends an empty map or slice as msgpack nil (`serf tags -delete k` alone).
-fn nil_as_empty<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+/// Go sends an empty map or slice as msgpack nil (`serf tags -delete k` alone), and loose
+/// clients a missing payload as nil. Shared with the client's reply shapes (`rpc_client`).
+pub(crate) fn nil_as_empty<'de, D, T>(deserializer: D) -> Result<T, D::Error>
 where
     D: serde::Deserializer<'de>,
     T: Deserialize<'de> + Default,
@@ -131,7 +132,7 @@ pub struct StopRequest {
     pub stop: u64,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct MonitorRequest {
     pub log_level: String,
@@ -144,7 +145,7 @@ pub struct LogRecord<'a> {
     pub log: &'a str,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct QueryRequest {
     #[serde(deserialize_with = "nil_as_empty")]
@@ -171,7 +172,7 @@ pub struct QueryRecordWire {
     pub kind: &'static str,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct CoordinateRequest {
     pub node: String,
@@ -215,7 +216,7 @@ impl From<Option<Coordinate>> for CoordinateResponse {
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct StreamRequest {
     /// Event filters, as `-event-handler` takes them: `member-join,user:deploy`, `*`.

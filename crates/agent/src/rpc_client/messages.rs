@@ -1,24 +1,12 @@
 //! Request and reply bodies of the streaming, key and introspection commands, as Serf's Go
 //! client writes and reads them (maps keyed by Go field names; `[]byte` as msgpack bin).
-//! The simpler commands use `rpc::codec`'s shapes directly.
+//! Requests, and the replies the server's types cannot decode (they are written for
+//! encoding), use `rpc::codec`'s shapes directly.
 
-use crate::rpc::codec::MemberWire;
+use crate::rpc::codec::{MemberWire, nil_as_empty};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_bytes::ByteBuf;
 use std::collections::BTreeMap;
-
-/// `query`: who should answer, how long to wait (nanoseconds; 0 = the agent's default).
-#[derive(Debug, Default, Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct QueryRequest {
-    pub filter_nodes: Vec<String>,
-    pub filter_tags: BTreeMap<String, String>,
-    pub request_ack: bool,
-    pub relay_factor: u8,
-    pub timeout: i64,
-    pub name: String,
-    pub payload: Option<ByteBuf>,
-}
 
 /// One `query` stream record: `ack`, `response` or the closing `done`.
 #[derive(Debug, Default, Deserialize)]
@@ -27,16 +15,8 @@ pub struct QueryRecord {
     #[serde(rename = "Type")]
     pub kind: String,
     pub from: String,
-    #[serde(deserialize_with = "nil_as_empty_bytes")]
+    #[serde(deserialize_with = "nil_as_empty")]
     pub payload: ByteBuf,
-}
-
-/// `stream`: which events to receive, in event-handler filter syntax (`*`, `user:deploy`).
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct StreamRequest {
-    #[serde(rename = "Type")]
-    pub filter: String,
 }
 
 /// One `stream` record: a member event (`Members`), a user event (`LTime`, `Name`,
@@ -60,25 +40,11 @@ pub struct EventRecord {
     pub members: Option<Vec<MemberWire>>,
 }
 
-/// `monitor`: the lowest log level to send (`DEBUG`, `INFO`, ...).
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct MonitorRequest {
-    pub log_level: String,
-}
-
 /// One `monitor` record: a log line without its newline.
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct LogRecord {
     pub log: String,
-}
-
-/// `install-key`, `use-key`, `remove-key`: a base64 key.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct KeyRequest {
-    pub key: String,
 }
 
 /// The key commands' reply: per-node failure messages and counts; `list-keys` adds how
@@ -97,13 +63,6 @@ pub struct KeyResponse {
 
 /// `stats`: sections (`agent`, `runtime`, `serf`, `tags`, ...) of string values.
 pub type Stats = BTreeMap<String, BTreeMap<String, String>>;
-
-/// `get-coordinate`: the node whose network coordinate to fetch.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct CoordinateRequest {
-    pub node: String,
-}
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
@@ -130,25 +89,18 @@ impl Coordinate {
         if self.vec.len() != other.vec.len() {
             return Err("coordinate dimensionality does not match".to_string());
         }
-        let squares: f64 = self
-            .vec
-            .iter()
-            .zip(&other.vec)
-            .map(|(a, b)| (a - b) * (a - b))
-            .sum();
-        let plain = squares.sqrt() + self.height + other.height;
-        let adjusted = plain + self.adjustment + other.adjustment;
-        Ok(if adjusted > 0.0 { adjusted } else { plain })
+        Ok(self.vivaldi().seconds_to(&other.vivaldi()))
     }
-}
 
-/// Go writes an empty map or slice as nil.
-fn nil_as_empty<'de, D, T>(deserializer: D) -> Result<T, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Deserialize<'de> + Default,
-{
-    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
+    /// The agent's own coordinate type, which does the arithmetic.
+    fn vivaldi(&self) -> crate::coordinate::Coordinate {
+        crate::coordinate::Coordinate {
+            adjustment: self.adjustment,
+            error: self.error,
+            height: self.height,
+            vec: self.vec.clone(),
+        }
+    }
 }
 
 /// A key that is there, even with a nil value; `default` covers the absent key.
@@ -158,11 +110,6 @@ where
     T: Deserialize<'de>,
 {
     T::deserialize(deserializer).map(Some)
-}
-
-/// Payloads come as bin, as str from loose clients, or as nil.
-fn nil_as_empty_bytes<'de, D: Deserializer<'de>>(deserializer: D) -> Result<ByteBuf, D::Error> {
-    Ok(Option::<ByteBuf>::deserialize(deserializer)?.unwrap_or_default())
 }
 
 #[cfg(test)]

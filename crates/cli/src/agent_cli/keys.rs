@@ -4,7 +4,8 @@
 use super::flags::{Flag, Kind};
 use super::text::{columns, go_json, say};
 use super::{Format, Invocation, Verb, fail};
-use musubi_agent::rpc_client::messages::{KeyRequest, KeyResponse};
+use musubi_agent::rpc::codec::KeyringRequest;
+use musubi_agent::rpc_client::messages::KeyResponse;
 use serde_json::json;
 
 pub const VERB: Verb = Verb {
@@ -116,7 +117,7 @@ pub async fn run(invocation: Invocation) -> u8 {
     let body = flags
         .text(operation.flag)
         .filter(|_| operation.flag != LIST)
-        .map(|key| KeyRequest {
+        .map(|key| KeyringRequest {
             key: key.to_string(),
         });
     let (error, reply) = match client

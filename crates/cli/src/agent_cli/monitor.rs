@@ -6,7 +6,8 @@ use super::go_syntax::event_info;
 use super::members::address;
 use super::text::say;
 use super::{Format, Invocation, Verb, fail};
-use musubi_agent::rpc_client::messages::{EventRecord, LogRecord, MonitorRequest, StreamRequest};
+use musubi_agent::rpc::codec::{MonitorRequest, StreamRequest};
+use musubi_agent::rpc_client::messages::{EventRecord, LogRecord};
 use musubi_agent::rpc_client::{ClientError, RpcClient};
 use serde_json::json;
 

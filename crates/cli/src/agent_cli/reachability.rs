@@ -7,7 +7,7 @@ use super::query::{QueryEnd, collect_records, start_query};
 use super::text::{go_json, say};
 use super::{Format, Invocation, Verb, fail};
 use musubi_agent::rpc::codec::MembersResponse;
-use musubi_agent::rpc_client::messages::QueryRequest;
+use musubi_agent::rpc::codec::QueryRequest;
 use serde_json::json;
 use std::time::Instant;
 

@@ -3,10 +3,9 @@
 
 use super::text::{go_json, say};
 use super::{Format, Invocation, Verb, fail};
+use musubi_agent::rpc::codec::CoordinateRequest;
 use musubi_agent::rpc_client::RpcClient;
-use musubi_agent::rpc_client::messages::{
-    Coordinate, CoordinateRequest, CoordinateResponse, Stats,
-};
+use musubi_agent::rpc_client::messages::{Coordinate, CoordinateResponse, Stats};
 use serde_json::json;
 
 pub const VERB: Verb = Verb {
