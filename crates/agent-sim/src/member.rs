@@ -96,6 +96,11 @@ impl Running {
                 self.track(&[&name], |table| table.member_up(renewed));
             }
             OwnedNotification::Active | OwnedNotification::Idle | OwnedNotification::Defunct => {}
+            // The node's Lifeguard reads these; the simulation runs foca's plain SWIM
+            // timing (every suspicion as if fully confirmed, see the crate's docs).
+            OwnedNotification::DataSent(_)
+            | OwnedNotification::DataReceived(_)
+            | OwnedNotification::ProbeFailed(..) => {}
         }
         if self.alive != before {
             self.foca

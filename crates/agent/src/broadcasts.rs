@@ -1,6 +1,7 @@
 //! foca's custom broadcasts: the messages that ride on its packets to every member. Each
-//! starts with Serf's message type byte: 3 a user event ([`crate::user_events`]), 4 a
-//! query ([`crate::query::gossip`]); foca calls one handler, which hands each to its owner.
+//! starts with a type byte: Serf's 3 a user event ([`crate::user_events`]) and 4 a query
+//! ([`crate::query::gossip`]), and our own 5 a Lifeguard suspicion confirmation
+//! ([`crate::lifeguard::gossip`]); foca calls one handler, which hands each to its owner.
 //!
 //! A broadcast too big for foca's packets is sent by its origin straight to every member
 //! over the stream transport ([`SharedGossip::receive_direct`]): the same handler, shared
@@ -8,6 +9,7 @@
 //! every member it knows; re-gossiping a large payload would multiply it by the fan-out).
 
 use crate::identity::NodeId;
+use crate::lifeguard::gossip::{ConfirmationGossip, MalformedConfirmation, SuspicionConfirmation};
 use crate::query::gossip::{MalformedQuery, QueryGossip, QueryKey};
 use crate::user_events::{MalformedUserEvent, UserEventGossip, UserEventKey};
 use crate::wire::framed;
@@ -16,6 +18,7 @@ use std::sync::{Arc, Mutex};
 
 const USER_EVENT: u8 = 3;
 const QUERY: u8 = 4;
+const SUSPICION_CONFIRMATION: u8 = 5;
 
 /// Queries up to this size (Serf's default `query_size_limit`) ride on foca's packets;
 /// larger ones, possible with a raised limit, go over the stream transport.
@@ -31,10 +34,16 @@ pub fn query(encoded: &[u8]) -> Vec<u8> {
     framed(QUERY, encoded)
 }
 
+/// A suspicion confirmation, framed for `Foca::add_broadcast`.
+pub fn suspicion_confirmation(confirmation: &SuspicionConfirmation) -> Vec<u8> {
+    framed(SUSPICION_CONFIRMATION, &confirmation.encode())
+}
+
 #[derive(Debug, PartialEq, Eq)]
 pub enum BroadcastKey {
     UserEvent(UserEventKey),
     Query(QueryKey),
+    Confirmation(SuspicionConfirmation),
 }
 
 /// A message only ever replaces an identical copy of itself: every user event and query
@@ -55,11 +64,14 @@ pub enum MalformedBroadcast {
     UserEvent(#[from] MalformedUserEvent),
     #[error(transparent)]
     Query(#[from] MalformedQuery),
+    #[error(transparent)]
+    Confirmation(#[from] MalformedConfirmation),
 }
 
 pub struct ClusterGossip {
     pub user_events: UserEventGossip,
     pub queries: QueryGossip,
+    pub confirmations: ConfirmationGossip,
 }
 
 impl BroadcastHandler<NodeId> for ClusterGossip {
@@ -78,6 +90,10 @@ impl BroadcastHandler<NodeId> for ClusterGossip {
                 .receive_item(body)?
                 .map(BroadcastKey::UserEvent)),
             QUERY => Ok(self.queries.receive_item(body)?.map(BroadcastKey::Query)),
+            SUSPICION_CONFIRMATION => Ok(self
+                .confirmations
+                .receive_item(body)?
+                .map(BroadcastKey::Confirmation)),
             other => Err(MalformedBroadcast::UnknownType(other)),
         }
     }
@@ -129,10 +145,12 @@ mod tests {
     fn a_direct_broadcast_is_delivered_once_and_never_passed_on() {
         let (deliver, mut delivered) = mpsc::unbounded_channel();
         let (queries, _received_queries) = mpsc::unbounded_channel();
+        let (confirmations, _received_confirmations) = mpsc::unbounded_channel();
         let clock = Arc::new(LamportClock::default());
         let mut gossip = SharedGossip::new(ClusterGossip {
             user_events: UserEventGossip::new(clock.clone(), deliver),
             queries: QueryGossip::new(clock, queries),
+            confirmations: ConfirmationGossip::new(confirmations),
         });
         let event = UserEvent {
             ltime: 1,

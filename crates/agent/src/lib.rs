@@ -57,6 +57,7 @@ pub mod keyring;
 pub mod keyring_file;
 pub mod keys;
 pub mod lamport;
+pub mod lifeguard;
 pub mod log_ring;
 mod logging;
 pub mod membership;

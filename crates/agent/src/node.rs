@@ -4,20 +4,25 @@
 //! foca's accumulated output is drained in order: datagrams out, timers to the scheduler,
 //! notifications into the member table. Other tasks talk to it through a [`NodeHandle`].
 //!
-//! Beside foca's work it measures network coordinates (a ping to one random member per
-//! probe interval, see [`crate::coordinate`]) and receives whole datagrams over the
-//! [`transport`] stream listener on the same address, and syncs its whole state with one
-//! random member per push-pull interval ([`crate::push_pull`]).
+//! foca's timers and probe notifications pass through [`Lifeguard`] on their way: it
+//! stretches probe timing with our own health and holds suspicions to their dynamic
+//! timeouts. Our probe acks carry our network coordinate and each ack to our own ping is
+//! an RTT sample ([`crate::coordinate`]). Beside foca's work the node receives whole
+//! datagrams over the [`transport`] stream listener on the same address, and syncs its
+//! whole state with one random member per push-pull interval ([`crate::push_pull`]).
 
 use crate::broadcasts::{self, ClusterGossip, SharedGossip};
 use crate::conflict::ConflictVote;
-use crate::coordinate::{Coordinate, CoordinateMessage, Coordinates};
+use crate::coordinate::{Coordinate, Coordinates};
 use crate::event_history::EventHistory;
 use crate::event_streams::EventStreams;
 use crate::events::{AgentEvent, MemberEventKind};
 use crate::identity::NodeId;
 use crate::keys::GossipKeys;
 use crate::lamport::{Clocks, LamportClock};
+use crate::lifeguard::Lifeguard;
+use crate::lifeguard::gossip::{ConfirmationGossip, SuspicionConfirmation};
+use crate::lifeguard::suspicion::SuspectKey;
 use crate::membership::{MemberRecord, MemberStatus, MemberTable};
 use crate::profile::Profile;
 use crate::query::answers::Answerable;
@@ -31,9 +36,11 @@ use crate::timers;
 use crate::transport;
 use crate::user_events::{GOSSIP_EVENT_MAX, UserEvent, UserEventGossip};
 use crate::wire::{self, Datagram, LifecycleMessage};
-use foca::{AccumulatingRuntime, Foca, OwnedNotification, PostcardCodec, Timer};
+use foca::{
+    AccumulatingRuntime, Codec, Foca, Header, Message, OwnedNotification, PostcardCodec, State,
+    Timer,
+};
 use rand_foca::rngs::StdRng;
-use rand_foca::seq::IndexedRandom;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -320,6 +327,7 @@ pub async fn start(
     tokio::spawn(receive_datagrams(socket.clone(), datagram_deliver));
     let (received_queries, query_inbox) = mpsc::unbounded_channel();
     let (query_deadlines, expired_queries) = mpsc::unbounded_channel();
+    let (received_confirmations, confirmation_inbox) = mpsc::unbounded_channel();
     let event_clock = lifecycle.clocks.event.clone();
     let query_clock = lifecycle.clocks.query.clone();
     let history = EventHistory::new(lifecycle.event_min_time);
@@ -329,6 +337,7 @@ pub async fn start(
         user_events: UserEventGossip::new(event_clock.clone(), events.clone())
             .with_history(history.clone()),
         queries: QueryGossip::new(query_clock.clone(), received_queries),
+        confirmations: ConfirmationGossip::new(received_confirmations),
     });
     let (local, local_view) = watch::channel(identity.clone());
     let shut_down = Arc::new(Notify::new());
@@ -346,6 +355,8 @@ pub async fn start(
             gossip.clone(),
         ),
         coordinates: Coordinates::new(identity.name.clone(), !options.disable_coordinates),
+        lifeguard: Lifeguard::default(),
+        epoch: Instant::now(),
         event_clock,
         gossip,
         options,
@@ -378,6 +389,7 @@ pub async fn start(
         commands: command_inbox,
         queries: query_inbox,
         expired_queries,
+        confirmations: confirmation_inbox,
     }));
     Ok(NodeHandle {
         commands,
@@ -414,11 +426,16 @@ struct NodeInputs {
     queries: mpsc::UnboundedReceiver<QueryMessage>,
     /// The Lamport times of our own queries whose timeout has passed.
     expired_queries: mpsc::UnboundedReceiver<u64>,
+    /// Lifeguard's suspicion confirmations foca's broadcast handler saw for the first time.
+    confirmations: mpsc::UnboundedReceiver<SuspicionConfirmation>,
 }
 
 struct Node {
     foca: SwimCore,
     coordinates: Coordinates,
+    lifeguard: Lifeguard,
+    /// Lifeguard's clock starts here.
+    epoch: Instant,
     /// Shared with foca's broadcast handler, which witnesses the times it receives.
     event_clock: Arc<LamportClock>,
     /// foca's broadcast handler, for broadcasts sent or received directly.
@@ -432,7 +449,7 @@ struct Node {
     answerable: Answerable,
     query_settings: QuerySettings,
     query_deadlines: mpsc::UnboundedSender<u64>,
-    /// Picks query IDs, relays and the member each coordinate ping goes to.
+    /// Picks query IDs and relays.
     rng: StdRng,
     /// The user events seen lately, shared with foca's broadcast handler.
     history: EventHistory,
@@ -467,10 +484,9 @@ impl Node {
         let mut reconnect_tick = tokio::time::interval(timeouts.reconnect_interval);
         reap_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         reconnect_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        let mut coordinate_probes =
-            tokio::time::interval(self.options.profile.swim_config(1).probe_period);
         loop {
             let vote_ends = self.conflict.as_ref().map(|vote| vote.deadline);
+            let suspicion_due = self.lifeguard.next_deadline().map(|due| self.epoch + due);
             tokio::select! {
                 Some((data, from)) = inputs.datagrams.recv() => self.on_datagram(&data, from).await,
                 _ = reap_tick.tick() => self.reap(),
@@ -482,7 +498,12 @@ impl Node {
                         return;
                     }
                 }
-                _ = coordinate_probes.tick() => self.ping_random_member().await,
+                _ = tokio::time::sleep_until(suspicion_due.unwrap_or_else(Instant::now)),
+                    if suspicion_due.is_some() => self.declare_due_suspects(),
+                Some(confirmation) = inputs.confirmations.recv() => {
+                    let now = self.epoch.elapsed();
+                    self.lifeguard.confirm(confirmation.suspect, &confirmation.by, now);
+                }
                 _ = tokio::time::sleep_until(self.next_push_pull) => self.push_pull(),
                 Some(timer) = inputs.timers.recv() => {
                     if let Err(e) = self.foca.handle_timer(timer, &mut self.runtime) {
@@ -524,10 +545,12 @@ impl Node {
             return;
         };
         match wire::decode(&data) {
-            Ok(Datagram::Foca(packet)) => {
-                if let Err(e) = self.foca.handle_data(packet, &mut self.runtime) {
-                    debug!("dropped gossip packet from {from}: {e}");
+            Ok(Datagram::Foca(packet)) => self.hand_to_foca(packet, from),
+            Ok(Datagram::FocaWithPosition { position, packet }) => {
+                if !self.coordinates.carried(position) {
+                    debug!("dropped an invalid coordinate from {from}");
                 }
+                self.hand_to_foca(packet, from);
             }
             Ok(Datagram::LeaveIntent(name)) => {
                 info!("member {name} is leaving (told by {from})");
@@ -535,18 +558,6 @@ impl Node {
             }
             Ok(Datagram::QueryReply(body)) => self.on_query_reply(body, from).await,
             Ok(Datagram::Lifecycle(message)) => self.on_lifecycle(message, from).await,
-            Ok(Datagram::CoordinatePing(body)) => match CoordinateMessage::decode(body) {
-                Ok(ping) => {
-                    let pong = self.coordinates.answer(ping);
-                    self.send(&wire::coordinate_pong_datagram(&pong.encode()), from)
-                        .await;
-                }
-                Err(e) => debug!("dropped coordinate ping from {from}: {e}"),
-            },
-            Ok(Datagram::CoordinatePong(body)) => match CoordinateMessage::decode(body) {
-                Ok(pong) => self.coordinates.on_pong(pong, tokio::time::Instant::now()),
-                Err(e) => debug!("dropped coordinate pong from {from}: {e}"),
-            },
             Ok(Datagram::DirectBroadcast(body)) => {
                 if let Err(e) = self.gossip.receive_direct(body) {
                     warn!("dropped a direct broadcast from {from}: {e}");
@@ -559,6 +570,49 @@ impl Node {
             },
             Ok(Datagram::PushPull(body)) => self.on_push_pull(body, from),
             Err(e) => warn!("dropped datagram from {from}: {e}"),
+        }
+    }
+
+    fn hand_to_foca(&mut self, packet: &[u8], from: SocketAddr) {
+        if let Err(e) = self.foca.handle_data(packet, &mut self.runtime) {
+            debug!("dropped gossip packet from {from}: {e}");
+        }
+    }
+
+    /// Suspicions whose Lifeguard deadline has come go back to foca, which declares the
+    /// member down unless it refuted the suspicion meanwhile.
+    fn declare_due_suspects(&mut self) {
+        for timer in self.lifeguard.take_due(self.epoch.elapsed()) {
+            if let Err(e) = self.foca.handle_timer(timer, &mut self.runtime) {
+                warn!("swim timer: {e}");
+            }
+        }
+    }
+
+    /// Our own probe of `id` failed and foca now suspects it: we are one of its
+    /// independent suspecters, and tell the others (Lifeguard's confirmations) while the
+    /// suspicion still wants them.
+    fn suspect_on_our_own(&mut self, id: &NodeId) {
+        let Some(suspect) = self
+            .foca
+            .iter_membership_state()
+            .find(|member| member.id() == id && member.state() == State::Suspect)
+            .map(|member| SuspectKey::of(id, member.incarnation()))
+        else {
+            return;
+        };
+        let by = self.foca.identity().name.clone();
+        if self
+            .lifeguard
+            .confirm(suspect.clone(), &by, self.epoch.elapsed())
+        {
+            let confirmation = SuspicionConfirmation { suspect, by };
+            if let Err(e) = self
+                .foca
+                .add_broadcast(&broadcasts::suspicion_confirmation(&confirmation))
+            {
+                warn!("suspicion confirmation: {e}");
+            }
         }
     }
 
@@ -647,7 +701,7 @@ impl Node {
             members: self.table.records().count(),
             failed: count(MemberStatus::Failed),
             left: count(MemberStatus::Left),
-            health_score: self.coordinates.health_score(),
+            health_score: self.lifeguard.health_score(),
             member_time: self.member_clock.time(),
             event_time: self.event_clock.time(),
             query_time: self.query_clock.time(),
@@ -658,27 +712,6 @@ impl Node {
             query_queue: 0,
             encrypted: self.options.keys.is_enabled(),
             coordinate_resets: self.coordinates.resets(),
-        }
-    }
-
-    /// One coordinate sample per probe interval, from a random alive member.
-    async fn ping_random_member(&mut self) {
-        let local = &self.foca.identity().name;
-        let alive: Vec<&NodeId> = self
-            .table
-            .records()
-            .filter(|m| m.status == MemberStatus::Alive && m.id.name != *local)
-            .map(|m| &m.id)
-            .collect();
-        let Some(target) = alive.choose(&mut self.rng).map(|&id| id.clone()) else {
-            return;
-        };
-        if let Some(ping) = self
-            .coordinates
-            .ping(&target.name, tokio::time::Instant::now())
-        {
-            self.send(&wire::coordinate_ping_datagram(&ping.encode()), target.addr)
-                .await;
         }
     }
 
@@ -810,19 +843,60 @@ impl Node {
 
     async fn drain(&mut self) {
         while let Some((to, packet)) = self.runtime.to_send() {
-            self.send(&wire::foca_datagram(&packet), to.addr).await;
+            let datagram = self.outgoing(&packet);
+            self.send(&datagram, to.addr).await;
         }
+        let bounds = self
+            .options
+            .profile
+            .suspicion_bounds(self.table.alive_count());
         while let Some((delay, timer)) = self.runtime.to_schedule() {
-            // The scheduler only stops when the node task does.
-            let _ = self.timers.send((delay, timer));
+            let now = self.epoch.elapsed();
+            if let Some((delay, timer)) = self.lifeguard.schedule(delay, timer, bounds, now) {
+                // The scheduler only stops when the node task does.
+                let _ = self.timers.send((delay, timer));
+            }
         }
         while let Some(notification) = self.runtime.to_notify() {
-            if let OwnedNotification::MemberUp(id) = &notification
-                && self.refuse_name_conflict(id).await
-            {
-                continue;
+            match notification {
+                // Read from the packets themselves as they leave (`outgoing`).
+                OwnedNotification::DataSent(_) => {}
+                OwnedNotification::DataReceived(header) => self.on_foca_received(&header),
+                OwnedNotification::ProbeFailed(probe, id) => {
+                    self.lifeguard.probe_failed(probe);
+                    self.suspect_on_our_own(&id);
+                }
+                OwnedNotification::MemberUp(ref id) if self.refuse_name_conflict(id).await => {}
+                notification => self.apply(notification),
             }
-            self.apply(notification);
+        }
+        self.coordinates.packet_done();
+    }
+
+    /// A foca packet as it goes on the wire. Lifeguard reads its header (our pings, our
+    /// incarnation); a probe ack carries our coordinate in front, as Serf's acks do.
+    fn outgoing(&mut self, packet: &[u8]) -> Vec<u8> {
+        let header: Header<NodeId> = match PostcardCodec.decode_header(packet) {
+            Ok(header) => header,
+            // foca encoded it with this codec a moment ago; sent as it is all the same
+            Err(e) => {
+                warn!("foca's own packet does not decode: {e}");
+                return wire::foca_datagram(packet);
+            }
+        };
+        self.lifeguard.sent(&header, self.epoch.elapsed());
+        match (&header.message, self.coordinates.ack_position()) {
+            (Message::Ack(_), Some(position)) => {
+                wire::foca_with_position_datagram(&position, packet)
+            }
+            _ => wire::foca_datagram(packet),
+        }
+    }
+
+    /// foca accepted a packet: an ack to our ping is an RTT sample for our coordinate.
+    fn on_foca_received(&mut self, header: &Header<NodeId>) {
+        if let Some(answer) = self.lifeguard.received(header, self.epoch.elapsed()) {
+            self.coordinates.round_trip(&answer.member.name, answer.rtt);
         }
     }
 
@@ -866,6 +940,10 @@ impl Node {
             OwnedNotification::Idle => info!("no other member is active"),
             // Also the expected end of our own leave.
             OwnedNotification::Defunct => info!("this member is down in the cluster's view"),
+            // Lifeguard's, taken in `drain`; they change no membership.
+            OwnedNotification::DataSent(_)
+            | OwnedNotification::DataReceived(_)
+            | OwnedNotification::ProbeFailed(..) => return,
         }
         if let Err(e) = self
             .foca

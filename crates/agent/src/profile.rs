@@ -1,7 +1,10 @@
 //! `-profile lan|wan|local`: memberlist's three timing profiles, as foca settings. The
 //! suspicion timeout and the retransmissions grow with the cluster, so the node asks for a
-//! fresh [`foca::Config`] whenever the number of alive members changes.
+//! fresh [`foca::Config`] whenever the number of alive members changes. foca's own
+//! suspicion timeout is the shortest one; Lifeguard ([`crate::lifeguard`]) holds foca's
+//! timers to [`Profile::suspicion_bounds`].
 
+use crate::lifeguard::suspicion::SuspicionBounds;
 use foca::{Config, PeriodicParams};
 use std::num::{NonZeroU8, NonZeroU32, NonZeroUsize};
 use std::time::Duration;
@@ -123,6 +126,35 @@ impl Profile {
     }
 }
 
+/// memberlist's `SuspicionMaxTimeoutMult`, the same in its three profiles: an unconfirmed
+/// suspicion lasts six times as long as a fully confirmed one.
+const SUSPICION_MAX_MULT: u32 = 6;
+
+impl Profile {
+    /// Lifeguard's timeouts for a suspicion raised in a cluster of `alive_members`
+    /// (memberlist's): the SWIM timeout at least, six times it at most, and
+    /// `suspicion_mult − 2` confirmations to get to the least, none in clusters too small
+    /// to have that many other members to confirm.
+    pub fn suspicion_bounds(self, alive_members: usize) -> SuspicionBounds {
+        let t = self.timings();
+        let size = u32::try_from(alive_members)
+            .ok()
+            .and_then(NonZeroU32::new)
+            .unwrap_or(NonZeroU32::MIN);
+        let min = suspicion_timeout(t.suspicion_mult, size, t.probe_interval);
+        let wanted = t.suspicion_mult as u32 - 2;
+        SuspicionBounds {
+            min,
+            max: min * SUSPICION_MAX_MULT,
+            wanted: if size.get().saturating_sub(2) < wanted {
+                0
+            } else {
+                wanted
+            },
+        }
+    }
+}
+
 /// memberlist: mult × ceil(log10(n + 1)). An item foca disseminates (a membership update,
 /// a user event, a query) rides on the next packets that leave, whatever their
 /// destination, until it has been sent this many times. foca's `new_lan` rounds
@@ -180,6 +212,21 @@ mod tests {
         assert_eq!(big.suspect_to_down_after, Duration::from_secs(12));
         assert_eq!(big.max_transmissions.get(), 16);
         assert_eq!(Profile::Local.swim_config(0).max_transmissions.get(), 2);
+    }
+
+    #[test]
+    fn suspicions_start_six_times_longer_and_small_clusters_need_no_confirmation() {
+        let twenty = Profile::Lan.suspicion_bounds(20);
+        assert_eq!(
+            twenty.min,
+            Duration::from_secs(1).mul_f64(4.0 * 20f64.log10())
+        );
+        assert_eq!(twenty.max, twenty.min * 6);
+        assert_eq!(twenty.wanted, 2);
+        assert_eq!(Profile::Lan.suspicion_bounds(3).wanted, 0);
+        assert_eq!(Profile::Lan.suspicion_bounds(4).wanted, 2);
+        assert_eq!(Profile::Wan.suspicion_bounds(10).wanted, 4);
+        assert_eq!(Profile::Local.suspicion_bounds(10).wanted, 1);
     }
 
     #[test]

@@ -1,11 +1,12 @@
 //! What travels in one gossip datagram: a kind byte, then either a foca packet or one of
 //! the agent's own messages. foca owns the membership protocol; the agent adds only what
 //! foca has no word for (a member saying it leaves, as opposed to failing; a query's ack
-//! or response; coordinate pings, since foca does not expose its probe timings; user
-//! events and queries too big to ride on foca's packets; the member lifecycle's
-//! [`LifecycleMessage`]s; a key catch-up; a push-pull sync's state). The same datagrams
+//! or response; user events and queries too big to ride on foca's packets; the member
+//! lifecycle's [`LifecycleMessage`]s; a key catch-up; a push-pull sync's state), and a
+//! foca packet with our network coordinate in front (probe acks, as Serf's carry it). The same datagrams
 //! also arrive whole over the stream transport. With encryption, each whole datagram is sealed (`keys`).
 
+use crate::coordinate::compact;
 use crate::user_events::UserEvent;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
@@ -13,12 +14,12 @@ use std::net::SocketAddr;
 const KIND_FOCA: u8 = 0;
 const KIND_LEAVE_INTENT: u8 = 1;
 const KIND_QUERY_REPLY: u8 = 2;
-const KIND_COORDINATE_PING: u8 = 3;
-const KIND_COORDINATE_PONG: u8 = 4;
+// 3 and 4 were coordinate pings and pongs of their own, before acks carried coordinates.
 const KIND_KEY_CATCH_UP: u8 = 5;
 const KIND_LIFECYCLE: u8 = 6;
 const KIND_DIRECT_BROADCAST: u8 = 8;
 const KIND_PUSH_PULL: u8 = 9;
+const KIND_FOCA_WITH_POSITION: u8 = 10;
 
 /// The member lifecycle's messages (kind 6), msgpack-encoded.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -79,10 +80,11 @@ pub enum Datagram<'a> {
     /// A query's ack or response, or a request to relay one ([`crate::query::message`]).
     QueryReply(&'a [u8]),
     Lifecycle(LifecycleMessage),
-    /// A `coordinate::CoordinateMessage`: answer it with a pong.
-    CoordinatePing(&'a [u8]),
-    /// A `coordinate::CoordinateMessage` answering one of our pings.
-    CoordinatePong(&'a [u8]),
+    /// A foca packet (a probe ack) and the sender's coordinate ([`compact`]).
+    FocaWithPosition {
+        position: &'a [u8],
+        packet: &'a [u8],
+    },
     /// A custom broadcast (`broadcasts`: a user event or a query) sent straight from its
     /// origin, over the stream transport since it is too big for gossip; delivered here,
     /// not passed on.
@@ -104,6 +106,8 @@ pub enum WireError {
     BadNodeName,
     #[error("malformed lifecycle message")]
     BadLifecycleMessage,
+    #[error("coordinate datagram too short")]
+    ShortPosition,
 }
 
 pub fn decode(datagram: &[u8]) -> Result<Datagram<'_>, WireError> {
@@ -120,8 +124,11 @@ pub fn decode(datagram: &[u8]) -> Result<Datagram<'_>, WireError> {
         KIND_LIFECYCLE => rmp_serde::from_slice(body)
             .map(Datagram::Lifecycle)
             .map_err(|_| WireError::BadLifecycleMessage),
-        KIND_COORDINATE_PING => Ok(Datagram::CoordinatePing(body)),
-        KIND_COORDINATE_PONG => Ok(Datagram::CoordinatePong(body)),
+        KIND_FOCA_WITH_POSITION if body.len() > compact::ENCODED_LEN => {
+            let (position, packet) = body.split_at(compact::ENCODED_LEN);
+            Ok(Datagram::FocaWithPosition { position, packet })
+        }
+        KIND_FOCA_WITH_POSITION => Err(WireError::ShortPosition),
         KIND_DIRECT_BROADCAST => Ok(Datagram::DirectBroadcast(body)),
         KIND_PUSH_PULL => Ok(Datagram::PushPull(body)),
         other => Err(WireError::UnknownKind(other)),
@@ -144,12 +151,13 @@ pub fn query_reply_datagram(body: &[u8]) -> Vec<u8> {
     framed(KIND_QUERY_REPLY, body)
 }
 
-pub fn coordinate_ping_datagram(body: &[u8]) -> Vec<u8> {
-    framed(KIND_COORDINATE_PING, body)
-}
-
-pub fn coordinate_pong_datagram(body: &[u8]) -> Vec<u8> {
-    framed(KIND_COORDINATE_PONG, body)
+/// A foca packet behind our encoded coordinate ([`compact::encode`]).
+pub fn foca_with_position_datagram(position: &[u8], packet: &[u8]) -> Vec<u8> {
+    let mut datagram = Vec::with_capacity(1 + position.len() + packet.len());
+    datagram.push(KIND_FOCA_WITH_POSITION);
+    datagram.extend_from_slice(position);
+    datagram.extend_from_slice(packet);
+    datagram
 }
 
 pub fn direct_broadcast_datagram(broadcast: &[u8]) -> Vec<u8> {
@@ -195,13 +203,17 @@ mod tests {
             decode(&key_catch_up_datagram(b"\x10k")),
             Ok(Datagram::KeyCatchUp(b"\x10k"))
         );
+        let position = [7u8; compact::ENCODED_LEN];
         assert_eq!(
-            decode(&coordinate_ping_datagram(b"p")),
-            Ok(Datagram::CoordinatePing(b"p"))
+            decode(&foca_with_position_datagram(&position, b"\x01\x02")),
+            Ok(Datagram::FocaWithPosition {
+                position: &position,
+                packet: b"\x01\x02"
+            })
         );
         assert_eq!(
-            decode(&coordinate_pong_datagram(b"q")),
-            Ok(Datagram::CoordinatePong(b"q"))
+            decode(&foca_with_position_datagram(&position[1..], b"")),
+            Err(WireError::ShortPosition)
         );
         assert_eq!(
             decode(&direct_broadcast_datagram(b"\x03e")),

@@ -1,0 +1,115 @@
+//! The suspicion confirmations members gossip to one another (see [`super::suspicion`]):
+//! a member whose own probe of a suspect failed says so once, through foca's custom
+//! broadcasts, and every member passes each distinct confirmation on once.
+
+use super::suspicion::SuspectKey;
+use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
+use tokio::sync::mpsc;
+
+/// Confirmations remembered to pass each on once; a failure draws one per member that
+/// probes the suspect, so this covers many failures at once in large clusters.
+const REMEMBERED: usize = 4096;
+
+/// "My own probe of this member failed": one independent confirmation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SuspicionConfirmation {
+    pub suspect: SuspectKey,
+    pub by: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("malformed suspicion confirmation: {0}")]
+pub struct MalformedConfirmation(#[from] rmp_serde::decode::Error);
+
+impl SuspicionConfirmation {
+    pub fn encode(&self) -> Vec<u8> {
+        rmp_serde::to_vec(self).expect("a confirmation always encodes")
+    }
+
+    pub fn decode(body: &[u8]) -> Result<Self, MalformedConfirmation> {
+        Ok(rmp_serde::from_slice(body)?)
+    }
+}
+
+/// The confirmation half of foca's custom broadcasts (see [`crate::broadcasts`]).
+pub struct ConfirmationGossip {
+    seen: VecDeque<SuspicionConfirmation>,
+    deliver: mpsc::UnboundedSender<SuspicionConfirmation>,
+}
+
+impl ConfirmationGossip {
+    pub fn new(deliver: mpsc::UnboundedSender<SuspicionConfirmation>) -> Self {
+        ConfirmationGossip {
+            seen: VecDeque::new(),
+            deliver,
+        }
+    }
+
+    /// A confirmation foca handed us (sent from here or received): deliver it to the node
+    /// and pass it on the first time; `None` for a repeat.
+    pub fn receive_item(
+        &mut self,
+        data: &[u8],
+    ) -> Result<Option<SuspicionConfirmation>, MalformedConfirmation> {
+        let confirmation = SuspicionConfirmation::decode(data)?;
+        if self.seen.contains(&confirmation) {
+            return Ok(None);
+        }
+        if self.seen.len() == REMEMBERED {
+            self.seen.pop_front();
+        }
+        self.seen.push_back(confirmation.clone());
+        // The node stopping is the only way the receiver goes; nothing is left to tell.
+        let _ = self.deliver.send(confirmation.clone());
+        Ok(Some(confirmation))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn suspect(name: &str) -> SuspectKey {
+        SuspectKey {
+            name: name.into(),
+            started_ms: 7,
+            incarnation: 3,
+        }
+    }
+
+    #[test]
+    fn confirmations_survive_encoding() {
+        let suspect = suspect("b");
+        let confirmation = SuspicionConfirmation {
+            suspect,
+            by: "a".into(),
+        };
+        let encoded = confirmation.encode();
+        assert!(encoded.len() < 32, "{} bytes", encoded.len());
+        assert_eq!(
+            SuspicionConfirmation::decode(&encoded).unwrap(),
+            confirmation
+        );
+        assert!(SuspicionConfirmation::decode(b"\xc1").is_err());
+    }
+
+    #[test]
+    fn each_confirmation_is_delivered_and_passed_on_once() {
+        let (deliver, mut delivered) = mpsc::unbounded_channel();
+        let mut gossip = ConfirmationGossip::new(deliver);
+        let confirmation = SuspicionConfirmation {
+            suspect: suspect("b"),
+            by: "a".into(),
+        };
+        let encoded = confirmation.encode();
+        assert_eq!(
+            gossip.receive_item(&encoded).unwrap(),
+            Some(confirmation.clone())
+        );
+        assert_eq!(gossip.receive_item(&encoded).unwrap(), None);
+        assert_eq!(delivered.try_recv().unwrap(), confirmation);
+        assert!(delivered.try_recv().is_err());
+        assert!(gossip.receive_item(b"\x01").is_err());
+    }
+}

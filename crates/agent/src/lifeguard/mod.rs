@@ -1,0 +1,262 @@
+//! Lifeguard (Dadgar et al., 2018), as memberlist runs it under Serf, on top of foca's SWIM.
+//!
+//! foca runs plain SWIM: fixed probe timing, fixed suspicion timeouts. Lifeguard's two
+//! refinements need no change inside foca, only a view of what it does (its probe
+//! notifications and its packets' headers) and control over when its timers fire:
+//! - [`awareness`]: the local health multiplier. Failed probes and refuted suspicions
+//!   raise it, answered probes lower it, and it stretches foca's probe interval and probe
+//!   timeout, so a member that is itself slow stops accusing healthy ones.
+//! - [`suspicion`]: dynamic suspicion timeouts, from long to short as other members
+//!   independently confirm a suspicion.
+//!
+//! The node feeds it every foca packet header going out or coming in and every timer
+//! foca asks for; the simulation could do the same. Pure state: times are offsets from a
+//! clock the caller picks.
+
+pub mod awareness;
+pub mod gossip;
+pub mod suspicion;
+
+use crate::identity::NodeId;
+use awareness::Awareness;
+use foca::{Header, Incarnation, Message, ProbeNumber, Timer};
+use std::collections::BTreeMap;
+use std::time::Duration;
+use suspicion::{SuspectKey, SuspicionBounds, Suspicions};
+
+/// A ping still unanswered after this long will never count (foca numbers its probes
+/// with one byte, so old numbers come back).
+const PING_MEMORY: Duration = Duration::from_secs(30);
+
+/// A probe of ours answered directly: `member` answered after `rtt`.
+#[derive(Debug, PartialEq)]
+pub struct RoundTrip {
+    pub member: NodeId,
+    pub rtt: Duration,
+}
+
+#[derive(Default)]
+pub struct Lifeguard {
+    awareness: Awareness,
+    /// Our pings by probe number: whom, and when.
+    pings: BTreeMap<ProbeNumber, (String, Duration)>,
+    suspicions: Suspicions,
+    /// Our identity's name, start and incarnation as our last packet carried them: the
+    /// incarnation rising under the same identity means we refuted a suspicion.
+    ours: Option<(String, u64, Incarnation)>,
+}
+
+impl Lifeguard {
+    /// A foca packet is leaving with this header.
+    pub fn sent(&mut self, header: &Header<NodeId>, now: Duration) {
+        let identity = (header.src.name.clone(), header.src.started_ms);
+        if let Some((name, started_ms, incarnation)) = &self.ours
+            && (name, started_ms) == (&identity.0, &identity.1)
+            && header.src_incarnation > *incarnation
+        {
+            self.awareness.doubt();
+        }
+        self.ours = Some((identity.0, identity.1, header.src_incarnation));
+        if let Message::Ping(probe) = header.message {
+            self.pings.retain(|_, (_, sent)| now - *sent < PING_MEMORY);
+            self.pings.insert(probe, (header.dst.name.clone(), now));
+        }
+    }
+
+    /// foca accepted a packet with this header; an answer to one of our pings is a round
+    /// trip (for the network coordinates) and a sign of our own health.
+    pub fn received(&mut self, header: &Header<NodeId>, now: Duration) -> Option<RoundTrip> {
+        match &header.message {
+            Message::Ack(probe) => {
+                let (to, sent) = self.pings.get(probe)?;
+                if *to != header.src.name {
+                    return None;
+                }
+                let rtt = now.saturating_sub(*sent);
+                self.pings.remove(probe);
+                self.awareness.probe_answered();
+                Some(RoundTrip {
+                    member: header.src.clone(),
+                    rtt,
+                })
+            }
+            // Answered through another member: the target lives, our own link is in doubt,
+            // so the score stays where it is (as memberlist).
+            Message::ForwardedAck { probe_number, .. } => {
+                self.pings.remove(probe_number);
+                None
+            }
+            _ => None,
+        }
+    }
+
+    /// Neither the member probed nor anyone asked to reach it for us answered.
+    pub fn probe_failed(&mut self, probe: ProbeNumber) {
+        self.pings.remove(&probe);
+        self.awareness.doubt();
+    }
+
+    /// A timer foca asked for, and what to do with it: the delay to schedule it after
+    /// (probe timers stretched by our health), or None when a suspicion holds it.
+    pub fn schedule(
+        &mut self,
+        delay: Duration,
+        timer: Timer<NodeId>,
+        bounds: SuspicionBounds,
+        now: Duration,
+    ) -> Option<(Duration, Timer<NodeId>)> {
+        match timer {
+            Timer::ProbeRandomMember(_) | Timer::SendIndirectProbe { .. } => {
+                Some((self.awareness.scale(delay), timer))
+            }
+            Timer::ChangeSuspectToDown {
+                ref member_id,
+                incarnation,
+                ..
+            } => {
+                let key = SuspectKey::of(member_id, incarnation);
+                self.suspicions.hold(key, timer, bounds, now);
+                None
+            }
+            other => Some((delay, other)),
+        }
+    }
+
+    /// `by` suspects a member on its own; true when worth passing on (see
+    /// [`Suspicions::confirm`]).
+    pub fn confirm(&mut self, suspect: SuspectKey, by: &str, now: Duration) -> bool {
+        self.suspicions.confirm(suspect, by, now)
+    }
+
+    /// When the next held suspicion timer is due.
+    pub fn next_deadline(&self) -> Option<Duration> {
+        self.suspicions.next_deadline()
+    }
+
+    /// The held suspicion timers due by `now`, for foca.
+    pub fn take_due(&mut self, now: Duration) -> Vec<Timer<NodeId>> {
+        self.suspicions.take_due(now)
+    }
+
+    /// Serf's `health_score`.
+    pub fn health_score(&self) -> u32 {
+        self.awareness.score()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::SocketAddr;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    fn id(name: &str) -> NodeId {
+        NodeId {
+            name: name.into(),
+            addr: "127.0.0.1:7946".parse::<SocketAddr>().unwrap(),
+            tags: Default::default(),
+            started_ms: 1,
+        }
+    }
+
+    fn header(
+        src: &str,
+        incarnation: Incarnation,
+        dst: &str,
+        message: Message<NodeId>,
+    ) -> Header<NodeId> {
+        Header {
+            src: id(src),
+            src_incarnation: incarnation,
+            dst: id(dst),
+            message,
+        }
+    }
+
+    fn bounds() -> SuspicionBounds {
+        SuspicionBounds {
+            min: Duration::from_secs(5),
+            max: Duration::from_secs(30),
+            wanted: 2,
+        }
+    }
+
+    #[test]
+    fn a_direct_ack_is_a_round_trip_and_heals_and_a_failed_probe_hurts() {
+        let mut lifeguard = Lifeguard::default();
+        lifeguard.probe_failed(9);
+        lifeguard.probe_failed(10);
+        assert_eq!(lifeguard.health_score(), 2);
+        lifeguard.sent(&header("a", 0, "b", Message::Ping(11)), 100 * MS);
+        // an ack from someone else, or for another probe, proves nothing
+        assert_eq!(
+            lifeguard.received(&header("c", 0, "a", Message::Ack(11)), 101 * MS),
+            None
+        );
+        assert_eq!(
+            lifeguard.received(&header("b", 0, "a", Message::Ack(12)), 101 * MS),
+            None
+        );
+        let answer = lifeguard.received(&header("b", 0, "a", Message::Ack(11)), 103 * MS);
+        assert_eq!(
+            answer,
+            Some(RoundTrip {
+                member: id("b"),
+                rtt: 3 * MS
+            })
+        );
+        assert_eq!(lifeguard.health_score(), 1);
+        assert_eq!(
+            lifeguard.received(&header("b", 0, "a", Message::Ack(11)), 104 * MS),
+            None
+        );
+    }
+
+    #[test]
+    fn refuting_a_suspicion_about_ourselves_is_a_doubt() {
+        let mut lifeguard = Lifeguard::default();
+        lifeguard.sent(&header("a", 0, "b", Message::Gossip), MS);
+        lifeguard.sent(&header("a", 0, "c", Message::Gossip), MS);
+        assert_eq!(lifeguard.health_score(), 0);
+        lifeguard.sent(&header("a", 1, "b", Message::Gossip), MS);
+        assert_eq!(lifeguard.health_score(), 1);
+    }
+
+    #[test]
+    fn probe_timers_stretch_with_doubt_and_suspicion_timers_are_held() {
+        let mut lifeguard = Lifeguard::default();
+        let probe = Timer::ProbeRandomMember(0);
+        let second = Duration::from_secs(1);
+        assert_eq!(
+            lifeguard.schedule(second, probe.clone(), bounds(), Duration::ZERO),
+            Some((second, probe.clone()))
+        );
+        lifeguard.probe_failed(1);
+        lifeguard.probe_failed(2);
+        assert_eq!(
+            lifeguard.schedule(second, probe.clone(), bounds(), Duration::ZERO),
+            Some((3 * second, probe))
+        );
+        let gossip = Timer::PeriodicGossip(0);
+        assert_eq!(
+            lifeguard.schedule(second, gossip.clone(), bounds(), Duration::ZERO),
+            Some((second, gossip))
+        );
+        let down = Timer::ChangeSuspectToDown {
+            member_id: id("b"),
+            incarnation: 0,
+            token: 0,
+        };
+        assert_eq!(
+            lifeguard.schedule(second, down.clone(), bounds(), second),
+            None
+        );
+        assert_eq!(lifeguard.next_deadline(), Some(31 * second));
+        let key = SuspectKey::of(&id("b"), 0);
+        for by in ["c", "d", "e"] {
+            lifeguard.confirm(key.clone(), by, 2 * second);
+        }
+        assert_eq!(lifeguard.take_due(6 * second), vec![down]);
+    }
+}
