@@ -582,7 +582,24 @@ impl Node {
     /// Suspicions whose Lifeguard deadline has come go back to foca, which declares the
     /// member down unless it refuted the suspicion meanwhile.
     fn declare_due_suspects(&mut self) {
-        for timer in self.lifeguard.take_due(self.epoch.elapsed()) {
+        for (timer, confirmations) in self.lifeguard.take_due(self.epoch.elapsed()) {
+            if let Timer::ChangeSuspectToDown {
+                member_id,
+                incarnation,
+                ..
+            } = &timer
+                && self.foca.iter_membership_state().any(|member| {
+                    member.id() == member_id
+                        && member.incarnation() == *incarnation
+                        && member.state() == State::Suspect
+                })
+            {
+                // memberlist's line, at its level (unless the news beat our deadline)
+                info!(
+                    "Marking {} as failed, suspect timeout reached ({confirmations} peer confirmations)",
+                    member_id.name
+                );
+            }
             if let Err(e) = self.foca.handle_timer(timer, &mut self.runtime) {
                 warn!("swim timer: {e}");
             }

@@ -133,8 +133,8 @@ impl Lifeguard {
         self.suspicions.next_deadline()
     }
 
-    /// The held suspicion timers due by `now`, for foca.
-    pub fn take_due(&mut self, now: Duration) -> Vec<Timer<NodeId>> {
+    /// The held suspicion timers due by `now`, for foca, with their confirmations.
+    pub fn take_due(&mut self, now: Duration) -> Vec<(Timer<NodeId>, u32)> {
         self.suspicions.take_due(now)
     }
 
@@ -257,6 +257,6 @@ mod tests {
         for by in ["c", "d", "e"] {
             lifeguard.confirm(key.clone(), by, 2 * second);
         }
-        assert_eq!(lifeguard.take_due(6 * second), vec![down]);
+        assert_eq!(lifeguard.take_due(6 * second), vec![(down, 2)]);
     }
 }

@@ -150,10 +150,10 @@ impl Suspicions {
         self.open.values().filter_map(Suspicion::deadline).min()
     }
 
-    /// foca's timers whose deadline has come, to hand back to foca (it declares the
-    /// member down unless the suspicion was refuted meanwhile); and forgets confirmations
-    /// that never met a suspicion here.
-    pub fn take_due(&mut self, now: Duration) -> Vec<Timer<NodeId>> {
+    /// foca's timers whose deadline has come, with the confirmations each suspicion got,
+    /// to hand back to foca (it declares the member down unless the suspicion was refuted
+    /// meanwhile); and forgets confirmations that never met a suspicion here.
+    pub fn take_due(&mut self, now: Duration) -> Vec<(Timer<NodeId>, u32)> {
         let due: Vec<SuspectKey> = self
             .open
             .iter()
@@ -164,7 +164,11 @@ impl Suspicions {
             .map(|(key, _)| key.clone())
             .collect();
         due.into_iter()
-            .filter_map(|key| self.open.remove(&key)?.held.map(|held| held.timer))
+            .filter_map(|key| {
+                let suspicion = self.open.remove(&key)?;
+                let confirmations = suspicion.confirmations();
+                Some((suspicion.held?.timer, confirmations))
+            })
             .collect()
     }
 
@@ -244,7 +248,7 @@ mod tests {
         );
         assert_eq!(suspicions.next_deadline(), Some(SECOND + lan_bounds().min));
         assert!(suspicions.take_due(6 * SECOND).is_empty());
-        assert_eq!(suspicions.take_due(7 * SECOND), vec![timer]);
+        assert_eq!(suspicions.take_due(7 * SECOND), vec![(timer, 2)]);
         assert_eq!(suspicions.next_deadline(), None);
     }
 
