@@ -286,6 +286,9 @@ mod tests {
         let mut suspicions = Suspicions::default();
         suspicions.hold(key.clone(), timer, lan_bounds(), SECOND);
         suspicions.hold(key, newer.clone(), lan_bounds(), 3 * SECOND);
-        assert_eq!(suspicions.take_due(SECOND + lan_bounds().max), vec![newer]);
+        assert_eq!(
+            suspicions.take_due(SECOND + lan_bounds().max),
+            vec![(newer, 0)]
+        );
     }
 }
