@@ -144,6 +144,24 @@ def test_tags_and_a_tags_file_together_are_refused(tmp_path):
         agent.kill()
 
 
+def test_tags_past_512_encoded_bytes_are_refused_as_serf_refuses_them(agents, tmp_path):
+    a1 = agents("a1")
+    # a 505-byte value under a one-byte key encodes to exactly 512 bytes
+    assert serf("tags", a1, "-set", "a=" + "x" * 505).returncode == 0
+    out = serf("tags", a1, "-set", "a=" + "x" * 506)
+    assert (out.stdout + out.stderr, out.returncode) == (
+        "Error setting tags: Encoded length of tags exceeds limit of 512 bytes\n", 1)
+    assert a1.members()["a1"]["tags"] == {"a": "x" * 505}
+    agent = Agent(str(tmp_path), "big", tags=["big=" + "x" * 600])
+    agent.start(wait=False)
+    try:
+        assert agent.wait_exit() == 1
+        assert ("Failed to start the Serf agent: Error creating Serf: Encoded length of tags "
+                "exceeds limit of 512 bytes") in agent.log()
+    finally:
+        agent.kill()
+
+
 def received_user_events(agent, name):
     """How often the agent logged Serf's line for receiving user event `name`."""
     return agent.log().count("Received event: user-event: %s\n" % name)

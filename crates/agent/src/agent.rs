@@ -20,7 +20,7 @@ use crate::retry_join::{self, RetryJoin};
 use crate::rpc;
 use crate::snapshot::{Restored, Snapshot};
 use crate::syslog::Syslog;
-use crate::tags_file::TagsFile;
+use crate::tags_file::{self, TagsFile};
 use clap::error::ErrorKind;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -89,6 +89,8 @@ async fn run(args: Vec<String>, config: AgentConfig, logging: Logging) -> Result
         Some(file) => file.load()?,
         None => config.tag_map(),
     };
+    tags_file::check_encoded_size(&tags)
+        .map_err(|e| format!("Failed to start the Serf agent: Error creating Serf: {e}"))?;
     let identity = NodeId {
         name: config.node_name(),
         addr: config.advertise_addr()?,

@@ -740,6 +740,7 @@ impl Node {
     fn update_tags(&mut self, update: TagUpdate) -> Result<(), String> {
         let current = self.foca.identity().clone();
         let tags = tags_file::updated(&current.tags, &update.set, &update.delete);
+        tags_file::check_encoded_size(&tags)?;
         if let Some(file) = &self.tags_file {
             file.write(&tags)?;
         }

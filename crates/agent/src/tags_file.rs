@@ -58,9 +58,51 @@ pub fn updated(current: &Tags, set: &Tags, delete: &[String]) -> Tags {
     tags
 }
 
+/// memberlist's `MetaMaxSize`: a member's tags travel in every packet header that names
+/// it, so Serf bounds them, encoded.
+const ENCODED_TAGS_MAX: usize = 512;
+
+/// Serf's refusal of tags whose encoding (a magic byte, then Go's msgpack map: fixstr below
+/// 32 bytes, raw16 above, as its codec writes them) would pass [`ENCODED_TAGS_MAX`]; the
+/// boundary checked against Debian's serf (a 505-byte value under a 1-byte key fits, 506
+/// does not).
+pub fn check_encoded_size(tags: &Tags) -> Result<(), String> {
+    fn header(len: usize, small: usize) -> usize {
+        match len {
+            _ if len < small => 1,
+            0..=0xffff => 3,
+            _ => 5,
+        }
+    }
+    let encoded = 1
+        + header(tags.len(), 16)
+        + tags
+            .iter()
+            .map(|(k, v)| header(k.len(), 32) + k.len() + header(v.len(), 32) + v.len())
+            .sum::<usize>();
+    if encoded > ENCODED_TAGS_MAX {
+        return Err(format!(
+            "Encoded length of tags exceeds limit of {ENCODED_TAGS_MAX} bytes"
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tags_are_refused_past_512_encoded_bytes_where_serf_refuses_them() {
+        let value = |n| "x".repeat(n);
+        assert!(check_encoded_size(&tags(&[("a", &value(505))])).is_ok());
+        assert_eq!(
+            check_encoded_size(&tags(&[("a", &value(506))])).unwrap_err(),
+            "Encoded length of tags exceeds limit of 512 bytes"
+        );
+        assert!(check_encoded_size(&tags(&[("a", &value(490)), ("b", &value(10))])).is_ok());
+        assert!(check_encoded_size(&Tags::new()).is_ok());
+    }
 
     fn tags(pairs: &[(&str, &str)]) -> Tags {
         pairs.iter().map(|&(k, v)| (k.into(), v.into())).collect()
