@@ -22,7 +22,6 @@ use crate::keys::GossipKeys;
 use crate::lamport::{Clocks, LamportClock};
 use crate::lifeguard::Lifeguard;
 use crate::lifeguard::gossip::{ConfirmationGossip, SuspicionConfirmation};
-use crate::lifeguard::suspicion::SuspectKey;
 use crate::membership::{MemberRecord, MemberStatus, MemberTable};
 use crate::profile::Profile;
 use crate::query::answers::Answerable;
@@ -37,8 +36,8 @@ use crate::transport;
 use crate::user_events::{GOSSIP_EVENT_MAX, UserEvent, UserEventGossip};
 use crate::wire::{self, Datagram, LifecycleMessage};
 use foca::{
-    AccumulatingRuntime, Codec, Foca, Header, Message, OwnedNotification, PostcardCodec, State,
-    Timer,
+    AccumulatingRuntime, Codec, Foca, Header, Message, OwnedNotification, PostcardCodec,
+    ProbeNumber, State, Timer,
 };
 use rand_foca::rngs::StdRng;
 use std::net::SocketAddr;
@@ -606,30 +605,18 @@ impl Node {
         }
     }
 
-    /// Our own probe of `id` failed and foca now suspects it: we are one of its
-    /// independent suspecters, and tell the others (Lifeguard's confirmations) while the
-    /// suspicion still wants them.
-    fn suspect_on_our_own(&mut self, id: &NodeId) {
-        let Some(suspect) = self
-            .foca
-            .iter_membership_state()
-            .find(|member| member.id() == id && member.state() == State::Suspect)
-            .map(|member| SuspectKey::of(id, member.incarnation()))
-        else {
-            return;
-        };
+    /// Our own probe of `id` failed: Lifeguard takes it as a doubt about ourselves, and
+    /// as our confirmation of the suspicion foca raised, which the others must hear.
+    fn probe_failed(&mut self, probe: ProbeNumber, id: &NodeId) {
         let by = self.foca.identity().name.clone();
-        if self
-            .lifeguard
-            .confirm(suspect.clone(), &by, self.epoch.elapsed())
-        {
-            let confirmation = SuspicionConfirmation { suspect, by };
-            if let Err(e) = self
+        let now = self.epoch.elapsed();
+        let members = self.foca.iter_membership_state();
+        if let Some(confirmation) = self.lifeguard.probe_failed(probe, id, members, &by, now)
+            && let Err(e) = self
                 .foca
                 .add_broadcast(&broadcasts::suspicion_confirmation(&confirmation))
-            {
-                warn!("suspicion confirmation: {e}");
-            }
+        {
+            warn!("suspicion confirmation: {e}");
         }
     }
 
@@ -880,10 +867,7 @@ impl Node {
                 // Read from the packets themselves as they leave (`outgoing`).
                 OwnedNotification::DataSent(_) => {}
                 OwnedNotification::DataReceived(header) => self.on_foca_received(&header),
-                OwnedNotification::ProbeFailed(probe, id) => {
-                    self.lifeguard.probe_failed(probe);
-                    self.suspect_on_our_own(&id);
-                }
+                OwnedNotification::ProbeFailed(probe, id) => self.probe_failed(probe, &id),
                 OwnedNotification::MemberUp(ref id) if self.refuse_name_conflict(id).await => {}
                 notification => self.apply(notification),
             }

@@ -19,7 +19,8 @@ pub mod suspicion;
 
 use crate::identity::NodeId;
 use awareness::Awareness;
-use foca::{Header, Incarnation, Message, ProbeNumber, Timer};
+use foca::{Header, Incarnation, Member, Message, ProbeNumber, State, Timer};
+use gossip::SuspicionConfirmation;
 use std::collections::BTreeMap;
 use std::time::Duration;
 use suspicion::{SuspectKey, SuspicionBounds, Suspicions};
@@ -90,10 +91,30 @@ impl Lifeguard {
         }
     }
 
-    /// Neither the member probed nor anyone asked to reach it for us answered.
-    pub fn probe_failed(&mut self, probe: ProbeNumber) {
+    /// Neither `id` (probed with `probe`) nor anyone asked to reach it for us answered.
+    /// foca suspects it now (unless it refuted or is down already), and we, `by`, are one
+    /// of its independent suspecters: the confirmation to broadcast, while the suspicion
+    /// still wants one. `members` is foca's membership state.
+    pub fn probe_failed<'a>(
+        &mut self,
+        probe: ProbeNumber,
+        id: &NodeId,
+        members: impl IntoIterator<Item = &'a Member<NodeId>>,
+        by: &str,
+        now: Duration,
+    ) -> Option<SuspicionConfirmation> {
         self.pings.remove(&probe);
         self.awareness.doubt();
+        let suspect = members
+            .into_iter()
+            .find(|member| member.id() == id && member.state() == State::Suspect)
+            .map(|member| SuspectKey::of(id, member.incarnation()))?;
+        self.suspicions
+            .confirm(suspect.clone(), by, now)
+            .then(|| SuspicionConfirmation {
+                suspect,
+                by: by.to_string(),
+            })
     }
 
     /// A timer foca asked for, and what to do with it: the delay to schedule it after
@@ -185,8 +206,8 @@ mod tests {
     #[test]
     fn a_direct_ack_is_a_round_trip_and_heals_and_a_failed_probe_hurts() {
         let mut lifeguard = Lifeguard::default();
-        lifeguard.probe_failed(9);
-        lifeguard.probe_failed(10);
+        lifeguard.probe_failed(9, &id("x"), [], "a", MS);
+        lifeguard.probe_failed(10, &id("x"), [], "a", MS);
         assert_eq!(lifeguard.health_score(), 2);
         lifeguard.sent(&header("a", 0, "b", Message::Ping(11)), 100 * MS);
         // an ack from someone else, or for another probe, proves nothing
@@ -214,6 +235,40 @@ mod tests {
     }
 
     #[test]
+    fn a_failed_probe_of_a_suspect_is_our_confirmation_until_enough_came() {
+        let mut lifeguard = Lifeguard::default();
+        let alive = [Member::alive(id("b"))];
+        assert_eq!(lifeguard.probe_failed(1, &id("b"), &alive, "a", MS), None);
+        let suspect = [Member::new(id("b"), 4, State::Suspect)];
+        let key = SuspectKey::of(&id("b"), 4);
+        assert_eq!(
+            lifeguard.probe_failed(2, &id("b"), &suspect, "a", MS),
+            Some(SuspicionConfirmation {
+                suspect: key.clone(),
+                by: "a".into()
+            })
+        );
+        assert_eq!(
+            lifeguard.probe_failed(3, &id("b"), &suspect, "a", MS),
+            None,
+            "said once"
+        );
+        let down = Timer::ChangeSuspectToDown {
+            member_id: id("b"),
+            incarnation: 4,
+            token: 0,
+        };
+        lifeguard.schedule(MS, down, bounds(), MS);
+        lifeguard.confirm(key.clone(), "c", MS);
+        lifeguard.confirm(key, "d", MS);
+        assert_eq!(
+            lifeguard.probe_failed(4, &id("b"), &suspect, "e", MS),
+            None,
+            "enough"
+        );
+    }
+
+    #[test]
     fn refuting_a_suspicion_about_ourselves_is_a_doubt() {
         let mut lifeguard = Lifeguard::default();
         lifeguard.sent(&header("a", 0, "b", Message::Gossip), MS);
@@ -232,8 +287,8 @@ mod tests {
             lifeguard.schedule(second, probe.clone(), bounds(), Duration::ZERO),
             Some((second, probe.clone()))
         );
-        lifeguard.probe_failed(1);
-        lifeguard.probe_failed(2);
+        lifeguard.probe_failed(1, &id("x"), [], "a", MS);
+        lifeguard.probe_failed(2, &id("x"), [], "a", MS);
         assert_eq!(
             lifeguard.schedule(second, probe.clone(), bounds(), Duration::ZERO),
             Some((3 * second, probe))
