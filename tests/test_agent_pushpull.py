@@ -73,3 +73,26 @@ def test_an_event_missed_while_cut_off_arrives_by_push_pull(agents, tmp_path):
     for agent in (a1, a2, a3):
         wait_for(lambda: statuses(agent) == everyone, RECONNECT_SLACK + PUSH_PULL_INTERVAL,
                  "%s to see all three again" % agent.name)
+
+
+def test_a_leave_missed_while_cut_off_arrives_by_push_pull(agents, tmp_path):
+    settings = local_profile(tmp_path)
+    a1 = agents("a1", args=settings)
+    a2 = agents("a2", args=settings, join=[a1.gossip_addr])
+    a3 = agents("a3", args=settings, join=[a1.gossip_addr])
+    everyone = {"a1": "alive", "a2": "alive", "a3": "alive"}
+    for agent in (a1, a2, a3):
+        wait_for(lambda: statuses(agent) == everyone, 15, "%s to see all three" % agent.name)
+
+    with Isolation(a3):
+        wait_for(lambda: statuses(a1).get("a3") == "failed", FAILURE_DETECTION_BOUND,
+                 "a1 to see a3 failed")
+        # a2 leaves while a3 hears nothing: its leave intent never reaches a3
+        assert serf("leave", a2).returncode == 0
+        a2.wait_exit()
+        wait_for(lambda: statuses(a1).get("a2") == "left", 15, "a1 to see a2 left")
+
+    # a3 comes back knowing a2 alive; probing it would make it `failed`. The left members a
+    # sync carries say it left.
+    wait_for(lambda: statuses(a3) == {"a1": "alive", "a2": "left", "a3": "alive"},
+             RECONNECT_SLACK + SYNCS * PUSH_PULL_INTERVAL, "a3 to see a2 left")

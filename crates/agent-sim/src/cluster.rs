@@ -279,7 +279,7 @@ impl Simulation {
     }
 
     /// Member `from`'s state to `to`, over the stream transport (the simulation's members
-    /// send no user events).
+    /// neither leave nor send user events).
     fn send_state(&mut self, from: usize, to: usize, reply: bool) {
         let member = &self.members[from];
         let running = member.running.as_ref().expect("a running member sends");
@@ -287,6 +287,7 @@ impl Simulation {
             member.addr,
             reply,
             running.foca.iter_membership_state(),
+            Vec::new(),
             0,
             Vec::new(),
         );

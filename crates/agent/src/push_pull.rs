@@ -1,7 +1,8 @@
 //! Push-pull anti-entropy (Serf's state exchange): every push-pull interval a member sends
 //! one random alive member its whole view (foca's membership, suspect and down members
-//! included, and its recent user events with its event clock); the receiver merges it and
-//! answers once with its own. Gossip reaches almost every member within seconds, but a
+//! included; the members it knows left, as Serf's sync carries its left members; its
+//! recent user events with its event clock); the receiver merges it and answers once
+//! with its own. Gossip reaches almost every member within seconds, but a
 //! member that missed an item would otherwise wait for foca to probe the member concerned;
 //! with this it learns it within about one interval from whoever it syncs with.
 //!
@@ -34,9 +35,43 @@ pub struct StateMessage {
     pub reply: bool,
     /// foca's view of every member it knows, down ones included.
     pub members: Vec<Member<NodeId>>,
+    /// The members the sender lists as leaving or left. foca tells only that a member is
+    /// down; without these, a member that missed the leave intent would list the leaver
+    /// as failed.
+    pub left: Vec<LeftMember>,
     pub event_clock: u64,
     /// The sender's recent user events, oldest first.
     pub events: Vec<UserEvent>,
+}
+
+/// A member that said it leaves, as the identity it left with (a member that left and
+/// came back is a newer identity, which this does not touch).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeftMember {
+    pub name: String,
+    pub started_ms: u64,
+}
+
+impl LeftMember {
+    /// The members `table` lists as leaving or left.
+    pub fn all_in(table: &MemberTable) -> Vec<LeftMember> {
+        table
+            .records()
+            .filter(|m| matches!(m.status, MemberStatus::Leaving | MemberStatus::Left))
+            .map(|m| LeftMember {
+                name: m.id.name.clone(),
+                started_ms: m.id.started_ms,
+            })
+            .collect()
+    }
+
+    /// Whether `table` lists this very identity as alive or failed: it missed the leave.
+    pub fn missed_by(&self, table: &MemberTable) -> bool {
+        table.get(&self.name).is_some_and(|m| {
+            m.id.started_ms == self.started_ms
+                && matches!(m.status, MemberStatus::Alive | MemberStatus::Failed)
+        })
+    }
 }
 
 /// What did not fit in [`BUDGET`]: dropped from this sync only (the next one, with another
@@ -53,13 +88,15 @@ pub struct MalformedState(#[from] rmp_serde::decode::Error);
 
 impl StateMessage {
     /// This member's state, cut to fit one transport frame. Past the budget the news goes
-    /// first: down and suspect members before alive ones (an alive member that is left
-    /// out is still probed and gossiped), then the newest events, which fewer members have
-    /// had the time to see. Whatever is left out is counted in the [`Overflow`].
+    /// first: the left members (a name each), down and suspect members before alive ones
+    /// (an alive member that is left out is still probed and gossiped), then the newest
+    /// events, which fewer members have had the time to see. Whatever is left out is
+    /// counted in the [`Overflow`].
     pub fn build<'a>(
         sender: SocketAddr,
         reply: bool,
         members: impl Iterator<Item = &'a Member<NodeId>>,
+        left: Vec<LeftMember>,
         event_clock: u64,
         events: Vec<UserEvent>,
     ) -> (Self, Overflow) {
@@ -70,6 +107,7 @@ impl StateMessage {
             State::Alive => 2,
         });
         let mut room = BUDGET;
+        let (left, left_dropped) = take_within(left, &mut room);
         let (members, members_dropped) = take_within(members, &mut room);
         let (mut events, events_dropped) = take_within(events.into_iter().rev(), &mut room);
         events.reverse();
@@ -77,11 +115,12 @@ impl StateMessage {
             sender,
             reply,
             members,
+            left,
             event_clock,
             events,
         };
         let overflow = Overflow {
-            members: members_dropped,
+            members: members_dropped + left_dropped,
             events: events_dropped,
         };
         (message, overflow)
@@ -220,6 +259,10 @@ mod tests {
             a.addr,
             false,
             knows.iter_membership_state(),
+            vec![LeftMember {
+                name: "went".into(),
+                started_ms: 9,
+            }],
             5,
             vec![event(4, 3)],
         );
@@ -258,8 +301,14 @@ mod tests {
             })
             .collect();
         let events: Vec<UserEvent> = (0..100).map(|t| event(t, 1000)).collect();
-        let (state, overflow) =
-            StateMessage::build(id("a", 1).addr, true, members.iter(), 100, events);
+        let (state, overflow) = StateMessage::build(
+            id("a", 1).addr,
+            true,
+            members.iter(),
+            Vec::new(),
+            100,
+            events,
+        );
         assert!(overflow.members > 0);
         assert_eq!(overflow.members + state.members.len(), members.len());
         let downs = state
@@ -274,13 +323,48 @@ mod tests {
 
         let few: Vec<Member<NodeId>> = members[..10].to_vec();
         let big_events: Vec<UserEvent> = (0..2_000).map(|t| event(t, 1000)).collect();
-        let (state, overflow) =
-            StateMessage::build(id("a", 1).addr, false, few.iter(), 2_000, big_events);
+        let (state, overflow) = StateMessage::build(
+            id("a", 1).addr,
+            false,
+            few.iter(),
+            Vec::new(),
+            2_000,
+            big_events,
+        );
         assert_eq!(overflow.members, 0);
         assert!(overflow.events > 0);
         assert_eq!(state.events.last().map(|e| e.ltime), Some(1_999));
         assert!(state.events.windows(2).all(|w| w[0].ltime < w[1].ltime));
         assert!(state.encode().len() <= transport::MAX_FRAME);
+    }
+
+    #[test]
+    fn a_leave_applies_to_the_identity_that_left_and_only_while_missed() {
+        let mut table = MemberTable::new(id("a", 1));
+        table.member_up(id("b", 2));
+        table.member_up(id("c", 3));
+        table.leave_intent("c");
+        let left = LeftMember::all_in(&table);
+        assert_eq!(
+            left,
+            vec![LeftMember {
+                name: "c".into(),
+                started_ms: 1
+            }]
+        );
+        let mut missed = MemberTable::new(id("b", 2));
+        missed.member_up(id("c", 3));
+        assert!(left[0].missed_by(&missed));
+        missed.member_down(&id("c", 3));
+        assert!(left[0].missed_by(&missed), "failed is a missed leave too");
+        missed.leave_intent("c");
+        assert!(!left[0].missed_by(&missed), "left already");
+        let mut back = MemberTable::new(id("b", 2));
+        back.member_up(NodeId {
+            started_ms: 2,
+            ..id("c", 3)
+        });
+        assert!(!left[0].missed_by(&back), "c came back as a newer identity");
     }
 
     #[test]

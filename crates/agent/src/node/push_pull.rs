@@ -3,12 +3,12 @@
 //! another member sends. Both go over the stream transport.
 
 use super::Node;
-use crate::push_pull::{self, StateMessage};
+use crate::push_pull::{self, LeftMember, StateMessage};
 use rand_foca::RngExt;
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::time::Instant;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 impl Node {
     /// Due at a random point of the first interval, so that members started together do
@@ -54,6 +54,7 @@ impl Node {
             self.foca.identity().addr,
             reply,
             self.foca.iter_membership_state(),
+            LeftMember::all_in(&self.table),
             self.event_clock.time(),
             self.history.recent(),
         );
@@ -68,8 +69,9 @@ impl Node {
         self.send_reliably(&state.encode(), to);
     }
 
-    /// Another member's state: its members go to foca as a sync, its events are handled as
-    /// a replay's (each once, none below our minimum time); a sync is answered once.
+    /// Another member's state: its members go to foca as a sync, the leaves we missed are
+    /// taken as leave intents, its events are handled as a replay's (each once, none below
+    /// our minimum time); a sync is answered once.
     pub(super) fn on_push_pull(&mut self, body: &[u8], from: SocketAddr) {
         let mut state = match StateMessage::decode(body) {
             Ok(state) => state,
@@ -86,6 +88,13 @@ impl Node {
         );
         if let Err(e) = state.merge_members(&mut self.foca, &mut self.runtime) {
             warn!("push-pull state from {}: {e}", state.sender);
+        }
+        for left in std::mem::take(&mut state.left) {
+            if !left.missed_by(&self.table) {
+                continue;
+            }
+            info!("member {} left (learnt by push-pull)", left.name);
+            self.change_member(&left.name, |table| table.leave_intent(&left.name));
         }
         self.deliver_remote_events(state.event_clock, state.events);
         if !state.reply {
