@@ -47,16 +47,23 @@ def local_profile(tmp_path):
     return ["-config-file", str(path)]
 
 
-def test_an_event_missed_while_cut_off_arrives_by_push_pull(agents, tmp_path):
+EVERYONE = {"a1": "alive", "a2": "alive", "a3": "alive"}
+
+
+def three_local_agents(agents, tmp_path, a3_args=()):
+    """a1, a2 and a3 on the `local` profile, all alive on all three."""
     settings = local_profile(tmp_path)
-    handler, records = recording_handler(tmp_path, "a3.events")
     a1 = agents("a1", args=settings)
     a2 = agents("a2", args=settings, join=[a1.gossip_addr])
-    a3 = agents("a3", args=settings + ["-event-handler", "user=" + handler],
-                join=[a1.gossip_addr])
-    everyone = {"a1": "alive", "a2": "alive", "a3": "alive"}
+    a3 = agents("a3", args=settings + list(a3_args), join=[a1.gossip_addr])
     for agent in (a1, a2, a3):
-        wait_for(lambda: statuses(agent) == everyone, 15, "%s to see all three" % agent.name)
+        wait_for(lambda: statuses(agent) == EVERYONE, 15, "%s to see all three" % agent.name)
+    return a1, a2, a3
+
+
+def test_an_event_missed_while_cut_off_arrives_by_push_pull(agents, tmp_path):
+    handler, records = recording_handler(tmp_path, "a3.events")
+    a1, a2, a3 = three_local_agents(agents, tmp_path, ["-event-handler", "user=" + handler])
 
     with Isolation(a3):
         wait_for(lambda: statuses(a1).get("a3") == "failed", FAILURE_DETECTION_BOUND,
@@ -71,18 +78,12 @@ def test_an_event_missed_while_cut_off_arrives_by_push_pull(agents, tmp_path):
              "a3 to receive the event it missed")
     assert [(name, payload) for name, payload, _ in user_events(records)] == [("deploy", ["v1"])]
     for agent in (a1, a2, a3):
-        wait_for(lambda: statuses(agent) == everyone, RECONNECT_SLACK + PUSH_PULL_INTERVAL,
+        wait_for(lambda: statuses(agent) == EVERYONE, RECONNECT_SLACK + PUSH_PULL_INTERVAL,
                  "%s to see all three again" % agent.name)
 
 
 def test_a_leave_missed_while_cut_off_arrives_by_push_pull(agents, tmp_path):
-    settings = local_profile(tmp_path)
-    a1 = agents("a1", args=settings)
-    a2 = agents("a2", args=settings, join=[a1.gossip_addr])
-    a3 = agents("a3", args=settings, join=[a1.gossip_addr])
-    everyone = {"a1": "alive", "a2": "alive", "a3": "alive"}
-    for agent in (a1, a2, a3):
-        wait_for(lambda: statuses(agent) == everyone, 15, "%s to see all three" % agent.name)
+    a1, a2, a3 = three_local_agents(agents, tmp_path)
 
     with Isolation(a3):
         wait_for(lambda: statuses(a1).get("a3") == "failed", FAILURE_DETECTION_BOUND,

@@ -87,10 +87,7 @@ impl Profile {
     /// foca's settings for this profile in a cluster of `alive_members`.
     pub fn swim_config(self, alive_members: usize) -> Config {
         let t = self.timings();
-        let size = u32::try_from(alive_members)
-            .ok()
-            .and_then(NonZeroU32::new)
-            .unwrap_or(NonZeroU32::MIN);
+        let size = cluster_size(alive_members);
         // Start from foca's LAN settings (memberlist's LAN profile) for what memberlist has
         // no knob for, e.g. how long down members are remembered.
         let mut config = Config::new_lan(size);
@@ -137,10 +134,7 @@ impl Profile {
     /// to have that many other members to confirm.
     pub fn suspicion_bounds(self, alive_members: usize) -> SuspicionBounds {
         let t = self.timings();
-        let size = u32::try_from(alive_members)
-            .ok()
-            .and_then(NonZeroU32::new)
-            .unwrap_or(NonZeroU32::MIN);
+        let size = cluster_size(alive_members);
         let min = suspicion_timeout(t.suspicion_mult, size, t.probe_interval);
         let wanted = t.suspicion_mult as u32 - 2;
         SuspicionBounds {
@@ -153,6 +147,14 @@ impl Profile {
             },
         }
     }
+}
+
+/// The cluster size memberlist's formulas take: at least 1 (ourselves).
+fn cluster_size(alive_members: usize) -> NonZeroU32 {
+    u32::try_from(alive_members)
+        .ok()
+        .and_then(NonZeroU32::new)
+        .unwrap_or(NonZeroU32::MIN)
 }
 
 /// memberlist: mult × ceil(log10(n + 1)). An item foca disseminates (a membership update,
