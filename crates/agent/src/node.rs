@@ -573,8 +573,23 @@ impl Node {
     }
 
     fn hand_to_foca(&mut self, packet: &[u8], from: SocketAddr) {
+        let backlog = self.foca.custom_broadcast_backlog();
         if let Err(e) = self.foca.handle_data(packet, &mut self.runtime) {
             debug!("dropped gossip packet from {from}: {e}");
+        }
+        if self.foca.custom_broadcast_backlog() > backlog {
+            self.pass_broadcasts_on();
+        }
+    }
+
+    /// A user event, query or suspicion confirmation new here goes on to a few random
+    /// members at once instead of waiting for the next gossip tick (200 ms on LAN), so it
+    /// crosses the cluster in a few round trips rather than a few ticks. These sends count
+    /// against the item's retransmit limit like any other, so no more bytes go out, only
+    /// sooner.
+    fn pass_broadcasts_on(&mut self) {
+        if let Err(e) = self.foca.broadcast(&mut self.runtime) {
+            warn!("passing broadcasts on: {e}");
         }
     }
 
@@ -611,12 +626,14 @@ impl Node {
         let by = self.foca.identity().name.clone();
         let now = self.epoch.elapsed();
         let members = self.foca.iter_membership_state();
-        if let Some(confirmation) = self.lifeguard.probe_failed(probe, id, members, &by, now)
-            && let Err(e) = self
+        if let Some(confirmation) = self.lifeguard.probe_failed(probe, id, members, &by, now) {
+            match self
                 .foca
                 .add_broadcast(&broadcasts::suspicion_confirmation(&confirmation))
-        {
-            warn!("suspicion confirmation: {e}");
+            {
+                Ok(_) => self.pass_broadcasts_on(),
+                Err(e) => warn!("suspicion confirmation: {e}"),
+            }
         }
     }
 
@@ -793,8 +810,9 @@ impl Node {
         if broadcast.len() <= gossip_max {
             self.foca
                 .add_broadcast(broadcast)
-                .map(|_| ())
-                .map_err(|e| e.to_string())
+                .map_err(|e| e.to_string())?;
+            self.pass_broadcasts_on();
+            Ok(())
         } else {
             self.broadcast_directly(broadcast)
                 .map_err(|e| e.to_string())
