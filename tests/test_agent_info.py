@@ -121,6 +121,28 @@ def test_rtt_between_two_agents_and_to_an_unknown_node(agents):
 
 
 @musubi_only
+def test_malformed_coordinate_acks_are_dropped_and_coordinates_keep_working(agents):
+    a1 = agents("a1", args=["-log-level", "debug"])
+    a2 = agents("a2", join=[a1.gossip_addr])
+    wait_for(lambda: statuses(a1) == {"a1": "alive", "a2": "alive"}, 15, "a1 to see a2")
+    nan = struct.pack("<f", float("nan")) * 11
+    zeros = b"\x00" * 44  # a finite position, in front of a foca packet that is garbage
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        for datagram in [b"\x0a", b"\x0a" + b"\x00" * 10, b"\x0a" + nan + b"\x01\x02",
+                         b"\x0a" + zeros + b"\xff\xff\xff"] * 5:
+            sock.sendto(datagram, ("127.0.0.1", a1.gossip_port))
+    wait_for(lambda: "dropped an invalid coordinate" in full_log(a1), 10, "the NaN position")
+    text = full_log(a1)
+    assert "coordinate datagram too short" in text
+    assert "dropped gossip packet" in text
+    # a garbage position never reached the cache: a1's estimate to a2 stays a loopback one
+    out = wait_for(lambda: (lambda o: o if o.returncode == 0 else None)(rtt(a1, "a2")),
+                   15, "a1 to have a2's coordinate")
+    assert 0 < float(RTT_LINE.match(out.stdout.strip()).group(3)) < 1000
+    assert statuses(a1) == {"a1": "alive", "a2": "alive"}
+
+
+@musubi_only
 def test_disabled_coordinates_give_serf_rtt_nothing(agents):
     a1 = agents("a1", args=["-disable-coordinates"])
     a2 = agents("a2", join=[a1.gossip_addr])
