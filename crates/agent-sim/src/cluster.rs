@@ -328,9 +328,10 @@ impl Simulation {
         if running.suspicion_check.is_some_and(|at| at <= now) {
             running.suspicion_check = None;
         }
-        let due = running
-            .lifeguard
-            .declare_due_suspects(&mut running.foca, &mut running.runtime, now);
+        let due =
+            running
+                .lifeguard
+                .declare_due_suspects(&mut running.foca, &mut running.runtime, now);
         assert!(due.errors.is_empty(), "foca handles its own timers");
         self.declared.extend(due.declared);
         self.drain(member);
