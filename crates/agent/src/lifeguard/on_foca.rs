@@ -6,9 +6,13 @@
 use super::Lifeguard;
 use crate::broadcasts;
 use crate::identity::NodeId;
-use foca::{BroadcastHandler, Codec, Foca, ProbeNumber, Runtime, State, Timer};
-use rand_foca::RngExt;
+use foca::{BroadcastHandler, Foca, PostcardCodec, ProbeNumber, Runtime, State, Timer};
+use rand_foca::rngs::StdRng;
 use std::time::Duration;
+
+/// foca as the agent runs it, with the broadcast handler of the node (shared with its
+/// direct broadcasts) or of the simulation (its own).
+type Swim<B> = Foca<NodeId, PostcardCodec, StdRng, B>;
 
 /// A member declared failed here because its suspicion's deadline came.
 #[derive(Debug, PartialEq)]
@@ -31,17 +35,14 @@ pub struct DueSuspects {
 impl Lifeguard {
     /// Our own probe of `id` failed: a doubt about ourselves, and our confirmation of the
     /// suspicion foca raised, broadcast to the others while the suspicion still wants one.
-    pub fn probe_failed_in<C, R, B>(
+    pub fn probe_failed_in<B>(
         &mut self,
-        foca: &mut Foca<NodeId, C, R, B>,
+        foca: &mut Swim<B>,
         probe: ProbeNumber,
         id: &NodeId,
         now: Duration,
     ) -> Result<(), foca::Error>
     where
-        C: Codec<NodeId>,
-        C::Error: core::error::Error,
-        R: RngExt,
         B: BroadcastHandler<NodeId>,
         B::Error: core::error::Error + 'static,
     {
@@ -57,16 +58,13 @@ impl Lifeguard {
 
     /// The held suspicion timers due by `now` go back to foca, which declares each
     /// member down unless it refuted the suspicion meanwhile.
-    pub fn declare_due_suspects<C, R, B>(
+    pub fn declare_due_suspects<B>(
         &mut self,
-        foca: &mut Foca<NodeId, C, R, B>,
+        foca: &mut Swim<B>,
         mut runtime: impl Runtime<NodeId>,
         now: Duration,
     ) -> DueSuspects
     where
-        C: Codec<NodeId>,
-        C::Error: core::error::Error,
-        R: RngExt,
         B: BroadcastHandler<NodeId>,
         B::Error: core::error::Error + 'static,
     {
