@@ -10,9 +10,10 @@
 //! member once per push-pull interval (the LAN profile's 30 s, grown as memberlist does by
 //! one interval per doubling past 32 members: 180 s at 1,000), and that member knows the
 //! item with high probability. So a member learns of a joiner, a restart or (after the
-//! suspicion timeout) a crash within two push-pull intervals plus slack: N enters only through log factors. Without push-pull the bound was foca's probe
-//! rounds, two of them (2N periods): a member that missed the gossip waited to probe the
-//! member concerned itself.
+//! suspicion timeout) a crash within two push-pull intervals plus slack: N enters only
+//! through log factors. Without push-pull the bound was foca's probe rounds, two of them
+//! (2N periods): a member that missed the gossip waited to probe the member concerned
+//! itself.
 //!
 //! Environment (as crates/consensus/tests/sim):
 //! - `MUSUBI_SIM_SEEDS=N` runs seeds `1..=N` (default 1; one 1,000-member seed takes about
@@ -99,10 +100,14 @@ fn run_seed(seed: u64) {
     );
     let declarations = &sim.declared[declared_before..];
     let confirmed = declarations.iter().filter(|d| d.confirmations > 0).count();
-    let fully = declarations.iter().filter(|d| d.confirmations >= 2).count();
+    let wanted = Profile::Lan.suspicion_bounds(size).wanted;
+    let fully = declarations
+        .iter()
+        .filter(|d| d.confirmations >= wanted)
+        .count();
     eprintln!(
         "seed {seed}: {} failures declared by their suspecters' own deadlines, {confirmed} \
-         with a peer's confirmation, {fully} with two",
+         with a peer's confirmation, {fully} with all {wanted} that count",
         declarations.len()
     );
     // Lifeguard's confirmations reach the suspecters: most declarations waited for no
