@@ -4,8 +4,9 @@
 
 use crate::member::Member;
 use crate::network::{Happening, World};
-use foca::{OwnedNotification, Timer};
+use foca::{Codec, Header, OwnedNotification, PostcardCodec, Timer};
 use musubi_agent::identity::NodeId;
+use musubi_agent::lifeguard::on_foca::Declared;
 use musubi_agent::membership::MemberStatus;
 use musubi_agent::profile::Profile;
 use musubi_agent::push_pull::{self, StateMessage};
@@ -31,6 +32,9 @@ pub struct Simulation {
     /// Members started but not yet answered by anyone, and when they next announce.
     joining: Vec<Option<Duration>>,
     next_join_tick: Duration,
+    /// Every failure a member declared itself (its suspicion's deadline came), in order;
+    /// the others learned it by gossip.
+    pub declared: Vec<Declared>,
 }
 
 /// How long a phase took in cluster time: until every member was done, and until all but
@@ -52,6 +56,7 @@ impl Simulation {
             members,
             joining: vec![None; size],
             next_join_tick: Duration::ZERO,
+            declared: Vec::new(),
         }
     }
 
@@ -168,6 +173,9 @@ impl Simulation {
                     timer,
                 }) => self.fire(member, life, timer),
                 Some(Happening::PushPull { member, life }) => self.push_pull(member, life),
+                Some(Happening::SuspicionDeadline { member, life }) => {
+                    self.declare_due_suspects(member, life)
+                }
                 None if self.world.now >= until => return,
                 None => {}
             }
@@ -308,8 +316,34 @@ impl Simulation {
         self.drain(member);
     }
 
-    /// foca's output, as the node task drains it: datagrams, timers, notifications.
+    /// The node's look at its held suspicions when the next one's deadline comes: those
+    /// due go back to foca, and the members it declares failed are recorded.
+    fn declare_due_suspects(&mut self, member: usize, life: u32) {
+        let now = self.world.now;
+        if self.members[member].life != life {
+            return;
+        }
+        let Some(running) = self.members[member].running.as_mut() else {
+            return;
+        };
+        if running.suspicion_check.is_some_and(|at| at <= now) {
+            running.suspicion_check = None;
+        }
+        let due =
+            running
+                .lifeguard
+                .declare_due_suspects(&mut running.foca, &mut running.runtime, now);
+        assert!(due.errors.is_empty(), "foca handles its own timers");
+        self.declared.extend(due.declared);
+        self.drain(member);
+    }
+
+    /// foca's output, as the node task drains it: datagrams (their headers to Lifeguard),
+    /// timers (through Lifeguard, which holds the suspicions'), notifications; then the
+    /// confirmations foca's broadcast handler took in, and a look at the held suspicions
+    /// when their next deadline comes.
     fn drain(&mut self, i: usize) {
+        let now = self.world.now;
         let life = self.members[i].life;
         let running = self.members[i]
             .running
@@ -317,17 +351,34 @@ impl Simulation {
             .expect("draining a running member");
         let mut outgoing = Vec::new();
         while let Some((to, packet)) = running.runtime.to_send() {
+            let header: Header<NodeId> = PostcardCodec
+                .decode_header(&packet[..])
+                .expect("foca's own packet decodes");
+            running.lifeguard.sent(&header, now);
             outgoing.push((index_of(to.addr), wire::foca_datagram(&packet)));
         }
+        let bounds = Profile::Lan.suspicion_bounds(running.alive);
         let mut timers = Vec::new();
-        while let Some(timer) = running.runtime.to_schedule() {
-            timers.push(timer);
+        while let Some((delay, timer)) = running.runtime.to_schedule() {
+            timers.extend(running.lifeguard.schedule(delay, timer, bounds, now));
         }
         let mut joined = false;
         while let Some(notification) = running.runtime.to_notify() {
             // as the node: one extra sync at once, with the member just joined through
             joined |= matches!(notification, OwnedNotification::Active);
-            running.apply(notification);
+            running.apply(notification, now);
+        }
+        while let Ok(confirmation) = running.confirmations.try_recv() {
+            running
+                .lifeguard
+                .confirm(confirmation.suspect, &confirmation.by, now);
+        }
+        // The deadline only comes forward between looks (a new suspicion, a confirmation);
+        // a look at a time since moved later finds nothing due and is harmless.
+        let deadline = running.lifeguard.next_deadline();
+        let check = deadline.filter(|&at| running.suspicion_check.is_none_or(|set| at < set));
+        if let Some(at) = check {
+            running.suspicion_check = Some(at);
         }
         for (to, datagram) in outgoing {
             self.world.send(to, datagram);
@@ -343,6 +394,12 @@ impl Simulation {
                     life,
                     timer,
                 },
+            );
+        }
+        if let Some(at) = check {
+            self.world.schedule(
+                at.saturating_sub(now),
+                Happening::SuspicionDeadline { member: i, life },
             );
         }
     }

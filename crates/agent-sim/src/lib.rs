@@ -3,8 +3,10 @@
 //! as processes.
 //!
 //! Every member is foca with the agent's own identity ([`musubi_agent::identity`]), LAN
-//! config and member table ([`musubi_agent::membership`]), fed foca's notifications as the
-//! node task feeds them ([`member`]), exchanging the agent's real datagrams
+//! config, broadcast handler ([`musubi_agent::broadcasts`]), failure detector (Lifeguard's
+//! health multiplier and dynamic suspicion, [`musubi_agent::lifeguard`]) and member table
+//! ([`musubi_agent::membership`]), fed foca's output as the node task feeds it ([`member`],
+//! [`cluster`]), exchanging the agent's real datagrams
 //! ([`musubi_agent::wire`]) over a simulated network with loss and latency and a virtual
 //! clock ([`network`]). [`cluster`] starts, crashes and restarts members and tells how far
 //! their views are from the truth. A run replays exactly from its seed.

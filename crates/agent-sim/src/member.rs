@@ -1,17 +1,25 @@
 //! One simulated agent: foca with the agent's own identity ([`NodeId`]), config
-//! (the LAN profile, resized with the alive count as node.rs does) and member table
+//! (the LAN profile, resized with the alive count as node.rs does), broadcast handler
+//! ([`ClusterGossip`]), failure detector ([`Lifeguard`]) and member table
 //! ([`MemberTable`]), fed foca's notifications the way the node task feeds them.
 
-use foca::{
-    AccumulatingRuntime, Config, Foca, NoCustomBroadcast, OwnedNotification, PostcardCodec,
-};
+use foca::{AccumulatingRuntime, Config, Foca, OwnedNotification, PostcardCodec};
+use musubi_agent::broadcasts::ClusterGossip;
 use musubi_agent::identity::NodeId;
+use musubi_agent::lamport::LamportClock;
+use musubi_agent::lifeguard::Lifeguard;
+use musubi_agent::lifeguard::gossip::{ConfirmationGossip, SuspicionConfirmation};
 use musubi_agent::membership::{MemberStatus, MemberTable};
 use musubi_agent::profile::Profile;
+use musubi_agent::query::gossip::QueryGossip;
+use musubi_agent::user_events::UserEventGossip;
 use rand_foca::rngs::StdRng;
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
 
-type Swim = Foca<NodeId, PostcardCodec, StdRng, NoCustomBroadcast>;
+type Swim = Foca<NodeId, PostcardCodec, StdRng, ClusterGossip>;
 
 /// A running agent process; dropped when it crashes.
 pub struct Running {
@@ -21,6 +29,11 @@ pub struct Running {
     /// Alive records in `table` (itself included), kept as notifications arrive: counting
     /// them in the table on every notification would cost the simulation O(n²) per round.
     pub alive: usize,
+    pub lifeguard: Lifeguard,
+    /// The suspicion confirmations foca's broadcast handler saw for the first time.
+    pub confirmations: mpsc::UnboundedReceiver<SuspicionConfirmation>,
+    /// When this life's next look at its held suspicions is scheduled, if one is.
+    pub suspicion_check: Option<Duration>,
 }
 
 pub struct Member {
@@ -51,11 +64,21 @@ impl Member {
             started_ms,
         };
         self.life += 1;
+        let (deliver, confirmations) = mpsc::unbounded_channel();
         self.running = Some(Running {
-            foca: Foca::new(id.clone(), lan_config(1), rng, PostcardCodec),
+            foca: Foca::with_custom_broadcast(
+                id.clone(),
+                lan_config(1),
+                rng,
+                PostcardCodec,
+                gossip(deliver),
+            ),
             runtime: AccumulatingRuntime::new(),
             table: MemberTable::new(id),
             alive: 1,
+            lifeguard: Lifeguard::default(),
+            confirmations,
+            suspicion_check: None,
         });
     }
 
@@ -68,14 +91,27 @@ impl Member {
     }
 }
 
+/// The node's broadcast handler. The simulation's members send no user events or
+/// queries: those channels' receiving ends are dropped, as nothing would read them.
+fn gossip(confirmations: mpsc::UnboundedSender<SuspicionConfirmation>) -> ClusterGossip {
+    let (user_events, _) = mpsc::unbounded_channel();
+    let (queries, _) = mpsc::unbounded_channel();
+    ClusterGossip {
+        user_events: UserEventGossip::new(Arc::new(LamportClock::default()), user_events),
+        queries: QueryGossip::new(Arc::new(LamportClock::default()), queries),
+        confirmations: ConfirmationGossip::new(confirmations),
+    }
+}
+
 /// The agent's own default: memberlist's LAN profile, as node.rs resizes it.
 fn lan_config(alive_members: usize) -> Config {
     Profile::Lan.swim_config(alive_members)
 }
 
 impl Running {
-    /// What the node task does with a notification: the table follows foca.
-    pub fn apply(&mut self, notification: OwnedNotification<NodeId>) {
+    /// What the node task does with a notification at `now`: Lifeguard reads foca's
+    /// packets and failed probes, the table follows foca.
+    pub fn apply(&mut self, notification: OwnedNotification<NodeId>, now: Duration) {
         let before = self.alive;
         match notification {
             OwnedNotification::MemberUp(id) => {
@@ -96,11 +132,16 @@ impl Running {
                 self.track(&[&name], |table| table.member_up(renewed));
             }
             OwnedNotification::Active | OwnedNotification::Idle | OwnedNotification::Defunct => {}
-            // The node's Lifeguard reads these; the simulation runs foca's plain SWIM
-            // timing (every suspicion as if fully confirmed, see the crate's docs).
-            OwnedNotification::DataSent(_)
-            | OwnedNotification::DataReceived(_)
-            | OwnedNotification::ProbeFailed(..) => {}
+            // Read from the packets themselves as they leave, as the node does.
+            OwnedNotification::DataSent(_) => {}
+            OwnedNotification::DataReceived(header) => {
+                // the round trip feeds the node's coordinates, which the simulation has not
+                let _ = self.lifeguard.received(&header, now);
+            }
+            OwnedNotification::ProbeFailed(probe, id) => self
+                .lifeguard
+                .probe_failed_in(&mut self.foca, probe, &id, now)
+                .expect("a confirmation always fits foca's packets"),
         }
         if self.alive != before {
             self.foca

@@ -48,6 +48,11 @@ pub enum Happening {
         member: usize,
         life: u32,
     },
+    /// The member's next held suspicion may be due (Lifeguard's deadline, in that life).
+    SuspicionDeadline {
+        member: usize,
+        life: u32,
+    },
 }
 
 /// Ordered by time, then by the order of scheduling (so equal times replay identically).

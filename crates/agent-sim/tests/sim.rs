@@ -1,17 +1,19 @@
 //! 1,000 simulated agents (see the crate docs): they join through a few seeds and
-//! converge; 10% crash and every live member marks them failed; they restart and every
-//! member sees them alive again. Each phase must end within a bound that follows from
-//! SWIM as foca runs it, and prints how long it took, for all members and for 99%.
+//! converge; 10% crash and every live member marks them failed, members that declared a
+//! crash themselves mostly on other members' confirmations (Lifeguard's dynamic
+//! suspicion at work); they restart and every member sees them alive again. Each phase
+//! must end within a bound that follows from SWIM as foca runs it under Lifeguard, and
+//! prints how long it took, for all members and for 99%.
 //!
 //! The bounds: gossip reaches almost every member within seconds; a member that missed
 //! an item learns it by push-pull. Every member syncs its whole state with a random alive
 //! member once per push-pull interval (the LAN profile's 30 s, grown as memberlist does by
 //! one interval per doubling past 32 members: 180 s at 1,000), and that member knows the
 //! item with high probability. So a member learns of a joiner, a restart or (after the
-//! suspicion timeout, 4 × log10(N) periods) a crash within two push-pull intervals plus
-//! slack: N enters only through log factors. Without push-pull the bound was foca's probe
-//! rounds, two of them (2N periods): a member that missed the gossip waited to probe the
-//! member concerned itself.
+//! suspicion timeout) a crash within two push-pull intervals plus slack: N enters only
+//! through log factors. Without push-pull the bound was foca's probe rounds, two of them
+//! (2N periods): a member that missed the gossip waited to probe the member concerned
+//! itself.
 //!
 //! Environment (as crates/consensus/tests/sim):
 //! - `MUSUBI_SIM_SEEDS=N` runs seeds `1..=N` (default 1; one 1,000-member seed takes about
@@ -28,8 +30,6 @@ const DEFAULT_MEMBERS: usize = 1000;
 /// Agents of a fleet start within this long of each other.
 const JOIN_SPREAD: Duration = Duration::from_secs(5);
 const CRASHED_FRACTION: f64 = 0.10;
-/// The LAN profile's probe period.
-const PROBE_PERIOD: Duration = Duration::from_secs(1);
 /// For what the bounds leave out: gossip's own spread to most members, announces lost
 /// and retried, the partner of a sync that had not heard either.
 const SLACK: Duration = Duration::from_secs(60);
@@ -61,8 +61,13 @@ fn two_syncs(size: usize) -> Duration {
     Profile::Lan.push_pull_interval(size) * 2
 }
 
-fn suspicion(size: usize) -> Duration {
-    PROBE_PERIOD.mul_f64(4.0 * (size as f64).log10().max(1.0))
+/// The longest a suspicion lasts before someone declares the member failed. SWIM's
+/// timeout is 4 × log10(N) probe periods; under Lifeguard that is only the floor, reached
+/// with two independent confirmations, and a suspicion no other member confirms lasts six
+/// times as long. A crashed member is probed by many and confirmed at once, but the
+/// bound must hold for the unlucky one whose probers' confirmations were lost.
+fn longest_suspicion(size: usize) -> Duration {
+    Profile::Lan.suspicion_bounds(size).max
 }
 
 fn run_seed(seed: u64) {
@@ -82,7 +87,8 @@ fn run_seed(seed: u64) {
     eprintln!("seed {seed}: joined; all see all alive after {joined:?}");
 
     let crashed = sim.crash_some(CRASHED_FRACTION);
-    let detection_bound = two_syncs(size) + suspicion(size) + SLACK;
+    let declared_before = sim.declared.len();
+    let detection_bound = two_syncs(size) + longest_suspicion(size) + SLACK;
     let detected = sim.run_until(
         detection_bound,
         "every live member sees the crashed failed",
@@ -91,6 +97,25 @@ fn run_seed(seed: u64) {
     eprintln!(
         "seed {seed}: {} crashed; all marked failed after {detected:?}",
         crashed.len()
+    );
+    let declarations = &sim.declared[declared_before..];
+    let confirmed = declarations.iter().filter(|d| d.confirmations > 0).count();
+    let wanted = Profile::Lan.suspicion_bounds(size).wanted;
+    let fully = declarations
+        .iter()
+        .filter(|d| d.confirmations >= wanted)
+        .count();
+    eprintln!(
+        "seed {seed}: {} failures declared by their suspecters' own deadlines, {confirmed} \
+         with a peer's confirmation, {fully} with all {wanted} that count",
+        declarations.len()
+    );
+    // Lifeguard's confirmations reach the suspecters: most declarations waited for no
+    // more than a confirmed suspicion's timeout, not for a lone suspicion's six times it.
+    assert!(
+        confirmed * 2 > declarations.len(),
+        "seed {seed}: {confirmed} of {} declarations had a peer's confirmation",
+        declarations.len()
     );
 
     for &i in &crashed {

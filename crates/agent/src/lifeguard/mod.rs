@@ -10,11 +10,13 @@
 //!   independently confirm a suspicion.
 //!
 //! The node feeds it every foca packet header going out or coming in and every timer
-//! foca asks for; the simulation could do the same. Pure state: times are offsets from a
-//! clock the caller picks.
+//! foca asks for, and so does the simulation (crates/agent-sim); both act on foca
+//! through [`on_foca`]. The rest is pure state: times are offsets from a clock the
+//! caller picks.
 
 pub mod awareness;
 pub mod gossip;
+pub mod on_foca;
 pub mod suspicion;
 
 use crate::identity::NodeId;
