@@ -10,6 +10,7 @@ use musubi_agent::lifeguard::on_foca::Declared;
 use musubi_agent::membership::MemberStatus;
 use musubi_agent::profile::Profile;
 use musubi_agent::push_pull::{self, StateMessage};
+use musubi_agent::swim;
 use musubi_agent::wire::{self, Datagram};
 use rand_foca::rngs::StdRng;
 use rand_foca::seq::index;
@@ -230,7 +231,7 @@ impl Simulation {
             Ok(Datagram::Foca(packet)) => {
                 // foca refuses what it cannot use (e.g. a packet for an earlier life), as
                 // the node task does with a log line
-                let _ = running.foca.handle_data(packet, &mut running.runtime);
+                let _ = swim::receive(&mut running.foca, packet, &mut running.runtime);
             }
             Ok(Datagram::PushPull(body)) => {
                 let mut state = StateMessage::decode(body).expect("the simulation's own state");
@@ -401,6 +402,15 @@ impl Simulation {
                 at.saturating_sub(now),
                 Happening::SuspicionDeadline { member: i, life },
             );
+        }
+        // Notifications can make foca send (our confirmation of a failed probe goes out
+        // at once): as the node, drain until foca has nothing more to say.
+        if self.members[i]
+            .running
+            .as_ref()
+            .is_some_and(|running| running.runtime.backlog() > 0)
+        {
+            self.drain(i);
         }
     }
 }

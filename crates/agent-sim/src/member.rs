@@ -12,6 +12,7 @@ use musubi_agent::lifeguard::gossip::{ConfirmationGossip, SuspicionConfirmation}
 use musubi_agent::membership::{MemberStatus, MemberTable};
 use musubi_agent::profile::Profile;
 use musubi_agent::query::gossip::QueryGossip;
+use musubi_agent::swim;
 use musubi_agent::user_events::UserEventGossip;
 use rand_foca::rngs::StdRng;
 use std::net::SocketAddr;
@@ -19,7 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
-type Swim = Foca<NodeId, PostcardCodec, StdRng, ClusterGossip>;
+type Swim = swim::Swim<ClusterGossip>;
 
 /// A running agent process; dropped when it crashes.
 pub struct Running {
@@ -140,7 +141,7 @@ impl Running {
             }
             OwnedNotification::ProbeFailed(probe, id) => self
                 .lifeguard
-                .probe_failed_in(&mut self.foca, probe, &id, now)
+                .probe_failed_in(&mut self.foca, &mut self.runtime, probe, &id, now)
                 .expect("a confirmation always fits foca's packets"),
         }
         if self.alive != before {

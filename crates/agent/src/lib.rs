@@ -71,6 +71,7 @@ mod retry_join;
 pub mod rpc;
 pub mod rpc_client;
 pub mod snapshot;
+pub mod swim;
 mod syslog;
 pub mod tags_file;
 mod timers;

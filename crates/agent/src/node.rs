@@ -30,6 +30,7 @@ use crate::query::message::QueryMessage;
 use crate::query::origin::OpenQueries;
 use crate::query::{InternalQueries, QueryEvent, QueryLimits, QueryParams, QueryRecord};
 use crate::reaper::{ReapTimeouts, Reaper};
+use crate::swim::{self, Swim};
 use crate::tags_file::{self, Tags, TagsFile};
 use crate::timers;
 use crate::transport;
@@ -37,7 +38,7 @@ use crate::user_events::{GOSSIP_EVENT_MAX, UserEvent, UserEventGossip};
 use crate::wire::{self, Datagram, LifecycleMessage};
 use foca::{
     AccumulatingRuntime, Codec, Foca, Header, Message, OwnedNotification, PostcardCodec,
-    ProbeNumber, State, Timer,
+    ProbeNumber, Timer,
 };
 use rand_foca::rngs::StdRng;
 use std::net::SocketAddr;
@@ -60,7 +61,7 @@ mod lifecycle;
 mod push_pull;
 mod queries;
 
-type SwimCore = Foca<NodeId, PostcardCodec, StdRng, SharedGossip>;
+type SwimCore = Swim<SharedGossip>;
 
 enum Command {
     Members(oneshot::Sender<Vec<MemberRecord>>),
@@ -573,67 +574,39 @@ impl Node {
     }
 
     fn hand_to_foca(&mut self, packet: &[u8], from: SocketAddr) {
-        let backlog = self.foca.custom_broadcast_backlog();
-        if let Err(e) = self.foca.handle_data(packet, &mut self.runtime) {
+        if let Err(e) = swim::receive(&mut self.foca, packet, &mut self.runtime) {
             debug!("dropped gossip packet from {from}: {e}");
-        }
-        if self.foca.custom_broadcast_backlog() > backlog {
-            self.pass_broadcasts_on();
-        }
-    }
-
-    /// A user event, query or suspicion confirmation new here goes on to a few random
-    /// members at once instead of waiting for the next gossip tick (200 ms on LAN), so it
-    /// crosses the cluster in a few round trips rather than a few ticks. These sends count
-    /// against the item's retransmit limit like any other, so no more bytes go out, only
-    /// sooner.
-    fn pass_broadcasts_on(&mut self) {
-        if let Err(e) = self.foca.broadcast(&mut self.runtime) {
-            warn!("passing broadcasts on: {e}");
         }
     }
 
     /// Suspicions whose Lifeguard deadline has come go back to foca, which declares the
     /// member down unless it refuted the suspicion meanwhile.
     fn declare_due_suspects(&mut self) {
-        for (timer, confirmations) in self.lifeguard.take_due(self.epoch.elapsed()) {
-            if let Timer::ChangeSuspectToDown {
-                member_id,
-                incarnation,
-                ..
-            } = &timer
-                && self.foca.iter_membership_state().any(|member| {
-                    member.id() == member_id
-                        && member.incarnation() == *incarnation
-                        && member.state() == State::Suspect
-                })
-            {
-                // memberlist's line, at its level (unless the news beat our deadline)
-                info!(
-                    "Marking {} as failed, suspect timeout reached ({confirmations} peer confirmations)",
-                    member_id.name
-                );
-            }
-            if let Err(e) = self.foca.handle_timer(timer, &mut self.runtime) {
-                warn!("swim timer: {e}");
-            }
+        let now = self.epoch.elapsed();
+        let due = self
+            .lifeguard
+            .declare_due_suspects(&mut self.foca, &mut self.runtime, now);
+        for declared in due.declared {
+            // memberlist's line, at its level
+            info!(
+                "Marking {} as failed, suspect timeout reached ({} peer confirmations)",
+                declared.member.name, declared.confirmations
+            );
+        }
+        for e in due.errors {
+            warn!("swim timer: {e}");
         }
     }
 
     /// Our own probe of `id` failed: Lifeguard takes it as a doubt about ourselves, and
     /// as our confirmation of the suspicion foca raised, which the others must hear.
     fn probe_failed(&mut self, probe: ProbeNumber, id: &NodeId) {
-        let by = self.foca.identity().name.clone();
         let now = self.epoch.elapsed();
-        let members = self.foca.iter_membership_state();
-        if let Some(confirmation) = self.lifeguard.probe_failed(probe, id, members, &by, now) {
-            match self
-                .foca
-                .add_broadcast(&broadcasts::suspicion_confirmation(&confirmation))
-            {
-                Ok(_) => self.pass_broadcasts_on(),
-                Err(e) => warn!("suspicion confirmation: {e}"),
-            }
+        if let Err(e) =
+            self.lifeguard
+                .probe_failed_in(&mut self.foca, &mut self.runtime, probe, id, now)
+        {
+            warn!("suspicion confirmation: {e}");
         }
     }
 
@@ -808,11 +781,7 @@ impl Node {
     /// alive member (see `broadcasts`).
     fn disseminate(&mut self, broadcast: &[u8], gossip_max: usize) -> Result<(), String> {
         if broadcast.len() <= gossip_max {
-            self.foca
-                .add_broadcast(broadcast)
-                .map_err(|e| e.to_string())?;
-            self.pass_broadcasts_on();
-            Ok(())
+            swim::broadcast(&mut self.foca, broadcast, &mut self.runtime).map_err(|e| e.to_string())
         } else {
             self.broadcast_directly(broadcast)
                 .map_err(|e| e.to_string())
@@ -864,7 +833,16 @@ impl Node {
         }
     }
 
+    /// foca's output, until it has nothing more to say (handling a notification can make
+    /// it send: our confirmation of a failed probe goes out at once).
     async fn drain(&mut self) {
+        while self.runtime.backlog() > 0 {
+            self.drain_once().await;
+        }
+        self.coordinates.packet_done();
+    }
+
+    async fn drain_once(&mut self) {
         while let Some((to, packet)) = self.runtime.to_send() {
             let datagram = self.outgoing(&packet);
             self.send(&datagram, to.addr).await;
@@ -890,7 +868,6 @@ impl Node {
                 notification => self.apply(notification),
             }
         }
-        self.coordinates.packet_done();
     }
 
     /// A foca packet as it goes on the wire. Lifeguard reads its header (our pings, our

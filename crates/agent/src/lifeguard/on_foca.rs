@@ -6,13 +6,9 @@
 use super::Lifeguard;
 use crate::broadcasts;
 use crate::identity::NodeId;
-use foca::{BroadcastHandler, Foca, PostcardCodec, ProbeNumber, Runtime, State, Timer};
-use rand_foca::rngs::StdRng;
+use crate::swim::{self, Swim};
+use foca::{BroadcastHandler, ProbeNumber, Runtime, State, Timer};
 use std::time::Duration;
-
-/// foca as the agent runs it, with the broadcast handler of the node (shared with its
-/// direct broadcasts) or of the simulation (its own).
-type Swim<B> = Foca<NodeId, PostcardCodec, StdRng, B>;
 
 /// A member declared failed here because its suspicion's deadline came.
 #[derive(Debug, PartialEq)]
@@ -34,10 +30,12 @@ pub struct DueSuspects {
 
 impl Lifeguard {
     /// Our own probe of `id` failed: a doubt about ourselves, and our confirmation of the
-    /// suspicion foca raised, broadcast to the others while the suspicion still wants one.
+    /// suspicion foca raised, broadcast to the others (at once, see [`swim::broadcast`])
+    /// while the suspicion still wants one.
     pub fn probe_failed_in<B>(
         &mut self,
         foca: &mut Swim<B>,
+        runtime: impl Runtime<NodeId>,
         probe: ProbeNumber,
         id: &NodeId,
         now: Duration,
@@ -49,9 +47,11 @@ impl Lifeguard {
         let by = foca.identity().name.clone();
         let members = foca.iter_membership_state();
         match self.probe_failed(probe, id, members, &by, now) {
-            Some(confirmation) => foca
-                .add_broadcast(&broadcasts::suspicion_confirmation(&confirmation))
-                .map(|_| ()),
+            Some(confirmation) => swim::broadcast(
+                foca,
+                &broadcasts::suspicion_confirmation(&confirmation),
+                runtime,
+            ),
             None => Ok(()),
         }
     }
@@ -104,8 +104,9 @@ mod tests {
     use crate::profile::Profile;
     use crate::query::gossip::QueryGossip;
     use crate::user_events::UserEventGossip;
-    use foca::{AccumulatingRuntime, Member, OwnedNotification};
+    use foca::{AccumulatingRuntime, Foca, Member, OwnedNotification, PostcardCodec};
     use rand_foca::SeedableRng;
+    use rand_foca::rngs::StdRng;
     use std::sync::Arc;
     use tokio::sync::mpsc;
 
@@ -160,7 +161,7 @@ mod tests {
             while let Some(notification) = runtime.to_notify() {
                 if let OwnedNotification::ProbeFailed(probe, failed) = notification {
                     lifeguard
-                        .probe_failed_in(&mut foca, probe, &failed, SECOND)
+                        .probe_failed_in(&mut foca, &mut runtime, probe, &failed, SECOND)
                         .unwrap();
                 }
             }

@@ -1,0 +1,131 @@
+//! How the agent runs foca, the same in the node task and in the simulation
+//! (crates/agent-sim): the type, and broadcasts that go out at once.
+//!
+//! foca sends a custom broadcast (a user event, a query, a suspicion confirmation) on the
+//! packets that leave anyway and on its gossip tick (200 ms on LAN), so each hop of an
+//! epidemic waits for a tick. Here a broadcast new to a member goes on to a few others at
+//! once. Those sends count against the item's retransmit limit like any other, so no more
+//! bytes go out, only sooner: an event crosses 20 members in a few round trips instead of
+//! a few ticks.
+
+use crate::identity::NodeId;
+use foca::{BroadcastHandler, Foca, PostcardCodec, Runtime};
+use rand_foca::rngs::StdRng;
+
+/// foca as the agent runs it, with the broadcast handler of the node (shared with its
+/// direct broadcasts) or of the simulation.
+pub type Swim<B> = Foca<NodeId, PostcardCodec, StdRng, B>;
+
+/// A packet from another member, for foca; a broadcast new here goes on at once.
+pub fn receive<B>(
+    foca: &mut Swim<B>,
+    packet: &[u8],
+    mut runtime: impl Runtime<NodeId>,
+) -> Result<(), foca::Error>
+where
+    B: BroadcastHandler<NodeId>,
+    B::Error: core::error::Error + 'static,
+{
+    let backlog = foca.custom_broadcast_backlog();
+    let received = foca.handle_data(packet, &mut runtime);
+    // also after an error: what foca took in before it is in the backlog
+    if foca.custom_broadcast_backlog() > backlog {
+        foca.broadcast(&mut runtime)?;
+    }
+    received
+}
+
+/// A broadcast of ours: foca delivers it here (through the broadcast handler), queues it
+/// for gossip and sends it at once to a few members.
+pub fn broadcast<B>(
+    foca: &mut Swim<B>,
+    data: &[u8],
+    mut runtime: impl Runtime<NodeId>,
+) -> Result<(), foca::Error>
+where
+    B: BroadcastHandler<NodeId>,
+    B::Error: core::error::Error + 'static,
+{
+    foca.add_broadcast(data)?;
+    foca.broadcast(&mut runtime)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::broadcasts::{self, ClusterGossip};
+    use crate::lamport::LamportClock;
+    use crate::lifeguard::gossip::ConfirmationGossip;
+    use crate::profile::Profile;
+    use crate::query::gossip::QueryGossip;
+    use crate::user_events::{UserEvent, UserEventGossip};
+    use foca::{AccumulatingRuntime, Member};
+    use rand_foca::SeedableRng;
+    use std::net::SocketAddr;
+    use std::sync::Arc;
+    use tokio::sync::mpsc;
+
+    fn member(name: &str, port: u16) -> Swim<ClusterGossip> {
+        let clock = Arc::new(LamportClock::default());
+        let gossip = ClusterGossip {
+            user_events: UserEventGossip::new(clock.clone(), mpsc::unbounded_channel().0),
+            queries: QueryGossip::new(clock, mpsc::unbounded_channel().0),
+            confirmations: ConfirmationGossip::new(mpsc::unbounded_channel().0),
+        };
+        let id = NodeId {
+            name: name.into(),
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            tags: Default::default(),
+            started_ms: 1,
+        };
+        Foca::with_custom_broadcast(
+            id,
+            Profile::Lan.swim_config(3),
+            StdRng::seed_from_u64(port.into()),
+            PostcardCodec,
+            gossip,
+        )
+    }
+
+    #[test]
+    fn a_new_broadcast_goes_out_at_once_at_its_origin_and_at_each_hop() {
+        let (mut a, mut b) = (member("a", 1), member("b", 2));
+        let mut runtime = AccumulatingRuntime::new();
+        for (foca, other) in [(&mut a, "b"), (&mut b, "a")] {
+            let port = if other == "a" { 1 } else { 2 };
+            let peer = member(other, port).identity().clone();
+            foca.apply_many([Member::alive(peer)].into_iter(), false, &mut runtime)
+                .unwrap();
+        }
+        while runtime.backlog() > 0 {
+            runtime.to_send();
+            runtime.to_schedule();
+            runtime.to_notify();
+        }
+        let event = UserEvent {
+            ltime: 1,
+            name: "deploy".into(),
+            payload: b"v1".to_vec(),
+            coalesce: false,
+        };
+        broadcast(
+            &mut a,
+            &broadcasts::user_event(&event.encode()),
+            &mut runtime,
+        )
+        .unwrap();
+        let (to, packet) = runtime.to_send().expect("sent at once, no tick waited for");
+        assert_eq!(to.name, "b");
+
+        let mut at_b = AccumulatingRuntime::new();
+        receive(&mut b, &packet, &mut at_b).unwrap();
+        let (to, _) = at_b.to_send().expect("passed on at once");
+        assert_eq!(to.name, "a");
+        // a repeat is not news: nothing more goes out
+        let mut again = AccumulatingRuntime::new();
+        let backlog = b.custom_broadcast_backlog();
+        receive(&mut b, &packet, &mut again).unwrap();
+        assert_eq!(b.custom_broadcast_backlog(), backlog);
+        assert!(again.to_send().is_none());
+    }
+}
