@@ -18,6 +18,8 @@ import zlib
 import pytest
 
 from agents import AGENT_TARGET, SERF_BIN, agents, serf, statuses, wait_for  # noqa: F401
+from test_agent_info import full_log
+from test_agent_keys import keygen
 
 pytestmark = [
     pytest.mark.skipif(not os.path.exists(SERF_BIN),
@@ -29,16 +31,6 @@ KIND_COMPRESSED = b"\x0b"
 LIMITS = ["-user-event-size-limit", "70000", "-query-size-limit", "70000",
           "-query-response-size-limit", "70000"]
 FRAME = re.compile(r"gossip stream from \S+: frame of (\d+) bytes")
-
-
-def full_log(agent):
-    with open(agent.log_path, "rb") as f:
-        return f.read().decode("utf-8", "replace")
-
-
-def keygen():
-    out = subprocess.run([SERF_BIN, "keygen"], capture_output=True, text=True, check=True)
-    return out.stdout.strip()
 
 
 def deflated(data):
