@@ -36,6 +36,7 @@ pub mod address;
 mod agent;
 pub mod broadcasts;
 pub mod coalesce;
+pub mod compression;
 pub mod config;
 pub mod config_file;
 pub mod config_layer;

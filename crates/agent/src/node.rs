@@ -12,6 +12,7 @@
 //! whole state with one random member per push-pull interval ([`crate::push_pull`]).
 
 use crate::broadcasts::{self, ClusterGossip, SharedGossip};
+use crate::compression;
 use crate::conflict::ConflictVote;
 use crate::coordinate::{Coordinate, Coordinates};
 use crate::event_history::EventHistory;
@@ -544,6 +545,13 @@ impl Node {
         let Some(data) = opened.plain else {
             return;
         };
+        let data = match compression::decompress(&data) {
+            Ok(data) => data,
+            Err(e) => {
+                warn!("dropped datagram from {from}: {e}");
+                return;
+            }
+        };
         match wire::decode(&data) {
             Ok(Datagram::Foca(packet)) => self.hand_to_foca(packet, from),
             Ok(Datagram::FocaWithPosition { position, packet }) => {
@@ -569,6 +577,8 @@ impl Node {
                 Err(e) => warn!("dropped key catch-up from {from}: {e}"),
             },
             Ok(Datagram::PushPull(body)) => self.on_push_pull(body, from),
+            // Senders compress once; `decompress` hands a nested one back as it is.
+            Ok(Datagram::Compressed(_)) => warn!("dropped datagram from {from}: compressed twice"),
             Err(e) => warn!("dropped datagram from {from}: {e}"),
         }
     }
@@ -798,8 +808,8 @@ impl Node {
     /// do not pass such messages on: the origin already reached every member it knows,
     /// and re-gossiping a large payload would multiply its bytes by the fan-out.
     fn send_directly(&self, datagram: &[u8]) {
-        // Sealed once: every member gets the same frame.
-        let sealed: Arc<[u8]> = self.options.keys.seal(datagram).into();
+        // Compressed and sealed once: every member gets the same frame.
+        let sealed: Arc<[u8]> = self.wire_form(datagram).into();
         let local = &self.foca.identity().name;
         for member in self.table.records() {
             if member.status == MemberStatus::Alive && member.id.name != *local {
@@ -808,10 +818,10 @@ impl Node {
         }
     }
 
-    /// Send one datagram over the stream transport, sealed as over UDP: the transport
-    /// frames the whole sealed datagram, and the receiver opens it like any other.
+    /// Send one datagram over the stream transport, compressed and sealed as over UDP: the
+    /// transport frames the whole sealed datagram, and the receiver opens it like any other.
     fn send_reliably(&self, datagram: &[u8], to: SocketAddr) {
-        self.stream_sealed(self.options.keys.seal(datagram).into(), to);
+        self.stream_sealed(self.wire_form(datagram).into(), to);
     }
 
     /// A sealed datagram onto the stream transport, in a task of its own so a slow peer
@@ -897,11 +907,20 @@ impl Node {
         }
     }
 
-    /// The way datagrams leave over UDP: sealed with the primary key when encryption is
-    /// on (the stream transport's `send_reliably` and `send_directly` seal the same way).
+    /// The way datagrams leave over UDP (the stream transport's `send_reliably` and
+    /// `send_directly` prepare them the same way).
     async fn send(&self, datagram: &[u8], to: SocketAddr) {
-        self.send_sealed(&self.options.keys.seal(datagram), to)
-            .await;
+        self.send_sealed(&self.wire_form(datagram), to).await;
+    }
+
+    /// What goes on the wire for a datagram: compressed when that makes it smaller, then
+    /// sealed with the primary key when encryption is on. In that order, as memberlist:
+    /// ciphertext does not compress.
+    fn wire_form(&self, datagram: &[u8]) -> Vec<u8> {
+        self.options
+            .keys
+            .seal(&compression::compress(datagram))
+            .into_owned()
     }
 
     async fn send_sealed(&self, datagram: &[u8], to: SocketAddr) {

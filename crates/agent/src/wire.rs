@@ -4,7 +4,8 @@
 //! or response; user events and queries too big to ride on foca's packets; the member
 //! lifecycle's [`LifecycleMessage`]s; a key catch-up; a push-pull sync's state), and a
 //! foca packet with our network coordinate in front (probe acks, as Serf's carry it). The same datagrams
-//! also arrive whole over the stream transport. With encryption, each whole datagram is sealed (`keys`).
+//! also arrive whole over the stream transport. A datagram that deflates smaller travels
+//! compressed (kind 11, `compression`); with encryption, each whole datagram is then sealed (`keys`).
 
 use crate::coordinate::compact;
 use crate::user_events::UserEvent;
@@ -20,6 +21,7 @@ const KIND_LIFECYCLE: u8 = 6;
 const KIND_DIRECT_BROADCAST: u8 = 8;
 const KIND_PUSH_PULL: u8 = 9;
 const KIND_FOCA_WITH_POSITION: u8 = 10;
+const KIND_COMPRESSED: u8 = 11;
 
 /// The member lifecycle's messages (kind 6), msgpack-encoded.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -94,6 +96,8 @@ pub enum Datagram<'a> {
     /// A member's whole state for a periodic sync (`push_pull::StateMessage`), over the
     /// stream transport.
     PushPull(&'a [u8]),
+    /// Another datagram, deflated (`compression`); the node inflates it before decoding.
+    Compressed(&'a [u8]),
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -131,6 +135,7 @@ pub fn decode(datagram: &[u8]) -> Result<Datagram<'_>, WireError> {
         KIND_FOCA_WITH_POSITION => Err(WireError::ShortPosition),
         KIND_DIRECT_BROADCAST => Ok(Datagram::DirectBroadcast(body)),
         KIND_PUSH_PULL => Ok(Datagram::PushPull(body)),
+        KIND_COMPRESSED => Ok(Datagram::Compressed(body)),
         other => Err(WireError::UnknownKind(other)),
     }
 }
@@ -166,6 +171,10 @@ pub fn direct_broadcast_datagram(broadcast: &[u8]) -> Vec<u8> {
 
 pub fn push_pull_datagram(state: &[u8]) -> Vec<u8> {
     framed(KIND_PUSH_PULL, state)
+}
+
+pub fn compressed_datagram(deflated: &[u8]) -> Vec<u8> {
+    framed(KIND_COMPRESSED, deflated)
 }
 
 pub fn lifecycle_datagram(message: &LifecycleMessage) -> Vec<u8> {
@@ -222,6 +231,10 @@ mod tests {
         assert_eq!(
             decode(&push_pull_datagram(b"\x95s")),
             Ok(Datagram::PushPull(b"\x95s"))
+        );
+        assert_eq!(
+            decode(&compressed_datagram(b"\x4bz")),
+            Ok(Datagram::Compressed(b"\x4bz"))
         );
         let answer = LifecycleMessage::Holder {
             id: 7,

@@ -1,0 +1,144 @@
+//! Compression of gossip datagrams, as memberlist compresses its messages by default
+//! (`EnableCompression`): fewer bytes on the wire for the same gossip.
+//!
+//! Every datagram the node sends, over UDP or as one stream transport frame, goes through
+//! [`compress`] before it is sealed (compress, then encrypt, as memberlist does: ciphertext
+//! does not compress). What shrinks travels as a compressed datagram (wire kind 11) holding
+//! the whole original datagram, kind byte included, as raw DEFLATE; what would not shrink
+//! (a bare probe of fifty bytes, random payloads) travels as it is. Every datagram received
+//! goes through [`decompress`] once it is opened.
+//!
+//! Inflating is bounded: nothing legitimate inflates past [`MAX_FRAME`], the largest frame
+//! the stream transport carries, so output beyond it (a zip bomb) is refused, as is data
+//! that is not DEFLATE. A compressed datagram inside a compressed one is handed back still
+//! compressed: senders never nest them, and the node drops it when it decodes.
+//!
+//! The codec is DEFLATE (miniz_oxide, pure Rust). On datagrams captured from a 20-agent
+//! cluster it matched lz4_flex when event payloads were one repeated byte and beat it on
+//! text-like payloads (175 against 187 bytes on 188), where lz4 hardly compresses at all.
+
+use crate::transport::MAX_FRAME;
+use crate::wire::{self, Datagram};
+use std::borrow::Cow;
+
+/// miniz's default level. On datagrams of a few hundred bytes every level gives the same
+/// size; on large frames (push-pull state, 64 KiB events) it is the usual trade.
+const LEVEL: u8 = 6;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DecompressError {
+    #[error("compressed datagram inflates past {MAX_FRAME} bytes")]
+    TooLarge,
+    #[error("compressed datagram does not inflate: {0}")]
+    Corrupt(String),
+}
+
+/// The datagram to send: compressed if that makes it smaller, kind byte included;
+/// otherwise as it is.
+pub fn compress(datagram: &[u8]) -> Cow<'_, [u8]> {
+    let deflated = miniz_oxide::deflate::compress_to_vec(datagram, LEVEL);
+    if 1 + deflated.len() < datagram.len() {
+        Cow::Owned(wire::compressed_datagram(&deflated))
+    } else {
+        Cow::Borrowed(datagram)
+    }
+}
+
+/// The datagram a received one carries: a compressed one inflated, any other as it is.
+pub fn decompress(datagram: &[u8]) -> Result<Cow<'_, [u8]>, DecompressError> {
+    let Ok(Datagram::Compressed(deflated)) = wire::decode(datagram) else {
+        return Ok(Cow::Borrowed(datagram));
+    };
+    miniz_oxide::inflate::decompress_to_vec_with_limit(deflated, MAX_FRAME)
+        .map(Cow::Owned)
+        .map_err(|e| match e.status {
+            miniz_oxide::inflate::TINFLStatus::HasMoreOutput => DecompressError::TooLarge,
+            _ => DecompressError::Corrupt(e.to_string()),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What foca's packets look like: two identities, then an event with a payload.
+    fn gossip_packet() -> Vec<u8> {
+        let mut packet = b"\x08musubi00\x00\x7f\x00\x00\x01\xe8\x84\x01\x00".to_vec();
+        packet.extend_from_slice(b"\x08musubi08\x00\x7f\x00\x00\x01\xf0\x84\x01\x00");
+        packet.extend_from_slice(b"\x84\xa5LTime\x01\xa4Name\xa6deploy\xa7Payload\xc4\x40");
+        packet.extend_from_slice(&[b'x'; 64]);
+        wire::foca_datagram(&packet)
+    }
+
+    fn deflated(data: &[u8]) -> Vec<u8> {
+        wire::compressed_datagram(&miniz_oxide::deflate::compress_to_vec(data, LEVEL))
+    }
+
+    #[test]
+    fn a_compressible_datagram_shrinks_and_comes_back_whole() {
+        let datagram = gossip_packet();
+        let compressed = compress(&datagram);
+        assert!(
+            compressed.len() < datagram.len() * 3 / 4,
+            "{}",
+            compressed.len()
+        );
+        assert!(matches!(
+            wire::decode(&compressed),
+            Ok(Datagram::Compressed(_))
+        ));
+        assert_eq!(decompress(&compressed).unwrap(), datagram);
+    }
+
+    #[test]
+    fn a_datagram_that_would_not_shrink_stays_as_it_is() {
+        let probe = wire::foca_datagram(b"\x08musubi00\x00\x7f\x00\x00\x01");
+        // bytes with no repetition: DEFLATE only adds to them
+        let noise: Vec<u8> = (0..=255u8).map(|i| i.wrapping_mul(167) ^ 0x5a).collect();
+        let noisy = wire::query_reply_datagram(&noise);
+        for datagram in [probe, noisy] {
+            assert!(matches!(compress(&datagram), Cow::Borrowed(d) if *d == datagram));
+            assert!(matches!(decompress(&datagram), Ok(Cow::Borrowed(d)) if *d == datagram));
+        }
+    }
+
+    #[test]
+    fn inflating_stops_at_the_frame_limit() {
+        assert_eq!(
+            decompress(&deflated(&vec![0; MAX_FRAME])).unwrap().len(),
+            MAX_FRAME
+        );
+        // a zip bomb: 64 KiB that would inflate to 64 MiB
+        let bomb = deflated(&vec![0; 64 << 20]);
+        assert!(bomb.len() < 100 << 10, "{}", bomb.len());
+        assert_eq!(decompress(&bomb), Err(DecompressError::TooLarge));
+        assert_eq!(
+            decompress(&deflated(&vec![0; MAX_FRAME + 1])),
+            Err(DecompressError::TooLarge)
+        );
+    }
+
+    #[test]
+    fn garbage_does_not_inflate() {
+        // a block of the reserved type
+        assert!(matches!(
+            decompress(&wire::compressed_datagram(b"\xff\xff\xff\xff")),
+            Err(DecompressError::Corrupt(_))
+        ));
+        // a stream cut short
+        let whole = deflated(&gossip_packet());
+        assert!(matches!(
+            decompress(&whole[..whole.len() / 2]),
+            Err(DecompressError::Corrupt(_))
+        ));
+    }
+
+    #[test]
+    fn a_compressed_datagram_inside_another_is_not_inflated_again() {
+        let inner = deflated(&gossip_packet());
+        let nested = deflated(&inner);
+        let once = decompress(&nested).unwrap();
+        assert_eq!(once, inner);
+        assert!(matches!(wire::decode(&once), Ok(Datagram::Compressed(_))));
+    }
+}
