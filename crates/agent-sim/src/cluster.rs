@@ -231,7 +231,12 @@ impl Simulation {
             Ok(Datagram::Foca(packet)) => {
                 // foca refuses what it cannot use (e.g. a packet for an earlier life), as
                 // the node task does with a log line
-                let _ = swim::receive(&mut running.foca, packet, &mut running.runtime);
+                let _ = swim::receive(
+                    &mut running.foca,
+                    packet,
+                    &mut running.runtime,
+                    &running.urgent,
+                );
             }
             Ok(Datagram::PushPull(body)) => {
                 let mut state = StateMessage::decode(body).expect("the simulation's own state");
@@ -402,15 +407,6 @@ impl Simulation {
                 at.saturating_sub(now),
                 Happening::SuspicionDeadline { member: i, life },
             );
-        }
-        // Notifications can make foca send (our confirmation of a failed probe goes out
-        // at once): as the node, drain until foca has nothing more to say.
-        if self.members[i]
-            .running
-            .as_ref()
-            .is_some_and(|running| running.runtime.backlog() > 0)
-        {
-            self.drain(i);
         }
     }
 }

@@ -4,7 +4,7 @@
 //! ([`MemberTable`]), fed foca's notifications the way the node task feeds them.
 
 use foca::{AccumulatingRuntime, Config, Foca, OwnedNotification, PostcardCodec};
-use musubi_agent::broadcasts::ClusterGossip;
+use musubi_agent::broadcasts::{ClusterGossip, UrgentNews};
 use musubi_agent::identity::NodeId;
 use musubi_agent::lamport::LamportClock;
 use musubi_agent::lifeguard::Lifeguard;
@@ -33,6 +33,9 @@ pub struct Running {
     pub lifeguard: Lifeguard,
     /// The suspicion confirmations foca's broadcast handler saw for the first time.
     pub confirmations: mpsc::UnboundedReceiver<SuspicionConfirmation>,
+    /// The user events and queries it saw first (none here: the node's counter, so the
+    /// members receive packets through the node's own `swim::receive`).
+    pub urgent: UrgentNews,
     /// When this life's next look at its held suspicions is scheduled, if one is.
     pub suspicion_check: Option<Duration>,
 }
@@ -66,19 +69,21 @@ impl Member {
         };
         self.life += 1;
         let (deliver, confirmations) = mpsc::unbounded_channel();
+        let urgent = UrgentNews::default();
         self.running = Some(Running {
             foca: Foca::with_custom_broadcast(
                 id.clone(),
                 lan_config(1),
                 rng,
                 PostcardCodec,
-                gossip(deliver),
+                gossip(deliver, urgent.clone()),
             ),
             runtime: AccumulatingRuntime::new(),
             table: MemberTable::new(id),
             alive: 1,
             lifeguard: Lifeguard::default(),
             confirmations,
+            urgent,
             suspicion_check: None,
         });
     }
@@ -94,13 +99,17 @@ impl Member {
 
 /// The node's broadcast handler. The simulation's members send no user events or
 /// queries: those channels' receiving ends are dropped, as nothing would read them.
-fn gossip(confirmations: mpsc::UnboundedSender<SuspicionConfirmation>) -> ClusterGossip {
+fn gossip(
+    confirmations: mpsc::UnboundedSender<SuspicionConfirmation>,
+    urgent: UrgentNews,
+) -> ClusterGossip {
     let (user_events, _) = mpsc::unbounded_channel();
     let (queries, _) = mpsc::unbounded_channel();
     ClusterGossip {
         user_events: UserEventGossip::new(Arc::new(LamportClock::default()), user_events),
         queries: QueryGossip::new(Arc::new(LamportClock::default()), queries),
         confirmations: ConfirmationGossip::new(confirmations),
+        urgent,
     }
 }
 
@@ -141,7 +150,7 @@ impl Running {
             }
             OwnedNotification::ProbeFailed(probe, id) => self
                 .lifeguard
-                .probe_failed_in(&mut self.foca, &mut self.runtime, probe, &id, now)
+                .probe_failed_in(&mut self.foca, probe, &id, now)
                 .expect("a confirmation always fits foca's packets"),
         }
         if self.alive != before {

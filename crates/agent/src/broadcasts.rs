@@ -14,6 +14,7 @@ use crate::query::gossip::{MalformedQuery, QueryGossip, QueryKey};
 use crate::user_events::{MalformedUserEvent, UserEventGossip, UserEventKey};
 use crate::wire::framed;
 use foca::{BroadcastHandler, Invalidates};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 const USER_EVENT: u8 = 3;
@@ -72,6 +73,24 @@ pub struct ClusterGossip {
     pub user_events: UserEventGossip,
     pub queries: QueryGossip,
     pub confirmations: ConfirmationGossip,
+    pub urgent: UrgentNews,
+}
+
+/// How many user events and queries the handler has seen for the first time: the news a
+/// person waits for, which [`crate::swim::receive`] passes on at once. Suspicion
+/// confirmations are left to foca's gossip tick, as memberlist's suspect messages: when
+/// many members fail together, hurrying each confirmation would flood the network.
+#[derive(Clone, Debug, Default)]
+pub struct UrgentNews(Arc<AtomicU64>);
+
+impl UrgentNews {
+    pub fn seen(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    fn one_more(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 impl BroadcastHandler<NodeId> for ClusterGossip {
@@ -84,18 +103,25 @@ impl BroadcastHandler<NodeId> for ClusterGossip {
         _sender: Option<&NodeId>,
     ) -> Result<Option<BroadcastKey>, MalformedBroadcast> {
         let (&kind, body) = data.split_first().ok_or(MalformedBroadcast::Empty)?;
-        match kind {
-            USER_EVENT => Ok(self
+        let key = match kind {
+            USER_EVENT => self
                 .user_events
                 .receive_item(body)?
-                .map(BroadcastKey::UserEvent)),
-            QUERY => Ok(self.queries.receive_item(body)?.map(BroadcastKey::Query)),
-            SUSPICION_CONFIRMATION => Ok(self
+                .map(BroadcastKey::UserEvent),
+            QUERY => self.queries.receive_item(body)?.map(BroadcastKey::Query),
+            SUSPICION_CONFIRMATION => self
                 .confirmations
                 .receive_item(body)?
-                .map(BroadcastKey::Confirmation)),
-            other => Err(MalformedBroadcast::UnknownType(other)),
+                .map(BroadcastKey::Confirmation),
+            other => return Err(MalformedBroadcast::UnknownType(other)),
+        };
+        if matches!(
+            key,
+            Some(BroadcastKey::UserEvent(_) | BroadcastKey::Query(_))
+        ) {
+            self.urgent.one_more();
         }
+        Ok(key)
     }
 }
 
@@ -151,6 +177,7 @@ mod tests {
             user_events: UserEventGossip::new(clock.clone(), deliver),
             queries: QueryGossip::new(clock, queries),
             confirmations: ConfirmationGossip::new(confirmations),
+            urgent: UrgentNews::default(),
         });
         let event = UserEvent {
             ltime: 1,

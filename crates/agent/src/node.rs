@@ -11,7 +11,7 @@
 //! datagrams over the [`transport`] stream listener on the same address, and syncs its
 //! whole state with one random member per push-pull interval ([`crate::push_pull`]).
 
-use crate::broadcasts::{self, ClusterGossip, SharedGossip};
+use crate::broadcasts::{self, ClusterGossip, SharedGossip, UrgentNews};
 use crate::compression;
 use crate::conflict::ConflictVote;
 use crate::coordinate::{Coordinate, Coordinates};
@@ -329,6 +329,7 @@ pub async fn start(
     let (received_queries, query_inbox) = mpsc::unbounded_channel();
     let (query_deadlines, expired_queries) = mpsc::unbounded_channel();
     let (received_confirmations, confirmation_inbox) = mpsc::unbounded_channel();
+    let urgent = UrgentNews::default();
     let event_clock = lifecycle.clocks.event.clone();
     let query_clock = lifecycle.clocks.query.clone();
     let history = EventHistory::new(lifecycle.event_min_time);
@@ -339,6 +340,7 @@ pub async fn start(
             .with_history(history.clone()),
         queries: QueryGossip::new(query_clock.clone(), received_queries),
         confirmations: ConfirmationGossip::new(received_confirmations),
+        urgent: urgent.clone(),
     });
     let (local, local_view) = watch::channel(identity.clone());
     let shut_down = Arc::new(Notify::new());
@@ -358,6 +360,7 @@ pub async fn start(
         coordinates: Coordinates::new(identity.name.clone(), !options.disable_coordinates),
         lifeguard: Lifeguard::default(),
         epoch: Instant::now(),
+        urgent,
         event_clock,
         gossip,
         options,
@@ -437,6 +440,8 @@ struct Node {
     lifeguard: Lifeguard,
     /// Lifeguard's clock starts here.
     epoch: Instant,
+    /// Counted by foca's broadcast handler: user events and queries new here.
+    urgent: UrgentNews,
     /// Shared with foca's broadcast handler, which witnesses the times it receives.
     event_clock: Arc<LamportClock>,
     /// foca's broadcast handler, for broadcasts sent or received directly.
@@ -584,7 +589,7 @@ impl Node {
     }
 
     fn hand_to_foca(&mut self, packet: &[u8], from: SocketAddr) {
-        if let Err(e) = swim::receive(&mut self.foca, packet, &mut self.runtime) {
+        if let Err(e) = swim::receive(&mut self.foca, packet, &mut self.runtime, &self.urgent) {
             debug!("dropped gossip packet from {from}: {e}");
         }
     }
@@ -612,9 +617,9 @@ impl Node {
     /// as our confirmation of the suspicion foca raised, which the others must hear.
     fn probe_failed(&mut self, probe: ProbeNumber, id: &NodeId) {
         let now = self.epoch.elapsed();
-        if let Err(e) =
-            self.lifeguard
-                .probe_failed_in(&mut self.foca, &mut self.runtime, probe, id, now)
+        if let Err(e) = self
+            .lifeguard
+            .probe_failed_in(&mut self.foca, probe, id, now)
         {
             warn!("suspicion confirmation: {e}");
         }
@@ -843,16 +848,7 @@ impl Node {
         }
     }
 
-    /// foca's output, until it has nothing more to say (handling a notification can make
-    /// it send: our confirmation of a failed probe goes out at once).
     async fn drain(&mut self) {
-        while self.runtime.backlog() > 0 {
-            self.drain_once().await;
-        }
-        self.coordinates.packet_done();
-    }
-
-    async fn drain_once(&mut self) {
         while let Some((to, packet)) = self.runtime.to_send() {
             let datagram = self.outgoing(&packet);
             self.send(&datagram, to.addr).await;
@@ -878,6 +874,7 @@ impl Node {
                 notification => self.apply(notification),
             }
         }
+        self.coordinates.packet_done();
     }
 
     /// A foca packet as it goes on the wire. Lifeguard reads its header (our pings, our

@@ -1,13 +1,14 @@
 //! How the agent runs foca, the same in the node task and in the simulation
 //! (crates/agent-sim): the type, and broadcasts that go out at once.
 //!
-//! foca sends a custom broadcast (a user event, a query, a suspicion confirmation) on the
-//! packets that leave anyway and on its gossip tick (200 ms on LAN), so each hop of an
-//! epidemic waits for a tick. Here a broadcast new to a member goes on to a few others at
-//! once. Those sends count against the item's retransmit limit like any other, so no more
-//! bytes go out, only sooner: an event crosses 20 members in a few round trips instead of
-//! a few ticks.
+//! foca sends a custom broadcast on the packets that leave anyway and on its gossip tick
+//! (200 ms on LAN), so each hop of an epidemic waits for a tick. Here a user event or a
+//! query, new to a member, goes on to a few others at once (see [`UrgentNews`] for why
+//! not suspicion confirmations). Those sends count against the item's retransmit limit
+//! like any other, so about as many bytes go out, only sooner: an event crosses 20
+//! members in a few round trips instead of a few ticks.
 
+use crate::broadcasts::UrgentNews;
 use crate::identity::NodeId;
 use foca::{BroadcastHandler, Foca, PostcardCodec, Runtime};
 use rand_foca::rngs::StdRng;
@@ -16,27 +17,29 @@ use rand_foca::rngs::StdRng;
 /// direct broadcasts) or of the simulation.
 pub type Swim<B> = Foca<NodeId, PostcardCodec, StdRng, B>;
 
-/// A packet from another member, for foca; a broadcast new here goes on at once.
+/// A packet from another member, for foca; a user event or query new here (counted in
+/// `urgent` by the broadcast handler) goes on at once.
 pub fn receive<B>(
     foca: &mut Swim<B>,
     packet: &[u8],
     mut runtime: impl Runtime<NodeId>,
+    urgent: &UrgentNews,
 ) -> Result<(), foca::Error>
 where
     B: BroadcastHandler<NodeId>,
     B::Error: core::error::Error + 'static,
 {
-    let backlog = foca.custom_broadcast_backlog();
+    let seen = urgent.seen();
     let received = foca.handle_data(packet, &mut runtime);
     // also after an error: what foca took in before it is in the backlog
-    if foca.custom_broadcast_backlog() > backlog {
+    if urgent.seen() > seen {
         foca.broadcast(&mut runtime)?;
     }
     received
 }
 
-/// A broadcast of ours: foca delivers it here (through the broadcast handler), queues it
-/// for gossip and sends it at once to a few members.
+/// A user event or query of ours: foca delivers it here (through the broadcast handler),
+/// queues it for gossip and sends it at once to a few members.
 pub fn broadcast<B>(
     foca: &mut Swim<B>,
     data: &[u8],
@@ -65,12 +68,13 @@ mod tests {
     use std::sync::Arc;
     use tokio::sync::mpsc;
 
-    fn member(name: &str, port: u16) -> Swim<ClusterGossip> {
+    fn member(name: &str, port: u16, urgent: &UrgentNews) -> Swim<ClusterGossip> {
         let clock = Arc::new(LamportClock::default());
         let gossip = ClusterGossip {
             user_events: UserEventGossip::new(clock.clone(), mpsc::unbounded_channel().0),
             queries: QueryGossip::new(clock, mpsc::unbounded_channel().0),
             confirmations: ConfirmationGossip::new(mpsc::unbounded_channel().0),
+            urgent: urgent.clone(),
         };
         let id = NodeId {
             name: name.into(),
@@ -89,11 +93,15 @@ mod tests {
 
     #[test]
     fn a_new_broadcast_goes_out_at_once_at_its_origin_and_at_each_hop() {
-        let (mut a, mut b) = (member("a", 1), member("b", 2));
+        let urgent_at_b = UrgentNews::default();
+        let (mut a, mut b) = (
+            member("a", 1, &Default::default()),
+            member("b", 2, &urgent_at_b),
+        );
         let mut runtime = AccumulatingRuntime::new();
         for (foca, other) in [(&mut a, "b"), (&mut b, "a")] {
             let port = if other == "a" { 1 } else { 2 };
-            let peer = member(other, port).identity().clone();
+            let peer = member(other, port, &Default::default()).identity().clone();
             foca.apply_many([Member::alive(peer)].into_iter(), false, &mut runtime)
                 .unwrap();
         }
@@ -118,13 +126,13 @@ mod tests {
         assert_eq!(to.name, "b");
 
         let mut at_b = AccumulatingRuntime::new();
-        receive(&mut b, &packet, &mut at_b).unwrap();
+        receive(&mut b, &packet, &mut at_b, &urgent_at_b).unwrap();
         let (to, _) = at_b.to_send().expect("passed on at once");
         assert_eq!(to.name, "a");
         // a repeat is not news: nothing more goes out
         let mut again = AccumulatingRuntime::new();
         let backlog = b.custom_broadcast_backlog();
-        receive(&mut b, &packet, &mut again).unwrap();
+        receive(&mut b, &packet, &mut again, &urgent_at_b).unwrap();
         assert_eq!(b.custom_broadcast_backlog(), backlog);
         assert!(again.to_send().is_none());
     }
