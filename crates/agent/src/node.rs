@@ -10,6 +10,10 @@
 //! an RTT sample ([`crate::coordinate`]). Beside foca's work the node receives whole
 //! datagrams over the [`transport`] stream listener on the same address, and syncs its
 //! whole state with one random member per push-pull interval ([`crate::push_pull`]).
+//!
+//! The parts live in `node/`: `foca_io` (packets into foca, its output drained),
+//! `outbound` (how datagrams leave), `queries`, `lifecycle` (prune, name conflicts, event
+//! catch-up) and `push_pull`.
 
 use crate::broadcasts::{self, ClusterGossip, SharedGossip, UrgentNews};
 use crate::compression;
@@ -31,16 +35,13 @@ use crate::query::message::QueryMessage;
 use crate::query::origin::OpenQueries;
 use crate::query::{InternalQueries, QueryEvent, QueryLimits, QueryParams, QueryRecord};
 use crate::reaper::{ReapTimeouts, Reaper};
-use crate::swim::{self, Swim};
+use crate::swim::Swim;
 use crate::tags_file::{self, Tags, TagsFile};
 use crate::timers;
 use crate::transport;
 use crate::user_events::{GOSSIP_EVENT_MAX, UserEvent, UserEventGossip};
 use crate::wire::{self, Datagram, LifecycleMessage};
-use foca::{
-    AccumulatingRuntime, Codec, Foca, Header, Message, OwnedNotification, PostcardCodec,
-    ProbeNumber, Timer,
-};
+use foca::{AccumulatingRuntime, Foca, PostcardCodec, Timer};
 use rand_foca::rngs::StdRng;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -58,7 +59,9 @@ const UDP_DATAGRAM_MAX: usize = 1400;
 /// How often a join re-announces to a peer that has not shown up yet (UDP may drop it).
 const REANNOUNCE_EVERY: Duration = Duration::from_millis(500);
 
+mod foca_io;
 mod lifecycle;
+mod outbound;
 mod push_pull;
 mod queries;
 
@@ -588,43 +591,6 @@ impl Node {
         }
     }
 
-    fn hand_to_foca(&mut self, packet: &[u8], from: SocketAddr) {
-        if let Err(e) = swim::receive(&mut self.foca, packet, &mut self.runtime, &self.urgent) {
-            debug!("dropped gossip packet from {from}: {e}");
-        }
-    }
-
-    /// Suspicions whose Lifeguard deadline has come go back to foca, which declares the
-    /// member down unless it refuted the suspicion meanwhile.
-    fn declare_due_suspects(&mut self) {
-        let now = self.epoch.elapsed();
-        let due = self
-            .lifeguard
-            .declare_due_suspects(&mut self.foca, &mut self.runtime, now);
-        for declared in due.declared {
-            // memberlist's line, at its level
-            info!(
-                "Marking {} as failed, suspect timeout reached ({} peer confirmations)",
-                declared.member.name, declared.confirmations
-            );
-        }
-        for e in due.errors {
-            warn!("swim timer: {e}");
-        }
-    }
-
-    /// Our own probe of `id` failed: Lifeguard takes it as a doubt about ourselves, and
-    /// as our confirmation of the suspicion foca raised, which the others must hear.
-    fn probe_failed(&mut self, probe: ProbeNumber, id: &NodeId) {
-        let now = self.epoch.elapsed();
-        if let Err(e) = self
-            .lifeguard
-            .probe_failed_in(&mut self.foca, probe, id, now)
-        {
-            warn!("suspicion confirmation: {e}");
-        }
-    }
-
     async fn on_command(&mut self, command: Command) {
         match command {
             Command::Members(reply) => {
@@ -789,180 +755,5 @@ impl Node {
         self.event_clock.increment();
         self.disseminate(&broadcasts::user_event(&encoded), GOSSIP_EVENT_MAX)
             .map_err(|e| format!("Failed to send user event: {e}"))
-    }
-
-    /// Hand a broadcast to foca, which delivers it here and gossips it; one larger than
-    /// `gossip_max` is delivered here the same way, then sent straight to every other
-    /// alive member (see `broadcasts`).
-    fn disseminate(&mut self, broadcast: &[u8], gossip_max: usize) -> Result<(), String> {
-        if broadcast.len() <= gossip_max {
-            swim::broadcast(&mut self.foca, broadcast, &mut self.runtime).map_err(|e| e.to_string())
-        } else {
-            self.broadcast_directly(broadcast)
-                .map_err(|e| e.to_string())
-        }
-    }
-
-    fn broadcast_directly(&self, broadcast: &[u8]) -> Result<(), broadcasts::MalformedBroadcast> {
-        self.gossip.receive_direct(broadcast)?;
-        self.send_directly(&wire::direct_broadcast_datagram(broadcast));
-        Ok(())
-    }
-
-    /// Send a datagram to every other alive member over the stream transport. Receivers
-    /// do not pass such messages on: the origin already reached every member it knows,
-    /// and re-gossiping a large payload would multiply its bytes by the fan-out.
-    fn send_directly(&self, datagram: &[u8]) {
-        // Compressed and sealed once: every member gets the same frame.
-        let sealed: Arc<[u8]> = self.wire_form(datagram).into();
-        let local = &self.foca.identity().name;
-        for member in self.table.records() {
-            if member.status == MemberStatus::Alive && member.id.name != *local {
-                self.stream_sealed(sealed.clone(), member.id.addr);
-            }
-        }
-    }
-
-    /// Send one datagram over the stream transport, compressed and sealed as over UDP: the
-    /// transport frames the whole sealed datagram, and the receiver opens it like any other.
-    fn send_reliably(&self, datagram: &[u8], to: SocketAddr) {
-        self.stream_sealed(self.wire_form(datagram).into(), to);
-    }
-
-    /// A sealed datagram onto the stream transport, in a task of its own so a slow peer
-    /// holds up neither the node nor other sends.
-    fn stream_sealed(&self, sealed: Arc<[u8]>, to: SocketAddr) {
-        tokio::spawn(async move {
-            if let Err(e) = transport::send_reliable(to, &sealed).await {
-                warn!("stream send to {to}: {e}");
-            }
-        });
-    }
-
-    /// Leave intents go straight to every member foca knows as active, so each of them
-    /// can tell a leave from a failure before foca's own down notice reaches it.
-    async fn tell_active_members(&self, datagram: &[u8]) {
-        let peers: Vec<SocketAddr> = self.foca.iter_members().map(|m| m.id().addr).collect();
-        for peer in peers {
-            self.send(datagram, peer).await;
-        }
-    }
-
-    async fn drain(&mut self) {
-        while let Some((to, packet)) = self.runtime.to_send() {
-            let datagram = self.outgoing(&packet);
-            self.send(&datagram, to.addr).await;
-        }
-        let bounds = self
-            .options
-            .profile
-            .suspicion_bounds(self.table.alive_count());
-        while let Some((delay, timer)) = self.runtime.to_schedule() {
-            let now = self.epoch.elapsed();
-            if let Some((delay, timer)) = self.lifeguard.schedule(delay, timer, bounds, now) {
-                // The scheduler only stops when the node task does.
-                let _ = self.timers.send((delay, timer));
-            }
-        }
-        while let Some(notification) = self.runtime.to_notify() {
-            match notification {
-                // Read from the packets themselves as they leave (`outgoing`).
-                OwnedNotification::DataSent(_) => {}
-                OwnedNotification::DataReceived(header) => self.on_foca_received(&header),
-                OwnedNotification::ProbeFailed(probe, id) => self.probe_failed(probe, &id),
-                OwnedNotification::MemberUp(ref id) if self.refuse_name_conflict(id).await => {}
-                notification => self.apply(notification),
-            }
-        }
-        self.coordinates.packet_done();
-    }
-
-    /// A foca packet as it goes on the wire. Lifeguard reads its header (our pings, our
-    /// incarnation); a probe ack carries our coordinate in front, as Serf's acks do.
-    fn outgoing(&mut self, packet: &[u8]) -> Vec<u8> {
-        let header: Header<NodeId> = match PostcardCodec.decode_header(packet) {
-            Ok(header) => header,
-            // foca encoded it with this codec a moment ago; sent as it is all the same
-            Err(e) => {
-                warn!("foca's own packet does not decode: {e}");
-                return wire::foca_datagram(packet);
-            }
-        };
-        self.lifeguard.sent(&header, self.epoch.elapsed());
-        match (&header.message, self.coordinates.ack_position()) {
-            (Message::Ack(_), Some(position)) => {
-                wire::foca_with_position_datagram(&position, packet)
-            }
-            _ => wire::foca_datagram(packet),
-        }
-    }
-
-    /// foca accepted a packet: an ack to our ping is an RTT sample for our coordinate.
-    fn on_foca_received(&mut self, header: &Header<NodeId>) {
-        if let Some(answer) = self.lifeguard.received(header, self.epoch.elapsed()) {
-            self.coordinates.round_trip(&answer.member.name, answer.rtt);
-        }
-    }
-
-    /// The way datagrams leave over UDP (the stream transport's `send_reliably` and
-    /// `send_directly` prepare them the same way).
-    async fn send(&self, datagram: &[u8], to: SocketAddr) {
-        self.send_sealed(&self.wire_form(datagram), to).await;
-    }
-
-    /// What goes on the wire for a datagram: compressed when that makes it smaller, then
-    /// sealed with the primary key when encryption is on. In that order, as memberlist:
-    /// ciphertext does not compress.
-    fn wire_form(&self, datagram: &[u8]) -> Vec<u8> {
-        self.options
-            .keys
-            .seal(&compression::compress(datagram))
-            .into_owned()
-    }
-
-    async fn send_sealed(&self, datagram: &[u8], to: SocketAddr) {
-        if let Err(e) = self.socket.send_to(datagram, to).await {
-            debug!("gossip send to {to}: {e}");
-        }
-    }
-
-    fn apply(&mut self, notification: OwnedNotification<NodeId>) {
-        match notification {
-            OwnedNotification::MemberUp(id) => {
-                info!("member {} is alive at {}", id.name, id.addr);
-                self.change_member(&id.name.clone(), |table| table.member_up(id));
-            }
-            OwnedNotification::MemberDown(id) => {
-                self.change_member(&id.name, |table| table.member_down(&id));
-                if let Some(record) = self.table.get(&id.name) {
-                    info!("member {} is {}", id.name, record.status.as_str());
-                }
-            }
-            OwnedNotification::Rename(old, new) => {
-                self.change_member(&new.name.clone(), |table| table.member_renamed(&old, new));
-            }
-            OwnedNotification::Rejoin(renewed) => {
-                warn!("we were declared down; rejoined as a newer identity");
-                self.local.send_replace(renewed.clone());
-                self.change_member(&renewed.name.clone(), |table| table.member_up(renewed));
-            }
-            OwnedNotification::Active => {
-                info!("joined the cluster");
-                self.joined = true;
-            }
-            OwnedNotification::Idle => info!("no other member is active"),
-            // Also the expected end of our own leave.
-            OwnedNotification::Defunct => info!("this member is down in the cluster's view"),
-            // Lifeguard's, taken in `drain`; they change no membership.
-            OwnedNotification::DataSent(_)
-            | OwnedNotification::DataReceived(_)
-            | OwnedNotification::ProbeFailed(..) => return,
-        }
-        if let Err(e) = self
-            .foca
-            .set_config(self.options.profile.swim_config(self.table.alive_count()))
-        {
-            warn!("resizing the swim config: {e}");
-        }
     }
 }

@@ -1,0 +1,147 @@
+//! The node's traffic with foca: packets handed in, and foca's output drained in order
+//! (datagrams out with Lifeguard reading their headers and our coordinate on probe acks,
+//! timers through Lifeguard to the scheduler, notifications into Lifeguard, the
+//! coordinates and the member table); held suspicions handed back when due.
+
+use super::Node;
+use crate::identity::NodeId;
+use crate::swim;
+use crate::wire;
+use foca::{Codec, Header, Message, OwnedNotification, PostcardCodec, ProbeNumber};
+use std::net::SocketAddr;
+use tracing::{debug, info, warn};
+
+impl Node {
+    pub(super) fn hand_to_foca(&mut self, packet: &[u8], from: SocketAddr) {
+        if let Err(e) = swim::receive(&mut self.foca, packet, &mut self.runtime, &self.urgent) {
+            debug!("dropped gossip packet from {from}: {e}");
+        }
+    }
+
+    /// Suspicions whose Lifeguard deadline has come go back to foca, which declares the
+    /// member down unless it refuted the suspicion meanwhile.
+    pub(super) fn declare_due_suspects(&mut self) {
+        let now = self.epoch.elapsed();
+        let due = self
+            .lifeguard
+            .declare_due_suspects(&mut self.foca, &mut self.runtime, now);
+        for declared in due.declared {
+            // memberlist's line, at its level
+            info!(
+                "Marking {} as failed, suspect timeout reached ({} peer confirmations)",
+                declared.member.name, declared.confirmations
+            );
+        }
+        for e in due.errors {
+            warn!("swim timer: {e}");
+        }
+    }
+
+    /// Our own probe of `id` failed: Lifeguard takes it as a doubt about ourselves, and
+    /// as our confirmation of the suspicion foca raised, which the others must hear.
+    pub(super) fn probe_failed(&mut self, probe: ProbeNumber, id: &NodeId) {
+        let now = self.epoch.elapsed();
+        if let Err(e) = self
+            .lifeguard
+            .probe_failed_in(&mut self.foca, probe, id, now)
+        {
+            warn!("suspicion confirmation: {e}");
+        }
+    }
+
+    pub(super) async fn drain(&mut self) {
+        while let Some((to, packet)) = self.runtime.to_send() {
+            let datagram = self.outgoing(&packet);
+            self.send(&datagram, to.addr).await;
+        }
+        let bounds = self
+            .options
+            .profile
+            .suspicion_bounds(self.table.alive_count());
+        while let Some((delay, timer)) = self.runtime.to_schedule() {
+            let now = self.epoch.elapsed();
+            if let Some((delay, timer)) = self.lifeguard.schedule(delay, timer, bounds, now) {
+                // The scheduler only stops when the node task does.
+                let _ = self.timers.send((delay, timer));
+            }
+        }
+        while let Some(notification) = self.runtime.to_notify() {
+            match notification {
+                // Read from the packets themselves as they leave (`outgoing`).
+                OwnedNotification::DataSent(_) => {}
+                OwnedNotification::DataReceived(header) => self.on_foca_received(&header),
+                OwnedNotification::ProbeFailed(probe, id) => self.probe_failed(probe, &id),
+                OwnedNotification::MemberUp(ref id) if self.refuse_name_conflict(id).await => {}
+                notification => self.apply(notification),
+            }
+        }
+        self.coordinates.packet_done();
+    }
+
+    /// A foca packet as it goes on the wire. Lifeguard reads its header (our pings, our
+    /// incarnation); a probe ack carries our coordinate in front, as Serf's acks do.
+    pub(super) fn outgoing(&mut self, packet: &[u8]) -> Vec<u8> {
+        let header: Header<NodeId> = match PostcardCodec.decode_header(packet) {
+            Ok(header) => header,
+            // foca encoded it with this codec a moment ago; sent as it is all the same
+            Err(e) => {
+                warn!("foca's own packet does not decode: {e}");
+                return wire::foca_datagram(packet);
+            }
+        };
+        self.lifeguard.sent(&header, self.epoch.elapsed());
+        match (&header.message, self.coordinates.ack_position()) {
+            (Message::Ack(_), Some(position)) => {
+                wire::foca_with_position_datagram(&position, packet)
+            }
+            _ => wire::foca_datagram(packet),
+        }
+    }
+
+    /// foca accepted a packet: an ack to our ping is an RTT sample for our coordinate.
+    pub(super) fn on_foca_received(&mut self, header: &Header<NodeId>) {
+        if let Some(answer) = self.lifeguard.received(header, self.epoch.elapsed()) {
+            self.coordinates.round_trip(&answer.member.name, answer.rtt);
+        }
+    }
+
+    pub(super) fn apply(&mut self, notification: OwnedNotification<NodeId>) {
+        match notification {
+            OwnedNotification::MemberUp(id) => {
+                info!("member {} is alive at {}", id.name, id.addr);
+                self.change_member(&id.name.clone(), |table| table.member_up(id));
+            }
+            OwnedNotification::MemberDown(id) => {
+                self.change_member(&id.name, |table| table.member_down(&id));
+                if let Some(record) = self.table.get(&id.name) {
+                    info!("member {} is {}", id.name, record.status.as_str());
+                }
+            }
+            OwnedNotification::Rename(old, new) => {
+                self.change_member(&new.name.clone(), |table| table.member_renamed(&old, new));
+            }
+            OwnedNotification::Rejoin(renewed) => {
+                warn!("we were declared down; rejoined as a newer identity");
+                self.local.send_replace(renewed.clone());
+                self.change_member(&renewed.name.clone(), |table| table.member_up(renewed));
+            }
+            OwnedNotification::Active => {
+                info!("joined the cluster");
+                self.joined = true;
+            }
+            OwnedNotification::Idle => info!("no other member is active"),
+            // Also the expected end of our own leave.
+            OwnedNotification::Defunct => info!("this member is down in the cluster's view"),
+            // Lifeguard's, taken in `drain`; they change no membership.
+            OwnedNotification::DataSent(_)
+            | OwnedNotification::DataReceived(_)
+            | OwnedNotification::ProbeFailed(..) => return,
+        }
+        if let Err(e) = self
+            .foca
+            .set_config(self.options.profile.swim_config(self.table.alive_count()))
+        {
+            warn!("resizing the swim config: {e}");
+        }
+    }
+}

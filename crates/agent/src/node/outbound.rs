@@ -1,0 +1,102 @@
+//! How the node's datagrams leave: compressed, then sealed, over UDP or, one whole datagram
+//! per frame, over the stream transport; to one member, to every active or alive member,
+//! or into foca's gossip.
+
+use super::Node;
+use crate::broadcasts;
+use crate::compression;
+use crate::membership::MemberStatus;
+use crate::swim;
+use crate::transport;
+use crate::wire;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tracing::{debug, warn};
+
+impl Node {
+    /// Hand a broadcast to foca, which delivers it here and gossips it; one larger than
+    /// `gossip_max` is delivered here the same way, then sent straight to every other
+    /// alive member (see `broadcasts`).
+    pub(super) fn disseminate(
+        &mut self,
+        broadcast: &[u8],
+        gossip_max: usize,
+    ) -> Result<(), String> {
+        if broadcast.len() <= gossip_max {
+            swim::broadcast(&mut self.foca, broadcast, &mut self.runtime).map_err(|e| e.to_string())
+        } else {
+            self.broadcast_directly(broadcast)
+                .map_err(|e| e.to_string())
+        }
+    }
+
+    pub(super) fn broadcast_directly(
+        &self,
+        broadcast: &[u8],
+    ) -> Result<(), broadcasts::MalformedBroadcast> {
+        self.gossip.receive_direct(broadcast)?;
+        self.send_directly(&wire::direct_broadcast_datagram(broadcast));
+        Ok(())
+    }
+
+    /// Send a datagram to every other alive member over the stream transport. Receivers
+    /// do not pass such messages on: the origin already reached every member it knows,
+    /// and re-gossiping a large payload would multiply its bytes by the fan-out.
+    pub(super) fn send_directly(&self, datagram: &[u8]) {
+        // Compressed and sealed once: every member gets the same frame.
+        let sealed: Arc<[u8]> = self.wire_form(datagram).into();
+        let local = &self.foca.identity().name;
+        for member in self.table.records() {
+            if member.status == MemberStatus::Alive && member.id.name != *local {
+                self.stream_sealed(sealed.clone(), member.id.addr);
+            }
+        }
+    }
+
+    /// Send one datagram over the stream transport, compressed and sealed as over UDP: the
+    /// transport frames the whole sealed datagram, and the receiver opens it like any other.
+    pub(super) fn send_reliably(&self, datagram: &[u8], to: SocketAddr) {
+        self.stream_sealed(self.wire_form(datagram).into(), to);
+    }
+
+    /// A sealed datagram onto the stream transport, in a task of its own so a slow peer
+    /// holds up neither the node nor other sends.
+    pub(super) fn stream_sealed(&self, sealed: Arc<[u8]>, to: SocketAddr) {
+        tokio::spawn(async move {
+            if let Err(e) = transport::send_reliable(to, &sealed).await {
+                warn!("stream send to {to}: {e}");
+            }
+        });
+    }
+
+    /// Leave intents go straight to every member foca knows as active, so each of them
+    /// can tell a leave from a failure before foca's own down notice reaches it.
+    pub(super) async fn tell_active_members(&self, datagram: &[u8]) {
+        let peers: Vec<SocketAddr> = self.foca.iter_members().map(|m| m.id().addr).collect();
+        for peer in peers {
+            self.send(datagram, peer).await;
+        }
+    }
+
+    /// The way datagrams leave over UDP (the stream transport's `send_reliably` and
+    /// `send_directly` prepare them the same way).
+    pub(super) async fn send(&self, datagram: &[u8], to: SocketAddr) {
+        self.send_sealed(&self.wire_form(datagram), to).await;
+    }
+
+    /// What goes on the wire for a datagram: compressed when that makes it smaller, then
+    /// sealed with the primary key when encryption is on. In that order, as memberlist:
+    /// ciphertext does not compress.
+    pub(super) fn wire_form(&self, datagram: &[u8]) -> Vec<u8> {
+        self.options
+            .keys
+            .seal(&compression::compress(datagram))
+            .into_owned()
+    }
+
+    pub(super) async fn send_sealed(&self, datagram: &[u8], to: SocketAddr) {
+        if let Err(e) = self.socket.send_to(datagram, to).await {
+            debug!("gossip send to {to}: {e}");
+        }
+    }
+}
