@@ -4,7 +4,7 @@
 
 use crate::member::Member;
 use crate::network::{Happening, World};
-use foca::{Codec, Header, OwnedNotification, PostcardCodec, Timer};
+use foca::{OwnedNotification, Timer};
 use musubi_agent::identity::NodeId;
 use musubi_agent::lifeguard::on_foca::Declared;
 use musubi_agent::membership::MemberStatus;
@@ -357,10 +357,11 @@ impl Simulation {
             .expect("draining a running member");
         let mut outgoing = Vec::new();
         while let Some((to, packet)) = running.runtime.to_send() {
-            let header: Header<NodeId> = PostcardCodec
-                .decode_header(&packet[..])
-                .expect("foca's own packet decodes");
-            running.lifeguard.sent(&header, now);
+            let read = swim::read_outgoing(&packet).expect("foca's own packet decodes");
+            if read.empty_gossip {
+                continue;
+            }
+            running.lifeguard.sent(&read.header, now);
             outgoing.push((index_of(to.addr), wire::foca_datagram(&packet)));
         }
         let bounds = Profile::Lan.suspicion_bounds(running.alive);

@@ -7,7 +7,7 @@ use super::Node;
 use crate::identity::NodeId;
 use crate::swim;
 use crate::wire;
-use foca::{Codec, Header, Message, OwnedNotification, PostcardCodec, ProbeNumber};
+use foca::{Header, Message, OwnedNotification, ProbeNumber};
 use std::net::SocketAddr;
 use tracing::{debug, info, warn};
 
@@ -51,8 +51,9 @@ impl Node {
 
     pub(super) async fn drain(&mut self) {
         while let Some((to, packet)) = self.runtime.to_send() {
-            let datagram = self.outgoing(&packet);
-            self.send(&datagram, to.addr).await;
+            if let Some(datagram) = self.outgoing(&packet) {
+                self.send(&datagram, to.addr).await;
+            }
         }
         let bounds = self
             .options
@@ -78,24 +79,30 @@ impl Node {
         self.coordinates.packet_done();
     }
 
-    /// A foca packet as it goes on the wire. Lifeguard reads its header (our pings, our
-    /// incarnation); a probe ack carries our coordinate in front, as Serf's acks do.
-    pub(super) fn outgoing(&mut self, packet: &[u8]) -> Vec<u8> {
-        let header: Header<NodeId> = match PostcardCodec.decode_header(packet) {
-            Ok(header) => header,
+    /// A foca packet as it goes on the wire, or None for one not worth sending (see
+    /// [`swim::Outgoing`]). Lifeguard reads its header (our pings, our incarnation); a
+    /// probe ack carries our coordinate in front, as Serf's acks do.
+    pub(super) fn outgoing(&mut self, packet: &[u8]) -> Option<Vec<u8>> {
+        let outgoing = match swim::read_outgoing(packet) {
+            Ok(outgoing) => outgoing,
             // foca encoded it with this codec a moment ago; sent as it is all the same
             Err(e) => {
                 warn!("foca's own packet does not decode: {e}");
-                return wire::foca_datagram(packet);
+                return Some(wire::foca_datagram(packet));
             }
         };
-        self.lifeguard.sent(&header, self.epoch.elapsed());
-        match (&header.message, self.coordinates.ack_position()) {
-            (Message::Ack(_), Some(position)) => {
-                wire::foca_with_position_datagram(&position, packet)
-            }
-            _ => wire::foca_datagram(packet),
+        if outgoing.empty_gossip {
+            return None;
         }
+        self.lifeguard.sent(&outgoing.header, self.epoch.elapsed());
+        Some(
+            match (&outgoing.header.message, self.coordinates.ack_position()) {
+                (Message::Ack(_), Some(position)) => {
+                    wire::foca_with_position_datagram(&position, packet)
+                }
+                _ => wire::foca_datagram(packet),
+            },
+        )
     }
 
     /// foca accepted a packet: an ack to our ping is an RTT sample for our coordinate.
