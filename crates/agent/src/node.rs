@@ -513,7 +513,7 @@ impl Node {
                     let now = self.epoch.elapsed();
                     self.lifeguard.confirm(confirmation.suspect, &confirmation.by, now);
                 }
-                _ = tokio::time::sleep_until(self.next_push_pull) => self.push_pull(),
+                _ = tokio::time::sleep_until(self.next_push_pull) => self.push_pull().await,
                 Some(timer) = inputs.timers.recv() => {
                     if let Err(e) = self.foca.handle_timer(timer, &mut self.runtime) {
                         warn!("swim timer: {e}");
@@ -527,7 +527,7 @@ impl Node {
                 Some(ltime) = inputs.expired_queries.recv() => self.open_queries.close(ltime),
             }
             self.drain().await;
-            self.sync_if_just_joined();
+            self.sync_if_just_joined().await;
         }
     }
 
@@ -584,7 +584,7 @@ impl Node {
                 Ok(false) => debug!("key catch-up from {from}: our ring reads it already"),
                 Err(e) => warn!("dropped key catch-up from {from}: {e}"),
             },
-            Ok(Datagram::PushPull(body)) => self.on_push_pull(body, from),
+            Ok(Datagram::PushPull(body)) => self.on_push_pull(body, from).await,
             // Senders compress once; `decompress` hands a nested one back as it is.
             Ok(Datagram::Compressed(_)) => warn!("dropped datagram from {from}: compressed twice"),
             Err(e) => warn!("dropped datagram from {from}: {e}"),

@@ -2,7 +2,7 @@
 //! per frame, over the stream transport; to one member, to every active or alive member,
 //! or into foca's gossip.
 
-use super::Node;
+use super::{Node, UDP_DATAGRAM_MAX};
 use crate::broadcasts;
 use crate::compression;
 use crate::membership::MemberStatus;
@@ -53,10 +53,17 @@ impl Node {
         }
     }
 
-    /// Send one datagram over the stream transport, compressed and sealed as over UDP: the
-    /// transport frames the whole sealed datagram, and the receiver opens it like any other.
-    pub(super) fn send_reliably(&self, datagram: &[u8], to: SocketAddr) {
-        self.stream_sealed(self.wire_form(datagram).into(), to);
+    /// Over UDP when the datagram, compressed and sealed, fits one (memberlist's UDP
+    /// buffer), else over the stream transport, which frames the whole sealed datagram
+    /// for the receiver to open like any other: for what may be small or large (query
+    /// answers, push-pull state), so the small ones skip a TCP connection's handshake.
+    pub(super) async fn send_fitting(&self, datagram: &[u8], to: SocketAddr) {
+        let wire = self.wire_form(datagram);
+        if wire.len() <= UDP_DATAGRAM_MAX {
+            self.send_sealed(&wire, to).await;
+        } else {
+            self.stream_sealed(wire.into(), to);
+        }
     }
 
     /// A sealed datagram onto the stream transport, in a task of its own so a slow peer
@@ -78,8 +85,8 @@ impl Node {
         }
     }
 
-    /// The way datagrams leave over UDP (the stream transport's `send_reliably` and
-    /// `send_directly` prepare them the same way).
+    /// The way datagrams leave over UDP (`send_fitting` and `send_directly` prepare them
+    /// the same way for the stream transport).
     pub(super) async fn send(&self, datagram: &[u8], to: SocketAddr) {
         self.send_sealed(&self.wire_form(datagram), to).await;
     }

@@ -20,9 +20,9 @@ impl Node {
 
     /// Just joined (or back after every member was lost): a sync at once, beside the
     /// periodic ones, with the member joined through, as memberlist's join is a push-pull.
-    pub(super) fn sync_if_just_joined(&mut self) {
+    pub(super) async fn sync_if_just_joined(&mut self) {
         if std::mem::take(&mut self.joined) {
-            self.sync_with_random_member();
+            self.sync_with_random_member().await;
         }
     }
 
@@ -34,22 +34,25 @@ impl Node {
     }
 
     /// The periodic sync; the next is one interval later.
-    pub(super) fn push_pull(&mut self) {
+    pub(super) async fn push_pull(&mut self) {
         self.next_push_pull = Instant::now() + self.push_pull_interval();
-        self.sync_with_random_member();
+        self.sync_with_random_member().await;
     }
 
     /// Send our state to a random alive member; it answers with its own.
-    fn sync_with_random_member(&mut self) {
+    async fn sync_with_random_member(&mut self) {
         let local = self.foca.identity().name.clone();
         let Some(partner) = push_pull::partner(&self.table, &local, &mut self.rng) else {
             return;
         };
         debug!("push-pull sync with {partner}");
-        self.send_state(partner, false);
+        self.send_state(partner, false).await;
     }
 
-    fn send_state(&self, to: SocketAddr, reply: bool) {
+    /// Over UDP while the state, compressed, fits a datagram (a few dozen members), which
+    /// spares two TCP handshakes a sync; past that over the stream transport, as memberlist
+    /// always does. A lost datagram costs one sync: the next comes an interval later.
+    async fn send_state(&self, to: SocketAddr, reply: bool) {
         let (state, overflow) = StateMessage::build(
             self.foca.identity().addr,
             reply,
@@ -66,13 +69,13 @@ impl Node {
                 overflow.events
             );
         }
-        self.send_reliably(&state.encode(), to);
+        self.send_fitting(&state.encode(), to).await;
     }
 
     /// Another member's state: its members go to foca as a sync, the leaves we missed are
     /// taken as leave intents, its events are handled as a replay's (each once, none below
     /// our minimum time); a sync is answered once.
-    pub(super) fn on_push_pull(&mut self, body: &[u8], from: SocketAddr) {
+    pub(super) async fn on_push_pull(&mut self, body: &[u8], from: SocketAddr) {
         let mut state = match StateMessage::decode(body) {
             Ok(state) => state,
             Err(e) => {
@@ -98,7 +101,7 @@ impl Node {
         }
         self.deliver_remote_events(state.event_clock, state.events);
         if !state.reply {
-            self.send_state(state.sender, true);
+            self.send_state(state.sender, true).await;
         }
     }
 }

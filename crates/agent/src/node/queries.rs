@@ -2,7 +2,7 @@
 //! ack, deliver or answer internally), answering, relaying, and collecting the answers to
 //! our own. Every ack, response and relay leaves through [`Node::send_query_reply`].
 
-use super::{Node, QueryStart, UDP_DATAGRAM_MAX};
+use super::{Node, QueryStart};
 use crate::broadcasts::{self, GOSSIP_QUERY_MAX};
 use crate::events::AgentEvent;
 use crate::membership::MemberStatus;
@@ -195,11 +195,7 @@ impl Node {
     /// Every query ack, response and relay leaves through here: over UDP when it fits a
     /// datagram, else (a raised `query_response_size_limit`) over the stream transport.
     async fn send_query_reply(&self, body: &[u8], to: SocketAddr) {
-        let datagram = wire::query_reply_datagram(body);
-        if datagram.len() > UDP_DATAGRAM_MAX {
-            self.send_reliably(&datagram, to);
-        } else {
-            self.send(&datagram, to).await;
-        }
+        self.send_fitting(&wire::query_reply_datagram(body), to)
+            .await;
     }
 }
