@@ -6,7 +6,7 @@
 use super::Lifeguard;
 use crate::broadcasts;
 use crate::identity::NodeId;
-use crate::swim::Swim;
+use crate::swim::{self, Swim};
 use foca::{BroadcastHandler, ProbeNumber, Runtime, State, Timer};
 use std::time::Duration;
 
@@ -30,10 +30,12 @@ pub struct DueSuspects {
 
 impl Lifeguard {
     /// Our own probe of `id` failed: a doubt about ourselves, and our confirmation of the
-    /// suspicion foca raised, gossiped to the others while the suspicion still wants one.
+    /// suspicion foca raised, sent at once to a few members and gossiped on from there,
+    /// while the suspicion still wants one.
     pub fn probe_failed_in<B>(
         &mut self,
         foca: &mut Swim<B>,
+        runtime: impl Runtime<NodeId>,
         probe: ProbeNumber,
         id: &NodeId,
         now: Duration,
@@ -45,15 +47,18 @@ impl Lifeguard {
         let by = foca.identity().name.clone();
         let members = foca.iter_membership_state();
         match self.probe_failed(probe, id, members, &by, now) {
-            Some(confirmation) => foca
-                .add_broadcast(&broadcasts::suspicion_confirmation(&confirmation))
-                .map(|_| ()),
+            Some(confirmation) => swim::broadcast(
+                foca,
+                &broadcasts::suspicion_confirmation(&confirmation),
+                runtime,
+            ),
             None => Ok(()),
         }
     }
 
     /// The held suspicion timers due by `now` go back to foca, which declares each
-    /// member down unless it refuted the suspicion meanwhile.
+    /// member down unless it refuted the suspicion meanwhile; a member declared down here
+    /// is news sent at once to a few members rather than at the next gossip tick.
     pub fn declare_due_suspects<B>(
         &mut self,
         foca: &mut Swim<B>,
@@ -85,6 +90,11 @@ impl Lifeguard {
             if let Err(e) = foca.handle_timer(timer, &mut runtime) {
                 due.errors.push(e);
             }
+        }
+        if !due.declared.is_empty()
+            && let Err(e) = foca.gossip(&mut runtime)
+        {
+            due.errors.push(e);
         }
         due
     }
@@ -158,7 +168,7 @@ mod tests {
             while let Some(notification) = runtime.to_notify() {
                 if let OwnedNotification::ProbeFailed(probe, failed) = notification {
                     lifeguard
-                        .probe_failed_in(&mut foca, probe, &failed, SECOND)
+                        .probe_failed_in(&mut foca, &mut runtime, probe, &failed, SECOND)
                         .unwrap();
                 }
             }

@@ -41,15 +41,24 @@ impl Node {
     /// as our confirmation of the suspicion foca raised, which the others must hear.
     pub(super) fn probe_failed(&mut self, probe: ProbeNumber, id: &NodeId) {
         let now = self.epoch.elapsed();
-        if let Err(e) = self
-            .lifeguard
-            .probe_failed_in(&mut self.foca, probe, id, now)
+        if let Err(e) =
+            self.lifeguard
+                .probe_failed_in(&mut self.foca, &mut self.runtime, probe, id, now)
         {
             warn!("suspicion confirmation: {e}");
         }
     }
 
+    /// foca's output, until it has nothing more to say: handling a notification can make
+    /// it send (our confirmation of a failed probe goes out at once).
     pub(super) async fn drain(&mut self) {
+        while self.runtime.backlog() > 0 {
+            self.drain_once().await;
+        }
+        self.coordinates.packet_done();
+    }
+
+    async fn drain_once(&mut self) {
         while let Some((to, packet)) = self.runtime.to_send() {
             if let Some(datagram) = self.outgoing(&packet) {
                 self.send(&datagram, to.addr).await;
@@ -76,7 +85,6 @@ impl Node {
                 notification => self.apply(notification),
             }
         }
-        self.coordinates.packet_done();
     }
 
     /// A foca packet as it goes on the wire, or None for one not worth sending (see
