@@ -40,6 +40,8 @@ impl Node {
     /// Our own probe of `id` failed: Lifeguard takes it as a doubt about ourselves, and
     /// as our confirmation of the suspicion foca raised, which the others must hear.
     pub(super) fn probe_failed(&mut self, probe: ProbeNumber, id: &NodeId) {
+        // memberlist's line, at its level
+        info!("Suspect {} has failed, no acks received", id.name);
         let now = self.epoch.elapsed();
         if let Err(e) =
             self.lifeguard
