@@ -409,15 +409,6 @@ impl Simulation {
                 Happening::SuspicionDeadline { member: i, life },
             );
         }
-        // Notifications can make foca send (our confirmation of a failed probe goes out
-        // at once): as the node, drain until foca has nothing more to say.
-        if self.members[i]
-            .running
-            .as_ref()
-            .is_some_and(|running| running.runtime.backlog() > 0)
-        {
-            self.drain(i);
-        }
     }
 }
 

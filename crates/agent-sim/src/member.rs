@@ -150,7 +150,7 @@ impl Running {
             }
             OwnedNotification::ProbeFailed(probe, id) => self
                 .lifeguard
-                .probe_failed_in(&mut self.foca, &mut self.runtime, probe, &id, now)
+                .probe_failed_in(&mut self.foca, probe, &id, now)
                 .expect("a confirmation always fits foca's packets"),
         }
         if self.alive != before {

@@ -6,7 +6,7 @@
 use super::Lifeguard;
 use crate::broadcasts;
 use crate::identity::NodeId;
-use crate::swim::{self, Swim};
+use crate::swim::Swim;
 use foca::{BroadcastHandler, ProbeNumber, Runtime, State, Timer};
 use std::time::Duration;
 
@@ -30,12 +30,10 @@ pub struct DueSuspects {
 
 impl Lifeguard {
     /// Our own probe of `id` failed: a doubt about ourselves, and our confirmation of the
-    /// suspicion foca raised, sent at once to a few members and gossiped on from there,
-    /// while the suspicion still wants one.
+    /// suspicion foca raised, gossiped to the others while the suspicion still wants one.
     pub fn probe_failed_in<B>(
         &mut self,
         foca: &mut Swim<B>,
-        runtime: impl Runtime<NodeId>,
         probe: ProbeNumber,
         id: &NodeId,
         now: Duration,
@@ -47,11 +45,9 @@ impl Lifeguard {
         let by = foca.identity().name.clone();
         let members = foca.iter_membership_state();
         match self.probe_failed(probe, id, members, &by, now) {
-            Some(confirmation) => swim::broadcast(
-                foca,
-                &broadcasts::suspicion_confirmation(&confirmation),
-                runtime,
-            ),
+            Some(confirmation) => foca
+                .add_broadcast(&broadcasts::suspicion_confirmation(&confirmation))
+                .map(|_| ()),
             None => Ok(()),
         }
     }
@@ -168,7 +164,7 @@ mod tests {
             while let Some(notification) = runtime.to_notify() {
                 if let OwnedNotification::ProbeFailed(probe, failed) = notification {
                     lifeguard
-                        .probe_failed_in(&mut foca, &mut runtime, probe, &failed, SECOND)
+                        .probe_failed_in(&mut foca, probe, &failed, SECOND)
                         .unwrap();
                 }
             }

@@ -43,24 +43,15 @@ impl Node {
         // memberlist's line, at its level
         info!("Suspect {} has failed, no acks received", id.name);
         let now = self.epoch.elapsed();
-        if let Err(e) =
-            self.lifeguard
-                .probe_failed_in(&mut self.foca, &mut self.runtime, probe, id, now)
+        if let Err(e) = self
+            .lifeguard
+            .probe_failed_in(&mut self.foca, probe, id, now)
         {
             warn!("suspicion confirmation: {e}");
         }
     }
 
-    /// foca's output, until it has nothing more to say: handling a notification can make
-    /// it send (our confirmation of a failed probe goes out at once).
     pub(super) async fn drain(&mut self) {
-        while self.runtime.backlog() > 0 {
-            self.drain_once().await;
-        }
-        self.coordinates.packet_done();
-    }
-
-    async fn drain_once(&mut self) {
         while let Some((to, packet)) = self.runtime.to_send() {
             if let Some(datagram) = self.outgoing(&packet) {
                 self.send(&datagram, to.addr).await;
@@ -87,6 +78,7 @@ impl Node {
                 notification => self.apply(notification),
             }
         }
+        self.coordinates.packet_done();
     }
 
     /// A foca packet as it goes on the wire, or None for one not worth sending (see
