@@ -172,8 +172,10 @@ impl Suspicions {
             .collect()
     }
 
-    /// How many confirmations the suspicion of `key` has (for tests and logs).
-    pub fn confirmations(&self, key: &SuspectKey) -> Option<u32> {
+    /// How many confirmations the suspicion of `key` has; the logs get theirs from
+    /// `take_due`, so only the tests ask.
+    #[cfg(test)]
+    fn confirmations(&self, key: &SuspectKey) -> Option<u32> {
         self.open.get(key).map(Suspicion::confirmations)
     }
 }
