@@ -11,17 +11,26 @@ pub const JOIN_PATIENCE: Duration = Duration::from_secs(5);
 /// How long a join waits for the members' event clock before it announces itself.
 const CATCH_UP_PATIENCE: Duration = Duration::from_secs(1);
 
+/// Serf's refusal of a join once the agent has left the cluster.
+const JOIN_AFTER_LEAVE: &str = "Serf can't Join after Leave or Shutdown";
+
 #[derive(Debug, PartialEq, Eq)]
 pub struct JoinOutcome {
     pub reached: usize,
     /// One line per address that could not be resolved or reached.
     pub failures: Vec<String>,
+    /// The agent had left the cluster, so nothing was tried.
+    after_leave: bool,
 }
 
 impl JoinOutcome {
     /// Like memberlist, a join that reached anyone succeeded; otherwise the failures in
-    /// hashicorp/go-multierror's format, which Serf's join errors come in.
+    /// hashicorp/go-multierror's format, which Serf's join errors come in. A join after
+    /// leaving is Serf's one plain error.
     pub fn error(&self) -> Option<String> {
+        if self.after_leave {
+            return Some(JOIN_AFTER_LEAVE.to_string());
+        }
         if self.reached > 0 || self.failures.is_empty() {
             return None;
         }
@@ -44,6 +53,13 @@ pub async fn join(
     peers: &[String],
     replay: bool,
 ) -> Result<JoinOutcome, NodeStopped> {
+    if node.has_left().await? {
+        return Ok(JoinOutcome {
+            reached: 0,
+            failures: Vec::new(),
+            after_leave: true,
+        });
+    }
     info!("joining: {peers:?} replay: {replay}");
     let mut resolved: Vec<(&String, SocketAddr)> = Vec::new();
     let mut failures = Vec::new();
@@ -68,6 +84,7 @@ pub async fn join(
     Ok(JoinOutcome {
         reached: reached_addrs.len(),
         failures,
+        after_leave: false,
     })
 }
 
@@ -79,6 +96,7 @@ mod tests {
         JoinOutcome {
             reached,
             failures: failures.iter().map(|f| f.to_string()).collect(),
+            after_leave: false,
         }
     }
 

@@ -81,6 +81,7 @@ enum Command {
         done: oneshot::Sender<()>,
     },
     Leave(oneshot::Sender<()>),
+    HasLeft(oneshot::Sender<bool>),
     UpdateTags(TagUpdate, oneshot::Sender<Result<(), String>>),
     SendUserEvent(UserEventRequest, oneshot::Sender<Result<(), String>>),
     Query(QueryParams, oneshot::Sender<QueryStart>),
@@ -244,6 +245,11 @@ impl NodeHandle {
         self.ask(Command::Leave).await
     }
 
+    /// Whether this node has left the cluster (Serf then refuses to join again).
+    pub async fn has_left(&self) -> Result<bool, NodeStopped> {
+        self.ask(Command::HasLeft).await
+    }
+
     /// Change this node's tags, persist them to the tags file if there is one, and gossip
     /// them. The error is the tags file's, in Serf's words; the tags are then unchanged.
     pub async fn update_tags(&self, update: TagUpdate) -> Result<Result<(), String>, NodeStopped> {
@@ -380,6 +386,7 @@ pub async fn start(
         // set to a random point of the first interval as the node starts
         next_push_pull: Instant::now(),
         joined: false,
+        left: false,
         conflict: None,
         shut_down: shut_down.clone(),
         events,
@@ -473,6 +480,11 @@ struct Node {
     next_push_pull: Instant,
     /// foca just became active (we joined): one extra sync, once the notifications are in.
     joined: bool,
+    /// We left the cluster: foca is undead and the process is about to exit. Gossip that
+    /// says we are down must not reach foca any more, or it would rejoin us under a
+    /// renewed identity (as it does for a member wrongly declared down), and the cluster
+    /// would see us alive and then failed instead of left.
+    left: bool,
     /// The round of asking who holds our name, while one runs.
     conflict: Option<ConflictVote>,
     shut_down: Arc<Notify>,
@@ -596,6 +608,8 @@ impl Node {
             Command::Members(reply) => {
                 let _ = reply.send(self.table.records().cloned().collect());
             }
+            // A join that began before our leave may still be re-announcing.
+            Command::Announce(_) if self.left => {}
             Command::Announce(peers) => {
                 for peer in peers {
                     if let Err(e) = self
@@ -646,8 +660,12 @@ impl Node {
                 if let Err(e) = self.foca.leave_cluster(&mut self.runtime) {
                     warn!("leave: {e}");
                 }
+                self.left = true;
                 self.drain().await;
                 let _ = done.send(());
+            }
+            Command::HasLeft(reply) => {
+                let _ = reply.send(self.left);
             }
             Command::UpdateTags(update, done) => {
                 let _ = done.send(self.update_tags(update));

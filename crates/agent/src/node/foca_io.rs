@@ -13,6 +13,10 @@ use tracing::{debug, info, warn};
 
 impl Node {
     pub(super) fn hand_to_foca(&mut self, packet: &[u8], from: SocketAddr) {
+        if self.left {
+            debug!("dropped gossip packet from {from}: we left the cluster");
+            return;
+        }
         if let Err(e) = swim::receive(&mut self.foca, packet, &mut self.runtime, &self.urgent) {
             debug!("dropped gossip packet from {from}: {e}");
         }

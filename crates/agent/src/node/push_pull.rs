@@ -41,6 +41,9 @@ impl Node {
 
     /// Send our state to a random alive member; it answers with its own.
     async fn sync_with_random_member(&mut self) {
+        if self.left {
+            return;
+        }
         let local = self.foca.identity().name.clone();
         let Some(partner) = push_pull::partner(&self.table, &local, &mut self.rng) else {
             return;
@@ -76,6 +79,10 @@ impl Node {
     /// taken as leave intents, its events are handled as a replay's (each once, none below
     /// our minimum time); a sync is answered once.
     pub(super) async fn on_push_pull(&mut self, body: &[u8], from: SocketAddr) {
+        if self.left {
+            debug!("dropped push-pull state from {from}: we left the cluster");
+            return;
+        }
         let mut state = match StateMessage::decode(body) {
             Ok(state) => state,
             Err(e) => {
