@@ -65,11 +65,15 @@ def test_members_that_sync_after_their_leave_stay_left(agents, tmp_path):
 
 
 @pytest.mark.skipif(AGENT_TARGET == "serf", reason="serf's agent does not linger after a leave")
-def test_a_member_that_left_refuses_to_join_again(agents):
+def test_a_member_that_left_refuses_to_join_again_or_change_tags(agents):
     a1 = agents("a1", args=PROFILE)
     leaver, = start_lingering_leavers(agents, a1, ["b1"])
     out = serf("join", leaver, a1.gossip_addr)
     assert out.returncode == 1, out.stdout + out.stderr
     assert "Error joining the cluster: Serf can't Join after Leave or Shutdown" in out.stdout
+    # new tags are a new identity, which would be gossiped alive
+    out = serf("tags", leaver, "-set", "role=back")
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "the agent has left the cluster" in out.stdout + out.stderr
     assert leaver.wait_exit() == 0, leaver.log()
     assert statuses(a1)["b1"] == "left"

@@ -56,6 +56,8 @@ const MAX_DATAGRAM: usize = 65_536;
 /// Datagrams up to this size go over UDP (memberlist's UDP buffer, foca's packet size);
 /// larger ones over the stream transport.
 const UDP_DATAGRAM_MAX: usize = 1400;
+/// Our refusal to change tags once the node has left the cluster.
+const TAGS_AFTER_LEAVE: &str = "Failed to update tags: the agent has left the cluster";
 /// How often a join re-announces to a peer that has not shown up yet (UDP may drop it).
 const REANNOUNCE_EVERY: Duration = Duration::from_millis(500);
 
@@ -714,6 +716,10 @@ impl Node {
     /// replaced the old one there and that down notice is ignored: the member stays alive
     /// and only its tags change.
     fn update_tags(&mut self, update: TagUpdate) -> Result<(), String> {
+        // A new identity would be gossiped alive: after our leave, that brings us back.
+        if self.left {
+            return Err(TAGS_AFTER_LEAVE.to_string());
+        }
         let current = self.foca.identity().clone();
         let tags = tags_file::updated(&current.tags, &update.set, &update.delete);
         tags_file::check_encoded_size(&tags)?;

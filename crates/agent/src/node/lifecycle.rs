@@ -52,6 +52,9 @@ impl Node {
     /// The reconnect tick: announce ourselves to a failed member, in case it is back
     /// (a partition healed); a member that answers becomes alive again.
     pub(super) fn reconnect(&mut self) {
+        if self.left {
+            return;
+        }
         let Some((name, addr)) = self.reaper.reconnect_candidate(self.table.alive_count()) else {
             return;
         };
