@@ -39,11 +39,12 @@ def member_events(records):
 
 def start_lingering_leavers(agents, a1, names):
     """Members that join a1 and a silent address, so their start-up join (and the agent)
-    lasts 5 s more; each leaves at once."""
+    lasts 5 s more; each leaves as soon as it answers."""
     silent = "127.0.0.1:%d" % harness.free_port()
-    leavers = [agents(name, join=[a1.gossip_addr, silent], args=PROFILE) for name in names]
-    for leaver in leavers:
-        assert serf("leave", leaver).returncode == 0
+    leavers = []
+    for name in names:
+        leavers.append(agents(name, join=[a1.gossip_addr, silent], args=PROFILE))
+        assert serf("leave", leavers[-1]).returncode == 0
     return leavers
 
 
