@@ -6,7 +6,7 @@
 //! number of syncs per second stays bounded by the disk while batches grow with the load.
 //! Keeping the sync on its own thread means no async runtime worker ever blocks on the disk.
 
-use std::fs::File;
+use crate::fs::FsFile;
 use std::io;
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender, channel};
@@ -16,7 +16,7 @@ use std::thread::JoinHandle;
 pub type OnDurable = Box<dyn FnOnce(io::Result<()>) + Send>;
 
 struct Job {
-    file: Arc<File>,
+    file: Arc<dyn FsFile>,
     done: OnDurable,
 }
 
@@ -38,7 +38,7 @@ impl Flusher {
     }
 
     /// Completes `done` after the next `fdatasync` of `file` that starts after this call.
-    pub(crate) fn submit(&self, file: Arc<File>, done: OnDurable) {
+    pub(crate) fn submit(&self, file: Arc<dyn FsFile>, done: OnDurable) {
         let job = Job { file, done };
         if let Err(std::sync::mpsc::SendError(job)) =
             self.tx.as_ref().expect("flusher is running").send(job)
@@ -60,12 +60,15 @@ impl Drop for Flusher {
 
 fn run(rx: Receiver<Job>) {
     let mut jobs = Vec::new();
-    let mut files: Vec<Arc<File>> = Vec::new();
+    let mut files: Vec<Arc<dyn FsFile>> = Vec::new();
     while let Ok(first) = rx.recv() {
         jobs.push(first);
         jobs.extend(rx.try_iter());
         for job in &jobs {
-            if !files.iter().any(|f| Arc::ptr_eq(f, &job.file)) {
+            if !files
+                .iter()
+                .any(|f| std::ptr::addr_eq(Arc::as_ptr(f), Arc::as_ptr(&job.file)))
+            {
                 files.push(job.file.clone());
             }
         }

@@ -17,6 +17,11 @@
 //! 4. [`durable::write_atomic`] stores the vote and snapshots (temp file, fsync, rename,
 //!    fsync of the directory).
 //!
+//! Every file-system call goes through [`fs::Fs`]: the real file system by default
+//! ([`Log::open`]), any other with [`Log::open_on`] and the `durable::*_on` functions. With
+//! the `sim` feature, [`sim::SimDisk`] is a simulated disk that loses every write not yet
+//! fsynced when it "loses power", so tests can check that what was acknowledged was synced.
+//!
 //! ```
 //! use musubi_raftlog::{Log, Options, WriteBatch};
 //! let dir = tempfile::tempdir().unwrap();
@@ -35,9 +40,12 @@
 mod batch;
 pub mod durable;
 mod flusher;
+pub mod fs;
 mod log;
 mod record;
 mod segment;
+#[cfg(any(test, feature = "sim"))]
+pub mod sim;
 
 pub use batch::WriteBatch;
 pub use flusher::OnDurable;

@@ -2,12 +2,13 @@
 
 use crate::batch::WriteBatch;
 use crate::flusher::{Flusher, OnDurable};
+use crate::fs::{self, Fs, remove_if_present};
 use crate::segment::{self, Segment};
 use parking_lot::Mutex;
-use std::fs::File;
 use std::io;
 use std::ops::Range;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+use std::sync::Arc;
 
 /// Tuning for a [`Log`].
 #[derive(Clone, Debug)]
@@ -35,6 +36,7 @@ pub struct Log {
 }
 
 struct State {
+    fs: Arc<dyn Fs>,
     dir: PathBuf,
     options: Options,
     /// Consecutive segments: each starts where the previous one ends.
@@ -49,13 +51,17 @@ impl Log {
     /// A torn or corrupt tail is cut off and reported with `tracing::warn!`; so is anything
     /// after it, because the records after a hole cannot be trusted to follow on.
     pub fn open(dir: impl Into<PathBuf>, options: Options) -> io::Result<Self> {
+        Self::open_on(fs::real(), dir, options)
+    }
+
+    /// [`Log::open`] on the file system `fs` (a simulated one in tests, see [`crate::fs`]).
+    pub fn open_on(fs: Arc<dyn Fs>, dir: impl Into<PathBuf>, options: Options) -> io::Result<Self> {
         let dir = dir.into();
-        std::fs::create_dir_all(&dir)?;
+        fs::create_dir_all(&*fs, &dir)?;
         let mut names: Vec<(u64, PathBuf)> = Vec::new();
-        for entry in std::fs::read_dir(&dir)? {
-            let entry = entry?;
-            if let Some(first) = entry.file_name().to_str().and_then(segment::parse_name) {
-                names.push((first, entry.path()));
+        for name in fs.list_dir(&dir)? {
+            if let Some(first) = name.to_str().and_then(segment::parse_name) {
+                names.push((first, dir.join(name)));
             }
         }
         names.sort();
@@ -67,16 +73,16 @@ impl Log {
                 && prev.next() != first
             {
                 tracing::warn!(segment = %path.display(), expected = prev.next(), "raft log segment does not follow on; dropping it and every later segment");
-                remove(&path)?;
+                remove_if_present(&*fs, &path)?;
                 removed = true;
                 break;
             }
-            let (seg, torn) = Segment::recover(path, first)?;
+            let (seg, torn) = Segment::recover(&*fs, path, first)?;
             if let Some(why) = torn {
                 tracing::warn!(segment = %seg.path.display(), kept_records = seg.len(), reason = why, "truncated the torn tail of the raft log");
             }
             if seg.len() == 0 {
-                remove(&seg.path)?;
+                remove_if_present(&*fs, &seg.path)?;
                 removed = true;
             } else {
                 segments.push(seg);
@@ -87,16 +93,17 @@ impl Log {
         }
         for (_, path) in names {
             tracing::warn!(segment = %path.display(), "dropping raft log segment after a torn tail");
-            remove(&path)?;
+            remove_if_present(&*fs, &path)?;
             removed = true;
         }
         if removed {
-            sync_dir(&dir)?;
+            fs.sync_dir(&dir)?;
         }
         let first = segments.first().map_or(0, |s| s.first);
         let flusher = Flusher::start(format!("raftlog-flush {}", dir.display()))?;
         Ok(Self {
             state: Mutex::new(State {
+                fs,
                 dir,
                 options,
                 segments,
@@ -153,7 +160,7 @@ impl Log {
         let mut removed = false;
         while st.segments.last().is_some_and(|s| s.first >= index) {
             let seg = st.segments.pop().expect("checked above");
-            remove(&seg.path)?;
+            remove_if_present(&*st.fs, &seg.path)?;
             removed = true;
         }
         if let Some(seg) = st.segments.last_mut()
@@ -162,7 +169,7 @@ impl Log {
             seg.truncate_from(index)?;
         }
         if removed {
-            sync_dir(&st.dir)?;
+            st.fs.sync_dir(&st.dir)?;
         }
         Ok(())
     }
@@ -173,7 +180,8 @@ impl Log {
     /// itself is not persisted: the owner of the log records it (Raft keeps it with the
     /// snapshot) and purges again after [`Log::open`].
     pub fn purge_upto(&self, index: u64) -> io::Result<()> {
-        let mut st = self.state.lock();
+        let mut guard = self.state.lock();
+        let st = &mut *guard;
         st.first = st.first.max(index + 1);
         let keep_from = st
             .segments
@@ -181,7 +189,7 @@ impl Log {
             .position(|s| s.next() > st.first)
             .unwrap_or(st.segments.len());
         for seg in st.segments.drain(..keep_from) {
-            remove(&seg.path)?;
+            remove_if_present(&*st.fs, &seg.path)?;
         }
         Ok(())
     }
@@ -239,9 +247,9 @@ impl State {
             // Everything held is purged: start over at `index`. The old segments go first,
             // durably, so a crash cannot bring them back in front of a gap.
             for seg in self.segments.drain(..) {
-                remove(&seg.path)?;
+                remove_if_present(&*self.fs, &seg.path)?;
             }
-            sync_dir(&self.dir)?;
+            self.fs.sync_dir(&self.dir)?;
             self.roll(index)?;
         } else if self
             .segments
@@ -254,21 +262,10 @@ impl State {
     }
 
     fn roll(&mut self, first: u64) -> io::Result<()> {
-        let seg = Segment::create(&self.dir, first)?;
+        let seg = Segment::create(&*self.fs, &self.dir, first)?;
         // The new file's directory entry must survive a crash as surely as its records.
-        sync_dir(&self.dir)?;
+        self.fs.sync_dir(&self.dir)?;
         self.segments.push(seg);
         Ok(())
     }
-}
-
-fn remove(path: &Path) -> io::Result<()> {
-    match std::fs::remove_file(path) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
-        _ => Ok(()),
-    }
-}
-
-pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
 }
