@@ -79,14 +79,17 @@ class Server:
     """One server process (musubi or etcd) on loopback."""
 
     def __init__(self, kind, workdir, name="node1", data_dir=None, client_port=None,
-                 peer_port=None, style="modern", binary=None, extra_args=()):
+                 peer_port=None, style="modern", binary=None, extra_args=(), env=None):
         self.kind = kind            # "musubi" or "etcd" (the program actually run)
         self.name = name
         self.workdir = workdir
         self.data_dir = data_dir or os.path.join(workdir, "%s.%s.data" % (kind, name))
         self.client_port = client_port or free_port()
         self.peer_port = peer_port or free_port()
-        self.style = style          # "modern" (etcd 3.4 flags) or "legacy" (etcd 0.x flags)
+        # "modern" (etcd 3.4 flags), "legacy" (etcd 0.x flags), or "listen-only" (where to
+        # listen and the data dir; the rest comes from `env`, e.g. ETCD_* lines)
+        self.style = style
+        self.env = env              # extra environment variables for the process
         self.binary = binary
         self.extra_args = list(extra_args)
         self.proc = None
@@ -110,6 +113,11 @@ class Server:
                            "-peer-addr", "127.0.0.1:%d" % self.peer_port] + self.extra_args
         c = "http://127.0.0.1:%d" % self.client_port
         p = "http://127.0.0.1:%d" % self.peer_port
+        listen = ["--data-dir", self.data_dir,
+                  "--listen-client-urls", c, "--advertise-client-urls", c,
+                  "--listen-peer-urls", p, "--initial-advertise-peer-urls", p]
+        if self.style == "listen-only":
+            return prog + listen + self.extra_args
         args = prog + ["--name", self.name, "--data-dir", self.data_dir,
                        "--listen-client-urls", c, "--advertise-client-urls", c,
                        "--listen-peer-urls", p, "--initial-advertise-peer-urls", p,
@@ -124,8 +132,9 @@ class Server:
         self._log = open(self.log_path, "ab")
         self._log.write(("\n=== start: %s\n" % " ".join(argv)).encode())
         self._log.flush()
+        env = dict(os.environ, **self.env) if self.env else None
         self.proc = subprocess.Popen(argv, stdout=self._log, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, start_new_session=True)
+                                     stdin=subprocess.DEVNULL, start_new_session=True, env=env)
         if wait:
             self.wait_ready(timeout)
         return self

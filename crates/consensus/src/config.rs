@@ -76,22 +76,40 @@ impl ConsensusConfig {
         self.data_dir.join("member").join("snap")
     }
 
-    /// openraft's configuration. Election timeouts are randomised in `[election, 2*election)`
-    /// like etcd's; entries already in a snapshot are kept for lagging followers, as etcd's
+    /// openraft's configuration.
+    ///
+    /// Election timing: etcd's follower campaigns once it has heard nothing from the leader
+    /// for a randomised `[election, 2*election)`. openraft's follower waits out the leader's
+    /// lease (which openraft sets to `election_timeout_max`) *plus* a randomised
+    /// `[election_timeout_min, election_timeout_max)`, so handing it etcd's numbers directly
+    /// campaigns after 3-4 election timeouts' worth of silence. With `max = 0.6 E` and
+    /// `min = 0.4 E` a follower campaigns after `[E, 1.2 E)` of silence: the first campaign
+    /// after a leader crash comes as early as etcd's earliest, and the 0.2 E spread (200 ms
+    /// with etcd's defaults) is hundreds of round trips, enough to keep votes from splitting.
+    /// Entries already in a snapshot are kept for lagging followers, as etcd's
     /// `--snapshot-catchup-entries` does.
     pub fn raft_config(&self) -> openraft::Config {
-        let election = self.election_ms.max(2 * self.heartbeat_ms.max(1));
+        let heartbeat = self.heartbeat_ms.max(1);
+        let election = self.election_ms.max(2 * heartbeat);
+        let election_timeout_min = (election * 2 / 5).max(heartbeat + 1);
         openraft::Config {
             cluster_name: "musubi".into(),
-            heartbeat_interval: self.heartbeat_ms.max(1),
-            election_timeout_min: election,
-            election_timeout_max: 2 * election,
+            heartbeat_interval: heartbeat,
+            election_timeout_min,
+            election_timeout_max: (election * 3 / 5).max(election_timeout_min + 1),
             snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(self.snapshot_count.max(1)),
             max_in_snapshot_log_to_keep: self.snapshot_count.clamp(1, 5000),
             install_snapshot_timeout: 10 * election,
             // A member back from a partition asks before it campaigns, so a healthy leader
             // is not deposed by the term it ran up while cut off (etcd's --pre-vote).
             enable_pre_vote: Some(true),
+            // A member that led before a restart must win an election again before it serves.
+            // Restored at once, it would answer ReadIndex reads from a state machine that has
+            // replayed only its snapshot: the committed index is not persisted, and a restored
+            // leader appends no blank entry of its own to learn it (the stale quorum reads after
+            // a restart). An election costs one round trip to a quorum, and the new term's
+            // blank entry is what every read index waits for.
+            enable_leader_restore: Some(false),
             ..Default::default()
         }
     }

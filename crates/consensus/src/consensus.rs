@@ -76,7 +76,7 @@ impl Consensus {
             .raft_config()
             .validate()
             .map_err(|e| ConsensusError::Config(e.to_string()))?;
-        let network = PeerNetwork::new(cfg.peer_tls.clone());
+        let network = PeerNetwork::new(cfg.peer_tls.clone(), cfg.cluster_id);
         let raft = Raft::new(
             cfg.node_id,
             Arc::new(raft_config),
@@ -92,7 +92,7 @@ impl Consensus {
             node_id: cfg.node_id,
             peer_stats: network.stats(),
             cluster_id: cfg.cluster_id,
-            forwarder: Forwarder::new(cfg.peer_tls.clone()),
+            forwarder: Forwarder::new(cfg.peer_tls.clone(), Some(cfg.cluster_id)),
             election,
             // Randomised timeouts reach 2x election; allow one failed round on top.
             leader_wait: 3 * election,
@@ -203,10 +203,12 @@ impl Consensus {
         self.peer_stats.totals()
     }
 
-    /// The peer routes (`/raft/...`) to serve on this member's peer URLs.
+    /// The peer routes (`/raft/...`) to serve on this member's peer URLs; only members of
+    /// this member's cluster are served (`network::cluster_stamp`).
     pub fn peer_router(&self) -> axum::Router {
-        network::router(self.raft.clone(), self.peer_stats.clone())
-            .merge(forward::router(self.clone()))
+        let routes = network::router(self.raft.clone(), self.peer_stats.clone())
+            .merge(forward::router(self.clone()));
+        network::cluster_stamp::guard(routes, self.cluster_id, forward::OPEN_TO_NEWCOMERS)
     }
 
     /// Stops Raft and waits for a snapshot being written; pending writes fail. Everything

@@ -40,7 +40,14 @@ pub async fn join(
 ) -> Result<ClusterView, ConsensusError> {
     let body = serde_json::to_vec(me)
         .map_err(|e| ConsensusError::Rejected(format!("cannot encode the join request: {e}")))?;
-    ask_peers(&Forwarder::new(tls), peer_urls, forward::JOIN, body, ROUNDS).await
+    ask_peers(
+        &Forwarder::new(tls, None),
+        peer_urls,
+        forward::JOIN,
+        body,
+        ROUNDS,
+    )
+    .await
 }
 
 /// The member list of the cluster the members at `peer_urls` belong to.
@@ -48,19 +55,20 @@ pub async fn fetch_cluster(
     peer_urls: &[String],
     tls: Option<Arc<ClientConfig>>,
 ) -> Result<ClusterView, ConsensusError> {
-    let forwarder = Forwarder::new(tls);
+    let forwarder = Forwarder::new(tls, None);
     ask_peers(&forwarder, peer_urls, forward::MEMBERS, Vec::new(), ROUNDS).await
 }
 
 /// The member list as one of `peer_urls` sees it, asking all at once and briefly; `None`
-/// when none answers in time. Members of a cluster that is still forming bind their ports
-/// before they serve them, so a slow answer means "nothing to see" and must not hold up
-/// this member's start.
+/// when none of `cluster`'s members answers in time. Members of a cluster that is still
+/// forming bind their ports before they serve them, so a slow answer means "nothing to
+/// see" and must not hold up this member's start.
 pub async fn probe_cluster(
     peer_urls: &[String],
+    cluster: u64,
     tls: Option<Arc<ClientConfig>>,
 ) -> Option<ClusterView> {
-    ask_each_briefly(&Forwarder::new(tls), peer_urls)
+    ask_each_briefly(&Forwarder::new(tls, Some(cluster)), peer_urls)
         .await
         .into_iter()
         .next()

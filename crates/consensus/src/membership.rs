@@ -197,8 +197,10 @@ impl Consensus {
     }
 
     /// A removed follower may never see the entry that drops it (the leader stops
-    /// replicating to it first), so a follower asks its peers now and then; only the
-    /// leader's answer counts, its list being the latest.
+    /// replicating to it first), so a follower asks its peers now and then. Only the answer
+    /// of its own cluster's leader counts, its list being the latest: the forwarder asks
+    /// only members of this cluster (`network::cluster_stamp`), and the view must name it
+    /// too, so a stray process on a peer URL cannot talk a member out of its cluster.
     async fn told_of_removal(&self) {
         loop {
             tokio::time::sleep(REMOVAL_POLL).await;
@@ -215,7 +217,10 @@ impl Consensus {
             let Some(view) = join::ask_leader(&self.forwarder, &peers).await else {
                 continue;
             };
-            if !view.members.iter().any(|m| m.id == self.node_id) {
+            if view.cluster_id == self.cluster_id
+                && !view.members.iter().any(|m| m.id == self.node_id)
+            {
+                tracing::warn!(leader = %format!("{:x}", view.from), "the leader's member list no longer has this member");
                 return;
             }
         }

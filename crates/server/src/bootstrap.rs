@@ -124,7 +124,9 @@ async fn refuse_if_bootstrapped(
     if others.is_empty() {
         return Ok(());
     }
-    let Some(view) = musubi_consensus::probe_cluster(&others, peer_tls).await else {
+    let Some(view) =
+        musubi_consensus::probe_cluster(&others, founding.identity.cluster_id, peer_tls).await
+    else {
         return Ok(());
     };
     match view

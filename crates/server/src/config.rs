@@ -1,5 +1,5 @@
-//! `musubi serve` configuration: one struct filled from flags, then `MUSUBI_*` environment
-//! variables, then defaults. etcd 3.4's flag names work with one or two dashes, and so do
+//! `musubi serve` configuration: one struct filled from flags, then `MUSUBI_*` and etcd's
+//! `ETCD_*` environment variables, then defaults. etcd 3.4's flag names work with one or two dashes, and so do
 //! the etcd 0.x flags the seed articles use (`-addr -peer-addr -peers`).
 
 use crate::advertise;
@@ -297,12 +297,21 @@ impl Given {
             .rev()
             .find(|(n, _)| *n == name)
             .map(|(_, v)| v.clone());
-        flag.or_else(|| std::env::var(env_name(name)).ok())
+        flag.or_else(|| {
+            ENV_PREFIXES
+                .iter()
+                .find_map(|prefix| std::env::var(env_name(prefix, name)).ok())
+        })
     }
 }
 
-fn env_name(flag: &str) -> String {
-    format!("MUSUBI_{}", flag.replace('-', "_").to_ascii_uppercase())
+/// Where a flag not on the command line is looked up: `MUSUBI_<FLAG>`, then etcd's own
+/// `ETCD_<FLAG>`, so the lines `musubi cluster add` and `etcdctl member add` print (and
+/// an etcd unit's environment file) start a member as they start etcd.
+const ENV_PREFIXES: [&str; 2] = ["MUSUBI", "ETCD"];
+
+fn env_name(prefix: &str, flag: &str) -> String {
+    format!("{prefix}_{}", flag.replace('-', "_").to_ascii_uppercase())
 }
 
 pub fn parse(args: &[String]) -> Result<Invocation, ConfigError> {
@@ -553,7 +562,7 @@ fn build(given: &Given) -> Result<Config, ConfigError> {
 /// The flag reference printed by `musubi serve --help`.
 pub fn usage() -> String {
     let mut out = String::from(
-        "usage: musubi serve [flags]\n\nFlags take one or two dashes; each also reads MUSUBI_<FLAG> from the environment.\n\n",
+        "usage: musubi serve [flags]\n\nFlags take one or two dashes; each also reads MUSUBI_<FLAG>, then etcd's ETCD_<FLAG>, from the environment.\n\n",
     );
     for (name, kind, help) in FLAGS {
         let arg = if *kind == Kind::Value { " VALUE" } else { "" };

@@ -24,14 +24,17 @@ use std::time::Duration;
 #[derive(Clone)]
 pub struct PeerNetwork {
     http: HttpClient,
+    cluster: u64,
     stats: Arc<PeerStats>,
 }
 
 impl PeerNetwork {
-    /// `tls` dials `https://` peers (see [`http_client`]).
-    pub fn new(tls: Option<Arc<ClientConfig>>) -> Self {
+    /// `tls` dials `https://` peers (see [`http_client`]); only members of `cluster` are
+    /// talked to.
+    pub fn new(tls: Option<Arc<ClientConfig>>, cluster: u64) -> Self {
         Self {
             http: http_client(None, tls),
+            cluster,
             stats: Arc::default(),
         }
     }
@@ -50,6 +53,7 @@ impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
             target,
             base: peer_base(node).to_string(),
             http: self.http.clone(),
+            cluster: self.cluster,
             stats: self.stats.clone(),
         }
     }
@@ -60,6 +64,7 @@ pub struct PeerClient {
     target: u64,
     base: String,
     http: HttpClient,
+    cluster: u64,
     stats: Arc<PeerStats>,
 }
 
@@ -101,12 +106,13 @@ impl PeerClient {
         ttl: Duration,
     ) -> Result<T, Failure> {
         let url = format!("{}{path}", self.base);
-        let reply: Result<T, RaftError<TypeConfig>> = post_json(&self.http, &url, body, ttl)
-            .await
-            .map_err(|f| match f {
-                PostFailure::Unreachable(m) => Failure::Unreachable(m),
-                PostFailure::Failed(m) => Failure::Network(m),
-            })?;
+        let reply: Result<T, RaftError<TypeConfig>> =
+            post_json(&self.http, Some(self.cluster), &url, body, ttl)
+                .await
+                .map_err(|f| match f {
+                    PostFailure::Unreachable(m) => Failure::Unreachable(m),
+                    PostFailure::Failed(m) => Failure::Network(m),
+                })?;
         // The peer's Raft has stopped: as good as down, so back off.
         reply.map_err(|e| Failure::Unreachable(format!("member {:x}: {e}", self.target)))
     }

@@ -2,6 +2,7 @@
 //! forwarder: both must tell "could not connect" (nothing was delivered) apart from every
 //! other failure (it may have been delivered).
 
+use super::cluster_stamp;
 use crate::Member;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -64,17 +65,27 @@ pub(crate) fn peer_base(member: &Member) -> &str {
         .map_or("", |u| u.trim_end_matches('/'))
 }
 
-/// POSTs `body` as JSON to `url` and decodes the JSON reply, all within `ttl`.
+/// POSTs `body` as JSON to `url` and decodes the JSON reply, all within `ttl`. With
+/// `cluster`, the request names it and a reply from any other cluster (or from something
+/// that names none) counts as unreachable: nothing reached a member of ours
+/// (see [`cluster_stamp`]). Without it (a member that does not know its cluster yet), the
+/// reply is taken as it comes.
 pub(crate) async fn post_json<T: DeserializeOwned>(
     http: &HttpClient,
+    cluster: Option<u64>,
     url: &str,
     body: Bytes,
     ttl: Duration,
 ) -> Result<T, PostFailure> {
-    let request = hyper::Request::post(url)
+    let mut request = hyper::Request::post(url)
         .header(hyper::header::CONTENT_TYPE, "application/json")
         .body(Full::new(body))
         .map_err(|e| PostFailure::Unreachable(format!("bad peer URL {url:?}: {e}")))?;
+    if let Some(cluster) = cluster {
+        request
+            .headers_mut()
+            .insert(cluster_stamp::HEADER, cluster_stamp::value(cluster));
+    }
     let exchange = async {
         let response = http.request(request).await.map_err(|e| {
             let msg = format!("{url}: {e}");
@@ -84,6 +95,11 @@ pub(crate) async fn post_json<T: DeserializeOwned>(
                 PostFailure::Failed(msg)
             }
         })?;
+        if let Some(foreign) =
+            cluster.and_then(|c| cluster_stamp::foreign_reply(url, c, response.headers()))
+        {
+            return Err(PostFailure::Unreachable(foreign));
+        }
         let status = response.status();
         let bytes = response
             .into_body()
