@@ -14,6 +14,7 @@
 //! Only the leader serves the first four; a member that no longer leads answers
 //! `NotLeader` and the caller looks for the new leader. Nothing is forwarded twice.
 
+use crate::network::cluster_stamp;
 use crate::network::post::{HttpClient, PostFailure, http_client, peer_base, post_json};
 use crate::{
     Applied, ClusterView, Consensus, ConsensusError, Member, MemberInfo, MembershipChange,
@@ -87,14 +88,18 @@ pub(crate) enum SendError {
 #[derive(Clone)]
 pub(crate) struct Forwarder {
     http: HttpClient,
+    /// The cluster the requests go to; `None` before this member knows it (joining).
+    cluster: Option<u64>,
 }
 
 impl Forwarder {
-    /// `tls` dials `https://` peers, as the Raft RPCs do.
-    pub(crate) fn new(tls: Option<Arc<ClientConfig>>) -> Self {
+    /// `tls` dials `https://` peers, as the Raft RPCs do. With `cluster`, only members of
+    /// that cluster are asked (see `network::cluster_stamp`).
+    pub(crate) fn new(tls: Option<Arc<ClientConfig>>, cluster: Option<u64>) -> Self {
         // A blackholed peer must not hold a write for the whole request timeout.
         Self {
             http: http_client(Some(Duration::from_secs(1)), tls),
+            cluster,
         }
     }
 
@@ -106,7 +111,7 @@ impl Forwarder {
         ttl: Duration,
     ) -> Result<Result<T, WireError>, SendError> {
         let url = format!("{}{path}", peer_base(member));
-        post_json(&self.http, &url, Bytes::from(body), ttl)
+        post_json(&self.http, self.cluster, &url, Bytes::from(body), ttl)
             .await
             .map_err(|f| match f {
                 PostFailure::Unreachable(m) => SendError::Unreachable(m),
@@ -114,18 +119,31 @@ impl Forwarder {
             })
     }
 
-    /// Whether `member` answers on its peer URL within `ttl`.
+    /// Whether `member` answers on its peer URL within `ttl`, as a member of our cluster.
     pub(crate) async fn ping(&self, member: &Member, ttl: Duration) -> bool {
         let url = format!("{}{PING}", peer_base(member));
-        let Ok(request) = hyper::Request::get(url).body(Full::default()) else {
+        let Ok(mut request) = hyper::Request::get(&url).body(Full::default()) else {
             return false;
         };
-        matches!(
-            tokio::time::timeout(ttl, self.http.request(request)).await,
-            Ok(Ok(r)) if r.status().is_success()
-        )
+        if let Some(cluster) = self.cluster {
+            request
+                .headers_mut()
+                .insert(cluster_stamp::HEADER, cluster_stamp::value(cluster));
+        }
+        match tokio::time::timeout(ttl, self.http.request(request)).await {
+            Ok(Ok(r)) => {
+                r.status().is_success()
+                    && self.cluster.is_none_or(|c| {
+                        cluster_stamp::foreign_reply(&url, c, r.headers()).is_none()
+                    })
+            }
+            _ => false,
+        }
     }
 }
+
+/// The routes a member that does not know its cluster yet may call.
+pub(crate) const OPEN_TO_NEWCOMERS: &[&str] = &[JOIN, MEMBERS];
 
 /// The leader-side routes, merged into the peer router.
 pub(crate) fn router(consensus: Consensus) -> Router {
@@ -140,8 +158,28 @@ pub(crate) fn router(consensus: Consensus) -> Router {
         .with_state(consensus)
 }
 
+/// The body of `POST /raft/propose`.
+pub fn decode_propose(body: &[u8]) -> serde_json::Result<musubi_store::Request> {
+    serde_json::from_slice(body)
+}
+
+/// The body of `POST /raft/publish`.
+pub fn decode_publish(body: &[u8]) -> serde_json::Result<(u64, Member)> {
+    serde_json::from_slice(body)
+}
+
+/// The body of `POST /raft/membership`.
+pub fn decode_membership(body: &[u8]) -> serde_json::Result<MembershipChange> {
+    serde_json::from_slice(body)
+}
+
+/// The body of `POST /raft/join`.
+pub fn decode_join(body: &[u8]) -> serde_json::Result<Member> {
+    serde_json::from_slice(body)
+}
+
 async fn propose(State(c): State<Consensus>, body: Bytes) -> Response {
-    match serde_json::from_slice::<musubi_store::Request>(&body) {
+    match decode_propose(&body) {
         Ok(req) => reply::<Applied>(c.write_here(req).await),
         Err(e) => (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
     }
@@ -152,14 +190,14 @@ async fn read_index(State(c): State<Consensus>) -> Response {
 }
 
 async fn publish(State(c): State<Consensus>, body: Bytes) -> Response {
-    match serde_json::from_slice::<(u64, Member)>(&body) {
+    match decode_publish(&body) {
         Ok((id, member)) => reply(c.publish_here(id, member).await),
         Err(e) => (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
     }
 }
 
 async fn membership(State(c): State<Consensus>, body: Bytes) -> Response {
-    match serde_json::from_slice::<MembershipChange>(&body) {
+    match decode_membership(&body) {
         Ok(change) => reply(c.change_here(change).await),
         Err(e) => (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
     }
@@ -167,7 +205,7 @@ async fn membership(State(c): State<Consensus>, body: Bytes) -> Response {
 
 /// A new member asks to be added, as a voter once it has caught up.
 async fn join(State(c): State<Consensus>, body: Bytes) -> Response {
-    let me = match serde_json::from_slice::<Member>(&body) {
+    let me = match decode_join(&body) {
         Ok(me) => me,
         Err(e) => return (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
     };

@@ -44,6 +44,7 @@ use std::sync::Arc;
 pub use config::ConsensusConfig;
 pub use consensus::{Applied, Consensus, RaftStatus};
 pub use error::ConsensusError;
+pub use forward::{decode_join, decode_membership, decode_propose, decode_publish};
 pub use ids::{cluster_id, member_id};
 pub use join::{ClusterView, fetch_cluster, join, probe_cluster};
 pub use log_store::LogStore;

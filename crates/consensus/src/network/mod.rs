@@ -8,18 +8,21 @@
 //! | leadership hand-over (a removed leader picks its successor) | `POST /raft/transfer-leader` | `TransferLeaderRequest` as JSON |
 //! | full snapshot | `POST /raft/snapshot` | 4-byte big-endian length, JSON `{vote, meta}`, then the raw snapshot bytes |
 //!
-//! Every reply is `200` with a JSON `Result<_, RaftError>`: a Raft-level error travels in the
+//! Every request names the sender's cluster and every reply the answerer's
+//! (`X-Etcd-Cluster-ID`, see `cluster_stamp`); a member refuses another cluster's requests
+//! with `412`, and a reply from another cluster counts as no reply. Every other reply is `200` with a JSON `Result<_, RaftError>`: a Raft-level error travels in the
 //! body, so HTTP errors only ever mean transport trouble. The client ([`PeerNetwork`]) maps
 //! a failed connect to `Unreachable` (openraft backs off) and every other failure to
 //! `Network`; [`router`] is the server side, mounted by the server on its peer listeners.
 
 mod client;
+pub(crate) mod cluster_stamp;
 pub(crate) mod post;
 mod server;
 mod stats;
 
 pub use client::{Failure, PeerClient, PeerNetwork};
-pub use server::router;
+pub use server::{decode_rpc, decode_snapshot, router};
 pub use stats::{FollowerStats, PeerStats, Totals};
 
 use crate::{SnapshotMeta, Vote};

@@ -2,7 +2,7 @@
 
 use super::PeerStats;
 use super::{APPEND, PRE_VOTE, SNAPSHOT, SNAPSHOT_HEAD_LEN, SnapshotHead, TRANSFER_LEADER, VOTE};
-use crate::{Raft, Snapshot, TypeConfig};
+use crate::{Raft, Snapshot, TypeConfig, Vote};
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -53,30 +53,44 @@ async fn transfer_leader(State(raft): State<Raft>, body: Bytes) -> Response {
 }
 
 async fn snapshot(State(raft): State<Raft>, body: Bytes) -> Response {
+    let (vote, snapshot) = match decode_snapshot(&body) {
+        Ok(decoded) => decoded,
+        Err(msg) => return bad_request(&msg),
+    };
+    let result = raft.install_full_snapshot(vote, snapshot).await;
+    reply(result.map_err(RaftError::Fatal))
+}
+
+/// Decodes a `/raft/snapshot` body (a 4-byte big-endian head length, the JSON head, then
+/// the snapshot bytes); the error is the text of the 400 reply.
+pub fn decode_snapshot(body: &[u8]) -> Result<(Vote, Snapshot), String> {
     let Some(len) = body
         .get(..SNAPSHOT_HEAD_LEN)
         .map(|b| u32::from_be_bytes(b.try_into().expect("4 bytes")) as usize)
     else {
-        return bad_request("snapshot body too short");
+        return Err("snapshot body too short".into());
     };
     let Some(head) = body.get(SNAPSHOT_HEAD_LEN..SNAPSHOT_HEAD_LEN + len) else {
-        return bad_request("snapshot head truncated");
+        return Err("snapshot head truncated".into());
     };
     let head: SnapshotHead = match serde_json::from_slice(head) {
         Ok(h) => h,
-        Err(e) => return bad_request(&format!("snapshot head: {e}")),
+        Err(e) => return Err(format!("snapshot head: {e}")),
     };
     let data = body[SNAPSHOT_HEAD_LEN + len..].to_vec();
-    let result = raft
-        .install_full_snapshot(
-            head.vote,
-            Snapshot {
-                meta: head.meta,
-                snapshot: data,
-            },
-        )
-        .await;
-    reply(result.map_err(RaftError::Fatal))
+    Ok((
+        head.vote,
+        Snapshot {
+            meta: head.meta,
+            snapshot: data,
+        },
+    ))
+}
+
+/// Decodes the JSON body of a Raft RPC as the peer routes do (`/raft/append`, `/raft/vote`,
+/// `/raft/pre-vote`, `/raft/transfer-leader`).
+pub fn decode_rpc<Req: DeserializeOwned>(body: &[u8]) -> serde_json::Result<Req> {
+    serde_json::from_slice(body)
 }
 
 /// Decodes a JSON request, runs it, and encodes the `Result` as the reply body.
@@ -86,7 +100,7 @@ where
     Resp: Serialize,
     Fut: Future<Output = Result<Resp, RaftError<TypeConfig>>>,
 {
-    match serde_json::from_slice(body) {
+    match decode_rpc(body) {
         Ok(req) => reply(run(req).await),
         Err(e) => bad_request(&format!("undecodable raft message: {e}")),
     }
