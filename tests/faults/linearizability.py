@@ -57,7 +57,7 @@ class Op:
     """One client operation on one key."""
 
     __slots__ = ("id", "process", "key", "f", "value", "expected", "status", "output",
-                 "invoke", "complete", "member", "note")
+                 "invoke", "complete", "member", "note", "answered")
 
     def __init__(self, key, f, value=None, expected=None, status="ok", output=None,
                  invoke=0, complete=None, process=None, member=None, note=None, id=None):
@@ -77,6 +77,7 @@ class Op:
         self.complete = INF if (status == "unknown" or complete is None) else complete
         self.member = member
         self.note = note
+        self.answered = complete       # when the answer came (kept when made optional)
 
     def copy(self, **changes):
         o = Op.__new__(Op)
@@ -110,9 +111,12 @@ class Op:
 
     def format(self, t0=0):
         def t(ns):
-            return "      inf" if ns == INF else "%9.3f" % ((ns - t0) / 1e9)
+            return "      inf" if ns is None or ns == INF else "%9.3f" % ((ns - t0) / 1e9)
         who = "%s@%s" % (self.process if self.process is not None else "-", self.member or "-")
-        return "[%s s .. %s s] %-12s %s" % (t(self.invoke), t(self.complete), who, self.describe())
+        relaxed = self.complete == INF and self.status != "unknown" and self.answered is not None
+        end = t(self.answered) if relaxed else t(self.complete)
+        return "[%s s .. %s s] %-12s %s%s" % (t(self.invoke), end, who, self.describe(),
+                                              "   (optional in the witness)" if relaxed else "")
 
     def __repr__(self):
         return "Op(%s %s)" % (self.key, self.format())
@@ -591,8 +595,8 @@ class KeyResult:
             lines.append("    ... and %d indeterminate writes/cas/deletes (not shown) of values "
                          "that no op above observes" % self.hidden)
         if self.hidden or any(o.complete == INF for o in self.witness + self.optional):
-            lines.append("    (an op whose completion is inf may take effect at any time after "
-                         "its invocation, or never)")
+            lines.append("    (an op whose completion is inf, or marked optional, may take "
+                         "effect at any time after its invocation, or never)")
         return "\n".join(lines)
 
 
