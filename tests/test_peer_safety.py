@@ -10,6 +10,7 @@
 Against MUSUBI_TEST_TARGET=etcd the stray and failover tests run on etcd 3.4 itself."""
 
 import json
+import os
 import statistics
 import subprocess
 import time
@@ -140,3 +141,58 @@ def test_a_killed_leader_is_replaced_within_the_election_timeouts(fleet):
 def _is_self_leader(server):
     st, _, body = server.request("GET", "/v2/stats/self", timeout=1.0)
     return st == 200 and json.loads(body).get("state") == "StateLeader"
+
+
+@pytest.mark.skipif(target_kind() == "etcd",
+                    reason="etcd 3.4 times such writes out; musubi retries them with request IDs")
+def test_writes_forwarded_to_a_frozen_leader_are_retried_and_applied_once(fleet):
+    """Followers forward writes to the leader; freezing it (SIGSTOP) loses their replies.
+    Each write carries a request ID chosen by the follower, which sends it again to the
+    next leader; the state machine applies an ID once. So every write is acknowledged,
+    none is applied twice (each in-order key's value is unique), and none is lost."""
+    import signal
+    import threading
+    members = fleet.cluster(3, extra_args=TIMING)
+    old = wait_for("a leader", lambda: leader_id(members[0]))
+    leader = next(m for m in members if _is_self_leader(m))
+    followers = [m for m in members if m is not leader]
+    results, stop = [], threading.Event()
+
+    def client(n):
+        i = 0
+        while not stop.is_set():
+            value = "c%d-%d" % (n, i)
+            i += 1
+            try:
+                st, _, body = followers[n % 2].request("POST", "/v2/keys/queue",
+                                                       body="value=" + value, timeout=15)
+            except OSError as e:
+                st, body = None, repr(e)
+            results.append((value, st, body))
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    time.sleep(1.0)
+    os.killpg(leader.proc.pid, signal.SIGSTOP)
+    try:
+        wait_for("a new leader", lambda: all(leader_id(f) not in (None, old) for f in followers),
+                 timeout=15)
+        time.sleep(1.5)
+    finally:
+        os.killpg(leader.proc.pid, signal.SIGCONT)
+    time.sleep(1.0)
+    stop.set()
+    for t in threads:
+        t.join()
+
+    failed = [(v, st, body) for v, st, body in results if st != 201]
+    assert not failed, "writes not acknowledged across the freeze: %s" % failed[:5]
+    st, _, body = followers[0].request("GET", "/v2/keys/queue?quorum=true&sorted=true")
+    assert st == 200, body
+    stored = [n["value"] for n in json.loads(body)["node"].get("nodes", [])]
+    duplicated = {v for v in stored if stored.count(v) > 1}
+    assert not duplicated, "applied twice: %s" % sorted(duplicated)
+    acknowledged = {v for v, st, _ in results if st == 201}
+    assert acknowledged <= set(stored), "acknowledged but lost: %s" % (acknowledged - set(stored))
+    assert len(results) > 20, "too few writes to mean anything: %d" % len(results)

@@ -4,6 +4,7 @@
 
 use crate::forward::{self, SendError};
 use crate::{Applied, Consensus, ConsensusError, Member};
+use musubi_store::{Proposal, RequestId};
 use openraft::async_runtime::watch::WatchReceiver;
 use openraft::{ChangeMembers, Instant, ReadPolicy};
 use serde::de::DeserializeOwned;
@@ -17,9 +18,13 @@ const PING_TTL: Duration = Duration::from_millis(500);
 const RETRY: Duration = Duration::from_millis(50);
 
 /// What a forwarded request whose reply was lost means.
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum IfLost {
     /// Nothing changed (a read): ask again.
     Retry,
+    /// A write with a request ID: the state machine applies an ID once, so asking again is
+    /// safe, and the client gets the first answer.
+    RetryDeduplicated,
     /// It may have been applied: tell the caller.
     Unknown,
 }
@@ -34,12 +39,24 @@ impl Consensus {
     /// Proposes one request on the leader, wherever it is; resolves when it is committed
     /// (fsynced on a quorum) and applied on the leader and on this member, so a client that
     /// reads from the member it wrote to sees its write, as with etcd.
+    ///
+    /// The request gets an ID here, the member that received it, and keeps it across
+    /// retries: a reply lost on the way back from the leader, or a leader that steps down
+    /// after appending the entry, no longer leaves the outcome unknown; the write is sent
+    /// again and the state machine applies it at most once (`musubi_store::Deduplicator`).
     pub async fn write(&self, req: musubi_store::Request) -> Result<Applied, ConsensusError> {
-        let body = serde_json::to_vec(&req)
+        let proposal = Proposal {
+            id: Some(RequestId {
+                member: self.node_id,
+                nonce: rand::random(),
+            }),
+            request: req,
+        };
+        let body = serde_json::to_vec(&proposal)
             .map_err(|e| ConsensusError::Rejected(format!("cannot encode the request: {e}")))?;
         let applied = self
-            .on_leader(forward::PROPOSE, body, IfLost::Unknown, || {
-                self.write_here(req.clone())
+            .on_leader(forward::PROPOSE, body, IfLost::RetryDeduplicated, || {
+                self.write_here(proposal.clone())
             })
             .await?;
         self.applied_locally(applied.log_index).await?;
@@ -60,7 +77,7 @@ impl Consensus {
     }
 
     /// Runs `here` if this member leads, else sends `body` to `path` on the leader, looking
-    /// for a new leader for as long as nothing can have been proposed.
+    /// for a new leader for as long as asking again cannot apply anything twice.
     pub(crate) async fn on_leader<T, F, Fut>(
         &self,
         path: &str,
@@ -74,14 +91,27 @@ impl Consensus {
         Fut: Future<Output = Result<T, ConsensusError>>,
     {
         let deadline = tokio::time::Instant::now() + self.leader_wait;
+        // A healthy leader answers in milliseconds; one cut off without a reset (dropped
+        // packets) or frozen would hold the request until the client gives up. Where asking
+        // again is safe, ask the next leader after an election timeout.
+        let attempt_ttl = match if_lost {
+            IfLost::Retry | IfLost::RetryDeduplicated => self.election,
+            IfLost::Unknown => self.leader_wait,
+        };
+        // An attempt of a write that may have been applied: past the deadline, the caller
+        // must hear "unknown", not "nothing happened".
+        let mut maybe_applied = false;
         loop {
-            let result = match self.route(deadline).await? {
-                Route::Here => here().await,
-                // A healthy leader answers in milliseconds; one cut off without a reset
-                // (dropped packets) would hold the request until the client gives up.
-                Route::Leader(leader) => match self
+            let result = match self.route(deadline).await {
+                Err(e) if maybe_applied => {
+                    tracing::debug!(error = %e, "no leader to retry a write with");
+                    Err(ConsensusError::OutcomeUnknown)
+                }
+                Err(e) => return Err(e),
+                Ok(Route::Here) => here().await,
+                Ok(Route::Leader(leader)) => match self
                     .forwarder
-                    .call::<T>(&leader, path, body.clone(), self.leader_wait)
+                    .call::<T>(&leader, path, body.clone(), attempt_ttl)
                     .await
                 {
                     Ok(reply) => reply.map_err(ConsensusError::from),
@@ -92,6 +122,10 @@ impl Consensus {
                     }
                     Err(SendError::Lost(m)) => match if_lost {
                         IfLost::Retry => Err(ConsensusError::NotLeader { leader: None }),
+                        IfLost::RetryDeduplicated => {
+                            tracing::debug!(error = %m, "a write forwarded to the leader lost its reply; sending it again");
+                            Err(ConsensusError::OutcomeUnknown)
+                        }
                         IfLost::Unknown => {
                             tracing::warn!(error = %m, "a request forwarded to the leader lost its reply");
                             Err(self.lost_at(&leader).await)
@@ -99,14 +133,26 @@ impl Consensus {
                     },
                 },
             };
-            match result {
+            let retry = match &result {
                 // Nothing was proposed: safe to try the next leader.
-                Err(ConsensusError::NotLeader { .. }) if tokio::time::Instant::now() < deadline => {
-                    tokio::time::sleep(RETRY).await
+                Err(ConsensusError::NotLeader { .. }) => true,
+                Err(ConsensusError::OutcomeUnknown) => {
+                    maybe_applied = true;
+                    if_lost == IfLost::RetryDeduplicated
                 }
-                Err(ConsensusError::NotLeader { .. }) => return Err(self.no_leader().await),
-                other => return other,
+                _ => false,
+            };
+            if !retry {
+                return result;
             }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(if maybe_applied {
+                    ConsensusError::OutcomeUnknown
+                } else {
+                    self.no_leader().await
+                });
+            }
+            tokio::time::sleep(RETRY).await
         }
     }
 
@@ -127,12 +173,9 @@ impl Consensus {
 
     /// Runs a proposal on this member, which must lead. A leader that has lost its quorum
     /// would accept the entry and never commit it; refuse instead, naming who is missing.
-    pub(crate) async fn write_here(
-        &self,
-        req: musubi_store::Request,
-    ) -> Result<Applied, ConsensusError> {
+    pub(crate) async fn write_here(&self, proposal: Proposal) -> Result<Applied, ConsensusError> {
         self.check_quorum().await?;
-        let write = self.raft.client_write(req);
+        let write = self.raft.client_write(proposal);
         tokio::pin!(write);
         // The quorum may go away after the check: look again every few election timeouts
         // rather than hang until the client gives up.

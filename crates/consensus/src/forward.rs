@@ -3,7 +3,7 @@
 //!
 //! | route | body | reply |
 //! |---|---|---|
-//! | `POST /raft/propose` | `Request` | `Result<Applied, WireError>`, once applied on the leader |
+//! | `POST /raft/propose` | `Proposal` (a `Request` and its ID) | `Result<Applied, WireError>`, once applied on the leader |
 //! | `POST /raft/read-index` | (none) | `Result<u64, WireError>`: the leader's ReadIndex |
 //! | `POST /raft/publish` | `(id, Member)` | `Result<(), WireError>`: records a member's URLs |
 //! | `POST /raft/membership` | `MembershipChange` | `Result<MemberInfo, WireError>`, once committed |
@@ -12,7 +12,8 @@
 //! | `POST /raft/members` | (none) | `ClusterView`: who is in the cluster (`--initial-cluster-state existing`) |
 //!
 //! Only the leader serves the first four; a member that no longer leads answers
-//! `NotLeader` and the caller looks for the new leader. Nothing is forwarded twice.
+//! `NotLeader` and the caller looks for the new leader. Only a write is sent again after
+//! a lost reply: it carries a request ID, which the state machine applies at most once.
 
 use crate::network::cluster_stamp;
 use crate::network::post::{HttpClient, PostFailure, http_client, peer_base, post_json};
@@ -159,7 +160,7 @@ pub(crate) fn router(consensus: Consensus) -> Router {
 }
 
 /// The body of `POST /raft/propose`.
-pub fn decode_propose(body: &[u8]) -> serde_json::Result<musubi_store::Request> {
+pub fn decode_propose(body: &[u8]) -> serde_json::Result<musubi_store::Proposal> {
     serde_json::from_slice(body)
 }
 

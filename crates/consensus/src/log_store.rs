@@ -6,6 +6,7 @@
 //! small atomically replaced files beside the snapshots.
 
 use crate::{Entry, LogId, TypeConfig, Vote};
+use musubi_raftlog::fs::{self, Fs};
 use musubi_raftlog::{Log, Options, WriteBatch, durable};
 use openraft::storage::{IOFlushed, LogState, RaftLogReader, RaftLogStorage};
 use openraft::{OptionalSend, entry::RaftEntry};
@@ -28,6 +29,8 @@ pub struct LogStore {
 
 struct Inner {
     log: Log,
+    /// The file system of the log and of the vote and purge files.
+    fs: Arc<dyn Fs>,
     meta_dir: PathBuf,
     vote: Mutex<Option<Vote>>,
     purged: Mutex<Option<LogId>>,
@@ -38,14 +41,20 @@ struct Inner {
 impl LogStore {
     /// Opens the log in `wal_dir`; the vote and purge point are kept in `meta_dir`.
     pub fn open(wal_dir: PathBuf, meta_dir: PathBuf) -> io::Result<Self> {
-        let log = Log::open(wal_dir, Options::default())?;
-        let vote = read_json::<Vote>(&meta_dir, VOTE)?;
-        let purged = read_json::<LogId>(&meta_dir, PURGED)?;
+        Self::open_on(fs::real(), wal_dir, meta_dir)
+    }
+
+    /// [`LogStore::open`] on the file system `fs` (a simulated disk in the simulation).
+    pub fn open_on(fs: Arc<dyn Fs>, wal_dir: PathBuf, meta_dir: PathBuf) -> io::Result<Self> {
+        let log = Log::open_on(fs.clone(), wal_dir, Options::default())?;
+        let vote = read_json::<Vote>(&*fs, &meta_dir, VOTE)?;
+        let purged = read_json::<LogId>(&*fs, &meta_dir, PURGED)?;
         if let Some(p) = &purged {
             log.purge_upto(p.index)?;
         }
         let inner = Inner {
             log,
+            fs,
             meta_dir,
             vote: Mutex::new(vote),
             purged: Mutex::new(purged),
@@ -86,10 +95,12 @@ impl LogStore {
     /// Writes a small file with an fsync, off the async runtime's worker threads.
     async fn save_json<T: Serialize>(&self, name: &'static str, value: &T) -> io::Result<()> {
         let bytes = serde_json::to_vec(value).map_err(invalid)?;
-        let dir = self.inner.meta_dir.clone();
-        tokio::task::spawn_blocking(move || durable::write_atomic(&dir, name, &[&bytes]))
-            .await
-            .map_err(io::Error::other)?
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            durable::write_atomic_on(&*inner.fs, &inner.meta_dir, name, &[&bytes])
+        })
+        .await
+        .map_err(io::Error::other)?
     }
 }
 
@@ -172,8 +183,12 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 }
 
-fn read_json<T: DeserializeOwned>(dir: &std::path::Path, name: &str) -> io::Result<Option<T>> {
-    match durable::read(dir, name)? {
+fn read_json<T: DeserializeOwned>(
+    fs: &dyn Fs,
+    dir: &std::path::Path,
+    name: &str,
+) -> io::Result<Option<T>> {
+    match durable::read_on(fs, dir, name)? {
         Some(parts) => {
             let first = parts
                 .first()

@@ -6,13 +6,16 @@
 
 use crate::{Snapshot, SnapshotMeta};
 use musubi_raftlog::durable;
+use musubi_raftlog::fs::Fs;
 use parking_lot::Mutex;
 use std::io;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 const FILE: &str = "current.snap";
 
 pub(crate) struct SnapshotStore {
+    fs: Arc<dyn Fs>,
     dir: PathBuf,
     /// Serialises writers (a build and an install may race) and remembers what is on disk.
     current: Mutex<Current>,
@@ -27,11 +30,12 @@ struct Current {
 
 impl SnapshotStore {
     /// Opens the directory and returns the snapshot found there, if any.
-    pub(crate) fn open(dir: PathBuf) -> io::Result<(Self, Option<Snapshot>)> {
-        let found = load(&dir)?;
+    pub(crate) fn open(fs: Arc<dyn Fs>, dir: PathBuf) -> io::Result<(Self, Option<Snapshot>)> {
+        let found = load(&*fs, &dir)?;
         let meta = found.as_ref().map(|s| s.meta.clone());
         Ok((
             Self {
+                fs,
                 dir,
                 current: Mutex::new(Current {
                     meta,
@@ -59,7 +63,7 @@ impl SnapshotStore {
             return Ok(());
         }
         let head = serde_json::to_vec(meta).map_err(io::Error::other)?;
-        durable::write_atomic(&self.dir, FILE, &[&head, data])?;
+        durable::write_atomic_on(&*self.fs, &self.dir, FILE, &[&head, data])?;
         current.meta = Some(meta.clone());
         Ok(())
     }
@@ -72,12 +76,12 @@ impl SnapshotStore {
     /// Reads the current snapshot back. Blocks on file I/O.
     pub(crate) fn load(&self) -> io::Result<Option<Snapshot>> {
         let _writers = self.current.lock();
-        load(&self.dir)
+        load(&*self.fs, &self.dir)
     }
 }
 
-fn load(dir: &std::path::Path) -> io::Result<Option<Snapshot>> {
-    let Some(mut parts) = durable::read(dir, FILE)? else {
+fn load(fs: &dyn Fs, dir: &std::path::Path) -> io::Result<Option<Snapshot>> {
+    let Some(mut parts) = durable::read_on(fs, dir, FILE)? else {
         return Ok(None);
     };
     if parts.len() != 2 {

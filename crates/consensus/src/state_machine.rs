@@ -10,7 +10,8 @@ use crate::{
     ApplyHook, LogId, SharedStateMachine, Snapshot, SnapshotMeta, StoredMembership, TypeConfig,
 };
 use futures::{Stream, StreamExt};
-use musubi_store::{Response, StateMachine};
+use musubi_raftlog::fs::{self, Fs};
+use musubi_store::{Outcome, Response, StateMachine};
 use openraft::storage::{EntryResponder, RaftSnapshotBuilder, RaftStateMachine};
 use openraft::{EntryPayload, OptionalSend};
 use parking_lot::Mutex;
@@ -38,7 +39,18 @@ struct Shared {
 impl StateMachineStore {
     /// Restores `sm` from the snapshot in `snap_dir`, if there is one.
     pub fn open(sm: SharedStateMachine, hook: ApplyHook, snap_dir: PathBuf) -> io::Result<Self> {
-        let (snapshots, found) = SnapshotStore::open(snap_dir)?;
+        Self::open_on(fs::real(), sm, hook, snap_dir)
+    }
+
+    /// [`StateMachineStore::open`] with snapshots on the file system `fs` (a simulated disk
+    /// in the simulation).
+    pub fn open_on(
+        fs: Arc<dyn Fs>,
+        sm: SharedStateMachine,
+        hook: ApplyHook,
+        snap_dir: PathBuf,
+    ) -> io::Result<Self> {
+        let (snapshots, found) = SnapshotStore::open(fs, snap_dir)?;
         let mut applied = SnapshotMeta::default();
         if let Some(Snapshot { meta, snapshot }) = found {
             *sm.write() = StateMachine::from_snapshot(&snapshot)
@@ -73,11 +85,14 @@ impl StateMachineStore {
         let mut applied = self.shared.applied.lock();
         for (entry, responder) in chunk {
             let response = match entry.payload {
-                EntryPayload::Normal(request) => {
-                    let response = sm.apply(&request);
-                    (self.shared.hook)(&response);
-                    Some(response)
-                }
+                EntryPayload::Normal(proposal) => match sm.apply_proposal(&proposal) {
+                    Outcome::Applied(response) => {
+                        (self.shared.hook)(&response);
+                        Some(response)
+                    }
+                    // A retry of a write applied before: watchers saw it then.
+                    Outcome::Repeated(response) => Some(response),
+                },
                 EntryPayload::Membership(membership) => {
                     applied.last_membership = StoredMembership::new(Some(entry.log_id), membership);
                     None

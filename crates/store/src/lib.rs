@@ -8,6 +8,7 @@
 //! report as `revision`.
 
 mod auth;
+mod dedup;
 mod error;
 mod event;
 mod history;
@@ -19,8 +20,9 @@ pub use auth::{
     AuthError, AuthOp, AuthOutcome, AuthState, GUEST, PasswordHash, Permissions, ROOT, Role, User,
     unauthorized,
 };
+pub use dedup::{Deduplicator, MAX_BYTES, MAX_IDS, Proposal, RequestId};
 pub use error::{ErrorCode, V2Error};
 pub use event::{Action, Event, NodeView, remaining_seconds};
 pub use history::{EventHistory, is_descendant, is_hidden_from, watch_matches};
 pub use request::{Compare, Expiry, Request, V2Op};
-pub use state_machine::{Response, SnapshotError, StateMachine};
+pub use state_machine::{Outcome, Response, SnapshotError, StateMachine};

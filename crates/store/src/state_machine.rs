@@ -1,5 +1,6 @@
 //! Applying requests to the keyspace, with etcd v2's semantics for every action.
 
+use crate::dedup::{Deduplicator, Proposal};
 use crate::tree::{Entry, Tree};
 use crate::{
     Action, AuthError, AuthOutcome, AuthState, Compare, ErrorCode, Event, Expiry, NodeView,
@@ -53,6 +54,31 @@ pub struct StateMachine {
     now_ms: u64,
     stats: StoreStats,
     auth: AuthState,
+    /// The responses of recently applied request IDs (`dedup`).
+    requests: Deduplicator,
+}
+
+/// Whether applying a proposal changed anything.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// First seen: applied, and this is its response.
+    Applied(Response),
+    /// Its ID was applied before: nothing changed, and this is the first response.
+    Repeated(Response),
+}
+
+impl Outcome {
+    pub fn response(&self) -> &Response {
+        match self {
+            Outcome::Applied(r) | Outcome::Repeated(r) => r,
+        }
+    }
+
+    pub fn into_response(self) -> Response {
+        match self {
+            Outcome::Applied(r) | Outcome::Repeated(r) => r,
+        }
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -63,6 +89,9 @@ struct SnapshotData {
     /// Absent in snapshots taken before auth existed.
     #[serde(default)]
     auth: AuthState,
+    /// Absent in snapshots taken before request IDs existed.
+    #[serde(default)]
+    requests: Deduplicator,
 }
 
 impl StateMachine {
@@ -99,12 +128,14 @@ impl StateMachine {
             stats: &'a StoreStats,
             entries: &'a BTreeMap<String, Entry>,
             auth: &'a AuthState,
+            requests: &'a Deduplicator,
         }
         let data = SnapshotRef {
             index: self.index,
             stats: &self.stats,
             entries: self.tree.entries(),
             auth: &self.auth,
+            requests: &self.requests,
         };
         serde_json::to_vec(&data).expect("the keyspace always serializes")
     }
@@ -117,6 +148,7 @@ impl StateMachine {
             now_ms: 0,
             stats: data.stats,
             auth: data.auth,
+            requests: data.requests,
         })
     }
 
@@ -142,6 +174,20 @@ impl StateMachine {
         };
         counter.fetch_add(1, Ordering::Relaxed);
         result
+    }
+
+    /// Applies `proposal` once per request ID: an ID applied before (a retried write whose
+    /// first attempt was committed after all) changes nothing and gets its first response.
+    pub fn apply_proposal(&mut self, proposal: &Proposal) -> Outcome {
+        let Some(id) = proposal.id else {
+            return Outcome::Applied(self.apply(&proposal.request));
+        };
+        if let Some(first) = self.requests.seen(&id) {
+            return Outcome::Repeated(first.clone());
+        }
+        let response = self.apply(&proposal.request);
+        self.requests.remember(id, &response);
+        Outcome::Applied(response)
     }
 
     pub fn apply(&mut self, request: &Request) -> Response {

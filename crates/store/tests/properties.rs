@@ -1,6 +1,8 @@
 //! Property tests of the v2 state machine over random operation sequences.
 
-use musubi_store::{Compare, Expiry, Request, Response, StateMachine, V2Op};
+use musubi_store::{
+    Compare, Expiry, Outcome, Proposal, Request, RequestId, Response, StateMachine, V2Op,
+};
 use proptest::prelude::*;
 
 fn key() -> impl Strategy<Value = String> {
@@ -130,5 +132,43 @@ proptest! {
             Ok(())
         }
         walk(&sm, "/")?;
+    }
+
+    #[test]
+    fn a_retried_request_is_applied_once_and_answered_as_the_first_time(
+        ops in prop::collection::vec(op(), 1..40),
+        retries in prop::collection::vec((any::<prop::sample::Index>(), any::<prop::sample::Index>()), 0..20),
+        snapshot_at in any::<prop::sample::Index>(),
+    ) {
+        // Each op gets an ID; some are proposed again later (a retry after a lost reply),
+        // with a snapshot and restore somewhere in between.
+        let mut log: Vec<Proposal> = ops.iter().enumerate().map(|(n, op)| Proposal {
+            id: Some(RequestId { member: 7, nonce: n as u64 }),
+            request: op.clone(),
+        }).collect();
+        for (which, at) in &retries {
+            let retry = log.iter().find(|p| p.id.unwrap().nonce == which.index(ops.len()) as u64).unwrap().clone();
+            // Anywhere after the first attempt.
+            let first_at = log.iter().position(|p| p.id == retry.id).unwrap();
+            let at = first_at + 1 + at.index(log.len() - first_at);
+            log.insert(at, retry);
+        }
+        let mut plain = StateMachine::new();
+        let first: Vec<Response> = ops.iter().map(|op| plain.apply(op)).collect();
+
+        let cut = snapshot_at.index(log.len() + 1);
+        let mut sm = StateMachine::new();
+        for (i, proposal) in log.iter().enumerate() {
+            if i == cut {
+                sm = StateMachine::from_snapshot(&sm.to_snapshot()).unwrap();
+            }
+            let nonce = proposal.id.unwrap().nonce as usize;
+            match sm.apply_proposal(proposal) {
+                Outcome::Applied(r) => prop_assert_eq!(&r, &first[nonce]),
+                Outcome::Repeated(r) => prop_assert_eq!(&r, &first[nonce]),
+            }
+        }
+        prop_assert_eq!(sm.get("/", true, 0).unwrap().node, plain.get("/", true, 0).unwrap().node);
+        prop_assert_eq!(sm.index(), plain.index());
     }
 }

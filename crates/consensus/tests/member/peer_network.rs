@@ -140,7 +140,11 @@ async fn a_member_of_another_cluster_neither_answers_nor_is_answered() {
         let (status, cluster, body) = post(addr, "/raft/vote", header, &vote).await;
         assert_eq!(status, 412, "{header:?}: {body}");
         assert!(body.contains("cluster ID mismatch"), "{body}");
-        assert_eq!(cluster.as_deref(), Some("1"), "the refusal names the member's cluster");
+        assert_eq!(
+            cluster.as_deref(),
+            Some("1"),
+            "the refusal names the member's cluster"
+        );
     }
     let (status, _, _) = post(addr, "/raft/vote", Some("1"), &vote).await;
     assert_eq!(status, 200, "its own cluster is served");
@@ -171,7 +175,9 @@ async fn post(
         request = request.header("x-etcd-cluster-id", id);
     }
     let request = request
-        .body(http_body_util::Full::new(bytes::Bytes::copy_from_slice(body)))
+        .body(http_body_util::Full::new(bytes::Bytes::copy_from_slice(
+            body,
+        )))
         .unwrap();
     let response = client.request(request).await.expect("the member answers");
     let status = response.status().as_u16();

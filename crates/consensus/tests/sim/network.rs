@@ -132,12 +132,18 @@ impl Router {
     }
 
     /// Carries `message` from `from` to `to` and its reply back, through the faults.
+    ///
+    /// A member that is down sends nothing (its disk may have lost power while its Raft
+    /// still ran, see `cluster`) and answers nothing it had not answered before it went down.
     async fn exchange(
         self: Arc<Self>,
         from: u64,
         to: u64,
         message: Message,
     ) -> Result<Reply, Failure> {
+        if self.node(from).is_none() {
+            return Err(Failure::Unreachable(format!("member {from} is down")));
+        }
         self.reachable(from, to)?;
         let (loss, duplicate) = {
             let f = self.faults.lock();
@@ -162,6 +168,11 @@ impl Router {
         // Look again: the target may have crashed or been cut off while this was in flight.
         let raft = self.reachable(from, to)?;
         let reply = deliver(&raft, message).await?;
+        if self.node(to).is_none() {
+            return Err(Failure::Network(format!(
+                "member {to} went down before replying"
+            )));
+        }
         let reply_lost = self.chance(loss);
         tokio::time::sleep(self.delay()).await;
         if reply_lost || self.faults.lock().is_cut(from, to) {

@@ -4,7 +4,7 @@
 
 use crate::network::Router;
 use musubi_consensus::Raft;
-use musubi_store::{Expiry, Request, V2Op};
+use musubi_store::{Expiry, Proposal, Request, V2Op};
 use openraft::async_runtime::watch::WatchReceiver;
 use openraft::errors::{ClientWriteError, RaftError};
 use std::sync::Arc;
@@ -56,7 +56,7 @@ pub async fn write(router: &Router, request: Request, patience: Duration) -> Res
             tokio::time::sleep(Duration::from_millis(20)).await;
             continue;
         };
-        let attempt = tokio::time::timeout_at(deadline, raft.client_write(request.clone()));
+        let attempt = tokio::time::timeout_at(deadline, raft.client_write(Proposal::once(request.clone())));
         match attempt.await {
             Ok(Ok(written)) => return Ok(written.log_id.index),
             Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => {

@@ -1,0 +1,201 @@
+//! At-most-once application of retried requests.
+//!
+//! A member that forwards a client's write to the leader, or proposes it itself, cannot
+//! always tell whether it was committed: the leader's reply may be lost, or the leader may
+//! lose its leadership after appending the entry, which a later leader may still commit.
+//! Retrying such a write blindly could apply it twice (two compare-and-swaps, two
+//! in-order keys). So every proposal carries a [`RequestId`] chosen by the member that
+//! received it, and the state machine remembers the responses of recent IDs: applying an
+//! ID again changes nothing and returns the first response, so a retry is safe and the
+//! client gets the answer it would have got the first time.
+//!
+//! The memory is bounded, deterministically (every member evicts the same IDs at the same
+//! point of the log): at most [`MAX_IDS`] IDs and about [`MAX_BYTES`] of responses, oldest
+//! first. A retry is only safe while its ID is remembered; the proposer retries for a few
+//! election timeouts at most, which at any realistic write rate is far inside the window.
+//! The window travels in snapshots, so a member restored from one de-duplicates too.
+
+use crate::{Request, Response};
+use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+
+/// IDs remembered at most.
+pub const MAX_IDS: usize = 100_000;
+/// Approximate bytes of remembered responses at most (each counted by its key and value
+/// lengths plus a fixed overhead).
+pub const MAX_BYTES: usize = 64 << 20;
+/// What one remembered response costs besides its keys and values.
+const OVERHEAD: usize = 128;
+
+/// Names one client request, whichever log entries carry it: the member that received it
+/// and a number that member drew at random (64 bits: a clash within the window is as
+/// likely as never).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct RequestId {
+    pub member: u64,
+    pub nonce: u64,
+}
+
+/// One Raft log entry: a request and, when a retry of it could follow, its ID. Entries
+/// written before IDs existed decode with none.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Proposal {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<RequestId>,
+    #[serde(flatten)]
+    pub request: Request,
+}
+
+impl fmt::Display for Proposal {
+    /// How openraft logs an entry: the request, and its ID when it has one.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.id {
+            Some(id) => write!(
+                f,
+                "{} (request {:x}/{:x})",
+                self.request, id.member, id.nonce
+            ),
+            None => write!(f, "{}", self.request),
+        }
+    }
+}
+
+impl Proposal {
+    /// A proposal that no retry will follow (the leader's own housekeeping).
+    pub fn once(request: Request) -> Self {
+        Self { id: None, request }
+    }
+}
+
+/// The responses of the most recent IDs, in the order they were first applied.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(from = "Remembered", into = "Remembered")]
+pub struct Deduplicator {
+    order: VecDeque<RequestId>,
+    responses: HashMap<RequestId, (Response, usize)>,
+    bytes: usize,
+}
+
+/// The window as a snapshot holds it: IDs and responses, oldest first (JSON maps cannot
+/// have structured keys).
+#[derive(Serialize, Deserialize)]
+struct Remembered(Vec<(RequestId, Response)>);
+
+impl From<Deduplicator> for Remembered {
+    fn from(mut d: Deduplicator) -> Self {
+        Remembered(
+            d.order
+                .iter()
+                .filter_map(|id| d.responses.remove(id).map(|(r, _)| (*id, r)))
+                .collect(),
+        )
+    }
+}
+
+impl From<Remembered> for Deduplicator {
+    fn from(remembered: Remembered) -> Self {
+        let mut d = Deduplicator::default();
+        for (id, response) in remembered.0 {
+            d.remember(id, &response);
+        }
+        d
+    }
+}
+
+impl Deduplicator {
+    /// The response `id` got when it was first applied, if it is remembered.
+    pub fn seen(&self, id: &RequestId) -> Option<&Response> {
+        self.responses.get(id).map(|(response, _)| response)
+    }
+
+    /// Remembers `response` as `id`'s, forgetting the oldest IDs past the bounds.
+    pub fn remember(&mut self, id: RequestId, response: &Response) {
+        let cost = OVERHEAD + response_bytes(response);
+        if self
+            .responses
+            .insert(id, (response.clone(), cost))
+            .is_none()
+        {
+            self.order.push_back(id);
+        }
+        self.bytes += cost;
+        while self.order.len() > MAX_IDS || (self.bytes > MAX_BYTES && self.order.len() > 1) {
+            let Some(oldest) = self.order.pop_front() else {
+                break;
+            };
+            if let Some((_, cost)) = self.responses.remove(&oldest) {
+                self.bytes -= cost;
+            }
+        }
+    }
+
+    /// How many IDs are remembered.
+    pub fn len(&self) -> usize {
+        self.order.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.order.is_empty()
+    }
+}
+
+/// The keys and values a response holds: what dominates its size.
+fn response_bytes(response: &Response) -> usize {
+    let node = |n: &crate::NodeView| n.key.len() + n.value.as_ref().map_or(0, String::len);
+    let event = |e: &crate::Event| node(&e.node) + e.prev_node.as_ref().map_or(0, node);
+    match response {
+        Response::V2(Ok(e)) => event(e),
+        Response::V2(Err(_)) | Response::Auth(_) => 0,
+        Response::Expired(events) => events.iter().map(event).sum(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(nonce: u64) -> RequestId {
+        RequestId { member: 1, nonce }
+    }
+
+    #[test]
+    fn the_oldest_ids_are_forgotten_first() {
+        let mut d = Deduplicator::default();
+        let response = Response::Expired(Vec::new());
+        for n in 0..(MAX_IDS as u64 + 10) {
+            d.remember(id(n), &response);
+        }
+        assert_eq!(d.len(), MAX_IDS);
+        assert!(d.seen(&id(9)).is_none());
+        assert!(d.seen(&id(10)).is_some());
+        assert!(d.seen(&id(MAX_IDS as u64 + 9)).is_some());
+    }
+
+    #[test]
+    fn the_window_survives_a_snapshot_in_order() {
+        let mut d = Deduplicator::default();
+        for n in 0..5 {
+            d.remember(id(n), &Response::Expired(Vec::new()));
+        }
+        let restored: Deduplicator =
+            serde_json::from_slice(&serde_json::to_vec(&d).unwrap()).unwrap();
+        assert_eq!(restored.order, d.order);
+        assert_eq!(restored.bytes, d.bytes);
+        assert!(restored.seen(&id(4)).is_some());
+    }
+
+    #[test]
+    fn old_entries_without_an_id_still_decode() {
+        let request = Request::Expire { now_ms: 7 };
+        let old = serde_json::to_string(&request).unwrap();
+        let decoded: Proposal = serde_json::from_str(&old).unwrap();
+        assert_eq!(decoded, Proposal::once(request));
+        let with_id = Proposal {
+            id: Some(id(3)),
+            ..decoded
+        };
+        let round = serde_json::to_string(&with_id).unwrap();
+        assert_eq!(serde_json::from_str::<Proposal>(&round).unwrap(), with_id);
+    }
+}
