@@ -41,6 +41,8 @@ mod batch;
 pub mod durable;
 mod flusher;
 pub mod fs;
+#[doc(hidden)]
+pub mod fuzzing;
 mod log;
 mod record;
 mod segment;
