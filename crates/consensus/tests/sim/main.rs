@@ -97,7 +97,10 @@ fn watch_panics() {
     HOOK.call_once(|| {
         let report = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
-            let thread = std::thread::current().name().unwrap_or("unnamed").to_owned();
+            let thread = std::thread::current()
+                .name()
+                .unwrap_or("unnamed")
+                .to_owned();
             if let Ok(mut panics) = PANICS.lock() {
                 panics.push(format!("thread '{thread}' {info}"));
             }
