@@ -72,15 +72,19 @@ fn unescape(s: &str) -> Result<String, V2Error> {
     while i < bytes.len() {
         match bytes[i] {
             b'%' => {
+                // Two hex digits, as Go's `ishex` checks them (`from_str_radix` alone
+                // would take "+f").
                 let hex = bytes
                     .get(i + 1..i + 3)
+                    .filter(|h| h.iter().all(u8::is_ascii_hexdigit))
                     .and_then(|h| std::str::from_utf8(h).ok())
                     .and_then(|h| u8::from_str_radix(h, 16).ok());
                 let Some(byte) = hex else {
-                    let bad = &s[i..(i + 3).min(s.len())];
+                    // Go cuts bytes, not characters: the cut may split one.
+                    let bad = go_quote(&bytes[i..(i + 3).min(bytes.len())]);
                     return Err(invalid(
                         ErrorCode::InvalidForm,
-                        &format!("invalid URL escape \"{bad}\""),
+                        &format!("invalid URL escape {bad}"),
                     ));
                 };
                 out.push(byte);
@@ -98,6 +102,37 @@ fn unescape(s: &str) -> Result<String, V2Error> {
     }
     Ok(String::from_utf8(out)
         .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
+}
+
+/// `bytes` quoted as Go's `strconv.Quote` quotes ASCII and invalid UTF-8 (`\xff`); other
+/// characters are kept as they are.
+fn go_quote(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    let mut out = String::from("\"");
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '\x07' => out.push_str("\\a"),
+                '\x08' => out.push_str("\\b"),
+                '\x0c' => out.push_str("\\f"),
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                '\t' => out.push_str("\\t"),
+                '\x0b' => out.push_str("\\v"),
+                c if c.is_ascii_control() => {
+                    let _ = write!(out, "\\x{:02x}", c as u32);
+                }
+                c => out.push(c),
+            }
+        }
+        for b in chunk.invalid() {
+            let _ = write!(out, "\\x{b:02x}");
+        }
+    }
+    out.push('"');
+    out
 }
 
 /// Go's `strconv.ParseBool`.
@@ -347,6 +382,28 @@ mod tests {
             params("wait=true", false).unwrap_err().cause,
             "\"wait\" can only be used with GET requests"
         );
+    }
+
+    #[test]
+    fn a_bad_escape_that_cuts_a_character_is_refused_not_a_panic() {
+        // Found by the v2_query fuzz target: the cause sliced the string inside a character.
+        let cause = |query: &str| params(query, true).unwrap_err().cause;
+        assert_eq!(cause("value=%a\u{e9}"), "invalid URL escape \"%a\\xc3\"");
+        assert_eq!(cause("%\u{fffd}"), "invalid URL escape \"%\\xef\\xbf\"");
+        let form = Form::parse(None, Some(b"value=%\xff"));
+        assert_eq!(form.err().unwrap().code.code(), 210);
+        assert_eq!(cause("value=%\"1"), "invalid URL escape \"%\\\"1\"");
+    }
+
+    #[test]
+    fn an_escape_takes_two_hex_digits_and_no_sign() {
+        // Go's ishex refuses "+f", which u8::from_str_radix would take as 15.
+        let err = params("value=%+f", true).unwrap_err();
+        assert_eq!(
+            (err.code.code(), err.cause.as_str()),
+            (210, "invalid URL escape \"%+f\"")
+        );
+        assert_eq!(params("value=%2B%e3%81%82", false).unwrap().value, "+\u{3042}");
     }
 
     #[test]
