@@ -114,3 +114,46 @@ impl ConsensusConfig {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(heartbeat_ms: u64, election_ms: u64) -> ConsensusConfig {
+        ConsensusConfig {
+            node_id: 1,
+            node_name: "n1".into(),
+            cluster_id: 1,
+            join_existing: false,
+            force_new_cluster: false,
+            data_dir: PathBuf::new(),
+            peer_url: "http://127.0.0.1:2380".into(),
+            client_urls: Vec::new(),
+            snapshot_count: 10_000,
+            heartbeat_ms,
+            election_ms,
+            initial_members: BTreeMap::new(),
+            peer_tls: None,
+        }
+    }
+
+    /// openraft's follower campaigns after `lease + random[min, max)` of silence, its lease
+    /// being `election_timeout_max`: that window must be etcd's earliest, `[E, 1.2 E)`.
+    #[test]
+    fn a_follower_campaigns_after_one_to_one_point_two_election_timeouts() {
+        for (heartbeat, election) in [(100, 1000), (50, 500), (10, 100), (50, 150), (100, 5000)] {
+            let c = config(heartbeat, election)
+                .raft_config()
+                .validate()
+                .unwrap();
+            let lease = c.election_timeout_max;
+            let e = election.max(2 * heartbeat);
+            assert_eq!(lease + c.election_timeout_min, e, "{heartbeat}/{election}");
+            assert!(
+                lease + c.election_timeout_max <= e * 6 / 5 + 1,
+                "{heartbeat}/{election}"
+            );
+            assert_eq!(c.enable_leader_restore, Some(false));
+        }
+    }
+}
