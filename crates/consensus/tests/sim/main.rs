@@ -12,19 +12,24 @@
 //! simulated disk (`musubi_raftlog::sim::SimDisk`, through the `musubi_raftlog::fs::Fs` file
 //! layer that production runs on `std::fs`). The disk models the page cache: a file's
 //! writes and length changes are durable only after `fdatasync`/`fsync` of that file, and a
-//! file's creation, rename or removal only after an fsync of its directory. When a member
-//! crashes its disk drops everything else: unsynced writes are lost (or, with some chance,
-//! a prefix of them landed, the last one possibly torn and followed by garbage), names not
-//! made durable revert, and the crashed process can touch the disk no more. The restart
-//! then runs the real recovery code on what is left. A `kill -9` would keep the page cache
-//! and so could not show that an acknowledged write had been fsynced; this can.
+//! file's creation, rename or removal only after an fsync of its directory; a sync takes
+//! 0.1-2 ms, as on a real disk. The power goes in the middle of the member's own I/O (at
+//! one of its next few disk calls, see `Cluster::crash`), and at that instant the member
+//! leaves the network. Its disk drops everything not durable: unsynced writes are lost (or,
+//! with some chance, a prefix of them landed, the last one possibly torn and followed by
+//! garbage), names not made durable revert, syncs under way fail, and the crashed process
+//! can touch the disk no more. The restart then runs the real recovery code on what is
+//! left. A `kill -9` would keep the page cache and so could not show that an acknowledged
+//! write had been fsynced; this can (docs/safety.md, "Power loss in the simulation", lists
+//! the missing fsyncs it was shown to catch).
 //!
 //! Then the checkers (`checks`) require that every acknowledged write is on every member,
 //! that all state machines are identical, that no member's vote ever went backwards
 //! (votes must survive crashes), that no term had two leaders (etcd's Raft promise,
 //! which musubi keeps by declaring standard Raft leader ids), and, throughout, that every
-//! member comes back after every crash: a log, vote or snapshot that fails to open is a
-//! violation, not a panic.
+//! member comes back after every crash (a log, vote or snapshot that fails to open is a
+//! violation, not a panic) and that no thread panicked (openraft asserts its invariants on
+//! runtime workers).
 //!
 //! Timing is real (tokio), so a seed fixes the schedule (and the disks' choices, given the
 //! same writes) but not every interleaving; a failing seed usually fails again.
