@@ -3,10 +3,13 @@
 
 use crate::record::{self, Decoded};
 
+/// What [`decode_record`] finds: `(index, payload, next)`, `None`, or why the tail is torn.
+pub type DecodeStep<'a> = Result<Option<(u64, &'a [u8], usize)>, &'static str>;
+
 /// One step of the record decoder at byte `at` (at most `buf.len()`), as segment recovery
 /// and [`crate::durable::read`] take it: `Ok(Some((index, payload, next)))` for an intact
 /// record, `Ok(None)` where `buf` ends, `Err(reason)` for a torn or corrupt tail.
-pub fn decode_record(buf: &[u8], at: usize) -> Result<Option<(u64, &[u8], usize)>, &'static str> {
+pub fn decode_record(buf: &[u8], at: usize) -> DecodeStep<'_> {
     match record::decode(buf, at) {
         Decoded::Record {
             index,
