@@ -20,9 +20,10 @@
 //! 4. [`Consensus::peer_router`] is served on the peer URLs.
 //!
 //! On disk, under the data dir: `member/wal/*.wal` (log segments) and `member/snap/`
-//! (`vote`, `purged`, and the latest `*.snap`).
+//! (`vote`, `purged`, the `committed` hint, and the latest `*.snap`).
 
 mod cluster;
+mod committed;
 mod config;
 mod consensus;
 mod error;

@@ -5,6 +5,7 @@
 //! fires only after the fsync that covers the batch. The vote and the purge point live in
 //! small atomically replaced files beside the snapshots.
 
+use crate::committed::CommittedHint;
 use crate::{Entry, LogId, TypeConfig, Vote};
 use musubi_raftlog::fs::{self, Fs};
 use musubi_raftlog::{Log, Options, WriteBatch, durable};
@@ -36,6 +37,7 @@ struct Inner {
     purged: Mutex<Option<LogId>>,
     /// Reused by every append, so encoding a batch allocates nothing once it has grown.
     batch: Mutex<WriteBatch>,
+    committed: Arc<CommittedHint>,
 }
 
 impl LogStore {
@@ -54,6 +56,7 @@ impl LogStore {
         }
         let inner = Inner {
             log,
+            committed: CommittedHint::new(fs.clone(), meta_dir.clone()),
             fs,
             meta_dir,
             vote: Mutex::new(vote),
@@ -173,6 +176,27 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn truncate_after(&mut self, last_log_id: Option<LogId>) -> io::Result<()> {
         let from = last_log_id.map_or(0, |id| id.index + 1);
         self.inner.log.truncate_from(from)
+    }
+
+    async fn save_committed(&mut self, committed: Option<LogId>) -> io::Result<()> {
+        self.inner.committed.record(committed);
+        Ok(())
+    }
+
+    /// The committed hint (`committed`), if this log holds the very entry it names.
+    async fn read_committed(&mut self) -> io::Result<Option<LogId>> {
+        let Some(hint) = self.inner.committed.load() else {
+            return Ok(None);
+        };
+        let purged = *self.inner.purged.lock();
+        if purged.is_some_and(|p| p.index >= hint.index) {
+            return Ok((purged == Some(hint)).then_some(hint));
+        }
+        // A log cut short by a power loss may not reach the hint: then it is no hint.
+        let held = self
+            .entries(hint.index, hint.index + 1)
+            .is_ok_and(|e| e.first().is_some_and(|e| e.log_id == hint));
+        Ok(held.then_some(hint))
     }
 
     async fn purge(&mut self, log_id: LogId) -> io::Result<()> {

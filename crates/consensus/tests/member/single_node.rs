@@ -157,3 +157,55 @@ async fn concurrent_writes_share_fsyncs() {
     assert_eq!(node.applied.load(Ordering::Relaxed), writes as u64);
     node.consensus.shutdown().await;
 }
+
+/// A restarted member that cannot reach a leader (elections off here) still replays its log
+/// up to the committed index it saw before, so its local reads do not go back in time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_member_replays_to_its_committed_index_before_any_election() {
+    use musubi_consensus::{LogStore, Raft, StateMachineStore, network::PeerNetwork};
+    use openraft::async_runtime::watch::WatchReceiver;
+    let dir = tempfile::tempdir().unwrap();
+    let node = open(dir.path(), 1000).await;
+    let mut last = 0;
+    for i in 0..30 {
+        last = node
+            .consensus
+            .write(set(&format!("/k{i}"), &i.to_string()))
+            .await
+            .unwrap()
+            .log_index;
+    }
+    // The hint is written in the background, within about 100 ms.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    node.consensus.shutdown().await;
+    drop(node);
+
+    let cfg = crate::util::config(dir.path(), 1000);
+    let mut raft_config = cfg.raft_config();
+    raft_config.enable_elect = false;
+    let sm: musubi_consensus::SharedStateMachine = Default::default();
+    let hook: musubi_consensus::ApplyHook = Arc::new(|_| {});
+    let raft = Raft::new(
+        NODE_ID,
+        Arc::new(raft_config.validate().unwrap()),
+        PeerNetwork::new(None, 1),
+        LogStore::open(cfg.wal_dir(), cfg.snap_dir()).unwrap(),
+        StateMachineStore::open(sm.clone(), hook, cfg.snap_dir()).unwrap(),
+    )
+    .await
+    .unwrap();
+    raft.wait(Some(std::time::Duration::from_secs(5)))
+        .applied_index_at_least(Some(last), "replayed to the committed hint")
+        .await
+        .expect("the log is replayed without a leader");
+    assert!(!raft.metrics().borrow_watched().state.is_leader());
+    assert_eq!(
+        sm.read()
+            .get("/k29", false, 0)
+            .ok()
+            .and_then(|e| e.node.value)
+            .as_deref(),
+        Some("29")
+    );
+    raft.shutdown().await.unwrap();
+}
