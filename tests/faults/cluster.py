@@ -268,6 +268,11 @@ class Cluster:
             self.net = None
         if self.own_dir and not keep:
             shutil.rmtree(self.workdir, ignore_errors=True)
+        elif self.binary:
+            try:
+                os.unlink(self.binary)     # a copy of $MUSUBI_BIN / etcd; logs and data stay
+            except OSError:
+                pass
 
     # -- observing ---------------------------------------------------------------------
 

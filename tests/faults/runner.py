@@ -20,7 +20,6 @@ each member's log from that time.
 import json
 import os
 import random
-import shutil
 import time
 
 from cluster import Cluster, netns_unavailable  # noqa: F401 (run uses it)
@@ -58,6 +57,7 @@ class Report:
     def __init__(self, cfg):
         self.cfg = cfg
         self.counts = {"ok": 0, "fail": 0, "unknown": 0}
+        self.fails = {}              # why: cas mismatch/missing (definite answers), refused, other
         self.ops = 0
         self.keys = 0
         self.undecided = []
@@ -70,6 +70,7 @@ class Report:
         self.seconds = 0.0
         self.check_seconds = 0.0
         self.error = None
+        self.nemesis_errors = []     # faults that could not be carried out (not findings)
 
     @property
     def passed(self):
@@ -77,15 +78,23 @@ class Report:
 
     def summary(self):
         fo = ", ".join("%.2fs" % f if f is not None else "none" for f in self.failovers) or "-"
-        s = ("seed=%d: %d ops (ok %d, fail %d, unknown %d), %d register keys, %d write-once "
+        s = ("seed=%d: %d ops (ok %d, fail %d [%s], unknown %d), %d register keys, %d write-once "
              "acked, %d nemesis events; anomalies: %d%s; failover after leader kills: %s"
              % (self.cfg.seed, self.ops, self.counts["ok"], self.counts["fail"],
-                self.counts["unknown"], self.keys, self.once_acked, self.events,
+                fail_text(self.fails), self.counts["unknown"], self.keys, self.once_acked, self.events,
                 len(self.anomalies), " (%d keys undecided)" % len(self.undecided)
                 if self.undecided else "", fo))
+        if self.nemesis_errors:
+            s += "; %d faults could not be carried out: %s" % (len(self.nemesis_errors),
+                                                              "; ".join(self.nemesis_errors[:3]))
         if self.error:
             s += "; ERROR: " + self.error
         return s
+
+
+def fail_text(fails):
+    names = {"mismatch": "cas 101", "missing": "cas 100", "refused": "not sent", "other": "read error"}
+    return ", ".join("%s %d" % (names[k], fails[k]) for k in names if fails.get(k))
 
 
 def leaves(body):
@@ -177,11 +186,13 @@ def run(cfg):
         rep.ops = len(ops)
         for o in ops:
             rep.counts[o.status] += 1
+            if o.status == "fail":
+                why = o.output if o.output in ("mismatch", "missing", "refused") else "other"
+                rep.fails[why] = rep.fails.get(why, 0) + 1
         if nemesis is not None:
+            rep.nemesis_errors = list(nemesis.errors)
             rep.events = len([e for e in nemesis.events if e.kind not in ("final", "restart", "resume", "heal")])
             rep.failovers = failover_times(nemesis.leader_kills, ops, t0)
-        if cfg.use_netns is False and "partition" in cfg.families:
-            pass
         cluster.close(keep=keep)
         if keep:
             rep.details += "\nmember logs and data kept in %s\n" % cluster.workdir
@@ -268,7 +279,6 @@ def check_all(cfg, cluster, history, nemesis, rep):
     once = [o for o in ops if o.key.startswith("once/")]
     acked = {o.key: o for o in once if o.status == "ok"}
     maybe = {o.key: o for o in once if o.status == "unknown"}
-    refused = {o.key: o for o in once if o.status == "fail"}
     rep.once_acked = len(acked)
     for n in cluster.nodes:
         for quorum in (False, True):
