@@ -71,6 +71,11 @@ impl Segment {
                     if index != first + offsets.len() as u64 {
                         break Some("record index out of sequence");
                     }
+                    // No index follows u64::MAX: such a record (only damage or a crafted
+                    // file holds one) would overflow `next()`.
+                    if index == u64::MAX {
+                        break Some("record index at the end of the index space");
+                    }
                     offsets.push(at as u64);
                     at = next;
                 }
