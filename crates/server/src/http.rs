@@ -53,7 +53,10 @@ async fn route(app: Arc<App>, req: Request) -> reply::HttpResponse {
     };
     match path.as_str() {
         "/version" => cluster::version(),
-        "/health" => get_only(cluster::health, &req, &app),
+        "/health" if req.method() == Method::GET || req.method() == Method::HEAD => {
+            cluster::health(&app).await
+        }
+        "/health" => method_not_allowed("GET, HEAD"),
         "/v2/machines" => get_only(cluster::machines, &req, &app),
         "/v2/stats/self" => get_only(cluster::stats_self, &req, &app),
         "/v2/stats/leader" => get_only(cluster::stats_leader, &req, &app),

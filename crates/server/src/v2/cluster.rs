@@ -7,7 +7,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use std::fmt::Write;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The version this server reports to clients: etcd's API level, not musubi's own.
 pub const ETCD_API_VERSION: &str = "3.4.0";
@@ -21,8 +21,15 @@ pub fn version() -> HttpResponse {
     )
 }
 
-pub fn health(app: &App) -> HttpResponse {
-    if app.raft.status().leader.is_some() {
+/// How long `/health` waits for its quorum read, as etcd 3.4 does.
+const HEALTH_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// etcd 3.4's answer: healthy only if a quorum read completes within a second. Knowing a
+/// leader is not enough: a member cut off from its quorum still remembers the last one,
+/// and a load balancer would keep sending it requests it cannot serve.
+pub async fn health(app: &App) -> HttpResponse {
+    let quorum_read = tokio::time::timeout(HEALTH_TIMEOUT, app.raft.linearizable_barrier()).await;
+    if matches!(quorum_read, Ok(Ok(()))) {
         reply::json_body(StatusCode::OK, "{\"health\":\"true\"}\n".into())
     } else {
         reply::json_body(
