@@ -98,44 +98,51 @@ impl Consensus {
             IfLost::Retry | IfLost::RetryDeduplicated => self.election,
             IfLost::Unknown => self.leader_wait,
         };
-        // An attempt of a write that may have been applied: past the deadline, the caller
-        // must hear "unknown", not "nothing happened".
+        // The last leader that took a write without answering: past the deadline, the
+        // caller must hear that the write may have been applied, and who is out of reach.
+        let mut lost_at: Option<Member> = None;
         let mut maybe_applied = false;
         loop {
             let result = match self.route(deadline).await {
-                Err(e) if maybe_applied => {
+                Err(e) if lost_at.is_some() => {
                     tracing::debug!(error = %e, "no leader to retry a write with");
                     Err(ConsensusError::OutcomeUnknown)
                 }
                 Err(e) => return Err(e),
                 Ok(Route::Here) => here().await,
-                Ok(Route::Leader(leader)) => match self
-                    .forwarder
-                    .call::<T>(&leader, path, body.clone(), attempt_ttl)
-                    .await
-                {
-                    Ok(reply) => reply.map_err(ConsensusError::from),
-                    // Not sent: as if the leader were gone; look again.
-                    Err(SendError::Unreachable(m)) => {
-                        tracing::debug!(error = %m, "the leader is unreachable");
-                        Err(ConsensusError::NotLeader { leader: None })
+                Ok(Route::Leader(leader)) => {
+                    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                    let ttl = attempt_ttl.min(left.max(RETRY));
+                    match self
+                        .forwarder
+                        .call::<T>(&leader, path, body.clone(), ttl)
+                        .await
+                    {
+                        Ok(reply) => reply.map_err(ConsensusError::from),
+                        // Not sent: as if the leader were gone; look again.
+                        Err(SendError::Unreachable(m)) => {
+                            tracing::debug!(error = %m, "the leader is unreachable");
+                            Err(ConsensusError::NotLeader { leader: None })
+                        }
+                        Err(SendError::Lost(m)) => match if_lost {
+                            IfLost::Retry => Err(ConsensusError::NotLeader { leader: None }),
+                            IfLost::RetryDeduplicated => {
+                                tracing::debug!(error = %m, "a write forwarded to the leader lost its reply; sending it again");
+                                lost_at = Some(leader);
+                                Err(ConsensusError::OutcomeUnknown)
+                            }
+                            IfLost::Unknown => {
+                                tracing::warn!(error = %m, "a request forwarded to the leader lost its reply");
+                                Err(self.lost_at(&leader).await)
+                            }
+                        },
                     }
-                    Err(SendError::Lost(m)) => match if_lost {
-                        IfLost::Retry => Err(ConsensusError::NotLeader { leader: None }),
-                        IfLost::RetryDeduplicated => {
-                            tracing::debug!(error = %m, "a write forwarded to the leader lost its reply; sending it again");
-                            Err(ConsensusError::OutcomeUnknown)
-                        }
-                        IfLost::Unknown => {
-                            tracing::warn!(error = %m, "a request forwarded to the leader lost its reply");
-                            Err(self.lost_at(&leader).await)
-                        }
-                    },
-                },
+                }
             };
             let retry = match &result {
                 // Nothing was proposed: safe to try the next leader.
                 Err(ConsensusError::NotLeader { .. }) => true,
+                // Proposed, perhaps applied: safe to send again only with a request ID.
                 Err(ConsensusError::OutcomeUnknown) => {
                     maybe_applied = true;
                     if_lost == IfLost::RetryDeduplicated
@@ -146,10 +153,10 @@ impl Consensus {
                 return result;
             }
             if tokio::time::Instant::now() >= deadline {
-                return Err(if maybe_applied {
-                    ConsensusError::OutcomeUnknown
-                } else {
-                    self.no_leader().await
+                return Err(match &lost_at {
+                    Some(leader) => self.lost_at(leader).await,
+                    None if maybe_applied => ConsensusError::OutcomeUnknown,
+                    None => self.no_leader().await,
                 });
             }
             tokio::time::sleep(RETRY).await

@@ -198,6 +198,58 @@ impl Consensus {
         }
     }
 
+    /// A leader that stops hands its leadership to the most caught-up voter first, as etcd
+    /// does on a graceful stop: the cluster need not wait out an election, and the others
+    /// learn the commit index at once, so a local read on any of them right after the stop
+    /// sees every write this leader acknowledged. Gives up after an election timeout.
+    async fn hand_over_leadership(&self) {
+        let (successor, term) = {
+            let metrics = self.raft.metrics();
+            let m = metrics.borrow_watched();
+            if m.current_leader != Some(self.node_id) || m.state != ServerState::Leader {
+                return;
+            }
+            let voters: Vec<u64> = m.membership_config.voter_ids().collect();
+            let successor = m.replication.as_ref().and_then(|replication| {
+                replication
+                    .iter()
+                    .filter(|(id, _)| **id != self.node_id && voters.contains(id))
+                    .max_by_key(|(_, matched)| matched.as_ref().map(|l| l.index))
+                    .map(|(id, _)| *id)
+            });
+            (successor, m.current_term)
+        };
+        let Some(successor) = successor else {
+            return;
+        };
+        tracing::info!(to = %format!("{successor:x}"), "stopping: handing leadership over");
+        if self
+            .raft
+            .trigger()
+            .transfer_leader(successor)
+            .await
+            .is_err()
+        {
+            return;
+        }
+        // Handed over once the successor has committed an entry of its own term: the
+        // broadcast that told this member so told the others too.
+        let handed_over = self
+            .raft
+            .wait(Some(self.election))
+            .metrics(
+                |m| {
+                    m.current_leader.is_some_and(|l| l != self.node_id)
+                        && m.local_committed.is_some_and(|c| c.leader_id.term > term)
+                },
+                "leadership handed over",
+            )
+            .await;
+        if let Err(e) = handed_over {
+            tracing::warn!(error = %e, "stopping without a successor");
+        }
+    }
+
     /// Appends sent and received, and each follower's latency as this member has seen it.
     pub fn peer_stats(&self) -> network::Totals {
         self.peer_stats.totals()
@@ -212,8 +264,9 @@ impl Consensus {
     }
 
     /// Stops Raft and waits for a snapshot being written; pending writes fail. Everything
-    /// acknowledged is already durable.
+    /// acknowledged is already durable. A leader hands its leadership over first.
     pub async fn shutdown(&self) {
+        self.hand_over_leadership().await;
         if let Err(e) = self.raft.shutdown().await {
             tracing::warn!(error = %e, "raft did not shut down cleanly");
         }
