@@ -264,8 +264,11 @@ fn records_at_the_top_of_the_index_space_are_cut_not_a_panic() {
         (Some(u64::MAX - 1), Some(u64::MAX - 1))
     );
     let mut seen = Vec::new();
-    log.read(0..u64::MAX, |i, p| Ok(seen.push((i, p.to_vec()))))
-        .unwrap();
+    log.read(0..u64::MAX, |i, p| {
+        seen.push((i, p.to_vec()));
+        Ok(())
+    })
+    .unwrap();
     assert_eq!(seen, [(u64::MAX - 1, b"kept".to_vec())]);
 }
 
