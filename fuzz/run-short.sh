@@ -10,7 +10,8 @@
 # installed from crates.io (`cargo install cargo-fuzz --locked`) when missing.
 #
 # Environment: FUZZ_SECONDS (per target), FUZZ_TARGETS (space-separated subset),
-# FUZZ_SANITIZER (address, the default, or none), FUZZ_TARGET_DIR (the build directory;
+# FUZZ_SANITIZER (address, the default, or none), FUZZ_TOOLCHAIN=bootstrap (skip nightly:
+# take the stable route straight away), FUZZ_TARGET_DIR (the build directory;
 # default ~/.cache/musubi-fuzz-target, outside the checkout, so that a later run on the
 # same machine, even from another clone, rebuilds only musubi's own crates).
 set -uo pipefail
@@ -29,11 +30,14 @@ command -v cargo >/dev/null || skip "no cargo on PATH"
 
 # --- toolchain ---
 toolchain=()
-if cargo +nightly --version >/dev/null 2>&1; then
+if [[ ${FUZZ_TOOLCHAIN:-} == bootstrap ]]; then
+    export RUSTC_BOOTSTRAP=1
+    log "toolchain: default with RUSTC_BOOTSTRAP=1, as asked ($(rustc --version))"
+elif cargo +nightly --version >/dev/null 2>&1; then
     toolchain=(+nightly)
     log "toolchain: installed nightly ($(rustc +nightly --version))"
 elif command -v rustup >/dev/null &&
-    timeout 900 rustup toolchain install nightly --profile minimal >/tmp/fuzz-rustup.log 2>&1 &&
+    timeout 300 rustup toolchain install nightly --profile minimal >/tmp/fuzz-rustup.log 2>&1 &&
     cargo +nightly --version >/dev/null 2>&1; then
     toolchain=(+nightly)
     log "toolchain: nightly installed by rustup ($(rustc +nightly --version))"
@@ -88,7 +92,8 @@ for t in $targets; do
     else
         failed+=("$t")
         log "$t: FAILED"
-        grep -E -A 30 'panicked|ERROR: libFuzzer|ERROR: AddressSanitizer|Test unit written' "$scratch/$t.log" | head -n 60
+        grep -E -A 3 'panicked at' "$scratch/$t.log" | head -n 20
+        grep -E 'ERROR: |SUMMARY: |Test unit written|^Reproduce with|cargo fuzz run' "$scratch/$t.log" | head -n 10
     fi
 done
 if ((${#failed[@]})); then
