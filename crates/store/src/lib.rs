@@ -24,5 +24,5 @@ pub use dedup::{Deduplicator, MAX_BYTES, MAX_IDS, Proposal, RequestId};
 pub use error::{ErrorCode, V2Error};
 pub use event::{Action, Event, NodeView, remaining_seconds};
 pub use history::{EventHistory, is_descendant, is_hidden_from, watch_matches};
-pub use request::{Compare, Expiry, Request, V2Op};
+pub use request::{Compare, Expiry, Request, V2Op, clean_key};
 pub use state_machine::{Outcome, Response, SnapshotError, StateMachine};

@@ -90,6 +90,25 @@ impl fmt::Display for Request {
 }
 
 impl V2Op {
+    /// The key the operation names, as given, made canonical ([`clean_key`]).
+    pub fn with_clean_key(&self) -> std::borrow::Cow<'_, V2Op> {
+        let key = self.key();
+        let clean = clean_key(key);
+        if clean == key {
+            return std::borrow::Cow::Borrowed(self);
+        }
+        let mut op = self.clone();
+        match &mut op {
+            V2Op::Set { key, .. }
+            | V2Op::Create { key, .. }
+            | V2Op::Update { key, .. }
+            | V2Op::CompareAndSwap { key, .. }
+            | V2Op::Delete { key, .. }
+            | V2Op::CompareAndDelete { key, .. } => *key = clean,
+        }
+        std::borrow::Cow::Owned(op)
+    }
+
     /// The key the operation names (for POST, the directory).
     pub fn key(&self) -> &str {
         match self {
@@ -113,4 +132,31 @@ impl V2Op {
             V2Op::CompareAndDelete { .. } => "compareAndDelete",
         }
     }
+}
+
+/// A key in canonical form, as etcd's store makes every key it is given (Go's
+/// `path.Clean("/" + key)`): one leading `/`, no empty, `.` or `..` segments, no trailing
+/// `/`. The API cleans keys before it proposes them; the state machine cleans them again,
+/// since a proposal can also arrive from the peer port, and a key such as `//x` would
+/// otherwise make an entry named `/` inside the root.
+pub fn clean_key(key: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for part in key.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            p => parts.push(p),
+        }
+    }
+    let mut out = String::with_capacity(key.len() + 1);
+    for p in &parts {
+        out.push('/');
+        out.push_str(p);
+    }
+    if out.is_empty() {
+        out.push('/');
+    }
+    out
 }

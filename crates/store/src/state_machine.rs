@@ -142,6 +142,17 @@ impl StateMachine {
 
     pub fn from_snapshot(bytes: &[u8]) -> Result<Self, SnapshotError> {
         let data: SnapshotData = serde_json::from_slice(bytes)?;
+        // The root is implicit; every stored key is a canonical key below it. A snapshot
+        // from the peer port is as untrusted as a proposal.
+        if let Some(key) = data
+            .entries
+            .keys()
+            .find(|k| *k == "/" || crate::clean_key(k) != **k)
+        {
+            return Err(SnapshotError(serde::de::Error::custom(format!(
+                "the keyspace holds a key that is not canonical: {key:?}"
+            ))));
+        }
         Ok(StateMachine {
             tree: Tree::from_entries(data.entries),
             index: data.index,
@@ -194,8 +205,9 @@ impl StateMachine {
         match request {
             Request::V2 { op, now_ms } => {
                 self.now_ms = *now_ms;
-                let result = self.apply_v2(op);
-                self.count(op, result.is_ok());
+                let op = op.with_clean_key();
+                let result = self.apply_v2(&op);
+                self.count(&op, result.is_ok());
                 Response::V2(result)
             }
             Request::Expire { now_ms } => {

@@ -77,6 +77,44 @@ fn op() -> impl Strategy<Value = Request> {
     )
 }
 
+/// A proposal can come from the peer port, uncleaned: `//x` once made an entry named `/`
+/// in the root, and a recursive listing of the root then recursed until the stack overflowed
+/// (found by fuzz/peer_rpc). The store cleans keys as etcd's does.
+#[test]
+fn keys_are_made_canonical_on_apply_and_snapshots_with_others_are_refused() {
+    let mut sm = StateMachine::new();
+    let set = |key: &str| Request::V2 {
+        now_ms: 0,
+        op: V2Op::Set {
+            key: key.into(),
+            value: Some("v".into()),
+            expiry: Expiry::Permanent,
+            refresh: false,
+        },
+    };
+    for key in ["//x", "/a/./b/../c//", "y"] {
+        assert!(matches!(sm.apply(&set(key)), Response::V2(Ok(_))), "{key}");
+    }
+    let root = sm.get("/", true, 0).unwrap().node;
+    let keys: Vec<String> = root.nodes.unwrap().into_iter().map(|n| n.key).collect();
+    assert_eq!(keys, ["/a", "/x", "/y"]);
+    let restored = StateMachine::from_snapshot(&sm.to_snapshot()).unwrap();
+    assert_eq!(
+        restored
+            .get("/a/c", false, 0)
+            .unwrap()
+            .node
+            .value
+            .as_deref(),
+        Some("v")
+    );
+
+    let forged = String::from_utf8(sm.to_snapshot())
+        .unwrap()
+        .replace("\"/x\"", "\"/\"");
+    assert!(StateMachine::from_snapshot(forged.as_bytes()).is_err());
+}
+
 fn successes(response: &Response) -> u64 {
     match response {
         Response::V2(r) => u64::from(r.is_ok()),

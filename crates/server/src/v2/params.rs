@@ -318,25 +318,7 @@ impl KeyParams {
 
 /// Go's `path.Clean` for a rooted path: no empty, `.` or `..` components, no trailing `/`.
 pub fn clean_path(path: &str) -> String {
-    let mut parts: Vec<&str> = Vec::new();
-    for part in path.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            p => parts.push(p),
-        }
-    }
-    let mut out = String::with_capacity(path.len() + 1);
-    for p in &parts {
-        out.push('/');
-        out.push_str(p);
-    }
-    if out.is_empty() {
-        out.push('/');
-    }
-    out
+    musubi_store::clean_key(path)
 }
 
 #[cfg(test)]
@@ -403,7 +385,10 @@ mod tests {
             (err.code.code(), err.cause.as_str()),
             (210, "invalid URL escape \"%+f\"")
         );
-        assert_eq!(params("value=%2B%e3%81%82", false).unwrap().value, "+\u{3042}");
+        assert_eq!(
+            params("value=%2B%e3%81%82", false).unwrap().value,
+            "+\u{3042}"
+        );
     }
 
     #[test]
