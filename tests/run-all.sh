@@ -80,6 +80,9 @@ status=0
 log "cargo test --workspace"
 cargo test --workspace || status=1
 
+log "fuzz: every target for 20 s on the checked-in corpus (fuzz/run-short.sh)"
+fuzz/run-short.sh || status=1
+
 log "process tests (pytest tests/)"
 "$PY" -m pytest tests/ -p no:cacheprovider -ra "$@" || status=1
 
