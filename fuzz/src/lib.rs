@@ -78,26 +78,6 @@ pub fn payload_of<D: DeserializeOwned>(request: &Request) -> D {
         .expect("a payload decodes from its request alone")
 }
 
-// ---- Known bugs the targets step around (README.md, "Open bugs") ----
-
-/// KNOWN BUG (README "Open bugs" 1): a key starting with `//` makes the store create an
-/// entry named `/`, which `Tree::children("/")` lists as a child of itself, so a recursive
-/// listing of the root recurses until the stack overflows (the process aborts). Keys from
-/// the client API are cleaned first; a proposal from the peer port is not. Remove this
-/// guard (and `snapshot_has_root_entry`) once the store cleans or refuses such keys;
-/// `known-crashes/peer_rpc-root-entry-stack-overflow` reproduces it.
-pub fn makes_root_entry(request: &Request) -> bool {
-    matches!(request, Request::V2 { op, .. } if op.key().starts_with("//"))
-}
-
-/// KNOWN BUG, the same one from a snapshot: an entry keyed `/`.
-pub fn snapshot_has_root_entry(bytes: &[u8]) -> bool {
-    serde_json::from_slice::<serde_json::Value>(bytes)
-        .ok()
-        .and_then(|v| v.get("entries")?.as_object().map(|e| e.contains_key("/")))
-        .unwrap_or(false)
-}
-
 /// A fresh copy of a small, consistent keyspace (restored from its snapshot each time).
 pub fn base_state_machine() -> StateMachine {
     static SNAPSHOT: OnceLock<Vec<u8>> = OnceLock::new();
@@ -115,9 +95,6 @@ pub fn base_state_machine() -> StateMachine {
 /// again as a retry would be (with an ID, it must change nothing and answer as the first
 /// time), reads what it named, and checks that the result still snapshots and restores.
 pub fn apply_to_base(proposal: &Proposal) {
-    if makes_root_entry(&proposal.request) {
-        return;
-    }
     let mut sm = base_state_machine();
     let first = sm.apply_proposal(proposal);
     if proposal.id.is_some() {
