@@ -899,20 +899,33 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_sync_in_progress_when_the_power_goes_fails() {
+    /// A disk whose syncs take 40 ms, with a file `/d/f` whose name is durable, and a sync
+    /// of that file begun 10 ms after `written` was written at offset 0.
+    fn syncing_after(
+        written: &[u8],
+    ) -> (
+        SimDisk,
+        Arc<dyn FsFile>,
+        std::thread::JoinHandle<io::Result<()>>,
+    ) {
         let ms = Duration::from_millis;
         let disk = SimDisk::with_sync_latency(0, ms(40), ms(40));
         let fs = disk.fs();
         crate::fs::create_dir_all(&*fs, &p("/d")).unwrap();
         let f = fs.create_new(&p("/d/f")).unwrap();
         fs.sync_dir(&p("/d")).unwrap();
-        f.write_all_at(b"x", 0).unwrap();
+        f.write_all_at(written, 0).unwrap();
         let syncing = {
             let f = f.clone();
             std::thread::spawn(move || f.sync_data())
         };
         std::thread::sleep(ms(10));
+        (disk, f, syncing)
+    }
+
+    #[test]
+    fn a_sync_in_progress_when_the_power_goes_fails() {
+        let (disk, _, syncing) = syncing_after(b"x");
         let report = disk.crash();
         assert!(syncing.join().unwrap().is_err());
         assert_eq!(report.syncs_interrupted, 1);
@@ -922,18 +935,7 @@ mod tests {
 
     #[test]
     fn a_sync_covers_what_was_written_before_it_began() {
-        let ms = Duration::from_millis;
-        let disk = SimDisk::with_sync_latency(0, ms(40), ms(40));
-        let fs = disk.fs();
-        crate::fs::create_dir_all(&*fs, &p("/d")).unwrap();
-        let f = fs.create_new(&p("/d/f")).unwrap();
-        fs.sync_dir(&p("/d")).unwrap();
-        f.write_all_at(b"before", 0).unwrap();
-        let syncing = {
-            let f = f.clone();
-            std::thread::spawn(move || f.sync_data())
-        };
-        std::thread::sleep(ms(10));
+        let (disk, f, syncing) = syncing_after(b"before");
         f.write_all_at(b"-during", 6).unwrap();
         syncing.join().unwrap().unwrap();
         let report = disk.crash();
