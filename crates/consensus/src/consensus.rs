@@ -94,7 +94,8 @@ impl Consensus {
             cluster_id: cfg.cluster_id,
             forwarder: Forwarder::new(cfg.peer_tls.clone(), Some(cfg.cluster_id)),
             election,
-            // Randomised timeouts reach 2x election; allow one failed round on top.
+            // A follower campaigns within 1.2x election of silence (`raft_config`); three
+            // allow a split or failed round on top.
             leader_wait: 3 * election,
         };
 
