@@ -112,16 +112,19 @@ impl StateMachineStore {
 impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
     type SnapshotData = Vec<u8>;
 
-    /// Serialises under the read lock and writes the file, all on a blocking thread, so
-    /// neither the apply loop nor the async runtime waits for the disk.
+    /// Copies the state under the read lock, then serialises and writes the file, all on a
+    /// blocking thread, so neither the apply loop nor the async runtime waits for the disk.
     async fn build_snapshot(&mut self) -> io::Result<Snapshot> {
         let shared = self.shared.clone();
         let (meta, data) = tokio::task::spawn_blocking(move || {
-            let (meta, data) = {
+            // Copy under the lock (O(1): persistent maps), serialise after releasing it,
+            // so writes go on while the snapshot is written.
+            let (meta, frozen) = {
                 let sm = shared.sm.read();
                 let meta = shared.applied.lock().clone();
-                (meta, sm.to_snapshot())
+                (meta, sm.freeze())
             };
+            let data = frozen.to_bytes();
             shared.snapshots.save(&meta, &data)?;
             io::Result::Ok((meta, data))
         })

@@ -39,7 +39,7 @@ pub struct RequestId {
 
 /// One Raft log entry: a request and, when a retry of it could follow, its ID. Entries
 /// written before IDs existed decode with none.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Proposal {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<RequestId>,
@@ -148,6 +148,10 @@ fn response_bytes(response: &Response) -> usize {
         Response::V2(Ok(e)) => event(e),
         Response::V2(Err(_)) | Response::Auth(_) => 0,
         Response::Expired(events) => events.iter().map(event).sum(),
+        Response::V3 { result, v2_events } => {
+            result.as_ref().map_or(0, |r| r.encoded_len())
+                + v2_events.iter().map(event).sum::<usize>()
+        }
     }
 }
 

@@ -2,27 +2,34 @@
 //!
 //! Promises: `apply` is deterministic (no clock, no I/O, no randomness: the same log gives
 //! the same state and the same responses on every member), never panics on any request,
-//! and every successful key mutation (each event) advances the store index by exactly one;
-//! auth changes advance it as etcd's do, since etcd keeps auth data in its v2 store. The
-//! store index is the revision counter that v2 reports as `modifiedIndex` and v3 will
-//! report as `revision`.
+//! and every successful v2 key mutation (each event) and every v3 write that changes a
+//! key advances the revision by exactly one; v2 auth changes advance it as etcd's do,
+//! since etcd keeps v2 auth data in its v2 store. One revision counter serves both APIs:
+//! v2 reports it as `modifiedIndex`, v3 as `revision` (docs/keyspace.md).
 
 mod auth;
+mod bytes;
 mod dedup;
 mod error;
 mod event;
 mod history;
+mod keyspace;
 mod request;
 mod state_machine;
 mod tree;
+mod v2_apply;
+pub mod v3;
 
 pub use auth::{
     AuthError, AuthOp, AuthOutcome, AuthState, GUEST, PasswordHash, Permissions, ROOT, Role, User,
     unauthorized,
 };
+pub use bytes::Bytes;
 pub use dedup::{Deduplicator, MAX_BYTES, MAX_IDS, Proposal, RequestId};
 pub use error::{ErrorCode, V2Error};
 pub use event::{Action, Event, NodeView, remaining_seconds};
 pub use history::{EventHistory, is_descendant, is_hidden_from, watch_matches};
+pub use keyspace::{Change, Entry, Keyspace, Revision};
 pub use request::{Compare, Expiry, Request, V2Op, clean_key};
-pub use state_machine::{Outcome, Response, SnapshotError, StateMachine};
+pub use state_machine::{Frozen, Outcome, Response, SnapshotError, StateMachine};
+pub use tree::is_v2_path;

@@ -4,11 +4,12 @@
 //! proposer computes absolute expiry times from its clock; nothing reads a clock at apply.
 
 use crate::AuthOp;
+use crate::v3::V3Write;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// One replicated command. Later APIs (v3 KV, leases, auth) add variants here.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Request {
     /// A v2 keys-API mutation, with the proposer's clock (Unix ms) for the `ttl` that the
     /// resulting event reports: etcd freezes an event's remaining TTL when it happens.
@@ -17,6 +18,8 @@ pub enum Request {
     Expire { now_ms: u64 },
     /// A v2 auth-API mutation (users, roles, enable/disable).
     Auth(AuthOp),
+    /// A v3 write, with the proposer's clock for the `ttl` v2 watchers see in its events.
+    V3 { write: V3Write, now_ms: u64 },
 }
 
 /// What a key's expiry becomes after a write.
@@ -85,6 +88,7 @@ impl fmt::Display for Request {
             Request::Expire { now_ms } => write!(f, "expire at {now_ms}"),
             // Not `{op:?}`: that would log password hashes.
             Request::Auth(op) => write!(f, "auth {}", op.kind()),
+            Request::V3 { write, .. } => write!(f, "{write}"),
         }
     }
 }

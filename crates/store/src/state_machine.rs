@@ -1,22 +1,26 @@
-//! Applying requests to the keyspace, with etcd v2's semantics for every action.
+//! The state machine: requests applied to the keyspace in log order, snapshots of it,
+//! and the reads served from it.
 
 use crate::dedup::{Deduplicator, Proposal};
-use crate::tree::{Entry, Tree};
-use crate::{
-    Action, AuthError, AuthOutcome, AuthState, Compare, ErrorCode, Event, Expiry, NodeView,
-    Request, V2Error, V2Op,
-};
+use crate::keyspace::Keyspace;
+use crate::tree;
+use crate::v3::{Leases, V3Error, V3Response};
+use crate::{Action, AuthError, AuthOutcome, AuthState, Event, Request, V2Error, V2Op};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// What applying one request produced.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Response {
     V2(Result<Event, V2Error>),
     /// The expire events of one SYNC, in index order.
     Expired(Vec<Event>),
     Auth(Result<AuthOutcome, AuthError>),
+    /// A v3 write's response, and the events v2 watchers see of it.
+    V3 {
+        result: Result<V3Response, V3Error>,
+        v2_events: Vec<Event>,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -44,14 +48,24 @@ pub struct StoreStats {
     pub expire_count: u64,
 }
 
+impl Clone for StoreStats {
+    fn clone(&self) -> Self {
+        let load = |a: &AtomicU64| AtomicU64::new(a.load(Ordering::Relaxed));
+        StoreStats {
+            gets_success: load(&self.gets_success),
+            gets_fail: load(&self.gets_fail),
+            ..*self
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct StateMachine {
-    tree: Tree,
-    /// The store index: bumped by one on every successful mutation.
-    index: u64,
+    pub(crate) keyspace: Keyspace,
+    pub(crate) leases: Leases,
     /// The clock of the request being applied (the proposer's), which fixes the `ttl`
     /// its events report. Not state: every request sets it before it is used.
-    now_ms: u64,
+    pub(crate) now_ms: u64,
     stats: StoreStats,
     auth: AuthState,
     /// The responses of recently applied request IDs (`dedup`).
@@ -59,7 +73,7 @@ pub struct StateMachine {
 }
 
 /// Whether applying a proposal changed anything.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Outcome {
     /// First seen: applied, and this is its response.
     Applied(Response),
@@ -81,17 +95,26 @@ impl Outcome {
     }
 }
 
-#[derive(Serialize, Deserialize)]
-struct SnapshotData {
-    index: u64,
+/// The whole replicated state, as a snapshot holds it.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct Frozen {
+    /// Bumped when the layout changes, so an older snapshot is refused, not misread.
+    format: u32,
+    keyspace: Keyspace,
+    leases: Leases,
     stats: StoreStats,
-    entries: BTreeMap<String, Entry>,
-    /// Absent in snapshots taken before auth existed.
-    #[serde(default)]
     auth: AuthState,
-    /// Absent in snapshots taken before request IDs existed.
-    #[serde(default)]
     requests: Deduplicator,
+}
+
+/// The snapshot layout: 2 is the MVCC keyspace (1, never marked, was the v2 tree).
+const SNAPSHOT_FORMAT: u32 = 2;
+
+impl Frozen {
+    /// Serialises the state (off the state machine's lock: this is a copy).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("the state always serializes")
+    }
 }
 
 impl StateMachine {
@@ -99,8 +122,26 @@ impl StateMachine {
         Self::default()
     }
 
+    /// The current revision, which v2 reports as its index.
     pub fn index(&self) -> u64 {
-        self.index
+        self.keyspace.revision() as u64
+    }
+
+    pub fn revision(&self) -> i64 {
+        self.keyspace.revision()
+    }
+
+    /// Reads and watches below this revision are refused (0: never compacted).
+    pub fn compacted(&self) -> i64 {
+        self.keyspace.compacted()
+    }
+
+    pub fn keyspace(&self) -> &Keyspace {
+        &self.keyspace
+    }
+
+    pub fn leases(&self) -> &Leases {
+        &self.leases
     }
 
     pub fn stats(&self) -> &StoreStats {
@@ -109,53 +150,59 @@ impl StateMachine {
 
     /// Number of keys and directories held.
     pub fn len(&self) -> usize {
-        self.tree.len()
+        self.keyspace.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.tree.len() == 0
+        self.keyspace.len() == 0
     }
 
-    /// When the earliest TTL runs out (Unix ms), so the leader knows when to propose SYNC.
+    /// When the earliest v2 TTL runs out (Unix ms), so the leader knows when to propose SYNC.
     pub fn next_expiry(&self) -> Option<u64> {
-        self.tree.next_expiry()
+        self.keyspace.next_expiry()
+    }
+
+    /// A copy of the replicated state: O(1) for the keyspace and leases (persistent
+    /// maps), so the caller can serialise it after releasing the lock.
+    pub fn freeze(&self) -> Frozen {
+        Frozen {
+            format: SNAPSHOT_FORMAT,
+            keyspace: self.keyspace.clone(),
+            leases: self.leases.clone(),
+            stats: self.stats.clone(),
+            auth: self.auth.clone(),
+            requests: self.requests.clone(),
+        }
     }
 
     pub fn to_snapshot(&self) -> Vec<u8> {
-        #[derive(Serialize)]
-        struct SnapshotRef<'a> {
-            index: u64,
-            stats: &'a StoreStats,
-            entries: &'a BTreeMap<String, Entry>,
-            auth: &'a AuthState,
-            requests: &'a Deduplicator,
-        }
-        let data = SnapshotRef {
-            index: self.index,
-            stats: &self.stats,
-            entries: self.tree.entries(),
-            auth: &self.auth,
-            requests: &self.requests,
-        };
-        serde_json::to_vec(&data).expect("the keyspace always serializes")
+        self.freeze().to_bytes()
     }
 
     pub fn from_snapshot(bytes: &[u8]) -> Result<Self, SnapshotError> {
-        let data: SnapshotData = serde_json::from_slice(bytes)?;
-        // The root is implicit; every stored key is a canonical key below it. A snapshot
-        // from the peer port is as untrusted as a proposal.
-        if let Some(key) = data
-            .entries
-            .keys()
-            .find(|k| *k == "/" || crate::clean_key(k) != **k)
+        let data: Frozen = serde_json::from_slice(bytes)?;
+        let refuse = |why: String| Err(SnapshotError(serde::de::Error::custom(why)));
+        if data.format != SNAPSHOT_FORMAT {
+            return refuse(format!(
+                "snapshot format {} is not {SNAPSHOT_FORMAT}",
+                data.format
+            ));
+        }
+        // The root is implicit, and v2 created every directory and file under a canonical
+        // path. A snapshot from the peer port is as untrusted as a proposal.
+        if let Some((key, _)) = data
+            .keyspace
+            .entries()
+            .iter()
+            .find(|(k, e)| (e.dir || k.is_empty()) && !tree::is_v2_path(k))
         {
-            return Err(SnapshotError(serde::de::Error::custom(format!(
-                "the keyspace holds a key that is not canonical: {key:?}"
-            ))));
+            return refuse(format!(
+                "the keyspace holds a directory that is not a canonical path: {key:?}"
+            ));
         }
         Ok(StateMachine {
-            tree: Tree::from_entries(data.entries),
-            index: data.index,
+            keyspace: data.keyspace.restored(),
+            leases: data.leases,
             now_ms: 0,
             stats: data.stats,
             auth: data.auth,
@@ -165,16 +212,17 @@ impl StateMachine {
 
     /// A v2 GET at `now_ms`: the node, and for a directory its visible children.
     pub fn get(&self, key: &str, recursive: bool, now_ms: u64) -> Result<Event, V2Error> {
-        let result = self.tree.lookup(key, self.index).map(|entry| {
-            let mut node = self.tree.view(key, entry, false, now_ms);
-            if entry.is_dir() {
-                node.nodes = self.tree.child_views(key, recursive, now_ms);
+        let ks = &self.keyspace;
+        let result = tree::lookup(ks, key, self.index()).map(|entry| {
+            let mut node = tree::view(ks, key, entry, false, now_ms);
+            if entry.dir {
+                node.nodes = tree::child_views(ks, key, recursive, now_ms);
             }
             Event {
                 action: Action::Get,
                 node,
                 prev_node: None,
-                etcd_index: self.index,
+                etcd_index: self.index(),
                 refresh: false,
             }
         });
@@ -216,9 +264,15 @@ impl StateMachine {
             }
             Request::Auth(op) => Response::Auth(self.auth.apply(op).map(|(outcome, writes)| {
                 // etcd stores auth data in its v2 store: its writes move the index too.
-                self.index += writes;
+                let revision = self.keyspace.revision() + writes as i64;
+                self.keyspace.advance_to(revision);
                 outcome
             })),
+            Request::V3 { write, now_ms } => {
+                self.now_ms = *now_ms;
+                let (result, v2_events) = self.apply_v3(write);
+                Response::V3 { result, v2_events }
+            }
         }
     }
 
@@ -227,270 +281,16 @@ impl StateMachine {
         &self.auth
     }
 
-    fn apply_v2(&mut self, op: &V2Op) -> Result<Event, V2Error> {
-        match op {
-            V2Op::Set {
-                key,
-                value,
-                expiry,
-                refresh,
-            } => self.set(key, value.as_deref(), *expiry, *refresh),
-            V2Op::Create {
-                key,
-                value,
-                expiry,
-                in_order,
-            } => {
-                let key = if *in_order {
-                    format!("{}/{:020}", key.trim_end_matches('/'), self.index + 1)
-                } else {
-                    key.clone()
-                };
-                self.create(&key, value.as_deref(), *expiry, Action::Create, false, None)
-            }
-            V2Op::Update {
-                key,
-                value,
-                expiry,
-                refresh,
-            } => self.update(key, value.as_deref(), *expiry, *refresh),
-            V2Op::CompareAndSwap {
-                key,
-                value,
-                expiry,
-                refresh,
-                compare,
-            } => self.compare_and_swap(key, value, *expiry, *refresh, compare),
-            V2Op::Delete {
-                key,
-                dir,
-                recursive,
-            } => self.delete(key, *dir || *recursive, *recursive),
-            V2Op::CompareAndDelete { key, compare } => self.compare_and_delete(key, compare),
-        }
-    }
-
-    fn set(
-        &mut self,
-        key: &str,
-        value: Option<&str>,
-        expiry: Expiry,
-        refresh: bool,
-    ) -> Result<Event, V2Error> {
-        let existing = self.tree.lookup(key, self.index).ok().cloned();
-        let value = if refresh {
-            // A refresh keeps the value (and the kind) of the node it refreshes.
-            let node = self.tree.lookup(key, self.index)?;
-            node.value.clone()
-        } else {
-            value.map(str::to_string)
-        };
-        let prev = existing.map(|e| self.view(key, &e));
-        let mut event = self.create(key, value.as_deref(), expiry, Action::Set, true, prev)?;
-        event.refresh = refresh;
-        Ok(event)
-    }
-
-    /// etcd's internalCreate: makes missing parents, refuses `/`, replaces a file only
-    /// when `replace` (set), never a directory.
-    fn create(
-        &mut self,
-        key: &str,
-        value: Option<&str>,
-        expiry: Expiry,
-        action: Action,
-        replace: bool,
-        prev: Option<NodeView>,
-    ) -> Result<Event, V2Error> {
-        let index = self.index;
-        refuse_root(key, index)?;
-        self.tree.check_parents(key, index)?;
-        if let Ok(existing) = self.tree.lookup(key, index) {
-            if !replace {
-                return Err(V2Error::new(ErrorCode::NodeExist, key, index));
-            }
-            if existing.is_dir() {
-                return Err(V2Error::new(ErrorCode::NotFile, key, index));
-            }
-        }
-        let next = index + 1;
-        self.tree.create_parents(key, next);
-        let entry = Entry {
-            value: value.map(str::to_string),
-            created_index: next,
-            modified_index: next,
-            expire_at: expire_at(expiry),
-        };
-        let node = self.view(key, &entry);
-        self.tree.insert(key, entry);
-        self.index = next;
-        Ok(Event {
-            action,
-            node,
-            prev_node: prev,
-            etcd_index: next,
-            refresh: false,
-        })
-    }
-
-    fn update(
-        &mut self,
-        key: &str,
-        value: Option<&str>,
-        expiry: Expiry,
-        refresh: bool,
-    ) -> Result<Event, V2Error> {
-        let index = self.index;
-        refuse_root(key, index)?;
-        let existing = self.tree.lookup(key, index)?.clone();
-        if existing.is_dir() && value.is_some_and(|v| !v.is_empty()) {
-            return Err(V2Error::new(ErrorCode::NotFile, key, index));
-        }
-        let new_value = match (&existing.value, refresh) {
-            (None, _) => None,
-            (Some(old), true) => Some(old.clone()),
-            (Some(_), false) => Some(value.unwrap_or_default().to_string()),
-        };
-        let prev = self.view(key, &existing);
-        // etcd reports the new index for a directory update but keeps the directory's
-        // stored modifiedIndex (only its TTL changes).
-        let stored_index = if existing.is_dir() {
-            existing.modified_index
-        } else {
-            self.index + 1
-        };
-        Ok(self.rewrite(
-            Action::Update,
-            key,
-            new_value,
-            expiry,
-            refresh,
-            prev,
-            stored_index,
-        ))
-    }
-
-    fn compare_and_swap(
-        &mut self,
-        key: &str,
-        value: &str,
-        expiry: Expiry,
-        refresh: bool,
-        compare: &Compare,
-    ) -> Result<Event, V2Error> {
-        let index = self.index;
-        refuse_root(key, index)?;
-        let existing = self.tree.lookup(key, index)?.clone();
-        check_compare(key, &existing, compare, index)?;
-        let new_value = if refresh {
-            existing.value.clone()
-        } else {
-            Some(value.to_string())
-        };
-        let prev = self.view(key, &existing);
-        Ok(self.rewrite(
-            Action::CompareAndSwap,
-            key,
-            new_value,
-            expiry,
-            refresh,
-            prev,
-            self.index + 1,
-        ))
-    }
-
-    /// Writes a new value and expiry into an existing node, keeping its created index.
-    #[allow(clippy::too_many_arguments)]
-    fn rewrite(
-        &mut self,
-        action: Action,
-        key: &str,
-        value: Option<String>,
-        expiry: Expiry,
-        refresh: bool,
-        prev: NodeView,
-        stored_index: u64,
-    ) -> Event {
-        let next = self.index + 1;
-        self.tree
-            .rewrite(key, value, stored_index, expire_at(expiry));
-        self.index = next;
-        let entry = self
-            .tree
-            .lookup(key, next)
-            .expect("the node was just written");
-        let mut node = self.view(key, entry);
-        node.modified_index = next;
-        Event {
-            action,
-            node,
-            prev_node: Some(prev),
-            etcd_index: next,
-            refresh,
-        }
-    }
-
-    fn delete(&mut self, key: &str, dir: bool, recursive: bool) -> Result<Event, V2Error> {
-        let index = self.index;
-        refuse_root(key, index)?;
-        let existing = self.tree.lookup(key, index)?.clone();
-        if existing.is_dir() {
-            if !dir {
-                return Err(V2Error::new(ErrorCode::NotFile, key, index));
-            }
-            if !recursive && self.tree.has_children(key) {
-                return Err(V2Error::new(ErrorCode::DirNotEmpty, key, index));
-            }
-        }
-        Ok(self.remove(Action::Delete, key, &existing))
-    }
-
-    fn compare_and_delete(&mut self, key: &str, compare: &Compare) -> Result<Event, V2Error> {
-        let index = self.index;
-        let existing = self.tree.lookup(key, index)?.clone();
-        check_compare(key, &existing, compare, index)?;
-        Ok(self.remove(Action::CompareAndDelete, key, &existing))
-    }
-
-    /// Removes a node (and its subtree); the event's node carries only key, dir and indexes.
-    fn remove(&mut self, action: Action, key: &str, existing: &Entry) -> Event {
-        let next = self.index + 1;
-        let prev = self.view(key, existing);
-        self.tree.remove_subtree(key);
-        self.index = next;
-        let node = NodeView {
-            key: key.to_string(),
-            value: None,
-            dir: existing.is_dir(),
-            expiration_ms: None,
-            ttl: 0,
-            nodes: None,
-            modified_index: next,
-            created_index: existing.created_index,
-        };
-        Event {
-            action,
-            node,
-            prev_node: Some(prev),
-            etcd_index: next,
-            refresh: false,
-        }
-    }
-
-    /// A node as an event shows it, with the `ttl` left at the applying request's clock.
-    fn view(&self, key: &str, entry: &Entry) -> NodeView {
-        self.tree.view(key, entry, false, self.now_ms)
-    }
-
     fn expire(&mut self, now_ms: u64) -> Vec<Event> {
         let mut events = Vec::new();
-        while let Some(key) = self.tree.first_expired(now_ms) {
+        while let Some(key) = self.keyspace.first_expired(now_ms) {
             let existing = self
-                .tree
-                .lookup(&key, self.index)
-                .expect("expiry queue only holds live keys")
-                .clone();
-            events.push(self.remove(Action::Expire, &key, &existing));
+                .keyspace
+                .get(&key)
+                .cloned()
+                .expect("expiry queue only holds live keys");
+            let path = key.to_text();
+            events.push(self.remove(Action::Expire, &path, &existing));
             self.stats.expire_count += 1;
         }
         events
@@ -514,50 +314,4 @@ impl StateMachine {
         };
         *(if ok { success } else { fail }) += 1;
     }
-}
-
-/// `/` itself is read-only (107); everything below it is writable.
-fn refuse_root(key: &str, index: u64) -> Result<(), V2Error> {
-    if key == "/" {
-        return Err(V2Error::new(ErrorCode::RootReadOnly, "/", index));
-    }
-    Ok(())
-}
-
-fn expire_at(expiry: Expiry) -> Option<u64> {
-    match expiry {
-        Expiry::Permanent => None,
-        Expiry::At(ms) => Some(ms),
-    }
-}
-
-/// etcd's compare: an absent or empty prevValue and a prevIndex of 0 always match.
-/// Directories cannot be compared (102).
-fn check_compare(key: &str, node: &Entry, compare: &Compare, index: u64) -> Result<(), V2Error> {
-    let Some(value) = &node.value else {
-        // For the root, etcd's cause is its internal namespace, which trims to nothing.
-        let cause = if key == "/" { "" } else { key };
-        return Err(V2Error::new(ErrorCode::NotFile, cause, index));
-    };
-    let want_value = compare.prev_value.as_deref().filter(|v| !v.is_empty());
-    let want_index = compare.prev_index.filter(|i| *i != 0);
-    let value_ok = want_value.is_none_or(|v| v == value);
-    let index_ok = want_index.is_none_or(|i| i == node.modified_index);
-    let cause = match (value_ok, index_ok) {
-        (true, true) => return Ok(()),
-        (false, true) => format!("[{} != {}]", want_value.unwrap_or_default(), value),
-        (true, false) => format!(
-            "[{} != {}]",
-            want_index.unwrap_or_default(),
-            node.modified_index
-        ),
-        (false, false) => format!(
-            "[{} != {}] [{} != {}]",
-            want_value.unwrap_or_default(),
-            value,
-            want_index.unwrap_or_default(),
-            node.modified_index
-        ),
-    };
-    Err(V2Error::new(ErrorCode::TestFailed, cause, index))
 }

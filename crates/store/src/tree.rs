@@ -1,249 +1,193 @@
-//! The keyspace: one ordered map from full path to entry, directories included.
+//! v2's view of the keyspace: a tree of directories and files named by clean paths.
 //!
-//! Directories are explicit entries (`value == None`), as in the v2→v3 mapping: v2 path
-//! `/a/b` is key `/a/b`. Byte order of keys is Go's string order, so every listing comes
-//! out sorted, which also satisfies `sorted=true`.
+//! v2 path `/a/b` is key `/a/b`, byte for byte. Directories are explicit entries, as
+//! etcd's v2 store has them, so a listing walks the ordered keys under `dir/`. Keys that
+//! v3 wrote and that are not clean v2 paths (`a`, `/a//b`, `/a/`, invalid UTF-8) are not
+//! v2 nodes: listings skip them.
 
-use crate::{ErrorCode, NodeView, V2Error, remaining_seconds};
-use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet};
+use crate::keyspace::{Entry, Keyspace, Revision};
+use crate::{Bytes, ErrorCode, NodeView, V2Error, remaining_seconds};
 use std::ops::Bound;
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct Entry {
-    /// `None` marks a directory.
-    pub value: Option<String>,
-    pub created_index: u64,
-    pub modified_index: u64,
-    pub expire_at: Option<u64>,
-}
-
-impl Entry {
-    pub fn is_dir(&self) -> bool {
-        self.value.is_none()
-    }
-}
 
 /// The root directory: it always exists, is never written, and has index 0.
 static ROOT: Entry = Entry {
     value: None,
-    created_index: 0,
-    modified_index: 0,
+    dir: true,
+    create_revision: 0,
+    mod_revision: 0,
+    version: 0,
+    lease: 0,
     expire_at: None,
 };
 
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub(crate) struct Tree {
-    entries: BTreeMap<String, Entry>,
-    /// (expiry in Unix ms, key) for every entry with a TTL: the expiry queue.
-    expiring: BTreeSet<(u64, String)>,
+/// Finds `key`, reporting the first missing path component (100) or the first component
+/// that is a file (104), as etcd's walk does.
+pub(crate) fn lookup<'a>(ks: &'a Keyspace, key: &str, index: u64) -> Result<&'a Entry, V2Error> {
+    if key == "/" {
+        return Ok(&ROOT);
+    }
+    let mut found = &ROOT;
+    let mut found_key = "/";
+    for prefix in prefixes(key) {
+        if !found.dir {
+            return Err(V2Error::new(ErrorCode::NotDir, found_key, index));
+        }
+        found = ks
+            .get(prefix.as_bytes())
+            .ok_or_else(|| V2Error::new(ErrorCode::KeyNotFound, prefix, index))?;
+        found_key = prefix;
+    }
+    Ok(found)
 }
 
-impl Tree {
-    pub fn from_entries(entries: BTreeMap<String, Entry>) -> Tree {
-        let expiring = entries
-            .iter()
-            .filter_map(|(k, e)| e.expire_at.map(|at| (at, k.clone())))
-            .collect();
-        Tree { entries, expiring }
+/// Checks that every ancestor of `key` is a directory or absent (104 otherwise).
+pub(crate) fn check_parents(ks: &Keyspace, key: &str, index: u64) -> Result<(), V2Error> {
+    match ancestors(key).find(|p| ks.get(p.as_bytes()).is_some_and(|e| !e.dir)) {
+        Some(file) => Err(V2Error::new(ErrorCode::NotDir, file, index)),
+        None => Ok(()),
     }
+}
 
-    pub fn entries(&self) -> &BTreeMap<String, Entry> {
-        &self.entries
-    }
-
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    /// Finds `key`, reporting the first missing path component (100) or the first
-    /// component that is a file (104), as etcd's walk does.
-    pub fn lookup(&self, key: &str, index: u64) -> Result<&Entry, V2Error> {
-        if key == "/" {
-            return Ok(&ROOT);
-        }
-        let mut found = &ROOT;
-        let mut found_key = "/";
-        for prefix in prefixes(key) {
-            if !found.is_dir() {
-                return Err(V2Error::new(ErrorCode::NotDir, found_key, index));
-            }
-            found = self
-                .entries
-                .get(prefix)
-                .ok_or_else(|| V2Error::new(ErrorCode::KeyNotFound, prefix, index))?;
-            found_key = prefix;
-        }
-        Ok(found)
-    }
-
-    /// Checks that every ancestor of `key` is a directory or absent (104 otherwise).
-    pub fn check_parents(&self, key: &str, index: u64) -> Result<(), V2Error> {
-        match ancestors(key).find(|p| self.entries.get(*p).is_some_and(|e| !e.is_dir())) {
-            Some(file) => Err(V2Error::new(ErrorCode::NotDir, file, index)),
-            None => Ok(()),
+/// Creates the missing ancestors of `key` as directories made at `revision`. Ancestors
+/// that are files stay files (a v3 put below a v2 file is allowed; v2 then answers 104).
+pub(crate) fn create_parents(ks: &mut Keyspace, key: &str, revision: Revision) {
+    for parent in ancestors(key) {
+        if ks.get(parent.as_bytes()).is_none() {
+            let dir = Entry {
+                value: None,
+                dir: true,
+                create_revision: revision,
+                mod_revision: revision,
+                version: 0,
+                lease: 0,
+                expire_at: None,
+            };
+            ks.put(&Bytes::from(parent), dir, revision);
         }
     }
+}
 
-    /// Creates the missing ancestors of `key` as directories made at `index`.
-    /// Call `check_parents` first.
-    pub fn create_parents(&mut self, key: &str, index: u64) {
-        for parent in ancestors(key) {
-            if !self.entries.contains_key(parent) {
-                let dir = Entry {
-                    value: None,
-                    created_index: index,
-                    modified_index: index,
-                    expire_at: None,
-                };
-                self.entries.insert(parent.to_string(), dir);
-            }
+/// Removes `key` and everything below it at `revision`, v3 keys included; returns the
+/// removed entries (for their leases).
+pub(crate) fn remove_subtree(
+    ks: &mut Keyspace,
+    key: &str,
+    revision: Revision,
+) -> Vec<(Bytes, Entry)> {
+    let below: Vec<Bytes> = descendant_keys(ks, key).cloned().collect();
+    let mut removed = Vec::new();
+    if let Some(entry) = ks.remove(key.as_bytes(), revision) {
+        removed.push((Bytes::from(key), entry));
+    }
+    for child in below {
+        if let Some(entry) = ks.remove(&child, revision) {
+            removed.push((child, entry));
         }
     }
+    removed
+}
 
-    pub fn insert(&mut self, key: &str, entry: Entry) {
-        // Forget the old expiry before recording the new one: they may be equal.
-        let new_expiry = entry.expire_at;
-        if let Some(old) = self.entries.insert(key.to_string(), entry) {
-            self.forget_expiry(key, &old);
-        }
-        if let Some(at) = new_expiry {
-            self.expiring.insert((at, key.to_string()));
-        }
-    }
+pub(crate) fn has_children(ks: &Keyspace, dir: &str) -> bool {
+    descendant_keys(ks, dir).next().is_some()
+}
 
-    /// Changes value, modified index and expiry of an existing entry in place.
-    pub fn rewrite(
-        &mut self,
-        key: &str,
-        value: Option<String>,
-        index: u64,
-        expire_at: Option<u64>,
-    ) {
-        let Some(entry) = self.entries.get(key) else {
-            return;
-        };
-        let created_index = entry.created_index;
-        self.insert(
-            key,
-            Entry {
-                value,
-                created_index,
-                modified_index: index,
-                expire_at,
-            },
-        );
-    }
-
-    /// Removes `key` and everything below it.
-    pub fn remove_subtree(&mut self, key: &str) {
-        if let Some(old) = self.entries.remove(key) {
-            self.forget_expiry(key, &old);
-        }
-        let below: Vec<String> = self.descendant_keys(key).map(str::to_string).collect();
-        for child in below {
-            if let Some(old) = self.entries.remove(&child) {
-                self.forget_expiry(&child, &old);
-            }
-        }
-    }
-
-    pub fn has_children(&self, dir: &str) -> bool {
-        self.descendant_keys(dir).next().is_some()
-    }
-
-    /// The earliest expiry at or before `now_ms`, if any.
-    pub fn first_expired(&self, now_ms: u64) -> Option<String> {
-        self.expiring
-            .first()
-            .filter(|(at, _)| *at <= now_ms)
-            .map(|(_, key)| key.clone())
-    }
-
-    pub fn next_expiry(&self) -> Option<u64> {
-        self.expiring.first().map(|(at, _)| *at)
-    }
-
-    /// The node as a `prevNode` or a listing child shows it: no children unless
-    /// `recursive`, hidden children left out.
-    /// `now_ms` fixes the remaining `ttl` shown.
-    pub fn view(&self, key: &str, entry: &Entry, recursive: bool, now_ms: u64) -> NodeView {
-        let nodes = if entry.is_dir() && recursive {
-            self.child_views(key, true, now_ms)
-        } else {
+/// The node as a `prevNode` or a listing child shows it: no children unless `recursive`,
+/// hidden children left out. `now_ms` fixes the remaining `ttl` shown.
+pub(crate) fn view(
+    ks: &Keyspace,
+    key: &str,
+    entry: &Entry,
+    recursive: bool,
+    now_ms: u64,
+) -> NodeView {
+    let nodes = if entry.dir && recursive {
+        child_views(ks, key, true, now_ms)
+    } else {
+        None
+    };
+    NodeView {
+        key: key.to_string(),
+        value: if entry.dir {
             None
-        };
-        NodeView {
-            key: key.to_string(),
-            value: entry.value.clone(),
-            dir: entry.is_dir(),
-            expiration_ms: entry.expire_at,
-            ttl: entry
-                .expire_at
-                .map_or(0, |at| remaining_seconds(at, now_ms)),
-            nodes,
-            modified_index: entry.modified_index,
-            created_index: entry.created_index,
-        }
+        } else {
+            entry.value.as_ref().map(Bytes::to_text)
+        },
+        dir: entry.dir,
+        expiration_ms: entry.expire_at,
+        ttl: entry
+            .expire_at
+            .map_or(0, |at| remaining_seconds(at, now_ms)),
+        nodes,
+        modified_index: entry.mod_revision as u64,
+        created_index: entry.create_revision as u64,
     }
+}
 
-    /// The visible (non-hidden) direct children of `dir`, each shown with `recursive`.
-    pub fn child_views(&self, dir: &str, recursive: bool, now_ms: u64) -> Option<Vec<NodeView>> {
-        let views: Vec<NodeView> = self
-            .children(dir)
-            .filter(|(key, _)| !is_hidden_name(key))
-            .map(|(key, entry)| self.view(key, entry, recursive, now_ms))
-            .collect();
-        (!views.is_empty()).then_some(views)
-    }
+/// The visible (non-hidden) direct children of `dir`, each shown with `recursive`.
+pub(crate) fn child_views(
+    ks: &Keyspace,
+    dir: &str,
+    recursive: bool,
+    now_ms: u64,
+) -> Option<Vec<NodeView>> {
+    let views: Vec<NodeView> = children(ks, dir)
+        .filter(|(key, _)| !is_hidden_name(key))
+        .map(|(key, entry)| view(ks, key, entry, recursive, now_ms))
+        .collect();
+    (!views.is_empty()).then_some(views)
+}
 
-    /// Direct children of `dir`. Because every directory is an entry and precedes its own
-    /// descendants, the first key at or after the cursor is always a direct child or a
-    /// descendant of one; descendants are skipped by jumping past `child + "/"`.
-    fn children<'a>(&'a self, dir: &str) -> impl Iterator<Item = (&'a str, &'a Entry)> + 'a {
-        let prefix = child_prefix(dir);
-        let mut cursor: Bound<String> = Bound::Included(prefix.clone());
-        std::iter::from_fn(move || {
-            loop {
-                let (key, entry) = self
-                    .entries
-                    .range::<String, _>((cursor.clone(), Bound::Unbounded))
-                    .next()?;
-                if !key.starts_with(&prefix) {
-                    return None;
+/// Direct children of `dir` that are v2 nodes. Because every v2 directory is an entry and
+/// precedes its own descendants, the first key at or after the cursor is a direct child or
+/// a descendant of one; descendants are skipped by jumping past `child + "/"`.
+fn children<'a>(ks: &'a Keyspace, dir: &str) -> impl Iterator<Item = (&'a str, &'a Entry)> + 'a {
+    let prefix = child_prefix(dir).into_bytes();
+    let mut cursor: Bound<Bytes> = Bound::Included(Bytes::from(prefix.as_slice()));
+    std::iter::from_fn(move || {
+        loop {
+            let (key, entry) = ks
+                .entries()
+                .range((cursor.clone(), Bound::Unbounded))
+                .next()?;
+            if !key.starts_with(&prefix) {
+                return None;
+            }
+            match key[prefix.len()..].iter().position(|b| *b == b'/') {
+                None => {
+                    cursor = Bound::Excluded(key.clone());
+                    match std::str::from_utf8(key) {
+                        Ok(name) if is_node_name(&name[prefix.len()..]) => {
+                            return Some((name, entry));
+                        }
+                        _ => continue,
+                    }
                 }
-                match key[prefix.len()..].find('/') {
-                    None => {
-                        cursor = Bound::Excluded(key.clone());
-                        return Some((key.as_str(), entry));
-                    }
-                    // A descendant of a child: '0' is the byte after '/', so this skips
-                    // exactly the child's subtree and no sibling.
-                    Some(slash) => {
-                        cursor = Bound::Included(format!("{}0", &key[..prefix.len() + slash]))
-                    }
+                // A descendant of a child: '0' is the byte after '/', so this skips
+                // exactly the child's subtree and no sibling.
+                Some(slash) => {
+                    let mut next = key[..prefix.len() + slash].to_vec();
+                    next.push(b'0');
+                    cursor = Bound::Included(Bytes::from(next));
                 }
             }
-        })
-    }
-
-    fn descendant_keys<'a>(&'a self, dir: &str) -> impl Iterator<Item = &'a str> + 'a {
-        let prefix = child_prefix(dir);
-        self.entries
-            .range::<String, _>((Bound::Included(prefix.clone()), Bound::Unbounded))
-            .map(|(k, _)| k.as_str())
-            .take_while(move |k| k.starts_with(&prefix))
-    }
-
-    fn forget_expiry(&mut self, key: &str, old: &Entry) {
-        if let Some(at) = old.expire_at {
-            self.expiring.remove(&(at, key.to_string()));
         }
-    }
+    })
+}
+
+/// A path component v2 can name: not empty, not `.` or `..`.
+fn is_node_name(name: &str) -> bool {
+    !matches!(name, "" | "." | "..")
+}
+
+fn descendant_keys<'a>(ks: &'a Keyspace, dir: &str) -> impl Iterator<Item = &'a Bytes> + 'a {
+    let prefix = child_prefix(dir).into_bytes();
+    ks.range(&prefix, None)
+        .map(|(k, _)| k)
+        .take_while(move |k| k.starts_with(&prefix))
 }
 
 /// Every ancestor of `key` below the root, shortest first: `/a/b/c` gives `/a`, `/a/b`.
-fn ancestors(key: &str) -> impl Iterator<Item = &str> {
+pub(crate) fn ancestors(key: &str) -> impl Iterator<Item = &str> {
     key.match_indices('/').skip(1).map(|(i, _)| &key[..i])
 }
 
@@ -267,26 +211,36 @@ fn is_hidden_name(key: &str) -> bool {
         .is_some_and(|name| name.starts_with('_'))
 }
 
+/// Whether v2 can name `key`: a clean absolute path in UTF-8 other than the root.
+pub fn is_v2_path(key: &[u8]) -> bool {
+    std::str::from_utf8(key).is_ok_and(|k| k != "/" && crate::clean_key(k) == k)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn file(index: u64) -> Entry {
+    fn file(rev: Revision) -> Entry {
         Entry {
             value: Some("v".into()),
-            created_index: index,
-            modified_index: index,
+            dir: false,
+            create_revision: rev,
+            mod_revision: rev,
+            version: 1,
+            lease: 0,
             expire_at: None,
         }
     }
 
-    fn tree_with(keys: &[&str]) -> Tree {
-        let mut t = Tree::default();
-        for (i, k) in keys.iter().enumerate() {
-            t.create_parents(k, i as u64 + 1);
-            t.insert(k, file(i as u64 + 1));
+    fn tree_with(keys: &[&str]) -> Keyspace {
+        let mut ks = Keyspace::default();
+        for k in keys {
+            let rev = ks.revision() + 1;
+            create_parents(&mut ks, k, rev);
+            ks.put(&Bytes::from(*k), file(rev), rev);
+            ks.advance_to(rev);
         }
-        t
+        ks
     }
 
     #[test]
@@ -300,34 +254,49 @@ mod tests {
 
     #[test]
     fn children_skip_grandchildren_but_keep_siblings_that_sort_between() {
-        let t = tree_with(&["/a/x/y", "/a/x-1", "/a/x0", "/ab"]);
-        let names: Vec<&str> = t.children("/a").map(|(k, _)| k).collect();
+        let ks = tree_with(&["/a/x/y", "/a/x-1", "/a/x0", "/ab"]);
+        let names: Vec<&str> = children(&ks, "/a").map(|(k, _)| k).collect();
         assert_eq!(names, ["/a/x", "/a/x-1", "/a/x0"]);
-        let top: Vec<&str> = t.children("/").map(|(k, _)| k).collect();
+        let top: Vec<&str> = children(&ks, "/").map(|(k, _)| k).collect();
         assert_eq!(top, ["/a", "/ab"]);
     }
 
     #[test]
+    fn keys_v2_cannot_name_are_not_children() {
+        let mut ks = tree_with(&["/a/b"]);
+        for weird in [&b"/a//c"[..], b"/a/.", b"/a/\xff", b"a"] {
+            let rev = ks.revision() + 1;
+            ks.put(&Bytes::from(weird), file(rev), rev);
+            ks.advance_to(rev);
+        }
+        let names: Vec<&str> = children(&ks, "/a").map(|(k, _)| k).collect();
+        assert_eq!(names, ["/a/b"]);
+        assert!(!is_v2_path(b"/a/") && !is_v2_path(b"a") && is_v2_path(b"/a/b"));
+    }
+
+    #[test]
     fn lookup_names_the_missing_or_file_component() {
-        let t = tree_with(&["/a/f"]);
-        assert_eq!(t.lookup("/a/g/h", 9).unwrap_err().cause, "/a/g");
-        let err = t.lookup("/a/f/h", 9).unwrap_err();
+        let ks = tree_with(&["/a/f"]);
+        assert_eq!(lookup(&ks, "/a/g/h", 9).unwrap_err().cause, "/a/g");
+        let err = lookup(&ks, "/a/f/h", 9).unwrap_err();
         assert_eq!((err.code, err.cause.as_str()), (ErrorCode::NotDir, "/a/f"));
     }
 
     #[test]
     fn removing_a_subtree_forgets_its_expiries() {
-        let mut t = tree_with(&["/d/k"]);
-        t.rewrite("/d/k", Some("v".into()), 5, Some(1000));
-        assert_eq!(t.next_expiry(), Some(1000));
-        t.remove_subtree("/d");
-        assert_eq!((t.len(), t.next_expiry()), (0, None));
+        let mut ks = tree_with(&["/d/k"]);
+        let mut e = file(5);
+        e.expire_at = Some(1000);
+        ks.put(&Bytes::from("/d/k"), e, 5);
+        assert_eq!(ks.next_expiry(), Some(1000));
+        remove_subtree(&mut ks, "/d", 6);
+        assert_eq!((ks.len(), ks.next_expiry()), (0, None));
     }
 
     #[test]
     fn hidden_children_are_left_out_of_listings() {
-        let t = tree_with(&["/a/_h", "/a/v"]);
-        let views = t.child_views("/a", false, 0).unwrap();
+        let ks = tree_with(&["/a/_h", "/a/v"]);
+        let views = child_views(&ks, "/a", false, 0).unwrap();
         assert_eq!(
             views.iter().map(|v| v.key.as_str()).collect::<Vec<_>>(),
             ["/a/v"]

@@ -90,7 +90,9 @@ impl WatchHub {
         match response {
             Response::V2(Ok(event)) => inner.publish(event),
             Response::V2(Err(_)) | Response::Auth(_) => {}
-            Response::Expired(events) => events.iter().for_each(|e| inner.publish(e)),
+            Response::Expired(events) | Response::V3 { v2_events: events, .. } => {
+                events.iter().for_each(|e| inner.publish(e))
+            }
         }
     }
 

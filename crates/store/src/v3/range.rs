@@ -1,0 +1,186 @@
+//! Range: reading keys, at the current revision or an old one, with etcd's options.
+
+use super::{V3Error, header};
+use crate::keyspace::{Entry, Keyspace};
+use crate::{Bytes, StateMachine};
+use musubi_proto::etcdserverpb::{self as pb, range_request::SortOrder, range_request::SortTarget};
+use musubi_proto::mvccpb::KeyValue;
+
+/// The keys `[key, range_end)` name, as etcd reads them: no `range_end` is the one key,
+/// `"\0"` is every key from `key` on (`None` as the end), and an end at or before `key`
+/// names nothing (`None` overall).
+pub fn key_bounds(key: &[u8], range_end: &[u8]) -> Option<(Vec<u8>, Option<Vec<u8>>)> {
+    match range_end {
+        [] => {
+            let mut end = key.to_vec();
+            end.push(0);
+            Some((key.to_vec(), Some(end)))
+        }
+        [0] => Some((key.to_vec(), None)),
+        end if end <= key => None,
+        end => Some((key.to_vec(), Some(end.to_vec()))),
+    }
+}
+
+/// The end of the range of keys starting with `prefix` (etcdctl's `--prefix`): the prefix
+/// with its last byte below 0xff incremented and what follows dropped; `"\0"` when every
+/// byte is 0xff.
+pub fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    vec![0]
+}
+
+pub(crate) fn key_value(key: &Bytes, e: &Entry) -> KeyValue {
+    KeyValue {
+        key: key.to_vec(),
+        create_revision: e.create_revision,
+        mod_revision: e.mod_revision,
+        version: e.version,
+        value: e.value.as_ref().map(Bytes::to_vec).unwrap_or_default(),
+        lease: e.lease,
+    }
+}
+
+/// The v3 keys in a request's range at `revision`, in key order.
+pub(crate) fn keys_in(
+    ks: &Keyspace,
+    key: &[u8],
+    range_end: &[u8],
+    revision: i64,
+) -> Vec<(Bytes, Entry)> {
+    match key_bounds(key, range_end) {
+        None => Vec::new(),
+        Some((from, _)) if range_end.is_empty() => {
+            // One key: a lookup, not a scan, whenever the current revision is read.
+            if revision >= ks.revision() {
+                ks.get(&from)
+                    .filter(|e| e.is_key())
+                    .map(|e| vec![(Bytes::from(from.as_slice()), e.clone())])
+                    .unwrap_or_default()
+            } else {
+                let mut end = from.clone();
+                end.push(0);
+                ks.keys_at(&from, Some(&end), revision)
+            }
+        }
+        Some((from, to)) => ks.keys_at(&from, to.as_deref(), revision),
+    }
+}
+
+impl StateMachine {
+    /// A v3 Range, served from this member's state (the caller makes it linearizable).
+    pub fn range(&self, req: &pb::RangeRequest) -> Result<pb::RangeResponse, V3Error> {
+        if req.key.is_empty() {
+            return Err(V3Error::EmptyKey);
+        }
+        self.range_within(req, self.keyspace.revision())
+    }
+
+    /// Range with `header_revision` in its header (inside a Txn: the Txn's revision so far).
+    pub(crate) fn range_within(
+        &self,
+        req: &pb::RangeRequest,
+        header_revision: i64,
+    ) -> Result<pb::RangeResponse, V3Error> {
+        let ks = &self.keyspace;
+        let revision = ks.check_readable(req.revision)?;
+        let found = keys_in(ks, &req.key, &req.range_end, revision);
+        let count = found.len() as i64;
+        let mut resp = pb::RangeResponse {
+            header: header(header_revision),
+            count,
+            ..Default::default()
+        };
+        if req.count_only {
+            return Ok(resp);
+        }
+        let mut kvs: Vec<(Bytes, Entry)> = found
+            .into_iter()
+            .filter(|(_, e)| within(e.mod_revision, req.min_mod_revision, req.max_mod_revision))
+            .filter(|(_, e)| {
+                within(
+                    e.create_revision,
+                    req.min_create_revision,
+                    req.max_create_revision,
+                )
+            })
+            .collect();
+        sort(&mut kvs, req);
+        if req.limit > 0 && kvs.len() > req.limit as usize {
+            kvs.truncate(req.limit as usize);
+            resp.more = true;
+        }
+        resp.kvs = kvs
+            .iter()
+            .map(|(k, e)| {
+                let mut kv = key_value(k, e);
+                if req.keys_only {
+                    kv.value.clear();
+                }
+                kv
+            })
+            .collect();
+        Ok(resp)
+    }
+}
+
+/// etcd's min/max filters: 0 means no bound.
+fn within(value: i64, min: i64, max: i64) -> bool {
+    (min == 0 || value >= min) && (max == 0 || value <= max)
+}
+
+/// Sorts as etcd does: by key unless asked otherwise; a target other than the key with no
+/// order sorts ascending. The sort is stable, so ties keep key order.
+fn sort(kvs: &mut [(Bytes, Entry)], req: &pb::RangeRequest) {
+    let target = SortTarget::try_from(req.sort_target).unwrap_or(SortTarget::Key);
+    let mut order = SortOrder::try_from(req.sort_order).unwrap_or(SortOrder::None);
+    if target != SortTarget::Key && order == SortOrder::None {
+        order = SortOrder::Ascend;
+    }
+    if order == SortOrder::None {
+        return;
+    }
+    let by_target = |a: &Entry, b: &Entry| match target {
+        SortTarget::Key => std::cmp::Ordering::Equal,
+        SortTarget::Version => a.version.cmp(&b.version),
+        SortTarget::Create => a.create_revision.cmp(&b.create_revision),
+        SortTarget::Mod => a.mod_revision.cmp(&b.mod_revision),
+        SortTarget::Value => a.value.cmp(&b.value),
+    };
+    match (target, order) {
+        (SortTarget::Key, SortOrder::Descend) => kvs.reverse(),
+        (SortTarget::Key, _) => {}
+        // Go sorts a reversed comparator, so ties stay in key order either way.
+        (_, SortOrder::Descend) => kvs.sort_by(|(_, a), (_, b)| by_target(b, a)),
+        _ => kvs.sort_by(|(_, a), (_, b)| by_target(a, b)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_ends_increment_the_last_byte_below_ff() {
+        assert_eq!(prefix_end(b"a"), b"b");
+        assert_eq!(prefix_end(b"a\xff"), b"b");
+        assert_eq!(prefix_end(b"\xff\xff"), b"\0");
+    }
+
+    #[test]
+    fn bounds_follow_etcds_range_end_conventions() {
+        assert_eq!(
+            key_bounds(b"a", b""),
+            Some((b"a".to_vec(), Some(b"a\0".to_vec())))
+        );
+        assert_eq!(key_bounds(b"a", b"\0"), Some((b"a".to_vec(), None)));
+        assert_eq!(key_bounds(b"b", b"a"), None);
+        assert_eq!(key_bounds(b"a", b"a"), None);
+    }
+}
