@@ -36,6 +36,8 @@ command -v curl >/dev/null || need+=(curl)
 command -v ip >/dev/null || need+=(iproute2)
 command -v nft >/dev/null || need+=(nftables)   # tests/test_netns.py: packet-drop partitions
 command -v serf >/dev/null || need+=(serf)        # tests/test_agent.py: the real serf CLI (and agent)
+command -v node >/dev/null || need+=(nodejs)      # tests/test_v3_clients.py: npm etcd3 (tests/js/)
+command -v npm >/dev/null || need+=(npm)
 PY=${PYTHON:-python3}
 command -v "$PY" >/dev/null || need+=(python3)
 "$PY" -m pip --version >/dev/null 2>&1 || need+=(python3-pip)
@@ -58,6 +60,17 @@ fi
 # PyPI's Serf RPC client, driven against the agent (tests/test_agent_serfclient.py); it
 # brings msgpack, which the agent tests' own RPC client uses (tests/test_agent_query.py)
 "$PY" -c 'import serfclient, msgpack' 2>/dev/null || pip_q install serfclient==1.2.0 msgpack
+# v3 clients (tests/test_v3_clients.py): python etcd3 0.12 (gRPC) only imports with the old
+# protobuf, and its Lock needs tenacity < 7; etcd3gw speaks to the JSON gateway
+if ! "$PY" -c 'import etcd3, etcd3gw' 2>/dev/null \
+   || [ "$("$PY" -c 'import importlib.metadata as m; print(m.version("etcd3"), m.version("protobuf"), m.version("etcd3gw"))')" != "0.12.0 3.20.3 2.7.0" ] \
+   || ! "$PY" -c 'import importlib.metadata as m, sys; sys.exit(int(m.version("tenacity").split(".")[0]) >= 7)'; then
+  pip_q install etcd3==0.12.0 protobuf==3.20.3 "tenacity>=6.1,<7" etcd3gw==2.7.0
+fi
+# npm etcd3 1.1.2, pinned by tests/js/package-lock.json
+if [ ! -f tests/js/node_modules/etcd3/package.json ]; then
+  (cd tests/js && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+fi
 # python-etcd's own integration tests ship in its sdist (tests/test_python_etcd.py)
 export MUSUBI_TEST_CACHE=${MUSUBI_TEST_CACHE:-$HOME/.cache/musubi-tests}
 if [ ! -f "$MUSUBI_TEST_CACHE/python-etcd-0.4.5.tar.gz" ]; then
