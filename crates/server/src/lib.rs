@@ -8,22 +8,24 @@
 //! 2. open the Raft log and snapshot in the data dir, restoring the state machine;
 //! 3. start the TTL expiry loop;
 //! 4. serve clients on every client URL and peers on the peer URLs until SIGINT/SIGTERM;
-//!    `https://` URLs serve TLS (see [`tls`]).
+//!    `https://` URLs serve TLS (see [`tls`]). Every listener speaks HTTP/1.1 and HTTP/2
+//!    (see [`conn`]); the client URLs serve gRPC beside the HTTP API (see [`grpc`]).
 
 mod advertise;
 pub mod app;
 mod bootstrap;
 mod clock;
 pub mod config;
+mod conn;
 mod discovery;
 mod expiry;
+pub mod grpc;
 mod http;
 mod identity;
 mod tls;
 pub mod v2;
 
 use app::{App, Limits};
-use axum::serve::ListenerExt;
 use config::{Config, Invocation};
 use musubi_consensus::{ApplyHook, Consensus, ConsensusConfig, Member};
 use musubi_store::StateMachine;
@@ -137,7 +139,7 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
     let app = Arc::new(App::new(sm, hub, raft.clone(), identity, limits));
     tokio::spawn(expiry::run(app.clone()));
 
-    let client_router = http::router(app.clone());
+    let client_router = grpc::mount(http::router(app.clone()), &app);
     for bound in client_listeners {
         tracing::info!(url = %bound.url, "serving clients");
         tokio::spawn(bound.serve(client_router.clone()));
@@ -213,18 +215,7 @@ struct Bound {
 
 impl Bound {
     async fn serve(self, router: axum::Router) {
-        match self.tls {
-            Some(config) => tls::serve(self.listener, config, router).await,
-            None => {
-                // Replies are small and latency-bound: send them without Nagle's delay.
-                let listener = self.listener.tap_io(|tcp| {
-                    let _ = tcp.set_nodelay(true);
-                });
-                if let Err(e) = axum::serve(listener, router).await {
-                    tracing::error!(url = %self.url, error = %e, "listener stopped");
-                }
-            }
-        }
+        conn::serve(self.listener, self.tls, router).await
     }
 }
 

@@ -14,14 +14,10 @@
 //! named. Certificates are checked by webpki, which, like Go since 1.18, refuses SHA-1
 //! signatures.
 //!
-//! TLS listeners run their own accept loop ([`serve`]) rather than axum-server: plain
-//! listeners keep `axum::serve`, and each handshake runs in the connection's own task
-//! (with a timeout), so a slow or silent client never holds up the next accept.
+//! The client listeners offer ALPN `h2` and `http/1.1`: gRPC clients (grpc-go) insist on
+//! `h2`, curl and the v2 clients take either. Connections are served by [`crate::conn`].
 
 use crate::config::TlsInfo;
-use axum::Router;
-use hyper_util::rt::TokioIo;
-use hyper_util::service::TowerToHyperService;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls::pki_types::pem::PemObject;
@@ -30,12 +26,6 @@ use rustls::server::WebPkiClientVerifier;
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig, SignatureScheme};
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
-use tokio::net::{TcpListener, TcpStream};
-use tokio_rustls::TlsAcceptor;
-
-/// A client that connects and says nothing must not hold its socket forever.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
@@ -86,7 +76,9 @@ pub fn client_server_config(
     let Some(identity) = identity(&CLIENT, info, listen_urls)? else {
         return Ok(None);
     };
-    server_config(&CLIENT, info, identity).map(Some)
+    let mut config = server_config(&CLIENT, info, identity)?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Some(Arc::new(config)))
 }
 
 /// TLS on the peer side; each part is `None` when no peer TLS flag asks for it.
@@ -104,62 +96,9 @@ pub fn peer_configs(info: &TlsInfo, listen_urls: &[String]) -> Result<PeerTls, T
         _ => Some(peer_client_config(info, identity.as_ref())?),
     };
     let server = identity
-        .map(|id| server_config(&PEER, info, id))
+        .map(|id| server_config(&PEER, info, id).map(Arc::new))
         .transpose()?;
     Ok(PeerTls { server, dialer })
-}
-
-/// Serves `router` over TLS on every connection `listener` accepts.
-pub async fn serve(listener: TcpListener, config: Arc<ServerConfig>, router: Router) {
-    let acceptor = TlsAcceptor::from(config);
-    loop {
-        match listener.accept().await {
-            Ok((tcp, remote)) => {
-                tokio::spawn(serve_connection(
-                    acceptor.clone(),
-                    tcp,
-                    remote,
-                    router.clone(),
-                ));
-            }
-            // Out of file descriptors and the like: wait instead of spinning.
-            Err(e) => {
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    }
-}
-
-/// One connection: the handshake (which refuses clients without an acceptable
-/// certificate), then HTTP/1.1 until the client goes away.
-async fn serve_connection(
-    acceptor: TlsAcceptor,
-    tcp: TcpStream,
-    remote: std::net::SocketAddr,
-    router: Router,
-) {
-    let _ = tcp.set_nodelay(true);
-    let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-        Ok(Ok(stream)) => stream,
-        // etcd logs these too ("http: TLS handshake error from ..."): a client with the
-        // wrong CA or no certificate is the usual cause.
-        Ok(Err(e)) => {
-            tracing::warn!(%remote, error = %e, "TLS handshake failed");
-            return;
-        }
-        Err(_) => {
-            tracing::debug!(%remote, "TLS handshake timed out");
-            return;
-        }
-    };
-    let served = hyper::server::conn::http1::Builder::new()
-        .serve_connection(TokioIo::new(stream), TowerToHyperService::new(router))
-        .with_upgrades()
-        .await;
-    if let Err(e) = served {
-        tracing::debug!(%remote, error = %e, "connection ended");
-    }
 }
 
 fn provider() -> Arc<CryptoProvider> {
@@ -194,7 +133,7 @@ fn server_config(
     flags: &Flags,
     info: &TlsInfo,
     identity: CertAndKey,
-) -> Result<Arc<ServerConfig>, TlsError> {
+) -> Result<ServerConfig, TlsError> {
     let builder = ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| TlsError::Setup(e.to_string()))?;
@@ -223,7 +162,7 @@ fn server_config(
                 flags.cert, flags.key
             ))
         })?;
-    Ok(Arc::new(config))
+    Ok(config)
 }
 
 fn peer_client_config(

@@ -1,0 +1,39 @@
+//! gRPC on the client port: tonic services share the axum Router of the HTTP API.
+//!
+//! A request goes to gRPC when it is HTTP/2 with a `content-type` of `application/grpc*`,
+//! the test etcd's own handler makes (`grpcHandlerFunc`); everything else, HTTP/2 or not,
+//! goes to the HTTP handlers (v2, the `/v3/` gateway, `/version`). A gRPC call to a service
+//! we do not serve gets gRPC's `Unimplemented`, as from etcd.
+
+use crate::app::App;
+use axum::Router;
+use axum::extract::Request;
+use axum::http::{Version, header};
+use std::sync::Arc;
+use tonic::service::Routes;
+use tower::ServiceExt;
+
+/// `http` with the gRPC services mounted beside it.
+pub fn mount(http: Router, app: &Arc<App>) -> Router {
+    let grpc = services(app).prepare().into_axum_router();
+    Router::new().fallback_service(tower::service_fn(move |req: Request| {
+        let target = if is_grpc(&req) { &grpc } else { &http };
+        target.clone().oneshot(req)
+    }))
+}
+
+/// The gRPC services of the client port: one `.add_service(...)` line each.
+fn services(_app: &Arc<App>) -> Routes {
+    // Reports SERVING for the server as a whole (""), which etcd 3.4 never changes either.
+    let (_reporter, health) = tonic_health::server::health_reporter();
+    Routes::new(health)
+}
+
+fn is_grpc(req: &Request) -> bool {
+    req.version() == Version::HTTP_2
+        && req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| ct.starts_with("application/grpc"))
+}
