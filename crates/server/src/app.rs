@@ -28,6 +28,12 @@ pub struct Limits {
     pub max_body_bytes: usize,
     /// How long a write or a quorum read may wait for Raft before a 300 error.
     pub request_timeout: Duration,
+    /// `--max-request-bytes`: the largest v3 write proposed.
+    pub max_request_bytes: usize,
+    /// `--max-txn-ops`.
+    pub max_txn_ops: usize,
+    /// The shortest lease TTL granted, in seconds: etcd's ⌈1.5 × election timeout⌉.
+    pub min_lease_ttl: i64,
 }
 
 pub struct App {

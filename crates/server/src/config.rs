@@ -26,6 +26,10 @@ pub struct Config {
     pub force_new_cluster: bool,
     pub snapshot_count: u64,
     pub max_request_bytes: u64,
+    /// `--max-txn-ops`: the most compares, or ops in a branch, of one v3 Txn.
+    pub max_txn_ops: usize,
+    /// `--auto-compaction-mode` and `--auto-compaction-retention`.
+    pub auto_compaction: crate::compaction::AutoCompaction,
     pub heartbeat_interval_ms: u64,
     pub election_timeout_ms: u64,
     pub v2_watch_history: usize,
@@ -129,6 +133,21 @@ const FLAGS: &[(&str, Kind, &str)] = &[
         "max-request-bytes",
         Kind::Value,
         "largest client request in bytes (default 1572864)",
+    ),
+    (
+        "max-txn-ops",
+        Kind::Value,
+        "most operations in one v3 Txn (default 128)",
+    ),
+    (
+        "auto-compaction-mode",
+        Kind::Value,
+        "periodic (retention is a duration) or revision (a count of revisions)",
+    ),
+    (
+        "auto-compaction-retention",
+        Kind::Value,
+        "v3 history kept by auto-compaction (default 0: off, see docs/keyspace.md)",
     ),
     (
         "heartbeat-interval",
@@ -546,6 +565,16 @@ fn build(given: &Given) -> Result<Config, ConfigError> {
         force_new_cluster: given.get("force-new-cluster").is_some_and(|v| v != "false"),
         snapshot_count: number(given, &["snapshot-count"], 100_000)?,
         max_request_bytes: number(given, &["max-request-bytes"], 1_572_864)?,
+        max_txn_ops: number(given, &["max-txn-ops"], 128)?,
+        auto_compaction: crate::compaction::AutoCompaction::parse(
+            given.get("auto-compaction-mode").as_deref(),
+            given.get("auto-compaction-retention").as_deref(),
+        )
+        .map_err(|(flag, value, reason)| ConfigError::BadValue {
+            flag: flag.into(),
+            value,
+            reason,
+        })?,
         heartbeat_interval_ms: number(
             given,
             &["heartbeat-interval", "peer-heartbeat-interval"],

@@ -5,17 +5,21 @@
 //! goes to the HTTP handlers (v2, the `/v3/` gateway, `/version`). A gRPC call to a service
 //! we do not serve gets gRPC's `Unimplemented`, as from etcd.
 
-use crate::app::App;
+use crate::v3::V3;
+use crate::v3::kv::KvService;
+use crate::v3::lease::{LeaseGrpc, LeaseService};
 use axum::Router;
 use axum::extract::Request;
 use axum::http::{Version, header};
+use musubi_proto::etcdserverpb::kv_server::KvServer;
+use musubi_proto::etcdserverpb::lease_server::LeaseServer;
 use std::sync::Arc;
 use tonic::service::Routes;
 use tower::ServiceExt;
 
 /// `http` with the gRPC services mounted beside it.
-pub fn mount(http: Router, app: &Arc<App>) -> Router {
-    let grpc = services(app).prepare().into_axum_router();
+pub fn mount(http: Router, v3: &V3) -> Router {
+    let grpc = services(v3).prepare().into_axum_router();
     Router::new().fallback_service(tower::service_fn(move |req: Request| {
         let target = if is_grpc(&req) { &grpc } else { &http };
         target.clone().oneshot(req)
@@ -23,10 +27,17 @@ pub fn mount(http: Router, app: &Arc<App>) -> Router {
 }
 
 /// The gRPC services of the client port: one `.add_service(...)` line each.
-fn services(_app: &Arc<App>) -> Routes {
+fn services(v3: &V3) -> Routes {
     // Reports SERVING for the server as a whole (""), which etcd 3.4 never changes either.
     let (_reporter, health) = tonic_health::server::health_reporter();
     Routes::new(health)
+        .add_service(KvServer::new(KvService(v3.clone())))
+        .add_service(LeaseServer::new(LeaseGrpc(Arc::new(LeaseService(
+            v3.clone(),
+        )))))
+        .add_service(musubi_proto::etcdserverpb::watch_server::WatchServer::new(
+            crate::v3::watch::WatchService(v3.clone()),
+        ))
 }
 
 fn is_grpc(req: &Request) -> bool {

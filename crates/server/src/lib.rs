@@ -15,6 +15,7 @@ mod advertise;
 pub mod app;
 mod bootstrap;
 mod clock;
+mod compaction;
 pub mod config;
 mod conn;
 mod discovery;
@@ -24,6 +25,7 @@ mod http;
 mod identity;
 mod tls;
 pub mod v2;
+pub mod v3;
 
 use app::{App, Limits};
 use config::{Config, Invocation};
@@ -135,11 +137,17 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
         max_value_bytes: config.max_request_bytes as usize + REQUEST_OVERHEAD_BYTES,
         max_body_bytes: 3 * (config.max_request_bytes as usize + REQUEST_OVERHEAD_BYTES),
         request_timeout: Duration::from_millis(5000 + 2 * config.election_timeout_ms),
+        max_request_bytes: config.max_request_bytes as usize,
+        max_txn_ops: config.max_txn_ops,
+        min_lease_ttl: (3 * config.election_timeout_ms).div_ceil(2000) as i64,
     };
     let app = Arc::new(App::new(sm, hub, raft.clone(), identity, limits));
     tokio::spawn(expiry::run(app.clone()));
+    tokio::spawn(compaction::run(app.clone(), config.auto_compaction));
 
-    let client_router = grpc::mount(http::router(app.clone()), &app);
+    let v3 = v3::V3::new(app.clone());
+    tokio::spawn(v3::lease::run_expiry(v3.clone()));
+    let client_router = grpc::mount(http::router(app.clone()), &v3);
     for bound in client_listeners {
         tracing::info!(url = %bound.url, "serving clients");
         tokio::spawn(bound.serve(client_router.clone()));

@@ -2,7 +2,9 @@
 //! HTTP/2 after ALPN `h2` over TLS), as etcd's does: a real member, started in-process.
 
 use hyper_util::rt::TokioIo;
-use musubi_proto::etcdserverpb::{RangeRequest, kv_client::KvClient};
+use musubi_proto::etcdserverpb::{
+    MemberListRequest, RangeRequest, cluster_client::ClusterClient, kv_client::KvClient,
+};
 use musubi_server::config::{self, Invocation};
 use rustls::pki_types::{CertificateDer, ServerName};
 use std::net::TcpListener;
@@ -105,9 +107,17 @@ async fn plaintext_port_serves_http1_and_h2c_grpc() {
         .unwrap();
     assert_eq!(health_check(channel.clone()).await, ServingStatus::Serving);
 
-    // A service not mounted answers as gRPC, not with the HTTP handlers' 404 page.
-    let status = KvClient::new(channel)
+    // gRPC errors come back as gRPC statuses with etcd's messages.
+    let status = KvClient::new(channel.clone())
         .range(RangeRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::InvalidArgument);
+    assert_eq!(status.message(), "etcdserver: key is not provided");
+
+    // A service not mounted answers as gRPC, not with the HTTP handlers' 404 page.
+    let status = ClusterClient::new(channel)
+        .member_list(MemberListRequest::default())
         .await
         .unwrap_err();
     assert_eq!(status.code(), tonic::Code::Unimplemented);

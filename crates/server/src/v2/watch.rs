@@ -1,4 +1,5 @@
-//! The v2 watch hub: the event history and the live watchers, fed by the apply path.
+//! The watch hub, fed by the apply path: v2's event history and live watchers, and the
+//! signal that wakes v3 watchers (which read the keyspace's own history: see `v3::watch`).
 //!
 //! `on_apply` runs while the state machine's write lock is held, and `watch` is called
 //! under its read lock, so between reading the history and registering, no event can slip
@@ -14,6 +15,8 @@ const WATCHER_BUFFER: usize = 100;
 
 pub struct WatchHub {
     inner: Mutex<HubInner>,
+    /// Bumped after every applied request: v3 watchers wait on it, then read the history.
+    applied: tokio::sync::watch::Sender<u64>,
 }
 
 struct HubInner {
@@ -41,6 +44,7 @@ impl WatchHub {
                 history: EventHistory::new(history_len),
                 watchers: Vec::new(),
             }),
+            applied: tokio::sync::watch::Sender::new(0),
         }
     }
 
@@ -84,15 +88,22 @@ impl WatchHub {
         Ok(Watch { events })
     }
 
+    /// A receiver that changes after every applied request.
+    pub fn applied(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.applied.subscribe()
+    }
+
     /// Records every successful event and hands it to the watchers that want it.
     pub fn on_apply(&self, response: &Response) {
+        self.applied.send_modify(|n| *n = n.wrapping_add(1));
         let mut inner = self.inner.lock();
         match response {
             Response::V2(Ok(event)) => inner.publish(event),
             Response::V2(Err(_)) | Response::Auth(_) => {}
-            Response::Expired(events) | Response::V3 { v2_events: events, .. } => {
-                events.iter().for_each(|e| inner.publish(e))
-            }
+            Response::Expired(events)
+            | Response::V3 {
+                v2_events: events, ..
+            } => events.iter().for_each(|e| inner.publish(e)),
         }
     }
 
@@ -145,7 +156,8 @@ mod tests {
         let mut w = hub.watch("/a", false, false, 0, sm.index()).unwrap();
         set(&mut sm, &hub, "/a");
         set(&mut sm, &hub, "/a");
-        assert_eq!(w.events.try_recv().unwrap().index(), 1);
+        // A fresh store is at revision 1: the first write is 2.
+        assert_eq!(w.events.try_recv().unwrap().index(), 2);
         assert!(w.events.try_recv().is_err());
         assert_eq!(hub.watcher_count(), 0);
     }
@@ -154,10 +166,10 @@ mod tests {
     fn a_stream_watch_from_history_continues_live() {
         let (mut sm, hub) = (StateMachine::new(), WatchHub::new(1000));
         set(&mut sm, &hub, "/a");
-        let mut w = hub.watch("/a", false, true, 1, sm.index()).unwrap();
+        let mut w = hub.watch("/a", false, true, 2, sm.index()).unwrap();
         set(&mut sm, &hub, "/a");
-        assert_eq!(w.events.try_recv().unwrap().index(), 1);
         assert_eq!(w.events.try_recv().unwrap().index(), 2);
+        assert_eq!(w.events.try_recv().unwrap().index(), 3);
     }
 
     #[test]

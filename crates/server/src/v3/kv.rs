@@ -1,0 +1,305 @@
+//! The KV service: Range served from this member (after a ReadIndex unless serializable),
+//! writes checked here as etcd checks them, then proposed through the log.
+
+use super::{V3, status};
+use musubi_proto::etcdserverpb::{self as pb, RequestOp, kv_server::Kv, request_op};
+use musubi_store::v3::{V3Error, V3Response, V3Write, key_bounds};
+use prost::Message;
+use std::collections::BTreeSet;
+use tonic::{Request, Response, Status};
+
+pub struct KvService(pub V3);
+
+/// etcd's `--max-txn-ops` default: the most compares, or ops in one branch, of a Txn.
+pub const DEFAULT_MAX_TXN_OPS: usize = 128;
+
+impl KvService {
+    pub async fn range(&self, req: pb::RangeRequest) -> Result<pb::RangeResponse, Status> {
+        if !req.serializable {
+            self.0.linearize().await?;
+        }
+        let mut resp = self
+            .0
+            .app
+            .sm
+            .read()
+            .range(&req)
+            .map_err(status::from_store)?;
+        self.0.fill(&mut resp.header);
+        Ok(resp)
+    }
+
+    pub async fn put(&self, req: pb::PutRequest) -> Result<pb::PutResponse, Status> {
+        check_put(&req).map_err(status::from_store)?;
+        match self.write(V3Write::Put(req)).await? {
+            V3Response::Put(mut resp) => {
+                self.0.fill(&mut resp.header);
+                Ok(resp)
+            }
+            _ => Err(unexpected()),
+        }
+    }
+
+    pub async fn delete_range(
+        &self,
+        req: pb::DeleteRangeRequest,
+    ) -> Result<pb::DeleteRangeResponse, Status> {
+        if req.key.is_empty() {
+            return Err(status::from_store(V3Error::EmptyKey));
+        }
+        match self.write(V3Write::DeleteRange(req)).await? {
+            V3Response::DeleteRange(mut resp) => {
+                self.0.fill(&mut resp.header);
+                Ok(resp)
+            }
+            _ => Err(unexpected()),
+        }
+    }
+
+    pub async fn txn(&self, req: pb::TxnRequest) -> Result<pb::TxnResponse, Status> {
+        check_txn(&req, self.0.app.limits.max_txn_ops).map_err(status::from_store)?;
+        match self.write(V3Write::Txn(req)).await? {
+            V3Response::Txn(mut resp) => {
+                self.0.fill(&mut resp.header);
+                Ok(resp)
+            }
+            _ => Err(unexpected()),
+        }
+    }
+
+    pub async fn compact(
+        &self,
+        req: pb::CompactionRequest,
+    ) -> Result<pb::CompactionResponse, Status> {
+        match self.write(V3Write::Compact(req)).await? {
+            V3Response::Compact(mut resp) => {
+                self.0.fill(&mut resp.header);
+                Ok(resp)
+            }
+            _ => Err(unexpected()),
+        }
+    }
+
+    /// Refuses a request larger than `--max-request-bytes`, as etcd does before proposing.
+    async fn write(&self, write: V3Write) -> Result<V3Response, Status> {
+        let size = match &write {
+            V3Write::Put(r) => r.encoded_len(),
+            V3Write::DeleteRange(r) => r.encoded_len(),
+            V3Write::Txn(r) => r.encoded_len(),
+            _ => 0,
+        };
+        if size > self.0.app.limits.max_request_bytes {
+            return Err(status::too_large());
+        }
+        self.0.propose(write).await
+    }
+}
+
+fn unexpected() -> Status {
+    Status::internal("unexpected response to a KV request")
+}
+
+/// etcd's checkPutRequest.
+fn check_put(req: &pb::PutRequest) -> Result<(), V3Error> {
+    if req.key.is_empty() {
+        return Err(V3Error::EmptyKey);
+    }
+    if req.ignore_value && !req.value.is_empty() {
+        return Err(V3Error::ValueProvided);
+    }
+    if req.ignore_lease && req.lease != 0 {
+        return Err(V3Error::LeaseProvided);
+    }
+    Ok(())
+}
+
+/// etcd's checkTxnRequest: op counts, every op well formed, and no key written twice in a
+/// branch (two puts, or a put inside a deleted range; two deletes are fine).
+fn check_txn(req: &pb::TxnRequest, max_ops: usize) -> Result<(), V3Error> {
+    if req.compare.len() > max_ops || req.success.len() > max_ops || req.failure.len() > max_ops {
+        return Err(V3Error::TooManyOps);
+    }
+    for op in req.success.iter().chain(&req.failure) {
+        check_op(op, max_ops)?;
+    }
+    branch_writes(&req.success)?;
+    branch_writes(&req.failure)?;
+    Ok(())
+}
+
+fn check_op(op: &RequestOp, max_ops: usize) -> Result<(), V3Error> {
+    match &op.request {
+        Some(request_op::Request::RequestRange(r)) if r.key.is_empty() => Err(V3Error::EmptyKey),
+        Some(request_op::Request::RequestDeleteRange(d)) if d.key.is_empty() => {
+            Err(V3Error::EmptyKey)
+        }
+        Some(request_op::Request::RequestPut(p)) => check_put(p),
+        Some(request_op::Request::RequestTxn(t)) => check_txn(t, max_ops),
+        Some(_) => Ok(()),
+        None => Err(V3Error::KeyNotFound),
+    }
+}
+
+/// What one branch writes: its put keys and deleted ranges, a nested Txn contributing
+/// both of its branches (only one will run, so they may overlap each other).
+struct Writes {
+    puts: BTreeSet<Vec<u8>>,
+    deletes: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+}
+
+fn branch_writes(ops: &[RequestOp]) -> Result<Writes, V3Error> {
+    let mut writes = Writes {
+        puts: BTreeSet::new(),
+        deletes: Vec::new(),
+    };
+    let mut nested_puts = BTreeSet::new();
+    for op in ops {
+        match &op.request {
+            Some(request_op::Request::RequestPut(p)) if !writes.puts.insert(p.key.clone()) => {
+                return Err(V3Error::DuplicateKey);
+            }
+            Some(request_op::Request::RequestDeleteRange(d)) => {
+                writes.deletes.extend(key_bounds(&d.key, &d.range_end));
+            }
+            Some(request_op::Request::RequestTxn(t)) => {
+                for branch in [&t.success, &t.failure] {
+                    let inner = branch_writes(branch)?;
+                    nested_puts.extend(inner.puts);
+                    writes.deletes.extend(inner.deletes);
+                }
+            }
+            _ => {}
+        }
+    }
+    if nested_puts.iter().any(|k| writes.puts.contains(k)) {
+        return Err(V3Error::DuplicateKey);
+    }
+    writes.puts.extend(nested_puts);
+    let deleted = |key: &[u8]| {
+        writes
+            .deletes
+            .iter()
+            .any(|(from, to)| key >= from.as_slice() && to.as_deref().is_none_or(|to| key < to))
+    };
+    if writes.puts.iter().any(|k| deleted(k)) {
+        return Err(V3Error::DuplicateKey);
+    }
+    Ok(writes)
+}
+
+#[tonic::async_trait]
+impl Kv for KvService {
+    async fn range(
+        &self,
+        request: Request<pb::RangeRequest>,
+    ) -> Result<Response<pb::RangeResponse>, Status> {
+        KvService::range(self, request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn put(
+        &self,
+        request: Request<pb::PutRequest>,
+    ) -> Result<Response<pb::PutResponse>, Status> {
+        KvService::put(self, request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn delete_range(
+        &self,
+        request: Request<pb::DeleteRangeRequest>,
+    ) -> Result<Response<pb::DeleteRangeResponse>, Status> {
+        KvService::delete_range(self, request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn txn(
+        &self,
+        request: Request<pb::TxnRequest>,
+    ) -> Result<Response<pb::TxnResponse>, Status> {
+        KvService::txn(self, request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn compact(
+        &self,
+        request: Request<pb::CompactionRequest>,
+    ) -> Result<Response<pb::CompactionResponse>, Status> {
+        KvService::compact(self, request.into_inner())
+            .await
+            .map(Response::new)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn put(key: &str) -> RequestOp {
+        RequestOp {
+            request: Some(request_op::Request::RequestPut(pb::PutRequest {
+                key: key.into(),
+                ..Default::default()
+            })),
+        }
+    }
+
+    fn delete(key: &str, end: &str) -> RequestOp {
+        RequestOp {
+            request: Some(request_op::Request::RequestDeleteRange(
+                pb::DeleteRangeRequest {
+                    key: key.into(),
+                    range_end: end.into(),
+                    ..Default::default()
+                },
+            )),
+        }
+    }
+
+    fn txn(success: Vec<RequestOp>, failure: Vec<RequestOp>) -> pb::TxnRequest {
+        pb::TxnRequest {
+            compare: Vec::new(),
+            success,
+            failure,
+        }
+    }
+
+    #[test]
+    fn a_key_written_twice_in_a_branch_is_refused() {
+        let check = |t: &pb::TxnRequest| check_txn(t, DEFAULT_MAX_TXN_OPS);
+        assert_eq!(
+            check(&txn(vec![put("a"), put("a")], vec![])),
+            Err(V3Error::DuplicateKey)
+        );
+        assert_eq!(
+            check(&txn(vec![delete("a", "c"), put("b")], vec![])),
+            Err(V3Error::DuplicateKey)
+        );
+        assert_eq!(
+            check(&txn(vec![delete("a", ""), delete("a", "")], vec![])),
+            Ok(())
+        );
+        assert_eq!(check(&txn(vec![put("a")], vec![put("a")])), Ok(()));
+        let nested = RequestOp {
+            request: Some(request_op::Request::RequestTxn(txn(
+                vec![put("a")],
+                vec![put("a")],
+            ))),
+        };
+        assert_eq!(check(&txn(vec![nested.clone()], vec![])), Ok(()));
+        assert_eq!(
+            check(&txn(vec![nested, put("a")], vec![])),
+            Err(V3Error::DuplicateKey)
+        );
+    }
+
+    #[test]
+    fn too_many_ops_are_refused() {
+        let ops = vec![delete("a", ""); 3];
+        assert_eq!(check_txn(&txn(ops, vec![]), 2), Err(V3Error::TooManyOps));
+    }
+}
