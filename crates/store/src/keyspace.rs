@@ -265,7 +265,8 @@ impl Keyspace {
         lo
     }
 
-    /// Forgets the changes below `revision`: reads at older revisions are refused from now.
+    /// Forgets the changes below `revision`, and the deletions at it: reads at older
+    /// revisions are refused from now.
     pub fn compact(&mut self, revision: Revision) -> Result<(), RevisionError> {
         if revision > self.revision {
             return Err(RevisionError::Future);
@@ -274,7 +275,18 @@ impl Keyspace {
             return Err(RevisionError::Compacted);
         }
         let keep_from = self.first_change_after(revision - 1);
-        self.history = self.history.skip(keep_from);
+        let at_revision = self.first_change_after(revision);
+        // Of the changes at the compaction revision itself, etcd keeps the keys' values
+        // but not their deletions: a watch from there replays only the puts.
+        let mut kept: Vector<Change> = self
+            .history
+            .skip(keep_from)
+            .take(at_revision - keep_from)
+            .into_iter()
+            .filter(|c| c.kv.is_some())
+            .collect();
+        kept.append(self.history.skip(at_revision));
+        self.history = kept;
         self.compacted = revision;
         Ok(())
     }

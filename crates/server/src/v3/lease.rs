@@ -236,14 +236,22 @@ impl LeaseService {
         })
     }
 
+    /// Every lease, soonest to expire first, as etcd lists them (a member that does not
+    /// lead holds no deadlines, and orders them by TTL).
     pub fn leases(&self) -> pb::LeaseLeasesResponse {
         let sm = self.0.app.sm.read();
+        let now = Instant::now();
+        let mut leases: Vec<(Duration, i64)> = sm
+            .leases()
+            .all()
+            .map(|(id, ttl)| (self.0.leases.remaining(id, now).unwrap_or(secs(ttl)), id))
+            .collect();
+        leases.sort_unstable();
         pb::LeaseLeasesResponse {
             header: Some(self.0.header(sm.revision())),
-            leases: sm
-                .leases()
-                .all()
-                .map(|(id, _)| pb::LeaseStatus { id })
+            leases: leases
+                .into_iter()
+                .map(|(_, id)| pb::LeaseStatus { id })
                 .collect(),
         }
     }

@@ -100,8 +100,20 @@ impl StateMachine {
         if req.count_only {
             return Ok(resp);
         }
+        // As etcd: without an explicit order or filters, only limit + 1 keys are read (in
+        // key order) before sorting, so a sort by another target sorts just those.
+        let filtered = req.min_mod_revision != 0
+            || req.max_mod_revision != 0
+            || req.min_create_revision != 0
+            || req.max_create_revision != 0;
+        let read = if req.sort_order == SortOrder::None as i32 && !filtered && req.limit > 0 {
+            req.limit as usize + 1
+        } else {
+            usize::MAX
+        };
         let mut kvs: Vec<(Bytes, Entry)> = found
             .into_iter()
+            .take(read)
             .filter(|(_, e)| within(e.mod_revision, req.min_mod_revision, req.max_mod_revision))
             .filter(|(_, e)| {
                 within(
