@@ -16,9 +16,12 @@
 //! 2. send what is queued, as fast as the client reads (a bounded channel);
 //! 3. handle create, cancel and progress requests, which queue their replies;
 //! 4. wake when a request is applied ([`crate::v2::watch::WatchHub::applied`]), on a
-//!    periodic check (a snapshot installed, the leader lost), or for progress notices.
+//!    periodic look (a snapshot installed from the leader applies no request), for
+//!    progress notices, or when the leader is lost ([`leader`]).
 //!
 //! [`serve`] is the stream for gRPC and the JSON gateway alike.
+
+mod leader;
 
 use super::V3;
 use futures::{Stream, StreamExt};
@@ -44,12 +47,8 @@ pub const PROGRESS_INTERVAL: Duration = Duration::from_secs(600);
 /// watchBatchMaxRevs).
 pub const MAX_BATCH_REVISIONS: i64 = 1000;
 /// How often a stream looks again without being woken: a snapshot installed from the
-/// leader replaces the keyspace without an applied request, and a `hasleader` stream
-/// checks the leader.
+/// leader replaces the keyspace without an applied request.
 const RECHECK_INTERVAL: Duration = Duration::from_secs(1);
-/// Checks without a leader after which a `hasleader` stream ends (etcd's maxNoLeaderCnt
-/// of election timeouts).
-const MAX_LEADERLESS_CHECKS: u32 = 3;
 /// Responses handed to the transport ahead of the client's reading.
 const SEND_BUFFER: usize = 64;
 /// Replies queued here past which requests are not read until the client reads.
@@ -74,8 +73,16 @@ impl Watch for WatchService {
             .metadata()
             .get(REQUIRE_LEADER_KEY)
             .is_some_and(|v| v.as_bytes() == b"true");
-        if require_leader && self.0.app.raft.status().leader.is_none() {
-            return Err(no_leader());
+        if require_leader {
+            // The member's monitor knows if it has checked already; else check now.
+            let known = *leader::subscribe(&self.0.app).borrow();
+            let has_leader = match known {
+                Some(failures) => failures == 0 && self.0.app.raft.status().leader.is_some(),
+                None => leader::has_leader(&self.0.app).await,
+            };
+            if !has_leader {
+                return Err(no_leader());
+            }
         }
         let responses = serve(self.0.clone(), request.into_inner(), require_leader);
         Ok(Response::new(Box::pin(responses)))
@@ -88,8 +95,8 @@ fn no_leader() -> Status {
 
 /// One watch stream: the responses to `requests`. It ends when the client stops reading
 /// it (drops it), when `requests` fails (with that error), or, with `require_leader`,
-/// when the member has had no leader for a while (`Unavailable`). The end of `requests`
-/// alone does not end it: the watches go on.
+/// when the member has had no leader for a few seconds (`Unavailable`, as etcd). The end
+/// of `requests` alone does not end it: the watches go on.
 pub fn serve(
     v3: V3,
     requests: impl Stream<Item = Result<WatchRequest, Status>> + Send + 'static,
@@ -129,7 +136,7 @@ impl Session {
         let mut progress =
             tokio::time::interval_at(Instant::now() + PROGRESS_INTERVAL, PROGRESS_INTERVAL);
         progress.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        let mut leaderless = 0;
+        let mut leader = require_leader.then(|| leader::subscribe(&self.v3.app));
         loop {
             // Events are read only once everything queued before them has gone, so a
             // `created` reply always precedes its watch's events.
@@ -160,15 +167,19 @@ impl Session {
                         return; // the member is stopping
                     }
                 }
-                _ = recheck.tick() => {
-                    if require_leader && self.v3.app.raft.status().leader.is_none() {
-                        leaderless += 1;
-                        if leaderless > MAX_LEADERLESS_CHECKS {
-                            let _ = tx.send(Err(no_leader())).await;
-                            return;
-                        }
-                    } else {
-                        leaderless = 0;
+                _ = recheck.tick() => {}
+                changed = async { leader.as_mut().expect("guarded").changed().await },
+                    if leader.is_some() =>
+                {
+                    if changed.is_err() {
+                        // The monitor stopped (it does not while watched): start another.
+                        leader = Some(leader::subscribe(&self.v3.app));
+                        continue;
+                    }
+                    let failures = *leader.as_ref().expect("guarded").borrow();
+                    if failures.is_some_and(|f| f >= leader::MAX_FAILED_CHECKS) {
+                        let _ = tx.send(Err(no_leader())).await;
+                        return;
                     }
                 }
                 _ = progress.tick() => {
@@ -240,12 +251,13 @@ impl Session {
         self.queue(reply);
     }
 
-    /// Queues `resp` with the full header, in fragments if its watch asked for them.
+    /// Queues `resp` with the full header, in fragments if its watch asked for them: etcd
+    /// splits at `--max-request-bytes` plus its gRPC allowance (`max_value_bytes`).
     fn queue(&mut self, mut resp: WatchResponse) {
         self.v3.fill(&mut resp.header);
         if self.watches.fragments(resp.watch_id) && !resp.events.is_empty() {
             self.queued
-                .extend(fragments(resp, self.v3.app.limits.max_request_bytes));
+                .extend(fragments(resp, self.v3.app.limits.max_value_bytes));
         } else {
             self.queued.push_back(resp);
         }
@@ -747,7 +759,7 @@ mod tests {
             events: (0..10).map(event).collect(),
             ..Default::default()
         };
-        assert_eq!(fragments(resp.clone(), 1 << 20), [resp.clone()]);
+        assert_eq!(fragments(resp.clone(), 1 << 20), vec![resp.clone()]);
         let parts = fragments(resp.clone(), 350);
         assert!(parts.len() > 1);
         for (i, part) in parts.iter().enumerate() {
