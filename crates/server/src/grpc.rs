@@ -6,13 +6,16 @@
 //! we do not serve gets gRPC's `Unimplemented`, as from etcd.
 
 use crate::v3::V3;
+use crate::v3::cluster::ClusterService;
 use crate::v3::kv::KvService;
 use crate::v3::lease::{LeaseGrpc, LeaseService};
 use axum::Router;
 use axum::extract::Request;
 use axum::http::{Version, header};
+use musubi_proto::etcdserverpb::cluster_server::ClusterServer;
 use musubi_proto::etcdserverpb::kv_server::KvServer;
 use musubi_proto::etcdserverpb::lease_server::LeaseServer;
+use musubi_proto::etcdserverpb::maintenance_server::MaintenanceServer;
 use std::sync::Arc;
 use tonic::service::Routes;
 use tower::ServiceExt;
@@ -38,6 +41,8 @@ fn services(v3: &V3) -> Routes {
         .add_service(musubi_proto::etcdserverpb::watch_server::WatchServer::new(
             crate::v3::watch::WatchService(v3.clone()),
         ))
+        .add_service(ClusterServer::new(ClusterService(v3.clone())))
+        .add_service(MaintenanceServer::new(ClusterService(v3.clone())))
 }
 
 fn is_grpc(req: &Request) -> bool {

@@ -120,6 +120,19 @@ impl Keyspace {
         self.entries.is_empty()
     }
 
+    /// Bytes of keys and values held, current and in the history: the "database size"
+    /// `Status` reports. Walks everything: for occasional calls only.
+    pub fn approximate_bytes(&self) -> usize {
+        let entry = |e: &Entry| e.value.as_ref().map_or(0, |v| v.len());
+        let current: usize = self.entries.iter().map(|(k, e)| k.len() + entry(e)).sum();
+        let history: usize = self
+            .history
+            .iter()
+            .map(|c| c.key.len() + c.kv.as_ref().map_or(0, entry))
+            .sum();
+        current + history
+    }
+
     pub fn get(&self, key: &[u8]) -> Option<&Entry> {
         self.entries.get(key)
     }

@@ -30,8 +30,8 @@ use musubi_proto::etcdserverpb::{
     watch_create_request::FilterType, watch_request::RequestUnion, watch_server::Watch,
 };
 use musubi_proto::mvccpb::{Event, KeyValue, event::EventType};
-use musubi_store::v3::key_bounds;
-use musubi_store::{Bytes, Change, Entry, Keyspace, Revision};
+use musubi_store::v3::{key_bounds, key_value};
+use musubi_store::{Change, Keyspace, Revision};
 use prost::Message;
 use std::collections::{BTreeMap, VecDeque};
 use std::pin::Pin;
@@ -334,17 +334,6 @@ impl WatchState {
     }
 }
 
-fn key_value(key: &Bytes, e: &Entry) -> KeyValue {
-    KeyValue {
-        key: key.to_vec(),
-        create_revision: e.create_revision,
-        mod_revision: e.mod_revision,
-        version: e.version,
-        value: e.value.as_ref().map(Bytes::to_vec).unwrap_or_default(),
-        lease: e.lease,
-    }
-}
-
 impl Watches {
     /// Adds a watch as etcd does, at `current` (the keyspace's revision): its ID, or why
     /// it was refused (the cancel reason).
@@ -506,6 +495,7 @@ pub fn fragments(resp: WatchResponse, max_bytes: usize) -> Vec<WatchResponse> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use musubi_store::Entry;
     use musubi_store::v3::prefix_end;
 
     fn entry(v: &str, create: Revision, rev: Revision, version: i64) -> Entry {

@@ -8,7 +8,7 @@ mod txn;
 
 pub use error::V3Error;
 pub use lease::{Lease, Leases};
-pub use range::{key_bounds, prefix_end};
+pub use range::{key_bounds, key_value, prefix_end};
 
 use musubi_proto::etcdserverpb as pb;
 use serde::{Deserialize, Serialize};

@@ -36,7 +36,8 @@ pub fn prefix_end(prefix: &[u8]) -> Vec<u8> {
     vec![0]
 }
 
-pub(crate) fn key_value(key: &Bytes, e: &Entry) -> KeyValue {
+/// A key and its entry as v3 shows them.
+pub fn key_value(key: &Bytes, e: &Entry) -> KeyValue {
     KeyValue {
         key: key.to_vec(),
         create_revision: e.create_revision,

@@ -1,0 +1,154 @@
+//! The parts of the Cluster and Maintenance services that every v3 client calls on
+//! connect: MemberList and Status (python `etcd3`'s `status()`, etcd3gw's `members()`,
+//! `etcdctl endpoint status`). The rest of both services comes with the issue that adds
+//! member management and maintenance; until then they answer `Unimplemented`.
+
+use super::V3;
+use musubi_proto::etcdserverpb::{
+    self as pb, cluster_server::Cluster, maintenance_server::Maintenance,
+};
+use std::pin::Pin;
+use tonic::{Request, Response, Status};
+
+pub struct ClusterService(pub V3);
+
+impl ClusterService {
+    pub fn member_list(&self) -> pb::MemberListResponse {
+        let status = self.0.app.raft.status();
+        pb::MemberListResponse {
+            // Cluster calls carry no revision, as etcd's.
+            header: Some(self.0.header(0)),
+            members: status
+                .members
+                .into_iter()
+                .map(|m| pb::Member {
+                    id: m.id,
+                    name: m.name,
+                    peer_ur_ls: m.peer_urls,
+                    client_ur_ls: m.client_urls,
+                    is_learner: m.is_learner,
+                })
+                .collect(),
+        }
+    }
+
+    pub fn status(&self) -> pb::StatusResponse {
+        let raft = self.0.app.raft.status();
+        let (revision, size) = {
+            let sm = self.0.app.sm.read();
+            (sm.revision(), sm.keyspace().approximate_bytes() as i64)
+        };
+        let me = self.0.app.identity.member_id;
+        pb::StatusResponse {
+            header: Some(self.0.header(revision)),
+            version: crate::v2::cluster::ETCD_API_VERSION.into(),
+            db_size: size,
+            leader: raft.leader.unwrap_or(0),
+            raft_index: raft.commit_index,
+            raft_term: raft.term,
+            raft_applied_index: raft.applied_index,
+            errors: Vec::new(),
+            db_size_in_use: size,
+            is_learner: raft.members.iter().any(|m| m.id == me && m.is_learner),
+        }
+    }
+}
+
+fn later() -> Status {
+    Status::unimplemented("musubi does not serve this RPC yet")
+}
+
+#[tonic::async_trait]
+impl Cluster for ClusterService {
+    async fn member_add(
+        &self,
+        _: Request<pb::MemberAddRequest>,
+    ) -> Result<Response<pb::MemberAddResponse>, Status> {
+        Err(later())
+    }
+
+    async fn member_remove(
+        &self,
+        _: Request<pb::MemberRemoveRequest>,
+    ) -> Result<Response<pb::MemberRemoveResponse>, Status> {
+        Err(later())
+    }
+
+    async fn member_update(
+        &self,
+        _: Request<pb::MemberUpdateRequest>,
+    ) -> Result<Response<pb::MemberUpdateResponse>, Status> {
+        Err(later())
+    }
+
+    async fn member_list(
+        &self,
+        _: Request<pb::MemberListRequest>,
+    ) -> Result<Response<pb::MemberListResponse>, Status> {
+        Ok(Response::new(ClusterService::member_list(self)))
+    }
+
+    async fn member_promote(
+        &self,
+        _: Request<pb::MemberPromoteRequest>,
+    ) -> Result<Response<pb::MemberPromoteResponse>, Status> {
+        Err(later())
+    }
+}
+
+type SnapshotStream =
+    Pin<Box<dyn futures::Stream<Item = Result<pb::SnapshotResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Maintenance for ClusterService {
+    async fn alarm(
+        &self,
+        _: Request<pb::AlarmRequest>,
+    ) -> Result<Response<pb::AlarmResponse>, Status> {
+        Err(later())
+    }
+
+    async fn status(
+        &self,
+        _: Request<pb::StatusRequest>,
+    ) -> Result<Response<pb::StatusResponse>, Status> {
+        Ok(Response::new(ClusterService::status(self)))
+    }
+
+    async fn defragment(
+        &self,
+        _: Request<pb::DefragmentRequest>,
+    ) -> Result<Response<pb::DefragmentResponse>, Status> {
+        Err(later())
+    }
+
+    async fn hash(
+        &self,
+        _: Request<pb::HashRequest>,
+    ) -> Result<Response<pb::HashResponse>, Status> {
+        Err(later())
+    }
+
+    async fn hash_kv(
+        &self,
+        _: Request<pb::HashKvRequest>,
+    ) -> Result<Response<pb::HashKvResponse>, Status> {
+        Err(later())
+    }
+
+    type SnapshotStream = SnapshotStream;
+
+    async fn snapshot(
+        &self,
+        _: Request<pb::SnapshotRequest>,
+    ) -> Result<Response<SnapshotStream>, Status> {
+        Err(later())
+    }
+
+    async fn move_leader(
+        &self,
+        _: Request<pb::MoveLeaderRequest>,
+    ) -> Result<Response<pb::MoveLeaderResponse>, Status> {
+        Err(later())
+    }
+}
