@@ -309,7 +309,7 @@ class Side:
         try:
             body = json.loads(r.content)
         except ValueError:
-            body = ("text", r.content)
+            body = {"<not JSON>": r.content.decode("utf-8", "replace")}
         return r.status_code, r.headers.get("Content-Type"), body, r.content
 
 
