@@ -38,6 +38,20 @@ pub struct Entry {
 }
 
 impl Entry {
+    /// A key just created at `rev` holding `value` (for tests).
+    #[cfg(test)]
+    pub(crate) fn new_key(value: &str, rev: Revision) -> Entry {
+        Entry {
+            value: Some(value.into()),
+            dir: false,
+            create_revision: rev,
+            mod_revision: rev,
+            version: 1,
+            lease: 0,
+            expire_at: None,
+        }
+    }
+
     /// Whether v3 sees this entry as a key (it has a value).
     pub fn is_key(&self) -> bool {
         self.value.is_some()
@@ -315,15 +329,7 @@ mod tests {
     use super::*;
 
     fn value(v: &str, rev: Revision) -> Entry {
-        Entry {
-            value: Some(v.into()),
-            dir: false,
-            create_revision: rev,
-            mod_revision: rev,
-            version: 1,
-            lease: 0,
-            expire_at: None,
-        }
+        Entry::new_key(v, rev)
     }
 
     fn put(ks: &mut Keyspace, k: &str, v: &str) {

@@ -221,15 +221,7 @@ mod tests {
     use super::*;
 
     fn file(rev: Revision) -> Entry {
-        Entry {
-            value: Some("v".into()),
-            dir: false,
-            create_revision: rev,
-            mod_revision: rev,
-            version: 1,
-            lease: 0,
-            expire_at: None,
-        }
+        Entry::new_key("v", rev)
     }
 
     fn tree_with(keys: &[&str]) -> Keyspace {

@@ -3,7 +3,7 @@
 
 use super::{V3, status};
 use musubi_proto::etcdserverpb::{self as pb, RequestOp, kv_server::Kv, request_op};
-use musubi_store::v3::{V3Error, V3Response, V3Write, key_bounds};
+use musubi_store::v3::{V3Error, V3Response, V3Write, check_put_request, key_bounds};
 use prost::Message;
 use std::collections::BTreeSet;
 use tonic::{Request, Response, Status};
@@ -30,7 +30,7 @@ impl KvService {
     }
 
     pub async fn put(&self, req: pb::PutRequest) -> Result<pb::PutResponse, Status> {
-        check_put(&req).map_err(status::from_store)?;
+        check_put_request(&req).map_err(status::from_store)?;
         match self.write(V3Write::Put(req)).await? {
             V3Response::Put(mut resp) => {
                 self.0.fill(&mut resp.header);
@@ -99,20 +99,6 @@ fn unexpected() -> Status {
     Status::internal("unexpected response to a KV request")
 }
 
-/// etcd's checkPutRequest.
-fn check_put(req: &pb::PutRequest) -> Result<(), V3Error> {
-    if req.key.is_empty() {
-        return Err(V3Error::EmptyKey);
-    }
-    if req.ignore_value && !req.value.is_empty() {
-        return Err(V3Error::ValueProvided);
-    }
-    if req.ignore_lease && req.lease != 0 {
-        return Err(V3Error::LeaseProvided);
-    }
-    Ok(())
-}
-
 /// etcd's checkTxnRequest: op counts, every op well formed, and no key written twice in a
 /// branch (two puts, or a put inside a deleted range; two deletes are fine).
 fn check_txn(req: &pb::TxnRequest, max_ops: usize) -> Result<(), V3Error> {
@@ -133,7 +119,7 @@ fn check_op(op: &RequestOp, max_ops: usize) -> Result<(), V3Error> {
         Some(request_op::Request::RequestDeleteRange(d)) if d.key.is_empty() => {
             Err(V3Error::EmptyKey)
         }
-        Some(request_op::Request::RequestPut(p)) => check_put(p),
+        Some(request_op::Request::RequestPut(p)) => check_put_request(p),
         Some(request_op::Request::RequestTxn(t)) => check_txn(t, max_ops),
         Some(_) => Ok(()),
         None => Err(V3Error::KeyNotFound),

@@ -77,15 +77,7 @@ impl StateMachine {
     }
 
     pub(crate) fn check_put(&self, req: &pb::PutRequest) -> Result<(), V3Error> {
-        if req.key.is_empty() {
-            return Err(V3Error::EmptyKey);
-        }
-        if req.ignore_value && !req.value.is_empty() {
-            return Err(V3Error::ValueProvided);
-        }
-        if req.ignore_lease && req.lease != 0 {
-            return Err(V3Error::LeaseProvided);
-        }
+        check_put_request(req)?;
         if req.lease != 0 && !self.leases.contains(req.lease) {
             return Err(V3Error::LeaseNotFound);
         }
@@ -232,6 +224,21 @@ impl StateMachine {
             header: header(w.header_revision()),
         })
     }
+}
+
+/// What a Put must be whatever the state (etcd's checkPutRequest, which the API runs
+/// before proposing; the state machine runs it again, as a proposal may come from a peer).
+pub fn check_put_request(req: &pb::PutRequest) -> Result<(), V3Error> {
+    if req.key.is_empty() {
+        return Err(V3Error::EmptyKey);
+    }
+    if req.ignore_value && !req.value.is_empty() {
+        return Err(V3Error::ValueProvided);
+    }
+    if req.ignore_lease && req.lease != 0 {
+        return Err(V3Error::LeaseProvided);
+    }
+    Ok(())
 }
 
 /// The v2 path a key is, if v2 can name it.

@@ -7,6 +7,7 @@ mod range;
 mod txn;
 
 pub use error::V3Error;
+pub use kv::check_put_request;
 pub use lease::{Lease, Leases};
 pub use range::{key_bounds, key_value, prefix_end};
 
