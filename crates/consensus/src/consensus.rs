@@ -259,8 +259,15 @@ impl Consensus {
     /// The peer routes (`/raft/...`) to serve on this member's peer URLs; only members of
     /// this member's cluster are served (`network::cluster_stamp`).
     pub fn peer_router(&self) -> axum::Router {
+        self.peer_router_with(axum::Router::new())
+    }
+
+    /// The peer routes with the server's own leader-side routes (`leader_route`) beside
+    /// them, behind the same cluster-ID check.
+    pub fn peer_router_with(&self, extra: axum::Router) -> axum::Router {
         let routes = network::router(self.raft.clone(), self.peer_stats.clone())
-            .merge(forward::router(self.clone()));
+            .merge(forward::router(self.clone()))
+            .merge(extra);
         network::cluster_stamp::guard(routes, self.cluster_id, forward::OPEN_TO_NEWCOMERS)
     }
 

@@ -244,7 +244,7 @@ fn cluster_view(c: &Consensus, member: Option<MemberInfo>) -> ClusterView {
     }
 }
 
-fn reply<T: Serialize>(result: Result<T, ConsensusError>) -> Response {
+pub(crate) fn reply<T: Serialize>(result: Result<T, ConsensusError>) -> Response {
     match serde_json::to_vec(&result.map_err(WireError::from)) {
         Ok(body) => (
             [(axum::http::header::CONTENT_TYPE, "application/json")],

@@ -152,7 +152,7 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
         tracing::info!(url = %bound.url, "serving clients");
         tokio::spawn(bound.serve(client_router.clone()));
     }
-    let peer_router = raft.peer_router();
+    let peer_router = raft.peer_router_with(v3::lease::peer_routes(v3.clone()));
     for bound in peer_listeners {
         tracing::info!(url = %bound.url, "serving peers");
         tokio::spawn(bound.serve(peer_router.clone()));

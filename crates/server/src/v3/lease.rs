@@ -3,11 +3,13 @@
 //! As in etcd, the leases themselves (ID, granted TTL, keys) are replicated state, but
 //! their deadlines are not: the leader alone keeps them, renews them on KeepAlive, and
 //! proposes a revoke when one passes. A member that becomes leader starts every lease's
-//! clock afresh. Followers forward KeepAlive and TimeToLive to the leader.
+//! clock afresh. Followers forward KeepAlive and TimeToLive to the leader over the peer
+//! channel (`Consensus::on_leader_call`), with the peers' TLS.
 
 use super::{V3, status};
 use futures::{Stream, StreamExt};
-use musubi_proto::etcdserverpb::{self as pb, lease_client::LeaseClient, lease_server::Lease};
+use musubi_consensus::leader_route;
+use musubi_proto::etcdserverpb::{self as pb, lease_server::Lease};
 use musubi_store::v3::{V3Error, V3Response, V3Write};
 use parking_lot::Mutex;
 use std::collections::HashMap;
@@ -156,31 +158,30 @@ impl LeaseService {
         }
     }
 
-    /// One KeepAlive: on the leader, renews the lease (TTL 0 when it is unknown, as etcd
-    /// answers); elsewhere, asks the leader.
+    /// One KeepAlive, run on the leader wherever it is asked: renews the lease (TTL 0
+    /// when it is unknown, as etcd answers).
     pub async fn keep_alive_once(&self, id: i64) -> Result<pb::LeaseKeepAliveResponse, Status> {
-        if !self.0.app.raft.is_leader() {
-            let mut leader = self.leader().await?;
-            let mut replies = leader
-                .lease_keep_alive(futures::stream::iter([pb::LeaseKeepAliveRequest { id }]))
-                .await?
-                .into_inner();
-            let mut resp = replies
-                .message()
-                .await?
-                .ok_or_else(|| Status::unavailable("etcdserver: leader changed"))?;
-            resp.header = Some(self.0.header(self.0.app.sm.read().revision()));
-            return Ok(resp);
-        }
+        let ttl = self
+            .0
+            .app
+            .raft
+            .on_leader_call(KEEP_ALIVE, &id, || async { Ok(self.renew_here(id)) })
+            .await
+            .map_err(status::from_consensus)?;
+        Ok(pb::LeaseKeepAliveResponse {
+            header: Some(self.0.header(self.0.app.sm.read().revision())),
+            id,
+            ttl,
+        })
+    }
+
+    /// The leader's part of a KeepAlive: the granted TTL, 0 for an unknown lease.
+    fn renew_here(&self, id: i64) -> i64 {
         let granted = self.0.app.sm.read().leases().get(id).map(|l| l.ttl);
         if let Some(ttl) = granted {
             self.0.leases.renew(id, ttl, Instant::now());
         }
-        Ok(pb::LeaseKeepAliveResponse {
-            header: Some(self.0.header(self.0.app.sm.read().revision())),
-            id,
-            ttl: granted.unwrap_or(0),
-        })
+        granted.unwrap_or(0)
     }
 
     /// KeepAlive as a stream: one reply per request, ending when the requests end.
@@ -194,36 +195,41 @@ impl LeaseService {
         }))
     }
 
+    /// TimeToLive, answered by the leader (which alone knows the deadlines).
     pub async fn time_to_live(
         &self,
         req: pb::LeaseTimeToLiveRequest,
     ) -> Result<pb::LeaseTimeToLiveResponse, Status> {
-        if !self.0.app.raft.is_leader() {
-            let mut resp = self
-                .leader()
-                .await?
-                .lease_time_to_live(req)
-                .await?
-                .into_inner();
-            self.0.fill(&mut resp.header);
-            return Ok(resp);
-        }
+        let mut resp = self
+            .0
+            .app
+            .raft
+            .on_leader_call(TIME_TO_LIVE, &req, || async {
+                Ok(self.time_to_live_here(&req))
+            })
+            .await
+            .map_err(status::from_consensus)?;
+        self.0.fill(&mut resp.header);
+        Ok(resp)
+    }
+
+    fn time_to_live_here(&self, req: &pb::LeaseTimeToLiveRequest) -> pb::LeaseTimeToLiveResponse {
         let sm = self.0.app.sm.read();
         let header = Some(self.0.header(sm.revision()));
         let Some(lease) = sm.leases().get(req.id) else {
-            return Ok(pb::LeaseTimeToLiveResponse {
+            return pb::LeaseTimeToLiveResponse {
                 header,
                 id: req.id,
                 ttl: -1,
                 ..Default::default()
-            });
+            };
         };
         let remaining = self
             .0
             .leases
             .remaining(req.id, Instant::now())
             .map_or(lease.ttl, |d| d.as_secs() as i64);
-        Ok(pb::LeaseTimeToLiveResponse {
+        pb::LeaseTimeToLiveResponse {
             header,
             id: req.id,
             ttl: remaining,
@@ -233,7 +239,7 @@ impl LeaseService {
             } else {
                 Vec::new()
             },
-        })
+        }
     }
 
     /// Every lease, soonest to expire first, as etcd lists them (a member that does not
@@ -255,25 +261,33 @@ impl LeaseService {
                 .collect(),
         }
     }
-
-    /// A client of the leader's Lease service, over its first plaintext client URL.
-    async fn leader(&self) -> Result<LeaseClient<tonic::transport::Channel>, Status> {
-        let status = self.0.app.raft.status();
-        let no_leader = || Status::unavailable("etcdserver: no leader");
-        let leader = status.leader.ok_or_else(no_leader)?;
-        let url = status
-            .members
-            .iter()
-            .find(|m| m.id == leader)
-            .and_then(|m| m.client_urls.iter().find(|u| u.starts_with("http://")))
-            .cloned()
-            .ok_or_else(no_leader)?;
-        LeaseClient::connect(url).await.map_err(|_| no_leader())
-    }
 }
 
 fn unexpected() -> Status {
     Status::internal("unexpected response to a Lease request")
+}
+
+/// The peer paths followers forward KeepAlive and TimeToLive on.
+const KEEP_ALIVE: &str = "/musubi/lease/keep-alive";
+const TIME_TO_LIVE: &str = "/musubi/lease/time-to-live";
+
+/// The leader's side of the forwarded lease calls, for the peer router.
+pub fn peer_routes(v3: V3) -> axum::Router {
+    let raft = v3.app.raft.clone();
+    let service = std::sync::Arc::new(LeaseService(v3));
+    let renew = service.clone();
+    leader_route(raft.clone(), KEEP_ALIVE, move |id: i64| {
+        let service = renew.clone();
+        async move { Ok(service.renew_here(id)) }
+    })
+    .merge(leader_route(
+        raft,
+        TIME_TO_LIVE,
+        move |req: pb::LeaseTimeToLiveRequest| {
+            let service = service.clone();
+            async move { Ok(service.time_to_live_here(&req)) }
+        },
+    ))
 }
 
 /// The gRPC face of [`LeaseService`].
