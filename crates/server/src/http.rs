@@ -1,5 +1,5 @@
 //! The client port: one entry point that decodes the path, applies Go's path cleaning
-//! redirect and CORS, and dispatches to the v2 handlers.
+//! redirect and CORS, and dispatches to the v2 handlers and the v3 JSON gateway.
 
 use crate::app::App;
 use crate::v2::auth::{self, AuthRequest};
@@ -8,23 +8,25 @@ use crate::v2::keys::{self, KeysRequest};
 use crate::v2::members::{self, MembersRequest};
 use crate::v2::params::clean_path;
 use crate::v2::{cluster, reply};
+use crate::v3::{V3, gateway};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use std::sync::Arc;
 
-pub fn router(app: Arc<App>) -> Router {
-    Router::new().fallback(dispatch).with_state(app)
+pub fn router(v3: V3) -> Router {
+    Router::new().fallback(dispatch).with_state(v3)
 }
 
-async fn dispatch(State(app): State<Arc<App>>, req: Request) -> reply::HttpResponse {
-    let mut resp = route(app, req).await;
+async fn dispatch(State(v3): State<V3>, req: Request) -> reply::HttpResponse {
+    let mut resp = route(v3, req).await;
     add_cors(resp.headers_mut());
     resp
 }
 
-async fn route(app: Arc<App>, req: Request) -> reply::HttpResponse {
+async fn route(v3: V3, req: Request) -> reply::HttpResponse {
+    let app = v3.app.clone();
     let raw_path = req.uri().path().to_string();
     let path = percent_encoding::percent_decode_str(&raw_path)
         .decode_utf8_lossy()
@@ -34,6 +36,9 @@ async fn route(app: Arc<App>, req: Request) -> reply::HttpResponse {
     }
     if req.method() == Method::OPTIONS {
         return reply::HttpResponse::new(Body::empty());
+    }
+    if let Some(rpc_path) = gateway::api_path(&path) {
+        return gateway::serve(&v3, req, rpc_path).await;
     }
     if path == "/v2/keys" || path.starts_with("/v2/keys/") {
         return keys_entry(app, req, &path["/v2/keys".len()..]).await;

@@ -147,7 +147,7 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
 
     let v3 = v3::V3::new(app.clone());
     tokio::spawn(v3::lease::run_expiry(v3.clone()));
-    let client_router = grpc::mount(http::router(app.clone()), &v3);
+    let client_router = grpc::mount(http::router(v3.clone()), &v3);
     for bound in client_listeners {
         tracing::info!(url = %bound.url, "serving clients");
         tokio::spawn(bound.serve(client_router.clone()));

@@ -5,6 +5,7 @@
 //! served the call, its Raft term, and the revision.
 
 pub mod cluster;
+pub mod gateway;
 pub mod kv;
 pub mod lease;
 pub mod status;

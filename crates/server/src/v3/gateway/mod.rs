@@ -1,0 +1,379 @@
+//! etcd 3.4's v3 JSON gateway (grpc-gateway v1) on the client port: `POST /v3/<service>/
+//! <method>` with the request message as JSON, answered with the response message as
+//! JSON. The services are the gRPC ones, called directly.
+//!
+//! Promises (each checked against etcd 3.4.23):
+//! - paths as etcd registers them; `/v3beta/` is `/v3/`; a path of a service musubi does
+//!   not serve yet answers as a gRPC `Unimplemented` comes through etcd's gateway (501,
+//!   code 12); any other path is 404 `Not Found`, and a method other than POST on a
+//!   known path is 405;
+//! - a request is read as Go's jsonpb reads it, errors worded as Go words them (see
+//!   [`schema`] and [`json`]); an empty body is an empty request, and only the first
+//!   JSON value of a unary request's body is read;
+//! - a reply is the response message in etcd's JSON (pbjson: proto names, 64-bit integers
+//!   as strings, zero values left out), or `{"error","message","code"}` with the HTTP
+//!   status of the gRPC code;
+//! - watch and keepalive stream: their body may hold many requests one after another,
+//!   each reply is one `{"result":...}` line in one HTTP chunk, and a failure mid-stream is
+//!   a last `{"error":{...}}` chunk. Keepalive ends with its body; a watch goes on.
+//!
+//! The `Authorization` header is not passed on yet (v3 auth is not served).
+
+mod go;
+mod json;
+mod messages;
+mod reply;
+mod schema;
+mod stream;
+
+use super::V3;
+use super::cluster::ClusterService;
+use super::kv::KvService;
+use super::lease::LeaseService;
+use super::watch;
+use axum::http::{Method, StatusCode};
+use json::{Json, Next};
+use musubi_proto::etcdserverpb::{
+    self as pb, cluster_server::Cluster, maintenance_server::Maintenance,
+};
+use reply::HttpResponse;
+use schema::Msg;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::future::Future;
+use std::sync::Arc;
+use tonic::{Code, Request, Status};
+
+/// The part of `path` after `/v3` if the gateway serves it (`/v3beta/` is the same API;
+/// `/v3alpha/` is gone in 3.4).
+pub fn api_path(path: &str) -> Option<&str> {
+    path.strip_prefix("/v3beta/")
+        .or_else(|| path.strip_prefix("/v3/"))
+        .map(|rest| &path[path.len() - rest.len() - 1..])
+}
+
+/// What a gateway path calls.
+enum Rpc {
+    Range,
+    Put,
+    DeleteRange,
+    Txn,
+    Compact,
+    LeaseGrant,
+    LeaseRevoke,
+    LeaseTimeToLive,
+    LeaseLeases,
+    LeaseKeepAlive,
+    Watch,
+    MemberAdd,
+    MemberRemove,
+    MemberUpdate,
+    MemberList,
+    MemberPromote,
+    Alarm,
+    Status,
+    Defragment,
+    Hash,
+    Snapshot,
+    MoveLeader,
+    /// A method of a service etcd serves and musubi not yet at all: its request is read
+    /// (a bad one is refused first, as in etcd), then gRPC's answer for an unknown
+    /// service.
+    Unserved {
+        service: &'static str,
+        request: &'static Msg,
+    },
+}
+
+const AUTH_SERVICE: &str = "etcdserverpb.Auth";
+const LOCK_SERVICE: &str = "v3lockpb.Lock";
+const ELECTION_SERVICE: &str = "v3electionpb.Election";
+
+/// The RPC behind a path under `/v3` (etcd 3.4's `google.api.http` annotations).
+fn rpc(path: &str) -> Option<Rpc> {
+    use schema::*;
+    let unserved = |service, request| Some(Rpc::Unserved { service, request });
+    let auth = |request| unserved(AUTH_SERVICE, request);
+    match path {
+        "/kv/range" => Some(Rpc::Range),
+        "/kv/put" => Some(Rpc::Put),
+        "/kv/deleterange" => Some(Rpc::DeleteRange),
+        "/kv/txn" => Some(Rpc::Txn),
+        "/kv/compaction" => Some(Rpc::Compact),
+        "/lease/grant" => Some(Rpc::LeaseGrant),
+        "/lease/revoke" | "/kv/lease/revoke" => Some(Rpc::LeaseRevoke),
+        "/lease/timetolive" | "/kv/lease/timetolive" => Some(Rpc::LeaseTimeToLive),
+        "/lease/leases" | "/kv/lease/leases" => Some(Rpc::LeaseLeases),
+        "/lease/keepalive" => Some(Rpc::LeaseKeepAlive),
+        "/watch" => Some(Rpc::Watch),
+        "/cluster/member/add" => Some(Rpc::MemberAdd),
+        "/cluster/member/remove" => Some(Rpc::MemberRemove),
+        "/cluster/member/update" => Some(Rpc::MemberUpdate),
+        "/cluster/member/list" => Some(Rpc::MemberList),
+        "/cluster/member/promote" => Some(Rpc::MemberPromote),
+        "/maintenance/alarm" => Some(Rpc::Alarm),
+        "/maintenance/status" => Some(Rpc::Status),
+        "/maintenance/defragment" => Some(Rpc::Defragment),
+        // HashKV is annotated with this path too, but Hash comes first.
+        "/maintenance/hash" => Some(Rpc::Hash),
+        "/maintenance/snapshot" => Some(Rpc::Snapshot),
+        "/maintenance/transfer-leadership" => Some(Rpc::MoveLeader),
+        "/auth/enable" | "/auth/disable" | "/auth/user/list" | "/auth/role/list" => auth(&EMPTY),
+        "/auth/authenticate" | "/auth/user/changepw" => auth(&NAME_PASSWORD),
+        "/auth/user/add" => auth(&USER_ADD),
+        "/auth/user/get" | "/auth/user/delete" | "/auth/role/add" => auth(&NAME),
+        "/auth/user/grant" => auth(&USER_GRANT_ROLE),
+        "/auth/user/revoke" => auth(&USER_REVOKE_ROLE),
+        "/auth/role/get" | "/auth/role/delete" => auth(&ROLE),
+        "/auth/role/grant" => auth(&ROLE_GRANT),
+        "/auth/role/revoke" => auth(&ROLE_REVOKE),
+        "/lock/lock" => unserved(LOCK_SERVICE, &LOCK),
+        "/lock/unlock" => unserved(LOCK_SERVICE, &UNLOCK),
+        "/election/campaign" => unserved(ELECTION_SERVICE, &CAMPAIGN),
+        "/election/proclaim" => unserved(ELECTION_SERVICE, &PROCLAIM),
+        "/election/leader" | "/election/observe" => unserved(ELECTION_SERVICE, &LEADER),
+        "/election/resign" => unserved(ELECTION_SERVICE, &RESIGN),
+        _ => None,
+    }
+}
+
+/// grpc-gateway splits a `:verb` off the last segment; no etcd path has one, so only an
+/// empty verb (`/v3/kv/range:`) still matches.
+fn without_verb(path: &str) -> Option<&str> {
+    let last = &path[path.rfind('/').map_or(0, |i| i + 1)..];
+    match last.rfind(':') {
+        None => Some(path),
+        Some(i) if i > 0 && i + 1 == last.len() => Some(&path[..path.len() - 1]),
+        Some(_) => None,
+    }
+}
+
+/// Serves one gateway request; `path` is what [`api_path`] returned.
+pub async fn serve(v3: &V3, req: axum::extract::Request, path: &str) -> HttpResponse {
+    let Some(rpc) = without_verb(path).and_then(rpc) else {
+        return reply::plain(StatusCode::NOT_FOUND, "Not Found\n");
+    };
+    if req.method() != Method::POST {
+        return reply::plain(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed\n");
+    }
+    let limit = v3.app.limits.max_body_bytes;
+    let body = req.into_body();
+    match rpc {
+        Rpc::Watch => {
+            let v3 = v3.clone();
+            stream::bidi(body, &schema::WATCH, limit, move |requests| {
+                watch::serve(v3, requests, false)
+            })
+            .await
+        }
+        Rpc::LeaseKeepAlive => {
+            let lease = Arc::new(LeaseService(v3.clone()));
+            stream::bidi(body, &schema::LEASE_ID, limit, move |requests| {
+                lease.keep_alive(requests)
+            })
+            .await
+        }
+        rpc => match axum::body::to_bytes(body, limit).await {
+            Ok(body) => unary(v3, rpc, &body).await,
+            Err(_) => {
+                let message = format!("grpc: received message larger than max (> {limit})");
+                reply::error(Code::ResourceExhausted, &message)
+            }
+        },
+    }
+}
+
+async fn unary(v3: &V3, rpc: Rpc, body: &[u8]) -> HttpResponse {
+    use schema::*;
+    let kv = KvService(v3.clone());
+    let lease = LeaseService(v3.clone());
+    let cluster = ClusterService(v3.clone());
+    match rpc {
+        Rpc::Range => call(v3, body, &RANGE, |r| kv.range(r)).await,
+        Rpc::Put => call(v3, body, &PUT, |r| kv.put(r)).await,
+        Rpc::DeleteRange => call(v3, body, &DELETE_RANGE, |r| kv.delete_range(r)).await,
+        Rpc::Txn => call(v3, body, &TXN, |r| kv.txn(r)).await,
+        Rpc::Compact => call(v3, body, &COMPACTION, |r| kv.compact(r)).await,
+        Rpc::LeaseGrant => call(v3, body, &LEASE_GRANT, |r| lease.grant(r)).await,
+        Rpc::LeaseRevoke => call(v3, body, &LEASE_ID, |r| lease.revoke(r)).await,
+        Rpc::LeaseTimeToLive => {
+            call(v3, body, &LEASE_TIME_TO_LIVE, |r| lease.time_to_live(r)).await
+        }
+        Rpc::LeaseLeases => {
+            call(v3, body, &EMPTY, |_: pb::LeaseLeasesRequest| async {
+                Ok(lease.leases())
+            })
+            .await
+        }
+        // Cluster and Maintenance through their gRPC faces, which answer Unimplemented for
+        // what is not served yet.
+        Rpc::MemberAdd => {
+            call(v3, body, &MEMBER_ADD, |r| {
+                grpc(cluster.member_add(Request::new(r)))
+            })
+            .await
+        }
+        Rpc::MemberRemove => {
+            call(v3, body, &MEMBER_ID, |r| {
+                grpc(cluster.member_remove(Request::new(r)))
+            })
+            .await
+        }
+        Rpc::MemberUpdate => {
+            call(v3, body, &MEMBER_UPDATE, |r| {
+                grpc(cluster.member_update(Request::new(r)))
+            })
+            .await
+        }
+        Rpc::MemberList => {
+            call(v3, body, &EMPTY, |r| {
+                grpc(Cluster::member_list(&cluster, Request::new(r)))
+            })
+            .await
+        }
+        Rpc::MemberPromote => {
+            call(v3, body, &MEMBER_ID, |r| {
+                grpc(cluster.member_promote(Request::new(r)))
+            })
+            .await
+        }
+        Rpc::Alarm => call(v3, body, &ALARM, |r| grpc(cluster.alarm(Request::new(r)))).await,
+        Rpc::Status => {
+            call(v3, body, &EMPTY, |r| {
+                grpc(Maintenance::status(&cluster, Request::new(r)))
+            })
+            .await
+        }
+        Rpc::Defragment => {
+            call(v3, body, &EMPTY, |r| {
+                grpc(cluster.defragment(Request::new(r)))
+            })
+            .await
+        }
+        Rpc::Hash => call(v3, body, &EMPTY, |r| grpc(cluster.hash(Request::new(r)))).await,
+        Rpc::MoveLeader => {
+            call(v3, body, &MOVE_LEADER, |r| {
+                grpc(cluster.move_leader(Request::new(r)))
+            })
+            .await
+        }
+        Rpc::Snapshot => {
+            // A server stream: its one request is read as a unary one's.
+            let request = match read(body, &EMPTY) {
+                Ok(request) => request,
+                Err(message) => return reply::error(Code::InvalidArgument, &message),
+            };
+            match cluster.snapshot(Request::new(request)).await {
+                Ok(responses) => stream::forward(responses.into_inner()).await,
+                Err(status) => reply::status(&status),
+            }
+        }
+        Rpc::Unserved { service, request } => {
+            match first_value(body).and_then(|v| schema::normalize(request, &v)) {
+                Err(message) => reply::error(Code::InvalidArgument, &message),
+                Ok(_) => reply::error(Code::Unimplemented, &format!("unknown service {service}")),
+            }
+        }
+        Rpc::Watch | Rpc::LeaseKeepAlive => unreachable!("streams are served apart"),
+    }
+}
+
+/// A gRPC method's answer without its metadata.
+async fn grpc<T>(
+    call: impl Future<Output = Result<tonic::Response<T>, Status>>,
+) -> Result<T, Status> {
+    call.await.map(tonic::Response::into_inner)
+}
+
+/// A unary call: the request read from `body`, refused as gRPC refuses a message over
+/// its size limit, then `service`'s answer.
+async fn call<Req, Resp, Fut>(
+    v3: &V3,
+    body: &[u8],
+    msg: &'static Msg,
+    service: impl FnOnce(Req) -> Fut,
+) -> HttpResponse
+where
+    Req: DeserializeOwned + prost::Message,
+    Resp: Serialize,
+    Fut: Future<Output = Result<Resp, Status>>,
+{
+    let req: Req = match read(body, msg) {
+        Ok(req) => req,
+        Err(message) => return reply::error(Code::InvalidArgument, &message),
+    };
+    let (size, max) = (req.encoded_len(), v3.app.limits.max_value_bytes);
+    if size > max {
+        let message = format!("grpc: received message larger than max ({size} vs. {max})");
+        return reply::error(Code::ResourceExhausted, &message);
+    }
+    match service(req).await {
+        Ok(resp) => reply::message(&resp),
+        Err(status) => reply::status(&status),
+    }
+}
+
+/// A unary request: the first JSON value of `body` (an empty body is an empty request).
+fn read<T: DeserializeOwned>(body: &[u8], msg: &Msg) -> Result<T, String> {
+    first_value(body).and_then(|v| decode(msg, &v))
+}
+
+fn first_value(body: &[u8]) -> Result<Json, String> {
+    match json::next_value(body, true) {
+        Next::Value(v, _) => Ok(v),
+        Next::End | Next::More => Ok(Json::Null),
+        Next::Bad(message) => Err(message),
+    }
+}
+
+/// A request from its JSON, as jsonpb reads it (see [`schema`]).
+fn decode<T: DeserializeOwned>(msg: &Msg, v: &Json) -> Result<T, String> {
+    let normalized = schema::normalize(msg, v)?;
+    serde_json::from_value(normalized).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_map_to_rpcs_as_in_etcd() {
+        assert_eq!(api_path("/v3/kv/range"), Some("/kv/range"));
+        assert_eq!(api_path("/v3beta/kv/range"), Some("/kv/range"));
+        assert_eq!(api_path("/v3alpha/kv/range"), None);
+        assert_eq!(api_path("/v2/keys"), None);
+        assert!(matches!(rpc("/kv/lease/revoke"), Some(Rpc::LeaseRevoke)));
+        assert!(matches!(
+            rpc("/lock/lock"),
+            Some(Rpc::Unserved {
+                service: LOCK_SERVICE,
+                ..
+            })
+        ));
+        // 3.4 has no AuthStatus.
+        assert!(rpc("/auth/status").is_none());
+        assert_eq!(without_verb("/kv/range:"), Some("/kv/range"));
+        assert_eq!(without_verb("/kv/range:get"), None);
+        assert_eq!(without_verb("/kv/:range"), None);
+        assert_eq!(without_verb("/kv/range"), Some("/kv/range"));
+    }
+
+    #[test]
+    fn unary_bodies_are_read_as_etcd_reads_them() {
+        assert_eq!(
+            read::<pb::RangeRequest>(br#"{"key":"Zm9vMQ"}"#, &schema::RANGE),
+            Err("illegal base64 data at input byte 4".into())
+        );
+        // Empty and whitespace bodies are empty requests; what follows the first value
+        // is not read.
+        for body in [&b""[..], b"  \n", b"null", b"{}{", b"{} x"] {
+            let req = read::<pb::RangeRequest>(body, &schema::RANGE);
+            assert_eq!(req, Ok(pb::RangeRequest::default()), "{body:?}");
+        }
+        assert_eq!(
+            read::<pb::RangeRequest>(b"{\"key\":\"YQ==\"} {\"key\":\"Yg==\"}", &schema::RANGE)
+                .map(|r| r.key),
+            Ok(b"a".to_vec())
+        );
+    }
+}
