@@ -78,7 +78,7 @@ pub struct Keyspace {
     /// Changes at revisions `compacted..=revision`, oldest first.
     history: Vector<Change>,
     revision: Revision,
-    /// Reads and watches below this revision are refused; 0 before any compaction.
+    /// Reads and watches below this revision are refused; -1 before any compaction.
     compacted: Revision,
 }
 
@@ -89,7 +89,9 @@ impl Default for Keyspace {
             expiring: OrdSet::new(),
             history: Vector::new(),
             revision: 1,
-            compacted: 0,
+            // etcd starts its compaction revision at -1, so `Compact(0)` on a fresh store
+            // succeeds (and a second one is refused).
+            compacted: -1,
         }
     }
 }

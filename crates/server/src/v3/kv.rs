@@ -144,7 +144,9 @@ fn branch_writes(ops: &[RequestOp]) -> Result<Writes, V3Error> {
             Some(request_op::Request::RequestPut(p)) if !writes.puts.insert(p.key.clone()) => {
                 return Err(V3Error::DuplicateKey);
             }
-            Some(request_op::Request::RequestDeleteRange(d)) => {
+            // As etcd's interval check, a delete of everything from a key on (end "\0")
+            // is not counted: `[delete a.., put b]` is accepted.
+            Some(request_op::Request::RequestDeleteRange(d)) if d.range_end != [0] => {
                 writes.deletes.extend(key_bounds(&d.key, &d.range_end));
             }
             Some(request_op::Request::RequestTxn(t)) => {
@@ -267,6 +269,11 @@ mod tests {
         );
         assert_eq!(
             check(&txn(vec![delete("a", ""), delete("a", "")], vec![])),
+            Ok(())
+        );
+        // etcd's interval check lets a delete from a key on ("\0") pass.
+        assert_eq!(
+            check(&txn(vec![delete("a", "\0"), put("b")], vec![])),
             Ok(())
         );
         assert_eq!(check(&txn(vec![put("a")], vec![put("a")])), Ok(()));

@@ -28,6 +28,17 @@ impl Write {
         }
     }
 
+    /// What a Txn rolled back must put back: whether anything had changed, and how many
+    /// v2 events there were.
+    pub fn snapshot(&self) -> (bool, usize) {
+        (self.changed, self.v2_events.len())
+    }
+
+    pub fn restore(&mut self, (changed, events): (bool, usize)) {
+        self.changed = changed;
+        self.v2_events.truncate(events);
+    }
+
     /// The revision a response shows: the new one once something changed.
     pub fn header_revision(&self) -> i64 {
         if self.changed {

@@ -1,5 +1,5 @@
 //! Txn: compares evaluated at one point of the log, then one branch applied at one
-//! revision, each op seeing the ones before it.
+//! revision, each op seeing the ones before it, all or nothing.
 
 use super::V3Error;
 use super::kv::Write;
@@ -12,21 +12,50 @@ use musubi_proto::etcdserverpb::{
 use std::cmp::Ordering;
 
 impl StateMachine {
+    /// A Txn, all or nothing: should an op fail once others have been applied (a put with
+    /// `ignore_value` on a key an earlier op deleted, which etcd 3.4 crashes on), the
+    /// keyspace is put back as it was (O(1): persistent maps) and the Txn fails.
     pub(crate) fn txn(
         &mut self,
         w: &mut Write,
         req: &pb::TxnRequest,
     ) -> Result<pb::TxnResponse, V3Error> {
+        // Every compare, nested ones included, is evaluated against the keyspace before
+        // the Txn, as etcd does: a nested Txn does not see the writes of the ops before it.
+        let mut path = Vec::new();
+        self.choose_branches(req, &mut path);
+        let saved = (self.keyspace.clone(), self.leases.clone(), w.snapshot());
+        let result = self.apply_txn(w, req, &mut path.into_iter());
+        if result.is_err() {
+            (self.keyspace, self.leases) = (saved.0, saved.1);
+            w.restore(saved.2);
+        }
+        result
+    }
+
+    /// Which branch each Txn takes, this one and the nested ones it runs, depth first.
+    fn choose_branches(&self, req: &pb::TxnRequest, path: &mut Vec<bool>) {
         let succeeded = req.compare.iter().all(|c| self.holds(c));
-        let ops = if succeeded {
-            &req.success
-        } else {
-            &req.failure
-        };
+        path.push(succeeded);
+        for op in branch(req, succeeded) {
+            if let Some(request_op::Request::RequestTxn(nested)) = &op.request {
+                self.choose_branches(nested, path);
+            }
+        }
+    }
+
+    fn apply_txn(
+        &mut self,
+        w: &mut Write,
+        req: &pb::TxnRequest,
+        path: &mut impl Iterator<Item = bool>,
+    ) -> Result<pb::TxnResponse, V3Error> {
+        let succeeded = path.next().unwrap_or(false);
+        let ops = branch(req, succeeded);
         self.check_ops(ops)?;
         let mut responses = Vec::with_capacity(ops.len());
         for op in ops {
-            responses.push(self.apply_op(w, op)?);
+            responses.push(self.apply_op(w, op, path)?);
         }
         Ok(pb::TxnResponse {
             header: super::header(w.header_revision()),
@@ -36,8 +65,7 @@ impl StateMachine {
     }
 
     /// Refuses a branch before any of it is applied, for what only the state can tell:
-    /// unknown leases, `ignore_*` on missing keys, reads at unreadable revisions. Nested
-    /// Txns are checked on the branch their compares choose now.
+    /// unknown leases, `ignore_*` on missing keys, reads at unreadable revisions.
     fn check_ops(&self, ops: &[RequestOp]) -> Result<(), V3Error> {
         for op in ops {
             match &op.request {
@@ -45,22 +73,20 @@ impl StateMachine {
                 Some(request_op::Request::RequestRange(range)) => {
                     self.keyspace.check_readable(range.revision)?;
                 }
-                Some(request_op::Request::RequestTxn(txn)) => {
-                    let succeeded = txn.compare.iter().all(|c| self.holds(c));
-                    self.check_ops(if succeeded {
-                        &txn.success
-                    } else {
-                        &txn.failure
-                    })?;
-                }
-                Some(request_op::Request::RequestDeleteRange(_)) => {}
+                Some(request_op::Request::RequestTxn(_))
+                | Some(request_op::Request::RequestDeleteRange(_)) => {}
                 None => return Err(V3Error::KeyNotFound),
             }
         }
         Ok(())
     }
 
-    fn apply_op(&mut self, w: &mut Write, op: &RequestOp) -> Result<ResponseOp, V3Error> {
+    fn apply_op(
+        &mut self,
+        w: &mut Write,
+        op: &RequestOp,
+        path: &mut impl Iterator<Item = bool>,
+    ) -> Result<ResponseOp, V3Error> {
         let response = match &op.request {
             Some(request_op::Request::RequestRange(req)) => {
                 let mut resp = self.range_within(req, w.header_revision())?;
@@ -74,7 +100,7 @@ impl StateMachine {
                 response_op::Response::ResponseDeleteRange(self.delete_range(w, req))
             }
             Some(request_op::Request::RequestTxn(req)) => {
-                let mut resp = self.txn(w, req)?;
+                let mut resp = self.apply_txn(w, req, path)?;
                 // etcd leaves a nested Txn's header empty.
                 resp.header = Some(pb::ResponseHeader::default());
                 response_op::Response::ResponseTxn(resp)
@@ -95,6 +121,14 @@ impl StateMachine {
             return c.target != compare::CompareTarget::Value as i32 && compares(c, None);
         }
         found.iter().all(|(_, e)| compares(c, Some(e)))
+    }
+}
+
+fn branch(req: &pb::TxnRequest, succeeded: bool) -> &[RequestOp] {
+    if succeeded {
+        &req.success
+    } else {
+        &req.failure
     }
 }
 
@@ -135,5 +169,109 @@ fn int_target(c: &Compare) -> i64 {
         | (Ok(CompareTarget::Mod), Some(TargetUnion::ModRevision(v)))
         | (Ok(CompareTarget::Lease), Some(TargetUnion::Lease(v))) => *v,
         _ => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::v3::{V3Error, V3Response, V3Write};
+    use crate::{Request, Response, StateMachine};
+    use musubi_proto::etcdserverpb::{
+        Compare, DeleteRangeRequest, PutRequest, RangeRequest, RequestOp, TxnRequest, compare,
+        request_op::Request as Op, response_op::Response as OpResponse,
+    };
+
+    fn put(key: &str, value: &str) -> RequestOp {
+        RequestOp {
+            request: Some(Op::RequestPut(PutRequest {
+                key: key.into(),
+                value: value.into(),
+                ..Default::default()
+            })),
+        }
+    }
+
+    fn apply(sm: &mut StateMachine, txn: TxnRequest) -> Result<V3Response, V3Error> {
+        let write = V3Write::Txn(txn);
+        match sm.apply(&Request::V3 { write, now_ms: 0 }) {
+            Response::V3 { result, .. } => result,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn value(sm: &StateMachine, key: &str) -> Option<Vec<u8>> {
+        let req = RangeRequest {
+            key: key.into(),
+            ..Default::default()
+        };
+        sm.range(&req).unwrap().kvs.pop().map(|kv| kv.value)
+    }
+
+    #[test]
+    fn a_nested_txn_compares_against_the_keyspace_before_the_txn() {
+        let mut sm = StateMachine::new();
+        let b_is_y = Compare {
+            key: "b".into(),
+            target: compare::CompareTarget::Value as i32,
+            target_union: Some(compare::TargetUnion::Value("y".into())),
+            ..Default::default()
+        };
+        let nested = TxnRequest {
+            compare: vec![b_is_y],
+            success: vec![put("seen", "after")],
+            failure: vec![put("seen", "before")],
+        };
+        let outer = TxnRequest {
+            success: vec![
+                put("b", "y"),
+                RequestOp {
+                    request: Some(Op::RequestTxn(nested)),
+                },
+            ],
+            ..Default::default()
+        };
+        let Ok(V3Response::Txn(resp)) = apply(&mut sm, outer) else {
+            panic!("the txn failed")
+        };
+        let Some(OpResponse::ResponseTxn(inner)) = &resp.responses[1].response else {
+            panic!("no nested response")
+        };
+        assert!(!inner.succeeded);
+        assert_eq!(value(&sm, "seen"), Some(b"before".to_vec()));
+        assert_eq!(sm.revision(), 2);
+    }
+
+    #[test]
+    fn a_txn_that_fails_half_way_changes_nothing() {
+        let mut sm = StateMachine::new();
+        apply(
+            &mut sm,
+            TxnRequest {
+                success: vec![put("k", "1")],
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let delete = RequestOp {
+            request: Some(Op::RequestDeleteRange(DeleteRangeRequest {
+                key: "k".into(),
+                ..Default::default()
+            })),
+        };
+        let keep_value = RequestOp {
+            request: Some(Op::RequestPut(PutRequest {
+                key: "k".into(),
+                ignore_value: true,
+                ..Default::default()
+            })),
+        };
+        let txn = TxnRequest {
+            success: vec![put("other", "x"), delete, keep_value],
+            ..Default::default()
+        };
+        assert_eq!(apply(&mut sm, txn), Err(V3Error::KeyNotFound));
+        assert_eq!(sm.revision(), 2);
+        assert_eq!(value(&sm, "k"), Some(b"1".to_vec()));
+        assert_eq!(value(&sm, "other"), None);
     }
 }
