@@ -43,6 +43,8 @@ pub struct App {
     pub identity: Identity,
     pub limits: Limits,
     pub started_at: SystemTime,
+    /// Where the log and snapshots live (the v3 `Status` reports their size).
+    pub data_dir: std::path::PathBuf,
     /// When this member last saw a leader change (for `/v2/stats/self`).
     leader_seen: Mutex<(Option<u64>, SystemTime)>,
 }
@@ -54,6 +56,7 @@ impl App {
         raft: Consensus,
         identity: Identity,
         limits: Limits,
+        data_dir: std::path::PathBuf,
     ) -> App {
         let now = SystemTime::now();
         let leader = raft.status().leader;
@@ -64,6 +67,7 @@ impl App {
             identity,
             limits,
             started_at: now,
+            data_dir,
             leader_seen: Mutex::new((leader, now)),
         }
     }

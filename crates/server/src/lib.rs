@@ -141,7 +141,14 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
         max_txn_ops: config.max_txn_ops,
         min_lease_ttl: (3 * config.election_timeout_ms).div_ceil(2000) as i64,
     };
-    let app = Arc::new(App::new(sm, hub, raft.clone(), identity, limits));
+    let app = Arc::new(App::new(
+        sm,
+        hub,
+        raft.clone(),
+        identity,
+        limits,
+        config.data_dir.clone(),
+    ));
     tokio::spawn(expiry::run(app.clone()));
     tokio::spawn(compaction::run(app.clone(), config.auto_compaction));
 

@@ -136,8 +136,8 @@ impl Keyspace {
         self.entries.is_empty()
     }
 
-    /// Bytes of keys and values held, current and in the history: the "database size"
-    /// `Status` reports. Walks everything: for occasional calls only.
+    /// Bytes of keys and values held, current and in the history (`Status`'s
+    /// `dbSizeInUse`). Walks everything: for occasional calls only.
     pub fn approximate_bytes(&self) -> usize {
         let entry = |e: &Entry| e.value.as_ref().map_or(0, |v| v.len());
         let current: usize = self.entries.iter().map(|(k, e)| k.len() + entry(e)).sum();

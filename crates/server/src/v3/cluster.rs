@@ -34,10 +34,12 @@ impl ClusterService {
 
     pub fn status(&self) -> pb::StatusResponse {
         let raft = self.0.app.raft.status();
-        let (revision, size) = {
+        let (revision, in_use) = {
             let sm = self.0.app.sm.read();
             (sm.revision(), sm.keyspace().approximate_bytes() as i64)
         };
+        // etcd's dbSize is its database file; musubi's is its data dir (log, snapshots).
+        let size = dir_bytes(&self.0.app.data_dir) as i64;
         let me = self.0.app.identity.member_id;
         pb::StatusResponse {
             header: Some(self.0.header(revision)),
@@ -48,10 +50,25 @@ impl ClusterService {
             raft_term: raft.term,
             raft_applied_index: raft.applied_index,
             errors: Vec::new(),
-            db_size_in_use: size,
+            db_size_in_use: in_use,
             is_learner: raft.members.iter().any(|m| m.id == me && m.is_learner),
         }
     }
+}
+
+/// Bytes of the files below `dir`.
+fn dir_bytes(dir: &std::path::Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_bytes(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
 }
 
 fn later() -> Status {

@@ -102,14 +102,29 @@ fn unexpected() -> Status {
 /// etcd's checkTxnRequest: op counts, every op well formed, and no key written twice in a
 /// branch (two puts, or a put inside a deleted range; two deletes are fine).
 fn check_txn(req: &pb::TxnRequest, max_ops: usize) -> Result<(), V3Error> {
-    if req.compare.len() > max_ops || req.success.len() > max_ops || req.failure.len() > max_ops {
-        return Err(V3Error::TooManyOps);
-    }
-    for op in req.success.iter().chain(&req.failure) {
-        check_op(op, max_ops)?;
-    }
+    check_txn_ops(req, max_ops)?;
     branch_writes(&req.success)?;
     branch_writes(&req.failure)?;
+    Ok(())
+}
+
+/// The ops of a Txn, as etcd counts them: a nested Txn may hold only what its parent
+/// leaves of the limit.
+fn check_txn_ops(req: &pb::TxnRequest, max_ops: usize) -> Result<(), V3Error> {
+    let ops = req
+        .compare
+        .len()
+        .max(req.success.len())
+        .max(req.failure.len());
+    if ops > max_ops {
+        return Err(V3Error::TooManyOps);
+    }
+    if req.compare.iter().any(|c| c.key.is_empty()) {
+        return Err(V3Error::EmptyKey);
+    }
+    for op in req.success.iter().chain(&req.failure) {
+        check_op(op, max_ops - ops)?;
+    }
     Ok(())
 }
 
@@ -120,7 +135,7 @@ fn check_op(op: &RequestOp, max_ops: usize) -> Result<(), V3Error> {
             Err(V3Error::EmptyKey)
         }
         Some(request_op::Request::RequestPut(p)) => check_put_request(p),
-        Some(request_op::Request::RequestTxn(t)) => check_txn(t, max_ops),
+        Some(request_op::Request::RequestTxn(t)) => check_txn_ops(t, max_ops),
         Some(_) => Ok(()),
         None => Err(V3Error::KeyNotFound),
     }

@@ -24,6 +24,7 @@ impl StateMachine {
         // the Txn, as etcd does: a nested Txn does not see the writes of the ops before it.
         let mut path = Vec::new();
         self.choose_branches(req, &mut path);
+        self.check_path(req, &path)?;
         let saved = (self.keyspace.clone(), self.leases.clone(), w.snapshot());
         let result = self.apply_txn(w, req, &mut path.into_iter());
         if result.is_err() {
@@ -52,7 +53,6 @@ impl StateMachine {
     ) -> Result<pb::TxnResponse, V3Error> {
         let succeeded = path.next().unwrap_or(false);
         let ops = branch(req, succeeded);
-        self.check_ops(ops)?;
         let mut responses = Vec::with_capacity(ops.len());
         for op in ops {
             responses.push(self.apply_op(w, op, path)?);
@@ -64,18 +64,33 @@ impl StateMachine {
         })
     }
 
-    /// Refuses a branch before any of it is applied, for what only the state can tell:
-    /// unknown leases, `ignore_*` on missing keys, reads at unreadable revisions.
-    fn check_ops(&self, ops: &[RequestOp]) -> Result<(), V3Error> {
-        for op in ops {
+    /// Refuses a Txn before any of it is applied, for what only the state can tell, in
+    /// etcd's order: first the puts of every branch the Txn will take (`ignore_*` on a
+    /// missing key, then unknown leases), only if the Txn writes at all; then the reads
+    /// at unreadable revisions.
+    fn check_path(&self, req: &pb::TxnRequest, path: &[bool]) -> Result<(), V3Error> {
+        let mut ops = Vec::new();
+        taken_ops(req, &mut path.iter().copied(), &mut ops);
+        if writes(req) {
+            for op in &ops {
+                if let Some(request_op::Request::RequestPut(put)) = &op.request {
+                    let exists = self.keyspace.get(&put.key).is_some_and(Entry::is_key);
+                    if (put.ignore_value || put.ignore_lease) && !exists {
+                        return Err(V3Error::KeyNotFound);
+                    }
+                    if put.lease != 0 && !self.leases.contains(put.lease) {
+                        return Err(V3Error::LeaseNotFound);
+                    }
+                }
+            }
+        }
+        for op in &ops {
             match &op.request {
-                Some(request_op::Request::RequestPut(put)) => self.check_put(put)?,
                 Some(request_op::Request::RequestRange(range)) => {
                     self.keyspace.check_readable(range.revision)?;
                 }
-                Some(request_op::Request::RequestTxn(_))
-                | Some(request_op::Request::RequestDeleteRange(_)) => {}
                 None => return Err(V3Error::KeyNotFound),
+                _ => {}
             }
         }
         Ok(())
@@ -122,6 +137,35 @@ impl StateMachine {
         }
         found.iter().all(|(_, e)| compares(c, Some(e)))
     }
+}
+
+/// The non-Txn ops of the branches `path` takes, depth first.
+fn taken_ops<'a>(
+    req: &'a pb::TxnRequest,
+    path: &mut impl Iterator<Item = bool>,
+    out: &mut Vec<&'a RequestOp>,
+) {
+    let succeeded = path.next().unwrap_or(false);
+    for op in branch(req, succeeded) {
+        match &op.request {
+            Some(request_op::Request::RequestTxn(nested)) => taken_ops(nested, path, out),
+            _ => out.push(op),
+        }
+    }
+}
+
+/// Whether any op of either branch, nested ones included, writes.
+fn writes(req: &pb::TxnRequest) -> bool {
+    req.success
+        .iter()
+        .chain(&req.failure)
+        .any(|op| match &op.request {
+            Some(
+                request_op::Request::RequestPut(_) | request_op::Request::RequestDeleteRange(_),
+            ) => true,
+            Some(request_op::Request::RequestTxn(nested)) => writes(nested),
+            _ => false,
+        })
 }
 
 fn branch(req: &pb::TxnRequest, succeeded: bool) -> &[RequestOp] {
