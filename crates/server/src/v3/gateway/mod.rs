@@ -32,6 +32,7 @@ use super::kv::KvService;
 use super::lease::LeaseService;
 use super::watch;
 use axum::http::{Method, StatusCode};
+use futures::StreamExt;
 use json::{Json, Next};
 use musubi_proto::etcdserverpb::{
     self as pb, cluster_server::Cluster, maintenance_server::Maintenance,
@@ -173,14 +174,35 @@ pub async fn serve(v3: &V3, req: axum::extract::Request, path: &str) -> HttpResp
             })
             .await
         }
-        rpc => match axum::body::to_bytes(body, limit).await {
+        rpc => match read_body(body, UNARY_BODY_FACTOR * v3.app.limits.max_value_bytes).await {
             Ok(body) => unary(v3, rpc, &body).await,
-            Err(_) => {
-                let message = format!("grpc: received message larger than max (> {limit})");
+            Err(read) => {
+                // What gRPC says of a message over its limit, the size being what came of
+                // the body before it was given up (etcd's gateway reads it all).
+                let max = v3.app.limits.max_value_bytes;
+                let message = format!("grpc: received message larger than max ({read} vs. {max})");
                 reply::error(Code::ResourceExhausted, &message)
             }
         },
     }
+}
+
+/// How much larger than gRPC's message limit a unary body may be: its JSON (base64 is a
+/// third larger than the bytes) is read whole before the message's size is known.
+const UNARY_BODY_FACTOR: usize = 4;
+
+/// The whole body, or how much of it was read when it passed `limit` (or broke off).
+async fn read_body(body: axum::body::Body, limit: usize) -> Result<Vec<u8>, usize> {
+    let mut data = body.into_data_stream();
+    let mut buf = Vec::new();
+    while let Some(chunk) = data.next().await {
+        let chunk = chunk.map_err(|_| buf.len())?;
+        buf.extend_from_slice(&chunk);
+        if buf.len() > limit {
+            return Err(buf.len());
+        }
+    }
+    Ok(buf)
 }
 
 async fn unary(v3: &V3, rpc: Rpc, body: &[u8]) -> HttpResponse {
