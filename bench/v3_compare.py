@@ -7,6 +7,7 @@ appends it to docs/benchmarks.md (OUT= to write elsewhere, OUT= empty to only pr
   python3 bench/v3_compare.py                  # MEMBERS=1, TOTAL=100000
   MEMBERS=3 python3 bench/v3_compare.py
   KEYS=1000000 python3 bench/v3_compare.py     # the memory step's key count (default 200000)
+  MEMORY_ONLY=1 KEYS=1000000 python3 bench/v3_compare.py   # the memory and restart step alone
 """
 
 import datetime
@@ -27,6 +28,8 @@ BENCH = os.environ.get("ETCD_BENCHMARK", os.path.join(ROOT, "..", "shared", "too
 MEMBERS = int(os.environ.get("MEMBERS", "1"))
 TOTAL = int(os.environ.get("TOTAL", "100000"))
 KEYS = int(os.environ.get("KEYS", "200000"))
+# MEMORY_ONLY=1 skips the load workloads (the memory and restart step alone).
+MEMORY_ONLY = os.environ.get("MEMORY_ONLY") == "1"
 OUT = os.environ.get("OUT", os.path.join(ROOT, "docs", "benchmarks.md"))
 
 # (name, benchmark arguments): the issue's workloads, 10 connections and 100 clients.
@@ -144,7 +147,7 @@ def main():
             # The range workloads read one existing key.
             subprocess.run(["etcdctl", "--endpoints", c.endpoints(), "put", "bench-key", "x" * 256],
                            env=dict(os.environ, ETCDCTL_API="3"), capture_output=True, check=True)
-            for name, args in WORKLOADS:
+            for name, args in ([] if MEMORY_ONLY else WORKLOADS):
                 qps, p99 = bench(c, args)
                 rows.append((name, kind, qps, p99))
                 print("%-20s %-7s %10.0f req/s  p99 %7.2f ms" % (name, kind, qps, p99), flush=True)
@@ -177,7 +180,7 @@ def report(rows, memory):
              "tools/benchmark v3.4.23), 10 connections / 100 clients, 256-byte values." % (MEMBERS, TOTAL, KEYS),
              "", "| workload | etcd 3.4 req/s | musubi req/s | ratio | etcd p99 ms | musubi p99 ms |",
              "|---|---|---|---|---|---|"]
-    for name, _ in WORKLOADS:
+    for name, _ in ([] if MEMORY_ONLY else WORKLOADS):
         eq, ep = by[(name, "etcd")]
         mq, mp = by[(name, "musubi")]
         lines.append("| %s | %.0f | %.0f | %.2fx | %.1f | %.1f |" % (name, eq, mq, mq / eq, ep, mp))

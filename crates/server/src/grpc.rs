@@ -9,6 +9,7 @@ use crate::v3::V3;
 use crate::v3::cluster::ClusterService;
 use crate::v3::kv::KvService;
 use crate::v3::lease::{LeaseGrpc, LeaseService};
+use crate::v3::watch::WatchService;
 use axum::Router;
 use axum::extract::Request;
 use axum::http::{Version, header};
@@ -16,6 +17,7 @@ use musubi_proto::etcdserverpb::cluster_server::ClusterServer;
 use musubi_proto::etcdserverpb::kv_server::KvServer;
 use musubi_proto::etcdserverpb::lease_server::LeaseServer;
 use musubi_proto::etcdserverpb::maintenance_server::MaintenanceServer;
+use musubi_proto::etcdserverpb::watch_server::WatchServer;
 use std::sync::Arc;
 use tonic::service::Routes;
 use tower::ServiceExt;
@@ -31,16 +33,18 @@ pub fn mount(http: Router, v3: &V3) -> Router {
 
 /// The gRPC services of the client port: one `.add_service(...)` line each.
 fn services(v3: &V3) -> Routes {
+    // As etcd's gRPC server: a message may exceed --max-request-bytes by 512 KiB before
+    // gRPC itself refuses it (the KV service refuses what passes --max-request-bytes).
+    let limit = v3.app.limits.max_value_bytes;
     // Reports SERVING for the server as a whole (""), which etcd 3.4 never changes either.
     let (_reporter, health) = tonic_health::server::health_reporter();
     Routes::new(health)
-        .add_service(KvServer::new(KvService(v3.clone())))
-        .add_service(LeaseServer::new(LeaseGrpc(Arc::new(LeaseService(
-            v3.clone(),
-        )))))
-        .add_service(musubi_proto::etcdserverpb::watch_server::WatchServer::new(
-            crate::v3::watch::WatchService(v3.clone()),
-        ))
+        .add_service(KvServer::new(KvService(v3.clone())).max_decoding_message_size(limit))
+        .add_service(
+            LeaseServer::new(LeaseGrpc(Arc::new(LeaseService(v3.clone()))))
+                .max_decoding_message_size(limit),
+        )
+        .add_service(WatchServer::new(WatchService(v3.clone())).max_decoding_message_size(limit))
         .add_service(ClusterServer::new(ClusterService(v3.clone())))
         .add_service(MaintenanceServer::new(ClusterService(v3.clone())))
 }

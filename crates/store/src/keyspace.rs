@@ -250,7 +250,7 @@ impl Keyspace {
         revision: Revision,
     ) -> Vec<(Bytes, Entry)> {
         let in_range = |k: &[u8]| k >= from && to.is_none_or(|to| k < to);
-        if revision >= self.revision {
+        if self.is_current(revision) {
             return self
                 .range(from, to)
                 .filter(|(_, e)| e.is_key())
@@ -273,6 +273,12 @@ impl Keyspace {
             };
         }
         at.into_iter().collect()
+    }
+
+    /// Whether the keyspace as it is now is the keyspace at `revision`: no change was made
+    /// after it (inside a Txn, the Txn's own changes are already made at the next one).
+    pub fn is_current(&self, revision: Revision) -> bool {
+        self.history.last().is_none_or(|c| c.revision <= revision)
     }
 
     /// The changes at `from` and later, oldest first (`from` at or above `compacted`).

@@ -3,7 +3,7 @@
 
 use super::{V3, status};
 use musubi_proto::etcdserverpb::{self as pb, RequestOp, kv_server::Kv, request_op};
-use musubi_store::v3::{V3Error, V3Response, V3Write, check_put_request, key_bounds};
+use musubi_store::v3::{V3Error, V3Response, V3Write, check_put_request};
 use prost::Message;
 use std::collections::BTreeSet;
 use tonic::{Request, Response, Status};
@@ -141,53 +141,73 @@ fn check_op(op: &RequestOp, max_ops: usize) -> Result<(), V3Error> {
     }
 }
 
-/// What one branch writes: its put keys and deleted ranges, a nested Txn contributing
-/// both of its branches (only one will run, so they may overlap each other).
-struct Writes {
-    puts: BTreeSet<Vec<u8>>,
-    deletes: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+/// A deleted range as etcd's interval check sees it: one key, or `[from, to)`, which is
+/// empty when `to` is not above `from` (so a delete from a key on, end `"\0"`, counts
+/// for nothing there).
+struct Deleted {
+    from: Vec<u8>,
+    to: Option<Vec<u8>>,
 }
 
-fn branch_writes(ops: &[RequestOp]) -> Result<Writes, V3Error> {
-    let mut writes = Writes {
-        puts: BTreeSet::new(),
-        deletes: Vec::new(),
-    };
-    let mut nested_puts = BTreeSet::new();
-    for op in ops {
-        match &op.request {
-            Some(request_op::Request::RequestPut(p)) if !writes.puts.insert(p.key.clone()) => {
-                return Err(V3Error::DuplicateKey);
-            }
-            // As etcd's interval check, a delete of everything from a key on (end "\0")
-            // is not counted: `[delete a.., put b]` is accepted.
-            Some(request_op::Request::RequestDeleteRange(d)) if d.range_end != [0] => {
-                writes.deletes.extend(key_bounds(&d.key, &d.range_end));
-            }
-            Some(request_op::Request::RequestTxn(t)) => {
-                for branch in [&t.success, &t.failure] {
-                    let inner = branch_writes(branch)?;
-                    nested_puts.extend(inner.puts);
-                    writes.deletes.extend(inner.deletes);
-                }
-            }
-            _ => {}
+impl Deleted {
+    fn covers(&self, key: &[u8]) -> bool {
+        match &self.to {
+            None => key == self.from.as_slice(),
+            Some(to) => key >= self.from.as_slice() && key < to.as_slice(),
         }
     }
-    if nested_puts.iter().any(|k| writes.puts.contains(k)) {
-        return Err(V3Error::DuplicateKey);
-    }
-    writes.puts.extend(nested_puts);
-    let deleted = |key: &[u8]| {
-        writes
-            .deletes
-            .iter()
-            .any(|(from, to)| key >= from.as_slice() && to.as_deref().is_none_or(|to| key < to))
+}
+
+/// etcd's checkIntervals: the keys one branch puts and the ranges it deletes; a key put
+/// twice, or put inside a deleted range, is `duplicate key`. A nested Txn contributes both
+/// of its branches: a key both of them put is fine (only one runs), and one put by two
+/// nested Txns, or by one and by this branch, is not.
+fn branch_writes(ops: &[RequestOp]) -> Result<(BTreeSet<Vec<u8>>, Vec<Deleted>), V3Error> {
+    let mut deleted: Vec<Deleted> = ops
+        .iter()
+        .filter_map(|op| match &op.request {
+            Some(request_op::Request::RequestDeleteRange(d)) => Some(Deleted {
+                from: d.key.clone(),
+                to: (!d.range_end.is_empty()).then(|| d.range_end.clone()),
+            }),
+            _ => None,
+        })
+        .collect();
+    let mut puts = BTreeSet::new();
+    let duplicate = |puts: &BTreeSet<Vec<u8>>, deleted: &[Deleted], key: &[u8]| {
+        puts.contains(key) || deleted.iter().any(|d| d.covers(key))
     };
-    if writes.puts.iter().any(|k| deleted(k)) {
-        return Err(V3Error::DuplicateKey);
+    for op in ops {
+        if let Some(request_op::Request::RequestTxn(t)) = &op.request {
+            let (then_puts, then_deleted) = branch_writes(&t.success)?;
+            let (else_puts, else_deleted) = branch_writes(&t.failure)?;
+            for key in &then_puts {
+                if duplicate(&puts, &deleted, key) {
+                    return Err(V3Error::DuplicateKey);
+                }
+                puts.insert(key.clone());
+            }
+            for key in else_puts {
+                let both_branches = then_puts.contains(&key);
+                if (puts.contains(&key) && !both_branches) || deleted.iter().any(|d| d.covers(&key))
+                {
+                    return Err(V3Error::DuplicateKey);
+                }
+                puts.insert(key);
+            }
+            deleted.extend(then_deleted);
+            deleted.extend(else_deleted);
+        }
     }
-    Ok(writes)
+    for op in ops {
+        if let Some(request_op::Request::RequestPut(p)) = &op.request {
+            if duplicate(&puts, &deleted, &p.key) {
+                return Err(V3Error::DuplicateKey);
+            }
+            puts.insert(p.key.clone());
+        }
+    }
+    Ok((puts, deleted))
 }
 
 #[tonic::async_trait]

@@ -155,8 +155,8 @@ impl StateMachine {
         w: &mut Write,
         req: &pb::DeleteRangeRequest,
     ) -> pb::DeleteRangeResponse {
-        let current = self.keyspace.revision();
-        let doomed = keys_in(&self.keyspace, &req.key, &req.range_end, current);
+        // The keys as they are now: inside a Txn, after the Txn's earlier ops.
+        let doomed = keys_in(&self.keyspace, &req.key, &req.range_end, i64::MAX);
         let deleted = doomed.len() as i64;
         for (key, entry) in &doomed {
             self.delete_key(w, key, entry);

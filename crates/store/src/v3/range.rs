@@ -1,7 +1,7 @@
 //! Range: reading keys, at the current revision or an old one, with etcd's options.
 
 use super::{V3Error, header};
-use crate::keyspace::{Entry, Keyspace};
+use crate::keyspace::{Entry, Keyspace, Revision};
 use crate::{Bytes, StateMachine};
 use musubi_proto::etcdserverpb::{self as pb, range_request::SortOrder, range_request::SortTarget};
 use musubi_proto::mvccpb::KeyValue;
@@ -59,7 +59,7 @@ pub(crate) fn keys_in(
         None => Vec::new(),
         Some((from, _)) if range_end.is_empty() => {
             // One key: a lookup, not a scan, whenever the current revision is read.
-            if revision >= ks.revision() {
+            if ks.is_current(revision) {
                 ks.get(&from)
                     .filter(|e| e.is_key())
                     .map(|e| vec![(Bytes::from(from.as_slice()), e.clone())])
@@ -90,7 +90,11 @@ impl StateMachine {
         header_revision: i64,
     ) -> Result<pb::RangeResponse, V3Error> {
         let ks = &self.keyspace;
-        let revision = ks.check_readable(req.revision)?;
+        // No revision is the latest, which inside a Txn includes the Txn's own writes.
+        let revision = match req.revision {
+            asked if asked <= 0 => Revision::MAX,
+            asked => ks.check_readable(asked)?,
+        };
         let found = keys_in(ks, &req.key, &req.range_end, revision);
         let count = found.len() as i64;
         let mut resp = pb::RangeResponse {
