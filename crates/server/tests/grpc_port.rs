@@ -3,7 +3,7 @@
 
 use hyper_util::rt::TokioIo;
 use musubi_proto::etcdserverpb::{
-    MemberListRequest, RangeRequest, cluster_client::ClusterClient, kv_client::KvClient,
+    AuthEnableRequest, RangeRequest, auth_client::AuthClient, kv_client::KvClient,
 };
 use musubi_server::config::{self, Invocation};
 use rustls::pki_types::{CertificateDer, ServerName};
@@ -116,8 +116,8 @@ async fn plaintext_port_serves_http1_and_h2c_grpc() {
     assert_eq!(status.message(), "etcdserver: key is not provided");
 
     // A service not mounted answers as gRPC, not with the HTTP handlers' 404 page.
-    let status = ClusterClient::new(channel)
-        .member_list(MemberListRequest::default())
+    let status = AuthClient::new(channel)
+        .auth_enable(AuthEnableRequest::default())
         .await
         .unwrap_err();
     assert_eq!(status.code(), tonic::Code::Unimplemented);
