@@ -48,7 +48,7 @@ pub mod event_handlers;
 pub mod event_history;
 pub mod event_streams;
 pub mod events;
-mod go_base64;
+use musubi_gocompat::base64 as go_base64;
 pub mod go_duration;
 pub mod identity;
 mod invoke;

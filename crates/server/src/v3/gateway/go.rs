@@ -1,97 +1,7 @@
-//! The few pieces of Go's standard library whose exact output the gateway repeats:
-//! `encoding/base64`'s decoding and its error offsets, `strconv.Quote`, and
-//! `encoding/json`'s escaping of strings.
-//!
-//! (The agent has its own copy of Go's base64 in `crates/agent/src/go_base64.rs`; the two
-//! belong in one small Go-compatibility crate.)
+//! The pieces of Go's standard library whose exact output the gateway repeats, beside
+//! `musubi_gocompat::base64`: `strconv.Quote` and `encoding/json`'s escaping of strings.
 
 use std::fmt::Write;
-
-const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-const PAD: u8 = b'=';
-
-/// `base64.StdEncoding.Decode`: padding required, `\r` and `\n` skipped anywhere, stray
-/// bits in the last symbol accepted; an error is the offset Go reports
-/// (`illegal base64 data at input byte N`).
-pub fn base64_decode(src: &[u8]) -> Result<Vec<u8>, usize> {
-    let mut out = Vec::with_capacity(src.len() / 4 * 3);
-    let mut at = 0;
-    loop {
-        let mut values = [0u32; 4];
-        let mut filled = 0;
-        let mut last = false;
-        while filled < 4 {
-            let Some(&byte) = src.get(at) else {
-                if filled == 0 {
-                    return Ok(out);
-                }
-                // Padding is required: a short group is where the input went wrong.
-                return Err(at - filled);
-            };
-            at += 1;
-            if byte == b'\n' || byte == b'\r' {
-                continue;
-            }
-            if let Some(v) = ALPHABET.iter().position(|&a| a == byte) {
-                values[filled] = v as u32;
-                filled += 1;
-                continue;
-            }
-            if byte != PAD || filled < 2 {
-                return Err(at - 1);
-            }
-            if filled == 2 {
-                // "xx==": the second '=' must follow, newlines aside.
-                at = skip_newlines(src, at);
-                match src.get(at) {
-                    None => return Err(src.len()),
-                    Some(&PAD) => at += 1,
-                    Some(_) => return Err(at - 1),
-                }
-            }
-            at = skip_newlines(src, at);
-            if at < src.len() {
-                return Err(at);
-            }
-            last = true;
-            break;
-        }
-        let n = values.iter().fold(0u32, |n, v| n << 6 | v);
-        let bytes = [(n >> 16) as u8, (n >> 8) as u8, n as u8];
-        out.extend_from_slice(&bytes[..filled - 1]);
-        if last {
-            return Ok(out);
-        }
-    }
-}
-
-fn skip_newlines(src: &[u8], mut at: usize) -> usize {
-    while matches!(src.get(at), Some(b'\n' | b'\r')) {
-        at += 1;
-    }
-    at
-}
-
-/// Padded standard base64.
-pub fn base64_encode(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push(PAD as char);
-            }
-        }
-    }
-    out
-}
 
 /// `encoding/json`'s quoting of one byte in a syntax error: `'x'`, `'\''`, `'"'`, `'\n'`.
 pub fn quote_char(c: u8) -> String {
@@ -207,33 +117,6 @@ pub fn escape_json(text: Vec<u8>) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn base64_errors_carry_gos_offsets() {
-        // Each seen from etcd 3.4's gateway.
-        assert_eq!(base64_decode(b"Zm9vMQ"), Err(4));
-        assert_eq!(base64_decode(b"Zm9"), Err(0));
-        assert_eq!(base64_decode(b"Zm9v====="), Err(4));
-        assert_eq!(base64_decode(b"Zm-_"), Err(2));
-        assert_eq!(base64_decode(b"YQ="), Err(3));
-        assert_eq!(base64_decode(b"Y==="), Err(1));
-        assert_eq!(base64_decode(b"YQ==YQ=="), Err(4));
-        assert_eq!(base64_decode(b"YQ=x"), Err(2));
-    }
-
-    #[test]
-    fn base64_skips_newlines_and_takes_stray_bits() {
-        assert_eq!(base64_decode(b"Zm\n9v\r\n").unwrap(), b"foo");
-        assert_eq!(base64_decode(b"Zm9vMR==").unwrap(), b"foo1");
-        assert_eq!(base64_decode(b"Zm9=").unwrap(), b"fo");
-        assert_eq!(base64_decode(b"").unwrap(), b"");
-        let data: Vec<u8> = (0..=255).collect();
-        for len in 0..40 {
-            let text = base64_encode(&data[..len]);
-            assert_eq!(base64_decode(text.as_bytes()).unwrap(), &data[..len]);
-        }
-        assert_eq!(base64_encode(b"foo1"), "Zm9vMQ==");
-    }
 
     #[test]
     fn quoting_follows_go() {

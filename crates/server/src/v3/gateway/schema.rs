@@ -169,7 +169,7 @@ fn zero(kind: Kind) -> Value {
 /// One non-null value of a field.
 fn single(kind: Kind, v: &Json) -> Result<Value, String> {
     match kind {
-        Kind::Bytes => bytes(v).map(|b| Value::String(go::base64_encode(&b))),
+        Kind::Bytes => bytes(v).map(|b| Value::String(musubi_gocompat::base64::encode(&b))),
         Kind::Int(int) => integer(int, v).map(Value::String),
         Kind::Bool => match v {
             Json::Bool(b) => Ok(Value::Bool(*b)),
@@ -188,8 +188,9 @@ fn single(kind: Kind, v: &Json) -> Result<Value, String> {
 /// numbers.
 fn bytes(v: &Json) -> Result<Vec<u8>, String> {
     match v {
-        Json::Str { value, .. } => go::base64_decode(value.as_bytes())
-            .map_err(|at| format!("illegal base64 data at input byte {at}")),
+        Json::Str { value, .. } => {
+            musubi_gocompat::base64::decode(value).map_err(|e| e.to_string())
+        }
         Json::Array(items) => items
             .iter()
             .map(|item| match item {

@@ -114,6 +114,32 @@ mod tests {
     use super::*;
 
     #[test]
+    fn errors_carry_gos_offsets_as_etcds_gateway_reports_them() {
+        let at = |text: &str| decode(text).unwrap_err().0;
+        assert_eq!(at("Zm9vMQ"), 4);
+        assert_eq!(at("Zm9"), 0);
+        assert_eq!(at("Zm9v====="), 4);
+        assert_eq!(at("Zm-_"), 2);
+        assert_eq!(at("YQ="), 3);
+        assert_eq!(at("Y==="), 1);
+        assert_eq!(at("YQ==YQ=="), 4);
+        assert_eq!(at("YQ=x"), 2);
+    }
+
+    #[test]
+    fn newlines_are_skipped_and_stray_bits_taken() {
+        assert_eq!(decode("Zm\n9v\r\n").unwrap(), b"foo");
+        assert_eq!(decode("Zm9vMR==").unwrap(), b"foo1");
+        assert_eq!(decode("Zm9=").unwrap(), b"fo");
+        assert_eq!(decode("").unwrap(), b"");
+        let data: Vec<u8> = (0..=255).collect();
+        for len in 0..40 {
+            assert_eq!(decode(&encode(&data[..len])).unwrap(), &data[..len]);
+        }
+        assert_eq!(encode(b"foo1"), "Zm9vMQ==");
+    }
+
+    #[test]
     fn round_trips_every_length() {
         let data: Vec<u8> = (0..=255).collect();
         for len in 0..40 {

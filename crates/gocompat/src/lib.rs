@@ -1,0 +1,5 @@
+//! Go's standard library, where etcd's and Serf's users see its exact behaviour: the
+//! error messages and offsets their clients print and match. Written once, used by the
+//! agent (Serf's keys) and the server (etcd's JSON gateway).
+
+pub mod base64;
