@@ -104,6 +104,18 @@ pub enum RevisionError {
 }
 
 impl Keyspace {
+    /// Whether a keyspace read from a snapshot (as untrusted as a proposal) is whole: its
+    /// history in revision order, none of it past the revision or below the compaction.
+    pub fn is_consistent(&self) -> bool {
+        let mut last = self.compacted;
+        self.compacted <= self.revision
+            && self.history.iter().all(|c| {
+                let in_order = c.revision >= last && c.revision <= self.revision;
+                last = c.revision;
+                in_order
+            })
+    }
+
     /// Rebuilds what a snapshot leaves out (the expiry queue).
     pub fn restored(mut self) -> Keyspace {
         self.expiring = self
@@ -310,7 +322,7 @@ impl Keyspace {
             return Err(RevisionError::Compacted);
         }
         let keep_from = self.first_change_after(revision - 1);
-        let at_revision = self.first_change_after(revision);
+        let at_revision = self.first_change_after(revision).max(keep_from);
         // Of the changes at the compaction revision itself, etcd keeps the keys' values
         // but not their deletions: a watch from there replays only the puts.
         let mut kept: Vector<Change> = self

@@ -188,6 +188,9 @@ impl StateMachine {
                 data.format
             ));
         }
+        if !data.keyspace.is_consistent() {
+            return refuse("the keyspace's history is out of order".into());
+        }
         // The root is implicit, and v2 created every directory and file under a canonical
         // path. A snapshot from the peer port is as untrusted as a proposal.
         if let Some((key, _)) = data
