@@ -245,6 +245,25 @@ def test_etcdctl_v2_over_tls(fleet, pki):
     assert p.returncode != 0, p.stdout
 
 
+def etcdctl3(pki, server, *args, cert=True):
+    """etcdctl v3 over TLS (gRPC over HTTP/2 with ALPN h2), with the client cert or not."""
+    argv = [ETCDCTL_BIN, "--endpoints", server.url, "--cacert", pki.ca[0], "--dial-timeout", "5s",
+            "--command-timeout", "10s"]
+    if cert:
+        argv += ["--cert", pki.client[0], "--key", pki.client[1]]
+    return subprocess.run(argv + list(args), capture_output=True, text=True,
+                          env=dict(os.environ, ETCDCTL_API="3"), timeout=30)
+
+
+def test_etcdctl_v3_over_tls(fleet, pki):
+    s = start(fleet, tls_args=cert_auth(pki), ready_ctx=context(pki.ca[0], pki.client))
+    p = etcdctl3(pki, s, "put", "ctl3", "over-tls")
+    assert (p.returncode, p.stdout) == (0, "OK\n"), p.stderr
+    p = etcdctl3(pki, s, "get", "ctl3", "--print-value-only")
+    assert (p.returncode, p.stdout) == (0, "over-tls\n"), p.stderr
+    assert etcdctl3(pki, s, "get", "ctl3", cert=False).returncode != 0
+
+
 def test_auto_tls_serves_a_self_signed_certificate(fleet):
     s = start(fleet, tls_args=["--auto-tls"], ready_ctx=context(verify=False))
     assert https(s.client_port, "PUT", "/v2/keys/auto", context(verify=False), body="value=1")[0] == 201
@@ -317,3 +336,14 @@ def test_three_members_with_peer_tls_form_and_replicate(fleet, pki, peer_auth):
                         "--cert-file", pki.client[0], "--key-file", pki.client[1], "member", "list"],
                        capture_output=True, text=True, env=env, timeout=30)
     assert p.returncode == 0 and p.stdout.count("isLeader=true") == 1, p.stdout + p.stderr
+
+    # v3 leases granted and kept alive through followers: KeepAlive and TimeToLive reach
+    # the leader over the peer TLS channel, as every member's client URL is https.
+    p = etcdctl3(pki, members[1], "lease", "grant", "30")
+    assert p.returncode == 0, p.stderr
+    lease = p.stdout.split()[1]
+    for m in members:
+        p = etcdctl3(pki, m, "lease", "keep-alive", "--once", lease)
+        assert p.returncode == 0 and "TTL(30)" in p.stdout, p.stdout + p.stderr
+        p = etcdctl3(pki, m, "lease", "timetolive", lease)
+        assert p.returncode == 0 and "granted with TTL(30s)" in p.stdout, p.stdout + p.stderr
