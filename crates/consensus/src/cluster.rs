@@ -52,8 +52,8 @@ impl Consensus {
             }),
             request: req,
         };
-        let body = serde_json::to_vec(&proposal)
-            .map_err(|e| ConsensusError::Rejected(format!("cannot encode the request: {e}")))?;
+        // Encoded only if it must travel to a leader elsewhere.
+        let body = || encode(&proposal);
         let applied = self
             .on_leader(forward::PROPOSE, body, IfLost::RetryDeduplicated, || {
                 self.write_here(proposal.clone())
@@ -69,24 +69,28 @@ impl Consensus {
     pub async fn linearizable_barrier(&self) -> Result<(), ConsensusError> {
         // A read changes nothing, so a lost reply is just "try again".
         let index = self
-            .on_leader(forward::READ_INDEX, Vec::new(), IfLost::Retry, || {
-                self.read_index_here()
-            })
+            .on_leader(
+                forward::READ_INDEX,
+                || Ok(Vec::new()),
+                IfLost::Retry,
+                || self.read_index_here(),
+            )
             .await?;
         self.applied_locally(index).await
     }
 
-    /// Runs `here` if this member leads, else sends `body` to `path` on the leader, looking
+    /// Runs `here` if this member leads, else sends `body()` to `path` on the leader, looking
     /// for a new leader for as long as asking again cannot apply anything twice.
-    pub(crate) async fn on_leader<T, F, Fut>(
+    pub(crate) async fn on_leader<T, B, F, Fut>(
         &self,
         path: &str,
-        body: Vec<u8>,
+        body: B,
         if_lost: IfLost,
         here: F,
     ) -> Result<T, ConsensusError>
     where
         T: DeserializeOwned,
+        B: Fn() -> Result<Vec<u8>, ConsensusError>,
         F: Fn() -> Fut,
         Fut: Future<Output = Result<T, ConsensusError>>,
     {
@@ -111,13 +115,10 @@ impl Consensus {
                 Err(e) => return Err(e),
                 Ok(Route::Here) => here().await,
                 Ok(Route::Leader(leader)) => {
+                    let body = body()?;
                     let left = deadline.saturating_duration_since(tokio::time::Instant::now());
                     let ttl = attempt_ttl.min(left.max(RETRY));
-                    match self
-                        .forwarder
-                        .call::<T>(&leader, path, body.clone(), ttl)
-                        .await
-                    {
+                    match self.forwarder.call::<T>(&leader, path, body, ttl).await {
                         Ok(reply) => reply.map_err(ConsensusError::from),
                         // Not sent: as if the leader were gone; look again.
                         Err(SendError::Unreachable(m)) => {
@@ -246,7 +247,7 @@ impl Consensus {
                 client_urls: client_urls.clone(),
                 ..recorded
             };
-            let body = serde_json::to_vec(&(self.node_id, &me)).unwrap_or_default();
+            let body = || encode(&(self.node_id, &me));
             let result = self
                 .on_leader(forward::PUBLISH, body, IfLost::Retry, || {
                     self.publish_here(self.node_id, me.clone())
@@ -378,4 +379,10 @@ fn describe(members: &[(u64, Member)]) -> String {
         })
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// A request as it travels to the leader.
+pub(crate) fn encode(value: &impl serde::Serialize) -> Result<Vec<u8>, ConsensusError> {
+    serde_json::to_vec(value)
+        .map_err(|e| ConsensusError::Rejected(format!("cannot encode the request: {e}")))
 }

@@ -33,8 +33,7 @@ impl Consensus {
         F: Fn() -> Fut,
         Fut: Future<Output = Result<Resp, ConsensusError>>,
     {
-        let body = serde_json::to_vec(req)
-            .map_err(|e| ConsensusError::Rejected(format!("cannot encode the request: {e}")))?;
+        let body = || crate::cluster::encode(req);
         self.on_leader(path, body, IfLost::Retry, here).await
     }
 }

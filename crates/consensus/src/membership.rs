@@ -76,8 +76,7 @@ impl Consensus {
         &self,
         change: MembershipChange,
     ) -> Result<MemberInfo, ConsensusError> {
-        let body = serde_json::to_vec(&change)
-            .map_err(|e| ConsensusError::Rejected(format!("cannot encode the change: {e}")))?;
+        let body = || crate::cluster::encode(&change);
         self.on_leader(forward::MEMBERSHIP, body, IfLost::Unknown, || {
             self.change_here(change.clone())
         })
