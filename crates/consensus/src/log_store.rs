@@ -4,6 +4,10 @@
 //! written at once and openraft's `IOFlushed` callback is handed to the log's flusher, so it
 //! fires only after the fsync that covers the batch. The vote and the purge point live in
 //! small atomically replaced files beside the snapshots.
+//!
+//! The most recent entries are also kept decoded in memory ([`Recent`]): the state machine
+//! applies, and the leader replicates, entries just appended, and reading those back from
+//! the log meant decoding each JSON entry again on every write.
 
 use crate::committed::CommittedHint;
 use crate::{Entry, LogId, TypeConfig, Vote};
@@ -20,6 +24,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 const VOTE: &str = "vote";
+/// Entries kept decoded in memory, at most.
+const RECENT_ENTRIES: usize = 8192;
 const PURGED: &str = "purged";
 
 /// The Raft log. Cheap to clone: clones share the same files (one is openraft's reader).
@@ -38,6 +44,56 @@ struct Inner {
     /// Reused by every append, so encoding a batch allocates nothing once it has grown.
     batch: Mutex<WriteBatch>,
     committed: Arc<CommittedHint>,
+    recent: Mutex<Recent>,
+}
+
+/// The newest entries of the log, decoded, with consecutive indexes: always what the log
+/// holds at those indexes (appends, truncations and purges change both).
+#[derive(Default)]
+struct Recent(std::collections::VecDeque<Entry>);
+
+impl Recent {
+    fn push(&mut self, entry: Entry) {
+        if self
+            .0
+            .back()
+            .is_some_and(|last| last.index() + 1 != entry.index())
+        {
+            self.0.clear();
+        }
+        if self.0.len() == RECENT_ENTRIES {
+            self.0.pop_front();
+        }
+        self.0.push_back(entry);
+    }
+
+    /// Entries `start..end`, if all of them are held.
+    fn get(&self, start: u64, end: u64) -> Option<Vec<Entry>> {
+        let first = self.0.front()?.index();
+        let last = self.0.back()?.index();
+        if start < first || end > last + 1 || start >= end {
+            return None;
+        }
+        let from = (start - first) as usize;
+        Some(
+            self.0
+                .range(from..from + (end - start) as usize)
+                .cloned()
+                .collect(),
+        )
+    }
+
+    fn truncate_from(&mut self, from: u64) {
+        while self.0.back().is_some_and(|e| e.index() >= from) {
+            self.0.pop_back();
+        }
+    }
+
+    fn purge_upto(&mut self, upto: u64) {
+        while self.0.front().is_some_and(|e| e.index() <= upto) {
+            self.0.pop_front();
+        }
+    }
 }
 
 impl LogStore {
@@ -62,6 +118,7 @@ impl LogStore {
             vote: Mutex::new(vote),
             purged: Mutex::new(purged),
             batch: Mutex::new(WriteBatch::new()),
+            recent: Mutex::new(Recent::default()),
         };
         Ok(Self {
             inner: Arc::new(inner),
@@ -69,6 +126,9 @@ impl LogStore {
     }
 
     fn entries(&self, start: u64, end: u64) -> io::Result<Vec<Entry>> {
+        if let Some(held) = self.inner.recent.lock().get(start, end) {
+            return Ok(held);
+        }
         let mut out = Vec::with_capacity(end.saturating_sub(start).min(4096) as usize);
         self.inner.log.read(start..end, |_, payload| {
             out.push(serde_json::from_slice(payload).map_err(invalid)?);
@@ -162,19 +222,29 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     {
         let mut batch = self.inner.batch.lock();
         batch.clear();
+        let mut appended = Vec::new();
         for entry in entries {
             batch
                 .push_with(entry.index(), |buf| serde_json::to_writer(buf, &entry))
                 .map_err(invalid)?;
+            appended.push(entry);
         }
         self.inner.log.append(
             &batch,
             Box::new(move |result| callback.io_completed(result)),
-        )
+        )?;
+        let mut recent = self.inner.recent.lock();
+        if let Some(first) = appended.first() {
+            // An append over a conflicting tail replaces it.
+            recent.truncate_from(first.index());
+        }
+        appended.into_iter().for_each(|e| recent.push(e));
+        Ok(())
     }
 
     async fn truncate_after(&mut self, last_log_id: Option<LogId>) -> io::Result<()> {
         let from = last_log_id.map_or(0, |id| id.index + 1);
+        self.inner.recent.lock().truncate_from(from);
         self.inner.log.truncate_from(from)
     }
 
@@ -203,6 +273,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         // Record the purge point first: after a crash the log may hold less, never more.
         self.save_json(PURGED, &log_id).await?;
         *self.inner.purged.lock() = Some(log_id);
+        self.inner.recent.lock().purge_upto(log_id.index);
         self.inner.log.purge_upto(log_id.index)
     }
 }
@@ -225,4 +296,38 @@ fn read_json<T: DeserializeOwned>(
 
 fn invalid(e: impl ToString) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use openraft::type_config::alias::LeaderIdOf;
+    use openraft::vote::RaftLeaderIdExt;
+
+    fn entry(index: u64) -> Entry {
+        let leader = <LeaderIdOf<TypeConfig> as RaftLeaderIdExt>::new_committed(1, 1);
+        Entry::new_blank(LogId::new(leader, index))
+    }
+
+    fn indexes(got: Option<Vec<Entry>>) -> Option<Vec<u64>> {
+        got.map(|es| es.iter().map(|e| e.index()).collect())
+    }
+
+    #[test]
+    fn recent_entries_follow_appends_truncations_and_purges() {
+        let mut recent = Recent::default();
+        (1..=5).for_each(|i| recent.push(entry(i)));
+        assert_eq!(indexes(recent.get(2, 4)), Some(vec![2, 3]));
+        assert_eq!(indexes(recent.get(4, 7)), None);
+        recent.truncate_from(4);
+        assert_eq!(indexes(recent.get(3, 5)), None);
+        recent.push(entry(4));
+        recent.purge_upto(2);
+        assert_eq!(indexes(recent.get(3, 5)), Some(vec![3, 4]));
+        assert_eq!(indexes(recent.get(2, 3)), None);
+        // A gap (a snapshot installed past the log) starts the window again.
+        recent.push(entry(9));
+        assert_eq!(indexes(recent.get(9, 10)), Some(vec![9]));
+        assert_eq!(indexes(recent.get(4, 5)), None);
+    }
 }
