@@ -14,6 +14,7 @@ use crate::Bytes;
 use imbl::{OrdMap, OrdSet, Vector};
 use serde::{Deserialize, Serialize};
 use std::ops::Bound;
+use std::sync::Arc;
 
 /// A revision: v3's `revision`, v2's index. The empty keyspace is at 1.
 pub type Revision = i64;
@@ -65,13 +66,15 @@ impl Entry {
 pub struct Change {
     pub revision: Revision,
     pub key: Bytes,
-    pub kv: Option<Entry>,
-    pub prev: Option<Entry>,
+    pub kv: Option<Arc<Entry>>,
+    pub prev: Option<Arc<Entry>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Keyspace {
-    entries: OrdMap<Bytes, Entry>,
+    /// Entries behind an `Arc`: the history shares them, and a map slot is small, which
+    /// keeps the B-tree's inserts (shifting a node's slots) and its memory down.
+    entries: OrdMap<Bytes, Arc<Entry>>,
     /// (expiry in Unix ms, key) for every entry with a v2 TTL.
     #[serde(skip)]
     expiring: OrdSet<(u64, Bytes)>,
@@ -119,7 +122,6 @@ impl Keyspace {
     /// Rebuilds what a snapshot leaves out (the expiry queue).
     pub fn restored(mut self) -> Keyspace {
         self.expiring = self
-            .entries
             .iter()
             .filter_map(|(k, e)| e.expire_at.map(|at| (at, k.clone())))
             .collect();
@@ -152,21 +154,27 @@ impl Keyspace {
     /// `dbSizeInUse`). Walks everything: for occasional calls only.
     pub fn approximate_bytes(&self) -> usize {
         let entry = |e: &Entry| e.value.as_ref().map_or(0, |v| v.len());
-        let current: usize = self.entries.iter().map(|(k, e)| k.len() + entry(e)).sum();
+        let current: usize = self.iter().map(|(k, e)| k.len() + entry(e)).sum();
         let history: usize = self
             .history
             .iter()
-            .map(|c| c.key.len() + c.kv.as_ref().map_or(0, entry))
+            .map(|c| c.key.len() + c.kv.as_deref().map_or(0, entry))
             .sum();
         current + history
     }
 
     pub fn get(&self, key: &[u8]) -> Option<&Entry> {
+        self.entries.get(key).map(|e| &**e)
+    }
+
+    /// The entry under `key`, shared (for the history and responses built from it).
+    pub fn get_shared(&self, key: &[u8]) -> Option<&Arc<Entry>> {
         self.entries.get(key)
     }
 
-    pub fn entries(&self) -> &OrdMap<Bytes, Entry> {
-        &self.entries
+    /// Every entry in key order.
+    pub fn iter(&self) -> impl Iterator<Item = (&Bytes, &Entry)> {
+        self.entries.iter().map(|(k, e)| (k, &**e))
     }
 
     /// Entries with keys in `[from, to)` (`to == None`: to the end), in key order.
@@ -181,12 +189,22 @@ impl Keyspace {
         };
         self.entries
             .range((Bound::Included(Bytes::from(from)), end))
+            .map(|(k, e)| (k, &**e))
+    }
+
+    /// The first entry at or after `from`, as a cursor walking the keys sees it.
+    pub fn first_from(&self, from: Bound<Bytes>) -> Option<(&Bytes, &Entry)> {
+        self.entries
+            .range((from, Bound::Unbounded))
+            .next()
+            .map(|(k, e)| (k, &**e))
     }
 
     /// Writes `entry` under `key` at `revision` (the caller advances the keyspace to it),
-    /// recording the change if v3 sees one. Returns the entry it replaced.
-    pub fn put(&mut self, key: &Bytes, entry: Entry, revision: Revision) -> Option<Entry> {
+    /// recording the change if v3 sees one.
+    pub fn put(&mut self, key: &Bytes, entry: Entry, revision: Revision) {
         let new_expiry = entry.expire_at;
+        let entry = Arc::new(entry);
         let visible = entry.is_key().then(|| entry.clone());
         let old = self.entries.insert(key.clone(), entry);
         // Forget the old expiry before recording the new one: they may be equal.
@@ -196,20 +214,25 @@ impl Keyspace {
         if let Some(at) = new_expiry {
             self.expiring.insert((at, key.clone()));
         }
-        self.record(key, old.as_ref(), visible, revision);
-        old
+        self.record(key, old, visible, revision);
     }
 
     /// Removes `key` at `revision`, recording the deletion if v3 saw the key.
-    pub fn remove(&mut self, key: &[u8], revision: Revision) -> Option<Entry> {
+    pub fn remove(&mut self, key: &[u8], revision: Revision) -> Option<Arc<Entry>> {
         let (key, old) = self.entries.remove_with_key(key)?;
         self.forget_expiry(&key, &old);
-        self.record(&key, Some(&old), None, revision);
+        self.record(&key, Some(old.clone()), None, revision);
         Some(old)
     }
 
-    fn record(&mut self, key: &Bytes, old: Option<&Entry>, kv: Option<Entry>, revision: Revision) {
-        let prev = old.filter(|e| e.is_key()).cloned();
+    fn record(
+        &mut self,
+        key: &Bytes,
+        old: Option<Arc<Entry>>,
+        kv: Option<Arc<Entry>>,
+        revision: Revision,
+    ) {
+        let prev = old.filter(|e| e.is_key());
         if prev.is_none() && kv.is_none() {
             return;
         }
@@ -260,20 +283,21 @@ impl Keyspace {
         from: &[u8],
         to: Option<&[u8]>,
         revision: Revision,
-    ) -> Vec<(Bytes, Entry)> {
+    ) -> Vec<(Bytes, Arc<Entry>)> {
         let in_range = |k: &[u8]| k >= from && to.is_none_or(|to| k < to);
-        if self.is_current(revision) {
-            return self
-                .range(from, to)
-                .filter(|(_, e)| e.is_key())
-                .map(|(k, e)| (k.clone(), e.clone()))
-                .collect();
-        }
-        let mut at: std::collections::BTreeMap<Bytes, Entry> = self
-            .range(from, to)
+        let end = match to {
+            Some(to) => Bound::Excluded(Bytes::from(to)),
+            None => Bound::Unbounded,
+        };
+        let current = self
+            .entries
+            .range((Bound::Included(Bytes::from(from)), end))
             .filter(|(_, e)| e.is_key())
-            .map(|(k, e)| (k.clone(), e.clone()))
-            .collect();
+            .map(|(k, e)| (k.clone(), e.clone()));
+        if self.is_current(revision) {
+            return current.collect();
+        }
+        let mut at: std::collections::BTreeMap<Bytes, Arc<Entry>> = current.collect();
         let later = self.first_change_after(revision);
         for change in self.history.iter().skip(later).rev() {
             if !in_range(&change.key) {
@@ -369,7 +393,7 @@ mod tests {
         let at = |rev| -> Vec<(String, String)> {
             ks.keys_at(b"a", Some(b"z"), rev)
                 .into_iter()
-                .map(|(k, e)| (k.to_text(), e.value.unwrap().to_text()))
+                .map(|(k, e)| (k.to_text(), e.value.as_ref().unwrap().to_text()))
                 .collect()
         };
         assert_eq!(at(1), vec![]);

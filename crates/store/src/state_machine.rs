@@ -195,7 +195,6 @@ impl StateMachine {
         // path. A snapshot from the peer port is as untrusted as a proposal.
         if let Some((key, _)) = data
             .keyspace
-            .entries()
             .iter()
             .find(|(k, e)| (e.dir || k.is_empty()) && !tree::is_v2_path(k))
         {

@@ -8,6 +8,7 @@
 use crate::keyspace::{Entry, Keyspace, Revision};
 use crate::{Bytes, ErrorCode, NodeView, V2Error, remaining_seconds};
 use std::ops::Bound;
+use std::sync::Arc;
 
 /// The root directory: it always exists, is never written, and has index 0.
 static ROOT: Entry = Entry {
@@ -73,7 +74,7 @@ pub(crate) fn remove_subtree(
     ks: &mut Keyspace,
     key: &str,
     revision: Revision,
-) -> Vec<(Bytes, Entry)> {
+) -> Vec<(Bytes, Arc<Entry>)> {
     let below: Vec<Bytes> = descendant_keys(ks, key).cloned().collect();
     let mut removed = Vec::new();
     if let Some(entry) = ks.remove(key.as_bytes(), revision) {
@@ -145,10 +146,7 @@ fn children<'a>(ks: &'a Keyspace, dir: &str) -> impl Iterator<Item = (&'a str, &
     let mut cursor: Bound<Bytes> = Bound::Included(Bytes::from(prefix.as_slice()));
     std::iter::from_fn(move || {
         loop {
-            let (key, entry) = ks
-                .entries()
-                .range((cursor.clone(), Bound::Unbounded))
-                .next()?;
+            let (key, entry) = ks.first_from(cursor.clone())?;
             if !key.starts_with(&prefix) {
                 return None;
             }

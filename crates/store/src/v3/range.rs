@@ -5,6 +5,7 @@ use crate::keyspace::{Entry, Keyspace, Revision};
 use crate::{Bytes, StateMachine};
 use musubi_proto::etcdserverpb::{self as pb, range_request::SortOrder, range_request::SortTarget};
 use musubi_proto::mvccpb::KeyValue;
+use std::sync::Arc;
 
 /// The keys `[key, range_end)` name, as etcd reads them: no `range_end` is the one key,
 /// `"\0"` is every key from `key` on (`None` as the end), and an end at or before `key`
@@ -54,13 +55,13 @@ pub(crate) fn keys_in(
     key: &[u8],
     range_end: &[u8],
     revision: i64,
-) -> Vec<(Bytes, Entry)> {
+) -> Vec<(Bytes, Arc<Entry>)> {
     match key_bounds(key, range_end) {
         None => Vec::new(),
         Some((from, _)) if range_end.is_empty() => {
             // One key: a lookup, not a scan, whenever the current revision is read.
             if ks.is_current(revision) {
-                ks.get(&from)
+                ks.get_shared(&from)
                     .filter(|e| e.is_key())
                     .map(|e| vec![(Bytes::from(from.as_slice()), e.clone())])
                     .unwrap_or_default()
@@ -116,7 +117,7 @@ impl StateMachine {
         } else {
             usize::MAX
         };
-        let mut kvs: Vec<(Bytes, Entry)> = found
+        let mut kvs: Vec<(Bytes, Arc<Entry>)> = found
             .into_iter()
             .take(read)
             .filter(|(_, e)| within(e.mod_revision, req.min_mod_revision, req.max_mod_revision))
@@ -154,7 +155,7 @@ fn within(value: i64, min: i64, max: i64) -> bool {
 
 /// Sorts as etcd does: by key unless asked otherwise; a target other than the key with no
 /// order sorts ascending. The sort is stable, so ties keep key order.
-fn sort(kvs: &mut [(Bytes, Entry)], req: &pb::RangeRequest) {
+fn sort(kvs: &mut [(Bytes, Arc<Entry>)], req: &pb::RangeRequest) {
     let target = SortTarget::try_from(req.sort_target).unwrap_or(SortTarget::Key);
     let mut order = SortOrder::try_from(req.sort_order).unwrap_or(SortOrder::None);
     if target != SortTarget::Key && order == SortOrder::None {
