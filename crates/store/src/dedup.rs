@@ -19,6 +19,7 @@ use crate::{Request, Response};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
+use std::sync::Arc;
 
 /// IDs remembered at most.
 pub const MAX_IDS: usize = 100_000;
@@ -69,11 +70,14 @@ impl Proposal {
 }
 
 /// The responses of the most recent IDs, in the order they were first applied.
+///
+/// Responses sit behind an `Arc`, so the copy a snapshot takes under the state machine's
+/// lock copies pointers, not 100,000 responses.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(from = "Remembered", into = "Remembered")]
 pub struct Deduplicator {
     order: VecDeque<RequestId>,
-    responses: HashMap<RequestId, (Response, usize)>,
+    responses: HashMap<RequestId, (Arc<Response>, usize)>,
     bytes: usize,
 }
 
@@ -87,7 +91,10 @@ impl From<Deduplicator> for Remembered {
         Remembered(
             d.order
                 .iter()
-                .filter_map(|id| d.responses.remove(id).map(|(r, _)| (*id, r)))
+                .filter_map(|id| {
+                    let (r, _) = d.responses.remove(id)?;
+                    Some((*id, Arc::unwrap_or_clone(r)))
+                })
                 .collect(),
         )
     }
@@ -106,7 +113,7 @@ impl From<Remembered> for Deduplicator {
 impl Deduplicator {
     /// The response `id` got when it was first applied, if it is remembered.
     pub fn seen(&self, id: &RequestId) -> Option<&Response> {
-        self.responses.get(id).map(|(response, _)| response)
+        self.responses.get(id).map(|(response, _)| &**response)
     }
 
     /// Remembers `response` as `id`'s, forgetting the oldest IDs past the bounds.
@@ -114,7 +121,7 @@ impl Deduplicator {
         let cost = OVERHEAD + response_bytes(response);
         if self
             .responses
-            .insert(id, (response.clone(), cost))
+            .insert(id, (Arc::new(response.clone()), cost))
             .is_none()
         {
             self.order.push_back(id);
