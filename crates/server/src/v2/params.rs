@@ -81,7 +81,8 @@ fn unescape(s: &str) -> Result<String, V2Error> {
                     .and_then(|h| u8::from_str_radix(h, 16).ok());
                 let Some(byte) = hex else {
                     // Go cuts bytes, not characters: the cut may split one.
-                    let bad = go_quote(&bytes[i..(i + 3).min(bytes.len())]);
+                    let bad =
+                        musubi_gocompat::strconv::quote_bytes(&bytes[i..(i + 3).min(bytes.len())]);
                     return Err(invalid(
                         ErrorCode::InvalidForm,
                         &format!("invalid URL escape {bad}"),
@@ -102,37 +103,6 @@ fn unescape(s: &str) -> Result<String, V2Error> {
     }
     Ok(String::from_utf8(out)
         .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
-}
-
-/// `bytes` quoted as Go's `strconv.Quote` quotes ASCII and invalid UTF-8 (`\xff`); other
-/// characters are kept as they are.
-fn go_quote(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    let mut out = String::from("\"");
-    for chunk in bytes.utf8_chunks() {
-        for c in chunk.valid().chars() {
-            match c {
-                '"' => out.push_str("\\\""),
-                '\\' => out.push_str("\\\\"),
-                '\x07' => out.push_str("\\a"),
-                '\x08' => out.push_str("\\b"),
-                '\x0c' => out.push_str("\\f"),
-                '\n' => out.push_str("\\n"),
-                '\r' => out.push_str("\\r"),
-                '\t' => out.push_str("\\t"),
-                '\x0b' => out.push_str("\\v"),
-                c if c.is_ascii_control() => {
-                    let _ = write!(out, "\\x{:02x}", c as u32);
-                }
-                c => out.push(c),
-            }
-        }
-        for b in chunk.invalid() {
-            let _ = write!(out, "\\x{b:02x}");
-        }
-    }
-    out.push('"');
-    out
 }
 
 /// Go's `strconv.ParseBool`.

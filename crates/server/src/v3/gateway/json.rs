@@ -8,7 +8,7 @@
 //! while the value is incomplete. [`check_valid`] is `json.Unmarshal`'s check of a whole
 //! text.
 
-use super::go::quote_char;
+use musubi_gocompat::strconv::quote_json_char as quote_char;
 
 /// A JSON value with what the gateway needs of its spelling.
 #[derive(Clone, Debug, PartialEq)]

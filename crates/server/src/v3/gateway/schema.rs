@@ -14,7 +14,6 @@
 //! - integers may be numbers or strings (the quotes dropped and the rest read as JSON);
 //!   enums are names (as written, no unescaping) or numbers.
 
-use super::go;
 use super::json::{Json, check_valid};
 pub use super::messages::*;
 use serde_json::{Map, Value};
@@ -239,7 +238,7 @@ fn enumeration(e: &Enum, v: &Json) -> Result<Value, String> {
             Some(name) => Ok(Value::String((*name).into())),
             None => Err(format!(
                 "unknown value {} for enum {}",
-                go::quote_bytes(raw.as_bytes()),
+                musubi_gocompat::strconv::quote_bytes(raw.as_bytes()),
                 e.go
             )),
         },
