@@ -49,7 +49,7 @@ pub mod event_history;
 pub mod event_streams;
 pub mod events;
 use musubi_gocompat::base64 as go_base64;
-pub mod go_duration;
+pub use musubi_gocompat::duration as go_duration;
 pub mod identity;
 mod invoke;
 pub mod join;

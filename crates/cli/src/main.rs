@@ -19,7 +19,7 @@ mod go_json;
 mod kv;
 
 // Go-style durations live in the agent crate, which parses Serf's duration keys too.
-use musubi_agent::go_duration as duration;
+use musubi_gocompat::duration;
 
 use clap::error::ErrorKind;
 use clap::{Arg, CommandFactory, FromArgMatches, Parser, Subcommand};

@@ -49,8 +49,8 @@ impl AutoCompaction {
             "periodic" => {
                 let period = match retention.parse::<u64>() {
                     Ok(hours) => Duration::from_secs(hours * 3600),
-                    Err(_) => parse_go_duration(retention)
-                        .ok_or_else(|| bad("not a number of hours or a duration such as 30m"))?,
+                    Err(_) => musubi_gocompat::duration::parse(retention)
+                        .map_err(|_| bad("not a number of hours or a duration such as 30m"))?,
                 };
                 Ok(if period.is_zero() {
                     AutoCompaction::Revision(DEFAULT_RETAINED_REVISIONS)
@@ -65,30 +65,6 @@ impl AutoCompaction {
             )),
         }
     }
-}
-
-/// A Go duration made of `h`, `m`, `s` and `ms` parts, such as `1h30m` or `90s`.
-fn parse_go_duration(text: &str) -> Option<Duration> {
-    let mut total = Duration::ZERO;
-    let mut rest = text;
-    while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit() && c != '.')?;
-        let number: f64 = rest[..digits].parse().ok()?;
-        rest = &rest[digits..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let seconds = match &rest[..unit_len] {
-            "h" => 3600.0,
-            "m" => 60.0,
-            "s" => 1.0,
-            "ms" => 0.001,
-            _ => return None,
-        };
-        total += Duration::from_secs_f64(number * seconds);
-        rest = &rest[unit_len..];
-    }
-    Some(total)
 }
 
 /// How often the leader looks at the history.

@@ -83,7 +83,7 @@ pub fn stats_self(app: &App) -> HttpResponse {
         let _ = write!(
             out,
             ",\"leaderInfo\":{{\"leader\":\"{leader:x}\",\"uptime\":\"{}\",\"startTime\":\"{}\"}}",
-            go_duration(uptime),
+            musubi_gocompat::duration::format(uptime),
             json::rfc3339(unix_nanos(since))
         );
     }
@@ -161,37 +161,9 @@ pub fn stats_store(app: &Arc<App>) -> HttpResponse {
     reply::json_body(StatusCode::OK, out)
 }
 
-/// Go's `time.Duration.String()`: `1h2m3.5s`, or `1.5ms`, `2µs`, `892ns` below a second.
-fn go_duration(d: std::time::Duration) -> String {
-    let secs = d.as_secs();
-    let (h, m, s, nanos) = (secs / 3600, (secs / 60) % 60, secs % 60, d.subsec_nanos());
-    if secs == 0 {
-        let (unit, scale) = match nanos {
-            0 => return "0s".into(),
-            1_000_000.. => ("ms", 1_000_000),
-            1_000.. => ("µs", 1_000),
-            _ => ("ns", 1),
-        };
-        let frac = format!("{:09}", nanos % scale);
-        let frac = frac[9 - scale.ilog10() as usize..].trim_end_matches('0');
-        let dot = if frac.is_empty() { "" } else { "." };
-        return format!("{}{dot}{frac}{unit}", nanos / scale);
-    }
-    let frac = if nanos == 0 {
-        String::new()
-    } else {
-        format!(".{nanos:09}").trim_end_matches('0').to_string()
-    };
-    match (h, m) {
-        (0, 0) => format!("{s}{frac}s"),
-        (0, _) => format!("{m}m{s}{frac}s"),
-        _ => format!("{h}h{m}m{s}{frac}s"),
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::go_duration;
+    use musubi_gocompat::duration::format as go_duration;
     use std::time::Duration;
 
     #[test]
