@@ -9,6 +9,7 @@ use crate::v3::V3;
 use crate::v3::cluster::ClusterService;
 use crate::v3::kv::KvService;
 use crate::v3::lease::{LeaseGrpc, LeaseService};
+use crate::v3::maintenance::MaintenanceService;
 use crate::v3::watch::WatchService;
 use axum::Router;
 use axum::extract::Request;
@@ -46,7 +47,7 @@ fn services(v3: &V3) -> Routes {
         )
         .add_service(WatchServer::new(WatchService(v3.clone())).max_decoding_message_size(limit))
         .add_service(ClusterServer::new(ClusterService(v3.clone())))
-        .add_service(MaintenanceServer::new(ClusterService(v3.clone())))
+        .add_service(MaintenanceServer::new(MaintenanceService(v3.clone())))
 }
 
 fn is_grpc(req: &Request) -> bool {

@@ -8,6 +8,7 @@ pub mod cluster;
 pub mod gateway;
 pub mod kv;
 pub mod lease;
+pub mod maintenance;
 pub mod status;
 pub mod watch;
 

@@ -30,6 +30,7 @@ use super::V3;
 use super::cluster::ClusterService;
 use super::kv::KvService;
 use super::lease::LeaseService;
+use super::maintenance::MaintenanceService;
 use super::watch;
 use axum::http::{Method, StatusCode};
 use futures::StreamExt;
@@ -210,6 +211,7 @@ async fn unary(v3: &V3, rpc: Rpc, body: &[u8]) -> HttpResponse {
     let kv = KvService(v3.clone());
     let lease = LeaseService(v3.clone());
     let cluster = ClusterService(v3.clone());
+    let maintenance = MaintenanceService(v3.clone());
     match rpc {
         Rpc::Range => call(v3, body, &RANGE, |r| kv.range(r)).await,
         Rpc::Put => call(v3, body, &PUT, |r| kv.put(r)).await,
@@ -259,23 +261,33 @@ async fn unary(v3: &V3, rpc: Rpc, body: &[u8]) -> HttpResponse {
             })
             .await
         }
-        Rpc::Alarm => call(v3, body, &ALARM, |r| grpc(cluster.alarm(Request::new(r)))).await,
+        Rpc::Alarm => {
+            call(v3, body, &ALARM, |r| {
+                grpc(maintenance.alarm(Request::new(r)))
+            })
+            .await
+        }
         Rpc::Status => {
             call(v3, body, &EMPTY, |r| {
-                grpc(Maintenance::status(&cluster, Request::new(r)))
+                grpc(Maintenance::status(&maintenance, Request::new(r)))
             })
             .await
         }
         Rpc::Defragment => {
             call(v3, body, &EMPTY, |r| {
-                grpc(cluster.defragment(Request::new(r)))
+                grpc(maintenance.defragment(Request::new(r)))
             })
             .await
         }
-        Rpc::Hash => call(v3, body, &EMPTY, |r| grpc(cluster.hash(Request::new(r)))).await,
+        Rpc::Hash => {
+            call(v3, body, &EMPTY, |r| {
+                grpc(maintenance.hash(Request::new(r)))
+            })
+            .await
+        }
         Rpc::MoveLeader => {
             call(v3, body, &MOVE_LEADER, |r| {
-                grpc(cluster.move_leader(Request::new(r)))
+                grpc(maintenance.move_leader(Request::new(r)))
             })
             .await
         }
@@ -285,7 +297,7 @@ async fn unary(v3: &V3, rpc: Rpc, body: &[u8]) -> HttpResponse {
                 Ok(request) => request,
                 Err(message) => return reply::error(Code::InvalidArgument, &message),
             };
-            match cluster.snapshot(Request::new(request)).await {
+            match maintenance.snapshot(Request::new(request)).await {
                 Ok(responses) => stream::forward(responses.into_inner()).await,
                 Err(status) => reply::status(&status),
             }
