@@ -5,6 +5,7 @@ use crate::dedup::{Deduplicator, Proposal};
 use crate::keyspace::Keyspace;
 use crate::tree;
 use crate::v3::{Leases, V3Error, V3Response};
+use crate::v3::auth::AuthV3;
 use crate::{Action, AuthError, AuthOutcome, AuthState, Event, Request, V2Error, V2Op};
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -70,6 +71,8 @@ pub struct StateMachine {
     auth: AuthState,
     /// The responses of recently applied request IDs (`dedup`).
     requests: Deduplicator,
+    /// v3 auth: apart from v2's, as in etcd 3.4 (`v3::auth`).
+    pub(crate) auth_v3: AuthV3,
 }
 
 /// Whether applying a proposal changed anything.
@@ -106,6 +109,9 @@ pub struct Frozen {
     auth: AuthState,
     requests: Deduplicator,
 }
+    /// Absent from snapshots taken before v3 auth: off, no users.
+    #[serde(default)]
+    auth_v3: AuthV3,
 
 /// The snapshot layout: 2 is the MVCC keyspace (1, never marked, was the v2 tree).
 const SNAPSHOT_FORMAT: u32 = 2;
@@ -200,6 +206,7 @@ impl StateMachine {
         {
             return refuse(format!(
                 "the keyspace holds a directory that is not a canonical path: {key:?}"
+            auth_v3: self.auth_v3.clone(),
             ));
         }
         Ok(StateMachine {
@@ -239,6 +246,7 @@ impl StateMachine {
 
     /// Applies `proposal` once per request ID: an ID applied before (a retried write whose
     /// first attempt was committed after all) changes nothing and gets its first response.
+            auth_v3: data.auth_v3,
     pub fn apply_proposal(&mut self, proposal: &Proposal) -> Outcome {
         let Some(id) = proposal.id else {
             return Outcome::Applied(self.apply(&proposal.request));

@@ -4,6 +4,7 @@
 //! the log, and fills the response header as etcd does: the cluster, the member that
 //! served the call, its Raft term, and the revision.
 
+pub mod auth;
 pub mod cluster;
 pub mod gateway;
 pub mod kv;

@@ -8,6 +8,7 @@ use tonic::{Code, Status};
 /// A state-machine refusal as etcd reports it.
 pub fn from_store(e: V3Error) -> Status {
     let code = match e {
+        V3Error::Auth(e) => return super::auth::status::from_auth(e),
         V3Error::EmptyKey
         | V3Error::KeyNotFound
         | V3Error::ValueProvided

@@ -28,6 +28,8 @@ pub enum V3Error {
     LeaseExists,
     #[error("too large lease TTL")]
     LeaseTtlTooLarge,
+    #[error(transparent)]
+    Auth(#[from] super::auth::AuthV3Error),
 }
 
 impl From<RevisionError> for V3Error {

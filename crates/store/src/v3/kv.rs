@@ -78,6 +78,7 @@ impl StateMachine {
                 w.expiry = *expired;
                 self.revoke(&mut w, *id).map(V3Response::LeaseRevoke)
             }
+            V3Write::Auth(op) => self.apply_auth_v3(op),
         };
         // Changes are only made once a request is known to succeed, but should one fail
         // half-way, what it changed still needs its revision for the history to hold.

@@ -1,5 +1,6 @@
 //! etcd's v3 API over the keyspace: KV reads and writes, Txn, Compact and leases.
 
+pub mod auth;
 mod error;
 mod kv;
 mod lease;
@@ -35,6 +36,8 @@ pub enum V3Write {
         id: i64,
         expired: bool,
     },
+    /// A v3 auth change (users, roles, the switch, tokens): no KV revision.
+    Auth(auth::AuthV3Op),
 }
 
 /// What a v3 write answers (headers carry only the revision; the server fills the rest).
@@ -46,6 +49,8 @@ pub enum V3Response {
     Compact(pb::CompactionResponse),
     LeaseGrant(pb::LeaseGrantResponse),
     LeaseRevoke(pb::LeaseRevokeResponse),
+    /// Every auth change answers a header; Authenticate also a token.
+    Auth(pb::AuthenticateResponse),
 }
 
 impl V3Response {
@@ -59,6 +64,7 @@ impl V3Response {
             V3Response::Compact(r) => r.encoded_len(),
             V3Response::LeaseGrant(r) => r.encoded_len(),
             V3Response::LeaseRevoke(r) => r.encoded_len(),
+            V3Response::Auth(r) => r.encoded_len(),
         }
     }
 }
@@ -85,6 +91,7 @@ impl fmt::Display for V3Write {
                     if *expired { " (expired)" } else { "" }
                 )
             }
+            V3Write::Auth(op) => write!(f, "v3 auth {}", op.kind()),
         }
     }
 }
