@@ -8,7 +8,9 @@
 //! 3. `musubi members`, `musubi query`, ... (Serf's client commands, listed in
 //!    `agent_cli::VERBS`) hand their raw arguments to `agent_cli`, which parses them with
 //!    Go's flag rules as `serf` does (docs/agent-cli.md).
-//! 4. Otherwise clap parses a client command (`kv`, `bench`) and runs it on its own runtime.
+//! 4. `musubi kv` and `musubi cluster` with `--api 3` or `ETCDCTL_API=3` hand the arguments
+//!    after them to `v3`, etcdctl v3's commands (docs/cli-v3.md).
+//! 5. Otherwise clap parses a client command (`kv`, `bench`) and runs it on its own runtime.
 //!
 //! Usage errors exit 1 and unknown commands 3, as `etcdctl` does (docs/cli-kv.md).
 
@@ -17,6 +19,7 @@ mod bench;
 mod cluster;
 mod go_json;
 mod kv;
+mod v3;
 
 // Go-style durations live in the agent crate, which parses Serf's duration keys too.
 use musubi_gocompat::duration;
@@ -66,6 +69,10 @@ fn main() -> ExitCode {
         .unwrap_or_default();
     if invoked_as == "etcd" {
         return serve(args[1..].to_vec());
+    }
+    // `musubi kv|cluster --api 3` (or ETCDCTL_API=3): etcdctl v3's command tree.
+    if let Some(v3_args) = v3::requested(&args) {
+        return v3::run(v3_args);
     }
     let matches = match with_agent_verbs(Cli::command()).try_get_matches_from(&args) {
         Ok(matches) => matches,

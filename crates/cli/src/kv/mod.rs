@@ -32,6 +32,9 @@ pub struct KvArgs {
 /// The connection options every client command shares (etcdctl's global flags).
 #[derive(Args)]
 pub struct GlobalArgs {
+    /// The etcd API: 2 (this parser); `--api 3` or `ETCDCTL_API=3` is `v3`'s (docs/cli-v3.md).
+    #[arg(long, global = true, default_value = "2", value_parser = ["2"])]
+    api: String,
     /// Comma-separated list of machine addresses in the cluster.
     #[arg(
         long,
