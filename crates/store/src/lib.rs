@@ -7,19 +7,23 @@
 //! since etcd keeps v2 auth data in its v2 store. One revision counter serves both APIs:
 //! v2 reports it as `modifiedIndex`, v3 as `revision` (docs/keyspace.md).
 
+mod alarm;
 mod auth;
 mod bytes;
 mod dedup;
 mod error;
 mod event;
+mod hash;
 mod history;
 mod keyspace;
 mod request;
+mod space;
 mod state_machine;
 mod tree;
 mod v2_apply;
 pub mod v3;
 
+pub use alarm::{Alarms, describe as describe_alarm};
 pub use auth::{
     AuthError, AuthOp, AuthOutcome, AuthState, GUEST, PasswordHash, Permissions, ROOT, Role, User,
     unauthorized,
@@ -28,8 +32,10 @@ pub use bytes::Bytes;
 pub use dedup::{Deduplicator, MAX_BYTES, MAX_IDS, Proposal, RequestId};
 pub use error::{ErrorCode, V2Error};
 pub use event::{Action, Event, NodeView, remaining_seconds};
+pub use hash::KvHash;
 pub use history::{EventHistory, is_descendant, is_hidden_from, watch_matches};
 pub use keyspace::{Change, Entry, Keyspace, Revision};
+pub use space::held_bytes;
 pub use request::{Compare, Expiry, Request, V2Op, clean_key};
 pub use state_machine::{Frozen, Outcome, Response, SnapshotError, StateMachine};
 pub use tree::is_v2_path;

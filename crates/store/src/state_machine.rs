@@ -1,11 +1,12 @@
 //! The state machine: requests applied to the keyspace in log order, snapshots of it,
 //! and the reads served from it.
 
+use crate::alarm::Alarms;
 use crate::dedup::{Deduplicator, Proposal};
 use crate::keyspace::Keyspace;
 use crate::tree;
-use crate::v3::{Leases, V3Error, V3Response};
 use crate::v3::auth::AuthV3;
+use crate::v3::{Leases, V3Error, V3Response};
 use crate::{Action, AuthError, AuthOutcome, AuthState, Event, Request, V2Error, V2Op};
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -64,15 +65,16 @@ impl Clone for StoreStats {
 pub struct StateMachine {
     pub(crate) keyspace: Keyspace,
     pub(crate) leases: Leases,
+    pub(crate) alarms: Alarms,
     /// The clock of the request being applied (the proposer's), which fixes the `ttl`
     /// its events report. Not state: every request sets it before it is used.
     pub(crate) now_ms: u64,
     stats: StoreStats,
     auth: AuthState,
-    /// The responses of recently applied request IDs (`dedup`).
-    requests: Deduplicator,
     /// v3 auth: apart from v2's, as in etcd 3.4 (`v3::auth`).
     pub(crate) auth_v3: AuthV3,
+    /// The responses of recently applied request IDs (`dedup`).
+    requests: Deduplicator,
 }
 
 /// Whether applying a proposal changed anything.
@@ -107,11 +109,14 @@ pub struct Frozen {
     leases: Leases,
     stats: StoreStats,
     auth: AuthState,
-    requests: Deduplicator,
-}
     /// Absent from snapshots taken before v3 auth: off, no users.
     #[serde(default)]
     auth_v3: AuthV3,
+    requests: Deduplicator,
+    /// Absent from snapshots taken before alarms: none active.
+    #[serde(default)]
+    alarms: Alarms,
+}
 
 /// The snapshot layout: 2 is the MVCC keyspace (1, never marked, was the v2 tree).
 const SNAPSHOT_FORMAT: u32 = 2;
@@ -119,7 +124,26 @@ const SNAPSHOT_FORMAT: u32 = 2;
 impl Frozen {
     /// Serialises the state (off the state machine's lock: this is a copy).
     pub fn to_bytes(&self) -> Vec<u8> {
-        serde_json::to_vec(self).expect("the state always serializes")
+        let mut out = Vec::new();
+        self.write_to(&mut out);
+        out
+    }
+
+    /// Serialises the state at the end of `out` (a backup file puts a header before it).
+    pub(crate) fn write_to(&self, out: &mut Vec<u8>) {
+        serde_json::to_writer(out, self).expect("the state always serializes")
+    }
+
+    pub(crate) fn keyspace(&self) -> &Keyspace {
+        &self.keyspace
+    }
+
+    pub(crate) fn leases(&self) -> &Leases {
+        &self.leases
+    }
+
+    pub(crate) fn alarms(&self) -> &Alarms {
+        &self.alarms
     }
 }
 
@@ -150,6 +174,11 @@ impl StateMachine {
         &self.leases
     }
 
+    /// The active alarms (etcd's alarm store).
+    pub fn alarms(&self) -> &Alarms {
+        &self.alarms
+    }
+
     pub fn stats(&self) -> &StoreStats {
         &self.stats
     }
@@ -177,7 +206,9 @@ impl StateMachine {
             leases: self.leases.clone(),
             stats: self.stats.clone(),
             auth: self.auth.clone(),
+            auth_v3: self.auth_v3.clone(),
             requests: self.requests.clone(),
+            alarms: self.alarms.clone(),
         }
     }
 
@@ -206,15 +237,16 @@ impl StateMachine {
         {
             return refuse(format!(
                 "the keyspace holds a directory that is not a canonical path: {key:?}"
-            auth_v3: self.auth_v3.clone(),
             ));
         }
         Ok(StateMachine {
             keyspace: data.keyspace.restored(),
             leases: data.leases,
+            alarms: data.alarms,
             now_ms: 0,
             stats: data.stats,
             auth: data.auth,
+            auth_v3: data.auth_v3,
             requests: data.requests,
         })
     }
@@ -246,7 +278,6 @@ impl StateMachine {
 
     /// Applies `proposal` once per request ID: an ID applied before (a retried write whose
     /// first attempt was committed after all) changes nothing and gets its first response.
-            auth_v3: data.auth_v3,
     pub fn apply_proposal(&mut self, proposal: &Proposal) -> Outcome {
         let Some(id) = proposal.id else {
             return Outcome::Applied(self.apply(&proposal.request));

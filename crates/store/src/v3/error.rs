@@ -28,6 +28,12 @@ pub enum V3Error {
     LeaseExists,
     #[error("too large lease TTL")]
     LeaseTtlTooLarge,
+    /// A NOSPACE alarm is active and the write adds data.
+    #[error("database space exceeded")]
+    NoSpace,
+    /// A CORRUPT alarm is active.
+    #[error("corrupt cluster")]
+    Corrupt,
     #[error(transparent)]
     Auth(#[from] super::auth::AuthV3Error),
 }

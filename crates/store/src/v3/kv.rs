@@ -55,6 +55,9 @@ impl StateMachine {
         &mut self,
         write: &V3Write,
     ) -> (Result<V3Response, V3Error>, Vec<Event>) {
+        if let Some(refused) = self.alarms.refuses(write) {
+            return (Err(refused), Vec::new());
+        }
         let mut w = Write::new(self.keyspace.revision());
         let result = match write {
             V3Write::Put(req) => self.put(&mut w, req).map(V3Response::Put),
@@ -78,6 +81,7 @@ impl StateMachine {
                 w.expiry = *expired;
                 self.revoke(&mut w, *id).map(V3Response::LeaseRevoke)
             }
+            V3Write::Alarm(req) => Ok(V3Response::Alarm(self.alarms.apply(req))),
             V3Write::Auth(op) => self.apply_auth_v3(op),
         };
         // Changes are only made once a request is known to succeed, but should one fail

@@ -36,6 +36,8 @@ pub enum V3Write {
         id: i64,
         expired: bool,
     },
+    /// An alarm raised or cleared (GET is served without the log).
+    Alarm(pb::AlarmRequest),
     /// A v3 auth change (users, roles, the switch, tokens): no KV revision.
     Auth(auth::AuthV3Op),
 }
@@ -49,6 +51,7 @@ pub enum V3Response {
     Compact(pb::CompactionResponse),
     LeaseGrant(pb::LeaseGrantResponse),
     LeaseRevoke(pb::LeaseRevokeResponse),
+    Alarm(pb::AlarmResponse),
     /// Every auth change answers a header; Authenticate also a token.
     Auth(pb::AuthenticateResponse),
 }
@@ -64,6 +67,7 @@ impl V3Response {
             V3Response::Compact(r) => r.encoded_len(),
             V3Response::LeaseGrant(r) => r.encoded_len(),
             V3Response::LeaseRevoke(r) => r.encoded_len(),
+            V3Response::Alarm(r) => r.encoded_len(),
             V3Response::Auth(r) => r.encoded_len(),
         }
     }
@@ -91,6 +95,11 @@ impl fmt::Display for V3Write {
                     if *expired { " (expired)" } else { "" }
                 )
             }
+            V3Write::Alarm(a) => write!(
+                f,
+                "v3 alarm action {} member {:x} type {}",
+                a.action, a.member_id, a.alarm
+            ),
             V3Write::Auth(op) => write!(f, "v3 auth {}", op.kind()),
         }
     }
