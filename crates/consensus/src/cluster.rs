@@ -54,11 +54,17 @@ impl Consensus {
         };
         // Encoded only if it must travel to a leader elsewhere.
         let body = || encode(&proposal);
+        let pending = metrics::gauge!("etcd_server_proposals_pending");
+        pending.increment(1);
         let applied = self
             .on_leader(forward::PROPOSE, body, IfLost::RetryDeduplicated, || {
                 self.write_here(proposal.clone())
             })
-            .await?;
+            .await;
+        pending.decrement(1);
+        let applied = applied.inspect_err(|_| {
+            metrics::counter!("etcd_server_proposals_failed_total").increment(1);
+        })?;
         self.applied_locally(applied.log_index).await?;
         Ok(applied)
     }

@@ -35,6 +35,7 @@ mod leader_call;
 mod log_store;
 mod member;
 mod membership;
+mod observe;
 pub mod network;
 mod snapshot;
 mod state_machine;

@@ -12,6 +12,8 @@ pub struct Config {
     pub listen_client_urls: Vec<String>,
     pub advertise_client_urls: Vec<String>,
     pub listen_peer_urls: Vec<String>,
+    /// `--listen-metrics-urls`: extra listeners serving only `/metrics` and `/health`.
+    pub listen_metrics_urls: Vec<String>,
     pub initial_advertise_peer_urls: Vec<String>,
     pub initial_cluster: String,
     /// `--initial-cluster` was given (rather than derived from this member alone).
@@ -93,6 +95,11 @@ const FLAGS: &[(&str, Kind, &str)] = &[
         "listen-peer-urls",
         Kind::Value,
         "URLs to serve peers on (default http://127.0.0.1:2380)",
+    ),
+    (
+        "listen-metrics-urls",
+        Kind::Value,
+        "extra URLs serving only /metrics and /health (default: none)",
     ),
     (
         "initial-advertise-peer-urls",
@@ -553,6 +560,10 @@ fn build(given: &Given) -> Result<Config, ConfigError> {
         listen_client_urls,
         advertise_client_urls,
         listen_peer_urls,
+        listen_metrics_urls: given
+            .get("listen-metrics-urls")
+            .map(|urls| url_list(&urls))
+            .unwrap_or_default(),
         initial_advertise_peer_urls,
         initial_cluster,
         initial_cluster_given,

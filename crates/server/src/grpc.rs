@@ -5,6 +5,7 @@
 //! goes to the HTTP handlers (v2, the `/v3/` gateway, `/version`). A gRPC call to a service
 //! we do not serve gets gRPC's `Unimplemented`, as from etcd.
 
+use crate::grpc_metrics;
 use crate::v3::V3;
 use crate::v3::cluster::ClusterService;
 use crate::v3::kv::KvService;
@@ -23,12 +24,19 @@ use std::sync::Arc;
 use tonic::service::Routes;
 use tower::ServiceExt;
 
-/// `http` with the gRPC services mounted beside it.
+/// `http` with the gRPC services mounted beside it, each gRPC call counted for `/metrics`.
 pub fn mount(http: Router, v3: &V3) -> Router {
     let grpc = services(v3).prepare().into_axum_router();
     Router::new().fallback_service(tower::service_fn(move |req: Request| {
-        let target = if is_grpc(&req) { &grpc } else { &http };
-        target.clone().oneshot(req)
+        let (grpc, http) = (grpc.clone(), http.clone());
+        async move {
+            if !is_grpc(&req) {
+                return http.oneshot(req).await;
+            }
+            let call = grpc_metrics::Call::start(req.uri().path());
+            let response = grpc.oneshot(req).await?;
+            Ok(call.finish(response))
+        }
     }))
 }
 

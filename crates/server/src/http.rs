@@ -19,6 +19,18 @@ pub fn router(v3: V3) -> Router {
     Router::new().fallback(dispatch).with_state(v3)
 }
 
+/// What a `--listen-metrics-urls` listener serves, as etcd's: `/metrics` and `/health`.
+pub fn metrics_router(v3: V3) -> Router {
+    Router::new()
+        .route("/metrics", axum::routing::get(|State(v3): State<V3>| async move {
+            metrics_text(&v3.app)
+        }))
+        .route("/health", axum::routing::get(|State(v3): State<V3>| async move {
+            cluster::health(&v3.app).await
+        }))
+        .with_state(v3)
+}
+
 async fn dispatch(State(v3): State<V3>, req: Request) -> reply::HttpResponse {
     let mut resp = route(v3, req).await;
     add_cors(resp.headers_mut());
@@ -62,6 +74,7 @@ async fn route(v3: V3, req: Request) -> reply::HttpResponse {
             cluster::health(&app).await
         }
         "/health" => method_not_allowed("GET, HEAD"),
+        "/metrics" => get_only(metrics_text, &req, &app),
         "/v2/machines" => get_only(cluster::machines, &req, &app),
         "/v2/stats/self" => get_only(cluster::stats_self, &req, &app),
         "/v2/stats/leader" => get_only(cluster::stats_leader, &req, &app),
@@ -262,4 +275,13 @@ mod tests {
         assert_eq!(redirect_target("/v2/keys/a/"), None);
         assert_eq!(redirect_target("/v2/keys"), None);
     }
+}
+/// Prometheus's text exposition format, version 0.0.4.
+fn metrics_text(app: &App) -> reply::HttpResponse {
+    let mut resp = reply::HttpResponse::new(Body::from(crate::metrics::render(app)));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    resp
 }

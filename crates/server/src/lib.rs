@@ -21,8 +21,10 @@ mod conn;
 mod discovery;
 mod expiry;
 pub mod grpc;
+mod grpc_metrics;
 mod http;
 mod identity;
+mod metrics;
 mod tls;
 pub mod v2;
 pub mod v3;
@@ -111,12 +113,17 @@ pub enum ServeError {
 pub async fn run(config: Config) -> Result<(), ServeError> {
     // Bad certificate flags stop the server before it touches the data dir.
     let client_tls = tls::client_server_config(&config.client_tls, &config.listen_client_urls)?;
+    metrics::install();
     let peer_tls = tls::peer_configs(&config.peer_tls, &config.listen_peer_urls)?;
     std::fs::create_dir_all(&config.data_dir).map_err(|source| ServeError::DataDir {
         path: config.data_dir.display().to_string(),
         source,
     })?;
-    let client_listeners = bind_all(&config.listen_client_urls, client_tls, "--cert-file").await?;
+    let client_listeners =
+        bind_all(&config.listen_client_urls, client_tls.clone(), "--cert-file").await?;
+    // etcd serves its metrics URLs with the client URLs' certificates.
+    let metrics_listeners =
+        bind_all(&config.listen_metrics_urls, client_tls, "--cert-file").await?;
     let peer_listeners = bind_all(
         &config.listen_peer_urls,
         peer_tls.server,
@@ -158,6 +165,11 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
     for bound in client_listeners {
         tracing::info!(url = %bound.url, "serving clients");
         tokio::spawn(bound.serve(client_router.clone()));
+    }
+    let metrics_router = http::metrics_router(v3.clone());
+    for bound in metrics_listeners {
+        tracing::info!(url = %bound.url, "serving metrics");
+        tokio::spawn(bound.serve(metrics_router.clone()));
     }
     let peer_router = raft.peer_router_with(v3::lease::peer_routes(v3.clone()));
     for bound in peer_listeners {

@@ -70,9 +70,19 @@ impl PeerStats {
         let mut totals = self.inner.lock();
         totals.sent_appends += 1;
         let follower = totals.followers.entry(target).or_default();
+        // etcd's metrics name the peer by its hex ID in a label `To`.
+        let to = format!("{target:x}");
         match outcome {
-            Ok(took) => follower.record(took),
-            Err(()) => follower.fail += 1,
+            Ok(took) => {
+                follower.record(took);
+                metrics::histogram!("etcd_network_peer_round_trip_time_seconds", "To" => to)
+                    .record(took.as_secs_f64());
+            }
+            Err(()) => {
+                follower.fail += 1;
+                metrics::counter!("etcd_network_peer_sent_failures_total", "To" => to)
+                    .increment(1);
+            }
         }
     }
 

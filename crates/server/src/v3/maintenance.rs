@@ -34,7 +34,7 @@ impl MaintenanceService {
 }
 
 /// Bytes of the files below `dir`.
-fn dir_bytes(dir: &std::path::Path) -> u64 {
+pub(crate) fn dir_bytes(dir: &std::path::Path) -> u64 {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return 0;
     };

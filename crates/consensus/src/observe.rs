@@ -1,0 +1,32 @@
+//! What the consensus layer tells operators as it runs: one info line per leader change,
+//! and the metrics etcd's dashboards read (`etcd_server_leader_changes_seen_total`).
+
+use crate::Raft;
+use openraft::async_runtime::watch::WatchReceiver;
+
+/// Counts and logs every change of leader this member sees, until Raft shuts down.
+pub(crate) async fn leader_changes(raft: Raft, me: u64) {
+    let mut metrics = raft.metrics();
+    let mut seen: Option<u64> = None;
+    loop {
+        let (leader, term) = {
+            let m = metrics.borrow_and_update();
+            (m.current_leader, m.current_term)
+        };
+        if leader != seen {
+            match leader {
+                // Losing a leader is not a change of leader: etcd counts the new one only.
+                Some(id) => {
+                    metrics::counter!("etcd_server_leader_changes_seen_total").increment(1);
+                    let role = if id == me { " (this member)" } else { "" };
+                    tracing::info!("leader is {id:x}{role} at term {term}");
+                }
+                None => tracing::info!("no leader at term {term}"),
+            }
+            seen = leader;
+        }
+        if metrics.changed().await.is_err() {
+            return;
+        }
+    }
+}

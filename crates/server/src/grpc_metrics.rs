@@ -1,0 +1,133 @@
+//! `grpc_server_started_total` and `grpc_server_handled_total`, labelled as etcd's
+//! go-grpc-prometheus labels them (`grpc_type`, `grpc_service`, `grpc_method`,
+//! `grpc_code`), counted around every gRPC call on the client port.
+//!
+//! A call's code is in its response headers when it fails at once (a "trailers-only"
+//! response) and in its trailers otherwise, so the body is watched to its end; a stream
+//! dropped before its trailers (the client went away) counts as `Canceled`, as grpc-go
+//! counts it.
+
+use axum::body::{Body, HttpBody};
+use axum::http::{HeaderMap, Response};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+/// One call being served.
+pub struct Call {
+    labels: [(&'static str, String); 3],
+    finished: bool,
+}
+
+impl Call {
+    /// Counts the start of the call at `path` (`/etcdserverpb.KV/Range`).
+    pub fn start(path: &str) -> Call {
+        let (service, method) = path
+            .trim_start_matches('/')
+            .split_once('/')
+            .unwrap_or(("unknown", path));
+        let labels = [
+            ("grpc_type", call_type(method).to_string()),
+            ("grpc_service", service.to_string()),
+            ("grpc_method", method.to_string()),
+        ];
+        metrics::counter!("grpc_server_started_total", &labels).increment(1);
+        Call {
+            labels,
+            finished: false,
+        }
+    }
+
+    /// Counts the call as handled once its status is known: now if the headers carry it,
+    /// else when the body's trailers go out.
+    pub fn finish(mut self, response: Response<Body>) -> Response<Body> {
+        if let Some(code) = status_in(response.headers()) {
+            self.handled(code);
+            return response;
+        }
+        response.map(|body| Body::new(Watched { body, call: self }))
+    }
+
+    fn handled(&mut self, code: &'static str) {
+        if self.finished {
+            return;
+        }
+        self.finished = true;
+        let [t, s, m] = &self.labels;
+        let labels = [t.clone(), s.clone(), m.clone(), ("grpc_code", code.into())];
+        metrics::counter!("grpc_server_handled_total", &labels).increment(1);
+    }
+}
+
+impl Drop for Call {
+    fn drop(&mut self) {
+        self.handled("Canceled");
+    }
+}
+
+/// A response body that reports its call's status when the trailers pass.
+struct Watched {
+    body: Body,
+    call: Call,
+}
+
+impl HttpBody for Watched {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let polled = Pin::new(&mut self.body).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &polled
+            && let Some(code) = frame.trailers_ref().and_then(status_in)
+        {
+            self.call.handled(code);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
+/// The `grpc-status` in `headers`, by gRPC's name for it.
+fn status_in(headers: &HeaderMap) -> Option<&'static str> {
+    let code: usize = headers.get("grpc-status")?.to_str().ok()?.parse().ok()?;
+    Some(CODE_NAMES.get(code).copied().unwrap_or("Unknown"))
+}
+
+/// gRPC's status codes by number, spelled as grpc-go spells them.
+const CODE_NAMES: [&str; 17] = [
+    "OK",
+    "Canceled",
+    "Unknown",
+    "InvalidArgument",
+    "DeadlineExceeded",
+    "NotFound",
+    "AlreadyExists",
+    "PermissionDenied",
+    "ResourceExhausted",
+    "FailedPrecondition",
+    "Aborted",
+    "OutOfRange",
+    "Unimplemented",
+    "Internal",
+    "Unavailable",
+    "DataLoss",
+    "Unauthenticated",
+];
+
+/// The streaming kind of each etcd method that streams; every other method is unary.
+fn call_type(method: &str) -> &'static str {
+    match method {
+        "Watch" | "LeaseKeepAlive" => "bidi_stream",
+        "Snapshot" | "Observe" => "server_stream",
+        _ => "unary",
+    }
+}
