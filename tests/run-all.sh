@@ -60,6 +60,8 @@ fi
 # PyPI's Serf RPC client, driven against the agent (tests/test_agent_serfclient.py); it
 # brings msgpack, which the agent tests' own RPC client uses (tests/test_agent_query.py)
 "$PY" -c 'import serfclient, msgpack' 2>/dev/null || pip_q install serfclient==1.2.0 msgpack
+# The Prometheus project's own text-format parser reads /metrics (tests/test_metrics.py)
+"$PY" -c 'import prometheus_client' 2>/dev/null || pip_q install prometheus-client==0.26.0
 # v3 clients (tests/test_v3_clients.py): python etcd3 0.12 (gRPC) only imports with the old
 # protobuf, and its Lock needs tenacity < 7; etcd3gw speaks to the JSON gateway
 if ! "$PY" -c 'import etcd3, etcd3gw' 2>/dev/null \
