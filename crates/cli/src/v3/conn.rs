@@ -28,7 +28,6 @@ pub struct Conn {
     /// The endpoint that answered last: the next call starts there.
     current: Cell<usize>,
     token: Option<MetadataValue<tonic::metadata::Ascii>>,
-    pub command_timeout: Duration,
     settings: Settings,
 }
 
@@ -52,7 +51,6 @@ impl Conn {
             channels,
             current: Cell::new(0),
             token: None,
-            command_timeout: settings.command_timeout,
             settings,
         })
     }
@@ -78,8 +76,9 @@ impl Conn {
             name: name.to_string(),
             password: password.to_string(),
         };
+        // etcd's client authenticates while it dials: within --dial-timeout.
         let reply = match self
-            .unary(|ch, _| {
+            .unary_within(self.settings.dial_timeout, |ch, _| {
                 let request = request.clone();
                 async move { AuthClient::new(ch).authenticate(request).await }
             })
@@ -113,7 +112,15 @@ impl Conn {
         F: Fn(Channel, &Conn) -> Fut,
         Fut: Future<Output = Result<Response<T>, Status>>,
     {
-        let deadline = Instant::now() + self.command_timeout;
+        self.unary_within(self.settings.command_timeout, call).await
+    }
+
+    async fn unary_within<T, F, Fut>(&self, timeout: Duration, call: F) -> Result<T, Failure>
+    where
+        F: Fn(Channel, &Conn) -> Fut,
+        Fut: Future<Output = Result<Response<T>, Status>>,
+    {
+        let deadline = Instant::now() + timeout;
         let attempt = async {
             loop {
                 for _ in 0..self.channels.len() {

@@ -9,6 +9,7 @@
 //! 3. `Conn` opens lazy channels to the endpoints and authenticates with `--user`; the
 //!    command runs its calls through `Conn::unary` and prints as `Out` says.
 
+mod auth;
 mod conn;
 mod endpoint;
 mod failure;
@@ -146,6 +147,21 @@ enum Command {
     },
     /// Defragment the members' storage.
     Defrag(maintenance::DefragArgs),
+    /// Users: add, delete, get, list, passwd, grant-role, revoke-role.
+    User {
+        #[command(subcommand)]
+        verb: auth::UserVerb,
+    },
+    /// Roles: add, delete, get, list, grant-permission, revoke-permission.
+    Role {
+        #[command(subcommand)]
+        verb: auth::RoleVerb,
+    },
+    /// Authentication: enable, disable.
+    Auth {
+        #[command(subcommand)]
+        verb: auth::AuthVerb,
+    },
 }
 
 /// What every command gets: the connection and how to print.
@@ -187,6 +203,9 @@ async fn execute(cli: Cli) -> Result<(), Failure> {
         Command::MoveLeader(a) => a.run(&ctx).await,
         Command::Alarm { verb } => verb.run(&ctx).await,
         Command::Defrag(a) => a.run(&ctx).await,
+        Command::User { verb } => verb.run(&ctx).await,
+        Command::Role { verb } => verb.run(&ctx).await,
+        Command::Auth { verb } => verb.run(&ctx).await,
     }
 }
 
@@ -207,7 +226,10 @@ async fn connect(global: &Global) -> Result<Ctx, Failure> {
         let (name, password) = credentials(user, global.password.as_deref())?;
         // As etcd's client: no password, no authentication.
         if !password.is_empty() {
-            conn.authenticate(&name, &password).await?;
+            // etcdctl fails to make its client then: exit 2.
+            conn.authenticate(&name, &password)
+                .await
+                .map_err(|f| f.with_code(failure::EXIT_BAD_CONNECTION))?;
         }
     }
     Ok(Ctx {
