@@ -19,6 +19,8 @@ mod bench;
 mod cluster;
 mod go_json;
 mod kv;
+#[cfg(feature = "server")]
+mod snapshot;
 mod v3;
 
 // Go-style durations live in the agent crate, which parses Serf's duration keys too.
@@ -59,6 +61,9 @@ enum Command {
     Cluster(cluster::ClusterArgs),
     /// A load generator for the v2 keys API.
     Bench(bench::BenchArgs),
+    /// Backups: save a member's snapshot, restore one into a new cluster, inspect one.
+    #[cfg(feature = "server")]
+    Snapshot(snapshot::SnapshotArgs),
 }
 
 fn main() -> ExitCode {
@@ -97,6 +102,8 @@ fn main() -> ExitCode {
         Command::Kv(args) => kv::run(args),
         Command::Cluster(args) => cluster::run(args),
         Command::Bench(args) => bench::run(args),
+        #[cfg(feature = "server")]
+        Command::Snapshot(args) => snapshot::run(args),
     }
 }
 

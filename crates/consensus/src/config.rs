@@ -73,7 +73,7 @@ impl ConsensusConfig {
 
     /// Where the vote, the purge point and the snapshot live: `data_dir/member/snap`.
     pub fn snap_dir(&self) -> PathBuf {
-        self.data_dir.join("member").join("snap")
+        snap_dir(&self.data_dir)
     }
 
     /// openraft's configuration.
@@ -113,6 +113,11 @@ impl ConsensusConfig {
             ..Default::default()
         }
     }
+}
+
+/// [`ConsensusConfig::snap_dir`] of a data dir.
+pub(crate) fn snap_dir(data_dir: &std::path::Path) -> PathBuf {
+    data_dir.join("member").join("snap")
 }
 
 #[cfg(test)]

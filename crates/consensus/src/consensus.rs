@@ -122,12 +122,13 @@ impl Consensus {
         let timeout = Duration::from_millis(10 * cfg.election_ms.max(100) + 5000);
         if this.is_sole_voter(timeout).await? {
             this.lead_alone(timeout).await?;
-        } else {
-            tokio::spawn(
-                this.clone()
-                    .publish(cfg.node_name.clone(), cfg.client_urls.clone()),
-            );
         }
+        // A lone founder's membership names its client URLs already (publishing finds
+        // nothing to do), but one restored from a backup (`write_restored`) has none yet.
+        tokio::spawn(
+            this.clone()
+                .publish(cfg.node_name.clone(), cfg.client_urls.clone()),
+        );
         Ok(this)
     }
 
@@ -250,6 +251,14 @@ impl Consensus {
         if let Err(e) = handed_over {
             tracing::warn!(error = %e, "stopping without a successor");
         }
+    }
+
+    /// A copy of this member's state machine, with the index and term of the last entry
+    /// applied to it (a backup's origin). O(1); serialise it off the async runtime.
+    pub fn freeze(&self) -> (u64, u64, musubi_store::Frozen) {
+        let (applied, frozen) = self.state_machine.freeze();
+        let (index, term) = applied.map_or((0, 0), |id| (id.index, id.leader_id.term));
+        (index, term, frozen)
     }
 
     /// Appends sent and received, and each follower's latency as this member has seen it.

@@ -54,6 +54,7 @@ pub use leader_call::leader_route;
 pub use log_store::LogStore;
 pub use member::{Member, MemberInfo};
 pub use membership::{MembershipChange, MembershipError};
+pub use snapshot::write_restored;
 pub use state_machine::StateMachineStore;
 
 openraft::declare_raft_types!(

@@ -17,6 +17,19 @@ pub struct Member {
     pub is_learner: bool,
 }
 
+impl Member {
+    /// A founding member as `--initial-cluster` names it: no client URLs yet (each member
+    /// publishes its own once a leader exists), a voter.
+    pub fn founding(name: &str, peer_urls: &[String]) -> Member {
+        Member {
+            name: name.to_string(),
+            peer_urls: peer_urls.to_vec(),
+            client_urls: Vec::new(),
+            is_learner: false,
+        }
+    }
+}
+
 impl fmt::Display for Member {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} {}", self.name, self.peer_urls.join(","))

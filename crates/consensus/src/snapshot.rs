@@ -4,12 +4,16 @@
 //! as JSON) and the store's own snapshot bytes. Only the newest snapshot is kept; the log
 //! before it is purged by openraft once the snapshot is durable.
 
-use crate::{Snapshot, SnapshotMeta};
+use crate::{LogId, Member, Snapshot, SnapshotMeta, StoredMembership, TypeConfig, config};
 use musubi_raftlog::durable;
-use musubi_raftlog::fs::Fs;
+use musubi_raftlog::fs::{self, Fs};
+use openraft::Membership;
+use openraft::type_config::alias::LeaderIdOf;
+use openraft::vote::RaftLeaderIdExt;
 use parking_lot::Mutex;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 const FILE: &str = "current.snap";
@@ -83,6 +87,35 @@ impl SnapshotStore {
         let _writers = self.current.lock();
         load(&*self.fs, &self.dir)
     }
+}
+
+/// Seeds the data dir of a member of a new cluster restored from a backup (`musubi
+/// snapshot restore`): its first snapshot holds the backup's state and `members` as the
+/// membership, at the log position `initialize` would have given the membership (term 0,
+/// index 0). Every member restored from the same backup with the same members gets the
+/// identical snapshot, so they start as one cluster: openraft sees an initialized member
+/// whose log is purged up to the snapshot, and they elect a leader as after `initialize`.
+pub fn write_restored(
+    data_dir: &Path,
+    members: BTreeMap<u64, Member>,
+    data: &[u8],
+) -> io::Result<()> {
+    let voters = members.keys().copied().collect::<BTreeSet<u64>>();
+    let membership = Membership::new(vec![voters], members).map_err(io::Error::other)?;
+    let origin = <LeaderIdOf<TypeConfig> as RaftLeaderIdExt>::new_committed(0, 0);
+    let log_id = LogId::new(origin, 0);
+    let meta = SnapshotMeta {
+        last_log_id: Some(log_id),
+        last_membership: StoredMembership::new(Some(log_id), membership),
+    };
+    let (store, found) = SnapshotStore::open(fs::real(), config::snap_dir(data_dir))?;
+    if found.is_some() {
+        return Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            format!("{} already holds a snapshot", data_dir.display()),
+        ));
+    }
+    store.save(&meta, data)
 }
 
 fn load(fs: &dyn Fs, dir: &std::path::Path) -> io::Result<Option<Snapshot>> {

@@ -11,7 +11,7 @@ use crate::{
 };
 use futures::{Stream, StreamExt};
 use musubi_raftlog::fs::{self, Fs};
-use musubi_store::{Outcome, Response, StateMachine};
+use musubi_store::{Frozen, Outcome, Response, StateMachine};
 use openraft::storage::{EntryResponder, RaftSnapshotBuilder, RaftStateMachine};
 use openraft::{EntryPayload, OptionalSend};
 use parking_lot::Mutex;
@@ -75,6 +75,12 @@ impl StateMachineStore {
         let _ = tokio::task::spawn_blocking(move || shared.snapshots.close()).await;
     }
 
+    /// A copy of the state and the last log entry applied to it: see [`Shared::freeze`].
+    pub fn freeze(&self) -> (Option<LogId>, Frozen) {
+        let (meta, frozen) = self.shared.freeze();
+        (meta.last_log_id, frozen)
+    }
+
     /// Applies one chunk under the write lock and returns the replies owed to clients.
     fn apply_chunk(
         &self,
@@ -109,6 +115,16 @@ impl StateMachineStore {
     }
 }
 
+impl Shared {
+    /// Copies the state and what was applied to it under the read lock (O(1): persistent
+    /// maps), so the two agree and the caller serialises the copy after the lock is gone.
+    fn freeze(&self) -> (SnapshotMeta, Frozen) {
+        let sm = self.sm.read();
+        let meta = self.applied.lock().clone();
+        (meta, sm.freeze())
+    }
+}
+
 impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
     type SnapshotData = Vec<u8>;
 
@@ -117,13 +133,8 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
     async fn build_snapshot(&mut self) -> io::Result<Snapshot> {
         let shared = self.shared.clone();
         let (meta, data) = tokio::task::spawn_blocking(move || {
-            // Copy under the lock (O(1): persistent maps), serialise after releasing it,
-            // so writes go on while the snapshot is written.
-            let (meta, frozen) = {
-                let sm = shared.sm.read();
-                let meta = shared.applied.lock().clone();
-                (meta, sm.freeze())
-            };
+            // Serialised after the lock is released, so writes go on meanwhile.
+            let (meta, frozen) = shared.freeze();
             let data = frozen.to_bytes();
             shared.snapshots.save(&meta, &data)?;
             io::Result::Ok((meta, data))

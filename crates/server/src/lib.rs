@@ -24,6 +24,7 @@ pub mod grpc;
 mod grpc_metrics;
 mod http;
 mod identity;
+pub mod restore;
 mod metrics;
 mod tls;
 pub mod v2;
@@ -202,15 +203,7 @@ fn consensus_config(
     let initial_members = bootstrap
         .founding_members
         .iter()
-        .map(|(id, name, peer_urls)| {
-            let member = Member {
-                name: name.clone(),
-                peer_urls: peer_urls.clone(),
-                client_urls: Vec::new(),
-                is_learner: false,
-            };
-            (*id, member)
-        })
+        .map(|(id, name, peer_urls)| (*id, Member::founding(name, peer_urls)))
         .collect();
     ConsensusConfig {
         node_id: bootstrap.identity.member_id,

@@ -9,6 +9,7 @@
 
 mod alarm;
 mod auth;
+pub mod backup;
 mod bytes;
 mod dedup;
 mod error;

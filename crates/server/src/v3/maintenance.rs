@@ -98,7 +98,7 @@ impl Maintenance for MaintenanceService {
         &self,
         _: Request<pb::SnapshotRequest>,
     ) -> Result<Response<SnapshotStream>, Status> {
-        Err(later())
+        super::snapshot::stream(&self.0).await.map(Response::new)
     }
 
     async fn move_leader(

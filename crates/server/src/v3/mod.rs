@@ -10,6 +10,7 @@ pub mod gateway;
 pub mod kv;
 pub mod lease;
 pub mod maintenance;
+pub mod snapshot;
 pub mod status;
 pub mod watch;
 
