@@ -23,6 +23,7 @@
 //! (`vote`, `purged`, the `committed` hint, and the latest `*.snap`).
 
 mod cluster;
+mod compact_log;
 mod committed;
 mod config;
 mod consensus;

@@ -32,6 +32,8 @@ pub struct Limits {
     pub max_request_bytes: usize,
     /// `--max-txn-ops`.
     pub max_txn_ops: usize,
+    /// `--quota-backend-bytes` (0: etcd's 2 GiB, negative: none).
+    pub quota_backend_bytes: i64,
     /// The shortest lease TTL granted, in seconds: etcd's ⌈1.5 × election timeout⌉.
     pub min_lease_ttl: i64,
 }

@@ -30,6 +30,8 @@ pub struct Config {
     pub max_request_bytes: u64,
     /// `--max-txn-ops`: the most compares, or ops in a branch, of one v3 Txn.
     pub max_txn_ops: usize,
+    /// `--quota-backend-bytes`: the keyspace's space quota (0: 2 GiB, negative: none).
+    pub quota_backend_bytes: i64,
     /// `--auto-compaction-mode` and `--auto-compaction-retention`.
     pub auto_compaction: crate::compaction::AutoCompaction,
     pub heartbeat_interval_ms: u64,
@@ -145,6 +147,11 @@ const FLAGS: &[(&str, Kind, &str)] = &[
         "max-txn-ops",
         Kind::Value,
         "most operations in one v3 Txn (default 128)",
+    ),
+    (
+        "quota-backend-bytes",
+        Kind::Value,
+        "space quota of the keyspace in bytes; NOSPACE is raised past it (default 0: 2 GiB, negative: none)",
     ),
     (
         "auto-compaction-mode",
@@ -577,6 +584,7 @@ fn build(given: &Given) -> Result<Config, ConfigError> {
         snapshot_count: number(given, &["snapshot-count"], 100_000)?,
         max_request_bytes: number(given, &["max-request-bytes"], 1_572_864)?,
         max_txn_ops: number(given, &["max-txn-ops"], 128)?,
+        quota_backend_bytes: number(given, &["quota-backend-bytes"], 0)?,
         auto_compaction: crate::compaction::AutoCompaction::parse(
             given.get("auto-compaction-mode").as_deref(),
             given.get("auto-compaction-retention").as_deref(),

@@ -147,6 +147,7 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
         request_timeout: Duration::from_millis(5000 + 2 * config.election_timeout_ms),
         max_request_bytes: config.max_request_bytes as usize,
         max_txn_ops: config.max_txn_ops,
+        quota_backend_bytes: config.quota_backend_bytes,
         min_lease_ttl: (3 * config.election_timeout_ms).div_ceil(2000) as i64,
     };
     let app = Arc::new(App::new(
@@ -162,6 +163,7 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
 
     let v3 = v3::V3::new(app.clone());
     tokio::spawn(v3::lease::run_expiry(v3.clone()));
+    tokio::spawn(v3::quota::run_meter(v3.clone()));
     let client_router = grpc::mount(http::router(v3.clone()), &v3);
     for bound in client_listeners {
         tracing::info!(url = %bound.url, "serving clients");

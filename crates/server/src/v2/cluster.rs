@@ -28,8 +28,12 @@ const HEALTH_TIMEOUT: Duration = Duration::from_secs(1);
 /// leader is not enough: a member cut off from its quorum still remembers the last one,
 /// and a load balancer would keep sending it requests it cannot serve.
 pub async fn health(app: &App) -> HttpResponse {
-    let quorum_read = tokio::time::timeout(HEALTH_TIMEOUT, app.raft.linearizable_barrier()).await;
-    if matches!(quorum_read, Ok(Ok(()))) {
+    // An active alarm (NOSPACE, CORRUPT) makes a member unhealthy, as etcd's.
+    let alarmed = !app.sm.read().alarms().is_empty();
+    let quorum_read = async {
+        tokio::time::timeout(HEALTH_TIMEOUT, app.raft.linearizable_barrier()).await
+    };
+    if !alarmed && matches!(quorum_read.await, Ok(Ok(()))) {
         reply::json_body(StatusCode::OK, "{\"health\":\"true\"}\n".into())
     } else {
         reply::json_body(

@@ -1,7 +1,7 @@
 //! The KV service: Range served from this member (after a ReadIndex unless serializable),
 //! writes checked here as etcd checks them, then proposed through the log.
 
-use super::{V3, status};
+use super::{V3, quota, status};
 use musubi_proto::etcdserverpb::{self as pb, RequestOp, kv_server::Kv, request_op};
 use musubi_store::v3::{V3Error, V3Response, V3Write, check_put_request};
 use prost::Message;
@@ -30,6 +30,8 @@ impl KvService {
     }
 
     pub async fn put(&self, req: pb::PutRequest) -> Result<pb::PutResponse, Status> {
+        // etcd checks the space quota first, before the request itself.
+        self.0.quota.admit(&self.0, quota::put_cost(&req)).await?;
         check_put_request(&req).map_err(status::from_store)?;
         match self.write(V3Write::Put(req)).await? {
             V3Response::Put(mut resp) => {
@@ -57,6 +59,7 @@ impl KvService {
     }
 
     pub async fn txn(&self, req: pb::TxnRequest) -> Result<pb::TxnResponse, Status> {
+        self.0.quota.admit(&self.0, quota::txn_cost(&req)).await?;
         check_txn(&req, self.0.app.limits.max_txn_ops).map_err(status::from_store)?;
         match self.write(V3Write::Txn(req)).await? {
             V3Response::Txn(mut resp) => {

@@ -6,7 +6,7 @@
 //! clock afresh. Followers forward KeepAlive and TimeToLive to the leader over the peer
 //! channel (`Consensus::on_leader_call`), with the peers' TLS.
 
-use super::{V3, status};
+use super::{V3, quota, status};
 use futures::{Stream, StreamExt};
 use musubi_consensus::leader_route;
 use musubi_proto::etcdserverpb::{self as pb, lease_server::Lease};
@@ -115,6 +115,7 @@ impl LeaseService {
         &self,
         req: pb::LeaseGrantRequest,
     ) -> Result<pb::LeaseGrantResponse, Status> {
+        self.0.quota.admit(&self.0, quota::lease_cost()).await?;
         if req.ttl > MAX_LEASE_TTL {
             return Err(status::from_store(V3Error::LeaseTtlTooLarge));
         }

@@ -10,6 +10,7 @@ pub mod gateway;
 pub mod kv;
 pub mod lease;
 pub mod maintenance;
+pub mod quota;
 pub mod snapshot;
 pub mod status;
 pub mod watch;
@@ -26,11 +27,14 @@ use tonic::Status;
 pub struct V3 {
     pub app: Arc<App>,
     pub leases: Arc<lease::Deadlines>,
+    /// The space quota and the keyspace's measured size.
+    pub quota: Arc<quota::Quota>,
 }
 
 impl V3 {
     pub fn new(app: Arc<App>) -> V3 {
         V3 {
+            quota: Arc::new(quota::Quota::new(app.limits.quota_backend_bytes)),
             app,
             leases: Arc::new(lease::Deadlines::default()),
         }

@@ -20,9 +20,13 @@ pub fn from_store(e: V3Error) -> Status {
         }
         V3Error::LeaseNotFound => Code::NotFound,
         V3Error::LeaseExists => Code::FailedPrecondition,
+        V3Error::NoSpace => Code::ResourceExhausted,
+        V3Error::Corrupt => Code::DataLoss,
     };
     let message = match e {
-        V3Error::Compacted | V3Error::FutureRevision => format!("etcdserver: mvcc: {e}"),
+        V3Error::Compacted | V3Error::FutureRevision | V3Error::NoSpace => {
+            format!("etcdserver: mvcc: {e}")
+        }
         _ => format!("etcdserver: {e}"),
     };
     Status::new(code, message)
