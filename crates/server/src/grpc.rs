@@ -8,8 +8,10 @@
 use crate::grpc_metrics;
 use crate::v3::V3;
 use crate::v3::cluster::ClusterService;
+use crate::v3::election::ElectionService;
 use crate::v3::kv::KvService;
 use crate::v3::lease::{LeaseGrpc, LeaseService};
+use crate::v3::lock::LockService;
 use crate::v3::maintenance::MaintenanceService;
 use crate::v3::watch::WatchService;
 use axum::Router;
@@ -20,6 +22,8 @@ use musubi_proto::etcdserverpb::kv_server::KvServer;
 use musubi_proto::etcdserverpb::lease_server::LeaseServer;
 use musubi_proto::etcdserverpb::maintenance_server::MaintenanceServer;
 use musubi_proto::etcdserverpb::watch_server::WatchServer;
+use musubi_proto::v3electionpb::election_server::ElectionServer;
+use musubi_proto::v3lockpb::lock_server::LockServer;
 use std::sync::Arc;
 use tonic::service::Routes;
 use tower::ServiceExt;
@@ -56,6 +60,10 @@ fn services(v3: &V3) -> Routes {
         .add_service(WatchServer::new(WatchService(v3.clone())).max_decoding_message_size(limit))
         .add_service(ClusterServer::new(ClusterService(v3.clone())))
         .add_service(MaintenanceServer::new(MaintenanceService(v3.clone())))
+        .add_service(LockServer::new(LockService(v3.clone())).max_decoding_message_size(limit))
+        .add_service(
+            ElectionServer::new(ElectionService(v3.clone())).max_decoding_message_size(limit),
+        )
 }
 
 fn is_grpc(req: &Request) -> bool {

@@ -28,8 +28,10 @@ mod stream;
 
 use super::V3;
 use super::cluster::ClusterService;
+use super::election::ElectionService;
 use super::kv::KvService;
 use super::lease::LeaseService;
+use super::lock::LockService;
 use super::maintenance::MaintenanceService;
 use super::watch;
 use axum::http::{Method, StatusCode};
@@ -78,6 +80,13 @@ enum Rpc {
     Hash,
     Snapshot,
     MoveLeader,
+    Lock,
+    Unlock,
+    Campaign,
+    Proclaim,
+    Leader,
+    Observe,
+    Resign,
     /// A method of a service etcd serves and musubi not yet at all: its request is read
     /// (a bad one is refused first, as in etcd), then gRPC's answer for an unknown
     /// service.
@@ -88,8 +97,6 @@ enum Rpc {
 }
 
 const AUTH_SERVICE: &str = "etcdserverpb.Auth";
-const LOCK_SERVICE: &str = "v3lockpb.Lock";
-const ELECTION_SERVICE: &str = "v3electionpb.Election";
 
 /// The RPC behind a path under `/v3` (etcd 3.4's `google.api.http` annotations).
 fn rpc(path: &str) -> Option<Rpc> {
@@ -129,12 +136,13 @@ fn rpc(path: &str) -> Option<Rpc> {
         "/auth/role/get" | "/auth/role/delete" => auth(&ROLE),
         "/auth/role/grant" => auth(&ROLE_GRANT),
         "/auth/role/revoke" => auth(&ROLE_REVOKE),
-        "/lock/lock" => unserved(LOCK_SERVICE, &LOCK),
-        "/lock/unlock" => unserved(LOCK_SERVICE, &UNLOCK),
-        "/election/campaign" => unserved(ELECTION_SERVICE, &CAMPAIGN),
-        "/election/proclaim" => unserved(ELECTION_SERVICE, &PROCLAIM),
-        "/election/leader" | "/election/observe" => unserved(ELECTION_SERVICE, &LEADER),
-        "/election/resign" => unserved(ELECTION_SERVICE, &RESIGN),
+        "/lock/lock" => Some(Rpc::Lock),
+        "/lock/unlock" => Some(Rpc::Unlock),
+        "/election/campaign" => Some(Rpc::Campaign),
+        "/election/proclaim" => Some(Rpc::Proclaim),
+        "/election/leader" => Some(Rpc::Leader),
+        "/election/observe" => Some(Rpc::Observe),
+        "/election/resign" => Some(Rpc::Resign),
         _ => None,
     }
 }
@@ -212,6 +220,8 @@ async fn unary(v3: &V3, rpc: Rpc, body: &[u8]) -> HttpResponse {
     let lease = LeaseService(v3.clone());
     let cluster = ClusterService(v3.clone());
     let maintenance = MaintenanceService(v3.clone());
+    let lock = LockService(v3.clone());
+    let election = ElectionService(v3.clone());
     match rpc {
         Rpc::Range => call(v3, body, &RANGE, |r| kv.range(r)).await,
         Rpc::Put => call(v3, body, &PUT, |r| kv.put(r)).await,
@@ -302,6 +312,19 @@ async fn unary(v3: &V3, rpc: Rpc, body: &[u8]) -> HttpResponse {
                 Err(status) => reply::status(&status),
             }
         }
+        Rpc::Lock => call(v3, body, &LOCK, |r| lock.lock(r)).await,
+        Rpc::Unlock => call(v3, body, &UNLOCK, |r| lock.unlock(r)).await,
+        Rpc::Campaign => call(v3, body, &CAMPAIGN, |r| election.campaign(r)).await,
+        Rpc::Proclaim => call(v3, body, &PROCLAIM, |r| election.proclaim(r)).await,
+        Rpc::Leader => call(v3, body, &LEADER, |r| election.leader(r)).await,
+        Rpc::Resign => call(v3, body, &RESIGN, |r| election.resign(r)).await,
+        Rpc::Observe => {
+            // A server stream: its one request is read as a unary one's.
+            match read(body, &LEADER) {
+                Ok(request) => stream::forward(election.observe(request)).await,
+                Err(message) => reply::error(Code::InvalidArgument, &message),
+            }
+        }
         Rpc::Unserved { service, request } => {
             match first_value(body).and_then(|v| schema::normalize(request, &v)) {
                 Err(message) => reply::error(Code::InvalidArgument, &message),
@@ -377,13 +400,8 @@ mod tests {
         assert_eq!(api_path("/v3alpha/kv/range"), None);
         assert_eq!(api_path("/v2/keys"), None);
         assert!(matches!(rpc("/kv/lease/revoke"), Some(Rpc::LeaseRevoke)));
-        assert!(matches!(
-            rpc("/lock/lock"),
-            Some(Rpc::Unserved {
-                service: LOCK_SERVICE,
-                ..
-            })
-        ));
+        assert!(matches!(rpc("/lock/lock"), Some(Rpc::Lock)));
+        assert!(matches!(rpc("/election/observe"), Some(Rpc::Observe)));
         // 3.4 has no AuthStatus.
         assert!(rpc("/auth/status").is_none());
         assert_eq!(without_verb("/kv/range:"), Some("/kv/range"));
