@@ -248,3 +248,19 @@ def test_a_snapshot_under_a_write_load_is_one_revisions_state(fleet):
     assert 200 < count <= len(written), (count, len(written))
     assert [(k, v, c) for k, v, c, _, _, _ in kvs] == [
         (b"load/%06d" % i, str(i).encode(), base + i + 1) for i in range(count)]
+
+
+def test_with_auth_on_only_root_takes_a_snapshot(fleet):
+    target = fleet.target().start()
+    ctl = Ctl3(target)
+    ctl("user", "add", "root:rootpw")
+    ctl("user", "add", "alice:alicepw")
+    ctl("auth", "enable")
+    path = os.path.join(fleet.workdir, "auth.snap")
+    code, _, err = ctl.run("snapshot", "save", path)
+    assert code == 5 and "auth: user name is empty" in err, err
+    code, _, err = ctl.run("--user", "alice:alicepw", "snapshot", "save", path)
+    assert code == 5 and "auth: permission denied" in err, err
+    assert not os.path.exists(path)
+    ctl("--user", "root:rootpw", "snapshot", "save", path)
+    check_framing(path)

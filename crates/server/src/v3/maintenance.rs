@@ -184,8 +184,9 @@ impl Maintenance for MaintenanceService {
 
     async fn snapshot(
         &self,
-        _: Request<pb::SnapshotRequest>,
+        request: Request<pb::SnapshotRequest>,
     ) -> Result<Response<SnapshotStream>, Status> {
+        super::auth::admin_maintenance(&self.0, request.metadata())?;
         super::snapshot::stream(&self.0).await.map(Response::new)
     }
 
