@@ -13,7 +13,7 @@ use std::future::Future;
 use std::time::Duration;
 
 /// How long a probe waits for a peer to answer before it counts as unreachable.
-const PING_TTL: Duration = Duration::from_millis(500);
+pub(crate) const PING_TTL: Duration = Duration::from_millis(500);
 /// How often a request waiting for a leader looks again.
 const RETRY: Duration = Duration::from_millis(50);
 

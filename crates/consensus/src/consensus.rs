@@ -46,6 +46,15 @@ pub struct RaftStatus {
     pub members: Vec<MemberInfo>,
 }
 
+/// The members in `m`'s membership, learners flagged.
+pub(crate) fn member_infos(m: &openraft::RaftMetrics<crate::TypeConfig>) -> Vec<MemberInfo> {
+    let voters: Vec<u64> = m.membership_config.voter_ids().collect();
+    m.membership_config
+        .nodes()
+        .map(|(id, node)| MemberInfo::new(*id, node, voters.contains(id)))
+        .collect()
+}
+
 impl Consensus {
     /// Opens (or creates) the log and snapshot under `data_dir`, restores the state machine
     /// from the latest snapshot and replays the log; on a fresh data dir initializes the
@@ -191,13 +200,7 @@ impl Consensus {
             applied_index: m.last_applied.map_or(0, |id| id.index),
             leader: m.current_leader,
             is_leader: m.current_leader == Some(self.node_id) && m.state == ServerState::Leader,
-            members: {
-                let voters: Vec<u64> = m.membership_config.voter_ids().collect();
-                m.membership_config
-                    .nodes()
-                    .map(|(id, node)| MemberInfo::new(*id, node, voters.contains(id)))
-                    .collect()
-            },
+            members: member_infos(&m),
         }
     }
 

@@ -38,10 +38,12 @@ mod member;
 mod membership;
 mod observe;
 pub mod network;
+mod reconfig;
 mod snapshot;
 mod state_machine;
 #[cfg(test)]
 mod test;
+mod transfer;
 
 use std::sync::Arc;
 
@@ -57,6 +59,7 @@ pub use member::{Member, MemberInfo};
 pub use membership::{MembershipChange, MembershipError};
 pub use snapshot::write_restored;
 pub use state_machine::StateMachineStore;
+pub use transfer::TransferError;
 
 openraft::declare_raft_types!(
     /// musubi's Raft types: one `Request` per entry, members carry their URLs. Leader IDs

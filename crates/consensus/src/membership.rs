@@ -8,6 +8,7 @@
 //! for an explicit promote.
 
 use crate::cluster::IfLost;
+use crate::reconfig::{self, Seat};
 use crate::{Consensus, ConsensusError, Member, MemberInfo, TypeConfig, forward, ids, join};
 use openraft::async_runtime::watch::WatchReceiver;
 use openraft::errors::{ChangeMembershipError, ClientWriteError, RaftError};
@@ -65,8 +66,14 @@ pub enum MembershipError {
     NotLearner(u64),
     #[error("etcdserver: can only promote a learner member which is in sync with leader")]
     LearnerNotReady(u64),
-    #[error("etcdserver: cannot remove the last voting member")]
-    LastVoter(u64),
+    #[error("etcdserver: too many learner members in cluster")]
+    TooManyLearners,
+    /// Too few started voting members would remain (removing the last voter is this too).
+    #[error("etcdserver: re-configuration failed due to not enough started members")]
+    NotEnoughStarted,
+    /// A voting member the change needs is not answering.
+    #[error("etcdserver: unhealthy cluster")]
+    Unhealthy,
 }
 
 impl Consensus {
@@ -81,6 +88,26 @@ impl Consensus {
             self.change_here(change.clone())
         })
         .await
+    }
+
+    /// The members as this member sees them, once `settled` holds for them or `timeout` has
+    /// passed: a change committed on the leader reaches the others a heartbeat later, and
+    /// a reply that lists the members should show it.
+    pub async fn members_once(
+        &self,
+        settled: impl Fn(&[MemberInfo]) -> bool + Send + Sync,
+        timeout: Duration,
+    ) -> Vec<MemberInfo> {
+        let until = move |m: &RaftMetrics<TypeConfig>| settled(&crate::consensus::member_infos(m));
+        match self
+            .raft
+            .wait(Some(timeout))
+            .metrics(until, "members")
+            .await
+        {
+            Ok(m) => crate::consensus::member_infos(&m),
+            Err(_) => self.status().members,
+        }
     }
 
     /// The cluster ID this member serves in.
@@ -101,8 +128,13 @@ impl Consensus {
                 client_urls,
                 is_learner,
             } => {
-                check_peer_urls(&peer_urls)?;
+                let peer_urls = check_peer_urls(peer_urls)?;
+                let up = self.voters_up(&view.members()).await;
+                reconfig::may_add(&view.seats(), is_learner, &up)?;
                 view.check_unused(&peer_urls, None)?;
+                if is_learner {
+                    reconfig::room_for_learner(&view.seats())?;
+                }
                 let salt = format!("{:x}/{}", self.cluster_id, unix_nanos());
                 let id = ids::member_id(&peer_urls, &salt);
                 let member = Member {
@@ -118,11 +150,10 @@ impl Consensus {
             }
             MembershipChange::Remove { id } => {
                 let (member, is_voter) = view.find(id)?;
+                let up = self.voters_up(&view.members()).await;
+                reconfig::may_remove(&view.seats(), id, self.node_id, &up)?;
                 let ids = BTreeSet::from([id]);
                 let change = if is_voter {
-                    if view.voters().len() == 1 {
-                        return Err(MembershipError::LastVoter(id).into());
-                    }
                     ChangeMembers::RemoveVoters(ids)
                 } else {
                     ChangeMembers::RemoveNodes(ids)
@@ -133,7 +164,7 @@ impl Consensus {
                 Ok(MemberInfo::new(id, &member, is_voter))
             }
             MembershipChange::UpdatePeerUrls { id, peer_urls } => {
-                check_peer_urls(&peer_urls)?;
+                let peer_urls = check_peer_urls(peer_urls)?;
                 let (member, is_voter) = view.find(id)?;
                 view.check_unused(&peer_urls, Some(id))?;
                 let member = Member {
@@ -151,6 +182,7 @@ impl Consensus {
                 if !view.caught_up(id) {
                     return Err(MembershipError::LearnerNotReady(id).into());
                 }
+                reconfig::may_promote(&view.seats())?;
                 let member = Member {
                     is_learner: false,
                     ..member
@@ -294,6 +326,16 @@ impl View<'_> {
         self.0.membership_config.voter_ids().collect()
     }
 
+    fn members(&self) -> Vec<(u64, Member)> {
+        let nodes = self.0.membership_config.nodes();
+        nodes.map(|(id, m)| (*id, m.clone())).collect()
+    }
+
+    fn seats(&self) -> Vec<Seat> {
+        let nodes = self.0.membership_config.nodes();
+        nodes.map(|(id, m)| Seat::of(*id, m)).collect()
+    }
+
     fn find(&self, id: u64) -> Result<(Member, bool), MembershipError> {
         let member = self
             .0
@@ -342,33 +384,80 @@ impl View<'_> {
     }
 }
 
-/// etcd accepts http, https, unix and unixs URLs with a host.
-fn check_peer_urls(urls: &[String]) -> Result<(), MembershipError> {
+/// Peer URLs as etcd takes them (its `types.NewURLs`): http, https, unix or unixs, a
+/// `host:port` and no path; sorted, as etcd stores them.
+fn check_peer_urls(mut urls: Vec<String>) -> Result<Vec<String>, MembershipError> {
     if urls.is_empty() {
         return Err(MembershipError::BadPeerUrl(
             "peerURLs must not be empty".into(),
         ));
     }
-    for url in urls {
+    for url in &mut urls {
+        *url = url.trim().to_string();
+        let bad = |why: &str| MembershipError::BadPeerUrl(format!("{why}: {url}"));
         let rest = ["http://", "https://", "unix://", "unixs://"]
             .iter()
             .find_map(|scheme| url.strip_prefix(scheme))
-            .ok_or_else(|| {
-                MembershipError::BadPeerUrl(format!(
-                    "URL scheme must be http, https, unix, or unixs: {url}"
-                ))
-            })?;
-        if rest.trim_end_matches('/').is_empty() {
-            return Err(MembershipError::BadPeerUrl(format!(
-                "URL has no host: {url}"
-            )));
+            .ok_or_else(|| bad("URL scheme must be http, https, unix, or unixs"))?;
+        let host = rest.split_once('/').map_or(rest, |(host, _)| host);
+        if !is_host_port(host) {
+            return Err(bad("URL address does not have the form \"host:port\""));
+        }
+        if rest.contains('/') {
+            return Err(bad("URL must not contain a path"));
         }
     }
-    Ok(())
+    urls.sort();
+    Ok(urls)
+}
+
+/// Go's `net.SplitHostPort` would split it: a port after the last colon, and a host that
+/// has colons only inside brackets.
+fn is_host_port(text: &str) -> bool {
+    let Some((host, port)) = text.rsplit_once(':') else {
+        return false;
+    };
+    match host.strip_prefix('[') {
+        Some(inner) => inner.ends_with(']') && !port.contains(']'),
+        None => !host.contains(':') && !host.contains('[') && !port.contains(']'),
+    }
 }
 
 fn unix_nanos() -> u128 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn urls(list: &[&str]) -> Vec<String> {
+        list.iter().map(|u| u.to_string()).collect()
+    }
+
+    #[test]
+    fn peer_urls_are_etcds_and_come_back_sorted() {
+        let got = check_peer_urls(urls(&["http://b:2", " https://a:1", "unix://[::1]:3"]));
+        assert_eq!(
+            got,
+            Ok(urls(&["http://b:2", "https://a:1", "unix://[::1]:3"]))
+        );
+    }
+
+    #[test]
+    fn peer_urls_need_a_scheme_a_port_and_no_path() {
+        for bad in [
+            "bad",
+            "ftp://a:1",
+            "http://a",
+            "http://a:1/",
+            "http://a:1/x",
+            "http://::1:2",
+        ] {
+            assert!(check_peer_urls(urls(&[bad])).is_err(), "{bad}");
+        }
+        assert!(check_peer_urls(Vec::new()).is_err());
+    }
 }

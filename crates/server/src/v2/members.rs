@@ -127,7 +127,9 @@ fn refusal(e: &ConsensusError) -> HttpResponse {
             MembershipError::PeerUrlExists(_)
             | MembershipError::NotLearner(_)
             | MembershipError::LearnerNotReady(_)
-            | MembershipError::LastVoter(_) => StatusCode::CONFLICT,
+            | MembershipError::TooManyLearners
+            | MembershipError::NotEnoughStarted => StatusCode::CONFLICT,
+            MembershipError::Unhealthy => StatusCode::SERVICE_UNAVAILABLE,
         },
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     };

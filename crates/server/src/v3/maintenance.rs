@@ -128,10 +128,6 @@ pub(crate) fn dir_bytes(dir: &std::path::Path) -> u64 {
         .sum()
 }
 
-fn later() -> Status {
-    Status::unimplemented("musubi does not serve this RPC yet")
-}
-
 type SnapshotStream =
     Pin<Box<dyn futures::Stream<Item = Result<pb::SnapshotResponse, Status>> + Send>>;
 
@@ -192,8 +188,10 @@ impl Maintenance for MaintenanceService {
 
     async fn move_leader(
         &self,
-        _: Request<pb::MoveLeaderRequest>,
+        request: Request<pb::MoveLeaderRequest>,
     ) -> Result<Response<pb::MoveLeaderResponse>, Status> {
-        Err(later())
+        super::move_leader::move_leader(&self.0, request.into_inner())
+            .await
+            .map(Response::new)
     }
 }

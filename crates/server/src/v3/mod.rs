@@ -13,6 +13,7 @@ pub mod kv;
 pub mod lease;
 pub mod lock;
 pub mod maintenance;
+pub mod move_leader;
 pub mod quota;
 pub mod snapshot;
 pub mod status;
