@@ -7,6 +7,7 @@
 
 use crate::grpc_metrics;
 use crate::v3::V3;
+use crate::v3::auth::service::AuthService;
 use crate::v3::cluster::ClusterService;
 use crate::v3::election::ElectionService;
 use crate::v3::kv::KvService;
@@ -17,6 +18,7 @@ use crate::v3::watch::WatchService;
 use axum::Router;
 use axum::extract::Request;
 use axum::http::{Version, header};
+use musubi_proto::etcdserverpb::auth_server::AuthServer;
 use musubi_proto::etcdserverpb::cluster_server::ClusterServer;
 use musubi_proto::etcdserverpb::kv_server::KvServer;
 use musubi_proto::etcdserverpb::lease_server::LeaseServer;
@@ -60,6 +62,7 @@ fn services(v3: &V3) -> Routes {
         .add_service(WatchServer::new(WatchService(v3.clone())).max_decoding_message_size(limit))
         .add_service(ClusterServer::new(ClusterService(v3.clone())))
         .add_service(MaintenanceServer::new(MaintenanceService(v3.clone())))
+        .add_service(AuthServer::new(AuthService(v3.clone())))
         .add_service(LockServer::new(LockService(v3.clone())).max_decoding_message_size(limit))
         .add_service(
             ElectionServer::new(ElectionService(v3.clone())).max_decoding_message_size(limit),

@@ -1,7 +1,7 @@
 //! The KV service: Range served from this member (after a ReadIndex unless serializable),
 //! writes checked here as etcd checks them, then proposed through the log.
 
-use super::{V3, quota, status};
+use super::{V3, auth, quota, status};
 use musubi_proto::etcdserverpb::{self as pb, RequestOp, kv_server::Kv, request_op};
 use musubi_store::v3::{V3Error, V3Response, V3Write, check_put_request};
 use prost::Message;
@@ -219,6 +219,7 @@ impl Kv for KvService {
         &self,
         request: Request<pb::RangeRequest>,
     ) -> Result<Response<pb::RangeResponse>, Status> {
+        auth::range(&self.0, request.metadata(), request.get_ref())?;
         KvService::range(self, request.into_inner())
             .await
             .map(Response::new)
@@ -228,6 +229,7 @@ impl Kv for KvService {
         &self,
         request: Request<pb::PutRequest>,
     ) -> Result<Response<pb::PutResponse>, Status> {
+        auth::put(&self.0, request.metadata(), request.get_ref())?;
         KvService::put(self, request.into_inner())
             .await
             .map(Response::new)
@@ -237,6 +239,7 @@ impl Kv for KvService {
         &self,
         request: Request<pb::DeleteRangeRequest>,
     ) -> Result<Response<pb::DeleteRangeResponse>, Status> {
+        auth::delete_range(&self.0, request.metadata(), request.get_ref())?;
         KvService::delete_range(self, request.into_inner())
             .await
             .map(Response::new)
@@ -246,6 +249,7 @@ impl Kv for KvService {
         &self,
         request: Request<pb::TxnRequest>,
     ) -> Result<Response<pb::TxnResponse>, Status> {
+        auth::txn(&self.0, request.metadata(), request.get_ref())?;
         KvService::txn(self, request.into_inner())
             .await
             .map(Response::new)
@@ -255,6 +259,7 @@ impl Kv for KvService {
         &self,
         request: Request<pb::CompactionRequest>,
     ) -> Result<Response<pb::CompactionResponse>, Status> {
+        auth::token_valid(&self.0, request.metadata())?;
         KvService::compact(self, request.into_inner())
             .await
             .map(Response::new)

@@ -6,7 +6,7 @@
 //! clock afresh. Followers forward KeepAlive and TimeToLive to the leader over the peer
 //! channel (`Consensus::on_leader_call`), with the peers' TLS.
 
-use super::{V3, quota, status};
+use super::{V3, auth, quota, status};
 use futures::{Stream, StreamExt};
 use musubi_consensus::leader_route;
 use musubi_proto::etcdserverpb::{self as pb, lease_server::Lease};
@@ -300,6 +300,7 @@ impl Lease for LeaseGrpc {
         &self,
         request: Request<pb::LeaseGrantRequest>,
     ) -> Result<Response<pb::LeaseGrantResponse>, Status> {
+        auth::token_valid(&self.0.0, request.metadata())?;
         self.0.grant(request.into_inner()).await.map(Response::new)
     }
 
@@ -307,6 +308,7 @@ impl Lease for LeaseGrpc {
         &self,
         request: Request<pb::LeaseRevokeRequest>,
     ) -> Result<Response<pb::LeaseRevokeResponse>, Status> {
+        auth::lease_revoke(&self.0.0, request.metadata(), request.get_ref().id)?;
         self.0.revoke(request.into_inner()).await.map(Response::new)
     }
 
@@ -325,6 +327,7 @@ impl Lease for LeaseGrpc {
         &self,
         request: Request<pb::LeaseTimeToLiveRequest>,
     ) -> Result<Response<pb::LeaseTimeToLiveResponse>, Status> {
+        auth::lease_time_to_live(&self.0.0, request.metadata(), request.get_ref())?;
         self.0
             .time_to_live(request.into_inner())
             .await

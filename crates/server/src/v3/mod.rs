@@ -33,12 +33,15 @@ pub struct V3 {
     pub leases: Arc<lease::Deadlines>,
     /// The space quota and the keyspace's measured size.
     pub quota: Arc<quota::Quota>,
+    /// The auth tokens this member is refreshing.
+    pub refreshing: Arc<auth::Refreshing>,
 }
 
 impl V3 {
     pub fn new(app: Arc<App>) -> V3 {
         V3 {
             quota: Arc::new(quota::Quota::new(app.limits.quota_backend_bytes)),
+            refreshing: Arc::default(),
             app,
             leases: Arc::new(lease::Deadlines::default()),
         }

@@ -23,7 +23,7 @@
 
 mod leader;
 
-use super::V3;
+use super::{V3, auth};
 use futures::{Stream, StreamExt};
 use musubi_proto::etcdserverpb::{
     ResponseHeader, WatchCreateRequest, WatchRequest, WatchResponse,
@@ -84,7 +84,8 @@ impl Watch for WatchService {
                 return Err(no_leader());
             }
         }
-        let responses = serve(self.0.clone(), request.into_inner(), require_leader);
+        let token = auth::token(request.metadata());
+        let responses = serve_as(self.0.clone(), request.into_inner(), require_leader, token);
         Ok(Response::new(Box::pin(responses)))
     }
 }
@@ -102,9 +103,20 @@ pub fn serve(
     requests: impl Stream<Item = Result<WatchRequest, Status>> + Send + 'static,
     require_leader: bool,
 ) -> impl Stream<Item = Result<WatchResponse, Status>> + Send + 'static {
+    serve_as(v3, requests, require_leader, None)
+}
+
+/// [`serve`] for the caller of `token`: each watch created must be readable by it.
+pub fn serve_as(
+    v3: V3,
+    requests: impl Stream<Item = Result<WatchRequest, Status>> + Send + 'static,
+    require_leader: bool,
+    token: auth::Token,
+) -> impl Stream<Item = Result<WatchResponse, Status>> + Send + 'static {
     let (tx, mut rx) = mpsc::channel(SEND_BUFFER);
     let session = Session {
         v3,
+        token,
         watches: Watches::default(),
         queued: VecDeque::new(),
     };
@@ -114,6 +126,8 @@ pub fn serve(
 
 struct Session {
     v3: V3,
+    /// The stream's auth token: each create is checked with it, as etcd does.
+    token: auth::Token,
     watches: Watches,
     /// Replies and events waiting for room in the channel, in order.
     queued: VecDeque<WatchResponse>,
@@ -210,6 +224,17 @@ impl Session {
         let current = self.v3.app.sm.read().revision();
         let reply = match request.request_union {
             Some(RequestUnion::CreateRequest(create)) => {
+                if let Some(reason) = auth::watch_refusal(&self.v3, &self.token, &create) {
+                    self.queue(WatchResponse {
+                        header: revision_header(current),
+                        watch_id: -1,
+                        created: true,
+                        canceled: true,
+                        cancel_reason: reason,
+                        ..Default::default()
+                    });
+                    return;
+                }
                 match self.watches.create(create, current) {
                     Ok(id) => WatchResponse {
                         header: revision_header(current),

@@ -3,10 +3,8 @@
 //! JSON. The services are the gRPC ones, called directly.
 //!
 //! Promises (each checked against etcd 3.4.23):
-//! - paths as etcd registers them; `/v3beta/` is `/v3/`; a path of a service musubi does
-//!   not serve yet answers as a gRPC `Unimplemented` comes through etcd's gateway (501,
-//!   code 12); any other path is 404 `Not Found`, and a method other than POST on a
-//!   known path is 405;
+//! - paths as etcd registers them; `/v3beta/` is `/v3/`; any other path is 404
+//!   `Not Found`, and a method other than POST on a known path is 405;
 //! - a request is read as Go's jsonpb reads it, errors worded as Go words them (see
 //!   [`schema`] and [`json`]); an empty body is an empty request, and only the first
 //!   JSON value of a unary request's body is read;
@@ -17,7 +15,7 @@
 //!   each reply is one `{"result":...}` line in one HTTP chunk, and a failure mid-stream is
 //!   a last `{"error":{...}}` chunk. Keepalive ends with its body; a watch goes on.
 //!
-//! The `Authorization` header is not passed on yet (v3 auth is not served).
+//! The `Authorization` header is the call's auth token (gRPC metadata `authorization`).
 
 mod go;
 mod json;
@@ -27,10 +25,11 @@ mod schema;
 mod stream;
 
 use super::V3;
+use super::auth::{self, service::AuthService};
 use super::cluster::ClusterService;
 use super::election::ElectionService;
 use super::kv::KvService;
-use super::lease::LeaseService;
+use super::lease::{LeaseGrpc, LeaseService};
 use super::lock::LockService;
 use super::maintenance::MaintenanceService;
 use super::watch;
@@ -38,7 +37,8 @@ use axum::http::{Method, StatusCode};
 use futures::StreamExt;
 use json::{Json, Next};
 use musubi_proto::etcdserverpb::{
-    self as pb, cluster_server::Cluster, maintenance_server::Maintenance,
+    self as pb, auth_server::Auth, cluster_server::Cluster, kv_server::Kv, lease_server::Lease,
+    maintenance_server::Maintenance,
 };
 use reply::HttpResponse;
 use schema::Msg;
@@ -80,6 +80,8 @@ enum Rpc {
     Hash,
     Snapshot,
     MoveLeader,
+    /// An Auth RPC.
+    Auth(AuthRpc),
     Lock,
     Unlock,
     Campaign,
@@ -87,22 +89,32 @@ enum Rpc {
     Leader,
     Observe,
     Resign,
-    /// A method of a service etcd serves and musubi not yet at all: its request is read
-    /// (a bad one is refused first, as in etcd), then gRPC's answer for an unknown
-    /// service.
-    Unserved {
-        service: &'static str,
-        request: &'static Msg,
-    },
 }
 
-const AUTH_SERVICE: &str = "etcdserverpb.Auth";
+/// The RPCs of the Auth service.
+#[derive(Clone, Copy)]
+enum AuthRpc {
+    Enable,
+    Disable,
+    Authenticate,
+    UserAdd,
+    UserGet,
+    UserList,
+    UserDelete,
+    UserChangePassword,
+    UserGrantRole,
+    UserRevokeRole,
+    RoleAdd,
+    RoleGet,
+    RoleList,
+    RoleDelete,
+    RoleGrantPermission,
+    RoleRevokePermission,
+}
 
 /// The RPC behind a path under `/v3` (etcd 3.4's `google.api.http` annotations).
 fn rpc(path: &str) -> Option<Rpc> {
-    use schema::*;
-    let unserved = |service, request| Some(Rpc::Unserved { service, request });
-    let auth = |request| unserved(AUTH_SERVICE, request);
+    let auth = |rpc| Some(Rpc::Auth(rpc));
     match path {
         "/kv/range" => Some(Rpc::Range),
         "/kv/put" => Some(Rpc::Put),
@@ -127,15 +139,22 @@ fn rpc(path: &str) -> Option<Rpc> {
         "/maintenance/hash" => Some(Rpc::Hash),
         "/maintenance/snapshot" => Some(Rpc::Snapshot),
         "/maintenance/transfer-leadership" => Some(Rpc::MoveLeader),
-        "/auth/enable" | "/auth/disable" | "/auth/user/list" | "/auth/role/list" => auth(&EMPTY),
-        "/auth/authenticate" | "/auth/user/changepw" => auth(&NAME_PASSWORD),
-        "/auth/user/add" => auth(&USER_ADD),
-        "/auth/user/get" | "/auth/user/delete" | "/auth/role/add" => auth(&NAME),
-        "/auth/user/grant" => auth(&USER_GRANT_ROLE),
-        "/auth/user/revoke" => auth(&USER_REVOKE_ROLE),
-        "/auth/role/get" | "/auth/role/delete" => auth(&ROLE),
-        "/auth/role/grant" => auth(&ROLE_GRANT),
-        "/auth/role/revoke" => auth(&ROLE_REVOKE),
+        "/auth/enable" => auth(AuthRpc::Enable),
+        "/auth/disable" => auth(AuthRpc::Disable),
+        "/auth/authenticate" => auth(AuthRpc::Authenticate),
+        "/auth/user/add" => auth(AuthRpc::UserAdd),
+        "/auth/user/get" => auth(AuthRpc::UserGet),
+        "/auth/user/list" => auth(AuthRpc::UserList),
+        "/auth/user/delete" => auth(AuthRpc::UserDelete),
+        "/auth/user/changepw" => auth(AuthRpc::UserChangePassword),
+        "/auth/user/grant" => auth(AuthRpc::UserGrantRole),
+        "/auth/user/revoke" => auth(AuthRpc::UserRevokeRole),
+        "/auth/role/add" => auth(AuthRpc::RoleAdd),
+        "/auth/role/get" => auth(AuthRpc::RoleGet),
+        "/auth/role/list" => auth(AuthRpc::RoleList),
+        "/auth/role/delete" => auth(AuthRpc::RoleDelete),
+        "/auth/role/grant" => auth(AuthRpc::RoleGrantPermission),
+        "/auth/role/revoke" => auth(AuthRpc::RoleRevokePermission),
         "/lock/lock" => Some(Rpc::Lock),
         "/lock/unlock" => Some(Rpc::Unlock),
         "/election/campaign" => Some(Rpc::Campaign),
@@ -167,12 +186,18 @@ pub async fn serve(v3: &V3, req: axum::extract::Request, path: &str) -> HttpResp
         return reply::plain(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed\n");
     }
     let limit = v3.app.limits.max_body_bytes;
+    // etcd's gateway hands the `Authorization` header on as the call's token.
+    let token = req
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     let body = req.into_body();
     match rpc {
         Rpc::Watch => {
             let v3 = v3.clone();
             stream::bidi(body, &schema::WATCH, limit, move |requests| {
-                watch::serve(v3, requests, false)
+                watch::serve_as(v3, requests, false, token)
             })
             .await
         }
@@ -184,7 +209,7 @@ pub async fn serve(v3: &V3, req: axum::extract::Request, path: &str) -> HttpResp
             .await
         }
         rpc => match read_body(body, UNARY_BODY_FACTOR * v3.app.limits.max_value_bytes).await {
-            Ok(body) => unary(v3, rpc, &body).await,
+            Ok(body) => unary(v3, rpc, &body, &token).await,
             Err(read) => {
                 // What gRPC says of a message over its limit, the size being what came of
                 // the body before it was given up (etcd's gateway reads it all).
@@ -214,24 +239,49 @@ async fn read_body(body: axum::body::Body, limit: usize) -> Result<Vec<u8>, usiz
     Ok(buf)
 }
 
-async fn unary(v3: &V3, rpc: Rpc, body: &[u8]) -> HttpResponse {
+async fn unary(v3: &V3, rpc: Rpc, body: &[u8], token: &auth::Token) -> HttpResponse {
     use schema::*;
     let kv = KvService(v3.clone());
     let lease = LeaseService(v3.clone());
+    let lease_grpc = LeaseGrpc(Arc::new(LeaseService(v3.clone())));
     let cluster = ClusterService(v3.clone());
     let maintenance = MaintenanceService(v3.clone());
     let lock = LockService(v3.clone());
     let election = ElectionService(v3.clone());
     match rpc {
-        Rpc::Range => call(v3, body, &RANGE, |r| kv.range(r)).await,
-        Rpc::Put => call(v3, body, &PUT, |r| kv.put(r)).await,
-        Rpc::DeleteRange => call(v3, body, &DELETE_RANGE, |r| kv.delete_range(r)).await,
-        Rpc::Txn => call(v3, body, &TXN, |r| kv.txn(r)).await,
-        Rpc::Compact => call(v3, body, &COMPACTION, |r| kv.compact(r)).await,
-        Rpc::LeaseGrant => call(v3, body, &LEASE_GRANT, |r| lease.grant(r)).await,
-        Rpc::LeaseRevoke => call(v3, body, &LEASE_ID, |r| lease.revoke(r)).await,
+        // Through the gRPC faces, which check the caller.
+        Rpc::Range => call(v3, body, &RANGE, |r| grpc(Kv::range(&kv, with(r, token)))).await,
+        Rpc::Put => call(v3, body, &PUT, |r| grpc(Kv::put(&kv, with(r, token)))).await,
+        Rpc::DeleteRange => {
+            call(v3, body, &DELETE_RANGE, |r| {
+                grpc(Kv::delete_range(&kv, with(r, token)))
+            })
+            .await
+        }
+        Rpc::Txn => call(v3, body, &TXN, |r| grpc(Kv::txn(&kv, with(r, token)))).await,
+        Rpc::Compact => {
+            call(v3, body, &COMPACTION, |r| {
+                grpc(Kv::compact(&kv, with(r, token)))
+            })
+            .await
+        }
+        Rpc::LeaseGrant => {
+            call(v3, body, &LEASE_GRANT, |r| {
+                grpc(lease_grpc.lease_grant(with(r, token)))
+            })
+            .await
+        }
+        Rpc::LeaseRevoke => {
+            call(v3, body, &LEASE_ID, |r| {
+                grpc(lease_grpc.lease_revoke(with(r, token)))
+            })
+            .await
+        }
         Rpc::LeaseTimeToLive => {
-            call(v3, body, &LEASE_TIME_TO_LIVE, |r| lease.time_to_live(r)).await
+            call(v3, body, &LEASE_TIME_TO_LIVE, |r| {
+                grpc(lease_grpc.lease_time_to_live(with(r, token)))
+            })
+            .await
         }
         Rpc::LeaseLeases => {
             call(v3, body, &EMPTY, |_: pb::LeaseLeasesRequest| async {
@@ -325,14 +375,74 @@ async fn unary(v3: &V3, rpc: Rpc, body: &[u8]) -> HttpResponse {
                 Err(message) => reply::error(Code::InvalidArgument, &message),
             }
         }
-        Rpc::Unserved { service, request } => {
-            match first_value(body).and_then(|v| schema::normalize(request, &v)) {
-                Err(message) => reply::error(Code::InvalidArgument, &message),
-                Ok(_) => reply::error(Code::Unimplemented, &format!("unknown service {service}")),
-            }
-        }
+        Rpc::Auth(method) => auth_rpc(v3, method, body, token).await,
         Rpc::Watch | Rpc::LeaseKeepAlive => unreachable!("streams are served apart"),
     }
+}
+
+/// An Auth RPC through its gRPC face, with the caller's token.
+async fn auth_rpc(v3: &V3, method: AuthRpc, body: &[u8], token: &auth::Token) -> HttpResponse {
+    use schema::*;
+    let s = AuthService(v3.clone());
+    let t = token;
+    match method {
+        AuthRpc::Enable => call(v3, body, &EMPTY, |r| grpc(s.auth_enable(with(r, t)))).await,
+        AuthRpc::Disable => call(v3, body, &EMPTY, |r| grpc(s.auth_disable(with(r, t)))).await,
+        AuthRpc::Authenticate => {
+            call(v3, body, &NAME_PASSWORD, |r| {
+                grpc(s.authenticate(with(r, t)))
+            })
+            .await
+        }
+        AuthRpc::UserAdd => call(v3, body, &USER_ADD, |r| grpc(s.user_add(with(r, t)))).await,
+        AuthRpc::UserGet => call(v3, body, &NAME, |r| grpc(s.user_get(with(r, t)))).await,
+        AuthRpc::UserList => call(v3, body, &EMPTY, |r| grpc(s.user_list(with(r, t)))).await,
+        AuthRpc::UserDelete => call(v3, body, &NAME, |r| grpc(s.user_delete(with(r, t)))).await,
+        AuthRpc::UserChangePassword => {
+            call(v3, body, &NAME_PASSWORD, |r| {
+                grpc(s.user_change_password(with(r, t)))
+            })
+            .await
+        }
+        AuthRpc::UserGrantRole => {
+            call(v3, body, &USER_GRANT_ROLE, |r| {
+                grpc(s.user_grant_role(with(r, t)))
+            })
+            .await
+        }
+        AuthRpc::UserRevokeRole => {
+            call(v3, body, &USER_REVOKE_ROLE, |r| {
+                grpc(s.user_revoke_role(with(r, t)))
+            })
+            .await
+        }
+        AuthRpc::RoleAdd => call(v3, body, &NAME, |r| grpc(s.role_add(with(r, t)))).await,
+        AuthRpc::RoleGet => call(v3, body, &ROLE, |r| grpc(s.role_get(with(r, t)))).await,
+        AuthRpc::RoleList => call(v3, body, &EMPTY, |r| grpc(s.role_list(with(r, t)))).await,
+        AuthRpc::RoleDelete => call(v3, body, &ROLE, |r| grpc(s.role_delete(with(r, t)))).await,
+        AuthRpc::RoleGrantPermission => {
+            call(v3, body, &ROLE_GRANT, |r| {
+                grpc(s.role_grant_permission(with(r, t)))
+            })
+            .await
+        }
+        AuthRpc::RoleRevokePermission => {
+            call(v3, body, &ROLE_REVOKE, |r| {
+                grpc(s.role_revoke_permission(with(r, t)))
+            })
+            .await
+        }
+    }
+}
+
+/// A gRPC request carrying the gateway's token as etcd's gateway passes it (metadata
+/// `authorization`).
+fn with<T>(message: T, token: &auth::Token) -> Request<T> {
+    let mut request = Request::new(message);
+    if let Some(value) = token.as_deref().and_then(|t| t.parse().ok()) {
+        request.metadata_mut().insert("authorization", value);
+    }
+    request
 }
 
 /// A gRPC method's answer without its metadata.
