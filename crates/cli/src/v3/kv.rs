@@ -91,7 +91,7 @@ pub struct CompactionArgs {
 
 const BOTH_RANGES: &str = "`--prefix` and `--from-key` cannot be set at the same time, choose one";
 const ONE_ARG_WITH_RANGE: &str =
-    "too many arguments, only accept one argument when `--prefix` or `--from-key` is set.";
+    "too many arguments, only accept one argument when `--prefix` or `--from-key` is set";
 
 impl PutArgs {
     pub fn request(&self) -> Result<PutRequest, Failure> {

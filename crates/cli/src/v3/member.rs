@@ -161,13 +161,9 @@ async fn add(ctx: &Ctx, args: &[String], peer_urls: &str, learner: bool) -> Resu
         );
         return Ok(());
     }
-    let as_learner = if member.is_learner {
-        " as learner "
-    } else {
-        " "
-    };
+    // etcdctl 3.4 says nothing of a learner here (3.5 adds "as learner").
     println!(
-        "Member {:16x} added{as_learner}to cluster {:16x}",
+        "Member {:16x} added to cluster {:16x}",
         member.id,
         reply.header.unwrap_or_default().cluster_id
     );

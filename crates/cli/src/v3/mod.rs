@@ -48,7 +48,12 @@ pub fn requested(args: &[String]) -> Option<Vec<String>> {
 }
 
 #[derive(Parser)]
-#[command(name = "musubi kv --api 3", no_binary_name = true)]
+// Flags given twice: the last one counts, as with etcdctl's (lists append, as there too).
+#[command(
+    name = "musubi kv --api 3",
+    no_binary_name = true,
+    args_override_self = true
+)]
 struct Cli {
     #[command(flatten)]
     global: Global,
@@ -173,7 +178,7 @@ pub struct Ctx {
 pub fn run(args: Vec<String>) -> ExitCode {
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
-        Err(e) => return crate::usage_error(e),
+        Err(e) => return usage_error(e),
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -185,6 +190,18 @@ pub fn run(args: Vec<String>) -> ExitCode {
             failure.report();
             ExitCode::from(failure.code)
         }
+    }
+}
+
+/// clap's message, and etcdctl v3's exit codes: 0 for help, 1 for any usage error (an
+/// unknown command too, where `musubi kv`'s v2 exits 3 as etcdctl v2 does).
+fn usage_error(e: clap::Error) -> ExitCode {
+    let _ = e.print();
+    match e.kind() {
+        clap::error::ErrorKind::DisplayHelp
+        | clap::error::ErrorKind::DisplayVersion
+        | clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => ExitCode::SUCCESS,
+        _ => ExitCode::from(failure::EXIT_ERROR),
     }
 }
 

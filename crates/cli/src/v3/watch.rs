@@ -118,21 +118,18 @@ fn print_watch(ctx: &Ctx, reply: &WatchResponse) {
         eprintln!("watch was canceled ({})", cancel_reason(reply));
     }
     if ctx.out.json() {
-        let events: Value = if reply.events.is_empty() {
-            Value::Null
-        } else {
-            reply
-                .events
-                .iter()
-                .map(|e| {
-                    Obj::new()
-                        .int("type", e.r#type)
-                        .opt("kv", e.kv.as_ref().map(kv_json))
-                        .opt("prev_kv", e.prev_kv.as_ref().map(kv_json))
-                        .value()
-                })
-                .collect()
-        };
+        // etcd's client makes the event list even when empty: `[]`, never null.
+        let events: Vec<Value> = reply
+            .events
+            .iter()
+            .map(|e| {
+                Obj::new()
+                    .int("type", e.r#type)
+                    .opt("kv", e.kv.as_ref().map(kv_json))
+                    .opt("prev_kv", e.prev_kv.as_ref().map(kv_json))
+                    .value()
+            })
+            .collect();
         print_json(
             Obj::new()
                 .field("Header", header_json(&reply.header.unwrap_or_default()))
