@@ -180,6 +180,7 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
         tokio::spawn(bound.serve(peer_router.clone()));
     }
     tracing::info!(name = %app.identity.name, data_dir = %config.data_dir.display(), "musubi is ready");
+    notify_systemd(sd_notify::NotifyState::Ready);
     let removed = tokio::select! {
         _ = shutdown_signal() => false,
         _ = raft.removed() => {
@@ -189,11 +190,20 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
         }
     };
     tracing::info!("shutting down");
+    notify_systemd(sd_notify::NotifyState::Stopping);
     raft.shutdown().await;
     if removed {
         return Err(ServeError::Removed);
     }
     Ok(())
+}
+
+/// Tells systemd (a `Type=notify` unit: `$NOTIFY_SOCKET` is set) where the member is; a
+/// no-op outside systemd. etcd notifies READY=1 once it serves clients, as here.
+fn notify_systemd(state: sd_notify::NotifyState) {
+    if let Err(e) = sd_notify::notify(false, &[state]) {
+        tracing::warn!(error = %e, "could not notify systemd");
+    }
 }
 
 fn consensus_config(

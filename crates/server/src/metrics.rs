@@ -87,6 +87,11 @@ fn record_state(app: &App) {
     // etcd's "proposals" are its Raft entries: its counts are gauges of the indexes.
     metrics::gauge!("etcd_server_proposals_committed_total").set(raft.commit_index as f64);
     metrics::gauge!("etcd_server_proposals_applied_total").set(raft.applied_index as f64);
+    let quota = match app.limits.quota_backend_bytes {
+        0 => crate::v3::quota::DEFAULT_QUOTA_BYTES as f64,
+        flag => flag as f64,
+    };
+    metrics::gauge!("etcd_server_quota_backend_bytes").set(quota);
     let (keys, revision, compacted, in_use) = {
         let sm = app.sm.read();
         (
