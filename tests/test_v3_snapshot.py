@@ -19,7 +19,7 @@ import time
 import pytest
 
 import harness
-from v3util import Ctl3, Gateway
+from v3util import ChunkedStream, Ctl3, Gateway
 
 musubi_only = pytest.mark.skipif(harness.target_kind() == "etcd",
                                  reason="restore reads musubi's own snapshot format")
@@ -100,6 +100,34 @@ def test_etcdctl_snapshot_save_takes_the_stream_whole(fleet):
         err = musubi("snapshot", "save", path + "2", "--endpoints",
                      "%s,%s" % (target.url, target.url), rc=5).stderr
         assert err.startswith("Error: snapshot must be requested to one selected node"), err
+
+
+def test_the_gateway_streams_the_snapshot(fleet):
+    target = fleet.target().start()
+    ctl = Ctl3(target)
+    for i in range(50):
+        ctl("put", "g%02d" % i, "x" * 2000)
+    stream = ChunkedStream(target.client_port, "/v3/maintenance/snapshot", {})
+    try:
+        assert stream.status == 200 and stream.chunked, stream.status_line
+        body = b""
+        while True:
+            data = stream.chunk()
+            if not data:
+                break
+            body += data
+    finally:
+        stream.close()
+    # One JSON object a line (etcd's chunks need not follow the messages: large ones are
+    # split by its HTTP buffering).
+    results = [json.loads(line)["result"] for line in body.split(b"\n") if line.strip()]
+    blobs = [base64.b64decode(r["blob"]) for r in results]
+    remaining = [int(r.get("remaining_bytes", "0")) for r in results]
+    data = b"".join(blobs)
+    assert len(data) % 512 == 32 and hashlib.sha256(data[:-32]).digest() == data[-32:]
+    # The body counts down to 0; the digest comes alone, after it.
+    assert len(blobs[-1]) == 32 and remaining[-2:] == [0, 0], remaining
+    assert remaining[:-1] == sorted(remaining[:-1], reverse=True)
 
 
 @musubi_only
