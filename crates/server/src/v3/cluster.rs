@@ -56,11 +56,12 @@ impl ClusterService {
     }
 }
 
-/// `list` holds `want` (by peer URLs and learner flag), or lacks `id` when `want` is None.
+/// `list` holds `want` (its peer URLs, and a voter if `want` is one), or lacks `id` when
+/// `want` is None. A member added to vote may be promoted before this member looks.
 fn shows(list: &[MemberInfo], id: u64, want: Option<&MemberInfo>) -> bool {
     match (list.iter().find(|m| m.id == id), want) {
         (None, None) => true,
-        (Some(m), Some(w)) => m.peer_urls == w.peer_urls && m.is_learner == w.is_learner,
+        (Some(m), Some(w)) => m.peer_urls == w.peer_urls && (w.is_learner || !m.is_learner),
         _ => false,
     }
 }
