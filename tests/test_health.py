@@ -6,6 +6,10 @@ sending it traffic. Runs against etcd 3.4 too (MUSUBI_TEST_TARGET=etcd)."""
 import json
 import time
 
+import pytest
+
+import harness
+
 TIMING = ["--heartbeat-interval", "100", "--election-timeout", "1000"]
 
 
@@ -48,3 +52,39 @@ def test_a_member_without_its_quorum_is_unhealthy_until_the_quorum_returns(fleet
         m.start(wait=False)
     wait_for("the cluster to be healthy again",
              lambda: all(health(m) == (200, "true") for m in members), timeout=30)
+
+
+def probe(server, path):
+    try:
+        st, _, body = server.request("GET", path, timeout=5.0)
+    except OSError:
+        return None, ""
+    return st, body.decode()
+
+
+@pytest.mark.skipif(harness.target_kind() == "etcd", reason="etcd 3.4 has no /livez or /readyz (3.5 does)")
+def test_livez_and_readyz_tell_alive_from_ready_as_etcd_35(fleet):
+    """/readyz fails without a quorum while /livez stays ok: a Kubernetes probe restarts
+    nothing, and takes the member out of its Service until the quorum is back."""
+    members = fleet.cluster(3, extra_args=TIMING)
+    survivor = members[0]
+    assert probe(survivor, "/livez") == (200, "ok")
+    assert probe(survivor, "/readyz") == (200, "ok")
+    st, body = probe(survivor, "/readyz?verbose")
+    assert st == 200
+    assert body.splitlines() == ["[+]data_corruption ok", "[+]serializable_read ok",
+                                 "[+]linearizable_read ok", "readyz check passed"]
+    for m in members[1:]:
+        m.kill()
+    wait_for("/readyz to fail without a quorum", lambda: probe(survivor, "/readyz")[0] == 503,
+             timeout=10)
+    st, body = probe(survivor, "/readyz")
+    assert "[-]linearizable_read failed:" in body and body.endswith("readyz check failed\n"), body
+    assert probe(survivor, "/livez") == (200, "ok")
+    # A check can be left out, as Kubernetes' probes allow.
+    st, body = probe(survivor, "/readyz?exclude=linearizable_read")
+    assert st == 200 and body == "ok", body
+    for m in members[1:]:
+        m.start(wait=False)
+    wait_for("/readyz to pass again", lambda: probe(survivor, "/readyz") == (200, "ok"),
+             timeout=30)

@@ -2,6 +2,7 @@
 //! redirect and CORS, and dispatches to the v2 handlers and the v3 JSON gateway.
 
 use crate::app::App;
+use crate::probes;
 use crate::v2::auth::{self, AuthRequest};
 use crate::v2::basic_auth::Credentials;
 use crate::v2::keys::{self, KeysRequest};
@@ -19,15 +20,32 @@ pub fn router(v3: V3) -> Router {
     Router::new().fallback(dispatch).with_state(v3)
 }
 
-/// What a `--listen-metrics-urls` listener serves, as etcd's: `/metrics` and `/health`.
+/// What a `--listen-metrics-urls` listener serves, as etcd's: `/metrics` and the health
+/// probes.
 pub fn metrics_router(v3: V3) -> Router {
     Router::new()
-        .route("/metrics", axum::routing::get(|State(v3): State<V3>| async move {
-            metrics_text(&v3.app)
-        }))
-        .route("/health", axum::routing::get(|State(v3): State<V3>| async move {
-            cluster::health(&v3.app).await
-        }))
+        .route(
+            "/metrics",
+            axum::routing::get(|State(v3): State<V3>| async move { metrics_text(&v3.app) }),
+        )
+        .route(
+            "/health",
+            axum::routing::get(
+                |State(v3): State<V3>| async move { cluster::health(&v3.app).await },
+            ),
+        )
+        .route(
+            "/livez",
+            axum::routing::get(|State(v3): State<V3>, req: Request| async move {
+                probes::livez(&v3.app, req.uri().query()).await
+            }),
+        )
+        .route(
+            "/readyz",
+            axum::routing::get(|State(v3): State<V3>, req: Request| async move {
+                probes::readyz(&v3.app, req.uri().query()).await
+            }),
+        )
         .with_state(v3)
 }
 
@@ -75,6 +93,8 @@ async fn route(v3: V3, req: Request) -> reply::HttpResponse {
         }
         "/health" => method_not_allowed("GET, HEAD"),
         "/metrics" => get_only(metrics_text, &req, &app),
+        "/livez" => probes::livez(&app, req.uri().query()).await,
+        "/readyz" => probes::readyz(&app, req.uri().query()).await,
         "/v2/machines" => get_only(cluster::machines, &req, &app),
         "/v2/stats/self" => get_only(cluster::stats_self, &req, &app),
         "/v2/stats/leader" => get_only(cluster::stats_leader, &req, &app),
@@ -276,6 +296,7 @@ mod tests {
         assert_eq!(redirect_target("/v2/keys"), None);
     }
 }
+
 /// Prometheus's text exposition format, version 0.0.4.
 fn metrics_text(app: &App) -> reply::HttpResponse {
     let mut resp = reply::HttpResponse::new(Body::from(crate::metrics::render(app)));

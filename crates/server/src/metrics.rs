@@ -17,8 +17,8 @@ const DISK_BUCKETS: [f64; 14] = [
 ];
 /// etcd's buckets for peer round trips: 0.1 ms doubling to 0.8 s.
 const PEER_BUCKETS: [f64; 14] = [
-    0.0001, 0.0002, 0.0004, 0.0008, 0.0016, 0.0032, 0.0064, 0.0128, 0.0256, 0.0512, 0.1024,
-    0.2048, 0.4096, 0.8192,
+    0.0001, 0.0002, 0.0004, 0.0008, 0.0016, 0.0032, 0.0064, 0.0128, 0.0256, 0.0512, 0.1024, 0.2048,
+    0.4096, 0.8192,
 ];
 
 struct Exporter {
@@ -134,12 +134,27 @@ fn register_at_zero() {
 /// HELP lines, in our words.
 fn describe() {
     use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
-    describe_gauge!("etcd_server_has_leader", "1 if this member knows a leader, else 0.");
+    describe_gauge!(
+        "etcd_server_has_leader",
+        "1 if this member knows a leader, else 0."
+    );
     describe_gauge!("etcd_server_is_leader", "1 if this member leads, else 0.");
-    describe_gauge!("etcd_server_is_learner", "1 if this member is a learner, else 0.");
-    describe_gauge!("etcd_server_id", "Always 1; the label is this member's hex ID.");
-    describe_gauge!("etcd_server_version", "Always 1; the label is the etcd version served.");
-    describe_gauge!("etcd_cluster_version", "Always 1; the label is the cluster version.");
+    describe_gauge!(
+        "etcd_server_is_learner",
+        "1 if this member is a learner, else 0."
+    );
+    describe_gauge!(
+        "etcd_server_id",
+        "Always 1; the label is this member's hex ID."
+    );
+    describe_gauge!(
+        "etcd_server_version",
+        "Always 1; the label is the etcd version served."
+    );
+    describe_gauge!(
+        "etcd_cluster_version",
+        "Always 1; the label is the cluster version."
+    );
     describe_counter!(
         "etcd_server_leader_changes_seen_total",
         "Leaders this member has seen take over."
@@ -165,8 +180,14 @@ fn describe() {
         "--quota-backend-bytes: the keyspace size that raises NOSPACE."
     );
     describe_gauge!("etcd_debugging_mvcc_keys_total", "Keys in the keyspace.");
-    describe_gauge!("etcd_debugging_mvcc_current_revision", "The keyspace's revision.");
-    describe_gauge!("etcd_debugging_mvcc_compact_revision", "The last compaction's revision.");
+    describe_gauge!(
+        "etcd_debugging_mvcc_current_revision",
+        "The keyspace's revision."
+    );
+    describe_gauge!(
+        "etcd_debugging_mvcc_compact_revision",
+        "The last compaction's revision."
+    );
     describe_gauge!(
         "etcd_mvcc_db_total_size_in_bytes",
         Unit::Bytes,
@@ -202,5 +223,8 @@ fn describe() {
         "Appends to a follower that failed."
     );
     describe_counter!("grpc_server_started_total", "gRPC calls started.");
-    describe_counter!("grpc_server_handled_total", "gRPC calls finished, by status code.");
+    describe_counter!(
+        "grpc_server_handled_total",
+        "gRPC calls finished, by status code."
+    );
 }
