@@ -117,6 +117,7 @@ impl Cluster for ClusterService {
         &self,
         request: Request<pb::MemberAddRequest>,
     ) -> Result<Response<pb::MemberAddResponse>, Status> {
+        super::auth::admin(&self.0, request.metadata())?;
         let r = request.into_inner();
         let change = MembershipChange::Add {
             name: String::new(),
@@ -136,6 +137,7 @@ impl Cluster for ClusterService {
         &self,
         request: Request<pb::MemberRemoveRequest>,
     ) -> Result<Response<pb::MemberRemoveResponse>, Status> {
+        super::auth::admin(&self.0, request.metadata())?;
         let change = MembershipChange::Remove {
             id: request.into_inner().id,
         };
@@ -150,6 +152,7 @@ impl Cluster for ClusterService {
         &self,
         request: Request<pb::MemberUpdateRequest>,
     ) -> Result<Response<pb::MemberUpdateResponse>, Status> {
+        super::auth::admin(&self.0, request.metadata())?;
         let r = request.into_inner();
         let change = MembershipChange::UpdatePeerUrls {
             id: r.id,
@@ -173,6 +176,7 @@ impl Cluster for ClusterService {
         &self,
         request: Request<pb::MemberPromoteRequest>,
     ) -> Result<Response<pb::MemberPromoteResponse>, Status> {
+        super::auth::admin(&self.0, request.metadata())?;
         let change = MembershipChange::Promote {
             id: request.into_inner().id,
         };
