@@ -151,8 +151,9 @@ impl Maintenance for MaintenanceService {
 
     async fn defragment(
         &self,
-        _: Request<pb::DefragmentRequest>,
+        request: Request<pb::DefragmentRequest>,
     ) -> Result<Response<pb::DefragmentResponse>, Status> {
+        super::auth::admin_maintenance(&self.0, request.metadata())?;
         MaintenanceService::compact_storage(self)
             .await
             .map(Response::new)
@@ -160,8 +161,9 @@ impl Maintenance for MaintenanceService {
 
     async fn hash(
         &self,
-        _: Request<pb::HashRequest>,
+        request: Request<pb::HashRequest>,
     ) -> Result<Response<pb::HashResponse>, Status> {
+        super::auth::admin_maintenance(&self.0, request.metadata())?;
         MaintenanceService::state_hash(self)
             .await
             .map(Response::new)
@@ -171,6 +173,7 @@ impl Maintenance for MaintenanceService {
         &self,
         request: Request<pb::HashKvRequest>,
     ) -> Result<Response<pb::HashKvResponse>, Status> {
+        super::auth::admin_maintenance(&self.0, request.metadata())?;
         MaintenanceService::kv_hash(self, request.into_inner())
             .await
             .map(Response::new)

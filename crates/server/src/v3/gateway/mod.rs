@@ -293,19 +293,19 @@ async fn unary(v3: &V3, rpc: Rpc, body: &[u8], token: &auth::Token) -> HttpRespo
         // what is not served yet.
         Rpc::MemberAdd => {
             call(v3, body, &MEMBER_ADD, |r| {
-                grpc(cluster.member_add(Request::new(r)))
+                grpc(cluster.member_add(with(r, token)))
             })
             .await
         }
         Rpc::MemberRemove => {
             call(v3, body, &MEMBER_ID, |r| {
-                grpc(cluster.member_remove(Request::new(r)))
+                grpc(cluster.member_remove(with(r, token)))
             })
             .await
         }
         Rpc::MemberUpdate => {
             call(v3, body, &MEMBER_UPDATE, |r| {
-                grpc(cluster.member_update(Request::new(r)))
+                grpc(cluster.member_update(with(r, token)))
             })
             .await
         }
@@ -317,13 +317,13 @@ async fn unary(v3: &V3, rpc: Rpc, body: &[u8], token: &auth::Token) -> HttpRespo
         }
         Rpc::MemberPromote => {
             call(v3, body, &MEMBER_ID, |r| {
-                grpc(cluster.member_promote(Request::new(r)))
+                grpc(cluster.member_promote(with(r, token)))
             })
             .await
         }
         Rpc::Alarm => {
             call(v3, body, &ALARM, |r| {
-                grpc(maintenance.alarm(Request::new(r)))
+                grpc(maintenance.alarm(with(r, token)))
             })
             .await
         }
@@ -335,19 +335,14 @@ async fn unary(v3: &V3, rpc: Rpc, body: &[u8], token: &auth::Token) -> HttpRespo
         }
         Rpc::Defragment => {
             call(v3, body, &EMPTY, |r| {
-                grpc(maintenance.defragment(Request::new(r)))
+                grpc(maintenance.defragment(with(r, token)))
             })
             .await
         }
-        Rpc::Hash => {
-            call(v3, body, &EMPTY, |r| {
-                grpc(maintenance.hash(Request::new(r)))
-            })
-            .await
-        }
+        Rpc::Hash => call(v3, body, &EMPTY, |r| grpc(maintenance.hash(with(r, token)))).await,
         Rpc::MoveLeader => {
             call(v3, body, &MOVE_LEADER, |r| {
-                grpc(maintenance.move_leader(Request::new(r)))
+                grpc(maintenance.move_leader(with(r, token)))
             })
             .await
         }
@@ -357,7 +352,7 @@ async fn unary(v3: &V3, rpc: Rpc, body: &[u8], token: &auth::Token) -> HttpRespo
                 Ok(request) => request,
                 Err(message) => return reply::error(Code::InvalidArgument, &message),
             };
-            match maintenance.snapshot(Request::new(request)).await {
+            match maintenance.snapshot(with(request, token)).await {
                 Ok(responses) => stream::forward(responses.into_inner()).await,
                 Err(status) => reply::status(&status),
             }
