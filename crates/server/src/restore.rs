@@ -154,6 +154,10 @@ fn write(
     }
     identity::record(&staging, identity).map_err(io::Error::other)?;
     musubi_consensus::write_restored(&staging, membership, state)?;
+    // The files are synced with their directories; the directories' own entries too.
+    for dir in [staging.join("member"), staging.clone()] {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
     std::fs::rename(&staging, data_dir)?;
     std::fs::File::open(&parent)?.sync_all()
 }
@@ -202,6 +206,26 @@ mod tests {
             clusters.push(restored.identity.cluster_id);
         }
         assert!(clusters.iter().all(|c| *c == clusters[0]));
+    }
+
+    #[test]
+    fn the_data_dirs_snapshot_holds_the_backups_state() {
+        let mut sm = StateMachine::new();
+        let write = musubi_store::v3::V3Write::Put(musubi_proto::etcdserverpb::PutRequest {
+            key: b"k".to_vec(),
+            value: b"v".to_vec(),
+            ..Default::default()
+        });
+        sm.apply(&musubi_store::Request::V3 { write, now_ms: 0 });
+        let file = backup::encode(&sm.freeze(), Origin::default()).1;
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("a");
+        restore(&file, &flags(&dir, "a"), true).unwrap();
+        let opened = std::sync::Arc::new(parking_lot::RwLock::new(StateMachine::new()));
+        let hook: musubi_consensus::ApplyHook = std::sync::Arc::new(|_| {});
+        let snap = dir.join("member").join("snap");
+        musubi_consensus::StateMachineStore::open(opened.clone(), hook, snap).unwrap();
+        assert_eq!(opened.read().to_snapshot(), sm.to_snapshot());
     }
 
     #[test]
