@@ -291,9 +291,10 @@ class Rpc:
         return make(path, request_serializer=lambda m: m.SerializeToString(),
                     response_deserializer=MSG(response).FromString)
 
-    def lock(self, name, lease=0, timeout=10):
+    def lock(self, name, lease=0, timeout=10, metadata=None):
         call = self._method("unary_unary", "/v3lockpb.Lock/Lock", "v3lockpb.LockResponse")
-        return call(MSG("v3lockpb.LockRequest")(name=name, lease=lease), timeout=timeout)
+        return call(MSG("v3lockpb.LockRequest")(name=name, lease=lease), timeout=timeout,
+                    metadata=metadata)
 
     def unlock(self, key):
         call = self._method("unary_unary", "/v3lockpb.Lock/Unlock", "v3lockpb.UnlockResponse")
@@ -457,6 +458,37 @@ def test_a_candidate_that_hangs_up_resigns(gw, server):
                       json={"name": b64("Q"), "value": b64("b")}, timeout=1)
     assert wait_for_keys(gw, "Q/", 1, timeout=5) == [unb64(leader["leader"]["key"]).decode()]
     assert gw.rev() == rev(leader) + 2, "the candidate's key was not put, then deleted"
+
+
+# ---------------------------------------------------------------------------
+# With auth on, every step runs with the caller's token, as etcd's services do
+
+def test_lock_and_election_act_with_the_callers_permissions(gw, ctl, rpc):
+    for args in (("user", "add", "root:root"), ("user", "add", "bob:bob"), ("role", "add", "r"),
+                 ("role", "grant-permission", "r", "readwrite", "--prefix=true", "ok/"),
+                 ("user", "grant-role", "bob", "r"), ("auth", "enable")):
+        ctl(*args)
+
+    def refused(message, path, body, token=None):
+        r = gw.http.post(gw.server.url + "/v3" + path, json=body, timeout=10,
+                         headers={"Authorization": token} if token else {})
+        assert (r.status_code, r.json()) == (500, {"error": message, "message": message, "code": 2})
+
+    token = gw.call("/auth/authenticate", {"name": "bob", "password": "bob"})["token"]
+    refused("etcdserver: user name is empty", "/lock/lock", {"name": b64("ok")})
+    refused("etcdserver: invalid auth token", "/election/leader", {"name": b64("ok")}, "bad")
+    refused("etcdserver: permission denied", "/lock/lock", {"name": b64("no")}, token)
+    refused("etcdserver: permission denied", "/election/leader", {"name": b64("no")}, token)
+
+    r = gw.http.post(gw.server.url + "/v3/lock/lock", json={"name": b64("ok")}, timeout=10,
+                     headers={"Authorization": token})
+    assert r.status_code == 200 and unb64(r.json()["key"]).startswith(b"ok/"), r.text
+    held = rpc.lock(b"ok/grpc", metadata=(("token", token),))
+    assert held.key.startswith(b"ok/grpc/")
+    with pytest.raises(grpc.RpcError) as e:
+        rpc.lock(b"ok/grpc")
+    assert (e.value.code(), e.value.details()) == (
+        grpc.StatusCode.UNKNOWN, "etcdserver: user name is empty")
 
 
 # ---------------------------------------------------------------------------

@@ -9,24 +9,30 @@
 //! watching the youngest of them, then looking again (so a key that goes while another
 //! still waits wakes nobody else).
 //!
-//! As in etcd, every error of these services reaches the client with code `Unknown` and
-//! the message of the call that failed (etcd's services are clients of their own member,
-//! and its client turns the statuses it knows back into plain errors).
+//! As in etcd, the services are clients of their own member ([`Client`]): each call goes
+//! through the KV, Lease or Watch service's gRPC face with the caller's metadata, so the
+//! caller's auth token is checked at each, and every error reaches the caller with code
+//! `Unknown` and the message of the call that failed (etcd's client turns the statuses it
+//! knows back into plain errors).
 
 use super::V3;
+use super::auth;
 use super::kv::KvService;
-use super::lease::LeaseService;
+use super::lease::{LeaseGrpc, LeaseService};
 use super::watch;
 use futures::{Stream, StreamExt};
 use musubi_proto::etcdserverpb::{
     self as pb, Compare, RequestOp, ResponseHeader, WatchCreateRequest, WatchRequest,
-    WatchResponse, compare, range_request, request_op, response_op, watch_request,
+    WatchResponse, compare, kv_server::Kv, lease_server::Lease, range_request, request_op,
+    response_op, watch_request,
 };
 use musubi_proto::mvccpb::{KeyValue, event::EventType};
 use musubi_store::v3::{V3Error, prefix_end};
 use std::future::Future;
 use std::pin::Pin;
-use tonic::{Code, Status};
+use std::sync::Arc;
+use tonic::metadata::MetadataMap;
+use tonic::{Code, Request, Status};
 
 /// The TTL of the lease a session grants itself when the caller gives none (etcd's
 /// concurrency.defaultSessionTTL). Nobody keeps it alive: the services orphan it.
@@ -37,16 +43,131 @@ pub fn unknown(status: Status) -> Status {
     Status::new(Code::Unknown, status.message())
 }
 
-/// The lease of a session: `lease`, or a new one of [`SESSION_TTL`] seconds if 0.
-pub async fn session_lease(v3: &V3, lease: i64) -> Result<i64, Status> {
-    if lease != 0 {
-        return Ok(lease);
+/// The member as a client of itself, on behalf of one caller (its metadata, and so its
+/// auth token, goes with every call).
+#[derive(Clone)]
+pub struct Client {
+    v3: V3,
+    metadata: MetadataMap,
+}
+
+impl Client {
+    pub fn new(v3: &V3, metadata: &MetadataMap) -> Client {
+        Client {
+            v3: v3.clone(),
+            metadata: metadata.clone(),
+        }
     }
-    let grant = pb::LeaseGrantRequest {
-        ttl: SESSION_TTL,
-        id: 0,
-    };
-    Ok(LeaseService(v3.clone()).grant(grant).await?.id)
+
+    fn request<T>(&self, message: T) -> Request<T> {
+        Request::from_parts(self.metadata.clone(), Default::default(), message)
+    }
+
+    /// A linearizable read.
+    pub async fn range(&self, req: pb::RangeRequest) -> Result<pb::RangeResponse, Status> {
+        let kv = KvService(self.v3.clone());
+        Ok(Kv::range(&kv, self.request(req)).await?.into_inner())
+    }
+
+    pub async fn txn(&self, req: pb::TxnRequest) -> Result<pb::TxnResponse, Status> {
+        let kv = KvService(self.v3.clone());
+        Ok(Kv::txn(&kv, self.request(req)).await?.into_inner())
+    }
+
+    pub async fn delete(&self, key: Vec<u8>) -> Result<pb::DeleteRangeResponse, Status> {
+        let req = pb::DeleteRangeRequest {
+            key,
+            ..Default::default()
+        };
+        let kv = KvService(self.v3.clone());
+        Ok(Kv::delete_range(&kv, self.request(req)).await?.into_inner())
+    }
+
+    /// The lease of a session: `lease`, or a new one of [`SESSION_TTL`] seconds if 0.
+    pub async fn session_lease(&self, lease: i64) -> Result<i64, Status> {
+        if lease != 0 {
+            return Ok(lease);
+        }
+        let grant = pb::LeaseGrantRequest {
+            ttl: SESSION_TTL,
+            id: 0,
+        };
+        let leases = LeaseGrpc(Arc::new(LeaseService(self.v3.clone())));
+        Ok(leases
+            .lease_grant(self.request(grant))
+            .await?
+            .into_inner()
+            .id)
+    }
+
+    /// The changes to `[key, range_end)` from `revision` on, as a watch of the Watch
+    /// service reports them, without its `created` reply. A watch canceled because the
+    /// history it needs was compacted (or refused) ends the stream with that error.
+    pub fn watch_from(
+        &self,
+        key: Vec<u8>,
+        range_end: Vec<u8>,
+        revision: i64,
+    ) -> impl Stream<Item = Result<WatchResponse, Status>> + Send + 'static {
+        let create = WatchRequest {
+            request_union: Some(watch_request::RequestUnion::CreateRequest(
+                WatchCreateRequest {
+                    key,
+                    range_end,
+                    start_revision: revision,
+                    ..Default::default()
+                },
+            )),
+        };
+        // One request, then a half-close: the watch goes on until the stream is dropped.
+        let requests = futures::stream::iter([Ok(create)]);
+        let token = auth::token(&self.metadata);
+        watch::serve_as(self.v3.clone(), requests, false, token)
+            .filter(|resp| std::future::ready(!matches!(resp, Ok(r) if r.created && !r.canceled)))
+            .map(|resp| match resp {
+                Ok(r) if r.canceled && r.compact_revision != 0 => {
+                    Err(super::status::from_store(V3Error::Compacted))
+                }
+                Ok(r) if r.canceled => Err(Status::unknown(r.cancel_reason)),
+                other => other,
+            })
+    }
+
+    /// Waits until no key under `prefix` created at or before `max_create_revision` is
+    /// left, and returns the header of the read that found none (etcd's waitDeletes).
+    pub async fn wait_deletes(
+        &self,
+        prefix: &[u8],
+        max_create_revision: i64,
+    ) -> Result<Option<ResponseHeader>, Status> {
+        loop {
+            let req = pb::RangeRequest {
+                max_create_revision,
+                ..by_create(prefix, range_request::SortOrder::Descend)
+            };
+            let resp = self.range(req).await?;
+            let Some(youngest) = resp.kvs.first() else {
+                return Ok(resp.header);
+            };
+            let revision = resp.header.as_ref().map_or(0, |h| h.revision);
+            self.wait_delete(&youngest.key, revision).await?;
+        }
+    }
+
+    /// Waits for `key`'s deletion at `revision` or later.
+    async fn wait_delete(&self, key: &[u8], revision: i64) -> Result<(), Status> {
+        let mut changes = std::pin::pin!(self.watch_from(key.to_vec(), Vec::new(), revision));
+        while let Some(resp) = changes.next().await {
+            let deleted = resp?
+                .events
+                .iter()
+                .any(|e| e.r#type == EventType::Delete as i32);
+            if deleted {
+                return Ok(());
+            }
+        }
+        Err(Status::unknown("lost watcher waiting for delete"))
+    }
 }
 
 /// `<name>/`: the prefix under which a name's contenders put their keys.
@@ -80,23 +201,6 @@ fn by_create(prefix: &[u8], order: range_request::SortOrder) -> pb::RangeRequest
 /// The oldest contender under `prefix` (the holder or leader), as a Range.
 pub fn oldest(prefix: &[u8]) -> pb::RangeRequest {
     by_create(prefix, range_request::SortOrder::Ascend)
-}
-
-/// A linearizable read, as the services' client reads.
-pub async fn range(v3: &V3, req: pb::RangeRequest) -> Result<pb::RangeResponse, Status> {
-    KvService(v3.clone()).range(req).await
-}
-
-pub async fn txn(v3: &V3, req: pb::TxnRequest) -> Result<pb::TxnResponse, Status> {
-    KvService(v3.clone()).txn(req).await
-}
-
-pub async fn delete(v3: &V3, key: Vec<u8>) -> Result<pb::DeleteRangeResponse, Status> {
-    let req = pb::DeleteRangeRequest {
-        key,
-        ..Default::default()
-    };
-    KvService(v3.clone()).delete_range(req).await
 }
 
 /// A compare that `key` was created at `revision` (0: that it does not exist).
@@ -153,75 +257,6 @@ pub fn range_kvs(resp: &pb::TxnResponse, index: usize) -> &[KeyValue] {
     }
 }
 
-/// Waits until no key under `prefix` created at or before `max_create_revision` is
-/// left, and returns the header of the read that found none (etcd's waitDeletes).
-pub async fn wait_deletes(
-    v3: &V3,
-    prefix: &[u8],
-    max_create_revision: i64,
-) -> Result<Option<ResponseHeader>, Status> {
-    loop {
-        let req = pb::RangeRequest {
-            max_create_revision,
-            ..by_create(prefix, range_request::SortOrder::Descend)
-        };
-        let resp = range(v3, req).await?;
-        let Some(youngest) = resp.kvs.first() else {
-            return Ok(resp.header);
-        };
-        let revision = resp.header.as_ref().map_or(0, |h| h.revision);
-        wait_delete(v3, &youngest.key, revision).await?;
-    }
-}
-
-/// Waits for `key`'s deletion at `revision` or later.
-async fn wait_delete(v3: &V3, key: &[u8], revision: i64) -> Result<(), Status> {
-    let mut changes = std::pin::pin!(watch_from(v3, key.to_vec(), Vec::new(), revision));
-    while let Some(resp) = changes.next().await {
-        let resp = resp?;
-        if resp
-            .events
-            .iter()
-            .any(|e| e.r#type == EventType::Delete as i32)
-        {
-            return Ok(());
-        }
-    }
-    Err(Status::unknown("lost watcher waiting for delete"))
-}
-
-/// The changes to `[key, range_end)` from `revision` on, as a watch of the Watch service
-/// reports them, without its `created` reply. A watch canceled because the history it
-/// needs was compacted ends the stream with that error.
-pub fn watch_from(
-    v3: &V3,
-    key: Vec<u8>,
-    range_end: Vec<u8>,
-    revision: i64,
-) -> impl Stream<Item = Result<WatchResponse, Status>> + Send + 'static {
-    let create = WatchRequest {
-        request_union: Some(watch_request::RequestUnion::CreateRequest(
-            WatchCreateRequest {
-                key,
-                range_end,
-                start_revision: revision,
-                ..Default::default()
-            },
-        )),
-    };
-    // One request, then a half-close: the watch goes on until the stream is dropped.
-    let requests = futures::stream::iter([Ok(create)]);
-    watch::serve(v3.clone(), requests, false)
-        .filter(|resp| std::future::ready(!matches!(resp, Ok(r) if r.created && !r.canceled)))
-        .map(|resp| match resp {
-            Ok(r) if r.canceled && r.compact_revision != 0 => {
-                Err(super::status::from_store(V3Error::Compacted))
-            }
-            Ok(r) if r.canceled => Err(Status::unknown(r.cancel_reason)),
-            other => other,
-        })
-}
-
 /// A write spawned if this is dropped before [`Self::disarm`]: how a contender whose
 /// caller went away takes its key back, as etcd does when the call's context ends.
 pub struct Cleanup {
@@ -242,8 +277,11 @@ impl Cleanup {
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
-        if let Some(write) = self.write.take() {
-            tokio::spawn(write);
+        // A member shutting down drops its calls with no runtime left to run the write.
+        if let (Some(write), Ok(runtime)) =
+            (self.write.take(), tokio::runtime::Handle::try_current())
+        {
+            runtime.spawn(write);
         }
     }
 }

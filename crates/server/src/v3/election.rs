@@ -17,8 +17,8 @@
 
 use super::V3;
 use super::concurrency::{
-    Cleanup, contender_key, created_at, delete_op, get_op, oldest, prefix, put_op, range,
-    range_kvs, session_lease, txn, unknown, wait_deletes, watch_from,
+    Cleanup, Client, contender_key, created_at, delete_op, get_op, oldest, prefix, put_op,
+    range_kvs, unknown,
 };
 use futures::{Stream, StreamExt};
 use musubi_proto::etcdserverpb::{ResponseHeader, TxnRequest};
@@ -41,73 +41,21 @@ pub struct ElectionService(pub V3);
 type LeaderStream = Pin<Box<dyn Stream<Item = Result<LeaderResponse, Status>> + Send>>;
 
 impl ElectionService {
-    pub async fn campaign(&self, req: CampaignRequest) -> Result<CampaignResponse, Status> {
-        self.run_campaign(req).await.map_err(unknown)
-    }
-
-    pub async fn proclaim(&self, req: ProclaimRequest) -> Result<ProclaimResponse, Status> {
-        let leader = req.leader.ok_or_else(|| Status::unknown(MISSING_LEADER))?;
-        let header = async {
-            let lease = session_lease(&self.0, leader.lease).await?;
-            proclaim(&self.0, &leader.key, leader.rev, lease, &req.value).await
-        }
-        .await
-        .map_err(unknown)?;
-        Ok(ProclaimResponse { header })
-    }
-
-    pub async fn resign(&self, req: ResignRequest) -> Result<ResignResponse, Status> {
-        let leader = req.leader.ok_or_else(|| Status::unknown(MISSING_LEADER))?;
-        let header = async {
-            session_lease(&self.0, leader.lease).await?;
-            resign(&self.0, &leader.key, leader.rev).await
-        }
-        .await
-        .map_err(unknown)?;
-        Ok(ResignResponse { header })
-    }
-
-    pub async fn leader(&self, req: LeaderRequest) -> Result<LeaderResponse, Status> {
-        let resp = range(&self.0, oldest(&prefix(&req.name)))
-            .await
-            .map_err(unknown)?;
-        match resp.kvs.into_iter().next() {
-            Some(kv) => Ok(LeaderResponse {
-                header: resp.header,
-                kv: Some(kv),
-            }),
-            None => Err(Status::unknown(NO_LEADER)),
-        }
-    }
-
-    /// The leaders of `req.name`, as they change, until the caller drops the stream.
-    pub fn observe(&self, req: LeaderRequest) -> LeaderStream {
-        let (tx, mut rx) = mpsc::channel(1);
-        let v3 = self.0.clone();
-        let prefix = prefix(&req.name);
-        tokio::spawn(async move {
-            tokio::select! {
-                _ = tx.closed() => {}
-                _ = observe(&v3, &prefix, &tx) => {}
-            }
-        });
-        Box::pin(futures::stream::poll_fn(move |cx| rx.poll_recv(cx)))
-    }
-
-    async fn run_campaign(&self, req: CampaignRequest) -> Result<CampaignResponse, Status> {
-        let v3 = &self.0;
-        let lease = session_lease(v3, req.lease).await?;
+    async fn campaign(
+        &self,
+        client: &Client,
+        req: CampaignRequest,
+    ) -> Result<CampaignResponse, Status> {
+        let lease = client.session_lease(req.lease).await?;
         let prefix = prefix(&req.name);
         let key = contender_key(&prefix, lease);
-        let resp = txn(
-            v3,
-            TxnRequest {
+        let resp = client
+            .txn(TxnRequest {
                 compare: vec![created_at(&key, 0)],
                 success: vec![put_op(&key, &req.value, lease)],
                 failure: vec![get_op(&key)],
-            },
-        )
-        .await?;
+            })
+            .await?;
         let mut rev = resp.header.as_ref().map_or(0, |h| h.revision);
         if !resp.succeeded {
             // This session campaigns already: keep its place, with the value asked for now.
@@ -116,20 +64,20 @@ impl ElectionService {
                 .map_or((0, &[][..]), |kv| (kv.create_revision, kv.value.as_slice()));
             rev = created;
             if value != req.value.as_slice()
-                && let Err(e) = proclaim(v3, &key, rev, lease, &req.value).await
+                && let Err(e) = proclaim(client, &key, rev, lease, &req.value).await
             {
-                let _ = resign(v3, &key, rev).await;
+                let _ = resign(client, &key, rev).await;
                 return Err(e);
             }
         }
         let cleanup = Cleanup::new({
-            let (v3, key) = (v3.clone(), key.clone());
+            let (client, key) = (client.clone(), key.clone());
             async move {
-                let _ = resign(&v3, &key, rev).await;
+                let _ = resign(&client, &key, rev).await;
             }
         });
         // etcd keeps the key when the wait fails for another reason than the caller.
-        let waited = wait_deletes(v3, &prefix, rev - 1).await;
+        let waited = client.wait_deletes(&prefix, rev - 1).await;
         cleanup.disarm();
         waited?;
         Ok(CampaignResponse {
@@ -142,25 +90,65 @@ impl ElectionService {
             }),
         })
     }
+
+    async fn proclaim(
+        &self,
+        client: &Client,
+        req: ProclaimRequest,
+    ) -> Result<ProclaimResponse, Status> {
+        let leader = req.leader.ok_or_else(|| Status::unknown(MISSING_LEADER))?;
+        let lease = client.session_lease(leader.lease).await?;
+        let header = proclaim(client, &leader.key, leader.rev, lease, &req.value).await?;
+        Ok(ProclaimResponse { header })
+    }
+
+    async fn resign(&self, client: &Client, req: ResignRequest) -> Result<ResignResponse, Status> {
+        let leader = req.leader.ok_or_else(|| Status::unknown(MISSING_LEADER))?;
+        client.session_lease(leader.lease).await?;
+        let header = resign(client, &leader.key, leader.rev).await?;
+        Ok(ResignResponse { header })
+    }
+
+    async fn leader(&self, client: &Client, req: LeaderRequest) -> Result<LeaderResponse, Status> {
+        let resp = client.range(oldest(&prefix(&req.name))).await?;
+        match resp.kvs.into_iter().next() {
+            Some(kv) => Ok(LeaderResponse {
+                header: resp.header,
+                kv: Some(kv),
+            }),
+            None => Err(Status::unknown(NO_LEADER)),
+        }
+    }
+
+    /// The leaders of `req.name`, as they change, until the caller drops the stream.
+    fn observe(&self, client: Client, req: LeaderRequest) -> LeaderStream {
+        let (tx, mut rx) = mpsc::channel(1);
+        let prefix = prefix(&req.name);
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = tx.closed() => {}
+                _ = observe(&client, &prefix, &tx) => {}
+            }
+        });
+        Box::pin(futures::stream::poll_fn(move |cx| rx.poll_recv(cx)))
+    }
 }
 
 /// Puts `value` at the leader's `key` if it still has create revision `rev`.
 async fn proclaim(
-    v3: &V3,
+    client: &Client,
     key: &[u8],
     rev: i64,
     lease: i64,
     value: &[u8],
 ) -> Result<Option<ResponseHeader>, Status> {
-    let resp = txn(
-        v3,
-        TxnRequest {
+    let resp = client
+        .txn(TxnRequest {
             compare: vec![created_at(key, rev)],
             success: vec![put_op(key, value, lease)],
             failure: Vec::new(),
-        },
-    )
-    .await?;
+        })
+        .await?;
     if !resp.succeeded {
         return Err(Status::unknown(NOT_LEADER));
     }
@@ -168,23 +156,21 @@ async fn proclaim(
 }
 
 /// Deletes the leader's `key` if it still has create revision `rev`.
-async fn resign(v3: &V3, key: &[u8], rev: i64) -> Result<Option<ResponseHeader>, Status> {
-    let resp = txn(
-        v3,
-        TxnRequest {
+async fn resign(client: &Client, key: &[u8], rev: i64) -> Result<Option<ResponseHeader>, Status> {
+    let resp = client
+        .txn(TxnRequest {
             compare: vec![created_at(key, rev)],
             success: vec![delete_op(key)],
             failure: Vec::new(),
-        },
-    )
-    .await?;
+        })
+        .await?;
     Ok(resp.header)
 }
 
 /// Sends each leader under `prefix` and each change of its value, until a send or a read
 /// fails (etcd's Election.observe).
 async fn observe(
-    v3: &V3,
+    client: &Client,
     prefix: &[u8],
     tx: &mpsc::Sender<Result<LeaderResponse, Status>>,
 ) -> Result<(), Status> {
@@ -198,15 +184,15 @@ async fn observe(
             .map_err(|_| Status::cancelled("observer gone"))
     };
     loop {
-        let resp = range(v3, oldest(prefix)).await?;
+        let resp = client.range(oldest(prefix)).await?;
         let read_at = revision(&resp.header);
         let (header, leader) = match resp.kvs.into_iter().next() {
             Some(kv) => (resp.header, kv),
-            None => first_put(v3, prefix, read_at).await?,
+            None => first_put(client, prefix, read_at).await?,
         };
         let leader_at = revision(&header);
         send(header, leader.clone()).await?;
-        let mut changes = std::pin::pin!(watch_from(v3, leader.key, Vec::new(), leader_at + 1));
+        let mut changes = std::pin::pin!(client.watch_from(leader.key, Vec::new(), leader_at + 1));
         'leading: loop {
             let Some(resp) = changes.next().await else {
                 return Ok(());
@@ -227,11 +213,11 @@ async fn observe(
 /// The first key put under `prefix` from revision `from` on, with the header of the
 /// watch response that brought it at the put's revision.
 async fn first_put(
-    v3: &V3,
+    client: &Client,
     prefix: &[u8],
     from: i64,
 ) -> Result<(Option<ResponseHeader>, KeyValue), Status> {
-    let mut changes = std::pin::pin!(watch_from(v3, prefix.to_vec(), prefix_end(prefix), from));
+    let mut changes = std::pin::pin!(client.watch_from(prefix.to_vec(), prefix_end(prefix), from));
     while let Some(resp) = changes.next().await {
         let resp = resp?;
         let put = resp
@@ -254,33 +240,41 @@ fn revision(header: &Option<ResponseHeader>) -> i64 {
     header.as_ref().map_or(0, |h| h.revision)
 }
 
+/// The gRPC face: each call a client of the member with the caller's metadata, each error
+/// code `Unknown`.
 #[tonic::async_trait]
 impl Election for ElectionService {
     async fn campaign(
         &self,
         request: Request<CampaignRequest>,
     ) -> Result<Response<CampaignResponse>, Status> {
-        ElectionService::campaign(self, request.into_inner())
+        let client = Client::new(&self.0, request.metadata());
+        ElectionService::campaign(self, &client, request.into_inner())
             .await
             .map(Response::new)
+            .map_err(unknown)
     }
 
     async fn proclaim(
         &self,
         request: Request<ProclaimRequest>,
     ) -> Result<Response<ProclaimResponse>, Status> {
-        ElectionService::proclaim(self, request.into_inner())
+        let client = Client::new(&self.0, request.metadata());
+        ElectionService::proclaim(self, &client, request.into_inner())
             .await
             .map(Response::new)
+            .map_err(unknown)
     }
 
     async fn leader(
         &self,
         request: Request<LeaderRequest>,
     ) -> Result<Response<LeaderResponse>, Status> {
-        ElectionService::leader(self, request.into_inner())
+        let client = Client::new(&self.0, request.metadata());
+        ElectionService::leader(self, &client, request.into_inner())
             .await
             .map(Response::new)
+            .map_err(unknown)
     }
 
     type ObserveStream = LeaderStream;
@@ -289,8 +283,10 @@ impl Election for ElectionService {
         &self,
         request: Request<LeaderRequest>,
     ) -> Result<Response<LeaderStream>, Status> {
+        let client = Client::new(&self.0, request.metadata());
         Ok(Response::new(ElectionService::observe(
             self,
+            client,
             request.into_inner(),
         )))
     }
@@ -299,8 +295,10 @@ impl Election for ElectionService {
         &self,
         request: Request<ResignRequest>,
     ) -> Result<Response<ResignResponse>, Status> {
-        ElectionService::resign(self, request.into_inner())
+        let client = Client::new(&self.0, request.metadata());
+        ElectionService::resign(self, &client, request.into_inner())
             .await
             .map(Response::new)
+            .map_err(unknown)
     }
 }

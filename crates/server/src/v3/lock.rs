@@ -10,14 +10,17 @@
 //!    that found none is the answer's. A caller that goes away while waiting (the call is
 //!    dropped) or a wait that fails takes its key back.
 //!
+//! Each step is a call of the member's own services with the caller's metadata (its auth
+//! token), as etcd's embedded client makes them.
+//!
 //! As in etcd 3.4, a waiter whose lease expires meanwhile still gets its key once the
 //! keys before it are gone (3.5 checks the key is still there and answers `mutex: session
 //! is expired`). Unlock deletes the key it is given.
 
 use super::V3;
 use super::concurrency::{
-    Cleanup, contender_key, created_at, delete, get_op, oldest, prefix, put_op, range_kvs,
-    range_op, session_lease, txn, unknown, wait_deletes,
+    Cleanup, Client, contender_key, created_at, get_op, oldest, prefix, put_op, range_kvs,
+    range_op, unknown,
 };
 use musubi_proto::etcdserverpb::TxnRequest;
 use musubi_proto::v3lockpb::{
@@ -28,32 +31,18 @@ use tonic::{Request, Response, Status};
 pub struct LockService(pub V3);
 
 impl LockService {
-    pub async fn lock(&self, req: LockRequest) -> Result<LockResponse, Status> {
-        self.acquire(req).await.map_err(unknown)
-    }
-
-    pub async fn unlock(&self, req: UnlockRequest) -> Result<UnlockResponse, Status> {
-        let resp = delete(&self.0, req.key).await.map_err(unknown)?;
-        Ok(UnlockResponse {
-            header: resp.header,
-        })
-    }
-
-    async fn acquire(&self, req: LockRequest) -> Result<LockResponse, Status> {
-        let v3 = &self.0;
-        let lease = session_lease(v3, req.lease).await?;
+    async fn lock(&self, client: &Client, req: LockRequest) -> Result<LockResponse, Status> {
+        let lease = client.session_lease(req.lease).await?;
         let prefix = prefix(&req.name);
         let key = contender_key(&prefix, lease);
         // A session that holds the lock already (or waits for it) keeps its key and place.
-        let resp = txn(
-            v3,
-            TxnRequest {
+        let resp = client
+            .txn(TxnRequest {
                 compare: vec![created_at(&key, 0)],
                 success: vec![put_op(&key, b"", lease), range_op(oldest(&prefix))],
                 failure: vec![get_op(&key), range_op(oldest(&prefix))],
-            },
-        )
-        .await?;
+            })
+            .await?;
         let revision = if resp.succeeded {
             resp.header.as_ref().map_or(0, |h| h.revision)
         } else {
@@ -69,17 +58,17 @@ impl LockService {
             });
         }
         let cleanup = Cleanup::new({
-            let (v3, key) = (v3.clone(), key.clone());
+            let (client, key) = (client.clone(), key.clone());
             async move {
-                let _ = delete(&v3, key).await;
+                let _ = client.delete(key).await;
             }
         });
-        let waited = wait_deletes(v3, &prefix, revision - 1).await;
+        let waited = client.wait_deletes(&prefix, revision - 1).await;
         cleanup.disarm();
         match waited {
             Ok(header) => Ok(LockResponse { header, key }),
             Err(e) => {
-                let _ = delete(v3, key).await;
+                let _ = client.delete(key).await;
                 Err(e)
             }
         }
@@ -89,17 +78,24 @@ impl LockService {
 #[tonic::async_trait]
 impl Lock for LockService {
     async fn lock(&self, request: Request<LockRequest>) -> Result<Response<LockResponse>, Status> {
-        LockService::lock(self, request.into_inner())
+        let client = Client::new(&self.0, request.metadata());
+        LockService::lock(self, &client, request.into_inner())
             .await
             .map(Response::new)
+            .map_err(unknown)
     }
 
     async fn unlock(
         &self,
         request: Request<UnlockRequest>,
     ) -> Result<Response<UnlockResponse>, Status> {
-        LockService::unlock(self, request.into_inner())
+        let client = Client::new(&self.0, request.metadata());
+        let resp = client
+            .delete(request.into_inner().key)
             .await
-            .map(Response::new)
+            .map_err(unknown)?;
+        Ok(Response::new(UnlockResponse {
+            header: resp.header,
+        }))
     }
 }

@@ -40,6 +40,8 @@ use musubi_proto::etcdserverpb::{
     self as pb, auth_server::Auth, cluster_server::Cluster, kv_server::Kv, lease_server::Lease,
     maintenance_server::Maintenance,
 };
+use musubi_proto::v3electionpb::election_server::Election;
+use musubi_proto::v3lockpb::lock_server::Lock;
 use reply::HttpResponse;
 use schema::Msg;
 use serde::Serialize;
@@ -357,17 +359,31 @@ async fn unary(v3: &V3, rpc: Rpc, body: &[u8], token: &auth::Token) -> HttpRespo
                 Err(status) => reply::status(&status),
             }
         }
-        Rpc::Lock => call(v3, body, &LOCK, |r| lock.lock(r)).await,
-        Rpc::Unlock => call(v3, body, &UNLOCK, |r| lock.unlock(r)).await,
-        Rpc::Campaign => call(v3, body, &CAMPAIGN, |r| election.campaign(r)).await,
-        Rpc::Proclaim => call(v3, body, &PROCLAIM, |r| election.proclaim(r)).await,
-        Rpc::Leader => call(v3, body, &LEADER, |r| election.leader(r)).await,
-        Rpc::Resign => call(v3, body, &RESIGN, |r| election.resign(r)).await,
+        Rpc::Lock => call(v3, body, &LOCK, |r| grpc(Lock::lock(&lock, with(r, token)))).await,
+        Rpc::Unlock => call(v3, body, &UNLOCK, |r| grpc(lock.unlock(with(r, token)))).await,
+        Rpc::Campaign => {
+            call(v3, body, &CAMPAIGN, |r| {
+                grpc(election.campaign(with(r, token)))
+            })
+            .await
+        }
+        Rpc::Proclaim => {
+            call(v3, body, &PROCLAIM, |r| {
+                grpc(election.proclaim(with(r, token)))
+            })
+            .await
+        }
+        Rpc::Leader => call(v3, body, &LEADER, |r| grpc(election.leader(with(r, token)))).await,
+        Rpc::Resign => call(v3, body, &RESIGN, |r| grpc(election.resign(with(r, token)))).await,
         Rpc::Observe => {
             // A server stream: its one request is read as a unary one's.
-            match read(body, &LEADER) {
-                Ok(request) => stream::forward(election.observe(request)).await,
-                Err(message) => reply::error(Code::InvalidArgument, &message),
+            let request = match read(body, &LEADER) {
+                Ok(request) => request,
+                Err(message) => return reply::error(Code::InvalidArgument, &message),
+            };
+            match election.observe(with(request, token)).await {
+                Ok(responses) => stream::forward(responses.into_inner()).await,
+                Err(status) => reply::status(&status),
             }
         }
         Rpc::Auth(method) => auth_rpc(v3, method, body, token).await,
