@@ -282,6 +282,16 @@ fn add_cors(headers: &mut HeaderMap) {
     );
 }
 
+/// Prometheus's text exposition format, version 0.0.4.
+fn metrics_text(app: &App) -> reply::HttpResponse {
+    let mut resp = reply::HttpResponse::new(Body::from(crate::metrics::render(app)));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    resp
+}
+
 #[cfg(test)]
 mod tests {
     use super::redirect_target;
@@ -295,14 +305,4 @@ mod tests {
         assert_eq!(redirect_target("/v2/keys/a/"), None);
         assert_eq!(redirect_target("/v2/keys"), None);
     }
-}
-
-/// Prometheus's text exposition format, version 0.0.4.
-fn metrics_text(app: &App) -> reply::HttpResponse {
-    let mut resp = reply::HttpResponse::new(Body::from(crate::metrics::render(app)));
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
-    );
-    resp
 }
