@@ -13,6 +13,9 @@ appearance, `cluster_id` and `raft_term` are masked, `took` durations too, and e
 JSON warning log lines on stderr are dropped (musubi writes none). Usage errors from the
 argument parser (cobra vs clap) differ in wording: only their exit code is compared.
 
+TLS (`--cacert`, `--cert`/`--key`, `--insecure-skip-tls-verify`) uses test_tls.py's
+certificates and servers.
+
 Runs against musubi and, with MUSUBI_TEST_TARGET=etcd, with both servers etcd 3.4.
 """
 
@@ -26,6 +29,7 @@ import time
 import pytest
 
 from harness import ETCDCTL_BIN, free_port, musubi_bin, target_kind
+from test_tls import cert_auth, context, pki, start  # noqa: F401 (pki is a fixture)
 
 TIMEOUT = ["--command-timeout", "10s"]
 
@@ -444,3 +448,21 @@ def test_users_roles_and_auth_as_etcdctl(pair):
     c("--user", "root:rootpw", "role", "delete", "r2")
     c("--user", "root:rootpw", "auth", "disable", rc=0)
     c("--user", "root:rootpw", "get", "a")
+
+
+def test_tls_flags_as_etcdctl(fleet, pki):
+    s = start(fleet, tls_args=cert_auth(pki), ready_ctx=context(pki.ca[0], pki.client))
+    one = Pair(s, s)
+    cert = ["--cert", pki.client[0], "--key", pki.client[1]]
+    tls = ["--cacert", pki.ca[0]] + cert
+    url = ["--endpoints", s.url]
+    one.same(*url, *tls, "put", "k", "v", rc=0)
+    one.same(*url, *tls, "get", "k", "-w", "json")
+    # TLS flags turn TLS on for a host:port endpoint too.
+    one.same("--endpoints", address(s), *tls, "get", "k", rc=0)
+    one.same(*url, "--insecure-skip-tls-verify", *cert, "get", "k", rc=0)
+    one.same(*url, *tls, "member", "list", "-w", "json")
+    # Refused: no client certificate, or a server certificate nobody vouches for.
+    fast = ["--dial-timeout", "1s", "--command-timeout", "2s"]
+    one.same(*url, *fast, "--cacert", pki.ca[0], "get", "k", rc=1)
+    one.same(*url, *fast, "--cacert", pki.other_ca[0], *cert, "get", "k", rc=1)

@@ -143,10 +143,13 @@ impl Conn {
     }
 }
 
-/// A call that never reached a server (refused, reset, dial timeout): worth another endpoint.
-/// A server's own `Unavailable` errors carry etcd's messages and are final.
+/// A call that never reached a server (refused, reset, dial timeout, a TLS handshake the
+/// server refused): worth another endpoint. A status made by the client's transport carries
+/// its cause; one decoded from a server's reply does not, and a server's own `Unavailable`
+/// errors carry etcd's messages: those are final.
 fn unreachable(status: &Status) -> bool {
-    status.code() == Code::Unavailable && !status.message().starts_with("etcdserver:")
+    std::error::Error::source(status).is_some()
+        || (status.code() == Code::Unavailable && !status.message().starts_with("etcdserver:"))
 }
 
 /// etcdctl takes `host:port` as well as URLs; without a scheme an endpoint is plain
