@@ -287,3 +287,27 @@ def test_python_etcd3_status_hash_and_alarms(target):
         c.defragment()
     finally:
         c.close()
+
+
+def test_an_alarm_is_replicated_and_every_member_refuses_the_same_writes(fleet):
+    members = fleet.cluster(3)
+    gws = [Gateway(m) for m in members]
+    gws[0].call("/maintenance/alarm", {"action": "ACTIVATE", "memberID": "7", "alarm": "NOSPACE"})
+    ctl = Ctl(*members)
+    wait_for(lambda: all(s.get("errors") == ["memberID:7 alarm:NOSPACE "] for s in statuses(ctl)),
+             what="every member to list the alarm")
+    for gw in gws:
+        r = gw.raw("/kv/put", {"key": b64("k"), "value": b64("v")})
+        assert (r.status_code, r.json()["error"]) == (429, NOSPACE), r.text
+        # A Txn that only deletes is let through; one with a put is not.
+        txn = {"success": [{"request_delete_range": {"key": b64("k")}}]}
+        assert gw.raw("/kv/txn", txn).status_code == 200
+        txn = {"failure": [{"request_put": {"key": b64("k"), "value": b64("v")}}]}
+        assert gw.raw("/kv/txn", txn).json().get("error") == NOSPACE
+    assert gws[2].call("/maintenance/alarm", {"action": "GET"}) == {
+        "alarms": [{"memberID": "7", "alarm": "NOSPACE"}]}
+    gws[2].call("/maintenance/alarm", {"action": "DEACTIVATE", "memberID": "7", "alarm": "NOSPACE"})
+    for gw in gws:
+        wait_for(lambda: gw.raw("/kv/put", {"key": b64("k"), "value": b64("v")}).status_code == 200,
+                 what="puts to be taken again")
+        gw.close()
