@@ -460,6 +460,24 @@ def test_a_candidate_that_hangs_up_resigns(gw, server):
     assert gw.rev() == rev(leader) + 2, "the candidate's key was not put, then deleted"
 
 
+def test_a_waiter_on_one_member_gets_a_lock_unlocked_through_another(fleet):
+    members = fleet.cluster(3)
+    gws = [Gateway(m) for m in members]
+    try:
+        held = gws[0].call("/lock/lock", {"name": b64("spread")})
+        waiter = Background(lambda: post(members[1], "/lock/lock", {"name": b64("spread")}))
+        assert still_waiting(waiter)
+        observed = Background(lambda: post(members[2], "/election/leader", {"name": b64("spread")}))
+        assert observed.result()["kv"]["key"] == held["key"]
+        unlocked = gws[2].call("/lock/unlock", {"key": held["key"]})
+        got = waiter.result()
+        assert rev(got) >= rev(unlocked) and got["key"] != held["key"]
+        assert keys_under(gws[1], "spread/") == [unb64(got["key"]).decode()]
+    finally:
+        for g in gws:
+            g.close()
+
+
 # ---------------------------------------------------------------------------
 # With auth on, every step runs with the caller's token, as etcd's services do
 
