@@ -184,6 +184,26 @@ def test_removing_the_leader_through_itself(fleet):
     wait_for("the removed member to stop", lambda: not leader.alive(), timeout=15)
 
 
+def test_with_a_voter_down_only_the_down_one_may_go(fleet):
+    members = cluster(fleet, 3)
+    ids = {member_id(m): m for m in members}
+    lead = leader_id(members[0])
+    leader = ids[lead]
+    down_id, down = next((i, m) for i, m in ids.items() if i != lead)
+    up_id = next(i for i in ids if i not in (lead, down_id))
+    down.kill()
+    ctl = Ctl3(leader)
+    # Removing a member that is up would leave one of two voters: refused.
+    wait_for("the leader to notice", lambda: ctl.run("member", "remove", up_id)[2]
+             .strip().endswith("Error: etcdserver: unhealthy cluster"))
+    assert fails(ctl, "member", "add", "x", "--learner", "--peer-urls",
+                 "http://127.0.0.1:%d" % free_port()) == "Error: etcdserver: unhealthy cluster"
+    out = ctl("member", "remove", down_id)
+    assert re.match(r"Member +%s removed from cluster +[0-9a-f]+\n$" % down_id, out), out
+    assert sorted(listed(ctl)) == sorted([lead, up_id])
+    ctl("put", "two", "left")
+
+
 def test_member_errors_as_etcd(fleet):
     members = cluster(fleet, 3)
     ctl = Ctl3(members[0])
