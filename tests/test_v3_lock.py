@@ -45,9 +45,35 @@ def gw(server):
     g.close()
 
 
+class Spawned(Ctl3):
+    """etcdctl, each background process of which is killed at teardown if still running."""
+
+    def __init__(self, server):
+        super().__init__(server)
+        self.procs = []
+
+    def popen(self, *args):
+        p = super().popen(*args)
+        self.procs.append(p)
+        return p
+
+    def kill_all(self):
+        for p in self.procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+
+
 @pytest.fixture
 def ctl(server):
-    return Ctl3(server)
+    c = Spawned(server)
+    yield c
+    c.kill_all()
+
+
+def line(proc, timeout=15):
+    """The next line `proc` prints, within `timeout`."""
+    return Background(proc.stdout.readline).result(timeout)
 
 
 def rev(reply):
@@ -145,7 +171,7 @@ def test_etcdctl_lock_and_the_lock_rpc_exclude_each_other(gw, ctl):
 
     # An etcdctl holder keeps the Lock RPC waiting until it lets go.
     holder = ctl.popen("lock", "shared")
-    holder_key = holder.stdout.readline().strip()
+    holder_key = line(holder).strip()
     assert holder_key.startswith("shared/")
     rpc = Background(lambda: post(gw.server, "/lock/lock", {"name": b64("shared")}))
     assert still_waiting(rpc), "the Lock RPC took a lock etcdctl holds"
@@ -367,7 +393,7 @@ def test_etcdctl_elect_one_leader_at_a_time(ctl, gw):
     observer = ctl.popen("elect", "-l", "pick")
     time.sleep(0.5)
     first = ctl.popen("elect", "pick", "v1")
-    assert first.stdout.readline().startswith("pick/") and first.stdout.readline() == "v1\n"
+    assert line(first).startswith("pick/") and line(first) == "v1\n"
     second = ctl.popen("elect", "pick", "v2")
     assert still_waiting(second, 1.5)
     leader = gw.call("/election/leader", {"name": b64("pick")})
@@ -377,7 +403,7 @@ def test_etcdctl_elect_one_leader_at_a_time(ctl, gw):
     first.kill()
     first.wait()
     gw.call("/lease/revoke", {"ID": leader["kv"]["lease"]})
-    assert second.stdout.readline().startswith("pick/") and second.stdout.readline() == "v2\n"
+    assert line(second).startswith("pick/") and line(second) == "v2\n"
     assert unb64(gw.call("/election/leader", {"name": b64("pick")})["kv"]["value"]) == b"v2"
 
     # Interrupted, it resigns: no leader.
@@ -542,12 +568,17 @@ class NpmLock:
         self.proc = subprocess.Popen([shutil.which("node"), str(script), server.url, name],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
                                      env=env)
-        self.state = self.proc.stdout.readline().strip()
+        self.state = line(self.proc).strip()
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
 
     def release(self):
         self.proc.stdin.write("go\n")
         self.proc.stdin.flush()
-        assert self.proc.stdout.readline().strip() == "released"
+        assert line(self.proc).strip() == "released"
         self.proc.wait(timeout=15)
 
 
@@ -555,6 +586,7 @@ def test_client_locks_use_their_own_layouts(server, gw, ctl, tmp_path):
     assert shutil.which("node") and os.path.isdir(os.path.join(JS_DIR, "node_modules", "etcd3")), \
         "npm etcd3 is missing: (cd tests/js && npm ci)"
     py = etcd3.client(host="127.0.0.1", port=server.client_port, timeout=10)
+    npm = npm_locks = None
     try:
         # On one name, none of the three excludes another: three keys.
         mine = py.lock("same", ttl=30)
@@ -579,3 +611,6 @@ def test_client_locks_use_their_own_layouts(server, gw, ctl, tmp_path):
         npm.release()
     finally:
         py.close()
+        for n in (npm, npm_locks):
+            if n:
+                n.kill()
