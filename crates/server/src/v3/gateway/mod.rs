@@ -14,6 +14,8 @@
 //! - watch and keepalive stream: their body may hold many requests one after another,
 //!   each reply is one `{"result":...}` line in one HTTP chunk, and a failure mid-stream is
 //!   a last `{"error":{...}}` chunk. Keepalive ends with its body; a watch goes on.
+//!   Observe and snapshot (server streams) read their one request as a unary call does and
+//!   stream their replies the same way.
 //!
 //! The `Authorization` header is the call's auth token (gRPC metadata `authorization`).
 
