@@ -76,13 +76,22 @@ fn with_caller(
     token: &Token,
     check: impl FnOnce(&AuthV3, Option<&str>) -> Result<(), AuthV3Error>,
 ) -> Result<(), Status> {
+    checked(v3, token, check).map_err(status::from_auth)
+}
+
+/// `check` with the auth state and the caller of `token`; anything goes while auth is off.
+fn checked(
+    v3: &V3,
+    token: &Token,
+    check: impl FnOnce(&AuthV3, Option<&str>) -> Result<(), AuthV3Error>,
+) -> Result<(), AuthV3Error> {
     let sm = v3.app.sm.read();
     let auth = sm.auth_v3();
     if !auth.enabled {
         return Ok(());
     }
-    let user = caller(v3, auth, token).map_err(status::from_auth)?;
-    check(auth, user.as_deref()).map_err(status::from_auth)
+    let user = caller(v3, auth, token)?;
+    check(auth, user.as_deref())
 }
 
 /// The user a call comes from (`None`: auth is off, or the call has no token).
@@ -103,16 +112,10 @@ pub fn admin(v3: &V3, md: &MetadataMap) -> Result<(), Status> {
 }
 
 /// Hash, HashKV, Defragment and Snapshot (not MoveLeader: etcd 3.4 checks no caller
-/// there): root too, refused with the auth
-/// store's unmapped errors, as etcd's Maintenance service does.
+/// there): root too, refused with the auth store's unmapped errors, as etcd's
+/// Maintenance service does.
 pub fn admin_maintenance(v3: &V3, md: &MetadataMap) -> Result<(), Status> {
-    admin(v3, md).map_err(|s| match s.code() {
-        tonic::Code::Unauthenticated => s,
-        _ => {
-            let message = s.message().trim_start_matches("etcdserver: ");
-            Status::unknown(format!("auth: {message}"))
-        }
-    })
+    checked(v3, &token(md), |auth, user| auth.check_admin(user)).map_err(status::from_auth_unmapped)
 }
 
 pub fn range(v3: &V3, md: &MetadataMap, req: &pb::RangeRequest) -> Result<(), Status> {
