@@ -12,15 +12,14 @@ use tonic::{Request, Response, Status};
 pub struct MaintenanceService(pub V3);
 
 impl MaintenanceService {
-    pub fn status(&self) -> pb::StatusResponse {
+    pub async fn status(&self) -> pb::StatusResponse {
         let raft = self.0.app.raft.status();
-        let (revision, keyspace, alarms) = {
+        let (revision, alarms) = {
             let sm = self.0.app.sm.read();
-            let alarms = sm.alarms().get(pb::AlarmType::None as i32);
-            (sm.revision(), sm.keyspace().clone(), alarms)
+            (sm.revision(), sm.alarms().get(pb::AlarmType::None as i32))
         };
-        // Walked off the lock: the copy is O(1) to take.
-        let in_use = musubi_store::held_bytes(&keyspace) as i64;
+        // Measured on a copy, off the lock and the runtime, and only if it changed.
+        let in_use = self.0.quota.held_bytes(&self.0).await as i64;
         // etcd lists a missing leader, then every active alarm.
         let errors = raft
             .leader
@@ -146,7 +145,7 @@ impl Maintenance for MaintenanceService {
         &self,
         _: Request<pb::StatusRequest>,
     ) -> Result<Response<pb::StatusResponse>, Status> {
-        Ok(Response::new(MaintenanceService::status(self)))
+        Ok(Response::new(MaintenanceService::status(self).await))
     }
 
     async fn defragment(

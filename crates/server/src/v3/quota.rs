@@ -43,6 +43,8 @@ pub struct Quota {
     limit: Option<u64>,
     /// The keyspace's bytes as last measured, plus the costs admitted since.
     size: AtomicU64,
+    /// The keyspace's bytes as last measured.
+    measured: AtomicU64,
     /// The (revision, compaction) the last measurement was taken at.
     measured_at: parking_lot::Mutex<Option<(i64, i64)>>,
 }
@@ -58,6 +60,7 @@ impl Quota {
         Quota {
             limit,
             size: AtomicU64::new(0),
+            measured: AtomicU64::new(0),
             measured_at: parking_lot::Mutex::new(None),
         }
     }
@@ -77,13 +80,21 @@ impl Quota {
             tokio::task::spawn_blocking(move || musubi_store::held_bytes(&keyspace)).await
         {
             self.size.store(bytes, Ordering::Relaxed);
+            self.measured.store(bytes, Ordering::Relaxed);
             *self.measured_at.lock() = Some(mark);
         }
         started.elapsed()
     }
 
-    /// The keyspace's size in bytes, as last measured.
-    pub fn size(&self) -> u64 {
+    /// The bytes the keyspace holds now (`Status.dbSizeInUse`): measured again only if
+    /// it changed since the last measurement.
+    pub async fn held_bytes(&self, v3: &V3) -> u64 {
+        self.measure(v3).await;
+        self.measured.load(Ordering::Relaxed)
+    }
+
+    /// The keyspace's size in bytes as last measured, plus what was admitted since.
+    fn size(&self) -> u64 {
         self.size.load(Ordering::Relaxed)
     }
 
