@@ -468,10 +468,17 @@ def test_election_gateway_answers_as_etcd(gw, server):
         again = gw.call("/election/campaign", {"name": b64("E"), "lease": b, "value": b64("two-b")})
         assert again["leader"] == won["leader"] and rev(again) == r1 + 3
         assert seen() == (b"two-b", r1 + 4)
-        gw.call("/lease/revoke", {"ID": b})
+        # A LeaderKey without a lease makes Proclaim start a session: a new 60 s lease.
+        gw.call("/election/proclaim", {"leader": dict(won["leader"], lease="0"),
+                                       "value": b64("two-c")})
+        [kv] = gw.get("E/%x" % int(b))["kvs"]
+        assert kv["lease"] not in (a, b) and unb64(kv["value"]) == b"two-c"
+        assert gw.call("/lease/timetolive", {"ID": kv["lease"]})["grantedTTL"] == "60"
+        assert seen() == (b"two-c", r1 + 5)
+        gw.call("/lease/revoke", {"ID": kv["lease"]})
         c3 = gw.call("/election/campaign", {"name": b64("E"), "lease": a, "value": b64("three")})
-        assert rev(c3) == r1 + 6
-        assert seen() == (b"three", r1 + 6)
+        assert rev(c3) == r1 + 7
+        assert seen() == (b"three", r1 + 7)
     finally:
         if observe:
             observe.close()
