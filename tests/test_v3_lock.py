@@ -243,6 +243,24 @@ def test_a_lock_waiter_that_hangs_up_takes_its_key_back(gw, server):
     assert gw.rev() == rev(holder) + 2, "the waiter's key was not put, then deleted"
 
 
+def test_a_waiter_behind_one_that_hangs_up_waits_on_for_the_holder(gw, server):
+    holder = gw.call("/lock/lock", {"name": b64("C")})
+    # The first waiter gives up after 2 s; the second waits behind it meanwhile.
+    first = Background(lambda: requests.post(server.url + "/v3/lock/lock",
+                                             json={"name": b64("C")}, timeout=2))
+    assert len(wait_for_keys(gw, "C/", 2)) == 2
+    second = Background(lambda: post(server, "/lock/lock", {"name": b64("C")}))
+    assert len(wait_for_keys(gw, "C/", 3)) == 3
+    with pytest.raises(requests.exceptions.ReadTimeout):
+        first.result()
+    assert len(wait_for_keys(gw, "C/", 2)) == 2
+    assert still_waiting(second), "the second waiter took the lock the holder holds"
+    unlocked = gw.call("/lock/unlock", {"key": holder["key"]})
+    got = second.result()
+    assert rev(got) == rev(unlocked)
+    assert keys_under(gw, "C/") == [unb64(got["key"]).decode()]
+
+
 def test_a_lock_waiter_whose_lease_expires_still_gets_its_key(gw):
     holder = gw.call("/lock/lock", {"name": b64("X"), "lease": grant(gw, 60)})
     short = grant(gw, 2)
