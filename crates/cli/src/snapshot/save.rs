@@ -22,10 +22,16 @@ pub struct SaveArgs {
     /// Where to write the snapshot.
     file: PathBuf,
     /// The one member to take the snapshot from (`host:port` or a URL).
-    #[arg(long, default_value = "127.0.0.1:2379", value_delimiter = ',')]
+    #[arg(
+        long,
+        env = "ETCDCTL_ENDPOINTS",
+        default_value = "127.0.0.1:2379",
+        value_delimiter = ','
+    )]
     endpoints: Vec<String>,
     /// How long to wait for the connection.
-    #[arg(long, default_value = "2s", value_parser = crate::duration::parse_or_seconds)]
+    #[arg(long, env = "ETCDCTL_DIAL_TIMEOUT", default_value = "2s",
+          value_parser = crate::duration::parse_or_seconds)]
     dial_timeout: Duration,
 }
 
