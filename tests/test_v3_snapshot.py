@@ -292,3 +292,29 @@ def test_with_auth_on_only_root_takes_a_snapshot(fleet):
     assert not os.path.exists(path)
     ctl("--user", "root:rootpw", "snapshot", "save", path)
     check_framing(path)
+
+
+@musubi_only
+def test_snapshot_status_prints_etcdctls_shapes(fleet):
+    """musubi's status of its file against etcdctl's of etcd's: the same layout (table
+    borders and header, `hash, revision, keys, size`, the JSON fields)."""
+    ours, theirs = fleet.target().start(), fleet.etcd().start()
+    files = {}
+    for name, server in (("musubi", ours), ("etcd", theirs)):
+        ctl = Ctl3(server)
+        ctl("put", "a", "1")
+        files[name] = os.path.join(fleet.workdir, name + ".snap")
+        ctl("snapshot", "save", files[name])
+    etcd_status = lambda *w: Ctl3(theirs)("snapshot", "status", files["etcd"], *w)  # noqa: E731
+    mine = lambda *w: musubi("snapshot", "status", files["musubi"], *w).stdout  # noqa: E731
+    table, etcd_table = mine("-w", "table").splitlines(), etcd_status("-w", "table").splitlines()
+    assert len(table) == len(etcd_table) == 5
+    cells = lambda line: [c.strip() for c in line.split("|")]  # noqa: E731
+    assert cells(table[1]) == cells(etcd_table[1]), (table, etcd_table)
+    for line in (0, 2, 4):
+        assert set(table[line]) == set(etcd_table[line]) == {"+", "-"}
+    # Values right-aligned, as etcdctl's table.
+    for row in (table[3], etcd_table[3]):
+        assert all(c.endswith(" ") and not c.endswith("  ") for c in row.split("|")[1:-1]), row
+    assert len(mine().split(", ")) == len(etcd_status().split(", ")) == 4
+    assert list(json.loads(mine("-w", "json"))) == list(json.loads(etcd_status("-w", "json")))
