@@ -1,5 +1,6 @@
 //! The consensus crate's integration tests: real files, real sockets, one binary.
 
+mod compact_log;
 mod peer_network;
 mod single_node;
 mod util;
