@@ -106,6 +106,12 @@ class Normaliser:
             else:
                 return json.dumps(self.json_value(parsed))
         line = re.sub(r"took = \S+", "took = <took>", line)
+        line = re.sub(r'"Took" : \S+', '"Took" : <took>', line)
+        # -w fields: `"Name" : value` lines.
+        line = re.sub(r'^"(ClusterID|RaftTerm)" : \d+$', r'"\1" : <\1>', line)
+        line = re.sub(r'^"(MemberID|ID|Leader|PrevLease|Lease)" : (\d+)$',
+                      lambda m: '"%s" : %s' % (m.group(1), self.label(int(m.group(2)))
+                                               if m.group(2) != "0" else "0"), line)
         # A member's or a lease's ID in hex: %016x, %16x (space padded) or %x (12+ digits).
         return re.sub(r"\b[0-9a-f]{12,16}\b", lambda m: self.label(int(m.group(0), 16)), line)
 
@@ -228,6 +234,15 @@ def test_kv_commands_print_as_etcdctl(pair):
     c("put", "k", "--ignore-value", "--prev-kv")
     c("put", "nokey", "--ignore-value", rc=1)
     c("put", "k", "v", "--lease", "1234", rc=1)
+    # -w fields, where etcdctl has it; table and protobuf refused after the request.
+    c("put", "-w", "fields", "f", "1")
+    c("put", "-w", "fields", "f", "2", "--prev-kv")
+    c("get", "-w", "fields", "--prefix", "")
+    c("del", "-w", "fields", "f", "--prev-kv")
+    c("txn", "-w", "fields", stdin=TXN_OK)
+    c("get", "-w", "table", "k", rc=4)
+    c("put", "-w", "table", "t", "1", rc=4)
+    c("get", "t")
 
 
 def test_argument_errors_are_etcdctls(one):
@@ -285,6 +300,8 @@ def test_leases_print_as_etcdctl(pair):
                  ["lease", "timetolive", "-w", "json", "--keys", "{L}"],
                  ["lease", "keep-alive", "--once", "{L}"],
                  ["lease", "keep-alive", "-w", "json", "--once", "{L}"],
+                 ["lease", "keep-alive", "-w", "fields", "--once", "{L}"],
+                 ["lease", "timetolive", "-w", "fields", "--keys", "{L}"],
                  ["get", "lk", "-w", "json"], ["put", "lk", "w", "--ignore-lease"],
                  ["lease", "revoke", "{L}"], ["lease", "revoke", "{L}"],
                  ["lease", "revoke", "-w", "json", "{L}"],
@@ -293,6 +310,8 @@ def test_leases_print_as_etcdctl(pair):
         pair.each(lambda side: [a.replace("{L}", lease[side]) for a in args])
     c("lease", "list")
     c("lease", "list", "-w", "json")
+    c("lease", "list", "-w", "fields")
+    c("lease", "grant", "-w", "fields", "50")
     c("lease", "timetolive", "1234")
 
 
@@ -356,8 +375,16 @@ def test_member_and_maintenance_commands_print_as_etcdctl(one):
     s = one.same
     s("member", "list", rc=0)
     s("member", "list", "-w", "json")
+    s("member", "list", "-w", "table")
+    s("member", "list", "-w", "fields")
     s("endpoint", "status")
     s("endpoint", "status", "-w", "json")
+    s("endpoint", "status", "-w", "table")
+    s("endpoint", "status", "-w", "fields")
+    s("endpoint", "hashkv", "-w", "table")
+    s("endpoint", "hashkv", "-w", "fields")
+    s("endpoint", "health", "-w", "fields")
+    s("alarm", "list", "-w", "table", rc=4)
     s("endpoint", "hashkv")
     s("endpoint", "hashkv", "-w", "json")
     s("endpoint", "health", rc=0)
@@ -411,6 +438,8 @@ def test_users_roles_and_auth_as_etcdctl(pair):
     c("user", "add", "u1:again", rc=1)
     c("role", "add", "r1")
     c("role", "add", "-w", "json", "r2")
+    c("role", "add", "-w", "fields", "r3")
+    c("role", "delete", "-w", "fields", "r3")
     c("role", "grant-permission", "r1", "read", "a")
     c("role", "grant-permission", "r1", "readwrite", "b", "--prefix")
     c("role", "grant-permission", "r1", "write", "c", "d")
@@ -421,7 +450,9 @@ def test_users_roles_and_auth_as_etcdctl(pair):
     for args in (["user", "get", "u1"], ["user", "get", "u1", "-w", "json"],
                  ["user", "get", "--detail", "u1"], ["role", "get", "r1"],
                  ["role", "get", "r1", "-w", "json"], ["role", "get", "r2"],
-                 ["role", "list"], ["role", "list", "-w", "json"], ["user", "list"],
+                 ["role", "list"], ["role", "list", "-w", "json"], ["role", "list", "-w", "fields"],
+                 ["role", "get", "r1", "-w", "fields"], ["user", "list", "-w", "fields"],
+                 ["user", "get", "u1", "-w", "fields"], ["user", "list"],
                  ["user", "list", "-w", "json"], ["user", "get", "nobody"],
                  ["role", "get", "nobody"]):
         c(*args)
@@ -435,7 +466,7 @@ def test_users_roles_and_auth_as_etcdctl(pair):
     c("user", "passwd", "u2", "--interactive=false", stdin="p22\n")
     c("put", "a", "1")
     # root has no root role yet: auth enable adds it, as etcdctl does.
-    c("auth", "enable", rc=0)
+    c("auth", "enable", "-w", "json", rc=0)
     c("get", "a", rc=1)
     c("--user", "root:rootpw", "get", "a", rc=0)
     c("--user", "root", "--password", "rootpw", "get", "a")
@@ -446,7 +477,7 @@ def test_users_roles_and_auth_as_etcdctl(pair):
     c("--user", "u1:p1", "get", "p", "-w", "json")
     c("--user", "root:rootpw", "user", "delete", "u2")
     c("--user", "root:rootpw", "role", "delete", "r2")
-    c("--user", "root:rootpw", "auth", "disable", rc=0)
+    c("--user", "root:rootpw", "auth", "disable", "-w", "fields", rc=0)
     c("--user", "root:rootpw", "get", "a")
 
 

@@ -3,7 +3,8 @@
 
 use super::Ctx;
 use super::failure::Failure;
-use super::kv::prefix_end;
+use super::fields;
+use super::kv::{go_quote, prefix_end};
 use super::output::{Obj, print_json};
 use clap::Subcommand;
 use musubi_proto::authpb::Permission;
@@ -112,13 +113,22 @@ where
         .await
 }
 
-/// `{"header":...}`, the JSON of every reply that carries nothing else.
-fn print_header_or(ctx: &Ctx, header: &Option<ResponseHeader>, line: String) {
+/// A reply that carries nothing but its header: etcdctl's sentence, or the header alone in
+/// JSON and fields.
+fn print_header_or(
+    ctx: &Ctx,
+    header: &Option<ResponseHeader>,
+    line: String,
+) -> Result<(), Failure> {
+    if ctx.out.fields(|| fields::header(header))? {
+        return Ok(());
+    }
     if ctx.out.json() {
         print_json(Obj::new().header(header).value());
     } else {
         println!("{line}");
     }
+    Ok(())
 }
 
 fn one_name<'a>(args: &'a [String], usage: &str) -> Result<&'a str, Failure> {
@@ -147,7 +157,6 @@ fn password_from_stdin() -> String {
 
 impl UserVerb {
     pub async fn run(&self, ctx: &Ctx) -> Result<(), Failure> {
-        ctx.out.only_simple_and_json()?;
         match self {
             UserVerb::Add {
                 args,
@@ -172,7 +181,7 @@ impl UserVerb {
                 };
                 let reply =
                     call(ctx, request, |mut c, r| async move { c.user_add(r).await }).await?;
-                print_header_or(ctx, &reply.header, format!("User {name} created"));
+                print_header_or(ctx, &reply.header, format!("User {name} created"))?;
             }
             UserVerb::Delete { args } => {
                 let name = one_name(
@@ -186,7 +195,7 @@ impl UserVerb {
                     |mut c, r| async move { c.user_delete(r).await },
                 )
                 .await?;
-                print_header_or(ctx, &reply.header, format!("User {name} deleted"));
+                print_header_or(ctx, &reply.header, format!("User {name} deleted"))?;
             }
             UserVerb::Get { args, detail } => {
                 let name = one_name(args, "user get command requires user name as its argument")?;
@@ -198,9 +207,9 @@ impl UserVerb {
                     for role in &reply.roles {
                         println!();
                         let perms = role_get(ctx, role).await?;
-                        print_role(ctx, role, &perms);
+                        print_role(ctx, role, &perms)?;
                     }
-                } else if ctx.out.json() {
+                } else if ctx.out.simple_or_json().map(|_| ctx.out.json())? {
                     print_json(
                         Obj::new()
                             .header(&reply.header)
@@ -221,7 +230,7 @@ impl UserVerb {
                     c.user_list(r).await
                 })
                 .await?;
-                print_names(ctx, &reply.header, "users", &reply.users);
+                print_names(ctx, &reply.header, "users", &reply.users)?;
             }
             UserVerb::Passwd { args, .. } => {
                 let name = one_name(
@@ -236,7 +245,7 @@ impl UserVerb {
                     c.user_change_password(r).await
                 })
                 .await?;
-                print_header_or(ctx, &reply.header, "Password updated".to_string());
+                print_header_or(ctx, &reply.header, "Password updated".to_string())?;
             }
             UserVerb::GrantRole { args } => {
                 let (user, role) = two_names(
@@ -255,7 +264,7 @@ impl UserVerb {
                     ctx,
                     &reply.header,
                     format!("Role {role} is granted to user {user}"),
-                );
+                )?;
             }
             UserVerb::RevokeRole { args } => {
                 let (name, role) = two_names(
@@ -274,7 +283,7 @@ impl UserVerb {
                     ctx,
                     &reply.header,
                     format!("Role {role} is revoked from user {name}"),
-                );
+                )?;
             }
         }
         Ok(())
@@ -283,14 +292,13 @@ impl UserVerb {
 
 impl RoleVerb {
     pub async fn run(&self, ctx: &Ctx) -> Result<(), Failure> {
-        ctx.out.only_simple_and_json()?;
         match self {
             RoleVerb::Add { args } => {
                 let name = one_name(args, "role add command requires role name as its argument")?;
                 let request = AuthRoleAddRequest { name: name.into() };
                 let reply =
                     call(ctx, request, |mut c, r| async move { c.role_add(r).await }).await?;
-                print_header_or(ctx, &reply.header, format!("Role {name} created"));
+                print_header_or(ctx, &reply.header, format!("Role {name} created"))?;
             }
             RoleVerb::Delete { args } => {
                 let role = one_name(
@@ -304,12 +312,12 @@ impl RoleVerb {
                     |mut c, r| async move { c.role_delete(r).await },
                 )
                 .await?;
-                print_header_or(ctx, &reply.header, format!("Role {role} deleted"));
+                print_header_or(ctx, &reply.header, format!("Role {role} deleted"))?;
             }
             RoleVerb::Get { args } => {
                 let role = one_name(args, "role get command requires role name as its argument")?;
                 let reply = role_get(ctx, role).await?;
-                print_role(ctx, role, &reply);
+                print_role(ctx, role, &reply)?;
             }
             RoleVerb::List { args } => {
                 if !args.is_empty() {
@@ -319,7 +327,7 @@ impl RoleVerb {
                     c.role_list(r).await
                 })
                 .await?;
-                print_names(ctx, &reply.header, "roles", &reply.roles);
+                print_names(ctx, &reply.header, "roles", &reply.roles)?;
             }
             RoleVerb::GrantPermission { args, range } => {
                 let [name, perm, keys @ ..] = args.as_slice() else {
@@ -355,7 +363,7 @@ impl RoleVerb {
                     c.role_grant_permission(r).await
                 })
                 .await?;
-                print_header_or(ctx, &reply.header, format!("Role {name} updated"));
+                print_header_or(ctx, &reply.header, format!("Role {name} updated"))?;
             }
             RoleVerb::RevokePermission { args, range } => {
                 let [role, keys @ ..] = args.as_slice() else {
@@ -390,7 +398,7 @@ impl RoleVerb {
                         String::from_utf8_lossy(end)
                     ),
                 };
-                print_header_or(ctx, &reply.header, line);
+                print_header_or(ctx, &reply.header, line)?;
             }
         }
         Ok(())
@@ -437,7 +445,6 @@ impl PermRange {
 
 impl AuthVerb {
     pub async fn run(&self, ctx: &Ctx) -> Result<(), Failure> {
-        ctx.out.only_simple_and_json()?;
         match self {
             AuthVerb::Enable { args } => {
                 if !args.is_empty() {
@@ -446,7 +453,7 @@ impl AuthVerb {
                     ));
                 }
                 // As etcdctl: a user root without the root role gets it, then enable again.
-                let reply = loop {
+                loop {
                     let enabled = call(ctx, AuthEnableRequest {}, |mut c, r| async move {
                         c.auth_enable(r).await
                     })
@@ -468,10 +475,11 @@ impl AuthVerb {
                             )
                             .await?;
                         }
-                        other => break other?,
+                        other => break other.map(|_| ())?,
                     }
-                };
-                print_header_or(ctx, &reply.header, "Authentication Enabled".to_string());
+                }
+                // etcdctl prints this line whatever the output format.
+                println!("Authentication Enabled");
             }
             AuthVerb::Disable { args } => {
                 if !args.is_empty() {
@@ -479,11 +487,11 @@ impl AuthVerb {
                         "auth disable command does not accept any arguments",
                     ));
                 }
-                let reply = call(ctx, AuthDisableRequest {}, |mut c, r| async move {
+                call(ctx, AuthDisableRequest {}, |mut c, r| async move {
                     c.auth_disable(r).await
                 })
                 .await?;
-                print_header_or(ctx, &reply.header, "Authentication Disabled".to_string());
+                println!("Authentication Disabled");
             }
         }
         Ok(())
@@ -496,7 +504,21 @@ async fn role_get(ctx: &Ctx, role: &str) -> Result<AuthRoleGetResponse, Failure>
 }
 
 /// etcdctl's `RoleGet`: the read, then the write permissions, a key or a range each.
-fn print_role(ctx: &Ctx, role: &str, reply: &AuthRoleGetResponse) {
+fn print_role(ctx: &Ctx, role: &str, reply: &AuthRoleGetResponse) -> Result<(), Failure> {
+    if ctx.out.fields(|| {
+        fields::header(&reply.header);
+        for p in &reply.perm {
+            let name = PermType::try_from(p.perm_type).map_or("UNKNOWN", |t| t.as_str_name());
+            println!("\"PermType\" :  {name}");
+            println!("\"Key\" : {}", go_quote(&String::from_utf8_lossy(&p.key)));
+            println!(
+                "\"RangeEnd\" : {}",
+                go_quote(&String::from_utf8_lossy(&p.range_end))
+            );
+        }
+    })? {
+        return Ok(());
+    }
     if ctx.out.json() {
         let perms = reply
             .perm
@@ -510,7 +532,7 @@ fn print_role(ctx: &Ctx, role: &str, reply: &AuthRoleGetResponse) {
             })
             .collect();
         print_json(Obj::new().header(&reply.header).list("perm", perms).value());
-        return;
+        return Ok(());
     }
     println!("Role {role}");
     for (title, kind) in [("KV Read:", PermType::Read), ("KV Write:", PermType::Write)] {
@@ -521,6 +543,7 @@ fn print_role(ctx: &Ctx, role: &str, reply: &AuthRoleGetResponse) {
             }
         }
     }
+    Ok(())
 }
 
 /// `key`, `[key, end)` or `[key, <open ended>`, with ` (prefix key)` for a prefix range.
@@ -540,7 +563,24 @@ fn perm_range(key: &[u8], end: &[u8]) -> String {
     line
 }
 
-fn print_names(ctx: &Ctx, header: &Option<ResponseHeader>, field: &str, names: &[String]) {
+/// `user list`, `role list`: a name a line. etcdctl's fields printer has the roles only,
+/// on one line: `"Roles" : "r1" "r2"`.
+fn print_names(
+    ctx: &Ctx,
+    header: &Option<ResponseHeader>,
+    field: &str,
+    names: &[String],
+) -> Result<(), Failure> {
+    if field == "roles"
+        && ctx.out.fields(|| {
+            fields::header(header);
+            let quoted: String = names.iter().map(|n| format!(" {}", go_quote(n))).collect();
+            println!("\"Roles\" :{quoted}");
+        })?
+    {
+        return Ok(());
+    }
+    ctx.out.simple_or_json()?;
     if ctx.out.json() {
         print_json(
             Obj::new()
@@ -548,11 +588,12 @@ fn print_names(ctx: &Ctx, header: &Option<ResponseHeader>, field: &str, names: &
                 .list(field, strings(names))
                 .value(),
         );
-        return;
+        return Ok(());
     }
     for name in names {
         println!("{name}");
     }
+    Ok(())
 }
 
 fn strings(names: &[String]) -> Vec<Value> {

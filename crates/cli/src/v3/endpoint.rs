@@ -5,7 +5,8 @@ use super::Ctx;
 use super::conn::Conn;
 use super::failure::{EXIT_ERROR, Failure};
 use super::member::members;
-use super::output::{Obj, print_json};
+use super::output::{Format, Obj, print_json};
+use super::{fields, table};
 use clap::{Args, Subcommand};
 use musubi_gocompat::duration;
 use musubi_proto::etcdserverpb::kv_client::KvClient;
@@ -42,7 +43,6 @@ enum Verb {
 
 impl EndpointArgs {
     pub async fn run(&self, ctx: &Ctx) -> Result<(), Failure> {
-        ctx.out.only_simple_and_json()?;
         let endpoints = endpoints(ctx, self.cluster).await?;
         match self.verb {
             Verb::Status => status(ctx, endpoints).await,
@@ -85,37 +85,69 @@ async fn status(ctx: &Ctx, endpoints: Vec<(String, Conn)>) -> Result<(), Failure
             }
         }
     }
-    if ctx.out.json() {
-        let list: Vec<Value> = statuses
-            .iter()
-            .map(|(ep, s)| {
-                Obj::new()
-                    .field("Endpoint", ep.as_str())
-                    .field("Status", status_json(s))
-                    .value()
-            })
-            .collect();
-        print_json(Value::from(list));
-    } else {
-        for (ep, s) in &statuses {
-            let member = s.header.unwrap_or_default().member_id;
-            println!(
-                "{ep}, {member:x}, {}, {}, {}, {}, {}, {}, {}, {}",
-                s.version,
-                human_bytes(s.db_size.max(0) as u64),
-                s.leader == member,
-                s.is_learner,
-                s.raft_term,
-                s.raft_index,
-                s.raft_applied_index,
-                s.errors.join(", ")
-            );
+    match ctx.out.format {
+        Format::Json => {
+            let list: Vec<Value> = statuses
+                .iter()
+                .map(|(ep, s)| {
+                    Obj::new()
+                        .field("Endpoint", ep.as_str())
+                        .field("Status", status_json(s))
+                        .value()
+                })
+                .collect();
+            print_json(Value::from(list));
         }
+        Format::Simple => {
+            for (ep, s) in &statuses {
+                println!("{}", status_row(ep, s).join(", "));
+            }
+        }
+        Format::Fields => {
+            for (ep, s) in &statuses {
+                fields::status(ep, s);
+            }
+        }
+        Format::Table => {
+            let rows: Vec<_> = statuses.iter().map(|(ep, s)| status_row(ep, s)).collect();
+            print!("{}", table::render(&STATUS_HEADER, &rows));
+        }
+        Format::Protobuf => return Err(ctx.out.unsupported()),
     }
     if failed {
         return Err(Failure::silent(EXIT_ERROR));
     }
     Ok(())
+}
+
+const STATUS_HEADER: [&str; 10] = [
+    "ENDPOINT",
+    "ID",
+    "VERSION",
+    "DB SIZE",
+    "IS LEADER",
+    "IS LEARNER",
+    "RAFT TERM",
+    "RAFT INDEX",
+    "RAFT APPLIED INDEX",
+    "ERRORS",
+];
+
+/// One endpoint's status as etcdctl's simple and table printers show it.
+fn status_row(endpoint: &str, s: &StatusResponse) -> Vec<String> {
+    let member = s.header.unwrap_or_default().member_id;
+    vec![
+        endpoint.to_string(),
+        format!("{member:x}"),
+        s.version.clone(),
+        human_bytes(s.db_size.max(0) as u64),
+        (s.leader == member).to_string(),
+        s.is_learner.to_string(),
+        s.raft_term.to_string(),
+        s.raft_index.to_string(),
+        s.raft_applied_index.to_string(),
+        s.errors.join(", "),
+    ]
 }
 
 fn status_json(s: &StatusResponse) -> Value {
@@ -159,34 +191,56 @@ async fn health(ctx: &Ctx, endpoints: Vec<(String, Conn)>) -> Result<(), Failure
     // Every endpoint at once, as etcdctl checks them; reported in the order given.
     let results =
         futures::future::join_all(endpoints.iter().map(|(ep, conn)| check_health(ep, conn))).await;
-    if ctx.out.json() {
-        let list: Vec<Value> = results
-            .iter()
-            .map(|h| {
-                Obj::new()
-                    .field("endpoint", h.endpoint.as_str())
-                    .field("health", h.error.is_empty())
-                    .field("took", h.took.as_str())
-                    .string("error", &h.error)
-                    .value()
-            })
-            .collect();
-        print_json(Value::from(list));
-    } else {
+    match ctx.out.format {
+        Format::Json => {
+            let list: Vec<Value> = results
+                .iter()
+                .map(|h| {
+                    Obj::new()
+                        .field("endpoint", h.endpoint.as_str())
+                        .field("health", h.error.is_empty())
+                        .field("took", h.took.as_str())
+                        .string("error", &h.error)
+                        .value()
+                })
+                .collect();
+            print_json(Value::from(list));
+        }
         // etcdctl 3.4 writes these on stderr.
-        for h in &results {
-            if h.error.is_empty() {
-                eprintln!(
-                    "{} is healthy: successfully committed proposal: took = {}",
-                    h.endpoint, h.took
-                );
-            } else {
-                eprintln!(
-                    "{} is unhealthy: failed to commit proposal: {}",
-                    h.endpoint, h.error
-                );
+        Format::Simple => {
+            for h in &results {
+                if h.error.is_empty() {
+                    eprintln!(
+                        "{} is healthy: successfully committed proposal: took = {}",
+                        h.endpoint, h.took
+                    );
+                } else {
+                    eprintln!(
+                        "{} is unhealthy: failed to commit proposal: {}",
+                        h.endpoint, h.error
+                    );
+                }
             }
         }
+        Format::Fields => {
+            for h in &results {
+                fields::health(&h.endpoint, h.error.is_empty(), &h.took, &h.error);
+            }
+        }
+        Format::Table => {
+            let rows: Vec<_> = results
+                .iter()
+                .map(|h| {
+                    let health = h.error.is_empty().to_string();
+                    vec![h.endpoint.clone(), health, h.took.clone(), h.error.clone()]
+                })
+                .collect();
+            print!(
+                "{}",
+                table::render(&["ENDPOINT", "HEALTH", "TOOK", "ERROR"], &rows)
+            );
+        }
+        Format::Protobuf => return Err(ctx.out.unsupported()),
     }
     if results.iter().any(|h| !h.error.is_empty()) {
         return Err(Failure::other("unhealthy cluster"));
@@ -266,28 +320,44 @@ async fn hash_kv(ctx: &Ctx, endpoints: Vec<(String, Conn)>, rev: i64) -> Result<
             }
         }
     }
-    if ctx.out.json() {
-        let list: Vec<Value> = hashes
-            .iter()
-            .map(|(ep, h)| {
-                Obj::new()
-                    .field("Endpoint", ep.as_str())
-                    .field(
-                        "HashKV",
-                        Obj::new()
-                            .header(&h.header)
-                            .int("hash", h.hash)
-                            .int("compact_revision", h.compact_revision)
-                            .value(),
-                    )
-                    .value()
-            })
-            .collect();
-        print_json(Value::from(list));
-    } else {
-        for (ep, h) in &hashes {
-            println!("{ep}, {}", h.hash);
+    match ctx.out.format {
+        Format::Json => {
+            let list: Vec<Value> = hashes
+                .iter()
+                .map(|(ep, h)| {
+                    Obj::new()
+                        .field("Endpoint", ep.as_str())
+                        .field(
+                            "HashKV",
+                            Obj::new()
+                                .header(&h.header)
+                                .int("hash", h.hash)
+                                .int("compact_revision", h.compact_revision)
+                                .value(),
+                        )
+                        .value()
+                })
+                .collect();
+            print_json(Value::from(list));
         }
+        Format::Simple => {
+            for (ep, h) in &hashes {
+                println!("{ep}, {}", h.hash);
+            }
+        }
+        Format::Fields => {
+            for (ep, h) in &hashes {
+                fields::hash_kv(ep, h);
+            }
+        }
+        Format::Table => {
+            let rows: Vec<_> = hashes
+                .iter()
+                .map(|(ep, h)| vec![ep.clone(), h.hash.to_string()])
+                .collect();
+            print!("{}", table::render(&["ENDPOINT", "HASH"], &rows));
+        }
+        Format::Protobuf => return Err(ctx.out.unsupported()),
     }
     if failed {
         return Err(Failure::silent(EXIT_ERROR));

@@ -3,7 +3,8 @@
 
 use super::Ctx;
 use super::failure::{EXIT_BAD_FEATURE, Failure};
-use super::output::{Obj, kv_json, kvs_json, print_json};
+use super::fields;
+use super::output::{Format, Obj, kv_json, kvs_json, print_json};
 use clap::Args;
 use musubi_proto::etcdserverpb::kv_client::KvClient;
 use musubi_proto::etcdserverpb::range_request::{SortOrder, SortTarget};
@@ -123,7 +124,6 @@ impl PutArgs {
 
     pub async fn run(&self, ctx: &Ctx) -> Result<(), Failure> {
         let request = self.request()?;
-        ctx.out.only_simple_and_json()?;
         let reply = ctx
             .conn
             .unary(|ch, conn| {
@@ -131,20 +131,23 @@ impl PutArgs {
                 async move { KvClient::new(ch).put(request).await }
             })
             .await?;
-        print_put(ctx, &reply);
-        Ok(())
+        print_put(ctx, &reply)
     }
 }
 
-pub fn print_put(ctx: &Ctx, reply: &PutResponse) {
+pub fn print_put(ctx: &Ctx, reply: &PutResponse) -> Result<(), Failure> {
+    if ctx.out.fields(|| fields::put(reply))? {
+        return Ok(());
+    }
     if ctx.out.json() {
         print_json(put_json(reply));
-        return;
+        return Ok(());
     }
     println!("OK");
     if let Some(prev) = &reply.prev_kv {
         ctx.out.kv(prev, false);
     }
+    Ok(())
 }
 
 pub fn put_json(reply: &PutResponse) -> serde_json::Value {
@@ -225,7 +228,6 @@ impl GetArgs {
 
     pub async fn run(&self, ctx: &Ctx) -> Result<(), Failure> {
         let request = self.request()?;
-        ctx.out.only_simple_and_json()?;
         let reply = ctx
             .conn
             .unary(|ch, conn| {
@@ -233,24 +235,27 @@ impl GetArgs {
                 async move { KvClient::new(ch).range(request).await }
             })
             .await?;
-        if self.print_value_only && ctx.out.json() {
+        if self.print_value_only && ctx.out.format != Format::Simple {
             return Err(Failure::bad_args(
                 "print-value-only is only for `--write-out=simple`",
             ));
         }
-        print_get(ctx, &reply, self.print_value_only);
-        Ok(())
+        print_get(ctx, &reply, self.print_value_only)
     }
 }
 
-pub fn print_get(ctx: &Ctx, reply: &RangeResponse, value_only: bool) {
+pub fn print_get(ctx: &Ctx, reply: &RangeResponse, value_only: bool) -> Result<(), Failure> {
+    if ctx.out.fields(|| fields::get(reply))? {
+        return Ok(());
+    }
     if ctx.out.json() {
         print_json(get_json(reply));
-        return;
+        return Ok(());
     }
     for kv in &reply.kvs {
         ctx.out.kv(kv, value_only);
     }
+    Ok(())
 }
 
 pub fn get_json(reply: &RangeResponse) -> serde_json::Value {
@@ -289,7 +294,6 @@ impl DelArgs {
 
     pub async fn run(&self, ctx: &Ctx) -> Result<(), Failure> {
         let request = self.request()?;
-        ctx.out.only_simple_and_json()?;
         let reply = ctx
             .conn
             .unary(|ch, conn| {
@@ -297,20 +301,23 @@ impl DelArgs {
                 async move { KvClient::new(ch).delete_range(request).await }
             })
             .await?;
-        print_del(ctx, &reply);
-        Ok(())
+        print_del(ctx, &reply)
     }
 }
 
-pub fn print_del(ctx: &Ctx, reply: &DeleteRangeResponse) {
+pub fn print_del(ctx: &Ctx, reply: &DeleteRangeResponse) -> Result<(), Failure> {
+    if ctx.out.fields(|| fields::del(reply))? {
+        return Ok(());
+    }
     if ctx.out.json() {
         print_json(del_json(reply));
-        return;
+        return Ok(());
     }
     println!("{}", reply.deleted);
     for kv in &reply.prev_kvs {
         ctx.out.kv(kv, false);
     }
+    Ok(())
 }
 
 pub fn del_json(reply: &DeleteRangeResponse) -> serde_json::Value {

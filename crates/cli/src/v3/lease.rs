@@ -3,7 +3,8 @@
 
 use super::Ctx;
 use super::failure::{EXIT_BAD_CONNECTION, Failure};
-use super::kv::parse_int;
+use super::fields;
+use super::kv::{go_quote, parse_int};
 use super::output::{Obj, print_json};
 use clap::Subcommand;
 use musubi_gocompat::base64;
@@ -45,7 +46,6 @@ pub enum Verb {
 
 impl Verb {
     pub async fn run(&self, ctx: &Ctx) -> Result<(), Failure> {
-        ctx.out.only_simple_and_json()?;
         match self {
             Verb::Grant { args } => grant(ctx, args).await,
             Verb::Revoke { args } => revoke(ctx, args).await,
@@ -70,6 +70,12 @@ async fn grant(ctx: &Ctx, args: &[String]) -> Result<(), Failure> {
         })
         .await
         .map_err(|f| f.context("failed to grant lease"))?;
+    if ctx
+        .out
+        .fields(|| fields::lease(&reply.header, reply.id, reply.ttl))?
+    {
+        return Ok(());
+    }
     if ctx.out.json() {
         print_json(
             Obj::new()
@@ -99,6 +105,9 @@ async fn revoke(ctx: &Ctx, args: &[String]) -> Result<(), Failure> {
         })
         .await
         .map_err(|f| f.context("failed to revoke lease"))?;
+    if ctx.out.fields(|| fields::header(&reply.header))? {
+        return Ok(());
+    }
     if ctx.out.json() {
         print_json(Obj::new().header(&reply.header).value());
     } else {
@@ -125,6 +134,15 @@ async fn time_to_live(ctx: &Ctx, args: &[String], keys: bool) -> Result<(), Fail
         })
         .await
         .map_err(|f| f.with_code(EXIT_BAD_CONNECTION))?;
+    if ctx.out.fields(|| {
+        fields::lease(&reply.header, reply.id, reply.ttl);
+        println!("\"GrantedTTL\" : {}", reply.granted_ttl);
+        for key in &reply.keys {
+            println!("\"Key\" : {}", go_quote(&String::from_utf8_lossy(key)));
+        }
+    })? {
+        return Ok(());
+    }
     if ctx.out.json() {
         let attached: Value = if reply.keys.is_empty() {
             Value::Null
@@ -172,6 +190,14 @@ async fn list(ctx: &Ctx) -> Result<(), Failure> {
         })
         .await
         .map_err(|f| f.with_code(EXIT_BAD_CONNECTION))?;
+    if ctx.out.fields(|| {
+        fields::header(&reply.header);
+        for lease in &reply.leases {
+            println!("\"ID\" : {}", lease.id);
+        }
+    })? {
+        return Ok(());
+    }
     if ctx.out.json() {
         let leases: Vec<Value> = reply
             .leases
@@ -210,7 +236,7 @@ async fn keep_alive(ctx: &Ctx, args: &[String], once: bool) -> Result<(), Failur
             }
             break;
         }
-        print_keep_alive(ctx, &reply);
+        print_keep_alive(ctx, &reply)?;
         if once {
             return Ok(());
         }
@@ -243,7 +269,13 @@ async fn keep_alive_once(ctx: &Ctx, id: i64) -> Result<LeaseKeepAliveResponse, F
         .await
 }
 
-fn print_keep_alive(ctx: &Ctx, reply: &LeaseKeepAliveResponse) {
+fn print_keep_alive(ctx: &Ctx, reply: &LeaseKeepAliveResponse) -> Result<(), Failure> {
+    if ctx
+        .out
+        .fields(|| fields::lease(&reply.header, reply.id, reply.ttl))?
+    {
+        return Ok(());
+    }
     if ctx.out.json() {
         print_json(
             Obj::new()
@@ -255,6 +287,7 @@ fn print_keep_alive(ctx: &Ctx, reply: &LeaseKeepAliveResponse) {
     } else {
         println!("lease {:016x} keepalived with TTL({})", reply.id, reply.ttl);
     }
+    Ok(())
 }
 
 /// A lease ID argument, in hex as etcdctl prints them.

@@ -4,6 +4,7 @@
 use super::Ctx;
 use super::endpoint::{endpoints, status_of};
 use super::failure::{EXIT_ERROR, Failure};
+use super::fields;
 use super::member::parse_uint_hex;
 use super::output::{Obj, print_json};
 use clap::{Args, Subcommand};
@@ -26,7 +27,6 @@ impl MoveLeaderArgs {
             return Err(Failure::bad_args("move-leader command needs 1 argument"));
         };
         let target_id = parse_uint_hex(target).map_err(Failure::bad_args)?;
-        ctx.out.only_simple_and_json()?;
         let mut leader = None;
         for (_, conn) in ctx.conn.each()? {
             let status = status_of(&conn).await?;
@@ -47,6 +47,7 @@ impl MoveLeaderArgs {
                 async move { MaintenanceClient::new(ch).move_leader(request).await }
             })
             .await?;
+        ctx.out.simple_or_json()?;
         if ctx.out.json() {
             print_json(Obj::new().header(&reply.header).value());
         } else {
@@ -66,7 +67,6 @@ pub enum AlarmVerb {
 
 impl AlarmVerb {
     pub async fn run(&self, ctx: &Ctx) -> Result<(), Failure> {
-        ctx.out.only_simple_and_json()?;
         let listed = alarm(ctx, AlarmAction::Get, AlarmMember::default()).await?;
         let alarms = match self {
             AlarmVerb::List => listed,
@@ -79,6 +79,18 @@ impl AlarmVerb {
                 disarmed
             }
         };
+        // etcdctl 3.4's fields printer crashes on the header-less reply; this prints what it
+        // would print with one.
+        if ctx.out.fields(|| {
+            fields::header(&None);
+            for a in &alarms {
+                println!("\"MemberID\" : {}", a.member_id);
+                println!("\"AlarmType\" : {}", alarm_name(a.alarm));
+                println!();
+            }
+        })? {
+            return Ok(());
+        }
         if ctx.out.json() {
             let list = alarms
                 .iter()
@@ -95,9 +107,7 @@ impl AlarmVerb {
         }
         for a in &alarms {
             // gogoproto's compact text form, which etcdctl prints with `%+v`.
-            let name = AlarmType::try_from(a.alarm)
-                .map(|t| t.as_str_name().to_string())
-                .unwrap_or_else(|_| a.alarm.to_string());
+            let name = alarm_name(a.alarm);
             let mut line = String::new();
             if a.member_id != 0 {
                 line.push_str(&format!("memberID:{} ", a.member_id));
@@ -109,6 +119,12 @@ impl AlarmVerb {
         }
         Ok(())
     }
+}
+
+fn alarm_name(alarm: i32) -> String {
+    AlarmType::try_from(alarm)
+        .map(|t| t.as_str_name().to_string())
+        .unwrap_or_else(|_| alarm.to_string())
 }
 
 async fn alarm(

@@ -3,7 +3,8 @@
 
 use super::Ctx;
 use super::failure::Failure;
-use super::output::{Obj, print_json};
+use super::output::{Format, Obj, print_json};
+use super::{fields, table};
 use clap::Subcommand;
 use musubi_proto::etcdserverpb::cluster_client::ClusterClient;
 use musubi_proto::etcdserverpb::{
@@ -41,7 +42,6 @@ pub enum Verb {
 
 impl Verb {
     pub async fn run(&self, ctx: &Ctx) -> Result<(), Failure> {
-        ctx.out.only_simple_and_json()?;
         match self {
             Verb::List => list(ctx).await,
             Verb::Add {
@@ -59,8 +59,7 @@ impl Verb {
                         async move { ClusterClient::new(ch).member_remove(request).await }
                     })
                     .await?;
-                changed(ctx, "removed from", id, &reply.header, &reply.members);
-                Ok(())
+                changed(ctx, "removed from", id, &reply.header, &reply.members)
             }
             Verb::Update { args, peer_urls } => {
                 let id = member_id(args)?;
@@ -73,8 +72,7 @@ impl Verb {
                         async move { ClusterClient::new(ch).member_update(request).await }
                     })
                     .await?;
-                changed(ctx, "updated in", id, &reply.header, &reply.members);
-                Ok(())
+                changed(ctx, "updated in", id, &reply.header, &reply.members)
             }
             Verb::Promote { args } => {
                 let id = member_id(args)?;
@@ -86,8 +84,7 @@ impl Verb {
                         async move { ClusterClient::new(ch).member_promote(request).await }
                     })
                     .await?;
-                changed(ctx, "promoted in", id, &reply.header, &reply.members);
-                Ok(())
+                changed(ctx, "promoted in", id, &reply.header, &reply.members)
             }
         }
     }
@@ -107,31 +104,51 @@ pub async fn members(ctx: &Ctx) -> Result<(Option<ResponseHeader>, Vec<Member>),
 
 async fn list(ctx: &Ctx) -> Result<(), Failure> {
     let (header, members) = members(ctx).await?;
-    if ctx.out.json() {
-        print_json(
+    match ctx.out.format {
+        Format::Json => print_json(
             Obj::new()
                 .header(&header)
                 .list("members", members.iter().map(member_json).collect())
                 .value(),
-        );
-        return Ok(());
-    }
-    for m in &members {
-        let status = if m.name.is_empty() {
-            "unstarted"
-        } else {
-            "started"
-        };
-        println!(
-            "{:x}, {status}, {}, {}, {}, {}",
-            m.id,
-            m.name,
-            m.peer_ur_ls.join(","),
-            m.client_ur_ls.join(","),
-            m.is_learner
-        );
+        ),
+        Format::Simple => {
+            for m in &members {
+                println!("{}", member_row(m).join(", "));
+            }
+        }
+        Format::Fields => fields::members(&header, &members),
+        Format::Table => {
+            let header = [
+                "ID",
+                "STATUS",
+                "NAME",
+                "PEER ADDRS",
+                "CLIENT ADDRS",
+                "IS LEARNER",
+            ];
+            let rows: Vec<_> = members.iter().map(member_row).collect();
+            print!("{}", table::render(&header, &rows));
+        }
+        Format::Protobuf => return Err(ctx.out.unsupported()),
     }
     Ok(())
+}
+
+/// A member as etcdctl's simple and table printers show it.
+fn member_row(m: &Member) -> Vec<String> {
+    let status = if m.name.is_empty() {
+        "unstarted"
+    } else {
+        "started"
+    };
+    vec![
+        format!("{:x}", m.id),
+        status.to_string(),
+        m.name.clone(),
+        m.peer_ur_ls.join(","),
+        m.client_ur_ls.join(","),
+        m.is_learner.to_string(),
+    ]
 }
 
 async fn add(ctx: &Ctx, args: &[String], peer_urls: &str, learner: bool) -> Result<(), Failure> {
@@ -151,6 +168,7 @@ async fn add(ctx: &Ctx, args: &[String], peer_urls: &str, learner: bool) -> Resu
         })
         .await?;
     let member = reply.member.clone().unwrap_or_default();
+    ctx.out.simple_or_json()?;
     if ctx.out.json() {
         print_json(
             Obj::new()
@@ -190,7 +208,14 @@ async fn add(ctx: &Ctx, args: &[String], peer_urls: &str, learner: bool) -> Resu
 }
 
 /// The reply of remove, update and promote: one line, or the members as JSON.
-fn changed(ctx: &Ctx, what: &str, id: u64, header: &Option<ResponseHeader>, members: &[Member]) {
+fn changed(
+    ctx: &Ctx,
+    what: &str,
+    id: u64,
+    header: &Option<ResponseHeader>,
+    members: &[Member],
+) -> Result<(), Failure> {
+    ctx.out.simple_or_json()?;
     if ctx.out.json() {
         print_json(
             Obj::new()
@@ -198,10 +223,11 @@ fn changed(ctx: &Ctx, what: &str, id: u64, header: &Option<ResponseHeader>, memb
                 .list("members", members.iter().map(member_json).collect())
                 .value(),
         );
-        return;
+        return Ok(());
     }
     let cluster = (*header).unwrap_or_default().cluster_id;
     println!("Member {id:16x} {what} cluster {cluster:16x}");
+    Ok(())
 }
 
 pub fn member_json(m: &Member) -> Value {

@@ -3,6 +3,7 @@
 //! 64-bit integers as numbers, bytes as base64, zero values left out where the Go field is
 //! `omitempty`).
 
+use super::failure::{EXIT_BAD_FEATURE, Failure};
 use crate::go_json;
 use clap::ValueEnum;
 use musubi_gocompat::base64;
@@ -47,20 +48,40 @@ impl Out {
         }
     }
 
-    /// Formats other than simple and json are not written yet; etcdctl's own wording for a
-    /// printer that lacks a shape.
-    pub fn only_simple_and_json(&self) -> Result<(), super::Failure> {
+    /// etcdctl's refusal of a format the command's printer lacks; as there, it comes after
+    /// the command's request (a write is done, its reply not shown).
+    pub fn unsupported(&self) -> Failure {
+        let name = match self.format {
+            Format::Simple => "simple",
+            Format::Json => "json",
+            Format::Fields => "fields",
+            Format::Table => "table",
+            Format::Protobuf => "protobuf",
+        };
+        Failure::new(
+            EXIT_BAD_FEATURE,
+            format!("{name} not supported as output format"),
+        )
+    }
+
+    /// For a command with simple and json shapes only.
+    pub fn simple_or_json(&self) -> Result<(), Failure> {
         match self.format {
             Format::Simple | Format::Json => Ok(()),
-            Format::Fields => Err(super::Failure::other(
-                "fields not supported as output format",
-            )),
-            Format::Table => Err(super::Failure::other(
-                "table not supported as output format",
-            )),
-            Format::Protobuf => Err(super::Failure::other(
-                "protobuf not supported as output format",
-            )),
+            _ => Err(self.unsupported()),
+        }
+    }
+
+    /// For a command that has a fields shape too: prints it and says so (true), or refuses
+    /// table and protobuf; false for simple and json, which the caller prints.
+    pub fn fields(&self, print: impl FnOnce()) -> Result<bool, Failure> {
+        match self.format {
+            Format::Simple | Format::Json => Ok(false),
+            Format::Fields => {
+                print();
+                Ok(true)
+            }
+            _ => Err(self.unsupported()),
         }
     }
 }

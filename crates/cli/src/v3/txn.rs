@@ -5,6 +5,7 @@
 
 use super::Ctx;
 use super::failure::{EXIT_INVALID_INPUT, Failure};
+use super::fields;
 use super::kv::{self, DelArgs, GetArgs, PutArgs, parse_int};
 use super::output::{Obj, print_json};
 use clap::{Args, Parser, Subcommand};
@@ -44,7 +45,6 @@ impl TxnArgs {
         if !self.args.is_empty() {
             return Err(Failure::bad_args("txn command does not accept argument"));
         }
-        ctx.out.only_simple_and_json()?;
         let mut input = Vec::new();
         std::io::stdin()
             .read_to_end(&mut input)
@@ -68,8 +68,7 @@ impl TxnArgs {
                 async move { KvClient::new(ch).txn(request).await }
             })
             .await?;
-        print_txn(ctx, &reply);
-        Ok(())
+        print_txn(ctx, &reply)
     }
 
     fn prompt(&self, text: &str) {
@@ -79,7 +78,10 @@ impl TxnArgs {
     }
 }
 
-fn print_txn(ctx: &Ctx, reply: &TxnResponse) {
+fn print_txn(ctx: &Ctx, reply: &TxnResponse) -> Result<(), Failure> {
+    if ctx.out.fields(|| fields::txn(reply))? {
+        return Ok(());
+    }
     if ctx.out.json() {
         let responses: Vec<Value> = reply
             .responses
@@ -110,7 +112,7 @@ fn print_txn(ctx: &Ctx, reply: &TxnResponse) {
                 .list("responses", responses)
                 .value(),
         );
-        return;
+        return Ok(());
     }
     println!(
         "{}",
@@ -123,13 +125,14 @@ fn print_txn(ctx: &Ctx, reply: &TxnResponse) {
     for r in &reply.responses {
         println!();
         match &r.response {
-            Some(Response::ResponsePut(p)) => kv::print_put(ctx, p),
-            Some(Response::ResponseRange(g)) => kv::print_get(ctx, g, false),
-            Some(Response::ResponseDeleteRange(d)) => kv::print_del(ctx, d),
+            Some(Response::ResponsePut(p)) => kv::print_put(ctx, p)?,
+            Some(Response::ResponseRange(g)) => kv::print_get(ctx, g, false)?,
+            Some(Response::ResponseDeleteRange(d)) => kv::print_del(ctx, d)?,
             // etcdctl's own txn grammar has no nested txn; its printer says this.
             _ => println!("unexpected response {r:?}"),
         }
     }
+    Ok(())
 }
 
 fn txn_json(reply: &TxnResponse) -> Value {

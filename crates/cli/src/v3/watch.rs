@@ -5,6 +5,7 @@
 
 use super::Ctx;
 use super::failure::{EXIT_INTERRUPTED, Failure};
+use super::fields;
 use super::kv::ranged;
 use super::output::{Obj, header_json, kv_json, print_json};
 use clap::Args;
@@ -64,7 +65,6 @@ impl WatchArgs {
 
     pub async fn run(&self, ctx: &Ctx) -> Result<(), Failure> {
         let mut request = self.request()?;
-        ctx.out.only_simple_and_json()?;
         loop {
             let opened = ctx
                 .conn
@@ -100,7 +100,7 @@ impl WatchArgs {
                 if let Some(last) = reply.events.last().and_then(|e| e.kv.as_ref()) {
                     request.start_revision = last.mod_revision + 1;
                 }
-                print_watch(ctx, &reply);
+                print_watch(ctx, &reply)?;
                 if reply.canceled {
                     return Err(Failure::new(
                         EXIT_INTERRUPTED,
@@ -113,9 +113,12 @@ impl WatchArgs {
     }
 }
 
-fn print_watch(ctx: &Ctx, reply: &WatchResponse) {
+fn print_watch(ctx: &Ctx, reply: &WatchResponse) -> Result<(), Failure> {
     if reply.canceled {
         eprintln!("watch was canceled ({})", cancel_reason(reply));
+    }
+    if ctx.out.fields(|| watch_fields(reply))? {
+        return Ok(());
     }
     if ctx.out.json() {
         // etcd's client makes the event list even when empty: `[]`, never null.
@@ -139,19 +142,34 @@ fn print_watch(ctx: &Ctx, reply: &WatchResponse) {
                 .field("Created", reply.created)
                 .value(),
         );
-        return;
+        return Ok(());
     }
     for event in &reply.events {
-        let kind = if event.r#type == EventType::Delete as i32 {
-            "DELETE"
-        } else {
-            "PUT"
-        };
-        println!("{kind}");
+        println!("{}", event_type(event.r#type));
         if let Some(prev) = &event.prev_kv {
             ctx.out.kv(prev, false);
         }
         ctx.out.kv(&event.kv.clone().unwrap_or_default(), false);
+    }
+    Ok(())
+}
+
+fn watch_fields(reply: &WatchResponse) {
+    fields::header(&reply.header);
+    for event in &reply.events {
+        println!("\"Type\" : {}", event_type(event.r#type));
+        if let Some(prev) = &event.prev_kv {
+            fields::kv("Prev", prev);
+        }
+        fields::kv("", &event.kv.clone().unwrap_or_default());
+    }
+}
+
+fn event_type(t: i32) -> &'static str {
+    if t == EventType::Delete as i32 {
+        "DELETE"
+    } else {
+        "PUT"
     }
 }
 
