@@ -44,6 +44,8 @@ pub enum RestoreError {
         cluster_urls: String,
         advertised: String,
     },
+    #[error("{0:?} asks for help or the version, not for a member to restore")]
+    NotAMember(String),
     #[error("data-dir {0:?} exists and is not empty")]
     Exists(PathBuf),
     #[error("cannot write data dir {dir:?}: {source}")]
@@ -67,11 +69,8 @@ pub fn restore(
     serve_flags: &[String],
     check_hash: bool,
 ) -> Result<Restored, RestoreError> {
-    let config = match config::parse(serve_flags)? {
-        Invocation::Serve(config) => config,
-        Invocation::Version | Invocation::Help => {
-            return Err(ConfigError::Positional("--help".into()).into());
-        }
+    let Invocation::Serve(config) = config::parse(serve_flags)? else {
+        return Err(RestoreError::NotAMember(serve_flags.join(" ")));
     };
     let backup = backup::decode(file, check_hash)?;
     StateMachine::from_snapshot(backup.data)?;
