@@ -431,3 +431,29 @@ def test_a_token_is_accepted_by_every_member(fleet):
             time.sleep(0.1)  # the member may not have applied the login yet
         assert r.status_code == 200, r.text
         assert r.json()["kvs"][0]["value"] == b64("v")
+
+
+def test_a_token_lives_auth_token_ttl_after_its_last_use(fleet):
+    server = fleet.target(extra_args=["--auth-token-ttl", "3"]).start()
+    c = Ctl3(server)
+    c("user", "add", ROOT)
+    c("auth", "enable")
+    gw = Gateway(server)
+
+    def login():
+        return gw.call("/auth/authenticate", {"name": "root", "password": "rootpw"})["token"]
+
+    def status(token):
+        return requests.post(server.url + "/v3/kv/range", json={"key": b64("k")},
+                             headers={"Authorization": token}, timeout=10).status_code
+
+    # In use every half second for three TTLs: it lives on.
+    busy = login()
+    for _ in range(18):
+        assert status(busy) == 200
+        time.sleep(0.5)
+    # Left alone for more than its TTL: gone.
+    idle = login()
+    assert status(idle) == 200
+    time.sleep(5)
+    assert status(idle) == 401

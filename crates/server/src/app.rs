@@ -36,6 +36,8 @@ pub struct Limits {
     pub quota_backend_bytes: i64,
     /// The shortest lease TTL granted, in seconds: etcd's ⌈1.5 × election timeout⌉.
     pub min_lease_ttl: i64,
+    /// `--auth-token-ttl`: how long a v3 auth token lives after its last refresh.
+    pub auth_token_ttl: Duration,
 }
 
 pub struct App {

@@ -32,6 +32,8 @@ pub struct Config {
     pub max_txn_ops: usize,
     /// `--quota-backend-bytes`: the keyspace's space quota (0: 2 GiB, negative: none).
     pub quota_backend_bytes: i64,
+    /// `--auth-token-ttl`: seconds a v3 auth token lives after its last refresh.
+    pub auth_token_ttl: u64,
     /// `--auto-compaction-mode` and `--auto-compaction-retention`.
     pub auto_compaction: crate::compaction::AutoCompaction,
     pub heartbeat_interval_ms: u64,
@@ -147,6 +149,16 @@ const FLAGS: &[(&str, Kind, &str)] = &[
         "max-txn-ops",
         Kind::Value,
         "most operations in one v3 Txn (default 128)",
+    ),
+    (
+        "auth-token",
+        Kind::Value,
+        "kind of v3 auth token: simple (etcd's default; jwt is not served)",
+    ),
+    (
+        "auth-token-ttl",
+        Kind::Value,
+        "seconds a v3 auth token lives after its last use (default 300)",
     ),
     (
         "quota-backend-bytes",
@@ -496,6 +508,13 @@ fn derived_advertised(urls: Vec<String>, flag: &str) -> Result<Vec<String>, Conf
 }
 
 fn build(given: &Given) -> Result<Config, ConfigError> {
+    if let Some(kind) = given.get("auth-token").filter(|k| k != "simple") {
+        return Err(ConfigError::BadValue {
+            flag: "auth-token".into(),
+            value: kind,
+            reason: "musubi serves simple tokens only (docs/v3-api.md, \"Auth\")".into(),
+        });
+    }
     let name = given.get("name").unwrap_or_else(|| "default".into());
     let data_dir = PathBuf::from(
         given
@@ -585,6 +604,7 @@ fn build(given: &Given) -> Result<Config, ConfigError> {
         max_request_bytes: number(given, &["max-request-bytes"], 1_572_864)?,
         max_txn_ops: number(given, &["max-txn-ops"], 128)?,
         quota_backend_bytes: number(given, &["quota-backend-bytes"], 0)?,
+        auth_token_ttl: number(given, &["auth-token-ttl"], 300)?,
         auto_compaction: crate::compaction::AutoCompaction::parse(
             given.get("auto-compaction-mode").as_deref(),
             given.get("auto-compaction-retention").as_deref(),

@@ -150,6 +150,7 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
         max_txn_ops: config.max_txn_ops,
         quota_backend_bytes: config.quota_backend_bytes,
         min_lease_ttl: (3 * config.election_timeout_ms).div_ceil(2000) as i64,
+        auth_token_ttl: Duration::from_secs(config.auth_token_ttl),
     };
     let app = Arc::new(App::new(
         sm,

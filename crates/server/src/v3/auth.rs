@@ -6,7 +6,7 @@
 //! `Authorization` header, as etcd's gateway forwards it). While auth is off a token is
 //! ignored. While it is on, a call without one is `user name is empty`, and one with a
 //! token no member issued, or that ran out, is `invalid auth token`. A token is good for
-//! `TOKEN_TTL` from its last refresh; a member that accepts one in the second half of its
+//! `--auth-token-ttl` from its last refresh; a member that accepts one in the second half of its
 //! life proposes a refresh, so a token in use lives on, on every member.
 
 pub mod service;
@@ -20,9 +20,6 @@ use parking_lot::Mutex;
 use std::collections::HashSet;
 use tonic::Status;
 use tonic::metadata::MetadataMap;
-
-/// etcd's `--auth-token-ttl` default: 300 s.
-pub const TOKEN_TTL_MS: u64 = 300_000;
 
 /// The token of a call, as sent (`None`: none).
 pub type Token = Option<String>;

@@ -121,7 +121,7 @@ impl Auth for AuthService {
         let op = AuthV3Op::Authenticate {
             name: r.name,
             prefix: token_prefix(),
-            ttl_ms: super::TOKEN_TTL_MS,
+            ttl_ms: self.0.app.limits.auth_token_ttl.as_millis() as u64,
         };
         let (header, token) = self.change(op).await?;
         Ok(Response::new(pb::AuthenticateResponse { header, token }))
