@@ -163,3 +163,50 @@ fn root_is_protected_while_auth_is_on() {
     a.apply(&delete, 0).unwrap();
     assert!(!a.has_role("u", "r"));
 }
+
+#[test]
+fn auth_changes_cost_no_revision_and_live_in_snapshots() {
+    use crate::v3::{V3Response, V3Write};
+    use crate::{Request, Response, StateMachine};
+    let mut sm = StateMachine::new();
+    let revision = sm.revision();
+    let ops = [
+        AuthV3Op::UserAdd {
+            name: ROOT.into(),
+            hash: Some("h".into()),
+        },
+        AuthV3Op::UserGrantRole {
+            user: ROOT.into(),
+            role: ROOT.into(),
+        },
+        AuthV3Op::Enable,
+        AuthV3Op::Authenticate {
+            name: ROOT.into(),
+            prefix: "abc".into(),
+            ttl_ms: 1000,
+        },
+    ];
+    let mut last = None;
+    for op in ops {
+        let write = V3Write::Auth(op);
+        match sm.apply(&Request::V3 { write, now_ms: 5 }) {
+            Response::V3 {
+                result: Ok(V3Response::Auth(resp)),
+                ..
+            } => last = Some(resp),
+            other => panic!("{other:?}"),
+        }
+    }
+    let resp = last.expect("answered");
+    assert_eq!(resp.token, "abc.1");
+    assert_eq!(resp.header.map(|h| h.revision), Some(revision));
+    assert_eq!(sm.revision(), revision);
+    let restored = StateMachine::from_snapshot(&sm.to_snapshot()).unwrap();
+    assert_eq!(restored.auth_v3(), sm.auth_v3());
+    assert!(restored.auth_v3().token("abc.1", 10).is_some());
+    // A snapshot from before v3 auth loads with auth off and no users.
+    let mut old: serde_json::Value = serde_json::from_slice(&sm.to_snapshot()).unwrap();
+    old.as_object_mut().unwrap().remove("auth_v3");
+    let old = StateMachine::from_snapshot(&serde_json::to_vec(&old).unwrap()).unwrap();
+    assert_eq!(old.auth_v3(), &AuthV3::default());
+}
