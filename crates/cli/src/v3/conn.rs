@@ -15,6 +15,9 @@ use tonic::metadata::MetadataValue;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Request, Response, Status};
 
+/// etcd's default --grpc-keepalive-min-time, and a second for the timers' jitter.
+const MIN_PING_INTERVAL: Duration = Duration::from_secs(6);
+
 const AUTH_NOT_ENABLED: &str = "etcdserver: authentication is not enabled";
 
 /// How long to wait before going round the endpoints again when none could be reached
@@ -37,6 +40,8 @@ pub struct Conn {
 pub struct Settings {
     pub dial_timeout: Duration,
     pub command_timeout: Duration,
+    pub keepalive_time: Duration,
+    pub keepalive_timeout: Duration,
     pub tls: Option<tls::Config>,
 }
 
@@ -166,7 +171,14 @@ fn channel(endpoint: &str, settings: &Settings) -> Result<Channel, Failure> {
     let uri = format!("http://{authority}");
     let builder = Endpoint::from_shared(uri)
         .map_err(|e| Failure::other(format!("bad endpoint {endpoint}: {e}")))?
-        .connect_timeout(settings.dial_timeout);
+        .connect_timeout(settings.dial_timeout)
+        // etcdctl's --keepalive-time/--keepalive-timeout: a dead server is noticed on an idle
+        // connection (a watch) too. etcd answers pings closer than its
+        // --grpc-keepalive-min-time (5 s) with GOAWAY, which grpc-go's client backs off from
+        // and hyper's does not: pings go no closer than that.
+        .http2_keep_alive_interval(settings.keepalive_time.max(MIN_PING_INTERVAL))
+        .keep_alive_timeout(settings.keepalive_timeout)
+        .keep_alive_while_idle(true);
     match (secure, &settings.tls) {
         (true, Some(tls)) => Ok(builder.connect_with_connector_lazy(tls.connector(authority))),
         (true, None) => Ok(builder

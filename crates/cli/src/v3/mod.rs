@@ -49,6 +49,7 @@ pub fn requested(args: &[String]) -> Option<Vec<String>> {
     (api == "3").then(|| rest.to_vec())
 }
 
+/// etcdctl 3.4's v3 commands over etcd's gRPC API (docs/cli-v3.md).
 #[derive(Parser)]
 // Flags given twice: the last one counts, as with etcdctl's (lists append, as there too).
 #[command(
@@ -86,6 +87,14 @@ struct Global {
     #[arg(long, global = true, env = "ETCDCTL_COMMAND_TIMEOUT", default_value = "5s",
           value_parser = crate::duration::parse)]
     command_timeout: Duration,
+    /// How often to ping an idle connection (HTTP/2 keepalive, Go duration).
+    #[arg(long, global = true, env = "ETCDCTL_KEEPALIVE_TIME", default_value = "2s",
+          value_parser = crate::duration::parse)]
+    keepalive_time: Duration,
+    /// How long a ping may go unanswered before the connection is dropped (Go duration).
+    #[arg(long, global = true, env = "ETCDCTL_KEEPALIVE_TIMEOUT", default_value = "6s",
+          value_parser = crate::duration::parse)]
+    keepalive_timeout: Duration,
     /// Verify the servers' certificates with this CA bundle.
     #[arg(long, global = true, env = "ETCDCTL_CACERT")]
     cacert: Option<PathBuf>,
@@ -238,6 +247,8 @@ async fn connect(global: &Global) -> Result<Ctx, Failure> {
     let settings = Settings {
         dial_timeout: global.dial_timeout,
         command_timeout: global.command_timeout,
+        keepalive_time: global.keepalive_time,
+        keepalive_timeout: global.keepalive_timeout,
         tls,
     };
     let mut conn = Conn::new(global.endpoints.clone(), settings)?;
