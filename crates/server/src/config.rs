@@ -40,6 +40,10 @@ pub struct Config {
     pub election_timeout_ms: u64,
     pub v2_watch_history: usize,
     pub log_level: String,
+    /// `--log-format`, or etcd's `--logger` (`zap` is JSON).
+    pub log_format: crate::logging::LogFormat,
+    /// `--log-outputs`.
+    pub log_outputs: Vec<crate::logging::LogOutput>,
     /// TLS on the client URLs (`--cert-file`, `--key-file`, ...).
     pub client_tls: TlsInfo,
     /// TLS on the peer URLs and for dialing peers (`--peer-cert-file`, ...).
@@ -194,6 +198,21 @@ const FLAGS: &[(&str, Kind, &str)] = &[
         "log-level",
         Kind::Value,
         "debug, info, warn or error (default info)",
+    ),
+    (
+        "log-format",
+        Kind::Value,
+        "text, or json: one object a line in etcd's zap shape (default text)",
+    ),
+    (
+        "logger",
+        Kind::Value,
+        "etcd's choice of logger: capnslog (text) or zap (json)",
+    ),
+    (
+        "log-outputs",
+        Kind::Value,
+        "where logs go, comma-separated: default (stderr), stderr, stdout or a file path",
     ),
     (
         "cert-file",
@@ -622,9 +641,45 @@ fn build(given: &Given) -> Result<Config, ConfigError> {
         election_timeout_ms: number(given, &["election-timeout", "peer-election-timeout"], 1000)?,
         v2_watch_history: number(given, &["v2-watch-history"], 1000)?,
         log_level: given.get("log-level").unwrap_or_else(|| "info".into()),
+        log_format: log_format(given)?,
+        log_outputs: match given.get("log-outputs") {
+            None => vec![crate::logging::LogOutput::Stderr],
+            Some(list) => list
+                .split(',')
+                .map(|item| {
+                    crate::logging::LogOutput::parse(item.trim())
+                        .map_err(|reason| bad_value("log-outputs", &list, &reason))
+                })
+                .collect::<Result<_, _>>()?,
+        },
         client_tls: tls_info(given, "")?,
         peer_tls: tls_info(given, "peer-")?,
     })
+}
+
+/// `--log-format` if given, else what etcd's `--logger` names.
+fn log_format(given: &Given) -> Result<crate::logging::LogFormat, ConfigError> {
+    use crate::logging::LogFormat;
+    if let Some(format) = given.get("log-format") {
+        return match format.as_str() {
+            "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            _ => Err(bad_value("log-format", &format, "must be text or json")),
+        };
+    }
+    match given.get("logger").as_deref() {
+        None | Some("capnslog") => Ok(LogFormat::Text),
+        Some("zap") => Ok(LogFormat::Json),
+        Some(other) => Err(bad_value("logger", other, "must be capnslog or zap")),
+    }
+}
+
+fn bad_value(flag: &str, value: &str, reason: &str) -> ConfigError {
+    ConfigError::BadValue {
+        flag: flag.into(),
+        value: value.into(),
+        reason: reason.into(),
+    }
 }
 
 /// The flag reference printed by `musubi serve --help`.

@@ -24,6 +24,7 @@ pub mod grpc;
 mod grpc_metrics;
 mod http;
 mod identity;
+mod logging;
 mod metrics;
 mod probes;
 pub mod restore;
@@ -65,7 +66,10 @@ pub fn cli_main(args: Vec<String>) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_logging(&config.log_level);
+    if let Err(e) = logging::init(&config.log_level, config.log_format, &config.log_outputs) {
+        eprintln!("musubi serve: cannot open a log output: {e}");
+        return ExitCode::from(2);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -78,17 +82,6 @@ pub fn cli_main(args: Vec<String>) -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-fn init_logging(level: &str) {
-    let filter = std::env::var("MUSUBI_LOG")
-        .or_else(|_| std::env::var("RUST_LOG"))
-        .unwrap_or_else(|_| format!("{level},openraft=warn"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr)
-        .try_init();
 }
 
 #[derive(Debug, thiserror::Error)]
