@@ -20,6 +20,14 @@ pub enum Request {
     Auth(AuthOp),
     /// A v3 write, with the proposer's clock for the `ttl` v2 watchers see in its events.
     V3 { write: V3Write, now_ms: u64 },
+    /// A v3 write whose caller's rights were checked against v3 auth revision
+    /// `auth_revision`: refused as etcd refuses it (`revision of auth store is old`) if
+    /// auth is on and has changed since.
+    V3As {
+        write: V3Write,
+        now_ms: u64,
+        auth_revision: u64,
+    },
 }
 
 /// What a key's expiry becomes after a write.
@@ -88,7 +96,7 @@ impl fmt::Display for Request {
             Request::Expire { now_ms } => write!(f, "expire at {now_ms}"),
             // Not `{op:?}`: that would log password hashes.
             Request::Auth(op) => write!(f, "auth {}", op.kind()),
-            Request::V3 { write, .. } => write!(f, "{write}"),
+            Request::V3 { write, .. } | Request::V3As { write, .. } => write!(f, "{write}"),
         }
     }
 }

@@ -314,6 +314,22 @@ impl StateMachine {
                 let (result, v2_events) = self.apply_v3(write);
                 Response::V3 { result, v2_events }
             }
+            Request::V3As {
+                write,
+                now_ms,
+                auth_revision,
+            } => {
+                self.now_ms = *now_ms;
+                if let Err(e) = self.auth_v3.check_revision(*auth_revision) {
+                    let result = Err(e.into());
+                    return Response::V3 {
+                        result,
+                        v2_events: Vec::new(),
+                    };
+                }
+                let (result, v2_events) = self.apply_v3(write);
+                Response::V3 { result, v2_events }
+            }
         }
     }
 

@@ -66,13 +66,17 @@ fn refresh(v3: &V3, token: &str) {
     });
 }
 
+/// The auth revision a check was made at: a write carries it, so that it is refused at
+/// apply if auth changed in between (`V3::propose_as`).
+pub type Seen = u64;
+
 /// Runs `check` with the auth state and the caller of `token`, mapping a refusal to etcd's
 /// status.
 fn with_caller(
     v3: &V3,
     token: &Token,
     check: impl FnOnce(&AuthV3, Option<&str>) -> Result<(), AuthV3Error>,
-) -> Result<(), Status> {
+) -> Result<Seen, Status> {
     checked(v3, token, check).map_err(status::from_auth)
 }
 
@@ -81,14 +85,14 @@ fn checked(
     v3: &V3,
     token: &Token,
     check: impl FnOnce(&AuthV3, Option<&str>) -> Result<(), AuthV3Error>,
-) -> Result<(), AuthV3Error> {
+) -> Result<Seen, AuthV3Error> {
     let sm = v3.app.sm.read();
     let auth = sm.auth_v3();
-    if !auth.enabled {
-        return Ok(());
+    if auth.enabled {
+        let user = caller(v3, auth, token)?;
+        check(auth, user.as_deref())?;
     }
-    let user = caller(v3, auth, token)?;
-    check(auth, user.as_deref())
+    Ok(auth.revision())
 }
 
 /// The user a call comes from (`None`: auth is off, or the call has no token).
@@ -99,12 +103,12 @@ pub fn caller_name(v3: &V3, md: &MetadataMap) -> Result<Option<String>, Status> 
 
 /// RPCs open to anyone that still go through the log (LeaseGrant, Compact): a token, if
 /// sent, must be good, as etcd resolves the token of every proposal.
-pub fn token_valid(v3: &V3, md: &MetadataMap) -> Result<(), Status> {
+pub fn token_valid(v3: &V3, md: &MetadataMap) -> Result<Seen, Status> {
     with_caller(v3, &token(md), |_, _| Ok(()))
 }
 
 /// Member changes and the auth admin RPCs: the `root` role (etcd's IsAdminPermitted).
-pub fn admin(v3: &V3, md: &MetadataMap) -> Result<(), Status> {
+pub fn admin(v3: &V3, md: &MetadataMap) -> Result<Seen, Status> {
     with_caller(v3, &token(md), |auth, user| auth.check_admin(user))
 }
 
@@ -112,30 +116,37 @@ pub fn admin(v3: &V3, md: &MetadataMap) -> Result<(), Status> {
 /// there): root too, refused with the auth store's unmapped errors, as etcd's
 /// Maintenance service does.
 pub fn admin_maintenance(v3: &V3, md: &MetadataMap) -> Result<(), Status> {
-    checked(v3, &token(md), |auth, user| auth.check_admin(user)).map_err(status::from_auth_unmapped)
+    checked(v3, &token(md), |auth, user| auth.check_admin(user))
+        .map(|_| ())
+        .map_err(status::from_auth_unmapped)
 }
 
 pub fn range(v3: &V3, md: &MetadataMap, req: &pb::RangeRequest) -> Result<(), Status> {
     with_caller(v3, &token(md), |auth, user| {
         auth.check(user, Access::Read, &req.key, &req.range_end)
     })
+    .map(|_| ())
 }
 
-pub fn put(v3: &V3, md: &MetadataMap, req: &pb::PutRequest) -> Result<(), Status> {
+pub fn put(v3: &V3, md: &MetadataMap, req: &pb::PutRequest) -> Result<Seen, Status> {
     with_caller(v3, &token(md), |auth, user| check_put(v3, auth, user, req))
 }
 
-pub fn delete_range(v3: &V3, md: &MetadataMap, req: &pb::DeleteRangeRequest) -> Result<(), Status> {
+pub fn delete_range(
+    v3: &V3,
+    md: &MetadataMap,
+    req: &pb::DeleteRangeRequest,
+) -> Result<Seen, Status> {
     with_caller(v3, &token(md), |auth, user| check_delete(auth, user, req))
 }
 
 /// Every compare is a read; every op of both branches is checked, nested Txns included.
-pub fn txn(v3: &V3, md: &MetadataMap, req: &pb::TxnRequest) -> Result<(), Status> {
+pub fn txn(v3: &V3, md: &MetadataMap, req: &pb::TxnRequest) -> Result<Seen, Status> {
     with_caller(v3, &token(md), |auth, user| check_txn(auth, user, req))
 }
 
 /// A revoke deletes the lease's keys: it needs write on each of them.
-pub fn lease_revoke(v3: &V3, md: &MetadataMap, id: i64) -> Result<(), Status> {
+pub fn lease_revoke(v3: &V3, md: &MetadataMap, id: i64) -> Result<Seen, Status> {
     with_caller(v3, &token(md), |auth, user| {
         lease_keys(v3, id, |key| auth.check(user, Access::Write, key, b""))
     })
@@ -153,6 +164,7 @@ pub fn lease_time_to_live(
     with_caller(v3, &token(md), |auth, user| {
         lease_keys(v3, req.id, |key| auth.check(user, Access::Read, key, b""))
     })
+    .map(|_| ())
 }
 
 /// Why a watch stream with `token` may not watch what `create` asks, if it may not: the

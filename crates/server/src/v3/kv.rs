@@ -1,7 +1,8 @@
 //! The KV service: Range served from this member (after a ReadIndex unless serializable),
 //! writes checked here as etcd checks them, then proposed through the log.
 
-use super::{V3, auth, quota, status};
+use super::auth::{self, Seen};
+use super::{V3, quota, status};
 use musubi_proto::etcdserverpb::{self as pb, RequestOp, kv_server::Kv, request_op};
 use musubi_store::v3::{V3Error, V3Response, V3Write, check_put_request};
 use prost::Message;
@@ -29,11 +30,12 @@ impl KvService {
         Ok(resp)
     }
 
-    pub async fn put(&self, req: pb::PutRequest) -> Result<pb::PutResponse, Status> {
+    /// `seen`: the auth revision the caller's rights were checked at.
+    pub async fn put(&self, req: pb::PutRequest, seen: Seen) -> Result<pb::PutResponse, Status> {
         // etcd checks the space quota first, before the request itself.
         self.0.quota.admit(&self.0, quota::put_cost(&req)).await?;
         check_put_request(&req).map_err(status::from_store)?;
-        match self.write(V3Write::Put(req)).await? {
+        match self.write(V3Write::Put(req), Some(seen)).await? {
             V3Response::Put(mut resp) => {
                 self.0.fill(&mut resp.header);
                 Ok(resp)
@@ -45,11 +47,12 @@ impl KvService {
     pub async fn delete_range(
         &self,
         req: pb::DeleteRangeRequest,
+        seen: Seen,
     ) -> Result<pb::DeleteRangeResponse, Status> {
         if req.key.is_empty() {
             return Err(status::from_store(V3Error::EmptyKey));
         }
-        match self.write(V3Write::DeleteRange(req)).await? {
+        match self.write(V3Write::DeleteRange(req), Some(seen)).await? {
             V3Response::DeleteRange(mut resp) => {
                 self.0.fill(&mut resp.header);
                 Ok(resp)
@@ -58,10 +61,10 @@ impl KvService {
         }
     }
 
-    pub async fn txn(&self, req: pb::TxnRequest) -> Result<pb::TxnResponse, Status> {
+    pub async fn txn(&self, req: pb::TxnRequest, seen: Seen) -> Result<pb::TxnResponse, Status> {
         self.0.quota.admit(&self.0, quota::txn_cost(&req)).await?;
         check_txn(&req, self.0.app.limits.max_txn_ops).map_err(status::from_store)?;
-        match self.write(V3Write::Txn(req)).await? {
+        match self.write(V3Write::Txn(req), Some(seen)).await? {
             V3Response::Txn(mut resp) => {
                 self.0.fill(&mut resp.header);
                 Ok(resp)
@@ -74,7 +77,7 @@ impl KvService {
         &self,
         req: pb::CompactionRequest,
     ) -> Result<pb::CompactionResponse, Status> {
-        match self.write(V3Write::Compact(req)).await? {
+        match self.write(V3Write::Compact(req), None).await? {
             V3Response::Compact(mut resp) => {
                 self.0.fill(&mut resp.header);
                 Ok(resp)
@@ -84,7 +87,7 @@ impl KvService {
     }
 
     /// Refuses a request larger than `--max-request-bytes`, as etcd does before proposing.
-    async fn write(&self, write: V3Write) -> Result<V3Response, Status> {
+    async fn write(&self, write: V3Write, seen: Option<Seen>) -> Result<V3Response, Status> {
         let size = match &write {
             V3Write::Put(r) => r.encoded_len(),
             V3Write::DeleteRange(r) => r.encoded_len(),
@@ -94,7 +97,7 @@ impl KvService {
         if size > self.0.app.limits.max_request_bytes {
             return Err(status::too_large());
         }
-        self.0.propose(write).await
+        self.0.propose_as(write, seen).await
     }
 }
 
@@ -229,8 +232,8 @@ impl Kv for KvService {
         &self,
         request: Request<pb::PutRequest>,
     ) -> Result<Response<pb::PutResponse>, Status> {
-        auth::put(&self.0, request.metadata(), request.get_ref())?;
-        KvService::put(self, request.into_inner())
+        let seen = auth::put(&self.0, request.metadata(), request.get_ref())?;
+        KvService::put(self, request.into_inner(), seen)
             .await
             .map(Response::new)
     }
@@ -239,8 +242,8 @@ impl Kv for KvService {
         &self,
         request: Request<pb::DeleteRangeRequest>,
     ) -> Result<Response<pb::DeleteRangeResponse>, Status> {
-        auth::delete_range(&self.0, request.metadata(), request.get_ref())?;
-        KvService::delete_range(self, request.into_inner())
+        let seen = auth::delete_range(&self.0, request.metadata(), request.get_ref())?;
+        KvService::delete_range(self, request.into_inner(), seen)
             .await
             .map(Response::new)
     }
@@ -249,8 +252,8 @@ impl Kv for KvService {
         &self,
         request: Request<pb::TxnRequest>,
     ) -> Result<Response<pb::TxnResponse>, Status> {
-        auth::txn(&self.0, request.metadata(), request.get_ref())?;
-        KvService::txn(self, request.into_inner())
+        let seen = auth::txn(&self.0, request.metadata(), request.get_ref())?;
+        KvService::txn(self, request.into_inner(), seen)
             .await
             .map(Response::new)
     }

@@ -139,18 +139,17 @@ impl LeaseService {
         }
     }
 
+    /// `seen`: the auth revision the caller's rights were checked at.
     pub async fn revoke(
         &self,
         req: pb::LeaseRevokeRequest,
+        seen: auth::Seen,
     ) -> Result<pb::LeaseRevokeResponse, Status> {
-        match self
-            .0
-            .propose(V3Write::LeaseRevoke {
-                id: req.id,
-                expired: false,
-            })
-            .await?
-        {
+        let revoke = V3Write::LeaseRevoke {
+            id: req.id,
+            expired: false,
+        };
+        match self.0.propose_as(revoke, Some(seen)).await? {
             V3Response::LeaseRevoke(mut resp) => {
                 self.0.fill(&mut resp.header);
                 Ok(resp)
@@ -308,8 +307,11 @@ impl Lease for LeaseGrpc {
         &self,
         request: Request<pb::LeaseRevokeRequest>,
     ) -> Result<Response<pb::LeaseRevokeResponse>, Status> {
-        auth::lease_revoke(&self.0.0, request.metadata(), request.get_ref().id)?;
-        self.0.revoke(request.into_inner()).await.map(Response::new)
+        let seen = auth::lease_revoke(&self.0.0, request.metadata(), request.get_ref().id)?;
+        self.0
+            .revoke(request.into_inner(), seen)
+            .await
+            .map(Response::new)
     }
 
     type LeaseKeepAliveStream = KeepAliveStream;

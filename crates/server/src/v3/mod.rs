@@ -65,9 +65,25 @@ impl V3 {
 
     /// Proposes `write` and waits for its response, on whichever member leads.
     pub async fn propose(&self, write: V3Write) -> Result<V3Response, Status> {
-        let request = Request::V3 {
-            write,
-            now_ms: crate::clock::now_ms(),
+        self.propose_as(write, None).await
+    }
+
+    /// [`propose`](Self::propose) for a caller whose rights were checked at auth revision
+    /// `seen`: applied only if v3 auth is off or unchanged since, else refused with
+    /// etcd's `revision of auth store is old`.
+    pub async fn propose_as(
+        &self,
+        write: V3Write,
+        seen: Option<auth::Seen>,
+    ) -> Result<V3Response, Status> {
+        let now_ms = crate::clock::now_ms();
+        let request = match seen {
+            None => Request::V3 { write, now_ms },
+            Some(auth_revision) => Request::V3As {
+                write,
+                now_ms,
+                auth_revision,
+            },
         };
         let applied = match tokio::time::timeout(
             self.app.limits.request_timeout,

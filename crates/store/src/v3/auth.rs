@@ -56,6 +56,8 @@ pub enum AuthV3Error {
     InvalidToken,
     #[error("invalid auth management")]
     InvalidManagement,
+    #[error("revision of auth store is old")]
+    OldRevision,
 }
 
 type Result<T> = std::result::Result<T, AuthV3Error>;
@@ -355,6 +357,15 @@ impl AuthV3 {
 
     fn is_root(&self, user: &UserV3) -> bool {
         user.roles.contains(ROOT)
+    }
+
+    /// Whether rights checked at auth revision `seen` still hold: auth is off, or nothing
+    /// of it changed since (etcd refuses the request otherwise, and Go's client retries).
+    pub fn check_revision(&self, seen: u64) -> Result<()> {
+        if self.enabled && seen < self.revision() {
+            return Err(AuthV3Error::OldRevision);
+        }
+        Ok(())
     }
 
     /// etcd's IsAdminPermitted: anything goes while auth is off; else the caller (`None`:

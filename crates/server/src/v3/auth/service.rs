@@ -5,7 +5,7 @@
 //! ReadIndex, as etcd serves them through its log. Passwords are hashed (bcrypt, cost
 //! 10, as etcd) and checked on the member that takes the call, off the async threads.
 
-use super::{admin, caller_name, status};
+use super::{Seen, admin, caller_name, status};
 use crate::v3::V3;
 use musubi_proto::authpb::permission::Type as PermType;
 use musubi_proto::etcdserverpb::{self as pb, auth_server::Auth};
@@ -22,9 +22,14 @@ pub struct AuthService(pub V3);
 type Answer<T> = Result<Response<T>, Status>;
 
 impl AuthService {
-    /// Proposes `op`; the header of its answer, and the token of an Authenticate.
-    async fn change(&self, op: AuthV3Op) -> Result<(Option<pb::ResponseHeader>, String), Status> {
-        match self.0.propose(V3Write::Auth(op)).await? {
+    /// Proposes `op` (for a caller checked at auth revision `seen`); the header of its
+    /// answer, and the token of an Authenticate.
+    async fn change(
+        &self,
+        op: AuthV3Op,
+        seen: Option<Seen>,
+    ) -> Result<(Option<pb::ResponseHeader>, String), Status> {
+        match self.0.propose_as(V3Write::Auth(op), seen).await? {
             V3Response::Auth(mut resp) => {
                 self.0.fill(&mut resp.header);
                 Ok((resp.header, resp.token))
@@ -40,8 +45,8 @@ impl AuthService {
         op: AuthV3Op,
         answer: impl FnOnce(Option<pb::ResponseHeader>) -> T,
     ) -> Answer<T> {
-        admin(&self.0, md)?;
-        let (header, _) = self.change(op).await?;
+        let seen = admin(&self.0, md)?;
+        let (header, _) = self.change(op, Some(seen)).await?;
         Ok(Response::new(answer(header)))
     }
 
@@ -123,7 +128,7 @@ impl Auth for AuthService {
             prefix: token_prefix(),
             ttl_ms: self.0.app.limits.auth_token_ttl.as_millis() as u64,
         };
-        let (header, token) = self.change(op).await?;
+        let (header, token) = self.change(op, None).await?;
         Ok(Response::new(pb::AuthenticateResponse { header, token }))
     }
 
@@ -131,7 +136,7 @@ impl Auth for AuthService {
         &self,
         r: Request<pb::AuthUserAddRequest>,
     ) -> Answer<pb::AuthUserAddResponse> {
-        admin(&self.0, r.metadata())?;
+        let seen = admin(&self.0, r.metadata())?;
         let r = r.into_inner();
         if r.name.is_empty() {
             return Err(err(AuthV3Error::UserEmpty));
@@ -142,7 +147,7 @@ impl Auth for AuthService {
             false => Some(hash(r.password).await?),
         };
         let (header, _) = self
-            .change(AuthV3Op::UserAdd { name: r.name, hash })
+            .change(AuthV3Op::UserAdd { name: r.name, hash }, Some(seen))
             .await?;
         Ok(Response::new(pb::AuthUserAddResponse { header }))
     }
@@ -203,14 +208,17 @@ impl Auth for AuthService {
         &self,
         r: Request<pb::AuthUserChangePasswordRequest>,
     ) -> Answer<pb::AuthUserChangePasswordResponse> {
-        admin(&self.0, r.metadata())?;
+        let seen = admin(&self.0, r.metadata())?;
         let r = r.into_inner();
         if self.0.app.sm.read().auth_v3().user(&r.name).is_none() {
             return Err(err(AuthV3Error::UserNotFound));
         }
         let hash = Some(hash(r.password).await?);
         let (header, _) = self
-            .change(AuthV3Op::UserChangePassword { name: r.name, hash })
+            .change(
+                AuthV3Op::UserChangePassword { name: r.name, hash },
+                Some(seen),
+            )
             .await?;
         Ok(Response::new(pb::AuthUserChangePasswordResponse { header }))
     }

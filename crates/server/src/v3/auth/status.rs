@@ -7,7 +7,9 @@ use tonic::{Code, Status};
 pub fn from_auth(e: AuthV3Error) -> Status {
     use AuthV3Error::*;
     let code = match e {
-        UserEmpty | RoleEmpty | AuthFailed | InvalidManagement => Code::InvalidArgument,
+        UserEmpty | RoleEmpty | AuthFailed | InvalidManagement | OldRevision => {
+            Code::InvalidArgument
+        }
         UserExists | UserNotFound | RoleExists | RoleNotFound | RoleNotGranted
         | PermissionNotGranted | RootUserMissing | RootRoleMissing | NotEnabled => {
             Code::FailedPrecondition

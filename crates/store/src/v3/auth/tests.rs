@@ -210,3 +210,52 @@ fn auth_changes_cost_no_revision_and_live_in_snapshots() {
     let old = StateMachine::from_snapshot(&serde_json::to_vec(&old).unwrap()).unwrap();
     assert_eq!(old.auth_v3(), &AuthV3::default());
 }
+
+#[test]
+fn a_write_checked_before_an_auth_change_is_refused_at_apply() {
+    use crate::v3::V3Write;
+    use crate::{Request, Response, StateMachine};
+    let mut sm = StateMachine::new();
+    let auth = |sm: &mut StateMachine, op| {
+        sm.apply(&Request::V3 {
+            write: V3Write::Auth(op),
+            now_ms: 0,
+        })
+    };
+    let put = |sm: &mut StateMachine, auth_revision| {
+        let write = V3Write::Put(musubi_proto::etcdserverpb::PutRequest {
+            key: b"k".to_vec(),
+            ..Default::default()
+        });
+        match sm.apply(&Request::V3As {
+            write,
+            now_ms: 0,
+            auth_revision,
+        }) {
+            Response::V3 { result, .. } => result.map(|_| ()),
+            other => panic!("{other:?}"),
+        }
+    };
+    // Auth off: whatever revision the check saw.
+    assert_eq!(put(&mut sm, 0), Ok(()));
+    let user = AuthV3Op::UserAdd {
+        name: ROOT.into(),
+        hash: None,
+    };
+    auth(&mut sm, user);
+    let grant = AuthV3Op::UserGrantRole {
+        user: ROOT.into(),
+        role: ROOT.into(),
+    };
+    auth(&mut sm, grant);
+    auth(&mut sm, AuthV3Op::Enable);
+    let seen = sm.auth_v3().revision();
+    assert_eq!(put(&mut sm, seen), Ok(()));
+    let revision = sm.revision();
+    auth(&mut sm, AuthV3Op::RoleAdd { name: "r".into() });
+    assert_eq!(
+        put(&mut sm, seen),
+        Err(crate::v3::V3Error::Auth(AuthV3Error::OldRevision))
+    );
+    assert_eq!(sm.revision(), revision);
+}
