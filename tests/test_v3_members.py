@@ -234,10 +234,9 @@ def test_member_errors_as_etcd(fleet):
 
 
 class HostPortCtl(Ctl3):
-    """etcdctl with `host:port` endpoints. Its move-leader dials each endpoint alone for
-    Status, with the endpoint as the HTTP/2 :authority: `http://host:port` is malformed to
-    hyper's h2 (RST_STREAM PROTOCOL_ERROR; etcd's Go server takes it), `host:port` is not
-    (see test_etcdctl_move_leader_on_urls)."""
+    """etcdctl with `host:port` endpoints for some members only. Its move-leader dials each
+    endpoint alone for Status (with a URL endpoint, the scheme goes into the HTTP/2
+    :authority: see test_etcdctl_move_leader_on_urls and crates/server/src/h2_authority.rs)."""
 
     def __init__(self, servers):
         super().__init__(servers[0])
@@ -263,8 +262,6 @@ def test_etcdctl_move_leader(fleet):
         "Error: etcdserver: bad leader transferee"
 
 
-@pytest.mark.xfail(harness.target_kind() == "musubi", strict=True,
-                   reason="etcdctl's :authority `http://host:port` is malformed HTTP/2 to hyper's h2")
 def test_etcdctl_move_leader_on_urls(target):
     me = member_id(target)
     out = Ctl3(target)("move-leader", me)

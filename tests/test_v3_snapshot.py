@@ -192,10 +192,7 @@ def test_a_snapshot_restores_into_a_new_three_member_cluster(fleet):
 
 
 def hashkv(members):
-    """Each member's HashKV at the current revision, or None before HashKV is served.
-    Endpoints as host:port: etcdctl dials each endpoint of `endpoint hashkv` anew, and
-    with a URL it sends the scheme in :authority, which musubi's HTTP/2 layer refuses
-    (PROTOCOL_ERROR) as of this writing; `--cluster` lists URLs, so it is not used."""
+    """Each member's HashKV at the current revision, or None before HashKV is served."""
     eps = ",".join("127.0.0.1:%d" % m.client_port for m in members)
     p = subprocess.run([harness.ETCDCTL_BIN, "--endpoints", eps, "endpoint", "hashkv",
                         "-w", "json"], capture_output=True, text=True, timeout=30,

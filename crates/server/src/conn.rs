@@ -8,6 +8,7 @@
 //! Each connection runs in its own task, TLS handshake included (with a timeout), so a slow
 //! or silent client never holds up the next accept.
 
+use crate::h2_authority::AuthorityFix;
 use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
@@ -86,7 +87,10 @@ async fn serve_http<IO>(
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let served = http
-        .serve_connection_with_upgrades(TokioIo::new(io), TowerToHyperService::new(router))
+        .serve_connection_with_upgrades(
+            TokioIo::new(AuthorityFix::new(io)),
+            TowerToHyperService::new(router),
+        )
         .await;
     if let Err(e) = served {
         tracing::debug!(%remote, error = %e, "connection ended");

@@ -22,6 +22,7 @@ mod discovery;
 mod expiry;
 pub mod grpc;
 mod grpc_metrics;
+mod h2_authority;
 mod http;
 mod identity;
 mod logging;
