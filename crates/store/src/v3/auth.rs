@@ -99,6 +99,14 @@ pub struct AuthV3 {
     issued: u64,
 }
 
+/// What applying an op did: only a change of users, roles or the switch moves the auth
+/// revision (etcd's commitRevision).
+enum Applied {
+    Changed,
+    Unchanged,
+    Token(String),
+}
+
 /// One replicated auth change (one Raft entry). Reads are served from the state.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum AuthV3Op {
@@ -182,18 +190,19 @@ impl AuthV3 {
         if self.revision == 0 {
             self.revision = 1;
         }
-        let token = self.apply_op(op, now_ms)?;
-        if !matches!(op, AuthV3Op::Authenticate { .. } | AuthV3Op::Refresh { .. }) {
-            self.revision += 1;
+        match self.apply_op(op, now_ms)? {
+            Applied::Changed => self.revision += 1,
+            Applied::Unchanged => {}
+            Applied::Token(token) => return Ok(token),
         }
-        Ok(token)
+        Ok(String::new())
     }
 
-    fn apply_op(&mut self, op: &AuthV3Op, now_ms: u64) -> Result<String> {
+    fn apply_op(&mut self, op: &AuthV3Op, now_ms: u64) -> Result<Applied> {
         match op {
             AuthV3Op::Enable => {
                 if self.enabled {
-                    return Ok(String::new());
+                    return Ok(Applied::Unchanged);
                 }
                 let root = self.users.get(ROOT).ok_or(AuthV3Error::RootUserMissing)?;
                 if !root.roles.contains(ROOT) {
@@ -202,6 +211,9 @@ impl AuthV3 {
                 self.enabled = true;
             }
             AuthV3Op::Disable => {
+                if !self.enabled {
+                    return Ok(Applied::Unchanged);
+                }
                 self.enabled = false;
                 self.tokens.clear();
             }
@@ -226,12 +238,13 @@ impl AuthV3 {
                         ttl_ms: *ttl_ms,
                     },
                 );
-                return Ok(token);
+                return Ok(Applied::Token(token));
             }
             AuthV3Op::Refresh { token } => {
                 if let Some(t) = self.tokens.get_mut(token) {
                     t.expires_ms = now_ms.saturating_add(t.ttl_ms);
                 }
+                return Ok(Applied::Unchanged);
             }
             AuthV3Op::UserAdd { name, hash } => {
                 if name.is_empty() {
@@ -265,9 +278,11 @@ impl AuthV3 {
                 if role != ROOT && !self.roles.contains_key(role) {
                     return Err(AuthV3Error::RoleNotFound);
                 }
-                // Granting a role held already changes nothing, but etcd still counts it.
+                // Granting a role held already changes nothing (etcd ignores it).
                 let u = self.users.get_mut(user).expect("checked");
-                u.roles.insert(role.clone());
+                if !u.roles.insert(role.clone()) {
+                    return Ok(Applied::Unchanged);
+                }
             }
             AuthV3Op::UserRevokeRole { name, role } => {
                 if self.enabled && name == ROOT && role == ROOT {
@@ -321,7 +336,7 @@ impl AuthV3 {
                 role.perms.remove(at);
             }
         }
-        Ok(String::new())
+        Ok(Applied::Changed)
     }
 
     fn drop_tokens_of(&mut self, name: &str) {

@@ -259,3 +259,25 @@ fn a_write_checked_before_an_auth_change_is_refused_at_apply() {
     );
     assert_eq!(sm.revision(), revision);
 }
+
+#[test]
+fn only_changes_move_the_auth_revision() {
+    let mut a = state(&[]);
+    let revision = a.revision();
+    let grant_again = AuthV3Op::UserGrantRole {
+        user: "u".into(),
+        role: "r".into(),
+    };
+    let login = AuthV3Op::Authenticate {
+        name: "u".into(),
+        prefix: "abc".into(),
+        ttl_ms: 1000,
+    };
+    for op in [AuthV3Op::Enable, grant_again, login] {
+        a.apply(&op, 0).unwrap();
+    }
+    assert_eq!(a.revision(), revision);
+    a.apply(&AuthV3Op::RoleAdd { name: "r2".into() }, 0)
+        .unwrap();
+    assert_eq!(a.revision(), revision + 1);
+}
