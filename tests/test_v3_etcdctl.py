@@ -433,3 +433,15 @@ def test_watch_outputs_hold_the_expected_events(sides):
     ev = json.loads(tgt.run(Collect("j", "end", json=True))[0])
     assert [(e.get("type", 0), e["kv"]["mod_revision"]) for e in ev] == [(0, 3), (1, 4), (0, 5)], ev
     assert ev[1]["kv"] == {"key": "dw==", "mod_revision": 4}, ev
+
+
+def test_etcdctl_check_perf_passes(target):
+    """`etcdctl check perf`: a minute of writes with binary keys from 50 clients under one
+    lease, judged by etcdctl's own thresholds (throughput, slowest request, deviation),
+    then its prefix deleted. One node; 60 s, the command's fixed duration."""
+    ctl = Ctl3(target)
+    code, out, err = ctl.run("check", "perf", "--load", "s", timeout=180)
+    verdicts = [line for line in out.splitlines() if line.startswith(("PASS", "FAIL"))]
+    assert code == 0 and verdicts and verdicts[-1] == "PASS", (code, out[-500:], err[-500:])
+    assert not any(v.startswith("FAIL") for v in verdicts), verdicts
+    assert ctl("get", "--prefix", "/etcdctl-check-perf/", "--keys-only") == ""
