@@ -110,7 +110,10 @@ impl Consensus {
 
         let initialized = this.raft.is_initialized().await?;
         tokio::spawn(this.clone().promote_caught_up());
-        tokio::spawn(crate::observe::leader_changes(this.raft.clone(), cfg.node_id));
+        tokio::spawn(crate::observe::leader_changes(
+            this.raft.clone(),
+            cfg.node_id,
+        ));
         if !initialized && cfg.join_existing {
             // Added by the cluster already: the leader sends the log, membership included.
             tracing::info!(member = %format!("{:x}", cfg.node_id), "waiting for the leader to send the cluster's log");

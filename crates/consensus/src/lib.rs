@@ -23,8 +23,8 @@
 //! (`vote`, `purged`, the `committed` hint, and the latest `*.snap`).
 
 mod cluster;
-mod compact_log;
 mod committed;
+mod compact_log;
 mod config;
 mod consensus;
 mod error;
@@ -36,8 +36,8 @@ mod leader_call;
 mod log_store;
 mod member;
 mod membership;
-mod observe;
 pub mod network;
+mod observe;
 mod reconfig;
 mod snapshot;
 mod state_machine;

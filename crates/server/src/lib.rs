@@ -115,8 +115,12 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
         path: config.data_dir.display().to_string(),
         source,
     })?;
-    let client_listeners =
-        bind_all(&config.listen_client_urls, client_tls.clone(), "--cert-file").await?;
+    let client_listeners = bind_all(
+        &config.listen_client_urls,
+        client_tls.clone(),
+        "--cert-file",
+    )
+    .await?;
     // etcd serves its metrics URLs with the client URLs' certificates.
     let metrics_listeners =
         bind_all(&config.listen_metrics_urls, client_tls, "--cert-file").await?;

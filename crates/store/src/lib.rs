@@ -36,7 +36,7 @@ pub use event::{Action, Event, NodeView, remaining_seconds};
 pub use hash::KvHash;
 pub use history::{EventHistory, is_descendant, is_hidden_from, watch_matches};
 pub use keyspace::{Change, Entry, Keyspace, Revision};
-pub use space::held_bytes;
 pub use request::{Compare, Expiry, Request, V2Op, clean_key};
+pub use space::held_bytes;
 pub use state_machine::{Frozen, Outcome, Response, SnapshotError, StateMachine};
 pub use tree::is_v2_path;

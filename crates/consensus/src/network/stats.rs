@@ -80,8 +80,7 @@ impl PeerStats {
             }
             Err(()) => {
                 follower.fail += 1;
-                metrics::counter!("etcd_network_peer_sent_failures_total", "To" => to)
-                    .increment(1);
+                metrics::counter!("etcd_network_peer_sent_failures_total", "To" => to).increment(1);
             }
         }
     }

@@ -30,9 +30,8 @@ const HEALTH_TIMEOUT: Duration = Duration::from_secs(1);
 pub async fn health(app: &App) -> HttpResponse {
     // An active alarm (NOSPACE, CORRUPT) makes a member unhealthy, as etcd's.
     let alarmed = !app.sm.read().alarms().is_empty();
-    let quorum_read = async {
-        tokio::time::timeout(HEALTH_TIMEOUT, app.raft.linearizable_barrier()).await
-    };
+    let quorum_read =
+        async { tokio::time::timeout(HEALTH_TIMEOUT, app.raft.linearizable_barrier()).await };
     if !alarmed && matches!(quorum_read.await, Ok(Ok(()))) {
         reply::json_body(StatusCode::OK, "{\"health\":\"true\"}\n".into())
     } else {

@@ -41,9 +41,9 @@ impl V3 {
     pub fn new(app: Arc<App>) -> V3 {
         V3 {
             quota: Arc::new(quota::Quota::new(app.limits.quota_backend_bytes)),
-            refreshing: Arc::default(),
             app,
             leases: Arc::new(lease::Deadlines::default()),
+            refreshing: Arc::default(),
         }
     }
 
