@@ -75,6 +75,18 @@ def raw_request(port, method, path, body=None, headers=None, timeout=10.0, host=
         conn.close()
 
 
+def wait_for(what, check, timeout=20.0, interval=0.05):
+    """Polls `check` until it returns something true, and returns that; fails the test,
+    naming `what`, after `timeout` seconds."""
+    deadline = time.time() + timeout
+    while True:
+        got = check()
+        if got:
+            return got
+        assert time.time() < deadline, "timed out waiting for " + what
+        time.sleep(interval)
+
+
 class Server:
     """One server process (musubi or etcd) on loopback."""
 

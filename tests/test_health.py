@@ -9,6 +9,7 @@ import time
 import pytest
 
 import harness
+from harness import wait_for
 
 TIMING = ["--heartbeat-interval", "100", "--election-timeout", "1000"]
 
@@ -24,13 +25,6 @@ def health(server):
 def is_leader(server):
     st, _, body = server.request("GET", "/v2/stats/self", timeout=2.0)
     return st == 200 and json.loads(body).get("state") == "StateLeader"
-
-
-def wait_for(what, check, timeout=20.0):
-    deadline = time.time() + timeout
-    while not check():
-        assert time.time() < deadline, "timed out waiting for " + what
-        time.sleep(0.1)
 
 
 def test_a_member_without_its_quorum_is_unhealthy_until_the_quorum_returns(fleet):

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from harness import ETCDCTL_BIN, free_port, musubi_bin, target_kind
+from harness import ETCDCTL_BIN, free_port, musubi_bin, target_kind, wait_for
 
 pytestmark = pytest.mark.skipif(
     target_kind() == "etcd", reason="musubi's membership behaviour (etcd 3.4 lacks learners via v2)")
@@ -28,16 +28,6 @@ def post_member(server, body, content_type="application/json"):
     st, h, raw = server.request("POST", "/v2/members", body=body,
                                 headers={"Content-Type": content_type})
     return st, json.loads(raw) if raw else None
-
-
-def wait_for(what, check, timeout=20.0):
-    deadline = time.time() + timeout
-    while True:
-        got = check()
-        if got:
-            return got
-        assert time.time() < deadline, "timed out waiting for " + what
-        time.sleep(0.1)
 
 
 def leader_of(server):

@@ -5,11 +5,11 @@ moves the proposal counters and the fsync histogram, a gRPC call is counted with
 a killed leader is a leader change on the survivors. Runs against etcd 3.4 too
 (MUSUBI_TEST_TARGET=etcd), so every name and label asserted here is etcd's."""
 
-import time
 
 from prometheus_client.parser import text_string_to_metric_families
 
 import harness
+from harness import wait_for
 from v3util import Ctl3
 
 TIMING = ["--heartbeat-interval", "100", "--election-timeout", "1000"]
@@ -51,13 +51,6 @@ def value(families, name, suffix="", **labels):
         if s.name == name + suffix and all(s.labels.get(k) == v for k, v in labels.items()):
             return s.value
     return 0.0
-
-
-def wait_for(what, check, timeout=20.0):
-    deadline = time.time() + timeout
-    while not check():
-        assert time.time() < deadline, "timed out waiting for " + what
-        time.sleep(0.2)
 
 
 def test_the_dashboard_families_are_served_with_etcds_types(target):

@@ -17,21 +17,11 @@ import time
 
 import pytest
 
-from harness import free_port, musubi_bin, target_kind
+from harness import free_port, musubi_bin, target_kind, wait_for
 
 ELECTION_MS = 1000
 HEARTBEAT_MS = 100
 TIMING = ["--heartbeat-interval", str(HEARTBEAT_MS), "--election-timeout", str(ELECTION_MS)]
-
-
-def wait_for(what, check, timeout=20.0, interval=0.05):
-    deadline = time.time() + timeout
-    while True:
-        got = check()
-        if got:
-            return got
-        assert time.time() < deadline, "timed out waiting for " + what
-        time.sleep(interval)
 
 
 def leader_id(server):

@@ -10,11 +10,10 @@ no 0.x flags)."""
 import json
 import os
 import subprocess
-import time
 
 import pytest
 
-from harness import ETCDCTL_BIN, free_port, musubi_bin, raw_request, target_kind
+from harness import ETCDCTL_BIN, free_port, musubi_bin, raw_request, target_kind, wait_for
 
 
 def curl(*args):
@@ -192,13 +191,6 @@ def get_key(port, key):
 def voters(port):
     members = json.loads(raw_request(port, "GET", "/v2/members")[2])["members"]
     return [m for m in members if not m.get("isLearner")]
-
-
-def wait_for(what, check, timeout=20.0):
-    deadline = time.time() + timeout
-    while not check():
-        assert time.time() < deadline, "timed out waiting for " + what
-        time.sleep(0.1)
 
 
 def test_seed002_cluster_transcript(fleet):

@@ -9,26 +9,16 @@ skipped when MUSUBI_TEST_TARGET=etcd; the rest run against etcd 3.4 too."""
 
 import json
 import threading
-import time
 
 import pytest
 
 import harness
+from harness import wait_for
 from v3util import Ctl3
 
 
 def kv_json(ctl, *args):
     return json.loads(ctl("get", "-w", "json", *args))
-
-
-def wait_for(check, timeout=15.0, what="condition"):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        got = check()
-        if got:
-            return got
-        time.sleep(0.1)
-    raise AssertionError("timed out waiting for " + what)
 
 
 def test_every_member_serves_v3_and_reads_are_linearizable(fleet):
@@ -43,7 +33,7 @@ def test_every_member_serves_v3_and_reads_are_linearizable(fleet):
     revs = {kv_json(c, "k0")["header"]["revision"] for c in ctls}
     assert len(revs) == 1, revs
     # Serializable reads are local; they catch up.
-    wait_for(lambda: kv_json(ctls[2], "k2", "--consistency", "s")["kvs"], what="a local read")
+    wait_for("a local read", lambda: kv_json(ctls[2], "k2", "--consistency", "s")["kvs"])
 
 
 def harness_b64(text):
@@ -65,9 +55,10 @@ def test_leases_work_through_any_member_and_expire_everywhere_at_one_revision(fl
     try:
         before = kv_json(ctls[0], "a")["header"]["revision"]
         # No more keep-alives: the leader revokes it, and both keys go at one revision.
-        wait_for(lambda: all(kv_json(c, "a", "--consistency", "s").get("count", 0) == 0 and
+        wait_for("the lease to expire",
+                 lambda: all(kv_json(c, "a", "--consistency", "s").get("count", 0) == 0 and
                              kv_json(c, "b", "--consistency", "s").get("count", 0) == 0
-                             for c in ctls), timeout=20, what="the lease to expire")
+                             for c in ctls))
         after = kv_json(ctls[0], "a")["header"]["revision"]
         assert after == before + 1
         assert "TTL(-1s)" in ctls[1]("lease", "timetolive", lease) or \

@@ -15,6 +15,7 @@ import grpc
 import pytest
 
 import harness
+from harness import wait_for
 from v3util import Ctl3, Gateway, b64
 
 NOSPACE = "etcdserver: mvcc: database space exceeded"
@@ -35,16 +36,6 @@ class Ctl(Ctl3):
 
     def json(self, *args):
         return json.loads(self(*args, "-w", "json"))
-
-
-def wait_for(check, timeout=20.0, what="condition"):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        got = check()
-        if got:
-            return got
-        time.sleep(0.1)
-    raise AssertionError("timed out waiting for " + what)
 
 
 def statuses(ctl):
@@ -69,7 +60,7 @@ def test_endpoint_status_and_hashkv_agree_on_every_member(fleet):
     for i in range(20):
         Ctl(members[i % 3])("put", "k%d" % i, "v%d" % i)
     Ctl(members[1])("del", "k3")
-    rev = wait_for(lambda: same_revision(ctl), what="the members to agree on the revision")
+    rev = wait_for("the members to agree on the revision", lambda: same_revision(ctl))
     got = statuses(ctl)
     assert len(got) == 3
     assert len({s["leader"] for s in got}) == 1
@@ -127,7 +118,7 @@ def test_hashkv_is_equal_on_every_member_after_a_kill_9_under_load(fleet):
             w.join()
     assert len(written) > 50
     ctl = Ctl(*members)
-    rev = wait_for(lambda: same_revision(ctl), what="the restarted member to catch up")
+    rev = wait_for("the restarted member to catch up", lambda: same_revision(ctl))
     at = hashes(ctl, rev)
     assert len(set(at)) == 1, at
     # Old revisions too: the restarted member rebuilt them from its snapshot and log.
@@ -293,8 +284,8 @@ def test_an_alarm_is_replicated_and_every_member_refuses_the_same_writes(fleet):
     gws = [Gateway(m) for m in members]
     gws[0].call("/maintenance/alarm", {"action": "ACTIVATE", "memberID": "7", "alarm": "NOSPACE"})
     ctl = Ctl(*members)
-    wait_for(lambda: all(s.get("errors") == ["memberID:7 alarm:NOSPACE "] for s in statuses(ctl)),
-             what="every member to list the alarm")
+    wait_for("every member to list the alarm",
+             lambda: all(s.get("errors") == ["memberID:7 alarm:NOSPACE "] for s in statuses(ctl)))
     for gw in gws:
         r = gw.raw("/kv/put", {"key": b64("k"), "value": b64("v")})
         assert (r.status_code, r.json()["error"]) == (429, NOSPACE), r.text
@@ -307,6 +298,6 @@ def test_an_alarm_is_replicated_and_every_member_refuses_the_same_writes(fleet):
         "alarms": [{"memberID": "7", "alarm": "NOSPACE"}]}
     gws[2].call("/maintenance/alarm", {"action": "DEACTIVATE", "memberID": "7", "alarm": "NOSPACE"})
     for gw in gws:
-        wait_for(lambda: gw.raw("/kv/put", {"key": b64("k"), "value": b64("v")}).status_code == 200,
-                 what="puts to be taken again")
+        wait_for("puts to be taken again",
+                 lambda: gw.raw("/kv/put", {"key": b64("k"), "value": b64("v")}).status_code == 200)
         gw.close()

@@ -10,25 +10,14 @@ docs/v3-api.md), the tests wait for what both end in."""
 
 import json
 import re
-import time
 
 import etcd3
 import etcd3gw
 import pytest
 
 import harness
-from harness import free_port
+from harness import free_port, wait_for
 from v3util import Ctl3, Gateway
-
-
-def wait_for(what, check, timeout=20.0):
-    deadline = time.time() + timeout
-    while True:
-        got = check()
-        if got:
-            return got
-        assert time.time() < deadline, "timed out waiting for " + what
-        time.sleep(0.1)
 
 
 def cluster(fleet, size):

@@ -14,11 +14,11 @@ import json
 import os
 import subprocess
 import threading
-import time
 
 import pytest
 
 import harness
+from harness import wait_for
 from v3util import ChunkedStream, Ctl3, Gateway
 
 musubi_only = pytest.mark.skipif(harness.target_kind() == "etcd",
@@ -47,16 +47,6 @@ def everything(ctl, *extra):
             kv["create_revision"], kv["mod_revision"], kv["version"], kv.get("lease", 0))
            for kv in got.get("kvs", [])]
     return got["header"]["revision"], kvs
-
-
-def wait_for(check, timeout=20.0, what="condition"):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        got = check()
-        if got:
-            return got
-        time.sleep(0.1)
-    raise AssertionError("timed out waiting for " + what)
 
 
 def restore_cluster(fleet, snapshot, names, token="restored-cluster", extra=()):
@@ -260,10 +250,10 @@ def test_a_snapshot_under_a_write_load_is_one_revisions_state(fleet):
     threads = [threading.Thread(target=write)]
     threads[0].start()
     try:
-        wait_for(lambda: len(written) > 200, what="the load to start")
+        wait_for("the load to start", lambda: len(written) > 200)
         path = os.path.join(fleet.workdir, "busy.snap")
         musubi("snapshot", "save", path, "--endpoints", source.url)
-        wait_for(lambda: len(written) > 0, what="writes after the snapshot")
+        wait_for("writes after the snapshot", lambda: len(written) > 0)
     finally:
         stop.set()
         threads[0].join(30)
