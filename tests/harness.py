@@ -292,6 +292,12 @@ class Fleet:
         members = [self.spawn(kind, name=n, peer_port=p,
                               extra_args=["--initial-cluster", initial] + list(extra_args))
                    for n, p in zip(names, peers)]
+        return self.start_together(members)
+
+    @staticmethod
+    def start_together(members):
+        """Starts the members of one cluster at once (none is ready alone) and returns
+        them once all serve and have published their client URLs."""
         for m in members:
             m.start(wait=False)
         for m in members:

@@ -63,12 +63,7 @@ def restore_cluster(fleet, snapshot, names, token="restored-cluster", extra=()):
         members.append(fleet.spawn("musubi", name=n, data_dir=data_dir, peer_port=peers[n],
                                    extra_args=["--initial-cluster", initial,
                                                "--initial-cluster-token", token]))
-    for m in members:
-        m.start(wait=False)
-    for m in members:
-        m.wait_ready()
-    members[0].wait_published(len(members))
-    return members
+    return fleet.start_together(members)
 
 
 def test_etcdctl_snapshot_save_takes_the_stream_whole(fleet):
