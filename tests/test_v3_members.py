@@ -17,7 +17,7 @@ import pytest
 
 import harness
 from harness import free_port, wait_for
-from v3util import Ctl3, Gateway
+from v3util import Ctl3, Gateway, b64
 
 
 def cluster(fleet, size):
@@ -117,11 +117,20 @@ def test_etcdctl_adds_a_learner_that_joins_is_promoted_and_leads(fleet):
         "Error: etcdserver: too many learner members in cluster"
 
     new = start_added(fleet, env, port)
-    # (A learner takes serializable reads only: etcd refuses the rest, "rpc not supported
-    # for learner".)
     ctl("put", "from-the-cluster", "1")
     wait_for("the learner to catch up", lambda: Ctl3(new).run(
         "get", "from-the-cluster", "--consistency", "s")[1].endswith("1\n"))
+    # A learner answers what its own state answers (status, serializable reads) and
+    # refuses the rest, over gRPC and the gateway alike.
+    at_learner = HostPortCtl([new])
+    assert json.loads(at_learner("endpoint", "status", "-w", "json"))[0]["Status"]["isLearner"]
+    refused = "etcdserver: rpc not supported for learner"
+    for args in (["put", "k", "v"], ["get", "from-the-cluster"], ["member", "list"],
+                 ["lease", "grant", "10"]):
+        assert refused in fails(at_learner, *args), args
+    assert Gateway(new).raw("/kv/put", {"key": b64("k"), "value": b64("v")}).json() \
+        == {"error": "etcdserver: rpc not supported for learner",
+            "message": "etcdserver: rpc not supported for learner", "code": 14}
 
     def promoted():
         code, out, _ = ctl.run("member", "promote", new_id)

@@ -195,6 +195,15 @@ impl Consensus {
         m.current_leader == Some(self.node_id) && m.state == ServerState::Leader
     }
 
+    /// Whether this member is a learner right now (a member but not a voter). Cheap, like
+    /// [`Consensus::is_leader`].
+    pub fn is_learner(&self) -> bool {
+        let metrics = self.raft.metrics();
+        let config = &metrics.borrow_watched().membership_config;
+        config.nodes().any(|(id, _)| *id == self.node_id)
+            && !config.voter_ids().any(|id| id == self.node_id)
+    }
+
     pub fn status(&self) -> RaftStatus {
         let m = self.raft.metrics().borrow_watched().clone();
         RaftStatus {

@@ -11,6 +11,7 @@ use crate::v3::auth::service::AuthService;
 use crate::v3::cluster::ClusterService;
 use crate::v3::election::ElectionService;
 use crate::v3::kv::KvService;
+use crate::v3::learner;
 use crate::v3::lease::{LeaseGrpc, LeaseService};
 use crate::v3::lock::LockService;
 use crate::v3::maintenance::MaintenanceService;
@@ -33,14 +34,18 @@ use tower::ServiceExt;
 /// `http` with the gRPC services mounted beside it, each gRPC call counted for `/metrics`.
 pub fn mount(http: Router, v3: &V3) -> Router {
     let grpc = services(v3).prepare().into_axum_router();
+    let v3 = v3.clone();
     Router::new().fallback_service(tower::service_fn(move |req: Request| {
-        let (grpc, http) = (grpc.clone(), http.clone());
+        let (grpc, http, v3) = (grpc.clone(), http.clone(), v3.clone());
         async move {
             if !is_grpc(&req) {
                 return http.oneshot(req).await;
             }
             let call = grpc_metrics::Call::start(req.uri().path());
-            let response = grpc.oneshot(req).await?;
+            let response = match learner::check_call(&v3, req.uri().path()) {
+                Ok(()) => grpc.oneshot(req).await?,
+                Err(refused) => refused.into_http::<axum::body::Body>(),
+            };
             Ok(call.finish(response))
         }
     }))

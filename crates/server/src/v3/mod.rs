@@ -10,6 +10,7 @@ pub mod concurrency;
 pub mod election;
 pub mod gateway;
 pub mod kv;
+pub mod learner;
 pub mod lease;
 pub mod lock;
 pub mod maintenance;
@@ -104,6 +105,10 @@ impl V3 {
     /// Waits until this member has applied everything committed before the call
     /// (ReadIndex), so that a read after it is linearizable.
     pub async fn linearize(&self) -> Result<(), Status> {
+        // A learner serves only what its own state answers (learner.rs).
+        if self.app.raft.is_learner() {
+            return Err(learner::refused());
+        }
         match tokio::time::timeout(
             self.app.limits.request_timeout,
             self.app.raft.linearizable_barrier(),

@@ -189,6 +189,10 @@ pub async fn serve(v3: &V3, req: axum::extract::Request, path: &str) -> HttpResp
     if req.method() != Method::POST {
         return reply::plain(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed\n");
     }
+    // etcd's gateway is a gRPC client of its own member: a learner refuses it the same.
+    if v3.app.raft.is_learner() && !matches!(rpc, Rpc::Status | Rpc::Range) {
+        return reply::status(&super::learner::refused());
+    }
     let limit = v3.app.limits.max_body_bytes;
     // etcd's gateway hands the `Authorization` header on as the call's token.
     let token = req
