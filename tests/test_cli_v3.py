@@ -28,7 +28,7 @@ import time
 
 import pytest
 
-from harness import ETCDCTL_BIN, free_port, musubi_bin, target_kind
+from harness import ETCDCTL_BIN, free_port, musubi_bin
 from test_tls import cert_auth, context, pki, start  # noqa: F401 (pki is a fixture)
 
 TIMEOUT = ["--command-timeout", "10s"]
@@ -113,7 +113,9 @@ class Normaliser:
                       lambda m: '"%s" : %s' % (m.group(1), self.label(int(m.group(2)))
                                                if m.group(2) != "0" else "0"), line)
         # A member's or a lease's ID in hex: %016x, %16x (space padded) or %x (12+ digits).
-        return re.sub(r"\b[0-9a-f]{12,16}\b", lambda m: self.label(int(m.group(0), 16)), line)
+        line = re.sub(r"\b[0-9a-f]{12,16}\b", lambda m: self.label(int(m.group(0), 16)), line)
+        # `%16x` pads a shorter ID with spaces.
+        return re.sub(r" +(\{I\d+\})", r" \1", line)
 
     def text(self, text):
         # etcd lists members by ID, which is random: the order of `member add`'s
@@ -127,7 +129,16 @@ class Normaliser:
                       text)
         for address, name in self.ports.items():
             text = text.replace(address, name)
-        return "\n".join(self.line(l) for l in text.split("\n"))
+        lines = [self.line(l) for l in text.split("\n")]
+        # A lease's keys in -w fields, a `"Key" : ...` line each, also in Go's map order.
+        i = 0
+        while i < len(lines):
+            j = i
+            while j < len(lines) and lines[j].startswith('"Key" : '):
+                j += 1
+            lines[i:j] = sorted(lines[i:j])
+            i = j + 1
+        return "\n".join(lines)
 
 
 def normalised(result, norm, unordered=False):
@@ -400,11 +411,8 @@ def test_member_and_maintenance_commands_print_as_etcdctl(one):
 
 
 # etcdctl's calls to one endpoint given as a URL (`endpoint status`, `hashkv`, `defrag`,
-# `move-leader`, and every `--cluster` form, which takes the members' client URLs) reach
-# musubi with `:authority` set to the whole URL; musubi's HTTP/2 server resets those
-# streams (PROTOCOL_ERROR) where etcd's Go server takes them. A server-side fix is due.
-@pytest.mark.xfail(target_kind() == "musubi", strict=True,
-                   reason="musubi resets gRPC streams whose :authority is a URL")
+# `move-leader`, and every `--cluster` form, which takes the members' client URLs) send
+# the whole URL as HTTP/2 `:authority`.
 def test_url_endpoints(one):
     url = ["--endpoints", one.a.url]
     for args in (["endpoint", "status"], ["endpoint", "status", "--cluster"],
@@ -505,12 +513,13 @@ def test_commands_and_watches_fail_over_to_the_next_endpoint(fleet):
     one = Pair(members[0], members[0])
     one.same(*every, "put", "a", "1", rc=0)
     first_two = ["--endpoints", ",".join(address(m) for m in members[:2])]
-    watchers = {tool: subprocess.Popen(argv(tool, None, first_two + ["watch", "a"]),
-                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                       text=True, env=env(), start_new_session=True)
-                for tool in ("etcdctl", "musubi")}
+    # musubi's watch only: when etcdctl's reconnects is its own client's business (it
+    # has been seen to take longer than this test waits, or to repeat the last event).
+    watcher = subprocess.Popen(argv("musubi", None, first_two + ["watch", "a"]),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env=env(), start_new_session=True)
     time.sleep(1.5)
-    # The first endpoint goes away: every command and both watches go on with the others.
+    # The first endpoint goes away: every command and the watch go on with the others.
     members[0].kill()
     one.same(*every, "get", "a", rc=0)
     survivors = ["--endpoints", ",".join(address(m) for m in members[1:])]
@@ -518,14 +527,8 @@ def test_commands_and_watches_fail_over_to_the_next_endpoint(fleet):
     assert code == 0, err
     one.same(*every, "get", "a", "--print-value-only", rc=0)
     time.sleep(3)
-    outputs = {}
-    for tool, p in watchers.items():
-        os.killpg(p.pid, signal.SIGTERM)
-        out, err = p.communicate(timeout=10)
-        outputs[tool] = out
-    # musubi's watch was on the first endpoint and moved: it resumes after the revision it
-    # was created at. etcdctl's may have been on either; when it had to move before any
-    # event, it has been seen to resume at the creation revision itself and repeat the
-    # write made then (PUT a 1).
-    assert outputs["musubi"] == "PUT\na\n2\n", outputs
-    assert outputs["etcdctl"] in ("PUT\na\n2\n", "PUT\na\n1\nPUT\na\n2\n"), outputs
+    os.killpg(watcher.pid, signal.SIGTERM)
+    out, err = watcher.communicate(timeout=10)
+    # It was on the first endpoint and moved: it resumes after the revision it was
+    # created at, so the write before it is not repeated and the one after is seen once.
+    assert out == "PUT\na\n2\n", (out, err)

@@ -1,13 +1,14 @@
 //! Connections to the v3 endpoints, as etcdctl 3.4's client makes them: a lazy gRPC channel
 //! per endpoint (dialled within `--dial-timeout`), every command within `--command-timeout`,
 //! a call that cannot reach an endpoint moves on to the next, and `--user` becomes a token
-//! sent as `token` metadata on every call.
+//! sent as `token` metadata on every call (fetched again when the server says it expired,
+//! as etcd's client does: simple tokens expire after 5 idle minutes).
 
 use super::failure::Failure;
 use super::tls;
 use musubi_proto::etcdserverpb::AuthenticateRequest;
 use musubi_proto::etcdserverpb::auth_client::AuthClient;
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -19,6 +20,7 @@ use tonic::{Code, Request, Response, Status};
 const MIN_PING_INTERVAL: Duration = Duration::from_secs(6);
 
 const AUTH_NOT_ENABLED: &str = "etcdserver: authentication is not enabled";
+const INVALID_TOKEN: &str = "etcdserver: invalid auth token";
 
 /// How long to wait before going round the endpoints again when none could be reached
 /// (etcdctl keeps retrying until the command's deadline too).
@@ -30,7 +32,9 @@ pub struct Conn {
     channels: Vec<Channel>,
     /// The endpoint that answered last: the next call starts there.
     current: Cell<usize>,
-    token: Option<MetadataValue<tonic::metadata::Ascii>>,
+    /// `--user`'s name and password, to fetch a new token with.
+    credentials: Option<AuthenticateRequest>,
+    token: RefCell<Option<MetadataValue<tonic::metadata::Ascii>>>,
     settings: Settings,
 }
 
@@ -55,7 +59,8 @@ impl Conn {
             endpoints,
             channels,
             current: Cell::new(0),
-            token: None,
+            credentials: None,
+            token: RefCell::new(None),
             settings,
         })
     }
@@ -63,6 +68,7 @@ impl Conn {
     /// The same settings (and token) towards other endpoints.
     pub fn with_endpoints(&self, endpoints: Vec<String>) -> Result<Conn, Failure> {
         let mut conn = Conn::new(endpoints, self.settings.clone())?;
+        conn.credentials = self.credentials.clone();
         conn.token = self.token.clone();
         Ok(conn)
     }
@@ -94,22 +100,40 @@ impl Conn {
             Err(f) if f.message == AUTH_NOT_ENABLED => return Ok(()),
             Err(f) => return Err(f),
         };
-        let token = MetadataValue::try_from(reply.token.as_str())
+        self.credentials = Some(request);
+        self.keep_token(&reply.token)
+    }
+
+    fn keep_token(&self, token: &str) -> Result<(), Failure> {
+        let token = MetadataValue::try_from(token)
             .map_err(|e| Failure::other(format!("bad token: {e}")))?;
-        self.token = Some(token);
+        *self.token.borrow_mut() = Some(token);
         Ok(())
+    }
+
+    /// A new token for an expired one, from the endpoint that refused it.
+    async fn refresh_token(&self, channel: Channel) -> Result<(), Failure> {
+        let Some(credentials) = self.credentials.clone() else {
+            return Ok(());
+        };
+        let reply = AuthClient::new(channel)
+            .authenticate(credentials)
+            .await
+            .map_err(Failure::status)?;
+        self.keep_token(&reply.into_inner().token)
     }
 
     /// A request carrying the auth token, if any.
     pub fn request<T>(&self, message: T) -> Request<T> {
         let mut request = Request::new(message);
-        if let Some(token) = &self.token {
+        if let Some(token) = self.token.borrow().as_ref() {
             request.metadata_mut().insert("token", token.clone());
         }
         request
     }
 
-    /// One call (unary, or the opening of a stream) within `--command-timeout`. `call` gets a channel and this connection
+    /// One call (unary, or the opening of a stream) within `--command-timeout`. `call` gets a
+    /// channel and this connection
     /// (for `request`); a call that finds its endpoint unreachable is tried on the next one,
     /// round and round until the deadline, which ends it as `context deadline exceeded`.
     pub async fn unary<T, F, Fut>(&self, call: F) -> Result<T, Failure>
@@ -126,6 +150,7 @@ impl Conn {
         Fut: Future<Output = Result<Response<T>, Status>>,
     {
         let deadline = Instant::now() + timeout;
+        let mut refreshed = false;
         let attempt = async {
             loop {
                 for _ in 0..self.channels.len() {
@@ -134,6 +159,15 @@ impl Conn {
                         Ok(reply) => return Ok(reply.into_inner()),
                         Err(status) if unreachable(&status) => {
                             self.current.set((i + 1) % self.channels.len());
+                        }
+                        // Once per call: a token that keeps being refused is the answer.
+                        Err(status)
+                            if status.message() == INVALID_TOKEN
+                                && self.credentials.is_some()
+                                && !refreshed =>
+                        {
+                            refreshed = true;
+                            self.refresh_token(self.channels[i].clone()).await?;
                         }
                         Err(status) => return Err(Failure::status(status)),
                     }

@@ -18,6 +18,12 @@ use std::time::Duration;
 use tonic::codegen::tokio_stream::{self, StreamExt};
 use tonic::metadata::MetadataValue;
 
+/// Failures to open a watch that pass.
+const RETRY_OPEN: [&str; 3] = [
+    "context deadline exceeded",
+    "etcdserver: no leader",
+    "etcdserver: leader changed",
+];
 const COMPACTED: &str = "etcdserver: mvcc: required revision has been compacted";
 const FUTURE_REV: &str = "etcdserver: mvcc: required revision is a future revision";
 
@@ -83,8 +89,12 @@ impl WatchArgs {
                 .await;
             let mut replies = match opened {
                 Ok(replies) => replies,
-                // Until the command's deadline nothing answered; etcd's client waits on.
-                Err(f) if f.message == "context deadline exceeded" => continue,
+                // Nothing answered, or a member between leaders (a watch needs one: it asks
+                // with `hasleader`): etcd's client waits on, and so does this.
+                Err(f) if RETRY_OPEN.contains(&f.message.as_str()) => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
                 Err(f) => return Err(f),
             };
             // Until the stream breaks; then it is reopened after what was seen.
