@@ -89,7 +89,7 @@ impl Conn {
         };
         // etcd's client authenticates while it dials: within --dial-timeout.
         let reply = match self
-            .unary_within(self.settings.dial_timeout, |ch, _| {
+            .unary_within(self.settings.dial_timeout, false, |ch, _| {
                 let request = request.clone();
                 async move { AuthClient::new(ch).authenticate(request).await }
             })
@@ -141,10 +141,28 @@ impl Conn {
         F: Fn(Channel, &Conn) -> Fut,
         Fut: Future<Output = Result<Response<T>, Status>>,
     {
-        self.unary_within(self.settings.command_timeout, call).await
+        self.unary_within(self.settings.command_timeout, false, call)
+            .await
     }
 
-    async fn unary_within<T, F, Fut>(&self, timeout: Duration, call: F) -> Result<T, Failure>
+    /// A call that changes nothing (a range, a status, a list): as `unary`, and a server's
+    /// `Unavailable` (`etcdserver: no leader`, `leader changed`) is tried again too, as
+    /// etcd's client retries its read-only calls.
+    pub async fn read<T, F, Fut>(&self, call: F) -> Result<T, Failure>
+    where
+        F: Fn(Channel, &Conn) -> Fut,
+        Fut: Future<Output = Result<Response<T>, Status>>,
+    {
+        self.unary_within(self.settings.command_timeout, true, call)
+            .await
+    }
+
+    async fn unary_within<T, F, Fut>(
+        &self,
+        timeout: Duration,
+        read: bool,
+        call: F,
+    ) -> Result<T, Failure>
     where
         F: Fn(Channel, &Conn) -> Fut,
         Fut: Future<Output = Result<Response<T>, Status>>,
@@ -157,7 +175,10 @@ impl Conn {
                     let i = self.current.get();
                     match call(self.channels[i].clone(), self).await {
                         Ok(reply) => return Ok(reply.into_inner()),
-                        Err(status) if unreachable(&status) => {
+                        Err(status)
+                            if unreachable(&status)
+                                || (read && status.code() == Code::Unavailable) =>
+                        {
                             self.current.set((i + 1) % self.channels.len());
                         }
                         // Once per call: a token that keeps being refused is the answer.

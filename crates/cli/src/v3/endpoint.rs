@@ -63,7 +63,7 @@ pub async fn endpoints(ctx: &Ctx, cluster: bool) -> Result<Vec<(String, Conn)>, 
 }
 
 pub async fn status_of(conn: &Conn) -> Result<StatusResponse, Failure> {
-    conn.unary(|ch, conn| {
+    conn.read(|ch, conn| {
         let request = conn.request(StatusRequest {});
         async move { MaintenanceClient::new(ch).status(request).await }
     })
@@ -253,7 +253,7 @@ async fn health(ctx: &Ctx, endpoints: Vec<(String, Conn)>) -> Result<(), Failure
 async fn check_health(endpoint: &str, conn: &Conn) -> Health {
     let started = Instant::now();
     let read = conn
-        .unary(|ch, conn| {
+        .read(|ch, conn| {
             let request = conn.request(RangeRequest {
                 key: b"health".to_vec(),
                 ..Default::default()
@@ -304,7 +304,7 @@ async fn hash_kv(ctx: &Ctx, endpoints: Vec<(String, Conn)>, rev: i64) -> Result<
     let mut hashes: Vec<(String, HashKvResponse)> = Vec::new();
     for (endpoint, conn) in endpoints {
         let reply = conn
-            .unary(|ch, conn| {
+            .read(|ch, conn| {
                 let request = conn.request(HashKvRequest { revision: rev });
                 async move { MaintenanceClient::new(ch).hash_kv(request).await }
             })

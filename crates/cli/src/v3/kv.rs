@@ -230,7 +230,7 @@ impl GetArgs {
         let request = self.request()?;
         let reply = ctx
             .conn
-            .unary(|ch, conn| {
+            .read(|ch, conn| {
                 let request = conn.request(request.clone());
                 async move { KvClient::new(ch).range(request).await }
             })

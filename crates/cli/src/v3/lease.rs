@@ -128,7 +128,7 @@ async fn time_to_live(ctx: &Ctx, args: &[String], keys: bool) -> Result<(), Fail
     };
     let reply = ctx
         .conn
-        .unary(|ch, conn| {
+        .read(|ch, conn| {
             let request = conn.request(request);
             async move { LeaseClient::new(ch).lease_time_to_live(request).await }
         })
@@ -184,7 +184,7 @@ async fn time_to_live(ctx: &Ctx, args: &[String], keys: bool) -> Result<(), Fail
 async fn list(ctx: &Ctx) -> Result<(), Failure> {
     let reply = ctx
         .conn
-        .unary(|ch, conn| {
+        .read(|ch, conn| {
             let request = conn.request(LeaseLeasesRequest {});
             async move { LeaseClient::new(ch).lease_leases(request).await }
         })

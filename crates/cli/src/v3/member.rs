@@ -94,7 +94,7 @@ impl Verb {
 pub async fn members(ctx: &Ctx) -> Result<(Option<ResponseHeader>, Vec<Member>), Failure> {
     let reply = ctx
         .conn
-        .unary(|ch, conn| {
+        .read(|ch, conn| {
             let request = conn.request(MemberListRequest::default());
             async move { ClusterClient::new(ch).member_list(request).await }
         })
