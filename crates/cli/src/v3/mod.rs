@@ -1,5 +1,5 @@
 //! `musubi kv --api 3` (or `ETCDCTL_API=3 musubi kv`): etcdctl 3.4's v3 commands over etcd's
-//! gRPC API, with its flags, output (`-w simple|json`), error lines and exit codes
+//! gRPC API, with its flags, output (`-w simple|json|fields|table`), error lines and exit codes
 //! (docs/cli-v3.md).
 //!
 //! 1. `requested` sees `--api 3` or `ETCDCTL_API=3` after `musubi kv` or `musubi cluster`
@@ -7,7 +7,8 @@
 //! 2. clap parses etcdctl's global flags and the command; arguments are checked by the
 //!    command itself, for etcdctl's messages and exit codes.
 //! 3. `Conn` opens lazy channels to the endpoints and authenticates with `--user`; the
-//!    command runs its calls through `Conn::unary` and prints as `Out` says.
+//!    command runs its calls through `Conn::unary` (or `Conn::read`) and prints as `Out`
+//!    says.
 
 mod auth;
 mod conn;
@@ -19,9 +20,11 @@ mod lease;
 mod maintenance;
 mod member;
 mod output;
+mod role;
 mod table;
 mod tls;
 mod txn;
+mod user;
 mod watch;
 
 use clap::{Args, Parser, Subcommand};
@@ -166,12 +169,12 @@ enum Command {
     /// Users: add, delete, get, list, passwd, grant-role, revoke-role.
     User {
         #[command(subcommand)]
-        verb: auth::UserVerb,
+        verb: user::UserVerb,
     },
     /// Roles: add, delete, get, list, grant-permission, revoke-permission.
     Role {
         #[command(subcommand)]
-        verb: auth::RoleVerb,
+        verb: role::RoleVerb,
     },
     /// Authentication: enable, disable.
     Auth {
