@@ -18,12 +18,12 @@
 //! `h2`, curl and the v2 clients take either. Connections are served by [`crate::conn`].
 
 use crate::config::TlsInfo;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
+use musubi_tls::AnyServerCert;
+use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
-use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig, SignatureScheme};
+use rustls::{ClientConfig, RootCertStore, ServerConfig};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -176,9 +176,9 @@ fn peer_client_config(
         Some(ca) => builder.with_root_certificates(load_roots(PEER.ca, ca)?),
         None if info.auto_tls => builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AnyServerCert(
-                provider().signature_verification_algorithms,
-            ))),
+            // --peer-auto-tls peers show self-signed certificates nobody can verify
+            // (etcd skips verification too).
+            .with_custom_certificate_verifier(Arc::new(AnyServerCert::new(&provider()))),
         // No CA to verify peers against: https peers will be refused as unknown issuers.
         None => builder.with_root_certificates(RootCertStore::empty()),
     };
@@ -253,56 +253,7 @@ fn self_signed(listen_urls: &[String]) -> Result<CertAndKey, TlsError> {
 fn url_host(url: &str) -> Option<String> {
     let rest = url.split_once("://")?.1;
     let authority = rest.split('/').next()?;
-    let host = match authority.rsplit_once(':') {
-        Some((h, _)) if !h.is_empty() => h,
-        _ => authority,
-    };
-    Some(
-        host.trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_string(),
-    )
-}
-
-/// Accepts any peer certificate: `--peer-auto-tls` peers present self-signed certificates
-/// nobody can verify (etcd skips verification too). The handshake signatures are still
-/// checked, so the peer holds the key of the certificate it shows.
-#[derive(Debug)]
-struct AnyServerCert(WebPkiSupportedAlgorithms);
-
-impl ServerCertVerifier for AnyServerCert {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_schemes()
-    }
+    Some(musubi_tls::authority_host(authority).to_string())
 }
 
 #[cfg(test)]

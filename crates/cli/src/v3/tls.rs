@@ -3,11 +3,11 @@
 
 use super::failure::Failure;
 use hyper_util::rt::TokioIo;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::{WebPkiSupportedAlgorithms, ring};
+use musubi_tls::AnyServerCert;
+use rustls::crypto::ring;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls::{ClientConfig, RootCertStore};
 use std::path::Path;
 use std::sync::Arc;
 use tokio::net::TcpStream;
@@ -48,8 +48,8 @@ impl Config {
         let builder = if flags.skip_verify {
             builder
                 .dangerous()
-                .with_custom_certificate_verifier(Arc::new(AnyServerCert(
-                    ring::default_provider().signature_verification_algorithms,
+                .with_custom_certificate_verifier(Arc::new(AnyServerCert::new(
+                    &ring::default_provider(),
                 )))
         } else {
             builder.with_root_certificates(roots)
@@ -104,7 +104,7 @@ impl Config {
             let connector = connector.clone();
             let authority = authority.clone();
             async move {
-                let host = host_of(&authority);
+                let host = musubi_tls::authority_host(&authority).to_string();
                 let name = ServerName::try_from(host)
                     .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
                 let tcp = TcpStream::connect(&authority).await?;
@@ -121,55 +121,4 @@ fn certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, Failure> {
         .map_err(bad)?
         .collect::<Result<Vec<_>, _>>()
         .map_err(bad)
-}
-
-/// `host` of `host:port` or `[v6]:port`, without the brackets.
-fn host_of(authority: &str) -> String {
-    let host = match authority.rsplit_once(':') {
-        Some((h, _)) if !h.is_empty() => h,
-        _ => authority,
-    };
-    host.trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_string()
-}
-
-/// `--insecure-skip-tls-verify`: any server certificate is taken; the handshake signatures
-/// are still checked, so the server holds the key of the certificate it shows.
-#[derive(Debug)]
-struct AnyServerCert(WebPkiSupportedAlgorithms);
-
-impl ServerCertVerifier for AnyServerCert {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_schemes()
-    }
 }
