@@ -2,9 +2,7 @@
 //! HTTP/2 after ALPN `h2` over TLS), as etcd's does: a real member, started in-process.
 
 use hyper_util::rt::TokioIo;
-use musubi_proto::etcdserverpb::{
-    AuthEnableRequest, RangeRequest, auth_client::AuthClient, kv_client::KvClient,
-};
+use musubi_proto::etcdserverpb::{RangeRequest, RangeResponse, kv_client::KvClient};
 use musubi_server::config::{self, Invocation};
 use rustls::pki_types::{CertificateDer, ServerName};
 use std::net::TcpListener;
@@ -14,6 +12,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
+use tonic::codegen::http::uri::PathAndQuery;
 use tonic::transport::{Channel, Endpoint};
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
@@ -115,9 +114,13 @@ async fn plaintext_port_serves_http1_and_h2c_grpc() {
     assert_eq!(status.code(), tonic::Code::InvalidArgument);
     assert_eq!(status.message(), "etcdserver: key is not provided");
 
-    // A service not mounted answers as gRPC, not with the HTTP handlers' 404 page.
-    let status = AuthClient::new(channel)
-        .auth_enable(AuthEnableRequest::default())
+    // A service etcd does not have answers as gRPC, not with the HTTP handlers' 404 page.
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.unwrap();
+    let codec = tonic_prost::ProstCodec::<RangeRequest, RangeResponse>::default();
+    let path = PathAndQuery::from_static("/etcdserverpb.NoSuchService/Call");
+    let status = grpc
+        .unary(tonic::Request::new(RangeRequest::default()), path, codec)
         .await
         .unwrap_err();
     assert_eq!(status.code(), tonic::Code::Unimplemented);
