@@ -18,6 +18,7 @@ mod agent_cli;
 mod bench;
 mod cluster;
 mod go_json;
+mod humanize;
 mod kv;
 #[cfg(feature = "server")]
 mod snapshot;

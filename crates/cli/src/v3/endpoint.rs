@@ -140,7 +140,7 @@ fn status_row(endpoint: &str, s: &StatusResponse) -> Vec<String> {
         endpoint.to_string(),
         format!("{member:x}"),
         s.version.clone(),
-        human_bytes(s.db_size.max(0) as u64),
+        crate::humanize::bytes(s.db_size.max(0) as u64),
         (s.leader == member).to_string(),
         s.is_learner.to_string(),
         s.raft_term.to_string(),
@@ -164,21 +164,6 @@ fn status_json(s: &StatusResponse) -> Value {
         .int("dbSizeInUse", s.db_size_in_use)
         .boolean("isLearner", s.is_learner)
         .value()
-}
-
-/// go-humanize's `Bytes`: SI units, one decimal under 10.
-fn human_bytes(size: u64) -> String {
-    const UNITS: [&str; 7] = ["B", "kB", "MB", "GB", "TB", "PB", "EB"];
-    if size < 10 {
-        return format!("{size} B");
-    }
-    let exp = ((size as f64).ln() / 1000f64.ln()).floor() as usize;
-    let value = (size as f64 / 1000f64.powi(exp as i32) * 10.0 + 0.5).floor() / 10.0;
-    if value < 10.0 {
-        format!("{value:.1} {}", UNITS[exp])
-    } else {
-        format!("{value:.0} {}", UNITS[exp])
-    }
 }
 
 struct Health {
@@ -363,17 +348,4 @@ async fn hash_kv(ctx: &Ctx, endpoints: Vec<(String, Conn)>, rev: i64) -> Result<
         return Err(Failure::silent(EXIT_ERROR));
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::human_bytes;
-
-    #[test]
-    fn sizes_read_as_go_humanize_writes_them() {
-        assert_eq!(human_bytes(5), "5 B");
-        assert_eq!(human_bytes(20480), "20 kB");
-        assert_eq!(human_bytes(1500), "1.5 kB");
-        assert_eq!(human_bytes(2_500_000), "2.5 MB");
-    }
 }

@@ -21,7 +21,7 @@ mod maintenance;
 mod member;
 mod output;
 mod role;
-mod table;
+pub(crate) mod table;
 mod tls;
 mod txn;
 mod user;
