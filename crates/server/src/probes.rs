@@ -7,13 +7,10 @@
 //! CORRUPT alarm. A NOSPACE alarm leaves a member ready, as in etcd: reads still work.
 
 use crate::app::App;
+use crate::v2::cluster::HEALTH_TIMEOUT;
 use crate::v2::reply::HttpResponse;
 use axum::http::{HeaderValue, StatusCode, header};
 use musubi_proto::etcdserverpb::AlarmType;
-use std::time::Duration;
-
-/// How long the linearizable read may take, as `/health`'s.
-const READ_TIMEOUT: Duration = Duration::from_secs(1);
 
 #[derive(Clone, Copy)]
 enum Check {
@@ -48,7 +45,7 @@ impl Check {
                 Ok(())
             }
             Check::LinearizableRead => {
-                match tokio::time::timeout(READ_TIMEOUT, app.raft.linearizable_barrier()).await {
+                match tokio::time::timeout(HEALTH_TIMEOUT, app.raft.linearizable_barrier()).await {
                     Ok(Ok(())) => Ok(()),
                     Ok(Err(e)) => Err(e.to_string()),
                     Err(_) => Err("timed out waiting for a quorum read".into()),

@@ -22,7 +22,7 @@ pub fn version() -> HttpResponse {
 }
 
 /// How long `/health` waits for its quorum read, as etcd 3.4 does.
-const HEALTH_TIMEOUT: Duration = Duration::from_secs(1);
+pub(crate) const HEALTH_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// etcd 3.4's answer: healthy only if a quorum read completes within a second. Knowing a
 /// leader is not enough: a member cut off from its quorum still remembers the last one,
