@@ -88,6 +88,9 @@ if [ ! -f "$MUSUBI_TEST_CACHE/pyopenssl-25.3.0/OpenSSL/crypto.py" ]; then
 fi
 
 log "build"
+# A whole-suite run builds every crate once: incremental caches would only double the
+# build directory's size on disk (several GB), with nothing to reuse.
+export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
 cargo build --release -p musubi
 export MUSUBI_BIN=${MUSUBI_BIN:-$ROOT/target/release/musubi}
 
