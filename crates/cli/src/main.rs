@@ -22,6 +22,7 @@ mod humanize;
 mod kv;
 #[cfg(feature = "server")]
 mod snapshot;
+mod toolkit;
 mod v3;
 
 // Go-style durations live in the agent crate, which parses Serf's duration keys too.

@@ -214,7 +214,7 @@ fn unreachable(status: &Status) -> bool {
 
 /// etcdctl takes `host:port` as well as URLs; without a scheme an endpoint is plain
 /// HTTP/2 unless TLS flags are given.
-fn channel(endpoint: &str, settings: &Settings) -> Result<Channel, Failure> {
+pub(crate) fn channel(endpoint: &str, settings: &Settings) -> Result<Channel, Failure> {
     let (secure, authority) = match endpoint.split_once("://") {
         Some(("https" | "unixs", rest)) => (true, rest),
         Some(("http" | "unix", rest)) => (settings.tls.is_some(), rest),

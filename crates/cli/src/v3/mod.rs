@@ -11,7 +11,7 @@
 //!    says.
 
 mod auth;
-mod conn;
+pub(crate) mod conn;
 mod endpoint;
 mod failure;
 mod fields;

@@ -1,0 +1,9 @@
+//! What the built-in tools (`conf`, `files`, `lock`, `elect`, `reconcile`) share: the flags
+//! that name the store, the connection they make from them (v3 where the server speaks it,
+//! v2 otherwise), and one table of exit codes (docs/tools.md).
+
+mod exit;
+mod store;
+
+pub use exit::{ToolError, ToolExit, child};
+pub use store::{Api, OutputFormat, Store, StoreArgs};
