@@ -22,6 +22,7 @@ mod humanize;
 mod kv;
 #[cfg(feature = "server")]
 mod snapshot;
+mod supervise;
 mod toolkit;
 mod v3;
 
@@ -66,6 +67,8 @@ enum Command {
     /// Backups: save a member's snapshot, restore one into a new cluster, inspect one.
     #[cfg(feature = "server")]
     Snapshot(snapshot::SnapshotArgs),
+    #[command(name = supervise::GUARDIAN_COMMAND, hide = true)]
+    Guardian(supervise::GuardianArgs),
 }
 
 fn main() -> ExitCode {
@@ -106,6 +109,7 @@ fn main() -> ExitCode {
         Command::Bench(args) => bench::run(args),
         #[cfg(feature = "server")]
         Command::Snapshot(args) => snapshot::run(args),
+        Command::Guardian(args) => supervise::guardian_main(args),
     }
 }
 
