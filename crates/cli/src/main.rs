@@ -20,6 +20,7 @@ mod cluster;
 mod go_json;
 mod humanize;
 mod kv;
+mod lock;
 #[cfg(feature = "server")]
 mod snapshot;
 mod supervise;
@@ -67,6 +68,10 @@ enum Command {
     /// Backups: save a member's snapshot, restore one into a new cluster, inspect one.
     #[cfg(feature = "server")]
     Snapshot(snapshot::SnapshotArgs),
+    /// Run a command while holding a lock (or one of N), with a fencing token.
+    Lock(lock::LockArgs),
+    /// Leader election: campaign (and run a command while leader), --listen, --leader.
+    Elect(lock::ElectArgs),
     #[command(name = supervise::GUARDIAN_COMMAND, hide = true)]
     Guardian(supervise::GuardianArgs),
 }
@@ -109,6 +114,8 @@ fn main() -> ExitCode {
         Command::Bench(args) => bench::run(args),
         #[cfg(feature = "server")]
         Command::Snapshot(args) => snapshot::run(args),
+        Command::Lock(args) => lock::run(args),
+        Command::Elect(args) => lock::run_elect(args),
         Command::Guardian(args) => supervise::guardian_main(args),
     }
 }

@@ -15,7 +15,7 @@ pub(crate) mod conn;
 mod endpoint;
 mod failure;
 mod fields;
-mod kv;
+pub(crate) mod kv;
 mod lease;
 mod maintenance;
 mod member;

@@ -1,0 +1,58 @@
+//! Waiting for our turn: the first `limit` keys of the queue hold. After a key ahead of us
+//! *expired* (its holder died or stalled, rather than released), we wait the lock-delay
+//! before taking over, so that whatever that holder was doing has time to stop (Chubby's
+//! lock-delay); the guardian has killed its child by then unless the whole host froze.
+
+use super::queue::{Queue, rank};
+use super::session::Session;
+use crate::toolkit::ToolError;
+use std::time::Duration;
+
+/// How a wait ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Turn {
+    /// We hold: one of the first `limit`.
+    Held,
+    /// Someone else holds and we were asked not to wait.
+    Busy,
+    /// Our key expired while we waited.
+    Lost,
+}
+
+pub struct Rules {
+    /// How many hold at once (1: a lock; N: a semaphore).
+    pub limit: usize,
+    pub lock_delay: Duration,
+    /// Do not wait: `--try`.
+    pub once: bool,
+}
+
+pub async fn wait_turn(session: &Session, rules: &Rules) -> Result<Turn, ToolError> {
+    let queue: &Queue = &session.queue;
+    let mut delay = false;
+    loop {
+        let (entries, revision) = queue.list().await?;
+        match rank(&entries, session.ticket.token) {
+            None => return Ok(Turn::Lost),
+            Some(place) if place < rules.limit => {
+                if delay {
+                    tokio::select! {
+                        _ = tokio::time::sleep(rules.lock_delay) => {}
+                        _ = session.lost() => return Ok(Turn::Lost),
+                    }
+                }
+                return Ok(Turn::Held);
+            }
+            Some(_) if rules.once => return Ok(Turn::Busy),
+            Some(_) => {}
+        }
+        tokio::select! {
+            moved = queue.wait_moved(revision, false) => match moved {
+                Ok(moved) => delay |= moved.predecessor_expired,
+                // A broken watch: list again after a pause (the calls fail over).
+                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+            },
+            _ = session.lost() => return Ok(Turn::Lost),
+        }
+    }
+}
