@@ -1,8 +1,11 @@
 //! `musubi serve` configuration: one struct filled from flags, then `MUSUBI_*` and etcd's
-//! `ETCD_*` environment variables, then defaults. etcd 3.4's flag names work with one or two dashes, and so do
-//! the etcd 0.x flags the seed articles use (`-addr -peer-addr -peers`).
+//! `ETCD_*` environment variables, then etcd's YAML `--config-file`, then defaults. etcd
+//! 3.4's flag names work with one or two dashes, and so do the etcd 0.x flags the seed
+//! articles use (`-addr -peer-addr -peers`). etcd 3.4's flags that musubi does not honour
+//! are taken at their default, warned about or refused by name (`etcd_only_flags`), from
+//! any of the three sources alike.
 
-use crate::advertise;
+use crate::{advertise, etcd_only_flags};
 use std::path::PathBuf;
 
 #[derive(Clone, Debug, PartialEq)]
@@ -48,6 +51,9 @@ pub struct Config {
     pub client_tls: TlsInfo,
     /// TLS on the peer URLs and for dialing peers (`--peer-cert-file`, ...).
     pub peer_tls: TlsInfo,
+    /// What was given but has no effect (an etcd flag musubi lacks, an unknown `ETCD_*`
+    /// variable): logged once the logger runs.
+    pub warnings: Vec<String>,
 }
 
 /// One side's TLS flags, as etcd's `transport.TLSInfo`.
@@ -71,14 +77,24 @@ pub enum Invocation {
     Help,
 }
 
-#[derive(Clone, Copy, PartialEq)]
-enum Kind {
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Kind {
     Value,
     Bool,
 }
 
 /// (canonical name, kind, help). Names are matched after stripping one or two dashes.
 const FLAGS: &[(&str, Kind, &str)] = &[
+    (
+        "config-file",
+        Kind::Value,
+        "etcd's YAML config file: flag names as keys; flags and the environment win over it",
+    ),
+    (
+        "debug",
+        Kind::Bool,
+        "etcd 3.4's older switch for --log-level debug",
+    ),
     (
         "name",
         Kind::Value,
@@ -347,26 +363,103 @@ pub enum ConfigError {
     },
     #[error("unexpected argument {0:?}")]
     Positional(String),
+    #[error("--{flag}={value}: not supported by musubi: {reason}")]
+    Unsupported {
+        flag: String,
+        value: String,
+        reason: String,
+    },
+    #[error(transparent)]
+    File(#[from] crate::config_file::FileError),
+    #[error("config file {path}: unknown key {key:?} (keys are etcd's flag names)")]
+    UnknownFileKey { path: String, key: String },
 }
 
-/// The flags as given, canonical name → value, last one wins.
+/// The values given, by canonical flag name: on the command line (last one wins), in the
+/// environment, in the config file, looked up in that order.
 #[derive(Default)]
-struct Given(Vec<(&'static str, String)>);
+struct Given {
+    flags: Vec<(&'static str, String)>,
+    file: Vec<(&'static str, String)>,
+}
 
 impl Given {
     fn get(&self, name: &str) -> Option<String> {
-        let flag = self
-            .0
-            .iter()
-            .rev()
-            .find(|(n, _)| *n == name)
-            .map(|(_, v)| v.clone());
-        flag.or_else(|| {
-            ENV_PREFIXES
+        let last = |values: &[(&str, String)]| {
+            values
                 .iter()
-                .find_map(|prefix| std::env::var(env_name(prefix, name)).ok())
-        })
+                .rev()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| v.clone())
+        };
+        last(&self.flags)
+            .or_else(|| {
+                ENV_PREFIXES
+                    .iter()
+                    .find_map(|prefix| std::env::var(env_name(prefix, name)).ok())
+            })
+            .or_else(|| last(&self.file))
     }
+
+    /// `--config-file`'s values, each key checked to be a flag musubi knows or an etcd flag
+    /// it judges (so a typo in the file stops the member as a mistyped flag would).
+    fn read_config_file(&mut self) -> Result<(), ConfigError> {
+        let Some(path) = self.get("config-file").filter(|p| !p.is_empty()) else {
+            return Ok(());
+        };
+        for (key, value) in crate::config_file::load(&path)? {
+            let (name, _) = known_flag(&key).ok_or_else(|| ConfigError::UnknownFileKey {
+                path: path.clone(),
+                key: key.clone(),
+            })?;
+            self.file.push((name, value));
+        }
+        Ok(())
+    }
+
+    /// The etcd flags musubi lacks, wherever they were given: warnings to log, or the first
+    /// refusal.
+    fn judge_etcd_only_flags(&self) -> Result<Vec<String>, ConfigError> {
+        let mut warnings = Vec::new();
+        for flag in etcd_only_flags::ETCD_ONLY_FLAGS {
+            let Some(value) = self.get(flag.name) else {
+                continue;
+            };
+            match flag.judge(&value) {
+                Ok(warning) => warnings.extend(warning),
+                Err(reason) => {
+                    return Err(ConfigError::Unsupported {
+                        flag: flag.name.into(),
+                        value,
+                        reason,
+                    });
+                }
+            }
+        }
+        Ok(warnings)
+    }
+}
+
+/// A flag musubi serves, or an etcd 3.4 flag it judges: its canonical name and kind.
+fn known_flag(name: &str) -> Option<(&'static str, Kind)> {
+    FLAGS
+        .iter()
+        .find(|(n, _, _)| *n == name)
+        .map(|&(n, kind, _)| (n, kind))
+        .or_else(|| etcd_only_flags::find(name).map(|flag| (flag.name, flag.kind)))
+}
+
+/// etcd warns about `ETCD_*` variables that name no flag (a typo, or a flag of another
+/// version); so does musubi.
+fn unrecognized_etcd_variables() -> Vec<String> {
+    std::env::vars()
+        .filter_map(|(name, _)| {
+            let flag = name.strip_prefix("ETCD_")?.to_ascii_lowercase().replace('_', "-");
+            known_flag(&flag)
+                .is_none()
+                .then(|| format!("unrecognized environment variable {name}"))
+        })
+        .collect()
 }
 
 /// Where a flag not on the command line is looked up: `MUSUBI_<FLAG>`, then etcd's own
@@ -396,7 +489,7 @@ pub fn parse(args: &[String]) -> Result<Invocation, ConfigError> {
             "h" | "help" => return Ok(Invocation::Help),
             _ => {}
         }
-        let Some(&(canonical, kind, _)) = FLAGS.iter().find(|(n, _, _)| *n == name) else {
+        let Some((canonical, kind)) = known_flag(name) else {
             return Err(ConfigError::UnknownFlag(arg.clone()));
         };
         let value = match (kind, inline) {
@@ -410,9 +503,13 @@ pub fn parse(args: &[String]) -> Result<Invocation, ConfigError> {
                 v.clone()
             }
         };
-        given.0.push((canonical, value));
+        given.flags.push((canonical, value));
     }
-    Ok(Invocation::Serve(Box::new(build(&given)?)))
+    given.read_config_file()?;
+    let mut config = build(&given)?;
+    config.warnings = given.judge_etcd_only_flags()?;
+    config.warnings.extend(unrecognized_etcd_variables());
+    Ok(Invocation::Serve(Box::new(config)))
 }
 
 fn number<T: std::str::FromStr>(
@@ -640,7 +737,11 @@ fn build(given: &Given) -> Result<Config, ConfigError> {
         )?,
         election_timeout_ms: number(given, &["election-timeout", "peer-election-timeout"], 1000)?,
         v2_watch_history: number(given, &["v2-watch-history"], 1000)?,
-        log_level: given.get("log-level").unwrap_or_else(|| "info".into()),
+        log_level: match given.get("log-level") {
+            Some(level) => level,
+            None if boolean(given, "debug")? => "debug".into(),
+            None => "info".into(),
+        },
         log_format: log_format(given)?,
         log_outputs: match given.get("log-outputs") {
             None => vec![crate::logging::LogOutput::Stderr],
@@ -654,6 +755,7 @@ fn build(given: &Given) -> Result<Config, ConfigError> {
         },
         client_tls: tls_info(given, "")?,
         peer_tls: tls_info(given, "peer-")?,
+        warnings: Vec::new(),
     })
 }
 
@@ -691,6 +793,15 @@ pub fn usage() -> String {
         let arg = if *kind == Kind::Value { " VALUE" } else { "" };
         out.push_str(&format!("  --{name}{arg}\n        {help}\n"));
     }
+    out.push_str("\netcd 3.4 flags that musubi does not honour (docs/flags.md): a value other than\nthe one shown is warned about (w) or refused (r).\n\n");
+    for flag in etcd_only_flags::ETCD_ONLY_FLAGS {
+        let (mark, reason) = match flag.otherwise {
+            etcd_only_flags::Otherwise::Warn(reason) => ('w', reason),
+            etcd_only_flags::Otherwise::Refuse(reason) => ('r', reason),
+        };
+        let taken = flag.harmless.map(|v| format!("={v:?}")).unwrap_or_default();
+        out.push_str(&format!("  --{}{taken} ({mark})\n        {reason}\n", flag.name));
+    }
     out
 }
 
@@ -714,6 +825,119 @@ mod tests {
         );
         assert_eq!(c.initial_cluster, "default=http://127.0.0.1:2380");
         assert_eq!(c.data_dir, PathBuf::from("default.musubi"));
+    }
+
+    fn parse_strs(args: &[&str]) -> Result<Invocation, ConfigError> {
+        parse(&args.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+    }
+
+    /// A config file in a temporary directory, and the `--config-file` flag naming it.
+    fn config_file(yaml: &str) -> (tempfile::TempDir, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("etcd.conf.yml");
+        std::fs::write(&path, yaml).unwrap();
+        (dir, format!("--config-file={}", path.display()))
+    }
+
+    /// Every flag `etcd --help` lists in 3.4.23 (Debian's etcd-server).
+    const ETCD_34_FLAGS: &[&str] = &[
+        "name", "data-dir", "wal-dir", "snapshot-count", "heartbeat-interval",
+        "election-timeout", "initial-election-tick-advance", "listen-peer-urls",
+        "listen-client-urls", "max-snapshots", "max-wals", "quota-backend-bytes",
+        "backend-batch-interval", "backend-batch-limit", "max-txn-ops", "max-request-bytes",
+        "max-concurrent-streams", "grpc-keepalive-min-time", "grpc-keepalive-interval",
+        "grpc-keepalive-timeout", "initial-advertise-peer-urls", "initial-cluster",
+        "initial-cluster-state", "initial-cluster-token", "advertise-client-urls", "discovery",
+        "discovery-fallback", "discovery-proxy", "discovery-srv", "discovery-srv-name",
+        "strict-reconfig-check", "pre-vote", "auto-compaction-retention",
+        "auto-compaction-mode", "enable-v2", "cert-file", "key-file", "client-cert-auth",
+        "client-crl-file", "client-cert-allowed-hostname", "trusted-ca-file", "auto-tls",
+        "peer-cert-file", "peer-key-file", "peer-client-cert-auth", "peer-trusted-ca-file",
+        "peer-cert-allowed-cn", "peer-cert-allowed-hostname", "peer-auto-tls", "peer-crl-file",
+        "cipher-suites", "cors", "host-whitelist", "auth-token", "bcrypt-cost",
+        "auth-token-ttl", "enable-pprof", "metrics", "listen-metrics-urls", "logger",
+        "log-outputs", "log-level", "proxy", "proxy-failure-wait", "proxy-refresh-interval",
+        "proxy-dial-timeout", "proxy-write-timeout", "proxy-read-timeout",
+        "experimental-initial-corrupt-check", "experimental-corrupt-check-time",
+        "experimental-enable-v2v3", "experimental-backend-bbolt-freelist-type",
+        "experimental-enable-lease-checkpoint", "experimental-compaction-batch-limit",
+        "experimental-peer-skip-client-san-verification",
+        "experimental-watch-progress-notify-interval", "experimental-warning-apply-duration",
+        "force-new-cluster", "debug", "log-package-levels", "config-file",
+    ];
+
+    #[test]
+    fn every_etcd_34_flag_is_served_or_judged_by_name() {
+        let unknown: Vec<_> = ETCD_34_FLAGS
+            .iter()
+            .filter(|flag| known_flag(flag).is_none())
+            .collect();
+        assert!(unknown.is_empty(), "etcd flags musubi does not know: {unknown:?}");
+    }
+
+    #[test]
+    fn a_config_file_is_the_same_as_its_flags() {
+        let (_dir, file) = config_file(
+            "name: n1\ndata-dir: /tmp/n1\nlisten-client-urls: http://127.0.0.1:12379\n\
+             initial-cluster: n1=http://127.0.0.1:12380\nlisten-peer-urls: http://127.0.0.1:12380\n\
+             snapshot-count: 500\nlog-outputs: [stderr]\nlogger: zap\n\
+             client-transport-security:\n  auto-tls: true\n",
+        );
+        let from_file = serve(&[&file]);
+        let from_flags = serve(&[
+            "--name=n1",
+            "--data-dir=/tmp/n1",
+            "--listen-client-urls=http://127.0.0.1:12379",
+            "--initial-cluster=n1=http://127.0.0.1:12380",
+            "--listen-peer-urls=http://127.0.0.1:12380",
+            "--snapshot-count=500",
+            "--log-outputs=stderr",
+            "--logger=zap",
+            "--auto-tls",
+        ]);
+        assert_eq!(from_file, from_flags);
+    }
+
+    #[test]
+    fn a_flag_beats_the_config_file() {
+        let (_dir, file) = config_file("name: from-file\nsnapshot-count: 500\n");
+        let config = serve(&[&file, "--name", "from-flag"]);
+        assert_eq!(config.name, "from-flag");
+        assert_eq!(config.snapshot_count, 500);
+    }
+
+    #[test]
+    fn an_unknown_key_in_the_config_file_is_refused_by_name() {
+        let (_dir, file) = config_file("name: n1\nsnapshot-cuont: 5\n");
+        assert!(matches!(
+            parse_strs(&[&file]),
+            Err(ConfigError::UnknownFileKey { key, .. }) if key == "snapshot-cuont"
+        ));
+    }
+
+    #[test]
+    fn etcd_flags_musubi_lacks_are_taken_at_their_default_warned_about_or_refused() {
+        assert!(serve(&["--proxy=off", "--strict-reconfig-check"]).warnings.is_empty());
+        let warned = serve(&["--max-wals", "3"]);
+        assert_eq!(
+            warned.warnings,
+            ["--max-wals=3 has no effect: musubi purges its log once a snapshot covers it"]
+        );
+        assert!(matches!(
+            parse_strs(&["--proxy", "on"]),
+            Err(ConfigError::Unsupported { flag, .. }) if flag == "proxy"
+        ));
+        let (_dir, file) = config_file("client-transport-security:\n  crl-file: revoked.pem\n");
+        assert!(matches!(
+            parse_strs(&[&file]),
+            Err(ConfigError::Unsupported { flag, .. }) if flag == "client-crl-file"
+        ));
+    }
+
+    #[test]
+    fn debug_is_log_level_debug_unless_a_level_is_given() {
+        assert_eq!(serve(&["--debug"]).log_level, "debug");
+        assert_eq!(serve(&["--debug", "--log-level", "warn"]).log_level, "warn");
     }
 
     #[test]

@@ -17,8 +17,10 @@ mod bootstrap;
 mod clock;
 mod compaction;
 pub mod config;
+mod config_file;
 mod conn;
 mod discovery;
+mod etcd_only_flags;
 mod expiry;
 pub mod grpc;
 mod grpc_metrics;
@@ -70,6 +72,9 @@ pub fn cli_main(args: Vec<String>) -> ExitCode {
     if let Err(e) = logging::init(&config.log_level, config.log_format, &config.log_outputs) {
         eprintln!("musubi serve: cannot open a log output: {e}");
         return ExitCode::from(2);
+    }
+    for warning in &config.warnings {
+        tracing::warn!("{warning}");
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
