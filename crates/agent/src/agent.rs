@@ -1,9 +1,11 @@
 //! `musubi agent`: wire the node, the RPC listener, discovery and the joins together, then
 //! wait for what ends the agent: an RPC `leave`, a signal, or retry-join giving up.
-//! SIGHUP reloads the config instead ([`reload`](crate::reload)).
+//! SIGHUP reloads the config instead ([`reload`](crate::reload)), and so does a change in
+//! the store with `-config-store` ([`config_store`]).
 
 use crate::coalesce;
 use crate::config::{AgentConfig, ConfigError};
+use crate::config_store;
 use crate::discover::{self, Discovery};
 use crate::identity::NodeId;
 use crate::invoke;
@@ -47,6 +49,17 @@ pub fn cli_main(args: Vec<String>) -> ExitCode {
         }
         Err(ConfigError::Invalid(message)) => return fail(&message),
     };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => return fail(&format!("cannot start the runtime: {e}")),
+    };
+    let (config, store) = match config_store::at_start(&args, config, &runtime) {
+        Ok(resolved) => resolved,
+        Err(message) => return fail(&message),
+    };
     for notice in &config.notices {
         println!("==> {notice}");
     }
@@ -58,14 +71,7 @@ pub fn cli_main(args: Vec<String>) -> ExitCode {
         false => None,
     };
     let logging = logging::init(&config.log_level, syslog);
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(e) => return fail(&format!("cannot start the runtime: {e}")),
-    };
-    match runtime.block_on(run(args, config, logging)) {
+    match runtime.block_on(run(args, config, logging, store)) {
         Ok(code) => code,
         Err(message) => fail(&message),
     }
@@ -76,7 +82,12 @@ fn fail(message: &str) -> ExitCode {
     ExitCode::from(1)
 }
 
-async fn run(args: Vec<String>, config: AgentConfig, logging: Logging) -> Result<ExitCode, String> {
+async fn run(
+    args: Vec<String>,
+    config: AgentConfig,
+    logging: Logging,
+    store: Option<config_store::Started>,
+) -> Result<ExitCode, String> {
     // Listening before anything serves: a signal sent as soon as the RPC port answers
     // must already get Serf's handling, not the default of dying.
     let signals = Signals::listen()?;
@@ -157,6 +168,7 @@ async fn run(args: Vec<String>, config: AgentConfig, logging: Logging) -> Result
         event_handlers: handlers_view.clone(),
         logs: logging.ring,
         rpc_auth: config.rpc_auth.clone().filter(|key| !key.is_empty()),
+        config_store: store.as_ref().map(config_store::Started::handle),
     });
     tokio::spawn(rpc::serve(
         listener,
@@ -213,19 +225,24 @@ async fn run(args: Vec<String>, config: AgentConfig, logging: Logging) -> Result
             }
         });
     }
+    let store_status = store.as_ref().map(|s| (s.handle(), config.clone()));
+    let store_updates =
+        store.map_or_else(config_store::Updates::none, config_store::Started::watch);
     let reloader = Reloader {
         args,
         current: config,
         log_level: logging.level,
         handlers: handlers_now,
         node: node.clone(),
+        store: store_updates.clone(),
+        store_status,
     };
     let ends = Endings {
         leave_done: &leave_done,
         retry_exhausted: &retry_exhausted,
         snapshot: snapshot.map(|(snapshot, _)| snapshot),
     };
-    wait_for_the_end(signals, reloader, &node, ends).await
+    wait_for_the_end(signals, reloader, &node, ends, store_updates).await
 }
 
 fn print_banner(config: &AgentConfig, identity: &NodeId, encrypted: bool) {
@@ -310,6 +327,7 @@ async fn wait_for_the_end(
     mut reloader: Reloader,
     node: &NodeHandle,
     ends: Endings<'_>,
+    mut store_updates: config_store::Updates,
 ) -> Result<ExitCode, String> {
     let Signals {
         mut interrupt,
@@ -335,6 +353,13 @@ async fn wait_for_the_end(
             }
             _ = hangup.recv() => {
                 println!("==> Caught signal: hangup");
+                if reloader.reload().await.is_err() {
+                    return Ok(ExitCode::from(1));
+                }
+                continue;
+            }
+            // A change in the store takes SIGHUP's path.
+            _ = store_updates.next() => {
                 if reloader.reload().await.is_err() {
                     return Ok(ExitCode::from(1));
                 }

@@ -6,6 +6,7 @@
 use crate::address::{self, DEFAULT_GOSSIP_PORT};
 use crate::config_file;
 use crate::config_layer::ConfigLayer;
+use crate::config_store;
 use crate::profile::Profile;
 use crate::query::QueryLimits;
 use crate::user_events::DEFAULT_USER_EVENT_SIZE_LIMIT;
@@ -87,6 +88,8 @@ pub struct AgentConfig {
     pub user_event_size_limit: usize,
     pub statsite_addr: Option<String>,
     pub statsd_addr: Option<String>,
+    /// `-config-store` and its store; none without a prefix.
+    pub config_store: Option<config_store::Settings>,
     /// Warnings Serf prints at start (`Warning: 'RetryInterval' is too low...`).
     pub notices: Vec<String>,
 }
@@ -95,9 +98,15 @@ impl AgentConfig {
     /// Read the flags (without the program or subcommand name) and the config files they
     /// name, and resolve them. Called again on SIGHUP with the same arguments.
     pub fn load(args: &[String]) -> Result<AgentConfig, ConfigError> {
+        AgentConfig::load_with(args, ConfigLayer::default())
+    }
+
+    /// As [`load`](Self::load), with the store's layer (`-config-store`) between the files
+    /// and the flags.
+    pub fn load_with(args: &[String], store: ConfigLayer) -> Result<AgentConfig, ConfigError> {
         let flags = parse_flags(args).map_err(ConfigError::Usage)?;
         let files = config_file::read_paths(&flags.config_paths)?;
-        Ok(AgentConfig::resolve(files.merge(flags.layer))?)
+        Ok(AgentConfig::resolve(files.merge(store).merge(flags.layer))?)
     }
 
     pub fn node_name(&self) -> String {
@@ -241,6 +250,11 @@ impl AgentConfig {
             user_event_size_limit,
             statsite_addr: layer.statsite_addr,
             statsd_addr: layer.statsd_addr,
+            config_store: config_store::Settings::from_flags(
+                layer.store_endpoints,
+                layer.config_store,
+                layer.config_store_cache,
+            ),
             notices,
         })
     }

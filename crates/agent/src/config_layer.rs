@@ -240,6 +240,21 @@ pub struct ConfigLayer {
     #[arg(long = "config-dir")]
     #[serde(skip)]
     pub config_dir: Vec<PathBuf>,
+    /// The store holding `-config-store` trees (etcd v2 API), comma-separated URLs
+    /// (default http://127.0.0.1:2379).
+    #[arg(long = "store-endpoints", value_name = "URLS", value_delimiter = ',')]
+    #[serde(skip)]
+    pub store_endpoints: Vec<String>,
+    /// A key prefix whose tree is read as a config file over the files and under the flags,
+    /// and watched for changes (repeatable, later wins; docs/conf.md).
+    #[arg(long = "config-store", value_name = "PREFIX")]
+    #[serde(skip)]
+    pub config_store: Vec<String>,
+    /// A file keeping the last configuration read from the store, to start from when the
+    /// store is down.
+    #[arg(long = "config-store-cache", value_name = "FILE")]
+    #[serde(skip)]
+    pub config_store_cache: Option<PathBuf>,
 }
 
 impl ConfigLayer {
@@ -300,6 +315,9 @@ impl ConfigLayer {
             broadcast_timeout: duration_of(self.broadcast_timeout, later.broadcast_timeout),
             config_file: [self.config_file, later.config_file].concat(),
             config_dir: [self.config_dir, later.config_dir].concat(),
+            store_endpoints: [self.store_endpoints, later.store_endpoints].concat(),
+            config_store: [self.config_store, later.config_store].concat(),
+            config_store_cache: path(self.config_store_cache, later.config_store_cache),
         }
     }
 }

@@ -40,6 +40,7 @@ pub mod compression;
 pub mod config;
 pub mod config_file;
 pub mod config_layer;
+pub mod config_store;
 pub mod conflict;
 pub mod coordinate;
 pub mod crypto;

@@ -3,6 +3,8 @@
 //! other setting needs a restart. A config that no longer loads changes nothing.
 
 use crate::config::{AgentConfig, ConfigError};
+use crate::config_layer::ConfigLayer;
+use crate::config_store;
 use crate::event_handlers::EventHandler;
 use crate::logging::LogLevelControl;
 use crate::node::{NodeHandle, NodeStopped, TagUpdate};
@@ -16,12 +18,17 @@ pub struct Reloader {
     pub log_level: LogLevelControl,
     pub handlers: watch::Sender<Vec<EventHandler>>,
     pub node: NodeHandle,
+    /// `-config-store`'s snapshots: the layer between the files and the flags.
+    pub store: config_store::Updates,
+    /// With a store: where `info` shows the pending restarts, and the settings the agent
+    /// started with, which they are counted from.
+    pub store_status: Option<(config_store::Handle, AgentConfig)>,
 }
 
 impl Reloader {
     pub async fn reload(&mut self) -> Result<(), NodeStopped> {
         info!("Reloading configuration...");
-        let (new, handlers) = match load(&self.args) {
+        let (new, handlers) = match self.store.layer().and_then(|layer| load(&self.args, layer)) {
             Ok(loaded) => loaded,
             Err(e) => {
                 error!("Failed to reload configs: {e}");
@@ -45,6 +52,9 @@ impl Reloader {
             self.handlers.send_replace(handlers);
         }
         self.reload_tags(&new).await?;
+        if let Some((status, started)) = &self.store_status {
+            status.set_pending_restart(config_store::pending_restart(started, &new));
+        }
         self.current = new;
         info!("reload: done");
         Ok(())
@@ -77,9 +87,12 @@ impl Reloader {
     }
 }
 
-/// The new config and its handlers, or why it cannot be used.
-fn load(args: &[String]) -> Result<(AgentConfig, Vec<EventHandler>), String> {
-    let config = AgentConfig::load(args).map_err(|e| match e {
+/// The new config (the store's layer in place) and its handlers, or why it cannot be used.
+pub fn load(
+    args: &[String],
+    store: ConfigLayer,
+) -> Result<(AgentConfig, Vec<EventHandler>), String> {
+    let config = AgentConfig::load_with(args, store).map_err(|e| match e {
         ConfigError::Usage(e) => e.to_string(),
         ConfigError::Invalid(message) => message,
     })?;

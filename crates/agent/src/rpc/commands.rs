@@ -201,6 +201,11 @@ impl<'a, R: AsyncRead + Unpin> Session<'a, R> {
             }
             "tags" => {
                 let request: TagsRequest = self.body().await?;
+                if let Some(store) = &self.agent.config_store
+                    && let Err(e) = store.write_tags(&request.tags, &request.delete_tags).await
+                {
+                    return Ok(Reply::error(seq, &e, After::Continue));
+                }
                 let update = TagUpdate {
                     set: request.tags,
                     delete: request.delete_tags,
@@ -232,7 +237,10 @@ impl<'a, R: AsyncRead + Unpin> Session<'a, R> {
             "stats" => {
                 let local = self.node.local_identity().borrow().clone();
                 let stats = self.node.stats().await?;
-                let reply = stats_reply(&local, &self.agent.event_handlers.borrow(), &stats);
+                let mut reply = stats_reply(&local, &self.agent.event_handlers.borrow(), &stats);
+                if let Some(store) = &self.agent.config_store {
+                    reply.insert("config_store".into(), store.info_section());
+                }
                 Ok(Reply::with_body(seq, "", Some(&reply)))
             }
             "get-coordinate" => {

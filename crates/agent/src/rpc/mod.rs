@@ -28,4 +28,7 @@ pub struct AgentState {
     /// Config `rpc_auth`: when set (not empty), clients must `auth` with it before any
     /// other command.
     pub rpc_auth: Option<String>,
+    /// With `-config-store`: `info`'s `config_store` section, and the store `tags` writes
+    /// the node's tags to.
+    pub config_store: Option<crate::config_store::Handle>,
 }
