@@ -67,6 +67,9 @@ async fn route(v3: V3, req: Request) -> reply::HttpResponse {
     if req.method() == Method::OPTIONS {
         return reply::HttpResponse::new(Body::empty());
     }
+    if let Some(resp) = crate::dashboard::serve(&path, req.method()) {
+        return resp;
+    }
     if let Some(rpc_path) = gateway::api_path(&path) {
         return gateway::serve(&v3, req, rpc_path).await;
     }

@@ -19,6 +19,7 @@ mod compaction;
 pub mod config;
 mod config_file;
 mod conn;
+mod dashboard;
 mod discovery;
 mod etcd_only_flags;
 mod expiry;
