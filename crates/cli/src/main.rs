@@ -21,6 +21,7 @@ mod go_json;
 mod humanize;
 mod kv;
 mod lock;
+mod reconcile;
 #[cfg(feature = "server")]
 mod snapshot;
 mod supervise;
@@ -65,6 +66,8 @@ enum Command {
     Cluster(cluster::ClusterArgs),
     /// A load generator for the v2 keys API.
     Bench(bench::BenchArgs),
+    /// Desired-state reconciliation: one leader acts once per difference (run, status, diff, actions).
+    Reconcile(reconcile::ReconcileArgs),
     /// Backups: save a member's snapshot, restore one into a new cluster, inspect one.
     #[cfg(feature = "server")]
     Snapshot(snapshot::SnapshotArgs),
@@ -112,6 +115,7 @@ fn main() -> ExitCode {
         Command::Kv(args) => kv::run(args),
         Command::Cluster(args) => cluster::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Reconcile(args) => reconcile::run(args),
         #[cfg(feature = "server")]
         Command::Snapshot(args) => snapshot::run(args),
         Command::Lock(args) => lock::run(args),
