@@ -17,6 +17,7 @@
 mod agent_cli;
 mod bench;
 mod cluster;
+mod conf;
 mod go_json;
 mod humanize;
 mod kv;
@@ -66,6 +67,8 @@ enum Command {
     Cluster(cluster::ClusterArgs),
     /// A load generator for the v2 keys API.
     Bench(bench::BenchArgs),
+    /// Render a key tree as one JSON config file and keep it current (render, watch, import, consumers).
+    Conf(conf::ConfArgs),
     /// Desired-state reconciliation: one leader acts once per difference (run, status, diff, actions).
     Reconcile(reconcile::ReconcileArgs),
     /// Backups: save a member's snapshot, restore one into a new cluster, inspect one.
@@ -115,6 +118,7 @@ fn main() -> ExitCode {
         Command::Kv(args) => kv::run(args),
         Command::Cluster(args) => cluster::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Conf(args) => conf::run(args),
         Command::Reconcile(args) => reconcile::run(args),
         #[cfg(feature = "server")]
         Command::Snapshot(args) => snapshot::run(args),
