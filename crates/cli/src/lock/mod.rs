@@ -10,7 +10,7 @@ pub mod session;
 mod v2;
 mod v3;
 
-use crate::supervise::Spec;
+use crate::supervise::{Deadline, Spec};
 use crate::toolkit::{OutputFormat, Store, StoreArgs, ToolError, child};
 use acquire::{Rules, Turn, wait_turn};
 use clap::Args;
@@ -74,6 +74,23 @@ pub struct HoldArgs {
     pub shell: bool,
 }
 
+impl HoldArgs {
+    /// The child must outlive a renewal or two: SIGTERM comes `grace` before the kill, which
+    /// comes a margin before the TTL is up, and renewals go every third of the TTL.
+    fn check(&self) -> Result<(), ToolError> {
+        let deadline = Deadline::after_renewal(0, self.ttl, self.grace);
+        if Duration::from_nanos(deadline.term) <= self.ttl / 3 {
+            return Err(ToolError::usage(format!(
+                "--grace {:?} leaves no time to run under --ttl {:?} (SIGTERM comes --grace \
+                 before max(1s, ttl/10) before the TTL is up, after renewals every ttl/3): \
+                 raise --ttl or lower --grace",
+                self.grace, self.ttl
+            )));
+        }
+        Ok(())
+    }
+}
+
 pub fn run(args: LockArgs) -> ExitCode {
     ExitCode::from(runtime().block_on(lock(args)))
 }
@@ -135,6 +152,9 @@ pub(crate) async fn hold(
     format: OutputFormat,
     wait_limit: Option<Duration>,
 ) -> u8 {
+    if let Err(e) = hold.check() {
+        return error(&e);
+    }
     let ticket = match queue.join(value, hold.ttl).await {
         Ok(ticket) => ticket,
         Err(e) => return error(&e),
@@ -172,15 +192,20 @@ pub(crate) async fn hold(
             .await
     };
     let held_ms = since.elapsed().as_millis();
-    if code == child::LOST || session.is_lost() {
-        report(format, "lost", &session, Some(code), Some(held_ms));
-        return child::LOST;
-    }
-    report(format, "released", &session, Some(code), Some(held_ms));
+    let lost = code == child::LOST || session.is_lost();
+    report(
+        format,
+        if lost { "lost" } else { "released" },
+        &session,
+        Some(code),
+        Some(held_ms),
+    );
+    // Even after a loss the key may still be ours (the deadline passed while renewals went
+    // unanswered): deleting it spares the next holder the rest of the TTL.
     if let Err(e) = session.close().await {
         eprintln!("musubi: {}: release: {e}", queue.name);
     }
-    code
+    if lost { child::LOST } else { code }
 }
 
 /// No command: print our key and token (etcdctl prints the key), hold until a signal.

@@ -68,12 +68,10 @@ impl Session {
         let _ = lost.wait_for(|lost| *lost).await;
     }
 
-    /// Stop renewing and delete our key (if it is still ours).
+    /// Stop renewing and delete our key if it is still ours (also after a loss: a deadline
+    /// that passed while renewals went unanswered leaves the key in the store).
     pub async fn close(self) -> Result<(), crate::toolkit::ToolError> {
         self.renewer.abort();
-        if self.is_lost() {
-            return Ok(());
-        }
         self.queue.release(&self.ticket).await
     }
 
