@@ -38,6 +38,8 @@ command -v nft >/dev/null || need+=(nftables)   # tests/test_netns.py: packet-dr
 command -v serf >/dev/null || need+=(serf)        # tests/test_agent.py: the real serf CLI (and agent)
 command -v node >/dev/null || need+=(nodejs)      # tests/test_v3_clients.py: npm etcd3 (tests/js/)
 command -v npm >/dev/null || need+=(npm)
+command -v chromium >/dev/null || need+=(chromium)          # tests/test_dashboard.py: the dashboard
+command -v chromedriver >/dev/null || need+=(chromium-driver)  # in headless Chromium, via selenium
 PY=${PYTHON:-python3}
 command -v "$PY" >/dev/null || need+=(python3)
 "$PY" -m pip --version >/dev/null 2>&1 || need+=(python3-pip)
@@ -62,6 +64,9 @@ fi
 "$PY" -c 'import serfclient, msgpack' 2>/dev/null || pip_q install serfclient==1.2.0 msgpack
 # The Prometheus project's own text-format parser reads /metrics (tests/test_metrics.py)
 "$PY" -c 'import prometheus_client' 2>/dev/null || pip_q install prometheus-client==0.26.0
+# selenium drives Debian's chromium through Debian's chromedriver (tests/test_dashboard.py);
+# 4.51 because 4.52 needs a newer certifi than the registry serves here
+"$PY" -c 'import selenium' 2>/dev/null || pip_q install selenium==4.51.0
 # v3 clients (tests/test_v3_clients.py): python etcd3 0.12 (gRPC) only imports with the old
 # protobuf, and its Lock needs tenacity < 7; etcd3gw speaks to the JSON gateway
 if ! "$PY" -c 'import etcd3, etcd3gw' 2>/dev/null \

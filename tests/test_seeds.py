@@ -169,7 +169,6 @@ def test_seed000_session(seed000_server):
 def test_seed000_dashboard(seed000_server):
     if target_kind() == "etcd":
         pytest.skip("etcd 3.4 has no dashboard; musubi serves one (PRODUCT.md)")
-    pytest.skip("the /mod/dashboard/ page is built by a later issue (PRODUCT.md: dashboard)")
     st, h, body = raw_request(seed000_server.client_port, "GET", "/mod/dashboard/")
     assert st == 200 and h.get("content-type", "").startswith("text/html"), (st, h, body[:200])
 
