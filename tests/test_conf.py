@@ -335,19 +335,60 @@ def test_a_failing_check_keeps_the_old_file_while_watching(target, api, tmp_path
 
 
 @pytest.mark.parametrize("api", APIS)
-def test_the_file_stays_while_the_store_is_down_and_catches_up_after(
-        target, api, tmp_path, watches):
-    w = Writer(target, api)
+def test_the_file_stays_while_every_member_is_down_and_catches_up_after(
+        fleet, api, tmp_path, watches):
+    members = fleet.cluster(3)
+    w = Writer(members[0], api)
     w.put("/down/n", "1")
-    watch = Watch(target, api, tmp_path, "/down", "--timeout", "1s")
+    endpoints = ",".join(m.url for m in members)
+    watch = Watch(members[0], api, tmp_path, "/down", "--timeout", "1s", "--endpoints", endpoints)
     watches.append(watch)
     wait_for("first render", lambda: watch.document() == {"n": "1"})
-    target.kill()
+    for m in members:
+        m.kill()
     time.sleep(3)
     assert watch.document() == {"n": "1"} and watch.proc.poll() is None
-    target.start()
-    Writer(target, api).put("/down/n", "2")
+    fleet.start_together(members)
+    Writer(members[1], api).put("/down/n", "2")
     wait_for("caught up after the restart", lambda: watch.document() == {"n": "2"}, timeout=40)
+    wait_for("one reload for it", lambda: watch.reloads() == ["ok 1", "ok 2"])
+
+
+CHILD = r'''
+import json, os, signal, sys, time
+log = sys.argv[1]
+def hup(*_):
+    with open(log, "a") as f:
+        f.write(json.dumps(json.load(open(os.environ["MUSUBI_CONF_FILE"]))) + "\n")
+signal.signal(signal.SIGHUP, hup)
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(42))
+hup()
+while True:
+    time.sleep(0.05)
+'''
+
+
+@pytest.mark.parametrize("api", APIS)
+def test_exec_starts_the_child_after_the_first_render_signals_it_and_passes_its_exit(
+        target, api, tmp_path):
+    w = Writer(target, api)
+    w.put("/exec/n", "1")
+    child, log = tmp_path / "child.py", tmp_path / "child.log"
+    child.write_text(CHILD)
+    proc = subprocess.Popen([musubi_bin(), "conf", "--endpoints", target.url, "--api", api, "watch",
+                             "/exec", "--exec", "%s %s %s" % (sys.executable, child, log)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        seen = lambda: log.read_text().splitlines() if log.exists() else []
+        wait_for("the child's first read", lambda: seen() == ['{"n": "1"}'])
+        w.put("/exec/n", "2")
+        wait_for("a SIGHUP with the new file", lambda: seen() == ['{"n": "1"}', '{"n": "2"}'])
+        os.kill(proc.pid, signal.SIGTERM)
+        assert proc.wait(10) == 42, proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
 
 
 @pytest.mark.parametrize("api", APIS)
