@@ -9,17 +9,21 @@ pub(crate) async fn leader_changes(raft: Raft, me: u64) {
     let mut metrics = raft.metrics();
     let mut seen: Option<u64> = None;
     loop {
-        let (leader, term) = {
+        let (leader, term, name) = {
             let m = metrics.borrow_and_update();
-            (m.current_leader, m.current_term)
+            let name = m.current_leader.and_then(|id| {
+                let node = m.membership_config.membership().get_node(&id)?;
+                Some(node.name.clone())
+            });
+            (m.current_leader, m.current_term, name.unwrap_or_default())
         };
         if leader != seen {
             match leader {
                 // Losing a leader is not a change of leader: etcd counts the new one only.
                 Some(id) => {
                     metrics::counter!("etcd_server_leader_changes_seen_total").increment(1);
-                    let role = if id == me { " (this member)" } else { "" };
-                    tracing::info!("leader is {id:x}{role} at term {term}");
+                    let role = if id == me { ", this member" } else { "" };
+                    tracing::info!("leader is {name} ({id:x}{role}) at term {term}");
                 }
                 None => tracing::info!("no leader at term {term}"),
             }

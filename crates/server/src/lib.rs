@@ -30,6 +30,7 @@ mod http;
 mod identity;
 mod logging;
 mod metrics;
+mod private_files;
 mod probes;
 pub mod restore;
 mod tls;
@@ -117,6 +118,8 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
     let client_tls = tls::client_server_config(&config.client_tls, &config.listen_client_urls)?;
     metrics::install();
     let peer_tls = tls::peer_configs(&config.peer_tls, &config.listen_peer_urls)?;
+    private_files::keep_new_files_private();
+    private_files::warn_if_open_to_others(&config.data_dir);
     std::fs::create_dir_all(&config.data_dir).map_err(|source| ServeError::DataDir {
         path: config.data_dir.display().to_string(),
         source,

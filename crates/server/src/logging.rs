@@ -49,7 +49,10 @@ impl LogOutput {
 pub fn init(level: &str, format: LogFormat, outputs: &[LogOutput]) -> io::Result<()> {
     let filter = std::env::var("MUSUBI_LOG")
         .or_else(|_| std::env::var("RUST_LOG"))
-        .unwrap_or_else(|_| format!("{level},openraft=warn"));
+        // openraft warns once per failed heartbeat (ten lines a second while a member is
+        // down, naming it by decimal ID); the peer client reports reachability instead,
+        // once per change and once per interval (consensus/src/network/reachability.rs).
+        .unwrap_or_else(|_| format!("{level},openraft=warn,openraft::core::heartbeat=error"));
     let writer = Outputs::open(outputs)?;
     let ansi = format == LogFormat::Text
         && outputs == [LogOutput::Stderr]

@@ -2,6 +2,7 @@
 
 use super::PeerStats;
 use super::post::{HttpClient, PostFailure, http_client, peer_base, post_json};
+use super::reachability::{Reachability, Report};
 use super::{APPEND, PRE_VOTE, SNAPSHOT, SNAPSHOT_HEAD_LEN, SnapshotHead, TRANSFER_LEADER, VOTE};
 use crate::{Member, Snapshot, TypeConfig, Vote};
 use bytes::Bytes;
@@ -14,11 +15,12 @@ use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest,
     TransferLeaderResponse, VoteRequest, VoteResponse,
 };
+use parking_lot::Mutex;
 use rustls::ClientConfig;
 use serde::de::DeserializeOwned;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Makes a [`PeerClient`] per target; all share one HTTP connection pool.
 #[derive(Clone)]
@@ -26,6 +28,7 @@ pub struct PeerNetwork {
     http: HttpClient,
     cluster: u64,
     stats: Arc<PeerStats>,
+    reachability: Arc<Mutex<Reachability>>,
 }
 
 impl PeerNetwork {
@@ -36,6 +39,7 @@ impl PeerNetwork {
             http: http_client(None, tls),
             cluster,
             stats: Arc::default(),
+            reachability: Arc::default(),
         }
     }
 
@@ -51,10 +55,12 @@ impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
     async fn new_client(&mut self, target: u64, node: &Member) -> PeerClient {
         PeerClient {
             target,
+            name: node.name.clone(),
             base: peer_base(node).to_string(),
             http: self.http.clone(),
             cluster: self.cluster,
             stats: self.stats.clone(),
+            reachability: self.reachability.clone(),
         }
     }
 }
@@ -62,10 +68,14 @@ impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
 /// Sends Raft RPCs to one peer.
 pub struct PeerClient {
     target: u64,
+    /// The target's member name, for the log.
+    name: String,
     base: String,
     http: HttpClient,
     cluster: u64,
     stats: Arc<PeerStats>,
+    /// Shared by every client this member makes: whether each peer answers.
+    reachability: Arc<Mutex<Reachability>>,
 }
 
 /// A failed exchange, before it is shaped into the error type a given RPC returns. Public
@@ -106,15 +116,44 @@ impl PeerClient {
         ttl: Duration,
     ) -> Result<T, Failure> {
         let url = format!("{}{path}", self.base);
-        let reply: Result<T, RaftError<TypeConfig>> =
-            post_json(&self.http, Some(self.cluster), &url, body, ttl)
-                .await
-                .map_err(|f| match f {
-                    PostFailure::Unreachable(m) => Failure::Unreachable(m),
-                    PostFailure::Failed(m) => Failure::Network(m),
-                })?;
+        let sent = post_json(&self.http, Some(self.cluster), &url, body, ttl).await;
+        self.log_reachability(sent.as_ref().map(|_| ()).map_err(|f| match f {
+            PostFailure::Unreachable(m) | PostFailure::Failed(m) => m.as_str(),
+        }));
+        let reply: Result<T, RaftError<TypeConfig>> = sent.map_err(|f| match f {
+            PostFailure::Unreachable(m) => Failure::Unreachable(m),
+            PostFailure::Failed(m) => Failure::Network(m),
+        })?;
         // The peer's Raft has stopped: as good as down, so back off.
         reply.map_err(|e| Failure::Unreachable(format!("member {:x}: {e}", self.target)))
+    }
+
+    /// One line when the peer stops answering, a reminder per interval, one when it is
+    /// back (see `reachability`); openraft's own per-heartbeat warnings are filtered out.
+    fn log_reachability(&self, outcome: Result<(), &str>) {
+        let report = self
+            .reachability
+            .lock()
+            .record(self.target, outcome, Instant::now());
+        let (name, id) = (&self.name, self.target);
+        match report {
+            None => {}
+            Some(Report::Lost { reason }) => {
+                tracing::warn!("cannot reach member {name} ({id:x}): {reason}")
+            }
+            Some(Report::StillLost {
+                down_for,
+                failures,
+                reason,
+            }) => tracing::warn!(
+                "member {name} ({id:x}) still unreachable after {}s, {failures} failed attempts: {reason}",
+                down_for.as_secs()
+            ),
+            Some(Report::Regained { down_for, failures }) => tracing::info!(
+                "member {name} ({id:x}) is reachable again after {:.1}s, {failures} failed attempts",
+                down_for.as_secs_f64()
+            ),
+        }
     }
 
     async fn call_json<Req: serde::Serialize, T: DeserializeOwned>(

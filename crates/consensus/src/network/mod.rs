@@ -18,6 +18,7 @@
 mod client;
 pub(crate) mod cluster_stamp;
 pub(crate) mod post;
+mod reachability;
 mod server;
 mod stats;
 
