@@ -31,7 +31,8 @@ Exit codes:
   2  --check: the file would change (nothing was written)
   3  conflict: an import lost a compare-and-swap (someone wrote meanwhile)
   4  the store is unreachable, timed out or has no leader (one-shot commands; watch retries)
-  5  data: the prefix is missing, or the tree breaks the schema / the document cannot be imported
+  5  data: the prefix is missing, the tree breaks the schema, the document cannot be
+     imported, or the file cannot be written
   6  a hook failed: --check-cmd (the old file is kept) or --reload-cmd (with --backup, rolled back)
   conf watch --exec: the child's exit code (128+N for signal N; 126/127 if it cannot be run)";
 
