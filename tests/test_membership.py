@@ -91,7 +91,7 @@ def test_members_api_answers_as_etcd(fleet):
     assert st == 204 and body == b""
     assert added["id"] not in [m["id"] for m in members(a)]
     st, _, body = a.request("DELETE", "/v2/members/" + added["id"])
-    assert st == 404 and json.loads(body) == {"message": "etcdserver: member not found"}
+    assert st == 410 and json.loads(body) == {"message": "Member permanently removed: " + added["id"]}
     st, _, body = a.request("DELETE", "/v2/members/zz")
     # byte for byte: etcd writes these errors without a trailing newline
     assert st == 404 and body == b'{"message":"No such member: zz"}', body

@@ -100,6 +100,15 @@ impl StateMachineStore {
                     Outcome::Repeated(response) => Some(response),
                 },
                 EntryPayload::Membership(membership) => {
+                    // Under the same lock as the membership itself, in log order: every
+                    // member records the same removals (etcd's removed-member store).
+                    let before = applied
+                        .last_membership
+                        .membership()
+                        .nodes()
+                        .map(|(id, _)| *id);
+                    let after = membership.nodes().map(|(id, _)| *id).collect();
+                    sm.record_membership(before, &after);
                     applied.last_membership = StoredMembership::new(Some(entry.log_id), membership);
                     None
                 }

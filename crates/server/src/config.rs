@@ -27,6 +27,10 @@ pub struct Config {
     pub peers: Vec<String>,
     /// `--discovery`: a v2 keys directory URL holding `_config/size`.
     pub discovery: Option<String>,
+    /// `--discovery-fallback`: `exit` or `proxy` (etcd's default), when discovery is full.
+    pub discovery_fallback: String,
+    /// `--discovery-proxy`: the HTTP proxy to reach the discovery service through.
+    pub discovery_proxy: Option<String>,
     /// `--force-new-cluster`: restart as the sole voter, keeping the data.
     pub force_new_cluster: bool,
     pub snapshot_count: u64,
@@ -149,6 +153,16 @@ const FLAGS: &[(&str, Kind, &str)] = &[
         "discovery",
         Kind::Value,
         "URL of a v2 keys directory on a running etcd or musubi, holding _config/size: bootstraps a new cluster of that size",
+    ),
+    (
+        "discovery-fallback",
+        Kind::Value,
+        "exit or proxy (default): what a member does when discovery is full; musubi exits either way, as it has no proxy mode",
+    ),
+    (
+        "discovery-proxy",
+        Kind::Value,
+        "HTTP proxy to reach the discovery service through",
     ),
     (
         "force-new-cluster",
@@ -715,6 +729,8 @@ fn build(given: &Given) -> Result<Config, ConfigError> {
             .unwrap_or_else(|| "etcd-cluster".into()),
         peers: peers(given)?,
         discovery: given.get("discovery").filter(|d| !d.is_empty()),
+        discovery_fallback: crate::discovery::fallback(given.get("discovery-fallback"))?,
+        discovery_proxy: given.get("discovery-proxy").filter(|p| !p.is_empty()),
         force_new_cluster: given.get("force-new-cluster").is_some_and(|v| v != "false"),
         snapshot_count: number(given, &["snapshot-count"], 100_000)?,
         max_request_bytes: number(given, &["max-request-bytes"], 1_572_864)?,

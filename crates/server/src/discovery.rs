@@ -1,27 +1,49 @@
-//! Bootstrapping through a discovery URL, as etcd's discovery service works: a v2 keys
-//! directory on any etcd-compatible store (a musubi cluster included) holds `_config/size`;
-//! each new member registers `<member id> = name=peerURL` under it, and the first `size`
-//! to register found the cluster together. The discovery URL is the cluster token, so a
-//! URL bootstraps exactly one cluster.
+//! Bootstrapping through a discovery URL, etcd's v2 discovery protocol: the URL names a
+//! directory on a service that speaks the v2 keys API under the URL's path (a discovery
+//! service's `http://host/<token>`, or `http://host:2379/v2/keys/<dir>` on any etcd or
+//! musubi; see [`crate::discovery_http`]). It holds `_config/size`; each new member
+//! registers `<member id> = name=peerURL` under it, and the first `size` to register found
+//! the cluster together. The discovery URL is the cluster token, so a URL bootstraps
+//! exactly one cluster.
+//!
+//! A member that comes too late finds the cluster full. etcd 3.4 then exits
+//! (`--discovery-fallback exit`) or runs as a proxy (`proxy`, its default); musubi has no
+//! proxy mode, so it exits either way, saying so.
 
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
+use crate::discovery_http::{Reply, Service};
 use crate::identity::Founding;
-use musubi_client::{Client, Error, GetOptions, Node, SetOptions, WatchOptions};
+use musubi_client::Node;
 use musubi_consensus::member_id;
+use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+
+/// etcd's v2 error codes the protocol relies on.
+const KEY_NOT_FOUND: u32 = 100;
+const NODE_EXIST: u32 = 105;
+
+/// `--discovery-fallback`, checked as etcd checks it; `proxy` is etcd's default.
+pub fn fallback(value: Option<String>) -> Result<String, ConfigError> {
+    let value = value.unwrap_or_else(|| "proxy".into());
+    match value.as_str() {
+        "exit" | "proxy" => Ok(value),
+        _ => Err(ConfigError::BadValue {
+            flag: "discovery-fallback".into(),
+            value,
+            reason: "valid values are 'exit' and 'proxy'".into(),
+        }),
+    }
+}
 
 /// The founding members once `size` members have registered under `url`.
 pub async fn founding(url: &str, config: &Config) -> Result<Founding, String> {
-    let (endpoint, dir) = split_url(url)?;
-    let client = Client::new(vec![endpoint]).map_err(|e| e.to_string())?;
-    let size = cluster_size(&client, &dir).await?;
-    let me = register(&client, &dir, url, config).await?;
+    let service = Service::new(url, config.discovery_proxy.as_deref())?;
+    let size = cluster_size(&service).await?;
+    let me = register(&service, url, config).await?;
     tracing::info!(%url, size, "registered for discovery; waiting for the other members");
-    let registered = wait_for(&client, &dir, size).await?;
+    let registered = wait_for(&service, size).await?;
     let founders = &registered[..size];
     if !founders.iter().any(|n| n.key.ends_with(&format!("/{me}"))) {
-        return Err(format!(
-            "discovery: cluster is full: the first {size} members registered before this one"
-        ));
+        return Err(full(size, &config.discovery_fallback));
     }
     let initial_cluster = founders
         .iter()
@@ -35,45 +57,35 @@ pub async fn founding(url: &str, config: &Config) -> Result<Founding, String> {
     })
 }
 
-/// `http://host:port/v2/keys/dir` → (`http://host:port`, `/dir`).
-fn split_url(url: &str) -> Result<(String, String), String> {
-    let scheme_end = url.find("://").map_or(0, |i| i + 3);
-    let path_start = url[scheme_end..]
-        .find('/')
-        .map(|i| i + scheme_end)
-        .ok_or_else(|| format!("discovery URL {url:?} has no path"))?;
-    let (endpoint, path) = url.split_at(path_start);
-    let dir = path
-        .strip_prefix("/v2/keys")
-        .filter(|d| d.starts_with('/') && d.len() > 1)
-        .ok_or_else(|| format!("discovery URL {url:?} is not a /v2/keys/<dir> URL"))?;
-    Ok((endpoint.to_string(), dir.trim_end_matches('/').to_string()))
+fn full(size: usize, fallback: &str) -> String {
+    let why = format!("the first {size} members registered before this one");
+    if fallback == "proxy" {
+        format!(
+            "discovery: cluster is full ({why}); --discovery-fallback proxy would run this member as a proxy, and musubi has no proxy mode: add it with musubi cluster add instead"
+        )
+    } else {
+        format!("discovery: cluster is full ({why})")
+    }
 }
 
-async fn cluster_size(client: &Client, dir: &str) -> Result<usize, String> {
-    let key = format!("{dir}/_config/size");
-    match client.get(&key, &GetOptions::default()).await {
-        Ok(resp) => resp
+async fn cluster_size(service: &Service) -> Result<usize, String> {
+    match service.get("_config/size", "").await? {
+        Ok((resp, _)) => resp
             .node
             .value
             .trim()
             .parse::<usize>()
             .ok()
             .filter(|n| *n > 0)
-            .ok_or_else(|| format!("discovery: bad size {:?} in {key}", resp.node.value)),
-        Err(Error::Etcd(e)) if e.code == 100 => Err("discovery: size key not found: set it first, e.g. curl -X PUT <discovery URL>/_config/size -d value=3".to_string()),
-        Err(e) => Err(format!("discovery: cannot read {key}: {e}")),
+            .ok_or_else(|| format!("discovery: bad size {:?} in _config/size", resp.node.value)),
+        Err(e) if e.code == KEY_NOT_FOUND => Err("discovery: size key not found: set it first, e.g. curl -X PUT <discovery URL>/_config/size -d value=3".to_string()),
+        Err(e) => Err(format!("discovery: cannot read _config/size: {}", e.message)),
     }
 }
 
 /// Registers this member under its ID; registering again with the same value (a restart
 /// before the cluster formed) is fine, another value under the same ID is not.
-async fn register(
-    client: &Client,
-    dir: &str,
-    url: &str,
-    config: &Config,
-) -> Result<String, String> {
+async fn register(service: &Service, url: &str, config: &Config) -> Result<String, String> {
     let id = format!("{:x}", member_id(&config.initial_advertise_peer_urls, url));
     let value = config
         .initial_advertise_peer_urls
@@ -81,35 +93,25 @@ async fn register(
         .map(|u| format!("{}={u}", config.name))
         .collect::<Vec<_>>()
         .join(",");
-    let key = format!("{dir}/{id}");
-    match client.set(&key, &value, &SetOptions::create(None)).await {
+    let form = format!("value={}", utf8_percent_encode(&value, NON_ALPHANUMERIC));
+    match service.put(&id, "prevExist=false", form).await? {
         Ok(_) => Ok(id),
-        Err(Error::Etcd(e)) if e.code == 105 => {
-            let existing = client
-                .get(&key, &GetOptions::default())
-                .await
-                .map_err(|e| e.to_string())?;
-            if existing.node.value == value {
-                Ok(id)
-            } else {
-                Err(format!(
-                    "discovery: found duplicate id {id}: registered as {:?}",
-                    existing.node.value
-                ))
-            }
-        }
-        Err(e) => Err(format!("discovery: cannot register {key}: {e}")),
+        Err(e) if e.code == NODE_EXIST => match service.get(&id, "").await? {
+            Ok((existing, _)) if existing.node.value == value => Ok(id),
+            Ok((existing, _)) => Err(format!(
+                "discovery: found duplicate id {id}: registered as {:?}",
+                existing.node.value
+            )),
+            Err(e) => Err(format!("discovery: cannot read {id}: {}", e.message)),
+        },
+        Err(e) => Err(format!("discovery: cannot register {id}: {}", e.message)),
     }
 }
 
 /// The registered members in registration order, once at least `size` have registered.
-async fn wait_for(client: &Client, dir: &str, size: usize) -> Result<Vec<Node>, String> {
-    let opts = GetOptions {
-        recursive: true,
-        ..GetOptions::default()
-    };
+async fn wait_for(service: &Service, size: usize) -> Result<Vec<Node>, String> {
     loop {
-        let listing = client.get(dir, &opts).await.map_err(|e| e.to_string())?;
+        let (listing, index) = ok(service.get("", "recursive=true").await?)?;
         let mut members: Vec<Node> = listing
             .node
             .children()
@@ -121,29 +123,23 @@ async fn wait_for(client: &Client, dir: &str, size: usize) -> Result<Vec<Node>, 
             members.sort_by_key(|n| n.created_index);
             return Ok(members);
         }
-        let after = WatchOptions {
-            after_index: listing.meta.etcd_index,
-            recursive: true,
-        };
-        client
-            .watcher(dir, after)
-            .next()
-            .await
-            .map_err(|e| e.to_string())?;
+        let watch = format!("wait=true&recursive=true&waitIndex={}", index + 1);
+        ok(service.get("", &watch).await?)?;
     }
+}
+
+fn ok(reply: Reply) -> Result<(musubi_client::Response, u64), String> {
+    reply.map_err(|e| format!("discovery: {} ({})", e.message, e.cause))
 }
 
 #[cfg(test)]
 mod tests {
-    use super::split_url;
+    use super::fallback;
 
     #[test]
-    fn a_discovery_url_splits_into_endpoint_and_directory() {
-        assert_eq!(
-            split_url("http://10.0.0.1:2379/v2/keys/discovery/abc").unwrap(),
-            ("http://10.0.0.1:2379".into(), "/discovery/abc".into())
-        );
-        assert!(split_url("http://10.0.0.1:2379/other").is_err());
-        assert!(split_url("http://10.0.0.1:2379").is_err());
+    fn the_fallback_is_exit_or_proxy() {
+        assert_eq!(fallback(None).unwrap(), "proxy");
+        assert_eq!(fallback(Some("exit".into())).unwrap(), "exit");
+        assert!(fallback(Some("stay".into())).is_err());
     }
 }

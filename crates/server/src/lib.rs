@@ -21,6 +21,7 @@ mod config_file;
 mod conn;
 mod dashboard;
 mod discovery;
+mod discovery_http;
 mod etcd_only_flags;
 mod expiry;
 pub mod grpc;
@@ -32,6 +33,7 @@ mod logging;
 mod metrics;
 mod private_files;
 mod probes;
+mod ready;
 pub mod restore;
 mod tls;
 pub mod v2;
@@ -174,10 +176,6 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
     tokio::spawn(v3::lease::run_expiry(v3.clone()));
     tokio::spawn(v3::quota::run_meter(v3.clone()));
     let client_router = grpc::mount(http::router(v3.clone()), &v3);
-    for bound in client_listeners {
-        tracing::info!(url = %bound.url, "serving clients");
-        tokio::spawn(bound.serve(client_router.clone()));
-    }
     let metrics_router = http::metrics_router(v3.clone());
     for bound in metrics_listeners {
         tracing::info!(url = %bound.url, "serving metrics");
@@ -188,8 +186,12 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
         tracing::info!(url = %bound.url, "serving peers");
         tokio::spawn(bound.serve(peer_router.clone()));
     }
-    tracing::info!(name = %app.identity.name, data_dir = %config.data_dir.display(), "musubi is ready");
-    notify_systemd(sd_notify::NotifyState::Ready);
+    tokio::spawn(serve_clients_when_ready(
+        app.clone(),
+        config.clone(),
+        client_listeners,
+        client_router,
+    ));
     let removed = tokio::select! {
         _ = shutdown_signal() => false,
         _ = raft.removed() => {
@@ -205,6 +207,24 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
         return Err(ServeError::Removed);
     }
     Ok(())
+}
+
+/// Serves the client listeners once the member is ready (see [`ready`]); until then early
+/// clients wait in the accept queue, as etcd's do.
+async fn serve_clients_when_ready(
+    app: Arc<App>,
+    config: Config,
+    listeners: Vec<Bound>,
+    router: axum::Router,
+) {
+    let me = &app.identity;
+    ready::published(&app.raft, me.member_id, &me.name, &config.advertise_client_urls).await;
+    for bound in listeners {
+        tracing::info!(url = %bound.url, "serving clients");
+        tokio::spawn(bound.serve(router.clone()));
+    }
+    tracing::info!(name = %me.name, data_dir = %config.data_dir.display(), "musubi is ready");
+    notify_systemd(sd_notify::NotifyState::Ready);
 }
 
 /// Tells systemd (a `Type=notify` unit: `$NOTIFY_SOCKET` is set) where the member is; a

@@ -4,6 +4,7 @@
 use crate::alarm::Alarms;
 use crate::dedup::{Deduplicator, Proposal};
 use crate::keyspace::Keyspace;
+use crate::removed::RemovedMembers;
 use crate::tree;
 use crate::v3::auth::AuthV3;
 use crate::v3::{Leases, V3Error, V3Response};
@@ -75,6 +76,8 @@ pub struct StateMachine {
     pub(crate) auth_v3: AuthV3,
     /// The responses of recently applied request IDs (`dedup`).
     requests: Deduplicator,
+    /// Members removed from the cluster (`removed`).
+    removed: RemovedMembers,
 }
 
 /// Whether applying a proposal changed anything.
@@ -116,6 +119,9 @@ pub struct Frozen {
     /// Absent from snapshots taken before alarms: none active.
     #[serde(default)]
     alarms: Alarms,
+    /// Absent from snapshots taken before removals were kept: none known.
+    #[serde(default)]
+    removed: RemovedMembers,
 }
 
 /// The snapshot layout: 2 is the MVCC keyspace (1, never marked, was the v2 tree).
@@ -179,6 +185,21 @@ impl StateMachine {
         &self.alarms
     }
 
+    /// Members removed from the cluster, ever.
+    pub fn removed_members(&self) -> &RemovedMembers {
+        &self.removed
+    }
+
+    /// Applies a membership entry's removals: the members in `before` not in `after`.
+    /// Deterministic like `apply`: every member applies the same membership entries.
+    pub fn record_membership(
+        &mut self,
+        before: impl IntoIterator<Item = u64>,
+        after: &std::collections::BTreeSet<u64>,
+    ) {
+        self.removed.record(before, after);
+    }
+
     pub fn stats(&self) -> &StoreStats {
         &self.stats
     }
@@ -209,6 +230,7 @@ impl StateMachine {
             auth_v3: self.auth_v3.clone(),
             requests: self.requests.clone(),
             alarms: self.alarms.clone(),
+            removed: self.removed.clone(),
         }
     }
 
@@ -248,6 +270,7 @@ impl StateMachine {
             auth: data.auth,
             auth_v3: data.auth_v3,
             requests: data.requests,
+            removed: data.removed,
         })
     }
 

@@ -5,7 +5,7 @@
 //! |---|---|
 //! | `GET /v2/members` | 200 `{"members":[…]}` |
 //! | `POST /v2/members` `{"peerURLs":[…],"isLearner":false}` | 201 the new member |
-//! | `DELETE /v2/members/<hex id>` | 204 |
+//! | `DELETE /v2/members/<hex id>` | 204; 410 for a member removed before, 404 for an unknown ID |
 //! | `PUT /v2/members/<hex id>` `{"peerURLs":[…]}` | 204 |
 //! | `POST /v2/members/<hex id>/promote` | 200 the promoted member |
 //! | `GET /v2/members/leader` | 200 the leader, 503 `During election` |
@@ -64,7 +64,8 @@ async fn route(app: &App, req: &MembersRequest<'_>) -> Result<HttpResponse, Refu
         }
         (Method::DELETE, rest) => {
             let id = member_id(rest)?;
-            run(app, MembershipChange::Remove { id }, StatusCode::NO_CONTENT).await
+            let resp = run(app, MembershipChange::Remove { id }, StatusCode::NO_CONTENT).await;
+            gone_if_removed(app, id, resp).await
         }
         (Method::PUT, rest) => {
             let id = member_id(rest)?;
@@ -116,6 +117,24 @@ async fn run(app: &App, change: MembershipChange, ok: StatusCode) -> HttpRespons
             reply::json_body(ok, out)
         }
         Err(e) => refusal(&e),
+    }
+}
+
+/// etcd answers a removal of a member removed before with 410 Gone (clients take it as
+/// done) and one of an ID never seen with "No such member". The leader's "not found" may
+/// come before this member has applied the removal: a read barrier catches up first.
+async fn gone_if_removed(app: &App, id: u64, resp: HttpResponse) -> HttpResponse {
+    if resp.status() != StatusCode::NOT_FOUND {
+        return resp;
+    }
+    let _ = app.raft.linearizable_barrier().await;
+    if app.sm.read().removed_members().contains(id) {
+        message(
+            StatusCode::GONE,
+            &format!("Member permanently removed: {id:x}"),
+        )
+    } else {
+        message(StatusCode::NOT_FOUND, &format!("No such member: {id:x}"))
     }
 }
 
