@@ -18,6 +18,7 @@ mod agent_cli;
 mod bench;
 mod cluster;
 mod conf;
+mod files;
 mod go_json;
 mod humanize;
 mod kv;
@@ -69,6 +70,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Render a key tree as one JSON config file and keep it current (render, watch, import, consumers).
     Conf(conf::ConfArgs),
+    /// Share a directory through the store: status, push, pull, watch, log, gc.
+    Files(files::FilesArgs),
     /// Desired-state reconciliation: one leader acts once per difference (run, status, diff, actions).
     Reconcile(reconcile::ReconcileArgs),
     /// Backups: save a member's snapshot, restore one into a new cluster, inspect one.
@@ -119,6 +122,7 @@ fn main() -> ExitCode {
         Command::Cluster(args) => cluster::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Conf(args) => conf::run(args),
+        Command::Files(args) => files::run(args),
         Command::Reconcile(args) => reconcile::run(args),
         #[cfg(feature = "server")]
         Command::Snapshot(args) => snapshot::run(args),
