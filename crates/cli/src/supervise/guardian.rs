@@ -97,28 +97,27 @@ async fn guard(args: GuardianArgs) -> u8 {
                     None => code,
                 };
             }
-            line = next_line(&mut lines) => match line.as_deref().map(str::split_whitespace).map(Iterator::collect::<Vec<_>>).as_deref() {
-                Some(["deadline", term, kill]) => {
-                    if let (Ok(term), Ok(kill)) = (term.parse(), kill.parse()) && ending.is_none() {
-                        deadline = Deadline { term, kill };
+            line = next_line(&mut lines) => match parse(line.as_deref()) {
+                Control::Extend(next) => {
+                    if ending.is_none() {
+                        deadline = next;
                     }
                 }
-                Some(["signal", n]) => {
-                    if let Ok(n) = n.parse() {
-                        kill_group(group, n);
-                    }
-                }
-                Some(["lost"]) | None => {
-                    // Told the lock is gone, or the holder died (end of file): bring the group
-                    // down now rather than at a deadline nobody will extend.
-                    if None == line.as_deref() {
+                Control::Signal(n) => kill_group(group, n),
+                control @ (Control::Lost | Control::HolderGone) => {
+                    // Told the lock is gone, or the holder died: bring the group down now
+                    // rather than at a deadline nobody will extend.
+                    if control == Control::HolderGone {
                         lines = None;
                     }
                     ending = Some(Ending::Lost);
                     let now = now();
-                    deadline = Deadline { term: now.min(deadline.term), kill: (now + grace.as_nanos() as u64).min(deadline.kill) };
+                    deadline = Deadline {
+                        term: now.min(deadline.term),
+                        kill: (now + grace.as_nanos() as u64).min(deadline.kill),
+                    };
                 }
-                Some(_) => {}
+                Control::Unknown => {}
             },
             _ = tokio::time::sleep(sleep) => {
                 let now = now();
@@ -139,6 +138,33 @@ async fn guard(args: GuardianArgs) -> u8 {
             _ = recv(&mut quit) => {}
             _ = recv(&mut hangup) => {}
         }
+    }
+}
+
+/// A control line, read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Control {
+    Extend(Deadline),
+    Signal(i32),
+    Lost,
+    /// End of file: the holder is gone.
+    HolderGone,
+    /// From a newer holder, perhaps: ignored.
+    Unknown,
+}
+
+fn parse(line: Option<&str>) -> Control {
+    let Some(line) = line else {
+        return Control::HolderGone;
+    };
+    match line.split_whitespace().collect::<Vec<_>>().as_slice() {
+        ["deadline", term, kill] => match (term.parse(), kill.parse()) {
+            (Ok(term), Ok(kill)) => Control::Extend(Deadline { term, kill }),
+            _ => Control::Unknown,
+        },
+        ["signal", n] => n.parse().map(Control::Signal).unwrap_or(Control::Unknown),
+        ["lost"] => Control::Lost,
+        _ => Control::Unknown,
     }
 }
 
@@ -212,5 +238,22 @@ fn cannot_run(argv: &[String], error: &io::Error) -> u8 {
     } else {
         eprintln!("musubi: '{program}': {error}");
         child::CANNOT_EXECUTE
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_lines() {
+        assert_eq!(
+            parse(Some("deadline 5 9")),
+            Control::Extend(Deadline { term: 5, kill: 9 })
+        );
+        assert_eq!(parse(Some("signal 15")), Control::Signal(15));
+        assert_eq!(parse(Some("lost")), Control::Lost);
+        assert_eq!(parse(None), Control::HolderGone);
+        assert_eq!(parse(Some("deadline x 9")), Control::Unknown);
     }
 }
