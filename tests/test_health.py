@@ -82,3 +82,25 @@ def test_livez_and_readyz_tell_alive_from_ready_as_etcd_35(fleet):
         m.start(wait=False)
     wait_for("/readyz to pass again", lambda: probe(survivor, "/readyz") == (200, "ok"),
              timeout=30)
+
+
+def test_a_leader_cut_off_from_its_quorum_reports_no_leader_in_metrics_and_status(fleet):
+    from test_metrics import scrape, value
+    from v3util import Ctl3
+    members = fleet.cluster(3, extra_args=TIMING)
+    leader = next(m for m in members if is_leader(m))
+    assert value(scrape(leader), "etcd_server_has_leader") == 1
+    for m in members:
+        if m is not leader:
+            m.kill()
+
+    def no_leader_in_status():
+        code, out, _ = Ctl3(leader).run("endpoint", "status", "-w", "json")
+        if code != 0:
+            return False
+        status = json.loads(out)[0]["Status"]
+        # etcdctl's JSON leaves out a zero leader
+        return status.get("leader", 0) == 0 and "etcdserver: no leader" in status.get("errors", [])
+    wait_for("the cut-off leader to report no leader in its metrics",
+             lambda: value(scrape(leader), "etcd_server_has_leader") == 0, timeout=10)
+    wait_for("its v3 Status to say 'no leader'", no_leader_in_status, timeout=10)

@@ -6,7 +6,7 @@ use crate::forward::{self, SendError};
 use crate::{Applied, Consensus, ConsensusError, Member};
 use musubi_store::{Proposal, RequestId};
 use openraft::async_runtime::watch::WatchReceiver;
-use openraft::{ChangeMembers, Instant, ReadPolicy};
+use openraft::{ChangeMembers, ReadPolicy};
 use serde::de::DeserializeOwned;
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -323,12 +323,9 @@ impl Consensus {
         let (voters, fresh) = {
             let metrics = self.raft.metrics();
             let m = metrics.borrow_watched();
-            let voters = m.membership_config.voter_ids().count();
-            let fresh = m
-                .last_quorum_acked
-                .as_ref()
-                .is_some_and(|t| t.elapsed() < self.election);
-            (voters, fresh)
+            // A leader never acknowledged since its election is probed here all the same.
+            let acked = m.last_quorum_acked.is_some() && self.quorum_acked(&m);
+            (m.membership_config.voter_ids().count(), acked)
         };
         if voters <= 1 || fresh {
             return Ok(());

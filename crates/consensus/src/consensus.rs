@@ -7,8 +7,8 @@ use crate::{
     ApplyHook, ConsensusConfig, ConsensusError, LogStore, MemberInfo, Raft, SharedStateMachine,
     StateMachineStore,
 };
-use openraft::ServerState;
 use openraft::async_runtime::watch::WatchReceiver;
+use openraft::{Instant, ServerState};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -43,6 +43,11 @@ pub struct RaftStatus {
     pub applied_index: u64,
     pub leader: Option<u64>,
     pub is_leader: bool,
+    /// There is a leader and it is in touch with a quorum: false on a leader no quorum has
+    /// acknowledged within an election timeout (openraft keeps such a leader leading, where
+    /// etcd's check-quorum steps it down), so that `etcd_server_has_leader` and Status'
+    /// `no leader` tell the truth on the cut-off side of a partition.
+    pub has_leader: bool,
     pub members: Vec<MemberInfo>,
 }
 
@@ -206,14 +211,25 @@ impl Consensus {
 
     pub fn status(&self) -> RaftStatus {
         let m = self.raft.metrics().borrow_watched().clone();
+        let is_leader = m.current_leader == Some(self.node_id) && m.state == ServerState::Leader;
         RaftStatus {
             term: m.current_term,
             commit_index: m.local_committed.map_or(0, |id| id.index),
             applied_index: m.last_applied.map_or(0, |id| id.index),
             leader: m.current_leader,
-            is_leader: m.current_leader == Some(self.node_id) && m.state == ServerState::Leader,
+            is_leader,
+            has_leader: m.current_leader.is_some() && (!is_leader || self.quorum_acked(&m)),
             members: member_infos(&m),
         }
+    }
+
+    /// On a leader: a quorum acknowledged it within an election timeout (a lone voter is
+    /// its own quorum; a leader not yet acknowledged since its election was just voted in).
+    pub(crate) fn quorum_acked(&self, m: &openraft::RaftMetrics<crate::TypeConfig>) -> bool {
+        m.membership_config.voter_ids().count() <= 1
+            || m.last_quorum_acked
+                .as_ref()
+                .is_none_or(|t| t.elapsed() < self.election)
     }
 
     /// A leader that stops hands its leadership to the most caught-up voter first, as etcd

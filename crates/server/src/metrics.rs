@@ -75,7 +75,7 @@ fn record_state(app: &App) {
     let raft = app.raft.status();
     let me = app.identity.member_id;
     let flag = |b: bool| if b { 1.0 } else { 0.0 };
-    metrics::gauge!("etcd_server_has_leader").set(flag(raft.leader.is_some()));
+    metrics::gauge!("etcd_server_has_leader").set(flag(raft.has_leader));
     metrics::gauge!("etcd_server_is_leader").set(flag(raft.is_leader));
     let learner = raft.members.iter().any(|m| m.id == me && m.is_learner);
     metrics::gauge!("etcd_server_is_learner").set(flag(learner));

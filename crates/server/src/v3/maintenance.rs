@@ -21,9 +21,7 @@ impl MaintenanceService {
         // Measured on a copy, off the lock and the runtime, and only if it changed.
         let in_use = self.0.quota.held_bytes(&self.0).await as i64;
         // etcd lists a missing leader, then every active alarm.
-        let errors = raft
-            .leader
-            .is_none()
+        let errors = (!raft.has_leader)
             .then(|| "etcdserver: no leader".to_string())
             .into_iter()
             .chain(alarms.iter().map(musubi_store::describe_alarm))
@@ -35,7 +33,7 @@ impl MaintenanceService {
             header: Some(self.0.header(revision)),
             version: crate::v2::cluster::ETCD_API_VERSION.into(),
             db_size: size,
-            leader: raft.leader.unwrap_or(0),
+            leader: raft.leader.filter(|_| raft.has_leader).unwrap_or(0),
             raft_index: raft.commit_index,
             raft_term: raft.term,
             raft_applied_index: raft.applied_index,

@@ -77,7 +77,7 @@ impl Watch for WatchService {
             // The member's monitor knows if it has checked already; else check now.
             let known = *leader::subscribe(&self.0.app).borrow();
             let has_leader = match known {
-                Some(failures) => failures == 0 && self.0.app.raft.status().leader.is_some(),
+                Some(failures) => failures == 0 && self.0.app.raft.status().has_leader,
                 None => leader::has_leader(&self.0.app).await,
             };
             if !has_leader {

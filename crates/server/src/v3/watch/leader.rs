@@ -46,7 +46,7 @@ pub fn subscribe(app: &Arc<App>) -> watch::Receiver<Failures> {
 
 /// One check: a leader is known, and a quorum read through it completes in time.
 pub async fn has_leader(app: &App) -> bool {
-    app.raft.status().leader.is_some()
+    app.raft.status().has_leader
         && matches!(
             tokio::time::timeout(CHECK_TIMEOUT, app.raft.linearizable_barrier()).await,
             Ok(Ok(()))
