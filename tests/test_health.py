@@ -4,6 +4,8 @@ still remembers the last leader) answers 503 `{"health":"false"}`, and a load ba
 sending it traffic. Runs against etcd 3.4 too (MUSUBI_TEST_TARGET=etcd)."""
 
 import json
+import os
+import subprocess
 import time
 
 import pytest
@@ -42,10 +44,31 @@ def test_a_member_without_its_quorum_is_unhealthy_until_the_quorum_returns(fleet
     for _ in range(5):
         assert health(survivor) == (503, "false")
         time.sleep(0.3)
+    # The health commands agree with /health.
+    assert cli_health(survivor) == (False, False, False)
     for m in lost:
         m.start(wait=False)
     wait_for("the cluster to be healthy again",
              lambda: all(health(m) == (200, "true") for m in members), timeout=30)
+    assert cli_health(survivor) == (True, True, True)
+
+
+def cli_health(server):
+    """Whether `musubi cluster health` (or etcd's `etcdctl cluster-health`), etcdctl v2's
+    `cluster-health` and v3's `endpoint health` call the cluster (resp. the member) healthy,
+    by their exit codes."""
+    from v3util import Ctl3
+    v2 = dict(os.environ, ETCDCTL_API="2")
+    ours = harness.musubi_bin() if harness.target_kind() == "musubi" else None
+    musubi = (subprocess.run([ours, "cluster", "--endpoints", server.url, "health"],
+                             capture_output=True, timeout=30).returncode == 0
+              if ours else
+              subprocess.run([harness.ETCDCTL_BIN, "--endpoints", server.url, "cluster-health"],
+                             capture_output=True, env=v2, timeout=30).returncode == 0)
+    etcdctl2 = subprocess.run([harness.ETCDCTL_BIN, "--endpoints", server.url, "cluster-health"],
+                              capture_output=True, env=v2, timeout=30).returncode == 0
+    code, _, _ = Ctl3(server).run("endpoint", "health")
+    return musubi, etcdctl2, code == 0
 
 
 def probe(server, path):
