@@ -412,3 +412,32 @@ def test_consumers_lists_a_reporting_watcher_and_its_lag(target, api, tmp_path, 
     # Reports are hidden: the rendered tree of / does not show them over v2.
     if api == "2":
         assert "_musubi" not in render(target, api, "/")
+
+
+@pytest.mark.parametrize("api", ["auto", "2", "3"])
+def test_one_shot_commands_exit_4_when_no_store_answers(api, tmp_path):
+    from harness import free_port
+    dead = "http://127.0.0.1:%d" % free_port()
+    for verb, stdin in [("render", None), ("import", "{}"), ("consumers", None)]:
+        p = subprocess.run([musubi_bin(), "conf", "--endpoints", dead, "--api", api, "--timeout", "1s",
+                            verb, "/x"], input=stdin, capture_output=True, text=True, timeout=30)
+        assert p.returncode == 4, (verb, p.returncode, p.stderr)
+
+
+def test_watch_retries_while_no_store_answers_and_ends_on_sigterm(tmp_path):
+    from harness import free_port
+    dead = "http://127.0.0.1:%d" % free_port()
+    out = tmp_path / "kept.json"
+    out.write_text('{"kept": true}\n')
+    p = subprocess.Popen([musubi_bin(), "conf", "--endpoints", dead, "--api", "2", "--timeout", "1s",
+                          "watch", "/x", "--out", str(out)],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        time.sleep(2)
+        assert p.poll() is None and out.read_text() == '{"kept": true}\n'
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(10) == 0
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait(10)

@@ -114,6 +114,8 @@ pub async fn run(
             ));
         }
     };
+    // `--exec` without `--out`: a private file, removed when the watch ends.
+    let private = args.install.out.is_none().then(|| out.clone());
     let reporter = args
         .report
         .then(|| Reporter::new(&out.display().to_string()));
@@ -128,13 +130,28 @@ pub async fn run(
         failing: false,
         child: None,
     };
-    watcher.run().await
+    let ended = watcher.run().await;
+    if let Some(private) = private {
+        let _ = std::fs::remove_file(private);
+    }
+    ended
 }
 
 impl Watcher<'_> {
+    /// Follow the prefix until a signal (also while the store is down and the watcher is
+    /// retrying) or the `--exec` child's exit.
     async fn run(&mut self) -> Result<ExitCode, ToolError> {
         let mut terminate = signal(SignalKind::terminate()).map_err(io)?;
         let mut interrupt = signal(SignalKind::interrupt()).map_err(io)?;
+        let signal = tokio::select! {
+            ended = self.follow() => return ended,
+            _ = terminate.recv() => libc::SIGTERM,
+            _ = interrupt.recv() => libc::SIGINT,
+        };
+        self.stop(signal).await
+    }
+
+    async fn follow(&mut self) -> Result<ExitCode, ToolError> {
         let mut failures = 0u32;
         let mut index: Option<u64> = None;
         loop {
@@ -163,8 +180,6 @@ impl Watcher<'_> {
             let waited = tokio::select! {
                 waited = self.source.wait(at, TTL / 3) => waited,
                 code = child => return Ok(ExitCode::from(code)),
-                _ = terminate.recv() => return self.stop(libc::SIGTERM).await,
-                _ = interrupt.recv() => return self.stop(libc::SIGINT).await,
             };
             match waited {
                 Ok(Change::At(first)) => {
