@@ -9,18 +9,49 @@
 
 use axum::body::{Body, HttpBody};
 use axum::http::{HeaderMap, Response};
+use metrics::Counter;
+use parking_lot::RwLock;
+use std::collections::HashMap;
 use std::pin::Pin;
+use std::sync::{Arc, LazyLock, OnceLock};
 use std::task::{Context, Poll};
 
 /// One call being served.
 pub struct Call {
-    labels: [(&'static str, String); 3],
+    counters: Arc<MethodCounters>,
     finished: bool,
 }
 
-impl Call {
-    /// Counts the start of the call at `path` (`/etcdserverpb.KV/Range`).
-    pub fn start(path: &str) -> Call {
+/// One method's counters, registered on its first call and kept: every request passes
+/// here, and building label strings and finding the counters in the registry on each call
+/// cost more than the lookup of this map.
+struct MethodCounters {
+    labels: [(&'static str, String); 3],
+    started: Counter,
+    /// By gRPC code number, each registered when first seen.
+    handled: [OnceLock<Counter>; CODE_NAMES.len()],
+}
+
+/// Kept methods, by path. Bounded: a client can send any path, and only etcd's ~60
+/// methods deserve a place; past the bound a path's counters are registered per call.
+static METHODS: LazyLock<RwLock<HashMap<String, Arc<MethodCounters>>>> =
+    LazyLock::new(RwLock::default);
+const KEPT_METHODS: usize = 256;
+
+impl MethodCounters {
+    fn of(path: &str) -> Arc<MethodCounters> {
+        if let Some(counters) = METHODS.read().get(path) {
+            return counters.clone();
+        }
+        let counters = Arc::new(MethodCounters::new(path));
+        let mut methods = METHODS.write();
+        if methods.len() >= KEPT_METHODS {
+            return counters;
+        }
+        methods.entry(path.to_string()).or_insert(counters).clone()
+    }
+
+    fn new(path: &str) -> MethodCounters {
         let (service, method) = path
             .trim_start_matches('/')
             .split_once('/')
@@ -30,9 +61,34 @@ impl Call {
             ("grpc_service", service.to_string()),
             ("grpc_method", method.to_string()),
         ];
-        metrics::counter!("grpc_server_started_total", &labels).increment(1);
-        Call {
+        MethodCounters {
+            started: metrics::counter!("grpc_server_started_total", &labels),
             labels,
+            handled: Default::default(),
+        }
+    }
+
+    fn handled(&self, code: usize) -> &Counter {
+        self.handled[code].get_or_init(|| {
+            let [t, s, m] = &self.labels;
+            let labels = [
+                t.clone(),
+                s.clone(),
+                m.clone(),
+                ("grpc_code", CODE_NAMES[code].to_string()),
+            ];
+            metrics::counter!("grpc_server_handled_total", &labels)
+        })
+    }
+}
+
+impl Call {
+    /// Counts the start of the call at `path` (`/etcdserverpb.KV/Range`).
+    pub fn start(path: &str) -> Call {
+        let counters = MethodCounters::of(path);
+        counters.started.increment(1);
+        Call {
+            counters,
             finished: false,
         }
     }
@@ -47,20 +103,18 @@ impl Call {
         response.map(|body| Body::new(Watched { body, call: self }))
     }
 
-    fn handled(&mut self, code: &'static str) {
+    fn handled(&mut self, code: usize) {
         if self.finished {
             return;
         }
         self.finished = true;
-        let [t, s, m] = &self.labels;
-        let labels = [t.clone(), s.clone(), m.clone(), ("grpc_code", code.into())];
-        metrics::counter!("grpc_server_handled_total", &labels).increment(1);
+        self.counters.handled(code).increment(1);
     }
 }
 
 impl Drop for Call {
     fn drop(&mut self) {
-        self.handled("Canceled");
+        self.handled(CANCELED);
     }
 }
 
@@ -96,11 +150,18 @@ impl HttpBody for Watched {
     }
 }
 
-/// The `grpc-status` in `headers`, by gRPC's name for it.
-fn status_in(headers: &HeaderMap) -> Option<&'static str> {
+/// The `grpc-status` in `headers` (a code past gRPC's list counts as Unknown).
+fn status_in(headers: &HeaderMap) -> Option<usize> {
     let code: usize = headers.get("grpc-status")?.to_str().ok()?.parse().ok()?;
-    Some(CODE_NAMES.get(code).copied().unwrap_or("Unknown"))
+    Some(if code < CODE_NAMES.len() {
+        code
+    } else {
+        UNKNOWN
+    })
 }
+
+const CANCELED: usize = 1;
+const UNKNOWN: usize = 2;
 
 /// gRPC's status codes by number, spelled as grpc-go spells them.
 const CODE_NAMES: [&str; 17] = [
