@@ -441,3 +441,25 @@ def test_watch_retries_while_no_store_answers_and_ends_on_sigterm(tmp_path):
         if p.poll() is None:
             os.killpg(p.pid, signal.SIGKILL)
             p.wait(10)
+
+
+@pytest.mark.skipif(target_kind() == "etcd", reason="etcd 3.4's v2 window is fixed at 1,000")
+def test_a_watcher_whose_next_index_left_a_small_v2_window_reads_again(fleet, tmp_path, watches):
+    """With `--v2-watch-history 10`, a watcher stopped mid-burst gets its pending event, then
+    polls from an index the window has left: 401, and a whole re-read."""
+    target = fleet.target(extra_args=["--v2-watch-history", "10"]).start()
+    w = Writer(target, "2")
+    w.put("/small/n", "0")
+    watch = Watch(target, "2", tmp_path, "/small", "--wait", "300ms:1s")
+    watches.append(watch)
+    wait_for("first render", lambda: watch.document() == {"n": "0"})
+    os.kill(watch.proc.pid, signal.SIGSTOP)
+    try:
+        for i in range(1, 201):
+            w.put("/small/n", str(i))
+    finally:
+        os.kill(watch.proc.pid, signal.SIGCONT)
+    wait_for("caught up", lambda: watch.document() == {"n": "200"}, timeout=30)
+    assert b"gone from the store's history" in (tmp_path / "watch.stderr").read_bytes()
+    w.put("/small/n", "after")
+    wait_for("watching again", lambda: watch.document() == {"n": "after"}, timeout=30)

@@ -186,7 +186,10 @@ impl Watcher<'_> {
                     self.settle(first).await;
                     index = None;
                 }
-                Ok(Change::Reread) => index = None,
+                Ok(Change::Reread) => {
+                    history_gone(at);
+                    index = None;
+                }
                 Ok(Change::Quiet) => self.report().await,
                 Err(e) => {
                     if failures == 0 {
@@ -212,6 +215,8 @@ impl Watcher<'_> {
             }
             match self.source.wait(last, left).await {
                 Ok(Change::At(next)) => last = next,
+                Ok(Change::Reread) => return history_gone(last),
+                // Quiet: settled. Unreachable: the read that follows finds out.
                 _ => return,
             }
         }
@@ -308,6 +313,14 @@ impl Watcher<'_> {
             None => Ok(ToolExit::Ok.into()),
         }
     }
+}
+
+/// Said once per occurrence, so an operator sees why a whole re-read happened.
+fn history_gone(index: u64) {
+    eprintln!(
+        "musubi conf: the changes after index {index} are gone from the store's history \
+         (v2 401 event index cleared, or v3 compacted): reading the whole tree again"
+    );
 }
 
 fn io(e: std::io::Error) -> ToolError {
