@@ -36,7 +36,7 @@ async fn revisions(session: &Session) -> Result<(Option<Head>, Vec<(Head, Listed
             Err(e) => eprintln!("musubi files: history/{}: {e}", listed.name),
         }
     }
-    revisions.sort_by(|a, b| b.0.rev.cmp(&a.0.rev));
+    revisions.sort_by_key(|(head, _)| std::cmp::Reverse(head.rev));
     Ok((head, revisions))
 }
 

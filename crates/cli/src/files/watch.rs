@@ -27,15 +27,14 @@ pub async fn run(session: &Session, args: &WatchArgs) -> Result<(), ToolError> {
         force: args.force,
         allow_empty: true,
     };
-    // The store's revision (index) of the last read of HEAD: the watch starts after it.
-    let mut version = 0;
     loop {
-        match pull::pull(session, &pull_args).await {
+        // The store's revision (index) of the last read of HEAD: the watch starts after it.
+        let read_at = match pull::pull(session, &pull_args).await {
             Ok(pulled) => {
                 if !pulled.changes.is_empty() || !pulled.conflicts.is_empty() {
                     pull::print(session, &pulled);
                 }
-                version = pulled.published.index;
+                pulled.published.index
             }
             Err(e) => {
                 eprintln!("musubi files watch: {e}");
@@ -46,15 +45,15 @@ pub async fn run(session: &Session, args: &WatchArgs) -> Result<(), ToolError> {
                 // Bad data or local trouble: keep what is here and wait for the next
                 // revision after the one that failed.
                 match session.remote.head_at().await {
-                    Ok((_, index)) => version = index,
+                    Ok((_, index)) => index,
                     Err(_) => {
                         tokio::time::sleep(RETRY).await;
                         continue;
                     }
                 }
             }
-        }
-        if let Err(e) = session.remote.wait_head(version).await {
+        };
+        if let Err(e) = session.remote.wait_head(read_at).await {
             eprintln!("musubi files watch: {e}");
             tokio::time::sleep(RETRY).await;
         }
