@@ -308,6 +308,36 @@ def test_a_killed_pusher_never_leaves_readers_a_mix_of_two_revisions(target, tmp
 
 
 @pytest.mark.parametrize("api", APIS)
+def test_a_killed_puller_leaves_whole_files_only(target, tmp_path, api):
+    pusher = Files(target, api, str(tmp_path / "pusher"))
+    reader = Files(target, api, str(tmp_path / "reader"))
+    names = ["f%d" % i for i in range(8)]
+    contents = {}
+    for g in (1, 2):
+        for n in names:
+            contents[(g, n)] = os.urandom(1 << 20)
+    rng = random.Random(5)
+    for attempt in range(4):
+        old, new = (1, 2) if attempt % 2 == 0 else (2, 1)
+        for n in names:
+            pusher.write(n, contents[(old, n)])
+        pusher.run("push")
+        reader.run("pull")
+        for n in names:
+            pusher.write(n, contents[(new, n)])
+        pusher.run("push")
+        p = reader.popen("pull")
+        time.sleep(rng.uniform(0, 0.5))
+        os.killpg(p.pid, signal.SIGKILL)
+        p.wait()
+        for n in names:
+            assert reader.read(n) in (contents[(old, n)], contents[(new, n)]), n
+        reader.run("pull")
+        assert all(reader.read(n) == contents[(new, n)] for n in names)
+        assert reader.run("status").stdout == "Already up-to-date.\n"
+
+
+@pytest.mark.parametrize("api", APIS)
 def test_a_corrupted_blob_makes_pull_exit_5_and_touches_nothing(target, tmp_path, api):
     a = Files(target, api, str(tmp_path / "a"))
     b = Files(target, api, str(tmp_path / "b"))
