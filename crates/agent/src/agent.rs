@@ -91,6 +91,8 @@ async fn run(
     // Listening before anything serves: a signal sent as soon as the RPC port answers
     // must already get Serf's handling, not the default of dying.
     let signals = Signals::listen()?;
+    // Before the node starts, so that its first join is counted.
+    crate::telemetry::start(&config.telemetry()).await?;
     let handlers = reload::parse_handlers(&config.event_handlers)?;
     let tags_file = config.tags_file.clone().map(TagsFile::new);
     let tags = match &tags_file {

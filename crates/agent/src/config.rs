@@ -88,6 +88,8 @@ pub struct AgentConfig {
     pub user_event_size_limit: usize,
     pub statsite_addr: Option<String>,
     pub statsd_addr: Option<String>,
+    /// `-http-addr`: where `/metrics` is served.
+    pub http_addr: Option<SocketAddr>,
     /// `-config-store` and its store; none without a prefix.
     pub config_store: Option<config_store::Settings>,
     /// Warnings Serf prints at start (`Warning: 'RetryInterval' is too low...`).
@@ -115,6 +117,14 @@ impl AgentConfig {
 
     pub fn tag_map(&self) -> BTreeMap<String, String> {
         self.tags.clone()
+    }
+
+    pub fn telemetry(&self) -> crate::telemetry::Settings {
+        crate::telemetry::Settings {
+            http_addr: self.http_addr,
+            statsd_addr: self.statsd_addr.clone(),
+            statsite_addr: self.statsite_addr.clone(),
+        }
     }
 
     pub fn query_limits(&self) -> QueryLimits {
@@ -250,6 +260,13 @@ impl AgentConfig {
             user_event_size_limit,
             statsite_addr: layer.statsite_addr,
             statsd_addr: layer.statsd_addr,
+            http_addr: layer
+                .http_addr
+                .map(|text| {
+                    text.parse()
+                        .map_err(|e| format!("Invalid HTTP address: {text}: {e}"))
+                })
+                .transpose()?,
             config_store: config_store::Settings::from_flags(
                 layer.store_endpoints,
                 layer.config_store,
@@ -373,7 +390,7 @@ fn is_link_local(ip: &IpAddr) -> bool {
     }
 }
 
-fn hostname() -> String {
+pub(crate) fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|name| name.trim().to_string())
         .ok()

@@ -65,6 +65,8 @@ pub const CONFIG_KEYS: &[(&str, KeyType)] = &[
     ("enable_compression", KeyType::Bool),
     ("statsite_addr", KeyType::Text),
     ("statsd_addr", KeyType::Text),
+    // musubi's own: where `/metrics` is served (docs/operations.md, Agent telemetry).
+    ("http_addr", KeyType::Text),
     ("broadcast_timeout", KeyType::Duration),
 ];
 
@@ -228,6 +230,10 @@ pub struct ConfigLayer {
     #[arg(skip)]
     #[serde(default)]
     pub statsd_addr: Option<String>,
+    /// Serve the agent's metrics in Prometheus's text format at http://ADDR/metrics.
+    #[arg(long = "http-addr", value_name = "ADDR")]
+    #[serde(default)]
+    pub http_addr: Option<String>,
     /// Longest wait for a leave or force-leave broadcast (default 5s, at least 100ms).
     #[arg(long = "broadcast-timeout", value_name = "DURATION", value_parser = go_duration::parse)]
     #[serde(default, deserialize_with = "duration")]
@@ -312,6 +318,7 @@ impl ConfigLayer {
             disable_compression: flag(self.disable_compression, later.disable_compression),
             statsite_addr: text(self.statsite_addr, later.statsite_addr),
             statsd_addr: text(self.statsd_addr, later.statsd_addr),
+            http_addr: text(self.http_addr, later.http_addr),
             broadcast_timeout: duration_of(self.broadcast_timeout, later.broadcast_timeout),
             config_file: [self.config_file, later.config_file].concat(),
             config_dir: [self.config_dir, later.config_dir].concat(),

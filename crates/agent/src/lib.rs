@@ -76,6 +76,7 @@ pub mod snapshot;
 pub mod swim;
 mod syslog;
 pub mod tags_file;
+pub mod telemetry;
 mod timers;
 pub mod transport;
 pub mod user_events;

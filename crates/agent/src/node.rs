@@ -423,6 +423,7 @@ async fn receive_datagrams(
     loop {
         match socket.recv_from(&mut buf).await {
             Ok((len, from)) => {
+                metrics::counter!("memberlist.udp.received").increment(len as u64);
                 if deliver.send((buf[..len].to_vec(), from)).is_err() {
                     return;
                 }
@@ -745,6 +746,7 @@ impl Node {
     /// Apply a change to the member table and report what it means, if anything.
     fn change_member(&mut self, name: &str, change: impl FnOnce(&mut MemberTable)) {
         let before = self.table.get(name).cloned();
+        let failed_since = self.reaper.failed_since(name);
         change(&mut self.table);
         self.reaper
             .observe(name, self.table.get(name), Instant::now());
@@ -753,6 +755,7 @@ impl Node {
         {
             // The event loop only stops with the process.
             self.member_clock.increment();
+            crate::telemetry::member_event(kind, failed_since);
             let _ = self.events.send(AgentEvent::Member {
                 kind,
                 members: vec![after.id.clone()],

@@ -94,6 +94,14 @@ impl Reaper {
         }
     }
 
+    /// Since when `name` has been failed, if it is.
+    pub fn failed_since(&self, name: &str) -> Option<Instant> {
+        match self.gone.get(name) {
+            Some((MemberStatus::Failed, _, since)) => Some(*since),
+            _ => None,
+        }
+    }
+
     /// Members gone long enough to be dropped.
     pub fn due(&self, now: Instant) -> Vec<String> {
         self.gone

@@ -107,6 +107,7 @@ impl UserEventGossip {
         if !self.history.record(&event, &self.clock) {
             return Ok(None);
         }
+        crate::telemetry::user_event_received(&event.name);
         // The agent stopping is the only way the receiver goes; nothing is left to tell.
         let _ = self.deliver.send(AgentEvent::User(event.clone()));
         Ok(Some(UserEventKey(event)))

@@ -57,12 +57,18 @@ impl Coordinates {
         let (Some(client), Some(coord)) = (self.client.as_mut(), self.carried.take()) else {
             return;
         };
+        let before = client.coordinate().clone();
         match client.update(member, &coord, rtt) {
             Ok(ours) => {
+                let moved = before.distance_to(ours).as_secs_f64() * 1e3;
+                metrics::histogram!("serf.coordinate.adjustment-ms").record(moved);
                 self.cache.insert(self.local_name.clone(), ours.clone());
                 self.cache.insert(member.to_string(), coord);
             }
-            Err(e) => debug!("coordinate sample from {member} rejected: {e}"),
+            Err(e) => {
+                metrics::counter!("serf.coordinate.rejected").increment(1);
+                debug!("coordinate sample from {member} rejected: {e}");
+            }
         }
     }
 

@@ -21,13 +21,21 @@ pub struct Awareness {
 impl Awareness {
     /// A probe answered directly: one step healthier.
     pub fn probe_answered(&mut self) {
-        self.score = self.score.saturating_sub(1);
+        self.set(self.score.saturating_sub(1));
     }
 
     /// A probe answered by nobody, not even through the members asked to relay it; or
     /// a suspicion about ourselves that we had to refute. One step less sure of ourselves.
     pub fn doubt(&mut self) {
-        self.score = (self.score + 1).min(MAX_MULTIPLIER - 1);
+        self.set((self.score + 1).min(MAX_MULTIPLIER - 1));
+    }
+
+    /// memberlist's `memberlist.health.score` gauge follows each change.
+    fn set(&mut self, score: u32) {
+        if score != self.score {
+            metrics::gauge!("memberlist.health.score").set(score);
+        }
+        self.score = score;
     }
 
     pub fn score(self) -> u32 {

@@ -114,6 +114,7 @@ impl Node {
     /// foca accepted a packet: an ack to our ping is an RTT sample for our coordinate.
     pub(super) fn on_foca_received(&mut self, header: &Header<NodeId>) {
         if let Some(answer) = self.lifeguard.received(header, self.epoch.elapsed()) {
+            metrics::histogram!("memberlist.probeNode").record(answer.rtt.as_secs_f64() * 1e3);
             self.coordinates.round_trip(&answer.member.name, answer.rtt);
         }
     }

@@ -128,6 +128,7 @@ impl Node {
             .history
             .record_remote(event_clock, events, &self.event_clock)
         {
+            crate::telemetry::user_event_received(&event.name);
             // The event loop only stops with the process.
             let _ = self.events.send(AgentEvent::User(event));
         }

@@ -102,8 +102,9 @@ impl Node {
     }
 
     pub(super) async fn send_sealed(&self, datagram: &[u8], to: SocketAddr) {
-        if let Err(e) = self.socket.send_to(datagram, to).await {
-            debug!("gossip send to {to}: {e}");
+        match self.socket.send_to(datagram, to).await {
+            Ok(sent) => metrics::counter!("memberlist.udp.sent").increment(sent as u64),
+            Err(e) => debug!("gossip send to {to}: {e}"),
         }
     }
 }

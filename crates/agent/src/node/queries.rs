@@ -65,6 +65,7 @@ impl Node {
     /// A query seen for the first time: if it is for this member, ack it when asked,
     /// then answer it ourselves (`_serf_*`) or deliver it to handlers and RPC streams.
     pub(super) async fn on_query(&mut self, query: QueryMessage) {
+        crate::telemetry::query_received(&query.name);
         let local = self.foca.identity().clone();
         if !filters::accepts(&query.filters, &local) {
             return;

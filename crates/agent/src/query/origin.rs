@@ -61,11 +61,13 @@ impl OpenQueries {
             if !query.ack_requested || !query.acked.insert(reply.from.clone()) {
                 return;
             }
+            metrics::counter!("serf.query_acks").increment(1);
             QueryRecord::Ack { from: reply.from }
         } else {
             if !query.responded.insert(reply.from.clone()) {
                 return;
             }
+            metrics::counter!("serf.query_responses").increment(1);
             QueryRecord::Response {
                 from: reply.from,
                 payload: reply.payload,
