@@ -173,6 +173,19 @@ def test_exit_codes(cluster, tmp_path, api):
     assert code("--check", str(token)) == 3
     assert code("--try", "--", "true") == 0
 
+    # --release: a holder that cannot release its key itself (here: stopped) is released.
+    holder = popen(lock_argv(cluster, api, "X", *TTL))
+    try:
+        harness.wait_for("the hold", lambda: holder.stdout.readline())
+        token = int(holder.stdout.readline().split()[1])
+        os.kill(holder.pid, signal.SIGSTOP)
+        assert code("--release", str(token)) == 0
+        assert code("--release", str(token)) == 3
+        assert code("--try", "--", "true") == 0
+    finally:
+        os.kill(holder.pid, signal.SIGCONT)
+        stop(holder)
+
 
 @pytest.mark.parametrize("api", APIS)
 def test_a_semaphore_holds_n_at_once(cluster, tmp_path, api):

@@ -5,7 +5,7 @@
 
 use super::queue::{Queue, rank};
 use super::session::Session;
-use crate::toolkit::ToolError;
+use crate::toolkit::{ToolError, ToolExit};
 use std::time::Duration;
 
 /// How a wait ended.
@@ -31,7 +31,18 @@ pub async fn wait_turn(session: &Session, rules: &Rules) -> Result<Turn, ToolErr
     let queue: &Queue = &session.queue;
     let mut delay = false;
     loop {
-        let (entries, revision) = queue.list().await?;
+        let (entries, revision) = match queue.list().await {
+            Ok(listed) => listed,
+            // The store out of reach while we wait: our key lives on (or the session says
+            // it is lost), so try again rather than give up our place.
+            Err(e) if e.exit == ToolExit::Unreachable => {
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(500)) => continue,
+                    _ = session.lost() => return Ok(Turn::Lost),
+                }
+            }
+            Err(e) => return Err(e),
+        };
         match rank(&entries, session.ticket.token) {
             None => return Ok(Turn::Lost),
             Some(place) if place < rules.limit => {

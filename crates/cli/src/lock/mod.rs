@@ -28,8 +28,9 @@ pub const EXIT_CODES: &str = "\
 Exit codes: the child's own (128+N if signal N killed it); 0 when a hold without a command
 ends on a signal; 120 the lock was lost while held (the child was terminated); 124 not
 acquired within --timeout, or at once with --try; 125 an error before the child ran (usage,
-store unreachable, -n differs from the holders'); 126 the command cannot be executed; 127
-the command was not found. --check: 0 while TOKEN holds, 3 when it does not.";
+store unreachable); 126 the command cannot be executed; 127 the command was not found.
+--check: 0 while TOKEN holds, 3 when it does not. --release: 0 when TOKEN's key was
+deleted, 3 when there is none. elect --leader: 5 when there is no leader.";
 
 #[derive(Args, Debug)]
 #[command(after_help = EXIT_CODES)]
@@ -53,6 +54,9 @@ pub struct LockArgs {
     /// Exit 0 if TOKEN holds the lock now, 3 otherwise.
     #[arg(long, value_name = "TOKEN")]
     pub check: Option<i64>,
+    /// Delete TOKEN's key (a holder or waiter that cannot release it itself); 3 if none.
+    #[arg(long, value_name = "TOKEN", conflicts_with_all = ["command", "check", "status"])]
+    pub release: Option<i64>,
     #[command(flatten)]
     pub store: StoreArgs,
 }
@@ -121,6 +125,13 @@ async fn lock(args: LockArgs) -> u8 {
             Ok((entries, _)) if holders(&entries, args.limit).any(|e| e.token == token) => 0,
             Ok(_) => crate::toolkit::ToolExit::Conflict as u8,
             Err(e) => e.exit as u8,
+        };
+    }
+    if let Some(token) = args.release {
+        return match queue.release_token(token).await {
+            Ok(true) => 0,
+            Ok(false) => crate::toolkit::ToolExit::Conflict as u8,
+            Err(e) => error(&e),
         };
     }
     let rules = Rules {
@@ -274,8 +285,8 @@ fn holders(entries: &[Entry], limit: usize) -> impl Iterator<Item = &Entry> {
 }
 
 async fn status(queue: &Queue, limit: usize, format: OutputFormat) -> u8 {
-    let entries = match queue.list().await {
-        Ok((entries, _)) => entries,
+    let entries = match queue.list_with_ttl().await {
+        Ok(entries) => entries,
         Err(e) => return error(&e),
     };
     let describe = |entry: &Entry| {

@@ -94,6 +94,15 @@ impl Queue {
         }
     }
 
+    /// The contenders as [`Queue::list`] gives them, with the time each has left.
+    pub async fn list_with_ttl(&self) -> Result<Vec<Entry>, ToolError> {
+        let (mut entries, _) = self.list().await?;
+        if self.is_v3() {
+            v3::fill_ttl_left(self, &mut entries).await;
+        }
+        Ok(entries)
+    }
+
     /// Wait until a key is deleted or expires after revision/index `after` (with `any`,
     /// until any key changes: a new first key is a new leader too).
     pub async fn wait_moved(&self, after: i64, any: bool) -> Result<Moved, ToolError> {
@@ -120,6 +129,30 @@ impl Queue {
         } else {
             v2::release(self, ticket).await
         }
+    }
+
+    /// Delete the key whose token is `token`, whoever holds it (`--release TOKEN`): false
+    /// when there is none.
+    pub async fn release_token(&self, token: i64) -> Result<bool, ToolError> {
+        let (entries, _) = self.list().await?;
+        let Some(entry) = entries.into_iter().find(|entry| entry.token == token) else {
+            return Ok(false);
+        };
+        let lease = if self.is_v3() {
+            v3::lease_of(self, &entry.key)
+        } else {
+            0
+        };
+        let ticket = Ticket {
+            key: entry.key,
+            token,
+            value: entry.value,
+            lease,
+            ttl: self.store.timeout * 3,
+            sent: 0,
+        };
+        self.release(&ticket).await?;
+        Ok(true)
     }
 
     /// The time each request may take: a third of the TTL, so that a member that does not

@@ -18,7 +18,8 @@ use musubi_proto::etcdserverpb::watch_client::WatchClient;
 use musubi_proto::etcdserverpb::watch_request::RequestUnion;
 use musubi_proto::etcdserverpb::{
     Compare, DeleteRangeRequest, LeaseGrantRequest, LeaseKeepAliveRequest, LeaseRevokeRequest,
-    PutRequest, RangeRequest, RequestOp, TxnRequest, WatchCreateRequest, WatchRequest,
+    LeaseTimeToLiveRequest, PutRequest, RangeRequest, RequestOp, TxnRequest, WatchCreateRequest,
+    WatchRequest,
 };
 use musubi_proto::mvccpb::event::EventType;
 use std::future::Future;
@@ -131,6 +132,29 @@ pub async fn join(queue: &Queue, value: &str, ttl: Duration) -> Result<Ticket, T
         ttl: Duration::from_secs(grant.ttl.max(1) as u64),
         sent,
     })
+}
+
+/// The lease a key of the queue names (`NAME/<lease hex>`); 0 if it names none.
+pub fn lease_of(queue: &Queue, key: &str) -> i64 {
+    key.strip_prefix(&prefix(queue))
+        .and_then(|hex| u64::from_str_radix(hex, 16).ok())
+        .map(|id| id as i64)
+        .unwrap_or_default()
+}
+
+/// Fill in each entry's `ttl_left` from its lease (for `--status`).
+pub async fn fill_ttl_left(queue: &Queue, entries: &mut [Entry]) {
+    for entry in entries {
+        let id = lease_of(queue, &entry.key);
+        let reply = call(queue, queue.store.timeout, |ch| async move {
+            LeaseClient::new(ch)
+                .lease_time_to_live(LeaseTimeToLiveRequest { id, keys: false })
+                .await
+                .map(tonic::Response::into_inner)
+        })
+        .await;
+        entry.ttl_left = reply.ok().map(|reply| reply.ttl).filter(|ttl| *ttl >= 0);
+    }
 }
 
 pub async fn list(queue: &Queue) -> Result<(Vec<Entry>, i64), ToolError> {
@@ -296,6 +320,11 @@ pub async fn release(queue: &Queue, ticket: &Ticket) -> Result<(), ToolError> {
         ],
         failure: vec![],
     };
+    let mut txn = txn;
+    if ticket.lease == 0 {
+        // A key of no lease we know: a mark with no lease would stay forever.
+        txn.success.truncate(1);
+    }
     call(queue, timeout, |ch| {
         let txn = txn.clone();
         async move {
@@ -306,6 +335,9 @@ pub async fn release(queue: &Queue, ticket: &Ticket) -> Result<(), ToolError> {
         }
     })
     .await?;
+    if ticket.lease == 0 {
+        return Ok(());
+    }
     let id = ticket.lease;
     let revoked = call(queue, timeout, |ch| async move {
         LeaseClient::new(ch)
