@@ -59,12 +59,37 @@ where
     B::Error: core::error::Error + 'static,
 {
     let seen = urgent.seen();
+    let readdressed = readdressed(packet, foca.identity());
+    let packet = readdressed.as_deref().unwrap_or(packet);
     let received = foca.handle_data(packet, &mut runtime);
     // also after an error: what foca took in before it is in the backlog
     if urgent.seen() > seen && sent_by_origin(packet) {
         foca.gossip(&mut runtime)?;
     }
     received
+}
+
+/// A packet addressed to an earlier identity of ours (our name and address, an older
+/// `started_ms`: its sender has not heard of our new tags yet), readdressed to the current
+/// one; none for any other packet. foca takes only packets addressed to its exact identity,
+/// and tags live in the identity: when every member changes its tags at once (a role's tags
+/// changed in the store, `-config-store`), each one's pings and gossip are addressed to the
+/// others' old identities, all would be dropped, and the members would declare each other
+/// failed. Taken in, each packet's sender identity teaches the receiver the new one.
+fn readdressed(packet: &[u8], us: &NodeId) -> Option<Vec<u8>> {
+    let mut rest = packet;
+    let mut header: Header<NodeId> = PostcardCodec.decode_header(&mut rest).ok()?;
+    let dst = &header.dst;
+    let earlier_us =
+        dst != us && dst.addr == us.addr && dst.name == us.name && dst.started_ms < us.started_ms;
+    if !earlier_us {
+        return None;
+    }
+    header.dst = us.clone();
+    let mut out = Vec::with_capacity(packet.len() + 64);
+    PostcardCodec.encode_header(&header, &mut out).ok()?;
+    out.extend_from_slice(rest);
+    Some(out)
 }
 
 /// Whether a packet is foca's `Broadcast` message: only an origin hurrying its own user
@@ -162,6 +187,54 @@ mod tests {
                 .empty_gossip
         );
         assert!(read_outgoing(b"\xff").is_err());
+    }
+
+    #[test]
+    fn members_changing_tags_at_once_still_hear_each_other() {
+        let urgent = UrgentNews::default();
+        let (mut a, mut b) = (member("a", 1, &urgent), member("b", 2, &urgent));
+        let mut runtime = AccumulatingRuntime::new();
+        let (a_old, b_old) = (a.identity().clone(), b.identity().clone());
+        a.apply_many(
+            [Member::alive(b_old.clone())].into_iter(),
+            false,
+            &mut runtime,
+        )
+        .unwrap();
+        b.apply_many(
+            [Member::alive(a_old.clone())].into_iter(),
+            false,
+            &mut runtime,
+        )
+        .unwrap();
+        let tagged = |id: &NodeId| NodeId {
+            tags: [("role".to_string(), "db".to_string())].into(),
+            started_ms: id.started_ms + 1,
+            ..id.clone()
+        };
+        let (a_new, b_new) = (tagged(&a_old), tagged(&b_old));
+        let mut at_a = AccumulatingRuntime::new();
+        a.change_identity(a_new.clone(), &mut at_a).unwrap();
+        b.change_identity(b_new, &mut AccumulatingRuntime::new())
+            .unwrap();
+        // a tells of its new tags to the b it knows: b's previous identity
+        let (to, packet) = at_a.to_send().expect("a gossips its new identity");
+        assert_eq!(to, b_old);
+        receive(&mut b, &packet, &mut AccumulatingRuntime::new(), &urgent).unwrap();
+        assert!(
+            b.iter_members().any(|m| m.id() == &a_new),
+            "b took a's new tags"
+        );
+        // a packet for another member is not taken in
+        let mut stranger = member("c", 3, &urgent);
+        let before = stranger.num_members();
+        let _ = receive(
+            &mut stranger,
+            &packet,
+            &mut AccumulatingRuntime::new(),
+            &urgent,
+        );
+        assert_eq!(stranger.num_members(), before);
     }
 
     #[test]
