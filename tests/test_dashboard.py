@@ -1,8 +1,8 @@
 """The dashboard at /mod/dashboard/ (and /dashboard/), driven in headless Chromium
 (Debian's chromium and chromium-driver, through selenium) on a 3-member cluster: the pages
 load with every member up and one leader, live charts fill from /metrics, a key written,
-edited and deleted in the UI (v2 and v3 views) is seen so by curl on another member, and a
-killed member shows as down. Screenshots are saved and checked (a PNG of the window's size
+edited and deleted in the UI (v2 and v3 views) is seen so by curl on another member, a
+killed member shows as down, and signing in reaches keys behind v2 and v3 auth. Screenshots are saved and checked (a PNG of the window's size
 that is not blank).
 
 etcd 3.4 has no dashboard: these tests are skipped when MUSUBI_TEST_TARGET=etcd."""
@@ -20,6 +20,7 @@ from selenium.common.exceptions import NoSuchElementException, StaleElementRefer
 from selenium.webdriver.support.select import Select
 
 from harness import raw_request, target_kind, wait_for
+from v3util import Ctl3
 
 pytestmark = pytest.mark.skipif(target_kind() == "etcd",
                                 reason="etcd 3.4 has no dashboard; musubi serves one")
@@ -227,6 +228,9 @@ def test_pages_load_on_a_three_member_cluster_and_charts_fill(fleet, browser, sh
         followers = [n for n in names if n != leader]
         ui("peer round trips", lambda: all(
             n in browser.find_element("id", "now-peers").text for n in followers), timeout=20)
+        # Lines of several points on every chart.
+        ui("lines drawn", lambda: all(int(browser.find_element("id", "chart-" + c).get_attribute(
+            "data-points")) >= 5 for c in ("writes", "reads", "fsync", "peers")), timeout=20)
         screenshot(browser, shots, "stats")
         # Another member's metrics, fetched across origins.
         choose.select_by_visible_text("n3" if leader != "n3" else "n2")
@@ -297,7 +301,7 @@ def test_a_key_written_in_the_v3_view_is_readable_with_curl(fleet, browser, shot
     other = members[1]
     browser.get(members[0].url + "/mod/dashboard/#keys-v3")
     pane = "#view-keys-v3"
-    ui("the key count", lambda: "keys" in browser.find_element("css selector", pane + " .note").text)
+    ui("the key count", lambda: " key" in browser.find_element("css selector", pane + " .note").text)
     click(browser, pane + " [data-act=new]")
     fill(browser, pane, "key", "app/config/port")
     fill(browser, pane, "value", "8080")
@@ -354,3 +358,57 @@ def test_a_killed_member_shows_as_down(fleet, browser, shots):
     # It comes back.
     members[2].start()
     wait_members(browser, lambda s: one_leader_and_followers(s, ["n1", "n2", "n3"]), "n3 back")
+
+
+def test_signing_in_reaches_keys_behind_v2_and_v3_auth(fleet, browser, shots):
+    member = fleet.target().start()
+    ctl = Ctl3(member)
+    ctl("user", "add", "root:rootpw")
+    ctl("auth", "enable")
+    curl("-X", "PUT", member.url + "/v2/auth/users/root", "-d", '{"user":"root","password":"rootpw"}')
+    curl("-X", "PUT", member.url + "/v2/auth/enable")
+    browser.get(member.url + "/mod/dashboard/#keys-v3")
+    pane = "#view-keys-v3"
+    note = lambda: browser.find_element("css selector", "#view-keys-v3 .note").text  # noqa: E731
+    ui("v3's refusal", lambda: "user name is empty" in note())
+
+    fill(browser, "#signin", "user", "root")
+    fill(browser, "#signin", "password", "wrong")
+    click(browser, "#signin button[type=submit]")
+    ui("a failed sign-in", lambda: "authentication failed" in browser.find_element(
+        "css selector", "#signin .who").text)
+    fill(browser, "#signin", "password", "rootpw")
+    click(browser, "#signin button[type=submit]")
+    ui("signed in", lambda: browser.find_element("css selector", "#signin .who").text
+       == "signed in as root")
+    ui("the keys listed", lambda: note().endswith((" key", " keys")))
+
+    click(browser, pane + " [data-act=new]")
+    fill(browser, pane, "key", "secret/a")
+    fill(browser, pane, "value", "s3")
+    button(browser, pane, "Create").click()
+    ui("created", lambda: status_text(browser, pane) == "created")
+    assert "user name is empty" in curl("-X", "POST", member.url + "/v3/kv/range",
+                                        "-d", json.dumps({"key": "c2VjcmV0L2E="}))
+    token = json.loads(curl("-X", "POST", member.url + "/v3/auth/authenticate",
+                            "-d", '{"name":"root","password":"rootpw"}'))["token"]
+    got = json.loads(curl("-X", "POST", member.url + "/v3/kv/range", "-H", "Authorization: " + token,
+                          "-d", json.dumps({"key": "c2VjcmV0L2E="})))
+    assert base64.b64decode(got["kvs"][0]["value"]) == b"s3", got
+
+    # v2 with basic auth: the same sign-in.
+    click(browser, "nav a[data-view=keys-v2]")
+    pane = "#view-keys-v2"
+    assert browser.find_element("css selector", "#signin .who").text == "signed in as root"
+    click(browser, pane + " [data-act=new]")
+    fill(browser, pane, "key", "/guarded")
+    fill(browser, pane, "value", "v2s")
+    button(browser, pane, "Create").click()
+    ui("created", lambda: status_text(browser, pane) == "created")
+    assert json.loads(curl("-u", "root:rootpw", member.url + "/v2/keys/guarded"))["node"]["value"] == "v2s"
+    screenshot(browser, shots, "signed-in")
+    # Signed out, the key views show the APIs' refusals again.
+    click(browser, "#signin button[name=signout]")
+    click(browser, "nav a[data-view=keys-v3]")
+    ui("v3's refusal again", lambda: "user name is empty" in note())
+    assert script_errors(browser) == []

@@ -12,6 +12,43 @@ export class ApiError extends Error {
   }
 }
 
+// Who the page calls as, once signed in: v2 takes the user and password (HTTP basic
+// auth), v3 a token from Authenticate. Kept in memory only: a reload signs out.
+const session = { user: null, password: null, token: null };
+
+// Signs in as `user` for both APIs. The v3 token is asked for now, so a wrong password
+// shows at once; a cluster without v3 auth leaves v2's basic auth alone in use.
+export async function signIn(user, password) {
+  session.user = user;
+  session.password = password;
+  session.token = null;
+  try {
+    await authenticate();
+  } catch (e) {
+    if (!/authentication is not enabled/.test(e.message)) {
+      signOut();
+      throw e;
+    }
+  }
+}
+
+export function signOut() {
+  session.user = session.password = session.token = null;
+}
+
+export function signedInAs() {
+  return session.user;
+}
+
+async function authenticate() {
+  const body = await json(await call("", "/v3/auth/authenticate", {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ name: session.user, password: session.password }),
+  }));
+  session.token = body.token;
+}
+
 // fetch() with a deadline. `base` is a member's client URL, or "" for this page's member.
 export async function call(base, path, init = {}) {
   const abort = new AbortController();
@@ -46,20 +83,32 @@ export async function getJSON(base, path) {
   return json(await call(base, path));
 }
 
-// One v3 JSON gateway call (`/v3/kv/range`, `/v3/maintenance/status`, ...).
+// One v3 JSON gateway call (`/v3/kv/range`, `/v3/maintenance/status`, ...). The token
+// is this member's (etcd's simple tokens are), so only calls to it carry one; an expired
+// token is renewed once.
 export async function v3(base, path, body) {
-  return json(await call(base, "/v3/" + path, {
-    method: "POST",
-    headers: { "Content-Type": "application/json" },
-    body: JSON.stringify(body || {}),
-  }));
+  const send = () => {
+    const headers = { "Content-Type": "application/json" };
+    if (base === "" && session.token) headers.Authorization = session.token;
+    return call(base, "/v3/" + path, { method: "POST", headers, body: JSON.stringify(body || {}) });
+  };
+  try {
+    return await json(await send());
+  } catch (e) {
+    if (base !== "" || !session.token || !/invalid auth token/.test(e.message)) throw e;
+    await authenticate();
+    return json(await send());
+  }
 }
 
 // A v2 keys call with a form body (PUT, POST) or none (GET, DELETE).
 export async function v2keys(method, key, params) {
   const query = new URLSearchParams(params || {});
   const path = "/v2/keys" + encodeKeyPath(key);
-  const init = { method };
+  const init = { method, headers: {} };
+  if (session.user !== null) {
+    init.headers.Authorization = "Basic " + bytesToB64(utf8.encode(session.user + ":" + session.password));
+  }
   let url = path;
   if (method === "PUT" || method === "POST") {
     init.body = query;

@@ -6,6 +6,7 @@ import { MembersView } from "./members.js";
 import { StatsView } from "./stats.js";
 import { KeysV2View } from "./keys_v2.js";
 import { KeysV3View } from "./keys_v3.js";
+import { signIn, signOut, signedInAs } from "./api.js";
 
 const section = (name) => document.getElementById("view-" + name);
 
@@ -30,6 +31,39 @@ function route() {
     if (key === name && view.shown) view.shown();
   }
 }
+
+// Signing in or out reloads the key views, whose answers depend on who asks.
+const form = document.getElementById("signin");
+function showSession(error) {
+  const user = signedInAs();
+  const who = form.querySelector(".who");
+  who.textContent = error || (user === null ? "" : "signed in as " + user);
+  who.className = error ? "who error" : "who muted";
+  for (const name of ["user", "password"]) form.elements[name].hidden = user !== null;
+  form.querySelector("button[type=submit]").hidden = user !== null;
+  form.elements.signout.hidden = user === null;
+}
+function sessionChanged() {
+  views["keys-v2"].reset();
+  views["keys-v3"].reset();
+}
+form.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  try {
+    await signIn(form.elements.user.value, form.elements.password.value);
+    form.elements.password.value = "";
+    showSession();
+    sessionChanged();
+  } catch (e) {
+    showSession("sign-in failed: " + e.message);
+  }
+});
+form.elements.signout.addEventListener("click", () => {
+  signOut();
+  showSession();
+  sessionChanged();
+});
+showSession();
 
 window.addEventListener("hashchange", route);
 members.start();

@@ -24,11 +24,14 @@ export class LineChart {
       while (points.length && points[0][0] < time - this.windowMs) points.shift();
     }
     this.now = time;
+    // How many points are drawn, for a look from outside (the tests).
+    this.canvas.dataset.points = Math.max(0, ...[...this.series.values()].map((p) => p.length));
     this.draw();
   }
 
   clear() {
     this.series.clear();
+    this.canvas.dataset.points = 0;
     this.draw();
   }
 
@@ -82,8 +85,8 @@ export class LineChart {
       g.beginPath();
       points.forEach(([t, v], i) => (i ? g.lineTo(x(t), y(v)) : g.moveTo(x(t), y(v))));
       g.stroke();
-      if (points.length === 1) g.fillRect(x(points[0][0]) - 2, y(points[0][1]) - 2, 4, 4);
       g.fillStyle = stroke;
+      if (points.length === 1) g.fillRect(x(points[0][0]) - 2, y(points[0][1]) - 2, 4, 4);
       g.textAlign = "left";
       g.fillRect(legendX, pad.top + 4, 10, 3);
       g.fillText(name, legendX + 14, pad.top + 9);

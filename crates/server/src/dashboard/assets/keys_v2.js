@@ -14,7 +14,13 @@ export class KeysV2View {
     });
     root.querySelector("[data-act=refresh]").addEventListener("click", () => this.refresh());
     root.querySelector("[data-act=new]").addEventListener("click", () => this.create(this.currentDir()));
+    this.reset();
+  }
+
+  // Forgets what was shown (after a sign-in or sign-out) and lists the keys again.
+  reset() {
     this.detail.replaceChildren(el("p", { class: "muted" }, "Choose a key, or create one."));
+    if (this.loaded) this.refresh();
   }
 
   shown() {
@@ -26,6 +32,7 @@ export class KeysV2View {
     try {
       await this.tree.reload({ path: "/" });
     } catch (e) {
+      this.tree.clear();
       this.detail.replaceChildren(el("p", { class: "error" }, "cannot list /: " + e.message));
     }
   }

@@ -23,7 +23,13 @@ export class KeysV3View {
     root.querySelector("[data-act=refresh]").addEventListener("click", () => this.refresh());
     root.querySelector("[data-act=new]").addEventListener("click", () => this.create(this.prefix.value));
     this.prefix.addEventListener("change", () => this.refresh());
+    this.reset();
+  }
+
+  // Forgets what was shown (after a sign-in or sign-out) and lists the keys again.
+  reset() {
     this.detail.replaceChildren(el("p", { class: "muted" }, "Choose a key, or create one."));
+    if (this.loaded) this.refresh();
   }
 
   shown() {
@@ -37,10 +43,11 @@ export class KeysV3View {
     try {
       const body = await v3("", "kv/range", { ...range, keys_only: true, limit: LIST_LIMIT });
       const keys = (body.kvs || []).map((kv) => b64ToBytes(kv.key));
-      this.note.textContent = body.more ? "showing the first " + keys.length + " of " + body.count + " keys" : keys.length + " keys";
+      this.note.textContent = body.more ? "showing the first " + keys.length + " of " + body.count + " keys" : keys.length + (keys.length === 1 ? " key" : " keys");
       await this.tree.reload({ path: "", children: buildTree(keys) });
     } catch (e) {
       this.note.textContent = "cannot list keys: " + e.message;
+      this.tree.clear();
     }
   }
 

@@ -22,6 +22,12 @@ export class Tree {
     this.render();
   }
 
+  // Shows nothing (the listing failed).
+  clear() {
+    this.root = null;
+    this.render();
+  }
+
   async expand(node) {
     node.children = await this.load(node);
     for (const child of node.children) {
