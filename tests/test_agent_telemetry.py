@@ -8,6 +8,7 @@ tests against Debian's `serf agent` (Serf has no Prometheus listener: those test
 musubi's only), which proves the names and the prefix are Serf's.
 """
 
+import base64
 import json
 import os
 import socket
@@ -105,6 +106,26 @@ def test_user_events_and_queries_are_counted_by_name(observed, agents):
     assert value(families, "serf_queries") >= value(before, "serf_queries") + 1
     # a1 asked: both members ack it (no handler answers, so no responses).
     assert value(families, "serf_query_acks") >= value(before, "serf_query_acks") + 2
+
+
+@musubi_only
+def test_an_event_too_big_for_gossip_is_counted_on_the_stream_transport(agents):
+    ports = [harness.free_port(), harness.free_port()]
+    limit = ["-user-event-size-limit", "70000"]
+    a1 = agents("a1", args=limit + ["-http-addr", "127.0.0.1:%d" % ports[0]])
+    a2 = agents("a2", join=[a1.gossip_addr],
+                args=limit + ["-http-addr", "127.0.0.1:%d" % ports[1]])
+    wait_for(lambda: statuses(a1) == {"a1": "alive", "a2": "alive"}, 15, "both alive")
+    sent = value(scrape(ports[0]), "memberlist_tcp_sent")
+    accepted = value(scrape(ports[1]), "memberlist_tcp_accept")
+    # Random base64 hardly compresses: 60 KB stays far over a datagram.
+    payload = base64.b64encode(os.urandom(45000)).decode()
+    out = serf("event", a1, "report", payload)
+    assert out.returncode == 0, out.stdout + out.stderr
+    wait_value(ports[1], "serf_events_report", lambda v: v == 1, "a2 received the event")
+    assert value(scrape(ports[0]), "memberlist_tcp_connect") >= 1
+    assert value(scrape(ports[0]), "memberlist_tcp_sent") >= sent + 40000
+    assert value(scrape(ports[1]), "memberlist_tcp_accept") >= accepted + 1
 
 
 @musubi_only

@@ -48,9 +48,11 @@ pub async fn send_reliable(addr: SocketAddr, datagram: &[u8]) -> io::Result<()> 
     let mut stream = timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
         .await
         .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
+    metrics::counter!("memberlist.tcp.connect").increment(1);
     let write = async {
         stream.write_all(&length.to_be_bytes()).await?;
         stream.write_all(datagram).await?;
+        metrics::counter!("memberlist.tcp.sent").increment(4 + u64::from(length));
         stream.shutdown().await
     };
     timeout(IO_TIMEOUT, write)
@@ -64,7 +66,10 @@ pub async fn serve(listener: TcpListener, deliver: mpsc::UnboundedSender<(Vec<u8
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
         let (stream, peer) = match listener.accept().await {
-            Ok(accepted) => accepted,
+            Ok(accepted) => {
+                metrics::counter!("memberlist.tcp.accept").increment(1);
+                accepted
+            }
             Err(e) => {
                 // Out of file descriptors, typically: retrying at once would spin.
                 warn!("gossip stream accept: {e}");
