@@ -13,7 +13,6 @@ import json
 import os
 import socket
 import threading
-import time
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families

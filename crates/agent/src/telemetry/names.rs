@@ -63,8 +63,8 @@ pub(super) fn describe() {
         ),
         ("memberlist.udp.sent", "Bytes sent over UDP."),
         ("memberlist.udp.received", "Bytes received over UDP."),
-        ("memberlist.tcp.connect", "Stream connections opened to other members."),
-        ("memberlist.tcp.accept", "Stream connections accepted from other members."),
+        ("memberlist.tcp.connect", "Stream connections opened."),
+        ("memberlist.tcp.accept", "Stream connections accepted."),
         ("memberlist.tcp.sent", "Bytes sent over stream connections."),
     ] {
         describe_counter!(name, help);
