@@ -205,3 +205,85 @@ def test_a_bad_discovery_fallback_is_refused(fleet):
     bad.start(wait=False)
     assert bad.proc.wait(30) != 0
     assert "stay" in bad.log_tail(1 << 20)
+
+
+def custom(fleet, name, *args):
+    """A target server started with exactly `args` after the program (and --data-dir)."""
+    s = fleet.spawn(target_kind(), name=name)
+    prog = s.argv()[:2] if target_kind() == "musubi" else s.argv()[:1]
+    s.argv = lambda: prog + ["--name", name, "--data-dir", s.data_dir, "--enable-v2"] + list(args)
+    return s
+
+
+def test_one_port_serves_http_and_https(fleet):
+    import ssl
+    port = free_port()
+    both = "http://127.0.0.1:%d,https://127.0.0.1:%d" % (port, port)
+    s = custom(fleet, "both", "--listen-client-urls", both, "--advertise-client-urls", both,
+               "--auto-tls")
+    s.client_port = port
+    s.start()
+    st, _, body = s.request("PUT", "/v2/keys/k", body="value=plain")
+    assert st == 201, body
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    import http.client
+    conn = http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=10)
+    conn.request("GET", "/v2/keys/k")
+    resp = conn.getresponse()
+    assert resp.status == 200
+    assert json.loads(resp.read())["node"]["value"] == "plain"
+    conn.close()
+
+
+def test_a_unix_client_url_is_served(fleet, tmp_path, monkeypatch):
+    import http.client
+    # etcd takes unix://host:port, the socket file "host:port" in its working directory.
+    monkeypatch.chdir(tmp_path)
+    sock_port = free_port()
+    sock = str(tmp_path / ("localhost:%d" % sock_port))
+    port = free_port()
+    url = "http://127.0.0.1:%d" % port
+    s = custom(fleet, "unix", "--listen-client-urls",
+               "%s,unix://localhost:%d" % (url, sock_port), "--advertise-client-urls", url)
+    s.client_port = port
+    s.start()
+
+    class UnixConnection(http.client.HTTPConnection):
+        def connect(self):
+            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.sock.settimeout(10)
+            self.sock.connect(sock)
+
+    conn = UnixConnection("localhost")
+    conn.request("PUT", "/v2/keys/u", body="value=over-unix",
+                 headers={"Content-Type": "application/x-www-form-urlencoded"})
+    resp = conn.getresponse()
+    assert resp.status == 201, resp.read()
+    resp.read()
+    conn.close()
+    st, _, body = s.request("GET", "/v2/keys/u")
+    assert json.loads(body)["node"]["value"] == "over-unix"
+
+
+def test_a_second_listen_peer_url_is_served(fleet):
+    # n1 listens on two peer URLs and tells the cluster only the second: n2 reaches it there.
+    c1, c2, pa, pb, p2 = (free_port() for _ in range(5))
+    u = "http://127.0.0.1:%d"
+    initial = "n1=%s,n2=%s" % (u % pb, u % p2)
+    n1 = custom(fleet, "n1", "--listen-client-urls", u % c1, "--advertise-client-urls", u % c1,
+                "--listen-peer-urls", "%s,%s" % (u % pa, u % pb),
+                "--initial-advertise-peer-urls", u % pb, "--initial-cluster", initial)
+    n2 = custom(fleet, "n2", "--listen-client-urls", u % c2, "--advertise-client-urls", u % c2,
+                "--listen-peer-urls", u % p2, "--initial-advertise-peer-urls", u % p2,
+                "--initial-cluster", initial)
+    n1.client_port, n2.client_port = c1, c2
+    n1.start(wait=False)
+    n2.start(wait=False)
+    n1.wait_ready()
+    n2.wait_ready()
+    st, _, _ = n1.request("PUT", "/v2/keys/k", body="value=both")
+    assert st == 201
+    wait_for("replicated", lambda: json.loads(n2.request("GET", "/v2/keys/k")[2])
+             .get("node", {}).get("value") == "both")

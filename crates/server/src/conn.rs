@@ -7,37 +7,83 @@
 //!
 //! Each connection runs in its own task, TLS handshake included (with a timeout), so a slow
 //! or silent client never holds up the next accept.
+//!
+//! A listener bound for both `http://` and `https://` on one address (etcd serves both on
+//! one port) tells them apart by each connection's first byte: a TLS connection opens with
+//! a handshake record (0x16), which no HTTP/1 method and no HTTP/2 preface starts with.
 
 use crate::h2_authority::AuthorityFix;
 use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpStream, UnixListener};
 use tokio_rustls::TlsAcceptor;
 
 /// A client that connects and says nothing must not hold its socket forever.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Serves `router` on every connection `listener` accepts, over TLS when `tls` is set.
-pub async fn serve(listener: TcpListener, tls: Option<Arc<rustls::ServerConfig>>, router: Router) {
-    let acceptor = tls.map(TlsAcceptor::from);
+/// The first byte of every TLS connection: a handshake record.
+const TLS_HANDSHAKE: u8 = 0x16;
+
+/// What a listener accepts on.
+pub enum Socket {
+    Tcp(TcpListener),
+    /// `unix://` and `unixs://` URLs.
+    Unix(UnixListener),
+}
+
+/// Whether a listener's connections speak TLS.
+#[derive(Clone)]
+pub enum Security {
+    Plain,
+    Tls(Arc<rustls::ServerConfig>),
+    /// `http://` and `https://` on one address: each connection's first byte decides.
+    Either(Arc<rustls::ServerConfig>),
+}
+
+#[derive(Clone)]
+enum Accepting {
+    Plain,
+    Tls(TlsAcceptor),
+    Either(TlsAcceptor),
+}
+
+/// Serves `router` on every connection `socket` accepts.
+pub async fn serve(socket: Socket, security: Security, router: Router) {
+    let accepting = match security {
+        Security::Plain => Accepting::Plain,
+        Security::Tls(config) => Accepting::Tls(TlsAcceptor::from(config)),
+        Security::Either(config) => Accepting::Either(TlsAcceptor::from(config)),
+    };
     let http = Arc::new(builder());
     loop {
-        match listener.accept().await {
-            Ok((tcp, remote)) => {
-                tokio::spawn(connection(
+        let (http, router) = (http.clone(), router.clone());
+        let accepted = match &socket {
+            Socket::Tcp(listener) => listener.accept().await.map(|(tcp, remote)| {
+                tokio::spawn(tcp_connection(
                     tcp,
-                    remote,
-                    acceptor.clone(),
-                    http.clone(),
-                    router.clone(),
+                    remote.to_string(),
+                    accepting.clone(),
+                    http,
+                    router,
                 ));
-            }
+            }),
+            Socket::Unix(listener) => listener.accept().await.map(|(unix, _)| {
+                tokio::spawn(connection(
+                    unix,
+                    "unix socket".into(),
+                    accepting.clone(),
+                    http,
+                    router,
+                ));
+            }),
+        };
+        match accepted {
+            Ok(()) => {}
             // Out of file descriptors and the like: wait instead of spinning.
             Err(e) => {
                 tracing::warn!(error = %e, "accept failed");
@@ -55,21 +101,46 @@ fn builder() -> auto::Builder<TokioExecutor> {
     builder
 }
 
-/// One connection: the TLS handshake if any (which refuses clients without an acceptable
-/// certificate), then HTTP until the client goes away.
-async fn connection(
+async fn tcp_connection(
     tcp: TcpStream,
-    remote: SocketAddr,
-    tls: Option<TlsAcceptor>,
+    remote: String,
+    accepting: Accepting,
     http: Arc<auto::Builder<TokioExecutor>>,
     router: Router,
 ) {
     // Replies are small and latency-bound: send them without Nagle's delay.
     let _ = tcp.set_nodelay(true);
-    let Some(acceptor) = tls else {
-        return serve_http(&http, tcp, remote, router).await;
+    let accepting = match accepting {
+        Accepting::Either(acceptor) => {
+            let mut first = [0u8; 1];
+            match tokio::time::timeout(HANDSHAKE_TIMEOUT, tcp.peek(&mut first)).await {
+                Ok(Ok(1)) if first[0] == TLS_HANDSHAKE => Accepting::Tls(acceptor),
+                Ok(Ok(1)) => Accepting::Plain,
+                // Closed, failed or silent before its first byte: nothing to serve.
+                _ => return,
+            }
+        }
+        other => other,
     };
-    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+    connection(tcp, remote, accepting, http, router).await
+}
+
+/// One connection: the TLS handshake if any (which refuses clients without an acceptable
+/// certificate), then HTTP until the client goes away.
+async fn connection<IO>(
+    io: IO,
+    remote: String,
+    accepting: Accepting,
+    http: Arc<auto::Builder<TokioExecutor>>,
+    router: Router,
+) where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let acceptor = match accepting {
+        Accepting::Plain => return serve_http(&http, io, remote, router).await,
+        Accepting::Tls(acceptor) | Accepting::Either(acceptor) => acceptor,
+    };
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(io)).await {
         Ok(Ok(stream)) => serve_http(&http, stream, remote, router).await,
         // etcd logs these too ("http: TLS handshake error from ..."): a client with the
         // wrong CA or no certificate is the usual cause.
@@ -78,12 +149,8 @@ async fn connection(
     }
 }
 
-async fn serve_http<IO>(
-    http: &auto::Builder<TokioExecutor>,
-    io: IO,
-    remote: SocketAddr,
-    router: Router,
-) where
+async fn serve_http<IO>(http: &auto::Builder<TokioExecutor>, io: IO, remote: String, router: Router)
+where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let served = http

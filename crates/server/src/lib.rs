@@ -29,6 +29,7 @@ mod grpc_metrics;
 mod h2_authority;
 mod http;
 mod identity;
+mod listen;
 mod logging;
 mod metrics;
 mod private_files;
@@ -41,6 +42,7 @@ pub mod v3;
 
 use app::{App, Limits};
 use config::{Config, Invocation};
+use listen::{Bound, bind_all};
 use musubi_consensus::{ApplyHook, Consensus, ConsensusConfig, Member};
 use musubi_store::StateMachine;
 use parking_lot::RwLock;
@@ -265,58 +267,6 @@ fn consensus_config(
         initial_members,
         peer_tls,
     }
-}
-
-/// A bound listen URL; `tls` is set for `https://` URLs.
-struct Bound {
-    url: String,
-    listener: tokio::net::TcpListener,
-    tls: Option<Arc<rustls::ServerConfig>>,
-}
-
-impl Bound {
-    async fn serve(self, router: axum::Router) {
-        conn::serve(self.listener, self.tls, router).await
-    }
-}
-
-/// Binds every URL; `https://` ones need `tls` (`cert_flag` names what provides it).
-async fn bind_all(
-    urls: &[String],
-    tls: Option<Arc<rustls::ServerConfig>>,
-    cert_flag: &str,
-) -> Result<Vec<Bound>, ServeError> {
-    let mut out = Vec::new();
-    for url in urls {
-        let listen_err = |reason: String| ServeError::Listen {
-            url: url.clone(),
-            reason,
-        };
-        let (addr, tls) = if let Some(addr) = url.strip_prefix("http://") {
-            (addr, None)
-        } else if let Some(addr) = url.strip_prefix("https://") {
-            let config = tls.clone().ok_or_else(|| {
-                listen_err(format!(
-                    "https:// needs {cert_flag} and its key file (or auto TLS)"
-                ))
-            })?;
-            (addr, Some(config))
-        } else {
-            return Err(listen_err(
-                "only http:// and https:// URLs are supported".into(),
-            ));
-        };
-        let addr = addr.trim_end_matches('/');
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(|e| listen_err(e.to_string()))?;
-        out.push(Bound {
-            url: url.clone(),
-            listener,
-            tls,
-        });
-    }
-    Ok(out)
 }
 
 async fn shutdown_signal() {
