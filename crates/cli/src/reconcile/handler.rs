@@ -5,12 +5,14 @@
 //! killed meanwhile.
 
 use super::core::Record;
+use super::run::stopped;
 use crate::lock::election::Leadership;
 use crate::supervise::{Deadline, Spec, now, spawn_guarded};
 use crate::toolkit::child;
 use serde_json::json;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
+use tokio::sync::watch;
 
 pub struct Handler {
     pub argv: Vec<String>,
@@ -24,7 +26,13 @@ pub struct Handler {
 impl Handler {
     /// Run the handler for `record`; its exit code (the guardian's reserved codes included:
     /// 120 when the leadership was lost, 126/127 when it could not be run).
-    pub async fn run(&self, record: &Record, leadership: &Leadership) -> i32 {
+    /// A stop (`stop` turning true) terminates the handler as a loss does, and waits for it.
+    pub async fn run(
+        &self,
+        record: &Record,
+        leadership: &Leadership,
+        stop: watch::Receiver<bool>,
+    ) -> i32 {
         let input = json!({
             "name": self.name,
             "action_id": record.id,
@@ -83,6 +91,10 @@ impl Handler {
                     }
                 }
                 _ = leadership.lost(), if !told_lost => {
+                    told_lost = true;
+                    guarded.lost();
+                }
+                _ = stopped(stop.clone()), if !told_lost => {
                     told_lost = true;
                     guarded.lost();
                 }

@@ -39,7 +39,7 @@ pub struct ReconcileArgs {
 enum ReconcileCommand {
     /// Reconcile NAME: one instance of any number leads and acts; the others wait.
     #[command(after_help = EXIT_CODES)]
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// The leader, its token, and whether NAME has converged.
     #[command(after_help = EXIT_CODES)]
     Status(NameArg),

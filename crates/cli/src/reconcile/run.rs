@@ -17,6 +17,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::watch;
 
 /// What the leader writes to `status` after each pass, and `status` prints.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
@@ -66,14 +67,25 @@ pub async fn run(store_args: &StoreArgs, args: &RunArgs) -> Result<ToolExit, Too
         signal(SignalKind::terminate()).map_err(|e| ToolError::usage(e.to_string()))?;
     let mut interrupt =
         signal(SignalKind::interrupt()).map_err(|e| ToolError::usage(e.to_string()))?;
-    let mut runner = Runner::new(store, args, instance)?;
+    // A signal stops us in order: a running handler is terminated and its outcome recorded,
+    // then the leadership is resigned, so the next instance need not wait for the lease.
+    let (stop_tx, stop) = watch::channel(false);
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = terminate.recv() => {}
+            _ = interrupt.recv() => {}
+        }
+        let _ = stop_tx.send(true);
+    });
+    let mut runner = Runner::new(store, args, instance, stop)?;
     // Reading the store once up front makes "store down at start" exit 4, as documented.
     records::read_tree(&runner.store, &runner.desired).await?;
-    tokio::select! {
-        result = runner.serve() => result,
-        _ = terminate.recv() => Ok(ToolExit::Ok),
-        _ = interrupt.recv() => Ok(ToolExit::Ok),
-    }
+    runner.serve().await
+}
+
+/// Resolves once a stop was asked for (at once if it already was).
+pub async fn stopped(mut stop: watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stop| *stop).await;
 }
 
 struct Runner<'a> {
@@ -87,6 +99,7 @@ struct Runner<'a> {
     policy: Policy,
     last_status: Option<Status>,
     last_status_write: Option<Instant>,
+    stop: watch::Receiver<bool>,
 }
 
 impl<'a> Runner<'a> {
@@ -94,6 +107,7 @@ impl<'a> Runner<'a> {
         store: Arc<Store>,
         args: &'a RunArgs,
         instance: String,
+        stop: watch::Receiver<bool>,
     ) -> Result<Runner<'a>, ToolError> {
         let argv: Vec<String> = if args.shell {
             vec![args.handler.clone()]
@@ -130,6 +144,7 @@ impl<'a> Runner<'a> {
             instance,
             last_status: None,
             last_status_write: None,
+            stop,
         })
     }
 
@@ -151,6 +166,7 @@ impl<'a> Runner<'a> {
                 loop {
                     tokio::select! {
                         won = &mut campaign => break won,
+                        _ = stopped(self.stop.clone()) => return Ok(ToolExit::Ok),
                         _ = tokio::time::sleep(self.args.interval) => self.publish_view().await,
                     }
                 }
@@ -175,6 +191,9 @@ impl<'a> Runner<'a> {
             if let Err(e) = leadership.resign().await {
                 eprintln!("reconcile: resigning: {e}");
             }
+            if *self.stop.borrow() {
+                return Ok(ToolExit::Ok);
+            }
         }
     }
 
@@ -191,6 +210,9 @@ impl<'a> Runner<'a> {
             if leadership.is_lost() {
                 return "leadership lost".to_string();
             }
+            if *self.stop.borrow() {
+                return "stopped by a signal".to_string();
+            }
             match self
                 .pass(leadership, &fence, started, &mut sightings, &mut ran)
                 .await
@@ -202,6 +224,7 @@ impl<'a> Runner<'a> {
             tokio::select! {
                 _ = tokio::time::sleep(self.args.interval) => {}
                 _ = leadership.lost() => return "leadership lost".to_string(),
+                _ = stopped(self.stop.clone()) => return "stopped by a signal".to_string(),
             }
         }
     }
@@ -261,6 +284,9 @@ impl<'a> Runner<'a> {
         self.write_status(&desired, &diffs, &stored, &gates, views_label, fence.token)
             .await;
         for step in steps {
+            if *self.stop.borrow() {
+                break;
+            }
             if self.args.dry_run {
                 eprintln!("reconcile: dry run: {step:?}");
                 continue;
@@ -307,7 +333,10 @@ impl<'a> Runner<'a> {
             "reconcile: running action {} (token {})",
             record.id, fence.token
         );
-        let exit = self.handler.run(&record, leadership).await;
+        let exit = self
+            .handler
+            .run(&record, leadership, self.stop.clone())
+            .await;
         let finished = core::finish(record, exit, &self.policy, now_ms());
         eprintln!(
             "reconcile: action {} exited {exit}: {:?}",
