@@ -294,3 +294,36 @@ def test_member_flapping_within_grace_triggers_nothing(rig, tmp_path, agents):
     ids = [run[0] for run in handler_runs(rig.log) if run[3] == "start"]
     assert len(ids) == 1 and ids[0].startswith("create:a3:desired@"), ids
     assert "running action" in r.log()
+
+
+def test_a_leader_cut_off_from_the_gossip_acts_on_nothing_the_others_see(rig, agents):
+    """The leader's agent is alone (as in a gossip partition): it sees a1 and a2 missing and
+    a3 extra, but the other instances' views, from agents that see a1 and a2 alive, outvote
+    it: no action, and status shows the differences it holds back."""
+    a1 = agents("a1")
+    a2 = agents("a2", join=[a1.gossip_addr])
+    a3 = agents("a3")
+    wait_for(lambda: statuses(a1) == {"a1": "alive", "a2": "alive"}, 20, "a1 and a2 joined")
+    store = rig.store("3")
+    store.put("/musubi/desired/%s/a1" % NAME, "")
+    store.put("/musubi/desired/%s/a2" % NAME, "")
+    # r1 leads, and its --fresh-after gives r2 and r3 time to publish their views.
+    fast = ["--actual", "agent", "--ttl", "4s", "--interval", "200ms", "--grace", "0s",
+            "--fresh-after", "4s"]
+    r1 = rig.reconciler("3", "r1", fast + ["--rpc-addr", a3.rpc_addr])
+    wait_for(lambda: "r1 leads" in r1.log(), 20, "r1 to lead")
+    others = [rig.reconciler("3", "r2", fast + ["--rpc-addr", a1.rpc_addr]),
+              rig.reconciler("3", "r3", fast + ["--rpc-addr", a2.rpc_addr])]
+    status = wait_for(lambda: (lambda s: s if s and s["views"] == "3/3" else None)(
+        reported(rig.server, "3")), 20, "three fresh views")
+    wait_for(lambda: reported(rig.server, "3")["fresh"], 20, "r1's reading to be fresh")
+    time.sleep(2)
+    status = reported(rig.server, "3")
+    assert status["leader"] == "r1" and status["differences"] == 3, status
+    assert status["pending"] == 3 and status["views"] == "3/3", status
+    assert handler_runs(rig.log) == []
+    assert cli_json(rig.server, "3", "actions")[1]["actions"] == []
+    # Control: with the other views gone stale, r1 alone is the majority and acts.
+    for other in others:
+        other.stop()
+    wait_for(lambda: len(handler_runs(rig.log)) >= 6, 20, "r1 to act alone")
