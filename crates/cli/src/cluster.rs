@@ -3,10 +3,16 @@
 //!
 //! Exit codes as etcdctl's: 0 on success, 1 when a member command fails, 2 when no
 //! endpoint can be reached, 5 when `health` finds the cluster degraded or unavailable.
+//!
+//! `-o json` prints one JSON document per command instead of etcdctl's lines (etcdctl v2
+//! has none for these commands): the members as `/v2/members` lists them (with `isLeader`),
+//! the added member with the environment to start it with, or each member's health.
+//! Errors stay text on stderr, and the exit codes are the same.
 
 use crate::kv::{self, Ctx, GlobalArgs};
 use clap::{Args, Subcommand};
 use musubi_client::{Client, Error, Member};
+use serde_json::{Value, json};
 use std::process::ExitCode;
 
 const EXIT_FAILED: u8 = 1;
@@ -74,13 +80,18 @@ pub fn run(args: ClusterArgs) -> ExitCode {
 
 async fn execute(ctx: &Ctx, verb: &Verb) -> Result<u8, String> {
     let client = &ctx.client;
-    match verb {
+    let (lines, doc) = match verb {
         Verb::List => {
             let members = text(client.members().await)?;
             let leader = client.leader().await.ok().map(|l| l.id);
-            for m in &members {
-                println!("{}", list_line(m, leader.as_deref() == Some(m.id.as_str())));
-            }
+            let is_leader = |m: &Member| leader.as_deref() == Some(m.id.as_str());
+            let lines = members.iter().map(|m| list_line(m, is_leader(m))).collect();
+            let listed = members.iter().map(|m| {
+                let mut v = json!(m);
+                v["isLeader"] = json!(is_leader(m));
+                v
+            });
+            (lines, json!({ "members": listed.collect::<Vec<_>>() }))
         }
         Verb::Add {
             name,
@@ -90,33 +101,64 @@ async fn execute(ctx: &Ctx, verb: &Verb) -> Result<u8, String> {
             let urls = split(peer_urls);
             let added = text(client.add_member(&urls, *learner).await)?;
             let members = text(client.members().await)?;
-            println!(
+            let env = [
+                ("ETCD_NAME", name.clone()),
+                (
+                    "ETCD_INITIAL_CLUSTER",
+                    initial_cluster(&members, &added.id, name),
+                ),
+                ("ETCD_INITIAL_CLUSTER_STATE", "existing".to_string()),
+            ];
+            let mut lines = vec![format!(
                 "Added member named {name} with ID {} to cluster\n",
                 added.id
-            );
-            println!("ETCD_NAME=\"{name}\"");
-            println!(
-                "ETCD_INITIAL_CLUSTER=\"{}\"",
-                initial_cluster(&members, &added.id, name)
-            );
-            println!("ETCD_INITIAL_CLUSTER_STATE=\"existing\"");
+            )];
+            lines.extend(env.iter().map(|(k, v)| format!("{k}=\"{v}\"")));
+            let env: serde_json::Map<String, Value> =
+                env.into_iter().map(|(k, v)| (k.into(), v.into())).collect();
+            (lines, json!({ "member": added, "env": env }))
         }
         Verb::Remove { id } => {
-            text(client.remove_member(id).await).map_err(|e| not_found(e, id))?;
-            println!("Removed member {id} from cluster");
+            // 410 Gone: removed before, which etcd's client counts as done.
+            match text(client.remove_member(id).await) {
+                Err(e) if !e.starts_with("Member permanently removed") => {
+                    return Err(not_found(e, id));
+                }
+                _ => {}
+            }
+            let line = format!("Removed member {id} from cluster");
+            (vec![line], json!({ "removed": id }))
         }
         Verb::Update { id, peer_urls } => {
-            text(client.update_member(id, &split(peer_urls)).await)
-                .map_err(|e| not_found(e, id))?;
-            println!("Updated member with ID {id} in cluster");
+            let urls = split(peer_urls);
+            text(client.update_member(id, &urls).await).map_err(|e| not_found(e, id))?;
+            let line = format!("Updated member with ID {id} in cluster");
+            (vec![line], json!({ "updated": id, "peerURLs": urls }))
         }
         Verb::Promote { id } => {
-            text(client.promote_member(id).await).map_err(|e| not_found(e, id))?;
-            println!("Member {id} promoted in cluster");
+            let member = text(client.promote_member(id).await).map_err(|e| not_found(e, id))?;
+            let line = format!("Member {id} promoted in cluster");
+            (vec![line], json!({ "promoted": member }))
         }
-        Verb::Health => return health(client).await,
-    }
+        Verb::Health => {
+            let (code, lines, doc) = health(client).await?;
+            print(ctx, &lines, &doc);
+            return Ok(code);
+        }
+    };
+    print(ctx, &lines, &doc);
     Ok(0)
+}
+
+/// The text lines, or with `-o json` the document.
+fn print(ctx: &Ctx, lines: &[String], doc: &Value) {
+    if ctx.json() {
+        println!("{doc}");
+    } else {
+        for line in lines {
+            println!("{line}");
+        }
+    }
 }
 
 fn text<T>(result: Result<T, Error>) -> Result<T, String> {
@@ -171,58 +213,65 @@ fn initial_cluster(members: &[Member], new_id: &str, new_name: &str) -> String {
         .join(",")
 }
 
-/// Asks each member's client URLs for `/health`; 0 if all are healthy, 5 otherwise.
-async fn health(client: &Client) -> Result<u8, String> {
+/// Asks each member's client URLs for `/health`; exit 0 if all are healthy, 5 otherwise,
+/// with etcdctl's lines and the JSON document.
+async fn health(client: &Client) -> Result<(u8, Vec<String>, Value), String> {
     let members = client.members().await.map_err(|e| e.to_string())?;
+    let mut lines = Vec::new();
+    let mut checked = Vec::new();
     let mut healthy = 0;
     for m in &members {
-        if m.client_urls.is_empty() {
-            println!(
-                "member {} is unreachable: no available published client urls",
-                m.id
-            );
-            continue;
-        }
-        let mut reached = false;
-        for url in &m.client_urls {
-            let Ok(one) = Client::new(vec![url.clone()]) else {
-                continue;
-            };
-            match one.health().await {
-                Ok(true) => {
-                    println!("member {} is healthy: got healthy result from {url}", m.id);
-                    healthy += 1;
-                }
-                Ok(false) => {
-                    println!(
-                        "member {} is unhealthy: got unhealthy result from {url}",
-                        m.id
-                    )
-                }
-                Err(_) => continue,
-            }
-            reached = true;
-            break;
-        }
-        if !reached {
-            println!(
-                "member {} is unreachable: {:?} are all unreachable",
-                m.id, m.client_urls
-            );
-        }
+        let (state, url, line) = member_health(m).await;
+        healthy += usize::from(state == "healthy");
+        lines.push(line);
+        checked.push(json!({ "id": m.id, "name": m.name, "health": state, "url": url }));
     }
-    if healthy == members.len() {
-        println!("cluster is healthy");
-        Ok(0)
+    let (code, state) = if healthy == members.len() {
+        (0, "healthy")
+    } else if healthy > 0 {
+        (EXIT_NOT_HEALTHY, "degraded")
     } else {
-        let state = if healthy > 0 {
-            "degraded"
-        } else {
-            "unavailable"
-        };
-        println!("cluster is {state}");
-        Ok(EXIT_NOT_HEALTHY)
+        (EXIT_NOT_HEALTHY, "unavailable")
+    };
+    lines.push(format!("cluster is {state}"));
+    Ok((code, lines, json!({ "members": checked, "cluster": state })))
+}
+
+/// One member's health ("healthy", "unhealthy" or "unreachable"), the URL that answered,
+/// and etcdctl's line for it.
+async fn member_health(m: &Member) -> (&'static str, Option<String>, String) {
+    if m.client_urls.is_empty() {
+        let line = format!(
+            "member {} is unreachable: no available published client urls",
+            m.id
+        );
+        return ("unreachable", None, line);
     }
+    for url in &m.client_urls {
+        let Ok(one) = Client::new(vec![url.clone()]) else {
+            continue;
+        };
+        let (state, line) = match one.health().await {
+            Ok(true) => (
+                "healthy",
+                format!("member {} is healthy: got healthy result from {url}", m.id),
+            ),
+            Ok(false) => (
+                "unhealthy",
+                format!(
+                    "member {} is unhealthy: got unhealthy result from {url}",
+                    m.id
+                ),
+            ),
+            Err(_) => continue,
+        };
+        return (state, Some(url.clone()), line);
+    }
+    let line = format!(
+        "member {} is unreachable: {:?} are all unreachable",
+        m.id, m.client_urls
+    );
+    ("unreachable", None, line)
 }
 
 #[cfg(test)]

@@ -114,6 +114,11 @@ pub struct Ctx {
 }
 
 impl Ctx {
+    /// `-o json`: commands print one JSON document instead of text.
+    pub fn json(&self) -> bool {
+        self.format == Format::Json
+    }
+
     /// Run one client call within `--total-timeout`; its failure is a server error (exit 4).
     async fn call<T>(&self, call: impl Future<Output = Result<T, Error>>) -> Result<T, Failure> {
         match tokio::time::timeout(self.total_timeout, call).await {
