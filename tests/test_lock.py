@@ -202,6 +202,18 @@ def test_a_semaphore_holds_n_at_once(cluster, tmp_path, api):
     assert max(counts) <= 3
     assert max(counts) > 1
 
+    # Contenders that disagree on -n: the newcomer refuses (125), the holders go on.
+    holder = popen(lock_argv(cluster, api, "S", "-n", "3", *TTL))
+    try:
+        harness.wait_for("the hold", lambda: holder.stdout.readline())
+        code, _, err = run(lock_argv(cluster, api, "S", "-n", "2", "--", "true"))
+        assert code == 125, err
+        assert run(lock_argv(cluster, api, "S", "-n", "3", "--try", "--", "true"))[0] == 0
+    finally:
+        holder.send_signal(signal.SIGTERM)
+        holder.communicate(timeout=30)
+    assert holder.returncode == 0
+
 
 def test_python_etcd_lock_and_musubi_lock_exclude_each_other(cluster):
     import etcd

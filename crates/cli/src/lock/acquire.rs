@@ -3,7 +3,7 @@
 //! before taking over, so that whatever that holder was doing has time to stop (Chubby's
 //! lock-delay); the guardian has killed its child by then unless the whole host froze.
 
-use super::queue::{Queue, rank};
+use super::queue::{Kind, Queue, rank};
 use super::session::Session;
 use crate::toolkit::{ToolError, ToolExit};
 use std::time::Duration;
@@ -43,6 +43,17 @@ pub async fn wait_turn(session: &Session, rules: &Rules) -> Result<Turn, ToolErr
             }
             Err(e) => return Err(e),
         };
+        if session.queue.kind == Kind::Lock
+            && let Some(other) = entries
+                .iter()
+                .filter_map(|entry| stated_limit(&entry.value))
+                .find(|limit| *limit != rules.limit)
+        {
+            return Err(ToolError::usage(format!(
+                "{}: another contender has -n {other}, we have -n {}: they must agree",
+                session.queue.name, rules.limit
+            )));
+        }
         match rank(&entries, session.ticket.token) {
             None => return Ok(Turn::Lost),
             Some(place) if place < rules.limit => {
@@ -65,5 +76,25 @@ pub async fn wait_turn(session: &Session, rules: &Rules) -> Result<Turn, ToolErr
             },
             _ = session.lost() => return Ok(Turn::Lost),
         }
+    }
+}
+
+/// The `-n` a musubi contender wrote in its value (`{"limit":N,…}`); none for other tools'
+/// keys (python-etcd's uuid, etcdctl's empty value), which are plain locks.
+fn stated_limit(value: &str) -> Option<usize> {
+    let value: serde_json::Value = serde_json::from_str(value).ok()?;
+    value.get("limit")?.as_u64().map(|n| n as usize)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::stated_limit;
+
+    #[test]
+    fn limits_are_read_from_musubi_values_only() {
+        assert_eq!(stated_limit(r#"{"id":"ab","limit":3}"#), Some(3));
+        assert_eq!(stated_limit(r#"{"id":"ab"}"#), None);
+        assert_eq!(stated_limit("0123456789abcdef"), None);
+        assert_eq!(stated_limit(""), None);
     }
 }

@@ -28,7 +28,7 @@ pub const EXIT_CODES: &str = "\
 Exit codes: the child's own (128+N if signal N killed it); 0 when a hold without a command
 ends on a signal; 120 the lock was lost while held (the child was terminated); 124 not
 acquired within --timeout, or at once with --try; 125 an error before the child ran (usage,
-store unreachable); 126 the command cannot be executed; 127 the command was not found.
+store unreachable, another contender's -n differs); 126 the command cannot be executed; 127 the command was not found.
 --check: 0 while TOKEN holds, 3 when it does not. --release: 0 when TOKEN's key was
 deleted, 3 when there is none. elect --leader: 5 when there is no leader.";
 
@@ -139,7 +139,7 @@ async fn lock(args: LockArgs) -> u8 {
         lock_delay: args.hold.lock_delay,
         once: args.try_once,
     };
-    let value = contender_value();
+    let value = contender_value(args.limit);
     hold(
         &queue,
         &value,
@@ -317,11 +317,12 @@ async fn status(queue: &Queue, limit: usize, format: OutputFormat) -> u8 {
 }
 
 /// A contender's value: python-etcd's lock compares it (a unique id) to find its own key
-/// after a lost reply; the host and pid are for people reading `--status`.
-fn contender_value() -> String {
+/// after a lost reply; the host and pid are for people reading `--status`; the limit lets
+/// each contender see that all agree on `-n` (acquire.rs).
+fn contender_value(limit: usize) -> String {
     let id: [u8; 16] = rand::random();
     let id: String = id.iter().map(|b| format!("{b:02x}")).collect();
-    json!({"id": id, "host": hostname(), "pid": std::process::id()}).to_string()
+    json!({"id": id, "host": hostname(), "pid": std::process::id(), "limit": limit}).to_string()
 }
 
 fn hostname() -> String {
