@@ -36,6 +36,8 @@ note("start")
 slow = os.environ.get("RECONCILE_TEST_SLOW", "")
 if action["target"] == slow:
     time.sleep(60)
+if action["target"] == os.environ.get("RECONCILE_TEST_FAIL", ""):
+    sys.exit(1)
 time.sleep(float(os.environ.get("RECONCILE_TEST_SLEEP", "0")) * (hash(action["action_id"]) % 100) / 100)
 url = os.environ["RECONCILE_TEST_URL"]
 key = "/musubi/actual/%s/%s" % (action["name"], action["target"])
@@ -327,3 +329,31 @@ def test_a_leader_cut_off_from_the_gossip_acts_on_nothing_the_others_see(rig, ag
     for other in others:
         other.stop()
     wait_for(lambda: len(handler_runs(rig.log)) >= 6, 20, "r1 to act alone")
+
+
+def test_a_failed_action_is_parked_until_an_operator_releases_it(rig):
+    """A handler that fails: the action is parked (not retried without --idempotent), shown
+    by `actions` and `status` (exit 3); `retry NAME ID` releases it, and the difference, still
+    there, runs again under a new ID."""
+    store = rig.store("3")
+    store.put("/musubi/desired/%s/ok" % NAME, "1")
+    store.put("/musubi/desired/%s/bad" % NAME, "1")
+    rig.reconciler("3", "r1", FAST, {"RECONCILE_TEST_FAIL": "bad"})
+    wait_for(lambda: (reported(rig.server, "3") or {}).get("parked") == 1, 20, "bad parked")
+    out = cli(rig.server, "3", "actions")
+    assert out.returncode == 3, out
+    line = [l for l in out.stdout.splitlines() if l.startswith("create:bad:")][0]
+    bad_id = line.split()[0]
+    assert "failed (parked)" in line and "exit=1" in line, line
+    out = cli(rig.server, "3", "status")
+    assert out.returncode == 3 and "parked=1" in out.stdout and "converged=no" in out.stdout, out
+    assert "guarantee: v3" in out.stdout
+    out = subprocess.run([harness.musubi_bin(), "reconcile", "retry", NAME, bad_id,
+                          "--endpoints", rig.server.url, "--api", "3"],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out
+    again = bad_id + ":2"
+    wait_for(lambda: any(r[0] == again for r in handler_runs(rig.log)), 20, "the new action")
+    starts = sorted(r[0] for r in handler_runs(rig.log) if r[3] == "start")
+    assert [i.split(":")[1] for i in starts] == ["bad", "bad", "ok"], starts
+    assert starts[:2] == [bad_id, again], starts
