@@ -35,7 +35,10 @@ def note(word):
 note("start")
 slow = os.environ.get("RECONCILE_TEST_SLOW", "")
 if action["target"] == slow:
-    time.sleep(60)
+    marker = log + ".slow"
+    if not (os.environ.get("RECONCILE_TEST_SLOW_ONCE") and os.path.exists(marker)):
+        open(marker, "w").close()
+        time.sleep(60)
 if action["target"] == os.environ.get("RECONCILE_TEST_FAIL", ""):
     sys.exit(1)
 time.sleep(float(os.environ.get("RECONCILE_TEST_SLEEP", "0")) * (hash(action["action_id"]) % 100) / 100)
@@ -357,3 +360,22 @@ def test_a_failed_action_is_parked_until_an_operator_releases_it(rig):
     starts = sorted(r[0] for r in handler_runs(rig.log) if r[3] == "start")
     assert [i.split(":")[1] for i in starts] == ["bad", "bad", "ok"], starts
     assert starts[:2] == [bad_id, again], starts
+
+
+def test_idempotent_a_new_leader_reruns_an_interrupted_action_under_the_same_id(rig):
+    """--idempotent: the leader is killed with -9 inside a handler; the next leader runs the
+    action again under the same ID (the handler dedups on it), with its own token."""
+    store = rig.store("3")
+    env = {"RECONCILE_TEST_SLOW": "slow", "RECONCILE_TEST_SLOW_ONCE": "1"}
+    a = rig.reconciler("3", "a", FAST + ["--idempotent"], env)
+    wait_for(lambda: "leads" in a.log(), 20, "instance a to lead")
+    b = rig.reconciler("3", "b", FAST + ["--idempotent"], env)
+    store.put("/musubi/desired/%s/slow" % NAME, "1")
+    wait_for(lambda: handler_runs(rig.log), 20, "the slow handler")
+    a.kill9()
+    wait_for(lambda: [r for r in handler_runs(rig.log) if r[3] == "end"], 30, "the rerun to end")
+    runs = [r for r in handler_runs(rig.log) if r[3] == "start"]
+    assert len(runs) == 2 and runs[0][0] == runs[1][0], runs
+    assert int(runs[1][1]) > int(runs[0][1]), "the rerun carries the new leader's token"
+    wait_for(lambda: (reported(rig.server, "3") or {}).get("converged") is True, 20, "converged")
+    assert "b leads" in b.log()
