@@ -166,6 +166,15 @@ def test_exit_codes(cluster, tmp_path, api):
         assert code("--check", str(token + 1000)) == 3
         status = json.loads(run(lock_argv(cluster, api, "X", "--status", "--format", "json"))[1])
         assert [h["token"] for h in status["holders"]] == [token]
+        # A waiter stopped by a signal leaves the queue at once (and exits 128+N).
+        waiter = popen(lock_argv(cluster, api, "X", "--", "true"))
+        harness.wait_for("the waiter's key", lambda: json.loads(run(lock_argv(
+            cluster, api, "X", "--status", "--format", "json"))[1])["waiters"])
+        waiter.send_signal(signal.SIGTERM)
+        waiter.communicate(timeout=30)
+        assert waiter.returncode == 143
+        status = json.loads(run(lock_argv(cluster, api, "X", "--status", "--format", "json"))[1])
+        assert status["waiters"] == []
     finally:
         holder.send_signal(signal.SIGTERM)
         holder.communicate(timeout=30)

@@ -166,16 +166,31 @@ pub(crate) async fn hold(
     if let Err(e) = hold.check() {
         return error(&e);
     }
+    let mut stops = match Stops::new() {
+        Ok(stops) => stops,
+        Err(e) => return error(&ToolError::usage(format!("signals: {e}"))),
+    };
     let ticket = match queue.join(value, hold.ttl).await {
         Ok(ticket) => ticket,
         Err(e) => return error(&e),
     };
     let session = Session::keep(queue.clone(), ticket, hold.grace);
-    let waited = match wait_limit {
-        Some(limit) => tokio::time::timeout(limit, wait_turn(&session, rules))
-            .await
-            .unwrap_or(Ok(Turn::Busy)),
-        None => wait_turn(&session, rules).await,
+    let waiting = async {
+        match wait_limit {
+            Some(limit) => tokio::time::timeout(limit, wait_turn(&session, rules))
+                .await
+                .unwrap_or(Ok(Turn::Busy)),
+            None => wait_turn(&session, rules).await,
+        }
+    };
+    // Interrupted while waiting: leave the queue now rather than let our key block the
+    // others until its TTL runs out.
+    let waited = tokio::select! {
+        waited = waiting => waited,
+        signal = stops.next() => {
+            let _ = session.close().await;
+            return 128 + signal as u8;
+        }
     };
     match waited {
         Ok(Turn::Held) => {}
@@ -196,7 +211,7 @@ pub(crate) async fn hold(
     let since = Instant::now();
     report(format, "acquired", &session, None, None);
     let code = if command.is_empty() {
-        hold_until_signal(&session).await
+        hold_until_signal(&session, &mut stops).await
     } else {
         session
             .run_guarded(&child_spec(&session, hold, command))
@@ -220,22 +235,38 @@ pub(crate) async fn hold(
 }
 
 /// No command: print our key and token (etcdctl prints the key), hold until a signal.
-async fn hold_until_signal(session: &Session) -> u8 {
-    use tokio::signal::unix::{SignalKind, signal};
+async fn hold_until_signal(session: &Session, stops: &mut Stops) -> u8 {
     println!("{}", session.ticket.key);
     println!("token: {}", session.ticket.token);
-    let (Ok(mut int), Ok(mut term), Ok(mut hup)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-        signal(SignalKind::hangup()),
-    ) else {
-        return child::ERROR;
-    };
     tokio::select! {
-        _ = int.recv() => 0,
-        _ = term.recv() => 0,
-        _ = hup.recv() => 0,
+        _ = stops.next() => 0,
         _ = session.lost() => child::LOST,
+    }
+}
+
+/// The signals that end a wait or a hold: INT, TERM, HUP. (While a child runs, the
+/// session forwards them to it instead.)
+struct Stops([(i32, tokio::signal::unix::Signal); 3]);
+
+impl Stops {
+    fn new() -> std::io::Result<Stops> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let on = |kind: SignalKind| Ok::<_, std::io::Error>((kind.as_raw_value(), signal(kind)?));
+        Ok(Stops([
+            on(SignalKind::interrupt())?,
+            on(SignalKind::terminate())?,
+            on(SignalKind::hangup())?,
+        ]))
+    }
+
+    /// The next of them to arrive.
+    async fn next(&mut self) -> i32 {
+        let [(int, a), (term, b), (hup, c)] = &mut self.0;
+        tokio::select! {
+            _ = a.recv() => *int,
+            _ = b.recv() => *term,
+            _ = c.recv() => *hup,
+        }
     }
 }
 
