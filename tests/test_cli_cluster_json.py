@@ -1,8 +1,11 @@
 """`musubi cluster -o json`: every command prints one JSON document (list, add, remove,
-update, health), with the same exit codes as its text form. The CLI speaks etcd's v2
-members API, so every test runs against etcd 3.4 servers too (MUSUBI_TEST_TARGET=etcd)."""
+update, health), with the same exit codes as its text form; and `musubi bench` draws its
+progress only on a terminal. The CLI speaks etcd's v2 API, so every test runs against
+etcd 3.4 servers too (MUSUBI_TEST_TARGET=etcd)."""
 
 import json
+import os
+import pty
 import subprocess
 
 from harness import free_port, musubi_bin, wait_for
@@ -56,3 +59,29 @@ def test_health_as_json_and_its_exit_code(fleet):
     assert report["cluster"] == "degraded"
     states = {m["name"]: m["health"] for m in report["members"]}
     assert states["n3"] == "unreachable" and states["n1"] == "healthy", states
+
+
+def test_bench_shows_progress_only_on_a_terminal(fleet):
+    server = fleet.target().start()
+    for budget in (["--total", "4000"], ["--duration", "2s"]):
+        args = [musubi_bin(), "bench", "put", "--endpoints", server.url, "--conns", "2"] + budget
+        piped = subprocess.run(args, capture_output=True, text=True, timeout=120)
+        assert piped.returncode == 0, piped.stderr
+        assert "requests" not in piped.stderr and "\r" not in piped.stderr, piped.stderr
+        main, sub = pty.openpty()
+        p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=sub, stdin=subprocess.DEVNULL)
+        os.close(sub)
+        drawn = b""
+        while True:
+            try:
+                chunk = os.read(main, 4096)
+            except OSError:  # EIO: the bench closed its end
+                break
+            if not chunk:
+                break
+            drawn += chunk
+        os.close(main)
+        report = p.stdout.read().decode()
+        assert p.wait(60) == 0
+        assert report.strip(), "the report is on stdout either way"
+        assert b"requests" in drawn, drawn

@@ -11,6 +11,7 @@
 mod connection;
 mod histogram;
 mod http;
+mod progress;
 mod report;
 mod workload;
 
@@ -227,6 +228,7 @@ async fn load(
         issued: AtomicU64::new(0),
     });
     let started = Instant::now();
+    let progress = progress::Progress::follow(op.name(), shared.clone());
     let tasks: Vec<_> = (0..conns)
         .map(|i| {
             let t = i % targets.len();
@@ -262,5 +264,6 @@ async fn load(
         summary.first_error = summary.first_error.take().or(first_error);
     }
     summary.elapsed = started.elapsed();
+    progress.finish();
     summary
 }
