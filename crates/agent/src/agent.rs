@@ -60,7 +60,7 @@ pub fn cli_main(args: Vec<String>) -> ExitCode {
         Ok(resolved) => resolved,
         Err(message) => return fail(&message),
     };
-    for notice in &config.notices {
+    for notice in config.notices.iter().chain(&config.unused) {
         println!("==> {notice}");
     }
     let syslog = match config.enable_syslog {
@@ -135,6 +135,7 @@ async fn run(
         user_event_size_limit: config.user_event_size_limit,
         disable_coordinates: config.disable_coordinates,
         disable_name_resolution: config.disable_name_resolution,
+        enable_compression: config.enable_compression,
         keys: keys.clone(),
     };
     let mut internal = InternalQueries::default();

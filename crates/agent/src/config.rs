@@ -90,6 +90,8 @@ pub struct AgentConfig {
     pub statsd_addr: Option<String>,
     /// `-http-addr`: where `/metrics` is served.
     pub http_addr: Option<SocketAddr>,
+    /// Warnings naming the settings given that musubi does not use.
+    pub unused: Vec<String>,
     /// `-config-store` and its store; none without a prefix.
     pub config_store: Option<config_store::Settings>,
     /// Warnings Serf prints at start (`Warning: 'RetryInterval' is too low...`).
@@ -149,6 +151,7 @@ impl AgentConfig {
     }
 
     fn resolve(layer: ConfigLayer) -> Result<AgentConfig, String> {
+        let unused = crate::unused_settings::warnings(&layer);
         let mut notices = Vec::new();
         let mut tags: BTreeMap<String, String> = layer.tags.into_iter().collect();
         if let Some(role) = layer.role.filter(|r| !r.is_empty()) {
@@ -267,6 +270,7 @@ impl AgentConfig {
                         .map_err(|e| format!("Invalid HTTP address: {text}: {e}"))
                 })
                 .transpose()?,
+            unused,
             config_store: config_store::Settings::from_flags(
                 layer.store_endpoints,
                 layer.config_store,

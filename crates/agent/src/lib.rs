@@ -79,6 +79,7 @@ pub mod tags_file;
 pub mod telemetry;
 mod timers;
 pub mod transport;
+mod unused_settings;
 pub mod user_events;
 pub mod wire;
 

@@ -101,6 +101,8 @@ pub struct NodeOptions {
     pub disable_coordinates: bool,
     /// A name conflict is only logged: no vote, and neither claimant shuts down.
     pub disable_name_resolution: bool,
+    /// Datagrams are compressed when that shrinks them (not with `-disable-compression`).
+    pub enable_compression: bool,
     /// The key ring from `encrypt_key` or `keyring_file` (none: gossip in the clear),
     /// shared with the `_serf_*-key` queries that change it.
     pub keys: Arc<GossipKeys>,

@@ -95,10 +95,12 @@ impl Node {
     /// sealed with the primary key when encryption is on. In that order, as memberlist:
     /// ciphertext does not compress.
     pub(super) fn wire_form(&self, datagram: &[u8]) -> Vec<u8> {
-        self.options
-            .keys
-            .seal(&compression::compress(datagram))
-            .into_owned()
+        let datagram = match self.options.enable_compression {
+            true => compression::compress(datagram),
+            // `-disable-compression`: others still read it, whether they compress or not.
+            false => datagram.into(),
+        };
+        self.options.keys.seal(&datagram).into_owned()
     }
 
     pub(super) async fn send_sealed(&self, datagram: &[u8], to: SocketAddr) {
