@@ -103,6 +103,10 @@ def test_deleting_a_removed_member_is_410_gone(fleet):
     st, _, body = a.request("DELETE", "/v2/members/1234")
     assert st == 404, body
     assert json.loads(body) == {"message": "No such member: 1234"}
+    st, _, body = a.request("PUT", "/v2/members/1234", body=json.dumps(
+        {"peerURLs": ["http://127.0.0.1:1"]}), headers={"Content-Type": "application/json"})
+    assert st == 404, body
+    assert json.loads(body) == {"message": "No such member: 1234"}
 
 
 class DiscoveryService:

@@ -71,7 +71,12 @@ async fn route(app: &App, req: &MembersRequest<'_>) -> Result<HttpResponse, Refu
             let id = member_id(rest)?;
             let peer_urls = member_body(req)?.peer_urls;
             let change = MembershipChange::UpdatePeerUrls { id, peer_urls };
-            run(app, change, StatusCode::NO_CONTENT).await
+            let resp = run(app, change, StatusCode::NO_CONTENT).await;
+            if resp.status() == StatusCode::NOT_FOUND {
+                no_such_member(id)
+            } else {
+                resp
+            }
         }
         (Method::POST, rest) if rest.ends_with("/promote") => {
             let id = member_id(rest.trim_end_matches("/promote"))?;
@@ -134,8 +139,13 @@ async fn gone_if_removed(app: &App, id: u64, resp: HttpResponse) -> HttpResponse
             &format!("Member permanently removed: {id:x}"),
         )
     } else {
-        message(StatusCode::NOT_FOUND, &format!("No such member: {id:x}"))
+        no_such_member(id)
     }
+}
+
+/// etcd's v2 answer for an ID it does not know.
+fn no_such_member(id: u64) -> HttpResponse {
+    message(StatusCode::NOT_FOUND, &format!("No such member: {id:x}"))
 }
 
 fn refusal(e: &ConsensusError) -> HttpResponse {
