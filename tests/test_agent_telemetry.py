@@ -60,6 +60,8 @@ def test_metrics_are_prometheus_text_and_other_paths_are_404(observed):
     _, port = observed
     families = scrape(port)
     assert families["serf_member_join"].type == "counter"
+    # Its own start is a join, as Serf counts it.
+    assert value(families, "serf_member_join") == 1
     assert families["memberlist_health_score"].type == "gauge"
     assert value(families, "memberlist_health_score") == 0
     st, _, _ = harness.raw_request(port, "GET", "/")

@@ -401,6 +401,8 @@ pub async fn start(
         timers: timers::spawn_scheduler(timer_deliver),
         tags_file,
     };
+    // Serf counts its own member as joining as it starts.
+    crate::telemetry::member_event(MemberEventKind::Join, None);
     tokio::spawn(node.run(NodeInputs {
         datagrams: datagram_inbox,
         timers: timer_inbox,
