@@ -114,8 +114,9 @@ class DiscoveryService:
     in a v2 store (`backend`) below /_etcd/registry. It doubles as an HTTP proxy (a request
     line with an absolute URL), counting what reached it that way."""
 
-    def __init__(self, backend):
+    def __init__(self, backend, tls=None):
         import http.server
+        import ssl
         import threading
         service = self
         self.proxied = 0
@@ -150,6 +151,12 @@ class DiscoveryService:
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.port = self.server.server_address[1]
+        self.scheme = "http"
+        if tls:  # (certificate, key) files
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(*tls)
+            self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
+            self.scheme = "https"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def close(self):
@@ -163,8 +170,8 @@ def discovery(fleet):
     service.close()
 
 
-def discovered(fleet, name, url, *extra):
-    return fleet.spawn(target_kind(), name=name, style="listen-only",
+def discovered(fleet, name, url, *extra, env=None):
+    return fleet.spawn(target_kind(), name=name, style="listen-only", env=env,
                         extra_args=["--name", name, "--enable-v2", "--discovery", url] + list(extra))
 
 
@@ -183,6 +190,27 @@ def test_discovery_through_a_token_url(fleet, discovery, through_proxy):
         n.wait_ready(timeout=60)
     assert sorted(member_ids(nodes[0])) == ["d0", "d1", "d2"]
     assert (discovery.proxied > 0) == through_proxy
+
+
+def test_discovery_over_https(fleet, tmp_path):
+    from test_tls import Pki
+    pki = Pki(str(tmp_path))
+    discovery = DiscoveryService(fleet.etcd().start(), tls=pki.server)
+    try:
+        token = "5e1f"
+        discovery.backend.request("PUT", "/v2/keys/_etcd/registry/%s/_config/size" % token,
+                                  body="value=2")
+        url = "https://127.0.0.1:%d/%s" % (discovery.port, token)
+        # Both etcd (Go) and musubi take the system CA bundle from SSL_CERT_FILE.
+        env = {"SSL_CERT_FILE": pki.ca[0]}
+        nodes = [discovered(fleet, "s%d" % i, url, env=env) for i in range(2)]
+        for n in nodes:
+            n.start(wait=False)
+        for n in nodes:
+            n.wait_ready(timeout=60)
+        assert sorted(member_ids(nodes[0])) == ["s0", "s1"]
+    finally:
+        discovery.close()
 
 
 @pytest.mark.parametrize("fallback", ["exit", "proxy"])
