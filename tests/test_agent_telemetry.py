@@ -114,8 +114,7 @@ def test_an_event_too_big_for_gossip_is_counted_on_the_stream_transport(agents):
     ports = [harness.free_port(), harness.free_port()]
     limit = ["-user-event-size-limit", "70000"]
     a1 = agents("a1", args=limit + ["-http-addr", "127.0.0.1:%d" % ports[0]])
-    a2 = agents("a2", join=[a1.gossip_addr],
-                args=limit + ["-http-addr", "127.0.0.1:%d" % ports[1]])
+    agents("a2", join=[a1.gossip_addr], args=limit + ["-http-addr", "127.0.0.1:%d" % ports[1]])
     wait_for(lambda: statuses(a1) == {"a1": "alive", "a2": "alive"}, 15, "both alive")
     sent = value(scrape(ports[0]), "memberlist_tcp_sent")
     accepted = value(scrape(ports[1]), "memberlist_tcp_accept")
