@@ -1,11 +1,11 @@
 //! Keeping the store's snapshot current. Each watched key (every prefix, the node's tags)
 //! is long-polled from the index it was last read at, so no change between a read and the
 //! next poll is missed; the first change (or etcd's 401 "event index cleared", which only
-//! says a change may have been missed) leads to a fresh read of all of them. A burst of
-//! writes is read once: the read waits [`SETTLE`] after the first event. A snapshot that
-//! differs is checked by the agent's own resolution, then published (and cached); one it
-//! would refuse is logged and changes nothing. While the store cannot be reached the agent
-//! keeps what it has and tries again every [`RETRY`].
+//! says a change may have been missed, or [`POLL_LIMIT`] without any) leads to a fresh read
+//! of all of them. A burst of writes is read once: the read waits [`SETTLE`] after the
+//! first event. A snapshot that differs is checked by the agent's own resolution, then
+//! published (and cached); one it would refuse is logged and changes nothing. While the
+//! store cannot be reached the agent keeps what it has and tries again every [`RETRY`].
 
 use super::read::{self, Node, ReadError};
 use super::{Check, Handle, Settings, Snapshot, cache};
@@ -19,6 +19,10 @@ use tracing::{error, info, warn};
 const SETTLE: Duration = Duration::from_millis(100);
 /// Between attempts while the store is unreachable.
 const RETRY: Duration = Duration::from_secs(1);
+/// The longest a round of polls waits before the keys are read again anyway: a member cut
+/// off from its cluster keeps a watch open and silent, while a quorum read fails over to an
+/// endpoint that has a leader (and the next polls go there).
+const POLL_LIMIT: Duration = Duration::from_secs(60);
 /// v2's "The event in requested index is outdated and cleared".
 const EVENT_INDEX_CLEARED: u32 = 401;
 
@@ -88,7 +92,10 @@ impl Watch {
             polls.spawn(async move { watcher.next().await.map(|_| ()) });
         }
         // Dropping the set cancels the other polls.
-        match polls.join_next().await {
+        let Ok(first) = tokio::time::timeout(POLL_LIMIT, polls.join_next()).await else {
+            return Ok(());
+        };
+        match first {
             Some(Ok(Ok(()))) => Ok(()),
             Some(Ok(Err(Error::Etcd(e)))) if e.code == EVENT_INDEX_CLEARED => Ok(()),
             Some(Ok(Err(e))) => Err(e.to_string().trim_end().to_string()),
