@@ -324,3 +324,18 @@ def leaders(cluster, api):
         return [k for k in out.split("\n") if k]
     status, _, body = cluster[0].request("GET", "/v2/keys/_musubi/elect/V")
     return json.loads(body)["node"].get("nodes", []) if status == 200 else []
+
+
+@pytest.mark.parametrize("api", APIS)
+def test_the_holder_renews_through_another_member_when_its_member_dies(cluster, api):
+    # Renewals time out at a third of the TTL and fail over, so a dead member (the leader,
+    # perhaps: then the rest are without one for an election) costs no lease at the default
+    # TTL (10 s).
+    holder = popen(lock_argv(cluster, api, "F", "--", "sleep", "10"))
+    try:
+        time.sleep(1)
+        cluster[0].kill()
+        _, err = holder.communicate(timeout=60)
+        assert holder.returncode == 0, err
+    finally:
+        stop(holder)

@@ -304,8 +304,14 @@ fn report(
                    "token": ticket.token, "child_exit": child_exit, "held_ms": held_ms})
         ),
         OutputFormat::Text if event == "lost" => eprintln!(
-            "musubi: {}: lost {} (token {})",
-            session.queue.name, ticket.key, ticket.token
+            "musubi: {}: lost {} (token {}){}",
+            session.queue.name,
+            ticket.key,
+            ticket.token,
+            session
+                .lost_because()
+                .map(|why| format!(": {why}"))
+                .unwrap_or_default()
         ),
         OutputFormat::Text => {}
     }

@@ -21,7 +21,8 @@ pub struct Session {
     pub queue: Queue,
     pub ticket: Ticket,
     deadlines: watch::Receiver<Deadline>,
-    lost: watch::Receiver<bool>,
+    /// Why the key was lost, once it is.
+    lost: watch::Receiver<Option<String>>,
     renewer: JoinHandle<()>,
 }
 
@@ -31,7 +32,7 @@ impl Session {
     pub fn keep(queue: Queue, ticket: Ticket, grace: Duration) -> Session {
         let first = Deadline::after_renewal(ticket.sent, ticket.ttl, grace);
         let (deadline_tx, deadlines) = watch::channel(first);
-        let (lost_tx, lost) = watch::channel(false);
+        let (lost_tx, lost) = watch::channel(None);
         let renewer = tokio::spawn(renew(
             queue.clone(),
             ticket.clone(),
@@ -59,13 +60,18 @@ impl Session {
     }
 
     pub fn is_lost(&self) -> bool {
-        *self.lost.borrow()
+        self.lost.borrow().is_some()
+    }
+
+    /// Why the key was lost, once it is.
+    pub fn lost_because(&self) -> Option<String> {
+        self.lost.borrow().clone()
     }
 
     /// Resolves once the key is lost (at once if it already is).
     pub async fn lost(&self) {
         let mut lost = self.lost.clone();
-        let _ = lost.wait_for(|lost| *lost).await;
+        let _ = lost.wait_for(Option::is_some).await;
     }
 
     /// Stop renewing and delete our key if it is still ours (also after a loss: a deadline
@@ -137,7 +143,7 @@ async fn renew(
     ticket: Ticket,
     grace: Duration,
     deadline_tx: watch::Sender<Deadline>,
-    lost_tx: watch::Sender<bool>,
+    lost_tx: watch::Sender<Option<String>>,
 ) {
     let mut granted = ticket.ttl;
     let mut last_sent = ticket.sent;
@@ -155,14 +161,19 @@ async fn renew(
                     break;
                 }
                 Ok(Ok(Renewal::Gone)) => {
-                    let _ = lost_tx.send(true);
+                    let _ =
+                        lost_tx.send(Some("the store says the key or its lease is gone".into()));
                     return;
                 }
                 // Unanswered: try again (the calls fail over) until the deadline says the
                 // store may have expired the key by now.
-                _ => {
+                failed => {
                     if supervise::now() >= deadline_tx.borrow().kill {
-                        let _ = lost_tx.send(true);
+                        let why = match failed {
+                            Ok(Err(e)) => format!("no renewal succeeded before the deadline: {e}"),
+                            _ => "no renewal answered before the deadline".to_string(),
+                        };
+                        let _ = lost_tx.send(Some(why));
                         return;
                     }
                     tokio::time::sleep(Duration::from_millis(200)).await;
