@@ -468,7 +468,10 @@ fn known_flag(name: &str) -> Option<(&'static str, Kind)> {
 fn unrecognized_etcd_variables() -> Vec<String> {
     std::env::vars()
         .filter_map(|(name, _)| {
-            let flag = name.strip_prefix("ETCD_")?.to_ascii_lowercase().replace('_', "-");
+            let flag = name
+                .strip_prefix("ETCD_")?
+                .to_ascii_lowercase()
+                .replace('_', "-");
             known_flag(&flag)
                 .is_none()
                 .then(|| format!("unrecognized environment variable {name}"))
@@ -816,7 +819,10 @@ pub fn usage() -> String {
             etcd_only_flags::Otherwise::Refuse(reason) => ('r', reason),
         };
         let taken = flag.harmless.map(|v| format!("={v:?}")).unwrap_or_default();
-        out.push_str(&format!("  --{}{taken} ({mark})\n        {reason}\n", flag.name));
+        out.push_str(&format!(
+            "  --{}{taken} ({mark})\n        {reason}\n",
+            flag.name
+        ));
     }
     out
 }
@@ -857,29 +863,87 @@ mod tests {
 
     /// Every flag `etcd --help` lists in 3.4.23 (Debian's etcd-server).
     const ETCD_34_FLAGS: &[&str] = &[
-        "name", "data-dir", "wal-dir", "snapshot-count", "heartbeat-interval",
-        "election-timeout", "initial-election-tick-advance", "listen-peer-urls",
-        "listen-client-urls", "max-snapshots", "max-wals", "quota-backend-bytes",
-        "backend-batch-interval", "backend-batch-limit", "max-txn-ops", "max-request-bytes",
-        "max-concurrent-streams", "grpc-keepalive-min-time", "grpc-keepalive-interval",
-        "grpc-keepalive-timeout", "initial-advertise-peer-urls", "initial-cluster",
-        "initial-cluster-state", "initial-cluster-token", "advertise-client-urls", "discovery",
-        "discovery-fallback", "discovery-proxy", "discovery-srv", "discovery-srv-name",
-        "strict-reconfig-check", "pre-vote", "auto-compaction-retention",
-        "auto-compaction-mode", "enable-v2", "cert-file", "key-file", "client-cert-auth",
-        "client-crl-file", "client-cert-allowed-hostname", "trusted-ca-file", "auto-tls",
-        "peer-cert-file", "peer-key-file", "peer-client-cert-auth", "peer-trusted-ca-file",
-        "peer-cert-allowed-cn", "peer-cert-allowed-hostname", "peer-auto-tls", "peer-crl-file",
-        "cipher-suites", "cors", "host-whitelist", "auth-token", "bcrypt-cost",
-        "auth-token-ttl", "enable-pprof", "metrics", "listen-metrics-urls", "logger",
-        "log-outputs", "log-level", "proxy", "proxy-failure-wait", "proxy-refresh-interval",
-        "proxy-dial-timeout", "proxy-write-timeout", "proxy-read-timeout",
-        "experimental-initial-corrupt-check", "experimental-corrupt-check-time",
-        "experimental-enable-v2v3", "experimental-backend-bbolt-freelist-type",
-        "experimental-enable-lease-checkpoint", "experimental-compaction-batch-limit",
+        "name",
+        "data-dir",
+        "wal-dir",
+        "snapshot-count",
+        "heartbeat-interval",
+        "election-timeout",
+        "initial-election-tick-advance",
+        "listen-peer-urls",
+        "listen-client-urls",
+        "max-snapshots",
+        "max-wals",
+        "quota-backend-bytes",
+        "backend-batch-interval",
+        "backend-batch-limit",
+        "max-txn-ops",
+        "max-request-bytes",
+        "max-concurrent-streams",
+        "grpc-keepalive-min-time",
+        "grpc-keepalive-interval",
+        "grpc-keepalive-timeout",
+        "initial-advertise-peer-urls",
+        "initial-cluster",
+        "initial-cluster-state",
+        "initial-cluster-token",
+        "advertise-client-urls",
+        "discovery",
+        "discovery-fallback",
+        "discovery-proxy",
+        "discovery-srv",
+        "discovery-srv-name",
+        "strict-reconfig-check",
+        "pre-vote",
+        "auto-compaction-retention",
+        "auto-compaction-mode",
+        "enable-v2",
+        "cert-file",
+        "key-file",
+        "client-cert-auth",
+        "client-crl-file",
+        "client-cert-allowed-hostname",
+        "trusted-ca-file",
+        "auto-tls",
+        "peer-cert-file",
+        "peer-key-file",
+        "peer-client-cert-auth",
+        "peer-trusted-ca-file",
+        "peer-cert-allowed-cn",
+        "peer-cert-allowed-hostname",
+        "peer-auto-tls",
+        "peer-crl-file",
+        "cipher-suites",
+        "cors",
+        "host-whitelist",
+        "auth-token",
+        "bcrypt-cost",
+        "auth-token-ttl",
+        "enable-pprof",
+        "metrics",
+        "listen-metrics-urls",
+        "logger",
+        "log-outputs",
+        "log-level",
+        "proxy",
+        "proxy-failure-wait",
+        "proxy-refresh-interval",
+        "proxy-dial-timeout",
+        "proxy-write-timeout",
+        "proxy-read-timeout",
+        "experimental-initial-corrupt-check",
+        "experimental-corrupt-check-time",
+        "experimental-enable-v2v3",
+        "experimental-backend-bbolt-freelist-type",
+        "experimental-enable-lease-checkpoint",
+        "experimental-compaction-batch-limit",
         "experimental-peer-skip-client-san-verification",
-        "experimental-watch-progress-notify-interval", "experimental-warning-apply-duration",
-        "force-new-cluster", "debug", "log-package-levels", "config-file",
+        "experimental-watch-progress-notify-interval",
+        "experimental-warning-apply-duration",
+        "force-new-cluster",
+        "debug",
+        "log-package-levels",
+        "config-file",
     ];
 
     #[test]
@@ -888,7 +952,10 @@ mod tests {
             .iter()
             .filter(|flag| known_flag(flag).is_none())
             .collect();
-        assert!(unknown.is_empty(), "etcd flags musubi does not know: {unknown:?}");
+        assert!(
+            unknown.is_empty(),
+            "etcd flags musubi does not know: {unknown:?}"
+        );
     }
 
     #[test]
@@ -933,7 +1000,11 @@ mod tests {
 
     #[test]
     fn etcd_flags_musubi_lacks_are_taken_at_their_default_warned_about_or_refused() {
-        assert!(serve(&["--proxy=off", "--strict-reconfig-check"]).warnings.is_empty());
+        assert!(
+            serve(&["--proxy=off", "--strict-reconfig-check"])
+                .warnings
+                .is_empty()
+        );
         let warned = serve(&["--max-wals", "3"]);
         assert_eq!(
             warned.warnings,

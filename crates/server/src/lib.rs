@@ -220,7 +220,13 @@ async fn serve_clients_when_ready(
     router: axum::Router,
 ) {
     let me = &app.identity;
-    ready::published(&app.raft, me.member_id, &me.name, &config.advertise_client_urls).await;
+    ready::published(
+        &app.raft,
+        me.member_id,
+        &me.name,
+        &config.advertise_client_urls,
+    )
+    .await;
     for bound in listeners {
         tracing::info!(url = %bound.url, "serving clients");
         tokio::spawn(bound.serve(router.clone()));

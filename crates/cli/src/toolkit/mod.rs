@@ -6,4 +6,4 @@ mod exit;
 mod store;
 
 pub use exit::{ToolError, ToolExit, child};
-pub use store::{Api, OutputFormat, Store, StoreArgs};
+pub use store::{OutputFormat, Store, StoreArgs};
