@@ -1,7 +1,8 @@
 """`musubi agent`'s telemetry under Serf's metric names: Prometheus text on `-http-addr`'s
 `/metrics` (parsed with prometheus_client's parser, as test_metrics.py does), statsd lines
 over UDP to `statsd_addr` and over TCP to `statsite_addr`. Values are checked to move with
-what happens: a join, a failure, a user event, a query.
+what happens: a join, a failure, a user event, a query. The same listener's `/v1/members`
+(for the dashboard) is checked against `serf members -format json`.
 
 Environment: see tests/agents.py. MUSUBI_AGENT_TARGET=serf runs the statsd and statsite
 tests against Debian's `serf agent` (Serf has no Prometheus listener: those tests are
@@ -66,6 +67,34 @@ def test_metrics_are_prometheus_text_and_other_paths_are_404(observed):
     assert value(families, "memberlist_health_score") == 0
     st, _, _ = harness.raw_request(port, "GET", "/")
     assert st == 404
+
+
+def http_members(port):
+    """(headers, {name: member}) from http://127.0.0.1:port/v1/members."""
+    st, headers, body = harness.raw_request(port, "GET", "/v1/members")
+    assert st == 200, body
+    return headers, {m["name"]: m for m in json.loads(body)["members"]}
+
+
+@musubi_only
+def test_v1_members_is_serfs_members_json_open_to_any_origin(observed, agents):
+    a1, port = observed
+    a2 = agents("a2", tags=["role=db", "dc=east"], join=[a1.gossip_addr])
+    wait_for(lambda: statuses(a1) == {"a1": "alive", "a2": "alive"}, 15, "both alive")
+    headers, members = http_members(port)
+    assert headers["access-control-allow-origin"] == "*", headers
+    assert headers["content-type"] == "application/json", headers
+    # Field for field what `serf members -format json` prints through the RPC.
+    assert members == a1.members()
+    assert members["a2"] == {
+        "name": "a2", "addr": a2.gossip_addr, "port": a2.gossip_port,
+        "tags": {"role": "db", "dc": "east"}, "status": "alive",
+        "protocol": {"max": 5, "min": 2, "version": 5},
+    }
+    a2.kill()
+    wait_for(lambda: http_members(port)[1]["a2"]["status"] == "failed", 30, "a2 failed")
+    st, _, _ = harness.raw_request(port, "POST", "/v1/members")
+    assert st == 405
 
 
 @musubi_only

@@ -2,8 +2,9 @@
 (Debian's chromium and chromium-driver, through selenium) on a 3-member cluster: the pages
 load with every member up and one leader, live charts fill from /metrics, a key written,
 edited and deleted in the UI (v2 and v3 views) is seen so by curl on another member, a
-killed member shows as down, and signing in reaches keys behind v2 and v3 auth. Screenshots are saved and checked (a PNG of the window's size
-that is not blank).
+killed member shows as down, and signing in reaches keys behind v2 and v3 auth. The
+Agent tab lists three `musubi agent`s from one's `-http-addr` and shows a killed one
+failed. Screenshots are saved and checked (a PNG of the window's size that is not blank).
 
 etcd 3.4 has no dashboard: these tests are skipped when MUSUBI_TEST_TARGET=etcd."""
 
@@ -19,7 +20,8 @@ import pytest
 from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.support.select import Select
 
-from harness import raw_request, target_kind, wait_for
+from agents import FAILURE_DETECTION_BOUND, SERF_BIN, agents, statuses  # noqa: F401
+from harness import free_port, raw_request, target_kind, wait_for
 from v3util import Ctl3
 
 pytestmark = pytest.mark.skipif(target_kind() == "etcd",
@@ -411,4 +413,39 @@ def test_signing_in_reaches_keys_behind_v2_and_v3_auth(fleet, browser, shots):
     click(browser, "#signin button[name=signout]")
     click(browser, "nav a[data-view=keys-v3]")
     ui("v3's refusal again", lambda: "user name is empty" in note())
+    assert script_errors(browser) == []
+
+
+def agent_rows(driver):
+    """{member name: status} from the Agent table."""
+    return {row.get_attribute("data-name"): row.get_attribute("data-status")
+            for row in driver.find_elements("css selector", "#agent-table tbody tr[data-name]")}
+
+
+@pytest.mark.skipif(not os.path.exists(SERF_BIN), reason="the agent fixtures drive Debian's serf")
+def test_the_agent_view_lists_the_agents_members_and_a_failed_one(fleet, agents, browser, shots):
+    member = fleet.target().start()
+    http = "127.0.0.1:%d" % free_port()
+    a1 = agents("a1", tags=["role=web", "dc=east"], args=["-http-addr", http])
+    agents("a2", join=[a1.gossip_addr])
+    a3 = agents("a3", join=[a1.gossip_addr])
+    everyone = {"a1": "alive", "a2": "alive", "a3": "alive"}
+    wait_for("three agents joined", lambda: statuses(a1) == everyone, timeout=15)
+
+    browser.get(member.url + "/mod/dashboard/#agent")
+    fill(browser, "#agent-form", "address", http)
+    click(browser, "#agent-form button[type=submit]")
+    ui("all three alive", lambda: agent_rows(browser) == everyone)
+    row = browser.find_element("css selector", "#agent-table tr[data-name=a1]")
+    assert a1.gossip_addr in row.text and "dc=east, role=web" in row.text, row.text
+    # Kept in the URL: a bookmark or a reload shows the same agent.
+    assert "agent=" + http.replace(":", "%3A") in browser.current_url, browser.current_url
+
+    a3.kill()
+    ui("a3 failed", lambda: agent_rows(browser) == dict(everyone, a3="failed"),
+       timeout=FAILURE_DETECTION_BOUND)
+    assert "1 failed" in browser.find_element("css selector", "#agent-updated").text
+    screenshot(browser, shots, "agent-failed")
+    browser.refresh()
+    ui("the same agent after a reload", lambda: agent_rows(browser) == dict(everyone, a3="failed"))
     assert script_errors(browser) == []

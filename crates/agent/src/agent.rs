@@ -92,7 +92,7 @@ async fn run(
     // must already get Serf's handling, not the default of dying.
     let signals = Signals::listen()?;
     // Before the node starts, so that its first join is counted.
-    crate::telemetry::start(&config.telemetry()).await?;
+    let http_node = crate::telemetry::start(&config.telemetry()).await?;
     let handlers = reload::parse_handlers(&config.event_handlers)?;
     let tags_file = config.tags_file.clone().map(TagsFile::new);
     let tags = match &tags_file {
@@ -156,6 +156,7 @@ async fn run(
     )
     .await
     .map_err(|e| format!("cannot bind the gossip listener to {}: {e}", config.bind))?;
+    http_node.fill(node.clone());
     // Serf's order: the snapshot sees every event, handlers see them coalesced.
     let node_events = match &snapshot {
         Some((snapshot, _)) => crate::snapshot::spawn_tee(snapshot.clone(), clocks, node_events),

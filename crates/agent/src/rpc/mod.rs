@@ -4,7 +4,7 @@
 
 pub mod codec;
 mod commands;
-mod members;
+pub mod members;
 mod monitor;
 mod queries;
 mod server;

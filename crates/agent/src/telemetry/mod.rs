@@ -4,12 +4,14 @@
 //! (dots become underscores, as Consul's Prometheus sink names them), statsd lines over UDP
 //! to `statsd_addr` and over TCP to `statsite_addr`, under Serf's `serf-agent` prefix.
 //! With none of the three configured no recorder is installed and every call site is a
-//! no-op. docs/operations.md lists the metrics.
+//! no-op. docs/operations.md lists the metrics. The same listener serves `/v1/members`
+//! for the dashboard ([`http`]).
 
 mod http;
 mod names;
 mod sinks;
 
+pub use http::NodeSlot;
 pub use names::{member_event, query_received, user_event_received};
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
@@ -29,9 +31,11 @@ pub struct Settings {
     pub statsite_addr: Option<String>,
 }
 
-/// Install the recorder and start serving `/metrics`. Call once, before the node starts,
-/// so that the first join is counted. Errors are worded for the agent's `==>` line.
-pub async fn start(settings: &Settings) -> Result<(), String> {
+/// Install the recorder and start serving `/metrics` (and `/v1/members`, once the agent
+/// fills the returned slot with its node). Call once, before the node starts, so that the
+/// first join is counted. Errors are worded for the agent's `==>` line.
+pub async fn start(settings: &Settings) -> Result<NodeSlot, String> {
+    let node = NodeSlot::default();
     let mut fanout = FanoutBuilder::default();
     let mut any = false;
     let mut prometheus = None;
@@ -54,7 +58,7 @@ pub async fn start(settings: &Settings) -> Result<(), String> {
         any = true;
     }
     if !any {
-        return Ok(());
+        return Ok(node);
     }
     metrics::set_global_recorder(fanout.build())
         .map_err(|e| format!("Error setting up telemetry: {e}"))?;
@@ -63,9 +67,9 @@ pub async fn start(settings: &Settings) -> Result<(), String> {
     metrics::gauge!("memberlist.health.score").set(0.0);
     if let Some((listener, handle)) = prometheus {
         tokio::spawn(upkeep(handle.clone()));
-        tokio::spawn(http::serve(listener, handle));
+        tokio::spawn(http::serve(listener, handle, node.clone()));
     }
-    Ok(())
+    Ok(node)
 }
 
 async fn upkeep(handle: PrometheusHandle) {

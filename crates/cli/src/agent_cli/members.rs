@@ -5,9 +5,9 @@ use super::flags::{Flag, Kind};
 use super::text::{columns, go_json, say};
 use super::{Format, Invocation, Verb, fail, split_tag};
 use musubi_agent::rpc::codec::{MemberWire, MembersFilter, MembersResponse};
-use serde_json::json;
+pub use musubi_agent::rpc::members::address;
+use musubi_agent::rpc::members::json_document;
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 pub const VERB: Verb = Verb {
     name: "members",
@@ -112,48 +112,4 @@ fn text_row(member: &MemberWire, detailed: bool) -> Vec<String> {
         ));
     }
     row
-}
-
-/// `{"members": [...]}`, `null` when none match (Serf's document, field for field).
-fn json_document(members: &[MemberWire]) -> serde_json::Value {
-    if members.is_empty() {
-        return json!({ "members": null });
-    }
-    let list: Vec<serde_json::Value> = members
-        .iter()
-        .map(|m| {
-            json!({
-                "name": m.name,
-                "addr": address(m),
-                "port": m.port,
-                "tags": m.tags,
-                "status": m.status,
-                "protocol": {
-                    "max": m.delegate_max,
-                    "min": m.delegate_min,
-                    "version": m.delegate_cur,
-                },
-            })
-        })
-        .collect();
-    json!({ "members": list })
-}
-
-/// `ip:port`, `[v6]:port`; an IPv4 address sent as 16 bytes (Serf 0.6) prints as IPv4.
-pub fn address(member: &MemberWire) -> String {
-    let ip = match member.addr.len() {
-        4 => IpAddr::V4(Ipv4Addr::new(
-            member.addr[0],
-            member.addr[1],
-            member.addr[2],
-            member.addr[3],
-        )),
-        16 => {
-            let octets: [u8; 16] = member.addr.as_slice().try_into().expect("16 bytes");
-            let v6 = Ipv6Addr::from(octets);
-            v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4)
-        }
-        _ => return format!("<nil>:{}", member.port),
-    };
-    SocketAddr::new(ip, member.port).to_string()
 }

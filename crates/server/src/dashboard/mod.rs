@@ -7,6 +7,7 @@
 //! - the page only calls the member's public APIs (v2 keys, members and stats, the v3 JSON
 //!   gateway, `/metrics`, `/health`), from the browser, so it can do nothing a client
 //!   cannot, and the same APIs reach the other members through their client URLs (CORS);
+//!   the Agent tab asks a `musubi agent`'s `-http-addr` for `/v1/members` the same way;
 //! - `/mod/dashboard` without its slash redirects to the slash, as Go's ServeMux did for
 //!   etcd 0.x's subtree; an unknown file is 404, a method other than GET or HEAD is 405.
 
@@ -52,6 +53,7 @@ const ASSETS: &[Asset] = &[
     asset("detail.js", include_str!("assets/detail.js")),
     asset("stats.js", include_str!("assets/stats.js")),
     asset("members.js", include_str!("assets/members.js")),
+    asset("agent.js", include_str!("assets/agent.js")),
 ];
 
 /// The reply for `path` if it is the dashboard's, else `None`.

@@ -1,11 +1,13 @@
 // The dashboard's entry: one view per tab, chosen by the URL's #fragment. Members and
-// stats are sampled from the start (the charts fill while another tab is shown); the key
-// browsers load when first shown.
+// stats are sampled from the start (the charts fill while another tab is shown), and so
+// are the agent's members once its address is given; the key browsers load when first
+// shown.
 
 import { MembersView } from "./members.js";
 import { StatsView } from "./stats.js";
 import { KeysV2View } from "./keys_v2.js";
 import { KeysV3View } from "./keys_v3.js";
+import { AgentView } from "./agent.js";
 import { signIn, signOut, signedInAs } from "./api.js";
 
 const section = (name) => document.getElementById("view-" + name);
@@ -16,6 +18,7 @@ const views = {
   stats: new StatsView(section("stats"), members),
   "keys-v2": new KeysV2View(section("keys-v2")),
   "keys-v3": new KeysV3View(section("keys-v3")),
+  agent: new AgentView(section("agent")),
 };
 
 members.onUpdate((m) => {
@@ -68,4 +71,5 @@ showSession();
 window.addEventListener("hashchange", route);
 members.start();
 views.stats.start();
+views.agent.start();
 route();
