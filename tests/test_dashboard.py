@@ -449,3 +449,9 @@ def test_the_agent_view_lists_the_agents_members_and_a_failed_one(fleet, agents,
     browser.refresh()
     ui("the same agent after a reload", lambda: agent_rows(browser) == dict(everyone, a3="failed"))
     assert script_errors(browser) == []
+    # The agent itself gone: the reason shown, the last rows kept but greyed.
+    a1.kill()
+    ui("a1 unreachable", lambda: "cannot list the agent's members" in browser.find_element(
+        "css selector", "#agent-updated").text)
+    assert "stale" in browser.find_element("css selector", "#agent-table").get_attribute("class")
+    assert agent_rows(browser) == dict(everyone, a3="failed")

@@ -11,7 +11,8 @@ const PARAM = "agent";
 export class AgentView {
   constructor(root) {
     this.form = root.querySelector("#agent-form");
-    this.body = root.querySelector("#agent-table tbody");
+    this.table = root.querySelector("#agent-table");
+    this.body = this.table.querySelector("tbody");
     this.updated = root.querySelector("#agent-updated");
     this.address = new URLSearchParams(location.search).get(PARAM) || "";
     this.form.elements.address.value = this.address;
@@ -43,6 +44,7 @@ export class AgentView {
   async refresh() {
     const ask = ++this.asked;
     if (!this.address) {
+      this.table.classList.remove("stale");
       this.updated.textContent = "no agent: type the address of its -http-addr";
       this.updated.className = "muted small";
       return;
@@ -55,9 +57,12 @@ export class AgentView {
       if (ask !== this.asked) return;
       this.updated.textContent = "cannot list the agent's members at " + base + ": " + e.message;
       this.updated.className = "error";
+      // The last answer's rows stay, greyed: what was known, not what is.
+      this.table.classList.add("stale");
       return;
     }
     if (ask !== this.asked) return;
+    this.table.classList.remove("stale");
     const list = (doc.members || []).sort((a, b) => a.name.localeCompare(b.name));
     this.render(list);
     const counts = {};
