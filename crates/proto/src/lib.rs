@@ -42,3 +42,6 @@ generated!(
     v3electionpb,
     "v3electionpb"
 );
+
+mod keys;
+pub use keys::prefix_end;

@@ -3,7 +3,7 @@
 //! from (v2 per key: `prevIndex` / `prevExist=false`; v3 one Txn of compares and writes),
 //! so an import racing another writer stops with exit 3 instead of mixing the two.
 
-use super::source::{Source, prefix_end};
+use super::source::Source;
 use super::{TreeArgs, data_error};
 use crate::toolkit::{OutputFormat, Store, ToolError, ToolExit};
 use clap::Args;
@@ -13,6 +13,7 @@ use musubi_proto::etcdserverpb::compare::{CompareResult, CompareTarget, TargetUn
 use musubi_proto::etcdserverpb::kv_client::KvClient;
 use musubi_proto::etcdserverpb::request_op::Request as Op;
 use musubi_proto::etcdserverpb::{Compare, DeleteRangeRequest, PutRequest, RequestOp, TxnRequest};
+use musubi_proto::prefix_end;
 use serde_json::json;
 use std::io::Read;
 use std::process::ExitCode;

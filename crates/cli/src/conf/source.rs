@@ -11,6 +11,7 @@ use musubi_proto::etcdserverpb::kv_client::KvClient;
 use musubi_proto::etcdserverpb::watch_client::WatchClient;
 use musubi_proto::etcdserverpb::watch_request::RequestUnion;
 use musubi_proto::etcdserverpb::{RangeRequest, WatchCreateRequest, WatchRequest, WatchResponse};
+use musubi_proto::prefix_end;
 use std::time::Duration;
 use tonic::Streaming;
 use tonic::codegen::tokio_stream::{self, StreamExt};
@@ -263,17 +264,4 @@ fn flatten_v2(node: &Node, below: &str, out: &mut Vec<Entry>) {
             flatten_v2(child, below, out);
         }
     }
-}
-
-/// The end of the range of keys that start with `prefix`, as etcd's clients compute it.
-pub fn prefix_end(prefix: &[u8]) -> Vec<u8> {
-    let mut end = prefix.to_vec();
-    while let Some(last) = end.pop() {
-        if last < 0xff {
-            end.push(last + 1);
-            return end;
-        }
-    }
-    // Every byte is 0xff: to the end of the keyspace.
-    vec![0]
 }

@@ -22,6 +22,7 @@ use musubi_proto::etcdserverpb::{
     Compare, DeleteRangeRequest, PutRequest, RangeRequest, RequestOp, TxnRequest,
     WatchCreateRequest, WatchRequest,
 };
+use musubi_proto::prefix_end;
 use std::future::Future;
 use tonic::codegen::tokio_stream::{self, StreamExt};
 use tonic::metadata::MetadataValue;
@@ -406,16 +407,4 @@ fn mod_revision_is(key: &str, revision: u64) -> Compare {
         target_union: Some(TargetUnion::ModRevision(revision as i64)),
         range_end: Vec::new(),
     }
-}
-
-/// The end of the range of keys that start with `prefix` (etcd's `GetPrefixRangeEnd`).
-fn prefix_end(prefix: &[u8]) -> Vec<u8> {
-    let mut end = prefix.to_vec();
-    while let Some(last) = end.pop() {
-        if last < 0xff {
-            end.push(last + 1);
-            return end;
-        }
-    }
-    vec![0]
 }

@@ -372,18 +372,7 @@ pub fn ranged(key: &str, range_end: Vec<u8>, prefix: bool, from_key: bool) -> (V
     (key, range_end)
 }
 
-/// The first key after every key that starts with `prefix`.
-pub fn prefix_end(prefix: &[u8]) -> Vec<u8> {
-    let mut end = prefix.to_vec();
-    while let Some(last) = end.pop() {
-        if last < 0xff {
-            end.push(last + 1);
-            return end;
-        }
-    }
-    // All 0xff: to the end of the keyspace.
-    vec![0]
-}
+pub use musubi_proto::prefix_end;
 
 /// Argument `i`, or else all of stdin when it is not empty (etcdctl's `argOrStdin`).
 fn arg_or_stdin(args: &[String], i: usize) -> Option<Vec<u8>> {
@@ -432,13 +421,6 @@ pub fn go_quote(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn prefix_end_carries_past_0xff_bytes() {
-        assert_eq!(prefix_end(b"a"), b"b");
-        assert_eq!(prefix_end(b"a\xff"), b"b");
-        assert_eq!(prefix_end(b"\xff\xff"), b"\0");
-    }
 
     #[test]
     fn parse_int_speaks_go() {

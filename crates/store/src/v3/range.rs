@@ -23,19 +23,8 @@ pub fn key_bounds(key: &[u8], range_end: &[u8]) -> Option<(Vec<u8>, Option<Vec<u
     }
 }
 
-/// The end of the range of keys starting with `prefix` (etcdctl's `--prefix`): the prefix
-/// with its last byte below 0xff incremented and what follows dropped; `"\0"` when every
-/// byte is 0xff.
-pub fn prefix_end(prefix: &[u8]) -> Vec<u8> {
-    let mut end = prefix.to_vec();
-    while let Some(last) = end.pop() {
-        if last < 0xff {
-            end.push(last + 1);
-            return end;
-        }
-    }
-    vec![0]
-}
+// Clients build prefix ranges with the same function, so both ends agree.
+pub use musubi_proto::prefix_end;
 
 /// A key and its entry as v3 shows them.
 pub fn key_value(key: &Bytes, e: &Entry) -> KeyValue {
@@ -183,13 +172,6 @@ fn sort(kvs: &mut [(Bytes, Arc<Entry>)], req: &pb::RangeRequest) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn prefix_ends_increment_the_last_byte_below_ff() {
-        assert_eq!(prefix_end(b"a"), b"b");
-        assert_eq!(prefix_end(b"a\xff"), b"b");
-        assert_eq!(prefix_end(b"\xff\xff"), b"\0");
-    }
 
     #[test]
     fn bounds_follow_etcds_range_end_conventions() {
