@@ -14,7 +14,6 @@ mod import;
 mod install;
 mod render;
 mod report;
-mod schema;
 mod source;
 mod watch;
 
@@ -105,7 +104,8 @@ impl TreeArgs {
                 ValuesArg::Json => musubi_conf::Values::Json,
             });
         if self.schema == SchemaName::Serf {
-            options = options.schema(schema::serf());
+            // The agent's own table of Serf's keys, so `conf` and the agent never disagree.
+            options = options.schema(musubi_agent::config_store::serf_shapes());
         }
         for path in &self.arrays {
             options = options.declare(path, musubi_conf::Shape::List);
