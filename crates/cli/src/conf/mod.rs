@@ -17,7 +17,7 @@ mod report;
 mod source;
 mod watch;
 
-use crate::toolkit::{OutputFormat, Store, StoreArgs, ToolError, ToolExit};
+use crate::toolkit::{self, OutputFormat, Store, StoreArgs, ToolError};
 use clap::{Args, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -158,16 +158,9 @@ fn parse_mode(text: &str) -> Result<u32, String> {
 }
 
 pub fn run(args: ConfArgs) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
+    let runtime = match toolkit::runtime("conf") {
         Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("musubi conf: {e}");
-            return ToolExit::Unreachable.into();
-        }
+        Err(code) => return code,
     };
     runtime.block_on(async move {
         let format = args.store.format;
@@ -180,13 +173,7 @@ pub fn run(args: ConfArgs) -> ExitCode {
             },
             Err(e) => Err(e),
         };
-        match result {
-            Ok(code) => code,
-            Err(e) => {
-                eprintln!("musubi conf: {e}");
-                e.exit.into()
-            }
-        }
+        toolkit::exit("conf", result)
     })
 }
 

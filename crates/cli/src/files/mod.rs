@@ -25,7 +25,7 @@ mod report;
 mod session;
 mod watch;
 
-use crate::toolkit::{Store, StoreArgs, ToolError, ToolExit};
+use crate::toolkit::{self, Store, StoreArgs, ToolError, ToolExit};
 use clap::{Args, Subcommand};
 use local::Dir;
 use remote::Remote;
@@ -89,15 +89,8 @@ pub fn run(args: FilesArgs) -> ExitCode {
         .enable_all()
         .build()
         .expect("tokio runtime starts");
-    match runtime.block_on(execute(args)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            if !error.message.is_empty() {
-                eprintln!("musubi files: {error}");
-            }
-            error.exit.into()
-        }
-    }
+    let outcome = runtime.block_on(execute(args)).map(|()| ToolExit::Ok);
+    toolkit::exit("files", outcome)
 }
 
 async fn execute(args: FilesArgs) -> Result<(), ToolError> {

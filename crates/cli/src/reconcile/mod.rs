@@ -14,7 +14,7 @@ mod report;
 mod run;
 mod source;
 
-use crate::toolkit::{StoreArgs, ToolError, ToolExit};
+use crate::toolkit::{self, StoreArgs, ToolError, ToolExit};
 use clap::{Args, Subcommand};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -146,16 +146,9 @@ impl RunArgs {
 }
 
 pub fn run(args: ReconcileArgs) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
+    let runtime = match toolkit::runtime("reconcile") {
         Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("musubi reconcile: {e}");
-            return ToolExit::Unreachable.into();
-        }
+        Err(code) => return code,
     };
     let outcome: Result<ToolExit, ToolError> = runtime.block_on(async {
         match &args.command {
@@ -168,11 +161,5 @@ pub fn run(args: ReconcileArgs) -> ExitCode {
     });
     // Handlers may still hold the runtime's blocking threads: do not wait for them.
     runtime.shutdown_background();
-    match outcome {
-        Ok(exit) => exit.into(),
-        Err(e) => {
-            eprintln!("musubi reconcile: {e}");
-            e.exit.into()
-        }
-    }
+    toolkit::exit("reconcile", outcome)
 }

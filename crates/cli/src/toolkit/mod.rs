@@ -3,7 +3,9 @@
 //! v2 otherwise), and one table of exit codes (docs/tools.md).
 
 mod exit;
+mod outcome;
 mod store;
 
 pub use exit::{ToolError, ToolExit, child};
+pub use outcome::{exit, runtime};
 pub use store::{OutputFormat, Store, StoreArgs};
