@@ -506,6 +506,20 @@ mod tests {
         diffs.iter().map(|d| (d.key.clone(), ms)).collect()
     }
 
+    /// A first plan, every difference past its grace, where only `gates` can hold it back.
+    fn gated_plan(diffs: &[Difference], gates: &Gates) -> Vec<Step> {
+        plan(
+            diffs,
+            &[],
+            &none(),
+            &lasted(diffs, 60_000),
+            gates,
+            &policy(),
+            ("i", 1),
+            0,
+        )
+    }
+
     fn started(steps: &[Step]) -> Vec<String> {
         steps
             .iter()
@@ -602,19 +616,7 @@ mod tests {
             fresh: false,
             views: Vec::new(),
         };
-        assert!(
-            plan(
-                &diffs,
-                &[],
-                &none(),
-                &lasted(&diffs, 60_000),
-                &gates,
-                &policy(),
-                ("i", 1),
-                0
-            )
-            .is_empty()
-        );
+        assert!(gated_plan(&diffs, &gates).is_empty());
     }
 
     #[test]
@@ -625,33 +627,12 @@ mod tests {
             fresh: true,
             views: vec![BTreeMap::new(), alive.clone(), alive],
         };
-        assert!(
-            plan(
-                &diffs,
-                &[],
-                &none(),
-                &lasted(&diffs, 60_000),
-                &gates,
-                &policy(),
-                ("i", 1),
-                0
-            )
-            .is_empty()
-        );
+        assert!(gated_plan(&diffs, &gates).is_empty());
         let gates = Gates {
             fresh: true,
             views: vec![BTreeMap::new(), BTreeMap::new(), actual(&[("n1", "{}")])],
         };
-        let steps = plan(
-            &diffs,
-            &[],
-            &none(),
-            &lasted(&diffs, 60_000),
-            &gates,
-            &policy(),
-            ("i", 1),
-            0,
-        );
+        let steps = gated_plan(&diffs, &gates);
         assert_eq!(started(&steps), ["create:n1:desired@5"]);
     }
 
