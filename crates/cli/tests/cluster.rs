@@ -49,7 +49,9 @@ impl Drop for Member {
 }
 
 impl Member {
-    fn start(&mut self, cluster: &str) {
+    /// Starts the member; it serves clients only once it has a leader, as etcd's does, so
+    /// a new cluster's members are all started before any is waited for.
+    fn spawn(&mut self, cluster: &str) {
         let peer = cluster
             .split(',')
             .find_map(|e| e.strip_prefix(&format!("{}=", self.name)))
@@ -77,9 +79,17 @@ impl Member {
             .spawn()
             .expect("musubi starts");
         self.child = Some(child);
+    }
+
+    fn wait_serving(&self) {
         wait_for("the member serves", || {
             http(self.client, "GET", "/version", "").is_some()
         });
+    }
+
+    fn start(&mut self, cluster: &str) {
+        self.spawn(cluster);
+        self.wait_serving();
     }
 
     fn kill(&mut self) {
@@ -142,7 +152,10 @@ fn cluster(dir: &Path) -> (Vec<Member>, String) {
         })
         .collect();
     for m in &mut members {
-        m.start(&spec);
+        m.spawn(&spec);
+    }
+    for m in &members {
+        m.wait_serving();
     }
     (members, spec)
 }
