@@ -210,9 +210,12 @@ class Nemesis:
     # -- membership ------------------------------------------------------------------
 
     def _retry(self, what, fn, timeout=20.0):
+        # Not cut short when the run is being stopped: a membership change half done (a
+        # member removed, not yet added back) must be finished, or healing cannot; `stop`
+        # waits for it.
         deadline = time.time() + timeout
         last = None
-        while time.time() < deadline and not self.stop_event.is_set():
+        while time.time() < deadline:
             try:
                 got = fn()
                 if got:
