@@ -4,7 +4,7 @@
 use super::acquire::Rules;
 use super::election;
 use super::queue::{Entry, Kind, Queue};
-use super::{EXIT_CODES, HoldArgs, error, hold, runtime, wait_limit};
+use super::{EXIT_CODES, HoldArgs, error, hold, runtime};
 use crate::toolkit::{OutputFormat, Store, StoreArgs, ToolExit, child};
 use clap::Args;
 use serde_json::json;
@@ -75,7 +75,7 @@ async fn elect(args: ElectArgs) -> u8 {
         &args.hold,
         &args.command,
         format,
-        wait_limit(),
+        args.store.timeout,
     )
     .await
 }

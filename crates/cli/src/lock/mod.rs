@@ -147,7 +147,7 @@ async fn lock(args: LockArgs) -> u8 {
         &args.hold,
         &args.command,
         args.store.format,
-        wait_limit(),
+        args.store.timeout,
     )
     .await
 }
@@ -366,23 +366,6 @@ fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|name| name.trim().to_string())
         .unwrap_or_default()
-}
-
-/// `--timeout` is every tool's request timeout; given explicitly to `lock` or `elect`, it
-/// also bounds the wait for the lock (exit 124), as the reference asks. Unset, they wait
-/// for as long as it takes, as etcdctl lock does. (Read from the command line itself: the
-/// shared flag has a default, so the parsed value cannot tell.)
-pub(crate) fn wait_limit() -> Option<Duration> {
-    let args: Vec<String> = std::env::args().collect();
-    let ours = args.split(|arg| arg == "--").next().unwrap_or_default();
-    ours.iter().enumerate().find_map(|(i, arg)| {
-        let value = match arg.strip_prefix("--timeout") {
-            Some("") => ours.get(i + 1)?.as_str(),
-            Some(rest) => rest.strip_prefix('=')?,
-            None => return None,
-        };
-        crate::duration::parse_or_seconds(value).ok()
-    })
 }
 
 fn error(e: &ToolError) -> u8 {

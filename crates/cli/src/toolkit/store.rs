@@ -25,9 +25,10 @@ pub struct StoreArgs {
         default_value = "http://127.0.0.1:2379"
     )]
     pub endpoints: Vec<String>,
-    /// Timeout of each request to the store (Go duration, or seconds).
-    #[arg(long, global = true, default_value = "5s", value_parser = crate::duration::parse_or_seconds)]
-    pub timeout: Duration,
+    /// Timeout of each request to the store (Go duration, or seconds; default 5s). `lock`
+    /// and `elect` also bound their wait for the lock by it when it is given.
+    #[arg(long, global = true, value_parser = crate::duration::parse_or_seconds)]
+    pub timeout: Option<Duration>,
     /// Output: text for people, json for scripts.
     #[arg(long, global = true, value_enum, default_value = "text")]
     pub format: OutputFormat,
@@ -37,6 +38,15 @@ pub struct StoreArgs {
     /// Which etcd API to use: auto (v3 where the server speaks it, else v2), 2 or 3.
     #[arg(long, global = true, value_enum, default_value = "auto")]
     pub api: Api,
+}
+
+/// `--timeout` when it is not given.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl StoreArgs {
+    pub fn request_timeout(&self) -> Duration {
+        self.timeout.unwrap_or(DEFAULT_TIMEOUT)
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -71,7 +81,7 @@ struct V3Channels {
 
 impl Store {
     pub async fn connect(args: &StoreArgs) -> Result<Store, ToolError> {
-        let v2 = Client::new(args.endpoints.clone())?.with_timeout(args.timeout);
+        let v2 = Client::new(args.endpoints.clone())?.with_timeout(args.request_timeout());
         let v3 = match args.api {
             Api::V2 => None,
             Api::V3 => Some(probe_v3(args).await?.ok_or_else(|| {
@@ -85,7 +95,7 @@ impl Store {
         Ok(Store {
             v2,
             v3,
-            timeout: args.timeout,
+            timeout: args.request_timeout(),
             stale: args.stale,
         })
     }
@@ -108,8 +118,8 @@ impl Store {
 /// answer `Unimplemented`, or are not HTTP/2 servers at all).
 async fn probe_v3(args: &StoreArgs) -> Result<Option<V3Channels>, ToolError> {
     let settings = Settings {
-        dial_timeout: args.timeout,
-        command_timeout: args.timeout,
+        dial_timeout: args.request_timeout(),
+        command_timeout: args.request_timeout(),
         keepalive_time: Duration::from_secs(30),
         keepalive_timeout: Duration::from_secs(10),
         tls: None,
@@ -122,7 +132,9 @@ async fn probe_v3(args: &StoreArgs) -> Result<Option<V3Channels>, ToolError> {
         .map_err(|failure| ToolError::usage(failure.message))?;
     for (index, channel) in channels.iter().enumerate() {
         let mut maintenance = MaintenanceClient::new(channel.clone());
-        let status = tokio::time::timeout(args.timeout, maintenance.status(StatusRequest {})).await;
+        let status =
+            tokio::time::timeout(args.request_timeout(), maintenance.status(StatusRequest {}))
+                .await;
         if let Ok(Ok(_)) = status {
             return Ok(Some(V3Channels {
                 channels,
