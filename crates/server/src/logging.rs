@@ -50,9 +50,14 @@ pub fn init(level: &str, format: LogFormat, outputs: &[LogOutput]) -> io::Result
     let filter = std::env::var("MUSUBI_LOG")
         .or_else(|_| std::env::var("RUST_LOG"))
         // openraft warns once per failed heartbeat (ten lines a second while a member is
-        // down, naming it by decimal ID); the peer client reports reachability instead,
-        // once per change and once per interval (consensus/src/network/reachability.rs).
-        .unwrap_or_else(|_| format!("{level},openraft=warn,openraft::core::heartbeat=error"));
+        // down) and once per failed vote request, naming members by decimal ID; the peer
+        // client reports reachability instead, by name and hex ID, once per change and
+        // once per interval (consensus/src/network/reachability.rs).
+        .unwrap_or_else(|_| {
+            format!(
+                "{level},openraft=warn,openraft::core::heartbeat=error,openraft::core::raft_core=error"
+            )
+        });
     let writer = Outputs::open(outputs)?;
     let ansi = format == LogFormat::Text
         && outputs == [LogOutput::Stderr]
