@@ -7,31 +7,33 @@
 //! How it runs:
 //! 1. [`config`] resolves Serf's flags over its JSON config files ([`config_file`], each
 //!    file and the flags one [`config_layer`]); [`agent`] builds this node's
-//!    [`identity::NodeId`](musubi_gossip::identity::NodeId) (tags from `-tag`/`tags` or the [`tags_file`]).
-//! 2. [`node`] owns foca and the UDP socket in one task, driving the protocol of
-//!    [`musubi_gossip`]; each datagram, timer or command is
-//!    handed to foca, then its output is drained: sends, timers ([`timers`]), notifications
-//!    into the [`membership`](musubi_gossip::membership) table. User events and queries ride on foca's packets
-//!    ([`broadcasts`](musubi_gossip::broadcasts): [`user_events`](musubi_gossip::user_events), [`query`](musubi_gossip::query)), each stamped by a [`lamport`](musubi_gossip::lamport) clock;
-//!    query acks and responses go straight back to the asker. With `-encrypt` or
-//!    `-keyring-file` every datagram, over UDP or the stream [`transport`], is sealed and
-//!    opened with the [`keys`](musubi_gossip::keys) ring.
+//!    [`NodeId`](musubi_gossip::identity::NodeId) (tags from `-tag`/`tags` or the
+//!    [`tags_file`]).
+//! 2. [`node`] owns foca and the UDP socket in one task and drives the protocol of
+//!    [`musubi_gossip`]: each datagram, timer or command is handed to foca, then its output
+//!    is drained: sends, timers ([`timers`]), notifications into the
+//!    [`membership`](musubi_gossip::membership) table. User events and queries ride on
+//!    foca's packets ([`broadcasts`](musubi_gossip::broadcasts)), each stamped by a
+//!    [`lamport`](musubi_gossip::lamport) clock; query acks and responses go straight back
+//!    to the asker. With `-encrypt` or `-keyring-file` every datagram, over UDP or the
+//!    stream [`transport`], is sealed and opened with the [`keys`](musubi_gossip::keys)
+//!    ring.
 //! 3. Member changes, user events and queries become Serf's [`events`]; the [`snapshot`]
 //!    records them, the [`coalesce`]r merges bursts as Serf does, then one task logs them,
 //!    passes them to RPC event streams and runs the matching [`event_handlers`] one at a
-//!    time (`invoke`); a handler's output answers a query. The [`reaper`](musubi_gossip::reaper) drops members
-//!    gone too long; [`conflict`](musubi_gossip::conflict) settles two members claiming one name.
+//!    time (`invoke`); a handler's output answers a query. The
+//!    [`reaper`](musubi_gossip::reaper) drops members gone too long;
+//!    [`conflict`](musubi_gossip::conflict) settles two members claiming one name.
 //! 4. [`rpc`] serves Serf's RPC clients and asks the node through a `NodeHandle`; its
 //!    `monitor` reads the [`log_ring`], which `logging` fills beside stderr and syslog.
 //!    [`rpc_client`] is the other end, for `musubi members`, `musubi query`, ...
 //! 5. Joins: `-join` at start, `-retry-join` in the background (`retry_join`), `-discover`
 //!    over mDNS (`discover`).
 //! 6. RPC `leave`, SIGINT (unless `skip_leave_on_interrupt`) or SIGTERM (with
-//!    `leave_on_terminate`): tell every member we leave ([`wire`](musubi_gossip::wire)), leave the SWIM cluster,
-//!    exit 0 (the [`snapshot`] records the leave); other signals that end the agent exit
-//!    1 without leaving. Losing its name to another member ([`conflict`](musubi_gossip::conflict)) stops the node
-//!    and the agent exits 0, as Serf's. SIGHUP reloads the log level, handlers and tags
-//!    (`reload`).
+//!    `leave_on_terminate`): tell every member we leave, leave the SWIM cluster, exit 0
+//!    (the [`snapshot`] records the leave); other signals that end the agent exit 1
+//!    without leaving. Losing its name to another member stops the node and the agent
+//!    exits 0, as Serf's. SIGHUP reloads the log level, handlers and tags (`reload`).
 
 pub mod address;
 mod agent;

@@ -6,8 +6,8 @@
 //! one RTT sample (Lifeguard, which watches foca's probes, times it). Pure state: the node
 //! task does the IO.
 
-pub mod compact;
-pub mod vivaldi;
+pub(crate) mod compact;
+mod vivaldi;
 
 use rand_foca::rngs::StdRng;
 use std::collections::BTreeMap;

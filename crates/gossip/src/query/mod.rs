@@ -17,7 +17,7 @@
 pub mod answers;
 pub mod filters;
 pub mod gossip;
-pub mod internal;
+mod internal;
 pub mod message;
 pub mod origin;
 
