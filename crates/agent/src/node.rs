@@ -25,7 +25,7 @@ use musubi_gossip::broadcasts::{self, ClusterGossip, SharedGossip, UrgentNews};
 use musubi_gossip::compression;
 use musubi_gossip::conflict::ConflictVote;
 use musubi_gossip::coordinate::{Coordinate, Coordinates};
-use musubi_gossip::deliver::Deliver;
+use musubi_gossip::deliver::{Deliver, Inbox};
 use musubi_gossip::event_history::EventHistory;
 use musubi_gossip::identity::NodeId;
 use musubi_gossip::keys::GossipKeys;
@@ -339,9 +339,8 @@ pub async fn start(
     let (timer_deliver, timer_inbox) = mpsc::unbounded_channel();
     let (frame_deliver, frame_inbox) = mpsc::unbounded_channel();
     tokio::spawn(transport::serve(stream_listener, frame_deliver));
-    let (received_queries, query_inbox) = mpsc::unbounded_channel();
     let (query_deadlines, expired_queries) = mpsc::unbounded_channel();
-    let (received_confirmations, confirmation_inbox) = mpsc::unbounded_channel();
+    let first_sightings = FirstSightings::default();
     let urgent = UrgentNews::default();
     let event_clock = lifecycle.clocks.event.clone();
     let query_clock = lifecycle.clocks.query.clone();
@@ -351,8 +350,8 @@ pub async fn start(
     let gossip = SharedGossip::new(ClusterGossip {
         user_events: UserEventGossip::new(event_clock.clone(), deliver_user_events(&events))
             .with_history(history.clone()),
-        queries: QueryGossip::new(query_clock.clone(), forward(received_queries)),
-        confirmations: ConfirmationGossip::new(forward(received_confirmations)),
+        queries: QueryGossip::new(query_clock.clone(), first_sightings.queries.sink()),
+        confirmations: ConfirmationGossip::new(first_sightings.confirmations.sink()),
         urgent: urgent.clone(),
     });
     let (local, local_view) = watch::channel(identity.clone());
@@ -383,6 +382,7 @@ pub async fn start(
         options,
         query_clock,
         open_queries: OpenQueries::default(),
+        first_sightings,
         answerable: Answerable::default(),
         query_settings: queries,
         query_deadlines,
@@ -411,9 +411,7 @@ pub async fn start(
         frames: frame_inbox,
         timers: timer_inbox,
         commands: command_inbox,
-        queries: query_inbox,
         expired_queries,
-        confirmations: confirmation_inbox,
     }));
     Ok(NodeHandle {
         commands,
@@ -433,13 +431,13 @@ fn deliver_user_events(events: &mpsc::UnboundedSender<AgentEvent>) -> Deliver<Us
     })
 }
 
-/// What foca's broadcast handler sees first goes to the node task, which acts on it once
-/// foca returns.
-fn forward<T: Send + 'static>(inbox: mpsc::UnboundedSender<T>) -> Deliver<T> {
-    // The node task only stops with the process.
-    Box::new(move |item| {
-        let _ = inbox.send(item);
-    })
+/// What foca's broadcast handler saw for the first time, for the node task to act on once
+/// foca returns (see `act_on_first_sightings`).
+#[derive(Default)]
+struct FirstSightings {
+    queries: Inbox<QueryMessage>,
+    /// Lifeguard's suspicion confirmations.
+    confirmations: Inbox<SuspicionConfirmation>,
 }
 
 /// Everything the node task waits on.
@@ -449,12 +447,8 @@ struct NodeInputs {
     frames: mpsc::UnboundedReceiver<(Vec<u8>, SocketAddr)>,
     timers: mpsc::UnboundedReceiver<Timer<NodeId>>,
     commands: mpsc::UnboundedReceiver<Command>,
-    /// Queries foca's broadcast handler saw for the first time.
-    queries: mpsc::UnboundedReceiver<QueryMessage>,
     /// The Lamport times of our own queries whose timeout has passed.
     expired_queries: mpsc::UnboundedReceiver<u64>,
-    /// Lifeguard's suspicion confirmations foca's broadcast handler saw for the first time.
-    confirmations: mpsc::UnboundedReceiver<SuspicionConfirmation>,
 }
 
 struct Node {
@@ -474,6 +468,7 @@ struct Node {
     query_clock: Arc<LamportClock>,
     /// Queries sent from here, collecting answers.
     open_queries: OpenQueries,
+    first_sightings: FirstSightings,
     /// Queries delivered here, not answered yet.
     answerable: Answerable,
     query_settings: QuerySettings,
@@ -545,10 +540,6 @@ impl Node {
                 }
                 _ = tokio::time::sleep_until(suspicion_due.unwrap_or_else(Instant::now)),
                     if suspicion_due.is_some() => self.declare_due_suspects(),
-                Some(confirmation) = inputs.confirmations.recv() => {
-                    let now = self.epoch.elapsed();
-                    self.lifeguard.confirm(confirmation.suspect, &confirmation.by, now);
-                }
                 _ = tokio::time::sleep_until(self.next_push_pull) => self.push_pull().await,
                 Some(timer) = inputs.timers.recv() => {
                     if let Err(e) = self.foca.handle_timer(timer, &mut self.runtime) {
@@ -559,11 +550,32 @@ impl Node {
                     Some(command) => self.on_command(command).await,
                     None => return,
                 },
-                Some(query) = inputs.queries.recv() => self.on_query(query).await,
                 Some(ltime) = inputs.expired_queries.recv() => self.open_queries.close(ltime),
             }
             self.drain().await;
+            self.act_on_first_sightings().await;
             self.sync_if_just_joined().await;
+        }
+    }
+
+    /// Confirmations go to Lifeguard; queries are filtered, acked and delivered. What that
+    /// hands foca (an ack, a relay) is drained, and may bring more.
+    async fn act_on_first_sightings(&mut self) {
+        loop {
+            let confirmations = self.first_sightings.confirmations.take();
+            let queries = self.first_sightings.queries.take();
+            if confirmations.is_empty() && queries.is_empty() {
+                return;
+            }
+            let now = self.epoch.elapsed();
+            for confirmation in confirmations {
+                self.lifeguard
+                    .confirm(confirmation.suspect, &confirmation.by, now);
+            }
+            for query in queries {
+                self.on_query(query).await;
+            }
+            self.drain().await;
         }
     }
 
