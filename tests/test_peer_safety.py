@@ -77,7 +77,15 @@ def test_a_stray_cluster_on_an_added_members_peer_url_harms_no_member(fleet):
     b = members[1]
     b.kill()
     b.start()
-    wait_for("b to follow its cluster's leader", lambda: leader_id(b) in leaders, timeout=15)
+    # Slow to come back under load is not the failure this looks for; following another
+    # leader is, and the message says which one b named last.
+    seen = []
+    try:
+        wait_for("b to follow its cluster's leader",
+                 lambda: seen.append(leader_id(b)) or seen[-1] in leaders, timeout=30)
+    except AssertionError:
+        raise AssertionError("b did not follow its cluster's leader %s: it named %s last; "
+                             "alive: %s\n%s" % (leaders, seen[-3:], b.alive(), b.log_tail()))
     st, _, body = put(b, "after-restart", "yes")
     assert st in (200, 201), (st, body)
     for m in members:
