@@ -4,9 +4,9 @@
 //! then every minute, and joins those it is not already a member with.
 
 use crate::join;
-use crate::membership::MemberStatus;
 use crate::node::NodeHandle;
 use mdns_sd::{IfKind, ServiceDaemon, ServiceEvent, ServiceInfo};
+use musubi_gossip::membership::MemberStatus;
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::time::Duration;

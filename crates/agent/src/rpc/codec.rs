@@ -4,7 +4,7 @@
 //! in the alphabetical order Serf's own agent uses (checked byte for byte in the tests).
 //! The types serve both ends: the agent's server and `musubi`'s own client (`rpc_client`).
 
-use crate::coordinate::Coordinate;
+use musubi_gossip::coordinate::Coordinate;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

@@ -15,8 +15,9 @@ use super::stats::stats_reply;
 use super::streams::{ConnectionWriter, OpenStream, Outgoing, Streams};
 use crate::event_handlers::EventFilters;
 use crate::join;
-use crate::key_queries::{self, KeyOperation};
+use crate::key_queries;
 use crate::node::{NodeHandle, NodeStopped, TagUpdate, UserEventRequest};
+use musubi_gossip::key_queries::KeyOperation;
 use tokio::io::AsyncRead;
 use tracing::warn;
 

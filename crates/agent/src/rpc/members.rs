@@ -3,7 +3,7 @@
 //! `serf members -format json` prints (also `-http-addr`'s `/v1/members`).
 
 use super::codec::{MemberWire, MembersFilter};
-use crate::membership::MemberRecord;
+use musubi_gossip::membership::MemberRecord;
 use regex::Regex;
 use serde_json::json;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -121,8 +121,8 @@ pub fn address(member: &MemberWire) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::identity::NodeId;
-    use crate::membership::MemberStatus;
+    use musubi_gossip::identity::NodeId;
+    use musubi_gossip::membership::MemberStatus;
 
     fn record(name: &str, status: MemberStatus, tags: &[(&str, &str)]) -> MemberRecord {
         MemberRecord {

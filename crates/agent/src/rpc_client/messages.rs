@@ -93,8 +93,8 @@ impl Coordinate {
     }
 
     /// The agent's own coordinate type, which does the arithmetic.
-    fn vivaldi(&self) -> crate::coordinate::Coordinate {
-        crate::coordinate::Coordinate {
+    fn vivaldi(&self) -> musubi_gossip::coordinate::Coordinate {
+        musubi_gossip::coordinate::Coordinate {
             adjustment: self.adjustment,
             error: self.error,
             height: self.height,
