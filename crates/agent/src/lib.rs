@@ -22,7 +22,7 @@
 //!    gone too long; [`conflict`] settles two members claiming one name.
 //! 4. [`rpc`] serves Serf's RPC clients and asks the node through a `NodeHandle`; its
 //!    `monitor` reads the [`log_ring`], which `logging` fills beside stderr and syslog.
-//!    [`rpc_client`] is the other end, for `musubi members`, `musubi query`, ...
+//!    The wire format and the client (`musubi members`, ...) are `musubi_serf_rpc`'s.
 //! 5. Joins: `-join` at start, `-retry-join` in the background (`retry_join`), `-discover`
 //!    over mDNS (`discover`).
 //! 6. RPC `leave`, SIGINT (unless `skip_leave_on_interrupt`) or SIGTERM (with
@@ -71,7 +71,6 @@ pub mod reaper;
 mod reload;
 mod retry_join;
 pub mod rpc;
-pub mod rpc_client;
 pub mod snapshot;
 pub mod swim;
 mod syslog;

@@ -2,21 +2,22 @@
 //! answer with the reply shape Serf's Go client decodes.
 
 use super::AgentState;
-use super::codec::{
-    AuthRequest, CoordinateRequest, CoordinateResponse, DecodeError, EventRequest,
-    ForceLeaveRequest, HandshakeRequest, HeaderFields, JoinRequest, JoinResponse, KeyringRequest,
-    MembersFilter, MembersResponse, MonitorRequest, QueryRequest, RequestHeader, RequestReader,
-    RespondRequest, StopRequest, StreamRequest, TagsRequest, encode_response,
-};
 use super::members::{MemberMatcher, member_wire};
 use super::monitor;
 use super::queries::{PendingQueries, event_stream, query_params, query_stream};
 use super::stats::stats_reply;
 use super::streams::{ConnectionWriter, OpenStream, Outgoing, Streams};
+use crate::coordinate::Coordinate;
 use crate::event_handlers::EventFilters;
 use crate::join;
 use crate::key_queries::{self, KeyOperation};
 use crate::node::{NodeHandle, NodeStopped, TagUpdate, UserEventRequest};
+use musubi_serf_rpc::codec::{
+    AuthRequest, CoordinateRequest, CoordinateResponse, CoordinateWire, DecodeError, EventRequest,
+    ForceLeaveRequest, HandshakeRequest, HeaderFields, JoinRequest, JoinResponse, KeyringRequest,
+    MembersFilter, MembersResponse, MonitorRequest, QueryRequest, RequestHeader, RequestReader,
+    RespondRequest, StopRequest, StreamRequest, TagsRequest, encode_response,
+};
 use tokio::io::AsyncRead;
 use tracing::warn;
 
@@ -246,7 +247,7 @@ impl<'a, R: AsyncRead + Unpin> Session<'a, R> {
             "get-coordinate" => {
                 let request: CoordinateRequest = self.body().await?;
                 let coordinate = self.node.coordinate(request.node).await?;
-                let reply = CoordinateResponse::from(coordinate);
+                let reply = CoordinateResponse::from(coordinate.map(coordinate_wire));
                 Ok(Reply::with_body(seq, "", Some(&reply)))
             }
             "monitor" => {
@@ -377,5 +378,15 @@ impl<'a, R: AsyncRead + Unpin> Session<'a, R> {
         let error = outcome.error().unwrap_or_default();
         let num = i32::try_from(outcome.reached).unwrap_or(i32::MAX);
         Ok(Reply::with_body(seq, &error, Some(&JoinResponse { num })))
+    }
+}
+
+/// A Vivaldi coordinate in `get-coordinate`'s reply shape.
+fn coordinate_wire(coordinate: Coordinate) -> CoordinateWire {
+    CoordinateWire {
+        adjustment: coordinate.adjustment,
+        error: coordinate.error,
+        height: coordinate.height,
+        vec: Some(coordinate.vec),
     }
 }

@@ -3,8 +3,8 @@
 //! fixints and print in decimal; larger ones came with an unsigned marker and print in hex
 //! (Go's `%#v` of an unsigned integer); maps print with their keys sorted, as Go's fmt does.
 
-use musubi_agent::rpc::codec::MemberWire;
-use musubi_agent::rpc_client::messages::EventRecord;
+use musubi_serf_rpc::client::messages::EventRecord;
+use musubi_serf_rpc::codec::MemberWire;
 use std::fmt::Write;
 
 /// `Event Info:` then a `\tKey: value` line per field of the record. Serf's order is a Go
