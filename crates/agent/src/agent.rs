@@ -4,25 +4,25 @@
 //! the store with `-config-store` ([`config_store`]).
 
 use crate::coalesce;
+use crate::config::tags_file::{self, TagsFile};
 use crate::config::{AgentConfig, ConfigError};
 use crate::config_store;
-use crate::discover::{self, Discovery};
+use crate::handlers::invoke;
 use crate::identity::NodeId;
-use crate::invoke;
-use crate::join;
+use crate::joins;
+use crate::joins::discover::{self, Discovery};
+use crate::joins::retry::{self, RetryJoin};
 use crate::key_queries;
 use crate::keys::GossipKeys;
 use crate::lamport::Clocks;
-use crate::logging::{self, Logging};
+use crate::logs::syslog::Syslog;
+use crate::logs::{self, Logging};
 use crate::node::{self, Lifecycle, NodeHandle, NodeOptions, QuerySettings};
 use crate::query::InternalQueries;
 use crate::reaper::ReapTimeouts;
 use crate::reload::{self, Reloader};
-use crate::retry_join::{self, RetryJoin};
 use crate::rpc;
 use crate::snapshot::{Restored, Snapshot};
-use crate::syslog::Syslog;
-use crate::tags_file::{self, TagsFile};
 use clap::error::ErrorKind;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -70,7 +70,7 @@ pub fn cli_main(args: Vec<String>) -> ExitCode {
         },
         false => None,
     };
-    let logging = logging::init(&config.log_level, syslog);
+    let logging = logs::init(&config.log_level, syslog);
     match runtime.block_on(run(args, config, logging, store)) {
         Ok(code) => code,
         Err(message) => fail(&message),
@@ -224,7 +224,7 @@ async fn run(
         let exhausted = retry_exhausted.clone();
         let node = node.clone();
         tokio::spawn(async move {
-            if retry_join::run(node, plan).await.is_err() {
+            if retry::run(node, plan).await.is_err() {
                 exhausted.notify_one();
             }
         });
@@ -285,7 +285,7 @@ async fn rejoin(node: NodeHandle, local_name: String, previous: Vec<(String, Str
         info!("Attempting re-join to previously known node: {name}: {addr}");
         // As Serf's rejoin: the events missed while down are delivered; the ones
         // handled before are below the restored minimum time.
-        match join::join(&node, std::slice::from_ref(&addr), true).await {
+        match joins::join(&node, std::slice::from_ref(&addr), true).await {
             Ok(outcome) if outcome.reached > 0 => {
                 info!("Re-joined to previously known node: {name}: {addr}");
                 return;
@@ -300,7 +300,7 @@ async fn rejoin(node: NodeHandle, local_name: String, previous: Vec<(String, Str
 /// Serf's agent exits when its `-join` reaches nobody.
 async fn join_at_start(node: &NodeHandle, config: &AgentConfig) -> Result<(), String> {
     println!("==> Joining cluster...(replay: {})", config.replay_on_join);
-    let outcome = join::join(node, &config.join, config.replay_on_join)
+    let outcome = joins::join(node, &config.join, config.replay_on_join)
         .await
         .map_err(|e| e.to_string())?;
     if let Some(error) = outcome.error() {

@@ -17,6 +17,7 @@
 
 use crate::broadcasts::{self, ClusterGossip, SharedGossip, UrgentNews};
 use crate::compression;
+use crate::config::tags_file::{self, Tags, TagsFile};
 use crate::conflict::ConflictVote;
 use crate::coordinate::{Coordinate, Coordinates};
 use crate::event_history::EventHistory;
@@ -36,7 +37,6 @@ use crate::query::origin::OpenQueries;
 use crate::query::{InternalQueries, QueryEvent, QueryLimits, QueryParams, QueryRecord};
 use crate::reaper::{ReapTimeouts, Reaper};
 use crate::swim::Swim;
-use crate::tags_file::{self, Tags, TagsFile};
 use crate::timers;
 use crate::transport;
 use crate::user_events::{GOSSIP_EVENT_MAX, UserEvent, UserEventGossip};

@@ -7,9 +7,8 @@ use super::monitor;
 use super::queries::{PendingQueries, event_stream, query_params, query_stream};
 use super::stats::stats_reply;
 use super::streams::{ConnectionWriter, OpenStream, Outgoing, Streams};
-use crate::coordinate::Coordinate;
-use crate::event_handlers::EventFilters;
-use crate::join;
+use crate::handlers::EventFilters;
+use crate::joins;
 use crate::key_queries::{self, KeyOperation};
 use crate::node::{NodeHandle, NodeStopped, TagUpdate, UserEventRequest};
 use musubi_serf_rpc::codec::{
@@ -247,7 +246,12 @@ impl<'a, R: AsyncRead + Unpin> Session<'a, R> {
             "get-coordinate" => {
                 let request: CoordinateRequest = self.body().await?;
                 let coordinate = self.node.coordinate(request.node).await?;
-                let reply = CoordinateResponse::from(coordinate.map(coordinate_wire));
+                let reply = CoordinateResponse::from(coordinate.map(|c| CoordinateWire {
+                    adjustment: c.adjustment,
+                    error: c.error,
+                    height: c.height,
+                    vec: Some(c.vec),
+                }));
                 Ok(Reply::with_body(seq, "", Some(&reply)))
             }
             "monitor" => {
@@ -374,19 +378,9 @@ impl<'a, R: AsyncRead + Unpin> Session<'a, R> {
 
     async fn join(&mut self, seq: u64) -> Result<Reply, CommandError> {
         let request: JoinRequest = self.body().await?;
-        let outcome = join::join(self.node, &request.existing, request.replay).await?;
+        let outcome = joins::join(self.node, &request.existing, request.replay).await?;
         let error = outcome.error().unwrap_or_default();
         let num = i32::try_from(outcome.reached).unwrap_or(i32::MAX);
         Ok(Reply::with_body(seq, &error, Some(&JoinResponse { num })))
-    }
-}
-
-/// A Vivaldi coordinate in `get-coordinate`'s reply shape.
-fn coordinate_wire(coordinate: Coordinate) -> CoordinateWire {
-    CoordinateWire {
-        adjustment: coordinate.adjustment,
-        error: coordinate.error,
-        height: coordinate.height,
-        vec: Some(coordinate.vec),
     }
 }

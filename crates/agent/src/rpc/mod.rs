@@ -12,8 +12,8 @@ pub mod streams;
 
 pub use server::serve;
 
-use crate::event_handlers::EventHandler;
-use crate::log_ring::LogRing;
+use crate::handlers::EventHandler;
+use crate::logs::ring::LogRing;
 use std::sync::Arc;
 use tokio::sync::watch;
 

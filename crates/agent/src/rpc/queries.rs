@@ -4,8 +4,8 @@
 
 use super::members::member_wire;
 use super::streams::{OpenStream, RecordSink, StreamTask};
-use crate::event_handlers::EventFilters;
 use crate::events::{AgentEvent, MemberEventKind};
+use crate::handlers::EventFilters;
 use crate::membership::{MemberRecord, MemberStatus};
 use crate::query::{INTERNAL_PREFIX, PING, QueryEvent, QueryParams, QueryRecord};
 use musubi_serf_rpc::codec::{
