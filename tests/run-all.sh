@@ -96,15 +96,35 @@ log "build"
 # A whole-suite run builds every crate once: incremental caches would only double the
 # build directory's size on disk (several GB), with nothing to reuse.
 export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+export FUZZ_TARGET_DIR=${FUZZ_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/musubi-fuzz-target}
+# The three builds (release for the process tests, debug for cargo test, ASan for fuzzing)
+# take several GB together. On a disk with less than MUSUBI_RECLAIM_BELOW_GIB free (20),
+# a stage's build directory goes as soon as its tests have run, so the peak is the
+# release build plus the largest other one, not all three: a CI machine once ran out.
+free_gib() { df -Pk "$1" | awk 'NR == 2 { print int($4 / 1048576) }'; }
+reclaim() { # DIR WHAT
+  [ -d "$1" ] || return 0
+  local free
+  free=$(free_gib "$1")
+  if [ "$free" -lt "${MUSUBI_RECLAIM_BELOW_GIB:-20}" ]; then
+    echo "run-all.sh: $free GiB free: removing the $2 build ($1, $(du -sh "$1" | cut -f1))"
+    rm -rf "$1"
+  fi
+}
+echo "disk: $(free_gib "$ROOT") GiB free"
 cargo build --release -p musubi
-export MUSUBI_BIN=${MUSUBI_BIN:-$ROOT/target/release/musubi}
+export MUSUBI_BIN=${MUSUBI_BIN:-$TARGET_DIR/release/musubi}
 
 status=0
 log "cargo test --workspace"
 cargo test --workspace || status=1
+reclaim "$TARGET_DIR/debug" "debug (cargo test)"
 
 log "fuzz: every target for 20 s on the checked-in corpus (fuzz/run-short.sh)"
 fuzz/run-short.sh || status=1
+reclaim "$FUZZ_TARGET_DIR" "fuzz"
+echo "disk: $(free_gib "$ROOT") GiB free"
 
 log "process tests (pytest tests/)"
 "$PY" -m pytest tests/ -p no:cacheprovider -ra "$@" || status=1

@@ -17,7 +17,6 @@
 
 use crate::{Request, Response};
 use serde::{Deserialize, Serialize};
-use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::sync::Arc;
 
@@ -71,32 +70,31 @@ impl Proposal {
 
 /// The responses of the most recent IDs, in the order they were first applied.
 ///
-/// Responses sit behind an `Arc`, so the copy a snapshot takes under the state machine's
-/// lock copies pointers, not 100,000 responses.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-#[serde(from = "Remembered", into = "Remembered")]
+/// Both collections are persistent (`imbl`): the copy a snapshot takes under the state
+/// machine's lock is O(1) however many IDs are remembered, and writes go on while the
+/// copy is serialised. Responses sit behind an `Arc`, so the node copies a write makes
+/// copy pointers, not responses.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(from = "Remembered")]
 pub struct Deduplicator {
-    order: VecDeque<RequestId>,
-    responses: HashMap<RequestId, (Arc<Response>, usize)>,
+    order: imbl::Vector<RequestId>,
+    responses: imbl::HashMap<RequestId, (Arc<Response>, usize)>,
     bytes: usize,
 }
 
 /// The window as a snapshot holds it: IDs and responses, oldest first (JSON maps cannot
 /// have structured keys).
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
 struct Remembered(Vec<(RequestId, Response)>);
 
-impl From<Deduplicator> for Remembered {
-    fn from(mut d: Deduplicator) -> Self {
-        Remembered(
-            d.order
-                .iter()
-                .filter_map(|id| {
-                    let (r, _) = d.responses.remove(id)?;
-                    Some((*id, Arc::unwrap_or_clone(r)))
-                })
-                .collect(),
-        )
+/// Written as [`Remembered`] is read, straight from the window: a snapshot copies no
+/// response to write it.
+impl Serialize for Deduplicator {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.order.iter().filter_map(|id| {
+            let (response, _) = self.responses.get(id)?;
+            Some((id, &**response))
+        }))
     }
 }
 

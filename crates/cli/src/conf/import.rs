@@ -10,7 +10,6 @@ use clap::Args;
 use musubi_client::{DeleteOptions, Error as V2Error, PrevExist, SetOptions};
 use musubi_conf::{Delete, Expect, Plan, Put, Tree};
 use musubi_proto::etcdserverpb::compare::{CompareResult, CompareTarget, TargetUnion};
-use musubi_proto::etcdserverpb::kv_client::KvClient;
 use musubi_proto::etcdserverpb::request_op::Request as Op;
 use musubi_proto::etcdserverpb::{Compare, DeleteRangeRequest, PutRequest, RequestOp, TxnRequest};
 use musubi_proto::prefix_end;
@@ -56,9 +55,10 @@ pub async fn run(
         prefix => format!("{prefix}/{path}"),
     };
     if !args.dry_run && !plan.is_empty() {
-        match store.v3() {
-            Some(channel) => apply_v3(store, channel, &current, &plan, &key).await?,
-            None => apply_v2(store, &plan, &key).await?,
+        if store.v3().is_some() {
+            apply_v3(store, &current, &plan, &key).await?
+        } else {
+            apply_v2(store, &plan, &key).await?
         }
     }
     match format {
@@ -151,7 +151,6 @@ fn lost(error: V2Error) -> ToolError {
 /// compared, but the whole import is then no longer atomic.
 async fn apply_v3(
     store: &Store,
-    channel: tonic::transport::Channel,
     current: &Tree,
     plan: &Plan,
     key: &dyn Fn(&str) -> String,
@@ -216,12 +215,12 @@ async fn apply_v3(
     let mut txn = TxnRequest::default();
     for (compares, op) in steps {
         if txn.compare.len() + compares.len() > MAX_TXN_OPS || txn.success.len() == MAX_TXN_OPS {
-            commit(store, &channel, std::mem::take(&mut txn)).await?;
+            commit(store, std::mem::take(&mut txn)).await?;
         }
         txn.compare.extend(compares);
         txn.success.push(op);
     }
-    commit(store, &channel, txn).await
+    commit(store, txn).await
 }
 
 fn compare(key: &str, expect: Expect) -> Compare {
@@ -241,25 +240,16 @@ fn compare(key: &str, expect: Expect) -> Compare {
     }
 }
 
-async fn commit(
-    store: &Store,
-    channel: &tonic::transport::Channel,
-    txn: TxnRequest,
-) -> Result<(), ToolError> {
+async fn commit(store: &Store, txn: TxnRequest) -> Result<(), ToolError> {
     if txn.success.is_empty() {
         return Ok(());
     }
-    let reply = tokio::time::timeout(store.timeout, KvClient::new(channel.clone()).txn(txn))
-        .await
-        .map_err(|_| ToolError::unreachable("context deadline exceeded"))?;
-    match reply {
-        Ok(reply) if reply.get_ref().succeeded => Ok(()),
-        Ok(_) => Err(ToolError::conflict(
+    // Sent once: a repeat of an applied step would fail its compares and read as a conflict.
+    if store.txn(store.call_once(), txn).await?.succeeded {
+        Ok(())
+    } else {
+        Err(ToolError::conflict(
             "a key under the prefix changed since it was read; nothing of this step was written",
-        )),
-        Err(status) => {
-            store.v3_failover();
-            Err(status.into())
-        }
+        ))
     }
 }

@@ -7,7 +7,6 @@
 use crate::toolkit::{Store, ToolError};
 use musubi_client::{Error as V2Error, GetOptions, Node, WatchOptions};
 use musubi_conf::{Entry, Tree};
-use musubi_proto::etcdserverpb::kv_client::KvClient;
 use musubi_proto::etcdserverpb::watch_client::WatchClient;
 use musubi_proto::etcdserverpb::watch_request::RequestUnion;
 use musubi_proto::etcdserverpb::{RangeRequest, WatchCreateRequest, WatchRequest, WatchResponse};
@@ -67,9 +66,10 @@ impl<'a> Source<'a> {
     }
 
     pub async fn read(&self) -> Result<Snapshot, ToolError> {
-        match self.store.v3() {
-            Some(channel) => self.read_v3(channel).await,
-            None => self.read_v2().await,
+        if self.store.v3().is_some() {
+            self.read_v3().await
+        } else {
+            self.read_v2().await
         }
     }
 
@@ -104,7 +104,7 @@ impl<'a> Source<'a> {
         }
     }
 
-    async fn read_v3(&self, channel: tonic::transport::Channel) -> Result<Snapshot, ToolError> {
+    async fn read_v3(&self) -> Result<Snapshot, ToolError> {
         let below = self.below();
         let request = RangeRequest {
             key: below.as_bytes().to_vec(),
@@ -112,16 +112,7 @@ impl<'a> Source<'a> {
             serializable: self.store.stale,
             ..Default::default()
         };
-        let reply = tokio::time::timeout(self.store.timeout, KvClient::new(channel).range(request))
-            .await
-            .map_err(|_| ToolError::unreachable("context deadline exceeded"))?;
-        let reply = match reply {
-            Ok(reply) => reply.into_inner(),
-            Err(status) => {
-                self.store.v3_failover();
-                return Err(status.into());
-            }
-        };
+        let reply = self.store.range(self.store.call(), request).await?;
         let index = reply.header.map(|h| h.revision as u64).unwrap_or_default();
         if reply.kvs.is_empty() {
             return Ok(Snapshot { index, tree: None });

@@ -14,7 +14,6 @@ use super::layout::{Head, Keys, Kind};
 use crate::toolkit::{Store, ToolError};
 use musubi_client::{DeleteOptions, Error as V2Error, GetOptions, SetOptions, WatchOptions};
 use musubi_proto::etcdserverpb::compare::{CompareResult, CompareTarget, TargetUnion};
-use musubi_proto::etcdserverpb::kv_client::KvClient;
 use musubi_proto::etcdserverpb::request_op::Request as Op;
 use musubi_proto::etcdserverpb::watch_client::WatchClient;
 use musubi_proto::etcdserverpb::watch_request::RequestUnion;
@@ -23,20 +22,15 @@ use musubi_proto::etcdserverpb::{
     WatchCreateRequest, WatchRequest,
 };
 use musubi_proto::prefix_end;
-use std::future::Future;
 use tonic::codegen::tokio_stream::{self, StreamExt};
 use tonic::metadata::MetadataValue;
 use tonic::transport::Channel;
-use tonic::{Code, Status};
 
 /// etcd v2's error codes this module tells apart.
 const KEY_NOT_FOUND: u32 = 100;
 const TEST_FAILED: u32 = 101;
 const NODE_EXIST: u32 = 105;
 const EVENT_INDEX_CLEARED: u32 = 401;
-
-/// How many endpoints a v3 call tries before it gives up as unreachable.
-const V3_ATTEMPTS: usize = 3;
 
 /// A value with the revision (v3 `mod_revision`, v2 `modifiedIndex`) it was last written at.
 #[derive(Clone, Debug)]
@@ -101,12 +95,7 @@ impl Remote {
                 serializable: self.store.stale,
                 ..Default::default()
             };
-            let reply = self
-                .v3(|ch| {
-                    let request = request.clone();
-                    async move { KvClient::new(ch).range(request).await }
-                })
-                .await?;
+            let reply = self.store.range(self.store.call(), request).await?;
             let index = reply.header.map_or(0, |h| h.revision as u64);
             let found = reply.kvs.into_iter().next().map(|kv| Versioned {
                 value: kv.value,
@@ -136,11 +125,7 @@ impl Remote {
                 value: value.into_bytes(),
                 ..Default::default()
             };
-            self.v3(|ch| {
-                let request = request.clone();
-                async move { KvClient::new(ch).put(request).await }
-            })
-            .await?;
+            self.store.put(self.store.call(), request).await?;
             return Ok(());
         }
         self.store
@@ -169,16 +154,12 @@ impl Remote {
                 success: vec![put(&head_key), put(&history_key)],
                 failure: vec![],
             };
-            let reply = self
-                .v3(|ch| {
-                    let request = request.clone();
-                    async move { KvClient::new(ch).txn(request).await }
-                })
-                .await;
-            return match reply {
+            // Sent once: a repeat of a Txn that was applied before its answer was lost
+            // would fail its compare and report our own push as beaten.
+            let reply = self.store.txn(self.store.call_once(), request).await;
+            return match reply.map_err(ToolError::from) {
                 Ok(reply) => Ok(reply.succeeded),
-                // The Txn may have been applied before its answer was lost: ours is the
-                // head if it names our root at our revision.
+                // Ours is the head if it names our root at our revision.
                 Err(e) if e.exit == super::ToolExit::Unreachable => self.is_head(head).await,
                 Err(e) => Err(e),
             };
@@ -222,17 +203,7 @@ impl Remote {
                 serializable: self.store.stale,
                 ..Default::default()
             };
-            let reply = self
-                .v3(|ch| {
-                    let request = request.clone();
-                    async move {
-                        KvClient::new(ch)
-                            .max_decoding_message_size(usize::MAX)
-                            .range(request)
-                            .await
-                    }
-                })
-                .await?;
+            let reply = self.store.range(self.store.call(), request).await?;
             return Ok(reply
                 .kvs
                 .into_iter()
@@ -279,12 +250,7 @@ impl Remote {
                 }],
                 failure: vec![],
             };
-            let reply = self
-                .v3(|ch| {
-                    let request = request.clone();
-                    async move { KvClient::new(ch).txn(request).await }
-                })
-                .await?;
+            let reply = self.store.txn(self.store.call(), request).await?;
             return Ok(reply.succeeded);
         }
         let options = DeleteOptions {
@@ -366,29 +332,6 @@ impl Remote {
             quorum: !self.store.stale,
             ..Default::default()
         }
-    }
-
-    /// One v3 call with the store's timeout, moved to the next endpoint when it could not
-    /// reach the current one.
-    async fn v3<T, F, Fut>(&self, call: F) -> Result<T, ToolError>
-    where
-        F: Fn(Channel) -> Fut,
-        Fut: Future<Output = Result<tonic::Response<T>, Status>>,
-    {
-        let mut last = ToolError::unreachable("no v3 endpoint");
-        for _ in 0..V3_ATTEMPTS {
-            let Some(channel) = self.store.v3() else {
-                break;
-            };
-            match tokio::time::timeout(self.store.timeout, call(channel)).await {
-                Ok(Ok(reply)) => return Ok(reply.into_inner()),
-                Ok(Err(status)) if status.code() != Code::Unavailable => return Err(status.into()),
-                Ok(Err(status)) => last = status.into(),
-                Err(_) => last = ToolError::unreachable("context deadline exceeded"),
-            }
-            self.store.v3_failover();
-        }
-        Err(last)
     }
 }
 

@@ -6,10 +6,9 @@
 
 use super::queue::{Entry, Moved, Queue, Renewal, Ticket};
 use crate::supervise;
-use crate::toolkit::ToolError;
+use crate::toolkit::{Call, ToolError};
 use crate::v3::kv::prefix_end;
 use musubi_proto::etcdserverpb::compare::{CompareResult, CompareTarget, TargetUnion};
-use musubi_proto::etcdserverpb::kv_client::KvClient;
 use musubi_proto::etcdserverpb::lease_client::LeaseClient;
 use musubi_proto::etcdserverpb::range_request::{SortOrder, SortTarget};
 use musubi_proto::etcdserverpb::request_op::Request as Op;
@@ -22,10 +21,8 @@ use musubi_proto::etcdserverpb::{
     WatchRequest,
 };
 use musubi_proto::mvccpb::event::EventType;
-use std::future::Future;
 use std::time::Duration;
 use tonic::codegen::tokio_stream::{self, StreamExt};
-use tonic::transport::Channel;
 use tonic::{Code, Status};
 
 /// Where a clean release leaves its mark (see the module's comment).
@@ -36,42 +33,21 @@ pub fn prefix(queue: &Queue) -> String {
     format!("{}/", queue.name)
 }
 
-/// One call, failing over to the next endpoint when a member does not answer in `timeout`
-/// or has no leader; the store's own refusals come back at once.
-async fn call<T, F, Fut>(queue: &Queue, timeout: Duration, f: F) -> Result<T, Status>
-where
-    F: Fn(Channel) -> Fut,
-    Fut: Future<Output = Result<T, Status>>,
-{
-    let mut last = Status::unavailable("no endpoint answered");
-    for _ in 0..3 {
-        let Some(channel) = queue.store.v3() else {
-            return Err(last);
-        };
-        match tokio::time::timeout(timeout, f(channel)).await {
-            Ok(Ok(value)) => return Ok(value),
-            Ok(Err(status)) if status.code() != Code::Unavailable => return Err(status),
-            Ok(Err(status)) => last = status,
-            Err(_) => last = Status::deadline_exceeded("context deadline exceeded"),
-        }
-        queue.store.v3_failover();
-    }
-    Err(last)
-}
-
 pub async fn join(queue: &Queue, value: &str, ttl: Duration) -> Result<Ticket, ToolError> {
-    let timeout = queue.request_timeout(ttl);
+    let how = Call::resend(queue.request_timeout(ttl));
     let sent = supervise::now();
-    let grant = call(queue, timeout, |ch| async move {
-        LeaseClient::new(ch)
-            .lease_grant(LeaseGrantRequest {
-                ttl: ttl.as_secs().max(1) as i64,
-                id: 0,
-            })
-            .await
-            .map(tonic::Response::into_inner)
-    })
-    .await?;
+    let grant = queue
+        .store
+        .v3_call(how, |ch| async move {
+            LeaseClient::new(ch)
+                .lease_grant(LeaseGrantRequest {
+                    ttl: ttl.as_secs().max(1) as i64,
+                    id: 0,
+                })
+                .await
+                .map(tonic::Response::into_inner)
+        })
+        .await?;
     let key = format!("{}{:x}", prefix(queue), grant.id);
     // Create once: a retried request finds the key it created and reads its revision.
     let txn = TxnRequest {
@@ -97,16 +73,7 @@ pub async fn join(queue: &Queue, value: &str, ttl: Duration) -> Result<Ticket, T
             })),
         }],
     };
-    let reply = call(queue, timeout, |ch| {
-        let txn = txn.clone();
-        async move {
-            KvClient::new(ch)
-                .txn(txn)
-                .await
-                .map(tonic::Response::into_inner)
-        }
-    })
-    .await?;
+    let reply = queue.store.txn(how, txn).await?;
     let token = if reply.succeeded {
         reply.header.map(|h| h.revision).unwrap_or_default()
     } else {
@@ -146,13 +113,15 @@ pub fn lease_of(queue: &Queue, key: &str) -> i64 {
 pub async fn fill_ttl_left(queue: &Queue, entries: &mut [Entry]) {
     for entry in entries {
         let id = lease_of(queue, &entry.key);
-        let reply = call(queue, queue.store.timeout, |ch| async move {
-            LeaseClient::new(ch)
-                .lease_time_to_live(LeaseTimeToLiveRequest { id, keys: false })
-                .await
-                .map(tonic::Response::into_inner)
-        })
-        .await;
+        let reply = queue
+            .store
+            .v3_call(queue.store.call(), |ch| async move {
+                LeaseClient::new(ch)
+                    .lease_time_to_live(LeaseTimeToLiveRequest { id, keys: false })
+                    .await
+                    .map(tonic::Response::into_inner)
+            })
+            .await;
         entry.ttl_left = reply.ok().map(|reply| reply.ttl).filter(|ttl| *ttl >= 0);
     }
 }
@@ -167,16 +136,7 @@ pub async fn list(queue: &Queue) -> Result<(Vec<Entry>, i64), ToolError> {
         serializable: queue.store.stale,
         ..Default::default()
     };
-    let reply = call(queue, queue.store.timeout, |ch| {
-        let request = request.clone();
-        async move {
-            KvClient::new(ch)
-                .range(request)
-                .await
-                .map(tonic::Response::into_inner)
-        }
-    })
-    .await?;
+    let reply = queue.store.range(queue.store.call(), request).await?;
     let entries = reply
         .kvs
         .into_iter()
@@ -258,31 +218,25 @@ async fn released_cleanly(queue: &Queue, key: &[u8], revision: i64) -> bool {
         revision,
         ..Default::default()
     };
-    let reply = call(queue, queue.store.timeout, |ch| {
-        let request = request.clone();
-        async move {
-            KvClient::new(ch)
-                .range(request)
-                .await
-                .map(tonic::Response::into_inner)
-        }
-    })
-    .await;
+    let reply = queue.store.range(queue.store.call(), request).await;
     matches!(reply, Ok(reply) if reply.kvs.iter().any(|kv| kv.mod_revision == revision))
 }
 
 pub async fn renew(queue: &Queue, ticket: &Ticket) -> Result<Renewal, ToolError> {
     let id = ticket.lease;
-    let reply = call(queue, queue.request_timeout(ticket.ttl), |ch| async move {
-        let stream = tokio_stream::iter([LeaseKeepAliveRequest { id }]);
-        let mut replies = LeaseClient::new(ch).lease_keep_alive(stream).await?;
-        replies
-            .get_mut()
-            .message()
-            .await?
-            .ok_or_else(|| Status::unavailable("keep-alive stream closed"))
-    })
-    .await?;
+    let how = Call::resend(queue.request_timeout(ticket.ttl));
+    let reply = queue
+        .store
+        .v3_call(how, |ch| async move {
+            let stream = tokio_stream::iter([LeaseKeepAliveRequest { id }]);
+            let mut replies = LeaseClient::new(ch).lease_keep_alive(stream).await?;
+            replies
+                .get_mut()
+                .message()
+                .await?
+                .ok_or_else(|| Status::unavailable("keep-alive stream closed"))
+        })
+        .await?;
     Ok(if reply.ttl <= 0 {
         Renewal::Gone
     } else {
@@ -291,7 +245,7 @@ pub async fn renew(queue: &Queue, ticket: &Ticket) -> Result<Renewal, ToolError>
 }
 
 pub async fn release(queue: &Queue, ticket: &Ticket) -> Result<(), ToolError> {
-    let timeout = queue.request_timeout(ticket.ttl);
+    let how = Call::resend(queue.request_timeout(ticket.ttl));
     let key = ticket.key.clone().into_bytes();
     let mut mark = RELEASED.as_bytes().to_vec();
     mark.extend_from_slice(&key);
@@ -325,27 +279,20 @@ pub async fn release(queue: &Queue, ticket: &Ticket) -> Result<(), ToolError> {
         // A key of no lease we know: a mark with no lease would stay forever.
         txn.success.truncate(1);
     }
-    call(queue, timeout, |ch| {
-        let txn = txn.clone();
-        async move {
-            KvClient::new(ch)
-                .txn(txn)
-                .await
-                .map(tonic::Response::into_inner)
-        }
-    })
-    .await?;
+    queue.store.txn(how, txn).await?;
     if ticket.lease == 0 {
         return Ok(());
     }
     let id = ticket.lease;
-    let revoked = call(queue, timeout, |ch| async move {
-        LeaseClient::new(ch)
-            .lease_revoke(LeaseRevokeRequest { id })
-            .await
-            .map(tonic::Response::into_inner)
-    })
-    .await;
+    let revoked = queue
+        .store
+        .v3_call(how, |ch| async move {
+            LeaseClient::new(ch)
+                .lease_revoke(LeaseRevokeRequest { id })
+                .await
+                .map(tonic::Response::into_inner)
+        })
+        .await;
     match revoked {
         // Already expired: nothing left to release.
         Err(status) if status.code() == Code::NotFound => Ok(()),

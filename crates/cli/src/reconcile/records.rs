@@ -12,11 +12,9 @@ use crate::toolkit::{Store, ToolError};
 use crate::v3::kv::prefix_end;
 use musubi_client::{Error as V2Error, GetOptions, PrevExist, SetOptions};
 use musubi_proto::etcdserverpb::compare::{CompareResult, CompareTarget, TargetUnion};
-use musubi_proto::etcdserverpb::kv_client::KvClient;
 use musubi_proto::etcdserverpb::request_op::Request;
 use musubi_proto::etcdserverpb::{Compare, PutRequest, RangeRequest, RequestOp, TxnRequest};
 use std::collections::BTreeMap;
-use std::future::Future;
 
 /// Where one reconciler's own keys live.
 #[derive(Clone, Debug)]
@@ -90,16 +88,13 @@ pub struct Snapshot {
 pub async fn read_tree(store: &Store, prefix: &str) -> Result<Snapshot, ToolError> {
     let dir = format!("{}/", prefix.trim_end_matches('/'));
     if store.v3().is_some() {
-        let reply = v3_call(store, |mut kv| {
-            let request = RangeRequest {
-                key: dir.clone().into_bytes(),
-                range_end: prefix_end(dir.as_bytes()),
-                serializable: store.stale,
-                ..Default::default()
-            };
-            async move { kv.range(request).await }
-        })
-        .await?;
+        let request = RangeRequest {
+            key: dir.clone().into_bytes(),
+            range_end: prefix_end(dir.as_bytes()),
+            serializable: store.stale,
+            ..Default::default()
+        };
+        let reply = store.range(store.call(), request).await?;
         let revision = reply.header.map(|h| h.revision).unwrap_or_default();
         let entries = reply
             .kvs
@@ -216,11 +211,8 @@ pub async fn write_record(
                 })),
             }],
         };
-        let reply = v3_call(store, |mut kv| {
-            let request = request.clone();
-            async move { kv.txn(request).await }
-        })
-        .await?;
+        // Sent once: a repeat of an applied Txn would fail its compare and read as lost.
+        let reply = store.txn(store.call_once(), request).await?;
         if reply.succeeded {
             return Ok(Written::Ok(
                 reply.header.map(|h| h.revision).unwrap_or_default(),
@@ -288,11 +280,8 @@ pub async fn replace_record(
             }],
             failure: vec![],
         };
-        let reply = v3_call(store, |mut kv| {
-            let request = request.clone();
-            async move { kv.txn(request).await }
-        })
-        .await?;
+        // Sent once: a repeat of an applied Txn would fail its compare and read as lost.
+        let reply = store.txn(store.call_once(), request).await?;
         return Ok(reply.succeeded);
     }
     let options = SetOptions {
@@ -326,11 +315,7 @@ pub async fn put(store: &Store, key: &str, value: &str) -> Result<(), ToolError>
             value: value.as_bytes().to_vec(),
             ..Default::default()
         };
-        v3_call(store, |mut kv| {
-            let request = request.clone();
-            async move { kv.put(request).await }
-        })
-        .await?;
+        store.put(store.call(), request).await?;
         return Ok(());
     }
     store.v2.set(key, value, &SetOptions::default()).await?;
@@ -345,11 +330,7 @@ pub async fn get(store: &Store, key: &str) -> Result<Option<String>, ToolError> 
             serializable: store.stale,
             ..Default::default()
         };
-        let reply = v3_call(store, |mut kv| {
-            let request = request.clone();
-            async move { kv.range(request).await }
-        })
-        .await?;
+        let reply = store.range(store.call(), request).await?;
         return Ok(reply
             .kvs
             .first()
@@ -374,31 +355,6 @@ fn compare(key: &str, target: CompareTarget, value: TargetUnion) -> Compare {
         target_union: Some(value),
         ..Default::default()
     }
-}
-
-/// One v3 call with the store's timeout, tried on each endpoint in turn when it cannot reach
-/// one (a write that timed out is not retried: it may have been applied).
-async fn v3_call<T, F, Fut>(store: &Store, call: F) -> Result<T, ToolError>
-where
-    F: Fn(KvClient<tonic::transport::Channel>) -> Fut,
-    Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
-{
-    let mut last = None;
-    for _ in 0..3 {
-        let Some(channel) = store.v3() else {
-            return Err(ToolError::unreachable("no v3 endpoint"));
-        };
-        match tokio::time::timeout(store.timeout, call(KvClient::new(channel))).await {
-            Ok(Ok(reply)) => return Ok(reply.into_inner()),
-            Ok(Err(status)) if status.code() == tonic::Code::Unavailable => {
-                store.v3_failover();
-                last = Some(ToolError::from(status));
-            }
-            Ok(Err(status)) => return Err(status.into()),
-            Err(_) => return Err(ToolError::unreachable("request timed out")),
-        }
-    }
-    Err(last.unwrap_or_else(|| ToolError::unreachable("no endpoint answered")))
 }
 
 #[cfg(test)]

@@ -5,7 +5,9 @@
 mod exit;
 mod outcome;
 mod store;
+mod v3_call;
 
 pub use exit::{ToolError, ToolExit, child};
 pub use outcome::{exit, runtime};
 pub use store::{OutputFormat, Store, StoreArgs};
+pub use v3_call::Call;
