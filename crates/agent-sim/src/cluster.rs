@@ -5,13 +5,13 @@
 use crate::member::Member;
 use crate::network::{Happening, World};
 use foca::{OwnedNotification, Timer};
-use musubi_agent::identity::NodeId;
-use musubi_agent::lifeguard::on_foca::Declared;
-use musubi_agent::membership::MemberStatus;
-use musubi_agent::profile::Profile;
-use musubi_agent::push_pull::{self, StateMessage};
-use musubi_agent::swim;
-use musubi_agent::wire::{self, Datagram};
+use musubi_gossip::identity::NodeId;
+use musubi_gossip::lifeguard::on_foca::Declared;
+use musubi_gossip::membership::MemberStatus;
+use musubi_gossip::profile::Profile;
+use musubi_gossip::push_pull::{self, StateMessage};
+use musubi_gossip::swim;
+use musubi_gossip::wire::{self, Datagram};
 use rand_foca::rngs::StdRng;
 use rand_foca::seq::index;
 use rand_foca::{RngExt, SeedableRng};
@@ -375,7 +375,7 @@ impl Simulation {
             joined |= matches!(notification, OwnedNotification::Active);
             running.apply(notification, now);
         }
-        while let Ok(confirmation) = running.confirmations.try_recv() {
+        while let Some(confirmation) = running.confirmations.pop() {
             running
                 .lifeguard
                 .confirm(confirmation.suspect, &confirmation.by, now);

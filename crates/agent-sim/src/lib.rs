@@ -2,12 +2,12 @@
 //! in the tests), to show what the agent's membership does at a scale no machine runs
 //! as processes.
 //!
-//! Every member is foca with the agent's own identity ([`musubi_agent::identity`]), LAN
-//! config, broadcast handler ([`musubi_agent::broadcasts`]), failure detector (Lifeguard's
-//! health multiplier and dynamic suspicion, [`musubi_agent::lifeguard`]) and member table
-//! ([`musubi_agent::membership`]), fed foca's output as the node task feeds it ([`member`],
+//! Every member is foca with the agent's own identity ([`musubi_gossip::identity`]), LAN
+//! config, broadcast handler ([`musubi_gossip::broadcasts`]), failure detector (Lifeguard's
+//! health multiplier and dynamic suspicion, [`musubi_gossip::lifeguard`]) and member table
+//! ([`musubi_gossip::membership`]), fed foca's output as the node task feeds it ([`member`],
 //! [`cluster`]), exchanging the agent's real datagrams
-//! ([`musubi_agent::wire`]) over a simulated network with loss and latency and a virtual
+//! ([`musubi_gossip::wire`]) over a simulated network with loss and latency and a virtual
 //! clock ([`network`]). [`cluster`] starts, crashes and restarts members and tells how far
 //! their views are from the truth. A run replays exactly from its seed.
 

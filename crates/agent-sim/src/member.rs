@@ -4,21 +4,21 @@
 //! ([`MemberTable`]), fed foca's notifications the way the node task feeds them.
 
 use foca::{AccumulatingRuntime, Config, Foca, OwnedNotification, PostcardCodec};
-use musubi_agent::broadcasts::{ClusterGossip, UrgentNews};
-use musubi_agent::identity::NodeId;
-use musubi_agent::lamport::LamportClock;
-use musubi_agent::lifeguard::Lifeguard;
-use musubi_agent::lifeguard::gossip::{ConfirmationGossip, SuspicionConfirmation};
-use musubi_agent::membership::{MemberStatus, MemberTable};
-use musubi_agent::profile::Profile;
-use musubi_agent::query::gossip::QueryGossip;
-use musubi_agent::swim;
-use musubi_agent::user_events::UserEventGossip;
+use musubi_gossip::broadcasts::{ClusterGossip, UrgentNews};
+use musubi_gossip::deliver::Inbox;
+use musubi_gossip::identity::NodeId;
+use musubi_gossip::lamport::LamportClock;
+use musubi_gossip::lifeguard::Lifeguard;
+use musubi_gossip::lifeguard::gossip::{ConfirmationGossip, SuspicionConfirmation};
+use musubi_gossip::membership::{MemberStatus, MemberTable};
+use musubi_gossip::profile::Profile;
+use musubi_gossip::query::gossip::QueryGossip;
+use musubi_gossip::swim;
+use musubi_gossip::user_events::UserEventGossip;
 use rand_foca::rngs::StdRng;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::mpsc;
 
 type Swim = swim::Swim<ClusterGossip>;
 
@@ -32,7 +32,7 @@ pub struct Running {
     pub alive: usize,
     pub lifeguard: Lifeguard,
     /// The suspicion confirmations foca's broadcast handler saw for the first time.
-    pub confirmations: mpsc::UnboundedReceiver<SuspicionConfirmation>,
+    pub confirmations: Inbox<SuspicionConfirmation>,
     /// The user events and queries it saw first (none here: the node's counter, so the
     /// members receive packets through the node's own `swim::receive`).
     pub urgent: UrgentNews,
@@ -68,7 +68,7 @@ impl Member {
             started_ms,
         };
         self.life += 1;
-        let (deliver, confirmations) = mpsc::unbounded_channel();
+        let confirmations = Inbox::default();
         let urgent = UrgentNews::default();
         self.running = Some(Running {
             foca: Foca::with_custom_broadcast(
@@ -76,7 +76,7 @@ impl Member {
                 lan_config(1),
                 rng,
                 PostcardCodec,
-                gossip(deliver, urgent.clone()),
+                gossip(&confirmations, urgent.clone()),
             ),
             runtime: AccumulatingRuntime::new(),
             table: MemberTable::new(id),
@@ -98,17 +98,12 @@ impl Member {
 }
 
 /// The node's broadcast handler. The simulation's members send no user events or
-/// queries: those channels' receiving ends are dropped, as nothing would read them.
-fn gossip(
-    confirmations: mpsc::UnboundedSender<SuspicionConfirmation>,
-    urgent: UrgentNews,
-) -> ClusterGossip {
-    let (user_events, _) = mpsc::unbounded_channel();
-    let (queries, _) = mpsc::unbounded_channel();
+/// queries: nothing would read them, so they are dropped.
+fn gossip(confirmations: &Inbox<SuspicionConfirmation>, urgent: UrgentNews) -> ClusterGossip {
     ClusterGossip {
-        user_events: UserEventGossip::new(Arc::new(LamportClock::default()), user_events),
-        queries: QueryGossip::new(Arc::new(LamportClock::default()), queries),
-        confirmations: ConfirmationGossip::new(confirmations),
+        user_events: UserEventGossip::new(Arc::new(LamportClock::default()), Box::new(drop)),
+        queries: QueryGossip::new(Arc::new(LamportClock::default()), Box::new(drop)),
+        confirmations: ConfirmationGossip::new(confirmations.sink()),
         urgent,
     }
 }

@@ -5,7 +5,7 @@
 //! fire in its next life (each life has its own number).
 
 use foca::Timer;
-use musubi_agent::identity::NodeId;
+use musubi_gossip::identity::NodeId;
 use rand_foca::rngs::StdRng;
 use rand_foca::{RngExt, SeedableRng};
 use std::cmp::Reverse;

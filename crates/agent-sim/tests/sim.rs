@@ -21,8 +21,8 @@
 //! - `MUSUBI_SIM_SEED=S` runs seed `S` alone, to replay a failure;
 //! - `MUSUBI_SIM_MEMBERS=N` changes the cluster size (default 1000).
 
-use musubi_agent::profile::Profile;
 use musubi_agent_sim::cluster::Simulation;
+use musubi_gossip::profile::Profile;
 use std::time::{Duration, Instant};
 
 const DEFAULT_SEEDS: u64 = 1;

@@ -8,22 +8,21 @@ use crate::config::tags_file::{self, TagsFile};
 use crate::config::{AgentConfig, ConfigError};
 use crate::config_store;
 use crate::handlers::invoke;
-use crate::identity::NodeId;
 use crate::joins;
 use crate::joins::discover::{self, Discovery};
 use crate::joins::retry::{self, RetryJoin};
-use crate::key_queries;
-use crate::keys::GossipKeys;
-use crate::lamport::Clocks;
+use crate::keyring_file;
 use crate::logs::syslog::Syslog;
 use crate::logs::{self, Logging};
 use crate::node::{self, Lifecycle, NodeHandle, NodeOptions, QuerySettings};
-use crate::query::InternalQueries;
-use crate::reaper::ReapTimeouts;
 use crate::reload::{self, Reloader};
 use crate::rpc;
 use crate::snapshot::{Restored, Snapshot};
 use clap::error::ErrorKind;
+use musubi_gossip::identity::NodeId;
+use musubi_gossip::lamport::Clocks;
+use musubi_gossip::query::InternalQueries;
+use musubi_gossip::reaper::ReapTimeouts;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -110,7 +109,7 @@ async fn run(
         tags,
         started_ms: unix_millis(),
     };
-    let keys = Arc::new(GossipKeys::from_config(
+    let keys = Arc::new(keyring_file::gossip_keys(
         config.encrypt_key.as_deref(),
         config.keyring_file.clone(),
     )?);
@@ -128,7 +127,11 @@ async fn run(
         clocks: clocks.clone(),
         // As Serf: events up to the restored event time were handled before.
         event_min_time: restored.event_clock + 1,
-        timeouts: ReapTimeouts::from_config(&config),
+        timeouts: ReapTimeouts::configured(
+            config.reconnect_interval,
+            config.reconnect_timeout,
+            config.tombstone_timeout,
+        ),
     };
     let options = NodeOptions {
         profile: config.profile,
@@ -139,7 +142,7 @@ async fn run(
         keys: keys.clone(),
     };
     let mut internal = InternalQueries::default();
-    key_queries::register(&mut internal, keys.clone());
+    musubi_gossip::key_queries::register(&mut internal, keys.clone());
     let queries = QuerySettings {
         limits: config.query_limits(),
         internal,

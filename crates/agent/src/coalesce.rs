@@ -9,8 +9,8 @@
 //! so each has its own window, as in Serf.
 
 use crate::events::{AgentEvent, MemberEventKind};
-use crate::identity::NodeId;
-use crate::user_events::UserEvent;
+use musubi_gossip::identity::NodeId;
+use musubi_gossip::user_events::UserEvent;
 use std::collections::BTreeMap;
 use std::time::Duration;
 use tokio::sync::mpsc;

@@ -46,7 +46,7 @@ impl EventStreams {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::user_events::UserEvent;
+    use musubi_gossip::user_events::UserEvent;
 
     fn event(n: u64) -> AgentEvent {
         AgentEvent::User(UserEvent {

@@ -2,10 +2,10 @@
 //! its tags, a user event arrived, or a query asks for an answer. Member events are derived from the member table:
 //! what a member's record was before a change and what it is after.
 
-use crate::identity::NodeId;
-use crate::membership::{MemberRecord, MemberStatus};
-use crate::query::QueryEvent;
-use crate::user_events::UserEvent;
+use musubi_gossip::identity::NodeId;
+use musubi_gossip::membership::{MemberRecord, MemberStatus};
+use musubi_gossip::query::QueryEvent;
+use musubi_gossip::user_events::UserEvent;
 use std::fmt;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -3,11 +3,43 @@
 //! to choose the first key) and is rewritten in place on every change to the ring, in the
 //! layout Serf's agent writes: Go's `json.MarshalIndent` with two spaces, no final newline.
 
-use crate::crypto::SecretKey;
-use crate::keyring::Keyring;
+use musubi_gossip::crypto::SecretKey;
+use musubi_gossip::keyring::Keyring;
+use musubi_gossip::keys::{GossipKeys, RingStore};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
+use tracing::info;
+
+/// The keys from `-encrypt` or `-keyring-file` (not both, as Serf), or none. Errors are in
+/// Serf's words, which it prints at start.
+pub fn gossip_keys(
+    encrypt: Option<&str>,
+    keyring_file: Option<PathBuf>,
+) -> Result<GossipKeys, String> {
+    // Serf reads an empty value as "not set" (a config file may carry `"encrypt_key": ""`).
+    let encrypt = encrypt.filter(|text| !text.is_empty());
+    let keyring_file = keyring_file.filter(|path| !path.as_os_str().is_empty());
+    match (encrypt, keyring_file) {
+        (Some(_), Some(_)) => Err("Encryption key not allowed while using a keyring".to_string()),
+        (Some(text), None) => {
+            let key =
+                SecretKey::from_base64(text).map_err(|e| format!("Invalid encryption key: {e}"))?;
+            Ok(GossipKeys::new(Keyring::new(vec![key]), None))
+        }
+        (None, Some(path)) => {
+            let file = KeyringFile::new(path);
+            let ring = file.load()?;
+            info!(
+                "Restored keyring with {} keys from {}",
+                ring.keys().len(),
+                file.path().display()
+            );
+            Ok(GossipKeys::new(Some(ring), Some(Box::new(file))))
+        }
+        (None, None) => Ok(GossipKeys::new(None, None)),
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct KeyringFile {
@@ -43,20 +75,21 @@ impl KeyringFile {
         }
         Keyring::new(keys).ok_or_else(|| "Keyring file contains no keys".to_string())
     }
+}
 
+impl RingStore for KeyringFile {
     /// Rewrite the file with the ring's keys, primary first. Like Serf, the file keeps its
     /// mode; one created here (it was deleted meanwhile) is readable by the owner only.
-    pub fn write(&self, ring: &Keyring) -> Result<(), String> {
+    fn write(&self, ring: &Keyring) -> std::io::Result<()> {
         let encoded: Vec<String> = ring.keys().iter().map(SecretKey::to_base64).collect();
         let json = serde_json::to_vec_pretty(&encoded).expect("a list of strings always encodes");
-        let written = std::fs::OpenOptions::new()
+        std::fs::OpenOptions::new()
             .write(true)
             .create(true)
             .truncate(true)
             .mode(0o600)
             .open(&self.path)
-            .and_then(|mut file| file.write_all(&json));
-        written.map_err(|e| format!("Failed to write keyring file: {e}"))
+            .and_then(|mut file| file.write_all(&json))
     }
 }
 
@@ -64,6 +97,24 @@ impl KeyringFile {
 mod tests {
     use super::*;
     use std::time::Instant;
+
+    #[test]
+    fn config_errors_are_serfs() {
+        let both = gossip_keys(Some(K1), Some("k.json".into()));
+        assert_eq!(
+            both.err().unwrap(),
+            "Encryption key not allowed while using a keyring"
+        );
+        let bad = gossip_keys(Some("abc!"), None);
+        assert_eq!(
+            bad.err().unwrap(),
+            "Invalid encryption key: illegal base64 data at input byte 3"
+        );
+        let unset = gossip_keys(Some(""), Some("".into())).unwrap();
+        assert!(!unset.is_enabled());
+        assert!(!gossip_keys(None, None).unwrap().is_enabled());
+        assert!(gossip_keys(Some(K1), None).unwrap().is_enabled());
+    }
 
     const K1: &str = "gaWY0b8tPQ3BgVQkMnoGT6lKzSCCvVcWWHhRQ/IXBAU=";
     const K2: &str = "Km3HLKBgXit44+GcYJIwS9YHUM9IULd+0MYC7ibK+0c=";

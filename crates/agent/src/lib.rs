@@ -7,70 +7,54 @@
 //! How it runs:
 //! 1. [`config`] resolves Serf's flags over its JSON config files ([`config::file`], each
 //!    file and the flags one [`config::layer`]); [`agent`] builds this node's
-//!    [`identity::NodeId`] (tags from `-tag`/`tags` or the [`config::tags_file`]).
-//! 2. [`node`] owns foca and the UDP socket in one task; each datagram, timer or command is
-//!    handed to foca, then its output is drained: sends, timers ([`timers`]), notifications
-//!    into the [`membership`] table. User events and queries ride on foca's packets
-//!    ([`broadcasts`]: [`user_events`], [`query`]), each stamped by a [`lamport`] clock;
-//!    query acks and responses go straight back to the asker. With `-encrypt` or
-//!    `-keyring-file` every datagram, over UDP or the stream [`transport`], is sealed and
-//!    opened with the [`keys`] ring.
+//!    [`NodeId`](musubi_gossip::identity::NodeId) (tags from `-tag`/`tags` or the
+//!    [`config::tags_file`]).
+//! 2. [`node`] owns foca and the UDP socket in one task and drives the protocol of
+//!    [`musubi_gossip`]: each datagram, timer or command is handed to foca, then its output
+//!    is drained: sends, timers ([`timers`]), notifications into the
+//!    [`membership`](musubi_gossip::membership) table. User events and queries ride on
+//!    foca's packets ([`broadcasts`](musubi_gossip::broadcasts)), each stamped by a
+//!    [`lamport`](musubi_gossip::lamport) clock; query acks and responses go straight back
+//!    to the asker. With `-encrypt` or `-keyring-file` every datagram, over UDP or the
+//!    stream [`transport`], is sealed and opened with the [`keys`](musubi_gossip::keys)
+//!    ring.
 //! 3. Member changes, user events and queries become Serf's [`events`]; the [`snapshot`]
 //!    records them, the [`coalesce`]r merges bursts as Serf does, then one task logs them,
 //!    passes them to RPC event streams and runs the matching [`handlers`] one at a
-//!    time ([`handlers::invoke`]); a handler's output answers a query. The [`reaper`] drops members
-//!    gone too long; [`conflict`] settles two members claiming one name.
+//!    time ([`handlers::invoke`]); a handler's output answers a query. The
+//!    [`reaper`](musubi_gossip::reaper) drops members gone too long;
+//!    [`conflict`](musubi_gossip::conflict) settles two members claiming one name.
 //! 4. [`rpc`] serves Serf's RPC clients and asks the node through a `NodeHandle`; its
 //!    `monitor` reads the [`logs::ring`], which [`logs`] fills beside stderr and syslog.
 //!    The wire format and the client (`musubi members`, ...) are `musubi_serf_rpc`'s.
 //! 5. [`joins`]: `-join` at start, `-retry-join` in the background ([`joins::retry`]),
 //!    `-discover` over mDNS ([`joins::discover`]).
 //! 6. RPC `leave`, SIGINT (unless `skip_leave_on_interrupt`) or SIGTERM (with
-//!    `leave_on_terminate`): tell every member we leave ([`wire`]), leave the SWIM cluster,
-//!    exit 0 (the [`snapshot`] records the leave); other signals that end the agent exit
-//!    1 without leaving. Losing its name to another member ([`conflict`]) stops the node
-//!    and the agent exits 0, as Serf's. SIGHUP reloads the log level, handlers and tags
-//!    (`reload`).
+//!    `leave_on_terminate`): tell every member we leave, leave the SWIM cluster, exit 0
+//!    (the [`snapshot`] records the leave); other signals that end the agent exit 1
+//!    without leaving. Losing its name to another member stops the node and the agent
+//!    exits 0, as Serf's. SIGHUP reloads the log level, handlers and tags (`reload`).
 
 mod agent;
-pub mod broadcasts;
 mod coalesce;
-pub mod compression;
 mod config;
 mod config_store;
-pub mod conflict;
-pub mod coordinate;
-pub mod crypto;
-pub mod event_history;
 mod event_streams;
 pub mod events;
 mod handlers;
 use musubi_gocompat::base64 as go_base64;
 pub use musubi_gocompat::duration as go_duration;
-pub mod identity;
 mod joins;
 mod key_queries;
-pub mod keyring;
 mod keyring_file;
-pub mod keys;
-pub mod lamport;
-pub mod lifeguard;
 mod logs;
-pub mod membership;
 pub mod node;
-pub mod profile;
-pub mod push_pull;
-pub mod query;
-pub mod reaper;
 mod reload;
 mod rpc;
 mod snapshot;
-pub mod swim;
 mod telemetry;
 mod timers;
 pub mod transport;
-pub mod user_events;
-pub mod wire;
 
 pub use agent::cli_main;
 pub use config_store::serf_shapes;

@@ -7,41 +7,42 @@
 //! foca's timers and probe notifications pass through [`Lifeguard`] on their way: it
 //! stretches probe timing with our own health and holds suspicions to their dynamic
 //! timeouts. Our probe acks carry our network coordinate and each ack to our own ping is
-//! an RTT sample ([`crate::coordinate`]). Beside foca's work the node receives whole
+//! an RTT sample ([`musubi_gossip::coordinate`]). Beside foca's work the node receives whole
 //! datagrams over the [`transport`] stream listener on the same address, and syncs its
-//! whole state with one random member per push-pull interval ([`crate::push_pull`]).
+//! whole state with one random member per push-pull interval ([`musubi_gossip::push_pull`]).
 //!
 //! The parts live in `node/`: `foca_io` (packets into foca, its output drained),
 //! `outbound` (how datagrams leave), `queries`, `lifecycle` (prune, name conflicts, event
 //! catch-up) and `push_pull`.
 
-use crate::broadcasts::{self, ClusterGossip, SharedGossip, UrgentNews};
-use crate::compression;
 use crate::config::tags_file::{self, Tags, TagsFile};
-use crate::conflict::ConflictVote;
-use crate::coordinate::{Coordinate, Coordinates};
-use crate::event_history::EventHistory;
 use crate::event_streams::EventStreams;
 use crate::events::{AgentEvent, MemberEventKind};
-use crate::identity::NodeId;
-use crate::keys::GossipKeys;
-use crate::lamport::{Clocks, LamportClock};
-use crate::lifeguard::Lifeguard;
-use crate::lifeguard::gossip::{ConfirmationGossip, SuspicionConfirmation};
-use crate::membership::{MemberRecord, MemberStatus, MemberTable};
-use crate::profile::Profile;
-use crate::query::answers::Answerable;
-use crate::query::gossip::QueryGossip;
-use crate::query::message::QueryMessage;
-use crate::query::origin::OpenQueries;
-use crate::query::{InternalQueries, QueryEvent, QueryLimits, QueryParams, QueryRecord};
-use crate::reaper::{ReapTimeouts, Reaper};
-use crate::swim::Swim;
 use crate::timers;
 use crate::transport;
-use crate::user_events::{GOSSIP_EVENT_MAX, UserEvent, UserEventGossip};
-use crate::wire::{self, Datagram, LifecycleMessage};
 use foca::{AccumulatingRuntime, Foca, PostcardCodec, Timer};
+use musubi_gossip::broadcasts::{self, ClusterGossip, SharedGossip, UrgentNews};
+use musubi_gossip::compression;
+use musubi_gossip::conflict::ConflictVote;
+use musubi_gossip::coordinate::{Coordinate, Coordinates};
+use musubi_gossip::deliver::{Deliver, Inbox};
+use musubi_gossip::event_history::EventHistory;
+use musubi_gossip::identity::NodeId;
+use musubi_gossip::keys::GossipKeys;
+use musubi_gossip::lamport::{Clocks, LamportClock};
+use musubi_gossip::lifeguard::Lifeguard;
+use musubi_gossip::lifeguard::gossip::{ConfirmationGossip, SuspicionConfirmation};
+use musubi_gossip::membership::{MemberRecord, MemberStatus, MemberTable};
+use musubi_gossip::profile::Profile;
+use musubi_gossip::query::answers::Answerable;
+use musubi_gossip::query::gossip::QueryGossip;
+use musubi_gossip::query::message::QueryMessage;
+use musubi_gossip::query::origin::OpenQueries;
+use musubi_gossip::query::{InternalQueries, QueryEvent, QueryLimits, QueryParams, QueryRecord};
+use musubi_gossip::reaper::{ReapTimeouts, Reaper};
+use musubi_gossip::swim::Swim;
+use musubi_gossip::user_events::{GOSSIP_EVENT_MAX, UserEvent, UserEventGossip};
+use musubi_gossip::wire::{self, Datagram, LifecycleMessage};
 use rand_foca::rngs::StdRng;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -336,12 +337,10 @@ pub async fn start(
     let stream_listener = TcpListener::bind(socket.local_addr()?).await?;
     let (commands, command_inbox) = mpsc::unbounded_channel();
     let (timer_deliver, timer_inbox) = mpsc::unbounded_channel();
-    let (datagram_deliver, datagram_inbox) = mpsc::unbounded_channel();
-    tokio::spawn(transport::serve(stream_listener, datagram_deliver.clone()));
-    tokio::spawn(receive_datagrams(socket.clone(), datagram_deliver));
-    let (received_queries, query_inbox) = mpsc::unbounded_channel();
+    let (frame_deliver, frame_inbox) = mpsc::unbounded_channel();
+    tokio::spawn(transport::serve(stream_listener, frame_deliver));
     let (query_deadlines, expired_queries) = mpsc::unbounded_channel();
-    let (received_confirmations, confirmation_inbox) = mpsc::unbounded_channel();
+    let first_sightings = FirstSightings::default();
     let urgent = UrgentNews::default();
     let event_clock = lifecycle.clocks.event.clone();
     let query_clock = lifecycle.clocks.query.clone();
@@ -349,10 +348,10 @@ pub async fn start(
     // Our own join, as Serf stamps its join intent.
     lifecycle.clocks.member.increment();
     let gossip = SharedGossip::new(ClusterGossip {
-        user_events: UserEventGossip::new(event_clock.clone(), events.clone())
+        user_events: UserEventGossip::new(event_clock.clone(), deliver_user_events(&events))
             .with_history(history.clone()),
-        queries: QueryGossip::new(query_clock.clone(), received_queries),
-        confirmations: ConfirmationGossip::new(received_confirmations),
+        queries: QueryGossip::new(query_clock.clone(), first_sightings.queries.sink()),
+        confirmations: ConfirmationGossip::new(first_sightings.confirmations.sink()),
         urgent: urgent.clone(),
     });
     let (local, local_view) = watch::channel(identity.clone());
@@ -370,7 +369,11 @@ pub async fn start(
             PostcardCodec,
             gossip.clone(),
         ),
-        coordinates: Coordinates::new(identity.name.clone(), !options.disable_coordinates),
+        coordinates: Coordinates::new(
+            identity.name.clone(),
+            !options.disable_coordinates,
+            rand_foca::make_rng(),
+        ),
         lifeguard: Lifeguard::default(),
         epoch: Instant::now(),
         urgent,
@@ -379,6 +382,7 @@ pub async fn start(
         options,
         query_clock,
         open_queries: OpenQueries::default(),
+        first_sightings,
         answerable: Answerable::default(),
         query_settings: queries,
         query_deadlines,
@@ -404,12 +408,10 @@ pub async fn start(
     // Serf counts its own member as joining as it starts.
     crate::telemetry::member_event(MemberEventKind::Join, None);
     tokio::spawn(node.run(NodeInputs {
-        datagrams: datagram_inbox,
+        frames: frame_inbox,
         timers: timer_inbox,
         commands: command_inbox,
-        queries: query_inbox,
         expired_queries,
-        confirmations: confirmation_inbox,
     }));
     Ok(NodeHandle {
         commands,
@@ -419,36 +421,34 @@ pub async fn start(
     })
 }
 
-async fn receive_datagrams(
-    socket: Arc<UdpSocket>,
-    deliver: mpsc::UnboundedSender<(Vec<u8>, SocketAddr)>,
-) {
-    let mut buf = vec![0u8; MAX_DATAGRAM];
-    loop {
-        match socket.recv_from(&mut buf).await {
-            Ok((len, from)) => {
-                metrics::counter!("memberlist.udp.received").increment(len as u64);
-                if deliver.send((buf[..len].to_vec(), from)).is_err() {
-                    return;
-                }
-            }
-            // ICMP port-unreachable from a dead peer surfaces here on some systems
-            Err(e) => debug!("gossip receive: {e}"),
-        }
-    }
+/// User events foca's broadcast handler sees first go to the event loop.
+fn deliver_user_events(events: &mpsc::UnboundedSender<AgentEvent>) -> Deliver<UserEvent> {
+    let events = events.clone();
+    Box::new(move |event: UserEvent| {
+        crate::telemetry::user_event_received(&event.name);
+        // The agent stopping is the only way the receiver goes; nothing is left to tell.
+        let _ = events.send(AgentEvent::User(event));
+    })
+}
+
+/// What foca's broadcast handler saw for the first time, for the node task to act on once
+/// foca returns (see `act_on_first_sightings`).
+#[derive(Default)]
+struct FirstSightings {
+    queries: Inbox<QueryMessage>,
+    /// Lifeguard's suspicion confirmations.
+    confirmations: Inbox<SuspicionConfirmation>,
 }
 
 /// Everything the node task waits on.
 struct NodeInputs {
-    datagrams: mpsc::UnboundedReceiver<(Vec<u8>, SocketAddr)>,
+    /// Whole datagrams that came as stream transport frames (UDP ones the task reads
+    /// itself).
+    frames: mpsc::UnboundedReceiver<(Vec<u8>, SocketAddr)>,
     timers: mpsc::UnboundedReceiver<Timer<NodeId>>,
     commands: mpsc::UnboundedReceiver<Command>,
-    /// Queries foca's broadcast handler saw for the first time.
-    queries: mpsc::UnboundedReceiver<QueryMessage>,
     /// The Lamport times of our own queries whose timeout has passed.
     expired_queries: mpsc::UnboundedReceiver<u64>,
-    /// Lifeguard's suspicion confirmations foca's broadcast handler saw for the first time.
-    confirmations: mpsc::UnboundedReceiver<SuspicionConfirmation>,
 }
 
 struct Node {
@@ -468,6 +468,7 @@ struct Node {
     query_clock: Arc<LamportClock>,
     /// Queries sent from here, collecting answers.
     open_queries: OpenQueries,
+    first_sightings: FirstSightings,
     /// Queries delivered here, not answered yet.
     answerable: Answerable,
     query_settings: QuerySettings,
@@ -512,14 +513,25 @@ impl Node {
         let mut reconnect_tick = tokio::time::interval(timeouts.reconnect_interval);
         reap_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         reconnect_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        // The task reads the socket itself: a datagram reaches foca with no hop between.
+        let socket = self.socket.clone();
+        let mut buf = vec![0u8; MAX_DATAGRAM];
         loop {
             let vote_ends = self.conflict.as_ref().map(|vote| vote.deadline);
             let suspicion_due = self.lifeguard.next_deadline().map(|due| self.epoch + due);
             tokio::select! {
-                Some((data, from)) = inputs.datagrams.recv() => self.on_datagram(&data, from).await,
+                received = socket.recv_from(&mut buf) => match received {
+                    Ok((len, from)) => {
+                        metrics::counter!("memberlist.udp.received").increment(len as u64);
+                        self.on_datagram(&buf[..len], from).await;
+                    }
+                    // ICMP port-unreachable from a dead peer surfaces here on some systems
+                    Err(e) => debug!("gossip receive: {e}"),
+                },
+                Some((data, from)) = inputs.frames.recv() => self.on_datagram(&data, from).await,
                 _ = reap_tick.tick() => self.reap(),
                 _ = reconnect_tick.tick() => self.reconnect(),
-                _ = tokio::time::sleep_until(vote_ends.unwrap_or_else(Instant::now)),
+                _ = tokio::time::sleep_until(vote_ends.map_or_else(Instant::now, Instant::from_std)),
                     if vote_ends.is_some() =>
                 {
                     if !self.count_conflict_votes() {
@@ -528,10 +540,6 @@ impl Node {
                 }
                 _ = tokio::time::sleep_until(suspicion_due.unwrap_or_else(Instant::now)),
                     if suspicion_due.is_some() => self.declare_due_suspects(),
-                Some(confirmation) = inputs.confirmations.recv() => {
-                    let now = self.epoch.elapsed();
-                    self.lifeguard.confirm(confirmation.suspect, &confirmation.by, now);
-                }
                 _ = tokio::time::sleep_until(self.next_push_pull) => self.push_pull().await,
                 Some(timer) = inputs.timers.recv() => {
                     if let Err(e) = self.foca.handle_timer(timer, &mut self.runtime) {
@@ -542,11 +550,32 @@ impl Node {
                     Some(command) => self.on_command(command).await,
                     None => return,
                 },
-                Some(query) = inputs.queries.recv() => self.on_query(query).await,
                 Some(ltime) = inputs.expired_queries.recv() => self.open_queries.close(ltime),
             }
             self.drain().await;
+            self.act_on_first_sightings().await;
             self.sync_if_just_joined().await;
+        }
+    }
+
+    /// Confirmations go to Lifeguard; queries are filtered, acked and delivered. What that
+    /// hands foca (an ack, a relay) is drained, and may bring more.
+    async fn act_on_first_sightings(&mut self) {
+        loop {
+            let confirmations = self.first_sightings.confirmations.take();
+            let queries = self.first_sightings.queries.take();
+            if confirmations.is_empty() && queries.is_empty() {
+                return;
+            }
+            let now = self.epoch.elapsed();
+            for confirmation in confirmations {
+                self.lifeguard
+                    .confirm(confirmation.suspect, &confirmation.by, now);
+            }
+            for query in queries {
+                self.on_query(query).await;
+            }
+            self.drain().await;
         }
     }
 
@@ -753,13 +782,13 @@ impl Node {
         let failed_since = self.reaper.failed_since(name);
         change(&mut self.table);
         self.reaper
-            .observe(name, self.table.get(name), Instant::now());
+            .observe(name, self.table.get(name), Instant::now().into_std());
         if let Some(after) = self.table.get(name)
             && let Some(kind) = MemberEventKind::of_change(before.as_ref(), after)
         {
             // The event loop only stops with the process.
             self.member_clock.increment();
-            crate::telemetry::member_event(kind, failed_since);
+            crate::telemetry::member_event(kind, failed_since.map(Instant::from_std));
             let _ = self.events.send(AgentEvent::Member {
                 kind,
                 members: vec![after.id.clone()],
@@ -773,7 +802,7 @@ impl Node {
     /// transport; they do not pass it on (see `broadcasts`).
     fn send_user_event(&mut self, request: UserEventRequest) -> Result<(), String> {
         let limit = self.options.user_event_size_limit;
-        UserEvent::check_size(&request.name, &request.payload, limit)?;
+        UserEvent::check_size(&request.name, &request.payload, limit).map_err(|e| e.to_string())?;
         let event = UserEvent {
             ltime: self.event_clock.time(),
             name: request.name,
@@ -781,7 +810,7 @@ impl Node {
             coalesce: request.coalesce,
         };
         let encoded = event.encode();
-        UserEvent::check_encoded_size(&encoded, limit)?;
+        UserEvent::check_encoded_size(&encoded, limit).map_err(|e| e.to_string())?;
         // As Serf: a refused event does not move the clock.
         self.event_clock.increment();
         self.disseminate(&broadcasts::user_event(&encoded), GOSSIP_EVENT_MAX)

@@ -17,7 +17,7 @@
 //! start over, unless `-rejoin` says to ignore the leave (Serf's rules, serf/snapshot.go).
 
 use crate::events::{AgentEvent, MemberEventKind};
-use crate::lamport::Clocks;
+use musubi_gossip::lamport::Clocks;
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -303,7 +303,7 @@ impl SnapshotFile {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::identity::NodeId;
+    use musubi_gossip::identity::NodeId;
 
     fn member(kind: MemberEventKind, name: &str, port: u16) -> AgentEvent {
         AgentEvent::Member {

@@ -19,10 +19,7 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio::time::timeout;
 use tracing::{debug, warn};
 
-/// The largest frame sent or accepted. Far above the largest user event, query or answer
-/// the agent can be configured to send (`config::MAX_PAYLOAD_SIZE_LIMIT`), far below what
-/// could hurt.
-pub const MAX_FRAME: usize = 1 << 20;
+use musubi_gossip::wire::MAX_FRAME;
 /// A peer that does not accept within this is treated as unreachable.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Writing one frame, or reading one once its length has arrived, must finish within this.

@@ -10,12 +10,12 @@ pub mod tags_file;
 mod unused;
 
 use crate::config_store;
-use crate::profile::Profile;
-use crate::query::QueryLimits;
-use crate::user_events::DEFAULT_USER_EVENT_SIZE_LIMIT;
 use address::DEFAULT_GOSSIP_PORT;
 use clap::{CommandFactory, FromArgMatches};
 use layer::ConfigLayer;
+use musubi_gossip::profile::Profile;
+use musubi_gossip::query::QueryLimits;
+use musubi_gossip::user_events::DEFAULT_USER_EVENT_SIZE_LIMIT;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -241,7 +241,8 @@ impl AgentConfig {
             tags_file: layer.tags_file,
             event_handlers: layer.event_handlers,
             log_level: log_level(layer.log_level.as_deref().unwrap_or("INFO"))?,
-            profile: Profile::parse(layer.profile.as_deref().unwrap_or("lan"))?,
+            profile: Profile::parse(layer.profile.as_deref().unwrap_or("lan"))
+                .map_err(|e| e.to_string())?,
             leave_on_terminate: layer.leave_on_terminate.unwrap_or(false),
             skip_leave_on_interrupt: layer.skip_leave_on_interrupt.unwrap_or(false),
             enable_syslog: layer.enable_syslog.unwrap_or(false),

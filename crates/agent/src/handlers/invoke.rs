@@ -6,8 +6,8 @@
 
 use super::EventHandler;
 use crate::events::AgentEvent;
-use crate::identity::NodeId;
 use crate::node::NodeHandle;
+use musubi_gossip::identity::NodeId;
 use std::collections::VecDeque;
 use std::io::Read;
 use std::process::Stdio;
@@ -51,7 +51,7 @@ pub async fn run_event_loop(
 
 async fn respond(
     node: &NodeHandle,
-    query: &crate::query::QueryEvent,
+    query: &musubi_gossip::query::QueryEvent,
     answer: Vec<u8>,
     event: &AgentEvent,
 ) {
@@ -199,8 +199,8 @@ fn stdin_for(event: &AgentEvent) -> Vec<u8> {
             })
             .collect::<String>()
             .into_bytes(),
-        AgentEvent::User(crate::user_events::UserEvent { payload, .. })
-        | AgentEvent::Query(crate::query::QueryEvent { payload, .. }) => {
+        AgentEvent::User(musubi_gossip::user_events::UserEvent { payload, .. })
+        | AgentEvent::Query(musubi_gossip::query::QueryEvent { payload, .. }) => {
             let mut payload = payload.clone();
             if !payload.is_empty() && !payload.ends_with(b"\n") {
                 payload.push(b'\n');
@@ -223,7 +223,7 @@ fn escaped(field: &str) -> String {
 mod tests {
     use super::*;
     use crate::events::MemberEventKind;
-    use crate::user_events::UserEvent;
+    use musubi_gossip::user_events::UserEvent;
 
     fn node(name: &str, tags: &[(&str, &str)]) -> NodeId {
         NodeId {
@@ -275,10 +275,10 @@ mod tests {
 
     #[test]
     fn queries_pass_their_name_time_and_payload() {
-        let query = AgentEvent::Query(crate::query::QueryEvent {
+        let query = AgentEvent::Query(musubi_gossip::query::QueryEvent {
             ltime: 12,
             payload: b"p".to_vec(),
-            ..crate::query::tests::event("uptime")
+            ..musubi_gossip::query::testing::event("uptime")
         });
         assert_eq!(stdin_for(&query), b"p\n");
         let env = environment(&query, &node("me", &[]));
@@ -301,9 +301,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_script_answers_with_stdout_and_stderr_in_order_when_it_exits_0() {
-        let query = AgentEvent::Query(crate::query::QueryEvent {
+        let query = AgentEvent::Query(musubi_gossip::query::QueryEvent {
             payload: b"in".to_vec(),
-            ..crate::query::tests::event("q")
+            ..musubi_gossip::query::testing::event("q")
         });
         let me = node("me", &[]);
         let answer = invoke("read x; echo out $x; echo err >&2", &query, &me).await;

@@ -107,7 +107,7 @@ impl EventFilter {
 mod tests {
     use super::*;
     use crate::events::MemberEventKind;
-    use crate::user_events::UserEvent;
+    use musubi_gossip::user_events::UserEvent;
 
     fn user(name: &str) -> AgentEvent {
         AgentEvent::User(UserEvent {
@@ -119,7 +119,7 @@ mod tests {
     }
 
     fn query(name: &str) -> AgentEvent {
-        AgentEvent::Query(crate::query::tests::event(name))
+        AgentEvent::Query(musubi_gossip::query::testing::event(name))
     }
 
     fn member(kind: MemberEventKind) -> AgentEvent {

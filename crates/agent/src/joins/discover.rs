@@ -3,9 +3,9 @@
 //! port and address = the gossip advertise address), looks for the others at start and
 //! then every minute, and joins those it is not already a member with.
 
-use crate::membership::MemberStatus;
 use crate::node::NodeHandle;
 use mdns_sd::{IfKind, ServiceDaemon, ServiceEvent, ServiceInfo};
+use musubi_gossip::membership::MemberStatus;
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -4,10 +4,10 @@
 //! coordinates and the member table); held suspicions handed back when due.
 
 use super::Node;
-use crate::identity::NodeId;
-use crate::swim;
-use crate::wire;
 use foca::{Header, Message, OwnedNotification, ProbeNumber};
+use musubi_gossip::identity::NodeId;
+use musubi_gossip::swim;
+use musubi_gossip::wire;
 use std::net::SocketAddr;
 use tracing::{debug, info, warn};
 

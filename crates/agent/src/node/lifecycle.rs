@@ -4,12 +4,12 @@
 //! `event_history`; this is where it meets foca, the member table and the socket.
 
 use super::Node;
-use crate::conflict::{self, ConflictVote, Verdict};
 use crate::events::{AgentEvent, MemberEventKind};
-use crate::identity::NodeId;
-use crate::membership::MemberStatus;
-use crate::user_events::UserEvent;
-use crate::wire::{self, LifecycleMessage};
+use musubi_gossip::conflict::{self, ConflictVote, Verdict};
+use musubi_gossip::identity::NodeId;
+use musubi_gossip::membership::MemberStatus;
+use musubi_gossip::user_events::UserEvent;
+use musubi_gossip::wire::{self, LifecycleMessage};
 use rand_foca::RngExt;
 use rand_foca::rngs::StdRng;
 use std::net::SocketAddr;
@@ -22,7 +22,7 @@ impl Node {
         let Some(record) = self.table.remove(name) else {
             return;
         };
-        self.reaper.observe(name, None, Instant::now());
+        self.reaper.observe(name, None, Instant::now().into_std());
         info!("EventMemberReap: {name} {}", record.id.addr);
         // The event loop only stops with the process.
         let _ = self.events.send(AgentEvent::Member {
@@ -44,7 +44,7 @@ impl Node {
 
     /// The reap tick: drop members failed or left for longer than their timeout.
     pub(super) fn reap(&mut self) {
-        for name in self.reaper.due(Instant::now()) {
+        for name in self.reaper.due(Instant::now().into_std()) {
             self.remove_member(&name);
         }
     }
@@ -55,7 +55,10 @@ impl Node {
         if self.left {
             return;
         }
-        let Some((name, addr)) = self.reaper.reconnect_candidate(self.table.alive_count()) else {
+        let Some((name, addr)) = self
+            .reaper
+            .reconnect_candidate(self.table.alive_count(), &mut self.rng)
+        else {
             return;
         };
         info!("attempting reconnect to {name} {addr}");
@@ -161,7 +164,7 @@ impl Node {
         if resolve && self.conflict.is_none() {
             let members: Vec<SocketAddr> = self.foca.iter_members().map(|m| m.id().addr).collect();
             let id = rand_foca::make_rng::<StdRng>().random();
-            let deadline = Instant::now() + conflict::answer_window(members.len() + 1);
+            let deadline = Instant::now().into_std() + conflict::answer_window(members.len() + 1);
             self.conflict = Some(ConflictVote::new(id, local.addr, deadline));
             let question = wire::lifecycle_datagram(&LifecycleMessage::WhoHolds {
                 id,

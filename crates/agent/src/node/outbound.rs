@@ -3,12 +3,12 @@
 //! or into foca's gossip.
 
 use super::{Node, UDP_DATAGRAM_MAX};
-use crate::broadcasts;
-use crate::compression;
-use crate::membership::MemberStatus;
-use crate::swim;
 use crate::transport;
-use crate::wire;
+use musubi_gossip::broadcasts;
+use musubi_gossip::compression;
+use musubi_gossip::membership::MemberStatus;
+use musubi_gossip::swim;
+use musubi_gossip::wire;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tracing::{debug, warn};

@@ -1,9 +1,9 @@
-//! The node's side of push-pull anti-entropy ([`crate::push_pull`]): a sync with one
+//! The node's side of push-pull anti-entropy ([`musubi_gossip::push_pull`]): a sync with one
 //! random alive member per push-pull interval, and merging (then answering) the state
 //! another member sends. Both go over the stream transport.
 
 use super::Node;
-use crate::push_pull::{self, LeftMember, StateMessage};
+use musubi_gossip::push_pull::{self, LeftMember, StateMessage};
 use rand_foca::RngExt;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -67,7 +67,7 @@ impl Node {
         if overflow != Default::default() {
             warn!(
                 "push-pull state over {} bytes: left out {} members and {} events",
-                crate::transport::MAX_FRAME,
+                musubi_gossip::wire::MAX_FRAME,
                 overflow.members,
                 overflow.events
             );

@@ -3,12 +3,12 @@
 //! our own. Every ack, response and relay leaves through [`Node::send_query_reply`].
 
 use super::{Node, QueryStart};
-use crate::broadcasts::{self, GOSSIP_QUERY_MAX};
 use crate::events::AgentEvent;
-use crate::membership::MemberStatus;
-use crate::query::message::{self, FLAG_ACK, QueryMessage, QueryResponseMessage, Reply};
-use crate::query::{self, INTERNAL_PREFIX, QueryEvent, QueryParams, filters};
-use crate::wire;
+use musubi_gossip::broadcasts::{self, GOSSIP_QUERY_MAX};
+use musubi_gossip::membership::MemberStatus;
+use musubi_gossip::query::message::{self, FLAG_ACK, QueryMessage, QueryResponseMessage, Reply};
+use musubi_gossip::query::{self, INTERNAL_PREFIX, QueryEvent, QueryParams, filters};
+use musubi_gossip::wire;
 use rand_foca::RngExt;
 use rand_foca::seq::IndexedRandom;
 use std::net::SocketAddr;
@@ -50,6 +50,10 @@ impl Node {
             .map_err(|e| format!("Failed to send query: {e}"))?;
         // The answers come back in datagrams, which the node task reads after this.
         let (records, receiver) = mpsc::unbounded_channel();
+        let records = Box::new(move |record| {
+            // The asker may have gone (an RPC client hung up); the query runs out anyway.
+            let _ = records.send(record);
+        });
         self.open_queries
             .open(query.ltime, query.id, params.request_ack, records);
         let expired = self.query_deadlines.clone();
@@ -93,20 +97,21 @@ impl Node {
             )
             .await;
         }
+        let now = tokio::time::Instant::now().into_std();
         let event = QueryEvent {
             ltime: query.ltime,
             id: query.id,
-            deadline: tokio::time::Instant::now() + query.timeout(),
+            deadline: now + query.timeout(),
             name: query.name,
             payload: query.payload,
             origin,
             source_node: query.source_node,
             relay_factor: query.relay_factor,
         };
-        self.answerable.delivered(&event);
+        self.answerable.delivered(&event, now);
         if event.name.starts_with(INTERNAL_PREFIX) {
             let internal = &self.query_settings.internal;
-            match internal.answer(&event.name, &event.payload) {
+            match internal.answer(&event.name, &event.payload, now) {
                 None => warn!("Unhandled internal query '{}'", event.name),
                 Some(None) => {}
                 Some(Some(response)) => {
@@ -129,7 +134,11 @@ impl Node {
     ) -> Result<(), String> {
         let name = self.foca.identity().name.clone();
         let limit = self.query_settings.limits.response_size;
-        let response = self.answerable.answer(event, &name, payload, limit)?;
+        let now = tokio::time::Instant::now().into_std();
+        let response = self
+            .answerable
+            .answer(event, &name, payload, limit, now)
+            .map_err(|refused| refused.to_string())?;
         self.reply_to_origin(
             &response,
             event.origin,

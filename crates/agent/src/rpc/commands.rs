@@ -9,8 +9,9 @@ use super::stats::stats_reply;
 use super::streams::{ConnectionWriter, OpenStream, Outgoing, Streams};
 use crate::handlers::EventFilters;
 use crate::joins;
-use crate::key_queries::{self, KeyOperation};
+use crate::key_queries;
 use crate::node::{NodeHandle, NodeStopped, TagUpdate, UserEventRequest};
+use musubi_gossip::key_queries::KeyOperation;
 use musubi_serf_rpc::codec::{
     AuthRequest, CoordinateRequest, CoordinateResponse, CoordinateWire, DecodeError, EventRequest,
     ForceLeaveRequest, HandshakeRequest, HeaderFields, JoinRequest, JoinResponse, KeyringRequest,

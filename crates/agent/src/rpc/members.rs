@@ -1,7 +1,7 @@
 //! Member records as Serf's `members` replies carry them, and `members-filtered`'s
 //! patterns, anchored at both ends as Serf anchors them.
 
-use crate::membership::MemberRecord;
+use musubi_gossip::membership::MemberRecord;
 use musubi_serf_rpc::codec::{MemberWire, MembersFilter};
 use regex::Regex;
 use std::net::IpAddr;
@@ -75,8 +75,8 @@ fn anchored(pattern: &str) -> Result<Regex, regex::Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::identity::NodeId;
-    use crate::membership::MemberStatus;
+    use musubi_gossip::identity::NodeId;
+    use musubi_gossip::membership::MemberStatus;
 
     fn record(name: &str, status: MemberStatus, tags: &[(&str, &str)]) -> MemberRecord {
         MemberRecord {

@@ -6,8 +6,8 @@ use super::members::member_wire;
 use super::streams::{OpenStream, RecordSink, StreamTask};
 use crate::events::{AgentEvent, MemberEventKind};
 use crate::handlers::EventFilters;
-use crate::membership::{MemberRecord, MemberStatus};
-use crate::query::{INTERNAL_PREFIX, PING, QueryEvent, QueryParams, QueryRecord};
+use musubi_gossip::membership::{MemberRecord, MemberStatus};
+use musubi_gossip::query::{INTERNAL_PREFIX, PING, QueryEvent, QueryParams, QueryRecord};
 use musubi_serf_rpc::codec::{
     MemberEventRecord, QueryEventRecord, QueryRecordWire, QueryRequest, UserEventRecord,
 };
@@ -97,7 +97,7 @@ impl PendingQueries {
     /// A fresh ID for `event` (1, 2, ... per connection, as Serf numbers them).
     pub fn register(&self, event: &QueryEvent) -> u64 {
         let mut inner = self.lock();
-        let now = Instant::now();
+        let now = Instant::now().into_std();
         inner.by_id.retain(|_, pending| pending.deadline > now);
         inner.last_id += 1;
         let id = inner.last_id;
@@ -113,7 +113,7 @@ impl PendingQueries {
         inner
             .by_id
             .get(&id)
-            .filter(|event| event.deadline > Instant::now())
+            .filter(|event| event.deadline > Instant::now().into_std())
             .cloned()
     }
 
@@ -213,11 +213,11 @@ mod tests {
     #[test]
     fn ids_count_up_per_connection_and_expire_with_the_query() {
         let pending = PendingQueries::default();
-        let live = crate::query::QueryEvent {
-            deadline: Instant::now() + Duration::from_secs(5),
-            ..crate::query::tests::event("q")
+        let live = musubi_gossip::query::QueryEvent {
+            deadline: Instant::now().into_std() + Duration::from_secs(5),
+            ..musubi_gossip::query::testing::event("q")
         };
-        let expired = crate::query::tests::event("late");
+        let expired = musubi_gossip::query::testing::event("late");
         assert_eq!(pending.register(&live), 1);
         assert_eq!(pending.register(&expired), 2);
         assert_eq!(pending.get(1), Some(live));

@@ -8,8 +8,8 @@
 //! `goroutines` the number of its live tasks; `cpu_count` the CPUs available to it.
 
 use crate::handlers::EventHandler;
-use crate::identity::NodeId;
 use crate::node::NodeStats;
+use musubi_gossip::identity::NodeId;
 use std::collections::BTreeMap;
 
 pub type StatsReply = BTreeMap<String, BTreeMap<String, String>>;

@@ -11,12 +11,11 @@
 //! `user_event_size_limit` is raised) go from their origin straight to every member over
 //! the stream transport, and meet the same de-duplication here (see `broadcasts`).
 
+use crate::deliver::Deliver;
 use crate::event_history::EventHistory;
-use crate::events::AgentEvent;
 use crate::lamport::LamportClock;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
-use tokio::sync::mpsc;
 
 /// Serf's `user_event_size_limit` default: name plus payload, in bytes.
 pub const DEFAULT_USER_EVENT_SIZE_LIMIT: usize = 512;
@@ -42,11 +41,9 @@ pub struct UserEvent {
 
 impl UserEvent {
     /// Serf refuses an event whose name and payload together exceed the limit.
-    pub fn check_size(name: &str, payload: &[u8], limit: usize) -> Result<(), String> {
+    pub fn check_size(name: &str, payload: &[u8], limit: usize) -> Result<(), UserEventError> {
         if name.len() + payload.len() > limit {
-            return Err(format!(
-                "user event exceeds configured limit of {limit} bytes before encoding"
-            ));
+            return Err(UserEventError::TooLarge { limit });
         }
         Ok(())
     }
@@ -58,14 +55,21 @@ impl UserEvent {
     /// Serf checks the limit again on the encoded message, its type byte included; ours
     /// is the same msgpack map, so the same events pass (name and payload lengths that
     /// Go's older msgpack encodes one byte longer are far below the limit).
-    pub fn check_encoded_size(encoded: &[u8], limit: usize) -> Result<(), String> {
+    pub fn check_encoded_size(encoded: &[u8], limit: usize) -> Result<(), UserEventError> {
         if 1 + encoded.len() > limit {
-            return Err(format!(
-                "encoded user event exceeds configured limit of {limit} bytes after encoding"
-            ));
+            return Err(UserEventError::EncodedTooLarge { limit });
         }
         Ok(())
     }
+}
+
+/// Why an event is not sent, in Serf's words; nothing is sent and no clock moves.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum UserEventError {
+    #[error("user event exceeds configured limit of {limit} bytes before encoding")]
+    TooLarge { limit: usize },
+    #[error("encoded user event exceeds configured limit of {limit} bytes after encoding")]
+    EncodedTooLarge { limit: usize },
 }
 
 /// foca's dissemination key for a user event.
@@ -80,11 +84,11 @@ pub struct MalformedUserEvent(#[from] rmp_serde::decode::Error);
 pub struct UserEventGossip {
     clock: Arc<LamportClock>,
     history: EventHistory,
-    deliver: mpsc::UnboundedSender<AgentEvent>,
+    deliver: Deliver<UserEvent>,
 }
 
 impl UserEventGossip {
-    pub fn new(clock: Arc<LamportClock>, deliver: mpsc::UnboundedSender<AgentEvent>) -> Self {
+    pub fn new(clock: Arc<LamportClock>, deliver: Deliver<UserEvent>) -> Self {
         UserEventGossip {
             clock,
             history: EventHistory::default(),
@@ -107,9 +111,7 @@ impl UserEventGossip {
         if !self.history.record(&event, &self.clock) {
             return Ok(None);
         }
-        crate::telemetry::user_event_received(&event.name);
-        // The agent stopping is the only way the receiver goes; nothing is left to tell.
-        let _ = self.deliver.send(AgentEvent::User(event.clone()));
+        (self.deliver)(event.clone());
         Ok(Some(UserEventKey(event)))
     }
 }
@@ -117,6 +119,7 @@ impl UserEventGossip {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::deliver::Inbox;
     use crate::lamport::REMEMBERED_TIMES;
 
     fn event(ltime: u64, name: &str, payload: &[u8]) -> UserEvent {
@@ -128,47 +131,44 @@ mod tests {
         }
     }
 
-    fn gossip() -> (UserEventGossip, mpsc::UnboundedReceiver<AgentEvent>) {
-        let (deliver, delivered) = mpsc::unbounded_channel();
+    fn gossip() -> (UserEventGossip, Inbox<UserEvent>) {
+        let delivered = Inbox::default();
         (
-            UserEventGossip::new(Arc::new(LamportClock::default()), deliver),
+            UserEventGossip::new(Arc::new(LamportClock::default()), delivered.sink()),
             delivered,
         )
     }
 
     #[test]
     fn an_event_is_delivered_once_and_moves_the_clock() {
-        let (mut gossip, mut delivered) = gossip();
+        let (mut gossip, delivered) = gossip();
         let deploy = event(5, "deploy", b"v1");
         assert!(gossip.receive_item(&deploy.encode()).unwrap().is_some());
         assert!(gossip.receive_item(&deploy.encode()).unwrap().is_none());
-        assert_eq!(delivered.try_recv().unwrap(), AgentEvent::User(deploy));
-        assert!(delivered.try_recv().is_err());
+        assert_eq!(delivered.pop().unwrap(), deploy);
+        assert!(delivered.pop().is_none());
         assert_eq!(gossip.clock.time(), 6);
     }
 
     #[test]
     fn same_time_different_payload_is_another_event() {
-        let (mut gossip, mut delivered) = gossip();
+        let (mut gossip, delivered) = gossip();
         for payload in [&b"a"[..], b"b"] {
             let item = event(1, "deploy", payload).encode();
             assert!(gossip.receive_item(&item).unwrap().is_some());
         }
         for payload in [&b"a"[..], b"b"] {
-            assert_eq!(
-                delivered.try_recv().unwrap(),
-                AgentEvent::User(event(1, "deploy", payload))
-            );
+            assert_eq!(delivered.pop().unwrap(), event(1, "deploy", payload));
         }
     }
 
     #[test]
     fn events_older_than_the_window_are_dropped() {
-        let (mut gossip, mut delivered) = gossip();
+        let (mut gossip, delivered) = gossip();
         gossip.clock.witness(1000);
         let stale = event(1001 - REMEMBERED_TIMES - 1, "old", b"").encode();
         assert!(gossip.receive_item(&stale).unwrap().is_none());
-        assert!(delivered.try_recv().is_err());
+        assert!(delivered.pop().is_none());
     }
 
     #[test]
@@ -182,7 +182,7 @@ mod tests {
         assert!(UserEvent::check_size("n", &[0; 511], 512).is_ok());
         let error = UserEvent::check_size("nn", &[0; 511], 512).unwrap_err();
         assert_eq!(
-            error,
+            error.to_string(),
             "user event exceeds configured limit of 512 bytes before encoding"
         );
     }

@@ -6,14 +6,12 @@
 //! Pure bookkeeping: the node tells the reaper when members change and asks it, on its
 //! reap and reconnect ticks, whom to drop and whom to try.
 
-use crate::config::AgentConfig;
 use crate::membership::{MemberRecord, MemberStatus};
-use rand_foca::RngExt;
-use rand_foca::rngs::StdRng;
+use rand_foca::{Rng, RngExt};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
-use tokio::time::Instant;
+use std::time::Instant;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ReapTimeouts {
@@ -37,19 +35,18 @@ impl Default for ReapTimeouts {
 }
 
 impl ReapTimeouts {
-    /// Serf's defaults, with what the configuration sets instead.
-    pub fn from_config(config: &AgentConfig) -> Self {
+    /// Serf's defaults, with what the configuration sets instead (its `reconnect_interval`,
+    /// `reconnect_timeout` and `tombstone_timeout`).
+    pub fn configured(
+        reconnect_interval: Option<Duration>,
+        reconnect_timeout: Option<Duration>,
+        tombstone_timeout: Option<Duration>,
+    ) -> Self {
         let defaults = ReapTimeouts::default();
         ReapTimeouts {
-            reconnect_interval: config
-                .reconnect_interval
-                .unwrap_or(defaults.reconnect_interval),
-            reconnect_timeout: config
-                .reconnect_timeout
-                .unwrap_or(defaults.reconnect_timeout),
-            tombstone_timeout: config
-                .tombstone_timeout
-                .unwrap_or(defaults.tombstone_timeout),
+            reconnect_interval: reconnect_interval.unwrap_or(defaults.reconnect_interval),
+            reconnect_timeout: reconnect_timeout.unwrap_or(defaults.reconnect_timeout),
+            tombstone_timeout: tombstone_timeout.unwrap_or(defaults.tombstone_timeout),
             ..defaults
         }
     }
@@ -59,7 +56,6 @@ pub struct Reaper {
     timeouts: ReapTimeouts,
     /// Failed and left members, with their address and since when they have been so.
     gone: BTreeMap<String, (MemberStatus, SocketAddr, Instant)>,
-    rng: StdRng,
 }
 
 impl Reaper {
@@ -67,7 +63,6 @@ impl Reaper {
         Reaper {
             timeouts,
             gone: BTreeMap::new(),
-            rng: rand_foca::make_rng(),
         }
     }
 
@@ -119,7 +114,11 @@ impl Reaper {
 
     /// One failed member to try again, or none. As Serf: tried with probability
     /// failed/alive, so a large cluster with a few failures does not keep knocking.
-    pub fn reconnect_candidate(&mut self, alive: usize) -> Option<(String, SocketAddr)> {
+    pub fn reconnect_candidate(
+        &self,
+        alive: usize,
+        rng: &mut impl Rng,
+    ) -> Option<(String, SocketAddr)> {
         let failed: Vec<(&String, SocketAddr)> = self
             .gone
             .iter()
@@ -130,10 +129,10 @@ impl Reaper {
             return None;
         }
         let probability = failed.len() as f64 / alive.max(1) as f64;
-        if !self.rng.random_bool(probability.min(1.0)) {
+        if !rng.random_bool(probability.min(1.0)) {
             return None;
         }
-        let (name, addr) = failed[self.rng.random_range(0..failed.len())];
+        let (name, addr) = failed[rng.random_range(0..failed.len())];
         Some((name.clone(), addr))
     }
 }
@@ -142,6 +141,8 @@ impl Reaper {
 mod tests {
     use super::*;
     use crate::identity::NodeId;
+    use rand_foca::SeedableRng;
+    use rand_foca::rngs::StdRng;
 
     fn record(name: &str, status: MemberStatus) -> MemberRecord {
         MemberRecord {
@@ -197,14 +198,15 @@ mod tests {
     #[test]
     fn reconnects_pick_failed_members_only() {
         let mut reaper = reaper();
+        let mut rng = StdRng::seed_from_u64(7);
         let now = Instant::now();
-        assert_eq!(reaper.reconnect_candidate(1), None);
+        assert_eq!(reaper.reconnect_candidate(1, &mut rng), None);
         reaper.observe("l", Some(&record("l", MemberStatus::Left)), now);
-        assert_eq!(reaper.reconnect_candidate(1), None);
+        assert_eq!(reaper.reconnect_candidate(1, &mut rng), None);
         reaper.observe("f", Some(&record("f", MemberStatus::Failed)), now);
         // one failed, one alive: probability 1
         assert_eq!(
-            reaper.reconnect_candidate(1),
+            reaper.reconnect_candidate(1, &mut rng),
             Some(("f".to_string(), "127.0.0.1:9".parse().unwrap()))
         );
     }

@@ -9,6 +9,11 @@ use foca::{Config, PeriodicParams};
 use std::num::{NonZeroU8, NonZeroU32, NonZeroUsize};
 use std::time::Duration;
 
+/// A `-profile` that is none of Serf's, in Serf's words.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("Unknown profile: {0}")]
+pub struct UnknownProfile(String);
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Profile {
     #[default]
@@ -32,12 +37,12 @@ struct Timings {
 }
 
 impl Profile {
-    pub fn parse(name: &str) -> Result<Profile, String> {
+    pub fn parse(name: &str) -> Result<Profile, UnknownProfile> {
         match name {
             "lan" => Ok(Profile::Lan),
             "wan" => Ok(Profile::Wan),
             "local" => Ok(Profile::Local),
-            other => Err(format!("Unknown profile: {other}")),
+            other => Err(UnknownProfile(other.to_string())),
         }
     }
 
@@ -184,7 +189,10 @@ mod tests {
         for profile in [Profile::Lan, Profile::Wan, Profile::Local] {
             assert_eq!(Profile::parse(profile.name()), Ok(profile));
         }
-        assert_eq!(Profile::parse("fast").unwrap_err(), "Unknown profile: fast");
+        assert_eq!(
+            Profile::parse("fast").unwrap_err().to_string(),
+            "Unknown profile: fast"
+        );
     }
 
     #[test]

@@ -22,8 +22,7 @@
 //! table costs some 20 bytes, more than they save on a datagram of a few hundred bytes
 //! (event datagrams of 20 agents: 82 bytes fixed against 101 fitted, on 190).
 
-use crate::transport::MAX_FRAME;
-use crate::wire::{self, Datagram};
+use crate::wire::{self, Datagram, MAX_FRAME};
 use miniz_oxide::deflate::core::{
     CompressionStrategy, CompressorOxide, TDEFLFlush, TDEFLStatus, compress_to_output,
     create_comp_flags_from_zip_params,

@@ -14,25 +14,48 @@
 //! its keyring file, and its next datagrams are sealed with the cluster's primary. Datagrams
 //! sealed with a retired key are otherwise dropped: nothing but the catch-up answers them.
 
-use crate::crypto::{OpenError, SecretKey};
+use crate::crypto::{KeyError, OpenError, SecretKey};
 use crate::keyring::{Keyring, Standing};
-use crate::keyring_file::KeyringFile;
 use crate::wire;
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
-use tracing::info;
-
-/// Serf's answers on an agent started without a key.
-pub const NO_KEYRING_TO_MODIFY: &str = "No keyring to modify (encryption not enabled)";
-pub const NO_KEYRING_TO_LIST: &str = "Keyring is empty (encryption not enabled)";
 
 /// At most one catch-up per member and period: a member sealing with an old key sends
 /// many datagrams before it reads the answer.
 const CATCH_UP_EVERY: Duration = Duration::from_secs(1);
+
+/// Why a key operation or a catch-up did not change the ring, in Serf's words where Serf
+/// has them (`serf keys` prints them). A `Persist` error comes after the ring changed.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum KeysError {
+    #[error("No keyring to modify (encryption not enabled)")]
+    NothingToModify,
+    #[error("Keyring is empty (encryption not enabled)")]
+    NothingToList,
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// The ring refused the change (the key is not installed, or is the primary).
+    #[error("{0}")]
+    Refused(&'static str),
+    /// The ring changed but its store could not be rewritten.
+    #[error("Failed to write keyring file: {0}")]
+    Persist(String),
+    #[error("a key catch-up reached an agent without encryption")]
+    CatchUpUnencrypted,
+    #[error("key catch-up ends inside a key")]
+    CatchUpTruncated,
+    #[error("key catch-up holds no keys")]
+    CatchUpEmpty,
+}
+
+/// Where the ring is kept between runs (the agent's `-keyring-file`), rewritten after
+/// every change.
+pub trait RingStore: Send + Sync {
+    fn write(&self, ring: &Keyring) -> std::io::Result<()>;
+}
 
 /// A datagram that opened: its plaintext, if it is to be handled, and the catch-up
 /// datagram (already sealed) to send back to its sender, if it sealed with an old key.
@@ -44,7 +67,7 @@ pub struct Opened<'a> {
 
 pub struct GossipKeys {
     state: Mutex<State>,
-    file: Option<KeyringFile>,
+    store: Option<Box<dyn RingStore>>,
 }
 
 struct State {
@@ -54,42 +77,15 @@ struct State {
 }
 
 impl GossipKeys {
-    /// The keys from `-encrypt` or `-keyring-file` (not both, as Serf), or none.
-    pub fn from_config(
-        encrypt: Option<&str>,
-        keyring_file: Option<PathBuf>,
-    ) -> Result<Self, String> {
-        // Serf reads an empty value as "not set" (a config file may carry `"encrypt_key": ""`).
-        let encrypt = encrypt.filter(|text| !text.is_empty());
-        let keyring_file = keyring_file.filter(|path| !path.as_os_str().is_empty());
-        let (ring, file) = match (encrypt, keyring_file) {
-            (Some(_), Some(_)) => {
-                return Err("Encryption key not allowed while using a keyring".to_string());
-            }
-            (Some(text), None) => {
-                let key = SecretKey::from_base64(text)
-                    .map_err(|e| format!("Invalid encryption key: {e}"))?;
-                (Keyring::new(vec![key]), None)
-            }
-            (None, Some(path)) => {
-                let file = KeyringFile::new(path);
-                let ring = file.load()?;
-                info!(
-                    "Restored keyring with {} keys from {}",
-                    ring.keys().len(),
-                    file.path().display()
-                );
-                (Some(ring), Some(file))
-            }
-            (None, None) => (None, None),
-        };
-        Ok(GossipKeys {
+    /// `ring` None: gossip goes in the clear. `store` keeps the ring after each change.
+    pub fn new(ring: Option<Keyring>, store: Option<Box<dyn RingStore>>) -> Self {
+        GossipKeys {
             state: Mutex::new(State {
                 ring,
                 catch_ups_sent: HashMap::new(),
             }),
-            file,
-        })
+            store,
+        }
     }
 
     pub fn is_enabled(&self) -> bool {
@@ -140,11 +136,11 @@ impl GossipKeys {
 
     /// A catch-up from another member: take its ring if ours lacks its primary (we cannot
     /// read that member's datagrams). Returns whether our ring changed.
-    pub fn catch_up(&self, body: &[u8], now: Instant) -> Result<bool, String> {
+    pub fn catch_up(&self, body: &[u8], now: Instant) -> Result<bool, KeysError> {
         let newer = decode_ring(body)?;
         let mut state = self.lock();
         let Some(ring) = state.ring.as_mut() else {
-            return Err("a key catch-up reached an agent without encryption".to_string());
+            return Err(KeysError::CatchUpUnencrypted);
         };
         if ring.keys().contains(newer.primary()) || !ring.replace(newer, now) {
             return Ok(false);
@@ -154,7 +150,7 @@ impl GossipKeys {
     }
 
     /// `serf keys -install`: add a key for opening datagrams.
-    pub fn install(&self, key: &[u8]) -> Result<(), String> {
+    pub fn install(&self, key: &[u8]) -> Result<(), KeysError> {
         let key = SecretKey::new(key)?;
         self.operate(|ring| {
             ring.install(key);
@@ -163,20 +159,20 @@ impl GossipKeys {
     }
 
     /// `serf keys -use`: seal with an installed key from now on.
-    pub fn use_key(&self, key: &[u8]) -> Result<(), String> {
-        self.operate(|ring| ring.use_key(key).map_err(str::to_string))
+    pub fn use_key(&self, key: &[u8]) -> Result<(), KeysError> {
+        self.operate(|ring| ring.use_key(key).map_err(KeysError::Refused))
     }
 
     /// `serf keys -remove`: stop opening datagrams with a key (not the primary).
-    pub fn remove(&self, key: &[u8]) -> Result<(), String> {
-        self.operate(|ring| ring.remove(key, Instant::now()).map_err(str::to_string))
+    pub fn remove(&self, key: &[u8], now: Instant) -> Result<(), KeysError> {
+        self.operate(|ring| ring.remove(key, now).map_err(KeysError::Refused))
     }
 
     /// `serf keys -list`: this member's keys, base64, primary first.
-    pub fn list(&self) -> Result<Vec<String>, String> {
+    pub fn list(&self) -> Result<Vec<String>, KeysError> {
         match &self.lock().ring {
             Some(ring) => Ok(ring.keys().iter().map(SecretKey::to_base64).collect()),
-            None => Err(NO_KEYRING_TO_LIST.to_string()),
+            None => Err(KeysError::NothingToList),
         }
     }
 
@@ -184,20 +180,19 @@ impl GossipKeys {
     /// operation that succeeds, as Serf does, even one that changed nothing.
     fn operate(
         &self,
-        apply: impl FnOnce(&mut Keyring) -> Result<(), String>,
-    ) -> Result<(), String> {
+        apply: impl FnOnce(&mut Keyring) -> Result<(), KeysError>,
+    ) -> Result<(), KeysError> {
         let mut state = self.lock();
-        let ring = state
-            .ring
-            .as_mut()
-            .ok_or_else(|| NO_KEYRING_TO_MODIFY.to_string())?;
+        let ring = state.ring.as_mut().ok_or(KeysError::NothingToModify)?;
         apply(ring)?;
         self.persist(ring)
     }
 
-    fn persist(&self, ring: &Keyring) -> Result<(), String> {
-        match &self.file {
-            Some(file) => file.write(ring),
+    fn persist(&self, ring: &Keyring) -> Result<(), KeysError> {
+        match &self.store {
+            Some(store) => store
+                .write(ring)
+                .map_err(|e| KeysError::Persist(e.to_string())),
             None => Ok(()),
         }
     }
@@ -231,18 +226,18 @@ fn encode_ring(ring: &Keyring) -> Vec<u8> {
     body
 }
 
-fn decode_ring(mut body: &[u8]) -> Result<Keyring, String> {
+fn decode_ring(mut body: &[u8]) -> Result<Keyring, KeysError> {
     let mut keys = Vec::new();
     while let Some((&len, rest)) = body.split_first() {
         let len = usize::from(len);
         if rest.len() < len {
-            return Err("key catch-up ends inside a key".to_string());
+            return Err(KeysError::CatchUpTruncated);
         }
         let (key, rest) = rest.split_at(len);
         keys.push(SecretKey::new(key)?);
         body = rest;
     }
-    Keyring::new(keys).ok_or_else(|| "key catch-up holds no keys".to_string())
+    Keyring::new(keys).ok_or(KeysError::CatchUpEmpty)
 }
 
 #[cfg(test)]
@@ -250,14 +245,18 @@ mod tests {
     use super::*;
 
     fn keys(encrypt: &str) -> GossipKeys {
-        GossipKeys::from_config(Some(encrypt), None).unwrap()
+        GossipKeys::new(Some(ring(encrypt)), None)
+    }
+
+    fn ring(key: &str) -> Keyring {
+        Keyring::new(vec![SecretKey::from_base64(key).unwrap()]).unwrap()
     }
 
     const K1: &str = "gaWY0b8tPQ3BgVQkMnoGT6lKzSCCvVcWWHhRQ/IXBAU=";
     const K2: &str = "Km3HLKBgXit44+GcYJIwS9YHUM9IULd+0MYC7ibK+0c=";
 
     fn raw(text: &str) -> Vec<u8> {
-        crate::go_base64::decode(text).unwrap()
+        musubi_gocompat::base64::decode(text).unwrap()
     }
 
     fn peer() -> SocketAddr {
@@ -265,24 +264,18 @@ mod tests {
     }
 
     #[test]
-    fn config_errors_are_serfs() {
-        let both = GossipKeys::from_config(Some(K1), Some("k.json".into()));
-        assert_eq!(
-            both.err().unwrap(),
-            "Encryption key not allowed while using a keyring"
-        );
-        let bad = GossipKeys::from_config(Some("abc!"), None);
-        assert_eq!(
-            bad.err().unwrap(),
-            "Invalid encryption key: illegal base64 data at input byte 3"
-        );
-        let unset = GossipKeys::from_config(Some(""), Some("".into())).unwrap();
-        assert!(!unset.is_enabled());
-        let plain = GossipKeys::from_config(None, None).unwrap();
+    fn without_a_ring_gossip_goes_in_the_clear_and_key_operations_are_refused() {
+        let plain = GossipKeys::new(None, None);
         assert!(!plain.is_enabled());
         assert_eq!(plain.seal(b"\x00abc").as_ref(), b"\x00abc");
-        assert_eq!(plain.install(&raw(K2)).unwrap_err(), NO_KEYRING_TO_MODIFY);
-        assert_eq!(plain.list().unwrap_err(), NO_KEYRING_TO_LIST);
+        assert_eq!(
+            plain.install(&raw(K2)).unwrap_err().to_string(),
+            "No keyring to modify (encryption not enabled)"
+        );
+        assert_eq!(
+            plain.list().unwrap_err().to_string(),
+            "Keyring is empty (encryption not enabled)"
+        );
     }
 
     #[test]
@@ -292,7 +285,7 @@ mod tests {
         let sleeper = keys(K1);
         cluster.install(&raw(K2)).unwrap();
         cluster.use_key(&raw(K2)).unwrap();
-        cluster.remove(&raw(K1)).unwrap();
+        cluster.remove(&raw(K1), Instant::now()).unwrap();
         assert_eq!(cluster.list().unwrap(), [K2]);
 
         // the sleeper's datagram opens only with the retired key: not handled, answered

@@ -100,6 +100,7 @@ impl Lifeguard {
 mod tests {
     use super::*;
     use crate::broadcasts::ClusterGossip;
+    use crate::deliver::Inbox;
     use crate::lamport::LamportClock;
     use crate::lifeguard::gossip::{ConfirmationGossip, SuspicionConfirmation};
     use crate::lifeguard::suspicion::SuspicionBounds;
@@ -110,7 +111,6 @@ mod tests {
     use rand_foca::SeedableRng;
     use rand_foca::rngs::StdRng;
     use std::sync::Arc;
-    use tokio::sync::mpsc;
 
     const SECOND: Duration = Duration::from_secs(1);
 
@@ -137,15 +137,13 @@ mod tests {
         Swim<ClusterGossip>,
         AccumulatingRuntime<NodeId>,
         Lifeguard,
-        mpsc::UnboundedReceiver<SuspicionConfirmation>,
+        Inbox<SuspicionConfirmation>,
     ) {
-        let (user_events, _) = mpsc::unbounded_channel();
-        let (queries, _) = mpsc::unbounded_channel();
-        let (confirmations, delivered) = mpsc::unbounded_channel();
+        let delivered = Inbox::default();
         let gossip = ClusterGossip {
-            user_events: UserEventGossip::new(Arc::new(LamportClock::default()), user_events),
-            queries: QueryGossip::new(Arc::new(LamportClock::default()), queries),
-            confirmations: ConfirmationGossip::new(confirmations),
+            user_events: UserEventGossip::new(Arc::new(LamportClock::default()), Box::new(drop)),
+            queries: QueryGossip::new(Arc::new(LamportClock::default()), Box::new(drop)),
+            confirmations: ConfirmationGossip::new(delivered.sink()),
             urgent: Default::default(),
         };
         let mut foca = Foca::with_custom_broadcast(
@@ -183,9 +181,9 @@ mod tests {
 
     #[test]
     fn a_failed_probe_is_broadcast_and_the_held_suspicion_declares_the_member_when_due() {
-        let (mut foca, mut runtime, mut lifeguard, mut delivered) = suspecting_b();
+        let (mut foca, mut runtime, mut lifeguard, delivered) = suspecting_b();
         let ours = delivered
-            .try_recv()
+            .pop()
             .expect("our confirmation went to foca's gossip");
         assert_eq!(ours.by, "a");
         assert_eq!(ours.suspect.name, "b");

@@ -6,9 +6,10 @@
 //! one RTT sample (Lifeguard, which watches foca's probes, times it). Pure state: the node
 //! task does the IO.
 
-pub mod compact;
-pub mod vivaldi;
+pub(crate) mod compact;
+mod vivaldi;
 
+use rand_foca::rngs::StdRng;
 use std::collections::BTreeMap;
 use std::time::Duration;
 use tracing::debug;
@@ -27,8 +28,9 @@ pub struct Coordinates {
 }
 
 impl Coordinates {
-    pub fn new(local_name: String, enabled: bool) -> Self {
-        let client = enabled.then(VivaldiClient::default);
+    /// `rng` breaks ties between coincident positions (seeded by the caller).
+    pub fn new(local_name: String, enabled: bool, rng: StdRng) -> Self {
+        let client = enabled.then(|| VivaldiClient::with_rng(rng));
         let mut cache = BTreeMap::new();
         if let Some(client) = &client {
             cache.insert(local_name.clone(), client.coordinate().clone());
@@ -89,13 +91,18 @@ impl Coordinates {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rand_foca::SeedableRng;
 
     const RTT: Duration = Duration::from_millis(5);
 
+    fn seeded() -> StdRng {
+        StdRng::seed_from_u64(1)
+    }
+
     #[test]
     fn an_ack_with_a_position_moves_our_coordinate_and_fills_the_cache() {
-        let mut a = Coordinates::new("a".into(), true);
-        let b = Coordinates::new("b".into(), true);
+        let mut a = Coordinates::new("a".into(), true, seeded());
+        let b = Coordinates::new("b".into(), true, seeded());
         assert!(a.carried(&b.ack_position().unwrap()));
         a.round_trip("b", RTT);
         assert!(a.get("b").is_some());
@@ -104,8 +111,8 @@ mod tests {
 
     #[test]
     fn a_position_is_used_once_and_only_with_the_packet_it_came_with() {
-        let mut a = Coordinates::new("a".into(), true);
-        let b = Coordinates::new("b".into(), true);
+        let mut a = Coordinates::new("a".into(), true, seeded());
+        let b = Coordinates::new("b".into(), true, seeded());
         a.carried(&b.ack_position().unwrap());
         a.packet_done();
         a.round_trip("b", RTT);
@@ -120,8 +127,8 @@ mod tests {
 
     #[test]
     fn disabled_coordinates_send_no_position_and_know_none() {
-        let a = Coordinates::new("a".into(), true);
-        let mut off = Coordinates::new("off".into(), false);
+        let a = Coordinates::new("a".into(), true, seeded());
+        let mut off = Coordinates::new("off".into(), false, seeded());
         assert!(off.ack_position().is_none());
         off.carried(&a.ack_position().unwrap());
         off.round_trip("a", RTT);

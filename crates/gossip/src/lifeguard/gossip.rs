@@ -3,9 +3,9 @@
 //! broadcasts, and every member passes each distinct confirmation on once.
 
 use super::suspicion::SuspectKey;
+use crate::deliver::Deliver;
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
-use tokio::sync::mpsc;
 
 /// Confirmations remembered to pass each on once; a failure draws one per member that
 /// probes the suspect, so this covers many failures at once in large clusters.
@@ -35,11 +35,11 @@ impl SuspicionConfirmation {
 /// The confirmation half of foca's custom broadcasts (see [`crate::broadcasts`]).
 pub struct ConfirmationGossip {
     seen: VecDeque<SuspicionConfirmation>,
-    deliver: mpsc::UnboundedSender<SuspicionConfirmation>,
+    deliver: Deliver<SuspicionConfirmation>,
 }
 
 impl ConfirmationGossip {
-    pub fn new(deliver: mpsc::UnboundedSender<SuspicionConfirmation>) -> Self {
+    pub fn new(deliver: Deliver<SuspicionConfirmation>) -> Self {
         ConfirmationGossip {
             seen: VecDeque::new(),
             deliver,
@@ -60,8 +60,7 @@ impl ConfirmationGossip {
             self.seen.pop_front();
         }
         self.seen.push_back(confirmation.clone());
-        // The node stopping is the only way the receiver goes; nothing is left to tell.
-        let _ = self.deliver.send(confirmation.clone());
+        (self.deliver)(confirmation.clone());
         Ok(Some(confirmation))
     }
 }
@@ -96,8 +95,8 @@ mod tests {
 
     #[test]
     fn each_confirmation_is_delivered_and_passed_on_once() {
-        let (deliver, mut delivered) = mpsc::unbounded_channel();
-        let mut gossip = ConfirmationGossip::new(deliver);
+        let delivered = crate::deliver::Inbox::default();
+        let mut gossip = ConfirmationGossip::new(delivered.sink());
         let confirmation = SuspicionConfirmation {
             suspect: suspect("b"),
             by: "a".into(),
@@ -108,8 +107,8 @@ mod tests {
             Some(confirmation.clone())
         );
         assert_eq!(gossip.receive_item(&encoded).unwrap(), None);
-        assert_eq!(delivered.try_recv().unwrap(), confirmation);
-        assert!(delivered.try_recv().is_err());
+        assert_eq!(delivered.pop().unwrap(), confirmation);
+        assert!(delivered.pop().is_none());
         assert!(gossip.receive_item(b"\x01").is_err());
     }
 }

@@ -118,12 +118,6 @@ pub enum UpdateError {
     RttOutOfRange(Duration),
 }
 
-impl Default for VivaldiClient {
-    fn default() -> Self {
-        VivaldiClient::with_rng(rand_foca::make_rng())
-    }
-}
-
 impl VivaldiClient {
     pub fn with_rng(rng: StdRng) -> Self {
         VivaldiClient {

@@ -12,12 +12,12 @@
 //! - [`internal`]: `_serf_*` queries answered by the agent itself (`_serf_ping`, and the
 //!   key queries other modules register).
 //!
-//! The node task ([`crate::node`]) ties them to the socket and the member table.
+//! The agent's node task ties them to the socket and the member table.
 
 pub mod answers;
 pub mod filters;
 pub mod gossip;
-pub mod internal;
+mod internal;
 pub mod message;
 pub mod origin;
 
@@ -26,7 +26,7 @@ pub use internal::InternalQueries;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
-use tokio::time::Instant;
+use std::time::Instant;
 
 /// Queries whose names start with this are the agent's own.
 pub const INTERNAL_PREFIX: &str = "_serf_";
@@ -101,12 +101,13 @@ pub struct QueryEvent {
     pub deadline: Instant,
 }
 
-#[cfg(test)]
-pub(crate) mod tests {
+/// Fixtures for tests here and in the crates that deliver queries (feature `testing`).
+#[cfg(any(test, feature = "testing"))]
+pub mod testing {
     use super::*;
 
     /// A delivered query named `name`, already past its deadline, for tests to adjust.
-    pub(crate) fn event(name: &str) -> QueryEvent {
+    pub fn event(name: &str) -> QueryEvent {
         QueryEvent {
             ltime: 1,
             id: 1,
@@ -118,6 +119,11 @@ pub(crate) mod tests {
             deadline: Instant::now(),
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
 
     #[test]
     fn the_default_timeout_grows_with_the_log_of_the_cluster() {

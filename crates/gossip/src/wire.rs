@@ -12,6 +12,11 @@ use crate::user_events::UserEvent;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 
+/// The largest datagram sent or accepted whole, as one stream transport frame. Far above the
+/// largest user event, query or answer the agent can be configured to send, far below what
+/// could hurt.
+pub const MAX_FRAME: usize = 1 << 20;
+
 const KIND_FOCA: u8 = 0;
 const KIND_LEAVE_INTENT: u8 = 1;
 const KIND_QUERY_REPLY: u8 = 2;

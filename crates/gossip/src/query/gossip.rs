@@ -4,9 +4,9 @@
 //! unless it says not to; repeats and queries older than the remembered window are dropped.
 
 use super::message::QueryMessage;
+use crate::deliver::Deliver;
 use crate::lamport::{LamportClock, REMEMBERED_TIMES, SeenWindow, Sighting};
 use std::sync::Arc;
-use tokio::sync::mpsc;
 use tracing::warn;
 
 /// foca's dissemination key for a query.
@@ -24,11 +24,11 @@ pub struct QueryGossip {
     clock: Arc<LamportClock>,
     seen: SeenWindow<u32>,
     /// To the node task, which filters, acks and delivers (it owns the socket).
-    received: mpsc::UnboundedSender<QueryMessage>,
+    received: Deliver<QueryMessage>,
 }
 
 impl QueryGossip {
-    pub fn new(clock: Arc<LamportClock>, received: mpsc::UnboundedSender<QueryMessage>) -> Self {
+    pub fn new(clock: Arc<LamportClock>, received: Deliver<QueryMessage>) -> Self {
         QueryGossip {
             clock,
             seen: SeenWindow::new(REMEMBERED_TIMES),
@@ -56,8 +56,7 @@ impl QueryGossip {
             ltime: query.ltime,
             id: query.id,
         });
-        // The node task only stops with the process.
-        let _ = self.received.send(query);
+        (self.received)(query);
         Ok(key)
     }
 }
@@ -66,6 +65,7 @@ impl QueryGossip {
 mod tests {
     use super::super::message::FLAG_NO_BROADCAST;
     use super::*;
+    use crate::deliver::Inbox;
 
     fn query(ltime: u64, id: u32, flags: u32) -> Vec<u8> {
         QueryMessage {
@@ -84,40 +84,40 @@ mod tests {
         .encode()
     }
 
-    fn gossip() -> (QueryGossip, mpsc::UnboundedReceiver<QueryMessage>) {
-        let (received, inbox) = mpsc::unbounded_channel();
+    fn gossip() -> (QueryGossip, Inbox<QueryMessage>) {
+        let inbox = Inbox::default();
         (
-            QueryGossip::new(Arc::new(LamportClock::default()), received),
+            QueryGossip::new(Arc::new(LamportClock::default()), inbox.sink()),
             inbox,
         )
     }
 
     #[test]
     fn a_query_is_handed_over_once_per_ltime_and_id() {
-        let (mut gossip, mut inbox) = gossip();
+        let (mut gossip, inbox) = gossip();
         assert!(gossip.receive_item(&query(3, 1, 0)).unwrap().is_some());
         assert!(gossip.receive_item(&query(3, 1, 0)).unwrap().is_none());
         assert!(gossip.receive_item(&query(3, 2, 0)).unwrap().is_some());
-        assert_eq!(inbox.try_recv().unwrap().id, 1);
-        assert_eq!(inbox.try_recv().unwrap().id, 2);
-        assert!(inbox.try_recv().is_err());
+        assert_eq!(inbox.pop().unwrap().id, 1);
+        assert_eq!(inbox.pop().unwrap().id, 2);
+        assert!(inbox.pop().is_none());
         assert_eq!(gossip.clock.time(), 4);
     }
 
     #[test]
     fn no_broadcast_queries_are_handled_but_not_passed_on() {
-        let (mut gossip, mut inbox) = gossip();
+        let (mut gossip, inbox) = gossip();
         let item = query(1, 1, FLAG_NO_BROADCAST);
         assert!(gossip.receive_item(&item).unwrap().is_none());
-        assert!(inbox.try_recv().is_ok());
+        assert!(inbox.pop().is_some());
     }
 
     #[test]
     fn old_queries_and_garbage_are_dropped() {
-        let (mut gossip, mut inbox) = gossip();
+        let (mut gossip, inbox) = gossip();
         gossip.clock.witness(2000);
         assert!(gossip.receive_item(&query(100, 1, 0)).unwrap().is_none());
-        assert!(inbox.try_recv().is_err());
+        assert!(inbox.pop().is_none());
         assert!(gossip.receive_item(b"\xc1").is_err());
     }
 }

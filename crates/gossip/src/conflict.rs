@@ -7,7 +7,7 @@
 
 use std::net::SocketAddr;
 use std::time::Duration;
-use tokio::time::Instant;
+use std::time::Instant;
 
 /// memberlist's LAN gossip interval; Serf's default query timeout is a multiple of it.
 const GOSSIP_INTERVAL: Duration = Duration::from_millis(200);

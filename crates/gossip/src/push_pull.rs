@@ -12,7 +12,6 @@
 
 use crate::identity::NodeId;
 use crate::membership::{MemberStatus, MemberTable};
-use crate::transport;
 use crate::user_events::UserEvent;
 use crate::wire;
 use foca::{BroadcastHandler, Codec, Foca, Member, Runtime, State};
@@ -23,7 +22,7 @@ use std::net::SocketAddr;
 
 /// The largest encoded message: the transport's frame limit, less room for the kind byte,
 /// the seal (version, nonce and tag) and msgpack's array headers.
-const BUDGET: usize = transport::MAX_FRAME - 1024;
+const BUDGET: usize = wire::MAX_FRAME - 1024;
 
 /// One side of a sync.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -319,7 +318,7 @@ mod tests {
         assert_eq!(downs, 20);
         // the members took the whole frame: no room was left for events
         assert_eq!(overflow.events, 100);
-        assert!(state.encode().len() <= transport::MAX_FRAME);
+        assert!(state.encode().len() <= wire::MAX_FRAME);
 
         let few: Vec<Member<NodeId>> = members[..10].to_vec();
         let big_events: Vec<UserEvent> = (0..2_000).map(|t| event(t, 1000)).collect();
@@ -335,7 +334,7 @@ mod tests {
         assert!(overflow.events > 0);
         assert_eq!(state.events.last().map(|e| e.ltime), Some(1_999));
         assert!(state.events.windows(2).all(|w| w[0].ltime < w[1].ltime));
-        assert!(state.encode().len() <= transport::MAX_FRAME);
+        assert!(state.encode().len() <= wire::MAX_FRAME);
     }
 
     #[test]

@@ -4,8 +4,8 @@
 
 use super::QueryRecord;
 use super::message::QueryResponseMessage;
+use crate::deliver::Deliver;
 use std::collections::{HashMap, HashSet};
-use tokio::sync::mpsc;
 use tracing::warn;
 
 struct OpenQuery {
@@ -13,7 +13,7 @@ struct OpenQuery {
     ack_requested: bool,
     acked: HashSet<String>,
     responded: HashSet<String>,
-    records: mpsc::UnboundedSender<QueryRecord>,
+    records: Deliver<QueryRecord>,
 }
 
 /// Open queries by Lamport time; each time stamps one query only, since the clock moves
@@ -29,7 +29,7 @@ impl OpenQueries {
         ltime: u64,
         id: u32,
         ack_requested: bool,
-        records: mpsc::UnboundedSender<QueryRecord>,
+        records: Deliver<QueryRecord>,
     ) {
         let query = OpenQuery {
             id,
@@ -73,14 +73,13 @@ impl OpenQueries {
                 payload: reply.payload,
             }
         };
-        // The asker may have gone (an RPC client hung up); the query runs out anyway.
-        let _ = query.records.send(record);
+        (query.records)(record);
     }
 
     /// The query's timeout passed: no more records, then `Done`.
     pub fn close(&mut self, ltime: u64) {
-        if let Some(query) = self.by_ltime.remove(&ltime) {
-            let _ = query.records.send(QueryRecord::Done);
+        if let Some(mut query) = self.by_ltime.remove(&ltime) {
+            (query.records)(QueryRecord::Done);
         }
     }
 }
@@ -89,6 +88,7 @@ impl OpenQueries {
 mod tests {
     use super::super::message::FLAG_ACK;
     use super::*;
+    use crate::deliver::Inbox;
 
     fn reply(ltime: u64, id: u32, from: &str, ack: bool, payload: &[u8]) -> QueryResponseMessage {
         QueryResponseMessage {
@@ -100,15 +100,11 @@ mod tests {
         }
     }
 
-    fn drain(records: &mut mpsc::UnboundedReceiver<QueryRecord>) -> Vec<QueryRecord> {
-        std::iter::from_fn(|| records.try_recv().ok()).collect()
-    }
-
     #[test]
     fn one_ack_and_one_response_per_member_then_done() {
         let mut open = OpenQueries::default();
-        let (sender, mut records) = mpsc::unbounded_channel();
-        open.open(4, 99, true, sender);
+        let records = Inbox::default();
+        open.open(4, 99, true, records.sink());
         open.receive(reply(4, 99, "a", true, b""));
         open.receive(reply(4, 99, "a", true, b""));
         open.receive(reply(4, 99, "a", false, b"up"));
@@ -118,7 +114,7 @@ mod tests {
         open.close(4);
         open.receive(reply(4, 99, "d", true, b""));
         assert_eq!(
-            drain(&mut records),
+            records.take(),
             [
                 QueryRecord::Ack { from: "a".into() },
                 QueryRecord::Response {
@@ -133,10 +129,10 @@ mod tests {
     #[test]
     fn acks_nobody_asked_for_are_dropped() {
         let mut open = OpenQueries::default();
-        let (sender, mut records) = mpsc::unbounded_channel();
-        open.open(1, 1, false, sender);
+        let records = Inbox::default();
+        open.open(1, 1, false, records.sink());
         open.receive(reply(1, 1, "a", true, b""));
         open.close(1);
-        assert_eq!(drain(&mut records), [QueryRecord::Done]);
+        assert_eq!(records.take(), [QueryRecord::Done]);
     }
 }

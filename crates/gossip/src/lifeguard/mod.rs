@@ -14,10 +14,10 @@
 //! through [`on_foca`]. The rest is pure state: times are offsets from a clock the
 //! caller picks.
 
-pub mod awareness;
+mod awareness;
 pub mod gossip;
 pub mod on_foca;
-pub mod suspicion;
+pub(crate) mod suspicion;
 
 use crate::identity::NodeId;
 use awareness::Awareness;

@@ -2,11 +2,11 @@
 //! a random 12-byte nonce, then AES-GCM's ciphertext and 16-byte tag, with no additional
 //! data. The key's length picks AES-128, AES-192 or AES-256.
 
-use crate::go_base64;
 use aes_gcm::aead::{Aead, Generate};
 use aes_gcm::aes::Aes192;
 use aes_gcm::aes::cipher::consts::U12;
 use aes_gcm::{Aes128Gcm, Aes256Gcm, AesGcm, KeyInit, Nonce};
+use musubi_gocompat::base64 as go_base64;
 
 /// memberlist's version 1: AES-GCM without padding (version 0 padded, for protocol 1 only).
 const VERSION: u8 = 1;
@@ -15,8 +15,15 @@ const TAG_LEN: usize = 16;
 /// What sealing adds to a datagram.
 pub const OVERHEAD: usize = 1 + NONCE_LEN + TAG_LEN;
 
-/// Serf's words for a key of the wrong length, which `serf keys` prints.
-pub const BAD_KEY_SIZE: &str = "key size must be 16, 24 or 32 bytes";
+/// Why bytes or text are not a key, in Serf's words (which `serf keys` prints).
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum KeyError {
+    #[error("key size must be 16, 24 or 32 bytes")]
+    Size,
+    /// Go's base64 error, as Serf passes it on.
+    #[error("{0}")]
+    Base64(String),
+}
 
 type Aes192Gcm = AesGcm<Aes192, U12>;
 
@@ -61,13 +68,13 @@ pub enum OpenError {
 }
 
 impl SecretKey {
-    pub fn new(bytes: &[u8]) -> Result<Self, String> {
-        let invalid = |_| BAD_KEY_SIZE.to_string();
+    pub fn new(bytes: &[u8]) -> Result<Self, KeyError> {
+        let invalid = |_| KeyError::Size;
         let cipher = match bytes.len() {
             16 => Cipher::Aes128(Box::new(Aes128Gcm::new_from_slice(bytes).map_err(invalid)?)),
             24 => Cipher::Aes192(Box::new(Aes192Gcm::new_from_slice(bytes).map_err(invalid)?)),
             32 => Cipher::Aes256(Box::new(Aes256Gcm::new_from_slice(bytes).map_err(invalid)?)),
-            _ => return Err(BAD_KEY_SIZE.to_string()),
+            _ => return Err(KeyError::Size),
         };
         Ok(SecretKey {
             bytes: bytes.to_vec(),
@@ -77,8 +84,8 @@ impl SecretKey {
 
     /// A key as Serf's flags, files and RPC carry it. The error is Serf's: Go's base64
     /// error, or the key size.
-    pub fn from_base64(text: &str) -> Result<Self, String> {
-        let bytes = go_base64::decode(text).map_err(|e| e.to_string())?;
+    pub fn from_base64(text: &str) -> Result<Self, KeyError> {
+        let bytes = go_base64::decode(text).map_err(|e| KeyError::Base64(e.to_string()))?;
         SecretKey::new(&bytes)
     }
 
@@ -191,9 +198,9 @@ mod tests {
 
     #[test]
     fn keys_are_read_as_serf_reads_them() {
-        assert_eq!(SecretKey::from_base64("YWJj").unwrap_err(), BAD_KEY_SIZE);
+        assert_eq!(SecretKey::from_base64("YWJj").unwrap_err(), KeyError::Size);
         assert_eq!(
-            SecretKey::from_base64("abc!").unwrap_err(),
+            SecretKey::from_base64("abc!").unwrap_err().to_string(),
             "illegal base64 data at input byte 3"
         );
         let key = SecretKey::from_base64("kdBhiHF8f0PdghUnk62pFz1Nw3ph0l3O9n+TPkiHgsA=").unwrap();

@@ -4,8 +4,10 @@
 //! modules register theirs (the key ring's `_serf_install-key`, ...).
 
 use std::collections::HashMap;
+use std::time::Instant;
 
-pub type InternalQueryHandler = Box<dyn Fn(&[u8]) -> Option<Vec<u8>> + Send + Sync>;
+/// From a query's payload and the time it arrived to the response, if any.
+pub type InternalQueryHandler = Box<dyn Fn(&[u8], Instant) -> Option<Vec<u8>> + Send + Sync>;
 
 pub struct InternalQueries {
     handlers: HashMap<String, InternalQueryHandler>,
@@ -16,7 +18,7 @@ impl Default for InternalQueries {
         let mut queries = InternalQueries {
             handlers: HashMap::new(),
         };
-        queries.register(super::PING, Box::new(|_| None));
+        queries.register(super::PING, Box::new(|_, _| None));
         queries
     }
 }
@@ -27,8 +29,8 @@ impl InternalQueries {
     }
 
     /// `None` if no handler has the name; `Some(response)` otherwise.
-    pub fn answer(&self, name: &str, payload: &[u8]) -> Option<Option<Vec<u8>>> {
-        self.handlers.get(name).map(|handler| handler(payload))
+    pub fn answer(&self, name: &str, payload: &[u8], now: Instant) -> Option<Option<Vec<u8>>> {
+        self.handlers.get(name).map(|handler| handler(payload, now))
     }
 }
 
@@ -39,11 +41,12 @@ mod tests {
     #[test]
     fn ping_is_known_and_answered_by_its_ack_alone() {
         let mut queries = InternalQueries::default();
-        assert_eq!(queries.answer("_serf_ping", b""), Some(None));
-        assert_eq!(queries.answer("_serf_list-keys", b""), None);
-        queries.register("_serf_echo", Box::new(|payload| Some(payload.to_vec())));
+        let now = Instant::now();
+        assert_eq!(queries.answer("_serf_ping", b"", now), Some(None));
+        assert_eq!(queries.answer("_serf_list-keys", b"", now), None);
+        queries.register("_serf_echo", Box::new(|payload, _| Some(payload.to_vec())));
         assert_eq!(
-            queries.answer("_serf_echo", b"x"),
+            queries.answer("_serf_echo", b"x", now),
             Some(Some(b"x".to_vec()))
         );
     }
