@@ -9,6 +9,8 @@ Environment:
                       the tests would start as musubi is a real etcd 3.4 instead.
                       That proves the harness and the tests themselves (etcd vs etcd).
   ETCD_BIN            reference etcd (default: /usr/bin/etcd)
+  MUSUBI_SOAK         "1": the fault-under-load tests run for the specification's full
+                      time (minutes) instead of CI's shorter one (soak_seconds)
 """
 
 import http.client
@@ -35,6 +37,12 @@ def target_kind():
     if kind not in ("musubi", "etcd"):
         raise ValueError("MUSUBI_TEST_TARGET must be musubi or etcd, not %r" % kind)
     return kind
+
+
+def soak_seconds(ci, soak):
+    """How long a fault-under-load test keeps its faults coming: `ci` seconds in the
+    suite, `soak` with MUSUBI_SOAK=1 (the same checks, more chances to break them)."""
+    return soak if os.environ.get("MUSUBI_SOAK") == "1" else ci
 
 
 _handed_out = set()

@@ -17,11 +17,13 @@ import signal
 import stat
 import subprocess
 import time
+import types
 import urllib.parse
 
 import pytest
 
 import harness
+from grpc_proxy import AnswerLosingProxy
 from v3util import Gateway
 
 APIS = ["2", "3"]
@@ -403,6 +405,28 @@ def test_gc_keeps_the_last_revisions_and_log_lists_them(target, tmp_path, api):
     fresh.run("pull")
     assert fresh.tree() == a.tree()
     assert a.json("gc", "--keep", "2")["deleted"] == {"history": 0, "manifests": 0, "blobs": 0}
+
+
+def test_a_push_whose_published_answer_was_lost_is_not_reported_beaten(target, tmp_path):
+    """The Txn that publishes HEAD is applied, but its answer never reaches the pusher (a
+    proxy holds it past --timeout, then drops it). The push finds its own HEAD by reading
+    it: sending the Txn again would fail its compare and report the push beaten (exit 3)."""
+    txn = "/etcdserverpb.KV/Txn"
+    proxy = AnswerLosingProxy("127.0.0.1:%d" % target.client_port,
+                              lose=lambda method, n: method == txn and n == 1)
+    try:
+        a = Files(types.SimpleNamespace(url=proxy.url), "3", str(tmp_path / "a"))
+        a.write("bin/run.sh", "#!/bin/sh\necho ok\n", 0o755)
+        p = a.run("--timeout", "1s", "push", "-m", "answer lost")
+        assert proxy.calls.count(txn) == 1, proxy.calls
+    finally:
+        proxy.close()
+    head, _ = Raw(target, "3").manifest()
+    assert head["rev"] == 1 and head["msg"] == "answer lost", (head, p.stderr)
+    b = Files(target, "3", str(tmp_path / "b"))
+    b.run("pull")
+    assert b.tree() == a.tree()
+    assert Files(target, "3", a.path).run("status").stdout == "Already up-to-date.\n"
 
 
 @pytest.mark.parametrize("api", APIS)
