@@ -4,20 +4,20 @@
 //! the store with `-config-store` ([`config_store`]).
 
 use crate::coalesce;
+use crate::config::tags_file::{self, TagsFile};
 use crate::config::{AgentConfig, ConfigError};
 use crate::config_store;
-use crate::discover::{self, Discovery};
-use crate::invoke;
-use crate::join;
+use crate::handlers::invoke;
+use crate::joins;
+use crate::joins::discover::{self, Discovery};
+use crate::joins::retry::{self, RetryJoin};
 use crate::keyring_file;
-use crate::logging::{self, Logging};
+use crate::logs::syslog::Syslog;
+use crate::logs::{self, Logging};
 use crate::node::{self, Lifecycle, NodeHandle, NodeOptions, QuerySettings};
 use crate::reload::{self, Reloader};
-use crate::retry_join::{self, RetryJoin};
 use crate::rpc;
 use crate::snapshot::{Restored, Snapshot};
-use crate::syslog::Syslog;
-use crate::tags_file::{self, TagsFile};
 use clap::error::ErrorKind;
 use musubi_gossip::identity::NodeId;
 use musubi_gossip::lamport::Clocks;
@@ -69,7 +69,7 @@ pub fn cli_main(args: Vec<String>) -> ExitCode {
         },
         false => None,
     };
-    let logging = logging::init(&config.log_level, syslog);
+    let logging = logs::init(&config.log_level, syslog);
     match runtime.block_on(run(args, config, logging, store)) {
         Ok(code) => code,
         Err(message) => fail(&message),
@@ -227,7 +227,7 @@ async fn run(
         let exhausted = retry_exhausted.clone();
         let node = node.clone();
         tokio::spawn(async move {
-            if retry_join::run(node, plan).await.is_err() {
+            if retry::run(node, plan).await.is_err() {
                 exhausted.notify_one();
             }
         });
@@ -288,7 +288,7 @@ async fn rejoin(node: NodeHandle, local_name: String, previous: Vec<(String, Str
         info!("Attempting re-join to previously known node: {name}: {addr}");
         // As Serf's rejoin: the events missed while down are delivered; the ones
         // handled before are below the restored minimum time.
-        match join::join(&node, std::slice::from_ref(&addr), true).await {
+        match joins::join(&node, std::slice::from_ref(&addr), true).await {
             Ok(outcome) if outcome.reached > 0 => {
                 info!("Re-joined to previously known node: {name}: {addr}");
                 return;
@@ -303,7 +303,7 @@ async fn rejoin(node: NodeHandle, local_name: String, previous: Vec<(String, Str
 /// Serf's agent exits when its `-join` reaches nobody.
 async fn join_at_start(node: &NodeHandle, config: &AgentConfig) -> Result<(), String> {
     println!("==> Joining cluster...(replay: {})", config.replay_on_join);
-    let outcome = join::join(node, &config.join, config.replay_on_join)
+    let outcome = joins::join(node, &config.join, config.replay_on_join)
         .await
         .map_err(|e| e.to_string())?;
     if let Some(error) = outcome.error() {

@@ -5,10 +5,10 @@
 //! RPC port speaks Serf's protocol byte for byte, so the real `serf` CLI works against it.
 //!
 //! How it runs:
-//! 1. [`config`] resolves Serf's flags over its JSON config files ([`config_file`], each
-//!    file and the flags one [`config_layer`]); [`agent`] builds this node's
+//! 1. [`config`] resolves Serf's flags over its JSON config files ([`config::file`], each
+//!    file and the flags one [`config::layer`]); [`agent`] builds this node's
 //!    [`NodeId`](musubi_gossip::identity::NodeId) (tags from `-tag`/`tags` or the
-//!    [`tags_file`]).
+//!    [`config::tags_file`]).
 //! 2. [`node`] owns foca and the UDP socket in one task and drives the protocol of
 //!    [`musubi_gossip`]: each datagram, timer or command is handed to foca, then its output
 //!    is drained: sends, timers ([`timers`]), notifications into the
@@ -20,51 +20,41 @@
 //!    ring.
 //! 3. Member changes, user events and queries become Serf's [`events`]; the [`snapshot`]
 //!    records them, the [`coalesce`]r merges bursts as Serf does, then one task logs them,
-//!    passes them to RPC event streams and runs the matching [`event_handlers`] one at a
-//!    time (`invoke`); a handler's output answers a query. The
+//!    passes them to RPC event streams and runs the matching [`handlers`] one at a
+//!    time ([`handlers::invoke`]); a handler's output answers a query. The
 //!    [`reaper`](musubi_gossip::reaper) drops members gone too long;
 //!    [`conflict`](musubi_gossip::conflict) settles two members claiming one name.
 //! 4. [`rpc`] serves Serf's RPC clients and asks the node through a `NodeHandle`; its
-//!    `monitor` reads the [`log_ring`], which `logging` fills beside stderr and syslog.
-//!    [`rpc_client`] is the other end, for `musubi members`, `musubi query`, ...
-//! 5. Joins: `-join` at start, `-retry-join` in the background (`retry_join`), `-discover`
-//!    over mDNS (`discover`).
+//!    `monitor` reads the [`logs::ring`], which [`logs`] fills beside stderr and syslog.
+//!    The wire format and the client (`musubi members`, ...) are `musubi_serf_rpc`'s.
+//! 5. [`joins`]: `-join` at start, `-retry-join` in the background ([`joins::retry`]),
+//!    `-discover` over mDNS ([`joins::discover`]).
 //! 6. RPC `leave`, SIGINT (unless `skip_leave_on_interrupt`) or SIGTERM (with
 //!    `leave_on_terminate`): tell every member we leave, leave the SWIM cluster, exit 0
 //!    (the [`snapshot`] records the leave); other signals that end the agent exit 1
 //!    without leaving. Losing its name to another member stops the node and the agent
 //!    exits 0, as Serf's. SIGHUP reloads the log level, handlers and tags (`reload`).
 
-pub mod address;
 mod agent;
-pub mod coalesce;
-pub mod config;
-pub mod config_file;
-pub mod config_layer;
-pub mod config_store;
-mod discover;
-pub mod event_handlers;
-pub mod event_streams;
+mod coalesce;
+mod config;
+mod config_store;
+mod event_streams;
 pub mod events;
+mod handlers;
 use musubi_gocompat::base64 as go_base64;
 pub use musubi_gocompat::duration as go_duration;
-mod invoke;
-pub mod join;
-pub mod key_queries;
-pub mod keyring_file;
-pub mod log_ring;
-mod logging;
+mod joins;
+mod key_queries;
+mod keyring_file;
+mod logs;
 pub mod node;
 mod reload;
-mod retry_join;
-pub mod rpc;
-pub mod rpc_client;
-pub mod snapshot;
-mod syslog;
-pub mod tags_file;
-pub mod telemetry;
+mod rpc;
+mod snapshot;
+mod telemetry;
 mod timers;
 pub mod transport;
-mod unused_settings;
 
 pub use agent::cli_main;
+pub use config_store::serf_shapes;

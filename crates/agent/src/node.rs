@@ -15,9 +15,9 @@
 //! `outbound` (how datagrams leave), `queries`, `lifecycle` (prune, name conflicts, event
 //! catch-up) and `push_pull`.
 
+use crate::config::tags_file::{self, Tags, TagsFile};
 use crate::event_streams::EventStreams;
 use crate::events::{AgentEvent, MemberEventKind};
-use crate::tags_file::{self, Tags, TagsFile};
 use crate::timers;
 use crate::transport;
 use foca::{AccumulatingRuntime, Foca, PostcardCodec, Timer};

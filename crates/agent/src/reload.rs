@@ -2,11 +2,11 @@
 //! the log level, the event handlers and the tags (gossiped as `serf tags` would). Every
 //! other setting needs a restart. A config that no longer loads changes nothing.
 
+use crate::config::layer::ConfigLayer;
 use crate::config::{AgentConfig, ConfigError};
-use crate::config_layer::ConfigLayer;
 use crate::config_store;
-use crate::event_handlers::EventHandler;
-use crate::logging::LogLevelControl;
+use crate::handlers::EventHandler;
+use crate::logs::LogLevelControl;
 use crate::node::{NodeHandle, NodeStopped, TagUpdate};
 use tokio::sync::watch;
 use tracing::{error, info};

@@ -19,7 +19,6 @@ mod bench;
 mod cluster;
 mod conf;
 mod files;
-mod go_json;
 mod humanize;
 mod kv;
 mod lock;

@@ -1,7 +1,6 @@
 //! The endpoint list, failover and the HTTP exchange.
 
 use crate::error::{ClusterError, EndpointError, Error, EtcdError};
-use crate::escape::go_quote;
 use crate::request::{DeleteOptions, GetOptions, KeysRequest, SetOptions, WatchOptions};
 use crate::types::{Meta, Response};
 use crate::watch::Watcher;
@@ -12,6 +11,7 @@ use hyper::{Request, StatusCode};
 use hyper_util::client::legacy::Client as HttpClient;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use musubi_gocompat::strconv::quote;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -270,7 +270,7 @@ fn transport_error(endpoint: &str, e: &hyper_util::client::legacy::Error) -> End
 
 fn curl_command(req: &KeysRequest, url: &str) -> String {
     match &req.body {
-        Some(body) => format!("curl -X {} {url} -d {}", req.method, go_quote(body)),
+        Some(body) => format!("curl -X {} {url} -d {}", req.method, quote(body)),
         None => format!("curl -X {} {url}", req.method),
     }
 }

@@ -1,5 +1,6 @@
-//! Go's `net/url` escaping and `path.Clean`, reproduced so requests (and the curl lines
-//! printed for them) are the ones etcd's Go client sends.
+//! Go's `net/url` escaping and etcd's canonical request paths (on `musubi_gocompat`'s
+//! `path.Clean`), reproduced so requests (and the curl lines printed for them) are the
+//! ones etcd's Go client sends.
 
 use std::fmt::Write;
 
@@ -67,42 +68,10 @@ pub fn path_escape(s: &str) -> String {
 /// etcd's `pathutil.CanonicalURLPath`: `path.Clean` that keeps a trailing slash, and "/" for
 /// an empty path.
 pub fn canonical_path(p: &str) -> String {
-    let mut parts: Vec<&str> = Vec::new();
-    for seg in p.split('/') {
-        match seg {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            s => parts.push(s),
-        }
-    }
-    let mut out = String::with_capacity(p.len() + 1);
-    for seg in &parts {
-        out.push('/');
-        out.push_str(seg);
-    }
-    if out.is_empty() || (p.ends_with('/') && !parts.is_empty()) {
+    let mut out = musubi_gocompat::path::clean_rooted(p);
+    if p.ends_with('/') && out != "/" {
         out.push('/');
     }
-    out
-}
-
-/// Go's `%q` for the ASCII bodies we send (they are form-encoded, so nothing else occurs).
-pub fn go_quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' | '\\' => {
-                out.push('\\');
-                out.push(c);
-            }
-            c if c.is_ascii_graphic() || c == ' ' => out.push(c),
-            c => out.extend(c.escape_unicode()),
-        }
-    }
-    out.push('"');
     out
 }
 

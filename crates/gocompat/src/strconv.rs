@@ -1,5 +1,7 @@
-//! Go's `strconv.Quote` (`%q`), and `encoding/json`'s quoting of a byte in its syntax
-//! errors: the v2 API's form errors and the v3 gateway's JSON errors carry them.
+//! Go's `strconv.Quote` (`%q`) and `strconv.ParseBool`, and `encoding/json`'s quoting of a
+//! byte in its syntax errors: the v2 API's form errors and the v3 gateway's JSON errors
+//! carry them, the CLIs print `%q` as etcdctl and serf do, and Go's flags and etcd's v2
+//! form take booleans as `ParseBool` does.
 
 use std::fmt::Write;
 
@@ -29,8 +31,17 @@ pub fn quote_bytes(bytes: &[u8]) -> String {
     out
 }
 
-/// `strconv.Quote` of valid UTF-8.
-fn quote(s: &str) -> String {
+/// `strconv.ParseBool`: `1 t T TRUE true True` and `0 f F FALSE false False`, nothing else.
+pub fn parse_bool(text: &str) -> Option<bool> {
+    match text {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
+        _ => None,
+    }
+}
+
+/// `strconv.Quote` (Go's `%q`) of valid UTF-8.
+pub fn quote(s: &str) -> String {
     let mut out = String::from("\"");
     for c in s.chars() {
         match c {

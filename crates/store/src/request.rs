@@ -152,23 +152,5 @@ impl V2Op {
 /// since a proposal can also arrive from the peer port, and a key such as `//x` would
 /// otherwise make an entry named `/` inside the root.
 pub fn clean_key(key: &str) -> String {
-    let mut parts: Vec<&str> = Vec::new();
-    for part in key.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            p => parts.push(p),
-        }
-    }
-    let mut out = String::with_capacity(key.len() + 1);
-    for p in &parts {
-        out.push('/');
-        out.push_str(p);
-    }
-    if out.is_empty() {
-        out.push('/');
-    }
-    out
+    musubi_gocompat::path::clean_rooted(key)
 }

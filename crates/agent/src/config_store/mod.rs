@@ -39,7 +39,7 @@ pub use restart::pending_restart;
 pub use status::Handle;
 
 use crate::config::AgentConfig;
-use crate::config_layer::ConfigLayer;
+use crate::config::layer::ConfigLayer;
 use musubi_client::Client;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;

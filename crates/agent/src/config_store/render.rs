@@ -4,8 +4,7 @@
 //! decoder, so a tree is refused exactly where the same JSON in a file would be.
 
 use super::Rendered;
-use crate::config_file;
-use crate::config_layer::{CONFIG_KEYS, ConfigLayer, KeyType};
+use crate::config::layer::{CONFIG_KEYS, ConfigLayer, KeyType};
 use musubi_client::Node;
 use musubi_conf::{Entry, Options, Shape, Tree};
 use serde_json::Value;
@@ -21,7 +20,8 @@ pub(super) fn document(prefix: &str, root: &Node) -> Result<Value, String> {
 /// A rendered document as a config layer, refused in the config file decoder's words.
 pub(super) fn decode(rendered: &Rendered) -> Result<ConfigLayer, String> {
     let bytes = serde_json::to_vec(&rendered.document).expect("a Value always serialises");
-    config_file::decode(&bytes).map_err(|e| format!("Error decoding '{}': {e}", rendered.prefix))
+    crate::config::file::decode(&bytes)
+        .map_err(|e| format!("Error decoding '{}': {e}", rendered.prefix))
 }
 
 /// `/serf/web/tags/role` below `/serf/web` is `tags/role`.

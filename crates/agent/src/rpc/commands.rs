@@ -2,22 +2,22 @@
 //! answer with the reply shape Serf's Go client decodes.
 
 use super::AgentState;
-use super::codec::{
-    AuthRequest, CoordinateRequest, CoordinateResponse, DecodeError, EventRequest,
-    ForceLeaveRequest, HandshakeRequest, HeaderFields, JoinRequest, JoinResponse, KeyringRequest,
-    MembersFilter, MembersResponse, MonitorRequest, QueryRequest, RequestHeader, RequestReader,
-    RespondRequest, StopRequest, StreamRequest, TagsRequest, encode_response,
-};
 use super::members::{MemberMatcher, member_wire};
 use super::monitor;
 use super::queries::{PendingQueries, event_stream, query_params, query_stream};
 use super::stats::stats_reply;
 use super::streams::{ConnectionWriter, OpenStream, Outgoing, Streams};
-use crate::event_handlers::EventFilters;
-use crate::join;
+use crate::handlers::EventFilters;
+use crate::joins;
 use crate::key_queries;
 use crate::node::{NodeHandle, NodeStopped, TagUpdate, UserEventRequest};
 use musubi_gossip::key_queries::KeyOperation;
+use musubi_serf_rpc::codec::{
+    AuthRequest, CoordinateRequest, CoordinateResponse, CoordinateWire, DecodeError, EventRequest,
+    ForceLeaveRequest, HandshakeRequest, HeaderFields, JoinRequest, JoinResponse, KeyringRequest,
+    MembersFilter, MembersResponse, MonitorRequest, QueryRequest, RequestHeader, RequestReader,
+    RespondRequest, StopRequest, StreamRequest, TagsRequest, encode_response,
+};
 use tokio::io::AsyncRead;
 use tracing::warn;
 
@@ -247,7 +247,12 @@ impl<'a, R: AsyncRead + Unpin> Session<'a, R> {
             "get-coordinate" => {
                 let request: CoordinateRequest = self.body().await?;
                 let coordinate = self.node.coordinate(request.node).await?;
-                let reply = CoordinateResponse::from(coordinate);
+                let reply = CoordinateResponse::from(coordinate.map(|c| CoordinateWire {
+                    adjustment: c.adjustment,
+                    error: c.error,
+                    height: c.height,
+                    vec: Some(c.vec),
+                }));
                 Ok(Reply::with_body(seq, "", Some(&reply)))
             }
             "monitor" => {
@@ -374,7 +379,7 @@ impl<'a, R: AsyncRead + Unpin> Session<'a, R> {
 
     async fn join(&mut self, seq: u64) -> Result<Reply, CommandError> {
         let request: JoinRequest = self.body().await?;
-        let outcome = join::join(self.node, &request.existing, request.replay).await?;
+        let outcome = joins::join(self.node, &request.existing, request.replay).await?;
         let error = outcome.error().unwrap_or_default();
         let num = i32::try_from(outcome.reached).unwrap_or(i32::MAX);
         Ok(Reply::with_body(seq, &error, Some(&JoinResponse { num })))

@@ -1,12 +1,10 @@
-//! Member records as Serf's `members` replies carry them, `members-filtered`'s
-//! patterns, anchored at both ends as Serf anchors them, and the JSON document
-//! `serf members -format json` prints (also `-http-addr`'s `/v1/members`).
+//! Member records as Serf's `members` replies carry them, and `members-filtered`'s
+//! patterns, anchored at both ends as Serf anchors them.
 
-use super::codec::{MemberWire, MembersFilter};
 use musubi_gossip::membership::MemberRecord;
+use musubi_serf_rpc::codec::{MemberWire, MembersFilter};
 use regex::Regex;
-use serde_json::json;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::IpAddr;
 
 /// Protocol versions Serf 0.8.2 reports (memberlist 1..5 speaking 2; Serf 2..5 speaking 5),
 /// so tools that print them show what they show for a Serf agent.
@@ -72,50 +70,6 @@ impl MemberMatcher {
 
 fn anchored(pattern: &str) -> Result<Regex, regex::Error> {
     Regex::new(&format!("^(?:{pattern})$"))
-}
-
-/// `{"members": [...]}`, `null` when none match (Serf's document, field for field).
-pub fn json_document(members: &[MemberWire]) -> serde_json::Value {
-    if members.is_empty() {
-        return json!({ "members": null });
-    }
-    let list: Vec<serde_json::Value> = members
-        .iter()
-        .map(|m| {
-            json!({
-                "name": m.name,
-                "addr": address(m),
-                "port": m.port,
-                "tags": m.tags,
-                "status": m.status,
-                "protocol": {
-                    "max": m.delegate_max,
-                    "min": m.delegate_min,
-                    "version": m.delegate_cur,
-                },
-            })
-        })
-        .collect();
-    json!({ "members": list })
-}
-
-/// `ip:port`, `[v6]:port`; an IPv4 address sent as 16 bytes (Serf 0.6) prints as IPv4.
-pub fn address(member: &MemberWire) -> String {
-    let ip = match member.addr.len() {
-        4 => IpAddr::V4(Ipv4Addr::new(
-            member.addr[0],
-            member.addr[1],
-            member.addr[2],
-            member.addr[3],
-        )),
-        16 => {
-            let octets: [u8; 16] = member.addr.as_slice().try_into().expect("16 bytes");
-            let v6 = Ipv6Addr::from(octets);
-            v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4)
-        }
-        _ => return format!("<nil>:{}", member.port),
-    };
-    SocketAddr::new(ip, member.port).to_string()
 }
 
 #[cfg(test)]

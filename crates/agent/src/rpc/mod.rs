@@ -1,8 +1,7 @@
 //! Serf's RPC protocol (the `serf` CLI and its client libraries talk it to port 7373).
-//! `codec` is the wire format, `commands` the per-command behaviour, `members` the member records and filters, `queries` query and event streams, `stats` what `serf info` shows, `monitor` the log stream, `server` the sockets,
+//! The wire format is `musubi_serf_rpc::codec`; `commands` the per-command behaviour, `members` the member records and filters, `queries` query and event streams, `stats` what `serf info` shows, `monitor` the log stream, `server` the sockets,
 //! `streams` the records a command keeps sending after its reply.
 
-pub mod codec;
 mod commands;
 pub mod members;
 mod monitor;
@@ -13,8 +12,8 @@ pub mod streams;
 
 pub use server::serve;
 
-use crate::event_handlers::EventHandler;
-use crate::log_ring::LogRing;
+use crate::handlers::EventHandler;
+use crate::logs::ring::LogRing;
 use std::sync::Arc;
 use tokio::sync::watch;
 

@@ -2,9 +2,9 @@
 //! level, the ones kept so far first, then each new one, as `{Log}` records under the
 //! request's Seq until the client stops the stream or hangs up.
 
-use super::codec::LogRecord;
 use super::streams::{OpenStream, RecordSink, StreamTask};
-use crate::log_ring::{LogLine, LogRing, parse_serf_level};
+use crate::logs::ring::{LogLine, LogRing, parse_serf_level};
+use musubi_serf_rpc::codec::LogRecord;
 use tokio::sync::broadcast::error::RecvError;
 use tracing::{Level, warn};
 

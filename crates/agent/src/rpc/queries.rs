@@ -2,15 +2,15 @@
 //! events as stream records, and the per-connection IDs by which a client answers the
 //! queries its event streams showed it.
 
-use super::codec::{
-    MemberEventRecord, QueryEventRecord, QueryRecordWire, QueryRequest, UserEventRecord,
-};
 use super::members::member_wire;
 use super::streams::{OpenStream, RecordSink, StreamTask};
-use crate::event_handlers::EventFilters;
 use crate::events::{AgentEvent, MemberEventKind};
+use crate::handlers::EventFilters;
 use musubi_gossip::membership::{MemberRecord, MemberStatus};
 use musubi_gossip::query::{INTERNAL_PREFIX, PING, QueryEvent, QueryParams, QueryRecord};
+use musubi_serf_rpc::codec::{
+    MemberEventRecord, QueryEventRecord, QueryRecordWire, QueryRequest, UserEventRecord,
+};
 use serde_bytes::ByteBuf;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -7,7 +7,7 @@
 //! number of threads running the agent's tasks (the async runtime's workers) and
 //! `goroutines` the number of its live tasks; `cpu_count` the CPUs available to it.
 
-use crate::event_handlers::EventHandler;
+use crate::handlers::EventHandler;
 use crate::node::NodeStats;
 use musubi_gossip::identity::NodeId;
 use std::collections::BTreeMap;

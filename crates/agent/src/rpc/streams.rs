@@ -6,7 +6,7 @@
 //! A stream ends when its task returns (a query's `done`), on `stop {Stop: seq}`, or when
 //! the connection closes (every stream of the connection is then aborted).
 
-use super::codec::encode_response;
+use musubi_serf_rpc::codec::encode_response;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::future::Future;

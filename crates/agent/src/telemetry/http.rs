@@ -4,13 +4,14 @@
 //! 404.
 
 use crate::node::NodeHandle;
-use crate::rpc::members::{json_document, member_wire};
+use crate::rpc::members::member_wire;
 use axum::Router;
 use axum::http::header::{ACCESS_CONTROL_ALLOW_ORIGIN, CACHE_CONTROL, CONTENT_TYPE};
 use axum::http::{HeaderName, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use metrics_exporter_prometheus::PrometheusHandle;
+use musubi_serf_rpc::members::json_document;
 use serde_json::json;
 use std::sync::{Arc, OnceLock};
 use tokio::net::TcpListener;

@@ -3,7 +3,7 @@
 use super::flags::{Flag, Kind};
 use super::text::{go_json, say};
 use super::{Format, Invocation, Verb, fail};
-use musubi_agent::rpc::codec::EventRequest;
+use musubi_serf_rpc::codec::EventRequest;
 use serde_json::json;
 
 pub const VERB: Verb = Verb {

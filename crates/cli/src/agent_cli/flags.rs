@@ -2,6 +2,7 @@
 //! `-f=v` and `-f v` (not for booleans); flags end at the first argument that is not one,
 //! or at `--`; a bad flag is reported in Go's words on stderr.
 
+use musubi_gocompat::strconv::parse_bool;
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -131,15 +132,6 @@ fn check_value(flag: &Flag, value: &str) -> Result<(), String> {
             "invalid value {value:?} for flag -{}: parse error",
             flag.name
         ))
-    }
-}
-
-/// Go's `strconv.ParseBool`.
-fn parse_bool(value: &str) -> Option<bool> {
-    match value {
-        "1" | "t" | "T" | "true" | "TRUE" | "True" => Some(true),
-        "0" | "f" | "F" | "false" | "FALSE" | "False" => Some(false),
-        _ => None,
     }
 }
 

@@ -3,14 +3,15 @@
 //! fixints and print in decimal; larger ones came with an unsigned marker and print in hex
 //! (Go's `%#v` of an unsigned integer); maps print with their keys sorted, as Go's fmt does.
 
-use musubi_agent::rpc::codec::MemberWire;
-use musubi_agent::rpc_client::messages::EventRecord;
+use musubi_gocompat::strconv::quote;
+use musubi_serf_rpc::client::messages::EventRecord;
+use musubi_serf_rpc::codec::MemberWire;
 use std::fmt::Write;
 
 /// `Event Info:` then a `\tKey: value` line per field of the record. Serf's order is a Go
 /// map's (random); this one is sorted by key, one of the orders Serf prints.
 pub fn event_info(record: &EventRecord) -> String {
-    let mut fields: Vec<(&str, String)> = vec![("Event", quoted(&record.event))];
+    let mut fields: Vec<(&str, String)> = vec![("Event", quote(&record.event))];
     if let Some(coalesce) = record.coalesce {
         fields.push(("Coalesce", coalesce.to_string()));
     }
@@ -28,7 +29,7 @@ pub fn event_info(record: &EventRecord) -> String {
         ));
     }
     if let Some(name) = &record.name {
-        fields.push(("Name", quoted(name)));
+        fields.push(("Name", quote(name)));
     }
     if let Some(payload) = &record.payload {
         // A top-level []byte prints as `[]byte{...}`; a nil one is a nil interface.
@@ -50,19 +51,19 @@ fn member(m: &MemberWire) -> String {
     let tags: Vec<String> = m
         .tags
         .iter()
-        .map(|(k, v)| format!("{}:{}", quoted(k), quoted(v)))
+        .map(|(k, v)| format!("{}:{}", quote(k), quote(v)))
         .collect();
     let fields = [
         ("Addr", byte_list("[]uint8", &m.addr)),
         ("DelegateCur", unsigned(m.delegate_cur.into())),
         ("DelegateMax", unsigned(m.delegate_max.into())),
         ("DelegateMin", unsigned(m.delegate_min.into())),
-        ("Name", quoted(&m.name)),
+        ("Name", quote(&m.name)),
         ("Port", unsigned(m.port.into())),
         ("ProtocolCur", unsigned(m.protocol_cur.into())),
         ("ProtocolMax", unsigned(m.protocol_max.into())),
         ("ProtocolMin", unsigned(m.protocol_min.into())),
-        ("Status", quoted(&m.status)),
+        ("Status", quote(&m.status)),
         (
             "Tags",
             format!("map[interface {{}}]interface {{}}{{{}}}", tags.join(", ")),
@@ -70,7 +71,7 @@ fn member(m: &MemberWire) -> String {
     ];
     let shown: Vec<String> = fields
         .iter()
-        .map(|(k, v)| format!("{}:{v}", quoted(k)))
+        .map(|(k, v)| format!("{}:{v}", quote(k)))
         .collect();
     format!("map[interface {{}}]interface {{}}{{{}}}", shown.join(", "))
 }
@@ -88,11 +89,6 @@ fn unsigned(n: u64) -> String {
 fn byte_list(type_name: &str, bytes: &[u8]) -> String {
     let shown: Vec<String> = bytes.iter().map(|b| format!("{b:#x}")).collect();
     format!("{type_name}{{{}}}", shown.join(", "))
-}
-
-/// Go's `strconv.Quote` for the printable ASCII that names, tags and statuses are made of.
-fn quoted(text: &str) -> String {
-    format!("{text:?}")
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 
 use super::text::{go_json, say};
 use super::{Format, Invocation, Verb, fail};
-use musubi_agent::rpc_client::messages::Stats;
+use musubi_serf_rpc::client::messages::Stats;
 
 pub const VERB: Verb = Verb {
     name: "info",

@@ -4,8 +4,8 @@
 use super::flags::{Flag, Kind};
 use super::text::{columns, go_json, say};
 use super::{Format, Invocation, Verb, fail};
-use musubi_agent::rpc::codec::KeyringRequest;
-use musubi_agent::rpc_client::messages::KeyResponse;
+use musubi_serf_rpc::client::messages::KeyResponse;
+use musubi_serf_rpc::codec::KeyringRequest;
 use serde_json::json;
 
 pub const VERB: Verb = Verb {

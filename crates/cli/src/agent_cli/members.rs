@@ -4,9 +4,8 @@
 use super::flags::{Flag, Kind};
 use super::text::{columns, go_json, say};
 use super::{Format, Invocation, Verb, fail, split_tag};
-use musubi_agent::rpc::codec::{MemberWire, MembersFilter, MembersResponse};
-pub use musubi_agent::rpc::members::address;
-use musubi_agent::rpc::members::json_document;
+use musubi_serf_rpc::codec::{MemberWire, MembersFilter, MembersResponse};
+use musubi_serf_rpc::members::{address, json_document};
 use std::collections::BTreeMap;
 
 pub const VERB: Verb = Verb {

@@ -22,7 +22,7 @@ mod tags;
 mod text;
 
 use flags::{Flag, Kind, Parsed};
-use musubi_agent::rpc_client::RpcClient;
+use musubi_serf_rpc::client::RpcClient;
 use std::process::ExitCode;
 use text::say;
 

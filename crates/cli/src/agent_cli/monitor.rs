@@ -3,12 +3,12 @@
 
 use super::flags::{Flag, Kind};
 use super::go_syntax::event_info;
-use super::members::address;
 use super::text::say;
 use super::{Format, Invocation, Verb, fail};
-use musubi_agent::rpc::codec::{MonitorRequest, StreamRequest};
-use musubi_agent::rpc_client::messages::{EventRecord, LogRecord};
-use musubi_agent::rpc_client::{ClientError, RpcClient};
+use musubi_serf_rpc::client::messages::{EventRecord, LogRecord};
+use musubi_serf_rpc::client::{ClientError, RpcClient};
+use musubi_serf_rpc::codec::{MonitorRequest, StreamRequest};
+use musubi_serf_rpc::members::address;
 use serde_json::json;
 
 pub const VERB: Verb = Verb {

@@ -4,9 +4,9 @@
 use super::flags::{Flag, Kind};
 use super::text::{go_json, say};
 use super::{Format, Invocation, Verb, fail, split_tag};
-use musubi_agent::rpc::codec::QueryRequest;
-use musubi_agent::rpc_client::messages::QueryRecord;
-use musubi_agent::rpc_client::{ClientError, RpcClient};
+use musubi_serf_rpc::client::messages::QueryRecord;
+use musubi_serf_rpc::client::{ClientError, RpcClient};
+use musubi_serf_rpc::codec::QueryRequest;
 use serde_json::json;
 use std::collections::BTreeMap;
 

@@ -6,8 +6,8 @@ use super::flags::{Flag, Kind};
 use super::query::{QueryEnd, collect_records, start_query};
 use super::text::{go_json, say};
 use super::{Format, Invocation, Verb, fail};
-use musubi_agent::rpc::codec::MembersResponse;
-use musubi_agent::rpc::codec::QueryRequest;
+use musubi_serf_rpc::codec::MembersResponse;
+use musubi_serf_rpc::codec::QueryRequest;
 use serde_json::json;
 use std::time::Instant;
 

@@ -3,9 +3,9 @@
 
 use super::text::{go_json, say};
 use super::{Format, Invocation, Verb, fail};
-use musubi_agent::rpc::codec::CoordinateRequest;
-use musubi_agent::rpc_client::RpcClient;
-use musubi_agent::rpc_client::messages::{Coordinate, CoordinateResponse, Stats};
+use musubi_serf_rpc::client::RpcClient;
+use musubi_serf_rpc::client::messages::{Coordinate, CoordinateResponse, Stats};
+use musubi_serf_rpc::codec::CoordinateRequest;
 use serde_json::json;
 
 pub const VERB: Verb = Verb {

@@ -3,7 +3,7 @@
 use super::flags::{Flag, Kind};
 use super::text::{go_json, say};
 use super::{Format, Invocation, Verb, fail, split_tag};
-use musubi_agent::rpc::codec::TagsRequest;
+use musubi_serf_rpc::codec::TagsRequest;
 use serde_json::json;
 use std::collections::BTreeMap;
 

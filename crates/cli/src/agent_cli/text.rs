@@ -43,10 +43,10 @@ pub fn columns(rows: &[Vec<String>]) -> String {
 }
 
 /// JSON as Go's `json.MarshalIndent(v, "", "  ")` writes it: two-space indent, HTML
-/// characters escaped (`crate::go_json`).
+/// characters escaped (`musubi_gocompat::json`).
 pub fn go_json<T: Serialize>(value: &T) -> String {
     let text = serde_json::to_string_pretty(value).expect("JSON values always encode");
-    crate::go_json::html_escaped(&text)
+    musubi_gocompat::json::escape_html(&text)
 }
 
 #[cfg(test)]

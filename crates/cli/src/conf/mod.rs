@@ -105,7 +105,7 @@ impl TreeArgs {
             });
         if self.schema == SchemaName::Serf {
             // The agent's own table of Serf's keys, so `conf` and the agent never disagree.
-            options = options.schema(musubi_agent::config_store::serf_shapes());
+            options = options.schema(musubi_agent::serf_shapes());
         }
         for path in &self.arrays {
             options = options.declare(path, musubi_conf::Shape::List);

@@ -43,10 +43,10 @@ fn prev_value(resp: &Response) -> &str {
     resp.prev_node.as_ref().map_or("", |p| p.value.as_str())
 }
 
-/// JSON as Go's `json.Marshal` writes it (`crate::go_json`).
+/// JSON as Go's `json.Marshal` writes it (`musubi_gocompat::json`).
 fn go_json(resp: &Response) -> String {
     let json = serde_json::to_string(resp).expect("a response always serialises");
-    crate::go_json::html_escaped(&json)
+    musubi_gocompat::json::escape_html(&json)
 }
 
 #[cfg(test)]

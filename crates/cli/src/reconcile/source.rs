@@ -5,8 +5,8 @@
 
 use super::records::read_tree;
 use crate::toolkit::{Store, ToolError};
-use musubi_agent::rpc::codec::MembersResponse;
-use musubi_agent::rpc_client::RpcClient;
+use musubi_serf_rpc::client::RpcClient;
+use musubi_serf_rpc::codec::MembersResponse;
 use std::collections::BTreeMap;
 use std::time::Instant;
 

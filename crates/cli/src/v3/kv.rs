@@ -414,9 +414,7 @@ pub fn parse_int(text: &str, base: u32) -> Result<i64, String> {
 }
 
 /// Go's `%q` of a string.
-pub fn go_quote(text: &str) -> String {
-    musubi_gocompat::strconv::quote_bytes(text.as_bytes())
-}
+pub use musubi_gocompat::strconv::quote as go_quote;
 
 #[cfg(test)]
 mod tests {

@@ -4,7 +4,6 @@
 //! `omitempty`).
 
 use super::failure::{EXIT_BAD_FEATURE, Failure};
-use crate::go_json;
 use clap::ValueEnum;
 use musubi_gocompat::base64;
 use musubi_proto::etcdserverpb::ResponseHeader;
@@ -192,5 +191,5 @@ pub fn kvs_json(kvs: &[KeyValue]) -> Vec<Value> {
 /// One line of Go-encoded JSON on stdout (`<`, `>`, `&` escaped as Go does).
 pub fn print_json(value: Value) {
     let text = serde_json::to_string(&value).expect("JSON values serialise");
-    println!("{}", go_json::html_escaped(&text));
+    println!("{}", musubi_gocompat::json::escape_html(&text));
 }

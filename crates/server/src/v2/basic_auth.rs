@@ -44,45 +44,13 @@ fn parse_basic(value: &str) -> Option<Credentials> {
     if !head.eq_ignore_ascii_case(PREFIX) {
         return None;
     }
-    let decoded = String::from_utf8(base64_decode(&value[PREFIX.len()..])?).ok()?;
+    let decoded =
+        String::from_utf8(musubi_gocompat::base64::decode(&value[PREFIX.len()..]).ok()?).ok()?;
     let (user, password) = decoded.split_once(':')?;
     Some(Credentials::Basic {
         user: user.to_string(),
         password: password.to_string(),
     })
-}
-
-/// Standard padded base64 (Go's `base64.StdEncoding`), strict like Go's decoder.
-fn base64_decode(s: &str) -> Option<Vec<u8>> {
-    let bytes = s.as_bytes();
-    if !bytes.len().is_multiple_of(4) {
-        return None;
-    }
-    let value = |c: u8| -> Option<u32> {
-        Some(match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => return None,
-        } as u32)
-    };
-    let mut out = Vec::with_capacity(bytes.len() / 4 * 3);
-    for (i, chunk) in bytes.chunks(4).enumerate() {
-        let last = i == bytes.len() / 4 - 1;
-        let pad = chunk.iter().rev().take_while(|&&c| c == b'=').count();
-        if pad > 2 || (pad > 0 && !last) {
-            return None;
-        }
-        let mut n = 0u32;
-        for &c in &chunk[..4 - pad] {
-            n = (n << 6) | value(c)?;
-        }
-        n <<= 6 * pad as u32;
-        out.extend_from_slice(&n.to_be_bytes()[1..4 - pad]);
-    }
-    Some(out)
 }
 
 #[cfg(test)]
@@ -123,15 +91,5 @@ mod tests {
             Credentials::Malformed,
             "no colon"
         );
-    }
-
-    #[test]
-    fn base64_round_values() {
-        assert_eq!(base64_decode("").unwrap(), b"");
-        assert_eq!(base64_decode("YQ==").unwrap(), b"a");
-        assert_eq!(base64_decode("YWI=").unwrap(), b"ab");
-        assert_eq!(base64_decode("YWJj").unwrap(), b"abc");
-        assert!(base64_decode("YQ=").is_none());
-        assert!(base64_decode("YQ==YWJj").is_none());
     }
 }

@@ -1,6 +1,7 @@
 //! Parsing a `/v2/keys` request (query string and form body) into what etcd would do,
 //! with etcd's error code and cause for every malformed parameter.
 
+use musubi_gocompat::strconv::parse_bool;
 use musubi_store::{Compare, ErrorCode, Expiry, V2Error, V2Op};
 
 /// The parameters of one keys request, validated.
@@ -103,15 +104,6 @@ fn unescape(s: &str) -> Result<String, V2Error> {
     }
     Ok(String::from_utf8(out)
         .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
-}
-
-/// Go's `strconv.ParseBool`.
-fn parse_bool(s: &str) -> Option<bool> {
-    match s {
-        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
-        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
-        _ => None,
-    }
 }
 
 fn flag(form: &Form, name: &str) -> Result<bool, V2Error> {

@@ -19,7 +19,6 @@
 //!
 //! The `Authorization` header is the call's auth token (gRPC metadata `authorization`).
 
-mod go;
 mod json;
 mod messages;
 mod reply;

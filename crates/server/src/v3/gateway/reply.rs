@@ -2,7 +2,6 @@
 //! `{"error","message","code"}` with the HTTP status of its gRPC code, the chunks of a
 //! stream, and Go's plain-text 404 and 405.
 
-use super::go;
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderValue, Response, StatusCode, header};
 use serde::Serialize;
@@ -60,7 +59,10 @@ pub fn error_chunk(status: &Status) -> Bytes {
 
 /// `value` as Go's jsonpb writes it (pbjson's field names and forms, Go's escaping).
 pub fn to_json<T: Serialize>(value: &T) -> Vec<u8> {
-    go::escape_json(serde_json::to_vec(value).unwrap_or_default())
+    musubi_gocompat::json::escape_html_and_control(
+        &serde_json::to_string(value).unwrap_or_default(),
+    )
+    .into_bytes()
 }
 
 /// grpc-gateway's `HTTPStatusFromCode` (v1).

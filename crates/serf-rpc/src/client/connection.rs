@@ -1,7 +1,7 @@
 //! One RPC connection: shake hands, authenticate, then send requests and read what the
-//! agent answers. Request and record bodies are the shapes of `rpc::codec` and `messages`.
+//! agent answers. Request and record bodies are the shapes of [`crate::codec`] and [`super::messages`].
 
-use crate::rpc::codec::{
+use crate::codec::{
     AuthRequest, DecodeError, HandshakeRequest, RequestHeader, RequestReader, StopRequest,
 };
 use serde::de::DeserializeOwned;

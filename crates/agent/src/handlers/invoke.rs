@@ -4,7 +4,7 @@
 //! handler's output (its last 8 KiB, stdout and stderr together) is the query's answer
 //! when it exits 0.
 
-use crate::event_handlers::EventHandler;
+use super::EventHandler;
 use crate::events::AgentEvent;
 use crate::node::NodeHandle;
 use musubi_gossip::identity::NodeId;

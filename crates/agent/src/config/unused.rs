@@ -2,7 +2,7 @@
 //! given is named in a warning at start (`==> Warning: ...`), so none is ignored silently.
 //! docs/agent-config.md lists them with the reason.
 
-use crate::config_layer::ConfigLayer;
+use super::layer::ConfigLayer;
 use std::time::Duration;
 
 /// The only Serf protocol musubi speaks, as Serf 0.8 numbers its newest.

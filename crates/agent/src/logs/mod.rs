@@ -3,9 +3,12 @@
 //! the [`LogRing`] that `serf monitor` reads (Serf's log writer takes every level too, so
 //! `serf monitor -log-level=debug` shows debug lines from an agent logging at info).
 
-use crate::log_ring::LogRing;
-use crate::syslog::Syslog;
+pub mod ring;
+pub mod syslog;
+
+use ring::LogRing;
 use std::sync::Arc;
+use syslog::Syslog;
 use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::layer::{Layer, SubscriberExt};
 use tracing_subscriber::util::SubscriberInitExt;

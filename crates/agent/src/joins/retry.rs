@@ -3,7 +3,6 @@
 //! log lines are Serf's, so scripts that watch for them keep working.
 
 use crate::go_duration;
-use crate::join;
 use crate::node::NodeHandle;
 use std::time::Duration;
 use tracing::{error, info, warn};
@@ -26,7 +25,7 @@ pub async fn run(node: NodeHandle, plan: RetryJoin) -> Result<(), Exhausted> {
     let mut failures: i64 = 0;
     loop {
         info!("Joining cluster...(replay: {})", plan.replay);
-        let Ok(outcome) = join::join(&node, &plan.peers, plan.replay).await else {
+        let Ok(outcome) = super::join(&node, &plan.peers, plan.replay).await else {
             return Ok(());
         };
         let Some(error) = outcome.error() else {

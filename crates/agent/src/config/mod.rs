@@ -3,11 +3,16 @@
 //! them ([`ConfigLayer::merge`]), then checked. Go's flag syntax is accepted: `-flag value`,
 //! `-flag=value` and the `--` forms alike.
 
-use crate::address::{self, DEFAULT_GOSSIP_PORT};
-use crate::config_file;
-use crate::config_layer::ConfigLayer;
+pub mod address;
+pub mod file;
+pub mod layer;
+pub mod tags_file;
+mod unused;
+
 use crate::config_store;
+use address::DEFAULT_GOSSIP_PORT;
 use clap::{CommandFactory, FromArgMatches};
+use layer::ConfigLayer;
 use musubi_gossip::profile::Profile;
 use musubi_gossip::query::QueryLimits;
 use musubi_gossip::user_events::DEFAULT_USER_EVENT_SIZE_LIMIT;
@@ -109,7 +114,7 @@ impl AgentConfig {
     /// and the flags.
     pub fn load_with(args: &[String], store: ConfigLayer) -> Result<AgentConfig, ConfigError> {
         let flags = parse_flags(args).map_err(ConfigError::Usage)?;
-        let files = config_file::read_paths(&flags.config_paths)?;
+        let files = file::read_paths(&flags.config_paths)?;
         Ok(AgentConfig::resolve(files.merge(store).merge(flags.layer))?)
     }
 
@@ -151,7 +156,7 @@ impl AgentConfig {
     }
 
     fn resolve(layer: ConfigLayer) -> Result<AgentConfig, String> {
-        let unused = crate::unused_settings::warnings(&layer);
+        let unused = unused::warnings(&layer);
         let mut notices = Vec::new();
         let mut tags: BTreeMap<String, String> = layer.tags.into_iter().collect();
         if let Some(role) = layer.role.filter(|r| !r.is_empty()) {

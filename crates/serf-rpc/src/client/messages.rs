@@ -1,9 +1,9 @@
 //! Request and reply bodies of the streaming, key and introspection commands, as Serf's Go
 //! client writes and reads them (maps keyed by Go field names; `[]byte` as msgpack bin).
 //! Requests, and the replies the server's types cannot decode (they are written for
-//! encoding), use `rpc::codec`'s shapes directly.
+//! encoding), use [`crate::codec`]'s shapes directly.
 
-use crate::rpc::codec::{MemberWire, nil_as_empty};
+use crate::codec::{MemberWire, nil_as_empty};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_bytes::ByteBuf;
 use std::collections::BTreeMap;
@@ -83,23 +83,23 @@ pub struct Coordinate {
 }
 
 impl Coordinate {
-    /// The estimated round trip to `other`, in seconds: the Euclidean distance plus both
-    /// heights, plus both adjustments unless that would make it negative.
+    /// The estimated round trip to `other`, in seconds, as Serf's `coordinate` package
+    /// computes it: the Euclidean distance plus both heights, plus both adjustments unless
+    /// that would make it negative.
     pub fn rtt_seconds(&self, other: &Coordinate) -> Result<f64, String> {
         if self.vec.len() != other.vec.len() {
             return Err("coordinate dimensionality does not match".to_string());
         }
-        Ok(self.vivaldi().seconds_to(&other.vivaldi()))
-    }
-
-    /// The agent's own coordinate type, which does the arithmetic.
-    fn vivaldi(&self) -> musubi_gossip::coordinate::Coordinate {
-        musubi_gossip::coordinate::Coordinate {
-            adjustment: self.adjustment,
-            error: self.error,
-            height: self.height,
-            vec: self.vec.clone(),
-        }
+        let distance = self
+            .vec
+            .iter()
+            .zip(&other.vec)
+            .map(|(a, b)| (a - b) * (a - b))
+            .sum::<f64>()
+            .sqrt();
+        let raw = distance + self.height + other.height;
+        let adjusted = raw + self.adjustment + other.adjustment;
+        Ok(if adjusted > 0.0 { adjusted } else { raw })
     }
 }
 

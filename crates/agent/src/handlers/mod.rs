@@ -4,6 +4,8 @@
 //! `user`, `user:NAME`, `query`, `query:NAME` or `*`; no filter means every event. Serf
 //! splits at the first `=`, so a script containing `=` needs a filter in front of it.
 
+pub mod invoke;
+
 use crate::events::AgentEvent;
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -1,6 +1,9 @@
 //! Joining the members at addresses users typed, for `-join` and the RPC `join` alike.
 
-use crate::address;
+pub mod discover;
+pub mod retry;
+
+use crate::config::address;
 use crate::node::{NodeHandle, NodeStopped};
 use std::net::SocketAddr;
 use std::time::Duration;

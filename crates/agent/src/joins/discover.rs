@@ -3,7 +3,6 @@
 //! port and address = the gossip advertise address), looks for the others at start and
 //! then every minute, and joins those it is not already a member with.
 
-use crate::join;
 use crate::node::NodeHandle;
 use mdns_sd::{IfKind, ServiceDaemon, ServiceEvent, ServiceInfo};
 use musubi_gossip::membership::MemberStatus;
@@ -117,7 +116,7 @@ async fn join_new(
     if new.is_empty() {
         return Ok(());
     }
-    let outcome = join::join(node, &new, replay).await?;
+    let outcome = super::join(node, &new, replay).await?;
     match outcome.error() {
         None => info!("mDNS: joined {} of {:?}", outcome.reached, new),
         Some(error) => warn!("mDNS: joining {new:?} failed: {error}"),

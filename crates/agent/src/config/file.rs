@@ -2,7 +2,7 @@
 //! files, one level deep, in name order), read in the order given and merged one over the
 //! other. Errors are worded as Serf words them (`Error decoding 'f.json': ...`).
 
-use crate::config_layer::{CONFIG_KEYS, ConfigLayer, KeyType};
+use super::layer::{CONFIG_KEYS, ConfigLayer, KeyType};
 use crate::go_duration;
 use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};

@@ -2,9 +2,8 @@
 //! Requests are a header `{Command, Seq}` and an optional body; responses a header
 //! `{Error, Seq}` and an optional body. Structs are maps keyed by Go field names, written
 //! in the alphabetical order Serf's own agent uses (checked byte for byte in the tests).
-//! The types serve both ends: the agent's server and `musubi`'s own client (`rpc_client`).
+//! The types serve both ends: the agent's server and `musubi`'s own client ([`crate::client`]).
 
-use musubi_gossip::coordinate::Coordinate;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -100,7 +99,7 @@ pub struct TagsRequest {
 }
 
 /// Go sends an empty map or slice as msgpack nil (`serf tags -delete k` alone), and loose
-/// clients a missing payload as nil. Shared with the client's reply shapes (`rpc_client`).
+/// clients a missing payload as nil. Shared with the client's reply shapes ([`crate::client`]).
 pub(crate) fn nil_as_empty<'de, D, T>(deserializer: D) -> Result<T, D::Error>
 where
     D: serde::Deserializer<'de>,
@@ -196,22 +195,11 @@ pub struct CoordinateWire {
     pub vec: Option<Vec<f64>>,
 }
 
-impl From<Option<Coordinate>> for CoordinateResponse {
-    fn from(coordinate: Option<Coordinate>) -> Self {
-        match coordinate {
-            Some(c) => CoordinateResponse {
-                coord: CoordinateWire {
-                    adjustment: c.adjustment,
-                    error: c.error,
-                    height: c.height,
-                    vec: Some(c.vec),
-                },
-                ok: true,
-            },
-            None => CoordinateResponse {
-                coord: CoordinateWire::default(),
-                ok: false,
-            },
+impl From<Option<CoordinateWire>> for CoordinateResponse {
+    fn from(coordinate: Option<CoordinateWire>) -> Self {
+        CoordinateResponse {
+            ok: coordinate.is_some(),
+            coord: coordinate.unwrap_or_default(),
         }
     }
 }
@@ -470,7 +458,7 @@ mod tests {
     fn a_known_coordinate_matches_serf() {
         // the floats of a coordinate captured from serf 0.9.4, by their bits
         let f = f64::from_bits;
-        let coordinate = Coordinate {
+        let coordinate = CoordinateWire {
             adjustment: f(0x3ef6af7a97e7b01d),
             error: f(0x3fec4095fb1a8279),
             height: f(0x3ee4f8b588e368f1),
@@ -485,7 +473,8 @@ mod tests {
                 0x3e8e4b918bdf9b83,
             ]
             .map(f)
-            .to_vec(),
+            .to_vec()
+            .into(),
         };
         let bytes = encode_response(1, "", Some(&CoordinateResponse::from(Some(coordinate))));
         assert_eq!(
