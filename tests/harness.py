@@ -145,7 +145,7 @@ class Server:
                        "--initial-cluster-state", "new", "--enable-v2"]
         return args + self.extra_args
 
-    def start(self, wait=True, timeout=30.0):
+    def start(self, wait=True, timeout=30.0, settle=True):
         argv = self.argv()
         if not os.path.exists(argv[0]):
             raise RuntimeError("server binary %s does not exist (build it: cargo build --release -p musubi)" % argv[0])
@@ -156,7 +156,7 @@ class Server:
         self.proc = subprocess.Popen(argv, stdout=self._log, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, start_new_session=True, env=env)
         if wait:
-            self.wait_ready(timeout)
+            self.wait_ready(timeout, settle)
         return self
 
     def log_tail(self, n=4000):
@@ -170,9 +170,11 @@ class Server:
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
 
-    def wait_ready(self, timeout=30.0):
-        """Poll /version until it answers 200 with JSON, then wait until the store
-        index is stable (etcd writes membership entries right after start)."""
+    def wait_ready(self, timeout=30.0, settle=True):
+        """Poll /version until it answers 200 with JSON, then (with `settle`) wait until
+        the store index is stable (etcd writes membership entries right after start). A
+        member restarted while clients write never sees a stable index: start it with
+        settle=False."""
         deadline = time.time() + timeout
         last_err = None
         while time.time() < deadline:
@@ -192,7 +194,8 @@ class Server:
             self.kill()
             raise RuntimeError("%s not ready within %.0fs (%s); log:\n%s"
                                % (self.kind, timeout, last_err, self.log_tail()))
-        self.settle(deadline)
+        if settle:
+            self.settle(deadline)
 
     def settle(self, deadline=None):
         deadline = deadline or time.time() + 10

@@ -156,7 +156,9 @@ class TlsServer(Server):
             "--initial-cluster", self.cluster or "%s=%s" % (self.name, self.peer_url),
             "--initial-cluster-state", "new", "--enable-v2"] + self.tls_args
 
-    def wait_ready(self, timeout=30.0):
+    def wait_ready(self, timeout=30.0, settle=True):
+        """Ready once the v2 API answers 200 over this member's scheme (it never waits
+        for the index to settle, so `settle` changes nothing)."""
         deadline = time.time() + timeout
         last = None
         while time.time() < deadline:
