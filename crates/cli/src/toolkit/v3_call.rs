@@ -70,19 +70,22 @@ impl Store {
             let Some(channel) = self.v3() else {
                 break;
             };
-            match tokio::time::timeout(how.timeout, call(channel)).await {
+            let timed_out = match tokio::time::timeout(how.timeout, call(channel)).await {
                 Ok(Ok(reply)) => return Ok(reply),
                 Ok(Err(status)) if status.code() != Code::Unavailable => return Err(status),
-                Ok(Err(status)) => last = status,
+                Ok(Err(status)) => {
+                    last = status;
+                    false
+                }
                 Err(_) => {
                     last = Status::deadline_exceeded("context deadline exceeded");
-                    if !how.resend_after_timeout {
-                        self.v3_failover();
-                        return Err(last);
-                    }
+                    true
                 }
-            }
+            };
             self.v3_failover();
+            if timed_out && !how.resend_after_timeout {
+                break;
+            }
         }
         Err(last)
     }
