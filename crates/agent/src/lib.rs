@@ -53,7 +53,6 @@ mod reload;
 mod rpc;
 mod snapshot;
 mod telemetry;
-mod timers;
 pub mod transport;
 
 pub use agent::cli_main;
