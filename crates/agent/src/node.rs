@@ -245,7 +245,16 @@ pub async fn start(
     let (local, local_view) = watch::channel(settings.identity.clone());
     let shut_down = Arc::new(Notify::new());
     let core = Core::new(settings, rand_foca::make_rng(), Instant::now());
-    let driver = driver::Driver::new(core, socket, events, local, tags_file, shut_down.clone());
+    let driver = driver::Driver {
+        core,
+        socket,
+        events,
+        local,
+        tags_file,
+        shut_down: shut_down.clone(),
+        catching_up: Vec::new(),
+        queries: Default::default(),
+    };
     tokio::spawn(driver.run(frame_inbox, command_inbox));
     Ok(NodeHandle {
         commands,

@@ -19,40 +19,20 @@ use tracing::{debug, warn};
 const MAX_DATAGRAM: usize = 65_536;
 
 pub(super) struct Driver {
-    core: Core,
-    socket: UdpSocket,
-    events: mpsc::UnboundedSender<AgentEvent>,
-    local: watch::Sender<NodeId>,
-    tags_file: Option<TagsFile>,
+    pub(super) core: Core,
+    pub(super) socket: UdpSocket,
+    pub(super) events: mpsc::UnboundedSender<AgentEvent>,
+    pub(super) local: watch::Sender<NodeId>,
+    pub(super) tags_file: Option<TagsFile>,
     /// Told when the node stops on its own (it lost its name in a conflict).
-    shut_down: Arc<Notify>,
+    pub(super) shut_down: Arc<Notify>,
     /// Joins waiting for a member's event clock before they announce themselves.
-    catching_up: Vec<oneshot::Sender<()>>,
+    pub(super) catching_up: Vec<oneshot::Sender<()>>,
     /// Where the records of our open queries go, by the query's Lamport time.
-    queries: HashMap<u64, mpsc::UnboundedSender<QueryRecord>>,
+    pub(super) queries: HashMap<u64, mpsc::UnboundedSender<QueryRecord>>,
 }
 
 impl Driver {
-    pub(super) fn new(
-        core: Core,
-        socket: UdpSocket,
-        events: mpsc::UnboundedSender<AgentEvent>,
-        local: watch::Sender<NodeId>,
-        tags_file: Option<TagsFile>,
-        shut_down: Arc<Notify>,
-    ) -> Driver {
-        Driver {
-            core,
-            socket,
-            events,
-            local,
-            tags_file,
-            shut_down,
-            catching_up: Vec::new(),
-            queries: HashMap::new(),
-        }
-    }
-
     /// Until the handles are gone or the member lost its name.
     pub(super) async fn run(
         mut self,
