@@ -74,14 +74,42 @@ impl Simulation {
 
     /// kill -9 of a random `fraction` of the members; returns which.
     pub fn crash_some(&mut self, fraction: f64) -> Vec<usize> {
-        let count = (self.members.len() as f64 * fraction) as usize;
-        let mut crashed = index::sample(&mut self.world.rng, self.members.len(), count).into_vec();
-        crashed.sort_unstable();
+        let crashed = self.pick(fraction);
         for &i in &crashed {
             self.members[i].crash();
             self.joining[i] = None;
         }
         crashed
+    }
+
+    /// Cuts a random `fraction` of the members off from the rest for `lasting` (a rack
+    /// losing its uplink); returns which.
+    pub fn cut_off_some(&mut self, fraction: f64, lasting: Duration) -> Vec<usize> {
+        let cut_off = self.pick(fraction);
+        let mut group_of = vec![0; self.members.len()];
+        for &i in &cut_off {
+            group_of[i] = 1;
+        }
+        self.world.partition(group_of, lasting);
+        cut_off
+    }
+
+    /// Stops a random `fraction` of the members for `lasting` each (SIGSTOP, then
+    /// SIGCONT); returns which.
+    pub fn pause_some(&mut self, fraction: f64, lasting: Duration) -> Vec<usize> {
+        let paused = self.pick(fraction);
+        for &i in &paused {
+            self.world.pause(i, lasting);
+        }
+        paused
+    }
+
+    /// A random `fraction` of the members, in order.
+    fn pick(&mut self, fraction: f64) -> Vec<usize> {
+        let count = (self.members.len() as f64 * fraction) as usize;
+        let mut picked = index::sample(&mut self.world.rng, self.members.len(), count).into_vec();
+        picked.sort_unstable();
+        picked
     }
 
     /// Runs until no member `is_behind` (looked at every `CHECK_EVERY`); panics with
@@ -158,6 +186,11 @@ impl Simulation {
         })
     }
 
+    /// Plays every happening for `lasting` of cluster time.
+    pub fn run_for(&mut self, lasting: Duration) {
+        self.run_to(self.world.now + lasting);
+    }
+
     /// Plays every happening up to `until`; starts and announces are looked at every
     /// `JOIN_TICK` (looking at every member after every happening would cost O(n) each).
     fn run_to(&mut self, until: Duration) {
@@ -167,7 +200,7 @@ impl Simulation {
                 self.next_join_tick = self.world.now + JOIN_TICK;
             }
             match self.world.next_until(until.min(self.next_join_tick)) {
-                Some(Happening::Datagram { to, data }) => self.deliver(to, &data),
+                Some(Happening::Datagram { from, to, data }) => self.deliver(from, to, &data),
                 Some(Happening::Timer {
                     member,
                     life,
@@ -223,7 +256,7 @@ impl Simulation {
         }
     }
 
-    fn deliver(&mut self, to: usize, data: &[u8]) {
+    fn deliver(&mut self, from: usize, to: usize, data: &[u8]) {
         let Some(running) = self.members[to].running.as_mut() else {
             return;
         };
@@ -243,7 +276,7 @@ impl Simulation {
                 // as the node: what foca refuses is logged and dropped
                 let _ = state.merge_members(&mut running.foca, &mut running.runtime);
                 if !state.reply {
-                    self.send_state(to, index_of(state.sender), true);
+                    self.send_state(to, from, true);
                 }
             }
             other => {
@@ -305,7 +338,7 @@ impl Simulation {
             0,
             Vec::new(),
         );
-        self.world.send_reliably(to, state.encode());
+        self.world.send_reliably(from, to, state.encode());
     }
 
     fn fire(&mut self, member: usize, life: u32, timer: Timer<NodeId>) {
@@ -388,7 +421,7 @@ impl Simulation {
             running.suspicion_check = Some(at);
         }
         for (to, datagram) in outgoing {
-            self.world.send(to, datagram);
+            self.world.send(i, to, datagram);
         }
         if joined {
             self.sync_with_random_member(i);

@@ -30,15 +30,34 @@ const DEFAULT_MEMBERS: usize = 1000;
 /// Agents of a fleet start within this long of each other.
 const JOIN_SPREAD: Duration = Duration::from_secs(5);
 const CRASHED_FRACTION: f64 = 0.10;
+/// A rack's worth of members loses its uplink for longer than a suspicion lasts, and a
+/// few members stop (SIGSTOP) as long.
+const CUT_OFF_FRACTION: f64 = 0.10;
+const PAUSED_FRACTION: f64 = 0.01;
+const OUTAGE: Duration = Duration::from_secs(30);
+/// How long the healed cluster runs before the crashes.
+const SETTLE: Duration = Duration::from_secs(30);
+/// The size of the runs that check a seed replays.
+const REPLAY_MEMBERS: usize = 50;
 /// For what the bounds leave out: gossip's own spread to most members, announces lost
 /// and retried, the partner of a sync that had not heard either.
 const SLACK: Duration = Duration::from_secs(60);
 
 #[test]
-fn a_thousand_members_converge_after_joins_failures_and_restarts() {
+fn a_thousand_members_converge_after_joins_partitions_failures_and_restarts() {
+    let size = env_number("MUSUBI_SIM_MEMBERS").map_or(DEFAULT_MEMBERS, |n| n as usize);
     for seed in seeds() {
-        run_seed(seed);
+        run_seed(seed, size);
     }
+}
+
+/// Everything a run does follows from its seed: the same seed, the same history.
+#[test]
+fn a_seed_replays_exactly() {
+    let history = |seed| run_seed(seed, REPLAY_MEMBERS).world.history();
+    let first = history(7);
+    assert_eq!(first, history(7), "seed 7 ran differently the second time");
+    assert_ne!(first, history(8), "seeds 7 and 8 ran alike");
 }
 
 fn env_number(name: &str) -> Option<u64> {
@@ -70,8 +89,7 @@ fn longest_suspicion(size: usize) -> Duration {
     Profile::Lan.suspicion_bounds(size).max
 }
 
-fn run_seed(seed: u64) {
-    let size = env_number("MUSUBI_SIM_MEMBERS").map_or(DEFAULT_MEMBERS, |n| n as usize);
+fn run_seed(seed: u64, size: usize) -> Simulation {
     let wall = Instant::now();
     let mut sim = Simulation::new(seed, size);
     eprintln!("seed {seed}: {size} members, {:?}", sim.world.weather());
@@ -86,6 +104,33 @@ fn run_seed(seed: u64) {
     sim.recount();
     eprintln!("seed {seed}: joined; all see all alive after {joined:?}");
 
+    let before_outage = sim.declared.len();
+    let cut_off = sim.cut_off_some(CUT_OFF_FRACTION, OUTAGE);
+    let paused = sim.pause_some(PAUSED_FRACTION, OUTAGE);
+    sim.run_for(OUTAGE);
+    let declared_apart = sim.declared.len() - before_outage;
+    // The outage outlasts a suspicion: the two sides declared each other failed, and
+    // what follows checks that they find each other again.
+    assert!(
+        declared_apart > 0,
+        "seed {seed}: no failure declared while {} members were cut off for {OUTAGE:?}",
+        cut_off.len()
+    );
+    let healed = sim.run_until(
+        OUTAGE + two_syncs(size) + SLACK,
+        "every member sees every other alive after a partition and pauses",
+        |s, i| s.behind_on_alive(i),
+    );
+    sim.recount();
+    eprintln!(
+        "seed {seed}: {} cut off and {} paused for {OUTAGE:?}, {declared_apart} failures \
+         declared meanwhile; healed, all see all alive after {healed:?}",
+        cut_off.len(),
+        paused.len()
+    );
+
+    // Health scores raised by the outage's failed probes come down with good ones.
+    sim.run_for(SETTLE);
     let crashed = sim.crash_some(CRASHED_FRACTION);
     let declared_before = sim.declared.len();
     let detection_bound = two_syncs(size) + longest_suspicion(size) + SLACK;
@@ -128,9 +173,9 @@ fn run_seed(seed: u64) {
     );
     sim.recount();
     eprintln!(
-        "seed {seed}: restarted; all alive again after {back:?}; {} datagrams ({} lost); {:.1?} of wall time",
-        sim.world.sent,
-        sim.world.lost,
+        "seed {seed}: restarted; all alive again after {back:?}; {:?}; {:.1?} of wall time",
+        sim.world.traffic,
         wall.elapsed()
     );
+    sim
 }
