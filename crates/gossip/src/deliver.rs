@@ -30,6 +30,10 @@ impl<T: Send + 'static> Inbox<T> {
         Box::new(move |item| inbox.lock().push_back(item))
     }
 
+    pub fn push(&self, item: T) {
+        self.lock().push_back(item);
+    }
+
     pub fn pop(&self) -> Option<T> {
         self.lock().pop_front()
     }

@@ -102,6 +102,7 @@ pub mod broadcasts;
 pub mod compression;
 pub mod conflict;
 pub mod coordinate;
+pub mod core;
 pub mod crypto;
 pub mod deliver;
 pub mod event_history;
