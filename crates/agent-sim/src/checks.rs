@@ -1,19 +1,24 @@
-//! Counting what each member got, for the checks that something reached every member
-//! exactly once: a user event (Serf de-duplicates by Lamport time and name, so a member
-//! that ran its handler twice, or never, is a bug) and a query's answers (one per
-//! responder, however many relays carried it).
+//! What the members' cores reported ([`Reports`]), and counting what each member got
+//! ([`Ledger`]), for the checks that something reached every member exactly once: a user
+//! event (Serf de-duplicates by Lamport time and name, so a member that ran its handler
+//! twice, or never, is a bug) and a query's answers (one per responder, however many
+//! relays carried it).
 
-use std::collections::HashMap;
+use musubi_gossip::core::Event;
+use musubi_gossip::key_queries::KeyTally;
+use musubi_gossip::query::{QueryEvent, QueryRecord};
+use std::collections::{HashMap, HashSet};
 use std::fmt::Debug;
 use std::hash::Hash;
 
-/// How often each member got each item.
+/// How often each member (each life of one, for a user event: a restarted agent without
+/// a snapshot may be handed an old event again) got each item.
 #[derive(Debug)]
-pub struct Ledger<Item> {
-    counts: HashMap<Item, HashMap<usize, u32>>,
+pub struct Ledger<Item, Who = usize> {
+    counts: HashMap<Item, HashMap<Who, u32>>,
 }
 
-impl<Item> Default for Ledger<Item> {
+impl<Item, Who> Default for Ledger<Item, Who> {
     fn default() -> Self {
         Ledger {
             counts: HashMap::new(),
@@ -23,25 +28,30 @@ impl<Item> Default for Ledger<Item> {
 
 /// Why a ledger check failed: the first member that got the item other than once.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum Miscount<Item: Debug> {
-    #[error("member {member} got {item:?} {times} times")]
-    Repeated {
-        item: Item,
-        member: usize,
-        times: u32,
-    },
-    #[error("member {member} never got {item:?}")]
-    Missing { item: Item, member: usize },
+pub enum Miscount<Item: Debug, Who: Debug = usize> {
+    #[error("member {member:?} got {item:?} {times} times")]
+    Repeated { item: Item, member: Who, times: u32 },
+    #[error("member {member:?} never got {item:?}")]
+    Missing { item: Item, member: Who },
 }
 
-impl<Item: Hash + Eq + Clone + Debug> Ledger<Item> {
-    pub fn record(&mut self, item: Item, member: usize) {
+impl<Item: Hash + Eq + Clone + Debug, Who: Hash + Ord + Copy + Debug> Ledger<Item, Who> {
+    pub fn record(&mut self, item: Item, member: Who) {
         *self
             .counts
             .entry(item)
             .or_default()
             .entry(member)
             .or_default() += 1;
+    }
+
+    /// How often `member` got `item`.
+    pub fn times(&self, item: &Item, member: &Who) -> u32 {
+        self.counts
+            .get(item)
+            .and_then(|got| got.get(member))
+            .copied()
+            .unwrap_or(0)
     }
 
     /// How many members got `item`, each counted once.
@@ -51,7 +61,7 @@ impl<Item: Hash + Eq + Clone + Debug> Ledger<Item> {
 
     /// No member got `item` twice, whoever it was (members down for a while may miss an
     /// item, never repeat one).
-    pub fn never_repeated(&self, item: &Item) -> Result<(), Miscount<Item>> {
+    pub fn never_repeated(&self, item: &Item) -> Result<(), Miscount<Item, Who>> {
         let counts = self.counts.get(item).into_iter().flatten();
         match counts.filter(|&(_, &times)| times > 1).min() {
             Some((&member, &times)) => Err(Miscount::Repeated {
@@ -67,8 +77,8 @@ impl<Item: Hash + Eq + Clone + Debug> Ledger<Item> {
     pub fn exactly_once(
         &self,
         item: &Item,
-        members: impl IntoIterator<Item = usize>,
-    ) -> Result<(), Miscount<Item>> {
+        members: impl IntoIterator<Item = Who>,
+    ) -> Result<(), Miscount<Item, Who>> {
         self.never_repeated(item)?;
         let got = self.counts.get(item);
         match members
@@ -81,6 +91,61 @@ impl<Item: Hash + Eq + Clone + Debug> Ledger<Item> {
             }),
             None => Ok(()),
         }
+    }
+}
+
+/// A query: the member that sent it and its Lamport time there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct QueryId {
+    pub asker: usize,
+    pub ltime: u64,
+}
+
+/// What the members' cores reported, as the agent's handlers and RPC clients see it.
+#[derive(Default)]
+pub struct Reports {
+    /// User events by name, per member life.
+    pub user_events: Ledger<String, (usize, u32)>,
+    /// The answers to each query, by responder.
+    pub answers: Ledger<QueryId>,
+    /// The queries that ran out (their `Done` came).
+    pub done: HashSet<QueryId>,
+    /// The key operations' answers, added up as `serf keys` adds them.
+    pub key_tallies: HashMap<QueryId, KeyTally>,
+}
+
+impl Reports {
+    /// One event member `who` reported in its life `life`; `index_of` names a member's
+    /// index. A query delivered to the member comes back, for its handler to answer.
+    pub fn take(
+        &mut self,
+        who: usize,
+        life: u32,
+        event: Event,
+        index_of: impl Fn(&str) -> usize,
+    ) -> Option<QueryEvent> {
+        match event {
+            Event::User(event) => self.user_events.record(event.name, (who, life)),
+            Event::Query(query) => return Some(query),
+            Event::QueryRecord { ltime, record } => {
+                let id = QueryId { asker: who, ltime };
+                match record {
+                    QueryRecord::Response { from, payload } => {
+                        self.answers.record(id, index_of(&from));
+                        if let Some(tally) = self.key_tallies.get_mut(&id) {
+                            tally.add(from, &payload);
+                        }
+                    }
+                    QueryRecord::Ack { .. } => {}
+                    QueryRecord::Done => {
+                        self.done.insert(id);
+                    }
+                }
+            }
+            Event::NameLost => panic!("member {who} lost its name: every name is unique"),
+            Event::Member { .. } | Event::EventsCaughtUp => {}
+        }
+        None
     }
 }
 

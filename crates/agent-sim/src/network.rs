@@ -1,6 +1,5 @@
 //! The simulated world's time and wire: one queue of everything that will happen (a
-//! datagram arriving, a foca timer firing, a push-pull interval ending), ordered by
-//! virtual time, and the faults the seed and the scenario put on it:
+//! datagram arriving, a member's core asking to be woken), ordered by virtual time, and the faults the seed and the scenario put on it:
 //!
 //! - **loss**: a datagram is dropped with the seed's probability (stream transport
 //!   messages are never lost at random, as TCP retransmits);
@@ -12,14 +11,12 @@
 //! - **pauses**: a paused member (SIGSTOP) handles nothing until it resumes; what arrives
 //!   meanwhile and its timers that come due wait, and are handled at once, in order,
 //!   when it resumes;
-//! - **crashes**: a member that is down receives nothing, and timers it set before going
-//!   down never fire in its next life (each life has its own number).
+//! - **crashes**: a member that is down receives nothing, and wake-ups it asked for
+//!   before going down never come in its next life (each life has its own number).
 //!
 //! All of it draws from the one seeded RNG, and every happening handed out is folded into
 //! [`World::history`], so two runs of one seed can be compared in one number.
 
-use foca::Timer;
-use musubi_gossip::identity::NodeId;
 use rand_foca::rngs::StdRng;
 use rand_foca::{RngExt, SeedableRng};
 use std::cmp::Reverse;
@@ -73,15 +70,9 @@ pub enum Happening {
         to: usize,
         data: Vec<u8>,
     },
-    Timer {
-        member: usize,
-        life: u32,
-        timer: Timer<NodeId>,
-    },
-    /// The member's push-pull interval has passed (in that life).
-    PushPull { member: usize, life: u32 },
-    /// The member's next held suspicion may be due (Lifeguard's deadline, in that life).
-    SuspicionDeadline { member: usize, life: u32 },
+    /// The member's core asked to be woken now ([`musubi_gossip::core::Core::next_deadline`]),
+    /// in that life.
+    Wake { member: usize, life: u32 },
 }
 
 impl Happening {
@@ -89,9 +80,7 @@ impl Happening {
     fn member(&self) -> usize {
         match *self {
             Happening::Datagram { to, .. } => to,
-            Happening::Timer { member, .. }
-            | Happening::PushPull { member, .. }
-            | Happening::SuspicionDeadline { member, .. } => member,
+            Happening::Wake { member, .. } => member,
         }
     }
 
@@ -99,9 +88,7 @@ impl Happening {
     fn fold_into(&self, history: &mut DefaultHasher) {
         match self {
             Happening::Datagram { from, to, data } => (0u8, from, to, data).hash(history),
-            Happening::Timer { member, life, .. } => (1u8, member, life).hash(history),
-            Happening::PushPull { member, life } => (2u8, member, life).hash(history),
-            Happening::SuspicionDeadline { member, life } => (3u8, member, life).hash(history),
+            Happening::Wake { member, life } => (1u8, member, life).hash(history),
         }
     }
 }
