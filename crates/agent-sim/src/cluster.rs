@@ -1,22 +1,25 @@
 //! A simulated cluster: members that start (joining through a few seeds, re-announcing
-//! as the agent's join does), sync by push-pull as the node does, crash and restart, and
-//! checks of what every running member's table says.
+//! as the agent's join does), crash and restart, are cut off and paused, send user events,
+//! queries and key operations; the driver's loop for every member's [`Core`] (datagrams
+//! in, outputs out, one wake-up at its next deadline), and checks of what every running
+//! member's table says.
+//!
+//! [`Core`]: musubi_gossip::core::Core
 
+use crate::checks::{QueryId, Reports};
 use crate::member::Member;
 use crate::network::{Happening, World};
-use foca::{OwnedNotification, Timer};
-use musubi_gossip::identity::NodeId;
-use musubi_gossip::lifeguard::on_foca::Declared;
+use musubi_gossip::core::{Output, Transport};
+use musubi_gossip::key_queries::{KeyOperation, KeyTally};
+use musubi_gossip::keyring::Keyring;
+use musubi_gossip::keys::GossipKeys;
 use musubi_gossip::membership::MemberStatus;
-use musubi_gossip::profile::Profile;
-use musubi_gossip::push_pull::{self, StateMessage};
-use musubi_gossip::swim;
-use musubi_gossip::wire::{self, Datagram};
+use musubi_gossip::query::QueryParams;
 use rand_foca::rngs::StdRng;
 use rand_foca::seq::index;
 use rand_foca::{RngExt, SeedableRng};
 use std::net::{Ipv4Addr, SocketAddr};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Members everyone else joins through, as `-join`/`-retry-join` name a few.
 const JOIN_SEEDS: usize = 3;
@@ -33,9 +36,10 @@ pub struct Simulation {
     /// Members started but not yet answered by anyone, and when they next announce.
     joining: Vec<Option<Duration>>,
     next_join_tick: Duration,
-    /// Every failure a member declared itself (its suspicion's deadline came), in order;
-    /// the others learned it by gossip.
-    pub declared: Vec<Declared>,
+    /// The cores' clock reads `epoch` plus the simulation's time.
+    epoch: Instant,
+    /// What the members reported: user events, query answers.
+    pub reports: Reports,
 }
 
 /// How long a phase took in cluster time: until every member was done, and until all but
@@ -47,22 +51,37 @@ pub struct PhaseTime {
 }
 
 impl Simulation {
+    /// `size` members gossiping in the clear.
     pub fn new(seed: u64, size: usize) -> Self {
+        Self::with_keys(seed, size, None)
+    }
+
+    /// `size` members that all start with `ring` in their keyring file.
+    pub fn with_keys(seed: u64, size: usize, ring: Option<Keyring>) -> Self {
         assert!(size > JOIN_SEEDS && size <= 65_536);
         let members = (0..size)
-            .map(|i| Member::new(format!("m{i:05}"), address_of(i)))
+            .map(|i| {
+                let keys = GossipKeys::new(ring.clone(), None);
+                Member::new(name_of(i), address_of(i), keys)
+            })
             .collect();
         Simulation {
             world: World::new(seed),
             members,
             joining: vec![None; size],
             next_join_tick: Duration::ZERO,
-            declared: Vec::new(),
+            // Only differences of instants matter to a core: any base replays alike.
+            epoch: Instant::now(),
+            reports: Reports::default(),
         }
     }
 
     pub fn size(&self) -> usize {
         self.members.len()
+    }
+
+    pub fn member(&self, i: usize) -> &Member {
+        &self.members[i]
     }
 
     /// Member `i` starts `after` from now, with a start time later than any earlier
@@ -74,14 +93,86 @@ impl Simulation {
 
     /// kill -9 of a random `fraction` of the members; returns which.
     pub fn crash_some(&mut self, fraction: f64) -> Vec<usize> {
-        let count = (self.members.len() as f64 * fraction) as usize;
-        let mut crashed = index::sample(&mut self.world.rng, self.members.len(), count).into_vec();
-        crashed.sort_unstable();
+        let crashed = self.pick(fraction);
         for &i in &crashed {
-            self.members[i].crash();
-            self.joining[i] = None;
+            self.crash(i);
         }
         crashed
+    }
+
+    /// kill -9 of member `i`.
+    pub fn crash(&mut self, i: usize) {
+        self.members[i].crash();
+        self.joining[i] = None;
+    }
+
+    /// Cuts a random `fraction` of the members off from the rest for `lasting` (a rack
+    /// losing its uplink); returns which.
+    pub fn cut_off_some(&mut self, fraction: f64, lasting: Duration) -> Vec<usize> {
+        let cut_off = self.pick(fraction);
+        let mut group_of = vec![0; self.members.len()];
+        for &i in &cut_off {
+            group_of[i] = 1;
+        }
+        self.world.partition(group_of, lasting);
+        cut_off
+    }
+
+    /// Stops a random `fraction` of the members for `lasting` each (SIGSTOP, then
+    /// SIGCONT); returns which.
+    pub fn pause_some(&mut self, fraction: f64, lasting: Duration) -> Vec<usize> {
+        let paused = self.pick(fraction);
+        for &i in &paused {
+            self.world.pause(i, lasting);
+        }
+        paused
+    }
+
+    /// A random `fraction` of the members, in order.
+    fn pick(&mut self, fraction: f64) -> Vec<usize> {
+        let count = (self.members.len() as f64 * fraction) as usize;
+        let mut picked = index::sample(&mut self.world.rng, self.members.len(), count).into_vec();
+        picked.sort_unstable();
+        picked
+    }
+
+    /// `serf event NAME` on member `i` (no payload, not coalesced).
+    pub fn send_user_event(&mut self, i: usize, name: &str) {
+        let now = self.instant();
+        self.core(i)
+            .send_user_event(name.to_string(), Vec::new(), false, now)
+            .expect("a small event is always sent");
+        self.settle(i);
+    }
+
+    /// `serf query` on member `i`; every member's handler answers with its own name.
+    pub fn send_query(&mut self, i: usize, params: QueryParams) -> QueryId {
+        let id = self.open_query(i, params);
+        self.settle(i);
+        id
+    }
+
+    /// `serf keys -install/-use/-remove KEY` on member `i`, through Serf's `_serf_*-key`
+    /// query as the agent sends it; the answers are added up in `reports.key_tallies`.
+    pub fn key_operation(&mut self, i: usize, op: KeyOperation, key: &str) -> QueryId {
+        let params = op.query(key).expect("a valid base64 key");
+        let alive = self.core(i).alive_count();
+        let id = self.open_query(i, params);
+        self.reports
+            .key_tallies
+            .insert(id, KeyTally::new(op, alive));
+        self.settle(i);
+        id
+    }
+
+    /// Member `i` sends a query; nothing it outputs is taken yet.
+    fn open_query(&mut self, i: usize, params: QueryParams) -> QueryId {
+        let now = self.instant();
+        let ltime = self
+            .core(i)
+            .send_query(params, now)
+            .expect("a small query is always sent");
+        QueryId { asker: i, ltime }
     }
 
     /// Runs until no member `is_behind` (looked at every `CHECK_EVERY`); panics with
@@ -126,36 +217,26 @@ impl Simulation {
     }
 
     /// Member `i` is not running yet, or its table does not list every member alive.
-    /// Reads the alive count each member keeps; `recount` checks those against the tables.
     pub fn behind_on_alive(&self, i: usize) -> bool {
         self.members[i]
-            .running
+            .core
             .as_ref()
-            .is_none_or(|r| r.alive != self.members.len())
-    }
-
-    /// Every running member's kept alive count is the number of alive records in its
-    /// table (panics otherwise: the simulation's own bookkeeping would be wrong).
-    pub fn recount(&self) {
-        for member in &self.members {
-            if let Some(running) = &member.running {
-                assert_eq!(
-                    running.alive,
-                    running.table.alive_count(),
-                    "{}'s alive count drifted from its table",
-                    member.name
-                );
-            }
-        }
+            .is_none_or(|core| core.alive_count() != self.members.len())
     }
 
     /// Member `i` is running and its table does not list each of `crashed` as failed.
     pub fn behind_on_failed(&self, i: usize, crashed: &[usize]) -> bool {
-        self.members[i].running.as_ref().is_some_and(|r| {
-            !crashed
-                .iter()
-                .all(|&c| r.status_of(&self.members[c].name) == Some(MemberStatus::Failed))
+        self.members[i].core.as_ref().is_some_and(|core| {
+            !crashed.iter().all(|&c| {
+                core.member(&self.members[c].name)
+                    .is_some_and(|record| record.status == MemberStatus::Failed)
+            })
         })
+    }
+
+    /// Plays every happening for `lasting` of cluster time.
+    pub fn run_for(&mut self, lasting: Duration) {
+        self.run_to(self.world.now + lasting);
     }
 
     /// Plays every happening up to `until`; starts and announces are looked at every
@@ -167,16 +248,8 @@ impl Simulation {
                 self.next_join_tick = self.world.now + JOIN_TICK;
             }
             match self.world.next_until(until.min(self.next_join_tick)) {
-                Some(Happening::Datagram { to, data }) => self.deliver(to, &data),
-                Some(Happening::Timer {
-                    member,
-                    life,
-                    timer,
-                }) => self.fire(member, life, timer),
-                Some(Happening::PushPull { member, life }) => self.push_pull(member, life),
-                Some(Happening::SuspicionDeadline { member, life }) => {
-                    self.declare_due_suspects(member, life)
-                }
+                Some(Happening::Datagram { from, to, data }) => self.deliver(from, to, &data),
+                Some(Happening::Wake { member, life }) => self.wake(member, life),
                 None if self.world.now >= until => return,
                 None => {}
             }
@@ -196,8 +269,8 @@ impl Simulation {
                 let rng = StdRng::seed_from_u64(self.world.rng.random());
                 // ms granularity, and later than any renewal (+1 each) of an earlier life
                 let started_ms = 1 + now.as_millis() as u64 * 1_000;
-                self.members[i].start(started_ms, rng);
-                self.first_push_pull(i);
+                let instant = self.instant();
+                self.members[i].start(started_ms, rng, instant);
             }
             let alone = self.members.iter().filter(|m| m.is_up()).count() == 1;
             // The other seeds join the first member (which joins the second when it comes
@@ -208,211 +281,113 @@ impl Simulation {
                 own if own == i => 0,
                 other => other,
             };
-            let running = self.members[i].running.as_mut().expect("just started");
+            let seed_name = &self.members[seed].name;
+            let core = self.members[i].core.as_ref().expect("just started");
             // As `NodeHandle::join`: done once the member joined through is seen alive.
-            if alone || running.table.is_alive_at(address_of(seed)) {
+            let seen = core
+                .member(seed_name)
+                .is_some_and(|record| record.status == MemberStatus::Alive);
+            if alone || seen {
                 self.joining[i] = None;
-                continue;
+            } else {
+                let instant = self.instant();
+                self.core(i).announce(&[address_of(seed)], instant);
+                self.joining[i] = Some(now + REANNOUNCE_EVERY);
             }
-            running
-                .foca
-                .announce(NodeId::unknown_at(address_of(seed)), &mut running.runtime)
-                .expect("announcing to an address is always possible");
-            self.joining[i] = Some(now + REANNOUNCE_EVERY);
-            self.drain(i);
+            self.settle(i);
         }
     }
 
-    fn deliver(&mut self, to: usize, data: &[u8]) {
-        let Some(running) = self.members[to].running.as_mut() else {
+    fn deliver(&mut self, from: usize, to: usize, data: &[u8]) {
+        let now = self.instant();
+        let Some(core) = self.members[to].core.as_mut() else {
             return;
         };
-        match wire::decode(data) {
-            Ok(Datagram::Foca(packet)) => {
-                // foca refuses what it cannot use (e.g. a packet for an earlier life), as
-                // the node task does with a log line
-                let _ = swim::receive(
-                    &mut running.foca,
-                    packet,
-                    &mut running.runtime,
-                    &running.urgent,
-                );
-            }
-            Ok(Datagram::PushPull(body)) => {
-                let mut state = StateMessage::decode(body).expect("the simulation's own state");
-                // as the node: what foca refuses is logged and dropped
-                let _ = state.merge_members(&mut running.foca, &mut running.runtime);
-                if !state.reply {
-                    self.send_state(to, index_of(state.sender), true);
+        core.handle_datagram(data, address_of(from), now);
+        self.settle(to);
+    }
+
+    /// The wake-up member `i`'s core asked for, unless a later one replaced it or the
+    /// member has restarted since.
+    fn wake(&mut self, i: usize, life: u32) {
+        let member = &mut self.members[i];
+        let due = member.wake_at.is_some_and(|at| at <= self.world.now);
+        if member.life != life || !due || !member.is_up() {
+            return;
+        }
+        member.wake_at = None;
+        let now = self.instant();
+        self.core(i).tick(now);
+        self.settle(i);
+    }
+
+    /// The driver's part after every input to member `i`'s core: its datagrams to the
+    /// network, its events to the reports (a query to the member's handler, which answers
+    /// at once with the member's name), and a wake-up at its next deadline.
+    fn settle(&mut self, i: usize) {
+        let life = self.members[i].life;
+        loop {
+            let mut to_answer = Vec::new();
+            for output in self.core(i).take_outputs() {
+                match output {
+                    Output::Send {
+                        to,
+                        datagram,
+                        transport: Transport::Udp,
+                    } => self.world.send(i, index_of(to), datagram),
+                    Output::Send {
+                        to,
+                        datagram,
+                        transport: Transport::Stream,
+                    } => self.world.send_reliably(i, index_of(to), datagram),
+                    Output::Event(event) => {
+                        self.world.record((i, format!("{event:?}")));
+                        to_answer.extend(self.reports.take(i, life, event, index_of_name));
+                    }
                 }
             }
-            other => {
-                panic!("the simulation only sends foca and push-pull datagrams, got {other:?}")
+            if to_answer.is_empty() {
+                break;
+            }
+            let now = self.instant();
+            let name = self.members[i].name.clone().into_bytes();
+            for query in to_answer {
+                self.core(i)
+                    .respond(&query, name.clone(), now)
+                    .expect("a query is answered once, in time");
             }
         }
-        self.drain(to);
-    }
-
-    /// The node's push-pull tick: a sync with a random alive member, then the next tick
-    /// after the profile's interval for the current size.
-    fn push_pull(&mut self, i: usize, life: u32) {
-        if self.members[i].life != life || !self.members[i].is_up() {
-            return;
-        }
-        self.sync_with_random_member(i);
-        let interval = self.push_pull_interval(i);
-        self.schedule_push_pull(i, interval);
-    }
-
-    /// As the node: the first sync at a random point of the first interval.
-    fn first_push_pull(&mut self, i: usize) {
-        let stagger = self
-            .push_pull_interval(i)
-            .mul_f64(self.world.rng.random::<f64>());
-        self.schedule_push_pull(i, stagger);
-    }
-
-    fn push_pull_interval(&self, i: usize) -> Duration {
-        let running = self.members[i].running.as_ref().expect("a running member");
-        Profile::Lan.push_pull_interval(running.alive)
-    }
-
-    fn schedule_push_pull(&mut self, i: usize, after: Duration) {
-        let life = self.members[i].life;
-        self.world
-            .schedule(after, Happening::PushPull { member: i, life });
-    }
-
-    fn sync_with_random_member(&mut self, i: usize) {
-        let member = &self.members[i];
-        let running = member.running.as_ref().expect("a running member syncs");
-        if let Some(partner) = push_pull::partner(&running.table, &member.name, &mut self.world.rng)
-        {
-            self.send_state(i, index_of(partner), false);
+        let deadline = self.core(i).next_deadline();
+        let at = deadline.saturating_duration_since(self.epoch);
+        let member = &mut self.members[i];
+        if member.wake_at.is_none_or(|set| at < set) {
+            member.wake_at = Some(at);
+            let after = at.saturating_sub(self.world.now);
+            self.world
+                .schedule(after, Happening::Wake { member: i, life });
         }
     }
 
-    /// Member `from`'s state to `to`, over the stream transport (the simulation's members
-    /// neither leave nor send user events).
-    fn send_state(&mut self, from: usize, to: usize, reply: bool) {
-        let member = &self.members[from];
-        let running = member.running.as_ref().expect("a running member sends");
-        let (state, _) = StateMessage::build(
-            member.addr,
-            reply,
-            running.foca.iter_membership_state(),
-            Vec::new(),
-            0,
-            Vec::new(),
-        );
-        self.world.send_reliably(to, state.encode());
+    fn core(&mut self, i: usize) -> &mut musubi_gossip::core::Core {
+        self.members[i].core.as_mut().expect("a running member")
     }
 
-    fn fire(&mut self, member: usize, life: u32, timer: Timer<NodeId>) {
-        if self.members[member].life != life {
-            return;
-        }
-        let Some(running) = self.members[member].running.as_mut() else {
-            return;
-        };
-        running
-            .foca
-            .handle_timer(timer, &mut running.runtime)
-            .expect("foca handles its own timers");
-        self.drain(member);
-    }
-
-    /// The node's look at its held suspicions when the next one's deadline comes: those
-    /// due go back to foca, and the members it declares failed are recorded.
-    fn declare_due_suspects(&mut self, member: usize, life: u32) {
-        let now = self.world.now;
-        if self.members[member].life != life {
-            return;
-        }
-        let Some(running) = self.members[member].running.as_mut() else {
-            return;
-        };
-        if running.suspicion_check.is_some_and(|at| at <= now) {
-            running.suspicion_check = None;
-        }
-        let due =
-            running
-                .lifeguard
-                .declare_due_suspects(&mut running.foca, &mut running.runtime, now);
-        assert!(due.errors.is_empty(), "foca handles its own timers");
-        self.declared.extend(due.declared);
-        self.drain(member);
-    }
-
-    /// foca's output, as the node task drains it: datagrams (their headers to Lifeguard),
-    /// timers (through Lifeguard, which holds the suspicions'), notifications; then the
-    /// confirmations foca's broadcast handler took in, and a look at the held suspicions
-    /// when their next deadline comes.
-    fn drain(&mut self, i: usize) {
-        let now = self.world.now;
-        let life = self.members[i].life;
-        let running = self.members[i]
-            .running
-            .as_mut()
-            .expect("draining a running member");
-        let mut outgoing = Vec::new();
-        while let Some((to, packet)) = running.runtime.to_send() {
-            let read = swim::read_outgoing(&packet).expect("foca's own packet decodes");
-            if read.empty_gossip {
-                continue;
-            }
-            running.lifeguard.sent(&read.header, now);
-            outgoing.push((index_of(to.addr), wire::foca_datagram(&packet)));
-        }
-        let bounds = Profile::Lan.suspicion_bounds(running.alive);
-        let mut timers = Vec::new();
-        while let Some((delay, timer)) = running.runtime.to_schedule() {
-            timers.extend(running.lifeguard.schedule(delay, timer, bounds, now));
-        }
-        let mut joined = false;
-        while let Some(notification) = running.runtime.to_notify() {
-            // as the node: one extra sync at once, with the member just joined through
-            joined |= matches!(notification, OwnedNotification::Active);
-            running.apply(notification, now);
-        }
-        while let Some(confirmation) = running.confirmations.pop() {
-            running
-                .lifeguard
-                .confirm(confirmation.suspect, &confirmation.by, now);
-        }
-        // The deadline only comes forward between looks (a new suspicion, a confirmation);
-        // a look at a time since moved later finds nothing due and is harmless.
-        let deadline = running.lifeguard.next_deadline();
-        let check = deadline.filter(|&at| running.suspicion_check.is_none_or(|set| at < set));
-        if let Some(at) = check {
-            running.suspicion_check = Some(at);
-        }
-        for (to, datagram) in outgoing {
-            self.world.send(to, datagram);
-        }
-        if joined {
-            self.sync_with_random_member(i);
-        }
-        for (after, timer) in timers {
-            self.world.schedule(
-                after,
-                Happening::Timer {
-                    member: i,
-                    life,
-                    timer,
-                },
-            );
-        }
-        if let Some(at) = check {
-            self.world.schedule(
-                at.saturating_sub(now),
-                Happening::SuspicionDeadline { member: i, life },
-            );
-        }
+    /// The cores' clock now.
+    fn instant(&self) -> Instant {
+        self.epoch + self.world.now
     }
 }
 
-/// Member i gossips at 10.0.(i / 256).(i % 256):7946; foca knows members by address.
+fn name_of(i: usize) -> String {
+    format!("m{i:05}")
+}
+
+/// The index of the member named `name` (see [`name_of`]).
+fn index_of_name(name: &str) -> usize {
+    name[1..].parse().expect("a simulated member's name")
+}
+
+/// Member i gossips at 10.0.(i / 256).(i % 256):7946.
 fn address_of(i: usize) -> SocketAddr {
     SocketAddr::from((Ipv4Addr::new(10, 0, (i / 256) as u8, (i % 256) as u8), 7946))
 }

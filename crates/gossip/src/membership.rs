@@ -39,36 +39,46 @@ pub struct MemberRecord {
 #[derive(Debug)]
 pub struct MemberTable {
     members: BTreeMap<String, MemberRecord>,
+    /// The alive records, kept as they change: the core reads the count on every input
+    /// (foca's config and the suspicion bounds follow it), and counting a 1,000-member
+    /// table each time made a round of gossip cost O(n²).
+    alive: usize,
 }
 
 impl MemberTable {
     pub fn new(local: NodeId) -> Self {
         let mut table = MemberTable {
             members: BTreeMap::new(),
+            alive: 0,
         };
         table.member_up(local);
         table
     }
 
     pub fn member_up(&mut self, id: NodeId) {
-        let record = MemberRecord {
-            id,
-            status: MemberStatus::Alive,
-        };
-        self.members.insert(record.id.name.clone(), record);
+        let name = id.name.clone();
+        self.counting(&[&name], |members| {
+            let record = MemberRecord {
+                id,
+                status: MemberStatus::Alive,
+            };
+            members.insert(name.clone(), record);
+        });
     }
 
     /// foca declared `id` down: it left if it said it would, otherwise it failed.
     /// A notice about an identity the member has since replaced is stale and ignored.
     pub fn member_down(&mut self, id: &NodeId) {
-        if let Some(record) = self.members.get_mut(&id.name)
-            && record.id == *id
-        {
-            record.status = match record.status {
-                MemberStatus::Leaving | MemberStatus::Left => MemberStatus::Left,
-                MemberStatus::Alive | MemberStatus::Failed => MemberStatus::Failed,
-            };
-        }
+        self.counting(&[&id.name], |members| {
+            if let Some(record) = members.get_mut(&id.name)
+                && record.id == *id
+            {
+                record.status = match record.status {
+                    MemberStatus::Leaving | MemberStatus::Left => MemberStatus::Left,
+                    MemberStatus::Alive | MemberStatus::Failed => MemberStatus::Failed,
+                };
+            }
+        });
     }
 
     /// foca replaced `old` by `new` (same address: a restart or a renewal). The liveness
@@ -78,27 +88,58 @@ impl MemberTable {
             Some(record) if record.id == *old => record.status,
             _ => return,
         };
-        if old.name != new.name {
-            self.members.remove(&old.name);
-        }
-        self.members
-            .insert(new.name.clone(), MemberRecord { id: new, status });
+        let new_name = new.name.clone();
+        self.counting(&[&old.name, &new_name], |members| {
+            if old.name != new.name {
+                members.remove(&old.name);
+            }
+            members.insert(new.name.clone(), MemberRecord { id: new, status });
+        });
     }
 
     /// A member announced it is leaving, or an operator force-left a failed one.
     pub fn leave_intent(&mut self, name: &str) {
-        if let Some(record) = self.members.get_mut(name) {
-            record.status = match record.status {
-                MemberStatus::Alive => MemberStatus::Leaving,
-                MemberStatus::Failed => MemberStatus::Left,
-                unchanged => unchanged,
-            };
-        }
+        self.counting(&[name], |members| {
+            if let Some(record) = members.get_mut(name) {
+                record.status = match record.status {
+                    MemberStatus::Alive => MemberStatus::Leaving,
+                    MemberStatus::Failed => MemberStatus::Left,
+                    unchanged => unchanged,
+                };
+            }
+        });
     }
 
     /// Drop a member from the list (reaped or pruned).
     pub fn remove(&mut self, name: &str) -> Option<MemberRecord> {
-        self.members.remove(name)
+        let mut removed = None;
+        self.counting(&[name], |members| removed = members.remove(name));
+        removed
+    }
+
+    /// Applies `change`, which touches only the records named `names`, keeping the alive
+    /// count.
+    fn counting(
+        &mut self,
+        names: &[&str],
+        change: impl FnOnce(&mut BTreeMap<String, MemberRecord>),
+    ) {
+        let alive_among = |members: &BTreeMap<String, MemberRecord>| {
+            let mut distinct = names.to_vec();
+            distinct.sort_unstable();
+            distinct.dedup();
+            distinct
+                .iter()
+                .filter(|name| {
+                    members
+                        .get(**name)
+                        .is_some_and(|r| r.status == MemberStatus::Alive)
+                })
+                .count()
+        };
+        let before = alive_among(&self.members);
+        change(&mut self.members);
+        self.alive = self.alive + alive_among(&self.members) - before;
     }
 
     pub fn get(&self, name: &str) -> Option<&MemberRecord> {
@@ -116,10 +157,7 @@ impl MemberTable {
     }
 
     pub fn alive_count(&self) -> usize {
-        self.members
-            .values()
-            .filter(|r| r.status == MemberStatus::Alive)
-            .count()
+        self.alive
     }
 }
 
@@ -138,6 +176,32 @@ mod tests {
 
     fn status(table: &MemberTable, name: &str) -> MemberStatus {
         table.get(name).unwrap().status
+    }
+
+    #[test]
+    fn the_kept_alive_count_follows_every_change() {
+        let recount = |table: &MemberTable| {
+            table
+                .records()
+                .filter(|r| r.status == MemberStatus::Alive)
+                .count()
+        };
+        let mut table = MemberTable::new(node("local", 1, 1));
+        let changes: [&dyn Fn(&mut MemberTable); 8] = [
+            &|t| t.member_up(node("b", 2, 1)),
+            &|t| t.member_up(node("c", 3, 1)),
+            &|t| t.member_up(node("b", 2, 1)),
+            &|t| t.member_down(&node("b", 2, 1)),
+            &|t| t.member_renamed(&node("c", 3, 1), node("c", 3, 2)),
+            &|t| t.member_renamed(&node("c", 3, 2), node("d", 3, 3)),
+            &|t| t.leave_intent("d"),
+            &|t| drop(t.remove("b")),
+        ];
+        for change in changes {
+            change(&mut table);
+            assert_eq!(table.alive_count(), recount(&table));
+        }
+        assert_eq!(table.alive_count(), 1);
     }
 
     #[test]
