@@ -34,6 +34,11 @@ impl<T: Send + 'static> Inbox<T> {
         self.lock().push_back(item);
     }
 
+    #[cfg(test)]
+    pub fn pop(&self) -> Option<T> {
+        self.lock().pop_front()
+    }
+
     /// Everything delivered since the last take, oldest first.
     pub fn take(&self) -> Vec<T> {
         self.lock().drain(..).collect()
