@@ -215,7 +215,10 @@ mod tests {
             "-tag", "a", "--tag", "b", "-tag=c=d", "--tag=e", "-count", "0x10",
         ])
         .unwrap();
-        assert_eq!(parsed.all("tag").collect::<Vec<_>>(), ["a", "b", "c=d", "e"]);
+        assert_eq!(
+            parsed.all("tag").collect::<Vec<_>>(),
+            ["a", "b", "c=d", "e"]
+        );
         assert_eq!(parsed.last("tag"), Some("e"));
         assert_eq!(parsed.last("count"), Some("0x10"));
         assert!(parsed.args.is_empty());
@@ -247,7 +250,12 @@ mod tests {
 
     #[test]
     fn help_is_asked_by_h_or_help_when_no_such_flag_is_defined() {
-        for args in [&["-h"][..], &["--help"], &["-help=false"], &["-tag", "a", "-h"]] {
+        for args in [
+            &["-h"][..],
+            &["--help"],
+            &["-help=false"],
+            &["-tag", "a", "-h"],
+        ] {
             assert_eq!(parse_strs(args).unwrap_err(), FlagError::Help, "{args:?}");
         }
         assert!(parse_strs(&["x", "-h"]).is_ok());
@@ -257,8 +265,14 @@ mod tests {
 
     #[test]
     fn bad_flags_are_reported_in_gos_words() {
-        assert_eq!(refused(&["--bogus"]), "flag provided but not defined: -bogus");
-        assert_eq!(refused(&["-bogus=1"]), "flag provided but not defined: -bogus");
+        assert_eq!(
+            refused(&["--bogus"]),
+            "flag provided but not defined: -bogus"
+        );
+        assert_eq!(
+            refused(&["-bogus=1"]),
+            "flag provided but not defined: -bogus"
+        );
         assert_eq!(refused(&["-tag"]), "flag needs an argument: -tag");
         assert_eq!(refused(&["--timeout"]), "flag needs an argument: -timeout");
         assert_eq!(refused(&["---x"]), "bad flag syntax: ---x");

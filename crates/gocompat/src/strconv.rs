@@ -58,9 +58,8 @@ pub fn parse_uint(text: &str) -> Result<u64, NumError> {
         _ => (10, text),
     };
     // An underscore must sit between digits, or right after a base prefix.
-    let misplaced_underscore = digits.ends_with('_')
-        || digits.contains("__")
-        || (radix == 10 && digits.starts_with('_'));
+    let misplaced_underscore =
+        digits.ends_with('_') || digits.contains("__") || (radix == 10 && digits.starts_with('_'));
     if misplaced_underscore || digits.starts_with(['+', '-']) {
         return Err(NumError::Syntax);
     }
@@ -156,7 +155,9 @@ mod tests {
         assert_eq!(parse_uint("1_000"), Ok(1000));
         assert_eq!(parse_uint("0x_1f"), Ok(31));
         assert_eq!(parse_uint("0"), Ok(0));
-        for bad in ["", "+1", "-1", "1.5", "abc", "08", "0x", "_1", "1_", "1__0", " 1"] {
+        for bad in [
+            "", "+1", "-1", "1.5", "abc", "08", "0x", "_1", "1_", "1__0", " 1",
+        ] {
             assert_eq!(parse_uint(bad), Err(NumError::Syntax), "{bad:?}");
         }
         assert_eq!(parse_uint("18446744073709551616"), Err(NumError::Range));
