@@ -58,170 +58,119 @@ const FLAGS: &[AgentFlag] = &[
         Text,
         "0.0.0.0:7946",
         "Address to bind the gossip listener to, ip[:port].",
-        |f, v| {
-            f.layer.bind = Some(v.into());
-            Ok(())
-        },
+        |f, v| set(&mut f.layer.bind, v),
     ),
     agent_flag(
         "iface",
         Text,
         "eth0",
         "Network interface to bind to (its address replaces a 0.0.0.0 bind).",
-        |f, v| {
-            f.layer.interface = Some(v.into());
-            Ok(())
-        },
+        |f, v| set(&mut f.layer.interface, v),
     ),
     agent_flag(
         "advertise",
         Text,
         "ip[:port]",
         "Address other members reach this one at.",
-        |f, v| {
-            f.layer.advertise = Some(v.into());
-            Ok(())
-        },
+        |f, v| set(&mut f.layer.advertise, v),
     ),
     agent_flag(
         "config-file",
         Text,
         "foo",
         "A JSON config file to read (repeatable).",
-        |f, v| {
-            f.config_paths.push(v.into());
-            Ok(())
-        },
+        |f, v| push(&mut f.config_paths, v),
     ),
     agent_flag(
         "config-dir",
         Text,
         "foo",
         "A directory whose *.json files are read in name order (repeatable).",
-        |f, v| {
-            f.config_paths.push(v.into());
-            Ok(())
-        },
+        |f, v| push(&mut f.config_paths, v),
     ),
     agent_flag(
         "discover",
         Text,
         "cluster",
         "Cluster name to find and join peers by over mDNS.",
-        |f, v| {
-            f.layer.discover = Some(v.into());
-            Ok(())
-        },
+        |f, v| set(&mut f.layer.discover, v),
     ),
     agent_flag(
         "encrypt",
         Text,
         "key",
         "Base64 key encrypting gossip.",
-        |f, v| {
-            f.layer.encrypt_key = Some(v.into());
-            Ok(())
-        },
+        |f, v| set(&mut f.layer.encrypt_key, v),
     ),
     agent_flag(
         "keyring-file",
         Text,
         "path",
         "JSON file of base64 keys, the first one in use.",
-        |f, v| {
-            f.layer.keyring_file = Some(v.into());
-            Ok(())
-        },
+        |f, v| set(&mut f.layer.keyring_file, v),
     ),
     agent_flag(
         "event-handler",
         Text,
         "foo",
         "[filter=]script run on events, e.g. member-join,user:deploy=./on-event.sh (repeatable).",
-        |f, v| {
-            f.layer.event_handlers.push(v.into());
-            Ok(())
-        },
+        |f, v| push(&mut f.layer.event_handlers, v),
     ),
     agent_flag(
         "join",
         Text,
         "addr",
         "An agent to join at start (repeatable); the agent exits if none can be reached.",
-        |f, v| {
-            f.layer.start_join.push(v.into());
-            Ok(())
-        },
+        |f, v| push(&mut f.layer.start_join, v),
     ),
     agent_flag(
         "log-level",
         Text,
         "info",
         "trace, debug, info, warn or err.",
-        |f, v| {
-            f.layer.log_level = Some(v.into());
-            Ok(())
-        },
+        |f, v| set(&mut f.layer.log_level, v),
     ),
     agent_flag(
         "node",
         Text,
         "hostname",
         "Name of this node; must be unique in the cluster.",
-        |f, v| {
-            f.layer.node_name = Some(v.into());
-            Ok(())
-        },
+        |f, v| set(&mut f.layer.node_name, v),
     ),
     agent_flag(
         "profile",
         Text,
         "[lan|wan|local]",
         "Timing profile (default lan).",
-        |f, v| {
-            f.layer.profile = Some(v.into());
-            Ok(())
-        },
+        |f, v| set(&mut f.layer.profile, v),
     ),
     agent_flag(
         "protocol",
         Int,
         "n",
         "Serf protocol version to speak (default: the latest).",
-        |f, v| {
-            f.layer.protocol = parse_int(v).ok();
-            Ok(())
-        },
+        |f, v| int(&mut f.layer.protocol, v),
     ),
     agent_flag(
         "rejoin",
         Bool,
         "",
         "Ignore a previous leave recorded in the snapshot and rejoin.",
-        |f, v| {
-            f.layer.rejoin_after_leave = parse_bool(v);
-            Ok(())
-        },
+        |f, v| boolean(&mut f.layer.rejoin_after_leave, v),
     ),
     agent_flag(
         "replay",
         Bool,
         "",
         "Replay past user events on the joins made at start.",
-        |f, v| {
-            f.layer.replay_on_join = parse_bool(v);
-            Ok(())
-        },
+        |f, v| boolean(&mut f.layer.replay_on_join, v),
     ),
     agent_flag(
         "retry-join",
         Text,
         "addr",
         "An agent to join in the background, retried until one answers (repeatable).",
-        |f, v| {
-            f.layer.retry_join.push(v.into());
-            Ok(())
-        },
+        |f, v| push(&mut f.layer.retry_join, v),
     ),
     agent_flag(
         "retry-interval",
@@ -238,44 +187,31 @@ const FLAGS: &[AgentFlag] = &[
         Int,
         "0",
         "Failed retry-join rounds to retry after; 0 retries forever.",
-        |f, v| {
-            f.layer.retry_max_attempts = parse_int(v).ok();
-            Ok(())
-        },
+        |f, v| int(&mut f.layer.retry_max_attempts, v),
     ),
     agent_flag(
         "disable-compression",
         Bool,
         "",
         "Do not compress broadcasts.",
-        |f, v| {
-            f.layer.disable_compression = parse_bool(v);
-            Ok(())
-        },
+        |f, v| boolean(&mut f.layer.disable_compression, v),
     ),
     agent_flag("role", Text, "foo", "Deprecated: the tag role.", |f, v| {
-        f.layer.role = Some(v.into());
-        Ok(())
+        set(&mut f.layer.role, v)
     }),
     agent_flag(
         "rpc-addr",
         Text,
         "127.0.0.1:7373",
         "Address of the RPC listener the serf CLI talks to.",
-        |f, v| {
-            f.layer.rpc_addr = Some(v.into());
-            Ok(())
-        },
+        |f, v| set(&mut f.layer.rpc_addr, v),
     ),
     agent_flag(
         "snapshot",
         Text,
         "path/to/file",
         "File recording members and clocks, for restarts.",
-        |f, v| {
-            f.layer.snapshot_path = Some(v.into());
-            Ok(())
-        },
+        |f, v| set(&mut f.layer.snapshot_path, v),
     ),
     agent_flag(
         "tag",
@@ -294,20 +230,14 @@ const FLAGS: &[AgentFlag] = &[
         Text,
         "/path/to/file",
         "A JSON file holding this node's tags: read at start, rewritten when they change.",
-        |f, v| {
-            f.layer.tags_file = Some(v.into());
-            Ok(())
-        },
+        |f, v| set(&mut f.layer.tags_file, v),
     ),
     agent_flag(
         "syslog",
         Bool,
         "",
         "Also send logs to the local syslog.",
-        |f, v| {
-            f.layer.enable_syslog = parse_bool(v);
-            Ok(())
-        },
+        |f, v| boolean(&mut f.layer.enable_syslog, v),
     ),
     agent_flag(
         "broadcast-timeout",
@@ -325,50 +255,35 @@ const FLAGS: &[AgentFlag] = &[
         Int,
         "1024",
         "Largest encoded query in bytes (up to 512 KiB).",
-        |f, v| {
-            f.layer.query_size_limit = parse_int(v).ok();
-            Ok(())
-        },
+        |f, v| int(&mut f.layer.query_size_limit, v),
     ),
     agent_flag(
         "query-response-size-limit",
         Int,
         "1024",
         "Largest encoded query answer in bytes (up to 512 KiB).",
-        |f, v| {
-            f.layer.query_response_size_limit = parse_int(v).ok();
-            Ok(())
-        },
+        |f, v| int(&mut f.layer.query_response_size_limit, v),
     ),
     agent_flag(
         "user-event-size-limit",
         Int,
         "512",
         "Largest user event (name plus payload) in bytes (up to 512 KiB).",
-        |f, v| {
-            f.layer.user_event_size_limit = parse_int(v).ok();
-            Ok(())
-        },
+        |f, v| int(&mut f.layer.user_event_size_limit, v),
     ),
     agent_flag(
         "disable-coordinates",
         Bool,
         "",
         "Compute no network coordinate, share none.",
-        |f, v| {
-            f.layer.disable_coordinates = parse_bool(v);
-            Ok(())
-        },
+        |f, v| boolean(&mut f.layer.disable_coordinates, v),
     ),
     agent_flag(
         "http-addr",
         Text,
         "addr",
         "Serve the agent's metrics in Prometheus's text format at http://ADDR/metrics.",
-        |f, v| {
-            f.layer.http_addr = Some(v.into());
-            Ok(())
-        },
+        |f, v| set(&mut f.layer.http_addr, v),
     ),
     agent_flag(
         "store-endpoints",
@@ -387,22 +302,38 @@ const FLAGS: &[AgentFlag] = &[
         Text,
         "prefix",
         "A key prefix whose tree is read as a config file over the files and under the flags, and watched (repeatable).",
-        |f, v| {
-            f.layer.config_store.push(v.into());
-            Ok(())
-        },
+        |f, v| push(&mut f.layer.config_store, v),
     ),
     agent_flag(
         "config-store-cache",
         Text,
         "file",
         "A file keeping the last configuration read from the store, to start from when it is down.",
-        |f, v| {
-            f.layer.config_store_cache = Some(v.into());
-            Ok(())
-        },
+        |f, v| set(&mut f.layer.config_store_cache, v),
     ),
 ];
+
+// Storing one checked value in its field.
+
+fn set<T: for<'a> From<&'a str>>(field: &mut Option<T>, value: &str) -> Result<(), String> {
+    *field = Some(value.into());
+    Ok(())
+}
+
+fn push<T: for<'a> From<&'a str>>(list: &mut Vec<T>, value: &str) -> Result<(), String> {
+    list.push(value.into());
+    Ok(())
+}
+
+fn boolean(field: &mut Option<bool>, value: &str) -> Result<(), String> {
+    *field = parse_bool(value);
+    Ok(())
+}
+
+fn int(field: &mut Option<i64>, value: &str) -> Result<(), String> {
+    *field = parse_int(value).ok();
+    Ok(())
+}
 
 /// Serf reads its duration flags as strings and parses them after: `Error: time: ...`.
 fn go_duration(text: &str) -> Result<std::time::Duration, String> {
