@@ -12,6 +12,9 @@ use crate::record::{self, Decoded};
 use std::io::{self, Write};
 use std::path::Path;
 
+/// The most one part may hold (1 GiB): a snapshot larger than this cannot be saved.
+pub const MAX_PART_BYTES: usize = record::MAX_PAYLOAD;
+
 /// Atomically replaces `dir/name` with `parts`; [`read`] returns them separately.
 pub fn write_atomic(dir: &Path, name: &str, parts: &[&[u8]]) -> io::Result<()> {
     write_atomic_on(&fs::StdFs, dir, name, parts)
