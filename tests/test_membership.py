@@ -273,15 +273,21 @@ def test_a_whole_cluster_outage_is_survived(fleet):
         assert all(value(n, "outage/k%d" % i) == str(i) for i in range(30))
 
 
-def test_a_member_far_behind_catches_up_from_a_snapshot(fleet):
+@pytest.mark.parametrize("big_values", [0, 4], ids=["small", "past-2MiB"])
+def test_a_member_far_behind_catches_up_from_a_snapshot(fleet, big_values):
     """A member down while the others compact their logs past what it has gets a snapshot
-    when it returns, then the entries after it."""
+    when it returns, then the entries after it; also a snapshot (and appends) larger
+    than an HTTP server's default body limit of 2 MiB, which the peer port once refused
+    with 413, so that the member never caught up."""
     nodes = fleet.cluster(3, extra_args=["--snapshot-count", "20"])
     leader = wait_for("a leader", lambda: leader_of(nodes[0]))
     lead_name = {m["id"]: m["name"] for m in members(nodes[0])}[leader]
     a = next(n for n in nodes if n.name == lead_name)
     b, c = [n for n in nodes if n is not a]
     put(a, "before", "1")
+    big = "x" * 800_000
+    for i in range(big_values):
+        put(a, "big/%d" % i, big)
     c.stop()
     for i in range(150):
         put([a, b][i % 2], "behind/k%03d" % i, str(i))
@@ -293,6 +299,7 @@ def test_a_member_far_behind_catches_up_from_a_snapshot(fleet):
     wait_for("the returning member to catch up", lambda: value(c, "after") == "2")
     assert value(c, "behind/k000") == "0" and value(c, "behind/k149") == "149"
     assert value(c, "before") == "1"
+    assert all(value(c, "big/%d" % i) == big for i in range(big_values))
     assert "installed a snapshot from the leader" in c.log_tail(200000)
 
 

@@ -4,15 +4,22 @@ use super::PeerStats;
 use super::{APPEND, PRE_VOTE, SNAPSHOT, SNAPSHOT_HEAD_LEN, SnapshotHead, TRANSFER_LEADER, VOTE};
 use crate::{Raft, Snapshot, TypeConfig, Vote};
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use bytes::Bytes;
+use musubi_raftlog::durable;
 use openraft::errors::RaftError;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::sync::Arc;
+
+/// The largest body a peer may send: a snapshot as large as one can be saved and its head.
+/// axum's default limit (2 MiB) refused every larger snapshot with 413, and a member that
+/// needed one never caught up; an append of openraft's batch of entries (300 at most,
+/// each within `--max-request-bytes`) stays under this too.
+const PEER_BODY_MAX: usize = durable::MAX_PART_BYTES + (1 << 20);
 
 /// The peer routes for `raft`. Serve them on the peer URLs (any path prefix is the caller's).
 pub fn router(raft: Raft, stats: Arc<PeerStats>) -> Router {
@@ -28,6 +35,7 @@ pub fn router(raft: Raft, stats: Arc<PeerStats>) -> Router {
         .route(PRE_VOTE, post(pre_vote))
         .route(SNAPSHOT, post(snapshot))
         .route(TRANSFER_LEADER, post(transfer_leader))
+        .layer(DefaultBodyLimit::max(PEER_BODY_MAX))
         .with_state(raft)
 }
 
