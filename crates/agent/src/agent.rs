@@ -14,11 +14,12 @@ use crate::joins::retry::{self, RetryJoin};
 use crate::keyring_file;
 use crate::logs::syslog::Syslog;
 use crate::logs::{self, Logging};
-use crate::node::{self, Lifecycle, NodeHandle, NodeOptions, QuerySettings};
+use crate::node::{self, NodeHandle};
 use crate::reload::{self, Reloader};
 use crate::rpc;
 use crate::snapshot::{Restored, Snapshot};
 use clap::error::ErrorKind;
+use musubi_gossip::core::Settings;
 use musubi_gossip::identity::NodeId;
 use musubi_gossip::lamport::Clocks;
 use musubi_gossip::query::InternalQueries;
@@ -123,42 +124,31 @@ async fn run(
         .as_ref()
         .map_or(&nothing_restored, |(_, restored)| restored);
     let clocks = restored_clocks(restored);
-    let lifecycle = Lifecycle {
-        clocks: clocks.clone(),
-        // As Serf: events up to the restored event time were handled before.
-        event_min_time: restored.event_clock + 1,
-        timeouts: ReapTimeouts::configured(
-            config.reconnect_interval,
-            config.reconnect_timeout,
-            config.tombstone_timeout,
-        ),
-    };
-    let options = NodeOptions {
+    let mut internal_queries = InternalQueries::default();
+    musubi_gossip::key_queries::register(&mut internal_queries, keys.clone());
+    let settings = Settings {
+        identity: identity.clone(),
         profile: config.profile,
         user_event_size_limit: config.user_event_size_limit,
         disable_coordinates: config.disable_coordinates,
         disable_name_resolution: config.disable_name_resolution,
         enable_compression: config.enable_compression,
         keys: keys.clone(),
-    };
-    let mut internal = InternalQueries::default();
-    musubi_gossip::key_queries::register(&mut internal, keys.clone());
-    let queries = QuerySettings {
-        limits: config.query_limits(),
-        internal,
+        clocks: clocks.clone(),
+        // As Serf: events up to the restored event time were handled before.
+        event_min_time: restored.event_clock + 1,
+        reap: ReapTimeouts::configured(
+            config.reconnect_interval,
+            config.reconnect_timeout,
+            config.tombstone_timeout,
+        ),
+        query_limits: config.query_limits(),
+        internal_queries,
     };
     let (events, node_events) = mpsc::unbounded_channel();
-    let node = node::start(
-        identity.clone(),
-        config.bind,
-        tags_file,
-        events,
-        lifecycle,
-        queries,
-        options,
-    )
-    .await
-    .map_err(|e| format!("cannot bind the gossip listener to {}: {e}", config.bind))?;
+    let node = node::start(settings, config.bind, tags_file, events)
+        .await
+        .map_err(|e| format!("cannot bind the gossip listener to {}: {e}", config.bind))?;
     http_node.fill(node.clone());
     // Serf's order: the snapshot sees every event, handlers see them coalesced.
     let node_events = match &snapshot {

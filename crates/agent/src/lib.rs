@@ -9,21 +9,19 @@
 //!    file and the flags one [`config::layer`]); [`agent`] builds this node's
 //!    [`NodeId`](musubi_gossip::identity::NodeId) (tags from `-tag`/`tags` or the
 //!    [`config::tags_file`]).
-//! 2. [`node`] owns foca and the UDP socket in one task and drives the protocol of
-//!    [`musubi_gossip`]: each datagram, timer or command is handed to foca, then its output
-//!    is drained: sends, timers ([`timers`]), notifications into the
-//!    [`membership`](musubi_gossip::membership) table. User events and queries ride on
-//!    foca's packets ([`broadcasts`](musubi_gossip::broadcasts)), each stamped by a
-//!    [`lamport`](musubi_gossip::lamport) clock; query acks and responses go straight back
-//!    to the asker. With `-encrypt` or `-keyring-file` every datagram, over UDP or the
-//!    stream [`transport`], is sealed and opened with the [`keys`](musubi_gossip::keys)
-//!    ring.
+//! 2. [`node`] owns the UDP socket and the clock in one task and drives this member's
+//!    protocol, [`Core`](musubi_gossip::core::Core): each datagram (over UDP or the stream
+//!    [`transport`]), command or deadline is handed to the core with the time, then its
+//!    outputs go out: datagrams to the socket or the transport, Serf's events to the
+//!    event loop. Inside the core, foca's SWIM keeps the
+//!    [`membership`](musubi_gossip::membership) table; user events and queries ride on
+//!    foca's packets, each stamped by a [`lamport`](musubi_gossip::lamport) clock; with
+//!    `-encrypt` or `-keyring-file` every datagram is sealed and opened with the
+//!    [`keys`](musubi_gossip::keys) ring.
 //! 3. Member changes, user events and queries become Serf's [`events`]; the [`snapshot`]
 //!    records them, the [`coalesce`]r merges bursts as Serf does, then one task logs them,
 //!    passes them to RPC event streams and runs the matching [`handlers`] one at a
-//!    time ([`handlers::invoke`]); a handler's output answers a query. The
-//!    [`reaper`](musubi_gossip::reaper) drops members gone too long;
-//!    [`conflict`](musubi_gossip::conflict) settles two members claiming one name.
+//!    time ([`handlers::invoke`]); a handler's output answers a query.
 //! 4. [`rpc`] serves Serf's RPC clients and asks the node through a `NodeHandle`; its
 //!    `monitor` reads the [`logs::ring`], which [`logs`] fills beside stderr and syslog.
 //!    The wire format and the client (`musubi members`, ...) are `musubi_serf_rpc`'s.
@@ -53,7 +51,6 @@ mod reload;
 mod rpc;
 mod snapshot;
 mod telemetry;
-mod timers;
 pub mod transport;
 
 pub use agent::cli_main;

@@ -34,10 +34,6 @@ impl<T: Send + 'static> Inbox<T> {
         self.lock().push_back(item);
     }
 
-    pub fn pop(&self) -> Option<T> {
-        self.lock().pop_front()
-    }
-
     /// Everything delivered since the last take, oldest first.
     pub fn take(&self) -> Vec<T> {
         self.lock().drain(..).collect()

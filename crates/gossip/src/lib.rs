@@ -5,118 +5,118 @@
 //! bytes; so the same code runs in the agent and, a thousand times over, in the seeded
 //! simulation (crates/agent-sim).
 //!
-//! The parts:
+//! [`core`] puts the parts together as one member's protocol, the one entry point; the
+//! other public modules are the types it speaks in. The parts:
 //! - [`identity`], [`membership`]: a member's identity (name, address, tags) and Serf's
-//!   view of it (alive, leaving, left, failed); [`conflict`] settles two claimants of a
+//!   view of it (alive, leaving, left, failed); `conflict` settles two claimants of a
 //!   name, [`reaper`] drops members gone too long and picks failed ones to retry.
-//! - [`swim`] wraps foca; [`broadcasts`] is its custom-broadcast handler, which carries
-//!   [`user_events`] (de-duplicated by [`event_history`]), [`query`] messages and
-//!   Lifeguard's suspicion confirmations, each first sighting handed to a [`deliver`] sink.
-//! - [`lamport`] clocks stamp members, events and queries; [`lifeguard`] stretches probe
+//! - `swim` wraps foca; `broadcasts` is its custom-broadcast handler, which carries
+//!   [`user_events`] (de-duplicated by `event_history`), [`query`] messages and
+//!   Lifeguard's suspicion confirmations, each first sighting handed to a `deliver` sink.
+//! - [`lamport`] clocks stamp members, events and queries; `lifeguard` stretches probe
 //!   timing with local health and holds suspicions to their dynamic timeouts;
 //!   [`coordinate`] is Serf's Vivaldi network coordinates.
-//! - [`wire`] frames every datagram by kind; [`compression`] deflates them; [`crypto`],
+//! - [`wire`] frames every datagram by kind; `compression` deflates them; [`crypto`],
 //!   [`keyring`] and [`keys`] seal and open them (and catch up a member behind a key
-//!   rotation); [`key_queries`] answer `serf keys` cluster-wide; [`push_pull`] syncs the
+//!   rotation); [`key_queries`] answer `serf keys` cluster-wide; `push_pull` syncs the
 //!   whole state with one member at a time; [`profile`] holds the SWIM timings.
 //!
 //! # Driving it
 //!
-//! The driver owns the sockets and the clock; each member is foca (as [`swim::Swim`]) with
-//! the cluster's broadcast handler. Per input:
+//! [`core::Core`] is one member's whole protocol; the driver owns the sockets and the
+//! clock, and talks to it in inputs and outputs:
 //!
-//! 1. Build the member once: an identity, the profile's SWIM config, an RNG the caller
-//!    seeded, and a [`broadcasts::ClusterGossip`] whose parts hand first sightings to
-//!    sinks ([`deliver::Inbox`] here; the agent forwards to its tasks).
-//! 2. Hand it the input: a datagram (decoded with [`wire::decode`], a foca packet through
-//!    [`swim::receive`]), a timer foca set, or a command (join: `announce`; a user event:
-//!    [`swim::broadcast`]).
-//! 3. Drain foca's output in order: datagrams to send (framed by [`wire`]), timers to set
-//!    (fire each after its delay, late ones dropped by foca's token), notifications.
-//! 4. Take what the handler saw first (user events, queries, confirmations) and act on it.
+//! 1. Build it once: [`core::Settings`] (an identity, Serf's defaults or the agent's
+//!    config), an RNG the caller seeded, and the time.
+//! 2. Hand it an input with the time: a datagram as it came off the wire
+//!    ([`core::Core::handle_datagram`]), or a command ([`core::Core::announce`] to join,
+//!    [`core::Core::send_user_event`], [`core::Core::send_query`], ...).
+//! 3. Take its outputs ([`core::Core::take_outputs`]), in order: datagrams to send, over
+//!    UDP or the stream transport ([`core::Transport`]), and events to report.
+//! 4. Deliver the datagrams to the members they are for (their step 2).
+//! 5. Sleep until [`core::Core::next_deadline`] (or the next datagram, or command), then
+//!    call [`core::Core::tick`]: it fires foca's timers, held suspicions, push-pull, the
+//!    reap and reconnect ticks, a name-conflict vote's end and query timeouts. Back to 3.
 //!
 //! ```
-//! # use foca::{AccumulatingRuntime, Foca, PostcardCodec};
-//! # use musubi_gossip::broadcasts::{self, ClusterGossip, UrgentNews};
-//! # use musubi_gossip::deliver::Inbox;
-//! # use musubi_gossip::identity::NodeId;
-//! # use musubi_gossip::lamport::LamportClock;
-//! # use musubi_gossip::lifeguard::gossip::ConfirmationGossip;
-//! # use musubi_gossip::profile::Profile;
-//! # use musubi_gossip::query::gossip::QueryGossip;
-//! # use musubi_gossip::swim::{self, Swim};
-//! # use musubi_gossip::user_events::{UserEvent, UserEventGossip};
-//! # use musubi_gossip::wire::{self, Datagram};
-//! # use rand_foca::SeedableRng;
-//! # use rand_foca::rngs::StdRng;
-//! # use std::sync::Arc;
-//! // 1. two members, each with an inbox for the user events it sees first
-//! fn member(name: &str, port: u16, events: &Inbox<UserEvent>) -> Swim<ClusterGossip> {
-//!     let clock = Arc::new(LamportClock::default());
-//!     let gossip = ClusterGossip {
-//!         user_events: UserEventGossip::new(clock.clone(), events.sink()),
-//!         queries: QueryGossip::new(clock, Box::new(drop)),
-//!         confirmations: ConfirmationGossip::new(Box::new(drop)),
-//!         urgent: UrgentNews::default(),
-//!     };
-//!     let id = NodeId {
-//!         name: name.into(),
-//!         addr: ([127, 0, 0, 1], port).into(),
-//!         tags: Default::default(),
-//!         started_ms: 1,
-//!     };
-//!     let rng = StdRng::seed_from_u64(u64::from(port));
-//!     Foca::with_custom_broadcast(id, Profile::Lan.swim_config(2), rng, PostcardCodec, gossip)
-//! }
-//! let (a_events, b_events) = (Inbox::default(), Inbox::default());
-//! let mut members = [member("a", 1, &a_events), member("b", 2, &b_events)];
-//! let mut runtime = AccumulatingRuntime::new();
-//! // 2. a command: a joins through b
-//! let b = members[1].identity().clone();
-//! members[0].announce(b, &mut runtime).unwrap();
-//! for round in 0..6 {
-//!     // 2. another command, once the two know each other: a user event from a
-//!     if round == 2 {
-//!         let event = UserEvent { ltime: 0, name: "deploy".into(), payload: vec![], coalesce: false };
-//!         let item = broadcasts::user_event(&event.encode());
-//!         swim::broadcast(&mut members[0], &item, &mut runtime).unwrap();
+//! use musubi_gossip::core::{Core, Event, Output, Settings};
+//! use musubi_gossip::identity::NodeId;
+//! use rand_foca::SeedableRng;
+//! use rand_foca::rngs::StdRng;
+//! use std::net::SocketAddr;
+//! use std::time::{Duration, Instant};
+//!
+//! let addr = |i: usize| SocketAddr::from(([127, 0, 0, 1], 7946 + i as u16));
+//! // 1. three members, each with its own seeded RNG, on one virtual clock
+//! let mut now = Instant::now();
+//! let mut members: Vec<Core> = (0..3)
+//!     .map(|i| {
+//!         let name = format!("m{i}");
+//!         let id = NodeId { name, addr: addr(i), tags: Default::default(), started_ms: 1 };
+//!         Core::new(Settings::new(id), StdRng::seed_from_u64(i as u64), now)
+//!     })
+//!     .collect();
+//! let mut user_events = [0, 0, 0];
+//! // 2. commands: the others join through m0
+//! members[1].announce(&[addr(0)], now);
+//! members[2].announce(&[addr(0)], now);
+//! for round in 0..200 {
+//!     // 2. another command once they know each other: a user event from m2
+//!     if round == 100 {
+//!         members[2].send_user_event("deploy".into(), b"v2".to_vec(), false, now).unwrap();
 //!     }
-//!     // 3. drain: each datagram goes to the member it is for (timers and notifications
-//!     // would go to the scheduler and the member table)
-//!     let sent: Vec<_> = std::iter::from_fn(|| runtime.to_send()).collect();
-//!     while runtime.to_schedule().is_some() || runtime.to_notify().is_some() {}
-//!     for (to, packet) in sent {
-//!         let datagram = wire::foca_datagram(&packet);
-//!         let Ok(Datagram::Foca(packet)) = wire::decode(&datagram) else { unreachable!() };
-//!         let receiver = usize::from(to.addr.port() - 1);
-//!         let urgent = UrgentNews::default();
-//!         swim::receive(&mut members[receiver], packet, &mut runtime, &urgent).unwrap();
+//!     // 3. and 4. outputs out until no datagram is in flight (a lossless, instant network)
+//!     loop {
+//!         let mut in_flight = Vec::new();
+//!         for (i, member) in members.iter_mut().enumerate() {
+//!             for output in member.take_outputs() {
+//!                 match output {
+//!                     Output::Send { to, datagram, .. } => in_flight.push((i, to, datagram)),
+//!                     Output::Event(Event::User(_)) => user_events[i] += 1,
+//!                     Output::Event(_) => {}
+//!                 }
+//!             }
+//!         }
+//!         if in_flight.is_empty() {
+//!             break;
+//!         }
+//!         for (from, to, datagram) in in_flight {
+//!             let to = usize::from(to.port() - 7946);
+//!             members[to].handle_datagram(&datagram, addr(from), now);
+//!         }
+//!     }
+//!     // 5. the clock moves to the earliest deadline; who is due ticks
+//!     now = members.iter().map(Core::next_deadline).min().unwrap().max(now);
+//!     for member in &mut members {
+//!         if member.next_deadline() <= now {
+//!             member.tick(now);
+//!         }
 //!     }
 //! }
-//! // 4. each member saw the event once: a when it sent it, b when it arrived
-//! assert_eq!(a_events.take().len(), 1);
-//! assert_eq!(b_events.take().len(), 1);
+//! assert!(members.iter().all(|member| member.alive_count() == 3));
+//! // each member saw the event once: m2 when it sent it, the others when it arrived
+//! assert_eq!(user_events, [1, 1, 1]);
 //! ```
 
-pub mod broadcasts;
-pub mod compression;
-pub mod conflict;
+mod broadcasts;
+mod compression;
+mod conflict;
 pub mod coordinate;
 pub mod core;
 pub mod crypto;
-pub mod deliver;
-pub mod event_history;
+mod deliver;
+mod event_history;
 pub mod identity;
 pub mod key_queries;
 pub mod keyring;
 pub mod keys;
 pub mod lamport;
-pub mod lifeguard;
+mod lifeguard;
 pub mod membership;
 pub mod profile;
-pub mod push_pull;
+mod push_pull;
 pub mod query;
 pub mod reaper;
-pub mod swim;
+mod swim;
 pub mod user_events;
 pub mod wire;

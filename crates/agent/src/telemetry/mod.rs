@@ -12,7 +12,6 @@ mod names;
 mod sinks;
 
 pub use http::NodeSlot;
-pub use names::{member_event, query_received, user_event_received};
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use metrics_util::layers::FanoutBuilder;

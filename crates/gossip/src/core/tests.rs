@@ -87,19 +87,32 @@ fn user_events(events: &[Event]) -> Vec<&str> {
     names.collect()
 }
 
-fn joined(cluster: &Cluster) -> bool {
-    let size = cluster.members.len();
-    cluster.members.iter().all(|m| m.alive_count() == size)
+/// `size` members that joined through the first one and know each other alive.
+fn joined(size: u16) -> Cluster {
+    let mut cluster = Cluster::new(size);
+    let now = cluster.now;
+    for member in &mut cluster.members[1..] {
+        member.announce(&[addr(0)], now);
+    }
+    cluster.run(Duration::from_secs(3));
+    let size = usize::from(size);
+    assert!(cluster.members.iter().all(|m| m.alive_count() == size));
+    cluster
+}
+
+fn is_join(event: &Event) -> bool {
+    matches!(
+        event,
+        Event::Member {
+            kind: MemberEventKind::Join,
+            ..
+        }
+    )
 }
 
 #[test]
 fn members_join_and_each_sees_a_user_event_once() {
-    let mut cluster = Cluster::new(3);
-    let now = cluster.now;
-    cluster.members[1].announce(&[addr(0)], now);
-    cluster.members[2].announce(&[addr(0)], now);
-    cluster.run(Duration::from_secs(3));
-    assert!(joined(&cluster));
+    let mut cluster = joined(3);
     let now = cluster.now;
     cluster.members[2]
         .send_user_event("deploy".into(), b"v2".to_vec(), false, now)
@@ -110,33 +123,14 @@ fn members_join_and_each_sees_a_user_event_once() {
     }
     // each reported its own join first, then the two others'
     for events in &cluster.events {
-        let joins = events.iter().filter(|event| {
-            matches!(
-                event,
-                Event::Member {
-                    kind: MemberEventKind::Join,
-                    ..
-                }
-            )
-        });
-        assert_eq!(joins.count(), 3);
-        assert!(matches!(
-            &events[0],
-            Event::Member {
-                kind: MemberEventKind::Join,
-                ..
-            }
-        ));
+        assert_eq!(events.iter().filter(|event| is_join(event)).count(), 3);
+        assert!(is_join(&events[0]));
     }
 }
 
 #[test]
 fn a_query_is_answered_by_every_member_then_done() {
-    let mut cluster = Cluster::new(3);
-    let now = cluster.now;
-    cluster.members[1].announce(&[addr(0)], now);
-    cluster.members[2].announce(&[addr(0)], now);
-    cluster.run(Duration::from_secs(3));
+    let mut cluster = joined(3);
     let params = QueryParams {
         name: "uptime".into(),
         request_ack: true,
@@ -184,10 +178,8 @@ fn a_query_is_answered_by_every_member_then_done() {
 
 #[test]
 fn a_member_that_left_refuses_new_tags() {
-    let mut cluster = Cluster::new(2);
+    let mut cluster = joined(2);
     let now = cluster.now;
-    cluster.members[1].announce(&[addr(0)], now);
-    cluster.run(Duration::from_secs(2));
     cluster.members[1].leave(now);
     cluster.run(Duration::from_secs(2));
     let left = cluster.members[0].member("m1").map(|m| m.status);
