@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 
-log() { printf '\n=== %s\n' "$*"; }
+log() { printf '\n=== %s (at %d s)\n' "$*" "$SECONDS"; }
 
 # Every process started below inherits this marker; at exit, whatever still carries it
 # (a server a crashed test left running) is killed by pid.
@@ -127,6 +127,7 @@ reclaim "$FUZZ_TARGET_DIR" "fuzz"
 echo "disk: $(free_gib "$ROOT") GiB free"
 
 log "process tests (pytest tests/)"
-"$PY" -m pytest tests/ -p no:cacheprovider -ra "$@" || status=1
+# --durations: the slowest tests in the log, to see where the suite's time goes.
+"$PY" -m pytest tests/ -p no:cacheprovider -ra --durations=40 "$@" || status=1
 
 exit $status

@@ -6,6 +6,8 @@ a killed leader is a leader change on the survivors. Runs against etcd 3.4 too
 (MUSUBI_TEST_TARGET=etcd), so every name and label asserted here is etcd's."""
 
 
+import json
+
 from prometheus_client.parser import text_string_to_metric_families
 
 import harness
@@ -97,6 +99,37 @@ def test_grpc_calls_are_counted_with_their_codes(target):
             == value(before, *key, grpc_code=code, **labels) + 1, code
     started = ("grpc_server_started_total", "")
     assert value(after, *started, **labels) >= value(before, *started, **labels) + 2
+
+
+def test_gateway_calls_are_counted_as_the_grpc_calls_they_are(target):
+    """etcd's JSON gateway is a gRPC client of its own member, so a call through /v3/ is
+    counted under its gRPC method and code like any other."""
+    labels = dict(grpc_type="unary", grpc_service="etcdserverpb.KV", grpc_method="Range")
+    handled = ("grpc_server_handled_total", "")
+    before = scrape(target)
+    st, _, body = harness.raw_request(target.client_port, "POST", "/v3/kv/range", '{"key":"YQ=="}')
+    assert st == 200, body
+    st, _, body = harness.raw_request(target.client_port, "POST", "/v3/kv/range",
+                                      '{"key":"YQ==","revision":"1000000"}')
+    assert st == 400, body
+    after = scrape(target)
+    for code in ("OK", "OutOfRange"):
+        assert value(after, *handled, grpc_code=code, **labels) \
+            == value(before, *handled, grpc_code=code, **labels) + 1, code
+    started = ("grpc_server_started_total", "")
+    assert value(after, *started, **labels) == value(before, *started, **labels) + 2
+
+    # A stream is counted as it ends: keepalive's ends with the request body.
+    keepalive = dict(grpc_type="bidi_stream", grpc_service="etcdserverpb.Lease",
+                     grpc_method="LeaseKeepAlive", grpc_code="OK")
+    st, _, body = harness.raw_request(target.client_port, "POST", "/v3/lease/grant", '{"TTL":"60"}')
+    assert st == 200, body
+    lease = json.loads(body)["ID"]
+    st, _, body = harness.raw_request(target.client_port, "POST", "/v3/lease/keepalive",
+                                      json.dumps({"ID": lease}))
+    assert st == 200, body
+    wait_for("the keepalive stream to be counted", lambda: value(
+        scrape(target), *handled, **keepalive) == value(after, *handled, **keepalive) + 1)
 
 
 def test_killing_the_leader_is_a_leader_change_on_the_survivors(fleet):

@@ -103,6 +103,12 @@ impl Call {
         response.map(|body| Body::new(Watched { body, call: self }))
     }
 
+    /// Counts the call as handled with `code`, for a caller that knows it without a
+    /// gRPC response to read it from (the JSON gateway).
+    pub fn end(mut self, code: tonic::Code) {
+        self.handled(code as usize);
+    }
+
     fn handled(&mut self, code: usize) {
         if self.finished {
             return;

@@ -51,7 +51,7 @@ impl Reporter {
 
     pub async fn report(&mut self, store: &Store, report: &Report) -> Result<(), ToolError> {
         let value = serde_json::to_string(report).expect("reports serialise");
-        let Some(channel) = store.v3() else {
+        if store.v3().is_none() {
             store
                 .v2
                 .set(
@@ -61,40 +61,42 @@ impl Reporter {
                 )
                 .await?;
             return Ok(());
-        };
-        // Each report takes a fresh lease and then revokes the one before: the key moved to
-        // the new lease with the put, so nothing else goes with the old one.
-        let call = async {
-            let granted = LeaseClient::new(channel.clone())
-                .lease_grant(LeaseGrantRequest {
-                    ttl: TTL.as_secs() as i64,
-                    id: 0,
-                })
-                .await?
-                .into_inner();
-            KvClient::new(channel.clone())
-                .put(PutRequest {
-                    key: self.key.as_bytes().to_vec(),
-                    value: value.into_bytes(),
-                    lease: granted.id,
-                    ..Default::default()
-                })
-                .await?;
-            if let Some(old) = self.lease.replace(granted.id) {
-                let _ = LeaseClient::new(channel.clone())
-                    .lease_revoke(LeaseRevokeRequest { id: old })
-                    .await;
-            }
-            Ok::<(), tonic::Status>(())
-        };
-        match tokio::time::timeout(store.timeout, call).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(status)) => {
-                store.v3_failover();
-                Err(status.into())
-            }
-            Err(_) => Err(ToolError::unreachable("context deadline exceeded")),
         }
+        // Each report takes a fresh lease and then revokes the one before: the key moved to
+        // the new lease with the put, so nothing else goes with the old one. Sent again
+        // after a timeout: a lease granted by a lost attempt expires with its TTL.
+        let (key, value) = (self.key.as_bytes().to_vec(), value.into_bytes());
+        let granted = store
+            .v3_call(store.call(), |channel| {
+                let put = PutRequest {
+                    key: key.clone(),
+                    value: value.clone(),
+                    ..Default::default()
+                };
+                async move {
+                    let ttl = TTL.as_secs() as i64;
+                    let granted = LeaseClient::new(channel.clone())
+                        .lease_grant(LeaseGrantRequest { ttl, id: 0 })
+                        .await?
+                        .into_inner();
+                    let lease = granted.id;
+                    KvClient::new(channel)
+                        .put(PutRequest { lease, ..put })
+                        .await?;
+                    Ok(lease)
+                }
+            })
+            .await?;
+        if let Some(old) = self.lease.replace(granted) {
+            let revoke = |channel| async move {
+                LeaseClient::new(channel)
+                    .lease_revoke(LeaseRevokeRequest { id: old })
+                    .await
+            };
+            // Best effort: the old lease expires with its TTL anyway.
+            let _ = store.v3_call(store.call(), revoke).await;
+        }
+        Ok(())
     }
 }
 

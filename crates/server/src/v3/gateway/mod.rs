@@ -34,6 +34,7 @@ use super::lease::{LeaseGrpc, LeaseService};
 use super::lock::LockService;
 use super::maintenance::MaintenanceService;
 use super::watch;
+use crate::grpc_metrics::Call;
 use axum::http::{Method, StatusCode};
 use futures::StreamExt;
 use json::{Json, Next};
@@ -59,7 +60,9 @@ pub fn api_path(path: &str) -> Option<&str> {
         .map(|rest| &path[path.len() - rest.len() - 1..])
 }
 
-/// What a gateway path calls.
+/// What a gateway path calls. Each variant is named as etcd names the gRPC method, which
+/// the call is counted under in `/metrics` ([`Rpc::grpc_path`]).
+#[derive(Debug)]
 enum Rpc {
     Range,
     Put,
@@ -95,10 +98,10 @@ enum Rpc {
 }
 
 /// The RPCs of the Auth service.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug)]
 enum AuthRpc {
-    Enable,
-    Disable,
+    AuthEnable,
+    AuthDisable,
     Authenticate,
     UserAdd,
     UserGet,
@@ -142,8 +145,8 @@ fn rpc(path: &str) -> Option<Rpc> {
         "/maintenance/hash" => Some(Rpc::Hash),
         "/maintenance/snapshot" => Some(Rpc::Snapshot),
         "/maintenance/transfer-leadership" => Some(Rpc::MoveLeader),
-        "/auth/enable" => auth(AuthRpc::Enable),
-        "/auth/disable" => auth(AuthRpc::Disable),
+        "/auth/enable" => auth(AuthRpc::AuthEnable),
+        "/auth/disable" => auth(AuthRpc::AuthDisable),
         "/auth/authenticate" => auth(AuthRpc::Authenticate),
         "/auth/user/add" => auth(AuthRpc::UserAdd),
         "/auth/user/get" => auth(AuthRpc::UserGet),
@@ -169,6 +172,39 @@ fn rpc(path: &str) -> Option<Rpc> {
     }
 }
 
+impl Rpc {
+    /// The gRPC path of the method (`/etcdserverpb.KV/Range`): etcd's gateway is a gRPC
+    /// client of its own member, so its calls are counted as the gRPC calls they are.
+    fn grpc_path(&self) -> String {
+        let service = match self {
+            Rpc::Range | Rpc::Put | Rpc::DeleteRange | Rpc::Txn | Rpc::Compact => "etcdserverpb.KV",
+            Rpc::LeaseGrant
+            | Rpc::LeaseRevoke
+            | Rpc::LeaseTimeToLive
+            | Rpc::LeaseLeases
+            | Rpc::LeaseKeepAlive => "etcdserverpb.Lease",
+            Rpc::Watch => "etcdserverpb.Watch",
+            Rpc::MemberAdd
+            | Rpc::MemberRemove
+            | Rpc::MemberUpdate
+            | Rpc::MemberList
+            | Rpc::MemberPromote => "etcdserverpb.Cluster",
+            Rpc::Alarm
+            | Rpc::Status
+            | Rpc::Defragment
+            | Rpc::Hash
+            | Rpc::Snapshot
+            | Rpc::MoveLeader => "etcdserverpb.Maintenance",
+            Rpc::Auth(method) => return format!("/etcdserverpb.Auth/{method:?}"),
+            Rpc::Lock | Rpc::Unlock => "v3lockpb.Lock",
+            Rpc::Campaign | Rpc::Proclaim | Rpc::Leader | Rpc::Observe | Rpc::Resign => {
+                "v3electionpb.Election"
+            }
+        };
+        format!("/{service}/{self:?}")
+    }
+}
+
 /// grpc-gateway splits a `:verb` off the last segment; no etcd path has one, so only an
 /// empty verb (`/v3/kv/range:`) still matches.
 fn without_verb(path: &str) -> Option<&str> {
@@ -188,9 +224,12 @@ pub async fn serve(v3: &V3, req: axum::extract::Request, path: &str) -> HttpResp
     if req.method() != Method::POST {
         return reply::plain(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed\n");
     }
+    let path = rpc.grpc_path();
     // etcd's gateway is a gRPC client of its own member: a learner refuses it the same.
     if v3.app.raft.is_learner() && !matches!(rpc, Rpc::Status | Rpc::Range) {
-        return reply::status(&super::learner::refused());
+        let refused = super::learner::refused();
+        Call::start(&path).end(refused.code());
+        return reply::status(&refused);
     }
     let limit = v3.app.limits.max_body_bytes;
     // etcd's gateway hands the `Authorization` header on as the call's token.
@@ -203,20 +242,28 @@ pub async fn serve(v3: &V3, req: axum::extract::Request, path: &str) -> HttpResp
     match rpc {
         Rpc::Watch => {
             let v3 = v3.clone();
-            stream::bidi(body, &schema::WATCH, limit, move |requests| {
+            stream::bidi(&path, body, &schema::WATCH, limit, move |requests| {
                 watch::serve_as(v3, requests, false, token)
             })
             .await
         }
         Rpc::LeaseKeepAlive => {
             let lease = Arc::new(LeaseService(v3.clone()));
-            stream::bidi(body, &schema::LEASE_ID, limit, move |requests| {
+            stream::bidi(&path, body, &schema::LEASE_ID, limit, move |requests| {
                 lease.keep_alive(requests)
             })
             .await
         }
         rpc => match read_body(body, UNARY_BODY_FACTOR * v3.app.limits.max_value_bytes).await {
-            Ok(body) => unary(v3, rpc, &body, &token).await,
+            Ok(body) => {
+                let response = unary(v3, rpc, &path, &body, &token).await;
+                // Counted once the service answered: a request the gateway itself refuses
+                // (bad JSON, too large) never reaches etcd's gRPC server either.
+                if let Some(Answered(code)) = response.extensions().get() {
+                    Call::start(&path).end(*code);
+                }
+                response
+            }
             Err(read) => {
                 // What gRPC says of a message over its limit, the size being what came of
                 // the body before it was given up (etcd's gateway reads it all).
@@ -246,7 +293,7 @@ async fn read_body(body: axum::body::Body, limit: usize) -> Result<Vec<u8>, usiz
     Ok(buf)
 }
 
-async fn unary(v3: &V3, rpc: Rpc, body: &[u8], token: &auth::Token) -> HttpResponse {
+async fn unary(v3: &V3, rpc: Rpc, path: &str, body: &[u8], token: &auth::Token) -> HttpResponse {
     use schema::*;
     let kv = KvService(v3.clone());
     let lease = LeaseService(v3.clone());
@@ -360,8 +407,8 @@ async fn unary(v3: &V3, rpc: Rpc, body: &[u8], token: &auth::Token) -> HttpRespo
                 Err(message) => return reply::error(Code::InvalidArgument, &message),
             };
             match maintenance.snapshot(with(request, token)).await {
-                Ok(responses) => stream::forward(responses.into_inner()).await,
-                Err(status) => reply::status(&status),
+                Ok(responses) => stream::forward(Call::start(path), responses.into_inner()).await,
+                Err(status) => failed(&status),
             }
         }
         Rpc::Lock => call(v3, body, &LOCK, |r| grpc(Lock::lock(&lock, with(r, token)))).await,
@@ -387,8 +434,8 @@ async fn unary(v3: &V3, rpc: Rpc, body: &[u8], token: &auth::Token) -> HttpRespo
                 Err(message) => return reply::error(Code::InvalidArgument, &message),
             };
             match election.observe(with(request, token)).await {
-                Ok(responses) => stream::forward(responses.into_inner()).await,
-                Err(status) => reply::status(&status),
+                Ok(responses) => stream::forward(Call::start(path), responses.into_inner()).await,
+                Err(status) => failed(&status),
             }
         }
         Rpc::Auth(method) => auth_rpc(v3, method, body, token).await,
@@ -402,8 +449,8 @@ async fn auth_rpc(v3: &V3, method: AuthRpc, body: &[u8], token: &auth::Token) ->
     let s = AuthService(v3.clone());
     let t = token;
     match method {
-        AuthRpc::Enable => call(v3, body, &EMPTY, |r| grpc(s.auth_enable(with(r, t)))).await,
-        AuthRpc::Disable => call(v3, body, &EMPTY, |r| grpc(s.auth_disable(with(r, t)))).await,
+        AuthRpc::AuthEnable => call(v3, body, &EMPTY, |r| grpc(s.auth_enable(with(r, t)))).await,
+        AuthRpc::AuthDisable => call(v3, body, &EMPTY, |r| grpc(s.auth_disable(with(r, t)))).await,
         AuthRpc::Authenticate => {
             call(v3, body, &NAME_PASSWORD, |r| {
                 grpc(s.authenticate(with(r, t)))
@@ -490,10 +537,30 @@ where
         let message = format!("grpc: received message larger than max ({size} vs. {max})");
         return reply::error(Code::ResourceExhausted, &message);
     }
-    match service(req).await {
-        Ok(resp) => reply::message(&resp),
-        Err(status) => reply::status(&status),
+    answered(service(req).await)
+}
+
+/// The gRPC code a service answered a unary call with, kept on the HTTP reply for the
+/// call's count (`serve`).
+#[derive(Clone, Copy)]
+struct Answered(Code);
+
+/// The reply to what a service answered.
+fn answered<Resp: Serialize>(answer: Result<Resp, Status>) -> HttpResponse {
+    match answer {
+        Ok(resp) => with_code(reply::message(&resp), Code::Ok),
+        Err(status) => failed(&status),
     }
+}
+
+/// The reply to a service's refusal.
+fn failed(status: &Status) -> HttpResponse {
+    with_code(reply::status(status), status.code())
+}
+
+fn with_code(mut reply: HttpResponse, code: Code) -> HttpResponse {
+    reply.extensions_mut().insert(Answered(code));
+    reply
 }
 
 /// A unary request: the first JSON value of `body` (an empty body is an empty request).

@@ -10,6 +10,7 @@
 use super::json::{self, Next};
 use super::reply::{self, HttpResponse};
 use super::schema::Msg;
+use crate::grpc_metrics::Call;
 use axum::body::{Body, BodyDataStream};
 use axum::http::StatusCode;
 use futures::stream::BoxStream;
@@ -18,9 +19,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tonic::{Code, Status};
 
-/// A bidirectional call: `start` turns the requests read from `body` into responses.
-/// `limit`: the most one request may take.
+/// A bidirectional call of the gRPC method at `path`: `start` turns the requests read
+/// from `body` into responses. `limit`: the most one request may take.
 pub async fn bidi<Req, Resp, S>(
+    path: &str,
     body: Body,
     msg: &'static Msg,
     limit: usize,
@@ -50,17 +52,18 @@ where
         }
     });
     let requests = futures::stream::iter(first).chain(rest).fuse().boxed();
-    forward(start(requests)).await
+    forward(Call::start(path), start(requests)).await
 }
 
-/// The responses of a stream, one chunk each, from the first one on.
-pub async fn forward<Resp, S>(responses: S) -> HttpResponse
+/// The responses of a stream, one chunk each, from the first one on; `call` is counted
+/// handled as the stream ends (canceled if the client goes first).
+pub async fn forward<Resp, S>(call: Call, responses: S) -> HttpResponse
 where
     Resp: Serialize + Send + 'static,
     S: Stream<Item = Result<Resp, Status>> + Send + 'static,
 {
     // Fused: the stream is polled again after its first item, which may be its end.
-    let mut responses = Box::pin(responses.fuse());
+    let mut responses = Box::pin(counted(call, responses).fuse());
     let (status, head) = match responses.next().await {
         None => (StatusCode::OK, None),
         Some(Ok(resp)) => (StatusCode::OK, Some(reply::result_chunk(&resp))),
@@ -90,6 +93,30 @@ where
         reply::grpc_metadata(&mut resp);
     }
     resp
+}
+
+/// `responses`, ending `call` with the code of their end: OK, or the failure's.
+fn counted<Resp, S>(call: Call, responses: S) -> impl Stream<Item = Result<Resp, Status>>
+where
+    S: Stream<Item = Result<Resp, Status>>,
+{
+    let ends = futures::stream::once(async { None });
+    responses
+        .map(Some)
+        .chain(ends)
+        .scan(Some(call), |call, item| {
+            let end = match &item {
+                None => Some(Code::Ok),
+                Some(Err(status)) => Some(status.code()),
+                Some(Ok(_)) => None,
+            };
+            if let Some(code) = end
+                && let Some(call) = call.take()
+            {
+                call.end(code);
+            }
+            std::future::ready(item)
+        })
 }
 
 /// The requests of a client stream, read from its body.
