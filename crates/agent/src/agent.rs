@@ -18,7 +18,6 @@ use crate::node::{self, NodeHandle};
 use crate::reload::{self, Reloader};
 use crate::rpc;
 use crate::snapshot::{Restored, Snapshot};
-use clap::error::ErrorKind;
 use musubi_gossip::core::Settings;
 use musubi_gossip::identity::NodeId;
 use musubi_gossip::lamport::Clocks;
@@ -38,14 +37,21 @@ const GRACEFUL_TIMEOUT: Duration = Duration::from_secs(3);
 /// Entry point for `musubi agent ARGS`: 0 after a graceful leave; 1 on a usage or start
 /// error, an exit without leaving, or retry-join giving up (as `serf agent`).
 pub fn cli_main(args: Vec<String>) -> ExitCode {
+    // As serf agent: help asked for anywhere is the usage on stderr, exit 0; a flag Go's
+    // `flag` refuses is its message on stderr, then `==> ` and the usage on stdout, exit 1
+    // (`-help=false`, Go's own help request, the usage alone).
+    if musubi_gocompat::flag::help_requested(&args) {
+        eprintln!("{}", crate::config::flags::usage());
+        return ExitCode::SUCCESS;
+    }
     let config = match AgentConfig::load(&args) {
         Ok(config) => config,
-        Err(ConfigError::Usage(e)) => {
-            let _ = e.print();
-            return match e.kind() {
-                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => ExitCode::SUCCESS,
-                _ => ExitCode::from(1),
-            };
+        Err(ConfigError::Flag(e)) => {
+            if e != musubi_gocompat::flag::FlagError::Help {
+                eprintln!("{e}");
+            }
+            println!("==> {}", crate::config::flags::usage());
+            return ExitCode::from(1);
         }
         Err(ConfigError::Invalid(message)) => return fail(&message),
     };

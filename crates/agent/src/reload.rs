@@ -93,7 +93,7 @@ pub fn load(
     store: ConfigLayer,
 ) -> Result<(AgentConfig, Vec<EventHandler>), String> {
     let config = AgentConfig::load_with(args, store).map_err(|e| match e {
-        ConfigError::Usage(e) => e.to_string(),
+        ConfigError::Flag(e) => e.to_string(),
         ConfigError::Invalid(message) => message,
     })?;
     let handlers = parse_handlers(&config.event_handlers)?;

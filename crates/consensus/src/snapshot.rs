@@ -12,7 +12,7 @@ use openraft::type_config::alias::LeaderIdOf;
 use openraft::vote::RaftLeaderIdExt;
 use parking_lot::Mutex;
 use std::collections::{BTreeMap, BTreeSet};
-use std::io;
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -53,6 +53,18 @@ impl SnapshotStore {
     /// Makes `meta`/`data` the current snapshot, durably, unless a newer one is already there.
     /// Blocks on fsync: call it from a blocking thread.
     pub(crate) fn save(&self, meta: &SnapshotMeta, data: &[u8]) -> io::Result<()> {
+        self.save_streamed(meta, |out| out.write_all(data))
+            .map(drop)
+    }
+
+    /// [`SnapshotStore::save`] with the data written by `write` as it is produced, so that
+    /// it is never whole in memory. Returns its length (`None`: a later snapshot is saved
+    /// already, and this one is not).
+    pub(crate) fn save_streamed(
+        &self,
+        meta: &SnapshotMeta,
+        write: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+    ) -> io::Result<Option<u64>> {
         let mut current = self.current.lock();
         if current.closed {
             return Err(io::Error::other(
@@ -64,17 +76,17 @@ impl SnapshotStore {
             .as_ref()
             .is_some_and(|c| c.last_log_id > meta.last_log_id)
         {
-            return Ok(());
+            return Ok(None);
         }
         let head = serde_json::to_vec(meta).map_err(io::Error::other)?;
         let started = std::time::Instant::now();
-        durable::write_atomic_on(&*self.fs, &self.dir, FILE, &[&head, data])?;
+        let len = durable::write_atomic_streamed_on(&*self.fs, &self.dir, FILE, &[&head], write)?;
         // The applied state reaching the disk apart from the log: what etcd's backend
         // commit is, under etcd's name (docs/operations.md).
         metrics::histogram!("etcd_disk_backend_commit_duration_seconds")
             .record(started.elapsed().as_secs_f64());
         current.meta = Some(meta.clone());
-        Ok(())
+        Ok(Some(len))
     }
 
     /// Waits for a save in progress, then refuses further saves. Blocks.

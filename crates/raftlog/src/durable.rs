@@ -19,6 +19,60 @@ pub fn write_atomic(dir: &Path, name: &str, parts: &[&[u8]]) -> io::Result<()> {
 
 /// [`write_atomic`] on `fs`.
 pub fn write_atomic_on(fs: &dyn Fs, dir: &Path, name: &str, parts: &[&[u8]]) -> io::Result<()> {
+    replace_on(fs, dir, name, |out| write_parts(out, parts))
+}
+
+/// [`write_atomic_on`] with one more part after `parts`, which `write_last` writes as it
+/// produces it, so that it is never whole in memory (a snapshot of the state). [`read`]
+/// returns it as a part like the others. Returns its length.
+pub fn write_atomic_streamed_on(
+    fs: &dyn Fs,
+    dir: &Path,
+    name: &str,
+    parts: &[&[u8]],
+    write_last: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+) -> io::Result<u64> {
+    let mut last_len = 0;
+    replace_on(fs, dir, name, |out| {
+        write_parts(out, parts)?;
+        // The header goes in once the payload's length and checksum are known.
+        out.flush()?;
+        let header_at = out.get_ref().at;
+        out.write_all(&[0; record::HEADER])?;
+        let mut last = Checksummed {
+            out: &mut *out,
+            record: record::Streamed::new(parts.len() as u64),
+        };
+        write_last(&mut last)?;
+        let record = last.record;
+        last_len = record.len() as u64;
+        let header = record.header().ok_or_else(|| {
+            io::Error::other(format!(
+                "{name} would take {last_len} bytes, past the 1 GiB record limit"
+            ))
+        })?;
+        out.flush()?;
+        out.get_ref().file.write_all_at(&header, header_at)
+    })?;
+    Ok(last_len)
+}
+
+fn write_parts(out: &mut impl Write, parts: &[&[u8]]) -> io::Result<()> {
+    for (i, part) in parts.iter().enumerate() {
+        out.write_all(&record::header(i as u64, part))?;
+        out.write_all(part)?;
+    }
+    Ok(())
+}
+
+/// Writes `dir/name.tmp` with `write`, fsyncs it, renames it over `dir/name` and fsyncs the
+/// directory.
+fn replace_on(
+    fs: &dyn Fs,
+    dir: &Path,
+    name: &str,
+    write: impl FnOnce(&mut io::BufWriter<Sequential<'_>>) -> io::Result<()>,
+) -> io::Result<()> {
     fs::create_dir_all(fs, dir)?;
     let tmp = dir.join(format!("{name}.tmp"));
     let file = fs.create(&tmp)?;
@@ -26,15 +80,30 @@ pub fn write_atomic_on(fs: &dyn Fs, dir: &Path, name: &str, parts: &[&[u8]]) -> 
         file: &*file,
         at: 0,
     });
-    for (i, part) in parts.iter().enumerate() {
-        out.write_all(&record::header(i as u64, part))?;
-        out.write_all(part)?;
-    }
+    write(&mut out)?;
     out.flush()?;
     drop(out);
     file.sync_all()?;
     fs.rename(&tmp, &dir.join(name))?;
     fs.sync_dir(dir)
+}
+
+/// A record's payload on its way out, checksummed as it passes.
+struct Checksummed<'a, W: Write> {
+    out: &'a mut W,
+    record: record::Streamed,
+}
+
+impl<W: Write> Write for Checksummed<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let written = self.out.write(buf)?;
+        self.record.update(&buf[..written]);
+        Ok(written)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
 }
 
 /// The parts of `dir/name`, or `None` if there is no such file.
@@ -99,5 +168,50 @@ impl Write for Sequential<'_> {
 
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_streamed_part_reads_back_like_one_written_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let fs = fs::StdFs;
+        let big: Vec<u8> = (0..100_000u32).flat_map(u32::to_le_bytes).collect();
+        let len = write_atomic_streamed_on(&fs, dir.path(), "snap", &[b"head"], |out| {
+            for piece in big.chunks(777) {
+                out.write_all(piece)?;
+            }
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(len, big.len() as u64);
+        let expected = Some(vec![b"head".to_vec(), big.clone()]);
+        assert_eq!(read_on(&fs, dir.path(), "snap").unwrap(), expected);
+        // The same bytes as the whole-part writer's.
+        let whole = dir.path().join("whole");
+        write_atomic_on(&fs, &whole, "snap", &[b"head", &big]).unwrap();
+        assert_eq!(
+            std::fs::read(whole.join("snap")).unwrap(),
+            std::fs::read(dir.path().join("snap")).unwrap()
+        );
+    }
+
+    #[test]
+    fn a_failed_stream_leaves_the_old_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let fs = fs::StdFs;
+        write_atomic_on(&fs, dir.path(), "snap", &[b"old"]).unwrap();
+        let failed = write_atomic_streamed_on(&fs, dir.path(), "snap", &[], |out| {
+            out.write_all(b"half")?;
+            Err(io::Error::other("serialisation failed"))
+        });
+        assert!(failed.is_err());
+        assert_eq!(
+            read_on(&fs, dir.path(), "snap").unwrap(),
+            Some(vec![b"old".to_vec()])
+        );
     }
 }

@@ -34,19 +34,51 @@ pub(crate) fn finish(buf: &mut [u8], start: usize, index: u64) {
 
 /// The header for `payload` kept apart from it, for writers that do not copy the payload.
 pub(crate) fn header(index: u64, payload: &[u8]) -> [u8; HEADER] {
-    assert!(
-        payload.len() <= MAX_PAYLOAD,
-        "a record of {} bytes exceeds the 1 GiB limit",
-        payload.len()
-    );
-    let mut crc = crc32fast::Hasher::new();
-    crc.update(&index.to_le_bytes());
-    crc.update(payload);
-    let mut h = [0; HEADER];
-    h[0..4].copy_from_slice(&(payload.len() as u32).to_le_bytes());
-    h[4..8].copy_from_slice(&crc.finalize().to_le_bytes());
-    h[8..16].copy_from_slice(&index.to_le_bytes());
-    h
+    let mut record = Streamed::new(index);
+    record.update(payload);
+    record.header().unwrap_or_else(|| {
+        panic!(
+            "a record of {} bytes exceeds the 1 GiB limit",
+            payload.len()
+        )
+    })
+}
+
+/// The header of a record whose payload is written piece by piece as it is produced, so
+/// it is never whole in memory: the header goes in front of it once the last piece is out.
+pub(crate) struct Streamed {
+    index: u64,
+    crc: crc32fast::Hasher,
+    len: usize,
+}
+
+impl Streamed {
+    pub(crate) fn new(index: u64) -> Streamed {
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(&index.to_le_bytes());
+        Streamed { index, crc, len: 0 }
+    }
+
+    pub(crate) fn update(&mut self, piece: &[u8]) {
+        self.crc.update(piece);
+        self.len += piece.len();
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// The header; `None` if the payload outgrew [`MAX_PAYLOAD`].
+    pub(crate) fn header(self) -> Option<[u8; HEADER]> {
+        if self.len > MAX_PAYLOAD {
+            return None;
+        }
+        let mut h = [0; HEADER];
+        h[0..4].copy_from_slice(&(self.len as u32).to_le_bytes());
+        h[4..8].copy_from_slice(&self.crc.finalize().to_le_bytes());
+        h[8..16].copy_from_slice(&self.index.to_le_bytes());
+        Some(h)
+    }
 }
 
 /// What lies at one position of a buffer of records.

@@ -6,6 +6,8 @@
 //! any of the three sources alike.
 
 use crate::{advertise, etcd_only_flags};
+use musubi_gocompat::flag::{self, FlagError};
+use musubi_gocompat::strconv::{parse_bool, parse_int, parse_uint};
 use std::path::PathBuf;
 
 #[derive(Clone, Debug, PartialEq)]
@@ -81,17 +83,14 @@ pub enum Invocation {
     Help,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Kind {
-    Value,
-    Bool,
-}
+pub use musubi_gocompat::flag::Kind;
 
-/// (canonical name, kind, help). Names are matched after stripping one or two dashes.
+/// (name, kind, help), parsed by Go's rules (`musubi_gocompat::flag`) as etcd's are; the
+/// numbers' kinds are their Go types in etcd, so that a bad one is refused in etcd's words.
 const FLAGS: &[(&str, Kind, &str)] = &[
     (
         "config-file",
-        Kind::Value,
+        Kind::Text,
         "etcd's YAML config file: flag names as keys; flags and the environment win over it",
     ),
     (
@@ -101,67 +100,67 @@ const FLAGS: &[(&str, Kind, &str)] = &[
     ),
     (
         "name",
-        Kind::Value,
+        Kind::Text,
         "human-readable name of this member (default \"default\")",
     ),
     (
         "data-dir",
-        Kind::Value,
+        Kind::Text,
         "directory for the log and snapshots (default \"<name>.musubi\")",
     ),
     (
         "listen-client-urls",
-        Kind::Value,
+        Kind::Text,
         "URLs to serve clients on (default http://127.0.0.1:2379,http://127.0.0.1:4001)",
     ),
     (
         "advertise-client-urls",
-        Kind::Value,
+        Kind::Text,
         "client URLs to tell the cluster (default: the listen URLs)",
     ),
     (
         "listen-peer-urls",
-        Kind::Value,
+        Kind::Text,
         "URLs to serve peers on (default http://127.0.0.1:2380)",
     ),
     (
         "listen-metrics-urls",
-        Kind::Value,
+        Kind::Text,
         "extra URLs serving only /metrics and /health (default: none)",
     ),
     (
         "initial-advertise-peer-urls",
-        Kind::Value,
+        Kind::Text,
         "peer URLs to tell the cluster (default: the listen peer URLs)",
     ),
     (
         "initial-cluster",
-        Kind::Value,
+        Kind::Text,
         "name=peerURL,... of the first members (default: this member alone)",
     ),
     (
         "initial-cluster-state",
-        Kind::Value,
+        Kind::Text,
         "new or existing (default new)",
     ),
     (
         "initial-cluster-token",
-        Kind::Value,
+        Kind::Text,
         "token that makes cluster IDs unique (default etcd-cluster)",
     ),
     (
         "discovery",
-        Kind::Value,
+        Kind::Text,
         "URL of a v2 keys directory on a running etcd or musubi, holding _config/size: bootstraps a new cluster of that size",
     ),
     (
         "discovery-fallback",
-        Kind::Value,
+        Kind::Text,
         "exit or proxy (default): what a member does when discovery is full; musubi exits either way, as it has no proxy mode",
     ),
     (
         "discovery-proxy",
-        Kind::Value,
+        Kind::Text,
         "HTTP proxy to reach the discovery service through",
     ),
     (
@@ -171,85 +170,85 @@ const FLAGS: &[(&str, Kind, &str)] = &[
     ),
     (
         "snapshot-count",
-        Kind::Value,
+        Kind::Uint,
         "applied entries between snapshots (default 100000)",
     ),
     (
         "max-request-bytes",
-        Kind::Value,
+        Kind::Uint,
         "largest client request in bytes (default 1572864)",
     ),
     (
         "max-txn-ops",
-        Kind::Value,
+        Kind::Uint,
         "most operations in one v3 Txn (default 128)",
     ),
     (
         "auth-token",
-        Kind::Value,
+        Kind::Text,
         "kind of v3 auth token: simple (etcd's default; jwt is not served)",
     ),
     (
         "auth-token-ttl",
-        Kind::Value,
+        Kind::Uint,
         "seconds a v3 auth token lives after its last use (default 300)",
     ),
     (
         "quota-backend-bytes",
-        Kind::Value,
+        Kind::Int,
         "space quota of the keyspace in bytes; NOSPACE is raised past it (default 0: 2 GiB, negative: none)",
     ),
     (
         "auto-compaction-mode",
-        Kind::Value,
+        Kind::Text,
         "periodic (retention is a duration) or revision (a count of revisions)",
     ),
     (
         "auto-compaction-retention",
-        Kind::Value,
+        Kind::Text,
         "v3 history kept by auto-compaction (default 0: off, see docs/keyspace.md)",
     ),
     (
         "heartbeat-interval",
-        Kind::Value,
+        Kind::Uint,
         "leader heartbeat in ms (default 100)",
     ),
     (
         "election-timeout",
-        Kind::Value,
+        Kind::Uint,
         "election timeout in ms (default 1000)",
     ),
     (
         "v2-watch-history",
-        Kind::Value,
+        Kind::Uint,
         "v2 events kept for waitIndex watches (default 1000, etcd's window)",
     ),
     (
         "log-level",
-        Kind::Value,
+        Kind::Text,
         "debug, info, warn or error (default info)",
     ),
     (
         "log-format",
-        Kind::Value,
+        Kind::Text,
         "text, or json: one object a line in etcd's zap shape (default text)",
     ),
     (
         "logger",
-        Kind::Value,
+        Kind::Text,
         "etcd's choice of logger: capnslog (text) or zap (json)",
     ),
     (
         "log-outputs",
-        Kind::Value,
+        Kind::Text,
         "where logs go, comma-separated: default (stderr), stderr, stdout or a file path",
     ),
     (
         "cert-file",
-        Kind::Value,
+        Kind::Text,
         "TLS certificate (PEM) served on https:// client URLs",
     ),
-    ("key-file", Kind::Value, "private key (PEM) of --cert-file"),
+    ("key-file", Kind::Text, "private key (PEM) of --cert-file"),
     (
         "client-cert-auth",
         Kind::Bool,
@@ -257,7 +256,7 @@ const FLAGS: &[(&str, Kind, &str)] = &[
     ),
     (
         "trusted-ca-file",
-        Kind::Value,
+        Kind::Text,
         "CA (PEM) that signs client certificates; setting it requires them, as in etcd",
     ),
     (
@@ -267,12 +266,12 @@ const FLAGS: &[(&str, Kind, &str)] = &[
     ),
     (
         "peer-cert-file",
-        Kind::Value,
+        Kind::Text,
         "TLS certificate (PEM) served on https:// peer URLs and shown to peers",
     ),
     (
         "peer-key-file",
-        Kind::Value,
+        Kind::Text,
         "private key (PEM) of --peer-cert-file",
     ),
     (
@@ -282,7 +281,7 @@ const FLAGS: &[(&str, Kind, &str)] = &[
     ),
     (
         "peer-trusted-ca-file",
-        Kind::Value,
+        Kind::Text,
         "CA (PEM) that signs peer certificates, for both directions",
     ),
     (
@@ -292,12 +291,12 @@ const FLAGS: &[(&str, Kind, &str)] = &[
     ),
     (
         "ca-file",
-        Kind::Value,
+        Kind::Text,
         "etcd 2.x: --trusted-ca-file plus --client-cert-auth",
     ),
     (
         "peer-ca-file",
-        Kind::Value,
+        Kind::Text,
         "etcd 2.x: --peer-trusted-ca-file plus --peer-client-cert-auth",
     ),
     (
@@ -308,32 +307,32 @@ const FLAGS: &[(&str, Kind, &str)] = &[
     // etcd 0.x
     (
         "addr",
-        Kind::Value,
+        Kind::Text,
         "0.x: client host:port to listen on and advertise",
     ),
     (
         "bind-addr",
-        Kind::Value,
+        Kind::Text,
         "0.x: client host[:port] to listen on",
     ),
     (
         "peer-addr",
-        Kind::Value,
+        Kind::Text,
         "0.x: peer host:port to listen on and advertise",
     ),
     (
         "peer-bind-addr",
-        Kind::Value,
+        Kind::Text,
         "0.x: peer host[:port] to listen on",
     ),
     (
         "peers",
-        Kind::Value,
+        Kind::Text,
         "0.x: host:port,... peer addresses of a running cluster; a fresh member asks them to add it",
     ),
     (
         "peers-file",
-        Kind::Value,
+        Kind::Text,
         "0.x: file holding the -peers list",
     ),
     (
@@ -343,17 +342,13 @@ const FLAGS: &[(&str, Kind, &str)] = &[
     ),
     (
         "peer-heartbeat-interval",
-        Kind::Value,
+        Kind::Uint,
         "0.x: heartbeat-interval",
     ),
-    (
-        "peer-election-timeout",
-        Kind::Value,
-        "0.x: election-timeout",
-    ),
+    ("peer-election-timeout", Kind::Uint, "0.x: election-timeout"),
     (
         "cors",
-        Kind::Value,
+        Kind::Text,
         "accepted for compatibility; CORS always allows every origin",
     ),
     (
@@ -365,17 +360,17 @@ const FLAGS: &[(&str, Kind, &str)] = &[
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum ConfigError {
-    #[error("flag provided but not defined: {0}")]
-    UnknownFlag(String),
-    #[error("flag needs an argument: {0}")]
-    MissingValue(String),
+    /// A command line Go's `flag` refuses, in its words.
+    #[error(transparent)]
+    Flag(#[from] FlagError),
     #[error("invalid value {value:?} for {flag}: {reason}")]
     BadValue {
         flag: String,
         value: String,
         reason: String,
     },
-    #[error("unexpected argument {0:?}")]
+    /// An argument after the flags, in etcd's words (`See 'etcd --help'` names musubi's).
+    #[error("error verifying flags, '{0}' is not a valid flag. See 'musubi serve --help'.")]
     Positional(String),
     #[error("--{flag}={value}: not supported by musubi: {reason}")]
     Unsupported {
@@ -489,39 +484,24 @@ fn env_name(prefix: &str, flag: &str) -> String {
 }
 
 pub fn parse(args: &[String]) -> Result<Invocation, ConfigError> {
-    let mut given = Given::default();
-    let mut i = 0;
-    while i < args.len() {
-        let arg = &args[i];
-        i += 1;
-        let Some(stripped) = arg.strip_prefix("--").or_else(|| arg.strip_prefix('-')) else {
-            return Err(ConfigError::Positional(arg.clone()));
-        };
-        let (name, inline) = match stripped.split_once('=') {
-            Some((n, v)) => (n, Some(v.to_string())),
-            None => (stripped, None),
-        };
-        match name {
-            "version" => return Ok(Invocation::Version),
-            "h" | "help" => return Ok(Invocation::Help),
-            _ => {}
-        }
-        let Some((canonical, kind)) = known_flag(name) else {
-            return Err(ConfigError::UnknownFlag(arg.clone()));
-        };
-        let value = match (kind, inline) {
-            (_, Some(v)) => v,
-            (Kind::Bool, None) => "true".to_string(),
-            (Kind::Value, None) => {
-                let v = args
-                    .get(i)
-                    .ok_or_else(|| ConfigError::MissingValue(arg.clone()))?;
-                i += 1;
-                v.clone()
-            }
-        };
-        given.flags.push((canonical, value));
+    let lookup = |name: &str| match name {
+        "version" => Some(("version", Kind::Bool)),
+        _ => known_flag(name),
+    };
+    let parsed = match flag::parse(args, lookup) {
+        Err(FlagError::Help) => return Ok(Invocation::Help),
+        parsed => parsed?,
+    };
+    if parsed.last("version").and_then(parse_bool) == Some(true) {
+        return Ok(Invocation::Version);
     }
+    if let Some(first) = parsed.args.first() {
+        return Err(ConfigError::Positional(first.clone()));
+    }
+    let mut given = Given {
+        flags: parsed.values,
+        ..Given::default()
+    };
     given.read_config_file()?;
     let mut config = build(&given)?;
     config.warnings = given.judge_etcd_only_flags()?;
@@ -529,32 +509,28 @@ pub fn parse(args: &[String]) -> Result<Invocation, ConfigError> {
     Ok(Invocation::Serve(Box::new(config)))
 }
 
-fn number<T: std::str::FromStr>(
-    given: &Given,
-    names: &[&str],
-    default: T,
-) -> Result<T, ConfigError> {
+/// The first of `names` given, read as Go reads the integer flags (`0x10`, `1_000`).
+fn number<T: TryFrom<i128>>(given: &Given, names: &[&str], default: T) -> Result<T, ConfigError> {
     for name in names {
         if let Some(v) = given.get(name) {
-            return v.parse().map_err(|_| ConfigError::BadValue {
-                flag: name.to_string(),
-                value: v.clone(),
-                reason: "not a number".into(),
-            });
+            let integer = parse_int(&v)
+                .map(i128::from)
+                .or_else(|_| parse_uint(&v).map(i128::from));
+            return integer
+                .ok()
+                .and_then(|n| T::try_from(n).ok())
+                .ok_or_else(|| bad_value(name, &v, "not a number"));
         }
     }
     Ok(default)
 }
 
+/// A boolean from any source, read by Go's `strconv.ParseBool` as etcd's flags are; empty
+/// is not given (etcd skips an empty `ETCD_*` variable).
 fn boolean(given: &Given, name: &str) -> Result<bool, ConfigError> {
-    match given.get(name).as_deref() {
-        None | Some("false" | "0") => Ok(false),
-        Some("true" | "1" | "") => Ok(true),
-        Some(other) => Err(ConfigError::BadValue {
-            flag: name.to_string(),
-            value: other.to_string(),
-            reason: "not true or false".into(),
-        }),
+    match given.get(name).filter(|v| !v.is_empty()) {
+        None => Ok(false),
+        Some(v) => parse_bool(&v).ok_or_else(|| bad_value(name, &v, "not true or false")),
     }
 }
 
@@ -734,7 +710,7 @@ fn build(given: &Given) -> Result<Config, ConfigError> {
         discovery: given.get("discovery").filter(|d| !d.is_empty()),
         discovery_fallback: crate::discovery::fallback(given.get("discovery-fallback"))?,
         discovery_proxy: given.get("discovery-proxy").filter(|p| !p.is_empty()),
-        force_new_cluster: given.get("force-new-cluster").is_some_and(|v| v != "false"),
+        force_new_cluster: boolean(given, "force-new-cluster")?,
         snapshot_count: number(given, &["snapshot-count"], 100_000)?,
         max_request_bytes: number(given, &["max-request-bytes"], 1_572_864)?,
         max_txn_ops: number(given, &["max-txn-ops"], 128)?,
@@ -809,7 +785,7 @@ pub fn usage() -> String {
         "usage: musubi serve [flags]\n\nFlags take one or two dashes; each also reads MUSUBI_<FLAG>, then etcd's ETCD_<FLAG>, from the environment.\n\n",
     );
     for (name, kind, help) in FLAGS {
-        let arg = if *kind == Kind::Value { " VALUE" } else { "" };
+        let arg = if *kind == Kind::Bool { "" } else { " VALUE" };
         out.push_str(&format!("  --{name}{arg}\n        {help}\n"));
     }
     out.push_str("\netcd 3.4 flags that musubi does not honour (docs/flags.md): a value other than\nthe one shown is warned about (w) or refused (r).\n\n");
@@ -1086,23 +1062,35 @@ mod tests {
     #[test]
     fn bad_flags_say_what_is_wrong() {
         let args = |a: &[&str]| parse(&a.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        let refused = |a: &[&str]| args(a).unwrap_err().to_string();
+        // What etcd 3.4.23 prints first for each.
         assert_eq!(
-            args(&["--bogus"]).unwrap_err(),
-            ConfigError::UnknownFlag("--bogus".into())
+            refused(&["--bogus"]),
+            "flag provided but not defined: -bogus"
+        );
+        assert_eq!(refused(&["--name"]), "flag needs an argument: -name");
+        assert_eq!(refused(&["---x"]), "bad flag syntax: ---x");
+        assert_eq!(
+            refused(&["--snapshot-count", "x"]),
+            "invalid value \"x\" for flag -snapshot-count: parse error"
         );
         assert_eq!(
-            args(&["--name"]).unwrap_err(),
-            ConfigError::MissingValue("--name".into())
+            refused(&["--client-cert-auth=maybe"]),
+            "invalid boolean value \"maybe\" for -client-cert-auth: parse error"
         );
-        assert!(matches!(
-            args(&["--snapshot-count", "x"]).unwrap_err(),
-            ConfigError::BadValue { .. }
-        ));
+        assert_eq!(
+            refused(&["--name", "a", "extra"]),
+            "error verifying flags, 'extra' is not a valid flag. See 'musubi serve --help'."
+        );
+        // A boolean takes no separate value: `false` ends the flags, as in etcd.
+        assert_eq!(
+            refused(&["--client-cert-auth", "false"]),
+            "error verifying flags, 'false' is not a valid flag. See 'musubi serve --help'."
+        );
         assert_eq!(args(&["--version"]).unwrap(), Invocation::Version);
-        assert!(matches!(
-            args(&["--client-cert-auth=maybe"]).unwrap_err(),
-            ConfigError::BadValue { .. }
-        ));
+        assert_eq!(args(&["-h"]).unwrap(), Invocation::Help);
+        assert_eq!(args(&["--help=false"]).unwrap(), Invocation::Help);
+        assert_eq!(serve(&["--snapshot-count=0x10"]).snapshot_count, 16);
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! absence would change behaviour a user relies on: security checks, proxy mode, DNS
 //! discovery). No etcd flag is ever silently ignored; docs/flags.md has the same table.
 
-use crate::config::Kind;
+use musubi_gocompat::flag::Kind;
 
 /// What giving a value other than the default does.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -38,7 +38,7 @@ const fn flag(
     }
 }
 
-use Kind::{Bool, Value};
+use Kind::{Bool, Text};
 use Otherwise::{Refuse, Warn};
 
 const NO_BBOLT: &str = "musubi has no bbolt backend: each write is fsynced with its log entry";
@@ -49,24 +49,24 @@ const EXPERIMENTAL: &str = "etcd's experimental features are not in musubi";
 pub const ETCD_ONLY_FLAGS: &[EtcdOnlyFlag] = &[
     flag(
         "wal-dir",
-        Value,
+        Text,
         None,
         Refuse("musubi keeps its log in --data-dir"),
     ),
     flag(
         "max-snapshots",
-        Value,
+        Text,
         None,
         Warn("musubi keeps only its newest snapshot"),
     ),
     flag(
         "max-wals",
-        Value,
+        Text,
         None,
         Warn("musubi purges its log once a snapshot covers it"),
     ),
-    flag("backend-batch-interval", Value, None, Warn(NO_BBOLT)),
-    flag("backend-batch-limit", Value, None, Warn(NO_BBOLT)),
+    flag("backend-batch-interval", Text, None, Warn(NO_BBOLT)),
+    flag("backend-batch-limit", Text, None, Warn(NO_BBOLT)),
     flag(
         "initial-election-tick-advance",
         Bool,
@@ -75,37 +75,37 @@ pub const ETCD_ONLY_FLAGS: &[EtcdOnlyFlag] = &[
     ),
     flag(
         "max-concurrent-streams",
-        Value,
+        Text,
         None,
         Warn("gRPC streams per connection are not limited by musubi"),
     ),
     flag(
         "grpc-keepalive-min-time",
-        Value,
+        Text,
         None,
         Warn("musubi answers every client ping"),
     ),
     flag(
         "grpc-keepalive-interval",
-        Value,
+        Text,
         None,
         Warn("musubi does not ping clients; clients ping it"),
     ),
     flag(
         "grpc-keepalive-timeout",
-        Value,
+        Text,
         None,
         Warn("musubi does not ping clients; clients ping it"),
     ),
     flag(
         "discovery-srv",
-        Value,
+        Text,
         Some(""),
         Refuse("DNS SRV discovery is not supported: use --initial-cluster or --discovery"),
     ),
     flag(
         "discovery-srv-name",
-        Value,
+        Text,
         Some(""),
         Refuse("DNS SRV discovery is not supported: use --initial-cluster or --discovery"),
     ),
@@ -123,36 +123,36 @@ pub const ETCD_ONLY_FLAGS: &[EtcdOnlyFlag] = &[
             "always on in effect: a member refuses to vote while it hears from a leader (openraft's leader lease)",
         ),
     ),
-    flag("client-crl-file", Value, Some(""), Refuse(NOT_CHECKED)),
-    flag("peer-crl-file", Value, Some(""), Refuse(NOT_CHECKED)),
+    flag("client-crl-file", Text, Some(""), Refuse(NOT_CHECKED)),
+    flag("peer-crl-file", Text, Some(""), Refuse(NOT_CHECKED)),
     flag(
         "client-cert-allowed-hostname",
-        Value,
+        Text,
         Some(""),
         Refuse(NOT_CHECKED),
     ),
-    flag("peer-cert-allowed-cn", Value, Some(""), Refuse(NOT_CHECKED)),
+    flag("peer-cert-allowed-cn", Text, Some(""), Refuse(NOT_CHECKED)),
     flag(
         "peer-cert-allowed-hostname",
-        Value,
+        Text,
         Some(""),
         Refuse(NOT_CHECKED),
     ),
     flag(
         "cipher-suites",
-        Value,
+        Text,
         Some(""),
         Refuse("musubi offers rustls's default TLS 1.2 and 1.3 suites only"),
     ),
     flag(
         "host-whitelist",
-        Value,
+        Text,
         Some("*"),
         Refuse("musubi does not check Host headers"),
     ),
     flag(
         "bcrypt-cost",
-        Value,
+        Text,
         Some("10"),
         Refuse("v3 passwords are hashed at bcrypt cost 10"),
     ),
@@ -170,22 +170,22 @@ pub const ETCD_ONLY_FLAGS: &[EtcdOnlyFlag] = &[
     ),
     flag(
         "metrics",
-        Value,
+        Text,
         Some("basic"),
         Warn("musubi exports one set of metrics, about etcd's basic set"),
     ),
     flag(
         "log-package-levels",
-        Value,
+        Text,
         Some(""),
         Refuse("use --log-level, or MUSUBI_LOG with a tracing filter"),
     ),
-    flag("proxy", Value, Some("off"), Refuse(NO_PROXY)),
-    flag("proxy-failure-wait", Value, None, Warn(NO_PROXY)),
-    flag("proxy-refresh-interval", Value, None, Warn(NO_PROXY)),
-    flag("proxy-dial-timeout", Value, None, Warn(NO_PROXY)),
-    flag("proxy-write-timeout", Value, None, Warn(NO_PROXY)),
-    flag("proxy-read-timeout", Value, None, Warn(NO_PROXY)),
+    flag("proxy", Text, Some("off"), Refuse(NO_PROXY)),
+    flag("proxy-failure-wait", Text, None, Warn(NO_PROXY)),
+    flag("proxy-refresh-interval", Text, None, Warn(NO_PROXY)),
+    flag("proxy-dial-timeout", Text, None, Warn(NO_PROXY)),
+    flag("proxy-write-timeout", Text, None, Warn(NO_PROXY)),
+    flag("proxy-read-timeout", Text, None, Warn(NO_PROXY)),
     flag(
         "experimental-initial-corrupt-check",
         Bool,
@@ -194,19 +194,19 @@ pub const ETCD_ONLY_FLAGS: &[EtcdOnlyFlag] = &[
     ),
     flag(
         "experimental-corrupt-check-time",
-        Value,
+        Text,
         Some("0s"),
         Refuse(EXPERIMENTAL),
     ),
     flag(
         "experimental-enable-v2v3",
-        Value,
+        Text,
         Some(""),
         Refuse(EXPERIMENTAL),
     ),
     flag(
         "experimental-backend-bbolt-freelist-type",
-        Value,
+        Text,
         None,
         Warn(NO_BBOLT),
     ),
@@ -218,7 +218,7 @@ pub const ETCD_ONLY_FLAGS: &[EtcdOnlyFlag] = &[
     ),
     flag(
         "experimental-compaction-batch-limit",
-        Value,
+        Text,
         None,
         Warn("musubi compacts its in-memory history at once"),
     ),
@@ -230,13 +230,13 @@ pub const ETCD_ONLY_FLAGS: &[EtcdOnlyFlag] = &[
     ),
     flag(
         "experimental-watch-progress-notify-interval",
-        Value,
+        Text,
         None,
         Warn("musubi sends progress notifications only when a client asks"),
     ),
     flag(
         "experimental-warning-apply-duration",
-        Value,
+        Text,
         None,
         Warn("musubi does not time individual applies"),
     ),

@@ -41,7 +41,7 @@ pub mod v2;
 pub mod v3;
 
 use app::{App, Limits};
-use config::{Config, Invocation};
+use config::{Config, ConfigError, Invocation};
 use listen::{Bound, bind_all};
 use musubi_consensus::{ApplyHook, Consensus, ConsensusConfig, Member};
 use musubi_store::StateMachine;
@@ -69,6 +69,17 @@ pub fn cli_main(args: Vec<String>) -> ExitCode {
         Ok(Invocation::Help) => {
             print!("{}", config::usage());
             return ExitCode::SUCCESS;
+        }
+        // As etcd: a flag Go's `flag` refuses is its message alone, then the usage, exit 2;
+        // an argument after the flags is etcd's one line, exit 1; musubi's own checks of
+        // the values say what is wrong, then the usage, exit 2.
+        Err(ConfigError::Flag(e)) => {
+            eprintln!("{e}\n{}", config::usage());
+            return ExitCode::from(2);
+        }
+        Err(e @ ConfigError::Positional(_)) => {
+            eprintln!("musubi serve: {e}");
+            return ExitCode::FAILURE;
         }
         Err(e) => {
             eprintln!("musubi serve: {e}\n\n{}", config::usage());

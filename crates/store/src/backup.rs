@@ -100,7 +100,9 @@ pub fn encode(frozen: &Frozen, origin: Origin) -> (BackupHeader, Vec<u8>) {
     // The data is serialised in place; its length is filled in after.
     let length_at = file.len();
     file.extend_from_slice(&[0; 8]);
-    frozen.write_to(&mut file);
+    frozen
+        .write_to(&mut file)
+        .expect("the state always serializes into memory");
     let data_len = (file.len() - length_at - 8) as u64;
     file[length_at..length_at + 8].copy_from_slice(&data_len.to_be_bytes());
     file.resize(file.len().next_multiple_of(BLOCK), 0);

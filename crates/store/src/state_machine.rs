@@ -131,13 +131,15 @@ impl Frozen {
     /// Serialises the state (off the state machine's lock: this is a copy).
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = Vec::new();
-        self.write_to(&mut out);
+        self.write_to(&mut out)
+            .expect("the state always serializes into memory");
         out
     }
 
-    /// Serialises the state at the end of `out` (a backup file puts a header before it).
-    pub(crate) fn write_to(&self, out: &mut Vec<u8>) {
-        serde_json::to_writer(out, self).expect("the state always serializes")
+    /// Serialises the state into `out` as it goes (a snapshot file, so that the snapshot is
+    /// never whole in memory; a backup file after its header). Fails only as `out` does.
+    pub fn write_to(&self, out: impl std::io::Write) -> std::io::Result<()> {
+        serde_json::to_writer(out, self).map_err(std::io::Error::from)
     }
 
     pub(crate) fn keyspace(&self) -> &Keyspace {

@@ -1,10 +1,9 @@
 //! One layer of `musubi agent`'s settings: what the flags say, or what one JSON config file
-//! says. One struct serves both (clap reads the flags, serde the files) so that each JSON
-//! key fills the very field its flag fills; [`ConfigLayer::merge`] then lays one layer over
+//! says. One struct serves both (the flag table in `flags` fills it, serde reads the files)
+//! so that each JSON key fills the very field its flag fills; [`ConfigLayer::merge`] then lays one layer over
 //! another as Serf does (files in order, then the flags).
 
 use crate::go_duration;
-use clap::Parser;
 use serde::{Deserialize, Deserializer};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -71,194 +70,137 @@ pub const CONFIG_KEYS: &[(&str, KeyType)] = &[
 ];
 
 /// Settings from one source. `None`, `false`, `0` and empty lists mean "not said here", as
-/// Go's zero values do in Serf's merge. Fields without a flag are `arg(skip)`; flags without
-/// a key are `serde(skip)`.
-#[derive(Debug, Default, Parser, Deserialize)]
-#[command(
-    name = "musubi agent",
-    about = "A gossip agent that Serf's CLI and RPC clients can drive."
-)]
+/// Go's zero values do in Serf's merge. Flags without a key are `serde(skip)`.
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConfigLayer {
     /// Name of this node; must be unique in the cluster (default: the hostname).
-    #[arg(long = "node")]
     #[serde(default)]
     pub node_name: Option<String>,
     /// Deprecated: the tag `role`.
-    #[arg(long)]
     #[serde(default)]
     pub role: Option<String>,
     /// A tag `key=value` for this node (repeatable).
-    #[arg(long = "tag", value_name = "KEY=VALUE", value_parser = tag)]
     #[serde(default, deserialize_with = "tag_map")]
     pub tags: Vec<(String, String)>,
     /// A JSON file holding this node's tags: read at start, rewritten when they change.
-    #[arg(long = "tags-file")]
     #[serde(default)]
     pub tags_file: Option<PathBuf>,
     /// Address to bind the gossip listener to, `ip[:port]` (default 0.0.0.0:7946).
-    #[arg(long)]
     #[serde(default)]
     pub bind: Option<String>,
     /// Address other members reach this one at, `ip[:port]`.
-    #[arg(long)]
     #[serde(default)]
     pub advertise: Option<String>,
     /// Network interface to bind to (its address replaces a 0.0.0.0 bind).
-    #[arg(long = "iface")]
     #[serde(default)]
     pub interface: Option<String>,
     /// Base64 key encrypting gossip.
-    #[arg(long = "encrypt")]
     #[serde(default)]
     pub encrypt_key: Option<String>,
     /// JSON file of base64 keys, the first one in use.
-    #[arg(long = "keyring-file")]
     #[serde(default)]
     pub keyring_file: Option<PathBuf>,
     /// trace, debug, info, warn or err (default info).
-    #[arg(long = "log-level")]
     #[serde(default)]
     pub log_level: Option<String>,
     /// Address of the RPC listener the `serf` CLI talks to (default 127.0.0.1:7373).
-    #[arg(long = "rpc-addr")]
     #[serde(default)]
     pub rpc_addr: Option<String>,
-    #[arg(skip)]
     #[serde(default)]
     pub rpc_auth: Option<String>,
     /// Serf protocol version to speak.
-    #[arg(long, allow_hyphen_values = true)]
     #[serde(default)]
     pub protocol: Option<i64>,
     /// Replay past user events on the joins made at start.
-    #[arg(long = "replay", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     #[serde(default)]
     pub replay_on_join: Option<bool>,
     /// musubi's flag for `query_size_limit`: the largest encoded query, in bytes (default
     /// 1024, up to 512 KiB; past one datagram it goes over the stream transport).
-    #[arg(long = "query-size-limit", value_name = "BYTES")]
     #[serde(default)]
     pub query_size_limit: Option<i64>,
     /// musubi's flag for `query_response_size_limit`: the largest encoded answer, in bytes
     /// (default 1024, up to 512 KiB).
-    #[arg(long = "query-response-size-limit", value_name = "BYTES")]
     #[serde(default)]
     pub query_response_size_limit: Option<i64>,
     /// musubi's flag for `user_event_size_limit`: the largest user event (name plus
     /// payload), in bytes (default 512, up to 512 KiB; Serf stops at 9 KiB).
-    #[arg(long = "user-event-size-limit", value_name = "BYTES")]
     #[serde(default)]
     pub user_event_size_limit: Option<i64>,
     /// An agent to join at start (repeatable); the agent exits if none can be reached.
-    #[arg(long = "join")]
     #[serde(default)]
     pub start_join: Vec<String>,
     /// An agent to join in the background, retried until one answers (repeatable).
-    #[arg(long = "retry-join")]
     #[serde(default)]
     pub retry_join: Vec<String>,
     /// How many failed retry-join rounds to retry after; 0 retries forever.
-    #[arg(long = "retry-max", allow_hyphen_values = true)]
     #[serde(default)]
     pub retry_max_attempts: Option<i64>,
     /// Time between retry-join rounds (default 30s, at least 1s).
-    #[arg(long = "retry-interval", value_name = "DURATION", value_parser = go_duration::parse)]
     #[serde(default, deserialize_with = "duration")]
     pub retry_interval: Option<Duration>,
     /// Ignore a previous leave recorded in the snapshot and rejoin.
-    #[arg(long = "rejoin", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     #[serde(default)]
     pub rejoin_after_leave: Option<bool>,
     /// `[filter=]script` run on events, e.g. `member-join,user:deploy=./on-event.sh`
     /// (repeatable).
-    #[arg(long = "event-handler")]
     #[serde(default)]
     pub event_handlers: Vec<String>,
     /// Timing profile: lan (default), wan or local.
-    #[arg(long)]
     #[serde(default)]
     pub profile: Option<String>,
     /// File recording members and clocks, for restarts.
-    #[arg(long = "snapshot")]
     #[serde(default)]
     pub snapshot_path: Option<PathBuf>,
-    #[arg(skip)]
     #[serde(default)]
     pub leave_on_terminate: Option<bool>,
-    #[arg(skip)]
     #[serde(default)]
     pub skip_leave_on_interrupt: Option<bool>,
     /// Cluster name to find and join peers by over mDNS.
-    #[arg(long)]
     #[serde(default)]
     pub discover: Option<String>,
-    #[arg(skip)]
     #[serde(default, deserialize_with = "duration")]
     pub reconnect_interval: Option<Duration>,
-    #[arg(skip)]
     #[serde(default, deserialize_with = "duration")]
     pub reconnect_timeout: Option<Duration>,
-    #[arg(skip)]
     #[serde(default, deserialize_with = "duration")]
     pub tombstone_timeout: Option<Duration>,
-    #[arg(skip)]
     #[serde(default)]
     pub disable_name_resolution: Option<bool>,
     /// musubi's flag for `disable_coordinates`: compute no network coordinate, share none.
-    #[arg(long = "disable-coordinates", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     #[serde(default)]
     pub disable_coordinates: Option<bool>,
     /// Also send logs to the local syslog.
-    #[arg(long = "syslog", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     #[serde(default)]
     pub enable_syslog: Option<bool>,
-    #[arg(skip)]
     #[serde(default)]
     pub syslog_facility: Option<String>,
     /// Accepted for Serf's files; Serf itself lets only `-disable-compression` decide.
-    #[arg(skip)]
     #[serde(default)]
     pub enable_compression: Option<bool>,
     /// Do not compress broadcasts.
-    #[arg(long = "disable-compression", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     #[serde(skip)]
     pub disable_compression: Option<bool>,
-    #[arg(skip)]
     #[serde(default)]
     pub statsite_addr: Option<String>,
-    #[arg(skip)]
     #[serde(default)]
     pub statsd_addr: Option<String>,
     /// Serve the agent's metrics in Prometheus's text format at http://ADDR/metrics.
-    #[arg(long = "http-addr", value_name = "ADDR")]
     #[serde(default)]
     pub http_addr: Option<String>,
     /// Longest wait for a leave or force-leave broadcast (default 5s, at least 100ms).
-    #[arg(long = "broadcast-timeout", value_name = "DURATION", value_parser = go_duration::parse)]
     #[serde(default, deserialize_with = "duration")]
     pub broadcast_timeout: Option<Duration>,
-    /// A JSON config file to read (repeatable).
-    #[arg(long = "config-file")]
-    #[serde(skip)]
-    pub config_file: Vec<PathBuf>,
-    /// A directory whose `*.json` files are read in name order (repeatable).
-    #[arg(long = "config-dir")]
-    #[serde(skip)]
-    pub config_dir: Vec<PathBuf>,
     /// The store holding `-config-store` trees (etcd v2 API), comma-separated URLs
     /// (default http://127.0.0.1:2379).
-    #[arg(long = "store-endpoints", value_name = "URLS", value_delimiter = ',')]
     #[serde(skip)]
     pub store_endpoints: Vec<String>,
     /// A key prefix whose tree is read as a config file over the files and under the flags,
     /// and watched for changes (repeatable, later wins; docs/conf.md).
-    #[arg(long = "config-store", value_name = "PREFIX")]
     #[serde(skip)]
     pub config_store: Vec<String>,
     /// A file keeping the last configuration read from the store, to start from when the
     /// store is down.
-    #[arg(long = "config-store-cache", value_name = "FILE")]
     #[serde(skip)]
     pub config_store_cache: Option<PathBuf>,
 }
@@ -320,8 +262,6 @@ impl ConfigLayer {
             statsd_addr: text(self.statsd_addr, later.statsd_addr),
             http_addr: text(self.http_addr, later.http_addr),
             broadcast_timeout: duration_of(self.broadcast_timeout, later.broadcast_timeout),
-            config_file: [self.config_file, later.config_file].concat(),
-            config_dir: [self.config_dir, later.config_dir].concat(),
             store_endpoints: [self.store_endpoints, later.store_endpoints].concat(),
             config_store: [self.config_store, later.config_store].concat(),
             config_store_cache: path(self.config_store_cache, later.config_store_cache),
@@ -354,7 +294,7 @@ fn duration_of(earlier: Option<Duration>, later: Option<Duration>) -> Option<Dur
 }
 
 /// `-tag key=value`, split at the first `=`.
-fn tag(text: &str) -> Result<(String, String), String> {
+pub(super) fn tag(text: &str) -> Result<(String, String), String> {
     match text.split_once('=') {
         Some((key, value)) if !key.is_empty() => Ok((key.to_string(), value.to_string())),
         _ => Err(format!("Invalid tag: '{text}'")),

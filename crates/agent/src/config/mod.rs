@@ -1,17 +1,17 @@
 //! `musubi agent`'s settings, resolved: Serf's defaults, then the config files
 //! (`-config-file`, `-config-dir`, in the order given), then the flags, merged as Serf merges
-//! them ([`ConfigLayer::merge`]), then checked. Go's flag syntax is accepted: `-flag value`,
-//! `-flag=value` and the `--` forms alike.
+//! them ([`ConfigLayer::merge`]), then checked. The flags are parsed by Go's rules, as
+//! `serf agent` parses them ([`flags`]).
 
 pub mod address;
 pub mod file;
+pub mod flags;
 pub mod layer;
 pub mod tags_file;
 mod unused;
 
 use crate::config_store;
 use address::DEFAULT_GOSSIP_PORT;
-use clap::{CommandFactory, FromArgMatches};
 use layer::ConfigLayer;
 use musubi_gossip::profile::Profile;
 use musubi_gossip::query::QueryLimits;
@@ -34,8 +34,8 @@ pub const MAX_PAYLOAD_SIZE_LIMIT: usize = 512 * 1024;
 
 #[derive(Debug)]
 pub enum ConfigError {
-    /// A flag clap refused (or `-help`): print it as clap formats it.
-    Usage(clap::Error),
+    /// A command line Go's `flag` refuses (or `-help=false`, Go's help request).
+    Flag(musubi_gocompat::flag::FlagError),
     /// A file or value Serf would refuse; the message is Serf's.
     Invalid(String),
 }
@@ -113,7 +113,10 @@ impl AgentConfig {
     /// As [`load`](Self::load), with the store's layer (`-config-store`) between the files
     /// and the flags.
     pub fn load_with(args: &[String], store: ConfigLayer) -> Result<AgentConfig, ConfigError> {
-        let flags = parse_flags(args).map_err(ConfigError::Usage)?;
+        let flags = flags::parse(args).map_err(|refusal| match refusal {
+            flags::Refusal::Syntax(e) => ConfigError::Flag(e),
+            flags::Refusal::Value(message) => ConfigError::Invalid(message),
+        })?;
         let files = file::read_paths(&flags.config_paths)?;
         Ok(AgentConfig::resolve(files.merge(store).merge(flags.layer))?)
     }
@@ -284,47 +287,6 @@ impl AgentConfig {
             ),
             notices,
         })
-    }
-}
-
-/// The flag layer and the config paths in command-line order (`-config-file` and
-/// `-config-dir` fill one list in Serf, so their interleaving matters).
-struct Flags {
-    layer: ConfigLayer,
-    config_paths: Vec<PathBuf>,
-}
-
-fn parse_flags(args: &[String]) -> Result<Flags, clap::Error> {
-    let argv =
-        std::iter::once("musubi agent".to_string()).chain(args.iter().map(|a| double_dash(a)));
-    let matches = ConfigLayer::command().try_get_matches_from(argv)?;
-    let mut layer = ConfigLayer::from_arg_matches(&matches)?;
-    let mut ordered: Vec<(usize, PathBuf)> = Vec::new();
-    for (id, paths) in [
-        ("config_file", std::mem::take(&mut layer.config_file)),
-        ("config_dir", std::mem::take(&mut layer.config_dir)),
-    ] {
-        let indices = matches.indices_of(id).into_iter().flatten();
-        ordered.extend(indices.zip(paths));
-    }
-    ordered.sort_by_key(|(index, _)| *index);
-    Ok(Flags {
-        layer,
-        config_paths: ordered.into_iter().map(|(_, path)| path).collect(),
-    })
-}
-
-/// `-flag` becomes `--flag`; `--flag`, `-` and values are left alone.
-fn double_dash(arg: &str) -> String {
-    match arg.strip_prefix('-') {
-        Some(rest)
-            if rest.len() > 1
-                && !rest.starts_with('-')
-                && !rest.starts_with(|c: char| c.is_ascii_digit()) =>
-        {
-            format!("--{rest}")
-        }
-        _ => arg.to_string(),
     }
 }
 
@@ -571,17 +533,15 @@ mod tests {
     }
 
     #[test]
-    fn malformed_flags_are_usage_errors() {
-        assert!(matches!(
-            refused(&["-tag", "novalue"]),
-            ConfigError::Usage(_)
-        ));
-        assert!(matches!(
-            refused(&["-retry-interval", "5"]),
-            ConfigError::Usage(_)
-        ));
+    fn malformed_flags_are_refused_in_serfs_words() {
+        assert!(matches!(refused(&["-bogus"]), ConfigError::Flag(_)));
         for (args, message) in [
-            (&["-bind", "nowhere"][..], "Invalid bind address: nowhere"),
+            (&["-tag", "novalue"][..], "Error: Invalid tag: 'novalue'"),
+            (
+                &["-retry-interval", "5"],
+                "Error: time: missing unit in duration \"5\"",
+            ),
+            (&["-bind", "nowhere"], "Invalid bind address: nowhere"),
             (
                 &["-log-level", "loud"],
                 "Invalid log level: LOUD. Valid log levels are: [TRACE DEBUG INFO WARN ERR]",

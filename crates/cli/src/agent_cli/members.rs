@@ -39,7 +39,7 @@ pub const VERB: Verb = Verb {
         },
         Flag {
             name: "tag",
-            kind: Kind::List,
+            kind: Kind::Text,
             value_hint: "<key>=<regexp>",
             help: "Only members with tag <key> wholly matching the regexp; repeatable.",
         },
@@ -51,7 +51,7 @@ pub async fn run(invocation: Invocation) -> u8 {
     let flags = &invocation.flags;
     let mut tags = BTreeMap::new();
     for text in flags.list("tag") {
-        match split_tag(text) {
+        match split_tag(&text) {
             Ok((key, pattern)) => tags.insert(key, pattern),
             Err(message) => return fail(&message),
         };

@@ -22,6 +22,7 @@ mod tags;
 mod text;
 
 use flags::{Flag, Kind, Parsed};
+use musubi_gocompat::flag::FlagError;
 use musubi_serf_rpc::client::RpcClient;
 use std::process::ExitCode;
 use text::say;
@@ -127,7 +128,7 @@ pub fn find(name: &str) -> Option<&'static Verb> {
 
 /// Run `musubi VERB ARGS` and return its exit code.
 pub fn run(verb: &'static Verb, args: Vec<String>) -> ExitCode {
-    if flags::is_help_request(&args) {
+    if musubi_gocompat::flag::help_requested(&args) {
         eprintln!("{}", usage(verb));
         return ExitCode::SUCCESS;
     }
@@ -140,10 +141,14 @@ pub fn run(verb: &'static Verb, args: Vec<String>) -> ExitCode {
         all_flags.extend([&RPC_ADDR, &RPC_AUTH]);
     }
     all_flags.push(&FORMAT);
+    // As serf: Go's message on stderr, then the usage on stdout, exit 1 (`-help=false`,
+    // Go's help request that Serf's framework does not see, is the usage alone).
     let flags = match flags::parse(&all_flags, &args) {
         Ok(flags) => flags,
-        Err(message) => {
-            eprintln!("{message}");
+        Err(e) => {
+            if e != FlagError::Help {
+                eprintln!("{e}");
+            }
             say(&usage(verb));
             return ExitCode::from(1);
         }

@@ -17,13 +17,13 @@ pub const VERB: Verb = Verb {
     flags: &[
         Flag {
             name: "node",
-            kind: Kind::List,
+            kind: Kind::Text,
             value_hint: "NAME",
             help: "Ask only this node (repeatable).",
         },
         Flag {
             name: "tag",
-            kind: Kind::List,
+            kind: Kind::Text,
             value_hint: "key=regexp",
             help: "Ask only nodes whose tag wholly matches (repeatable).",
         },
@@ -106,7 +106,7 @@ pub async fn run(invocation: Invocation) -> u8 {
     };
     let mut filter_tags = BTreeMap::new();
     for text in flags.list("tag") {
-        match split_tag(text) {
+        match split_tag(&text) {
             Ok((key, pattern)) => filter_tags.insert(key, pattern),
             Err(message) => return fail(&message),
         };
@@ -117,7 +117,7 @@ pub async fn run(invocation: Invocation) -> u8 {
     };
     let timeout = flags.duration("timeout").unwrap_or_default();
     let request = QueryRequest {
-        filter_nodes: flags.list("node").to_vec(),
+        filter_nodes: flags.list("node"),
         filter_tags,
         request_ack: !flags.bool("no-ack", false),
         relay_factor,

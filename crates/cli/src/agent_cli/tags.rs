@@ -14,13 +14,13 @@ pub const VERB: Verb = Verb {
     flags: &[
         Flag {
             name: "set",
-            kind: Kind::List,
+            kind: Kind::Text,
             value_hint: "key=value",
             help: "Set a tag (repeatable).",
         },
         Flag {
             name: "delete",
-            kind: Kind::List,
+            kind: Kind::Text,
             value_hint: "key",
             help: "Delete a tag if present (repeatable).",
         },
@@ -43,14 +43,14 @@ pub async fn run(invocation: Invocation) -> u8 {
     };
     let mut set = BTreeMap::new();
     for text in flags.list("set") {
-        match split_tag(text) {
+        match split_tag(&text) {
             Ok((key, value)) => set.insert(key, value),
             Err(message) => return fail(&message),
         };
     }
     let request = TagsRequest {
         tags: set,
-        delete_tags: flags.list("delete").to_vec(),
+        delete_tags: flags.list("delete"),
     };
     if let Err(e) = client.call("tags", Some(&request)).await {
         return fail(&format!("Error setting tags: {e}"));
