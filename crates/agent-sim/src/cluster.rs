@@ -9,7 +9,7 @@
 use crate::checks::{QueryId, Reports};
 use crate::member::Member;
 use crate::network::{Happening, World};
-use musubi_gossip::core::{Output, Transport};
+use musubi_gossip::core::{Event, Output, Transport};
 use musubi_gossip::key_queries::{KeyOperation, KeyTally};
 use musubi_gossip::keyring::Keyring;
 use musubi_gossip::keys::GossipKeys;
@@ -74,6 +74,14 @@ impl Simulation {
             epoch: Instant::now(),
             reports: Reports::default(),
         }
+    }
+
+    /// The members send their datagrams uncompressed (`-disable-compression`).
+    pub fn without_compression(mut self) -> Self {
+        for member in &mut self.members {
+            member.compress = false;
+        }
+        self
     }
 
     pub fn size(&self) -> usize {
@@ -341,7 +349,10 @@ impl Simulation {
                         transport: Transport::Stream,
                     } => self.world.send_reliably(i, index_of(to), datagram),
                     Output::Event(event) => {
-                        self.world.record((i, format!("{event:?}")));
+                        // member events follow from the datagrams, which the history has
+                        if !matches!(event, Event::Member { .. }) {
+                            self.world.record((i, format!("{event:?}")));
+                        }
                         to_answer.extend(self.reports.take(i, life, event, index_of_name));
                     }
                 }

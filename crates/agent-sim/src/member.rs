@@ -21,6 +21,8 @@ pub struct Member {
     pub core: Option<Core>,
     /// The keyring file: `None` in it means gossip in the clear.
     keys: Arc<GossipKeys>,
+    /// Datagrams are compressed (Serf's default; off as with `-disable-compression`).
+    pub compress: bool,
     /// When this life's core next asked to be woken (simulation time), if it did since
     /// its last wake-up.
     pub wake_at: Option<Duration>,
@@ -34,6 +36,7 @@ impl Member {
             life: 0,
             core: None,
             keys: Arc::new(keys),
+            compress: true,
             wake_at: None,
         }
     }
@@ -49,6 +52,7 @@ impl Member {
         };
         let mut settings = Settings::new(identity);
         settings.keys = self.keys.clone();
+        settings.enable_compression = self.compress;
         let mut internal = InternalQueries::default();
         key_queries::register(&mut internal, self.keys.clone());
         settings.internal_queries = internal;
