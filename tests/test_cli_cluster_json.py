@@ -65,6 +65,16 @@ def test_health_as_json_and_its_exit_code(fleet):
     expected = {m: "unreachable" if m == down.name else "healthy" for m in ("n1", "n2", "n3")}
     assert states == expected
 
+    # Without its quorum a member answers /health with 503 {"health":"false"}: unhealthy,
+    # not unreachable (it answered), as etcdctl reads it.
+    other = next(s for s in (b, c) if s is not down)
+    other.kill()
+    def asked_member_state():
+        report = cluster_cli(a, "health", rc=5)
+        return {m["name"]: m["health"] for m in report["members"]}[a.name]
+    wait_for("the asked member to answer unhealthy", lambda: asked_member_state() == "unhealthy",
+             timeout=30)
+
 
 def test_bench_shows_progress_only_on_a_terminal(fleet):
     server = fleet.target().start()

@@ -169,6 +169,21 @@ impl Client {
         Err(Error::Cluster(failures))
     }
 
+    /// Send `req` to each endpoint in turn until one answers at all, a 5xx included: for
+    /// `/health`, whose 503 `{"health":"false"}` (no leader) is that member's answer, as
+    /// etcdctl reads it, not a reason to ask the next.
+    pub(crate) async fn send_answered(&self, req: &KeysRequest) -> Result<Reply, Error> {
+        let mut failures = ClusterError::default();
+        for endpoint in self.endpoints() {
+            let url = format!("{endpoint}{}", req.path_and_query);
+            match self.send_once(req, &endpoint, &url).await {
+                Ok(reply) => return Ok(reply),
+                Err(e) => failures.errors.push(e),
+            }
+        }
+        Err(Error::Cluster(failures))
+    }
+
     async fn send_once(
         &self,
         req: &KeysRequest,

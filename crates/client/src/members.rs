@@ -87,7 +87,7 @@ impl Client {
 
     /// Whether the first endpoint that answers reports itself healthy (`/health`).
     pub async fn health(&self) -> Result<bool, Error> {
-        let reply = self.send(&KeysRequest::health()).await?;
+        let reply = self.send_answered(&KeysRequest::health()).await?;
         #[derive(Deserialize)]
         struct Health {
             health: String,
