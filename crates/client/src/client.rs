@@ -134,6 +134,21 @@ impl Client {
     /// with something other than a 5xx. Like etcd's Go client, a 500 or 503 counts as "that
     /// member has no leader" and moves on.
     pub(crate) async fn send(&self, req: &KeysRequest) -> Result<Reply, Error> {
+        self.send_until_answered(req, true).await
+    }
+
+    /// As [`Client::send`], but any reply is the answer, a 5xx included: for `/health`,
+    /// whose 503 `{"health":"false"}` (no leader) is that member's answer, as etcdctl reads
+    /// it, not a reason to ask the next.
+    pub(crate) async fn send_answered(&self, req: &KeysRequest) -> Result<Reply, Error> {
+        self.send_until_answered(req, false).await
+    }
+
+    async fn send_until_answered(
+        &self,
+        req: &KeysRequest,
+        skip_server_errors: bool,
+    ) -> Result<Reply, Error> {
         let endpoints = self.endpoints();
         let start = self.pinned.load(Ordering::Relaxed);
         let mut failures = ClusterError::default();
@@ -145,7 +160,7 @@ impl Client {
                 eprintln!("cURL Command: {}", curl_command(req, &url));
             }
             match self.send_once(req, endpoint, &url).await {
-                Ok(reply) if reply.status.is_server_error() => {
+                Ok(reply) if skip_server_errors && reply.status.is_server_error() => {
                     failures.errors.push(EndpointError {
                         unreachable: false,
                         message: match reply.status {
@@ -163,21 +178,6 @@ impl Client {
                     self.pinned.store(k, Ordering::Relaxed);
                     return Ok(reply);
                 }
-                Err(e) => failures.errors.push(e),
-            }
-        }
-        Err(Error::Cluster(failures))
-    }
-
-    /// Send `req` to each endpoint in turn until one answers at all, a 5xx included: for
-    /// `/health`, whose 503 `{"health":"false"}` (no leader) is that member's answer, as
-    /// etcdctl reads it, not a reason to ask the next.
-    pub(crate) async fn send_answered(&self, req: &KeysRequest) -> Result<Reply, Error> {
-        let mut failures = ClusterError::default();
-        for endpoint in self.endpoints() {
-            let url = format!("{endpoint}{}", req.path_and_query);
-            match self.send_once(req, &endpoint, &url).await {
-                Ok(reply) => return Ok(reply),
                 Err(e) => failures.errors.push(e),
             }
         }
