@@ -227,9 +227,7 @@ pub async fn serve(v3: &V3, req: axum::extract::Request, path: &str) -> HttpResp
     let path = rpc.grpc_path();
     // etcd's gateway is a gRPC client of its own member: a learner refuses it the same.
     if v3.app.raft.is_learner() && !matches!(rpc, Rpc::Status | Rpc::Range) {
-        let refused = super::learner::refused();
-        Call::start(&path).end(refused.code());
-        return reply::status(&refused);
+        return counted(&path, failed(&super::learner::refused()));
     }
     let limit = v3.app.limits.max_body_bytes;
     // etcd's gateway hands the `Authorization` header on as the call's token.
@@ -255,15 +253,7 @@ pub async fn serve(v3: &V3, req: axum::extract::Request, path: &str) -> HttpResp
             .await
         }
         rpc => match read_body(body, UNARY_BODY_FACTOR * v3.app.limits.max_value_bytes).await {
-            Ok(body) => {
-                let response = unary(v3, rpc, &path, &body, &token).await;
-                // Counted once the service answered: a request the gateway itself refuses
-                // (bad JSON, too large) never reaches etcd's gRPC server either.
-                if let Some(Answered(code)) = response.extensions().get() {
-                    Call::start(&path).end(*code);
-                }
-                response
-            }
+            Ok(body) => counted(&path, unary(v3, rpc, &path, &body, &token).await),
             Err(read) => {
                 // What gRPC says of a message over its limit, the size being what came of
                 // the body before it was given up (etcd's gateway reads it all).
@@ -538,6 +528,15 @@ where
         return reply::error(Code::ResourceExhausted, &message);
     }
     answered(service(req).await)
+}
+
+/// Counts the unary call at `path` if a service answered it: a request the gateway itself
+/// refuses (bad JSON, too large) never reaches etcd's gRPC server either.
+fn counted(path: &str, response: HttpResponse) -> HttpResponse {
+    if let Some(Answered(code)) = response.extensions().get() {
+        Call::start(path).end(*code);
+    }
+    response
 }
 
 /// The gRPC code a service answered a unary call with, kept on the HTTP reply for the
