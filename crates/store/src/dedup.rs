@@ -11,22 +11,26 @@
 //!
 //! The memory is bounded, deterministically (every member evicts the same IDs at the same
 //! point of the log): at most [`MAX_IDS`] IDs and about [`MAX_BYTES`] of responses, oldest
-//! first. A retry is only safe while its ID is remembered; the proposer retries for a few
+//! first. A response is kept as the JSON a snapshot writes of it, not as a `Response`: a
+//! retry is rare, and the decoded form (an enum as large as its largest variant, v2 events
+//! included) cost several times as much per ID, 60 MB of a full window. A retry is only safe while its ID is remembered; the proposer retries for a few
 //! election timeouts at most, which at any realistic write rate is far inside the window.
 //! The window travels in snapshots, so a member restored from one de-duplicates too.
 
 use crate::{Request, Response};
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use std::fmt;
 use std::sync::Arc;
 
 /// IDs remembered at most.
 pub const MAX_IDS: usize = 100_000;
-/// Approximate bytes of remembered responses at most (each counted by its key and value
-/// lengths plus a fixed overhead).
+/// Approximate bytes of remembered responses at most (each counted by its JSON's length
+/// plus a fixed overhead).
 pub const MAX_BYTES: usize = 64 << 20;
-/// What one remembered response costs besides its keys and values.
-const OVERHEAD: usize = 128;
+/// What one remembered response costs besides its JSON: the ID in both collections, the
+/// pointer and the allocation's header.
+const OVERHEAD: usize = 64;
 
 /// Names one client request, whichever log entries carry it: the member that received it
 /// and a number that member drew at random (64 bits: a clash within the window is as
@@ -73,12 +77,12 @@ impl Proposal {
 /// Both collections are persistent (`imbl`): the copy a snapshot takes under the state
 /// machine's lock is O(1) however many IDs are remembered, and writes go on while the
 /// copy is serialised. Responses sit behind an `Arc`, so the node copies a write makes
-/// copy pointers, not responses.
+/// copy pointers, not responses, and a snapshot writes their JSON as it is.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(from = "Remembered")]
 pub struct Deduplicator {
     order: imbl::Vector<RequestId>,
-    responses: imbl::HashMap<RequestId, (Arc<Response>, usize)>,
+    responses: imbl::HashMap<RequestId, Arc<RawValue>>,
     bytes: usize,
 }
 
@@ -92,7 +96,7 @@ struct Remembered(Vec<(RequestId, Response)>);
 impl Serialize for Deduplicator {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.collect_seq(self.order.iter().filter_map(|id| {
-            let (response, _) = self.responses.get(id)?;
+            let response = self.responses.get(id)?;
             Some((id, &**response))
         }))
     }
@@ -110,27 +114,32 @@ impl From<Remembered> for Deduplicator {
 
 impl Deduplicator {
     /// The response `id` got when it was first applied, if it is remembered.
-    pub fn seen(&self, id: &RequestId) -> Option<&Response> {
-        self.responses.get(id).map(|(response, _)| &**response)
+    pub fn seen(&self, id: &RequestId) -> Option<Response> {
+        let json = self.responses.get(id)?;
+        Some(
+            serde_json::from_str(json.get())
+                .expect("a remembered response is JSON written from a Response"),
+        )
     }
 
     /// Remembers `response` as `id`'s, forgetting the oldest IDs past the bounds.
     pub fn remember(&mut self, id: RequestId, response: &Response) {
-        let cost = OVERHEAD + response_bytes(response);
-        if self
-            .responses
-            .insert(id, (Arc::new(response.clone()), cost))
-            .is_none()
-        {
+        // Every snapshot writes responses as JSON: one that could not be would fail there.
+        let json: Arc<RawValue> = serde_json::value::to_raw_value(response)
+            .expect("a response serialises to JSON")
+            .into();
+        self.bytes += cost(&json);
+        if let Some(replaced) = self.responses.insert(id, json) {
+            self.bytes -= cost(&replaced);
+        } else {
             self.order.push_back(id);
         }
-        self.bytes += cost;
         while self.order.len() > MAX_IDS || (self.bytes > MAX_BYTES && self.order.len() > 1) {
             let Some(oldest) = self.order.pop_front() else {
                 break;
             };
-            if let Some((_, cost)) = self.responses.remove(&oldest) {
-                self.bytes -= cost;
+            if let Some(json) = self.responses.remove(&oldest) {
+                self.bytes -= cost(&json);
             }
         }
     }
@@ -145,19 +154,9 @@ impl Deduplicator {
     }
 }
 
-/// The keys and values a response holds: what dominates its size.
-fn response_bytes(response: &Response) -> usize {
-    let node = |n: &crate::NodeView| n.key.len() + n.value.as_ref().map_or(0, String::len);
-    let event = |e: &crate::Event| node(&e.node) + e.prev_node.as_ref().map_or(0, node);
-    match response {
-        Response::V2(Ok(e)) => event(e),
-        Response::V2(Err(_)) | Response::Auth(_) => 0,
-        Response::Expired(events) => events.iter().map(event).sum(),
-        Response::V3 { result, v2_events } => {
-            result.as_ref().map_or(0, |r| r.encoded_len())
-                + v2_events.iter().map(event).sum::<usize>()
-        }
-    }
+/// What remembering one response costs, as the bounds count it.
+fn cost(json: &RawValue) -> usize {
+    OVERHEAD + json.get().len()
 }
 
 #[cfg(test)]

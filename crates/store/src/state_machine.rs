@@ -308,7 +308,7 @@ impl StateMachine {
             return Outcome::Applied(self.apply(&proposal.request));
         };
         if let Some(first) = self.requests.seen(&id) {
-            return Outcome::Repeated(first.clone());
+            return Outcome::Repeated(first);
         }
         let response = self.apply(&proposal.request);
         self.requests.remember(id, &response);
