@@ -89,7 +89,7 @@ pub fn encode(frozen: &Frozen, origin: Origin) -> (BackupHeader, Vec<u8>) {
             .into(),
         revision: keyspace.revision(),
         compact_revision: keyspace.compacted(),
-        keys: keyspace.iter().filter(|(_, e)| e.is_key()).count() as u64,
+        keys: keyspace.iter().filter(|e| e.is_key()).count() as u64,
         leases: frozen.leases().len() as u64,
         origin,
     };

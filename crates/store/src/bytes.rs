@@ -67,7 +67,16 @@ impl fmt::Debug for Bytes {
 /// Base64 in snapshots and log entries (both JSON): arrays of numbers would triple them.
 impl Serialize for Bytes {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&STANDARD.encode(&self.0))
+        Base64(&self.0).serialize(s)
+    }
+}
+
+/// Borrowed bytes written as [`Bytes`] are.
+pub(crate) struct Base64<'a>(pub &'a [u8]);
+
+impl Serialize for Base64<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&STANDARD.encode(self.0))
     }
 }
 

@@ -14,7 +14,8 @@
 //! (etcd's hash differs only for a key last written by a later op of a multi-op Txn).
 
 use crate::Bytes;
-use crate::keyspace::{Entry, Keyspace, Revision};
+use crate::entry::{Entry, Revision};
+use crate::keyspace::Keyspace;
 use crate::state_machine::Frozen;
 use crate::v3::{V3Error, key_value};
 use crc::{CRC_32_ISCSI, Crc, Digest};
@@ -66,10 +67,10 @@ impl Frozen {
         d.update(&ks.revision().to_be_bytes());
         d.update(&ks.compacted().to_be_bytes());
         d.update(b"v2");
-        for (key, e) in ks.iter().filter(|(_, e)| e.dir || e.expire_at.is_some()) {
-            field(&mut d, key);
-            d.update(&[e.dir as u8]);
-            d.update(&e.expire_at.unwrap_or(0).to_be_bytes());
+        for e in ks.iter().filter(|e| e.dir() || e.expire_at().is_some()) {
+            field(&mut d, e.key());
+            d.update(&[e.dir() as u8]);
+            d.update(&e.expire_at().unwrap_or(0).to_be_bytes());
         }
         d.update(b"lease");
         for (id, ttl) in self.leases().all() {
@@ -103,15 +104,15 @@ fn key_revisions(ks: &Keyspace, at: Revision, d: &mut Digest<'_, u32>) {
     let compacted = ks.compacted();
     // The values at `at` written at or before the compaction: what compaction kept and
     // `at` still sees.
-    let mut kept: Vec<(Bytes, std::sync::Arc<Entry>)> = ks
+    let mut kept: Vec<Entry> = ks
         .keys_at(b"", None, at)
         .into_iter()
-        .filter(|(_, e)| e.mod_revision <= compacted)
+        .filter(|e| e.mod_revision() <= compacted)
         .collect();
-    kept.sort_by(|(ka, a), (kb, b)| (a.mod_revision, ka).cmp(&(b.mod_revision, kb)));
-    for (key, entry) in &kept {
-        revision_key(d, entry.mod_revision, 0, false);
-        d.update(&key_value(key, entry).encode_to_vec());
+    kept.sort_by_cached_key(|e| (e.mod_revision(), Bytes::from(e.key())));
+    for entry in &kept {
+        revision_key(d, entry.mod_revision(), 0, false);
+        d.update(&key_value(entry).encode_to_vec());
     }
     let (mut last, mut sub) = (Revision::MIN, 0i64);
     for change in ks
@@ -123,12 +124,12 @@ fn key_revisions(ks: &Keyspace, at: Revision, d: &mut Digest<'_, u32>) {
         match &change.kv {
             Some(entry) => {
                 revision_key(d, change.revision, sub, false);
-                d.update(&key_value(&change.key, entry).encode_to_vec());
+                d.update(&key_value(entry).encode_to_vec());
             }
             None => {
                 revision_key(d, change.revision, sub, true);
                 let tombstone = musubi_proto::mvccpb::KeyValue {
-                    key: change.key.to_vec(),
+                    key: change.key().to_vec(),
                     ..Default::default()
                 };
                 d.update(&tombstone.encode_to_vec());

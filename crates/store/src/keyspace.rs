@@ -11,72 +11,63 @@
 //! under the read lock and serialised after it is released: writes never wait for one.
 
 use crate::Bytes;
-use imbl::{OrdMap, OrdSet, Vector};
+use crate::entry::{Entry, EntryFields, Revision};
+use imbl::{OrdSet, Vector};
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::ser::{SerializeMap, SerializeStruct, Serializer};
 use serde::{Deserialize, Serialize};
+use std::borrow::Borrow;
+use std::cmp::Ordering;
+use std::fmt;
 use std::ops::Bound;
-use std::sync::Arc;
 
-/// A revision: v3's `revision`, v2's index. The empty keyspace is at 1.
-pub type Revision = i64;
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Entry {
-    /// `None` for a v2 directory that no v3 put gave a value.
-    pub value: Option<Bytes>,
-    /// A v2 directory: v2 lists its children and refuses value writes to it.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub dir: bool,
-    pub create_revision: Revision,
-    pub mod_revision: Revision,
-    /// Writes since the key was created (v3 puts and v2 writes alike).
-    pub version: i64,
-    /// The v3 lease the key is attached to, 0 for none.
-    #[serde(default)]
-    pub lease: i64,
-    /// A v2 TTL: when the key expires, Unix ms.
-    #[serde(default)]
-    pub expire_at: Option<u64>,
-}
-
-impl Entry {
-    /// A key just created at `rev` holding `value` (for tests).
-    #[cfg(test)]
-    pub(crate) fn new_key(value: &str, rev: Revision) -> Entry {
-        Entry {
-            value: Some(value.into()),
-            dir: false,
-            create_revision: rev,
-            mod_revision: rev,
-            version: 1,
-            lease: 0,
-            expire_at: None,
-        }
-    }
-
-    /// Whether v3 sees this entry as a key (it has a value).
-    pub fn is_key(&self) -> bool {
-        self.value.is_some()
-    }
-}
-
-/// One change a v3 watcher sees: `key` at `revision`, from `prev` to `kv` (`None`: no
-/// key). Several changes may share a revision (a Txn, a lease revoke, a v2 recursive
-/// delete); they are kept in the order they were made.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// One change a v3 watcher sees at `revision`: from `prev` to `kv` (`None`: no key), one of
+/// them at least there, both of the same key. Several changes may share a revision (a Txn,
+/// a lease revoke, a v2 recursive delete); they are kept in the order they were made.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Change {
     pub revision: Revision,
-    pub key: Bytes,
-    pub kv: Option<Arc<Entry>>,
-    pub prev: Option<Arc<Entry>>,
+    pub kv: Option<Entry>,
+    pub prev: Option<Entry>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+impl Change {
+    pub fn key(&self) -> &[u8] {
+        match (&self.kv, &self.prev) {
+            (Some(e), _) | (None, Some(e)) => e.key(),
+            (None, None) => unreachable!("a change without an entry is never recorded"),
+        }
+    }
+}
+
+/// An entry in the ordered set of current entries, ordered and found by its key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct ByKey(Entry);
+
+impl Borrow<[u8]> for ByKey {
+    fn borrow(&self) -> &[u8] {
+        self.0.key()
+    }
+}
+
+impl Ord for ByKey {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.0.key().cmp(other.0.key())
+    }
+}
+
+impl PartialOrd for ByKey {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Keyspace {
-    /// Entries behind an `Arc`: the history shares them, and a map slot is small, which
-    /// keeps the B-tree's inserts (shifting a node's slots) and its memory down.
-    entries: OrdMap<Bytes, Arc<Entry>>,
+    /// The current entries, each holding its key: the history shares them, and one packed
+    /// entry per key is most of the store's memory (crate::entry).
+    entries: OrdSet<ByKey>,
     /// (expiry in Unix ms, key) for every entry with a v2 TTL.
-    #[serde(skip)]
     expiring: OrdSet<(u64, Bytes)>,
     /// Changes at revisions `compacted..=revision`, oldest first.
     history: Vector<Change>,
@@ -88,7 +79,7 @@ pub struct Keyspace {
 impl Default for Keyspace {
     fn default() -> Self {
         Keyspace {
-            entries: OrdMap::new(),
+            entries: OrdSet::new(),
             expiring: OrdSet::new(),
             history: Vector::new(),
             revision: 1,
@@ -123,7 +114,7 @@ impl Keyspace {
     pub fn restored(mut self) -> Keyspace {
         self.expiring = self
             .iter()
-            .filter_map(|(k, e)| e.expire_at.map(|at| (at, k.clone())))
+            .filter_map(|e| e.expire_at().map(|at| (at, Bytes::from(e.key()))))
             .collect();
         self
     }
@@ -153,28 +144,23 @@ impl Keyspace {
     /// Bytes of keys and values held, current and in the history (`Status`'s
     /// `dbSizeInUse`). Walks everything: for occasional calls only.
     pub fn approximate_bytes(&self) -> usize {
-        let entry = |e: &Entry| e.value.as_ref().map_or(0, |v| v.len());
-        let current: usize = self.iter().map(|(k, e)| k.len() + entry(e)).sum();
+        let entry = |e: &Entry| e.key().len() + e.value().map_or(0, <[u8]>::len);
+        let current: usize = self.iter().map(entry).sum();
         let history: usize = self
             .history
             .iter()
-            .map(|c| c.key.len() + c.kv.as_deref().map_or(0, entry))
+            .map(|c| c.kv.as_ref().map_or(c.key().len(), entry))
             .sum();
         current + history
     }
 
     pub fn get(&self, key: &[u8]) -> Option<&Entry> {
-        self.entries.get(key).map(|e| &**e)
-    }
-
-    /// The entry under `key`, shared (for the history and responses built from it).
-    pub fn get_shared(&self, key: &[u8]) -> Option<&Arc<Entry>> {
-        self.entries.get(key)
+        self.entries.get(key).map(|e| &e.0)
     }
 
     /// Every entry in key order.
-    pub fn iter(&self) -> impl Iterator<Item = (&Bytes, &Entry)> {
-        self.entries.iter().map(|(k, e)| (k, &**e))
+    pub fn iter(&self) -> impl Iterator<Item = &Entry> {
+        self.entries.iter().map(|e| &e.0)
     }
 
     /// Entries with keys in `[from, to)` (`to == None`: to the end), in key order.
@@ -182,71 +168,59 @@ impl Keyspace {
         &'a self,
         from: &[u8],
         to: Option<&[u8]>,
-    ) -> impl DoubleEndedIterator<Item = (&'a Bytes, &'a Entry)> + use<'a> {
+    ) -> impl DoubleEndedIterator<Item = &'a Entry> + use<'a> {
         let end = match to {
-            Some(to) => Bound::Excluded(Bytes::from(to)),
+            Some(to) => Bound::Excluded(to),
             None => Bound::Unbounded,
         };
         self.entries
-            .range((Bound::Included(Bytes::from(from)), end))
-            .map(|(k, e)| (k, &**e))
+            .range::<_, [u8]>((Bound::Included(from), end))
+            .map(|e| &e.0)
     }
 
     /// The first entry at or after `from`, as a cursor walking the keys sees it.
-    pub fn first_from(&self, from: Bound<Bytes>) -> Option<(&Bytes, &Entry)> {
+    pub fn first_from(&self, from: Bound<&[u8]>) -> Option<&Entry> {
         self.entries
-            .range((from, Bound::Unbounded))
+            .range::<_, [u8]>((from, Bound::Unbounded))
             .next()
-            .map(|(k, e)| (k, &**e))
+            .map(|e| &e.0)
     }
 
-    /// Writes `entry` under `key` at `revision` (the caller advances the keyspace to it),
-    /// recording the change if v3 sees one.
-    pub fn put(&mut self, key: &Bytes, entry: Entry, revision: Revision) {
-        let new_expiry = entry.expire_at;
-        let entry = Arc::new(entry);
+    /// Writes `entry` under its key at `revision` (the caller advances the keyspace to
+    /// it), recording the change if v3 sees one.
+    pub fn put(&mut self, entry: Entry, revision: Revision) {
+        let new_expiry = entry.expire_at();
         let visible = entry.is_key().then(|| entry.clone());
-        let old = self.entries.insert(key.clone(), entry);
+        let old = self.entries.insert(ByKey(entry.clone())).map(|e| e.0);
         // Forget the old expiry before recording the new one: they may be equal.
         if let Some(old) = &old {
-            self.forget_expiry(key, old);
+            self.forget_expiry(old);
         }
         if let Some(at) = new_expiry {
-            self.expiring.insert((at, key.clone()));
+            self.expiring.insert((at, Bytes::from(entry.key())));
         }
-        self.record(key, old, visible, revision);
+        self.record(old, visible, revision);
     }
 
     /// Removes `key` at `revision`, recording the deletion if v3 saw the key.
-    pub fn remove(&mut self, key: &[u8], revision: Revision) -> Option<Arc<Entry>> {
-        let (key, old) = self.entries.remove_with_key(key)?;
-        self.forget_expiry(&key, &old);
-        self.record(&key, Some(old.clone()), None, revision);
+    pub fn remove(&mut self, key: &[u8], revision: Revision) -> Option<Entry> {
+        let old = self.entries.remove(key)?.0;
+        self.forget_expiry(&old);
+        self.record(Some(old.clone()), None, revision);
         Some(old)
     }
 
-    fn record(
-        &mut self,
-        key: &Bytes,
-        old: Option<Arc<Entry>>,
-        kv: Option<Arc<Entry>>,
-        revision: Revision,
-    ) {
-        let prev = old.filter(|e| e.is_key());
+    fn record(&mut self, old: Option<Entry>, kv: Option<Entry>, revision: Revision) {
+        let prev = old.filter(Entry::is_key);
         if prev.is_none() && kv.is_none() {
             return;
         }
-        self.history.push_back(Change {
-            revision,
-            key: key.clone(),
-            kv,
-            prev,
-        });
+        self.history.push_back(Change { revision, kv, prev });
     }
 
-    fn forget_expiry(&mut self, key: &Bytes, old: &Entry) {
-        if let Some(at) = old.expire_at {
-            self.expiring.remove(&(at, key.clone()));
+    fn forget_expiry(&mut self, old: &Entry) {
+        if let Some(at) = old.expire_at() {
+            self.expiring.remove(&(at, Bytes::from(old.key())));
         }
     }
 
@@ -278,37 +252,26 @@ impl Keyspace {
 
     /// The v3 keys in `[from, to)` as they were at `revision` (checked readable): the
     /// current ones, with every later change undone, newest first.
-    pub fn keys_at(
-        &self,
-        from: &[u8],
-        to: Option<&[u8]>,
-        revision: Revision,
-    ) -> Vec<(Bytes, Arc<Entry>)> {
+    pub fn keys_at(&self, from: &[u8], to: Option<&[u8]>, revision: Revision) -> Vec<Entry> {
         let in_range = |k: &[u8]| k >= from && to.is_none_or(|to| k < to);
-        let end = match to {
-            Some(to) => Bound::Excluded(Bytes::from(to)),
-            None => Bound::Unbounded,
-        };
-        let current = self
-            .entries
-            .range((Bound::Included(Bytes::from(from)), end))
-            .filter(|(_, e)| e.is_key())
-            .map(|(k, e)| (k.clone(), e.clone()));
+        let current = self.range(from, to).filter(|e| e.is_key());
         if self.is_current(revision) {
-            return current.collect();
+            return current.cloned().collect();
         }
-        let mut at: std::collections::BTreeMap<Bytes, Arc<Entry>> = current.collect();
+        let mut at: std::collections::BTreeMap<&[u8], Entry> =
+            current.map(|e| (e.key(), e.clone())).collect();
         let later = self.first_change_after(revision);
         for change in self.history.iter().skip(later).rev() {
-            if !in_range(&change.key) {
+            let key = change.key();
+            if !in_range(key) {
                 continue;
             }
             match &change.prev {
-                Some(prev) => at.insert(change.key.clone(), prev.clone()),
-                None => at.remove(change.key.as_slice()),
+                Some(prev) => at.insert(key, prev.clone()),
+                None => at.remove(key),
             };
         }
-        at.into_iter().collect()
+        at.into_values().collect()
     }
 
     /// Whether the keyspace as it is now is the keyspace at `revision`: no change was made
@@ -368,18 +331,163 @@ impl Keyspace {
     }
 }
 
+/// Snapshots hold the keyspace as they did when entries were structs beside their keys:
+/// `{"entries": {key: entry}, "history": [{revision, key, kv, prev}], "revision",
+/// "compacted"}` (keys and values in base64).
+impl Serialize for Keyspace {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        struct Entries<'a>(&'a Keyspace);
+        impl Serialize for Entries<'_> {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                let mut map = s.serialize_map(Some(self.0.len()))?;
+                for e in self.0.iter() {
+                    map.serialize_entry(&crate::bytes::Base64(e.key()), e)?;
+                }
+                map.end()
+            }
+        }
+        struct History<'a>(&'a Vector<Change>);
+        impl Serialize for History<'_> {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_seq(self.0.iter().map(|c| ChangeFields {
+                    revision: c.revision,
+                    key: crate::bytes::Base64(c.key()),
+                    kv: c.kv.as_ref(),
+                    prev: c.prev.as_ref(),
+                }))
+            }
+        }
+        let mut fields = s.serialize_struct("Keyspace", 4)?;
+        fields.serialize_field("entries", &Entries(self))?;
+        fields.serialize_field("history", &History(&self.history))?;
+        fields.serialize_field("revision", &self.revision)?;
+        fields.serialize_field("compacted", &self.compacted)?;
+        fields.end()
+    }
+}
+
+/// A change as snapshots hold it: its key beside its entries.
+#[derive(Serialize, Deserialize)]
+struct ChangeFields<K, E> {
+    revision: Revision,
+    key: K,
+    kv: Option<E>,
+    prev: Option<E>,
+}
+
+/// Read straight into the packed form, one entry at a time: a keyspace of a million keys
+/// is never held decoded. A change whose entry is the key's current one (every change
+/// since the key's last write) shares it, as it did before the snapshot.
+impl<'de> Deserialize<'de> for Keyspace {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(KeyspaceVisitor)
+    }
+}
+
+struct KeyspaceVisitor;
+
+impl<'de> Visitor<'de> for KeyspaceVisitor {
+    type Value = Keyspace;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a keyspace")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Keyspace, A::Error> {
+        let mut ks = Keyspace::default();
+        let (mut revision, mut compacted) = (None, None);
+        while let Some(field) = map.next_key::<String>()? {
+            match field.as_str() {
+                "entries" => ks.entries = map.next_value::<Entries>()?.0,
+                "history" => ks.history = map.next_value_seed(HistorySeed(&ks.entries))?,
+                "revision" => revision = Some(map.next_value()?),
+                "compacted" => compacted = Some(map.next_value()?),
+                _ => {
+                    map.next_value::<de::IgnoredAny>()?;
+                }
+            }
+        }
+        ks.revision = revision.ok_or_else(|| de::Error::missing_field("revision"))?;
+        ks.compacted = compacted.ok_or_else(|| de::Error::missing_field("compacted"))?;
+        Ok(ks)
+    }
+}
+
+struct Entries(OrdSet<ByKey>);
+
+impl<'de> Deserialize<'de> for Entries {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct EntriesVisitor;
+        impl<'de> Visitor<'de> for EntriesVisitor {
+            type Value = Entries;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a map of keys to entries")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Entries, A::Error> {
+                let mut entries = OrdSet::new();
+                while let Some((key, fields)) = map.next_entry::<Bytes, EntryFields>()? {
+                    entries.insert(ByKey(fields.into_entry(&key)));
+                }
+                Ok(Entries(entries))
+            }
+        }
+        d.deserialize_map(EntriesVisitor)
+    }
+}
+
+/// Reads the history, sharing the current entries (read before it) where a change names
+/// one.
+struct HistorySeed<'a>(&'a OrdSet<ByKey>);
+
+impl<'de> DeserializeSeed<'de> for HistorySeed<'_> {
+    type Value = Vector<Change>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for HistorySeed<'_> {
+    type Value = Vector<Change>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a list of changes")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut history = Vector::new();
+        while let Some(c) = seq.next_element::<ChangeFields<Bytes, EntryFields>>()? {
+            let shared = |e: Entry| match self.0.get(e.key()) {
+                Some(current) if current.0 == e => current.0.clone(),
+                _ => e,
+            };
+            let kv = c.kv.map(|f| shared(f.into_entry(&c.key)));
+            let prev = c.prev.map(|f| f.into_entry(&c.key));
+            if kv.is_none() && prev.is_none() {
+                return Err(de::Error::custom("a change without an entry"));
+            }
+            history.push_back(Change {
+                revision: c.revision,
+                kv,
+                prev,
+            });
+        }
+        Ok(history)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn value(v: &str, rev: Revision) -> Entry {
-        Entry::new_key(v, rev)
-    }
-
     fn put(ks: &mut Keyspace, k: &str, v: &str) {
         let rev = ks.revision() + 1;
-        ks.put(&k.into(), value(v, rev), rev);
+        ks.put(Entry::new_key(k, v, rev), rev);
         ks.advance_to(rev);
+    }
+
+    fn text(b: &[u8]) -> String {
+        String::from_utf8_lossy(b).into_owned()
     }
 
     #[test]
@@ -393,7 +501,7 @@ mod tests {
         let at = |rev| -> Vec<(String, String)> {
             ks.keys_at(b"a", Some(b"z"), rev)
                 .into_iter()
-                .map(|(k, e)| (k.to_text(), e.value.as_ref().unwrap().to_text()))
+                .map(|e| (text(e.key()), text(e.value().unwrap())))
                 .collect()
         };
         assert_eq!(at(1), vec![]);
@@ -422,6 +530,24 @@ mod tests {
             ks.changes_from(3).map(|c| c.revision).collect::<Vec<_>>(),
             [3, 4]
         );
-        assert_eq!(ks.keys_at(b"a", None, 3)[0].1.value, Some("2".into()));
+        assert_eq!(ks.keys_at(b"a", None, 3)[0].value(), Some(&b"2"[..]));
+    }
+
+    #[test]
+    fn a_snapshot_restores_the_history_sharing_the_current_entries() {
+        let mut ks = Keyspace::default();
+        for v in ["1", "2"] {
+            put(&mut ks, "a", v); // 2, 3
+        }
+        put(&mut ks, "b", "1"); // 4
+        ks.remove(b"b", 5);
+        ks.advance_to(5);
+        let json = serde_json::to_string(&ks).unwrap();
+        let restored: Keyspace = serde_json::from_str(&json).unwrap();
+        assert_eq!(restored, ks);
+        let last_a = restored.changes_from(3).next().unwrap().kv.clone().unwrap();
+        let current = restored.get(b"a").unwrap();
+        assert!(last_a.is_same(current));
+        assert_eq!(serde_json::to_string(&restored).unwrap(), json);
     }
 }

@@ -7,20 +7,17 @@
 //! there is at most one per key, and compaction drops it.
 
 use crate::keyspace::Keyspace;
-use std::sync::Arc;
 
 /// The bytes the keyspace holds. Walks everything: call it on a copy, off the lock.
 pub fn held_bytes(ks: &Keyspace) -> u64 {
-    let value = |e: &crate::Entry| e.value.as_ref().map_or(0, |v| v.len()) as u64;
-    let current: u64 = ks.iter().map(|(k, e)| k.len() as u64 + value(e)).sum();
+    let bytes = |e: &crate::Entry| (e.key().len() + e.value().map_or(0, <[u8]>::len)) as u64;
+    let current: u64 = ks.iter().map(bytes).sum();
     let history: u64 = ks
         .changes_from(ks.compacted())
         .filter_map(|c| {
             let kv = c.kv.as_ref()?;
-            let shared = ks
-                .get_shared(&c.key)
-                .is_some_and(|now| Arc::ptr_eq(now, kv));
-            (!shared).then(|| c.key.len() as u64 + value(kv))
+            let shared = ks.get(kv.key()).is_some_and(|now| now.is_same(kv));
+            (!shared).then(|| bytes(kv))
         })
         .sum();
     current + history

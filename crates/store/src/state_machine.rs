@@ -3,6 +3,7 @@
 
 use crate::alarm::Alarms;
 use crate::dedup::{Deduplicator, Proposal};
+use crate::entry::Entry;
 use crate::keyspace::Keyspace;
 use crate::removed::RemovedMembers;
 use crate::tree;
@@ -254,10 +255,11 @@ impl StateMachine {
         }
         // The root is implicit, and v2 created every directory and file under a canonical
         // path. A snapshot from the peer port is as untrusted as a proposal.
-        if let Some((key, _)) = data
+        if let Some(key) = data
             .keyspace
             .iter()
-            .find(|(k, e)| (e.dir || k.is_empty()) && !tree::is_v2_path(k))
+            .find(|e| (e.dir() || e.key().is_empty()) && !tree::is_v2_path(e.key()))
+            .map(Entry::key)
         {
             return refuse(format!(
                 "the keyspace holds a directory that is not a canonical path: {key:?}"
@@ -281,7 +283,7 @@ impl StateMachine {
         let ks = &self.keyspace;
         let result = tree::lookup(ks, key, self.index()).map(|entry| {
             let mut node = tree::view(ks, key, entry, false, now_ms);
-            if entry.dir {
+            if entry.dir() {
                 node.nodes = tree::child_views(ks, key, recursive, now_ms);
             }
             Event {

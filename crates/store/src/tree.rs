@@ -5,21 +5,21 @@
 //! v3 wrote and that are not clean v2 paths (`a`, `/a//b`, `/a/`, invalid UTF-8) are not
 //! v2 nodes: listings skip them.
 
-use crate::keyspace::{Entry, Keyspace, Revision};
+use crate::entry::Meta;
+use crate::entry::{Entry, Revision};
+use crate::keyspace::Keyspace;
 use crate::{Bytes, ErrorCode, NodeView, V2Error, remaining_seconds};
 use std::ops::Bound;
-use std::sync::Arc;
+use std::sync::LazyLock;
 
 /// The root directory: it always exists, is never written, and has index 0.
-static ROOT: Entry = Entry {
-    value: None,
-    dir: true,
-    create_revision: 0,
-    mod_revision: 0,
-    version: 0,
-    lease: 0,
-    expire_at: None,
-};
+static ROOT: LazyLock<Entry> = LazyLock::new(|| {
+    let meta = Meta {
+        dir: true,
+        ..Meta::default()
+    };
+    Entry::new(b"/", None, meta)
+});
 
 /// Finds `key`, reporting the first missing path component (100) or the first component
 /// that is a file (104), as etcd's walk does.
@@ -27,10 +27,10 @@ pub(crate) fn lookup<'a>(ks: &'a Keyspace, key: &str, index: u64) -> Result<&'a 
     if key == "/" {
         return Ok(&ROOT);
     }
-    let mut found = &ROOT;
+    let mut found: &Entry = &ROOT;
     let mut found_key = "/";
     for prefix in prefixes(key) {
-        if !found.dir {
+        if !found.dir() {
             return Err(V2Error::new(ErrorCode::NotDir, found_key, index));
         }
         found = ks
@@ -43,7 +43,7 @@ pub(crate) fn lookup<'a>(ks: &'a Keyspace, key: &str, index: u64) -> Result<&'a 
 
 /// Checks that every ancestor of `key` is a directory or absent (104 otherwise).
 pub(crate) fn check_parents(ks: &Keyspace, key: &str, index: u64) -> Result<(), V2Error> {
-    match ancestors(key).find(|p| ks.get(p.as_bytes()).is_some_and(|e| !e.dir)) {
+    match ancestors(key).find(|p| ks.get(p.as_bytes()).is_some_and(|e| !e.dir())) {
         Some(file) => Err(V2Error::new(ErrorCode::NotDir, file, index)),
         None => Ok(()),
     }
@@ -54,42 +54,35 @@ pub(crate) fn check_parents(ks: &Keyspace, key: &str, index: u64) -> Result<(), 
 pub(crate) fn create_parents(ks: &mut Keyspace, key: &str, revision: Revision) {
     for parent in ancestors(key) {
         if ks.get(parent.as_bytes()).is_none() {
-            let dir = Entry {
-                value: None,
+            let meta = Meta {
                 dir: true,
                 create_revision: revision,
                 mod_revision: revision,
-                version: 0,
-                lease: 0,
-                expire_at: None,
+                ..Meta::default()
             };
-            ks.put(&Bytes::from(parent), dir, revision);
+            ks.put(Entry::new(parent.as_bytes(), None, meta), revision);
         }
     }
 }
 
 /// Removes `key` and everything below it at `revision`, v3 keys included; returns the
 /// removed entries (for their leases).
-pub(crate) fn remove_subtree(
-    ks: &mut Keyspace,
-    key: &str,
-    revision: Revision,
-) -> Vec<(Bytes, Arc<Entry>)> {
-    let below: Vec<Bytes> = descendant_keys(ks, key).cloned().collect();
+pub(crate) fn remove_subtree(ks: &mut Keyspace, key: &str, revision: Revision) -> Vec<Entry> {
+    let below: Vec<Entry> = descendants(ks, key).cloned().collect();
     let mut removed = Vec::new();
     if let Some(entry) = ks.remove(key.as_bytes(), revision) {
-        removed.push((Bytes::from(key), entry));
+        removed.push(entry);
     }
     for child in below {
-        if let Some(entry) = ks.remove(&child, revision) {
-            removed.push((child, entry));
+        if let Some(entry) = ks.remove(child.key(), revision) {
+            removed.push(entry);
         }
     }
     removed
 }
 
 pub(crate) fn has_children(ks: &Keyspace, dir: &str) -> bool {
-    descendant_keys(ks, dir).next().is_some()
+    descendants(ks, dir).next().is_some()
 }
 
 /// The node as a `prevNode` or a listing child shows it: no children unless `recursive`,
@@ -101,26 +94,27 @@ pub(crate) fn view(
     recursive: bool,
     now_ms: u64,
 ) -> NodeView {
-    let nodes = if entry.dir && recursive {
+    let meta = entry.meta();
+    let nodes = if meta.dir && recursive {
         child_views(ks, key, true, now_ms)
     } else {
         None
     };
     NodeView {
         key: key.to_string(),
-        value: if entry.dir {
+        value: if meta.dir {
             None
         } else {
-            entry.value.as_ref().map(Bytes::to_text)
+            entry
+                .value()
+                .map(|v| String::from_utf8_lossy(v).into_owned())
         },
-        dir: entry.dir,
-        expiration_ms: entry.expire_at,
-        ttl: entry
-            .expire_at
-            .map_or(0, |at| remaining_seconds(at, now_ms)),
+        dir: meta.dir,
+        expiration_ms: meta.expire_at,
+        ttl: meta.expire_at.map_or(0, |at| remaining_seconds(at, now_ms)),
         nodes,
-        modified_index: entry.mod_revision as u64,
-        created_index: entry.create_revision as u64,
+        modified_index: meta.mod_revision as u64,
+        created_index: meta.create_revision as u64,
     }
 }
 
@@ -146,13 +140,14 @@ fn children<'a>(ks: &'a Keyspace, dir: &str) -> impl Iterator<Item = (&'a str, &
     let mut cursor: Bound<Bytes> = Bound::Included(Bytes::from(prefix.as_slice()));
     std::iter::from_fn(move || {
         loop {
-            let (key, entry) = ks.first_from(cursor.clone())?;
+            let entry = ks.first_from(cursor.as_ref().map(|k| k.as_slice()))?;
+            let key = entry.key();
             if !key.starts_with(&prefix) {
                 return None;
             }
             match key[prefix.len()..].iter().position(|b| *b == b'/') {
                 None => {
-                    cursor = Bound::Excluded(key.clone());
+                    cursor = Bound::Excluded(Bytes::from(key));
                     match std::str::from_utf8(key) {
                         Ok(name) if is_node_name(&name[prefix.len()..]) => {
                             return Some((name, entry));
@@ -177,11 +172,10 @@ fn is_node_name(name: &str) -> bool {
     !matches!(name, "" | "." | "..")
 }
 
-fn descendant_keys<'a>(ks: &'a Keyspace, dir: &str) -> impl Iterator<Item = &'a Bytes> + 'a {
+fn descendants<'a>(ks: &'a Keyspace, dir: &str) -> impl Iterator<Item = &'a Entry> + 'a {
     let prefix = child_prefix(dir).into_bytes();
     ks.range(&prefix, None)
-        .map(|(k, _)| k)
-        .take_while(move |k| k.starts_with(&prefix))
+        .take_while(move |e| e.key().starts_with(&prefix))
 }
 
 /// Every ancestor of `key` below the root, shortest first: `/a/b/c` gives `/a`, `/a/b`.
@@ -218,8 +212,8 @@ pub fn is_v2_path(key: &[u8]) -> bool {
 mod tests {
     use super::*;
 
-    fn file(rev: Revision) -> Entry {
-        Entry::new_key("v", rev)
+    fn file(key: &str, rev: Revision) -> Entry {
+        Entry::new_key(key, "v", rev)
     }
 
     fn tree_with(keys: &[&str]) -> Keyspace {
@@ -227,7 +221,7 @@ mod tests {
         for k in keys {
             let rev = ks.revision() + 1;
             create_parents(&mut ks, k, rev);
-            ks.put(&Bytes::from(*k), file(rev), rev);
+            ks.put(file(k, rev), rev);
             ks.advance_to(rev);
         }
         ks
@@ -256,7 +250,8 @@ mod tests {
         let mut ks = tree_with(&["/a/b"]);
         for weird in [&b"/a//c"[..], b"/a/.", b"/a/\xff", b"a"] {
             let rev = ks.revision() + 1;
-            ks.put(&Bytes::from(weird), file(rev), rev);
+            let meta = file("", rev).meta();
+            ks.put(Entry::new(weird, Some(b"v"), meta), rev);
             ks.advance_to(rev);
         }
         let names: Vec<&str> = children(&ks, "/a").map(|(k, _)| k).collect();
@@ -275,9 +270,11 @@ mod tests {
     #[test]
     fn removing_a_subtree_forgets_its_expiries() {
         let mut ks = tree_with(&["/d/k"]);
-        let mut e = file(5);
-        e.expire_at = Some(1000);
-        ks.put(&Bytes::from("/d/k"), e, 5);
+        let meta = Meta {
+            expire_at: Some(1000),
+            ..file("/d/k", 5).meta()
+        };
+        ks.put(Entry::new(b"/d/k", Some(b"v"), meta), 5);
         assert_eq!(ks.next_expiry(), Some(1000));
         remove_subtree(&mut ks, "/d", 6);
         assert_eq!((ks.len(), ks.next_expiry()), (0, None));

@@ -4,7 +4,7 @@
 //! it writes (its TTL, if any, is v2's own); a v2 `set` replaces a key, so the key starts
 //! again at version 1 with a new create revision, as v2's `createdIndex` does.
 
-use crate::keyspace::Entry;
+use crate::entry::{Entry, Meta};
 use crate::tree;
 use crate::{
     Action, Bytes, Compare, ErrorCode, Event, Expiry, NodeView, StateMachine, V2Error, V2Op,
@@ -98,15 +98,14 @@ impl StateMachine {
             if !replace {
                 return Err(V2Error::new(ErrorCode::NodeExist, key, index));
             }
-            if existing.dir {
+            if existing.dir() {
                 return Err(V2Error::new(ErrorCode::NotFile, key, index));
             }
-            old_lease = existing.lease;
+            old_lease = existing.lease();
         }
         let next = self.next_revision();
         tree::create_parents(&mut self.keyspace, key, next);
-        let entry = Entry {
-            value: value.map(Bytes::from),
+        let meta = Meta {
             dir: value.is_none(),
             create_revision: next,
             mod_revision: next,
@@ -114,10 +113,10 @@ impl StateMachine {
             lease: 0,
             expire_at: expire_at(expiry),
         };
+        let entry = Entry::new(key.as_bytes(), value.map(str::as_bytes), meta);
         let node = self.view(key, &entry);
-        let key_bytes = Bytes::from(key);
-        self.leases.reattach(&key_bytes, old_lease, 0);
-        self.keyspace.put(&key_bytes, entry, next);
+        self.leases.reattach(key.as_bytes(), old_lease, 0);
+        self.keyspace.put(entry, next);
         self.keyspace.advance_to(next);
         Ok(Event {
             action,
@@ -138,19 +137,18 @@ impl StateMachine {
         let index = self.index();
         refuse_root(key, index)?;
         let existing = self.lookup(key)?.clone();
-        if existing.dir && value.is_some_and(|v| !v.is_empty()) {
+        if existing.dir() && value.is_some_and(|v| !v.is_empty()) {
             return Err(V2Error::new(ErrorCode::NotFile, key, index));
         }
-        let new_value = match (existing.dir, refresh) {
-            (true, _) => existing.value.clone(),
-            (false, true) => existing.value.clone(),
+        let new_value = match (existing.dir(), refresh) {
+            (true, _) | (false, true) => existing.value().map(Bytes::from),
             (false, false) => Some(Bytes::from(value.unwrap_or_default())),
         };
         let prev = self.view(key, &existing);
         // etcd reports the new index for a directory update but keeps the directory's
         // stored modifiedIndex (only its TTL changes).
-        let stored_revision = if existing.dir {
-            existing.mod_revision
+        let stored_revision = if existing.dir() {
+            existing.mod_revision()
         } else {
             self.next_revision()
         };
@@ -178,7 +176,7 @@ impl StateMachine {
         let existing = self.lookup(key)?.clone();
         check_compare(key, &existing, compare, index)?;
         let new_value = if refresh {
-            existing.value.clone()
+            existing.value().map(Bytes::from)
         } else {
             Some(Bytes::from(value))
         };
@@ -214,16 +212,17 @@ impl StateMachine {
             .get(&key_bytes)
             .cloned()
             .expect("rewrite follows a successful lookup");
-        let entry = Entry {
-            value,
+        let old_meta = old.meta();
+        let meta = Meta {
             mod_revision: stored_revision,
-            version: old.version + 1,
+            version: old_meta.version + 1,
             lease: 0,
             expire_at: expire_at(expiry),
-            ..old.clone()
+            ..old_meta
         };
-        self.leases.reattach(&key_bytes, old.lease, 0);
-        self.keyspace.put(&key_bytes, entry.clone(), next);
+        let entry = Entry::new(key.as_bytes(), value.as_deref(), meta);
+        self.leases.reattach(key.as_bytes(), old_meta.lease, 0);
+        self.keyspace.put(entry.clone(), next);
         self.keyspace.advance_to(next);
         let mut node = self.view(key, &entry);
         node.modified_index = next as u64;
@@ -240,7 +239,7 @@ impl StateMachine {
         let index = self.index();
         refuse_root(key, index)?;
         let existing = self.lookup(key)?.clone();
-        if existing.dir {
+        if existing.dir() {
             if !dir {
                 return Err(V2Error::new(ErrorCode::NotFile, key, index));
             }
@@ -263,19 +262,19 @@ impl StateMachine {
     pub(crate) fn remove(&mut self, action: Action, key: &str, existing: &Entry) -> Event {
         let next = self.next_revision();
         let prev = self.view(key, existing);
-        for (removed_key, removed) in tree::remove_subtree(&mut self.keyspace, key, next) {
-            self.leases.reattach(&removed_key, removed.lease, 0);
+        for removed in tree::remove_subtree(&mut self.keyspace, key, next) {
+            self.leases.reattach(removed.key(), removed.lease(), 0);
         }
         self.keyspace.advance_to(next);
         let node = NodeView {
             key: key.to_string(),
             value: None,
-            dir: existing.dir,
+            dir: existing.dir(),
             expiration_ms: None,
             ttl: 0,
             nodes: None,
             modified_index: next as u64,
-            created_index: existing.create_revision as u64,
+            created_index: existing.create_revision() as u64,
         };
         Event {
             action,
@@ -298,10 +297,12 @@ impl StateMachine {
 
 /// A file's value as v2 text; `None` for a directory.
 fn v2_value(entry: &Entry) -> Option<String> {
-    if entry.dir {
+    if entry.dir() {
         None
     } else {
-        entry.value.as_ref().map(Bytes::to_text)
+        entry
+            .value()
+            .map(|v| String::from_utf8_lossy(v).into_owned())
     }
 }
 
@@ -328,7 +329,7 @@ fn check_compare(key: &str, node: &Entry, compare: &Compare, index: u64) -> Resu
         let cause = if key == "/" { "" } else { key };
         return Err(V2Error::new(ErrorCode::NotFile, cause, index));
     };
-    let modified = node.mod_revision as u64;
+    let modified = node.mod_revision() as u64;
     let want_value = compare.prev_value.as_deref().filter(|v| !v.is_empty());
     let want_index = compare.prev_index.filter(|i| *i != 0);
     let value_ok = want_value.is_none_or(|v| v == value);

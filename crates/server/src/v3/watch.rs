@@ -326,7 +326,7 @@ struct WatchState {
 
 impl WatchState {
     fn wants(&self, change: &Change) -> bool {
-        let key = change.key.as_slice();
+        let key = change.key();
         let in_range = key >= self.from.as_slice() && self.to.as_deref().is_none_or(|to| key < to);
         let filtered = match change.kv {
             Some(_) => self.no_put,
@@ -337,12 +337,12 @@ impl WatchState {
 
     fn event(&self, change: &Change) -> Event {
         let (kind, kv) = match &change.kv {
-            Some(entry) => (EventType::Put, key_value(&change.key, entry)),
+            Some(entry) => (EventType::Put, key_value(entry)),
             // A deletion's kv is a tombstone: the key and the revision it went at.
             None => (
                 EventType::Delete,
                 KeyValue {
-                    key: change.key.to_vec(),
+                    key: change.key().to_vec(),
                     mod_revision: change.revision,
                     ..Default::default()
                 },
@@ -353,7 +353,7 @@ impl WatchState {
             kv: Some(kv),
             prev_kv: self
                 .prev_kv
-                .then(|| change.prev.as_ref().map(|p| key_value(&change.key, p)))
+                .then(|| change.prev.as_ref().map(key_value))
                 .flatten(),
         }
     }
@@ -520,34 +520,32 @@ pub fn fragments(resp: WatchResponse, max_bytes: usize) -> Vec<WatchResponse> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use musubi_store::Entry;
     use musubi_store::v3::prefix_end;
+    use musubi_store::{Entry, Meta};
 
-    fn entry(v: &str, create: Revision, rev: Revision, version: i64) -> Entry {
-        Entry {
-            value: Some(v.into()),
-            dir: false,
+    fn entry(k: &str, v: &str, create: Revision, rev: Revision, version: i64) -> Entry {
+        let meta = Meta {
             create_revision: create,
             mod_revision: rev,
             version,
-            lease: 0,
-            expire_at: None,
-        }
+            ..Meta::default()
+        };
+        Entry::new(k.as_bytes(), Some(v.as_bytes()), meta)
     }
 
     /// a=1 (2), b=1 (3), a=2 (4), delete b (5), c=1 and d=1 together (6).
     fn keyspace() -> Keyspace {
         let mut ks = Keyspace::default();
-        ks.put(&"a".into(), entry("1", 2, 2, 1), 2);
+        ks.put(entry("a", "1", 2, 2, 1), 2);
         ks.advance_to(2);
-        ks.put(&"b".into(), entry("1", 3, 3, 1), 3);
+        ks.put(entry("b", "1", 3, 3, 1), 3);
         ks.advance_to(3);
-        ks.put(&"a".into(), entry("2", 2, 4, 2), 4);
+        ks.put(entry("a", "2", 2, 4, 2), 4);
         ks.advance_to(4);
         ks.remove(b"b", 5);
         ks.advance_to(5);
-        ks.put(&"c".into(), entry("1", 6, 6, 1), 6);
-        ks.put(&"d".into(), entry("1", 6, 6, 1), 6);
+        ks.put(entry("c", "1", 6, 6, 1), 6);
+        ks.put(entry("d", "1", 6, 6, 1), 6);
         ks.advance_to(6);
         ks
     }
@@ -660,7 +658,7 @@ mod tests {
         assert_eq!(summary(&resps[0]), [(1, "b".into(), 5)]);
         assert_eq!(
             resps[0].events[0].prev_kv,
-            Some(key_value(&"b".into(), &entry("1", 3, 3, 1)))
+            Some(key_value(&entry("b", "1", 3, 3, 1)))
         );
         assert_eq!(
             summary(&resps[1]),
@@ -669,7 +667,7 @@ mod tests {
         assert_eq!(resps[1].events[0].prev_kv, None);
         assert_eq!(
             resps[1].events[2].prev_kv,
-            Some(key_value(&"a".into(), &entry("1", 2, 2, 1)))
+            Some(key_value(&entry("a", "1", 2, 2, 1)))
         );
     }
 
@@ -679,7 +677,7 @@ mod tests {
         let mut w = Watches::default();
         w.create(create("a", b"", 0), ks.revision()).unwrap();
         assert_eq!(w.advance(&ks), (vec![], false));
-        ks.put(&"a".into(), entry("3", 2, 7, 3), 7);
+        ks.put(entry("a", "3", 2, 7, 3), 7);
         ks.advance_to(7);
         let (resps, _) = w.advance(&ks);
         assert_eq!(summary(&resps[0]), [(0, "a".into(), 7)]);
@@ -722,7 +720,7 @@ mod tests {
     fn a_watch_far_behind_catches_up_in_batches_of_revisions() {
         let mut ks = Keyspace::default();
         for rev in 2..=2500 {
-            ks.put(&"k".into(), entry("v", 2, rev, rev - 1), rev);
+            ks.put(entry("k", "v", 2, rev, rev - 1), rev);
             ks.advance_to(rev);
         }
         let mut w = Watches::default();

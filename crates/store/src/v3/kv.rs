@@ -2,9 +2,9 @@
 
 use super::range::{key_value, keys_in};
 use super::{V3Error, V3Response, V3Write, header};
-use crate::keyspace::Entry;
+use crate::entry::{Entry, Meta};
 use crate::tree::{self, is_v2_path};
-use crate::{Action, Bytes, Event, StateMachine};
+use crate::{Action, Event, StateMachine};
 use musubi_proto::etcdserverpb as pb;
 
 /// One v3 write in progress: every change it makes is at `revision`, which the keyspace
@@ -110,39 +110,37 @@ impl StateMachine {
         req: &pb::PutRequest,
     ) -> Result<pb::PutResponse, V3Error> {
         self.check_put(req)?;
-        let key = Bytes::from(req.key.as_slice());
-        let old = self.keyspace.get(&key).cloned();
+        let key = req.key.as_slice();
+        let old = self.keyspace.get(key).cloned();
         let old_key = old.as_ref().filter(|e| e.is_key());
+        let old_meta = old.as_ref().map(Entry::meta).unwrap_or_default();
         let rev = w.revision;
-        let entry = Entry {
-            value: match (req.ignore_value, old_key) {
-                (true, Some(e)) => e.value.clone(),
-                _ => Some(Bytes::from(req.value.as_slice())),
-            },
-            dir: old.as_ref().is_some_and(|e| e.dir),
-            create_revision: old_key.map_or(rev, |e| e.create_revision),
+        let meta = Meta {
+            dir: old_meta.dir,
+            create_revision: old_key.map_or(rev, |_| old_meta.create_revision),
             mod_revision: rev,
-            version: old_key.map_or(1, |e| e.version + 1),
+            version: old_key.map_or(1, |_| old_meta.version + 1),
             lease: match (req.ignore_lease, old_key) {
-                (true, Some(e)) => e.lease,
+                (true, Some(_)) => old_meta.lease,
                 _ => req.lease,
             },
             // A put without `ignore_lease` ends a v2 TTL, as it ends a lease.
-            expire_at: old
-                .as_ref()
-                .and_then(|e| e.expire_at)
-                .filter(|_| req.ignore_lease),
+            expire_at: old_meta.expire_at.filter(|_| req.ignore_lease),
         };
+        let value = match (req.ignore_value, old_key) {
+            (true, Some(e)) => e.value(),
+            _ => Some(req.value.as_slice()),
+        };
+        let entry = Entry::new(key, value, meta);
         if old.is_none()
-            && let Some(path) = v2_path(&key)
+            && let Some(path) = v2_path(key)
         {
             tree::create_parents(&mut self.keyspace, path, rev);
         }
-        self.leases
-            .reattach(&key, old.as_ref().map_or(0, |e| e.lease), entry.lease);
-        self.keyspace.put(&key, entry.clone(), rev);
+        self.leases.reattach(key, old_meta.lease, meta.lease);
+        self.keyspace.put(entry.clone(), rev);
         w.changed = true;
-        if let Some(path) = v2_path(&key).filter(|_| !entry.dir) {
+        if let Some(path) = v2_path(key).filter(|_| !meta.dir) {
             let prev_node =
                 old_key.map(|e| tree::view(&self.keyspace, path, e, false, self.now_ms));
             let node = tree::view(&self.keyspace, path, &entry, false, self.now_ms);
@@ -151,7 +149,7 @@ impl StateMachine {
         }
         Ok(pb::PutResponse {
             header: header(rev),
-            prev_kv: old_key.filter(|_| req.prev_kv).map(|e| key_value(&key, e)),
+            prev_kv: old_key.filter(|_| req.prev_kv).map(key_value),
         })
     }
 
@@ -163,14 +161,14 @@ impl StateMachine {
         // The keys as they are now: inside a Txn, after the Txn's earlier ops.
         let doomed = keys_in(&self.keyspace, &req.key, &req.range_end, i64::MAX);
         let deleted = doomed.len() as i64;
-        for (key, entry) in &doomed {
-            self.delete_key(w, key, entry);
+        for entry in &doomed {
+            self.delete_key(w, entry);
         }
         pb::DeleteRangeResponse {
             header: header(w.header_revision()),
             deleted,
             prev_kvs: if req.prev_kv {
-                doomed.iter().map(|(k, e)| key_value(k, e)).collect()
+                doomed.iter().map(key_value).collect()
             } else {
                 Vec::new()
             },
@@ -179,21 +177,19 @@ impl StateMachine {
 
     /// Deletes one v3 key at the write's revision. A v2 directory that a v3 put gave a
     /// value loses the value and stays a directory.
-    fn delete_key(&mut self, w: &mut Write, key: &Bytes, entry: &Entry) {
+    fn delete_key(&mut self, w: &mut Write, entry: &Entry) {
         let rev = w.revision;
-        self.leases.reattach(key, entry.lease, 0);
-        if entry.dir {
-            let dir = Entry {
-                value: None,
-                lease: 0,
-                ..entry.clone()
-            };
-            self.keyspace.put(key, dir, rev);
+        let key = entry.key();
+        let meta = entry.meta();
+        self.leases.reattach(key, meta.lease, 0);
+        if meta.dir {
+            let dir = Meta { lease: 0, ..meta };
+            self.keyspace.put(Entry::new(key, None, dir), rev);
         } else {
             self.keyspace.remove(key, rev);
         }
         w.changed = true;
-        if let Some(path) = v2_path(key).filter(|_| !entry.dir) {
+        if let Some(path) = v2_path(key).filter(|_| !meta.dir) {
             let prev_node = tree::view(&self.keyspace, path, entry, false, self.now_ms);
             let node = crate::NodeView {
                 key: path.to_string(),
@@ -203,7 +199,7 @@ impl StateMachine {
                 ttl: 0,
                 nodes: None,
                 modified_index: rev as u64,
-                created_index: entry.create_revision as u64,
+                created_index: meta.create_revision as u64,
             };
             let action = if w.expiry {
                 Action::Expire
@@ -233,7 +229,7 @@ impl StateMachine {
         let lease = self.leases.remove(id).ok_or(V3Error::LeaseNotFound)?;
         for key in &lease.keys {
             if let Some(entry) = self.keyspace.get(key).cloned() {
-                self.delete_key(w, key, &entry);
+                self.delete_key(w, &entry);
             }
         }
         Ok(pb::LeaseRevokeResponse {
@@ -258,7 +254,7 @@ pub fn check_put_request(req: &pb::PutRequest) -> Result<(), V3Error> {
 }
 
 /// The v2 path a key is, if v2 can name it.
-fn v2_path(key: &Bytes) -> Option<&str> {
+fn v2_path(key: &[u8]) -> Option<&str> {
     is_v2_path(key)
         .then(|| std::str::from_utf8(key).ok())
         .flatten()

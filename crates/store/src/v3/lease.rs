@@ -58,7 +58,7 @@ impl Leases {
     }
 
     /// Moves `key` from lease `from` to lease `to` (0 is no lease).
-    pub(crate) fn reattach(&mut self, key: &Bytes, from: i64, to: i64) {
+    pub(crate) fn reattach(&mut self, key: &[u8], from: i64, to: i64) {
         if from == to {
             return;
         }
@@ -66,7 +66,7 @@ impl Leases {
             lease.keys.remove(key);
         }
         if let Some(lease) = self.by_id.get_mut(&to) {
-            lease.keys.insert(key.clone());
+            lease.keys.insert(Bytes::from(key));
         }
     }
 }

@@ -1,11 +1,11 @@
 //! Range: reading keys, at the current revision or an old one, with etcd's options.
 
 use super::{V3Error, header};
-use crate::keyspace::{Entry, Keyspace, Revision};
-use crate::{Bytes, StateMachine};
+use crate::StateMachine;
+use crate::entry::{Entry, Revision};
+use crate::keyspace::Keyspace;
 use musubi_proto::etcdserverpb::{self as pb, range_request::SortOrder, range_request::SortTarget};
 use musubi_proto::mvccpb::KeyValue;
-use std::sync::Arc;
 
 /// The keys `[key, range_end)` name, as etcd reads them: no `range_end` is the one key,
 /// `"\0"` is every key from `key` on (`None` as the end), and an end at or before `key`
@@ -26,33 +26,29 @@ pub fn key_bounds(key: &[u8], range_end: &[u8]) -> Option<(Vec<u8>, Option<Vec<u
 // Clients build prefix ranges with the same function, so both ends agree.
 pub use musubi_proto::prefix_end;
 
-/// A key and its entry as v3 shows them.
-pub fn key_value(key: &Bytes, e: &Entry) -> KeyValue {
+/// A key's entry as v3 shows it.
+pub fn key_value(e: &Entry) -> KeyValue {
+    let meta = e.meta();
     KeyValue {
-        key: key.to_vec(),
-        create_revision: e.create_revision,
-        mod_revision: e.mod_revision,
-        version: e.version,
-        value: e.value.as_ref().map(Bytes::to_vec).unwrap_or_default(),
-        lease: e.lease,
+        key: e.key().to_vec(),
+        create_revision: meta.create_revision,
+        mod_revision: meta.mod_revision,
+        version: meta.version,
+        value: e.value().map(<[u8]>::to_vec).unwrap_or_default(),
+        lease: meta.lease,
     }
 }
 
 /// The v3 keys in a request's range at `revision`, in key order.
-pub(crate) fn keys_in(
-    ks: &Keyspace,
-    key: &[u8],
-    range_end: &[u8],
-    revision: i64,
-) -> Vec<(Bytes, Arc<Entry>)> {
+pub(crate) fn keys_in(ks: &Keyspace, key: &[u8], range_end: &[u8], revision: i64) -> Vec<Entry> {
     match key_bounds(key, range_end) {
         None => Vec::new(),
         Some((from, _)) if range_end.is_empty() => {
             // One key: a lookup, not a scan, whenever the current revision is read.
             if ks.is_current(revision) {
-                ks.get_shared(&from)
+                ks.get(&from)
                     .filter(|e| e.is_key())
-                    .map(|e| vec![(Bytes::from(from.as_slice()), e.clone())])
+                    .map(|e| vec![e.clone()])
                     .unwrap_or_default()
             } else {
                 let mut end = from.clone();
@@ -106,13 +102,17 @@ impl StateMachine {
         } else {
             usize::MAX
         };
-        let mut kvs: Vec<(Bytes, Arc<Entry>)> = found
+        let mut kvs: Vec<Entry> = found
             .into_iter()
             .take(read)
-            .filter(|(_, e)| within(e.mod_revision, req.min_mod_revision, req.max_mod_revision))
-            .filter(|(_, e)| {
+            .filter(|e| {
+                let meta = e.meta();
                 within(
-                    e.create_revision,
+                    meta.mod_revision,
+                    req.min_mod_revision,
+                    req.max_mod_revision,
+                ) && within(
+                    meta.create_revision,
                     req.min_create_revision,
                     req.max_create_revision,
                 )
@@ -125,8 +125,8 @@ impl StateMachine {
         }
         resp.kvs = kvs
             .iter()
-            .map(|(k, e)| {
-                let mut kv = key_value(k, e);
+            .map(|e| {
+                let mut kv = key_value(e);
                 if req.keys_only {
                     kv.value.clear();
                 }
@@ -144,7 +144,7 @@ fn within(value: i64, min: i64, max: i64) -> bool {
 
 /// Sorts as etcd does: by key unless asked otherwise; a target other than the key with no
 /// order sorts ascending. The sort is stable, so ties keep key order.
-fn sort(kvs: &mut [(Bytes, Arc<Entry>)], req: &pb::RangeRequest) {
+fn sort(kvs: &mut [Entry], req: &pb::RangeRequest) {
     let target = SortTarget::try_from(req.sort_target).unwrap_or(SortTarget::Key);
     let mut order = SortOrder::try_from(req.sort_order).unwrap_or(SortOrder::None);
     if target != SortTarget::Key && order == SortOrder::None {
@@ -155,17 +155,17 @@ fn sort(kvs: &mut [(Bytes, Arc<Entry>)], req: &pb::RangeRequest) {
     }
     let by_target = |a: &Entry, b: &Entry| match target {
         SortTarget::Key => std::cmp::Ordering::Equal,
-        SortTarget::Version => a.version.cmp(&b.version),
-        SortTarget::Create => a.create_revision.cmp(&b.create_revision),
-        SortTarget::Mod => a.mod_revision.cmp(&b.mod_revision),
-        SortTarget::Value => a.value.cmp(&b.value),
+        SortTarget::Version => a.version().cmp(&b.version()),
+        SortTarget::Create => a.create_revision().cmp(&b.create_revision()),
+        SortTarget::Mod => a.mod_revision().cmp(&b.mod_revision()),
+        SortTarget::Value => a.value().cmp(&b.value()),
     };
     match (target, order) {
         (SortTarget::Key, SortOrder::Descend) => kvs.reverse(),
         (SortTarget::Key, _) => {}
         // Go sorts a reversed comparator, so ties stay in key order either way.
-        (_, SortOrder::Descend) => kvs.sort_by(|(_, a), (_, b)| by_target(b, a)),
-        _ => kvs.sort_by(|(_, a), (_, b)| by_target(a, b)),
+        (_, SortOrder::Descend) => kvs.sort_by(|a, b| by_target(b, a)),
+        _ => kvs.sort_by(by_target),
     }
 }
 

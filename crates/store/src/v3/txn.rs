@@ -5,7 +5,7 @@ use super::V3Error;
 use super::kv::Write;
 use super::range::keys_in;
 use crate::StateMachine;
-use crate::keyspace::Entry;
+use crate::entry::Entry;
 use musubi_proto::etcdserverpb::{
     self as pb, Compare, RequestOp, ResponseOp, compare, request_op, response_op,
 };
@@ -135,7 +135,7 @@ impl StateMachine {
         if found.is_empty() {
             return c.target != compare::CompareTarget::Value as i32 && compares(c, None);
         }
-        found.iter().all(|(_, e)| compares(c, Some(e)))
+        found.iter().all(|e| compares(c, Some(e)))
     }
 }
 
@@ -185,13 +185,13 @@ fn compares(c: &Compare, kv: Option<&Entry>) -> bool {
                 Some(TargetUnion::Value(v)) => v,
                 _ => &[],
             };
-            let have: &[u8] = kv.and_then(|e| e.value.as_deref()).unwrap_or(&[]);
+            let have: &[u8] = kv.and_then(Entry::value).unwrap_or(&[]);
             have.cmp(want)
         }
-        Ok(CompareTarget::Version) => field(|e| e.version).cmp(&int_target(c)),
-        Ok(CompareTarget::Create) => field(|e| e.create_revision).cmp(&int_target(c)),
-        Ok(CompareTarget::Mod) => field(|e| e.mod_revision).cmp(&int_target(c)),
-        Ok(CompareTarget::Lease) => field(|e| e.lease).cmp(&int_target(c)),
+        Ok(CompareTarget::Version) => field(Entry::version).cmp(&int_target(c)),
+        Ok(CompareTarget::Create) => field(Entry::create_revision).cmp(&int_target(c)),
+        Ok(CompareTarget::Mod) => field(Entry::mod_revision).cmp(&int_target(c)),
+        Ok(CompareTarget::Lease) => field(Entry::lease).cmp(&int_target(c)),
         Err(_) => Ordering::Equal,
     };
     match CompareResult::try_from(c.result) {
