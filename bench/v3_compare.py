@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Side-by-side v3 benchmark: etcd 3.4 and musubi (release), MEMBERS members each, driven
 by etcd's own load generator (../shared/tools/etcd-benchmark) in one run on this machine;
-then memory with many keys and restart-to-ready time. Prints a markdown section and
+then memory with many keys and restart-to-ready time. Each workload also reports the CPU
+the servers and the load generator spent per request (/proc and getrusage): on a machine
+whose cores they share, that is what bounds the ratio. Prints a markdown section and
 appends it to docs/benchmarks.md (OUT= to write elsewhere, OUT= empty to only print).
 
   python3 bench/v3_compare.py                  # MEMBERS=1, TOTAL=100000
@@ -13,6 +15,7 @@ appends it to docs/benchmarks.md (OUT= to write elsewhere, OUT= empty to only pr
 import datetime
 import os
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -105,6 +108,15 @@ class Cluster:
                 total += int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1))
         return total / 1024 / MEMBERS
 
+    def cpu_seconds(self):
+        """User and system CPU the members have used so far (from /proc/PID/stat)."""
+        total = 0
+        for p in self.procs:
+            with open("/proc/%d/stat" % p.pid) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+        return total / os.sysconf("SC_CLK_TCK")
+
     def stop(self):
         for p in self.procs:
             if p and p.poll() is None:
@@ -118,13 +130,22 @@ class Cluster:
 
 
 def bench(cluster, args):
+    """(requests/s, p99 ms, server CPU µs per request, load generator CPU µs per request)."""
+    server0 = cluster.cpu_seconds()
+    children0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     out = subprocess.run([BENCH, "--endpoints", cluster.endpoints()] + args,
                          capture_output=True, text=True, timeout=900).stdout
+    children1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    server = cluster.cpu_seconds() - server0
     qps = re.search(r"Requests/sec:\s+([\d.]+)", out)
     p99 = re.search(r"99% in ([\d.]+) secs", out)
-    if not qps:
+    elapsed = re.search(r"Total:\s+([\d.]+) secs", out)
+    if not qps or not elapsed:
         raise RuntimeError("no result from %s:\n%s" % (args, out[-2000:]))
-    return float(qps.group(1)), float(p99.group(1)) * 1000 if p99 else float("nan")
+    requests = float(qps.group(1)) * float(elapsed.group(1))
+    client = (children1.ru_utime + children1.ru_stime) - (children0.ru_utime + children0.ru_stime)
+    return (float(qps.group(1)), float(p99.group(1)) * 1000 if p99 else float("nan"),
+            server / requests * 1e6, client / requests * 1e6)
 
 
 def fill(cluster, n):
@@ -148,9 +169,11 @@ def main():
             subprocess.run(["etcdctl", "--endpoints", c.endpoints(), "put", "bench-key", "x" * 256],
                            env=dict(os.environ, ETCDCTL_API="3"), capture_output=True, check=True)
             for name, args in ([] if MEMORY_ONLY else WORKLOADS):
-                qps, p99 = bench(c, args)
-                rows.append((name, kind, qps, p99))
-                print("%-20s %-7s %10.0f req/s  p99 %7.2f ms" % (name, kind, qps, p99), flush=True)
+                qps, p99, server_us, client_us = bench(c, args)
+                rows.append((name, kind, qps, p99, server_us, client_us))
+                print("%-20s %-7s %10.0f req/s  p99 %7.2f ms  CPU/request: server %5.1f µs, "
+                      "load generator %5.1f µs" % (name, kind, qps, p99, server_us, client_us),
+                      flush=True)
             c.stop()
             shutil.rmtree(os.path.join(work), ignore_errors=True)
             os.makedirs(work, exist_ok=True)
@@ -173,17 +196,19 @@ def main():
 
 
 def report(rows, memory):
-    by = {(n, k): (q, p) for n, k, q, p in rows}
+    by = {(n, k): (q, p, s, c) for n, k, q, p, s, c in rows}
     lines = ["", "## v3, %d member%s (%s)" % (MEMBERS, "s" if MEMBERS > 1 else "",
                                               datetime.date.today().isoformat()),
              "", "`MEMBERS=%d TOTAL=%d KEYS=%d python3 bench/v3_compare.py`; etcd-benchmark (etcd's "
              "tools/benchmark v3.4.23), 10 connections / 100 clients, 256-byte values." % (MEMBERS, TOTAL, KEYS),
-             "", "| workload | etcd 3.4 req/s | musubi req/s | ratio | etcd p99 ms | musubi p99 ms |",
-             "|---|---|---|---|---|---|"]
+             "", "| workload | etcd 3.4 req/s | musubi req/s | ratio | etcd p99 ms | musubi p99 ms "
+             "| server CPU µs/req etcd / musubi | load generator CPU µs/req (etcd / musubi run) |",
+             "|---|---|---|---|---|---|---|---|"]
     for name, _ in ([] if MEMORY_ONLY else WORKLOADS):
-        eq, ep = by[(name, "etcd")]
-        mq, mp = by[(name, "musubi")]
-        lines.append("| %s | %.0f | %.0f | %.2fx | %.1f | %.1f |" % (name, eq, mq, mq / eq, ep, mp))
+        eq, ep, es, ec = by[(name, "etcd")]
+        mq, mp, ms, mc = by[(name, "musubi")]
+        lines.append("| %s | %.0f | %.0f | %.2fx | %.1f | %.1f | %.0f / %.0f | %.0f / %.0f |"
+                     % (name, eq, mq, mq / eq, ep, mp, es, ms, ec, mc))
     mem = {k: (r, t) for k, r, t in memory}
     lines += ["", "| %d keys, 64-byte values | etcd 3.4 | musubi | ratio |" % KEYS, "|---|---|---|---|",
               "| RSS per member (MiB) | %.0f | %.0f | %.2fx |" % (mem["etcd"][0], mem["musubi"][0],
