@@ -122,7 +122,7 @@ pub fn read_on(fs: &dyn Fs, dir: &Path, name: &str) -> io::Result<Option<Vec<Vec
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),
     };
-    let mut parts = Vec::new();
+    let mut ranges = Vec::new();
     let mut at = 0;
     loop {
         match record::decode(&bytes, at) {
@@ -130,11 +130,11 @@ pub fn read_on(fs: &dyn Fs, dir: &Path, name: &str) -> io::Result<Option<Vec<Vec
                 index,
                 payload,
                 next,
-            } if index == parts.len() as u64 => {
-                parts.push(payload.to_vec());
+            } if index == ranges.len() as u64 => {
+                ranges.push(next - payload.len()..next);
                 at = next;
             }
-            Decoded::End => return Ok(Some(parts)),
+            Decoded::End => break,
             _ => {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidData,
@@ -143,6 +143,17 @@ pub fn read_on(fs: &dyn Fs, dir: &Path, name: &str) -> io::Result<Option<Vec<Vec
             }
         }
     }
+    // The last part is the large one (a snapshot's state): it keeps the file's buffer
+    // rather than being copied out of it, so reading never holds the state twice.
+    let last = ranges.pop();
+    let mut parts: Vec<Vec<u8>> = ranges.into_iter().map(|r| bytes[r].to_vec()).collect();
+    if let Some(last) = last {
+        let mut bytes = bytes;
+        bytes.truncate(last.end);
+        bytes.drain(..last.start);
+        parts.push(bytes);
+    }
+    Ok(Some(parts))
 }
 
 /// Removes `dir/name` if it exists.

@@ -87,9 +87,9 @@ pub struct Deduplicator {
 }
 
 /// The window as a snapshot holds it: IDs and responses, oldest first (JSON maps cannot
-/// have structured keys).
+/// have structured keys). The responses are taken as the JSON they are, not decoded.
 #[derive(Deserialize)]
-struct Remembered(Vec<(RequestId, Response)>);
+struct Remembered(Vec<(RequestId, Box<RawValue>)>);
 
 /// Written as [`Remembered`] is read, straight from the window: a snapshot copies no
 /// response to write it.
@@ -105,8 +105,8 @@ impl Serialize for Deduplicator {
 impl From<Remembered> for Deduplicator {
     fn from(remembered: Remembered) -> Self {
         let mut d = Deduplicator::default();
-        for (id, response) in remembered.0 {
-            d.remember(id, &response);
+        for (id, json) in remembered.0 {
+            d.remember_json(id, json.into());
         }
         d
     }
@@ -125,9 +125,14 @@ impl Deduplicator {
     /// Remembers `response` as `id`'s, forgetting the oldest IDs past the bounds.
     pub fn remember(&mut self, id: RequestId, response: &Response) {
         // Every snapshot writes responses as JSON: one that could not be would fail there.
-        let json: Arc<RawValue> = serde_json::value::to_raw_value(response)
-            .expect("a response serialises to JSON")
-            .into();
+        let json =
+            serde_json::value::to_raw_value(response).expect("a response serialises to JSON");
+        self.remember_json(id, json.into());
+    }
+
+    /// Remembers `json`, a response as JSON, as `id`'s, forgetting the oldest IDs past the
+    /// bounds.
+    fn remember_json(&mut self, id: RequestId, json: Arc<RawValue>) {
         self.bytes += cost(&json);
         if let Some(replaced) = self.responses.insert(id, json) {
             self.bytes -= cost(&replaced);
