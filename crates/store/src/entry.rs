@@ -4,7 +4,8 @@
 //! name, so an entry's size is most of the store's memory. A struct of fields with the key
 //! and the value as two more shared buffers cost three allocations and about 240 bytes per
 //! key of 16 bytes with a 64-byte value; packed, the same entry is one allocation of about
-//! 110 bytes (docs/benchmarks.md, "Memory with 1M keys"). The metadata are written as
+//! 110 bytes (docs/benchmarks.md, "Memory with 1M keys: packed entries"). The metadata are
+//! written as
 //! variable-length integers after the key, which comes first so that comparing two keys
 //! (the B-tree's every step) reads one length byte.
 //!
