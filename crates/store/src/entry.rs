@@ -5,9 +5,8 @@
 //! and the value as two more shared buffers cost three allocations and about 240 bytes per
 //! key of 16 bytes with a 64-byte value; packed, the same entry is one allocation of about
 //! 110 bytes (docs/benchmarks.md, "Memory with 1M keys: packed entries"). The metadata are
-//! written as
-//! variable-length integers after the key, which comes first so that comparing two keys
-//! (the B-tree's every step) reads one length byte.
+//! written as variable-length integers after the key, which comes first so that comparing
+//! two keys (the B-tree's every step) reads one length byte.
 //!
 //! Layout: `key length, key, flags, create_revision, mod_revision, version, lease,
 //! [expire_at], value`; integers as LEB128, flags saying whether there is a value, a
