@@ -101,11 +101,12 @@ class Cluster:
     def endpoints(self):
         return ",".join("127.0.0.1:%d" % p for p in self.cports)
 
-    def rss_mib(self):
+    def memory_mib(self, field="VmRSS"):
+        """`field` of /proc/PID/status (VmRSS now, VmHWM the peak), MiB per member."""
         total = 0
         for p in self.procs:
             with open("/proc/%d/status" % p.pid) as f:
-                total += int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1))
+                total += int(re.search(field + r":\s+(\d+)", f.read()).group(1))
         return total / 1024 / MEMBERS
 
     def cpu_seconds(self):
@@ -181,12 +182,14 @@ def main():
             c.start()
             fill(c, KEYS)
             time.sleep(2)
-            rss = c.rss_mib()
+            rss = c.memory_mib()
             c.stop()
             ready = c.start()
-            memory.append((kind, rss, ready))
-            print("%-7s RSS with %d keys: %.0f MiB per member; restart to ready %.2f s"
-                  % (kind, KEYS, rss, ready), flush=True)
+            time.sleep(2)
+            peak = c.memory_mib("VmHWM")
+            memory.append((kind, rss, ready, peak))
+            print("%-7s RSS with %d keys: %.0f MiB per member; restart to ready %.2f s, "
+                  "peak RSS while restarting %.0f MiB" % (kind, KEYS, rss, ready, peak), flush=True)
             c.stop()
             shutil.rmtree(work, ignore_errors=True)
             os.makedirs(work, exist_ok=True)
@@ -209,12 +212,14 @@ def report(rows, memory):
         mq, mp, ms, mc = by[(name, "musubi")]
         lines.append("| %s | %.0f | %.0f | %.2fx | %.1f | %.1f | %.0f / %.0f | %.0f / %.0f |"
                      % (name, eq, mq, mq / eq, ep, mp, es, ms, ec, mc))
-    mem = {k: (r, t) for k, r, t in memory}
+    mem = {k: (r, t, p) for k, r, t, p in memory}
     lines += ["", "| %d keys, 64-byte values | etcd 3.4 | musubi | ratio |" % KEYS, "|---|---|---|---|",
               "| RSS per member (MiB) | %.0f | %.0f | %.2fx |" % (mem["etcd"][0], mem["musubi"][0],
                                                               mem["musubi"][0] / mem["etcd"][0]),
               "| restart to ready (s) | %.2f | %.2f | %.2fx |" % (mem["etcd"][1], mem["musubi"][1],
-                                                              mem["musubi"][1] / mem["etcd"][1])]
+                                                              mem["musubi"][1] / mem["etcd"][1]),
+              "| peak RSS while restarting (MiB) | %.0f | %.0f | %.2fx |"
+              % (mem["etcd"][2], mem["musubi"][2], mem["musubi"][2] / mem["etcd"][2])]
     text = "\n".join(lines) + "\n"
     print(text)
     if OUT:
