@@ -13,8 +13,9 @@
 //! point of the log): at most [`MAX_IDS`] IDs and about [`MAX_BYTES`] of responses, oldest
 //! first. A response is kept as the JSON a snapshot writes of it, not as a `Response`: a
 //! retry is rare, and the decoded form (an enum as large as its largest variant, v2 events
-//! included) cost several times as much per ID, 60 MB of a full window. A retry is only safe while its ID is remembered; the proposer retries for a few
-//! election timeouts at most, which at any realistic write rate is far inside the window.
+//! included) cost several times as much per ID, 60 MB of a full window. A retry is only
+//! safe while its ID is remembered; the proposer retries for a few election timeouts at
+//! most, which at any realistic write rate is far inside the window.
 //! The window travels in snapshots, so a member restored from one de-duplicates too.
 
 use crate::{Request, Response};

@@ -107,6 +107,11 @@ impl Entry {
         self.decode().1
     }
 
+    /// The bytes of its key and value: what the space quota and the metrics count.
+    pub fn data_len(&self) -> usize {
+        self.key().len() + self.value().map_or(0, <[u8]>::len)
+    }
+
     /// Whether v3 sees this entry as a key (it has a value).
     pub fn is_key(&self) -> bool {
         self.flags() & HAS_VALUE != 0

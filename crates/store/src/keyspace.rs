@@ -144,12 +144,11 @@ impl Keyspace {
     /// Bytes of keys and values held, current and in the history (`Status`'s
     /// `dbSizeInUse`). Walks everything: for occasional calls only.
     pub fn approximate_bytes(&self) -> usize {
-        let entry = |e: &Entry| e.key().len() + e.value().map_or(0, <[u8]>::len);
-        let current: usize = self.iter().map(entry).sum();
+        let current: usize = self.iter().map(Entry::data_len).sum();
         let history: usize = self
             .history
             .iter()
-            .map(|c| c.kv.as_ref().map_or(c.key().len(), entry))
+            .map(|c| c.kv.as_ref().map_or(c.key().len(), Entry::data_len))
             .sum();
         current + history
     }

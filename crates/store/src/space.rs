@@ -10,7 +10,7 @@ use crate::keyspace::Keyspace;
 
 /// The bytes the keyspace holds. Walks everything: call it on a copy, off the lock.
 pub fn held_bytes(ks: &Keyspace) -> u64 {
-    let bytes = |e: &crate::Entry| (e.key().len() + e.value().map_or(0, <[u8]>::len)) as u64;
+    let bytes = |e: &crate::Entry| e.data_len() as u64;
     let current: u64 = ks.iter().map(bytes).sum();
     let history: u64 = ks
         .changes_from(ks.compacted())

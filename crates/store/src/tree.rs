@@ -5,8 +5,7 @@
 //! v3 wrote and that are not clean v2 paths (`a`, `/a//b`, `/a/`, invalid UTF-8) are not
 //! v2 nodes: listings skip them.
 
-use crate::entry::Meta;
-use crate::entry::{Entry, Revision};
+use crate::entry::{Entry, Meta, Revision};
 use crate::keyspace::Keyspace;
 use crate::{Bytes, ErrorCode, NodeView, V2Error, remaining_seconds};
 use std::ops::Bound;
@@ -102,19 +101,24 @@ pub(crate) fn view(
     };
     NodeView {
         key: key.to_string(),
-        value: if meta.dir {
-            None
-        } else {
-            entry
-                .value()
-                .map(|v| String::from_utf8_lossy(v).into_owned())
-        },
+        value: v2_value(entry),
         dir: meta.dir,
         expiration_ms: meta.expire_at,
         ttl: meta.expire_at.map_or(0, |at| remaining_seconds(at, now_ms)),
         nodes,
         modified_index: meta.mod_revision as u64,
         created_index: meta.create_revision as u64,
+    }
+}
+
+/// A file's value as v2 text (invalid UTF-8 replaced by U+FFFD); `None` for a directory.
+pub(crate) fn v2_value(entry: &Entry) -> Option<String> {
+    if entry.dir() {
+        None
+    } else {
+        entry
+            .value()
+            .map(|v| String::from_utf8_lossy(v).into_owned())
     }
 }
 

@@ -69,7 +69,7 @@ impl StateMachine {
         let value = if refresh {
             // A refresh keeps the value (and the kind) of the node it refreshes.
             let node = self.lookup(key)?;
-            v2_value(node)
+            tree::v2_value(node)
         } else {
             value.map(str::to_string)
         };
@@ -295,17 +295,6 @@ impl StateMachine {
     }
 }
 
-/// A file's value as v2 text; `None` for a directory.
-fn v2_value(entry: &Entry) -> Option<String> {
-    if entry.dir() {
-        None
-    } else {
-        entry
-            .value()
-            .map(|v| String::from_utf8_lossy(v).into_owned())
-    }
-}
-
 /// `/` itself is read-only (107); everything below it is writable.
 fn refuse_root(key: &str, index: u64) -> Result<(), V2Error> {
     if key == "/" {
@@ -324,7 +313,7 @@ fn expire_at(expiry: Expiry) -> Option<u64> {
 /// etcd's compare: an absent or empty prevValue and a prevIndex of 0 always match.
 /// Directories cannot be compared (102).
 fn check_compare(key: &str, node: &Entry, compare: &Compare, index: u64) -> Result<(), V2Error> {
-    let Some(value) = v2_value(node) else {
+    let Some(value) = tree::v2_value(node) else {
         // For the root, etcd's cause is its internal namespace, which trims to nothing.
         let cause = if key == "/" { "" } else { key };
         return Err(V2Error::new(ErrorCode::NotFile, cause, index));
