@@ -171,10 +171,11 @@ impl Consensus {
     }
 
     /// Resolves once this member's state machine has applied `index`. On the leader, which
-    /// answers only after applying, that is already so: look before subscribing to a wait.
+    /// answers only after applying, that is already so: ask the state machine before
+    /// subscribing to openraft's metrics, which learn of the apply only later (a wait there
+    /// cost every write a second wake-up).
     async fn applied_locally(&self, index: u64) -> Result<(), ConsensusError> {
-        let applied = self.raft.metrics().borrow_watched().last_applied;
-        if applied.is_some_and(|id| id.index >= index) {
+        if self.state_machine.applied_index() >= Some(index) {
             return Ok(());
         }
         self.raft

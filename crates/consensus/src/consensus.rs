@@ -16,7 +16,7 @@ use std::time::Duration;
 #[derive(Clone)]
 pub struct Consensus {
     pub(crate) raft: Raft,
-    state_machine: StateMachineStore,
+    pub(crate) state_machine: StateMachineStore,
     pub(crate) node_id: u64,
     peer_stats: Arc<PeerStats>,
     pub(crate) cluster_id: u64,

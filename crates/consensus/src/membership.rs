@@ -207,7 +207,8 @@ impl Consensus {
     /// The committed membership drops this member. A joining member replays memberships
     /// from before it was added, so only leaving a membership it was in counts.
     async fn sees_own_removal(&self) {
-        let mut metrics = self.raft.metrics();
+        // The server metrics change with the membership, not with every write.
+        let mut metrics = self.raft.server_metrics();
         let mut was_member = false;
         loop {
             {

@@ -5,8 +5,10 @@ use crate::Raft;
 use openraft::async_runtime::watch::WatchReceiver;
 
 /// Counts and logs every change of leader this member sees, until Raft shuts down.
+/// Watches the server metrics, which change with the vote, the leader or the membership;
+/// the full metrics change with every write, and each change woke this task.
 pub(crate) async fn leader_changes(raft: Raft, me: u64) {
-    let mut metrics = raft.metrics();
+    let mut metrics = raft.server_metrics();
     let mut seen: Option<u64> = None;
     loop {
         let (leader, term, name) = {
@@ -15,7 +17,11 @@ pub(crate) async fn leader_changes(raft: Raft, me: u64) {
                 let node = m.membership_config.membership().get_node(&id)?;
                 Some(node.name.clone())
             });
-            (m.current_leader, m.current_term, name.unwrap_or_default())
+            (
+                m.current_leader,
+                m.vote.leader_id.term,
+                name.unwrap_or_default(),
+            )
         };
         if leader != seen {
             match leader {

@@ -75,6 +75,12 @@ impl StateMachineStore {
         let _ = tokio::task::spawn_blocking(move || shared.snapshots.close()).await;
     }
 
+    /// The index of the last entry applied: exact the moment a reply leaves `apply`, where
+    /// openraft's metrics report it a loop iteration later.
+    pub fn applied_index(&self) -> Option<u64> {
+        self.shared.applied.lock().last_log_id.map(|id| id.index)
+    }
+
     /// A copy of the state and the last log entry applied to it: see [`Shared::freeze`].
     pub fn freeze(&self) -> (Option<LogId>, Frozen) {
         let (meta, frozen) = self.shared.freeze();

@@ -85,7 +85,8 @@ impl App {
     pub fn with_cluster_id(&self, mut resp: HttpResponse) -> HttpResponse {
         let id = HeaderValue::from_str(&format!("{:x}", self.identity.cluster_id))
             .expect("hex is a valid header");
-        resp.headers_mut().insert("X-Etcd-Cluster-Id", id);
+        resp.headers_mut()
+            .insert(crate::v2::reply::X_ETCD_CLUSTER_ID, id);
         resp
     }
 

@@ -273,14 +273,18 @@ fn not_found() -> reply::HttpResponse {
 }
 
 /// etcd 3.4 answers every origin (`--cors` defaults to `*`).
+/// The names are `http`'s constants: a name given as text is parsed on every response.
 fn add_cors(headers: &mut HeaderMap) {
-    headers.insert("Access-Control-Allow-Origin", HeaderValue::from_static("*"));
     headers.insert(
-        "Access-Control-Allow-Methods",
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
         HeaderValue::from_static("POST, GET, OPTIONS, PUT, DELETE"),
     );
     headers.insert(
-        "Access-Control-Allow-Headers",
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
         HeaderValue::from_static("accept, content-type, authorization"),
     );
 }

@@ -187,7 +187,6 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
 
     let v3 = v3::V3::new(app.clone());
     tokio::spawn(v3::lease::run_expiry(v3.clone()));
-    tokio::spawn(v3::quota::run_meter(v3.clone()));
     let client_router = grpc::mount(http::router(v3.clone()), &v3);
     let metrics_router = http::metrics_router(v3.clone());
     for bound in metrics_listeners {

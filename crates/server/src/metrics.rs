@@ -98,7 +98,7 @@ fn record_state(app: &App) {
             sm.len(),
             sm.revision(),
             sm.compacted(),
-            sm.keyspace().approximate_bytes(),
+            sm.keyspace().held_bytes(),
         )
     };
     metrics::gauge!("etcd_debugging_mvcc_keys_total").set(keys as f64);

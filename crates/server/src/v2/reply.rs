@@ -3,8 +3,14 @@
 
 use super::json;
 use axum::body::Body;
-use axum::http::{HeaderValue, Response, StatusCode, header};
+use axum::http::{HeaderName, HeaderValue, Response, StatusCode, header};
 use musubi_store::{Action, ErrorCode, Event, V2Error};
+
+/// etcd's v2 headers, named once: a name given as text is parsed on every reply.
+pub const X_ETCD_INDEX: HeaderName = HeaderName::from_static("x-etcd-index");
+const X_RAFT_INDEX: HeaderName = HeaderName::from_static("x-raft-index");
+const X_RAFT_TERM: HeaderName = HeaderName::from_static("x-raft-term");
+pub const X_ETCD_CLUSTER_ID: HeaderName = HeaderName::from_static("x-etcd-cluster-id");
 
 pub type HttpResponse = Response<Body>;
 
@@ -44,7 +50,7 @@ pub fn json_body(status: StatusCode, body: String) -> HttpResponse {
 pub fn error(err: &V2Error) -> HttpResponse {
     let mut resp = json_body(status_for(err.code), json::error(err));
     resp.headers_mut()
-        .insert("X-Etcd-Index", header_value(err.index));
+        .insert(X_ETCD_INDEX, header_value(err.index));
     resp
 }
 
@@ -56,9 +62,9 @@ pub fn internal(cause: impl Into<String>) -> HttpResponse {
 
 pub fn set_raft_headers(resp: &mut HttpResponse, etcd_index: u64, raft: RaftPosition) {
     let headers = resp.headers_mut();
-    headers.insert("X-Etcd-Index", header_value(etcd_index));
-    headers.insert("X-Raft-Index", header_value(raft.index));
-    headers.insert("X-Raft-Term", header_value(raft.term));
+    headers.insert(X_ETCD_INDEX, header_value(etcd_index));
+    headers.insert(X_RAFT_INDEX, header_value(raft.index));
+    headers.insert(X_RAFT_TERM, header_value(raft.term));
 }
 
 /// A completed operation: 201 for a create or a set of a new key, else 200.

@@ -14,12 +14,11 @@ pub struct MaintenanceService(pub V3);
 impl MaintenanceService {
     pub async fn status(&self) -> pb::StatusResponse {
         let raft = self.0.app.raft.status();
-        let (revision, alarms) = {
+        let (revision, alarms, in_use) = {
             let sm = self.0.app.sm.read();
-            (sm.revision(), sm.alarms().get(pb::AlarmType::None as i32))
+            let alarms = sm.alarms().get(pb::AlarmType::None as i32);
+            (sm.revision(), alarms, sm.keyspace().held_bytes() as i64)
         };
-        // Measured on a copy, off the lock and the runtime, and only if it changed.
-        let in_use = self.0.quota.held_bytes(&self.0).await as i64;
         // etcd lists a missing leader, then every active alarm.
         let errors = (!raft.has_leader)
             .then(|| "etcdserver: no leader".to_string())

@@ -2,19 +2,15 @@
 //! proposed, and the NOSPACE alarm it raises.
 //!
 //! etcd measures its database file. musubi's keyspace lives in memory, so its size is
-//! what the keyspace holds: the bytes of the current keys and values and of the older
-//! values the history keeps (`musubi_store::held_bytes`, which `Status.dbSizeInUse`
-//! reports too). Deleting keys and compacting the history lowers it; defragmenting is
-//! not needed for that.
+//! what the keyspace holds (`Keyspace::held_bytes`, which `Status.dbSizeInUse` reports
+//! too): the current keys and values and the older ones the history keeps, counted as
+//! writes and compactions are applied. Deleting keys and compacting the history lowers
+//! it; defragmenting is not needed for that.
 //!
-//! 1. `run_meter` measures the size on a copy of the keyspace (O(1) to take, walked off
-//!    the state machine's lock), again whenever the revision or compaction moved, at
-//!    most every `METER_PAUSE` (or ten times as long as a walk took, so a large keyspace
-//!    costs at most a tenth of a core).
-//! 2. Before a Put, a Txn or a LeaseGrant is proposed, `admit` checks etcd's rule:
+//! 1. Before a Put, a Txn or a LeaseGrant is proposed, `admit` checks etcd's rule:
 //!    size + cost < quota, with etcd's costs (256 bytes plus key and value per put, 64
-//!    per lease). What it admits is added to the size until the next measurement.
-//! 3. A write refused for space raises NOSPACE for this member through the log, as etcd
+//!    per lease).
+//! 2. A write refused for space raises NOSPACE for this member through the log, as etcd
 //!    does, and fails with `etcdserver: mvcc: database space exceeded`. From the moment
 //!    the alarm is applied, every member's state machine refuses what adds data
 //!    (`musubi_store::Alarms::refuses`), until `etcdctl alarm disarm`.
@@ -25,8 +21,6 @@ use musubi_proto::etcdserverpb::{
     request_op,
 };
 use musubi_store::v3::{V3Error, V3Write};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
 use tonic::Status;
 
 /// etcd's default quota: 2 GiB (`--quota-backend-bytes` 0).
@@ -35,18 +29,10 @@ pub const DEFAULT_QUOTA_BYTES: u64 = 2 << 30;
 const KV_OVERHEAD: u64 = 256;
 /// etcd's estimate of what a lease costs.
 const LEASE_OVERHEAD: u64 = 64;
-/// The shortest pause between two measurements of a changing keyspace.
-const METER_PAUSE: Duration = Duration::from_millis(250);
 
 pub struct Quota {
     /// None: no quota (a negative `--quota-backend-bytes`, as etcd).
     limit: Option<u64>,
-    /// The keyspace's bytes as last measured, plus the costs admitted since.
-    size: AtomicU64,
-    /// The keyspace's bytes as last measured.
-    measured: AtomicU64,
-    /// The (revision, compaction) the last measurement was taken at.
-    measured_at: parking_lot::Mutex<Option<(i64, i64)>>,
 }
 
 impl Quota {
@@ -57,45 +43,7 @@ impl Quota {
             n if n < 0 => None,
             n => Some(n as u64),
         };
-        Quota {
-            limit,
-            size: AtomicU64::new(0),
-            measured: AtomicU64::new(0),
-            measured_at: parking_lot::Mutex::new(None),
-        }
-    }
-
-    /// Measures the keyspace now unless it has not changed since the last measurement;
-    /// returns how long the walk took (zero when there was none).
-    async fn measure(&self, v3: &V3) -> Duration {
-        let (keyspace, mark) = {
-            let sm = v3.app.sm.read();
-            (sm.keyspace().clone(), (sm.revision(), sm.compacted()))
-        };
-        if *self.measured_at.lock() == Some(mark) {
-            return Duration::ZERO;
-        }
-        let started = Instant::now();
-        if let Ok(bytes) =
-            tokio::task::spawn_blocking(move || musubi_store::held_bytes(&keyspace)).await
-        {
-            self.size.store(bytes, Ordering::Relaxed);
-            self.measured.store(bytes, Ordering::Relaxed);
-            *self.measured_at.lock() = Some(mark);
-        }
-        started.elapsed()
-    }
-
-    /// The bytes the keyspace holds now (`Status.dbSizeInUse`): measured again only if
-    /// it changed since the last measurement.
-    pub async fn held_bytes(&self, v3: &V3) -> u64 {
-        self.measure(v3).await;
-        self.measured.load(Ordering::Relaxed)
-    }
-
-    /// The keyspace's size in bytes as last measured, plus what was admitted since.
-    fn size(&self) -> u64 {
-        self.size.load(Ordering::Relaxed)
+        Quota { limit }
     }
 
     /// etcd's quota check for a write costing `cost`: admitted while it fits, otherwise
@@ -104,30 +52,19 @@ impl Quota {
         let Some(limit) = self.limit else {
             return Ok(());
         };
-        let fits = |size: u64| size.saturating_add(cost) < limit;
-        // Over by the last measurement: measure again if the keyspace changed since (keys
-        // deleted and compacted away a moment ago must let writes in).
-        if fits(self.size())
-            || fits({
-                self.measure(v3).await;
-                self.size()
-            })
-        {
-            self.size.fetch_add(cost, Ordering::Relaxed);
+        let me = v3.app.identity.member_id;
+        let (held, raised) = {
+            let sm = v3.app.sm.read();
+            let alarms = sm.alarms().get(AlarmType::Nospace as i32);
+            let raised = alarms.iter().any(|m| m.member_id == me);
+            (sm.keyspace().held_bytes(), raised)
+        };
+        if held.saturating_add(cost) < limit {
             return Ok(());
         }
-        let me = v3.app.identity.member_id;
-        let raised = v3
-            .app
-            .sm
-            .read()
-            .alarms()
-            .get(AlarmType::Nospace as i32)
-            .iter()
-            .any(|m| m.member_id == me);
         if !raised {
             tracing::warn!(
-                size = self.size(),
+                size = held,
                 quota = limit,
                 "the keyspace is over the space quota: raising NOSPACE"
             );
@@ -164,17 +101,6 @@ pub fn txn_cost(req: &TxnRequest) -> u64 {
 /// What a LeaseGrant costs.
 pub const fn lease_cost() -> u64 {
     LEASE_OVERHEAD
-}
-
-/// Measures the keyspace's size whenever it may have changed (module docs, step 1).
-pub async fn run_meter(v3: V3) {
-    if v3.quota.limit.is_none() {
-        return;
-    }
-    loop {
-        let walked = v3.quota.measure(&v3).await;
-        tokio::time::sleep(METER_PAUSE.max(10 * walked)).await;
-    }
 }
 
 #[cfg(test)]
