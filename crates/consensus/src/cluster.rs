@@ -10,6 +10,7 @@ use openraft::{ChangeMembers, ReadPolicy};
 use serde::de::DeserializeOwned;
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// How long a probe waits for a peer to answer before it counts as unreachable.
@@ -45,13 +46,14 @@ impl Consensus {
     /// after appending the entry, no longer leaves the outcome unknown; the write is sent
     /// again and the state machine applies it at most once (`musubi_store::Deduplicator`).
     pub async fn write(&self, req: musubi_store::Request) -> Result<Applied, ConsensusError> {
-        let proposal = Proposal {
+        // Shared, not copied, by every retry and by openraft's log and apply.
+        let proposal = Arc::new(Proposal {
             id: Some(RequestId {
                 member: self.node_id,
                 nonce: rand::random(),
             }),
             request: req,
-        };
+        });
         // Encoded only if it must travel to a leader elsewhere.
         let body = || encode(&proposal);
         let pending = metrics::gauge!("etcd_server_proposals_pending");
@@ -188,7 +190,10 @@ impl Consensus {
 
     /// Runs a proposal on this member, which must lead. A leader that has lost its quorum
     /// would accept the entry and never commit it; refuse instead, naming who is missing.
-    pub(crate) async fn write_here(&self, proposal: Proposal) -> Result<Applied, ConsensusError> {
+    pub(crate) async fn write_here(
+        &self,
+        proposal: Arc<Proposal>,
+    ) -> Result<Applied, ConsensusError> {
         self.check_quorum().await?;
         let write = self.raft.client_write(proposal);
         tokio::pin!(write);

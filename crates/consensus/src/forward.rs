@@ -181,7 +181,7 @@ pub fn decode_join(body: &[u8]) -> serde_json::Result<Member> {
 
 async fn propose(State(c): State<Consensus>, body: Bytes) -> Response {
     match decode_propose(&body) {
-        Ok(req) => reply::<Applied>(c.write_here(req).await),
+        Ok(req) => reply::<Applied>(c.write_here(req.into()).await),
         Err(e) => (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
     }
 }

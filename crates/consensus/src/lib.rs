@@ -66,7 +66,7 @@ openraft::declare_raft_types!(
     /// are standard Raft's, one leader per term (openraft's default lets several members
     /// lead one term in turn), so `X-Raft-Term` names one leader, as in etcd.
     pub TypeConfig:
-        D = musubi_store::Proposal,
+        D = std::sync::Arc<musubi_store::Proposal>,
         R = musubi_store::Response,
         NodeId = u64,
         Node = Member,

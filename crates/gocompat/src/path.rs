@@ -4,6 +4,9 @@
 /// `path.Clean("/" + path)`: one leading `/`, no empty, `.` or `..` segments (`..` at the
 /// root stays at the root), no trailing `/`; `/` for nothing at all.
 pub fn clean_rooted(path: &str) -> String {
+    if is_clean_rooted(path) {
+        return path.to_owned();
+    }
     let mut segments: Vec<&str> = Vec::new();
     for segment in path.split('/') {
         match segment {
@@ -25,6 +28,15 @@ pub fn clean_rooted(path: &str) -> String {
     out
 }
 
+/// Whether [`clean_rooted`] leaves `path` as it is. Checked without allocating: nearly
+/// every key and request path is clean already, and both are cleaned on every request.
+pub fn is_clean_rooted(path: &str) -> bool {
+    path == "/"
+        || path
+            .strip_prefix('/')
+            .is_some_and(|rest| rest.split('/').all(|s| !matches!(s, "" | "." | "..")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -42,6 +54,8 @@ mod tests {
             ("/a/...", "/a/..."),
         ] {
             assert_eq!(clean_rooted(path), clean, "{path:?}");
+            assert_eq!(is_clean_rooted(path), path == clean, "{path:?}");
+            assert!(is_clean_rooted(clean), "{clean:?}");
         }
     }
 }

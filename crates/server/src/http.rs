@@ -191,6 +191,10 @@ fn is_form(headers: &HeaderMap) -> bool {
 
 /// Go's ServeMux redirects any path that is not clean (keeping a trailing slash).
 fn redirect_target(path: &str) -> Option<String> {
+    let without_slash = path.strip_suffix('/').filter(|p| !p.is_empty());
+    if musubi_gocompat::path::is_clean_rooted(without_slash.unwrap_or(path)) {
+        return None;
+    }
     let mut clean = clean_path(path);
     if path.ends_with('/') && clean != "/" {
         clean.push('/');
@@ -311,5 +315,7 @@ mod tests {
         );
         assert_eq!(redirect_target("/v2/keys/a/"), None);
         assert_eq!(redirect_target("/v2/keys"), None);
+        assert_eq!(redirect_target("/"), None);
+        assert_eq!(redirect_target("/v2/keys/."), Some("/v2/keys".into()));
     }
 }

@@ -56,8 +56,10 @@ pub async fn write(router: &Router, request: Request, patience: Duration) -> Res
             tokio::time::sleep(Duration::from_millis(20)).await;
             continue;
         };
-        let attempt =
-            tokio::time::timeout_at(deadline, raft.client_write(Proposal::once(request.clone())));
+        let attempt = tokio::time::timeout_at(
+            deadline,
+            raft.client_write(Proposal::once(request.clone()).into()),
+        );
         match attempt.await {
             Ok(Ok(written)) => return Ok(written.log_id.index),
             Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => {
