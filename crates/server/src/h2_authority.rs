@@ -58,6 +58,8 @@ pub struct AuthorityFix<IO> {
     /// A HEADERS frame waiting for its CONTINUATION frames: its frames as received, and
     /// its flags, priority fields and header block so far.
     pending: Option<Pending>,
+    /// The last header block as re-encoded, its buffer kept for the next.
+    reencoded: BytesMut,
 }
 
 struct Pending {
@@ -80,6 +82,7 @@ impl<IO> AuthorityFix<IO> {
             raw: BytesMut::new(),
             ready: BytesMut::new(),
             pending: None,
+            reencoded: BytesMut::new(),
         }
     }
 
@@ -159,29 +162,33 @@ impl<IO> AuthorityFix<IO> {
         }
     }
 
-    /// A complete header block: passed on as received, or re-encoded.
+    /// A complete header block: passed on as received, or re-encoded. Decoded header by
+    /// header into a reused buffer, re-encoded as it goes (most blocks are then dropped
+    /// unused): a block decoded into owned pairs cost every gRPC call two allocations a
+    /// header.
     fn block(&mut self, pending: Pending) {
-        let headers = match self.decoder.decode(&pending.block) {
-            Ok(headers) => headers,
-            Err(_) => return self.give_up(pending.frames),
-        };
-        let needs_fix = headers
-            .iter()
-            .any(|(name, value)| name == b":authority" && url_authority(value).is_some());
-        self.rewriting |= needs_fix;
-        if !self.rewriting {
-            self.ready.unsplit(pending.frames);
-            return;
-        }
-        let mut block = BytesMut::new();
-        for (name, value) in &headers {
-            let value = match (name.as_slice(), url_authority(value)) {
-                (b":authority", Some(authority)) => authority,
-                _ => value,
+        let mut block = std::mem::take(&mut self.reencoded);
+        block.clear();
+        let mut needs_fix = false;
+        let decoded = self.decoder.decode_with_cb(&pending.block, |name, value| {
+            let authority = match name.as_ref() {
+                b":authority" => url_authority(&value),
+                _ => None,
             };
-            encode_literal(&mut block, name, value);
+            needs_fix |= authority.is_some();
+            encode_literal(&mut block, &name, authority.unwrap_or(&value));
+        });
+        if decoded.is_err() {
+            self.reencoded = block;
+            return self.give_up(pending.frames);
         }
-        write_header_frames(&mut self.ready, &pending, &block);
+        self.rewriting |= needs_fix;
+        if self.rewriting {
+            write_header_frames(&mut self.ready, &pending, &block);
+        } else {
+            self.ready.unsplit(pending.frames);
+        }
+        self.reencoded = block;
     }
 
     /// Hands everything on unread from here: hyper sees what the client sent and answers
@@ -225,9 +232,25 @@ fn url_authority(value: &[u8]) -> Option<&[u8]> {
 fn encode_literal(out: &mut BytesMut, name: &[u8], value: &[u8]) {
     out.put_u8(0);
     for string in [name, value] {
-        out.extend_from_slice(&fluke_hpack::encoder::encode_integer(string.len(), 7));
+        encode_length(out, string.len());
         out.extend_from_slice(string);
     }
+}
+
+/// An HPACK integer with a 7-bit prefix and the Huffman bit clear (RFC 7541, 5.1).
+fn encode_length(out: &mut BytesMut, mut n: usize) {
+    const PREFIX_MAX: usize = 0x7f;
+    if n < PREFIX_MAX {
+        out.put_u8(n as u8);
+        return;
+    }
+    out.put_u8(PREFIX_MAX as u8);
+    n -= PREFIX_MAX;
+    while n >= 0x80 {
+        out.put_u8((n & 0x7f) as u8 | 0x80);
+        n >>= 7;
+    }
+    out.put_u8(n as u8);
 }
 
 /// `block` as a HEADERS frame (and CONTINUATION frames past the frame size), with the
@@ -337,6 +360,19 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for AuthorityFix<IO> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lengths_encode_as_hpack_integers() {
+        for n in [0, 1, 126, 127, 128, 255, 16_383, 16_384, 1 << 21] {
+            let mut out = BytesMut::new();
+            encode_length(&mut out, n);
+            assert_eq!(
+                &out[..],
+                &fluke_hpack::encoder::encode_integer(n, 7)[..],
+                "{n}"
+            );
+        }
+    }
 
     /// What the client sends: the preface, then header blocks as HEADERS frames.
     fn client_bytes(blocks: &[(u32, Vec<u8>)]) -> Vec<u8> {
