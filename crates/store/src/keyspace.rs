@@ -329,13 +329,12 @@ impl Keyspace {
         let at_revision = self.first_change_after(revision).max(keep_from);
         // Of the changes at the compaction revision itself, etcd keeps the keys' values
         // but not their deletions: a watch from there replays only the puts.
-        let (at, dropped): (Vector<Change>, Vector<Change>) = self
+        let (mut kept, dropped): (Vector<Change>, Vector<Change>) = self
             .history
             .skip(keep_from)
             .take(at_revision - keep_from)
             .into_iter()
             .partition(|c| c.kv.is_some());
-        let mut kept = at;
         let freed: u64 = (self.history.iter().take(keep_from))
             .chain(dropped.iter())
             .map(Change::prev_bytes)

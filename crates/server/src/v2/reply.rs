@@ -10,9 +10,10 @@ use musubi_store::{Action, ErrorCode, Event, V2Error};
 pub const X_ETCD_INDEX: HeaderName = HeaderName::from_static("x-etcd-index");
 const X_RAFT_INDEX: HeaderName = HeaderName::from_static("x-raft-index");
 const X_RAFT_TERM: HeaderName = HeaderName::from_static("x-raft-term");
-/// The headers a v2 keys reply carries, at most.
-const REPLY_HEADERS: usize = 9;
 pub const X_ETCD_CLUSTER_ID: HeaderName = HeaderName::from_static("x-etcd-cluster-id");
+
+/// The headers a v2 keys reply carries: type, cluster ID, three indexes, three for CORS.
+const REPLY_HEADERS: usize = 8;
 
 pub type HttpResponse = Response<Body>;
 
@@ -42,8 +43,8 @@ fn header_value(n: u64) -> HeaderValue {
 pub fn json_body(status: StatusCode, body: String) -> HttpResponse {
     let mut resp = Response::new(Body::from(body));
     *resp.status_mut() = status;
-    // Room for what a keys reply carries (type, cluster ID, three indexes, CORS), so the
-    // map is allocated once instead of growing as they are added.
+    // Room for what a keys reply carries, so the map is allocated once instead of
+    // growing as the headers are added.
     resp.headers_mut().reserve(REPLY_HEADERS);
     resp.headers_mut().insert(
         header::CONTENT_TYPE,

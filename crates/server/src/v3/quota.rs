@@ -52,16 +52,20 @@ impl Quota {
         let Some(limit) = self.limit else {
             return Ok(());
         };
-        let me = v3.app.identity.member_id;
-        let (held, raised) = {
-            let sm = v3.app.sm.read();
-            let alarms = sm.alarms().get(AlarmType::Nospace as i32);
-            let raised = alarms.iter().any(|m| m.member_id == me);
-            (sm.keyspace().held_bytes(), raised)
-        };
+        let held = v3.app.sm.read().keyspace().held_bytes();
         if held.saturating_add(cost) < limit {
             return Ok(());
         }
+        // Only a refused write looks at the alarms (listing them allocates).
+        let me = v3.app.identity.member_id;
+        let raised = v3
+            .app
+            .sm
+            .read()
+            .alarms()
+            .get(AlarmType::Nospace as i32)
+            .iter()
+            .any(|m| m.member_id == me);
         if !raised {
             tracing::warn!(
                 size = held,
