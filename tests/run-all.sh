@@ -33,6 +33,7 @@ command -v etcd >/dev/null || need+=(etcd-server)
 command -v etcdctl >/dev/null || need+=(etcd-client)
 command -v wrk >/dev/null || need+=(wrk)
 command -v curl >/dev/null || need+=(curl)
+command -v make >/dev/null || need+=(make)       # tikv-jemalloc-sys builds jemalloc with make
 command -v ip >/dev/null || need+=(iproute2)
 command -v nft >/dev/null || need+=(nftables)   # tests/test_netns.py: packet-drop partitions
 command -v serf >/dev/null || need+=(serf)        # tests/test_agent.py: the real serf CLI (and agent)
