@@ -123,11 +123,18 @@ impl Deduplicator {
         )
     }
 
-    /// Remembers `response` as `id`'s, forgetting the oldest IDs past the bounds.
-    pub fn remember(&mut self, id: RequestId, response: &Response) {
+    /// Remembers `response` as `id`'s, forgetting the oldest IDs past the bounds. What a
+    /// retry needs is the client's answer: it publishes nothing, so the events a v3 write
+    /// sent v2 watchers (each with the key's value) are left out, for the moment it takes
+    /// to encode the rest.
+    pub fn remember(&mut self, id: RequestId, response: &mut Response) {
+        let published = response.v2_events_mut().map(std::mem::take);
         // Every snapshot writes responses as JSON: one that could not be would fail there.
         let json =
             serde_json::value::to_raw_value(response).expect("a response serialises to JSON");
+        if let (Some(events), Some(slot)) = (published, response.v2_events_mut()) {
+            *slot = events;
+        }
         self.remember_json(id, json.into());
     }
 
@@ -176,9 +183,9 @@ mod tests {
     #[test]
     fn the_oldest_ids_are_forgotten_first() {
         let mut d = Deduplicator::default();
-        let response = Response::Expired(Vec::new());
+        let mut response = Response::Expired(Vec::new());
         for n in 0..(MAX_IDS as u64 + 10) {
-            d.remember(id(n), &response);
+            d.remember(id(n), &mut response);
         }
         assert_eq!(d.len(), MAX_IDS);
         assert!(d.seen(&id(9)).is_none());
@@ -187,10 +194,41 @@ mod tests {
     }
 
     #[test]
+    fn a_retry_is_answered_without_the_events_v2_watchers_were_sent() {
+        use crate::v3::V3Write;
+        use crate::{Outcome, StateMachine};
+        use musubi_proto::etcdserverpb::PutRequest;
+        let write = V3Write::Put(PutRequest {
+            key: b"/k".to_vec(),
+            value: b"v".to_vec(),
+            ..Default::default()
+        });
+        let proposal = Proposal {
+            id: Some(id(1)),
+            request: Request::V3 { write, now_ms: 0 },
+        };
+        let mut sm = StateMachine::new();
+        let Outcome::Applied(Response::V3 { result, v2_events }) = sm.apply_proposal(&proposal)
+        else {
+            panic!("a first attempt is applied");
+        };
+        assert_eq!(v2_events.len(), 1, "a v3 put of a v2 path is a v2 event");
+        let Outcome::Repeated(Response::V3 {
+            result: again,
+            v2_events,
+        }) = sm.apply_proposal(&proposal)
+        else {
+            panic!("a retry is not applied");
+        };
+        assert_eq!(again, result);
+        assert!(v2_events.is_empty());
+    }
+
+    #[test]
     fn the_window_survives_a_snapshot_in_order() {
         let mut d = Deduplicator::default();
         for n in 0..5 {
-            d.remember(id(n), &Response::Expired(Vec::new()));
+            d.remember(id(n), &mut Response::Expired(Vec::new()));
         }
         let restored: Deduplicator =
             serde_json::from_slice(&serde_json::to_vec(&d).unwrap()).unwrap();

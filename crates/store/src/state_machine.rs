@@ -27,6 +27,16 @@ pub enum Response {
     },
 }
 
+impl Response {
+    /// The events a v3 write sends v2 watchers; `None` for every other response.
+    pub(crate) fn v2_events_mut(&mut self) -> Option<&mut Vec<Event>> {
+        match self {
+            Response::V3 { v2_events, .. } => Some(v2_events),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 #[error("snapshot is unreadable: {0}")]
 pub struct SnapshotError(#[from] serde_json::Error);
@@ -312,8 +322,8 @@ impl StateMachine {
         if let Some(first) = self.requests.seen(&id) {
             return Outcome::Repeated(first);
         }
-        let response = self.apply(&proposal.request);
-        self.requests.remember(id, &response);
+        let mut response = self.apply(&proposal.request);
+        self.requests.remember(id, &mut response);
         Outcome::Applied(response)
     }
 
