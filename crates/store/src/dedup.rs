@@ -18,10 +18,9 @@
 //! most, which at any realistic write rate is far inside the window.
 //! The window travels in snapshots, so a member restored from one de-duplicates too.
 
-use crate::{Request, Response};
+use crate::Response;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
-use std::fmt;
 use std::sync::Arc;
 
 /// IDs remembered at most.
@@ -40,37 +39,6 @@ const OVERHEAD: usize = 64;
 pub struct RequestId {
     pub member: u64,
     pub nonce: u64,
-}
-
-/// One Raft log entry: a request and, when a retry of it could follow, its ID. Entries
-/// written before IDs existed decode with none.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Proposal {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub id: Option<RequestId>,
-    #[serde(flatten)]
-    pub request: Request,
-}
-
-impl fmt::Display for Proposal {
-    /// How openraft logs an entry: the request, and its ID when it has one.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.id {
-            Some(id) => write!(
-                f,
-                "{} (request {:x}/{:x})",
-                self.request, id.member, id.nonce
-            ),
-            None => write!(f, "{}", self.request),
-        }
-    }
-}
-
-impl Proposal {
-    /// A proposal that no retry will follow (the leader's own housekeeping).
-    pub fn once(request: Request) -> Self {
-        Self { id: None, request }
-    }
 }
 
 /// The responses of the most recent IDs, in the order they were first applied.
@@ -175,6 +143,7 @@ fn cost(json: &RawValue) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{Proposal, Request};
 
     fn id(nonce: u64) -> RequestId {
         RequestId { member: 1, nonce }
@@ -235,19 +204,5 @@ mod tests {
         assert_eq!(restored.order, d.order);
         assert_eq!(restored.bytes, d.bytes);
         assert!(restored.seen(&id(4)).is_some());
-    }
-
-    #[test]
-    fn old_entries_without_an_id_still_decode() {
-        let request = Request::Expire { now_ms: 7 };
-        let old = serde_json::to_string(&request).unwrap();
-        let decoded: Proposal = serde_json::from_str(&old).unwrap();
-        assert_eq!(decoded, Proposal::once(request));
-        let with_id = Proposal {
-            id: Some(id(3)),
-            ..decoded
-        };
-        let round = serde_json::to_string(&with_id).unwrap();
-        assert_eq!(serde_json::from_str::<Proposal>(&round).unwrap(), with_id);
     }
 }

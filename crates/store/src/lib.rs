@@ -18,6 +18,7 @@ mod event;
 mod hash;
 mod history;
 mod keyspace;
+mod proposal;
 mod removed;
 mod request;
 mod state_machine;
@@ -31,13 +32,14 @@ pub use auth::{
     unauthorized,
 };
 pub use bytes::Bytes;
-pub use dedup::{Deduplicator, MAX_BYTES, MAX_IDS, Proposal, RequestId};
+pub use dedup::{Deduplicator, MAX_BYTES, MAX_IDS, RequestId};
 pub use entry::{Entry, Meta, Revision};
 pub use error::{ErrorCode, V2Error};
 pub use event::{Action, Event, NodeView, remaining_seconds};
 pub use hash::KvHash;
 pub use history::{EventHistory, is_descendant, is_hidden_from, watch_matches};
 pub use keyspace::{Change, Keyspace};
+pub use proposal::Proposal;
 pub use removed::RemovedMembers;
 pub use request::{Compare, Expiry, Request, V2Op, clean_key};
 pub use state_machine::{Frozen, Outcome, Response, SnapshotError, StateMachine};

@@ -1,8 +1,9 @@
 //! The state machine: requests applied to the keyspace in log order, snapshots of it,
 //! and the reads served from it.
 
+use crate::Proposal;
 use crate::alarm::Alarms;
-use crate::dedup::{Deduplicator, Proposal};
+use crate::dedup::Deduplicator;
 use crate::entry::Entry;
 use crate::keyspace::Keyspace;
 use crate::removed::RemovedMembers;
