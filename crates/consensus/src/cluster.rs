@@ -73,17 +73,24 @@ impl Consensus {
 
     /// Linearizable read barrier (ReadIndex): resolves when the local state machine has
     /// applied everything committed before the call. A follower asks the leader for its
-    /// read index, then waits until it has applied that far itself.
+    /// read index, then waits until it has applied that far itself. Reads that arrive
+    /// together share one read index (`read_batch`).
     pub async fn linearizable_barrier(&self) -> Result<(), ConsensusError> {
-        // A read changes nothing, so a lost reply is just "try again".
-        let index = self
-            .on_leader(
-                forward::READ_INDEX,
-                || Ok(Vec::new()),
-                IfLost::Retry,
-                || self.read_index_here(),
-            )
-            .await?;
+        let this = self.clone();
+        let fetch = move || {
+            let this = this.clone();
+            async move {
+                // A read changes nothing, so a lost reply is just "try again".
+                this.on_leader(
+                    forward::READ_INDEX,
+                    || Ok(Vec::new()),
+                    IfLost::Retry,
+                    || this.read_index_here(),
+                )
+                .await
+            }
+        };
+        let index = self.read_batch.index(fetch).await?;
         self.applied_locally(index).await
     }
 

@@ -3,6 +3,7 @@
 use crate::force;
 use crate::forward::{self, Forwarder};
 use crate::network::{self, PeerNetwork, PeerStats};
+use crate::read_batch::ReadBatch;
 use crate::{
     ApplyHook, ConsensusConfig, ConsensusError, LogStore, MemberInfo, Raft, SharedStateMachine,
     StateMachineStore,
@@ -25,6 +26,8 @@ pub struct Consensus {
     pub(crate) election: Duration,
     /// How long a request waits for a leader to appear before it fails.
     pub(crate) leader_wait: Duration,
+    /// Quorum reads waiting for a ReadIndex, served one fetch per batch.
+    pub(crate) read_batch: Arc<ReadBatch>,
 }
 
 /// A committed, applied write.
@@ -111,6 +114,7 @@ impl Consensus {
             // A follower campaigns within 1.2x election of silence (`raft_config`); three
             // allow a split or failed round on top.
             leader_wait: 3 * election,
+            read_batch: Arc::default(),
         };
 
         let initialized = this.raft.is_initialized().await?;

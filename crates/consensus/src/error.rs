@@ -2,6 +2,7 @@
 
 use openraft::errors::{ClientWriteError, Fatal, LinearizableReadError, RaftError};
 use std::io;
+use std::sync::Arc;
 
 use crate::TypeConfig;
 
@@ -39,6 +40,29 @@ pub enum ConsensusError {
 }
 
 impl ConsensusError {
+    /// The error a reader of a shared ReadIndex (`read_batch`) gets: the one itself when
+    /// this reader is the last to hold it, else a copy.
+    pub(crate) fn from_shared(shared: Arc<ConsensusError>) -> ConsensusError {
+        Arc::try_unwrap(shared).unwrap_or_else(|shared| shared.copy())
+    }
+
+    fn copy(&self) -> ConsensusError {
+        match self {
+            Self::NotLeader { leader } => Self::NotLeader { leader: *leader },
+            Self::OutcomeUnknown => Self::OutcomeUnknown,
+            Self::NoLeader(m) => Self::NoLeader(m.clone()),
+            Self::Unavailable(m) => Self::Unavailable(m.clone()),
+            Self::Rejected(m) => Self::Rejected(m.clone()),
+            Self::Membership(e) => Self::Membership(e.clone()),
+            Self::Storage { context, source } => Self::Storage {
+                context: context.clone(),
+                source: io::Error::new(source.kind(), source.to_string()),
+            },
+            Self::Config(m) => Self::Config(m.clone()),
+            Self::Fatal(m) => Self::Fatal(m.clone()),
+        }
+    }
+
     pub(crate) fn storage(context: impl Into<String>) -> impl FnOnce(io::Error) -> Self {
         let context = context.into();
         move |source| Self::Storage { context, source }
