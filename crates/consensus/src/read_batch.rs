@@ -64,11 +64,16 @@ impl ReadBatch {
         F: Fn() -> Fut,
         Fut: Future<Output = Result<u64, ConsensusError>>,
     {
+        let mut running = Running {
+            batch: self.clone(),
+            finished: false,
+        };
         loop {
             let batch = {
                 let mut state = self.state.lock();
                 if state.waiting.is_empty() {
                     state.fetching = false;
+                    running.finished = true;
                     return;
                 }
                 std::mem::take(&mut state.waiting)
@@ -78,6 +83,25 @@ impl ReadBatch {
                 // A reader that gave up has dropped its end.
                 let _ = reader.send(shared.clone());
             }
+        }
+    }
+}
+
+/// The fetching task, which must not end and leave `fetching` set: if a fetch panics, its
+/// readers get an error (their senders are dropped), so do those waiting for the next, and
+/// the next reader starts a fetch of its own instead of waiting for a task that is gone.
+struct Running {
+    batch: Arc<ReadBatch>,
+    /// Ended the way it should: with no reader waiting, `fetching` cleared under the lock.
+    finished: bool,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if !self.finished {
+            let mut state = self.batch.state.lock();
+            state.fetching = false;
+            state.waiting.clear();
         }
     }
 }
@@ -173,5 +197,18 @@ mod tests {
         }
         // And the batch is ready for the next reader.
         assert_eq!(batch.index(|| async { Ok(7) }).await.unwrap(), 7);
+    }
+
+    #[tokio::test]
+    async fn a_fetch_that_panics_fails_its_readers_and_strands_no_later_one() {
+        let batch = Arc::new(ReadBatch::default());
+        let panicking = || async { panic!("a bug in the fetch") };
+        assert!(matches!(
+            batch.index(panicking).await,
+            Err(ConsensusError::Fatal(_))
+        ));
+        let later = batch.index(|| async { Ok(8) });
+        let answered = tokio::time::timeout(std::time::Duration::from_secs(5), later).await;
+        assert_eq!(answered.expect("a later reader is answered").unwrap(), 8);
     }
 }
