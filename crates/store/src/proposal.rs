@@ -137,7 +137,8 @@ impl<'de> Visitor<'de> for ProposalVisitor {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Proposal, A::Error> {
-        let mut id = None;
+        // `None` until the member is read; `null` reads as no ID, as the derived form had it.
+        let mut id: Option<Option<RequestId>> = None;
         let mut request = None;
         while let Some(key) = map.next_key_seed(KeySeed)? {
             if key == ID {
@@ -156,7 +157,10 @@ impl<'de> Visitor<'de> for ProposalVisitor {
             }
         }
         let request = request.ok_or_else(|| de::Error::custom("a log entry without a request"))?;
-        Ok(Proposal { id, request })
+        Ok(Proposal {
+            id: id.flatten(),
+            request,
+        })
     }
 }
 
@@ -336,6 +340,30 @@ mod tests {
                 assert_eq!(serde_json::from_str::<Flattened>(&json).unwrap(), derived);
             }
         }
+    }
+
+    #[test]
+    fn old_entries_without_an_id_still_decode() {
+        let request = Request::Expire { now_ms: 7 };
+        let old = serde_json::to_string(&request).unwrap();
+        let decoded: Proposal = serde_json::from_str(&old).unwrap();
+        assert_eq!(decoded, Proposal::once(request));
+        let with_id = Proposal {
+            id: Some(RequestId {
+                member: 1,
+                nonce: 3,
+            }),
+            ..decoded
+        };
+        let round = serde_json::to_string(&with_id).unwrap();
+        assert_eq!(serde_json::from_str::<Proposal>(&round).unwrap(), with_id);
+        let null_id = r#"{"id":null,"Expire":{"now_ms":7}}"#;
+        let derived: Flattened = serde_json::from_str(null_id).unwrap();
+        assert_eq!(derived.id, None);
+        assert_eq!(
+            serde_json::from_str::<Proposal>(null_id).unwrap(),
+            Proposal::once(Request::Expire { now_ms: 7 })
+        );
     }
 
     #[test]
