@@ -4,6 +4,7 @@
 //! | route | body | reply |
 //! |---|---|---|
 //! | `POST /raft/propose` | `Proposal` (a `Request` and its ID) | `Result<Applied, WireError>`, once applied on the leader |
+//! | `POST /raft/propose-batch` | `[Proposal]` | `Result<[Result<Applied, WireError>], WireError>`, one per proposal, once all are applied (`propose_batch`) |
 //! | `POST /raft/read-index` | (none) | `Result<u64, WireError>`: the leader's ReadIndex |
 //! | `POST /raft/publish` | `(id, Member)` | `Result<(), WireError>`: records a member's URLs |
 //! | `POST /raft/membership` | `MembershipChange` | `Result<MemberInfo, WireError>`, once committed |
@@ -11,12 +12,13 @@
 //! | `POST /raft/join` | `Member` | `Result<ClusterView, WireError>`: any member adds the caller (0.x `-peers`) |
 //! | `POST /raft/members` | (none) | `ClusterView`: who is in the cluster (`--initial-cluster-state existing`) |
 //!
-//! Only the leader serves the first four; a member that no longer leads answers
+//! Only the leader serves the first five; a member that no longer leads answers
 //! `NotLeader` and the caller looks for the new leader. Only a write is sent again after
 //! a lost reply: it carries a request ID, which the state machine applies at most once.
 
 use crate::network::cluster_stamp;
 use crate::network::post::{HttpClient, PostFailure, http_client, peer_base, post_json};
+use crate::propose_batch::ProposeBatcher;
 use crate::{
     Applied, ClusterView, Consensus, ConsensusError, Member, MemberInfo, MembershipChange,
     MembershipError,
@@ -35,6 +37,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub(crate) const PROPOSE: &str = "/raft/propose";
+pub(crate) const PROPOSE_BATCH: &str = "/raft/propose-batch";
 pub(crate) const READ_INDEX: &str = "/raft/read-index";
 pub(crate) const PUBLISH: &str = "/raft/publish";
 pub(crate) const PING: &str = "/raft/ping";
@@ -77,12 +80,23 @@ impl From<WireError> for ConsensusError {
 }
 
 /// Why a forwarded request got no answer from the leader.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) enum SendError {
     /// Never reached the leader: nothing was proposed.
     Unreachable(String),
     /// Sent, but the reply was lost: the request may or may not have been applied.
     Lost(String),
+}
+
+impl From<PostFailure> for SendError {
+    fn from(f: PostFailure) -> Self {
+        match f {
+            PostFailure::Unreachable(m) => SendError::Unreachable(m),
+            // A route the leader lacks ran nothing, but only the batch sender has a
+            // fallback; to a lone request it is as good as a lost reply.
+            PostFailure::NoRoute(m) | PostFailure::Failed(m) => SendError::Lost(m),
+        }
+    }
 }
 
 /// The sending side; one connection pool for all peers.
@@ -91,6 +105,8 @@ pub(crate) struct Forwarder {
     http: HttpClient,
     /// The cluster the requests go to; `None` before this member knows it (joining).
     cluster: Option<u64>,
+    /// Writes (`PROPOSE`) go to the leader in batches.
+    writes: ProposeBatcher,
 }
 
 impl Forwarder {
@@ -101,9 +117,12 @@ impl Forwarder {
         Self {
             http: http_client(Some(Duration::from_secs(1)), tls),
             cluster,
+            writes: ProposeBatcher::default(),
         }
     }
 
+    /// POSTs `body` to `path` on `member` and decodes its answer. A write (`PROPOSE`) goes
+    /// in the next batch of writes to that member, and its own answer is decoded alike.
     pub(crate) async fn call<T: DeserializeOwned>(
         &self,
         member: &Member,
@@ -111,13 +130,17 @@ impl Forwarder {
         body: Vec<u8>,
         ttl: Duration,
     ) -> Result<Result<T, WireError>, SendError> {
+        if path == PROPOSE {
+            let answer = (self.writes)
+                .propose(&self.http, self.cluster, member, body, ttl)
+                .await?;
+            return serde_json::from_str(answer.get())
+                .map_err(|e| SendError::Lost(format!("{PROPOSE_BATCH}: undecodable answer: {e}")));
+        }
         let url = format!("{}{path}", peer_base(member));
         post_json(&self.http, self.cluster, &url, Bytes::from(body), ttl)
             .await
-            .map_err(|f| match f {
-                PostFailure::Unreachable(m) => SendError::Unreachable(m),
-                PostFailure::Failed(m) => SendError::Lost(m),
-            })
+            .map_err(SendError::from)
     }
 
     /// Whether `member` answers on its peer URL within `ttl`, as a member of our cluster.
@@ -150,6 +173,7 @@ pub(crate) const OPEN_TO_NEWCOMERS: &[&str] = &[JOIN, MEMBERS];
 pub(crate) fn router(consensus: Consensus) -> Router {
     Router::new()
         .route(PROPOSE, post(propose))
+        .route(PROPOSE_BATCH, post(propose_batch))
         .route(READ_INDEX, post(read_index))
         .route(PUBLISH, post(publish))
         .route(MEMBERSHIP, post(membership))
@@ -161,6 +185,11 @@ pub(crate) fn router(consensus: Consensus) -> Router {
 
 /// The body of `POST /raft/propose`.
 pub fn decode_propose(body: &[u8]) -> serde_json::Result<musubi_store::Proposal> {
+    serde_json::from_slice(body)
+}
+
+/// The body of `POST /raft/propose-batch`.
+pub fn decode_propose_batch(body: &[u8]) -> serde_json::Result<Vec<musubi_store::Proposal>> {
     serde_json::from_slice(body)
 }
 
@@ -182,6 +211,21 @@ pub fn decode_join(body: &[u8]) -> serde_json::Result<Member> {
 async fn propose(State(c): State<Consensus>, body: Bytes) -> Response {
     match decode_propose(&body) {
         Ok(req) => reply::<Applied>(c.write_here(req.into()).await),
+        Err(e) => (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+    }
+}
+
+/// Proposes a follower's batch all at once, so it commits in one log flush, and answers
+/// each proposal as `propose` would have, in order.
+async fn propose_batch(State(c): State<Consensus>, body: Bytes) -> Response {
+    match decode_propose_batch(&body) {
+        Ok(batch) => {
+            let writes = batch.into_iter().map(|proposal| {
+                let c = &c;
+                async move { c.write_here(proposal.into()).await.map_err(WireError::from) }
+            });
+            reply(Ok(futures::future::join_all(writes).await))
+        }
         Err(e) => (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
     }
 }

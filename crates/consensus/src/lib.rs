@@ -38,6 +38,7 @@ mod member;
 mod membership;
 pub mod network;
 mod observe;
+mod propose_batch;
 mod read_batch;
 mod reconfig;
 mod snapshot;

@@ -118,11 +118,13 @@ impl PeerClient {
         let url = format!("{}{path}", self.base);
         let sent = post_json(&self.http, Some(self.cluster), &url, body, ttl).await;
         self.log_reachability(sent.as_ref().map(|_| ()).map_err(|f| match f {
-            PostFailure::Unreachable(m) | PostFailure::Failed(m) => m.as_str(),
+            PostFailure::Unreachable(m) | PostFailure::NoRoute(m) | PostFailure::Failed(m) => {
+                m.as_str()
+            }
         }));
         let reply: Result<T, RaftError<TypeConfig>> = sent.map_err(|f| match f {
             PostFailure::Unreachable(m) => Failure::Unreachable(m),
-            PostFailure::Failed(m) => Failure::Network(m),
+            PostFailure::NoRoute(m) | PostFailure::Failed(m) => Failure::Network(m),
         })?;
         // The peer's Raft has stopped: as good as down, so back off.
         reply.map_err(|e| Failure::Unreachable(format!("member {:x}: {e}", self.target)))

@@ -21,7 +21,9 @@ pub(crate) type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 pub(crate) enum PostFailure {
     /// Could not connect: the request never reached the peer.
     Unreachable(String),
-    /// Anything later: timeouts, resets, non-2xx statuses, bad replies.
+    /// The peer has no such route (HTTP 404, an older version): nothing ran.
+    NoRoute(String),
+    /// Anything later: timeouts, resets, other non-2xx statuses, bad replies.
     Failed(String),
 }
 
@@ -108,10 +110,12 @@ pub(crate) async fn post_json<T: DeserializeOwned>(
             .map_err(|e| PostFailure::Failed(format!("{url}: {e}")))?
             .to_bytes();
         if !status.is_success() {
-            return Err(PostFailure::Failed(format!(
-                "{url}: HTTP {status}: {}",
-                String::from_utf8_lossy(&bytes)
-            )));
+            let msg = format!("{url}: HTTP {status}: {}", String::from_utf8_lossy(&bytes));
+            return Err(if status == hyper::StatusCode::NOT_FOUND {
+                PostFailure::NoRoute(msg)
+            } else {
+                PostFailure::Failed(msg)
+            });
         }
         serde_json::from_slice(&bytes)
             .map_err(|e| PostFailure::Failed(format!("{url}: undecodable reply: {e}")))
