@@ -219,10 +219,12 @@ fn peer_rpc() {
     body.extend_from_slice(&head);
     body.extend_from_slice(&base_state_machine().to_snapshot());
     write("peer_rpc", "snapshot", &body);
-    for (i, r) in requests().iter().enumerate() {
-        let proposal: <TypeConfig as openraft::RaftTypeConfig>::D = payload_of(r);
-        write("peer_rpc", &format!("propose-{i:02}"), &json(&proposal));
+    let proposals: Vec<<TypeConfig as openraft::RaftTypeConfig>::D> =
+        requests().iter().map(payload_of).collect();
+    for (i, proposal) in proposals.iter().enumerate() {
+        write("peer_rpc", &format!("propose-{i:02}"), &json(proposal));
     }
+    write("peer_rpc", "propose-batch", &json(&proposals));
     write("peer_rpc", "publish", &json(&(0x8e9e05c52164694du64, member("m1", 2380))));
     let changes = [
         MembershipChange::Add {

@@ -1,7 +1,7 @@
 //! Every body the peer port decodes, through the decoders its handlers use: the Raft RPCs
 //! (`/raft/append`, `/raft/vote` and `/raft/pre-vote`, `/raft/transfer-leader`), the
 //! snapshot framing (`/raft/snapshot`), and the forwarded requests (`/raft/propose`,
-//! `/raft/publish`, `/raft/membership`, `/raft/join`).
+//! `/raft/propose-batch`, `/raft/publish`, `/raft/membership`, `/raft/join`).
 //!
 //! Input: one body, tried against every decoder.
 //!
@@ -13,7 +13,8 @@
 use libfuzzer_sys::fuzz_target;
 use musubi_consensus::network::{decode_rpc, decode_snapshot};
 use musubi_consensus::{
-    TypeConfig, decode_join, decode_membership, decode_propose, decode_publish,
+    TypeConfig, decode_join, decode_membership, decode_propose, decode_propose_batch,
+    decode_publish,
 };
 use musubi_fuzz::{apply_to_base, assert_json_round_trip};
 use musubi_store::StateMachine;
@@ -45,6 +46,12 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(proposal) = decode_propose(data) {
         assert_json_round_trip(&proposal);
         apply_to_base(&proposal);
+    }
+    if let Ok(batch) = decode_propose_batch(data) {
+        for proposal in &batch {
+            assert_json_round_trip(proposal);
+            apply_to_base(proposal);
+        }
     }
     if let Ok(publish) = decode_publish(data) {
         assert_json_round_trip(&publish);

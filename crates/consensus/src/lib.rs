@@ -52,7 +52,9 @@ use std::sync::Arc;
 pub use config::ConsensusConfig;
 pub use consensus::{Applied, Consensus, RaftStatus};
 pub use error::ConsensusError;
-pub use forward::{decode_join, decode_membership, decode_propose, decode_publish};
+pub use forward::{
+    decode_join, decode_membership, decode_propose, decode_propose_batch, decode_publish,
+};
 pub use ids::{cluster_id, member_id};
 pub use join::{ClusterView, fetch_cluster, join, probe_cluster};
 pub use leader_call::leader_route;
