@@ -311,7 +311,7 @@ impl Consensus {
     /// them, behind the same cluster-ID check.
     pub fn peer_router_with(&self, extra: axum::Router) -> axum::Router {
         let routes = network::router(self.raft.clone(), self.peer_stats.clone())
-            .merge(forward::router(self.clone()))
+            .merge(forward::router(self.clone()).layer(network::peer_body_limit()))
             .merge(extra);
         network::cluster_stamp::guard(routes, self.cluster_id, forward::OPEN_TO_NEWCOMERS)
     }

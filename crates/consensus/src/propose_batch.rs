@@ -32,6 +32,11 @@ use tokio::sync::oneshot;
 /// while the first is being applied.
 const IN_FLIGHT: usize = 2;
 
+/// A batch holds writes up to about this many bytes of JSON (and always one at least, as
+/// large as it is), so it stays far inside the peer port's body limit and one large write
+/// does not hold up the many small ones behind it.
+const BATCH_BYTES: usize = 4 << 20;
+
 /// The leader's answer to one write, still as JSON (`Result<Applied, WireError>`): the
 /// caller decodes it as it decodes a reply to a lone write.
 pub(crate) type Reply = Result<Box<RawValue>, SendError>;
@@ -112,8 +117,9 @@ impl Sender {
         }
     }
 
-    /// Everything queued, or `None` (and the slot freed, under the same lock, so that a
-    /// write queued just after is sure to find a free slot) when nothing is.
+    /// The oldest queued writes, up to [`BATCH_BYTES`], or `None` (and the slot freed, under
+    /// the same lock, so that a write queued just after is sure to find a free slot) when
+    /// nothing is queued.
     fn next_batch(&mut self) -> Option<Vec<Waiting>> {
         let mut lanes = self.lanes.lock();
         let lane = lanes.get_mut(&self.base)?;
@@ -125,7 +131,17 @@ impl Sender {
             self.done = true;
             return None;
         }
-        Some(std::mem::take(&mut lane.queue))
+        let mut bytes = 0;
+        let taken = lane
+            .queue
+            .iter()
+            .take_while(|w| {
+                bytes += w.body.len();
+                bytes <= BATCH_BYTES
+            })
+            .count()
+            .max(1);
+        Some(lane.queue.drain(..taken).collect())
     }
 
     async fn send(&self, batch: Vec<Waiting>) {
@@ -225,10 +241,14 @@ mod tests {
     struct Seen {
         batches: AtomicUsize,
         alone: AtomicUsize,
+        /// The largest batch body, in bytes.
+        largest: AtomicUsize,
     }
 
-    /// Serves `router` on a loopback port; the member whose peer URL it is.
+    /// Serves `router` on a loopback port, with the peer port's body limit; the member
+    /// whose peer URL it is.
     async fn serve(router: Router) -> Member {
+        let router = router.layer(crate::network::peer_body_limit());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, router).await });
@@ -257,6 +277,7 @@ mod tests {
                 PROPOSE_BATCH,
                 post(move |body: Bytes| async move {
                     on_batch.batches.fetch_add(1, Ordering::SeqCst);
+                    on_batch.largest.fetch_max(body.len(), Ordering::SeqCst);
                     tokio::time::sleep(Duration::from_millis(20)).await;
                     let writes: Vec<Box<RawValue>> = serde_json::from_slice(&body).unwrap();
                     let answers: Vec<String> = writes
@@ -272,11 +293,21 @@ mod tests {
 
     /// `n` writes, each `{"n": i}`, arriving a millisecond apart; their answers in order.
     async fn propose_all(leader: &Member, n: usize) -> Vec<Reply> {
+        propose_padded(leader, n, 0).await
+    }
+
+    /// As [`propose_all`], each write `{"n": i, "pad": "xx…"}` with `pad` bytes of padding
+    /// (none: `{"n": i}`).
+    async fn propose_padded(leader: &Member, n: usize, pad: usize) -> Vec<Reply> {
         let batcher = ProposeBatcher::default();
         let http = http_client(None, None);
         let writes = (0..n).map(|i| {
             let (batcher, http) = (&batcher, &http);
-            let body = format!("{{\"n\":{i}}}").into_bytes();
+            let body = match pad {
+                0 => format!("{{\"n\":{i}}}"),
+                _ => format!("{{\"n\":{i},\"pad\":\"{}\"}}", "x".repeat(pad)),
+            }
+            .into_bytes();
             async move {
                 tokio::time::sleep(Duration::from_millis(i as u64)).await;
                 (batcher)
@@ -314,6 +345,18 @@ mod tests {
             "50 writes in {batches} batches"
         );
         assert_eq!(seen.alone.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_batch_stops_at_its_byte_budget_and_takes_one_write_past_it_alone() {
+        let seen = Arc::new(Seen::default());
+        let leader = echoing_leader(seen.clone(), true).await;
+        let replies = propose_padded(&leader, 12, 1 << 20).await;
+        assert!(replies.iter().all(Result::is_ok));
+        let largest = seen.largest.load(Ordering::SeqCst);
+        assert!(largest <= BATCH_BYTES + 64, "a batch of {largest} bytes");
+        let huge = propose_padded(&leader, 1, BATCH_BYTES + 1).await;
+        assert!(huge[0].is_ok(), "a write past the budget still goes, alone");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -23,6 +23,7 @@ mod server;
 mod stats;
 
 pub use client::{Failure, PeerClient, PeerNetwork};
+pub(crate) use server::peer_body_limit;
 pub use server::{decode_rpc, decode_snapshot, router};
 pub use stats::{FollowerStats, PeerStats, Totals};
 

@@ -35,8 +35,15 @@ pub fn router(raft: Raft, stats: Arc<PeerStats>) -> Router {
         .route(PRE_VOTE, post(pre_vote))
         .route(SNAPSHOT, post(snapshot))
         .route(TRANSFER_LEADER, post(transfer_leader))
-        .layer(DefaultBodyLimit::max(PEER_BODY_MAX))
+        .layer(peer_body_limit())
         .with_state(raft)
+}
+
+/// [`PEER_BODY_MAX`] for a peer route's body, in place of axum's 2 MiB. The forwarded
+/// requests need it too: a proposal's value may be 1.5 MiB (`--max-request-bytes`),
+/// 2 MiB once base64 in JSON, and a batch of them more (`propose_batch`).
+pub(crate) fn peer_body_limit() -> DefaultBodyLimit {
+    DefaultBodyLimit::max(PEER_BODY_MAX)
 }
 
 async fn append(State(raft): State<Raft>, body: Bytes) -> Response {
