@@ -124,10 +124,7 @@ impl Sender {
         let mut lanes = self.lanes.lock();
         let lane = lanes.get_mut(&self.base)?;
         if lane.queue.is_empty() {
-            lane.in_flight -= 1;
-            if lane.in_flight == 0 {
-                lanes.remove(&self.base);
-            }
+            free_slot(&mut lanes, &self.base);
             self.done = true;
             return None;
         }
@@ -173,20 +170,18 @@ impl Sender {
             }
             Ok(Ok(answers)) => {
                 let lost = format!("{url}: {} answers to {} writes", answers.len(), batch.len());
-                fail(batch, SendError::Lost(lost))
+                answer_all(batch, Err(SendError::Lost(lost)))
             }
             // The whole batch refused: the same refusal answers each write.
             Ok(Err(refusal)) => {
                 let answer = RawValue::from_string(format!("{{\"Err\":{}}}", refusal.get()))
                     .expect("an error object wrapped in an object is JSON");
-                for w in batch {
-                    let _ = w.reply.send(Ok(answer.clone()));
-                }
+                answer_all(batch, Ok(answer))
             }
             Err(PostFailure::NoRoute(_)) => {
                 futures::future::join_all(batch.into_iter().map(|w| self.send_alone(w))).await;
             }
-            Err(failure) => fail(batch, SendError::from(failure)),
+            Err(failure) => answer_all(batch, Err(SendError::from(failure))),
         }
     }
 
@@ -200,9 +195,20 @@ impl Sender {
     }
 }
 
-fn fail(batch: Vec<Waiting>, error: SendError) {
+/// Gives every write in `batch` the same answer.
+fn answer_all(batch: impl IntoIterator<Item = Waiting>, answer: Reply) {
     for w in batch {
-        let _ = w.reply.send(Err(error.clone()));
+        let _ = w.reply.send(answer.clone());
+    }
+}
+
+/// Frees one of the lane's in-flight slots, and forgets the lane once none is taken.
+fn free_slot(lanes: &mut HashMap<String, Lane>, base: &str) {
+    if let Some(lane) = lanes.get_mut(base) {
+        lane.in_flight -= 1;
+        if lane.in_flight == 0 {
+            lanes.remove(base);
+        }
     }
 }
 
@@ -213,16 +219,10 @@ impl Drop for Sender {
         }
         let mut lanes = self.lanes.lock();
         if let Some(lane) = lanes.get_mut(&self.base) {
-            lane.in_flight -= 1;
-            for w in lane.queue.drain(..) {
-                let _ = w.reply.send(Err(SendError::Lost(
-                    "the sender of the batch to the leader stopped".into(),
-                )));
-            }
-            if lane.in_flight == 0 {
-                lanes.remove(&self.base);
-            }
+            let stopped = SendError::Lost("the sender of the batch to the leader stopped".into());
+            answer_all(lane.queue.drain(..), Err(stopped));
         }
+        free_slot(&mut lanes, &self.base);
     }
 }
 
