@@ -29,6 +29,24 @@ def client(server):
     return etcd3.client(host="127.0.0.1", port=server.client_port, timeout=30)
 
 
+def concurrently(count, work):
+    """Runs `work(i)` for every i in range(count) at once, each on a thread of its own;
+    returns (i, error) for each that raised."""
+    failures = []
+
+    def run(i):
+        try:
+            work(i)
+        except Exception as e:  # noqa: BLE001
+            failures.append((i, repr(e)))
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return failures
+
+
 def test_large_values_through_a_follower_arrive_whole(fleet):
     members = fleet.cluster(3)
     follower = a_follower(members)
@@ -39,25 +57,20 @@ def test_large_values_through_a_follower_arrive_whole(fleet):
         assert value == b"x" * LARGEST
 
         # Eight 1 MiB writes at once: together far past one request's worth of bytes.
-        failures = []
-
         def put(i):
             w = client(follower)
             try:
                 w.put("big/%d" % i, bytes([65 + i]) * (1 << 20))
-            except Exception as e:  # noqa: BLE001
-                failures.append((i, repr(e)))
             finally:
                 w.close()
-        threads = [threading.Thread(target=put, args=(i,)) for i in range(8)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        assert failures == []
-        for i in range(8):
-            value, _ = client(members[0]).get("big/%d" % i)
-            assert value == bytes([65 + i]) * (1 << 20), i
+        assert concurrently(8, put) == []
+        leader_side = client(members[0])
+        try:
+            for i in range(8):
+                value, _ = leader_side.get("big/%d" % i)
+                assert value == bytes([65 + i]) * (1 << 20), i
+        finally:
+            leader_side.close()
     finally:
         c.close()
 
@@ -72,16 +85,12 @@ def test_concurrent_writes_through_a_follower_each_get_their_own_answer(fleet):
         try:
             for n in range(20):
                 key = "w/%d/%d" % (i, n)
-                # A put answers with its own revision; prev_kv is the key's own history.
-                resp = w.put(key, "v%d" % n, prev_kv=True)
-                answers[key] = resp.header.revision
+                # A put answers with its own revision (and, asked, the key's previous
+                # value, which travels back in the batch's answer too).
+                answers[key] = w.put(key, "v%d" % n, prev_kv=True).header.revision
         finally:
             w.close()
-    threads = [threading.Thread(target=put, args=(i,)) for i in range(16)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    assert concurrently(16, put) == []
     assert len(answers) == 16 * 20
     # Every write got a revision of its own, and each is the key's mod revision.
     assert len(set(answers.values())) == len(answers)
