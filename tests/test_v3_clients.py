@@ -97,6 +97,33 @@ def test_etcd3_status_and_members(grpc_client, server):
     assert len(members) == 1 and members[0].client_urls == [server.url]
 
 
+def test_grpc_calls_reach_their_service_and_others_are_unimplemented(server):
+    """Each call goes to the service its path names (musubi dispatches on the name itself,
+    crates/server/src/grpc.rs); a service or method nobody serves is gRPC's Unimplemented,
+    as from etcd, and the health service answers SERVING."""
+    import grpc
+    from etcd3.etcdrpc import rpc_pb2
+
+    channel = grpc.insecure_channel("127.0.0.1:%d" % server.client_port)
+    try:
+        put = channel.unary_unary(
+            "/etcdserverpb.KV/Put",
+            request_serializer=rpc_pb2.PutRequest.SerializeToString,
+            response_deserializer=rpc_pb2.PutResponse.FromString,
+        )
+        assert put(rpc_pb2.PutRequest(key=b"routed", value=b"v"), timeout=10).header.revision > 1
+        for path in ("/etcdserverpb.Nowhere/Range", "/etcdserverpb.KV/Nothing"):
+            call = channel.unary_unary(path)
+            with pytest.raises(grpc.RpcError) as refused:
+                call(b"", timeout=10)
+            assert refused.value.code() == grpc.StatusCode.UNIMPLEMENTED, path
+        # grpc.health.v1.Health/Check of "": HealthCheckResponse{status: SERVING (1)}
+        check = channel.unary_unary("/grpc.health.v1.Health/Check")
+        assert check(b"", timeout=10) == b"\x08\x01"
+    finally:
+        channel.close()
+
+
 def test_etcd3_transactions(grpc_client):
     c = grpc_client
     t = c.transactions
