@@ -56,7 +56,7 @@ impl Consensus {
         });
         // Encoded only if it must travel to a leader elsewhere.
         let body = || encode(&proposal);
-        let pending = metrics::gauge!("etcd_server_proposals_pending");
+        let pending = &self.write_metrics.pending;
         pending.increment(1);
         let applied = self
             .on_leader(forward::PROPOSE, body, IfLost::RetryDeduplicated, || {
@@ -64,9 +64,7 @@ impl Consensus {
             })
             .await;
         pending.decrement(1);
-        let applied = applied.inspect_err(|_| {
-            metrics::counter!("etcd_server_proposals_failed_total").increment(1);
-        })?;
+        let applied = applied.inspect_err(|_| self.write_metrics.failed.increment(1))?;
         self.applied_locally(applied.log_index).await?;
         Ok(applied)
     }

@@ -28,6 +28,24 @@ pub struct Consensus {
     pub(crate) leader_wait: Duration,
     /// Quorum reads waiting for a ReadIndex, served one fetch per batch.
     pub(crate) read_batch: Arc<ReadBatch>,
+    pub(crate) write_metrics: WriteMetrics,
+}
+
+/// The metrics every write updates, registered once: finding a metric by name in the
+/// registry on each write cost more than the update.
+#[derive(Clone)]
+pub(crate) struct WriteMetrics {
+    pub(crate) pending: metrics::Gauge,
+    pub(crate) failed: metrics::Counter,
+}
+
+impl WriteMetrics {
+    fn register() -> WriteMetrics {
+        WriteMetrics {
+            pending: metrics::gauge!("etcd_server_proposals_pending"),
+            failed: metrics::counter!("etcd_server_proposals_failed_total"),
+        }
+    }
 }
 
 /// A committed, applied write.
@@ -115,6 +133,7 @@ impl Consensus {
             // allow a split or failed round on top.
             leader_wait: 3 * election,
             read_batch: Arc::default(),
+            write_metrics: WriteMetrics::register(),
         };
 
         let initialized = this.raft.is_initialized().await?;
