@@ -51,6 +51,8 @@ pub struct App {
     pub data_dir: std::path::PathBuf,
     /// When this member last saw a leader change (for `/v2/stats/self`).
     leader_seen: Mutex<(Option<u64>, SystemTime)>,
+    /// `X-Etcd-Cluster-Id`, formatted once: most v2 replies carry it.
+    cluster_id_header: HeaderValue,
 }
 
 impl App {
@@ -64,6 +66,8 @@ impl App {
     ) -> App {
         let now = SystemTime::now();
         let leader = raft.status().leader;
+        let cluster_id_header = HeaderValue::from_str(&format!("{:x}", identity.cluster_id))
+            .expect("hex is a valid header");
         App {
             sm,
             hub,
@@ -73,6 +77,7 @@ impl App {
             started_at: now,
             data_dir,
             leader_seen: Mutex::new((leader, now)),
+            cluster_id_header,
         }
     }
 
@@ -83,10 +88,10 @@ impl App {
 
     /// Adds `X-Etcd-Cluster-Id`, which etcd sends on keys, members and auth replies.
     pub fn with_cluster_id(&self, mut resp: HttpResponse) -> HttpResponse {
-        let id = HeaderValue::from_str(&format!("{:x}", self.identity.cluster_id))
-            .expect("hex is a valid header");
-        resp.headers_mut()
-            .insert(crate::v2::reply::X_ETCD_CLUSTER_ID, id);
+        resp.headers_mut().insert(
+            crate::v2::reply::X_ETCD_CLUSTER_ID,
+            self.cluster_id_header.clone(),
+        );
         resp
     }
 
