@@ -17,10 +17,15 @@
 //! safe while its ID is remembered; the proposer retries for a few election timeouts at
 //! most, which at any realistic write rate is far inside the window.
 //! The window travels in snapshots, so a member restored from one de-duplicates too.
+//!
+//! Every write asks whether its ID was seen, and almost none was: that question is a plain
+//! hash map's (one probe), beside the persistent window a snapshot copies in O(1). The map
+//! is not in the copy; a member restored from a snapshot rebuilds it.
 
 use crate::Response;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 /// IDs remembered at most.
@@ -28,8 +33,8 @@ pub const MAX_IDS: usize = 100_000;
 /// Approximate bytes of remembered responses at most (each counted by its JSON's length
 /// plus a fixed overhead).
 pub const MAX_BYTES: usize = 64 << 20;
-/// What one remembered response costs besides its JSON: the ID in both collections, the
-/// pointer and the allocation's header.
+/// What one remembered response costs besides its JSON: the ID in the window and the
+/// index, the pointer and the allocation's header.
 const OVERHEAD: usize = 64;
 
 /// Names one client request, whichever log entries carry it: the member that received it
@@ -41,50 +46,67 @@ pub struct RequestId {
     pub nonce: u64,
 }
 
-/// The responses of the most recent IDs, in the order they were first applied.
+/// The remembered IDs and their responses, oldest first: what a snapshot holds.
 ///
-/// Both collections are persistent (`imbl`): the copy a snapshot takes under the state
-/// machine's lock is O(1) however many IDs are remembered, and writes go on while the
-/// copy is serialised. Responses sit behind an `Arc`, so the node copies a write makes
-/// copy pointers, not responses, and a snapshot writes their JSON as it is.
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(from = "Remembered")]
-pub struct Deduplicator {
-    order: imbl::Vector<RequestId>,
-    responses: imbl::HashMap<RequestId, Arc<RawValue>>,
-    bytes: usize,
-}
+/// Persistent (`imbl`): the copy a snapshot takes under the state machine's lock is O(1)
+/// however many IDs are remembered, and writes go on while the copy is serialised.
+/// Responses sit behind an `Arc`, so the node copies a write makes copy pointers, not
+/// responses, and a snapshot writes their JSON as it is. Written as a JSON list of
+/// `[id, response]` pairs (JSON maps cannot have structured keys).
+#[derive(Clone, Debug, Default)]
+pub struct Window(imbl::Vector<(RequestId, Arc<RawValue>)>);
 
-/// The window as a snapshot holds it: IDs and responses, oldest first (JSON maps cannot
-/// have structured keys). The responses are taken as the JSON they are, not decoded.
-#[derive(Deserialize)]
-struct Remembered(Vec<(RequestId, Box<RawValue>)>);
-
-/// Written as [`Remembered`] is read, straight from the window: a snapshot copies no
-/// response to write it.
-impl Serialize for Deduplicator {
+impl Serialize for Window {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_seq(self.order.iter().filter_map(|id| {
-            let response = self.responses.get(id)?;
-            Some((id, &**response))
-        }))
+        serializer.collect_seq(self.0.iter().map(|(id, response)| (id, &**response)))
     }
 }
 
-impl From<Remembered> for Deduplicator {
-    fn from(remembered: Remembered) -> Self {
+/// Read as it is written; the responses are taken as the JSON they are, not decoded.
+impl<'de> Deserialize<'de> for Window {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let pairs = Vec::<(RequestId, Box<RawValue>)>::deserialize(deserializer)?;
+        Ok(Window(
+            pairs
+                .into_iter()
+                .map(|(id, json)| (id, json.into()))
+                .collect(),
+        ))
+    }
+}
+
+/// The responses of the most recent IDs, in the order they were first applied.
+#[derive(Debug, Default)]
+pub struct Deduplicator {
+    window: Window,
+    /// Where each remembered ID sits in the window, counted from the first ID this
+    /// deduplicator ever remembered: `window[position - forgotten]`.
+    index: HashMap<RequestId, u64>,
+    /// How many IDs have left the front of the window.
+    forgotten: u64,
+    bytes: usize,
+}
+
+impl From<Window> for Deduplicator {
+    /// Remembers a snapshot's window again, in its order and within the bounds.
+    fn from(window: Window) -> Self {
         let mut d = Deduplicator::default();
-        for (id, json) in remembered.0 {
-            d.remember_json(id, json.into());
+        for (id, json) in window.0 {
+            d.remember_json(id, json);
         }
         d
     }
 }
 
 impl Deduplicator {
+    /// The window as a snapshot holds it: a copy in O(1).
+    pub fn window(&self) -> Window {
+        self.window.clone()
+    }
+
     /// The response `id` got when it was first applied, if it is remembered.
     pub fn seen(&self, id: &RequestId) -> Option<Response> {
-        let json = self.responses.get(id)?;
+        let (_, json) = &self.window.0[self.slot(id)?];
         Some(
             serde_json::from_str(json.get())
                 .expect("a remembered response is JSON written from a Response"),
@@ -106,32 +128,41 @@ impl Deduplicator {
         self.remember_json(id, json.into());
     }
 
+    /// Where `id` sits in the window, if it is remembered.
+    fn slot(&self, id: &RequestId) -> Option<usize> {
+        let position = self.index.get(id)?;
+        Some((position - self.forgotten) as usize)
+    }
+
     /// Remembers `json`, a response as JSON, as `id`'s, forgetting the oldest IDs past the
     /// bounds.
     fn remember_json(&mut self, id: RequestId, json: Arc<RawValue>) {
         self.bytes += cost(&json);
-        if let Some(replaced) = self.responses.insert(id, json) {
+        if let Some(slot) = self.slot(&id) {
+            let (_, replaced) = self.window.0.set(slot, (id, json));
             self.bytes -= cost(&replaced);
         } else {
-            self.order.push_back(id);
+            let position = self.forgotten + self.window.0.len() as u64;
+            self.index.insert(id, position);
+            self.window.0.push_back((id, json));
         }
-        while self.order.len() > MAX_IDS || (self.bytes > MAX_BYTES && self.order.len() > 1) {
-            let Some(oldest) = self.order.pop_front() else {
+        while self.len() > MAX_IDS || (self.bytes > MAX_BYTES && self.len() > 1) {
+            let Some((oldest, json)) = self.window.0.pop_front() else {
                 break;
             };
-            if let Some(json) = self.responses.remove(&oldest) {
-                self.bytes -= cost(&json);
-            }
+            self.forgotten += 1;
+            self.index.remove(&oldest);
+            self.bytes -= cost(&json);
         }
     }
 
     /// How many IDs are remembered.
     pub fn len(&self) -> usize {
-        self.order.len()
+        self.window.0.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.order.is_empty()
+        self.window.0.is_empty()
     }
 }
 
@@ -199,9 +230,9 @@ mod tests {
         for n in 0..5 {
             d.remember(id(n), &mut Response::Expired(Vec::new()));
         }
-        let restored: Deduplicator =
-            serde_json::from_slice(&serde_json::to_vec(&d).unwrap()).unwrap();
-        assert_eq!(restored.order, d.order);
+        let written = serde_json::to_vec(&d.window()).unwrap();
+        let restored = Deduplicator::from(serde_json::from_slice::<Window>(&written).unwrap());
+        assert_eq!(serde_json::to_vec(&restored.window()).unwrap(), written);
         assert_eq!(restored.bytes, d.bytes);
         assert!(restored.seen(&id(4)).is_some());
     }

@@ -3,7 +3,7 @@
 
 use crate::Proposal;
 use crate::alarm::Alarms;
-use crate::dedup::Deduplicator;
+use crate::dedup::{Deduplicator, Window};
 use crate::entry::Entry;
 use crate::keyspace::Keyspace;
 use crate::removed::RemovedMembers;
@@ -127,7 +127,7 @@ pub struct Frozen {
     /// Absent from snapshots taken before v3 auth: off, no users.
     #[serde(default)]
     auth_v3: AuthV3,
-    requests: Deduplicator,
+    requests: Window,
     /// Absent from snapshots taken before alarms: none active.
     #[serde(default)]
     alarms: Alarms,
@@ -242,7 +242,7 @@ impl StateMachine {
             stats: self.stats.clone(),
             auth: self.auth.clone(),
             auth_v3: self.auth_v3.clone(),
-            requests: self.requests.clone(),
+            requests: self.requests.window(),
             alarms: self.alarms.clone(),
             removed: self.removed.clone(),
         }
@@ -284,7 +284,7 @@ impl StateMachine {
             stats: data.stats,
             auth: data.auth,
             auth_v3: data.auth_v3,
-            requests: data.requests,
+            requests: data.requests.into(),
             removed: data.removed,
         })
     }
