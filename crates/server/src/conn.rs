@@ -13,15 +13,24 @@
 //! a handshake record (0x16), which no HTTP/1 method and no HTTP/2 preface starts with.
 
 use crate::h2_authority::AuthorityFix;
-use axum::Router;
+use axum::body::Body;
+use axum::extract::Request;
+use axum::response::Response;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
+use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream, UnixListener};
 use tokio_rustls::TlsAcceptor;
+use tower::ServiceExt;
+use tower::util::BoxCloneSyncService;
+
+/// What a listener serves: an axum Router, or a plain function where routing would only
+/// cost time (the client port, `crate::grpc::mount`).
+pub type HttpService = BoxCloneSyncService<Request, Response, Infallible>;
 
 /// A client that connects and says nothing must not hold its socket forever.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -52,8 +61,8 @@ enum Accepting {
     Either(TlsAcceptor),
 }
 
-/// Serves `router` on every connection `socket` accepts.
-pub async fn serve(socket: Socket, security: Security, router: Router) {
+/// Serves `service` on every connection `socket` accepts.
+pub async fn serve(socket: Socket, security: Security, service: HttpService) {
     let accepting = match security {
         Security::Plain => Accepting::Plain,
         Security::Tls(config) => Accepting::Tls(TlsAcceptor::from(config)),
@@ -61,7 +70,7 @@ pub async fn serve(socket: Socket, security: Security, router: Router) {
     };
     let http = Arc::new(builder());
     loop {
-        let (http, router) = (http.clone(), router.clone());
+        let (http, service) = (http.clone(), service.clone());
         let accepted = match &socket {
             Socket::Tcp(listener) => listener.accept().await.map(|(tcp, remote)| {
                 tokio::spawn(tcp_connection(
@@ -69,7 +78,7 @@ pub async fn serve(socket: Socket, security: Security, router: Router) {
                     remote.to_string(),
                     accepting.clone(),
                     http,
-                    router,
+                    service,
                 ));
             }),
             Socket::Unix(listener) => listener.accept().await.map(|(unix, _)| {
@@ -78,7 +87,7 @@ pub async fn serve(socket: Socket, security: Security, router: Router) {
                     "unix socket".into(),
                     accepting.clone(),
                     http,
-                    router,
+                    service,
                 ));
             }),
         };
@@ -106,7 +115,7 @@ async fn tcp_connection(
     remote: String,
     accepting: Accepting,
     http: Arc<auto::Builder<TokioExecutor>>,
-    router: Router,
+    service: HttpService,
 ) {
     // Replies are small and latency-bound: send them without Nagle's delay.
     let _ = tcp.set_nodelay(true);
@@ -122,7 +131,7 @@ async fn tcp_connection(
         }
         other => other,
     };
-    connection(tcp, remote, accepting, http, router).await
+    connection(tcp, remote, accepting, http, service).await
 }
 
 /// One connection: the TLS handshake if any (which refuses clients without an acceptable
@@ -132,16 +141,16 @@ async fn connection<IO>(
     remote: String,
     accepting: Accepting,
     http: Arc<auto::Builder<TokioExecutor>>,
-    router: Router,
+    service: HttpService,
 ) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let acceptor = match accepting {
-        Accepting::Plain => return serve_http(&http, io, remote, router).await,
+        Accepting::Plain => return serve_http(&http, io, remote, service).await,
         Accepting::Tls(acceptor) | Accepting::Either(acceptor) => acceptor,
     };
     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(io)).await {
-        Ok(Ok(stream)) => serve_http(&http, stream, remote, router).await,
+        Ok(Ok(stream)) => serve_http(&http, stream, remote, service).await,
         // etcd logs these too ("http: TLS handshake error from ..."): a client with the
         // wrong CA or no certificate is the usual cause.
         Ok(Err(e)) => tracing::warn!(%remote, error = %e, "TLS handshake failed"),
@@ -149,14 +158,18 @@ async fn connection<IO>(
     }
 }
 
-async fn serve_http<IO>(http: &auto::Builder<TokioExecutor>, io: IO, remote: String, router: Router)
-where
+async fn serve_http<IO>(
+    http: &auto::Builder<TokioExecutor>,
+    io: IO,
+    remote: String,
+    service: HttpService,
+) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let served = http
         .serve_connection_with_upgrades(
             TokioIo::new(AuthorityFix::new(io)),
-            TowerToHyperService::new(router),
+            TowerToHyperService::new(service.map_request(|req: Request<_>| req.map(Body::new))),
         )
         .await;
     if let Err(e) = served {

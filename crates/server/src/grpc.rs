@@ -1,10 +1,11 @@
-//! gRPC on the client port: tonic services share the axum Router of the HTTP API.
+//! gRPC on the client port: tonic services beside the HTTP API, on one service.
 //!
 //! A request goes to gRPC when it is HTTP/2 with a `content-type` of `application/grpc*`,
 //! the test etcd's own handler makes (`grpcHandlerFunc`); everything else, HTTP/2 or not,
 //! goes to the HTTP handlers (v2, the `/v3/` gateway, `/version`). A gRPC call to a service
 //! we do not serve gets gRPC's `Unimplemented`, as from etcd.
 
+use crate::conn::HttpService;
 use crate::grpc_metrics;
 use crate::v3::V3;
 use crate::v3::auth::service::AuthService;
@@ -16,7 +17,6 @@ use crate::v3::lease::{LeaseGrpc, LeaseService};
 use crate::v3::lock::LockService;
 use crate::v3::maintenance::MaintenanceService;
 use crate::v3::watch::WatchService;
-use axum::Router;
 use axum::extract::Request;
 use axum::http::{Version, header};
 use axum::response::{IntoResponse, Response};
@@ -35,10 +35,10 @@ use tower::util::BoxCloneSyncService;
 use tower::{Service, ServiceExt};
 
 /// `http` with the gRPC services mounted beside it, each gRPC call counted for `/metrics`.
-pub fn mount(http: Router, v3: &V3) -> Router {
+pub fn mount(http: HttpService, v3: &V3) -> HttpService {
     let grpc = services(v3);
     let v3 = v3.clone();
-    Router::new().fallback_service(tower::service_fn(move |req: Request| {
+    HttpService::new(tower::service_fn(move |req: Request| {
         let (grpc, http, v3) = (grpc.clone(), http.clone(), v3.clone());
         async move {
             if !is_grpc(&req) {

@@ -2,6 +2,7 @@
 //! redirect and CORS, and dispatches to the v2 handlers and the v3 JSON gateway.
 
 use crate::app::App;
+use crate::conn::HttpService;
 use crate::probes;
 use crate::v2::auth::{self, AuthRequest};
 use crate::v2::basic_auth::Credentials;
@@ -16,8 +17,13 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use std::sync::Arc;
 
-pub fn router(v3: V3) -> Router {
-    Router::new().fallback(dispatch).with_state(v3)
+/// The client port's HTTP API: every path goes to one function, which dispatches itself
+/// (an axum Router in front would match a catch-all route on every request for nothing).
+pub fn service(v3: V3) -> HttpService {
+    HttpService::new(tower::service_fn(move |req: Request| {
+        let v3 = v3.clone();
+        async move { Ok::<_, std::convert::Infallible>(dispatch(v3, req).await) }
+    }))
 }
 
 /// What a `--listen-metrics-urls` listener serves, as etcd's: `/metrics` and the health
@@ -49,7 +55,7 @@ pub fn metrics_router(v3: V3) -> Router {
         .with_state(v3)
 }
 
-async fn dispatch(State(v3): State<V3>, req: Request) -> reply::HttpResponse {
+async fn dispatch(v3: V3, req: Request) -> reply::HttpResponse {
     let mut resp = route(v3, req).await;
     add_cors(resp.headers_mut());
     resp

@@ -42,6 +42,7 @@ pub mod v3;
 
 use app::{App, Limits};
 use config::{Config, ConfigError, Invocation};
+use conn::HttpService;
 use listen::{Bound, bind_all};
 use musubi_consensus::{ApplyHook, Consensus, ConsensusConfig, Member};
 use musubi_store::StateMachine;
@@ -204,13 +205,13 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
 
     let v3 = v3::V3::new(app.clone());
     tokio::spawn(v3::lease::run_expiry(v3.clone()));
-    let client_router = grpc::mount(http::router(v3.clone()), &v3);
-    let metrics_router = http::metrics_router(v3.clone());
+    let client_service = grpc::mount(http::service(v3.clone()), &v3);
+    let metrics_router = HttpService::new(http::metrics_router(v3.clone()));
     for bound in metrics_listeners {
         tracing::info!(url = %bound.url, "serving metrics");
         tokio::spawn(bound.serve(metrics_router.clone()));
     }
-    let peer_router = raft.peer_router_with(v3::lease::peer_routes(v3.clone()));
+    let peer_router = HttpService::new(raft.peer_router_with(v3::lease::peer_routes(v3.clone())));
     for bound in peer_listeners {
         tracing::info!(url = %bound.url, "serving peers");
         tokio::spawn(bound.serve(peer_router.clone()));
@@ -219,7 +220,7 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
         app.clone(),
         config.clone(),
         client_listeners,
-        client_router,
+        client_service,
     ));
     let removed = tokio::select! {
         _ = shutdown_signal() => false,
@@ -244,7 +245,7 @@ async fn serve_clients_when_ready(
     app: Arc<App>,
     config: Config,
     listeners: Vec<Bound>,
-    router: axum::Router,
+    service: HttpService,
 ) {
     let me = &app.identity;
     ready::published(
@@ -256,7 +257,7 @@ async fn serve_clients_when_ready(
     .await;
     for bound in listeners {
         tracing::info!(url = %bound.url, "serving clients");
-        tokio::spawn(bound.serve(router.clone()));
+        tokio::spawn(bound.serve(service.clone()));
     }
     tracing::info!(name = %me.name, data_dir = %config.data_dir.display(), "musubi is ready");
     notify_systemd(sd_notify::NotifyState::Ready);

@@ -19,8 +19,8 @@ pub struct Bound {
 }
 
 impl Bound {
-    pub async fn serve(self, router: axum::Router) {
-        conn::serve(self.socket, self.security, router).await
+    pub async fn serve(self, service: conn::HttpService) {
+        conn::serve(self.socket, self.security, service).await
     }
 }
 
