@@ -677,6 +677,9 @@ def test_headers_and_methods(target):
     for k in ("x-etcd-index", "x-raft-index", "x-raft-term", "x-etcd-cluster-id"):
         assert k in h, "HEAD reply lacks %s: %s" % (k, h)
     assert re.fullmatch(r"[0-9a-f]+", h["x-etcd-cluster-id"]), h
+    # As Go's net/http answers HEAD: the length the GET's body has, without the body.
+    st, _, body = raw_request(target.client_port, "GET", "/v2/keys/")
+    assert h.get("content-length") == str(len(body)), (h, body)
     st, h, data = raw_request(target.client_port, "GET", "/version")
     assert st == 200 and set(json.loads(data)) == {"etcdserver", "etcdcluster"}, data
     st, h, data = raw_request(target.client_port, "GET", "/health")

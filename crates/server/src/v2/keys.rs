@@ -7,8 +7,8 @@ use super::json;
 use super::params::{Form, KeyParams};
 use super::reply::{self, HttpResponse, RaftPosition};
 use crate::app::App;
-use axum::body::Body;
-use axum::http::{Method, StatusCode};
+use axum::body::{Body, HttpBody};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use bytes::Bytes;
 use musubi_store::{Request, Response, V2Error};
 use std::sync::Arc;
@@ -111,6 +111,11 @@ async fn read(app: &App, key: String, params: &KeyParams, head: bool) -> HttpRes
         Err(e) => reply::error(&e),
     };
     if head {
+        // As etcd (Go's net/http): the length the GET's body would have, and no body.
+        if let Some(length) = resp.body().size_hint().exact() {
+            resp.headers_mut()
+                .insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+        }
         *resp.body_mut() = Body::empty();
     }
     resp
