@@ -26,6 +26,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_server(grpc)
         .build_client(grpc)
         .build_transport(grpc)
+        // Smaller first buffers than tonic's 8 KiB (src/codec.rs).
+        .codec_path("crate::codec::SmallBuffers")
         .emit_rerun_if_changed(false)
         .out_dir(&out_dir)
         .compile_fds(fds)?;

@@ -43,5 +43,7 @@ generated!(
     "v3electionpb"
 );
 
+#[cfg(feature = "grpc")]
+pub mod codec;
 mod keys;
 pub use keys::prefix_end;
