@@ -46,7 +46,7 @@ pub fn mount(http: HttpService, v3: &V3) -> HttpService {
             }
             let call = grpc_metrics::Call::start(req.uri().path());
             let response = match learner::check_call(&v3, req.uri().path()) {
-                Ok(()) => grpc.call(req).await,
+                Ok(()) => grpc.serve(req).await,
                 Err(refused) => refused.into_http::<axum::body::Body>(),
             };
             Ok(call.finish(response))
@@ -100,7 +100,7 @@ impl Services {
 
     /// Runs `req` on the service its path names, or answers `Unimplemented` as tonic does
     /// for a service it does not know.
-    async fn call(&self, req: Request) -> Response {
+    async fn serve(&self, req: Request) -> Response {
         // `/etcdserverpb.KV/Put`: the service is the first segment.
         let name = req.uri().path().split('/').nth(1).unwrap_or_default();
         match self.0.iter().find(|(n, _)| *n == name) {
