@@ -14,8 +14,9 @@
 //! first. A response is kept as the JSON a snapshot writes of it, not as a `Response`: a
 //! retry is rare, and the decoded form (an enum as large as its largest variant, v2 events
 //! included) cost several times as much per ID, 60 MB of a full window. A retry is only
-//! safe while its ID is remembered; the proposer retries for a few election timeouts at
-//! most, which at any realistic write rate is far inside the window.
+//! safe while its ID is remembered; the proposer retries for three election timeouts at
+//! most, inside the window up to about 33,000 writes a second, which one member nears at
+//! its peak (docs/safety.md, "Request IDs", says how to close that gap).
 //! The window travels in snapshots, so a member restored from one de-duplicates too.
 //!
 //! Every write asks whether its ID was seen, and almost none was: that question is a plain
