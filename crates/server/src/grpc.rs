@@ -31,7 +31,6 @@ use musubi_proto::v3lockpb::lock_server::LockServer;
 use std::convert::Infallible;
 use std::sync::Arc;
 use tonic::server::NamedService;
-use tower::util::BoxCloneSyncService;
 use tower::{Service, ServiceExt};
 
 /// `http` with the gRPC services mounted beside it, each gRPC call counted for `/metrics`.
@@ -77,14 +76,12 @@ fn services(v3: &V3) -> Services {
         .add(health)
 }
 
-type BoxedService = BoxCloneSyncService<Request, Response, Infallible>;
-
 /// The gRPC services by name. A call goes straight to its service by the first segment of
 /// its path; each generated server then matches the method. tonic's own `Routes` is an
 /// axum Router, which behind this module's fallback routed every call a second time
 /// (matching the path, recording its parameters), a few per cent of a put's CPU.
 #[derive(Clone, Default)]
-struct Services(Arc<Vec<(&'static str, BoxedService)>>);
+struct Services(Arc<Vec<(&'static str, HttpService)>>);
 
 impl Services {
     fn add<S>(mut self, service: S) -> Self
@@ -93,7 +90,7 @@ impl Services {
         S::Response: IntoResponse,
         S::Future: Send + 'static,
     {
-        let boxed = BoxCloneSyncService::new(service.map_response(IntoResponse::into_response));
+        let boxed = HttpService::new(service.map_response(IntoResponse::into_response));
         Arc::make_mut(&mut self.0).push((S::NAME, boxed));
         self
     }
