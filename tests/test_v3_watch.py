@@ -345,7 +345,10 @@ def test_a_half_closed_request_stream_keeps_its_watches(conn):
 
 def test_a_client_that_does_not_read_slows_no_write_and_misses_nothing(conn):
     w = conn.watch()
-    w.create("s/", "s0")
+    # The create is sent by gRPC's own thread and may reach the server after the first
+    # write: a watch from the current revision would then rightly start after it. The
+    # start revision names the first write whichever comes first.
+    w.create("s/", "s0", start_revision=conn.rev() + 1)
     # created is in flight; the stream is not read until every write is done
     value = "v" * 2000
     start = time.time()
