@@ -30,6 +30,11 @@ pub(crate) enum IfLost {
     Unknown,
 }
 
+/// How many times a write refused for proposing from too far behind is sent again, each
+/// time as landing above the index it was refused at, before its caller hears that the
+/// outcome is unknown.
+const MAX_REFUSALS: u32 = 3;
+
 /// Where a request must run.
 enum Route {
     Here,
@@ -45,24 +50,47 @@ impl Consensus {
     /// retries: a reply lost on the way back from the leader, or a leader that steps down
     /// after appending the entry, no longer leaves the outcome unknown; the write is sent
     /// again and the state machine applies it at most once (`musubi_store::Deduplicator`).
+    /// It also says above which log index it lands, this member's applied index: should
+    /// the state machine have forgotten an ID applied above that by the time a retry
+    /// arrives, the retry is refused, and the outcome is unknown after all.
     pub async fn write(&self, req: musubi_store::Request) -> Result<Applied, ConsensusError> {
         // Shared, not copied, by every retry and by openraft's log and apply.
-        let proposal = Arc::new(Proposal {
+        let mut proposal = Arc::new(Proposal {
             id: Some(RequestId {
                 member: self.node_id,
                 nonce: rand::random(),
             }),
+            lands_above: Some(self.state_machine.applied_index().unwrap_or(0)),
             request: req,
         });
-        // Encoded only if it must travel to a leader elsewhere.
-        let body = || encode(&proposal);
         let pending = &self.write_metrics.pending;
         pending.increment(1);
-        let applied = self
-            .on_leader(forward::PROPOSE, body, IfLost::RetryDeduplicated, || {
-                self.write_here(proposal.clone())
-            })
-            .await;
+        let mut refusals = 0;
+        let applied = loop {
+            // Encoded only if it must travel to a leader elsewhere.
+            let body = || encode(&*proposal);
+            let attempt = self
+                .on_leader(forward::PROPOSE, body, IfLost::RetryDeduplicated, || {
+                    self.write_here(proposal.clone())
+                })
+                .await;
+            match attempt {
+                // Refused with no earlier attempt that could have been applied (else
+                // `on_leader` says the outcome is unknown): this member proposed from too
+                // far behind. Nothing was applied; it lands above `at` when sent again.
+                Err(ConsensusError::Refused { at }) if refusals < MAX_REFUSALS => {
+                    refusals += 1;
+                    proposal = Arc::new(Proposal {
+                        lands_above: Some(at),
+                        ..(*proposal).clone()
+                    });
+                }
+                // Writes go by faster than it can be sent: say that it may have been
+                // applied, which is never wrong.
+                Err(ConsensusError::Refused { .. }) => break Err(ConsensusError::OutcomeUnknown),
+                attempt => break attempt,
+            }
+        };
         pending.decrement(1);
         let applied = applied.inspect_err(|_| self.write_metrics.failed.increment(1))?;
         self.applied_locally(applied.log_index).await?;
@@ -156,6 +184,10 @@ impl Consensus {
             let retry = match &result {
                 // Nothing was proposed: safe to try the next leader.
                 Err(ConsensusError::NotLeader { .. }) => true,
+                // This attempt changed nothing, but an earlier one may have.
+                Err(ConsensusError::Refused { .. }) if maybe_applied => {
+                    return Err(ConsensusError::OutcomeUnknown);
+                }
                 // Proposed, perhaps applied: safe to send again only with a request ID.
                 Err(ConsensusError::OutcomeUnknown) => {
                     maybe_applied = true;
@@ -216,9 +248,13 @@ impl Consensus {
                 }
             }
         };
+        let log_index = written.log_id.index;
+        if matches!(written.data, musubi_store::Response::Refused) {
+            return Err(ConsensusError::Refused { at: log_index });
+        }
         Ok(Applied {
             response: written.data,
-            log_index: written.log_id.index,
+            log_index,
             term: written.log_id.leader_id.term,
         })
     }

@@ -16,6 +16,12 @@ pub enum ConsensusError {
         "etcdserver: leader changed while the request was in flight; it may or may not have been applied"
     )]
     OutcomeUnknown,
+    /// The state machine refused the write at log index `at`, as one whose first attempt
+    /// may have been applied and forgotten (`musubi_store::Deduplicator`): this attempt
+    /// changed nothing. Whoever knows that no earlier attempt can have been applied may
+    /// propose it again as landing above `at`; anyone else must say the outcome is unknown.
+    #[error("etcdserver: the write was refused as one that may have been applied before")]
+    Refused { at: u64 },
     /// No leader is known or reachable; nothing was proposed. Names who cannot be reached.
     #[error("etcdserver: no leader: {0}")]
     NoLeader(String),
@@ -50,6 +56,7 @@ impl ConsensusError {
         match self {
             Self::NotLeader { leader } => Self::NotLeader { leader: *leader },
             Self::OutcomeUnknown => Self::OutcomeUnknown,
+            Self::Refused { at } => Self::Refused { at: *at },
             Self::NoLeader(m) => Self::NoLeader(m.clone()),
             Self::Unavailable(m) => Self::Unavailable(m.clone()),
             Self::Rejected(m) => Self::Rejected(m.clone()),

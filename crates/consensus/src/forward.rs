@@ -50,6 +50,7 @@ pub(crate) const MEMBERS: &str = "/raft/members";
 pub(crate) enum WireError {
     NotLeader(Option<u64>),
     OutcomeUnknown,
+    Refused(u64),
     Unavailable(String),
     Membership(MembershipError),
     Other(String),
@@ -60,6 +61,7 @@ impl From<ConsensusError> for WireError {
         match e {
             ConsensusError::NotLeader { leader } => Self::NotLeader(leader),
             ConsensusError::OutcomeUnknown => Self::OutcomeUnknown,
+            ConsensusError::Refused { at } => Self::Refused(at),
             ConsensusError::Unavailable(m) => Self::Unavailable(m),
             ConsensusError::Membership(e) => Self::Membership(e),
             other => Self::Other(other.to_string()),
@@ -72,6 +74,7 @@ impl From<WireError> for ConsensusError {
         match e {
             WireError::NotLeader(leader) => Self::NotLeader { leader },
             WireError::OutcomeUnknown => Self::OutcomeUnknown,
+            WireError::Refused(at) => Self::Refused { at },
             WireError::Unavailable(m) => Self::Unavailable(m),
             WireError::Membership(e) => Self::Membership(e),
             WireError::Other(m) => Self::Rejected(format!("on the leader: {m}")),

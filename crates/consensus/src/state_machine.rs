@@ -97,14 +97,17 @@ impl StateMachineStore {
         let mut applied = self.shared.applied.lock();
         for (entry, responder) in chunk {
             let response = match entry.payload {
-                EntryPayload::Normal(proposal) => match sm.apply_proposal(&proposal) {
-                    Outcome::Applied(response) => {
-                        (self.shared.hook)(&response);
-                        Some(response)
+                EntryPayload::Normal(proposal) => {
+                    match sm.apply_proposal(&proposal, entry.log_id.index) {
+                        Outcome::Applied(response) => {
+                            (self.shared.hook)(&response);
+                            Some(response)
+                        }
+                        // A retry of a write applied before: watchers saw it then. Or one
+                        // that may have been, and was refused: nothing to see.
+                        outcome => Some(outcome.into_response()),
                     }
-                    // A retry of a write applied before: watchers saw it then.
-                    Outcome::Repeated(response) => Some(response),
-                },
+                }
                 EntryPayload::Membership(membership) => {
                     // Under the same lock as the membership itself, in log order: every
                     // member records the same removals (etcd's removed-member store).

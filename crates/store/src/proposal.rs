@@ -1,9 +1,13 @@
 //! One Raft log entry's payload: a request and, when a retry of it could follow, its ID
 //! (`dedup`).
 //!
-//! The JSON is the request's own object with an `"id"` member in front:
-//! `{"id":{"member":1,"nonce":2},"V3":{"write":…,"now_ms":…}}`, and without the `"id"`
-//! for entries written before IDs existed. That is what `#[serde(flatten)]` made of it
+//! The JSON is the request's own object with an `"id"` member in front, and after it
+//! `"lands_above"` (`dedup`'s fence):
+//! `{"id":{"member":1,"nonce":2},"lands_above":7,"V3":{"write":…,"now_ms":…}}`, without
+//! `"lands_above"` for entries written before the fence, and without the `"id"` for
+//! entries written before IDs existed. A binary from before the fence reads
+//! `"lands_above"` as a second request and refuses the entry: it stops rather than apply
+//! what the others would refuse. That is what `#[serde(flatten)]` made of it
 //! before; the impls below write and read the same bytes by hand, because flatten buffers
 //! every field of the request in serde's generic `Content` on the way in and out, and
 //! every entry takes that way three times on a follower (the leader's encode, the peer
@@ -26,6 +30,11 @@ use std::fmt;
 #[derive(Clone, Debug, PartialEq)]
 pub struct Proposal {
     pub id: Option<RequestId>,
+    /// Every log entry carrying this proposal, first attempt or retry, lands above this
+    /// index: the proposer's applied index when it made the proposal (any entry appended
+    /// later lands above everything committed). `None` in entries written before it
+    /// existed, and without an ID.
+    pub lands_above: Option<u64>,
     pub request: Request,
 }
 
@@ -46,12 +55,18 @@ impl fmt::Display for Proposal {
 impl Proposal {
     /// A proposal that no retry will follow (the leader's own housekeeping).
     pub fn once(request: Request) -> Self {
-        Self { id: None, request }
+        Self {
+            id: None,
+            lands_above: None,
+            request,
+        }
     }
 }
 
-/// The member `"id"` goes by; every other member is the request's variant.
+/// The member `"id"` goes by.
 const ID: &str = "id";
+/// The member `"lands_above"` goes by; every other member is the request's variant.
+const LANDS_ABOVE: &str = "lands_above";
 
 // A struct variant's fields as the derived `Serialize` of `Request` writes them: an
 // object of its fields in declaration order. Borrowed, so nothing is copied.
@@ -81,9 +96,13 @@ struct V3AsFields<'a> {
 
 impl Serialize for Proposal {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(Some(1 + usize::from(self.id.is_some())))?;
+        let members = 1 + usize::from(self.id.is_some()) + usize::from(self.lands_above.is_some());
+        let mut map = serializer.serialize_map(Some(members))?;
         if let Some(id) = &self.id {
             map.serialize_entry(ID, id)?;
+        }
+        if let Some(index) = &self.lands_above {
+            map.serialize_entry(LANDS_ABOVE, index)?;
         }
         match &self.request {
             Request::V2 { op, now_ms } => map.serialize_entry(
@@ -139,6 +158,7 @@ impl<'de> Visitor<'de> for ProposalVisitor {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Proposal, A::Error> {
         // `None` until the member is read; `null` reads as no ID, as the derived form had it.
         let mut id: Option<Option<RequestId>> = None;
+        let mut lands_above = None;
         let mut request = None;
         while let Some(key) = map.next_key_seed(KeySeed)? {
             if key == ID {
@@ -146,6 +166,11 @@ impl<'de> Visitor<'de> for ProposalVisitor {
                     return Err(de::Error::duplicate_field(ID));
                 }
                 id = Some(map.next_value()?);
+            } else if key == LANDS_ABOVE {
+                if lands_above.is_some() {
+                    return Err(de::Error::duplicate_field(LANDS_ABOVE));
+                }
+                lands_above = Some(map.next_value()?);
             } else if request.is_some() {
                 return Err(de::Error::custom(format_args!(
                     "a log entry holds one request; {key:?} is a second"
@@ -159,6 +184,7 @@ impl<'de> Visitor<'de> for ProposalVisitor {
         let request = request.ok_or_else(|| de::Error::custom("a log entry without a request"))?;
         Ok(Proposal {
             id: id.flatten(),
+            lands_above,
             request,
         })
     }
@@ -281,6 +307,8 @@ mod tests {
     struct Flattened {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         id: Option<RequestId>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        lands_above: Option<u64>,
         #[serde(flatten)]
         request: Request,
     }
@@ -319,19 +347,31 @@ mod tests {
     #[test]
     fn written_and_read_as_the_derived_flatten_did() {
         for request in every_variant() {
-            for id in [
-                None,
-                Some(RequestId {
-                    member: 1,
-                    nonce: u64::MAX,
-                }),
+            for (id, lands_above) in [
+                (None, None),
+                (
+                    Some(RequestId {
+                        member: 1,
+                        nonce: u64::MAX,
+                    }),
+                    None,
+                ),
+                (
+                    Some(RequestId {
+                        member: 1,
+                        nonce: 2,
+                    }),
+                    Some(u64::MAX),
+                ),
             ] {
                 let ours = Proposal {
                     id,
+                    lands_above,
                     request: request.clone(),
                 };
                 let derived = Flattened {
                     id,
+                    lands_above,
                     request: request.clone(),
                 };
                 let json = serde_json::to_string(&ours).unwrap();
@@ -392,6 +432,10 @@ mod tests {
                 r#"{"id":{"member":1,"nonce":2},"id":{"member":1,"nonce":2},"Expire":{"now_ms":1}}"#,
                 "duplicate field",
             ),
+            (
+                r#"{"lands_above":1,"lands_above":1,"Expire":{"now_ms":1}}"#,
+                "duplicate field",
+            ),
             (r#"{"Bogus":{}}"#, "unknown variant"),
             (r#"{"Expire":{}}"#, "missing field"),
             ("[]", "invalid type"),
@@ -401,5 +445,24 @@ mod tests {
                 .to_string();
             assert!(error.contains(reason), "{json}: {error}");
         }
+    }
+
+    /// A binary from before the fence reads every member but `"id"` as the request, so
+    /// meeting `"lands_above"` before the request it refuses the entry as an unknown
+    /// request (`{"Bogus":{}}` above) and stops, rather than apply what the others refuse.
+    #[test]
+    fn lands_above_is_written_before_the_request() {
+        let proposal = Proposal {
+            id: Some(RequestId {
+                member: 1,
+                nonce: 2,
+            }),
+            lands_above: Some(5),
+            request: Request::Expire { now_ms: 7 },
+        };
+        assert_eq!(
+            serde_json::to_string(&proposal).unwrap(),
+            r#"{"id":{"member":1,"nonce":2},"lands_above":5,"Expire":{"now_ms":7}}"#
+        );
     }
 }

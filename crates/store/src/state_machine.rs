@@ -26,6 +26,9 @@ pub enum Response {
         result: Result<V3Response, V3Error>,
         v2_events: Vec<Event>,
     },
+    /// Not applied: its first attempt may have been applied and forgotten (`dedup`'s
+    /// fence), so nothing changed and the outcome is the first attempt's, unknown.
+    Refused,
 }
 
 impl Response {
@@ -99,18 +102,15 @@ pub enum Outcome {
     Applied(Response),
     /// Its ID was applied before: nothing changed, and this is the first response.
     Repeated(Response),
+    /// Its ID may have been applied before and forgotten: nothing changed.
+    Refused,
 }
 
 impl Outcome {
-    pub fn response(&self) -> &Response {
-        match self {
-            Outcome::Applied(r) | Outcome::Repeated(r) => r,
-        }
-    }
-
     pub fn into_response(self) -> Response {
         match self {
             Outcome::Applied(r) | Outcome::Repeated(r) => r,
+            Outcome::Refused => Response::Refused,
         }
     }
 }
@@ -128,6 +128,9 @@ pub struct Frozen {
     #[serde(default)]
     auth_v3: AuthV3,
     requests: Window,
+    /// The request window's fence (`dedup`); format 2 predates it: none.
+    #[serde(default)]
+    request_fence: u64,
     /// Absent from snapshots taken before alarms: none active.
     #[serde(default)]
     alarms: Alarms,
@@ -136,8 +139,13 @@ pub struct Frozen {
     removed: RemovedMembers,
 }
 
-/// The snapshot layout: 2 is the MVCC keyspace (1, never marked, was the v2 tree).
-const SNAPSHOT_FORMAT: u32 = 2;
+/// The snapshot layout: 3 adds the request window's fence and indexed IDs, 2 is the MVCC
+/// keyspace (1, never marked, was the v2 tree). 2 still reads as it was (no fence, no
+/// indexed IDs); a binary from before 3 refuses a 3 rather than restore a window without
+/// its fence and apply what the others refuse.
+const SNAPSHOT_FORMAT: u32 = 3;
+/// The oldest layout this binary restores.
+const OLDEST_SNAPSHOT_FORMAT: u32 = 2;
 
 impl Frozen {
     /// Serialises the state (off the state machine's lock: this is a copy).
@@ -243,6 +251,7 @@ impl StateMachine {
             auth: self.auth.clone(),
             auth_v3: self.auth_v3.clone(),
             requests: self.requests.window(),
+            request_fence: self.requests.fence(),
             alarms: self.alarms.clone(),
             removed: self.removed.clone(),
         }
@@ -255,9 +264,9 @@ impl StateMachine {
     pub fn from_snapshot(bytes: &[u8]) -> Result<Self, SnapshotError> {
         let data: Frozen = serde_json::from_slice(bytes)?;
         let refuse = |why: String| Err(SnapshotError(serde::de::Error::custom(why)));
-        if data.format != SNAPSHOT_FORMAT {
+        if !(OLDEST_SNAPSHOT_FORMAT..=SNAPSHOT_FORMAT).contains(&data.format) {
             return refuse(format!(
-                "snapshot format {} is not {SNAPSHOT_FORMAT}",
+                "snapshot format {} is not {OLDEST_SNAPSHOT_FORMAT} to {SNAPSHOT_FORMAT}",
                 data.format
             ));
         }
@@ -284,7 +293,7 @@ impl StateMachine {
             stats: data.stats,
             auth: data.auth,
             auth_v3: data.auth_v3,
-            requests: data.requests.into(),
+            requests: Deduplicator::restore(data.requests, data.request_fence),
             removed: data.removed,
         })
     }
@@ -314,17 +323,25 @@ impl StateMachine {
         result
     }
 
-    /// Applies `proposal` once per request ID: an ID applied before (a retried write whose
-    /// first attempt was committed after all) changes nothing and gets its first response.
-    pub fn apply_proposal(&mut self, proposal: &Proposal) -> Outcome {
+    /// Applies `proposal`, the entry at log index `index`, once per request ID: an ID
+    /// applied before (a retried write whose first attempt was committed after all)
+    /// changes nothing and gets its first response, and one that may have been applied
+    /// and forgotten since is refused (`dedup`).
+    pub fn apply_proposal(&mut self, proposal: &Proposal, index: u64) -> Outcome {
         let Some(id) = proposal.id else {
             return Outcome::Applied(self.apply(&proposal.request));
         };
         if let Some(first) = self.requests.seen(&id) {
             return Outcome::Repeated(first);
         }
+        if self.requests.may_have_forgotten(proposal.lands_above) {
+            return Outcome::Refused;
+        }
         let mut response = self.apply(&proposal.request);
-        self.requests.remember(id, &mut response);
+        // Indexed only if the proposal says where it lands: an entry from before the
+        // fence is treated alike whether a member replayed it or restored it.
+        let indexed = proposal.lands_above.map(|_| index);
+        self.requests.remember(id, indexed, &mut response);
         Outcome::Applied(response)
     }
 

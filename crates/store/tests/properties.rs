@@ -120,8 +120,8 @@ fn successes(response: &Response) -> u64 {
     match response {
         Response::V2(r) => u64::from(r.is_ok()),
         Response::Expired(events) => events.len() as u64,
-        // op() generates no auth or v3 requests.
-        Response::Auth(_) | Response::V3 { .. } => 0,
+        // op() generates no auth or v3 requests, and `apply` refuses nothing.
+        Response::Auth(_) | Response::V3 { .. } | Response::Refused => 0,
     }
 }
 
@@ -180,9 +180,11 @@ proptest! {
         snapshot_at in any::<prop::sample::Index>(),
     ) {
         // Each op gets an ID; some are proposed again later (a retry after a lost reply),
-        // with a snapshot and restore somewhere in between.
+        // with a snapshot and restore somewhere in between. Half say where they land,
+        // half are entries from before the fence.
         let mut log: Vec<Proposal> = ops.iter().enumerate().map(|(n, op)| Proposal {
             id: Some(RequestId { member: 7, nonce: n as u64 }),
+            lands_above: (n % 2 == 0).then_some(0),
             request: op.clone(),
         }).collect();
         for (which, at) in &retries {
@@ -202,9 +204,11 @@ proptest! {
                 sm = StateMachine::from_snapshot(&sm.to_snapshot()).unwrap();
             }
             let nonce = proposal.id.unwrap().nonce as usize;
-            match sm.apply_proposal(proposal) {
+            match sm.apply_proposal(proposal, i as u64 + 1) {
                 Outcome::Applied(r) => prop_assert_eq!(&r, &first[nonce]),
                 Outcome::Repeated(r) => prop_assert_eq!(&r, &first[nonce]),
+                // Nothing is forgotten in a window this short.
+                Outcome::Refused => prop_assert!(false, "refused {:?}", proposal),
             }
         }
         prop_assert_eq!(sm.get("/", true, 0).unwrap().node, plain.get("/", true, 0).unwrap().node);

@@ -2,5 +2,6 @@
 
 mod compact_log;
 mod peer_network;
+mod request_fence;
 mod single_node;
 mod util;

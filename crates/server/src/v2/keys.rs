@@ -84,7 +84,7 @@ async fn write(app: &App, request: Request, no_value_on_success: bool) -> HttpRe
     match &applied.response {
         Response::V2(Ok(event)) => reply::event(event, raft, no_value_on_success),
         Response::V2(Err(e)) => reply::error(e),
-        Response::Expired(_) | Response::Auth(_) | Response::V3 { .. } => {
+        Response::Expired(_) | Response::Auth(_) | Response::V3 { .. } | Response::Refused => {
             reply::internal("unexpected response to a keys request")
         }
     }

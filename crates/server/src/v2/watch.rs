@@ -99,7 +99,7 @@ impl WatchHub {
         let mut inner = self.inner.lock();
         match response {
             Response::V2(Ok(event)) => inner.publish(event),
-            Response::V2(Err(_)) | Response::Auth(_) => {}
+            Response::V2(Err(_)) | Response::Auth(_) | Response::Refused => {}
             Response::Expired(events)
             | Response::V3 {
                 v2_events: events, ..
