@@ -18,6 +18,7 @@ use parking_lot::Mutex;
 use std::io;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Entries applied under one acquisition of the write lock, at most.
 const APPLY_CHUNK: usize = 1024;
@@ -33,6 +34,9 @@ struct Shared {
     hook: ApplyHook,
     /// The last applied log id and membership: changed only under `sm`'s write lock.
     applied: Mutex<SnapshotMeta>,
+    /// `applied`'s last index plus one (0: none), stored after each entry: every write asks
+    /// for it, and `applied` is held for as long as a chunk takes to apply.
+    applied_index: AtomicU64,
     snapshots: SnapshotStore,
 }
 
@@ -62,6 +66,7 @@ impl StateMachineStore {
             shared: Arc::new(Shared {
                 sm,
                 hook,
+                applied_index: AtomicU64::new(index_plus_one(&applied)),
                 applied: Mutex::new(applied),
                 snapshots,
             }),
@@ -78,7 +83,10 @@ impl StateMachineStore {
     /// The index of the last entry applied: exact the moment a reply leaves `apply`, where
     /// openraft's metrics report it a loop iteration later.
     pub fn applied_index(&self) -> Option<u64> {
-        self.shared.applied.lock().last_log_id.map(|id| id.index)
+        self.shared
+            .applied_index
+            .load(Ordering::Acquire)
+            .checked_sub(1)
     }
 
     /// A copy of the state and the last log entry applied to it: see [`Shared::freeze`].
@@ -124,6 +132,7 @@ impl StateMachineStore {
                 EntryPayload::Blank => None,
             };
             applied.last_log_id = Some(entry.log_id);
+            self.shared.record_applied(&applied);
             if let Some(responder) = responder {
                 // Blank and membership entries change no key; an empty expiry says just that.
                 replies.push((responder, response.unwrap_or(Response::Expired(Vec::new()))));
@@ -134,6 +143,12 @@ impl StateMachineStore {
 }
 
 impl Shared {
+    /// Publishes `applied`'s last index to [`StateMachineStore::applied_index`].
+    fn record_applied(&self, applied: &SnapshotMeta) {
+        self.applied_index
+            .store(index_plus_one(applied), Ordering::Release);
+    }
+
     /// Copies the state and what was applied to it under the read lock (O(1): persistent
     /// maps), so the two agree and the caller serialises the copy after the lock is gone.
     fn freeze(&self) -> (SnapshotMeta, Frozen) {
@@ -228,7 +243,9 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             let mut sm = shared.sm.write();
             *sm = restored;
             tracing::info!(last_log_id = ?meta.last_log_id, bytes = snapshot.len(), "installed a snapshot from the leader");
-            *shared.applied.lock() = meta;
+            let mut applied = shared.applied.lock();
+            *applied = meta;
+            shared.record_applied(&applied);
             io::Result::Ok(())
         })
         .await
@@ -241,4 +258,9 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             .await
             .map_err(io::Error::other)?
     }
+}
+
+/// The last applied index plus one, 0 if none: how `Shared::applied_index` holds it.
+fn index_plus_one(applied: &SnapshotMeta) -> u64 {
+    applied.last_log_id.map_or(0, |id| id.index + 1)
 }
