@@ -22,9 +22,10 @@
 //! when it made it); if the fence is above that, its first attempt may have been applied
 //! and forgotten ([`Deduplicator::may_have_forgotten`]), and the state machine refuses it
 //! rather than apply it a second time. The proposer then tells its client that the
-//! outcome is unknown, as it would have without IDs. Only IDs whose proposals said where they land are indexed and move the
-//! fence, so entries written before the fence existed are treated alike by every member,
-//! whichever way it came by them (docs/safety.md, "Request IDs").
+//! outcome is unknown, as it would have without IDs. Only IDs whose proposals said where
+//! they land are indexed and move the fence, so entries written before the fence existed
+//! are treated alike by every member, whichever way it came by them (docs/safety.md,
+//! "Request IDs").
 //!
 //! The window and its fence travel in snapshots, so a member restored from one
 //! de-duplicates and refuses as the others do.
