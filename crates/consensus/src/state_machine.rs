@@ -34,7 +34,7 @@ struct Shared {
     hook: ApplyHook,
     /// The last applied log id and membership: changed only under `sm`'s write lock.
     applied: Mutex<SnapshotMeta>,
-    /// `applied`'s last index plus one (0: none), stored after each entry: every write asks
+    /// `applied`'s last index plus one (0: none), stored after each chunk: every write asks
     /// for it, and `applied` is held for as long as a chunk takes to apply.
     applied_index: AtomicU64,
     snapshots: SnapshotStore,
@@ -132,12 +132,13 @@ impl StateMachineStore {
                 EntryPayload::Blank => None,
             };
             applied.last_log_id = Some(entry.log_id);
-            self.shared.record_applied(&applied);
             if let Some(responder) = responder {
                 // Blank and membership entries change no key; an empty expiry says just that.
                 replies.push((responder, response.unwrap_or(Response::Expired(Vec::new()))));
             }
         }
+        // Before any reply of the chunk leaves.
+        self.shared.record_applied(&applied);
         replies
     }
 }

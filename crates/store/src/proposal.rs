@@ -5,13 +5,14 @@
 //! `"lands_above"` (`dedup`'s fence):
 //! `{"id":{"member":1,"nonce":2},"lands_above":7,"V3":{"write":…,"now_ms":…}}`, without
 //! `"lands_above"` for entries written before the fence, and without the `"id"` for
-//! entries written before IDs existed. A binary from before the fence reads
-//! `"lands_above"` as a second request and refuses the entry: it stops rather than apply
-//! what the others would refuse. That is what `#[serde(flatten)]` made of it
-//! before; the impls below write and read the same bytes by hand, because flatten buffers
-//! every field of the request in serde's generic `Content` on the way in and out, and
-//! every entry takes that way three times on a follower (the leader's encode, the peer
-//! request's decode, its own log's encode).
+//! entries written before IDs existed. That is what `#[serde(flatten)]` makes of it; the
+//! impls below write and read the same bytes by hand, because flatten buffers every field
+//! of the request in serde's generic `Content` on the way in and out, and every entry
+//! takes that way three times on a follower (the leader's encode, the peer request's
+//! decode, its own log's encode).
+//!
+//! A binary from before the fence reads `"lands_above"` as a second request and refuses
+//! the entry: it stops rather than apply what the others would refuse.
 
 use crate::dedup::RequestId;
 use crate::v3::V3Write;
