@@ -10,7 +10,9 @@
 # installed from crates.io (`cargo install cargo-fuzz --locked`) when missing.
 #
 # Environment: FUZZ_SECONDS (per target), FUZZ_TARGETS (space-separated subset),
-# FUZZ_SANITIZER (address, the default, or none), FUZZ_TOOLCHAIN=bootstrap (skip nightly:
+# FUZZ_SANITIZER (address, the default, or none), FUZZ_CODEGEN_UNITS (default 16:
+# cargo-fuzz's own 1 left one of two cores idle through most of a 10-minute cold build,
+# for a run of 20 s a target), FUZZ_TOOLCHAIN=bootstrap (skip nightly:
 # take the stable route straight away), FUZZ_TARGET_DIR (the build directory;
 # default ~/.cache/musubi-fuzz-target, outside the checkout, so that a later run on the
 # same machine, even from another clone, rebuilds only musubi's own crates).
@@ -19,6 +21,7 @@ cd "$(dirname "$0")"
 
 seconds=${FUZZ_SECONDS:-20}
 sanitizer=${FUZZ_SANITIZER:-address}
+codegen_units=${FUZZ_CODEGEN_UNITS:-16}
 target_dir=${FUZZ_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/musubi-fuzz-target}
 skip() {
     echo "fuzz: skipped: $*"
@@ -61,7 +64,8 @@ log "$(cargo "${toolchain[@]}" fuzz --version)"
 targets=${FUZZ_TARGETS:-$(cargo "${toolchain[@]}" fuzz list | tr "\n" " ")}
 start=$SECONDS
 build() { # sanitizer
-    cargo "${toolchain[@]}" fuzz build -s "$1" --target-dir "$target_dir" >/tmp/fuzz-build.log 2>&1 ||
+    cargo "${toolchain[@]}" fuzz build -s "$1" --codegen-units "$codegen_units" --target-dir "$target_dir" \
+        >/tmp/fuzz-build.log 2>&1 ||
         { tail -n 40 /tmp/fuzz-build.log; return 1; }
 }
 if ! build "$sanitizer"; then
@@ -85,7 +89,9 @@ for t in $targets; do
     mkdir -p "$scratch/$t" "artifacts/$t"
     log "running $t for ${seconds} s"
     # -timeout: one input taking this long is a hang, reported like a crash.
-    if cargo "${toolchain[@]}" fuzz run -s "$sanitizer" --target-dir "$target_dir" "$t" "$scratch/$t" "corpus/$t" -- \
+    # The same flags as the build, or cargo-fuzz would build again.
+    if cargo "${toolchain[@]}" fuzz run -s "$sanitizer" --codegen-units "$codegen_units" --target-dir "$target_dir" \
+        "$t" "$scratch/$t" "corpus/$t" -- \
         -max_total_time="$seconds" -timeout=30 -print_final_stats=1 \
         >"$scratch/$t.log" 2>&1; then
         log "$t: ok, $(grep -Eo '^stat::number_of_executed_units: *[0-9]+' "$scratch/$t.log" | grep -Eo '[0-9]+$') executions"

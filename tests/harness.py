@@ -45,20 +45,48 @@ def soak_seconds(ci, soak):
     return soak if os.environ.get("MUSUBI_SOAK") == "1" else ci
 
 
-_handed_out = set()
+def _port_slice():
+    """This process's own share of 20000-31999: below Linux's ephemeral range (32768 and
+    up), so no client connection's local port takes a port a test is about to give a
+    server, and split between pytest-xdist's workers (`tests/run-all.sh` runs several), so
+    no two workers hand out the same port."""
+    first, size = 20000, 12000
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0")[2:])
+    share = size // workers
+    return first + worker * share, share
+
+
+_SLICE_START, _SLICE_SIZE = _port_slice()
+_next_port = 0
+
+
+def free_ports(n):
+    """The first of `n` consecutive loopback TCP ports that are free now, taken in turn from
+    this process's slice, so a port comes back only after the whole slice went round."""
+    global _next_port
+    for _ in range(_SLICE_SIZE):
+        if _next_port + n > _SLICE_SIZE:
+            _next_port = 0
+        base = _SLICE_START + _next_port
+        _next_port += n
+        if all(_bindable(base + i) for i in range(n)):
+            return base
+    raise RuntimeError("no %d free ports in %d-%d" % (n, _SLICE_START, _SLICE_START + _SLICE_SIZE - 1))
+
+
+def _bindable(port):
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
 
 
 def free_port():
-    """A free loopback TCP port, never the same one twice in this process."""
-    for _ in range(100):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-        s.close()
-        if port not in _handed_out:
-            _handed_out.add(port)
-            return port
-    raise RuntimeError("no free port")
+    """A free loopback TCP port (see `free_ports`)."""
+    return free_ports(1)
 
 
 def raw_request(port, method, path, body=None, headers=None, timeout=10.0, host="127.0.0.1"):

@@ -12,6 +12,7 @@ so a leftover from a crashed run cannot collide with a new one, and `sweep_lefto
 tell by the pid whether its owner is gone.
 """
 
+import fcntl
 import hashlib
 import json
 import os
@@ -27,6 +28,7 @@ from harness import musubi_bin, raw_request
 CLIENT_PORT = 2379
 PEER_PORT = 2380
 HOST_OCTET = 254
+SUBNET_LOCK = "/tmp/musubi-tests-subnets.lock"
 # Short Raft timers so elections, partitions and catch-up take a second, not ten.
 TIMING = ["--heartbeat-interval", "50", "--election-timeout", "500"]
 OWN_NAME = re.compile(r"^m[ua]([0-9a-z]+)_\d+")
@@ -142,9 +144,13 @@ class Network:
         return self.ip(HOST_OCTET)
 
     def build(self):
-        self.subnet = _free_subnet(self.subnet_base)
         sh("ip", "link", "add", self.bridge, "type", "bridge")
-        sh("ip", "addr", "add", "%s/24" % self.host_ip, "dev", self.bridge)
+        # Choosing a subnet and taking it is one step under a machine-wide lock: the
+        # suite's workers (pytest-xdist) build networks at the same time.
+        with open(SUBNET_LOCK, "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            self.subnet = _free_subnet(self.subnet_base)
+            sh("ip", "addr", "add", "%s/24" % self.host_ip, "dev", self.bridge)
         sh("ip", "link", "set", self.bridge, "up")
         for i in range(1, self.size + 1):
             self._add_namespace(i)

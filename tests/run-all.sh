@@ -60,6 +60,8 @@ if ! "$PY" -c 'import etcd, pytest, requests, cryptography' 2>/dev/null \
    || [ "$("$PY" -c 'import importlib.metadata as m; print(m.version("python-etcd"))')" != "0.4.5" ]; then
   pip_q install python-etcd==0.4.5 pytest requests cryptography
 fi
+# pytest-xdist runs the process tests in several workers (see "process tests" below)
+"$PY" -c 'import xdist' 2>/dev/null || pip_q install pytest-xdist==3.8.0
 # PyPI's Serf RPC client, driven against the agent (tests/test_agent_serfclient.py); it
 # brings msgpack, which the agent tests' own RPC client uses (tests/test_agent_query.py)
 "$PY" -c 'import serfclient, msgpack' 2>/dev/null || pip_q install serfclient==1.2.0 msgpack
@@ -128,7 +130,15 @@ reclaim "$FUZZ_TARGET_DIR" "fuzz"
 echo "disk: $(free_gib "$ROOT") GiB free"
 
 log "process tests (pytest tests/)"
+# Most of a process test is waiting (for elections, timeouts, gossip rounds): serially the
+# machine's cores sat idle most of the time. MUSUBI_TEST_WORKERS workers (default 3; 1
+# runs serially) each take the next file (--dist loadfile: a file's tests run in order on
+# one worker, so a module-scoped fixture, such as tests/test_python_etcd.py's inner runs of
+# a minute and more, is set up once); harness.free_port gives each worker its own ports.
 # --durations: the slowest tests in the log, to see where the suite's time goes.
-"$PY" -m pytest tests/ -p no:cacheprovider -ra --durations=40 "$@" || status=1
+workers=${MUSUBI_TEST_WORKERS:-3}
+parallel=()
+[ "$workers" -gt 1 ] && parallel=(-n "$workers" --dist loadfile)
+"$PY" -m pytest tests/ -p no:cacheprovider -ra --durations=40 "${parallel[@]}" "$@" || status=1
 
 exit $status

@@ -30,7 +30,6 @@ Each inner test is reported as one test here.
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tarfile
@@ -39,6 +38,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
+import harness
 from harness import ETCD_BIN, musubi_bin, target_kind
 
 VERSION = "0.4.5"
@@ -107,27 +107,6 @@ def sdist():
     return pattern
 
 
-def port_range(n):
-    """A base port b such that b..b+n-1 are all free."""
-    import random
-    rng = random.Random()
-    for _ in range(200):
-        b = rng.randrange(20000, 60000)
-        socks = []
-        try:
-            for i in range(n):
-                s = socket.socket()
-                socks.append(s)
-                s.bind(("127.0.0.1", b + i))
-            return b
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise RuntimeError("no free port range")
-
-
 def pyopenssl_dir():
     """A directory holding the pyOpenSSL test_ssl.py's helpers need (see the docstring)."""
     d = os.path.join(CACHE, "pyopenssl-25.3.0")
@@ -148,8 +127,8 @@ def run_inner(files, pythonpath_extra=()):
             t.extractall(work)
         root = os.path.join(work, "python-etcd-%s" % VERSION, "src")
         tests = os.path.join(root, "etcd", "tests")
-        client = port_range(4)
-        peer = port_range(3)
+        client = harness.free_ports(4)
+        peer = harness.free_ports(3)
         for rel in files:
             path = os.path.join(tests, rel)
             with open(path) as f:
