@@ -5,14 +5,14 @@
 use super::suspicion::SuspectKey;
 use crate::deliver::Deliver;
 use serde::{Deserialize, Serialize};
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 
 /// Confirmations remembered to pass each on once; a failure draws one per member that
 /// probes the suspect, so this covers many failures at once in large clusters.
 const REMEMBERED: usize = 4096;
 
 /// "My own probe of this member failed": one independent confirmation.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct SuspicionConfirmation {
     pub suspect: SuspectKey,
     pub by: String,
@@ -34,14 +34,19 @@ impl SuspicionConfirmation {
 
 /// The confirmation half of foca's custom broadcasts (see [`crate::broadcasts`]).
 pub struct ConfirmationGossip {
-    seen: VecDeque<SuspicionConfirmation>,
+    /// The last `REMEMBERED` confirmations as a set, to tell a repeat (a crash in a large
+    /// cluster brings thousands, and a scan of them for each one that arrived cost more
+    /// than the rest of the gossip), and in arrival order, to forget the oldest.
+    seen: HashSet<SuspicionConfirmation>,
+    arrival: VecDeque<SuspicionConfirmation>,
     deliver: Deliver<SuspicionConfirmation>,
 }
 
 impl ConfirmationGossip {
     pub fn new(deliver: Deliver<SuspicionConfirmation>) -> Self {
         ConfirmationGossip {
-            seen: VecDeque::new(),
+            seen: HashSet::new(),
+            arrival: VecDeque::new(),
             deliver,
         }
     }
@@ -53,13 +58,15 @@ impl ConfirmationGossip {
         data: &[u8],
     ) -> Result<Option<SuspicionConfirmation>, MalformedConfirmation> {
         let confirmation = SuspicionConfirmation::decode(data)?;
-        if self.seen.contains(&confirmation) {
+        if !self.seen.insert(confirmation.clone()) {
             return Ok(None);
         }
-        if self.seen.len() == REMEMBERED {
-            self.seen.pop_front();
+        self.arrival.push_back(confirmation.clone());
+        if self.arrival.len() > REMEMBERED
+            && let Some(oldest) = self.arrival.pop_front()
+        {
+            self.seen.remove(&oldest);
         }
-        self.seen.push_back(confirmation.clone());
         (self.deliver)(confirmation.clone());
         Ok(Some(confirmation))
     }
@@ -110,5 +117,21 @@ mod tests {
         assert_eq!(delivered.pop().unwrap(), confirmation);
         assert!(delivered.pop().is_none());
         assert!(gossip.receive_item(b"\x01").is_err());
+    }
+
+    #[test]
+    fn the_oldest_confirmation_is_forgotten_past_the_window() {
+        let mut gossip = ConfirmationGossip::new(crate::deliver::Inbox::default().sink());
+        let by = |i: usize| SuspicionConfirmation {
+            suspect: suspect("b"),
+            by: format!("m{i}"),
+        };
+        for i in 0..=REMEMBERED {
+            assert!(gossip.receive_item(&by(i).encode()).unwrap().is_some());
+        }
+        // the window moved past m0 only: m1 is still a repeat, m0 news again
+        assert_eq!(gossip.receive_item(&by(1).encode()).unwrap(), None);
+        assert_eq!(gossip.receive_item(&by(0).encode()).unwrap(), Some(by(0)));
+        assert_eq!(gossip.seen.len(), REMEMBERED);
     }
 }

@@ -102,6 +102,9 @@ impl Suspicion {
 #[derive(Default)]
 pub struct Suspicions {
     open: BTreeMap<SuspectKey, Suspicion>,
+    /// The held suspicions by deadline: the driver asks for the next one after every
+    /// datagram, and while a rack is down a member of a large cluster holds a hundred.
+    by_deadline: BTreeSet<(Duration, SuspectKey)>,
 }
 
 impl Suspicions {
@@ -115,7 +118,7 @@ impl Suspicions {
         bounds: SuspicionBounds,
         now: Duration,
     ) {
-        let suspicion = self.open.entry(key).or_insert_with(|| Suspicion {
+        let suspicion = self.open.entry(key.clone()).or_insert_with(|| Suspicion {
             held: None,
             suspecters: BTreeSet::new(),
             first_heard: now,
@@ -127,7 +130,9 @@ impl Suspicions {
                     started: now,
                     bounds,
                     timer,
-                })
+                });
+                let deadline = suspicion.deadline().expect("held");
+                self.by_deadline.insert((deadline, key));
             }
         }
     }
@@ -135,7 +140,7 @@ impl Suspicions {
     /// `by` suspects `key`'s member on its own. True when that is news that still moves
     /// the deadline (memberlist stops passing confirmations on once enough arrived).
     pub fn confirm(&mut self, key: SuspectKey, by: &str, now: Duration) -> bool {
-        let suspicion = self.open.entry(key).or_insert_with(|| Suspicion {
+        let suspicion = self.open.entry(key.clone()).or_insert_with(|| Suspicion {
             held: None,
             suspecters: BTreeSet::new(),
             first_heard: now,
@@ -143,11 +148,20 @@ impl Suspicions {
         if suspicion.has_enough() {
             return false;
         }
-        suspicion.suspecters.insert(by.to_string())
+        let before = suspicion.deadline();
+        if !suspicion.suspecters.insert(by.to_string()) {
+            return false;
+        }
+        if let Some(before) = before {
+            let after = suspicion.deadline().expect("held");
+            self.by_deadline.remove(&(before, key.clone()));
+            self.by_deadline.insert((after, key));
+        }
+        true
     }
 
     pub fn next_deadline(&self) -> Option<Duration> {
-        self.open.values().filter_map(Suspicion::deadline).min()
+        self.by_deadline.first().map(|&(deadline, _)| deadline)
     }
 
     /// foca's timers whose deadline has come, with the confirmations each suspicion got,
@@ -166,6 +180,9 @@ impl Suspicions {
         due.into_iter()
             .filter_map(|key| {
                 let suspicion = self.open.remove(&key)?;
+                if let Some(deadline) = suspicion.deadline() {
+                    self.by_deadline.remove(&(deadline, key));
+                }
                 let confirmations = suspicion.confirmations();
                 Some((suspicion.held?.timer, confirmations))
             })
@@ -292,5 +309,46 @@ mod tests {
             suspicions.take_due(SECOND + lan_bounds().max),
             vec![(newer, 0)]
         );
+    }
+
+    #[test]
+    fn the_next_deadline_is_the_earliest_of_every_held_suspicion() {
+        // Many suspicions held, confirmed and taken in a scrambled order: the index
+        // answers what a scan of all of them would.
+        let mut suspicions = Suspicions::default();
+        let mut state = 7u64;
+        let mut next = |below: u64| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 33) % below
+        };
+        for step in 0..2000u64 {
+            let now = Duration::from_millis(step * 50);
+            let (key, timer) = suspect(&format!("m{}", next(40)));
+            match next(4) {
+                0 => suspicions.hold(key, timer, lan_bounds(), now),
+                1 | 2 => {
+                    suspicions.confirm(key, &format!("by{}", next(5)), now);
+                }
+                _ => {
+                    suspicions.take_due(now);
+                }
+            }
+            let scanned = suspicions
+                .open
+                .values()
+                .filter_map(Suspicion::deadline)
+                .min();
+            assert_eq!(suspicions.next_deadline(), scanned, "after step {step}");
+            assert_eq!(
+                suspicions.by_deadline.len(),
+                suspicions
+                    .open
+                    .values()
+                    .filter(|s| s.held.is_some())
+                    .count()
+            );
+        }
     }
 }
