@@ -15,11 +15,11 @@ use musubi_consensus::{
 use musubi_fuzz::{base_requests, base_state_machine, join_segments, payload_of, scratch_dir};
 use musubi_raftlog::{Log, Options, WriteBatch, durable};
 use musubi_store::{AuthOp, Compare, Expiry, PasswordHash, Permissions, Request, Role, V2Op};
+use openraft::Membership;
 use openraft::entry::RaftEntry;
 use openraft::raft::{AppendEntriesRequest, TransferLeaderRequest, VoteRequest};
 use openraft::type_config::alias::LeaderIdOf;
 use openraft::vote::RaftLeaderIdExt;
-use openraft::Membership;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
@@ -116,7 +116,10 @@ fn entries() -> Vec<Entry> {
         Entry::new_membership(log_id(1, 1, 2), membership()),
     ];
     for (i, r) in requests().into_iter().enumerate() {
-        out.push(Entry::new_normal(log_id(1, 1, 3 + i as u64), payload_of(&r)));
+        out.push(Entry::new_normal(
+            log_id(1, 1, 3 + i as u64),
+            payload_of(&r),
+        ));
     }
     out
 }
@@ -135,7 +138,12 @@ fn v2_query() {
         ("get-recursive-sorted", 5, "recursive=true&sorted=true", ""),
         ("get-quorum", 5, "quorum=true", ""),
         ("watch", 5, "wait=true&waitIndex=7", ""),
-        ("watch-stream", 5, "wait=true&recursive=true&stream=true", ""),
+        (
+            "watch-stream",
+            5,
+            "wait=true&recursive=true&stream=true",
+            "",
+        ),
         ("put-value", 1, "value=bar", ""),
         ("put-ttl", 1, "value=bar&ttl=5", ""),
         ("put-dir", 1, "dir=true", ""),
@@ -144,9 +152,19 @@ fn v2_query() {
         ("put-cas-value", 1, "prevValue=bar&value=baz", ""),
         ("put-cas-index", 1, "prevIndex=3&value=x", ""),
         ("put-refresh", 1, "refresh=true&ttl=10&prevExist=true", ""),
-        ("put-no-value-on-success", 1, "noValueOnSuccess=true&value=1", ""),
+        (
+            "put-no-value-on-success",
+            1,
+            "noValueOnSuccess=true&value=1",
+            "",
+        ),
         ("put-form", 2, "", "value=hello+world%21&ttl=30"),
-        ("put-form-and-query", 3, "value=q&ttl=1", "value=body%2Fslash"),
+        (
+            "put-form-and-query",
+            3,
+            "value=q&ttl=1",
+            "value=body%2Fslash",
+        ),
         ("post-queue", 2, "", "value=job1"),
         ("delete-dir", 1, "dir=true", ""),
         ("delete-recursive", 1, "recursive=true", ""),
@@ -196,7 +214,10 @@ fn peer_rpc() {
     write(
         "peer_rpc",
         "vote",
-        &json(&VoteRequest::<TypeConfig>::new(Vote::new(3, 2), Some(log_id(2, 1, 40)))),
+        &json(&VoteRequest::<TypeConfig>::new(
+            Vote::new(3, 2),
+            Some(log_id(2, 1, 40)),
+        )),
     );
     write(
         "peer_rpc",
@@ -225,7 +246,11 @@ fn peer_rpc() {
         write("peer_rpc", &format!("propose-{i:02}"), &json(proposal));
     }
     write("peer_rpc", "propose-batch", &json(&proposals));
-    write("peer_rpc", "publish", &json(&(0x8e9e05c52164694du64, member("m1", 2380))));
+    write(
+        "peer_rpc",
+        "publish",
+        &json(&(0x8e9e05c52164694du64, member("m1", 2380))),
+    );
     let changes = [
         MembershipChange::Add {
             name: String::new(),
@@ -249,13 +274,7 @@ fn peer_rpc() {
 fn wal_records() {
     // Real segments, written by the log itself: small segment size, so several files.
     let dir = scratch_dir();
-    let log = Log::open(
-        dir.path(),
-        Options {
-            segment_bytes: 600,
-        },
-    )
-    .unwrap();
+    let log = Log::open(dir.path(), Options { segment_bytes: 600 }).unwrap();
     for entry in entries() {
         let mut batch = WriteBatch::new();
         batch.push(entry.log_id.index, &json(&entry));
@@ -297,7 +316,11 @@ fn wal_records() {
 }
 
 fn snapshot() {
-    write("snapshot", "store-empty", &musubi_store::StateMachine::new().to_snapshot());
+    write(
+        "snapshot",
+        "store-empty",
+        &musubi_store::StateMachine::new().to_snapshot(),
+    );
     let mut sm = base_state_machine();
     for r in requests() {
         sm.apply(&r);
@@ -319,7 +342,11 @@ fn snapshot() {
     );
     // The vote file is the same framing with one part.
     durable::write_atomic(dir.path(), "vote", &[&json(&Vote::new_committed(2, 1))]).unwrap();
-    write("snapshot", "vote-file", &std::fs::read(dir.path().join("vote")).unwrap());
+    write(
+        "snapshot",
+        "vote-file",
+        &std::fs::read(dir.path().join("vote")).unwrap(),
+    );
 }
 
 fn main() {

@@ -22,7 +22,11 @@ fn restore(bytes: &[u8]) {
     let _ = sm.next_expiry();
     let once = sm.to_snapshot();
     let again = StateMachine::from_snapshot(&once).expect("a taken snapshot restores");
-    assert_eq!(again.to_snapshot(), once, "snapshot round trip changed the keyspace");
+    assert_eq!(
+        again.to_snapshot(),
+        once,
+        "snapshot round trip changed the keyspace"
+    );
 }
 
 fuzz_target!(|data: &[u8]| {

@@ -25,7 +25,10 @@ fn walk(buf: &[u8]) {
     loop {
         match decode_record(buf, at) {
             Ok(Some((_, payload, next))) => {
-                assert!(next > at && next <= buf.len(), "decoder stepped to {next} from {at}");
+                assert!(
+                    next > at && next <= buf.len(),
+                    "decoder stepped to {next} from {at}"
+                );
                 assert_eq!(next - at, payload.len() + 16);
                 at = next;
             }

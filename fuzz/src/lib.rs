@@ -102,7 +102,11 @@ pub fn apply_to_base(proposal: &Proposal) {
     if proposal.id.is_some() {
         let before = sm.to_snapshot();
         let again = sm.apply_proposal(proposal, 2);
-        assert_eq!(again, Outcome::Repeated(first.into_response()), "a retry answered differently");
+        assert_eq!(
+            again,
+            Outcome::Repeated(first.into_response()),
+            "a retry answered differently"
+        );
         assert_eq!(sm.to_snapshot(), before, "a retry changed the keyspace");
     }
     let _ = sm.apply(&Request::Expire { now_ms: 10_000 });
@@ -112,7 +116,11 @@ pub fn apply_to_base(proposal: &Proposal) {
     let _ = sm.get("/", true, 0);
     let bytes = sm.to_snapshot();
     let restored = StateMachine::from_snapshot(&bytes).expect("a taken snapshot restores");
-    assert_eq!(restored.to_snapshot(), bytes, "snapshot round trip changed the keyspace");
+    assert_eq!(
+        restored.to_snapshot(),
+        bytes,
+        "snapshot round trip changed the keyspace"
+    );
 }
 
 // ---- Go's url.ParseQuery, the reference for the v2 form parser ----
