@@ -120,8 +120,16 @@ cargo build --release -p musubi
 export MUSUBI_BIN=${MUSUBI_BIN:-$TARGET_DIR/release/musubi}
 
 status=0
-log "cargo test --workspace"
-cargo test --workspace || status=1
+log "cargo tests (cargo nextest run --workspace, then the doc tests)"
+# nextest runs the tests of every test binary side by side: the agent simulation's test of
+# four minutes and more shares the two cores with the rest instead of running after them.
+# Plain cargo test where nextest is not installed.
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --no-fail-fast || status=1
+  cargo test --workspace --doc || status=1
+else
+  cargo test --workspace || status=1
+fi
 reclaim "$TARGET_DIR/debug" "debug (cargo test)"
 
 log "fuzz: every target for 20 s on the checked-in corpus (fuzz/run-short.sh)"
