@@ -48,5 +48,11 @@ def reference(fleet):
     return fleet.etcd().start()
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "alone: judged by a clock (a latency bound that is not ours to set), so "
+        "tests/run-all.sh runs it after the others, with no other test beside it")
+
+
 def pytest_report_header(config):
     return "musubi tests: target=%s MUSUBI_BIN=%s" % (harness.target_kind(), harness.musubi_bin())

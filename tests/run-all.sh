@@ -143,10 +143,20 @@ log "process tests (pytest tests/)"
 # runs serially) each take the next file (--dist loadfile: a file's tests run in order on
 # one worker, so a module-scoped fixture, such as tests/test_python_etcd.py's inner runs of
 # a minute and more, is set up once); harness.free_port gives each worker its own ports.
+# Tests marked `alone` (judged by a latency bound) run afterwards, one by one.
 # --durations: the slowest tests in the log, to see where the suite's time goes.
+pytest_run() {
+  "$PY" -m pytest tests/ -p no:cacheprovider -ra --durations=40 "$@"
+  local code=$?
+  [ $code -eq 5 ] && return 0   # nothing selected (an -m or -k of the caller's)
+  return $code
+}
 workers=${MUSUBI_TEST_WORKERS:-3}
-parallel=()
-[ "$workers" -gt 1 ] && parallel=(-n "$workers" --dist loadfile)
-"$PY" -m pytest tests/ -p no:cacheprovider -ra --durations=40 "${parallel[@]}" "$@" || status=1
+if [ "$workers" -gt 1 ]; then
+  pytest_run -n "$workers" --dist loadfile -m "not alone" "$@" || status=1
+  pytest_run -m alone "$@" || status=1
+else
+  pytest_run "$@" || status=1
+fi
 
 exit $status

@@ -182,9 +182,14 @@ def legacy_member(fleet, n, peers=(), extra=()):
     return s
 
 
-def get_key(port, key):
-    st, _, body = raw_request(port, "GET", "/v2/keys/" + key)
-    return st, json.loads(body)
+def get_key(port, key, applied=0):
+    """A member's plain read, served from its own store (as etcd 0.x and 3.4 serve it), once
+    the member has applied index `applied`: a follower applies a write a moment after the
+    leader acknowledged it, and longer on a busy machine."""
+    def answer():
+        st, headers, body = raw_request(port, "GET", "/v2/keys/" + key)
+        return (st, json.loads(body)) if int(headers.get("x-etcd-index", 0)) >= applied else None
+    return wait_for("the member on port %d to apply index %d" % (port, applied), answer)
 
 
 def voters(port):
@@ -210,31 +215,31 @@ def test_seed002_cluster_transcript(fleet):
     r = curl_json("http://127.0.0.1:4001/v2/keys/key1", "-X", "PUT", "-d", "value=value1")
     i = r["node"]["modifiedIndex"]
     for port in (4001, 4002, 4003):
-        st, got = get_key(port, "key1")
+        st, got = get_key(port, "key1", i)
         assert st == 200 and got["node"]["value"] == "value1", (port, got)
     # updated from machine2, deleted from machine3
     curl_json("http://127.0.0.1:4002/v2/keys/key1", "-X", "PUT", "-d", "value=value2")
     for port in (4001, 4002, 4003):
-        assert get_key(port, "key1")[1]["node"]["value"] == "value2"
+        assert get_key(port, "key1", i + 1)[1]["node"]["value"] == "value2"
     curl_json("http://127.0.0.1:4003/v2/keys/key1", "-X", "DELETE")
     for port in (4003, 4002, 4001):
-        st, got = get_key(port, "key1")
+        st, got = get_key(port, "key1", i + 2)
         assert st == 404 and got["errorCode"] == 100 and got["index"] == i + 2, (port, got)
 
     # xyz written, then machine1 and machine2 go down: machine3 still answers reads
-    curl_json("http://127.0.0.1:4001/v2/keys/xyz", "-X", "PUT", "-d", "value=ABC")
+    xyz = curl_json("http://127.0.0.1:4001/v2/keys/xyz", "-X", "PUT", "-d", "value=ABC")["node"]["modifiedIndex"]
     m1.stop()
     with pytest.raises(OSError):
         raw_request(4001, "GET", "/v2/keys/xyz", timeout=2)
     for port in (4002, 4003):
-        assert get_key(port, "xyz")[1]["node"]["value"] == "ABC"
+        assert get_key(port, "xyz", xyz)[1]["node"]["value"] == "ABC"
     m2.stop()
-    assert get_key(4003, "xyz")[1]["node"]["value"] == "ABC"
+    assert get_key(4003, "xyz", xyz)[1]["node"]["value"] == "ABC"
 
     # machine1 rejoins through machine3, as the author tried; the two form a quorum again
     m1.extra_args = ["-peers", "127.0.0.1:7003", "-force"]
     m1.start()
-    assert get_key(4001, "xyz")[1]["node"]["value"] == "ABC"
+    assert get_key(4001, "xyz", xyz)[1]["node"]["value"] == "ABC"
     r = curl_json("http://127.0.0.1:4003/v2/keys/after", "-X", "PUT", "-d", "value=rejoined")
     assert r["action"] == "set", r
     wait_for("machine1 to see the write made on machine3",

@@ -435,6 +435,7 @@ def test_watch_outputs_hold_the_expected_events(sides):
     assert ev[1]["kv"] == {"key": "dw==", "mod_revision": 4}, ev
 
 
+@pytest.mark.alone
 def test_etcdctl_check_perf_passes(target):
     """`etcdctl check perf`: a minute of writes with binary keys from 50 clients under one
     lease, judged by etcdctl's own thresholds (throughput, slowest request, deviation),
