@@ -132,7 +132,7 @@ else
 fi
 reclaim "$TARGET_DIR/debug" "debug (cargo test)"
 
-log "fuzz: every target for 20 s on the checked-in corpus (fuzz/run-short.sh)"
+log "fuzz: every target for 60 s on the checked-in corpus (fuzz/run-short.sh)"
 fuzz/run-short.sh || status=1
 reclaim "$FUZZ_TARGET_DIR" "fuzz"
 echo "disk: $(free_gib "$ROOT") GiB free"
