@@ -11,10 +11,10 @@
 # installed from crates.io (`cargo install cargo-fuzz --locked`) when missing.
 #
 # Environment: FUZZ_SECONDS (per target), FUZZ_TARGETS (space-separated subset),
-# FUZZ_SANITIZER (address, the default, or none), FUZZ_BUILD (dev, the default: a build
-# without optimisation, debug assertions on, takes about half as long as cargo-fuzz's
-# optimised one, 14 minutes cold here, and 20 s a target needs no speed; release for long
-# runs), FUZZ_CODEGEN_UNITS (default 16: cargo-fuzz's own 1 left one of two cores idle
+# FUZZ_SANITIZER (address, the default, or none), FUZZ_BUILD (dev, the default: without
+# optimisation, debug assertions on, a cold build takes 6 minutes here against 14 for
+# cargo-fuzz's optimised one, and a smoke run needs no speed; release for long runs),
+# FUZZ_CODEGEN_UNITS (default 16: cargo-fuzz's own 1 left one of two cores idle
 # through most of the build), FUZZ_TOOLCHAIN=bootstrap (skip nightly:
 # take the stable route straight away), FUZZ_TARGET_DIR (the build directory;
 # default ~/.cache/musubi-fuzz-target, outside the checkout, so that a later run on the
@@ -25,7 +25,8 @@ cd "$(dirname "$0")"
 seconds=${FUZZ_SECONDS:-60}
 sanitizer=${FUZZ_SANITIZER:-address}
 codegen_units=${FUZZ_CODEGEN_UNITS:-16}
-case ${FUZZ_BUILD:-dev} in
+build_profile=${FUZZ_BUILD:-dev}
+case $build_profile in
     dev) build_mode=(--dev) ;;
     release) build_mode=(--release) ;;
     *) echo "fuzz: FUZZ_BUILD must be dev or release" >&2; exit 2 ;;
@@ -87,7 +88,7 @@ if ! build "$sanitizer"; then
         exit 1
     fi
 fi
-log "built in $((SECONDS - start)) s (${FUZZ_BUILD:-dev}, sanitizer: $sanitizer)"
+log "built in $((SECONDS - start)) s ($build_profile, sanitizer: $sanitizer)"
 
 # --- run ---
 scratch=$(mktemp -d)
