@@ -25,6 +25,9 @@ pub fn write_atomic_on(fs: &dyn Fs, dir: &Path, name: &str, parts: &[&[u8]]) -> 
     replace_on(fs, dir, name, |out| write_parts(out, parts))
 }
 
+/// How much of a streamed part is checksummed at a time.
+const CHECKSUM_CHUNK: usize = 64 * 1024;
+
 /// [`write_atomic_on`] with one more part after `parts`, which `write_last` writes as it
 /// produces it, so that it is never whole in memory (a snapshot of the state). [`read`]
 /// returns it as a part like the others. Returns its length.
@@ -42,12 +45,20 @@ pub fn write_atomic_streamed_on(
         out.flush()?;
         let header_at = out.get_ref().at;
         out.write_all(&[0; record::HEADER])?;
-        let mut last = Checksummed {
-            out: &mut *out,
-            record: record::Streamed::new(parts.len() as u64),
-        };
+        // Buffered above the checksum too: a serializer writes a few bytes at a time, and
+        // a CRC over each few bytes cost more than the JSON it covered.
+        let mut last = io::BufWriter::with_capacity(
+            CHECKSUM_CHUNK,
+            Checksummed {
+                out: &mut *out,
+                record: record::Streamed::new(parts.len() as u64),
+            },
+        );
         write_last(&mut last)?;
-        let record = last.record;
+        let record = last
+            .into_inner()
+            .map_err(io::IntoInnerError::into_error)?
+            .record;
         last_len = record.len() as u64;
         let header = record.header().ok_or_else(|| {
             io::Error::other(format!(

@@ -399,12 +399,12 @@ mod tests {
         );
         let now = String::from_utf8(sm.to_snapshot()).unwrap();
         let before = now
-            .replace(r#""format":3"#, r#""format":2"#)
+            .replace(r#""format":4"#, r#""format":2"#)
             .replace(r#","request_fence":0"#, "");
         assert_ne!(before, now);
         let restored = crate::StateMachine::from_snapshot(before.as_bytes()).unwrap();
         assert_eq!(restored.to_snapshot(), now.as_bytes());
-        let later = now.replace(r#""format":3"#, r#""format":4"#);
+        let later = now.replace(r#""format":4"#, r#""format":5"#);
         assert!(crate::StateMachine::from_snapshot(later.as_bytes()).is_err());
     }
 }

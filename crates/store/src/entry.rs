@@ -146,6 +146,12 @@ impl Entry {
         std::ptr::eq(self.packed(), other.packed())
     }
 
+    /// Where this entry lives: equal for [`is_same`](Self::is_same) entries only, while
+    /// both are held.
+    pub(crate) fn address(&self) -> usize {
+        self.packed().as_ptr() as usize
+    }
+
     fn packed(&self) -> &[u8] {
         &self.0.slice
     }

@@ -139,11 +139,13 @@ pub struct Frozen {
     removed: RemovedMembers,
 }
 
-/// The snapshot layout: 3 adds the request window's fence and indexed IDs, 2 is the MVCC
-/// keyspace (1, never marked, was the v2 tree). 2 still reads as it was (no fence, no
-/// indexed IDs); a binary from before 3 refuses a 3 rather than restore a window without
-/// its fence and apply what the others refuse.
-const SNAPSHOT_FORMAT: u32 = 3;
+/// The snapshot layout: 4 leaves out a history entry the reader has already (`keyspace`'s
+/// `Slot`), 3 adds the request window's fence and indexed IDs, 2 is the MVCC keyspace (1,
+/// never marked, was the v2 tree). 2 and 3 still read as they were (2: no fence, no indexed
+/// IDs); a binary from before 3 refuses a 3 rather than restore a window without its fence
+/// and apply what the others refuse, and one from before 4 refuses a 4 rather than read a
+/// left-out entry as none.
+const SNAPSHOT_FORMAT: u32 = 4;
 /// The oldest layout this binary restores.
 const OLDEST_SNAPSHOT_FORMAT: u32 = 2;
 
