@@ -5,7 +5,8 @@
 //!
 //! Input: one body, tried against every decoder.
 //!
-//! Checks: nothing panics; whatever decodes survives a JSON round trip; a decoded proposal
+//! Checks: nothing panics; whatever decodes survives a JSON round trip (a proposal's own,
+//! not only its payload's, which writes back the bytes it was decoded from); a decoded proposal
 //! (forwarded, or inside an AppendEntries entry) applies to a keyspace without panicking,
 //! and applying it again with its request ID changes nothing and answers the same; the snapshot bytes of a decoded `/raft/snapshot` restore or fail cleanly.
 #![no_main]
@@ -17,7 +18,7 @@ use musubi_consensus::{
     decode_publish,
 };
 use musubi_fuzz::{apply_to_base, assert_json_round_trip};
-use musubi_store::StateMachine;
+use musubi_store::{Proposal, StateMachine};
 use openraft::EntryPayload;
 use openraft::raft::{AppendEntriesRequest, TransferLeaderRequest, VoteRequest};
 
@@ -26,6 +27,7 @@ fuzz_target!(|data: &[u8]| {
         assert_json_round_trip(&req);
         for entry in &req.entries {
             if let EntryPayload::Normal(proposal) = &entry.payload {
+                assert_json_round_trip::<Proposal>(proposal);
                 apply_to_base(proposal);
             }
         }
@@ -45,11 +47,13 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Ok(proposal) = decode_propose(data) {
         assert_json_round_trip(&proposal);
+        assert_json_round_trip::<Proposal>(&proposal);
         apply_to_base(&proposal);
     }
     if let Ok(batch) = decode_propose_batch(data) {
         for proposal in &batch {
             assert_json_round_trip(proposal);
+            assert_json_round_trip::<Proposal>(proposal);
             apply_to_base(proposal);
         }
     }

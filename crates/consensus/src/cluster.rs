@@ -3,7 +3,7 @@
 //! members cannot be reached instead of waiting out its timeout.
 
 use crate::forward::{self, SendError};
-use crate::{Applied, Consensus, ConsensusError, Member};
+use crate::{Applied, Consensus, ConsensusError, Member, Payload};
 use musubi_store::{Proposal, RequestId};
 use openraft::async_runtime::watch::WatchReceiver;
 use openraft::{ChangeMembers, ReadPolicy};
@@ -55,14 +55,14 @@ impl Consensus {
     /// arrives, the retry is refused, and the outcome is unknown after all.
     pub async fn write(&self, req: musubi_store::Request) -> Result<Applied, ConsensusError> {
         // Shared, not copied, by every retry and by openraft's log and apply.
-        let mut proposal = Arc::new(Proposal {
+        let mut proposal = Arc::new(Payload::new(Proposal {
             id: Some(RequestId {
                 member: self.node_id,
                 nonce: rand::random(),
             }),
             lands_above: Some(self.state_machine.applied_index().unwrap_or(0)),
             request: req,
-        });
+        }));
         let pending = &self.write_metrics.pending;
         pending.increment(1);
         let mut refusals = 0;
@@ -80,10 +80,10 @@ impl Consensus {
                 // far behind. Nothing was applied; it lands above `at` when sent again.
                 Err(ConsensusError::Refused { at }) if refusals < MAX_REFUSALS => {
                     refusals += 1;
-                    proposal = Arc::new(Proposal {
+                    proposal = Arc::new(Payload::new(Proposal {
                         lands_above: Some(at),
-                        ..(*proposal).clone()
-                    });
+                        ..Proposal::clone(&proposal)
+                    }));
                 }
                 // Writes go by faster than it can be sent: say that it may have been
                 // applied, which is never wrong.
@@ -229,7 +229,7 @@ impl Consensus {
     /// would accept the entry and never commit it; refuse instead, naming who is missing.
     pub(crate) async fn write_here(
         &self,
-        proposal: Arc<Proposal>,
+        proposal: Arc<Payload>,
     ) -> Result<Applied, ConsensusError> {
         self.check_quorum().await?;
         let write = self.raft.client_write(proposal);

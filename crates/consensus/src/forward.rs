@@ -21,7 +21,7 @@ use crate::network::post::{HttpClient, PostFailure, http_client, peer_base, post
 use crate::propose_batch::ProposeBatcher;
 use crate::{
     Applied, ClusterView, Consensus, ConsensusError, Member, MemberInfo, MembershipChange,
-    MembershipError,
+    MembershipError, Payload,
 };
 use axum::Router;
 use axum::extract::State;
@@ -187,12 +187,12 @@ pub(crate) fn router(consensus: Consensus) -> Router {
 }
 
 /// The body of `POST /raft/propose`.
-pub fn decode_propose(body: &[u8]) -> serde_json::Result<musubi_store::Proposal> {
+pub fn decode_propose(body: &[u8]) -> serde_json::Result<Payload> {
     serde_json::from_slice(body)
 }
 
 /// The body of `POST /raft/propose-batch`.
-pub fn decode_propose_batch(body: &[u8]) -> serde_json::Result<Vec<musubi_store::Proposal>> {
+pub fn decode_propose_batch(body: &[u8]) -> serde_json::Result<Vec<Payload>> {
     serde_json::from_slice(body)
 }
 

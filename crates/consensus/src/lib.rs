@@ -38,6 +38,7 @@ mod member;
 mod membership;
 pub mod network;
 mod observe;
+mod payload;
 mod propose_batch;
 mod read_batch;
 mod reconfig;
@@ -61,16 +62,18 @@ pub use leader_call::leader_route;
 pub use log_store::LogStore;
 pub use member::{Member, MemberInfo};
 pub use membership::{MembershipChange, MembershipError};
+pub use payload::Payload;
 pub use snapshot::write_restored;
 pub use state_machine::StateMachineStore;
 pub use transfer::TransferError;
 
 openraft::declare_raft_types!(
-    /// musubi's Raft types: one `Request` per entry, members carry their URLs. Leader IDs
-    /// are standard Raft's, one leader per term (openraft's default lets several members
-    /// lead one term in turn), so `X-Raft-Term` names one leader, as in etcd.
+    /// musubi's Raft types: one `Request` per entry (kept with its JSON, see `payload`),
+    /// members carry their URLs. Leader IDs are standard Raft's, one leader per term
+    /// (openraft's default lets several members lead one term in turn), so `X-Raft-Term`
+    /// names one leader, as in etcd.
     pub TypeConfig:
-        D = std::sync::Arc<musubi_store::Proposal>,
+        D = std::sync::Arc<Payload>,
         R = musubi_store::Response,
         NodeId = u64,
         Node = Member,

@@ -58,7 +58,7 @@ pub async fn write(router: &Router, request: Request, patience: Duration) -> Res
         };
         let attempt = tokio::time::timeout_at(
             deadline,
-            raft.client_write(Proposal::once(request.clone()).into()),
+            raft.client_write(Arc::new(Proposal::once(request.clone()).into())),
         );
         match attempt.await {
             Ok(Ok(written)) => return Ok(written.log_id.index),
