@@ -159,7 +159,8 @@ impl Consensus {
                     let body = body()?;
                     let left = deadline.saturating_duration_since(tokio::time::Instant::now());
                     let ttl = attempt_ttl.min(left.max(RETRY));
-                    match self.forwarder.call::<T>(&leader, path, body, ttl).await {
+                    // Boxed, as the other large futures on a write's way: see `write_here`.
+                    match Box::pin(self.forwarder.call::<T>(&leader, path, body, ttl)).await {
                         Ok(reply) => reply.map_err(ConsensusError::from),
                         // Not sent: as if the leader were gone; look again.
                         Err(SendError::Unreachable(m)) => {
@@ -217,11 +218,14 @@ impl Consensus {
         if self.state_machine.applied_index() >= Some(index) {
             return Ok(());
         }
-        self.raft
-            .wait(None)
-            .applied_index_at_least(Some(index), "entry applied locally")
-            .await
-            .map_err(|e| ConsensusError::Fatal(e.to_string()))?;
+        // Boxed: see `write_here`.
+        Box::pin(
+            self.raft
+                .wait(None)
+                .applied_index_at_least(Some(index), "entry applied locally"),
+        )
+        .await
+        .map_err(|e| ConsensusError::Fatal(e.to_string()))?;
         Ok(())
     }
 
@@ -232,8 +236,11 @@ impl Consensus {
         proposal: Arc<Payload>,
     ) -> Result<Applied, ConsensusError> {
         self.check_quorum().await?;
-        let write = self.raft.client_write(proposal);
-        tokio::pin!(write);
+        // On the heap, not inline: a future holds the futures it awaits, and every caller
+        // up to the connection's task grows by their size, openraft's 1.5 KiB here. Each
+        // level copies its whole future when it is made, and copies of 4-7 KiB futures
+        // were an eighth of a v2 put's CPU (docs/benchmarks.md).
+        let mut write = Box::pin(self.raft.client_write(proposal));
         // The quorum may go away after the check: look again every few election timeouts
         // rather than hang until the client gives up.
         let written = loop {

@@ -82,11 +82,13 @@ async fn route(v3: V3, req: Request) -> reply::HttpResponse {
     if path == "/v2/keys" || path.starts_with("/v2/keys/") {
         return keys_entry(app, req, &path["/v2/keys".len()..]).await;
     }
+    // The cold paths' futures boxed, each 4-7 KiB: inline, every request's future would be
+    // as large as the largest, and copying it is most of what a small request costs.
     if path == "/v2/members" || path.starts_with("/v2/members/") {
-        return members_entry(&app, req, &path["/v2/members".len()..]).await;
+        return Box::pin(members_entry(&app, req, &path["/v2/members".len()..])).await;
     }
     if path.starts_with("/v2/auth/") {
-        return auth_entry(&app, req, &path["/v2/auth".len()..]).await;
+        return Box::pin(auth_entry(&app, req, &path["/v2/auth".len()..])).await;
     }
     let get_only = |resp: fn(&App) -> reply::HttpResponse, req: &Request, app: &App| {
         if req.method() == Method::GET || req.method() == Method::HEAD {
@@ -98,12 +100,12 @@ async fn route(v3: V3, req: Request) -> reply::HttpResponse {
     match path.as_str() {
         "/version" => cluster::version(),
         "/health" if req.method() == Method::GET || req.method() == Method::HEAD => {
-            cluster::health(&app).await
+            Box::pin(cluster::health(&app)).await
         }
         "/health" => method_not_allowed("GET, HEAD"),
         "/metrics" => get_only(metrics_text, &req, &app),
-        "/livez" => probes::livez(&app, req.uri().query()).await,
-        "/readyz" => probes::readyz(&app, req.uri().query()).await,
+        "/livez" => Box::pin(probes::livez(&app, req.uri().query())).await,
+        "/readyz" => Box::pin(probes::readyz(&app, req.uri().query())).await,
         "/v2/machines" => get_only(cluster::machines, &req, &app),
         "/v2/stats/self" => get_only(cluster::stats_self, &req, &app),
         "/v2/stats/leader" => get_only(cluster::stats_leader, &req, &app),
