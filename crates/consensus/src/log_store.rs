@@ -1,9 +1,10 @@
 //! openraft's log storage over `musubi_raftlog`.
 //!
-//! Entries are JSON-encoded straight into one reusable write batch per append; the batch is
-//! written at once and openraft's `IOFlushed` callback is handed to the log's flusher, so it
-//! fires only after the fsync that covers the batch. The vote and the purge point live in
-//! small atomically replaced files beside the snapshots.
+//! Entries are JSON-encoded straight into one reusable write batch per append (a payload
+//! as it was first encoded, or as it arrived: `Payload`); the batch is written at once and
+//! openraft's `IOFlushed` callback is handed to the log's flusher, so it fires only after
+//! the fsync that covers the batch. The vote and the purge point live in small atomically
+//! replaced files beside the snapshots.
 //!
 //! The most recent entries are also kept decoded in memory ([`Recent`]): the state machine
 //! applies, and the leader replicates, entries just appended, and reading those back from

@@ -2,7 +2,7 @@
 //!
 //! | RPC | route | body |
 //! |---|---|---|
-//! | append entries | `POST /raft/append` | `AppendEntriesRequest` as JSON |
+//! | append entries | `POST /raft/append` | `AppendEntriesRequest` as JSON, each entry's payload as first encoded (`Payload`) |
 //! | vote | `POST /raft/vote` | `VoteRequest` as JSON |
 //! | pre-vote | `POST /raft/pre-vote` | `VoteRequest` as JSON |
 //! | leadership hand-over (a removed leader picks its successor) | `POST /raft/transfer-leader` | `TransferLeaderRequest` as JSON |
