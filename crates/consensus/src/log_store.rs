@@ -8,7 +8,8 @@
 //!
 //! The most recent entries are also kept decoded in memory ([`Recent`]): the state machine
 //! applies, and the leader replicates, entries just appended, and reading those back from
-//! the log meant decoding each JSON entry again on every write.
+//! the log meant decoding each JSON entry again on every write. They are bounded by count
+//! and by the bytes they hold, payload JSON included.
 
 use crate::committed::CommittedHint;
 use crate::{Entry, LogId, TypeConfig, Vote};
@@ -25,8 +26,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 const VOTE: &str = "vote";
-/// Entries kept decoded in memory, at most.
+/// Entries kept decoded in memory, at most, and the bytes they may hold: by count alone,
+/// entries of the largest values (1.5 MiB, with their JSON as much again) could hold GiBs.
 const RECENT_ENTRIES: usize = 8192;
+const RECENT_BYTES: usize = 64 << 20;
 const PURGED: &str = "purged";
 
 /// The Raft log. Cheap to clone: clones share the same files (one is openraft's reader).
@@ -50,49 +53,91 @@ struct Inner {
 
 /// The newest entries of the log, decoded, with consecutive indexes: always what the log
 /// holds at those indexes (appends, truncations and purges change both).
-#[derive(Default)]
-struct Recent(std::collections::VecDeque<Entry>);
+struct Recent {
+    /// Each entry with what it held when it came ([`held_bytes`]).
+    entries: std::collections::VecDeque<(Entry, usize)>,
+    /// What `entries` hold.
+    bytes: usize,
+    max_entries: usize,
+    max_bytes: usize,
+}
+
+impl Default for Recent {
+    fn default() -> Self {
+        Self::new(RECENT_ENTRIES, RECENT_BYTES)
+    }
+}
+
+/// What an entry holds in memory beyond its fixed size.
+fn held_bytes(entry: &Entry) -> usize {
+    match &entry.payload {
+        openraft::EntryPayload::Normal(payload) => payload.held_bytes(),
+        _ => 0,
+    }
+}
 
 impl Recent {
+    fn new(max_entries: usize, max_bytes: usize) -> Self {
+        Self {
+            entries: Default::default(),
+            bytes: 0,
+            max_entries,
+            max_bytes,
+        }
+    }
+
     fn push(&mut self, entry: Entry) {
         if self
-            .0
+            .entries
             .back()
-            .is_some_and(|last| last.index() + 1 != entry.index())
+            .is_some_and(|(last, _)| last.index() + 1 != entry.index())
         {
-            self.0.clear();
+            self.entries.clear();
+            self.bytes = 0;
         }
-        if self.0.len() == RECENT_ENTRIES {
-            self.0.pop_front();
+        let adding = held_bytes(&entry);
+        while !self.entries.is_empty()
+            && (self.entries.len() == self.max_entries || self.bytes + adding > self.max_bytes)
+        {
+            self.pop_front();
         }
-        self.0.push_back(entry);
+        self.bytes += adding;
+        self.entries.push_back((entry, adding));
+    }
+
+    fn pop_front(&mut self) {
+        if let Some((_, held)) = self.entries.pop_front() {
+            self.bytes -= held;
+        }
     }
 
     /// Entries `start..end`, if all of them are held.
     fn get(&self, start: u64, end: u64) -> Option<Vec<Entry>> {
-        let first = self.0.front()?.index();
-        let last = self.0.back()?.index();
+        let first = self.entries.front()?.0.index();
+        let last = self.entries.back()?.0.index();
         if start < first || end > last + 1 || start >= end {
             return None;
         }
         let from = (start - first) as usize;
         Some(
-            self.0
+            self.entries
                 .range(from..from + (end - start) as usize)
-                .cloned()
+                .map(|(entry, _)| entry.clone())
                 .collect(),
         )
     }
 
     fn truncate_from(&mut self, from: u64) {
-        while self.0.back().is_some_and(|e| e.index() >= from) {
-            self.0.pop_back();
+        while self.entries.back().is_some_and(|(e, _)| e.index() >= from) {
+            if let Some((_, held)) = self.entries.pop_back() {
+                self.bytes -= held;
+            }
         }
     }
 
     fn purge_upto(&mut self, upto: u64) {
-        while self.0.front().is_some_and(|e| e.index() <= upto) {
-            self.0.pop_front();
+        while self.entries.front().is_some_and(|(e, _)| e.index() <= upto) {
+            self.pop_front();
         }
     }
 }
@@ -310,6 +355,23 @@ mod tests {
         Entry::new_blank(LogId::new(leader, index))
     }
 
+    /// An entry whose payload's JSON, as an append makes it, is about `len` bytes.
+    fn entry_of(index: u64, len: usize) -> Entry {
+        let leader = <LeaderIdOf<TypeConfig> as RaftLeaderIdExt>::new_committed(1, 1);
+        let proposal = musubi_store::Proposal::once(musubi_store::Request::V2 {
+            op: musubi_store::V2Op::Set {
+                key: "/k".into(),
+                value: Some("v".repeat(len)),
+                expiry: musubi_store::Expiry::Permanent,
+                refresh: false,
+            },
+            now_ms: 0,
+        });
+        let entry = Entry::new_normal(LogId::new(leader, index), Arc::new(proposal.into()));
+        serde_json::to_vec(&entry).unwrap();
+        entry
+    }
+
     fn indexes(got: Option<Vec<Entry>>) -> Option<Vec<u64>> {
         got.map(|es| es.iter().map(|e| e.index()).collect())
     }
@@ -330,5 +392,28 @@ mod tests {
         recent.push(entry(9));
         assert_eq!(indexes(recent.get(9, 10)), Some(vec![9]));
         assert_eq!(indexes(recent.get(4, 5)), None);
+    }
+
+    #[test]
+    fn recent_entries_hold_at_most_their_byte_budget() {
+        let held = held_bytes(&entry_of(1, 1000));
+        let mut recent = Recent::new(100, 3 * held);
+        (1..=3).for_each(|i| recent.push(entry_of(i, 1000)));
+        assert_eq!(indexes(recent.get(1, 4)), Some(vec![1, 2, 3]));
+        // A fourth pushes out the first; one as large as the rest together, all of them.
+        recent.push(entry_of(4, 1000));
+        assert_eq!(indexes(recent.get(1, 2)), None);
+        assert_eq!(indexes(recent.get(2, 5)), Some(vec![2, 3, 4]));
+        recent.push(entry_of(5, 3000));
+        assert_eq!(indexes(recent.get(4, 5)), None);
+        assert_eq!(indexes(recent.get(5, 6)), Some(vec![5]));
+        // What truncation and purges remove is no longer counted.
+        recent.truncate_from(5);
+        (5..=7).for_each(|i| recent.push(entry_of(i, 1000)));
+        assert_eq!(indexes(recent.get(5, 8)), Some(vec![5, 6, 7]));
+        recent.purge_upto(6);
+        recent.push(entry_of(8, 1000));
+        recent.push(entry_of(9, 1000));
+        assert_eq!(indexes(recent.get(7, 10)), Some(vec![7, 8, 9]));
     }
 }

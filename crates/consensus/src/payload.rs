@@ -33,6 +33,12 @@ impl Payload {
         }
     }
 
+    /// What the payload holds in memory, about: its JSON, once made, and the decoded
+    /// proposal, no larger than that JSON (values are base64 in it).
+    pub(crate) fn held_bytes(&self) -> usize {
+        self.json.get().map_or(0, |json| 2 * json.get().len())
+    }
+
     /// The proposal's JSON, encoded on first use.
     fn json(&self) -> serde_json::Result<&RawValue> {
         if let Some(json) = self.json.get() {
