@@ -35,16 +35,18 @@ use tower::{Service, ServiceExt};
 
 /// `http` with the gRPC services mounted beside it, each gRPC call counted for `/metrics`.
 pub fn mount(http: HttpService, v3: &V3) -> HttpService {
-    let grpc = services(v3);
-    let v3 = v3.clone();
+    // One reference counted per call, not the three parts (the HTTP service's clone is a
+    // boxed allocation that a gRPC call would only drop).
+    let parts = Arc::new((services(v3), http, v3.clone()));
     HttpService::new(tower::service_fn(move |req: Request| {
-        let (grpc, http, v3) = (grpc.clone(), http.clone(), v3.clone());
+        let parts = parts.clone();
         async move {
+            let (grpc, http, v3) = &*parts;
             if !is_grpc(&req) {
-                return http.oneshot(req).await;
+                return http.clone().oneshot(req).await;
             }
             let call = grpc_metrics::Call::start(req.uri().path());
-            let response = match learner::check_call(&v3, req.uri().path()) {
+            let response = match learner::check_call(v3, req.uri().path()) {
                 Ok(()) => grpc.serve(req).await,
                 Err(refused) => refused.into_http::<axum::body::Body>(),
             };
