@@ -100,7 +100,7 @@ impl StateMachineStore {
         &self,
         chunk: Vec<EntryResponder<TypeConfig>>,
     ) -> Vec<(openraft::storage::ApplyResponder<TypeConfig>, Response)> {
-        let mut replies = Vec::new();
+        let mut replies = Vec::with_capacity(chunk.len());
         let mut sm = self.shared.sm.write();
         let mut applied = self.shared.applied.lock();
         for (entry, responder) in chunk {
