@@ -149,6 +149,12 @@ def bench(cluster, args):
             server / requests * 1e6, client / requests * 1e6)
 
 
+def put_range_key(cluster):
+    """The one existing key the range workloads read."""
+    subprocess.run(["etcdctl", "--endpoints", cluster.endpoints(), "put", "bench-key", "x" * 256],
+                   env=dict(os.environ, ETCDCTL_API="3"), capture_output=True, check=True)
+
+
 def fill(cluster, n):
     """n keys with 64-byte values through the benchmark's own put."""
     bench(cluster, ["--conns", "10", "--clients", "100", "put", "--total", str(n),
@@ -166,9 +172,7 @@ def main():
         for kind, binary in (("etcd", ETCD), ("musubi", MUSUBI)):
             c = Cluster(kind, binary, work)
             c.start()
-            # The range workloads read one existing key.
-            subprocess.run(["etcdctl", "--endpoints", c.endpoints(), "put", "bench-key", "x" * 256],
-                           env=dict(os.environ, ETCDCTL_API="3"), capture_output=True, check=True)
+            put_range_key(c)
             for name, args in ([] if MEMORY_ONLY else WORKLOADS):
                 qps, p99, server_us, client_us = bench(c, args)
                 rows.append((name, kind, qps, p99, server_us, client_us))
