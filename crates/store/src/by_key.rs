@@ -3,7 +3,7 @@
 //!
 //! A point lookup walks about five B-tree nodes and makes three or four comparisons in
 //! each. Read from the entries, every comparison fetches another entry's memory, cold
-//! when the keys written are spread out: that was most of a put's apply (the lookup of
+//! when the keys written are spread out: that was most of a write's apply (the lookup of
 //! the key a v3 put writes was 5-7% of the server's CPU under etcd-benchmark's put). With
 //! the head inline a comparison reads only the node, unless the two heads are equal; keys
 //! under one long common prefix (`/registry/...`) pay one integer comparison more before
