@@ -10,7 +10,6 @@
 mod alarm;
 mod auth;
 pub mod backup;
-mod by_key;
 mod bytes;
 mod dedup;
 mod entry;
