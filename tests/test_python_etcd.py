@@ -29,6 +29,7 @@ Each inner test is reported as one test here.
 
 import glob
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -129,14 +130,15 @@ def run_inner(files, pythonpath_extra=()):
         tests = os.path.join(root, "etcd", "tests")
         client = harness.free_ports(4)
         peer = harness.free_ports(3)
+        ports = {str(6001 + i): str(client + i) for i in range(4)}
+        ports.update({str(8001 + i): str(peer + i) for i in range(3)})
         for rel in files:
             path = os.path.join(tests, rel)
             with open(path) as f:
                 src = f.read()
-            for i in range(4):
-                src = src.replace(str(6001 + i), str(client + i))
-            for i in range(3):
-                src = src.replace(str(8001 + i), str(peer + i))
+            # In one pass: replaced one port after another, a new client port holding an
+            # old peer port's digits (28001 holds 8001) was rewritten again.
+            src = re.sub(r"(?<!\d)(600[1-4]|800[1-3])(?!\d)", lambda m: ports[m.group(1)], src)
             with open(path, "w") as f:
                 f.write(src)
         with open(os.path.join(tests, "conftest.py"), "w") as f:
