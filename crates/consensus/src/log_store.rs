@@ -106,7 +106,12 @@ impl Recent {
     }
 
     fn pop_front(&mut self) {
-        if let Some((_, held)) = self.entries.pop_front() {
+        self.forget(self.entries.pop_front());
+    }
+
+    /// Stops counting what a removed entry held.
+    fn forget(&mut self, removed: Option<(Entry, usize)>) {
+        if let Some((_, held)) = removed {
             self.bytes -= held;
         }
     }
@@ -129,9 +134,7 @@ impl Recent {
 
     fn truncate_from(&mut self, from: u64) {
         while self.entries.back().is_some_and(|(e, _)| e.index() >= from) {
-            if let Some((_, held)) = self.entries.pop_back() {
-                self.bytes -= held;
-            }
+            self.forget(self.entries.pop_back());
         }
     }
 
