@@ -106,7 +106,8 @@ impl Recent {
     }
 
     fn pop_front(&mut self) {
-        self.forget(self.entries.pop_front());
+        let removed = self.entries.pop_front();
+        self.forget(removed);
     }
 
     /// Stops counting what a removed entry held.
@@ -134,7 +135,8 @@ impl Recent {
 
     fn truncate_from(&mut self, from: u64) {
         while self.entries.back().is_some_and(|(e, _)| e.index() >= from) {
-            self.forget(self.entries.pop_back());
+            let removed = self.entries.pop_back();
+            self.forget(removed);
         }
     }
 
