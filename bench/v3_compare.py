@@ -149,6 +149,23 @@ def bench(cluster, args):
             server / requests * 1e6, client / requests * 1e6)
 
 
+# A comparison table's columns after its first (the workload, or the pair), and one row's.
+COLUMNS = ("| etcd 3.4 req/s | musubi req/s | ratio | etcd p99 ms | musubi p99 ms "
+           "| server CPU µs/req etcd / musubi | load generator CPU µs/req (etcd / musubi run) |")
+RULE = "|---|---|---|---|---|---|---|---|"
+
+
+def cells(etcd, musubi):
+    """A row's cells after its first, from each server's bench() result."""
+    (eq, ep, es, ec), (mq, mp, ms, mc) = etcd, musubi
+    return (" %.0f | %.0f | %.2fx | %.1f | %.1f | %.0f / %.0f | %.0f / %.0f |"
+            % (eq, mq, mq / eq, ep, mp, es, ms, ec, mc))
+
+
+def members():
+    return "%d member%s" % (MEMBERS, "s" if MEMBERS > 1 else "")
+
+
 def put_range_key(cluster):
     """The one existing key the range workloads read."""
     subprocess.run(["etcdctl", "--endpoints", cluster.endpoints(), "put", "bench-key", "x" * 256],
@@ -206,19 +223,13 @@ def report(rows, memory):
     by = {(n, k): (q, p, s, c) for n, k, q, p, s, c in rows}
     command = "%sMEMBERS=%d TOTAL=%d KEYS=%d python3 bench/v3_compare.py" % (
         "MEMORY_ONLY=1 " if MEMORY_ONLY else "", MEMBERS, TOTAL, KEYS)
-    lines = ["", "## v3, %d member%s (%s)" % (MEMBERS, "s" if MEMBERS > 1 else "",
-                                              datetime.date.today().isoformat()),
+    lines = ["", "## v3, %s (%s)" % (members(), datetime.date.today().isoformat()),
              "", "`%s`; etcd-benchmark (etcd's tools/benchmark v3.4.23), 10 connections / "
              "100 clients, 256-byte values." % command]
     if not MEMORY_ONLY:
-        lines += ["", "| workload | etcd 3.4 req/s | musubi req/s | ratio | etcd p99 ms | musubi p99 ms "
-                  "| server CPU µs/req etcd / musubi | load generator CPU µs/req (etcd / musubi run) |",
-                  "|---|---|---|---|---|---|---|---|"]
+        lines += ["", "| workload " + COLUMNS, RULE]
     for name, _ in ([] if MEMORY_ONLY else WORKLOADS):
-        eq, ep, es, ec = by[(name, "etcd")]
-        mq, mp, ms, mc = by[(name, "musubi")]
-        lines.append("| %s | %.0f | %.0f | %.2fx | %.1f | %.1f | %.0f / %.0f | %.0f / %.0f |"
-                     % (name, eq, mq, mq / eq, ep, mp, es, ms, ec, mc))
+        lines.append("| %s |" % name + cells(by[(name, "etcd")], by[(name, "musubi")]))
     mem = {k: (r, t, p) for k, r, t, p in memory}
     lines += ["", "| %d keys, 64-byte values | etcd 3.4 | musubi | ratio |" % KEYS, "|---|---|---|---|",
               "| RSS per member (MiB) | %.0f | %.0f | %.2fx |" % (mem["etcd"][0], mem["musubi"][0],

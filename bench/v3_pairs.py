@@ -53,16 +53,12 @@ def main():
 
 def report(pairs):
     ratios = [m[0] / e[0] for e, m in pairs]
-    lines = ["", "## v3 %s in pairs, %d member%s (%s)" % (
-                 WORKLOAD, v.MEMBERS, "s" if v.MEMBERS > 1 else "", datetime.date.today().isoformat()),
+    lines = ["", "## v3 %s in pairs, %s (%s)" % (WORKLOAD, v.members(), datetime.date.today().isoformat()),
              "", "`MEMBERS=%d WORKLOAD=%s PAIRS=%d TOTAL=%d python3 bench/v3_pairs.py`; each pair "
              "etcd 3.4 then musubi, each on a fresh cluster." % (v.MEMBERS, WORKLOAD, PAIRS, v.TOTAL),
-             "", "| pair | etcd 3.4 req/s | musubi req/s | ratio | etcd p99 ms | musubi p99 ms "
-             "| server CPU µs/req etcd / musubi | load generator CPU µs/req (etcd / musubi run) |",
-             "|---|---|---|---|---|---|---|---|"]
-    for i, ((eq, ep, es, ec), (mq, mp, ms, mc)) in enumerate(pairs):
-        lines.append("| %d | %.0f | %.0f | %.2fx | %.1f | %.1f | %.0f / %.0f | %.0f / %.0f |"
-                     % (i + 1, eq, mq, mq / eq, ep, mp, es, ms, ec, mc))
+             "", "| pair " + v.COLUMNS, v.RULE]
+    for i, (etcd, musubi) in enumerate(pairs):
+        lines.append("| %d |" % (i + 1) + v.cells(etcd, musubi))
     lines += ["", "Median ratio %.2fx (%.2f-%.2fx)." % (statistics.median(ratios), min(ratios),
                                                        max(ratios))]
     text = "\n".join(lines) + "\n"
