@@ -132,13 +132,14 @@ def run_inner(files, pythonpath_extra=()):
         peer = harness.free_ports(3)
         ports = {str(6001 + i): str(client + i) for i in range(4)}
         ports.update({str(8001 + i): str(peer + i) for i in range(3)})
+        old_port = re.compile(r"(?<!\d)(%s)(?!\d)" % "|".join(ports))
         for rel in files:
             path = os.path.join(tests, rel)
             with open(path) as f:
                 src = f.read()
             # In one pass: replaced one port after another, a new client port holding an
             # old peer port's digits (28001 holds 8001) was rewritten again.
-            src = re.sub(r"(?<!\d)(600[1-4]|800[1-3])(?!\d)", lambda m: ports[m.group(1)], src)
+            src = old_port.sub(lambda m: ports[m.group(1)], src)
             with open(path, "w") as f:
                 f.write(src)
         with open(os.path.join(tests, "conftest.py"), "w") as f:
