@@ -11,13 +11,12 @@
 //! under the read lock and serialised after it is released: writes never wait for one.
 
 use crate::Bytes;
+use crate::by_key::{ByKey, KeyProbe};
 use crate::entry::{Entry, EntryFields, Revision};
 use imbl::{OrdSet, Vector};
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::ser::{SerializeMap, SerializeStruct, Serializer};
 use serde::{Deserialize, Serialize};
-use std::borrow::Borrow;
-use std::cmp::Ordering;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::ops::Bound;
@@ -43,28 +42,6 @@ impl Change {
             (Some(e), _) | (None, Some(e)) => e.key(),
             (None, None) => unreachable!("a change without an entry is never recorded"),
         }
-    }
-}
-
-/// An entry in the ordered set of current entries, ordered and found by its key.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct ByKey(Entry);
-
-impl Borrow<[u8]> for ByKey {
-    fn borrow(&self) -> &[u8] {
-        self.0.key()
-    }
-}
-
-impl Ord for ByKey {
-    fn cmp(&self, other: &Self) -> Ordering {
-        self.0.key().cmp(other.0.key())
-    }
-}
-
-impl PartialOrd for ByKey {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
     }
 }
 
@@ -168,12 +145,12 @@ impl Keyspace {
     }
 
     pub fn get(&self, key: &[u8]) -> Option<&Entry> {
-        self.entries.get(key).map(|e| &e.0)
+        self.entries.get(&KeyProbe::new(key)).map(ByKey::entry)
     }
 
     /// Every entry in key order.
     pub fn iter(&self) -> impl Iterator<Item = &Entry> {
-        self.entries.iter().map(|e| &e.0)
+        self.entries.iter().map(ByKey::entry)
     }
 
     /// Entries with keys in `[from, to)` (`to == None`: to the end), in key order.
@@ -183,20 +160,20 @@ impl Keyspace {
         to: Option<&[u8]>,
     ) -> impl DoubleEndedIterator<Item = &'a Entry> + use<'a> {
         let end = match to {
-            Some(to) => Bound::Excluded(to),
+            Some(to) => Bound::Excluded(KeyProbe::new(to)),
             None => Bound::Unbounded,
         };
         self.entries
-            .range::<_, [u8]>((Bound::Included(from), end))
-            .map(|e| &e.0)
+            .range((Bound::Included(KeyProbe::new(from)), end))
+            .map(ByKey::entry)
     }
 
     /// The first entry at or after `from`, as a cursor walking the keys sees it.
     pub fn first_from(&self, from: Bound<&[u8]>) -> Option<&Entry> {
         self.entries
-            .range::<_, [u8]>((from, Bound::Unbounded))
+            .range((from.map(KeyProbe::new), Bound::Unbounded))
             .next()
-            .map(|e| &e.0)
+            .map(ByKey::entry)
     }
 
     /// Writes `entry` under its key at `revision` (the caller advances the keyspace to
@@ -205,7 +182,10 @@ impl Keyspace {
         let new_expiry = entry.expire_at();
         let visible = entry.is_key().then(|| entry.clone());
         self.held_bytes += entry.data_len() as u64;
-        let old = self.entries.insert(ByKey(entry.clone())).map(|e| e.0);
+        let old = self
+            .entries
+            .insert(ByKey::new(entry.clone()))
+            .map(ByKey::into_entry);
         // Forget the old expiry before recording the new one: they may be equal.
         if let Some(old) = &old {
             self.held_bytes -= old.data_len() as u64;
@@ -219,7 +199,7 @@ impl Keyspace {
 
     /// Removes `key` at `revision`, recording the deletion if v3 saw the key.
     pub fn remove(&mut self, key: &[u8], revision: Revision) -> Option<Entry> {
-        let old = self.entries.remove(key)?.0;
+        let old = self.entries.remove(&KeyProbe::new(key))?.into_entry();
         self.held_bytes -= old.data_len() as u64;
         self.forget_expiry(&old);
         self.record(Some(old.clone()), None, revision);
@@ -526,7 +506,7 @@ impl<'de> Deserialize<'de> for Entries {
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Entries, A::Error> {
                 let mut entries = OrdSet::new();
                 while let Some((key, fields)) = map.next_entry::<Bytes, EntryFields>()? {
-                    entries.insert(ByKey(fields.into_entry(&key)));
+                    entries.insert(ByKey::new(fields.into_entry(&key)));
                 }
                 Ok(Entries(entries))
             }
@@ -559,7 +539,7 @@ impl<'de> Visitor<'de> for HistorySeed<'_> {
         // What each key's changes so far made it: a left-out `prev`, and the one to share.
         let mut made: HashMap<Bytes, Entry> = HashMap::new();
         while let Some(c) = seq.next_element::<ChangeFields<Bytes, EntryFields>>()? {
-            let current = self.0.get(&c.key[..]).map(|e| &e.0);
+            let current = self.0.get(&KeyProbe::new(&c.key)).map(ByKey::entry);
             let kv = c.kv.resolve(&c.key, current).map_err(|()| {
                 de::Error::custom("a change names the current entry of a key without one")
             })?;

@@ -10,6 +10,7 @@
 mod alarm;
 mod auth;
 pub mod backup;
+mod by_key;
 mod bytes;
 mod dedup;
 mod entry;
