@@ -238,6 +238,11 @@ def report(rows, memory):
                                                               mem["musubi"][1] / mem["etcd"][1]),
               "| peak RSS while restarting (MiB) | %.0f | %.0f | %.2fx |"
               % (mem["etcd"][2], mem["musubi"][2], mem["musubi"][2] / mem["etcd"][2])]
+    publish(lines)
+
+
+def publish(lines):
+    """Prints a report's lines as one markdown section and appends it to OUT, if set."""
     text = "\n".join(lines) + "\n"
     print(text)
     if OUT:

@@ -61,11 +61,7 @@ def report(pairs):
         lines.append("| %d |" % (i + 1) + v.cells(etcd, musubi))
     lines += ["", "Median ratio %.2fx (%.2f-%.2fx)." % (statistics.median(ratios), min(ratios),
                                                        max(ratios))]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if v.OUT:
-        with open(v.OUT, "a") as f:
-            f.write(text)
+    v.publish(lines)
 
 
 if __name__ == "__main__":

@@ -100,11 +100,7 @@ def main():
         cells = [etcd[1], musubi[1], etcd[2], musubi[2]]
         if any(c.get(event, 0) >= 0.005 for c in cells):
             lines.append("| %s | %s |" % (event, " | ".join("%.2f" % c.get(event, 0) for c in cells)))
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if v.OUT:
-        with open(v.OUT, "a") as f:
-            f.write(text)
+    v.publish(lines)
 
 
 if __name__ == "__main__":
