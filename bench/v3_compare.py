@@ -12,6 +12,7 @@ appends it to docs/benchmarks.md (OUT= to write elsewhere, OUT= empty to only pr
   MEMORY_ONLY=1 KEYS=1000000 python3 bench/v3_compare.py   # the memory and restart step alone
 """
 
+import contextlib
 import datetime
 import os
 import re
@@ -170,6 +171,21 @@ def put_range_key(cluster):
     """The one existing key the range workloads read."""
     subprocess.run(["etcdctl", "--endpoints", cluster.endpoints(), "put", "bench-key", "x" * 256],
                    env=dict(os.environ, ETCDCTL_API="3"), capture_output=True, check=True)
+
+
+@contextlib.contextmanager
+def fresh_cluster(kind, binary):
+    """A started cluster of `kind` in a temporary data dir, with the range workloads' key;
+    stopped and removed afterwards."""
+    work = tempfile.mkdtemp(prefix="musubi-v3bench.")
+    cluster = Cluster(kind, binary, work)
+    try:
+        cluster.start()
+        put_range_key(cluster)
+        yield cluster
+    finally:
+        cluster.stop()
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def fill(cluster, n):

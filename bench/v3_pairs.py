@@ -12,10 +12,8 @@ to docs/benchmarks.md (OUT= to write elsewhere, OUT= empty to only print).
 
 import datetime
 import os
-import shutil
 import statistics
 import sys
-import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import v3_compare as v  # noqa: E402
@@ -26,15 +24,8 @@ WORKLOAD = os.environ.get("WORKLOAD", "put")
 
 def run(kind, binary, args):
     """(requests/s, p99 ms, server CPU µs/request, load generator CPU µs/request)."""
-    work = tempfile.mkdtemp(prefix="musubi-v3pairs.")
-    cluster = v.Cluster(kind, binary, work)
-    try:
-        cluster.start()
-        v.put_range_key(cluster)
+    with v.fresh_cluster(kind, binary) as cluster:
         return v.bench(cluster, args)
-    finally:
-        cluster.stop()
-        shutil.rmtree(work, ignore_errors=True)
 
 
 def main():

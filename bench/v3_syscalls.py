@@ -13,11 +13,9 @@ docs/benchmarks.md (OUT= to write elsewhere, OUT= empty to only print).
 import datetime
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -45,12 +43,9 @@ def counts(path):
 def run(kind, binary, args):
     """(requests/s, server {event: per request}, generator {event: per request}, server CPU
     µs/request, generator CPU µs/request)."""
-    work = tempfile.mkdtemp(prefix="musubi-v3syscalls.")
-    cluster = v.Cluster(kind, binary, work)
-    try:
-        cluster.start()
-        v.put_range_key(cluster)
-        server_stat, gen_stat = os.path.join(work, "server.stat"), os.path.join(work, "gen.stat")
+    with v.fresh_cluster(kind, binary) as cluster:
+        server_stat = os.path.join(cluster.workdir, "server.stat")
+        gen_stat = os.path.join(cluster.workdir, "gen.stat")
         pids = ",".join(str(p.pid) for p in cluster.procs)
         server = subprocess.Popen(["perf", "stat", "-e", EVENTS, "-p", pids, "-o", server_stat],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -64,13 +59,11 @@ def run(kind, binary, args):
         server.wait()
         qps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
         requests = qps * float(re.search(r"Total:\s+([\d.]+) secs", out).group(1))
+
         def per(found):
             return {event: n / requests for event, n in found.items()}
         return (qps, per(counts(server_stat)), per(counts(gen_stat)), cpu / requests * 1e6,
                 generator_cpu(gen_stat) / requests * 1e6)
-    finally:
-        cluster.stop()
-        shutil.rmtree(work, ignore_errors=True)
 
 
 def generator_cpu(path):
