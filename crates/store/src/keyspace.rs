@@ -259,7 +259,7 @@ impl Keyspace {
         let mut at: std::collections::BTreeMap<&[u8], Entry> =
             current.map(|e| (e.key(), e.clone())).collect();
         let later = self.first_change_after(revision);
-        for change in self.history.iter().skip(later).rev() {
+        for change in self.history_from(later).rev() {
             let key = change.key();
             if !in_range(key) {
                 continue;
@@ -280,7 +280,14 @@ impl Keyspace {
 
     /// The changes at `from` and later, oldest first (`from` at or above `compacted`).
     pub fn changes_from(&self, from: Revision) -> impl Iterator<Item = &Change> {
-        self.history.iter().skip(self.first_change_after(from - 1))
+        self.history_from(self.first_change_after(from - 1))
+    }
+
+    /// The changes from `position` in the history on. Not `iter().skip(position)`: imbl's
+    /// iterator skips one element at a time, and a watch reading the newest change of a
+    /// history of 100,000 paid for all of them (0.3 ms per event).
+    fn history_from(&self, position: usize) -> impl DoubleEndedIterator<Item = &Change> {
+        self.history.focus().narrow(position..).into_iter()
     }
 
     /// The position of the first change with a revision above `revision`.
