@@ -35,9 +35,9 @@
 //! is not in the copy; a member restored from a snapshot rebuilds it.
 
 use crate::Response;
+use foldhash::HashMap;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
-use std::collections::HashMap;
 use std::sync::Arc;
 
 /// IDs remembered at most.

@@ -13,11 +13,11 @@
 use crate::Bytes;
 use crate::by_key::{ByKey, KeyProbe};
 use crate::entry::{Entry, EntryFields, Revision};
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use imbl::{OrdSet, Vector};
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::ser::{SerializeMap, SerializeStruct, Serializer};
 use serde::{Deserialize, Serialize};
-use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::ops::Bound;
 
@@ -362,7 +362,8 @@ impl Serialize for Keyspace {
                 let ks = self.0;
                 // A change's `kv` that is a current entry is the very one (shared since it
                 // was applied or restored): told by address, not by a lookup per change.
-                let current: HashSet<usize> = ks.iter().map(Entry::address).collect();
+                let mut current = HashSet::with_capacity(ks.len());
+                current.extend(ks.iter().map(Entry::address));
                 // What each key's changes so far made it.
                 let mut made: HashMap<&[u8], &Entry> = HashMap::new();
                 s.collect_seq(ks.history.iter().map(|c| {
