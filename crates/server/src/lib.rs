@@ -205,6 +205,10 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
 
     let v3 = v3::V3::new(app.clone());
     tokio::spawn(v3::lease::run_expiry(v3.clone()));
+    tokio::spawn(v3::watch::wakeups::dispatch(
+        app.clone(),
+        v3.watch_wakeups.clone(),
+    ));
     let client_service = grpc::mount(http::service(v3.clone()), &v3);
     let metrics_router = HttpService::new(http::metrics_router(v3.clone()));
     for bound in metrics_listeners {

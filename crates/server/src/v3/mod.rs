@@ -36,6 +36,8 @@ pub struct V3 {
     pub quota: Arc<quota::Quota>,
     /// The auth tokens this member is refreshing.
     pub refreshing: Arc<auth::Refreshing>,
+    /// The watch streams' ranges, to wake each for its own keys' changes.
+    pub watch_wakeups: Arc<watch::wakeups::Wakeups>,
 }
 
 impl V3 {
@@ -45,6 +47,7 @@ impl V3 {
             app,
             leases: Arc::new(lease::Deadlines::default()),
             refreshing: Arc::default(),
+            watch_wakeups: Arc::default(),
         }
     }
 

@@ -15,13 +15,14 @@
 //!    ([`Watches::advance`]), queueing its events;
 //! 2. send what is queued, as fast as the client reads (a bounded channel);
 //! 3. handle create, cancel and progress requests, which queue their replies;
-//! 4. wake when a request is applied ([`crate::v2::watch::WatchHub::applied`]), on a
-//!    periodic look (a snapshot installed from the leader applies no request), for
-//!    progress notices, or when the leader is lost ([`leader`]).
+//! 4. wake when a change to a watched key is applied ([`wakeups`]), on a periodic look (a
+//!    snapshot installed from the leader applies no request), for progress notices, or
+//!    when the leader is lost ([`leader`]).
 //!
 //! [`serve`] is the stream for gRPC and the JSON gateway alike.
 
 mod leader;
+pub mod wakeups;
 
 use super::{V3, auth};
 use futures::{Stream, StreamExt};
@@ -115,6 +116,7 @@ pub fn serve_as(
 ) -> impl Stream<Item = Result<WatchResponse, Status>> + Send + 'static {
     let (tx, mut rx) = mpsc::channel(SEND_BUFFER);
     let session = Session {
+        subscription: v3.watch_wakeups.subscribe(),
         v3,
         token,
         watches: Watches::default(),
@@ -126,6 +128,8 @@ pub fn serve_as(
 
 struct Session {
     v3: V3,
+    /// This stream's watched ranges, for the changes that should wake it.
+    subscription: wakeups::Subscription,
     /// The stream's auth token: each create is checked with it, as etcd does.
     token: auth::Token,
     watches: Watches,
@@ -144,7 +148,7 @@ impl Session {
     ) {
         let mut requests = std::pin::pin!(requests);
         let mut reading = true;
-        let mut applied = self.v3.app.hub.applied();
+        let wake = self.subscription.wake();
         let mut recheck = tokio::time::interval(RECHECK_INTERVAL);
         recheck.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut progress =
@@ -176,11 +180,7 @@ impl Session {
                         None => reading = false,
                     }
                 }
-                changed = applied.changed() => {
-                    if changed.is_err() {
-                        return; // the member is stopping
-                    }
-                }
+                _ = wake.notified() => {}
                 _ = recheck.tick() => {}
                 changed = async { leader.as_mut().expect("guarded").changed().await },
                     if leader.is_some() =>
@@ -236,12 +236,16 @@ impl Session {
                     return;
                 }
                 match self.watches.create(create, current) {
-                    Ok(id) => WatchResponse {
-                        header: revision_header(current),
-                        watch_id: id,
-                        created: true,
-                        ..Default::default()
-                    },
+                    Ok(id) => {
+                        let (from, to) = self.watches.range(id).expect("just created");
+                        self.subscription.watch(id, from, to);
+                        WatchResponse {
+                            header: revision_header(current),
+                            watch_id: id,
+                            created: true,
+                            ..Default::default()
+                        }
+                    }
                     Err(reason) => WatchResponse {
                         header: revision_header(current),
                         watch_id: -1,
@@ -257,6 +261,7 @@ impl Session {
                 if !self.watches.cancel(cancel.watch_id) {
                     return;
                 }
+                self.subscription.unwatch(cancel.watch_id);
                 WatchResponse {
                     header: revision_header(current),
                     watch_id: cancel.watch_id,
@@ -408,6 +413,12 @@ impl Watches {
     /// Removes a watch; false if there was none with that ID.
     pub fn cancel(&mut self, id: i64) -> bool {
         self.by_id.remove(&id).is_some()
+    }
+
+    /// The keys watch `id` watches: `[from, to)`, `to == None` for every key from `from`.
+    pub fn range(&self, id: i64) -> Option<(&[u8], Option<&[u8]>)> {
+        let w = self.by_id.get(&id)?;
+        Some((&w.from, w.to.as_deref()))
     }
 
     /// Whether the watch asked for large responses to be split.
