@@ -11,7 +11,9 @@ stdout while it runs):
 - a start below the compaction revision is canceled with `compact_revision` (etcdctl:
   "watch was canceled (...compacted)"); a start at it is accepted;
 - cancel and progress requests; a half-closed request stream keeps its watches;
-- a client that does not read slows no write and misses no event;
+- a client that does not read slows no write and misses no event; a quiet watch sees the
+  first change to its keys after seconds of other writes, and watches made while writes
+  flow miss none after their `created` revision;
 - `fragment` splits a response larger than --max-request-bytes;
 - with `hasleader`, losing the leader ends the stream (`Unavailable`, "no leader");
 - v2 writes are v3 events in musubi (a PUT, and a TTL expiry as a DELETE).
@@ -362,6 +364,70 @@ def test_a_client_that_does_not_read_slows_no_write_and_misses_nothing(conn):
         b"s/%03d/%d" % (i, j) for i in range(300) for j in range(10)]
     assert took < 60, took
     w.close()
+
+
+def test_a_quiet_watch_sees_the_first_change_to_its_keys_after_a_long_wait(conn):
+    """Streams are woken only for changes to their own keys; one that waits through
+    seconds of other writes (and musubi's periodic look, which passes over them unread)
+    still gets the first change to its key, exactly once."""
+    w = conn.watch()
+    w.create("quiet")
+    w.create("quiet-prefix/", "quiet-prefix0")
+    w.create("quiet-zz", "\0")  # every key from quiet-zz on
+    assert all(w.next().created for _ in range(3))
+    deadline = time.time() + 2.5
+    while time.time() < deadline:
+        conn.puts([("noise/%d" % i, "x") for i in range(5)])
+    assert w.nothing_for(0.3)
+    r1 = conn.put("quiet", "1").header.revision
+    r2 = conn.put("quiet-prefix/a", "2").header.revision
+    r3 = conn.put("quiet-zzz", "3").header.revision
+    got = sorted((r.watch_id, ev(e)[:4]) for r in [w.next(), w.next(), w.next()]
+                 for e in r.events)
+    assert got == [(0, (PUT, b"quiet", b"1", r1)), (1, (PUT, b"quiet-prefix/a", b"2", r2)),
+                   (2, (PUT, b"quiet-zzz", b"3", r3))]
+    assert w.nothing_for(0.5)
+    w.close()
+
+
+def test_watches_created_while_writes_flow_miss_nothing(conn):
+    """A watch made while other clients write gets every change to its key after the
+    revision its `created` reply names, in order, none twice: the moment a watch starts
+    is where a change could slip between reading the history and being woken for it."""
+    writes, stop = [], threading.Event()
+
+    def writer(i):
+        c = Conn(conn.server)
+        n = 0
+        while not stop.is_set():
+            r = c.put("flow/%d" % (n % 4), "%d-%d" % (i, n)).header.revision
+            writes.append((r, b"flow/%d" % (n % 4)))
+            n += 1
+        c.close()
+    threads = [threading.Thread(target=writer, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    watches = []
+    try:
+        for round_ in range(12):
+            w = conn.watch()
+            key = "flow/%d" % (round_ % 4)
+            w.create(key)
+            created = w.next()
+            assert created.created
+            watches.append((w, key.encode(), created.header.revision))
+            time.sleep(0.15)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert len(writes) > 100
+    for w, key, since in watches:
+        want = sorted(r for r, k in writes if k == key and r > since)
+        got = [e.kv.mod_revision for e in w.events(len(want), timeout=20)]
+        assert got == want, (key, since)
+        assert w.nothing_for(0.2)
+        w.close()
 
 
 @pytest.fixture

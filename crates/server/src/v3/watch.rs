@@ -25,7 +25,7 @@ mod leader;
 pub mod wakeups;
 
 use super::{V3, auth};
-use futures::{Stream, StreamExt};
+use futures::{FutureExt, Stream, StreamExt};
 use musubi_proto::etcdserverpb::{
     ResponseHeader, WatchCreateRequest, WatchRequest, WatchResponse,
     watch_create_request::FilterType, watch_request::RequestUnion, watch_server::Watch,
@@ -181,7 +181,14 @@ impl Session {
                     }
                 }
                 _ = wake.notified() => {}
-                _ = recheck.tick() => {}
+                _ = recheck.tick() => {
+                    // Not woken since: the changes the dispatcher has read concern no watch
+                    // here, and are skipped unread.
+                    if wake.notified().now_or_never().is_none() {
+                        let through = self.v3.watch_wakeups.dispatched_through();
+                        self.watches.skip_quiet(through);
+                    }
+                }
                 changed = async { leader.as_mut().expect("guarded").changed().await },
                     if leader.is_some() =>
                 {
@@ -239,6 +246,9 @@ impl Session {
                     Ok(id) => {
                         let (from, to) = self.watches.range(id).expect("just created");
                         self.subscription.watch(id, from, to);
+                        // Every change after this one finds the watch registered.
+                        let registered_at = self.v3.app.sm.read().revision();
+                        self.watches.woken_from(id, registered_at + 1);
                         WatchResponse {
                             header: revision_header(current),
                             watch_id: id,
@@ -324,6 +334,9 @@ struct WatchState {
     fragment: bool,
     /// Events were sent since the last progress tick.
     active: bool,
+    /// From this revision on, every change the watch wants wakes its stream; `MAX` until
+    /// the watch is registered for wake-ups.
+    woken_from: Revision,
     /// Canceled because the history it needed was compacted: it reads nothing more, but
     /// keeps its ID until the client cancels it, as in etcd.
     compacted: bool,
@@ -403,6 +416,7 @@ impl Watches {
                 no_delete: filter(FilterType::Nodelete),
                 progress_notify: req.progress_notify,
                 fragment: req.fragment,
+                woken_from: Revision::MAX,
                 active: false,
                 compacted: false,
             },
@@ -419,6 +433,23 @@ impl Watches {
     pub fn range(&self, id: i64) -> Option<(&[u8], Option<&[u8]>)> {
         let w = self.by_id.get(&id)?;
         Some((&w.from, w.to.as_deref()))
+    }
+
+    /// Every change from `revision` on that watch `id` wants will wake its stream.
+    pub fn woken_from(&mut self, id: i64, revision: Revision) {
+        if let Some(w) = self.by_id.get_mut(&id) {
+            w.woken_from = revision;
+        }
+    }
+
+    /// Moves every watch that has read up to where wake-ups cover it past `through`,
+    /// unread: its stream was not woken for any change up to there.
+    pub fn skip_quiet(&mut self, through: Revision) {
+        for w in self.by_id.values_mut() {
+            if !w.compacted && w.next >= w.woken_from && w.next <= through {
+                w.next = through + 1;
+            }
+        }
     }
 
     /// Whether the watch asked for large responses to be split.
@@ -693,6 +724,32 @@ mod tests {
         let (resps, _) = w.advance(&ks);
         assert_eq!(summary(&resps[0]), [(0, "a".into(), 7)]);
         assert_eq!(resps[0].header.as_ref().unwrap().revision, 7);
+    }
+
+    #[test]
+    fn only_changes_covered_by_wake_ups_are_skipped_unread() {
+        let ks = keyspace();
+        let mut w = Watches::default();
+        // Not registered for wake-ups yet: nothing is skipped.
+        let a = w.create(create("a", b"", 2), 1).unwrap();
+        w.skip_quiet(6);
+        assert_eq!(
+            summary(&w.advance(&ks).0[0]),
+            [(0, "a".into(), 2), (0, "a".into(), 4)]
+        );
+        // Catching up from revision 2, wake-ups from 5: revisions 2-4 are read, not skipped.
+        let b = w.create(create("a", b"", 2), 1).unwrap();
+        w.woken_from(b, 5);
+        w.skip_quiet(6);
+        let (resps, _) = w.advance(&ks);
+        assert_eq!((resps[0].watch_id, summary(&resps[0]).len()), (b, 2));
+        // Read up to where wake-ups cover it: quiet revisions are passed over.
+        w.woken_from(a, 5);
+        let mut later = ks.clone();
+        later.put(entry("a", "3", 2, 7, 3), 7);
+        later.advance_to(7);
+        w.skip_quiet(7);
+        assert_eq!(w.advance(&later), (vec![], false));
     }
 
     #[test]

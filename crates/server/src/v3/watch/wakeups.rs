@@ -8,9 +8,11 @@
 //! change once and wakes the streams with a watch whose range holds the change's key.
 //!
 //! A wake-up may be spare (the change is filtered out, or the watch was canceled since),
-//! never missing: a stream registers a watch before it first reads the history for it, and
-//! the dispatcher looks a change up only after it is applied, so a change is either read
-//! by the stream's next read or finds the watch registered.
+//! never missing: a stream registers a watch before it reads the revision it watches from,
+//! and the dispatcher looks a change up only after it is applied, so a later change finds
+//! the watch registered. The dispatcher then publishes how far it has read
+//! ([`Wakeups::dispatched_through`]): a stream not woken since has nothing up to there, and
+//! its watches skip those changes unread ([`super::Watches::skip_quiet`]).
 
 use crate::app::App;
 use foldhash::{HashMap, HashSet, HashSetExt};
@@ -18,6 +20,7 @@ use musubi_store::Revision;
 use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use tokio::sync::Notify;
 
 /// A watch stream, as the index knows it.
@@ -27,6 +30,8 @@ pub type StreamId = u64;
 #[derive(Default)]
 pub struct Wakeups {
     inner: Mutex<Streams>,
+    /// Every change up to this revision has been read and its streams woken.
+    dispatched_through: AtomicI64,
 }
 
 #[derive(Default)]
@@ -77,6 +82,11 @@ impl Wakeups {
 
     fn is_empty(&self) -> bool {
         self.inner.lock().index.is_empty()
+    }
+
+    /// The revision through which every change has woken the streams it concerns.
+    pub fn dispatched_through(&self) -> Revision {
+        self.dispatched_through.load(Ordering::Acquire)
     }
 }
 
@@ -133,6 +143,10 @@ pub async fn dispatch(app: Arc<App>, wakeups: Arc<Wakeups>) {
         // Without a watch, nothing to wake: a stream registers before it reads, so one that
         // registers now reads these changes itself.
         next = next.max(current + 1);
+        // After the wake-ups: a stream that sees this and no wake-up has nothing here.
+        wakeups
+            .dispatched_through
+            .fetch_max(current, Ordering::Release);
     }
 }
 
