@@ -8,9 +8,10 @@
 //! change once and wakes the streams with a watch whose range holds the change's key.
 //!
 //! A wake-up may be spare (the change is filtered out, or the watch was canceled since),
-//! never missing: a stream registers a watch before it reads the revision it watches from,
-//! and the dispatcher looks a change up only after it is applied, so a later change finds
-//! the watch registered. The dispatcher then publishes how far it has read
+//! never missing: the dispatcher looks a change up only after it is applied, so every
+//! change after the revision a stream reads once a watch is registered finds the watch;
+//! the stream reads the ones before from the history. The dispatcher then publishes how
+//! far it has read
 //! ([`Wakeups::dispatched_through`]): a stream not woken since has nothing up to there, and
 //! its watches skip those changes unread ([`super::Watches::skip_quiet`]).
 
