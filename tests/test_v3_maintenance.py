@@ -7,7 +7,6 @@ etcd 3.4.23's, and musubi must give the same ones for the same writes."""
 
 import json
 import os
-import threading
 import time
 
 import etcd3
@@ -16,7 +15,7 @@ import pytest
 
 import harness
 from harness import wait_for
-from v3util import Ctl3, Gateway, b64
+from v3util import Ctl3, Gateway, b64, running
 
 NOSPACE = "etcdserver: mvcc: database space exceeded"
 
@@ -86,10 +85,9 @@ def test_hashkv_is_equal_on_every_member_after_a_kill_9_under_load(fleet):
     # Frequent snapshots, so each member holds a different one and a different log: the
     # hashes must not depend on either (the restarted member may even be sent the leader's).
     members = fleet.cluster(3, extra_args=["--snapshot-count", "100"])
-    stop = threading.Event()
     written = []
 
-    def load(server):
+    def load(stop, server):
         gw = Gateway(server)
         i = 0
         while not stop.is_set():
@@ -102,10 +100,7 @@ def test_hashkv_is_equal_on_every_member_after_a_kill_9_under_load(fleet):
             i += 1
         gw.close()
 
-    writers = [threading.Thread(target=load, args=(m,)) for m in members[:2]]
-    for w in writers:
-        w.start()
-    try:
+    with running(load, [(m,) for m in members[:2]]):
         time.sleep(1.5)
         victim = members[2]
         victim.kill()
@@ -114,10 +109,6 @@ def test_hashkv_is_equal_on_every_member_after_a_kill_9_under_load(fleet):
         # the catch-up is waited for below.
         victim.start(settle=False)
         time.sleep(1.5)
-    finally:
-        stop.set()
-        for w in writers:
-            w.join()
     assert len(written) > 50
     ctl = Ctl(*members)
     rev = wait_for("the restarted member to catch up", lambda: same_revision(ctl))

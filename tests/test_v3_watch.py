@@ -30,7 +30,7 @@ import grpc
 import pytest
 
 import harness
-from v3util import Ctl3
+from v3util import Ctl3, running
 
 etcd3 = pytest.importorskip("etcd3")
 from etcd3 import etcdrpc  # noqa: E402
@@ -394,9 +394,9 @@ def test_watches_created_while_writes_flow_miss_nothing(conn):
     """A watch made while other clients write gets every change to its key after the
     revision its `created` reply names, in order, none twice: the moment a watch starts
     is where a change could slip between reading the history and being woken for it."""
-    writes, stop = [], threading.Event()
+    writes = []
 
-    def writer(i):
+    def writer(stop, i):
         c = Conn(conn.server)
         n = 0
         while not stop.is_set():
@@ -404,11 +404,8 @@ def test_watches_created_while_writes_flow_miss_nothing(conn):
             writes.append((r, b"flow/%d" % (n % 4)))
             n += 1
         c.close()
-    threads = [threading.Thread(target=writer, args=(i,)) for i in range(3)]
-    for t in threads:
-        t.start()
     watches = []
-    try:
+    with running(writer, [(i,) for i in range(3)]):
         for round_ in range(12):
             w = conn.watch()
             key = "flow/%d" % (round_ % 4)
@@ -417,10 +414,6 @@ def test_watches_created_while_writes_flow_miss_nothing(conn):
             assert created.created
             watches.append((w, key.encode(), created.header.revision))
             time.sleep(0.15)
-    finally:
-        stop.set()
-        for t in threads:
-            t.join()
     assert len(writes) > 100
     for w, key, since in watches:
         want = sorted(r for r, k in writes if k == key and r > since)

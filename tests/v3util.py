@@ -3,10 +3,12 @@ mode, and masking of the parts of a reply that differ between two servers (clust
 member IDs, the raft term, server-chosen lease IDs)."""
 
 import base64
+import contextlib
 import json
 import os
 import socket
 import subprocess
+import threading
 import time
 
 import requests
@@ -65,6 +67,22 @@ class Gateway:
 
     def close(self):
         self.http.close()
+
+
+@contextlib.contextmanager
+def running(work, args_list):
+    """Runs `work(stop, *args)` in a thread for each args of `args_list` while the block
+    runs; then sets `stop` and waits for every thread."""
+    stop = threading.Event()
+    threads = [threading.Thread(target=work, args=(stop,) + tuple(args)) for args in args_list]
+    for t in threads:
+        t.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
 
 
 def mask_headers(obj):
