@@ -390,6 +390,31 @@ def test_a_quiet_watch_sees_the_first_change_to_its_keys_after_a_long_wait(conn)
     w.close()
 
 
+def test_a_stream_with_many_watches_misses_nothing_across_seconds_of_writes(conn):
+    """Each write makes one response per watch, and the client reads nothing until the
+    writes are done: the stream's queue is full, and it reads the history only when it has
+    room. musubi's once-a-second look must not take the changes it was woken for and has
+    not read yet for quiet ones."""
+    w = conn.watch()
+    start = conn.rev() + 1
+    for _ in range(150):
+        w.create("many/", "many0", start_revision=start)
+    # Not read until every write is done: the responses back up into the stream's queue.
+    revs = []
+    for i in range(100):
+        revs.append(conn.put("many/%d" % (i % 7), "v").header.revision)
+        time.sleep(0.03)
+    created, got = 0, {}
+    while created < 150 or sum(got.values()) < 150 * 100:
+        r = w.next(timeout=30)
+        created += r.created
+        for e in r.events:
+            got[e.kv.mod_revision] = got.get(e.kv.mod_revision, 0) + 1
+    assert got == {r: 150 for r in revs}
+    assert w.nothing_for(0.3)
+    w.close()
+
+
 def test_watches_created_while_writes_flow_miss_nothing(conn):
     """A watch made while other clients write gets every change to its key after the
     revision its `created` reply names, in order, none twice: the moment a watch starts

@@ -155,11 +155,14 @@ impl Session {
             tokio::time::interval_at(Instant::now() + PROGRESS_INTERVAL, PROGRESS_INTERVAL);
         progress.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut leader = require_leader.then(|| leader::subscribe(&self.v3.app));
+        // Woken, and the history not read since (it is read only once the queue is empty).
+        let mut unread_wake = false;
         loop {
             // Events are read only once everything queued before them has gone, so a
             // `created` reply always precedes its watch's events.
             let mut behind = false;
             if self.queued.is_empty() {
+                unread_wake = false;
                 behind = self.advance();
             }
             tokio::select! {
@@ -180,11 +183,12 @@ impl Session {
                         None => reading = false,
                     }
                 }
-                _ = wake.notified() => {}
+                _ = wake.notified() => unread_wake = true,
                 _ = recheck.tick() => {
-                    // Not woken since: the changes the dispatcher has read concern no watch
-                    // here, and are skipped unread.
-                    if wake.notified().now_or_never().is_none() {
+                    // Not woken since the last read: the changes the dispatcher has read
+                    // concern no watch here, and are skipped unread.
+                    unread_wake |= wake.notified().now_or_never().is_some();
+                    if !unread_wake {
                         let through = self.v3.watch_wakeups.dispatched_through();
                         self.watches.skip_quiet(through);
                     }
