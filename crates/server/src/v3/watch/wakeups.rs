@@ -3,17 +3,17 @@
 //! A stream reads its events from the keyspace's history itself (see the parent module);
 //! what it needs from outside is a wake-up when there may be something to read. Every
 //! applied write used to wake every stream, and each then read the new changes to find
-//! none of its own: with 1,000 idle streams a put cost a member 78 µs of CPU instead of 27,
-//! and its throughput fell below etcd's. Now one task ([`dispatch`]) reads each applied
+//! none of its own: with 1,000 idle streams a put cost a member 76-113 µs of CPU instead of
+//! 27-35, and its throughput fell to etcd's. Now one task ([`dispatch`]) reads each applied
 //! change once and wakes the streams with a watch whose range holds the change's key.
 //!
 //! A wake-up may be spare (the change is filtered out, or the watch was canceled since),
 //! never missing: the dispatcher looks a change up only after it is applied, so every
 //! change after the revision a stream reads once a watch is registered finds the watch;
 //! the stream reads the ones before from the history. The dispatcher then publishes how
-//! far it has read
-//! ([`Wakeups::dispatched_through`]): a stream not woken since has nothing up to there, and
-//! its watches skip those changes unread ([`super::Watches::skip_quiet`]).
+//! far it has read ([`Wakeups::dispatched_through`]): a stream with no wake-up pending or
+//! unread has nothing up to there, and its watches skip those changes unread
+//! ([`super::Watches::skip_quiet`]).
 
 use crate::app::App;
 use foldhash::{HashMap, HashSet, HashSetExt};
