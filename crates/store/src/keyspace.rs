@@ -13,6 +13,7 @@
 use crate::Bytes;
 use crate::by_key::{ByKey, KeyProbe};
 use crate::entry::{Entry, EntryFields, Revision};
+use crate::v3::in_bounds;
 use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use imbl::{OrdSet, Vector};
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
@@ -251,7 +252,6 @@ impl Keyspace {
     /// The v3 keys in `[from, to)` as they were at `revision` (checked readable): the
     /// current ones, with every later change undone, newest first.
     pub fn keys_at(&self, from: &[u8], to: Option<&[u8]>, revision: Revision) -> Vec<Entry> {
-        let in_range = |k: &[u8]| k >= from && to.is_none_or(|to| k < to);
         let current = self.range(from, to).filter(|e| e.is_key());
         if self.is_current(revision) {
             return current.cloned().collect();
@@ -261,7 +261,7 @@ impl Keyspace {
         let later = self.first_change_after(revision);
         for change in self.history_from(later).rev() {
             let key = change.key();
-            if !in_range(key) {
+            if !in_bounds(key, from, to) {
                 continue;
             }
             match &change.prev {

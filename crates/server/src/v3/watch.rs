@@ -31,7 +31,7 @@ use musubi_proto::etcdserverpb::{
     watch_create_request::FilterType, watch_request::RequestUnion, watch_server::Watch,
 };
 use musubi_proto::mvccpb::{Event, KeyValue, event::EventType};
-use musubi_store::v3::{key_bounds, key_value};
+use musubi_store::v3::{in_bounds, key_bounds, key_value};
 use musubi_store::{Change, Keyspace, Revision};
 use prost::Message;
 use std::collections::{BTreeMap, VecDeque};
@@ -349,7 +349,7 @@ struct WatchState {
 impl WatchState {
     fn wants(&self, change: &Change) -> bool {
         let key = change.key();
-        let in_range = key >= self.from.as_slice() && self.to.as_deref().is_none_or(|to| key < to);
+        let in_range = in_bounds(key, &self.from, self.to.as_deref());
         let filtered = match change.kv {
             Some(_) => self.no_put,
             None => self.no_delete,

@@ -10,7 +10,7 @@ mod txn;
 pub use error::V3Error;
 pub use kv::check_put_request;
 pub use lease::{Lease, Leases};
-pub use range::{key_bounds, key_value, prefix_end};
+pub use range::{in_bounds, key_bounds, key_value, prefix_end};
 
 use musubi_proto::etcdserverpb as pb;
 use serde::{Deserialize, Serialize};

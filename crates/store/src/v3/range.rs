@@ -23,6 +23,12 @@ pub fn key_bounds(key: &[u8], range_end: &[u8]) -> Option<(Vec<u8>, Option<Vec<u
     }
 }
 
+/// Whether `key` is in `[from, to)` as [`key_bounds`] makes them (`to == None`: every key
+/// from `from` on).
+pub fn in_bounds(key: &[u8], from: &[u8], to: Option<&[u8]>) -> bool {
+    key >= from && to.is_none_or(|to| key < to)
+}
+
 // Clients build prefix ranges with the same function, so both ends agree.
 pub use musubi_proto::prefix_end;
 

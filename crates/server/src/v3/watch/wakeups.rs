@@ -18,6 +18,7 @@
 use crate::app::App;
 use foldhash::{HashMap, HashSet, HashSetExt};
 use musubi_store::Revision;
+use musubi_store::v3::in_bounds;
 use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -175,7 +176,7 @@ struct Watched {
 
 impl Watched {
     fn holds(&self, key: &[u8]) -> bool {
-        key >= self.from.as_slice() && self.to.as_deref().is_none_or(|to| key < to)
+        in_bounds(key, &self.from, self.to.as_deref())
     }
 }
 
